@@ -1,0 +1,119 @@
+//! `App`: builds everything from the configuration, then serves until shutdown.
+
+use std::net::SocketAddr;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::JwtAuth;
+use crate::bus::EventBus;
+use crate::config::ServeConfig;
+use crate::db::Store;
+use crate::demo;
+use crate::graphql::build_schema;
+use crate::http::{self, HttpState};
+use crate::secrets;
+use crate::state::AppState;
+
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: watch::Sender<bool>,
+}
+
+impl App {
+    /// Connects, migrates (and seeds the demo on an empty database), and binds.
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database).await?;
+        let seed = config.seed_demo();
+        let demo_users = store
+            .migrate_then(|store| async move {
+                if seed { demo::seed_if_empty(&store).await } else { Ok(None) }
+            })
+            .await?;
+        let secret = secrets::jwt_secret(&store, &config.database, &config.auth).await?;
+        let auth = JwtAuth::new(&config.auth, secret.as_deref())?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let bus = match &config.redis_url {
+            Some(url) => EventBus::redis(url, shutdown_rx.clone()).await?,
+            None => EventBus::in_process(),
+        };
+        let state = AppState::new(store, bus, auth, config.limits.clone());
+        let schema = build_schema(Some(state.clone()), Some(&config.limits), config.playground);
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("PARLEY_BIND: cannot listen on {}: {e}", config.bind))?;
+        let addr = listener.local_addr()?;
+        if let Some(users) = demo_users {
+            demo::print_welcome(&state, addr, &users)?;
+        }
+        let http_state = HttpState {
+            app: state.clone(),
+            schema,
+            metrics: metrics_recorder(),
+            playground: config.playground,
+            shutdown: shutdown_rx,
+        };
+        let router = http::router(http_state, &config.cors_origins);
+        spawn_housekeeping(state, shutdown.subscribe());
+        Ok(Self { listener, router, shutdown })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `signal` resolves; then stops accepting, closes WebSockets with 1001 and
+    /// lets in-flight requests finish.
+    pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let shutdown = self.shutdown;
+        let stop = async move {
+            signal.await;
+            tracing::info!("shutting down");
+            let _ = shutdown.send(true);
+        };
+        axum::serve(self.listener, self.router).with_graceful_shutdown(stop).await?;
+        Ok(())
+    }
+}
+
+/// The process-wide Prometheus recorder; `None` if one is installed already.
+fn metrics_recorder() -> Option<PrometheusHandle> {
+    PrometheusBuilder::new().install_recorder().ok()
+}
+
+/// Periodic upkeep: forget idle rate-limit buckets.
+fn spawn_housekeeping(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => state.forget_idle_limits(),
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

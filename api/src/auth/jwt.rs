@@ -1,0 +1,114 @@
+//! JWT verification and minting with pinned algorithms, required `exp`, checked `nbf`, and a
+//! small leeway (jsonwebtoken's default of 60 s is too generous).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::AuthConfig;
+use crate::error::{ApiError, ApiResult};
+
+const LEEWAY_SECS: u64 = 5;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub org: Uuid,
+    pub role: String,
+    pub exp: u64,
+    #[serde(default)]
+    pub iat: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+pub struct JwtAuth {
+    decoding: DecodingKey,
+    /// Present only with an HS256 secret: a public key cannot mint.
+    encoding: Option<EncodingKey>,
+    validation: Validation,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl JwtAuth {
+    /// Builds the verifier from configuration; `secret` is the configured or stored HS256
+    /// secret, used when no public key is configured.
+    pub fn new(config: &AuthConfig, secret: Option<&str>) -> anyhow::Result<Self> {
+        let (decoding, encoding, algorithm) = match (&config.jwt_public_key, secret) {
+            (Some(pem), _) => {
+                let (key, alg) = public_key(pem.as_bytes())?;
+                (key, None, alg)
+            }
+            (None, Some(secret)) if !secret.is_empty() => (
+                DecodingKey::from_secret(secret.as_bytes()),
+                Some(EncodingKey::from_secret(secret.as_bytes())),
+                Algorithm::HS256,
+            ),
+            _ => anyhow::bail!("PARLEY_JWT_SECRET: set a secret or PARLEY_JWT_PUBLIC_KEY"),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.algorithms = vec![algorithm];
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &config.jwt_audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(iss) = &config.jwt_issuer {
+            validation.set_issuer(&[iss]);
+        }
+        Ok(Self {
+            decoding,
+            encoding,
+            validation,
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+        })
+    }
+
+    pub fn verify(&self, token: &str) -> ApiResult<Claims> {
+        decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|err| ApiError::unauthenticated(format!("invalid token: {err}")))
+    }
+
+    /// Mints a token for development and tests.
+    pub fn mint(&self, user: Uuid, org: Uuid, role: &str, ttl_secs: u64) -> anyhow::Result<String> {
+        let Some(key) = &self.encoding else {
+            anyhow::bail!("PARLEY_JWT_PUBLIC_KEY is set: tokens are minted by your identity provider");
+        };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        let claims = Claims {
+            sub: user,
+            org,
+            role: role.to_owned(),
+            exp: now + ttl_secs,
+            iat: now,
+            nbf: None,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        Ok(encode(&Header::new(Algorithm::HS256), &claims, key)?)
+    }
+}
+
+fn public_key(pem: &[u8]) -> anyhow::Result<(DecodingKey, Algorithm)> {
+    if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+        return Ok((key, Algorithm::RS256));
+    }
+    if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+        return Ok((key, Algorithm::ES256));
+    }
+    if let Ok(key) = DecodingKey::from_ed_pem(pem) {
+        return Ok((key, Algorithm::EdDSA));
+    }
+    anyhow::bail!("PARLEY_JWT_PUBLIC_KEY: not an RSA, EC (P-256) or Ed25519 public key in PEM")
+}

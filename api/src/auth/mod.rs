@@ -1,0 +1,54 @@
+//! Authentication: the only module that parses tokens. It turns a bearer token into a
+//! `Viewer` (the caller, loaded from the database) and mints development tokens.
+//!
+//! Architecture invariant: a `Viewer` always belongs to the organisation named in the token,
+//! and every service scopes its queries by `viewer.org_id`.
+
+mod jwt;
+
+pub use jwt::{Claims, JwtAuth};
+
+use sea_orm::EntityTrait;
+use uuid::Uuid;
+
+use crate::db::Store;
+use crate::error::{ApiError, ApiResult};
+use entity::enums::UserRole;
+use entity::users;
+
+/// The authenticated caller of a request or WebSocket connection.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub role: UserRole,
+}
+
+impl Viewer {
+    pub fn is_admin(&self) -> bool {
+        self.role.is_admin()
+    }
+}
+
+/// Reads `Bearer <token>` (the scheme is case-insensitive; a bare token is accepted too).
+pub fn bearer_token(header_value: &str) -> &str {
+    let value = header_value.trim();
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => value,
+    }
+}
+
+impl JwtAuth {
+    /// Verifies a token and loads its user, who must exist, be active, and belong to the
+    /// token's organisation.
+    pub async fn authenticate(&self, store: &Store, token: &str) -> ApiResult<Viewer> {
+        let claims = self.verify(token)?;
+        let user = users::Entity::find_by_id(claims.sub)
+            .one(&store.db)
+            .await?
+            .filter(|u| u.org_id == claims.org && u.deactivated_at.is_none())
+            .ok_or_else(|| ApiError::unauthenticated("unknown user or organisation"))?;
+        Ok(Viewer { id: user.id, org_id: user.org_id, role: user.role })
+    }
+}

@@ -1,0 +1,129 @@
+//! Local fan-out: one `broadcast` channel per topic, created on the first local subscriber
+//! and removed after the last one leaves; with Redis, the hub also asks the subscriber task
+//! to SUBSCRIBE and UNSUBSCRIBE at those moments.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::event::{Envelope, Topic};
+
+/// Per-topic buffer. A subscriber that falls further behind sees `Lagged` and resyncs from
+/// the database instead of slowing the publisher.
+const TOPIC_CAPACITY: usize = 512;
+
+/// What a subscriber receives.
+#[derive(Debug, Clone)]
+pub enum BusItem {
+    Event(Arc<Envelope>),
+    /// Events may have been missed (bus reconnect or local lag): reread from the database.
+    Resync,
+}
+
+/// Asks the Redis subscriber task to follow or drop a channel; `ack` fires once subscribed.
+pub enum Command {
+    Subscribe { topic: Topic, ack: oneshot::Sender<()> },
+    Unsubscribe { topic: Topic },
+}
+
+struct Slot {
+    sender: broadcast::Sender<BusItem>,
+    subscribers: usize,
+}
+
+pub struct Hub {
+    instance_id: Uuid,
+    topics: Mutex<HashMap<Topic, Slot>>,
+    /// Present with the Redis transport.
+    remote: Option<mpsc::UnboundedSender<Command>>,
+}
+
+impl Hub {
+    pub fn new(instance_id: Uuid, remote: Option<mpsc::UnboundedSender<Command>>) -> Self {
+        Self { instance_id, topics: Mutex::new(HashMap::new()), remote }
+    }
+
+    pub fn instance_id(&self) -> Uuid {
+        self.instance_id
+    }
+
+    fn topics(&self) -> MutexGuard<'_, HashMap<Topic, Slot>> {
+        // A poisoned map only means a panic elsewhere mid-update of plain counters.
+        self.topics.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn deliver(&self, topic: &Topic, envelope: Arc<Envelope>) {
+        if let Some(slot) = self.topics().get(topic) {
+            // No receivers is fine: the last one may have just left.
+            let _ = slot.sender.send(BusItem::Event(envelope));
+        }
+    }
+
+    /// Tells every local subscriber that events may have been missed.
+    pub fn resync_all(&self) {
+        for slot in self.topics().values() {
+            let _ = slot.sender.send(BusItem::Resync);
+        }
+    }
+
+    pub fn active_topics(&self) -> Vec<Topic> {
+        self.topics().keys().copied().collect()
+    }
+
+    pub async fn subscribe(self: &Arc<Self>, topic: Topic) -> TopicSubscription {
+        let (receiver, first) = {
+            let mut topics = self.topics();
+            let slot = topics.entry(topic).or_insert_with(|| Slot {
+                sender: broadcast::channel(TOPIC_CAPACITY).0,
+                subscribers: 0,
+            });
+            slot.subscribers += 1;
+            (slot.sender.subscribe(), slot.subscribers == 1)
+        };
+        if first {
+            metrics::gauge!("parley_bus_topics").increment(1.0);
+            if let Some(remote) = &self.remote {
+                let (ack, acked) = oneshot::channel();
+                if remote.send(Command::Subscribe { topic, ack }).is_ok() {
+                    // The task answers once Redis confirmed, or at once while disconnected
+                    // (it resubscribes and resyncs everyone on reconnect).
+                    let _ = acked.await;
+                }
+            }
+        }
+        TopicSubscription { receiver, guard: TopicGuard { topic, hub: self.clone() } }
+    }
+
+    fn release(&self, topic: Topic) {
+        let mut topics = self.topics();
+        let Some(slot) = topics.get_mut(&topic) else { return };
+        slot.subscribers -= 1;
+        if slot.subscribers == 0 {
+            topics.remove(&topic);
+            metrics::gauge!("parley_bus_topics").decrement(1.0);
+            if let Some(remote) = &self.remote {
+                let _ = remote.send(Command::Unsubscribe { topic });
+            }
+        }
+    }
+}
+
+/// A local subscription to one topic.
+pub struct TopicSubscription {
+    pub receiver: broadcast::Receiver<BusItem>,
+    /// Keeps the topic followed; dropping it releases the topic.
+    pub guard: TopicGuard,
+}
+
+pub struct TopicGuard {
+    topic: Topic,
+    hub: Arc<Hub>,
+}
+
+impl Drop for TopicGuard {
+    fn drop(&mut self) {
+        self.hub.release(self.topic);
+    }
+}

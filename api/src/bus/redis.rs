@@ -1,0 +1,167 @@
+//! The Redis pub/sub transport: one publishing connection (a `ConnectionManager`, which
+//! reconnects by itself) and one subscriber connection per instance, owned by a task that
+//! follows the topics the hub asks for.
+//!
+//! Redis pub/sub is at-most-once: whatever is published while the subscriber connection is
+//! down is lost. So after every reconnect the task resubscribes all live topics and tells
+//! every local subscriber to `Resync` from the database.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use tokio::sync::{mpsc, watch};
+
+use super::event::{ENVELOPE_VERSION, Envelope, Topic};
+use super::hub::{Command, Hub};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct RedisTransport {
+    client: redis::Client,
+    publisher: ConnectionManager,
+}
+
+/// The receiving end of the hub's commands, handed to the subscriber task.
+pub struct Commands {
+    sender: mpsc::UnboundedSender<Command>,
+    receiver: mpsc::UnboundedReceiver<Command>,
+}
+
+impl Commands {
+    pub fn sender(&self) -> mpsc::UnboundedSender<Command> {
+        self.sender.clone()
+    }
+}
+
+impl RedisTransport {
+    pub async fn connect(url: &str) -> anyhow::Result<(Self, Commands)> {
+        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+        let publisher = ConnectionManager::new(client.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("REDIS_URL: cannot connect: {e}"))?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Ok((Self { client, publisher }, Commands { sender, receiver }))
+    }
+
+    pub fn client(&self) -> redis::Client {
+        self.client.clone()
+    }
+
+    pub async fn publish(&self, topic: &Topic, envelope: &Envelope) {
+        let payload = match serde_json::to_vec(envelope) {
+            Ok(payload) => payload,
+            Err(err) => return tracing::error!(%err, "cannot encode bus event"),
+        };
+        let mut conn = self.publisher.clone();
+        let result: redis::RedisResult<i64> = conn.publish(topic.channel_name(), payload).await;
+        if let Err(err) = result {
+            metrics::counter!("parley_bus_publish_errors_total").increment(1);
+            tracing::warn!(%err, "bus publish failed; subscribers recover by seq");
+        }
+    }
+
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.publisher.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+    }
+}
+
+pub fn spawn_subscriber(
+    client: redis::Client,
+    hub: Arc<Hub>,
+    commands: Commands,
+    shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(subscriber_loop(client, hub, commands.receiver, shutdown));
+}
+
+/// Connect, follow topics, and on loss reconnect with exponential backoff.
+async fn subscriber_loop(
+    client: redis::Client,
+    hub: Arc<Hub>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    let mut connected_before = false;
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(pubsub) => {
+                backoff = Duration::from_millis(50);
+                let (mut sink, mut stream) = pubsub.split();
+                let mut followed = HashSet::new();
+                let mut ok = true;
+                for topic in hub.active_topics() {
+                    ok &= sink.subscribe(topic.channel_name()).await.is_ok();
+                    followed.insert(topic);
+                }
+                if connected_before {
+                    metrics::counter!("parley_bus_reconnects_total").increment(1);
+                    tracing::info!("bus reconnected; subscribers resync from the database");
+                    hub.resync_all();
+                }
+                connected_before = true;
+                while ok {
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        message = stream.next() => match message {
+                            Some(message) => dispatch(&hub, &message),
+                            None => break,
+                        },
+                        command = commands.recv() => match command {
+                            None => return,
+                            Some(Command::Subscribe { topic, ack }) => {
+                                ok = followed.contains(&topic)
+                                    || sink.subscribe(topic.channel_name()).await.is_ok();
+                                followed.insert(topic);
+                                let _ = ack.send(());
+                            }
+                            Some(Command::Unsubscribe { topic }) => {
+                                // The topic may have been taken again since; keep it then.
+                                if !hub.active_topics().contains(&topic) {
+                                    followed.remove(&topic);
+                                    ok = sink.unsubscribe(topic.channel_name()).await.is_ok();
+                                }
+                            }
+                        },
+                    }
+                }
+                tracing::warn!("bus subscriber connection lost");
+            }
+            Err(err) => tracing::warn!(%err, "bus subscriber cannot connect"),
+        }
+        // While disconnected, answer subscribers at once: they are resynced on reconnect.
+        let deadline = tokio::time::sleep(backoff);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = &mut deadline => break,
+                command = commands.recv() => match command {
+                    None => return,
+                    Some(Command::Subscribe { ack, .. }) => { let _ = ack.send(()); }
+                    Some(Command::Unsubscribe { .. }) => {}
+                },
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+fn dispatch(hub: &Hub, message: &redis::Msg) {
+    let Some(topic) = Topic::from_channel_name(message.get_channel_name()) else { return };
+    let envelope: Envelope = match serde_json::from_slice(message.get_payload_bytes()) {
+        Ok(envelope) => envelope,
+        Err(err) => return tracing::warn!(%err, "undecodable bus event dropped"),
+    };
+    metrics::counter!("parley_bus_received_total").increment(1);
+    // Our own events were delivered locally at publish time.
+    if envelope.v == ENVELOPE_VERSION && envelope.origin != hub.instance_id() {
+        hub.deliver(&topic, Arc::new(envelope));
+    }
+}

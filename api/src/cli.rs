@@ -1,0 +1,102 @@
+//! The commands of the `parley` binary. Each prints its result on the last line of stdout so
+//! scripts can take it with `tail -n1`.
+
+use clap::Parser;
+
+use crate::app::{App, shutdown_signal};
+use crate::auth::JwtAuth;
+use crate::config::{Cli, Command, DatabaseConfig, OrgCommand, ServeConfig, TokenArgs, UserCommand};
+use crate::db::Store;
+use crate::users::service::{self as users, NewUser};
+use crate::{graphql, secrets, telemetry};
+use entity::enums::UserKind;
+
+/// Parses the command line (a bad setting stops here with one line naming it) and runs.
+pub async fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version.
+            let _ = err.print();
+            return std::process::ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            let rendered = err.to_string();
+            eprintln!("{}", rendered.lines().next().unwrap_or("invalid arguments"));
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(config)) => serve(config).await,
+        Some(Command::Schema) => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Some(Command::Migrate(database)) => {
+            connect(&database).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Some(Command::Token(args)) => token(args).await,
+        Some(Command::Org(OrgCommand::Create { database, slug, name })) => {
+            let store = connect(&database).await?;
+            let name = name.unwrap_or_else(|| slug.clone());
+            let org = users::create_org(&store, &slug, &name).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            println!("{}", org.id);
+            Ok(())
+        }
+        Some(Command::User(UserCommand::Create { database, org, handle, display_name, role })) => {
+            let store = connect(&database).await?;
+            let org = users::find_org_by_slug(&store, &org).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let new = NewUser { handle, display_name, role, kind: UserKind::Human };
+            let user = users::create(&store, org.id, new).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            println!("{}", user.id);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    telemetry::init(config.log_format == "json");
+    let app = App::build(config).await?;
+    let addr = app.local_addr()?;
+    tracing::info!(%addr, "listening");
+    // Scripts and tests wait for this line.
+    println!("listening on http://{addr}");
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+/// Connects and applies pending migrations.
+async fn connect(database: &DatabaseConfig) -> anyhow::Result<Store> {
+    let store = Store::connect(database).await?;
+    store.migrate_then(|_| async { Ok(()) }).await?;
+    Ok(store)
+}
+
+async fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let store = connect(&args.database).await?;
+    let secret = secrets::jwt_secret(&store, &args.database, &args.auth).await?;
+    let auth = JwtAuth::new(&args.auth, secret.as_deref())?;
+    let org = match &args.org {
+        Some(slug) => users::find_org_by_slug(&store, slug).await,
+        None => users::find_org_by_slug(&store, "demo").await,
+    }
+    .map_err(|_| anyhow::anyhow!("--org: no such organisation"))?;
+    let user = users::find_by_handle(&store, org.id, &args.user)
+        .await
+        .map_err(|_| anyhow::anyhow!("--user: no user `{}` in `{}`", args.user, org.slug))?;
+    let role = sea_orm::ActiveEnum::to_value(&user.role);
+    println!("{}", auth.mint(user.id, org.id, &role, args.ttl)?);
+    Ok(())
+}

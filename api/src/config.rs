@@ -1,0 +1,220 @@
+//! The command line and the configuration: the one place that reads the environment.
+//!
+//! Every setting is a flag with a `PARLEY_*` environment variable (`DATABASE_URL` and
+//! `REDIS_URL` keep their conventional names). Parsing happens once, in `main`; a bad value
+//! stops start-up with one line naming the setting.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use entity::enums::UserRole;
+
+#[derive(Debug, Parser)]
+#[command(name = "parley", version, about = "GraphQL messaging backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings of `serve`, the default command.
+    #[command(flatten)]
+    pub serve: ServeConfig,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeConfig),
+    /// Apply pending migrations and exit.
+    Migrate(DatabaseConfig),
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Mint a development JWT for a user; the token is the last line of output.
+    Token(TokenArgs),
+    /// Manage organisations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// Database URL: `sqlite://…` or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://parley.db?mode=rwc")]
+    pub database_url: String,
+    /// Connections in the database pool.
+    #[arg(long, env = "PARLEY_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+}
+
+impl DatabaseConfig {
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthConfig {
+    /// HS256 secret. Unset with SQLite: generated once and kept in the database.
+    #[arg(long, env = "PARLEY_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM public key (RS256, ES256 or EdDSA); replaces the HS256 secret when set.
+    #[arg(long, env = "PARLEY_JWT_PUBLIC_KEY", hide_env_values = true)]
+    pub jwt_public_key: Option<String>,
+    /// Expected `iss` claim, checked when set.
+    #[arg(long, env = "PARLEY_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Expected `aud` claim, checked when set.
+    #[arg(long, env = "PARLEY_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    #[command(flatten)]
+    pub limits: Limits,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "PARLEY_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Redis URL for the cross-instance event bus; unset: in-process bus (one instance).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Seed demo data into an empty database.
+    #[arg(long, env = "PARLEY_DEMO", default_value_t = true, action = clap::ArgAction::Set)]
+    pub demo: bool,
+    /// Do not seed demo data (same as PARLEY_DEMO=false).
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Serve GraphiQL at `/` and allow introspection.
+    #[arg(long, env = "PARLEY_PLAYGROUND", default_value_t = true, action = clap::ArgAction::Set)]
+    pub playground: bool,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "PARLEY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Allowed CORS origins, comma separated; `*` allows any.
+    #[arg(long, env = "PARLEY_CORS_ORIGINS", default_value = "*")]
+    pub cors_origins: String,
+}
+
+impl ServeConfig {
+    pub fn seed_demo(&self) -> bool {
+        self.demo && !self.no_demo
+    }
+}
+
+/// Limits, each answered with a clear error and no side effect.
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Largest message body, in characters after trimming.
+    #[arg(long, env = "PARLEY_MAX_MESSAGE_CHARS", default_value_t = 10_000)]
+    pub max_message_chars: usize,
+    /// Largest number of attachments on one message.
+    #[arg(long, env = "PARLEY_MAX_ATTACHMENTS", default_value_t = 10)]
+    pub max_attachments: usize,
+    /// How long an author may edit a message, in seconds.
+    #[arg(long, env = "PARLEY_EDIT_WINDOW_SECS", default_value_t = 900)]
+    pub edit_window_secs: u64,
+    /// Sustained messages per second per user (token bucket refill).
+    #[arg(long, env = "PARLEY_SEND_RATE_PER_SEC", default_value_t = 10)]
+    pub send_rate_per_sec: u32,
+    /// Messages a user may send in a burst.
+    #[arg(long, env = "PARLEY_SEND_BURST", default_value_t = 30)]
+    pub send_burst: u32,
+    /// Largest HTTP request body, in bytes.
+    #[arg(long, env = "PARLEY_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Largest WebSocket frame, in bytes.
+    #[arg(long, env = "PARLEY_MAX_WS_FRAME_BYTES", default_value_t = 256 << 10)]
+    pub max_ws_frame_bytes: usize,
+    /// Deepest query accepted.
+    #[arg(long, env = "PARLEY_MAX_QUERY_DEPTH", default_value_t = 12)]
+    pub max_query_depth: usize,
+    /// Highest query complexity accepted.
+    #[arg(long, env = "PARLEY_MAX_QUERY_COMPLEXITY", default_value_t = 5_000)]
+    pub max_query_complexity: usize,
+    /// Most aliases in one operation.
+    #[arg(long, env = "PARLEY_MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+    /// Time a WebSocket has to send `connection_init`, in milliseconds.
+    #[arg(long, env = "PARLEY_WS_INIT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub ws_init_timeout_ms: u64,
+    /// Server-side keepalive ping interval on WebSockets, in seconds.
+    #[arg(long, env = "PARLEY_WS_KEEPALIVE_SECS", default_value_t = 15)]
+    pub ws_keepalive_secs: u64,
+    /// Most active subscriptions on one WebSocket connection.
+    #[arg(long, env = "PARLEY_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub max_subscriptions: usize,
+}
+
+impl Limits {
+    pub fn edit_window(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.edit_window_secs).unwrap_or(i64::MAX))
+    }
+    pub fn ws_init_timeout(&self) -> Duration {
+        Duration::from_millis(self.ws_init_timeout_ms)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    /// The user's handle.
+    #[arg(long)]
+    pub user: String,
+    /// The organisation's slug; may be omitted when only one organisation exists.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    pub ttl: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organisation; prints its id.
+    Create {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prints its id.
+    Create {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        /// The organisation's slug.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        handle: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, default_value = "member", value_parser = parse_role)]
+        role: UserRole,
+    },
+}
+
+fn parse_role(value: &str) -> Result<UserRole, String> {
+    match value {
+        "owner" => Ok(UserRole::Owner),
+        "admin" => Ok(UserRole::Admin),
+        "agent" => Ok(UserRole::Agent),
+        "member" => Ok(UserRole::Member),
+        other => Err(format!("unknown role `{other}` (owner, admin, agent, member)")),
+    }
+}

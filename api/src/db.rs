@@ -1,0 +1,130 @@
+//! The database handle: connecting, migrating, and the write gate for SQLite.
+//!
+//! SQLite has one writer. Instead of retrying on `SQLITE_BUSY`, every write transaction goes
+//! through `Store::begin_write`, which on SQLite first takes an in-process mutex; PostgreSQL
+//! needs no gate. Migrations and demo seeding run under a PostgreSQL advisory lock so that
+//! instances starting together do not race.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, Statement, TransactionTrait, Value,
+};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::config::DatabaseConfig;
+use migration::{Migrator, MigratorTrait};
+
+/// Advisory lock key for start-up work (migrations, demo seed) on PostgreSQL.
+const STARTUP_LOCK_KEY: i64 = 0x7061_726c_6579; // "parley"
+
+#[derive(Clone)]
+pub struct Store {
+    pub db: DatabaseConnection,
+    /// Serialises write transactions on SQLite; `None` on PostgreSQL.
+    write_gate: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction, holding the SQLite write gate until commit or drop.
+pub struct WriteTx {
+    pub txn: DatabaseTransaction,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+}
+
+impl Store {
+    pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        let mut options = ConnectOptions::new(config.database_url.clone());
+        options
+            .max_connections(config.db_pool_size)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        let sqlite = config.is_sqlite();
+        if sqlite {
+            options.map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        }
+        let db = Database::connect(options)
+            .await
+            .map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot connect: {e}"))?;
+        Ok(Self { db, write_gate: sqlite.then(|| Arc::new(Mutex::new(()))) })
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+
+    pub async fn begin_write(&self) -> Result<WriteTx, DbErr> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        Ok(WriteTx { txn: self.db.begin().await?, _gate: gate })
+    }
+
+    /// A statement in portable SQL: `$1`-style placeholders read the same on both backends.
+    pub fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(self.backend(), sql, values)
+    }
+
+    /// Applies pending migrations, then runs `after` (e.g. the demo seed) under the same
+    /// lock, so concurrent starts on one PostgreSQL database serialise.
+    pub async fn migrate_then<T, F, Fut>(&self, after: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        match self.backend() {
+            DatabaseBackend::Postgres => {
+                let txn = self.db.begin().await?;
+                txn.execute_raw(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock($1)",
+                    [STARTUP_LOCK_KEY.into()],
+                ))
+                .await?;
+                Migrator::up(&txn, None).await?;
+                txn.commit().await?;
+                // The seed takes the lock again in its own transaction-free session: a
+                // second instance that waited above then finds the seed already there.
+                let lock = self.db.begin().await?;
+                lock.execute_raw(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock($1)",
+                    [(STARTUP_LOCK_KEY + 1).into()],
+                ))
+                .await?;
+                let result = after(self.clone()).await;
+                lock.commit().await?;
+                result
+            }
+            _ => {
+                Migrator::up(&self.db, None).await?;
+                after(self.clone()).await
+            }
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.db.ping().await
+    }
+}

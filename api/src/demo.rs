@@ -1,0 +1,133 @@
+//! Demo data for the first minute: on an empty database, an organisation `demo` with alice,
+//! bob, carol and an admin, a public `#general` channel with all of them, and a direct room
+//! between alice and bob with a few messages.
+
+use std::net::SocketAddr;
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+use uuid::Uuid;
+
+use crate::db::Store;
+use crate::rooms::membership;
+use crate::state::AppState;
+use crate::users::service::{self as users, NewUser};
+use entity::enums::{MemberRole, MessageSource, RoomKind, SenderRole, UserKind, UserRole, Visibility};
+use entity::{messages, organizations, rooms};
+
+pub struct DemoUser {
+    pub handle: String,
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub role: UserRole,
+}
+
+/// Seeds the demo when no organisation exists yet; returns its users.
+pub async fn seed_if_empty(store: &Store) -> anyhow::Result<Option<Vec<DemoUser>>> {
+    if organizations::Entity::find().count(&store.db).await? > 0 {
+        return Ok(None);
+    }
+    let org = users::create_org(store, "demo", "Demo").await.map_err(|e| anyhow::anyhow!("demo seed: {e:?}"))?;
+    let mut seeded = Vec::new();
+    for (handle, name, role) in [
+        ("alice", "Alice Archer", UserRole::Member),
+        ("bob", "Bob Baker", UserRole::Member),
+        ("carol", "Carol Chen", UserRole::Member),
+        ("admin", "Ada Admin", UserRole::Owner),
+    ] {
+        let new = NewUser { handle: handle.into(), display_name: Some(name.into()), role, kind: UserKind::Human };
+        let user = users::create(store, org.id, new).await.map_err(|e| anyhow::anyhow!("demo seed: {e:?}"))?;
+        seeded.push(DemoUser { handle: user.handle, id: user.id, org_id: org.id, role });
+    }
+    let (alice, bob) = (seeded[0].id, seeded[1].id);
+
+    let tx = store.begin_write().await?;
+    let general_id = Uuid::now_v7();
+    room(general_id, org.id, alice, RoomKind::Channel, Some("general"), None).insert(&tx.txn).await?;
+    for user in &seeded {
+        let role = if user.id == alice { MemberRole::Owner } else { MemberRole::Member };
+        membership::insert(&tx.txn, general_id, user.id, role, 0)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo seed: {e:?}"))?;
+    }
+    let mut pair = [alice, bob];
+    pair.sort();
+    let dm_key = pair.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+    let dm_id = Uuid::now_v7();
+    let dm = room(dm_id, org.id, alice, RoomKind::Direct, None, Some(dm_key));
+    dm.clone().insert(&tx.txn).await?;
+    let script = [
+        (alice, "Hi Bob! Parley is up. Try a subscription in GraphiQL."),
+        (bob, "Hey Alice, I see it. Sending from another tab now."),
+        (alice, "Messages arrive live, with unread counts."),
+    ];
+    for (i, (author, body)) in script.iter().enumerate() {
+        message(org.id, dm_id, i as i64 + 1, *author, body).insert(&tx.txn).await?;
+    }
+    let mut dm_room: rooms::ActiveModel = dm.clone();
+    dm_room.last_seq = Set(script.len() as i64);
+    dm_room.last_message_at = Set(Some(Utc::now()));
+    dm_room.update(&tx.txn).await?;
+    // Alice wrote the last message, so she has read everything; Bob has one unread.
+    for (user, read) in [(alice, 3), (bob, 2)] {
+        membership::insert(&tx.txn, dm_id, user, MemberRole::Member, read)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo seed: {e:?}"))?;
+    }
+    tx.commit().await?;
+    Ok(Some(seeded))
+}
+
+fn room(id: Uuid, org_id: Uuid, creator: Uuid, kind: RoomKind, name: Option<&str>, dm_key: Option<String>) -> rooms::ActiveModel {
+    let visibility = if kind == RoomKind::Channel { Visibility::Public } else { Visibility::Private };
+    rooms::ActiveModel {
+        id: Set(id),
+        org_id: Set(org_id),
+        kind: Set(kind),
+        name: Set(name.map(str::to_owned)),
+        topic: Set(name.map(|_| "Company-wide announcements and chatter".to_owned())),
+        visibility: Set(visibility),
+        dm_key: Set(dm_key),
+        context_ref: Set(None),
+        last_seq: Set(0),
+        last_message_at: Set(None),
+        created_by: Set(creator),
+        created_at: Set(Utc::now()),
+        archived_at: Set(None),
+        deleted_at: Set(None),
+    }
+}
+
+fn message(org_id: Uuid, room_id: Uuid, seq: i64, author: Uuid, body: &str) -> messages::ActiveModel {
+    messages::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        org_id: Set(org_id),
+        room_id: Set(room_id),
+        seq: Set(seq),
+        author_user_id: Set(Some(author)),
+        author_contact_id: Set(None),
+        sender_role: Set(SenderRole::User),
+        body: Set(body.to_owned()),
+        source: Set(MessageSource::Chat),
+        external_id: Set(None),
+        client_id: Set(None),
+        reply_to_id: Set(None),
+        attachments: Set(serde_json::json!([])),
+        created_at: Set(Utc::now()),
+        edited_at: Set(None),
+        deleted_at: Set(None),
+    }
+}
+
+/// Prints where GraphiQL is and a ready header per demo user.
+pub fn print_welcome(state: &AppState, addr: SocketAddr, users: &[DemoUser]) -> anyhow::Result<()> {
+    println!("\nParley demo seeded. GraphiQL: http://{addr}/");
+    println!("Paste one of these into GraphiQL's Headers tab (valid 30 days):");
+    for user in users {
+        let role = sea_orm::ActiveEnum::to_value(&user.role);
+        let token = state.auth.mint(user.id, user.org_id, &role, 30 * 86_400)?;
+        println!("  {:<6} {{\"Authorization\": \"Bearer {token}\"}}", user.handle);
+    }
+    println!();
+    Ok(())
+}

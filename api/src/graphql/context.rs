@@ -1,0 +1,31 @@
+//! Context access for resolvers: the shared state, the viewer, and the request's loaders.
+
+use async_graphql::Context;
+use async_graphql::dataloader::DataLoader;
+
+use super::loaders::Loaders;
+use crate::auth::Viewer;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub trait ContextExt {
+    fn state(&self) -> ApiResult<&AppState>;
+    /// The authenticated caller, or UNAUTHENTICATED.
+    fn viewer(&self) -> ApiResult<&Viewer>;
+    fn loaders(&self) -> ApiResult<&DataLoader<Loaders>>;
+}
+
+impl ContextExt for Context<'_> {
+    fn state(&self) -> ApiResult<&AppState> {
+        self.data_opt::<AppState>().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no app state")))
+    }
+
+    fn viewer(&self) -> ApiResult<&Viewer> {
+        self.data_opt::<Viewer>().ok_or_else(|| ApiError::unauthenticated("authentication required"))
+    }
+
+    fn loaders(&self) -> ApiResult<&DataLoader<Loaders>> {
+        self.data_opt::<DataLoader<Loaders>>()
+            .ok_or_else(|| ApiError::unauthenticated("authentication required"))
+    }
+}

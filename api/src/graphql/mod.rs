@@ -1,0 +1,58 @@
+//! Schema assembly: the merged Query, Mutation and Subscription roots of every domain, the
+//! limits, and helpers shared by resolvers (context access, ids, pages, loaders).
+//!
+//! Architecture invariant: resolvers stay thin — viewer, service call, mapping — and services
+//! never import async-graphql.
+
+pub mod context;
+pub mod enums;
+pub mod ids;
+pub mod limits;
+pub mod loaders;
+pub mod node;
+pub mod pages;
+
+use async_graphql::{MergedObject, MergedSubscription, Schema};
+
+use crate::config::Limits;
+use crate::messages::resolvers::{MessageMutation, MessageQuery, MessageSubscription};
+use crate::read_state::resolvers::{ReadStateMutation, ReadStateQuery, ReadStateSubscription};
+use crate::rooms::resolvers::{RoomMutation, RoomQuery, RoomSubscription};
+use crate::state::AppState;
+use crate::users::resolvers::{UserMutation, UserQuery};
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(UserQuery, RoomQuery, MessageQuery, ReadStateQuery, node::NodeQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(RoomMutation, MessageMutation, ReadStateMutation, UserMutation);
+
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(MessageSubscription, ReadStateSubscription, RoomSubscription);
+
+pub type ParleySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// The schema with its limits; `state` is absent only when printing the SDL.
+pub fn build_schema(state: Option<AppState>, limits: Option<&Limits>, introspection: bool) -> ParleySchema {
+    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default());
+    if let Some(limits) = limits {
+        builder = builder
+            .limit_depth(limits.max_query_depth)
+            .limit_complexity(limits.max_query_complexity)
+            .limit_recursive_depth(32)
+            .limit_directives(50)
+            .extension(self::limits::AliasLimit(limits.max_aliases));
+    }
+    if !introspection {
+        builder = builder.disable_introspection();
+    }
+    if let Some(state) = state {
+        builder = builder.data(state);
+    }
+    builder.finish()
+}
+
+/// The SDL printed by `parley schema` and checked in as `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(None, None, true).sdl()
+}

@@ -1,0 +1,154 @@
+//! GraphQL over HTTP, as the GraphQL-over-HTTP spec says: POST and GET at `/graphql`,
+//! `application/graphql-response+json` (4xx when a request fails before execution) or
+//! `application/json` (always 200) by the `Accept` header, and no mutations over GET.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, Request, Response as GqlResponse};
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{HttpState, ws};
+use crate::auth::{Viewer, bearer_token};
+use crate::error::{ErrorCode, graphql_error};
+use crate::graphql::loaders::Loaders;
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+/// The media type the client asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    GraphqlResponse,
+    Json,
+}
+
+impl MediaType {
+    fn negotiate(headers: &HeaderMap) -> Self {
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if accept.contains(GRAPHQL_RESPONSE) { Self::GraphqlResponse } else { Self::Json }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::GraphqlResponse => GRAPHQL_RESPONSE,
+            Self::Json => JSON,
+        }
+    }
+}
+
+pub async fn post(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let media = MediaType::negotiate(&headers);
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.starts_with(JSON) {
+        return refuse(media, StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::BadUserInput, "send application/json");
+    }
+    let request = match serde_json::from_slice::<BatchRequest>(&body) {
+        Ok(BatchRequest::Single(request)) => request,
+        Ok(BatchRequest::Batch(_)) => {
+            return refuse(media, StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, "batched requests are not supported");
+        }
+        Err(err) => {
+            let message = format!("the body is not a GraphQL request: {err}");
+            return refuse(media, StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message);
+        }
+    };
+    execute(&state, &headers, media, request).await
+}
+
+/// `GET /graphql`: a WebSocket upgrade, or a query in the URL.
+pub async fn get_or_upgrade(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Ok(upgrade) = upgrade {
+        return ws::upgrade(state, upgrade);
+    }
+    let media = MediaType::negotiate(&headers);
+    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
+        Ok(request) => request,
+        Err(err) => {
+            let message = format!("invalid GraphQL request in the URL: {err}");
+            return refuse(media, StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message);
+        }
+    };
+    if is_mutation(&request) {
+        let mut response = refuse(media, StatusCode::METHOD_NOT_ALLOWED, ErrorCode::BadUserInput, "mutations need POST");
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(&state, &headers, media, request).await
+}
+
+/// Whether the operation to run is a mutation (unparsable queries fail later, in execution).
+fn is_mutation(request: &Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
+    let name = request.operation_name.as_deref();
+    document
+        .operations
+        .iter()
+        .find(|(op_name, _)| name.is_none() || op_name.map(|n| n.as_str()) == name)
+        .is_some_and(|(_, op)| op.node.ty == OperationType::Mutation)
+}
+
+async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, mut request: Request) -> Response {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let token = value.to_str().map(bearer_token).unwrap_or("");
+        match state.app.auth.authenticate(&state.app.store, token).await {
+            Ok(viewer) => request = with_viewer(state, request, viewer),
+            Err(err) => {
+                return refuse(media, StatusCode::UNAUTHORIZED, err.code(), err.public_message().to_owned());
+            }
+        }
+    }
+    let operation = request.operation_name.clone().unwrap_or_else(|| "anonymous".to_owned());
+    let started = Instant::now();
+    let response = state.schema.execute(request).await;
+    let outcome = if response.errors.is_empty() { "ok" } else { "error" };
+    metrics::histogram!("parley_graphql_request_seconds", "operation" => operation, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    let status = if media == MediaType::GraphqlResponse && failed_before_execution(&response) {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    respond(media, status, &response)
+}
+
+/// Attaches the caller and their per-request loaders.
+pub fn with_viewer(state: &HttpState, request: Request, viewer: Viewer) -> Request {
+    let loaders = DataLoader::new(Loaders { store: state.app.store.clone(), viewer: viewer.clone() }, tokio::spawn);
+    request.data(viewer).data(loaders)
+}
+
+/// Parse and validation errors leave no data and carry no path.
+fn failed_before_execution(response: &GqlResponse) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+fn refuse(media: MediaType, status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
+    // A request that is not well-formed gets a 4xx whatever the media type; only executed
+    // requests answer application/json with 200.
+    respond(media, status, &GqlResponse::from_errors(vec![graphql_error(code, message)]))
+}
+
+fn respond(media: MediaType, status: StatusCode, response: &GqlResponse) -> Response {
+    match serde_json::to_vec(response) {
+        Ok(body) => (status, [(header::CONTENT_TYPE, media.as_str())], body).into_response(),
+        Err(err) => {
+            tracing::error!(%err, "cannot encode a GraphQL response");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}

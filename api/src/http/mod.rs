@@ -1,0 +1,72 @@
+//! The HTTP surface: the router and its layers (request ids, tracing, CORS, body limit),
+//! GraphQL over HTTP, GraphQL over WebSocket, GraphiQL, health and metrics.
+//!
+//! Architecture invariant: only this module knows axum and HTTP headers; it turns requests
+//! into a `Viewer` (through `auth`) and GraphQL executions, nothing more.
+
+mod graphql;
+mod ops;
+mod ws;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::graphql::ParleySchema;
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub app: AppState,
+    pub schema: ParleySchema,
+    pub metrics: Option<PrometheusHandle>,
+    pub playground: bool,
+    /// Flips to true on shutdown: WebSockets close with 1001.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn router(state: HttpState, cors_origins: &str) -> Router {
+    let max_body = state.app.limits.max_body_bytes;
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+        let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+        tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+    });
+    let layers = ServiceBuilder::new()
+        // async-graphql reads bodies from the raw stream, past axum's DefaultBodyLimit.
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(cors(cors_origins));
+    Router::new()
+        .route("/", get(ops::graphiql))
+        .route("/graphql", get(graphql::get_or_upgrade).post(graphql::post))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(layers)
+        .with_state(Arc::new(state))
+}
+
+fn cors(origins: &str) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT]);
+    if origins.trim() == "*" {
+        return layer.allow_origin(Any);
+    }
+    let list: Vec<HeaderValue> = origins.split(',').filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+    layer.allow_origin(AllowOrigin::list(list))
+}

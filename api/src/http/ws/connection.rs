@@ -1,0 +1,239 @@
+//! One WebSocket connection: the protocol state machine and its subscriptions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
+
+use super::protocol::{ClientMessage, Protocol, close, init_token};
+use crate::auth::Viewer;
+use crate::error::{ErrorCode, graphql_error};
+use crate::http::HttpState;
+use crate::http::graphql::with_viewer;
+
+/// Frames waiting to be written; a subscription whose client reads too slowly waits here.
+const OUTBOX: usize = 256;
+
+pub struct Connection {
+    state: Arc<HttpState>,
+    protocol: Protocol,
+    viewer: Option<Viewer>,
+    init_received: bool,
+    subscriptions: HashMap<String, JoinHandle<()>>,
+    outbox: mpsc::Sender<Value>,
+    outbox_rx: Option<mpsc::Receiver<Value>>,
+    /// Subscription tasks report their id here when their stream ends.
+    finished: mpsc::UnboundedSender<String>,
+    finished_rx: Option<mpsc::UnboundedReceiver<String>>,
+}
+
+/// Why the loop stopped: a close code and reason, or the peer went away.
+type Closing = Option<(u16, String)>;
+
+impl Connection {
+    pub fn new(state: Arc<HttpState>, protocol: Protocol) -> Self {
+        let (outbox, outbox_rx) = mpsc::channel(OUTBOX);
+        let (finished, finished_rx) = mpsc::unbounded_channel();
+        Self {
+            state,
+            protocol,
+            viewer: None,
+            init_received: false,
+            subscriptions: HashMap::new(),
+            outbox,
+            outbox_rx: Some(outbox_rx),
+            finished,
+            finished_rx: Some(finished_rx),
+        }
+    }
+
+    pub async fn run(mut self, socket: WebSocket) {
+        metrics::gauge!("parley_ws_connections").increment(1.0);
+        let (mut sink, mut stream) = socket.split();
+        let (Some(mut outbox), Some(mut finished)) = (self.outbox_rx.take(), self.finished_rx.take()) else {
+            return;
+        };
+        let limits = self.state.app.limits.clone();
+        let init_deadline = Instant::now() + limits.ws_init_timeout();
+        let period = Duration::from_secs(limits.ws_keepalive_secs.max(1));
+        let mut keepalive = interval_at(Instant::now() + period, period);
+        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut shutdown = self.state.shutdown.clone();
+
+        let closing: Closing = loop {
+            tokio::select! {
+                _ = sleep_until(init_deadline), if self.viewer.is_none() => {
+                    break Some((close::INIT_TIMEOUT, "Connection initialisation timeout".into()));
+                }
+                _ = shutdown.changed() => break Some((close::GOING_AWAY, "server shutting down".into())),
+                _ = keepalive.tick(), if self.viewer.is_some() => {
+                    if send(&mut sink, &self.protocol.keepalive()).await.is_err() { break None; }
+                }
+                Some(frame) = outbox.recv() => {
+                    if send(&mut sink, &frame).await.is_err() { break None; }
+                }
+                Some(id) = finished.recv() => {
+                    self.subscriptions.remove(&id);
+                }
+                frame = stream.next() => match frame {
+                    Some(Ok(Message::Text(text))) => match self.handle(text.as_str()).await {
+                        Ok(replies) => {
+                            let mut failed = false;
+                            for reply in replies {
+                                failed |= send(&mut sink, &reply).await.is_err();
+                            }
+                            if failed { break None; }
+                        }
+                        Err(closing) => break closing,
+                    },
+                    Some(Ok(Message::Binary(_))) => break Some((close::BAD_REQUEST, "binary frames are not supported".into())),
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(_)) => {} // WebSocket-level ping/pong: answered by the library.
+                    Some(Err(err)) => {
+                        let too_big = err.to_string().to_lowercase().contains("too");
+                        break too_big.then(|| (close::TOO_BIG, "frame too large".into()));
+                    }
+                },
+            }
+        };
+
+        for (_, task) in self.subscriptions.drain() {
+            task.abort();
+        }
+        if let Some((code, reason)) = closing {
+            let frame = CloseFrame { code, reason: reason.into() };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
+        metrics::gauge!("parley_ws_connections").decrement(1.0);
+    }
+
+    /// Handles one client message; replies to send, or the close to perform.
+    async fn handle(&mut self, text: &str) -> Result<Vec<Value>, Closing> {
+        let message: ClientMessage = serde_json::from_str(text)
+            .map_err(|err| Some((close::BAD_REQUEST, format!("invalid message: {err}"))))?;
+        match message {
+            ClientMessage::ConnectionInit { payload } => self.init(payload.as_ref()).await,
+            ClientMessage::Ping { payload } => {
+                let mut pong = serde_json::json!({ "type": "pong" });
+                if let Some(payload) = payload {
+                    pong["payload"] = payload;
+                }
+                Ok(vec![pong])
+            }
+            ClientMessage::Pong {} => Ok(vec![]),
+            ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload),
+            ClientMessage::Complete { id } => {
+                if let Some(task) = self.subscriptions.remove(&id) {
+                    task.abort();
+                }
+                Ok(vec![])
+            }
+            ClientMessage::ConnectionTerminate {} => Err(None),
+        }
+    }
+
+    async fn init(&mut self, payload: Option<&Value>) -> Result<Vec<Value>, Closing> {
+        if self.init_received {
+            return Err(Some((close::TOO_MANY_INITS, "Too many initialisation requests".into())));
+        }
+        self.init_received = true;
+        let app = &self.state.app;
+        let Some(token) = init_token(payload) else {
+            return Err(Some((close::FORBIDDEN, "Forbidden: connection_init needs an Authorization token".into())));
+        };
+        match app.auth.authenticate(&app.store, &token).await {
+            Ok(viewer) => {
+                self.viewer = Some(viewer);
+                Ok(vec![serde_json::json!({ "type": "connection_ack" })])
+            }
+            Err(_) => Err(Some((close::FORBIDDEN, "Forbidden: invalid token".into()))),
+        }
+    }
+
+    fn subscribe(&mut self, id: String, request: async_graphql::Request) -> Result<Vec<Value>, Closing> {
+        let Some(viewer) = self.viewer.clone() else {
+            return Err(Some((close::UNAUTHORIZED, "Unauthorized".into())));
+        };
+        if self.subscriptions.contains_key(&id) {
+            return Err(Some((close::SUBSCRIBER_EXISTS, format!("Subscriber for {id} already exists"))));
+        }
+        let max = self.state.app.limits.max_subscriptions;
+        if self.subscriptions.len() >= max {
+            let error = graphql_error(ErrorCode::RateLimited, format!("at most {max} subscriptions per connection"));
+            return Ok(vec![self.protocol.error(&id, serde_json::json!([error]))]);
+        }
+        let request = with_viewer(&self.state, request, viewer);
+        let task = tokio::spawn(run_subscription(
+            self.state.clone(),
+            self.protocol,
+            id.clone(),
+            request,
+            self.outbox.clone(),
+            self.finished.clone(),
+        ));
+        self.subscriptions.insert(id, task);
+        Ok(vec![])
+    }
+}
+
+/// Streams one operation's results into the outbox. A first result with errors and no data
+/// (invalid query, no access) is an `error` message; otherwise `next`s, then `complete`.
+async fn run_subscription(
+    state: Arc<HttpState>,
+    protocol: Protocol,
+    id: String,
+    request: async_graphql::Request,
+    outbox: mpsc::Sender<Value>,
+    finished: mpsc::UnboundedSender<String>,
+) {
+    let _active = ActiveSubscription::new();
+    let mut responses = state.schema.execute_stream(request);
+    let mut first = true;
+    while let Some(response) = responses.next().await {
+        let failed = first && response.data == async_graphql::Value::Null && !response.errors.is_empty();
+        let frame = match serde_json::to_value(&response) {
+            Ok(payload) if failed => protocol.error(&id, payload["errors"].clone()),
+            Ok(payload) => protocol.next(&id, payload),
+            Err(err) => {
+                tracing::error!(%err, "cannot encode a subscription result");
+                break;
+            }
+        };
+        if outbox.send(frame).await.is_err() || failed {
+            let _ = finished.send(id);
+            return;
+        }
+        first = false;
+    }
+    let _ = outbox.send(protocol.complete(&id)).await;
+    let _ = finished.send(id);
+}
+
+/// Counts live subscriptions; dropped when the task ends or is aborted.
+struct ActiveSubscription;
+
+impl ActiveSubscription {
+    fn new() -> Self {
+        metrics::gauge!("parley_active_subscriptions").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for ActiveSubscription {
+    fn drop(&mut self) {
+        metrics::gauge!("parley_active_subscriptions").decrement(1.0);
+    }
+}
+
+async fn send<S>(sink: &mut S, value: &Value) -> Result<(), axum::Error>
+where
+    S: SinkExt<Message, Error = axum::Error> + Unpin,
+{
+    sink.send(Message::Text(value.to_string().into())).await
+}

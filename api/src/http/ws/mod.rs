@@ -1,0 +1,34 @@
+//! GraphQL over WebSocket, replacing async-graphql's built-in handler, which deviates from
+//! `graphql-transport-ws` (see PITFALLS.md). Both subprotocols are spoken:
+//! `graphql-transport-ws` (graphql-ws ≥ 5) and the legacy `graphql-ws`
+//! (subscriptions-transport-ws).
+//!
+//! One task per connection runs `Connection::run`: it reads frames, enforces the protocol's
+//! close codes, starts one task per subscription and writes what they produce.
+
+mod connection;
+mod protocol;
+
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::response::Response;
+
+use super::HttpState;
+use protocol::Protocol;
+
+pub fn upgrade(state: Arc<HttpState>, upgrade: WebSocketUpgrade) -> Response {
+    let max = state.app.limits.max_ws_frame_bytes;
+    upgrade
+        .protocols([Protocol::TransportWs.name(), Protocol::LegacyWs.name()])
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            let protocol = socket
+                .protocol()
+                .and_then(|p| p.to_str().ok())
+                .and_then(Protocol::from_name)
+                .unwrap_or(Protocol::TransportWs);
+            connection::Connection::new(state, protocol).run(socket)
+        })
+}

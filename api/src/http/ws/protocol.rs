@@ -1,0 +1,93 @@
+//! The two subprotocols' messages and close codes.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `graphql-transport-ws`, the current protocol.
+    TransportWs,
+    /// `graphql-ws`, the legacy subscriptions-transport-ws protocol.
+    LegacyWs,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TransportWs => "graphql-transport-ws",
+            Self::LegacyWs => "graphql-ws",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "graphql-transport-ws" => Some(Self::TransportWs),
+            "graphql-ws" => Some(Self::LegacyWs),
+            _ => None,
+        }
+    }
+
+    pub fn next(self, id: &str, payload: Value) -> Value {
+        let ty = if self == Self::TransportWs { "next" } else { "data" };
+        json!({ "id": id, "type": ty, "payload": payload })
+    }
+
+    pub fn error(self, id: &str, errors: Value) -> Value {
+        json!({ "id": id, "type": "error", "payload": errors })
+    }
+
+    pub fn complete(self, id: &str) -> Value {
+        json!({ "id": id, "type": "complete" })
+    }
+
+    /// The server's keepalive.
+    pub fn keepalive(self) -> Value {
+        let ty = if self == Self::TransportWs { "ping" } else { "ka" };
+        json!({ "type": ty })
+    }
+}
+
+/// Close codes of graphql-transport-ws (and WebSocket's own).
+pub mod close {
+    pub const GOING_AWAY: u16 = 1001;
+    pub const TOO_BIG: u16 = 1009;
+    pub const BAD_REQUEST: u16 = 4400;
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
+    pub const INIT_TIMEOUT: u16 = 4408;
+    pub const SUBSCRIBER_EXISTS: u16 = 4409;
+    pub const TOO_MANY_INITS: u16 = 4429;
+}
+
+/// A client message of either protocol.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    ConnectionInit {
+        #[serde(default)]
+        payload: Option<Value>,
+    },
+    Ping {
+        #[serde(default)]
+        payload: Option<Value>,
+    },
+    Pong {},
+    /// `subscribe` (graphql-transport-ws) or `start` (legacy).
+    #[serde(alias = "start")]
+    Subscribe { id: String, payload: async_graphql::Request },
+    /// `complete` (graphql-transport-ws) or `stop` (legacy).
+    #[serde(alias = "stop")]
+    Complete { id: String },
+    /// Legacy: the client is leaving.
+    ConnectionTerminate {},
+}
+
+/// The token in a `connection_init` payload: `Authorization` (any case) or `token`.
+pub fn init_token(payload: Option<&Value>) -> Option<String> {
+    let object = payload?.as_object()?;
+    object
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case("authorization") || key.eq_ignore_ascii_case("token"))
+        .and_then(|(_, value)| value.as_str())
+        .map(|value| crate::auth::bearer_token(value).to_owned())
+}

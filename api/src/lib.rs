@@ -1,0 +1,31 @@
+//! Parley's server as a library: the binary in `src/main.rs` only calls [`cli::main`].
+//!
+//! Crate map (see ARCHITECTURE.md for the invariants):
+//! - [`cli`], [`config`]: the command line and every setting; [`app`]: build and serve.
+//! - [`http`]: axum router, GraphQL over HTTP and WebSocket, GraphiQL, health, metrics.
+//! - [`graphql`]: schema assembly, limits, loaders, ids and pages.
+//! - [`auth`]: tokens → [`auth::Viewer`]. [`error`]: the one error type.
+//! - Domains, each with `service` (rules + database), `types` and `resolvers`:
+//!   [`rooms`], [`messages`], [`read_state`], [`users`].
+//! - [`bus`]: events across instances (in-process or Redis). [`db`]: connection, migrations,
+//!   the SQLite write gate. [`demo`]: first-run data.
+
+pub mod app;
+pub mod auth;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod messages;
+pub mod read_state;
+pub mod rooms;
+mod secrets;
+pub mod state;
+pub mod telemetry;
+pub mod users;
+
+pub use app::App;

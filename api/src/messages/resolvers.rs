@@ -1,0 +1,115 @@
+//! Message queries, mutations and the `messageAdded` / `messageUpdated` subscriptions.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, ID, Object, Result, Subscription};
+use futures_util::{Stream, StreamExt};
+
+use super::service::{self, NewMessage, Page};
+use super::types::{EditMessageInput, Message, MessageConnection, SendMessageInput};
+use super::{Attachment, feed};
+use crate::error::ApiError;
+use crate::graphql::context::ContextExt;
+use crate::graphql::ids::parse_id;
+use crate::graphql::pages::{page_size, seq_cursor};
+
+#[derive(Default)]
+pub struct MessageQuery;
+
+#[Object]
+impl MessageQuery {
+    /// A room's messages in seq order. `first`/`after` pages forward, `last`/`before`
+    /// backward, `aroundSeq` centres on a message; with none of them, the newest page.
+    #[allow(clippy::too_many_arguments)]
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        around_seq: Option<i64>,
+    ) -> Result<MessageConnection> {
+        let page = match (first, last, around_seq) {
+            (Some(_), Some(_), _) => return Err(ApiError::bad_input("use first or last, not both").into()),
+            (_, _, Some(seq)) => Page::Around { seq, limit: page_size(first.or(last))? },
+            (Some(_), None, None) => {
+                let after = after.as_deref().map(seq_cursor).transpose()?.unwrap_or(0);
+                Page::After { after, limit: page_size(first)? }
+            }
+            (None, _, None) => {
+                let before = before.as_deref().map(seq_cursor).transpose()?.unwrap_or(i64::MAX);
+                Page::Before { before, limit: page_size(last)? }
+            }
+        };
+        let store = &ctx.state()?.store;
+        let page = service::page(store, ctx.viewer()?, parse_id(&room_id)?, page).await?;
+        let mut connection = Connection::new(page.has_older, page.has_newer);
+        for message in page.messages {
+            connection.edges.push(Edge::new(message.seq.to_string(), Message(message)));
+        }
+        Ok(connection)
+    }
+}
+
+#[derive(Default)]
+pub struct MessageMutation;
+
+#[Object]
+impl MessageMutation {
+    /// Sends a message; with a `clientId`, retries are safe.
+    async fn send_message(&self, ctx: &Context<'_>, input: SendMessageInput) -> Result<Message> {
+        let (state, viewer) = (ctx.state()?, ctx.viewer()?);
+        state.check_send_rate(viewer)?;
+        let new = NewMessage {
+            room_id: parse_id(&input.room_id)?,
+            body: input.body,
+            client_id: input.client_id,
+            reply_to_id: input.reply_to_id.as_ref().map(parse_id).transpose()?,
+            attachments: input.attachments.into_iter().map(Attachment::from).collect(),
+        };
+        Ok(Message(service::send(&state.store, &state.bus, &state.limits, viewer, new).await?))
+    }
+
+    /// Edits one's own message within the edit window.
+    async fn edit_message(&self, ctx: &Context<'_>, input: EditMessageInput) -> Result<Message> {
+        let state = ctx.state()?;
+        let id = parse_id(&input.message_id)?;
+        let edited = service::edit(&state.store, &state.bus, &state.limits, ctx.viewer()?, id, &input.body).await?;
+        Ok(Message(edited))
+    }
+
+    /// Deletes a message (soft): its author, or an organisation admin.
+    async fn delete_message(&self, ctx: &Context<'_>, message_id: ID) -> Result<Message> {
+        let state = ctx.state()?;
+        let id = parse_id(&message_id)?;
+        Ok(Message(service::delete(&state.store, &state.bus, ctx.viewer()?, id).await?))
+    }
+}
+
+#[derive(Default)]
+pub struct MessageSubscription;
+
+#[Subscription]
+impl MessageSubscription {
+    /// New messages in one room, or in all the viewer's rooms (including rooms joined later).
+    /// With `after` (and `roomId`), first replays the messages with a greater seq, then goes
+    /// on live, with no gap and no duplicate.
+    async fn message_added(
+        &self,
+        ctx: &Context<'_>,
+        room_id: Option<ID>,
+        after: Option<i64>,
+    ) -> Result<impl Stream<Item = Message>> {
+        let room_id = room_id.as_ref().map(parse_id).transpose()?;
+        let stream = feed::message_added(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id, after).await?;
+        Ok(stream.map(Message))
+    }
+
+    /// Edits and deletions in one room, or in all the viewer's rooms.
+    async fn message_updated(&self, ctx: &Context<'_>, room_id: Option<ID>) -> Result<impl Stream<Item = Message>> {
+        let room_id = room_id.as_ref().map(parse_id).transpose()?;
+        let stream = feed::message_updated(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id).await?;
+        Ok(stream.map(Message))
+    }
+}

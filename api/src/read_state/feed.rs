@@ -1,0 +1,117 @@
+//! The `unreadCountChanged` feed: unread counts derived at the edge.
+//!
+//! The feed holds the viewer's read position in each room. Room events (one per message, not
+//! one per member) update it by seq — a message raises `latest_seq`, a deletion above the
+//! watermark is remembered, the viewer's own message moves the watermark — so the result does
+//! not depend on event order. User events (reads on another device, joins) and resyncs reread
+//! that user's positions from the database.
+
+use std::collections::{HashMap, VecDeque};
+
+use futures_util::stream::{self, BoxStream, StreamExt};
+use uuid::Uuid;
+
+use super::service::{self, ReadPosition};
+use super::types::UnreadCountChange;
+use crate::auth::Viewer;
+use crate::bus::{Event, Scope, Watched, Watcher};
+use crate::error::ApiResult;
+use crate::graphql::ids::to_id;
+use crate::state::AppState;
+
+struct UnreadFeed {
+    state: AppState,
+    viewer: Viewer,
+    watcher: Watcher,
+    positions: HashMap<Uuid, ReadPosition>,
+    /// The count last sent per room, so unchanged counts are not sent again.
+    sent: HashMap<Uuid, i64>,
+    pending: VecDeque<UnreadCountChange>,
+}
+
+pub async fn unread_changes(state: AppState, viewer: Viewer) -> ApiResult<BoxStream<'static, UnreadCountChange>> {
+    let rooms = service::positions(&state.store, viewer.id, None).await?;
+    let watcher = Watcher::start(&state.bus, viewer.id, Scope::AllRooms, rooms.iter().map(|p| p.room_id).collect()).await;
+    // Read again now that events are flowing, so no change falls between the two.
+    let positions: HashMap<Uuid, ReadPosition> =
+        service::positions(&state.store, viewer.id, None).await?.into_iter().map(|p| (p.room_id, p)).collect();
+    let sent = positions.values().map(|p| (p.room_id, p.unread())).collect();
+    let feed = UnreadFeed { state, viewer, watcher, positions, sent, pending: VecDeque::new() };
+    Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|c| (c, feed)) }).boxed())
+}
+
+impl UnreadFeed {
+    async fn next(&mut self) -> Option<UnreadCountChange> {
+        loop {
+            if let Some(change) = self.pending.pop_front() {
+                return Some(change);
+            }
+            match self.watcher.next().await? {
+                Watched::Room(room_id, envelope) => {
+                    let Some(position) = self.positions.get_mut(&room_id) else { continue };
+                    match &envelope.event {
+                        Event::MessageAdded { message } => {
+                            position.latest_seq = position.latest_seq.max(message.seq);
+                            if message.author_user_id == Some(self.viewer.id) {
+                                position.last_read_seq = position.last_read_seq.max(message.seq);
+                                let read = position.last_read_seq;
+                                position.deleted_above.retain(|seq| *seq > read);
+                            }
+                        }
+                        Event::MessageUpdated { message } if message.is_deleted() => {
+                            position.latest_seq = position.latest_seq.max(message.seq);
+                            if message.seq > position.last_read_seq && !position.deleted_above.contains(&message.seq) {
+                                position.deleted_above.push(message.seq);
+                            }
+                        }
+                        _ => continue,
+                    }
+                    self.send_if_changed(room_id);
+                }
+                Watched::User(envelope) => match envelope.event {
+                    Event::ReadStateChanged { room_id, .. } => self.reload(Some(room_id)).await,
+                    Event::MembershipChanged { room_id, change, .. } if change.is_member() => {
+                        self.reload(Some(room_id)).await
+                    }
+                    Event::MembershipChanged { room_id, .. } => {
+                        if let Some(position) = self.positions.remove(&room_id) {
+                            self.sent.remove(&room_id);
+                            self.push(room_id, 0, position.latest_seq);
+                        }
+                    }
+                    _ => {}
+                },
+                Watched::Resync => self.reload(None).await,
+            }
+        }
+    }
+
+    /// Rereads positions from the database (one room, or all after a resync).
+    async fn reload(&mut self, room_id: Option<Uuid>) {
+        let rooms = room_id.map(|id| vec![id]);
+        match service::positions(&self.state.store, self.viewer.id, rooms.as_deref()).await {
+            Ok(positions) => {
+                for position in positions {
+                    let room_id = position.room_id;
+                    self.positions.insert(room_id, position);
+                    self.send_if_changed(room_id);
+                }
+            }
+            Err(err) => tracing::warn!(?err, "unread positions reload failed"),
+        }
+    }
+
+    fn send_if_changed(&mut self, room_id: Uuid) {
+        let Some(position) = self.positions.get(&room_id) else { return };
+        let (count, seq) = (position.unread(), position.latest_seq);
+        if self.sent.get(&room_id) != Some(&count) {
+            self.sent.insert(room_id, count);
+            self.push(room_id, count, seq);
+        }
+    }
+
+    fn push(&mut self, room_id: Uuid, unread_count: i64, seq: i64) {
+        let unread_total = self.positions.values().map(ReadPosition::unread).sum();
+        self.pending.push_back(UnreadCountChange { room_id: to_id(room_id), unread_count, unread_total, seq });
+    }
+}

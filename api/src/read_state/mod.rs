@@ -1,0 +1,11 @@
+//! Read state: per-member watermarks (`last_read_seq`), unread counts, and the
+//! `unreadCountChanged` subscription.
+//!
+//! An unread count is `rooms.last_seq - room_members.last_read_seq` minus the deleted messages
+//! above the watermark, read through a partial index over deleted rows only: live message rows
+//! are never scanned, and a batch of counts is one query.
+
+mod feed;
+pub mod resolvers;
+pub mod service;
+pub mod types;

@@ -1,0 +1,73 @@
+//! Read-state queries, mutations and the `unreadCountChanged` subscription.
+
+use async_graphql::{Context, ID, Object, Result, Subscription};
+use futures_util::Stream;
+
+use super::types::{ReadState, UnreadCount, UnreadCountChange};
+use super::{feed, service};
+use crate::error::ApiError;
+use crate::graphql::context::ContextExt;
+use crate::graphql::ids::{parse_ids, parse_id, to_id};
+
+/// Most rooms one `unreadCounts` call may ask about.
+const MAX_ROOMS_PER_CALL: usize = 1000;
+
+#[derive(Default)]
+pub struct ReadStateQuery;
+
+#[Object]
+impl ReadStateQuery {
+    /// Unread counts of these rooms, one query whatever their number. Only rooms with unread
+    /// messages are listed: a missing room means zero.
+    async fn unread_counts(&self, ctx: &Context<'_>, room_ids: Vec<ID>) -> Result<Vec<UnreadCount>> {
+        if room_ids.len() > MAX_ROOMS_PER_CALL {
+            return Err(ApiError::bad_input("at most 1000 rooms per call").into());
+        }
+        let room_ids = parse_ids(&room_ids)?;
+        let counts = service::unread_counts(&ctx.state()?.store, ctx.viewer()?, &room_ids).await?;
+        Ok(counts
+            .into_iter()
+            .map(|p| UnreadCount { room_id: to_id(p.room_id), unread_count: p.unread(), seq: p.latest_seq })
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct ReadStateMutation;
+
+#[Object]
+impl ReadStateMutation {
+    /// Marks the room read up to `seq` (default: its newest message). Never moves backwards.
+    async fn mark_room_read(&self, ctx: &Context<'_>, room_id: ID, seq: Option<i64>) -> Result<ReadState> {
+        let state = ctx.state()?;
+        let position = service::mark_read(&state.store, &state.bus, ctx.viewer()?, parse_id(&room_id)?, seq).await?;
+        Ok(read_state(position))
+    }
+
+    /// Marks message `seq` and everything after it unread.
+    async fn mark_unread(&self, ctx: &Context<'_>, room_id: ID, seq: i64) -> Result<ReadState> {
+        let state = ctx.state()?;
+        let position = service::mark_unread(&state.store, &state.bus, ctx.viewer()?, parse_id(&room_id)?, seq).await?;
+        Ok(read_state(position))
+    }
+}
+
+fn read_state(position: service::ReadPosition) -> ReadState {
+    ReadState {
+        room_id: to_id(position.room_id),
+        last_read_seq: position.last_read_seq,
+        unread_count: position.unread(),
+    }
+}
+
+#[derive(Default)]
+pub struct ReadStateSubscription;
+
+#[Subscription]
+impl ReadStateSubscription {
+    /// Every change of the viewer's unread counts: new messages from others, reads on any
+    /// device, deletions, joins and leaves.
+    async fn unread_count_changed(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = UnreadCountChange>> {
+        Ok(feed::unread_changes(ctx.state()?.clone(), ctx.viewer()?.clone()).await?)
+    }
+}

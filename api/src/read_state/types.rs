@@ -1,0 +1,59 @@
+//! GraphQL types of read state.
+
+use async_graphql::{ComplexObject, Context, ID, Result, SimpleObject};
+
+use crate::graphql::ids::parse_id;
+use crate::rooms::types::{Room, room_by_id};
+
+/// The viewer's read state in a room after a mark.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct ReadState {
+    pub room_id: ID,
+    pub last_read_seq: i64,
+    pub unread_count: i64,
+}
+
+/// One room's unread count; rooms without unread messages are left out of lists.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct UnreadCount {
+    pub room_id: ID,
+    pub unread_count: i64,
+    /// The room seq the count was computed at.
+    pub seq: i64,
+}
+
+/// A change of the viewer's unread count in a room. Drop updates whose `seq` is older than
+/// one already applied for the same room.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct UnreadCountChange {
+    pub room_id: ID,
+    pub unread_count: i64,
+    /// Unread messages across all the viewer's rooms.
+    pub unread_total: i64,
+    /// The room seq the count was computed at.
+    pub seq: i64,
+}
+
+#[ComplexObject]
+impl ReadState {
+    async fn room(&self, ctx: &Context<'_>) -> Result<Room> {
+        room_by_id(ctx, parse_id(&self.room_id)?).await
+    }
+}
+
+#[ComplexObject]
+impl UnreadCount {
+    async fn room(&self, ctx: &Context<'_>) -> Result<Room> {
+        room_by_id(ctx, parse_id(&self.room_id)?).await
+    }
+}
+
+#[ComplexObject]
+impl UnreadCountChange {
+    async fn room(&self, ctx: &Context<'_>) -> Result<Room> {
+        room_by_id(ctx, parse_id(&self.room_id)?).await
+    }
+}

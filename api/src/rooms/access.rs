@@ -1,0 +1,72 @@
+//! Who may read and write a room. A member reads and writes; anyone in the organisation may
+//! read a public channel (and join it to write). Everything else is NOT_FOUND.
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::auth::Viewer;
+use crate::db::Store;
+use crate::error::{ApiError, ApiResult};
+use entity::enums::{MemberRole, RoomKind, Visibility};
+use entity::{room_members, rooms};
+
+/// A room the viewer may read, with the viewer's membership if any.
+pub struct RoomAccess {
+    pub room: rooms::Model,
+    pub membership: Option<room_members::Model>,
+}
+
+impl RoomAccess {
+    /// Room owners and admins, and org admins, manage a room.
+    pub fn can_manage(&self, viewer: &Viewer) -> bool {
+        viewer.is_admin()
+            || self
+                .membership
+                .as_ref()
+                .is_some_and(|m| matches!(m.role, MemberRole::Owner | MemberRole::Admin))
+    }
+
+    pub fn require_member(self) -> ApiResult<(rooms::Model, room_members::Model)> {
+        match self.membership {
+            Some(member) => Ok((self.room, member)),
+            None => Err(ApiError::forbidden("join the channel first")),
+        }
+    }
+
+    pub fn require_writable(&self) -> ApiResult<()> {
+        match self.room.archived_at {
+            Some(_) => Err(ApiError::forbidden("the room is archived and read-only")),
+            None => Ok(()),
+        }
+    }
+}
+
+pub fn is_public_channel(room: &rooms::Model) -> bool {
+    room.kind == RoomKind::Channel && room.visibility == Visibility::Public
+}
+
+/// Loads a room the viewer may read, or NOT_FOUND.
+pub async fn readable(store: &Store, viewer: &Viewer, room_id: Uuid) -> ApiResult<RoomAccess> {
+    let room = rooms::Entity::find_by_id(room_id)
+        .filter(rooms::Column::OrgId.eq(viewer.org_id))
+        .filter(rooms::Column::DeletedAt.is_null())
+        .one(&store.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("room"))?;
+    let membership = room_members::Entity::find_by_id((room_id, viewer.id)).one(&store.db).await?;
+    if membership.is_none() && !is_public_channel(&room) {
+        return Err(ApiError::not_found("room"));
+    }
+    Ok(RoomAccess { room, membership })
+}
+
+/// Loads a room the viewer is a member of and may post in.
+pub async fn writable(
+    store: &Store,
+    viewer: &Viewer,
+    room_id: Uuid,
+) -> ApiResult<(rooms::Model, room_members::Model)> {
+    let access = readable(store, viewer, room_id).await?;
+    access.require_writable()?;
+    access.require_member()
+}

@@ -1,0 +1,152 @@
+//! Joining, leaving, adding and removing members. New members start with everything read:
+//! joining a busy channel should not greet you with its whole history as unread.
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use uuid::Uuid;
+
+use super::access;
+use crate::auth::Viewer;
+use crate::bus::{Event, EventBus, MembershipChange, RoomChange, Topic};
+use crate::db::Store;
+use crate::error::{ApiError, ApiResult};
+use crate::users::service as users;
+use entity::enums::{MemberRole, RoomKind};
+use entity::{room_members, rooms};
+
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    room_id: Uuid,
+    user_id: Uuid,
+    role: MemberRole,
+    last_read_seq: i64,
+) -> ApiResult<()> {
+    room_members::ActiveModel {
+        room_id: Set(room_id),
+        user_id: Set(user_id),
+        role: Set(role),
+        joined_at: Set(Utc::now()),
+        last_read_seq: Set(last_read_seq),
+        last_read_at: Set(None),
+        favorite_at: Set(None),
+        muted_until: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip(store, bus), fields(viewer = %viewer.id))]
+pub async fn join(store: &Store, bus: &EventBus, viewer: &Viewer, room_id: Uuid) -> ApiResult<rooms::Model> {
+    let access = access::readable(store, viewer, room_id).await?;
+    if access.membership.is_some() {
+        return Ok(access.room);
+    }
+    access.require_writable()?;
+    // `readable` lets non-members see only public channels, so this is one.
+    add(store, bus, &access.room, &[viewer.id]).await?;
+    Ok(access.room)
+}
+
+#[tracing::instrument(skip(store, bus, user_ids), fields(viewer = %viewer.id))]
+pub async fn add_members(
+    store: &Store,
+    bus: &EventBus,
+    viewer: &Viewer,
+    room_id: Uuid,
+    user_ids: Vec<Uuid>,
+) -> ApiResult<rooms::Model> {
+    let (room, _) = access::writable(store, viewer, room_id).await?;
+    if room.kind == RoomKind::Direct {
+        return Err(ApiError::bad_input("a direct room's members are fixed; open another one"));
+    }
+    users::require_in_org(store, viewer.org_id, &user_ids).await?;
+    let mut new_ids = Vec::new();
+    for user_id in user_ids {
+        let existing = room_members::Entity::find_by_id((room_id, user_id)).one(&store.db).await?;
+        if existing.is_none() && !new_ids.contains(&user_id) {
+            new_ids.push(user_id);
+        }
+    }
+    add(store, bus, &room, &new_ids).await?;
+    Ok(room)
+}
+
+async fn add(store: &Store, bus: &EventBus, room: &rooms::Model, user_ids: &[Uuid]) -> ApiResult<()> {
+    if user_ids.is_empty() {
+        return Ok(());
+    }
+    let tx = store.begin_write().await?;
+    // Read the seq inside the write transaction so the watermark matches the join moment.
+    let seq = rooms::Entity::find_by_id(room.id).one(&tx.txn).await?.map_or(room.last_seq, |r| r.last_seq);
+    for user_id in user_ids {
+        if let Err(err) = insert(&tx.txn, room.id, *user_id, MemberRole::Member, seq).await {
+            // Joined twice at once: the other request made them a member already.
+            if !err.is_unique_violation() {
+                return Err(err);
+            }
+        }
+    }
+    tx.commit().await?;
+    for user_id in user_ids {
+        let event = Event::MembershipChanged { room_id: room.id, change: MembershipChange::Joined, seq };
+        bus.publish(Topic::User(*user_id), event).await;
+    }
+    let event = Event::RoomChanged { room_id: room.id, change: RoomChange::MembersChanged };
+    bus.publish(Topic::Room(room.id), event).await;
+    Ok(())
+}
+
+#[tracing::instrument(skip(store, bus), fields(viewer = %viewer.id))]
+pub async fn leave(store: &Store, bus: &EventBus, viewer: &Viewer, room_id: Uuid) -> ApiResult<()> {
+    let access = access::readable(store, viewer, room_id).await?;
+    if access.room.kind == RoomKind::Direct {
+        return Err(ApiError::bad_input("direct rooms cannot be left"));
+    }
+    if access.membership.is_none() {
+        return Err(ApiError::not_found("membership"));
+    }
+    remove(store, bus, &access.room, viewer.id, MembershipChange::Left).await
+}
+
+#[tracing::instrument(skip(store, bus), fields(viewer = %viewer.id))]
+pub async fn remove_member(
+    store: &Store,
+    bus: &EventBus,
+    viewer: &Viewer,
+    room_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<rooms::Model> {
+    let access = access::readable(store, viewer, room_id).await?;
+    if access.room.kind == RoomKind::Direct {
+        return Err(ApiError::bad_input("a direct room's members are fixed"));
+    }
+    if !access.can_manage(viewer) {
+        return Err(ApiError::forbidden("only the room's owners and admins may remove members"));
+    }
+    if room_members::Entity::find_by_id((room_id, user_id)).one(&store.db).await?.is_none() {
+        return Err(ApiError::not_found("member"));
+    }
+    let change = if user_id == viewer.id { MembershipChange::Left } else { MembershipChange::Revoked };
+    remove(store, bus, &access.room, user_id, change).await?;
+    Ok(access.room)
+}
+
+async fn remove(
+    store: &Store,
+    bus: &EventBus,
+    room: &rooms::Model,
+    user_id: Uuid,
+    change: MembershipChange,
+) -> ApiResult<()> {
+    let tx = store.begin_write().await?;
+    room_members::Entity::delete_by_id((room.id, user_id)).exec(&tx.txn).await?;
+    tx.commit().await?;
+    // The user topic first: the removed member's subscriptions stop before anything else
+    // about the room is announced.
+    let event = Event::MembershipChanged { room_id: room.id, change, seq: room.last_seq };
+    bus.publish(Topic::User(user_id), event).await;
+    let event = Event::RoomChanged { room_id: room.id, change: RoomChange::MembersChanged };
+    bus.publish(Topic::Room(room.id), event).await;
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! Creating, changing and listing rooms.
+
+use chrono::Utc;
+use sea_orm::ExprTrait;
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
+    Set, JoinType,
+};
+use uuid::Uuid;
+
+use super::access::{self, RoomAccess};
+use super::membership;
+use crate::auth::Viewer;
+use crate::bus::{Event, EventBus, MembershipChange, RoomChange, Topic};
+use crate::db::Store;
+use crate::error::{ApiError, ApiResult};
+use crate::users::service as users;
+use entity::enums::{MemberRole, RoomKind, Visibility};
+use entity::{room_members, rooms};
+
+const MAX_NAME_CHARS: usize = 80;
+const MAX_TOPIC_CHARS: usize = 250;
+const MAX_DIRECT_MEMBERS: usize = 9;
+
+pub struct NewChannel {
+    pub name: String,
+    pub topic: Option<String>,
+    pub visibility: Visibility,
+    pub member_ids: Vec<Uuid>,
+}
+
+pub struct RoomChanges {
+    pub name: Option<String>,
+    pub topic: Option<String>,
+}
+
+#[derive(Default)]
+pub struct RoomFilter {
+    pub kind: Option<RoomKind>,
+    pub unread: Option<bool>,
+    pub archived: Option<bool>,
+    pub search: Option<String>,
+}
+
+/// A channel name: trimmed, without a leading `#`, 1–80 characters.
+fn channel_name(raw: &str) -> ApiResult<String> {
+    let name = raw.trim().trim_start_matches('#').trim();
+    match name.chars().count() {
+        0 => Err(ApiError::bad_input("a channel name cannot be empty")),
+        n if n > MAX_NAME_CHARS => Err(ApiError::bad_input("a channel name has at most 80 characters")),
+        _ => Ok(name.to_owned()),
+    }
+}
+
+fn topic_text(raw: Option<String>) -> ApiResult<Option<String>> {
+    match raw.map(|t| t.trim().to_owned()) {
+        Some(t) if t.chars().count() > MAX_TOPIC_CHARS => {
+            Err(ApiError::bad_input("a topic has at most 250 characters"))
+        }
+        Some(t) if t.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+#[tracing::instrument(skip(store, bus, input), fields(viewer = %viewer.id))]
+pub async fn create_channel(
+    store: &Store,
+    bus: &EventBus,
+    viewer: &Viewer,
+    input: NewChannel,
+) -> ApiResult<rooms::Model> {
+    let name = channel_name(&input.name)?;
+    let topic = topic_text(input.topic)?;
+    let mut member_ids: Vec<Uuid> = input.member_ids.into_iter().filter(|id| *id != viewer.id).collect();
+    member_ids.sort();
+    member_ids.dedup();
+    users::require_in_org(store, viewer.org_id, &member_ids).await?;
+
+    let now = Utc::now();
+    let room = rooms::Model {
+        id: Uuid::now_v7(),
+        org_id: viewer.org_id,
+        kind: RoomKind::Channel,
+        name: Some(name),
+        topic,
+        visibility: input.visibility,
+        dm_key: None,
+        context_ref: None,
+        last_seq: 0,
+        last_message_at: None,
+        created_by: viewer.id,
+        created_at: now,
+        archived_at: None,
+        deleted_at: None,
+    };
+    let tx = store.begin_write().await?;
+    let inserted = rooms::ActiveModel::from(room.clone()).insert(&tx.txn).await;
+    if let Err(err) = inserted {
+        let err = ApiError::from(err);
+        return Err(if err.is_unique_violation() {
+            ApiError::conflict("a channel with this name already exists")
+        } else {
+            err
+        });
+    }
+    membership::insert(&tx.txn, room.id, viewer.id, MemberRole::Owner, 0).await?;
+    for user_id in &member_ids {
+        membership::insert(&tx.txn, room.id, *user_id, MemberRole::Member, 0).await?;
+    }
+    tx.commit().await?;
+
+    for user_id in std::iter::once(viewer.id).chain(member_ids) {
+        let event = Event::MembershipChanged { room_id: room.id, change: MembershipChange::Created, seq: 0 };
+        bus.publish(Topic::User(user_id), event).await;
+    }
+    Ok(room)
+}
+
+#[tracing::instrument(skip(store, bus, changes), fields(viewer = %viewer.id))]
+pub async fn update_room(
+    store: &Store,
+    bus: &EventBus,
+    viewer: &Viewer,
+    room_id: Uuid,
+    changes: RoomChanges,
+) -> ApiResult<rooms::Model> {
+    let access = manageable_channel(store, viewer, room_id).await?;
+    access.require_writable()?;
+    let mut room: rooms::ActiveModel = access.room.into();
+    if let Some(name) = changes.name {
+        room.name = Set(Some(channel_name(&name)?));
+    }
+    if changes.topic.is_some() {
+        room.topic = Set(topic_text(changes.topic)?);
+    }
+    let tx = store.begin_write().await?;
+    let updated = match room.update(&tx.txn).await {
+        Ok(room) => room,
+        Err(err) => {
+            let err = ApiError::from(err);
+            return Err(if err.is_unique_violation() {
+                ApiError::conflict("a channel with this name already exists")
+            } else {
+                err
+            });
+        }
+    };
+    tx.commit().await?;
+    let event = Event::RoomChanged { room_id, change: RoomChange::Renamed };
+    bus.publish(Topic::Room(room_id), event).await;
+    Ok(updated)
+}
+
+#[tracing::instrument(skip(store, bus), fields(viewer = %viewer.id))]
+pub async fn archive_room(
+    store: &Store,
+    bus: &EventBus,
+    viewer: &Viewer,
+    room_id: Uuid,
+) -> ApiResult<rooms::Model> {
+    let access = manageable_channel(store, viewer, room_id).await?;
+    if access.room.archived_at.is_some() {
+        return Ok(access.room);
+    }
+    let mut room: rooms::ActiveModel = access.room.into();
+    room.archived_at = Set(Some(Utc::now()));
+    let tx = store.begin_write().await?;
+    let updated = room.update(&tx.txn).await?;
+    tx.commit().await?;
+    bus.publish(Topic::Room(room_id), Event::RoomChanged { room_id, change: RoomChange::Archived }).await;
+    Ok(updated)
+}
+
+/// A channel the viewer may manage; direct rooms have nothing to manage.
+async fn manageable_channel(store: &Store, viewer: &Viewer, room_id: Uuid) -> ApiResult<RoomAccess> {
+    let access = access::readable(store, viewer, room_id).await?;
+    if access.room.kind == RoomKind::Direct {
+        return Err(ApiError::bad_input("direct rooms cannot be renamed or archived"));
+    }
+    if !access.can_manage(viewer) {
+        return Err(ApiError::forbidden("only the room's owners and admins may change it"));
+    }
+    Ok(access)
+}
+
+/// Opens the direct room of a member set (the viewer is always in it); the same set always
+/// yields the same room.
+#[tracing::instrument(skip(store, bus, user_ids), fields(viewer = %viewer.id))]
+pub async fn open_direct_room(
+    store: &Store,
+    bus: &EventBus,
+    viewer: &Viewer,
+    user_ids: Vec<Uuid>,
+) -> ApiResult<rooms::Model> {
+    let mut members = user_ids;
+    members.push(viewer.id);
+    members.sort();
+    members.dedup();
+    if !(2..=MAX_DIRECT_MEMBERS).contains(&members.len()) {
+        return Err(ApiError::bad_input("a direct room has 2 to 9 members, including you"));
+    }
+    users::require_in_org(store, viewer.org_id, &members).await?;
+    let dm_key = members.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+    if let Some(room) = find_direct(store, viewer.org_id, &dm_key).await? {
+        return Ok(room);
+    }
+    let room = rooms::Model {
+        id: Uuid::now_v7(),
+        org_id: viewer.org_id,
+        kind: RoomKind::Direct,
+        name: None,
+        topic: None,
+        visibility: Visibility::Private,
+        dm_key: Some(dm_key.clone()),
+        context_ref: None,
+        last_seq: 0,
+        last_message_at: None,
+        created_by: viewer.id,
+        created_at: Utc::now(),
+        archived_at: None,
+        deleted_at: None,
+    };
+    let tx = store.begin_write().await?;
+    if let Err(err) = rooms::ActiveModel::from(room.clone()).insert(&tx.txn).await {
+        drop(tx);
+        let err = ApiError::from(err);
+        // Someone opened the same room at the same moment: theirs is ours.
+        if err.is_unique_violation() {
+            return find_direct(store, viewer.org_id, &dm_key).await?.ok_or(err);
+        }
+        return Err(err);
+    }
+    for user_id in &members {
+        membership::insert(&tx.txn, room.id, *user_id, MemberRole::Member, 0).await?;
+    }
+    tx.commit().await?;
+    for user_id in members {
+        let event = Event::MembershipChanged { room_id: room.id, change: MembershipChange::Created, seq: 0 };
+        bus.publish(Topic::User(user_id), event).await;
+    }
+    Ok(room)
+}
+
+async fn find_direct(store: &Store, org_id: Uuid, dm_key: &str) -> ApiResult<Option<rooms::Model>> {
+    Ok(rooms::Entity::find()
+        .filter(rooms::Column::OrgId.eq(org_id))
+        .filter(rooms::Column::DmKey.eq(dm_key))
+        .one(&store.db)
+        .await?)
+}
+
+/// The viewer's rooms, most recent activity first, as one page plus whether more follow.
+pub async fn list(
+    store: &Store,
+    viewer: &Viewer,
+    filter: &RoomFilter,
+    offset: u64,
+    limit: u64,
+) -> ApiResult<(Vec<rooms::Model>, bool)> {
+    let mut query = rooms::Entity::find()
+        .join(JoinType::InnerJoin, rooms::Relation::Members.def())
+        .filter(room_members::Column::UserId.eq(viewer.id))
+        .filter(rooms::Column::OrgId.eq(viewer.org_id))
+        .filter(rooms::Column::DeletedAt.is_null());
+    query = match filter.archived {
+        Some(true) => query.filter(rooms::Column::ArchivedAt.is_not_null()),
+        _ => query.filter(rooms::Column::ArchivedAt.is_null()),
+    };
+    if let Some(kind) = filter.kind {
+        query = query.filter(rooms::Column::Kind.eq(kind));
+    }
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let pattern = format!("%{}%", search.to_lowercase().replace(['%', '_'], ""));
+        query = query.filter(Expr::expr(Func::lower(Expr::col(rooms::Column::Name))).like(pattern));
+    }
+    if let Some(unread) = filter.unread {
+        // Precise: live messages above the watermark, deletions subtracted.
+        let unread_count = Expr::cust(
+            "(rooms.last_seq - room_members.last_read_seq - (SELECT COUNT(*) FROM messages d \
+             WHERE d.room_id = rooms.id AND d.deleted_at IS NOT NULL \
+             AND d.seq > room_members.last_read_seq))",
+        );
+        query = query.filter(if unread { unread_count.gt(0) } else { ExprTrait::eq(unread_count, 0) });
+    }
+    let rows = query
+        .order_by_desc(Expr::cust("COALESCE(rooms.last_message_at, rooms.created_at)"))
+        .order_by_desc(rooms::Column::Id)
+        .offset(offset)
+        .limit(limit + 1)
+        .all(&store.db)
+        .await?;
+    let has_more = rows.len() as u64 > limit;
+    Ok((rows.into_iter().take(limit as usize).collect(), has_more))
+}

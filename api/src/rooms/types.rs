@@ -1,0 +1,202 @@
+//! GraphQL types of rooms.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::service::{self, RoomFilter};
+use crate::bus::{MembershipChange, RoomChange};
+use crate::graphql::context::ContextExt;
+use crate::graphql::enums::{MemberRole, RoomKind, Visibility};
+use crate::graphql::ids::to_id;
+use crate::graphql::loaders::{LastMessageKey, MembersKey, MembershipKey, RoomKey, UnreadKey, UserKey};
+use crate::graphql::pages::{offset_after, page_size};
+use crate::messages::types::Message;
+use crate::users::types::User;
+use crate::error::ApiError;
+use entity::{room_members, rooms};
+
+pub struct Room(pub rooms::Model);
+
+#[Object]
+impl Room {
+    pub async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn kind(&self) -> RoomKind {
+        self.0.kind.into()
+    }
+    /// The channel's name; direct rooms have none (show their members instead).
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+    async fn topic(&self) -> Option<&str> {
+        self.0.topic.as_deref()
+    }
+    async fn visibility(&self) -> Visibility {
+        self.0.visibility.into()
+    }
+    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<RoomMember>> {
+        let members = ctx.loaders()?.load_one(MembersKey(self.0.id)).await?.unwrap_or_default();
+        Ok(members.into_iter().map(RoomMember).collect())
+    }
+    async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
+        if self.0.last_seq == 0 {
+            return Ok(None);
+        }
+        Ok(ctx.loaders()?.load_one(LastMessageKey(self.0.id)).await?.map(Message))
+    }
+    async fn last_message_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_message_at
+    }
+    /// Live messages above the viewer's read watermark (0 when not a member).
+    async fn unread_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(ctx.loaders()?.load_one(UnreadKey(self.0.id)).await?.unwrap_or(0))
+    }
+    /// The viewer's read watermark (0 when not a member).
+    async fn last_read_seq(&self, ctx: &Context<'_>) -> Result<i64> {
+        let membership = ctx.loaders()?.load_one(MembershipKey(self.0.id)).await?;
+        Ok(membership.map_or(0, |m| m.last_read_seq))
+    }
+    /// The seq of the room's newest message.
+    async fn latest_seq(&self) -> i64 {
+        self.0.last_seq
+    }
+    /// The viewer's role in the room; null when not a member.
+    async fn viewer_role(&self, ctx: &Context<'_>) -> Result<Option<MemberRole>> {
+        let membership = ctx.loaders()?.load_one(MembershipKey(self.0.id)).await?;
+        Ok(membership.map(|m| m.role.into()))
+    }
+    async fn archived_at(&self) -> Option<DateTime<Utc>> {
+        self.0.archived_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+pub struct RoomMember(pub room_members::Model);
+
+#[Object]
+impl RoomMember {
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
+        let user = ctx.loaders()?.load_one(UserKey(self.0.user_id)).await?;
+        Ok(User(user.ok_or_else(|| ApiError::not_found("user"))?))
+    }
+    async fn role(&self) -> MemberRole {
+        self.0.role.into()
+    }
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.joined_at
+    }
+    async fn last_read_seq(&self) -> i64 {
+        self.0.last_read_seq
+    }
+}
+
+pub type RoomConnection = Connection<String, Room>;
+
+#[derive(InputObject, Default)]
+pub struct RoomFilterInput {
+    pub kind: Option<RoomKind>,
+    /// Only rooms with (true) or without (false) unread messages.
+    pub unread: Option<bool>,
+    /// Archived rooms instead of live ones.
+    pub archived: Option<bool>,
+    /// Part of the room's name.
+    pub search: Option<String>,
+}
+
+/// A page of the viewer's rooms; shared by `rooms` and `viewer.rooms`.
+pub async fn room_page(
+    ctx: &Context<'_>,
+    filter: Option<RoomFilterInput>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<RoomConnection> {
+    let (limit, offset) = (page_size(first)?, offset_after(after.as_deref())?);
+    let filter = filter.unwrap_or_default();
+    let filter = RoomFilter {
+        kind: filter.kind.map(Into::into),
+        unread: filter.unread,
+        archived: filter.archived,
+        search: filter.search,
+    };
+    let (rooms, has_more) = service::list(&ctx.state()?.store, ctx.viewer()?, &filter, offset, limit).await?;
+    let mut connection = Connection::new(offset > 0, has_more);
+    for (i, room) in rooms.into_iter().enumerate() {
+        connection.edges.push(Edge::new((offset + i as u64).to_string(), Room(room)));
+    }
+    Ok(connection)
+}
+
+/// Loads a room for an event; the subscription already checked access.
+pub async fn room_by_id(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Room> {
+    let room = ctx.loaders()?.load_one(RoomKey(id)).await?;
+    Ok(Room(room.ok_or_else(|| ApiError::not_found("room"))?))
+}
+
+#[derive(InputObject)]
+pub struct CreateChannelInput {
+    pub name: String,
+    pub topic: Option<String>,
+    #[graphql(default_with = "Visibility::Public")]
+    pub visibility: Visibility,
+    #[graphql(default)]
+    pub member_ids: Vec<ID>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateRoomInput {
+    pub room_id: ID,
+    pub name: Option<String>,
+    /// An empty topic clears it.
+    pub topic: Option<String>,
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RoomUpdateReason {
+    Created,
+    Joined,
+    Left,
+    Renamed,
+    Archived,
+    MembersChanged,
+    /// The viewer was removed: no more events of this room follow.
+    AccessRevoked,
+}
+
+impl From<RoomChange> for RoomUpdateReason {
+    fn from(change: RoomChange) -> Self {
+        match change {
+            RoomChange::Renamed => Self::Renamed,
+            RoomChange::Archived => Self::Archived,
+            RoomChange::MembersChanged => Self::MembersChanged,
+        }
+    }
+}
+
+impl From<MembershipChange> for RoomUpdateReason {
+    fn from(change: MembershipChange) -> Self {
+        match change {
+            MembershipChange::Created => Self::Created,
+            MembershipChange::Joined => Self::Joined,
+            MembershipChange::Left => Self::Left,
+            MembershipChange::Revoked => Self::AccessRevoked,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct RoomUpdate {
+    pub room_id: ID,
+    pub reason: RoomUpdateReason,
+}
+
+#[async_graphql::ComplexObject]
+impl RoomUpdate {
+    async fn room(&self, ctx: &Context<'_>) -> Result<Room> {
+        room_by_id(ctx, crate::graphql::ids::parse_id(&self.room_id)?).await
+    }
+}

@@ -1,0 +1,5 @@
+//! Users and organisations: lookup, search, and admin management.
+
+pub mod resolvers;
+pub mod service;
+pub mod types;

@@ -1,0 +1,77 @@
+//! GraphQL types of users and the viewer.
+
+use async_graphql::{Context, ID, InputObject, Object, Result};
+use async_graphql::connection::Connection;
+
+use crate::graphql::context::ContextExt;
+use crate::graphql::enums::{UserKind, UserRole};
+use crate::graphql::ids::to_id;
+use crate::read_state::service as read_state;
+use crate::rooms::types::{RoomConnection, RoomFilterInput, room_page};
+use entity::users;
+
+pub struct User(pub users::Model);
+
+#[Object]
+impl User {
+    pub async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn handle(&self) -> &str {
+        &self.0.handle
+    }
+    async fn display_name(&self) -> &str {
+        &self.0.display_name
+    }
+    async fn role(&self) -> UserRole {
+        self.0.role.into()
+    }
+    async fn kind(&self) -> UserKind {
+        self.0.kind.into()
+    }
+}
+
+pub type UserConnection = Connection<String, User>;
+
+/// The authenticated user, with what only they can see.
+pub struct Viewer(pub users::Model);
+
+#[Object]
+impl Viewer {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn handle(&self) -> &str {
+        &self.0.handle
+    }
+    async fn display_name(&self) -> &str {
+        &self.0.display_name
+    }
+    async fn role(&self) -> UserRole {
+        self.0.role.into()
+    }
+    /// The viewer's rooms, most recent activity first.
+    async fn rooms(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<RoomFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<RoomConnection> {
+        room_page(ctx, filter, first, after).await
+    }
+    /// Unread messages across all the viewer's rooms.
+    async fn unread_total(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(read_state::unread_total(&ctx.state()?.store, ctx.viewer()?).await?)
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    pub handle: String,
+    pub display_name: Option<String>,
+    #[graphql(default_with = "UserRole::Member")]
+    pub role: UserRole,
+    #[graphql(default_with = "UserKind::Human")]
+    pub kind: UserKind,
+}

@@ -1,0 +1,90 @@
+//! Enumerations stored as short strings, so both backends read them the same way and a new
+//! variant needs no database type migration.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum UserRole {
+    #[sea_orm(string_value = "owner")]
+    Owner,
+    #[sea_orm(string_value = "admin")]
+    Admin,
+    #[sea_orm(string_value = "agent")]
+    Agent,
+    #[sea_orm(string_value = "member")]
+    Member,
+}
+
+impl UserRole {
+    /// Org owners and admins moderate: they may delete any message and manage users.
+    pub fn is_admin(self) -> bool {
+        matches!(self, Self::Owner | Self::Admin)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum UserKind {
+    #[sea_orm(string_value = "human")]
+    Human,
+    #[sea_orm(string_value = "bot")]
+    Bot,
+    #[sea_orm(string_value = "system")]
+    System,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum RoomKind {
+    #[sea_orm(string_value = "direct")]
+    Direct,
+    #[sea_orm(string_value = "channel")]
+    Channel,
+    #[sea_orm(string_value = "support")]
+    Support,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum Visibility {
+    #[sea_orm(string_value = "public")]
+    Public,
+    #[sea_orm(string_value = "private")]
+    Private,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum MemberRole {
+    #[sea_orm(string_value = "owner")]
+    Owner,
+    #[sea_orm(string_value = "admin")]
+    Admin,
+    #[sea_orm(string_value = "member")]
+    Member,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum SenderRole {
+    #[sea_orm(string_value = "user")]
+    User,
+    #[sea_orm(string_value = "assistant")]
+    Assistant,
+    #[sea_orm(string_value = "system")]
+    System,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum MessageSource {
+    #[sea_orm(string_value = "chat")]
+    Chat,
+    #[sea_orm(string_value = "sms")]
+    Sms,
+    #[sea_orm(string_value = "email")]
+    Email,
+    #[sea_orm(string_value = "api")]
+    Api,
+}

@@ -1,0 +1,10 @@
+//! SeaORM entities of Parley: one module per table plus the shared enums. Persistence only:
+//! no GraphQL derives and no business rules live here.
+
+pub mod enums;
+pub mod messages;
+pub mod organizations;
+pub mod room_members;
+pub mod rooms;
+pub mod settings;
+pub mod users;

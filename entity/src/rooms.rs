@@ -1,0 +1,41 @@
+//! Rooms of every kind. `last_seq` is the seq of the room's newest message: it is bumped in
+//! the transaction that inserts the message, which makes seqs gap-free and ordered.
+
+use sea_orm::entity::prelude::*;
+
+use crate::enums::{RoomKind, Visibility};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "rooms")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub kind: RoomKind,
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    pub visibility: Visibility,
+    /// The sorted member set of a direct room, so opening the same DM twice finds one room.
+    pub dm_key: Option<String>,
+    pub context_ref: Option<String>,
+    pub last_seq: i64,
+    pub last_message_at: Option<DateTimeUtc>,
+    pub created_by: Uuid,
+    pub created_at: DateTimeUtc,
+    pub archived_at: Option<DateTimeUtc>,
+    pub deleted_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::room_members::Entity")]
+    Members,
+}
+
+impl Related<super::room_members::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Members.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

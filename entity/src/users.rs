@@ -1,0 +1,26 @@
+//! People and bots of an organisation; `handle` is unique per organisation.
+
+use sea_orm::entity::prelude::*;
+
+use crate::enums::{UserKind, UserRole};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub handle: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub role: UserRole,
+    pub kind: UserKind,
+    pub created_at: DateTimeUtc,
+    pub last_seen_at: Option<DateTimeUtc>,
+    pub deactivated_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
