@@ -28,9 +28,9 @@ impl App {
         let store = Store::connect(&config.database).await?;
         let seed = config.seed_demo();
         let demo_users = store
-            .migrate_then(|store| async move {
-                if seed { demo::seed_if_empty(&store).await } else { Ok(None) }
-            })
+            .migrate_then(
+                |store| async move { if seed { demo::seed_if_empty(&store).await } else { Ok(None) } },
+            )
             .await?;
         let secret = secrets::jwt_secret(&store, &config.database, &config.auth).await?;
         let auth = JwtAuth::new(&config.auth, secret.as_deref())?;
@@ -66,7 +66,10 @@ impl App {
 
     /// Serves until `signal` resolves; then stops accepting, closes WebSockets with 1001 and
     /// lets in-flight requests finish.
-    pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let shutdown = self.shutdown;
         let stop = async move {
             signal.await;

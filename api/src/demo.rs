@@ -27,7 +27,8 @@ pub async fn seed_if_empty(store: &Store) -> anyhow::Result<Option<Vec<DemoUser>
     if organizations::Entity::find().count(&store.db).await? > 0 {
         return Ok(None);
     }
-    let org = users::create_org(store, "demo", "Demo").await.map_err(|e| anyhow::anyhow!("demo seed: {e:?}"))?;
+    let org =
+        users::create_org(store, "demo", "Demo").await.map_err(|e| anyhow::anyhow!("demo seed: {e:?}"))?;
     let mut seeded = Vec::new();
     for (handle, name, role) in [
         ("alice", "Alice Archer", UserRole::Member),
@@ -35,8 +36,10 @@ pub async fn seed_if_empty(store: &Store) -> anyhow::Result<Option<Vec<DemoUser>
         ("carol", "Carol Chen", UserRole::Member),
         ("admin", "Ada Admin", UserRole::Owner),
     ] {
-        let new = NewUser { handle: handle.into(), display_name: Some(name.into()), role, kind: UserKind::Human };
-        let user = users::create(store, org.id, new).await.map_err(|e| anyhow::anyhow!("demo seed: {e:?}"))?;
+        let new =
+            NewUser { handle: handle.into(), display_name: Some(name.into()), role, kind: UserKind::Human };
+        let user =
+            users::create(store, org.id, new).await.map_err(|e| anyhow::anyhow!("demo seed: {e:?}"))?;
         seeded.push(DemoUser { handle: user.handle, id: user.id, org_id: org.id, role });
     }
     let (alice, bob) = (seeded[0].id, seeded[1].id);
@@ -78,7 +81,14 @@ pub async fn seed_if_empty(store: &Store) -> anyhow::Result<Option<Vec<DemoUser>
     Ok(Some(seeded))
 }
 
-fn room(id: Uuid, org_id: Uuid, creator: Uuid, kind: RoomKind, name: Option<&str>, dm_key: Option<String>) -> rooms::ActiveModel {
+fn room(
+    id: Uuid,
+    org_id: Uuid,
+    creator: Uuid,
+    kind: RoomKind,
+    name: Option<&str>,
+    dm_key: Option<String>,
+) -> rooms::ActiveModel {
     let visibility = if kind == RoomKind::Channel { Visibility::Public } else { Visibility::Private };
     rooms::ActiveModel {
         id: Set(id),

@@ -11,7 +11,11 @@ use entity::settings;
 
 const KEY: &str = "jwt_secret";
 
-pub async fn jwt_secret(store: &Store, database: &DatabaseConfig, auth: &AuthConfig) -> anyhow::Result<Option<String>> {
+pub async fn jwt_secret(
+    store: &Store,
+    database: &DatabaseConfig,
+    auth: &AuthConfig,
+) -> anyhow::Result<Option<String>> {
     if auth.jwt_secret.is_some() || auth.jwt_public_key.is_some() {
         return Ok(auth.jwt_secret.clone());
     }

@@ -21,11 +21,7 @@ pub struct Model {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
-    #[sea_orm(
-        belongs_to = "super::rooms::Entity",
-        from = "Column::RoomId",
-        to = "super::rooms::Column::Id"
-    )]
+    #[sea_orm(belongs_to = "super::rooms::Entity", from = "Column::RoomId", to = "super::rooms::Column::Id")]
     Room,
 }
 

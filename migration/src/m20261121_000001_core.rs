@@ -16,11 +16,7 @@ impl MigrationName for Migration {
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.create_table(
-            Table::create()
-                .table("settings")
-                .col(string("key").primary_key())
-                .col(text("value"))
-                .to_owned(),
+            Table::create().table("settings").col(string("key").primary_key()).col(text("value")).to_owned(),
         )
         .await?;
 
@@ -52,8 +48,7 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(unique_index("users_org_handle", "users", &["org_id", "handle"]))
-            .await?;
+        m.create_index(unique_index("users_org_handle", "users", &["org_id", "handle"])).await?;
 
         m.create_table(
             Table::create()
@@ -76,12 +71,9 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(unique_index("rooms_org_dm_key", "rooms", &["org_id", "dm_key"]))
-            .await?;
-        m.create_index(unique_index("rooms_org_context_ref", "rooms", &["org_id", "context_ref"]))
-            .await?;
-        m.create_index(plain_index("rooms_org_activity", "rooms", &["org_id", "last_message_at"]))
-            .await?;
+        m.create_index(unique_index("rooms_org_dm_key", "rooms", &["org_id", "dm_key"])).await?;
+        m.create_index(unique_index("rooms_org_context_ref", "rooms", &["org_id", "context_ref"])).await?;
+        m.create_index(plain_index("rooms_org_activity", "rooms", &["org_id", "last_message_at"])).await?;
         // A channel name is unique among the organisation's live channels; archived or deleted
         // channels free their name. Partial indexes read the same on both backends.
         let db = m.get_connection();
@@ -108,8 +100,7 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(plain_index("room_members_user", "room_members", &["user_id"]))
-            .await?;
+        m.create_index(plain_index("room_members_user", "room_members", &["user_id"])).await?;
 
         m.create_table(
             Table::create()
@@ -134,8 +125,7 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(unique_index("messages_room_seq", "messages", &["room_id", "seq"]))
-            .await?;
+        m.create_index(unique_index("messages_room_seq", "messages", &["room_id", "seq"])).await?;
         m.create_index(unique_index(
             "messages_room_author_client_id",
             "messages",
@@ -167,11 +157,7 @@ impl MigrationTrait for Migration {
 }
 
 fn fk(from: &'static str, column: &'static str, to: &'static str) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(format!("fk_{from}_{column}"))
-        .from(from, column)
-        .to(to, "id")
-        .to_owned()
+    ForeignKey::create().name(format!("fk_{from}_{column}")).from(from, column).to(to, "id").to_owned()
 }
 
 fn unique_index(name: &str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {

@@ -75,10 +75,9 @@ impl Hub {
     pub async fn subscribe(self: &Arc<Self>, topic: Topic) -> TopicSubscription {
         let (receiver, first) = {
             let mut topics = self.topics();
-            let slot = topics.entry(topic).or_insert_with(|| Slot {
-                sender: broadcast::channel(TOPIC_CAPACITY).0,
-                subscribers: 0,
-            });
+            let slot = topics
+                .entry(topic)
+                .or_insert_with(|| Slot { sender: broadcast::channel(TOPIC_CAPACITY).0, subscribers: 0 });
             slot.subscribers += 1;
             (slot.sender.subscribe(), slot.subscribers == 1)
         };

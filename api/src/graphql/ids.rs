@@ -6,7 +6,8 @@ use uuid::Uuid;
 use crate::error::{ApiError, ApiResult};
 
 pub fn parse_id(id: &ID) -> ApiResult<Uuid> {
-    Uuid::parse_str(id.as_str()).map_err(|_| ApiError::bad_input(format!("`{}` is not a valid id", id.as_str())))
+    Uuid::parse_str(id.as_str())
+        .map_err(|_| ApiError::bad_input(format!("`{}` is not a valid id", id.as_str())))
 }
 
 pub fn parse_ids(ids: &[ID]) -> ApiResult<Vec<Uuid>> {

@@ -106,7 +106,10 @@ impl Loader<LastMessageKey> for Loaders {
     type Value = MessageRecord;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[LastMessageKey]) -> Result<HashMap<LastMessageKey, Self::Value>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[LastMessageKey],
+    ) -> Result<HashMap<LastMessageKey, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let rows = messages::latest_of_rooms(&self.store, &ids).await?;
         Ok(rows.into_iter().map(|m| (LastMessageKey(m.room_id), m)).collect())

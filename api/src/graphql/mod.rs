@@ -34,7 +34,8 @@ pub type ParleySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema with its limits; `state` is absent only when printing the SDL.
 pub fn build_schema(state: Option<AppState>, limits: Option<&Limits>, introspection: bool) -> ParleySchema {
-    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default());
+    let mut builder =
+        Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default());
     if let Some(limits) = limits {
         builder = builder
             .limit_depth(limits.max_query_depth)

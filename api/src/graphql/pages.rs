@@ -19,10 +19,9 @@ pub fn page_size(requested: Option<i32>) -> ApiResult<u64> {
 pub fn offset_after(after: Option<&str>) -> ApiResult<u64> {
     match after {
         None => Ok(0),
-        Some(cursor) => cursor
-            .parse::<u64>()
-            .map(|n| n + 1)
-            .map_err(|_| ApiError::bad_input("invalid cursor")),
+        Some(cursor) => {
+            cursor.parse::<u64>().map(|n| n + 1).map_err(|_| ApiError::bad_input("invalid cursor"))
+        }
     }
 }
 

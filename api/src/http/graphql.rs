@@ -48,12 +48,22 @@ pub async fn post(State(state): State<Arc<HttpState>>, headers: HeaderMap, body:
     let media = MediaType::negotiate(&headers);
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.starts_with(JSON) {
-        return refuse(media, StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::BadUserInput, "send application/json");
+        return refuse(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadUserInput,
+            "send application/json",
+        );
     }
     let request = match serde_json::from_slice::<BatchRequest>(&body) {
         Ok(BatchRequest::Single(request)) => request,
         Ok(BatchRequest::Batch(_)) => {
-            return refuse(media, StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, "batched requests are not supported");
+            return refuse(
+                media,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "batched requests are not supported",
+            );
         }
         Err(err) => {
             let message = format!("the body is not a GraphQL request: {err}");
@@ -82,7 +92,8 @@ pub async fn get_or_upgrade(
         }
     };
     if is_mutation(&request) {
-        let mut response = refuse(media, StatusCode::METHOD_NOT_ALLOWED, ErrorCode::BadUserInput, "mutations need POST");
+        let mut response =
+            refuse(media, StatusCode::METHOD_NOT_ALLOWED, ErrorCode::BadUserInput, "mutations need POST");
         response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
@@ -126,7 +137,8 @@ async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, mut r
 
 /// Attaches the caller and their per-request loaders.
 pub fn with_viewer(state: &HttpState, request: Request, viewer: Viewer) -> Request {
-    let loaders = DataLoader::new(Loaders { store: state.app.store.clone(), viewer: viewer.clone() }, tokio::spawn);
+    let loaders =
+        DataLoader::new(Loaders { store: state.app.store.clone(), viewer: viewer.clone() }, tokio::spawn);
     request.data(viewer).data(loaders)
 }
 

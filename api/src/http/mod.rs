@@ -61,12 +61,15 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
 }
 
 fn cors(origins: &str) -> CorsLayer {
-    let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT]);
+    let layer = CorsLayer::new().allow_methods([Method::GET, Method::POST, Method::OPTIONS]).allow_headers([
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::ACCEPT,
+    ]);
     if origins.trim() == "*" {
         return layer.allow_origin(Any);
     }
-    let list: Vec<HeaderValue> = origins.split(',').filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+    let list: Vec<HeaderValue> =
+        origins.split(',').filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
     layer.allow_origin(AllowOrigin::list(list))
 }

@@ -53,7 +53,13 @@ pub async fn message_added(
         None if after.is_some() => return Err(ApiError::bad_input("`after` needs a `roomId`")),
         None => {
             let rooms = read_state::positions(&state.store, viewer.id, None).await?;
-            let watcher = Watcher::start(&state.bus, viewer.id, Scope::AllRooms, rooms.iter().map(|p| p.room_id).collect()).await;
+            let watcher = Watcher::start(
+                &state.bus,
+                viewer.id,
+                Scope::AllRooms,
+                rooms.iter().map(|p| p.room_id).collect(),
+            )
+            .await;
             // Read again after subscribing, so no message falls between the two; a room joined
             // in between arrives as a membership event.
             let positions = read_state::positions(&state.store, viewer.id, None).await?;
@@ -162,10 +168,10 @@ pub async fn message_updated(
     let watcher = Watcher::start(&state.bus, viewer.id, scope, rooms).await;
     Ok(stream::unfold(watcher, |mut watcher| async move {
         loop {
-            if let Watched::Room(_, envelope) = watcher.next().await? {
-                if let Event::MessageUpdated { message } = &envelope.event {
-                    return Some((message.clone(), watcher));
-                }
+            if let Watched::Room(_, envelope) = watcher.next().await?
+                && let Event::MessageUpdated { message } = &envelope.event
+            {
+                return Some((message.clone(), watcher));
             }
         }
     })

@@ -75,7 +75,8 @@ impl MessageMutation {
     async fn edit_message(&self, ctx: &Context<'_>, input: EditMessageInput) -> Result<Message> {
         let state = ctx.state()?;
         let id = parse_id(&input.message_id)?;
-        let edited = service::edit(&state.store, &state.bus, &state.limits, ctx.viewer()?, id, &input.body).await?;
+        let edited =
+            service::edit(&state.store, &state.bus, &state.limits, ctx.viewer()?, id, &input.body).await?;
         Ok(Message(edited))
     }
 
@@ -107,7 +108,11 @@ impl MessageSubscription {
     }
 
     /// Edits and deletions in one room, or in all the viewer's rooms.
-    async fn message_updated(&self, ctx: &Context<'_>, room_id: Option<ID>) -> Result<impl Stream<Item = Message>> {
+    async fn message_updated(
+        &self,
+        ctx: &Context<'_>,
+        room_id: Option<ID>,
+    ) -> Result<impl Stream<Item = Message>> {
         let room_id = room_id.as_ref().map(parse_id).transpose()?;
         let stream = feed::message_updated(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id).await?;
         Ok(stream.map(Message))

@@ -6,8 +6,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    Value,
 };
 use uuid::Uuid;
 
@@ -36,10 +36,9 @@ pub fn message_body(raw: &str, limits: &Limits) -> ApiResult<String> {
     let body = raw.trim();
     match body.chars().count() {
         0 => Err(ApiError::bad_input("a message cannot be empty")),
-        n if n > limits.max_message_chars => Err(ApiError::bad_input(format!(
-            "a message has at most {} characters",
-            limits.max_message_chars
-        ))),
+        n if n > limits.max_message_chars => {
+            Err(ApiError::bad_input(format!("a message has at most {} characters", limits.max_message_chars)))
+        }
         _ => Ok(body.to_owned()),
     }
 }
@@ -57,10 +56,10 @@ fn validate_new(new: &NewMessage, limits: &Limits) -> ApiResult<String> {
             return Err(ApiError::bad_input("an attachment needs a name, a url and a size ≥ 0"));
         }
     }
-    if let Some(client_id) = &new.client_id {
-        if client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID_CHARS {
-            return Err(ApiError::bad_input("a clientId has 1–200 characters"));
-        }
+    if let Some(client_id) = &new.client_id
+        && (client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID_CHARS)
+    {
+        return Err(ApiError::bad_input("a clientId has 1–200 characters"));
     }
     Ok(body)
 }
@@ -77,14 +76,14 @@ pub async fn send(
     let (room, _) = access::writable(store, viewer, new.room_id).await?;
     if let Some(reply_to) = new.reply_to_id {
         let parent = messages::Entity::find_by_id(reply_to).one(&store.db).await?;
-        if !parent.is_some_and(|p| p.room_id == room.id) {
+        if parent.is_none_or(|p| p.room_id != room.id) {
             return Err(ApiError::not_found("message to reply to"));
         }
     }
-    if let Some(client_id) = &new.client_id {
-        if let Some(existing) = find_by_client_id(store, room.id, viewer.id, client_id).await? {
-            return same_retry(existing, &body, &new.attachments);
-        }
+    if let Some(client_id) = &new.client_id
+        && let Some(existing) = find_by_client_id(store, room.id, viewer.id, client_id).await?
+    {
+        return same_retry(existing, &body, &new.attachments);
     }
 
     let now = Utc::now();
@@ -121,10 +120,10 @@ pub async fn send(
             drop(tx);
             let err = ApiError::from(err);
             // The same clientId raced in from another request or instance and won.
-            if let (true, Some(client_id)) = (err.is_unique_violation(), &new.client_id) {
-                if let Some(existing) = find_by_client_id(store, room.id, viewer.id, client_id).await? {
-                    return same_retry(existing, &body, &new.attachments);
-                }
+            if let (true, Some(client_id)) = (err.is_unique_violation(), &new.client_id)
+                && let Some(existing) = find_by_client_id(store, room.id, viewer.id, client_id).await?
+            {
+                return same_retry(existing, &body, &new.attachments);
             }
             return Err(err);
         }
@@ -175,9 +174,7 @@ pub async fn readable(store: &Store, viewer: &Viewer, id: Uuid) -> ApiResult<mes
         .one(&store.db)
         .await?
         .ok_or_else(|| ApiError::not_found("message"))?;
-    access::readable(store, viewer, message.room_id)
-        .await
-        .map_err(|_| ApiError::not_found("message"))?;
+    access::readable(store, viewer, message.room_id).await.map_err(|_| ApiError::not_found("message"))?;
     Ok(message)
 }
 
@@ -281,7 +278,11 @@ pub async fn page(store: &Store, viewer: &Viewer, room_id: Uuid, page: Page) -> 
             (before, has_older, has_newer)
         }
     };
-    Ok(MessagePage { messages: messages.into_iter().map(MessageRecord::from).collect(), has_older, has_newer })
+    Ok(MessagePage {
+        messages: messages.into_iter().map(MessageRecord::from).collect(),
+        has_older,
+        has_newer,
+    })
 }
 
 /// Messages with `after < seq < before`, ascending or descending.

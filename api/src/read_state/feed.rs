@@ -29,12 +29,20 @@ struct UnreadFeed {
     pending: VecDeque<UnreadCountChange>,
 }
 
-pub async fn unread_changes(state: AppState, viewer: Viewer) -> ApiResult<BoxStream<'static, UnreadCountChange>> {
+pub async fn unread_changes(
+    state: AppState,
+    viewer: Viewer,
+) -> ApiResult<BoxStream<'static, UnreadCountChange>> {
     let rooms = service::positions(&state.store, viewer.id, None).await?;
-    let watcher = Watcher::start(&state.bus, viewer.id, Scope::AllRooms, rooms.iter().map(|p| p.room_id).collect()).await;
+    let watcher =
+        Watcher::start(&state.bus, viewer.id, Scope::AllRooms, rooms.iter().map(|p| p.room_id).collect())
+            .await;
     // Read again now that events are flowing, so no change falls between the two.
-    let positions: HashMap<Uuid, ReadPosition> =
-        service::positions(&state.store, viewer.id, None).await?.into_iter().map(|p| (p.room_id, p)).collect();
+    let positions: HashMap<Uuid, ReadPosition> = service::positions(&state.store, viewer.id, None)
+        .await?
+        .into_iter()
+        .map(|p| (p.room_id, p))
+        .collect();
     let sent = positions.values().map(|p| (p.room_id, p.unread())).collect();
     let feed = UnreadFeed { state, viewer, watcher, positions, sent, pending: VecDeque::new() };
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|c| (c, feed)) }).boxed())
@@ -60,7 +68,9 @@ impl UnreadFeed {
                         }
                         Event::MessageUpdated { message } if message.is_deleted() => {
                             position.latest_seq = position.latest_seq.max(message.seq);
-                            if message.seq > position.last_read_seq && !position.deleted_above.contains(&message.seq) {
+                            if message.seq > position.last_read_seq
+                                && !position.deleted_above.contains(&message.seq)
+                            {
                                 position.deleted_above.push(message.seq);
                             }
                         }
@@ -112,6 +122,11 @@ impl UnreadFeed {
 
     fn push(&mut self, room_id: Uuid, unread_count: i64, seq: i64) {
         let unread_total = self.positions.values().map(ReadPosition::unread).sum();
-        self.pending.push_back(UnreadCountChange { room_id: to_id(room_id), unread_count, unread_total, seq });
+        self.pending.push_back(UnreadCountChange {
+            room_id: to_id(room_id),
+            unread_count,
+            unread_total,
+            seq,
+        });
     }
 }

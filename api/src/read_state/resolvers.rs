@@ -7,7 +7,7 @@ use super::types::{ReadState, UnreadCount, UnreadCountChange};
 use super::{feed, service};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
-use crate::graphql::ids::{parse_ids, parse_id, to_id};
+use crate::graphql::ids::{parse_id, parse_ids, to_id};
 
 /// Most rooms one `unreadCounts` call may ask about.
 const MAX_ROOMS_PER_CALL: usize = 1000;
@@ -40,14 +40,16 @@ impl ReadStateMutation {
     /// Marks the room read up to `seq` (default: its newest message). Never moves backwards.
     async fn mark_room_read(&self, ctx: &Context<'_>, room_id: ID, seq: Option<i64>) -> Result<ReadState> {
         let state = ctx.state()?;
-        let position = service::mark_read(&state.store, &state.bus, ctx.viewer()?, parse_id(&room_id)?, seq).await?;
+        let position =
+            service::mark_read(&state.store, &state.bus, ctx.viewer()?, parse_id(&room_id)?, seq).await?;
         Ok(read_state(position))
     }
 
     /// Marks message `seq` and everything after it unread.
     async fn mark_unread(&self, ctx: &Context<'_>, room_id: ID, seq: i64) -> Result<ReadState> {
         let state = ctx.state()?;
-        let position = service::mark_unread(&state.store, &state.bus, ctx.viewer()?, parse_id(&room_id)?, seq).await?;
+        let position =
+            service::mark_unread(&state.store, &state.bus, ctx.viewer()?, parse_id(&room_id)?, seq).await?;
         Ok(read_state(position))
     }
 }

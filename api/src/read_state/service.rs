@@ -86,15 +86,16 @@ async fn set_watermark(
         let event = Event::ReadStateChanged { room_id, last_read_seq: seq };
         bus.publish(Topic::User(viewer.id), event).await;
     }
-    positions(store, viewer.id, Some(&[room_id]))
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::not_found("room"))
+    positions(store, viewer.id, Some(&[room_id])).await?.pop().ok_or_else(|| ApiError::not_found("room"))
 }
 
 /// Read positions of a user in the given rooms (all their rooms when `None`), in two queries
 /// whatever the number of rooms. Rooms the user is not a member of are absent.
-pub async fn positions(store: &Store, user_id: Uuid, room_ids: Option<&[Uuid]>) -> ApiResult<Vec<ReadPosition>> {
+pub async fn positions(
+    store: &Store,
+    user_id: Uuid,
+    room_ids: Option<&[Uuid]>,
+) -> ApiResult<Vec<ReadPosition>> {
     let mut values: Vec<Value> = vec![user_id.into()];
     let room_filter = match room_ids {
         Some([]) => return Ok(Vec::new()),
@@ -145,7 +146,11 @@ pub async fn positions(store: &Store, user_id: Uuid, room_ids: Option<&[Uuid]>) 
 }
 
 /// Unread counts of the viewer's rooms among `room_ids`, only those above zero.
-pub async fn unread_counts(store: &Store, viewer: &Viewer, room_ids: &[Uuid]) -> ApiResult<Vec<ReadPosition>> {
+pub async fn unread_counts(
+    store: &Store,
+    viewer: &Viewer,
+    room_ids: &[Uuid],
+) -> ApiResult<Vec<ReadPosition>> {
     let mut positions = positions(store, viewer.id, Some(room_ids)).await?;
     positions.retain(|p| p.unread() > 0);
     Ok(positions)

@@ -13,12 +13,16 @@ use crate::state::AppState;
 
 pub async fn room_updates(state: AppState, viewer: Viewer) -> ApiResult<BoxStream<'static, RoomUpdate>> {
     let rooms = read_state::positions(&state.store, viewer.id, None).await?;
-    let watcher = Watcher::start(&state.bus, viewer.id, Scope::AllRooms, rooms.iter().map(|p| p.room_id).collect()).await;
+    let watcher =
+        Watcher::start(&state.bus, viewer.id, Scope::AllRooms, rooms.iter().map(|p| p.room_id).collect())
+            .await;
     Ok(stream::unfold(watcher, |mut watcher| async move {
         loop {
             let update = match watcher.next().await? {
                 Watched::Room(room_id, envelope) => match envelope.event {
-                    Event::RoomChanged { change, .. } => RoomUpdate { room_id: to_id(room_id), reason: change.into() },
+                    Event::RoomChanged { change, .. } => {
+                        RoomUpdate { room_id: to_id(room_id), reason: change.into() }
+                    }
                     _ => continue,
                 },
                 Watched::User(envelope) => match envelope.event {

@@ -3,7 +3,9 @@
 use async_graphql::{Context, ID, Object, Result, Subscription};
 use futures_util::Stream;
 
-use super::types::{CreateChannelInput, Room, RoomConnection, RoomFilterInput, RoomUpdate, UpdateRoomInput, room_page};
+use super::types::{
+    CreateChannelInput, Room, RoomConnection, RoomFilterInput, RoomUpdate, UpdateRoomInput, room_page,
+};
 use super::{access, feed, membership, service};
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_id, parse_ids};

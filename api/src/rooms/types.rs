@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::service::{self, RoomFilter};
 use crate::bus::{MembershipChange, RoomChange};
+use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MemberRole, RoomKind, Visibility};
 use crate::graphql::ids::to_id;
@@ -13,7 +14,6 @@ use crate::graphql::loaders::{LastMessageKey, MembersKey, MembershipKey, RoomKey
 use crate::graphql::pages::{offset_after, page_size};
 use crate::messages::types::Message;
 use crate::users::types::User;
-use crate::error::ApiError;
 use entity::{room_members, rooms};
 
 pub struct Room(pub rooms::Model);

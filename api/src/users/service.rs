@@ -68,12 +68,8 @@ pub async fn search(
                 .add(Expr::expr(Func::lower(Expr::col(users::Column::DisplayName))).like(pattern)),
         );
     }
-    let rows = query
-        .order_by_asc(users::Column::Handle)
-        .offset(offset)
-        .limit(limit + 1)
-        .all(&store.db)
-        .await?;
+    let rows =
+        query.order_by_asc(users::Column::Handle).offset(offset).limit(limit + 1).all(&store.db).await?;
     let has_more = rows.len() as u64 > limit;
     Ok((rows.into_iter().take(limit as usize).collect(), has_more))
 }
@@ -95,9 +91,7 @@ pub async fn create(store: &Store, org_id: Uuid, new: NewUser) -> ApiResult<user
         && handle.chars().count() <= MAX_HANDLE_CHARS
         && handle.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !valid {
-        return Err(ApiError::bad_input(
-            "a handle has 1–40 characters: letters, digits, '-', '_' or '.'",
-        ));
+        return Err(ApiError::bad_input("a handle has 1–40 characters: letters, digits, '-', '_' or '.'"));
     }
     let display_name = new.display_name.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty());
     let model = users::Model {
@@ -130,7 +124,8 @@ pub async fn create_org(store: &Store, slug: &str, name: &str) -> ApiResult<orga
     if slug.is_empty() || !slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(ApiError::bad_input("a slug has letters, digits and '-'"));
     }
-    let org = organizations::Model { id: Uuid::now_v7(), name: name.to_owned(), slug, created_at: Utc::now() };
+    let org =
+        organizations::Model { id: Uuid::now_v7(), name: name.to_owned(), slug, created_at: Utc::now() };
     let tx = store.begin_write().await?;
     match organizations::ActiveModel::from(org).insert(&tx.txn).await {
         Ok(org) => {

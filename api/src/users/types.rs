@@ -1,7 +1,7 @@
 //! GraphQL types of users and the viewer.
 
-use async_graphql::{Context, ID, InputObject, Object, Result};
 use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, InputObject, Object, Result};
 
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{UserKind, UserRole};

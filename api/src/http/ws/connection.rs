@@ -127,7 +127,7 @@ impl Connection {
                 Ok(vec![pong])
             }
             ClientMessage::Pong {} => Ok(vec![]),
-            ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload),
+            ClientMessage::Subscribe { id, payload } => self.subscribe(id, *payload),
             ClientMessage::Complete { id } => {
                 if let Some(task) = self.subscriptions.remove(&id) {
                     task.abort();
@@ -145,7 +145,10 @@ impl Connection {
         self.init_received = true;
         let app = &self.state.app;
         let Some(token) = init_token(payload) else {
-            return Err(Some((close::FORBIDDEN, "Forbidden: connection_init needs an Authorization token".into())));
+            return Err(Some((
+                close::FORBIDDEN,
+                "Forbidden: connection_init needs an Authorization token".into(),
+            )));
         };
         match app.auth.authenticate(&app.store, &token).await {
             Ok(viewer) => {
@@ -165,7 +168,8 @@ impl Connection {
         }
         let max = self.state.app.limits.max_subscriptions;
         if self.subscriptions.len() >= max {
-            let error = graphql_error(ErrorCode::RateLimited, format!("at most {max} subscriptions per connection"));
+            let error =
+                graphql_error(ErrorCode::RateLimited, format!("at most {max} subscriptions per connection"));
             return Ok(vec![self.protocol.error(&id, serde_json::json!([error]))]);
         }
         let request = with_viewer(&self.state, request, viewer);

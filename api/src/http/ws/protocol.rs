@@ -74,10 +74,15 @@ pub enum ClientMessage {
     Pong {},
     /// `subscribe` (graphql-transport-ws) or `start` (legacy).
     #[serde(alias = "start")]
-    Subscribe { id: String, payload: async_graphql::Request },
+    Subscribe {
+        id: String,
+        payload: Box<async_graphql::Request>,
+    },
     /// `complete` (graphql-transport-ws) or `stop` (legacy).
     #[serde(alias = "stop")]
-    Complete { id: String },
+    Complete {
+        id: String,
+    },
     /// Legacy: the client is leaving.
     ConnectionTerminate {},
 }
