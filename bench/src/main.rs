@@ -1,0 +1,3 @@
+//! `parley-bench`: the load generator (scenarios are being written).
+
+fn main() {}
