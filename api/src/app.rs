@@ -3,8 +3,10 @@
 use std::net::SocketAddr;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+
+use tokio::sync::{mpsc, watch};
 
 use crate::auth::JwtAuth;
 use crate::bus::EventBus;
@@ -20,7 +22,12 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     shutdown: watch::Sender<bool>,
+    /// Closes once every WebSocket connection has ended (each holds a sender).
+    websockets_done: mpsc::Receiver<()>,
 }
+
+/// How long shutdown waits for WebSockets to send their close frames.
+const WEBSOCKET_GRACE: Duration = Duration::from_secs(5);
 
 impl App {
     /// Connects, migrates (and seeds the demo on an empty database), and binds.
@@ -48,7 +55,9 @@ impl App {
         if let Some(users) = demo_users {
             demo::print_welcome(&state, addr, &users)?;
         }
+        let (websockets, websockets_done) = mpsc::channel(1);
         let http_state = HttpState {
+            websockets,
             app: state.clone(),
             schema,
             metrics: metrics_recorder(),
@@ -57,7 +66,7 @@ impl App {
         };
         let router = http::router(http_state, &config.cors_origins);
         spawn_housekeeping(state, shutdown.subscribe());
-        Ok(Self { listener, router, shutdown })
+        Ok(Self { listener, router, shutdown, websockets_done })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -77,6 +86,9 @@ impl App {
             let _ = shutdown.send(true);
         };
         axum::serve(self.listener, self.router).with_graceful_shutdown(stop).await?;
+        // Upgraded connections outlive `serve`: let them send their 1001 close frames.
+        let mut websockets_done = self.websockets_done;
+        let _ = tokio::time::timeout(WEBSOCKET_GRACE, websockets_done.recv()).await;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 
 use super::event::{Envelope, Topic};
@@ -22,15 +22,19 @@ pub enum BusItem {
     Resync,
 }
 
-/// Asks the Redis subscriber task to follow or drop a channel; `ack` fires once subscribed.
+/// Asks the Redis subscriber task to follow or drop a channel; the task sets `ready` once
+/// Redis confirmed (or at once while disconnected: it resyncs everyone on reconnect).
 pub enum Command {
-    Subscribe { topic: Topic, ack: oneshot::Sender<()> },
+    Subscribe { topic: Topic, ready: watch::Sender<bool> },
     Unsubscribe { topic: Topic },
 }
 
 struct Slot {
     sender: broadcast::Sender<BusItem>,
     subscribers: usize,
+    /// True once events of the topic reach this instance; every subscriber waits for it, so
+    /// one that reads the database right after subscribing misses nothing.
+    ready: watch::Receiver<bool>,
 }
 
 pub struct Hub {
@@ -73,25 +77,22 @@ impl Hub {
     }
 
     pub async fn subscribe(self: &Arc<Self>, topic: Topic) -> TopicSubscription {
-        let (receiver, first) = {
+        let (receiver, mut ready) = {
             let mut topics = self.topics();
-            let slot = topics
-                .entry(topic)
-                .or_insert_with(|| Slot { sender: broadcast::channel(TOPIC_CAPACITY).0, subscribers: 0 });
-            slot.subscribers += 1;
-            (slot.sender.subscribe(), slot.subscribers == 1)
-        };
-        if first {
-            metrics::gauge!("parley_bus_topics").increment(1.0);
-            if let Some(remote) = &self.remote {
-                let (ack, acked) = oneshot::channel();
-                if remote.send(Command::Subscribe { topic, ack }).is_ok() {
-                    // The task answers once Redis confirmed, or at once while disconnected
-                    // (it resubscribes and resyncs everyone on reconnect).
-                    let _ = acked.await;
+            let slot = topics.entry(topic).or_insert_with(|| {
+                metrics::gauge!("parley_bus_topics").increment(1.0);
+                let (ready_tx, ready) = watch::channel(self.remote.is_none());
+                if let Some(remote) = &self.remote {
+                    // A closed channel means shutdown: nothing will be delivered anyway.
+                    let _ = remote.send(Command::Subscribe { topic, ready: ready_tx });
                 }
-            }
-        }
+                Slot { sender: broadcast::channel(TOPIC_CAPACITY).0, subscribers: 0, ready }
+            });
+            slot.subscribers += 1;
+            (slot.sender.subscribe(), slot.ready.clone())
+        };
+        // Err: the subscriber task is gone (shutdown); do not wait for it.
+        let _ = ready.wait_for(|ready| *ready).await;
         TopicSubscription { receiver, guard: TopicGuard { topic, hub: self.clone() } }
     }
 

@@ -115,11 +115,11 @@ async fn subscriber_loop(
                         },
                         command = commands.recv() => match command {
                             None => return,
-                            Some(Command::Subscribe { topic, ack }) => {
+                            Some(Command::Subscribe { topic, ready }) => {
                                 ok = followed.contains(&topic)
                                     || sink.subscribe(topic.channel_name()).await.is_ok();
                                 followed.insert(topic);
-                                let _ = ack.send(());
+                                let _ = ready.send(true);
                             }
                             Some(Command::Unsubscribe { topic }) => {
                                 // The topic may have been taken again since; keep it then.
@@ -144,7 +144,7 @@ async fn subscriber_loop(
                 _ = &mut deadline => break,
                 command = commands.recv() => match command {
                     None => return,
-                    Some(Command::Subscribe { ack, .. }) => { let _ = ack.send(()); }
+                    Some(Command::Subscribe { ready, .. }) => { let _ = ready.send(true); }
                     Some(Command::Unsubscribe { .. }) => {}
                 },
             }

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -35,6 +35,8 @@ pub struct HttpState {
     pub playground: bool,
     /// Flips to true on shutdown: WebSockets close with 1001.
     pub shutdown: watch::Receiver<bool>,
+    /// Held by every WebSocket connection, so shutdown can wait for their close frames.
+    pub websockets: mpsc::Sender<()>,
 }
 
 pub fn router(state: HttpState, cors_origins: &str) -> Router {

@@ -97,6 +97,7 @@ impl RoomMember {
 pub type RoomConnection = Connection<String, Room>;
 
 #[derive(InputObject, Default)]
+#[graphql(name = "RoomFilter")]
 pub struct RoomFilterInput {
     pub kind: Option<RoomKind>,
     /// Only rooms with (true) or without (false) unread messages.

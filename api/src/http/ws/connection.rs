@@ -54,6 +54,7 @@ impl Connection {
     }
 
     pub async fn run(mut self, socket: WebSocket) {
+        let _alive = self.state.websockets.clone();
         metrics::gauge!("parley_ws_connections").increment(1.0);
         let (mut sink, mut stream) = socket.split();
         let (Some(mut outbox), Some(mut finished)) = (self.outbox_rx.take(), self.finished_rx.take()) else {
@@ -107,7 +108,7 @@ impl Connection {
             task.abort();
         }
         if let Some((code, reason)) = closing {
-            let frame = CloseFrame { code, reason: reason.into() };
+            let frame = CloseFrame { code, reason: close_reason(reason).into() };
             let _ = sink.send(Message::Close(Some(frame))).await;
         }
         metrics::gauge!("parley_ws_connections").decrement(1.0);
@@ -217,6 +218,16 @@ async fn run_subscription(
     }
     let _ = outbox.send(protocol.complete(&id)).await;
     let _ = finished.send(id);
+}
+
+/// A close frame's reason has at most 123 bytes; a longer one makes clients drop the frame.
+fn close_reason(mut reason: String) -> String {
+    const MAX: usize = 123;
+    if reason.len() > MAX {
+        let cut = (0..=MAX).rev().find(|i| reason.is_char_boundary(*i)).unwrap_or(0);
+        reason.truncate(cut);
+    }
+    reason
 }
 
 /// Counts live subscriptions; dropped when the task ends or is aborted.

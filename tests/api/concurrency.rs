@@ -1,0 +1,153 @@
+//! Races that must come out right on both databases: concurrent senders get
+//! gap-free, unique seqs; a `clientId` retried in parallel stores one
+//! message; parallel `openDirectRoom` calls agree on one room; parallel
+//! channel creations with one name yield one channel and CONFLICTs.
+//!
+//! The checks are `pub(crate)` so `cross_instance` runs them across two
+//! processes as well.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::helpers::api::{
+    all_messages, create_channel, create_channel_query, id_of, latest_seq, my_room_ids, send_query, seqs,
+    spawn_sender,
+};
+use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, data, spawn_app};
+
+backend_tests!(
+    concurrent_senders_get_gap_free_seqs,
+    concurrent_client_id_retries_store_one_message,
+    concurrent_direct_room_opens_agree,
+    concurrent_channel_creates_with_one_name_conflict,
+);
+
+/// `tasks` senders (round-robin over `apps` and `authors`), `per_task`
+/// messages each, all at once into `room`: seqs are exactly 1..=N.
+pub(crate) async fn assert_gap_free_concurrent_sends(
+    apps: &[&TestApp],
+    authors: &[&TestUser],
+    room: &str,
+    tasks: usize,
+    per_task: usize,
+) {
+    let senders: Vec<_> = (0..tasks)
+        .map(|t| {
+            spawn_sender(
+                apps[t % apps.len()],
+                authors[t % authors.len()],
+                room,
+                &format!("task{t}"),
+                per_task,
+                Duration::ZERO,
+            )
+        })
+        .collect();
+    let mut returned = Vec::new();
+    for sender in senders {
+        let seqs = sender.await.expect("a sender task");
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "one sender's seqs increase: {seqs:?}");
+        returned.extend(seqs);
+    }
+    let total = i64::try_from(tasks * per_task).expect("a small count");
+    returned.sort_unstable();
+    assert_eq!(returned, (1..=total).collect::<Vec<_>>(), "every response got its own seq");
+
+    let stored = all_messages(apps[0], authors[0], room).await;
+    assert_eq!(seqs(&stored), (1..=total).collect::<Vec<_>>(), "stored seqs are 1..=N, no gap, no duplicate");
+    let mut bodies: Vec<String> =
+        stored.iter().map(|m| m["body"].as_str().expect("body").to_owned()).collect();
+    bodies.sort();
+    let mut expected: Vec<String> =
+        (0..tasks).flat_map(|t| (1..=per_task).map(move |i| format!("task{t} {i}"))).collect();
+    expected.sort();
+    assert_eq!(bodies, expected, "every message stored exactly once");
+    assert_eq!(latest_seq(apps[0], authors[0], room).await, total);
+}
+
+/// 16 identical `sendMessage` calls with one `clientId` at once (round-robin
+/// over `apps`): one stored message, every response carries it.
+pub(crate) async fn assert_one_message_for_parallel_retries(
+    apps: &[&TestApp],
+    author: &TestUser,
+    room: &str,
+) {
+    let input = json!({ "roomId": room, "body": "exactly once", "clientId": "retry-42" });
+    let attempts = (0..16).map(|i| {
+        let (app, input) = (apps[i % apps.len()], input.clone());
+        async move { app.gql(author, &send_query(), json!({ "input": input })).await }
+    });
+    let messages: Vec<Value> =
+        join_all(attempts).await.into_iter().map(|r| data(r)["sendMessage"].clone()).collect();
+    for message in &messages {
+        assert_eq!(
+            (message["id"].clone(), message["seq"].clone()),
+            (messages[0]["id"].clone(), json!(1)),
+            "{messages:#?}"
+        );
+    }
+    assert_eq!(latest_seq(apps[0], author, room).await, 1);
+    assert_eq!(all_messages(apps[0], author, room).await.len(), 1);
+}
+
+async fn concurrent_senders_get_gap_free_seqs(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&app, &alice, "busy", &[&bob]).await;
+
+    assert_gap_free_concurrent_sends(&[&app], &[&alice, &bob], &room, 8, 25).await;
+}
+
+async fn concurrent_client_id_retries_store_one_message(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    let room = create_channel(&app, &alice, "retries", &[]).await;
+
+    assert_one_message_for_parallel_retries(&[&app], &alice, &room).await;
+}
+
+async fn concurrent_direct_room_opens_agree(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let query = "mutation($ids: [ID!]!) { openDirectRoom(userIds: $ids) { id } }";
+
+    let opens = (0..8).map(|i| {
+        let (app, viewer, other) = if i % 2 == 0 { (&app, &alice, &bob) } else { (&app, &bob, &alice) };
+        async move { app.gql(viewer, query, json!({ "ids": [other.id] })).await }
+    });
+    let ids: Vec<String> =
+        join_all(opens).await.into_iter().map(|r| id_of(&data(r)["openDirectRoom"])).collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "one room for one member set: {ids:?}");
+    assert_eq!(my_room_ids(&app, &alice, json!({ "kind": "DIRECT" })).await, vec![ids[0].clone()]);
+}
+
+async fn concurrent_channel_creates_with_one_name_conflict(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+
+    let creates =
+        (0..8).map(|i| {
+            let (app, creator) = (&app, if i % 2 == 0 { &alice } else { &bob });
+            async move {
+                app.gql(creator, &create_channel_query(), json!({ "input": { "name": "launch" } })).await
+            }
+        });
+    let responses = join_all(creates).await;
+    let created: Vec<&Value> = responses.iter().filter(|r| r["errors"].is_null()).collect();
+    assert_eq!(created.len(), 1, "exactly one channel named launch: {responses:#?}");
+    for failed in responses.iter().filter(|r| !r["errors"].is_null()) {
+        assert_error_code(failed, "CONFLICT");
+    }
+    let channels = [
+        my_room_ids(&app, &alice, json!({ "kind": "CHANNEL" })).await,
+        my_room_ids(&app, &bob, json!({ "kind": "CHANNEL" })).await,
+    ]
+    .concat();
+    assert_eq!(channels, vec![id_of(&created[0]["data"]["createChannel"])]);
+}

@@ -1,0 +1,68 @@
+//! Direct rooms: `openDirectRoom` is idempotent by member set (whoever opens
+//! it, in whatever order), holds 2–9 members including the viewer, and cannot
+//! be left.
+
+use serde_json::json;
+
+use crate::helpers::api::{id_of, member_ids, my_room_ids, open_dm, room};
+use crate::helpers::{Backend, assert_error_code, spawn_app};
+
+backend_tests!(open_direct_room_is_idempotent_by_member_set, open_direct_room_needs_two_to_nine_members);
+
+const OPEN_DM: &str =
+    "mutation($ids: [ID!]!) { openDirectRoom(userIds: $ids) { id kind members { user { id } } } }";
+const LEAVE: &str = "mutation($id: ID!) { leaveRoom(roomId: $id) }";
+const ROOM_BY_ID: &str = "query($id: ID!) { room(id: $id) { id name } }";
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+async fn open_direct_room_is_idempotent_by_member_set(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+
+    let dm = app.ok(&alice, OPEN_DM, json!({ "ids": [bob.id] })).await["openDirectRoom"].clone();
+    assert_eq!(dm["kind"], "DIRECT");
+    assert_eq!(member_ids(&dm), sorted(vec![alice.id.clone(), bob.id.clone()]));
+    let dm = id_of(&dm);
+    assert_eq!(open_dm(&app, &bob, &[&alice]).await, dm, "the other side opens the same room");
+    assert_eq!(open_dm(&app, &alice, &[&bob, &alice]).await, dm, "listing the viewer changes nothing");
+
+    let group = open_dm(&app, &alice, &[&bob, &carol]).await;
+    assert_ne!(group, dm);
+    assert_eq!(open_dm(&app, &carol, &[&bob, &alice]).await, group, "order of ids is irrelevant");
+    assert_eq!(open_dm(&app, &bob, &[&carol, &alice]).await, group);
+
+    assert_error_code(&app.gql(&alice, LEAVE, json!({ "id": dm })).await, "BAD_USER_INPUT");
+    assert_eq!(member_ids(&room(&app, &alice, &dm).await).len(), 2, "a DM cannot be left");
+    assert_error_code(&app.gql(&carol, ROOM_BY_ID, json!({ "id": dm })).await, "NOT_FOUND");
+    let mut dms = my_room_ids(&app, &alice, json!({ "kind": "DIRECT" })).await;
+    dms.sort();
+    assert_eq!(dms, sorted(vec![dm, group]));
+}
+
+async fn open_direct_room_needs_two_to_nine_members(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (acme, globex) = (app.create_org().await, app.create_org().await);
+    let root = acme.user_with_role("root", "admin").await;
+    let mallory = globex.user("mallory").await;
+    let create = "mutation($input: CreateUserInput!) { createUser(input: $input) { id } }";
+    let mut others = Vec::new();
+    for i in 0..9 {
+        let input = json!({ "handle": format!("user{i}"), "displayName": format!("User {i}") });
+        others.push(id_of(&app.ok(&root, create, json!({ "input": input })).await["createUser"]));
+    }
+
+    for ids in [json!([]), json!([root.id]), json!(others)] {
+        assert_error_code(&app.gql(&root, OPEN_DM, json!({ "ids": ids })).await, "BAD_USER_INPUT");
+    }
+    assert_error_code(&app.gql(&root, OPEN_DM, json!({ "ids": ["not-a-uuid"] })).await, "BAD_USER_INPUT");
+    assert_error_code(&app.gql(&root, OPEN_DM, json!({ "ids": [mallory.id] })).await, "NOT_FOUND");
+    assert!(my_room_ids(&app, &root, json!(null)).await.is_empty(), "no room was created by bad input");
+
+    let nine = app.ok(&root, OPEN_DM, json!({ "ids": others[..8] })).await["openDirectRoom"].clone();
+    assert_eq!(member_ids(&nine).len(), 9);
+}

@@ -1,0 +1,185 @@
+//! GraphQL over HTTP and the operational endpoints: `Accept` negotiation and
+//! status codes, GET queries, mutations over GET (405), the body size limit
+//! (413), `operationName`, and `/healthz`, `/readyz`, `/metrics`, `/`.
+
+use serde_json::{Value, json};
+
+use crate::helpers::api::{create_channel, latest_seq, my_room_ids};
+use crate::helpers::{Backend, TestApp, TestUser, data, spawn_app, spawn_app_with};
+
+backend_tests!(
+    application_json_is_always_200,
+    graphql_response_json_uses_4xx_before_execution,
+    get_runs_queries,
+    mutations_over_get_are_405,
+    bodies_over_the_limit_are_413,
+    operation_name_selects_the_operation,
+    health_readiness_metrics_and_graphiql,
+);
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// POSTs `body` with `accept`; returns status, content-type and the JSON body.
+async fn post(app: &TestApp, user: &TestUser, accept: &str, body: Value) -> (u16, String, Value) {
+    let response = app
+        .http
+        .post(app.url("/graphql"))
+        .bearer_auth(&user.token)
+        .header("Accept", accept)
+        .json(&body)
+        .send()
+        .await
+        .expect("POST /graphql");
+    let status = response.status().as_u16();
+    let content_type = content_type(&response);
+    let text = response.text().await.expect("response body");
+    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} body is not JSON: {text}"));
+    (status, content_type, json)
+}
+
+fn content_type(response: &reqwest::Response) -> String {
+    response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+async fn application_json_is_always_200(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+
+    let (status, kind, body) =
+        post(&app, &alice, "application/json", json!({ "query": "{ viewer { handle } }" })).await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("application/json"), "content-type {kind}");
+    assert_eq!(data(body)["viewer"]["handle"], "alice");
+
+    for query in ["{ viewer { handle }", "{ viewer { noSuchField } }"] {
+        let (status, kind, body) = post(&app, &alice, "application/json", json!({ "query": query })).await;
+        assert_eq!(status, 200, "application/json answers 200 even for {query}: {body}");
+        assert!(kind.starts_with("application/json"), "content-type {kind}");
+        assert!(body["errors"].as_array().is_some_and(|e| !e.is_empty()), "{body}");
+    }
+}
+
+async fn graphql_response_json_uses_4xx_before_execution(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+
+    let (status, kind, body) =
+        post(&app, &alice, GRAPHQL_RESPONSE, json!({ "query": "{ viewer { handle } }" })).await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with(GRAPHQL_RESPONSE), "content-type {kind}");
+    assert_eq!(data(body)["viewer"]["handle"], "alice");
+
+    for query in ["{ viewer { handle }", "{ viewer { noSuchField } }", "query($x: Int!) { viewer { id } }"] {
+        let (status, kind, body) = post(&app, &alice, GRAPHQL_RESPONSE, json!({ "query": query })).await;
+        assert_eq!(status, 400, "a request failing before execution is 400: {query} → {body}");
+        assert!(kind.starts_with(GRAPHQL_RESPONSE), "content-type {kind}");
+        assert!(body["data"].is_null(), "no execution, no data: {body}");
+        assert!(body["errors"].as_array().is_some_and(|e| !e.is_empty()), "{body}");
+    }
+}
+
+async fn get_runs_queries(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+
+    let response = app
+        .http
+        .get(app.url("/graphql"))
+        .bearer_auth(&alice.token)
+        .header("Accept", "application/json")
+        .query(&[
+            ("query", "query($n: Int) { viewer { handle rooms(first: $n) { edges { cursor } } } }"),
+            ("variables", r#"{"n": 5}"#),
+        ])
+        .send()
+        .await
+        .expect("GET /graphql");
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.expect("JSON body");
+    assert_eq!(data(body)["viewer"]["handle"], "alice");
+}
+
+async fn mutations_over_get_are_405(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let mutation = r#"mutation { createChannel(input: { name: "via-get" }) { id } }"#;
+
+    for accept in ["application/json", GRAPHQL_RESPONSE] {
+        let response = app
+            .http
+            .get(app.url("/graphql"))
+            .bearer_auth(&alice.token)
+            .header("Accept", accept)
+            .query(&[("query", mutation)])
+            .send()
+            .await
+            .expect("GET /graphql");
+        assert_eq!(response.status().as_u16(), 405, "GET mutation with Accept {accept}");
+        let allow =
+            response.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(allow.to_ascii_uppercase().contains("POST"), "405 names POST in Allow, got {allow:?}");
+    }
+    assert!(my_room_ids(&app, &alice, json!(null)).await.is_empty(), "nothing was created");
+}
+
+async fn bodies_over_the_limit_are_413(backend: Backend) {
+    let app = spawn_app_with(backend, &[("PARLEY_MAX_BODY_BYTES", "4096")]).await;
+    let alice = app.create_org().await.user("alice").await;
+    let room = create_channel(&app, &alice, "general", &[]).await;
+    let send = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { seq } }";
+
+    // 5 000 characters: a valid message, but not a valid request here.
+    let big =
+        json!({ "query": send, "variables": { "input": { "roomId": room, "body": "b".repeat(5_000) } } });
+    let response = app.post_graphql(Some(&alice.token), &big).await;
+    assert_eq!(response.status().as_u16(), 413);
+    assert_eq!(latest_seq(&app, &alice, &room).await, 0, "the oversized request changed nothing");
+
+    let padded = json!({ "query": "{ viewer { id } }", "variables": { "pad": "p".repeat(64 * 1024) } });
+    assert_eq!(app.post_graphql(Some(&alice.token), &padded).await.status().as_u16(), 413);
+
+    let small =
+        json!({ "query": send, "variables": { "input": { "roomId": room, "body": "b".repeat(3_000) } } });
+    let response = app.post_graphql(Some(&alice.token), &small).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(data(response.json().await.expect("JSON body"))["sendMessage"]["seq"], 1);
+}
+
+async fn operation_name_selects_the_operation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let document = "query Handle { viewer { handle } } query Total { viewer { unreadTotal } }";
+
+    let body = json!({ "query": document, "operationName": "Total" });
+    let (status, _, response) = post(&app, &alice, "application/json", body).await;
+    assert_eq!(status, 200);
+    assert_eq!(data(response)["viewer"], json!({ "unreadTotal": 0 }));
+
+    let (_, _, ambiguous) = post(&app, &alice, "application/json", json!({ "query": document })).await;
+    assert!(ambiguous["errors"].is_array(), "two operations need an operationName: {ambiguous}");
+}
+
+async fn health_readiness_metrics_and_graphiql(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    // Give the metrics something to count.
+    app.ok(&alice, "{ viewer { id } }", json!({})).await;
+
+    for path in ["/healthz", "/readyz"] {
+        let response = app.http.get(app.url(path)).send().await.expect("GET health");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+    }
+
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("GET /metrics");
+    assert_eq!(metrics.status().as_u16(), 200);
+    assert!(content_type(&metrics).starts_with("text/plain"), "prometheus text format");
+    let text = metrics.text().await.expect("metrics body");
+    assert!(text.contains("# TYPE"), "prometheus exposition expected, got:\n{text}");
+
+    let page = app.http.get(app.url("/")).header("Accept", "text/html").send().await.expect("GET /");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(content_type(&page).starts_with("text/html"));
+    let html = page.text().await.expect("GraphiQL page");
+    assert!(html.to_ascii_lowercase().contains("graphiql"), "GraphiQL page expected");
+    assert!(html.contains("/graphql"), "GraphiQL points at the endpoint");
+}

@@ -1,0 +1,28 @@
+//! Parley's integration test suite: one binary (one link step) that starts
+//! real `parley` processes and talks to them over HTTP and WebSocket, exactly
+//! as clients do.
+//!
+//! Every domain test runs twice, against SQLite with the in-process bus
+//! (`sqlite::…`) and against PostgreSQL + Redis (`postgres::…`, skipped with
+//! one notice on stderr unless `PARLEY_TEST_DATABASE_URL` and
+//! `PARLEY_TEST_REDIS_URL` are set; `PARLEY_TEST_REQUIRE_BACKENDS=1` turns the
+//! skip into a failure). `cross_instance` runs on PostgreSQL + Redis only.
+
+#[macro_use]
+mod helpers;
+
+mod auth;
+mod concurrency;
+mod cross_instance;
+mod direct_rooms;
+mod http_protocol;
+mod message_edits;
+mod messages;
+mod read_state;
+mod room_listing;
+mod rooms;
+mod schema;
+mod subscription_updates;
+mod subscriptions;
+mod users;
+mod ws_protocol;

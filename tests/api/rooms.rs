@@ -1,0 +1,247 @@
+//! Channels: create, update, archive, join, leave, add and remove members,
+//! with every access rule (another organisation's ids, private channels,
+//! non-members, room and org roles).
+
+use serde_json::json;
+
+use crate::helpers::api::{
+    create_channel, create_channel_query, create_private_channel, edge_ids, id_of, latest_seq, member_ids,
+    my_room_ids, room, send, try_send,
+};
+use crate::helpers::{Backend, assert_error_code, spawn_app};
+
+backend_tests!(
+    create_channel_returns_the_room,
+    duplicate_channel_name_conflicts,
+    other_org_ids_are_not_found,
+    private_channel_is_invisible_to_non_members,
+    join_and_leave_public_channel,
+    update_room_requires_room_or_org_admin,
+    archive_room_makes_it_read_only_and_hidden,
+    add_and_remove_members,
+);
+
+const JOIN: &str = "mutation($id: ID!) { joinRoom(roomId: $id) { id viewerRole members { user { id } } } }";
+const LEAVE: &str = "mutation($id: ID!) { leaveRoom(roomId: $id) }";
+const UPDATE: &str = "mutation($input: UpdateRoomInput!) { updateRoom(input: $input) { id name topic } }";
+const ARCHIVE: &str = "mutation($id: ID!) { archiveRoom(roomId: $id) { id archivedAt } }";
+const ADD: &str = "mutation($id: ID!, $users: [ID!]!) { addMembers(roomId: $id, userIds: $users) { id members { user { id } } } }";
+const REMOVE: &str = "mutation($id: ID!, $user: ID!) { removeMember(roomId: $id, userId: $user) { id members { user { id } } } }";
+const OPEN_DM: &str =
+    "mutation($ids: [ID!]!) { openDirectRoom(userIds: $ids) { id kind members { user { id } } } }";
+const ROOM_BY_ID: &str = "query($id: ID!) { room(id: $id) { id name } }";
+const MESSAGES: &str = "query($id: ID!) { messages(roomId: $id) { edges { node { id } } } }";
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+async fn create_channel_returns_the_room(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+
+    let input = json!({ "name": "general", "topic": "All hands", "memberIds": [bob.id] });
+    let created =
+        app.ok(&alice, &create_channel_query(), json!({ "input": input })).await["createChannel"].clone();
+    assert_eq!(created["kind"], "CHANNEL");
+    assert_eq!(created["name"], "general");
+    assert_eq!(created["topic"], "All hands");
+    assert_eq!(created["visibility"], "PUBLIC");
+    assert_eq!(created["viewerRole"], "OWNER");
+    assert!(created["archivedAt"].is_null() && created["lastMessage"].is_null());
+    assert!(created["createdAt"].is_string());
+    assert_eq!((created["latestSeq"].as_i64(), created["unreadCount"].as_i64()), (Some(0), Some(0)));
+    assert_eq!(member_ids(&created), sorted(vec![alice.id.clone(), bob.id.clone()]));
+    let roles: Vec<_> = created["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| (m["user"]["id"].clone(), m["role"].clone()))
+        .collect();
+    assert!(roles.contains(&(json!(alice.id), json!("OWNER"))), "{roles:?}");
+    assert!(roles.contains(&(json!(bob.id), json!("MEMBER"))), "{roles:?}");
+
+    let id = id_of(&created);
+    let seen_by_bob = room(&app, &bob, &id).await;
+    assert_eq!(
+        (seen_by_bob["name"].clone(), seen_by_bob["viewerRole"].clone()),
+        (json!("general"), json!("MEMBER"))
+    );
+    assert_eq!(my_room_ids(&app, &bob, json!(null)).await, vec![id]);
+}
+
+async fn duplicate_channel_name_conflicts(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (acme, globex) = (app.create_org().await, app.create_org().await);
+    let alice = acme.user("alice").await;
+    let bob = acme.user("bob").await;
+    let mallory = globex.user("mallory").await;
+    create_channel(&app, &alice, "general", &[]).await;
+
+    let again = app.gql(&bob, &create_channel_query(), json!({ "input": { "name": "general" } })).await;
+    assert_error_code(&again, "CONFLICT");
+    assert!(my_room_ids(&app, &bob, json!(null)).await.is_empty(), "the failed create left nothing behind");
+    // Names are unique per organisation only.
+    create_channel(&app, &mallory, "general", &[]).await;
+}
+
+async fn other_org_ids_are_not_found(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (acme, globex) = (app.create_org().await, app.create_org().await);
+    let alice = acme.user("alice").await;
+    let mallory = globex.user("mallory").await;
+    let theirs = create_channel(&app, &mallory, "public-there", &[]).await;
+    let mine = create_channel(&app, &alice, "mine", &[]).await;
+
+    for (query, vars) in [
+        (ROOM_BY_ID, json!({ "id": theirs })),
+        (JOIN, json!({ "id": theirs })),
+        (MESSAGES, json!({ "id": theirs })),
+        (ARCHIVE, json!({ "id": theirs })),
+        (UPDATE, json!({ "input": { "roomId": theirs, "name": "pwned" } })),
+        (ADD, json!({ "id": mine, "users": [mallory.id] })),
+        (OPEN_DM, json!({ "ids": [mallory.id] })),
+        (ROOM_BY_ID, json!({ "id": uuid::Uuid::now_v7().to_string() })),
+    ] {
+        let response = app.gql(&alice, query, vars).await;
+        assert_error_code(&response, "NOT_FOUND");
+    }
+    assert_error_code(&try_send(&app, &alice, json!({ "roomId": theirs, "body": "hi" })).await, "NOT_FOUND");
+    assert_error_code(&app.gql(&alice, ROOM_BY_ID, json!({ "id": "not-a-uuid" })).await, "BAD_USER_INPUT");
+    assert_error_code(&app.gql(&alice, JOIN, json!({ "id": "42" })).await, "BAD_USER_INPUT");
+
+    let untouched = room(&app, &mallory, &theirs).await;
+    assert_eq!(
+        (untouched["name"].clone(), untouched["latestSeq"].clone()),
+        (json!("public-there"), json!(0))
+    );
+    assert_eq!(member_ids(&untouched), vec![mallory.id.clone()]);
+    assert_eq!(member_ids(&room(&app, &alice, &mine).await), vec![alice.id.clone()]);
+}
+
+async fn private_channel_is_invisible_to_non_members(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    let secret = create_private_channel(&app, &alice, "secret", &[&bob]).await;
+    send(&app, &alice, &secret, "for members only").await;
+
+    assert_eq!(room(&app, &bob, &secret).await["visibility"], "PRIVATE");
+    for (query, vars) in [
+        (ROOM_BY_ID, json!({ "id": secret })),
+        (JOIN, json!({ "id": secret })),
+        (MESSAGES, json!({ "id": secret })),
+        (LEAVE, json!({ "id": secret })),
+    ] {
+        assert_error_code(&app.gql(&carol, query, vars).await, "NOT_FOUND");
+    }
+    assert_error_code(
+        &try_send(&app, &carol, json!({ "roomId": secret, "body": "let me in" })).await,
+        "NOT_FOUND",
+    );
+    let listed = app
+        .ok(&carol, "{ rooms(filter: { search: \"secret\" }) { edges { node { id } } } }", json!({}))
+        .await;
+    assert!(edge_ids(&listed["rooms"]).is_empty(), "private room listed to a non-member: {listed}");
+    assert_eq!(latest_seq(&app, &alice, &secret).await, 1);
+}
+
+async fn join_and_leave_public_channel(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, carol) = (org.user("alice").await, org.user("carol").await);
+    let random = create_channel(&app, &alice, "random", &[]).await;
+
+    let not_joined = try_send(&app, &carol, json!({ "roomId": random, "body": "hi" })).await;
+    assert_error_code(&not_joined, "FORBIDDEN");
+
+    let joined = app.ok(&carol, JOIN, json!({ "id": random })).await["joinRoom"].clone();
+    assert_eq!(joined["viewerRole"], "MEMBER");
+    assert_eq!(member_ids(&joined), sorted(vec![alice.id.clone(), carol.id.clone()]));
+    assert_eq!(send(&app, &carol, &random, "hi all").await["seq"], 1);
+    assert_eq!(my_room_ids(&app, &carol, json!(null)).await, vec![random.clone()]);
+
+    assert_eq!(app.ok(&carol, LEAVE, json!({ "id": random })).await["leaveRoom"], true);
+    assert!(my_room_ids(&app, &carol, json!(null)).await.is_empty());
+    assert_error_code(
+        &try_send(&app, &carol, json!({ "roomId": random, "body": "still here?" })).await,
+        "FORBIDDEN",
+    );
+    assert_eq!(member_ids(&room(&app, &alice, &random).await), vec![alice.id.clone()]);
+    assert_eq!(latest_seq(&app, &alice, &random).await, 1);
+}
+
+async fn update_room_requires_room_or_org_admin(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let root = org.user_with_role("root", "admin").await;
+    let id = create_channel(&app, &alice, "general", &[&bob]).await;
+
+    let renamed = app
+        .ok(&alice, UPDATE, json!({ "input": { "roomId": id, "name": "lobby", "topic": "Say hi" } }))
+        .await;
+    assert_eq!(renamed["updateRoom"], json!({ "id": id, "name": "lobby", "topic": "Say hi" }));
+
+    let by_member = app.gql(&bob, UPDATE, json!({ "input": { "roomId": id, "name": "mine" } })).await;
+    assert_error_code(&by_member, "FORBIDDEN");
+    assert_eq!(room(&app, &alice, &id).await["name"], "lobby");
+
+    let by_org_admin =
+        app.ok(&root, UPDATE, json!({ "input": { "roomId": id, "topic": "Moderated" } })).await;
+    assert_eq!(by_org_admin["updateRoom"]["topic"], "Moderated");
+    assert_eq!(by_org_admin["updateRoom"]["name"], "lobby", "an omitted field is unchanged");
+}
+
+async fn archive_room_makes_it_read_only_and_hidden(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let id = create_channel(&app, &alice, "old-project", &[&bob]).await;
+    send(&app, &bob, &id, "last words").await;
+
+    assert_error_code(&app.gql(&bob, ARCHIVE, json!({ "id": id })).await, "FORBIDDEN");
+    assert!(room(&app, &bob, &id).await["archivedAt"].is_null());
+
+    let archived = app.ok(&alice, ARCHIVE, json!({ "id": id })).await["archiveRoom"].clone();
+    assert!(archived["archivedAt"].is_string(), "{archived}");
+    let refused = try_send(&app, &bob, json!({ "roomId": id, "body": "anyone?" })).await;
+    assert_error_code(&refused, "FORBIDDEN");
+    assert_eq!(latest_seq(&app, &bob, &id).await, 1, "the refused message was not stored");
+
+    assert!(my_room_ids(&app, &bob, json!(null)).await.is_empty(), "archived rooms are hidden by default");
+    assert_eq!(my_room_ids(&app, &bob, json!({ "archived": true })).await, vec![id.clone()]);
+    assert!(room(&app, &bob, &id).await["archivedAt"].is_string(), "archived rooms stay readable");
+}
+
+async fn add_and_remove_members(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (acme, globex) = (app.create_org().await, app.create_org().await);
+    let (alice, bob, carol) = (acme.user("alice").await, acme.user("bob").await, acme.user("carol").await);
+    let mallory = globex.user("mallory").await;
+    let team = create_private_channel(&app, &alice, "team", &[]).await;
+
+    let added =
+        app.ok(&alice, ADD, json!({ "id": team, "users": [bob.id, carol.id] })).await["addMembers"].clone();
+    assert_eq!(member_ids(&added), sorted(vec![alice.id.clone(), bob.id.clone(), carol.id.clone()]));
+    assert_eq!(room(&app, &carol, &team).await["viewerRole"], "MEMBER");
+
+    assert_error_code(&app.gql(&bob, REMOVE, json!({ "id": team, "user": alice.id })).await, "FORBIDDEN");
+    assert_error_code(&app.gql(&alice, ADD, json!({ "id": team, "users": [mallory.id] })).await, "NOT_FOUND");
+    assert_error_code(
+        &app.gql(&alice, ADD, json!({ "id": team, "users": ["nope"] })).await,
+        "BAD_USER_INPUT",
+    );
+
+    let removed =
+        app.ok(&alice, REMOVE, json!({ "id": team, "user": carol.id })).await["removeMember"].clone();
+    assert_eq!(member_ids(&removed), sorted(vec![alice.id.clone(), bob.id.clone()]));
+    assert_error_code(&app.gql(&carol, ROOM_BY_ID, json!({ "id": team })).await, "NOT_FOUND");
+    assert_error_code(
+        &try_send(&app, &carol, json!({ "roomId": team, "body": "hello?" })).await,
+        "NOT_FOUND",
+    );
+    assert_eq!(latest_seq(&app, &alice, &team).await, 0);
+}

@@ -1,0 +1,132 @@
+//! Subscriptions to changes other than new messages: `unreadCountChanged`
+//! through every kind of change, `messageUpdated` on edits and deletions, and
+//! `roomUpdated` on create, rename, membership, join and archive.
+
+use serde_json::{Value, json};
+
+use crate::helpers::api::{create_channel, create_private_channel, id_of, mark_read, open_dm, send};
+use crate::helpers::ws::WsClient;
+use crate::helpers::{Backend, QUIET, spawn_app};
+
+backend_tests!(
+    unread_count_changed_follows_every_change,
+    message_updated_on_edit_and_delete,
+    room_updated_on_create_rename_join_archive,
+);
+
+const UNREAD: &str = "subscription { unreadCountChanged { roomId unreadCount unreadTotal seq } }";
+const UPDATED: &str = "subscription($room: ID) { messageUpdated(roomId: $room) { id seq body editedAt deletedAt room { id } } }";
+const ROOM_UPDATED_FULL: &str = "subscription { roomUpdated { roomId reason room { id name archivedAt } } }";
+
+async fn unread_count_changed_follows_every_change(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let general = create_channel(&app, &alice, "general", &[&bob]).await;
+    let second = create_channel(&app, &alice, "second", &[&bob]).await;
+    let mut ws = WsClient::connect(&app, &alice).await;
+    let mut counts = ws.subscribe("counts", UNREAD, json!({})).await;
+    let change = |room: &str, unread: i64, total: i64, seq: i64| json!({ "roomId": room, "unreadCount": unread, "unreadTotal": total, "seq": seq });
+
+    send(&app, &bob, &general, "one").await;
+    assert_eq!(counts.next("unreadCountChanged").await, change(&general, 1, 1, 1));
+    send(&app, &bob, &general, "two").await;
+    assert_eq!(counts.next("unreadCountChanged").await, change(&general, 2, 2, 2));
+    send(&app, &bob, &second, "elsewhere").await;
+    assert_eq!(counts.next("unreadCountChanged").await, change(&second, 1, 3, 1));
+
+    mark_read(&app, &alice, &general, None).await;
+    assert_eq!(counts.next("unreadCountChanged").await, change(&general, 0, 1, 2));
+
+    send(&app, &bob, &general, "three").await;
+    assert_eq!(counts.next("unreadCountChanged").await, change(&general, 1, 2, 3));
+    let four = id_of(&send(&app, &bob, &general, "four").await);
+    assert_eq!(counts.next("unreadCountChanged").await, change(&general, 2, 3, 4));
+    app.ok(&bob, "mutation($id: ID!) { deleteMessage(messageId: $id) { id } }", json!({ "id": four })).await;
+    let after_delete = counts.next("unreadCountChanged").await;
+    assert_eq!(
+        (after_delete["roomId"].clone(), after_delete["unreadCount"].clone()),
+        (json!(general), json!(1))
+    );
+    assert_eq!(after_delete["unreadTotal"], 2);
+
+    mark_read(&app, &alice, &general, None).await;
+    assert_eq!(counts.next("unreadCountChanged").await["unreadCount"], 0);
+    // Own messages never raise the count: nothing, or a change to 0.
+    send(&app, &alice, &general, "mine").await;
+    for update in counts.drain("unreadCountChanged", QUIET).await {
+        assert_eq!(update["unreadCount"], 0, "own message raised the count: {update}");
+    }
+    send(&app, &bob, &general, "five").await;
+    assert_eq!(counts.next("unreadCountChanged").await, change(&general, 1, 2, 6));
+}
+
+async fn message_updated_on_edit_and_delete(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let general = create_channel(&app, &alice, "general", &[&bob]).await;
+    let dm = open_dm(&app, &alice, &[&bob]).await;
+    let mut ws = WsClient::connect(&app, &alice).await;
+    let mut one = ws.subscribe("one", UPDATED, json!({ "room": general })).await;
+    let mut all = ws.subscribe("all", UPDATED, json!({})).await;
+
+    let id = id_of(&send(&app, &bob, &general, "draft").await);
+    one.assert_nothing(QUIET).await;
+    let edit = "mutation($input: EditMessageInput!) { editMessage(input: $input) { id } }";
+    app.ok(&bob, edit, json!({ "input": { "messageId": id, "body": "final" } })).await;
+    for sub in [&mut one, &mut all] {
+        let edited = sub.next("messageUpdated").await;
+        assert_eq!((edited["id"].clone(), edited["body"].clone()), (json!(id), json!("final")));
+        assert!(edited["editedAt"].is_string() && edited["deletedAt"].is_null());
+    }
+
+    app.ok(&bob, "mutation($id: ID!) { deleteMessage(messageId: $id) { id } }", json!({ "id": id })).await;
+    for sub in [&mut one, &mut all] {
+        let deleted = sub.next("messageUpdated").await;
+        assert_eq!(
+            (deleted["id"].clone(), deleted["seq"].clone(), deleted["body"].clone()),
+            (json!(id), json!(1), Value::Null)
+        );
+        assert!(deleted["deletedAt"].is_string());
+    }
+
+    let in_dm = id_of(&send(&app, &bob, &dm, "tpyo").await);
+    app.ok(&bob, edit, json!({ "input": { "messageId": in_dm, "body": "typo" } })).await;
+    assert_eq!(all.next("messageUpdated").await["room"]["id"], json!(dm));
+    one.assert_nothing(QUIET).await;
+}
+
+async fn room_updated_on_create_rename_join_archive(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    let open = create_channel(&app, &carol, "open", &[]).await;
+    let mut ws = WsClient::connect(&app, &alice).await;
+    let mut updates = ws.subscribe("rooms", ROOM_UPDATED_FULL, json!({})).await;
+
+    let plans = create_channel(&app, &bob, "plans", &[&alice]).await;
+    let created = updates.next_room_update(&plans, &["CREATED"]).await;
+    assert_eq!(created["room"]["name"], "plans");
+
+    let rename = "mutation($input: UpdateRoomInput!) { updateRoom(input: $input) { id } }";
+    app.ok(&bob, rename, json!({ "input": { "roomId": plans, "name": "roadmap" } })).await;
+    let renamed = updates.next_room_update(&plans, &["RENAMED"]).await;
+    assert_eq!(renamed["room"]["name"], "roadmap");
+
+    let add = "mutation($id: ID!, $users: [ID!]!) { addMembers(roomId: $id, userIds: $users) { id } }";
+    app.ok(&bob, add, json!({ "id": plans, "users": [carol.id] })).await;
+    updates.next_room_update(&plans, &["MEMBERS_CHANGED", "JOINED"]).await;
+
+    app.ok(&alice, "mutation($id: ID!) { joinRoom(roomId: $id) { id } }", json!({ "id": open })).await;
+    updates.next_room_update(&open, &["JOINED"]).await;
+
+    app.ok(&bob, "mutation($id: ID!) { archiveRoom(roomId: $id) { id } }", json!({ "id": plans })).await;
+    let archived = updates.next_room_update(&plans, &["ARCHIVED"]).await;
+    assert!(archived["room"]["archivedAt"].is_string(), "{archived}");
+
+    // Rooms alice is not in stay silent.
+    let elsewhere = create_private_channel(&app, &bob, "elsewhere", &[&carol]).await;
+    app.ok(&bob, rename, json!({ "input": { "roomId": elsewhere, "name": "still-elsewhere" } })).await;
+    updates.assert_nothing(QUIET).await;
+}

@@ -1,0 +1,170 @@
+//! `messageAdded` over `graphql-transport-ws`: all rooms or one room, rooms
+//! joined after subscribing, removal and leaving (with `roomUpdated` telling
+//! the viewer), `after` replay, and rooms the viewer may not read. Every test
+//! subscribes first, then mutates over HTTP, then asserts what arrives (and
+//! what does not).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::api::{create_channel, create_private_channel, int, open_dm, send, spawn_sender};
+use crate::helpers::ws::WsClient;
+use crate::helpers::{Backend, QUIET, spawn_app};
+
+backend_tests!(
+    message_added_for_all_rooms_and_one_room,
+    rooms_joined_after_subscribing_deliver,
+    removal_stops_delivery_and_revokes_access,
+    after_replays_then_goes_live_without_gap_or_duplicate,
+    subscribing_to_an_unreadable_room_fails,
+);
+
+const ALL: &str = "subscription { messageAdded { seq body room { id } author { handle } } }";
+const ONE: &str = "subscription($room: ID, $after: Int) { messageAdded(roomId: $room, after: $after) { seq body room { id } } }";
+const ROOM_UPDATED: &str = "subscription { roomUpdated { roomId reason } }";
+
+async fn message_added_for_all_rooms_and_one_room(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    let general = create_channel(&app, &alice, "general", &[&bob]).await;
+    let dm = open_dm(&app, &bob, &[&alice]).await;
+    let side = create_private_channel(&app, &bob, "side", &[&carol]).await;
+    let mut ws = WsClient::connect(&app, &alice).await;
+    let mut all = ws.subscribe("all", ALL, json!({})).await;
+    let mut one = ws.subscribe("one", ONE, json!({ "room": general })).await;
+
+    send(&app, &bob, &general, "in general").await;
+    let added = all.next("messageAdded").await;
+    assert_eq!(
+        added,
+        json!({ "seq": 1, "body": "in general", "room": { "id": general }, "author": { "handle": "bob" } })
+    );
+    assert_eq!(one.next("messageAdded").await["body"], "in general");
+
+    send(&app, &bob, &dm, "in the dm").await;
+    assert_eq!(all.next("messageAdded").await["room"]["id"], json!(dm));
+    one.assert_nothing(QUIET).await;
+
+    send(&app, &bob, &side, "not for alice").await;
+    all.assert_nothing(QUIET).await;
+
+    send(&app, &alice, &general, "my own").await;
+    assert_eq!(all.next("messageAdded").await["seq"], 2, "the viewer's own messages are delivered too");
+    assert_eq!(one.next("messageAdded").await["seq"], 2);
+}
+
+async fn rooms_joined_after_subscribing_deliver(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    let mut ws = WsClient::connect(&app, &alice).await;
+    let mut all = ws.subscribe("all", ALL, json!({})).await;
+
+    let open = create_channel(&app, &carol, "open", &[]).await;
+    send(&app, &carol, &open, "before alice joined").await;
+    all.assert_nothing(QUIET).await;
+    app.ok(&alice, "mutation($id: ID!) { joinRoom(roomId: $id) { id } }", json!({ "id": open })).await;
+    send(&app, &carol, &open, "after alice joined").await;
+    assert_eq!(all.next("messageAdded").await["body"], "after alice joined");
+
+    let invite = create_private_channel(&app, &bob, "invite", &[]).await;
+    let add = "mutation($id: ID!, $users: [ID!]!) { addMembers(roomId: $id, userIds: $users) { id } }";
+    app.ok(&bob, add, json!({ "id": invite, "users": [alice.id] })).await;
+    send(&app, &bob, &invite, "welcome").await;
+    assert_eq!(all.next("messageAdded").await["room"]["id"], json!(invite));
+
+    let created_with_alice = create_channel(&app, &bob, "with-alice", &[&alice]).await;
+    send(&app, &bob, &created_with_alice, "hi team").await;
+    assert_eq!(all.next("messageAdded").await["room"]["id"], json!(created_with_alice));
+
+    let dm = open_dm(&app, &carol, &[&alice]).await;
+    send(&app, &carol, &dm, "hey").await;
+    assert_eq!(all.next("messageAdded").await["room"]["id"], json!(dm));
+}
+
+async fn removal_stops_delivery_and_revokes_access(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let team = create_private_channel(&app, &bob, "team", &[&alice]).await;
+    let lounge = create_channel(&app, &bob, "lounge", &[&alice]).await;
+    let mut ws = WsClient::connect(&app, &alice).await;
+    let mut all = ws.subscribe("all", ALL, json!({})).await;
+    let mut one = ws.subscribe("one", ONE, json!({ "room": team })).await;
+    let mut updates = ws.subscribe("updates", ROOM_UPDATED, json!({})).await;
+
+    send(&app, &bob, &team, "before").await;
+    assert_eq!(all.next("messageAdded").await["body"], "before");
+    assert_eq!(one.next("messageAdded").await["body"], "before");
+
+    let remove = "mutation($id: ID!, $user: ID!) { removeMember(roomId: $id, userId: $user) { id } }";
+    app.ok(&bob, remove, json!({ "id": team, "user": alice.id })).await;
+    updates.next_room_update(&team, &["ACCESS_REVOKED"]).await;
+
+    send(&app, &bob, &team, "after").await;
+    let rename = "mutation($input: UpdateRoomInput!) { updateRoom(input: $input) { id } }";
+    app.ok(&bob, rename, json!({ "input": { "roomId": team, "name": "secret-team" } })).await;
+    all.assert_nothing(QUIET).await;
+    one.assert_no_data(QUIET).await;
+    updates.assert_nothing(QUIET).await;
+
+    // Leaving is the viewer's own removal.
+    app.ok(&alice, "mutation($id: ID!) { leaveRoom(roomId: $id) }", json!({ "id": lounge })).await;
+    updates.next_room_update(&lounge, &["LEFT"]).await;
+    send(&app, &bob, &lounge, "after alice left").await;
+    all.assert_nothing(QUIET).await;
+}
+
+async fn after_replays_then_goes_live_without_gap_or_duplicate(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let general = create_channel(&app, &alice, "general", &[&bob]).await;
+    for i in 1..=10 {
+        send(&app, &bob, &general, &format!("early {i}")).await;
+    }
+
+    // Messages keep arriving while the subscription replays and goes live.
+    let sender = spawn_sender(&app, &bob, &general, "live", 40, Duration::from_millis(10));
+    let ws = WsClient::connect(&app, &alice).await;
+    let mut replay = ws.subscribe_raw("replay", ONE, json!({ "room": general, "after": 5 })).await;
+
+    let mut seen = Vec::new();
+    while seen.last() != Some(&50) {
+        let added = replay.next("messageAdded").await;
+        assert_eq!(added["room"]["id"], json!(general));
+        seen.push(int(&added["seq"]));
+        assert!(seen.len() <= 45, "more messages than sent: {seen:?}");
+    }
+    assert_eq!(seen, (6..=50).collect::<Vec<_>>(), "exactly after+1..=N, in order");
+    replay.assert_nothing(QUIET).await;
+    assert_eq!(sender.await.expect("sender task"), (11..=50).collect::<Vec<_>>());
+}
+
+async fn subscribing_to_an_unreadable_room_fails(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (acme, globex) = (app.create_org().await, app.create_org().await);
+    let (alice, bob) = (acme.user("alice").await, acme.user("bob").await);
+    let mallory = globex.user("mallory").await;
+    let private = create_private_channel(&app, &bob, "private", &[]).await;
+    let theirs = create_channel(&app, &mallory, "theirs", &[]).await;
+    let mine = create_channel(&app, &alice, "mine", &[]).await;
+    let mut ws = WsClient::connect(&app, &alice).await;
+
+    for (id, room) in [("private", &private), ("theirs", &theirs)] {
+        let mut sub = ws.subscribe(id, ONE, json!({ "room": room })).await;
+        assert_eq!(sub.next_error_code().await, "NOT_FOUND");
+    }
+    let mut no_room = ws.subscribe("no-room", ONE, json!({ "after": 3 })).await;
+    assert_eq!(no_room.next_error_code().await, "BAD_USER_INPUT", "after requires roomId");
+    let mut malformed = ws.subscribe("malformed", ONE, json!({ "room": "x" })).await;
+    assert_eq!(malformed.next_error_code().await, "BAD_USER_INPUT");
+
+    // The connection survives rejected subscriptions.
+    let mut fine = ws.subscribe("fine", ONE, json!({ "room": mine })).await;
+    send(&app, &alice, &mine, "still working").await;
+    assert_eq!(fine.next("messageAdded").await["body"], "still working");
+    ws.assert_open();
+}

@@ -1,0 +1,220 @@
+//! WebSocket protocol conformance: every close code `graphql-transport-ws`
+//! prescribes (4400, 4401, 4403 is in `auth`, 4408, 4409, 4429), ping/pong,
+//! `complete`, errors for bad subscriptions, the per-connection subscription
+//! cap, the legacy `graphql-ws` flow, and 1001 on graceful shutdown.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::api::{create_channel, send};
+use crate::helpers::ws::{Protocol, WsClient, bearer};
+use crate::helpers::{Backend, QUIET, WAIT, spawn_app, spawn_app_with};
+
+backend_tests!(
+    no_init_within_the_timeout_closes_4408,
+    second_init_closes_4429,
+    subscribe_before_ack_closes_4401,
+    duplicate_active_subscription_id_closes_4409,
+    malformed_messages_close_4400,
+    ping_is_answered_with_pong,
+    invalid_subscription_gets_an_error_frame,
+    complete_stops_delivery,
+    subscription_cap_answers_rate_limited,
+    legacy_graphql_ws_flow,
+    shutdown_closes_websockets_with_1001,
+);
+
+const ALL: &str = "subscription { messageAdded { seq body } }";
+
+async fn no_init_within_the_timeout_closes_4408(backend: Backend) {
+    let app = spawn_app_with(backend, &[("PARLEY_WS_INIT_TIMEOUT_MS", "300")]).await;
+    let mut client = WsClient::open(&app, Protocol::TransportWs).await;
+    let started = tokio::time::Instant::now();
+
+    let closed = client.expect_close(Duration::from_secs(3)).await;
+    assert_eq!(closed.code, Some(4408), "closed with {:?}: {}", closed.code, closed.reason);
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "closed before the timeout: {:?}",
+        started.elapsed()
+    );
+}
+
+async fn second_init_closes_4429(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let mut client = WsClient::connect(&app, &alice).await;
+
+    client.send_json(json!({ "type": "connection_init", "payload": bearer(&alice.token) })).await;
+    assert_eq!(client.expect_close(WAIT).await.code, Some(4429));
+}
+
+async fn subscribe_before_ack_closes_4401(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut client = WsClient::open(&app, Protocol::TransportWs).await;
+
+    client.send_json(json!({ "id": "1", "type": "subscribe", "payload": { "query": ALL } })).await;
+    assert_eq!(client.expect_close(WAIT).await.code, Some(4401));
+}
+
+async fn duplicate_active_subscription_id_closes_4409(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    let room = create_channel(&app, &alice, "general", &[]).await;
+    let mut client = WsClient::connect(&app, &alice).await;
+
+    // A completed id may be reused.
+    let first = client.subscribe("a", ALL, json!({})).await;
+    first.complete().await;
+    client.settle().await;
+    let mut again = client.subscribe("a", ALL, json!({})).await;
+    send(&app, &alice, &room, "reused id works").await;
+    assert_eq!(again.next("messageAdded").await["body"], "reused id works");
+
+    client.subscribe_raw("a", ALL, json!({})).await;
+    assert_eq!(client.expect_close(WAIT).await.code, Some(4409));
+}
+
+async fn malformed_messages_close_4400(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let frames = [
+        "this is not json".to_owned(),
+        json!({ "type": "no-such-type" }).to_string(),
+        json!({ "id": "1", "type": "subscribe" }).to_string(),
+        json!({ "type": "subscribe", "payload": { "query": ALL } }).to_string(),
+        json!([1, 2, 3]).to_string(),
+    ];
+    for frame in &frames {
+        let mut client = WsClient::connect(&app, &alice).await;
+        client.send_text(frame).await;
+        let closed = client.expect_close(WAIT).await;
+        assert_eq!(closed.code, Some(4400), "frame {frame} closed with {closed:?}");
+    }
+    // Also before connection_init.
+    let mut client = WsClient::open(&app, Protocol::TransportWs).await;
+    client.send_text("{").await;
+    assert_eq!(client.expect_close(WAIT).await.code, Some(4400));
+}
+
+async fn ping_is_answered_with_pong(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+
+    // Ping may be sent at any time, even before connection_init.
+    let mut early = WsClient::open(&app, Protocol::TransportWs).await;
+    early.ping_pong().await;
+    early.assert_open();
+
+    let mut client = WsClient::connect(&app, &alice).await;
+    client.ping_pong().await;
+    client.send_json(json!({ "type": "ping", "payload": { "at": 1 } })).await;
+    let pong = client.next_control(WAIT).await.expect("a pong");
+    assert_eq!(pong["type"], "pong");
+    // A pong the client sends unprompted is ignored, not an error.
+    client.send_json(json!({ "type": "pong" })).await;
+    client.ping_pong().await;
+    client.assert_open();
+}
+
+async fn invalid_subscription_gets_an_error_frame(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let mut client = WsClient::connect(&app, &alice).await;
+
+    let mut bad = client.subscribe("bad", "subscription { noSuchField }", json!({})).await;
+    let frame = bad.next_frame(WAIT).await;
+    assert_eq!(frame["type"], "error", "a validation failure is an `error` frame: {frame:#}");
+    assert!(frame["payload"].as_array().is_some_and(|e| !e.is_empty()), "{frame:#}");
+
+    let mut syntax = client.subscribe("syntax", "subscription {", json!({})).await;
+    assert_eq!(syntax.next_frame(WAIT).await["type"], "error");
+    client.ping_pong().await;
+    client.assert_open();
+}
+
+async fn complete_stops_delivery(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    let room = create_channel(&app, &alice, "general", &[]).await;
+    let mut client = WsClient::connect(&app, &alice).await;
+    let mut sub = client.subscribe("1", ALL, json!({})).await;
+
+    send(&app, &alice, &room, "first").await;
+    assert_eq!(sub.next("messageAdded").await["seq"], 1);
+    sub.complete().await;
+    client.settle().await;
+    send(&app, &alice, &room, "second").await;
+    sub.assert_nothing(QUIET).await;
+    client.assert_open();
+}
+
+async fn subscription_cap_answers_rate_limited(backend: Backend) {
+    let app = spawn_app_with(backend, &[("PARLEY_MAX_SUBSCRIPTIONS", "2")]).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    let room = create_channel(&app, &alice, "general", &[]).await;
+    let mut client = WsClient::connect(&app, &alice).await;
+    let mut one = client.subscribe("1", ALL, json!({})).await;
+    let mut two = client.subscribe("2", ALL, json!({})).await;
+
+    let mut three = client.subscribe("3", ALL, json!({})).await;
+    assert_eq!(three.next_error_code().await, "RATE_LIMITED");
+    client.assert_open();
+
+    send(&app, &alice, &room, "to both").await;
+    assert_eq!(one.next("messageAdded").await["seq"], 1);
+    assert_eq!(two.next("messageAdded").await["seq"], 1);
+    three.assert_nothing(QUIET).await;
+
+    // Completing one frees its slot.
+    one.complete().await;
+    client.settle().await;
+    let mut four = client.subscribe("4", ALL, json!({})).await;
+    send(&app, &alice, &room, "to the new one").await;
+    assert_eq!(four.next("messageAdded").await["seq"], 2);
+}
+
+async fn legacy_graphql_ws_flow(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    let room = create_channel(&app, &alice, "general", &[]).await;
+
+    let mut client = WsClient::connect_with(&app, Protocol::LegacyWs, bearer(&alice.token)).await;
+    let mut sub = client.subscribe("1", ALL, json!({})).await;
+    send(&app, &alice, &room, "over the legacy protocol").await;
+    let frame = sub.next_frame(WAIT).await;
+    assert_eq!(frame["type"], "data", "{frame:#}");
+    assert_eq!(frame["payload"]["data"]["messageAdded"]["body"], "over the legacy protocol");
+
+    sub.complete().await; // `stop`
+    client.settle().await;
+    send(&app, &alice, &room, "after stop").await;
+    sub.assert_no_data(QUIET).await;
+    client.assert_open();
+
+    // A bad token is refused on the legacy protocol too.
+    let mut refused = WsClient::open(&app, Protocol::LegacyWs).await;
+    refused.send_json(json!({ "type": "connection_init", "payload": bearer("garbage") })).await;
+    let answer = refused.next_control(WAIT).await;
+    assert!(
+        answer.as_ref().is_none_or(|f| f["type"] != "connection_ack"),
+        "legacy init with a bad token was acked"
+    );
+}
+
+async fn shutdown_closes_websockets_with_1001(backend: Backend) {
+    let mut app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let mut client = WsClient::connect(&app, &alice).await;
+    let _sub = client.subscribe("1", ALL, json!({})).await;
+
+    let status = app.terminate().await;
+    let closed = client.expect_close(WAIT).await;
+    assert_eq!(closed.code, Some(1001), "clients are told to reconnect elsewhere: {closed:?}");
+    assert!(status.success(), "a graceful shutdown exits cleanly: {status}");
+}
