@@ -32,6 +32,7 @@ const WEBSOCKET_GRACE: Duration = Duration::from_secs(5);
 impl App {
     /// Connects, migrates (and seeds the demo on an empty database), and binds.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        config.auth.validate(&config.database)?;
         let store = Store::connect(&config.database).await?;
         let seed = config.seed_demo();
         let demo_users = store

@@ -1,7 +1,8 @@
 //! The commands of the `parley` binary. Each prints its result on the last line of stdout so
 //! scripts can take it with `tail -n1`.
 
-use clap::Parser;
+use clap::error::{ContextKind, ContextValue};
+use clap::{CommandFactory, Parser};
 
 use crate::app::{App, shutdown_signal};
 use crate::auth::JwtAuth;
@@ -21,8 +22,7 @@ pub async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::SUCCESS;
         }
         Err(err) => {
-            let rendered = err.to_string();
-            eprintln!("{}", rendered.lines().next().unwrap_or("invalid arguments"));
+            eprintln!("{}", one_line(&err));
             return std::process::ExitCode::from(2);
         }
     };
@@ -32,6 +32,24 @@ pub async fn main() -> std::process::ExitCode {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// clap's error, first line only, naming the environment variable behind the flag.
+fn one_line(err: &clap::Error) -> String {
+    let first = err.to_string().lines().next().unwrap_or("invalid arguments").to_owned();
+    let Some(ContextValue::String(flag)) = err.get(ContextKind::InvalidArg) else { return first };
+    let long = flag.trim_start_matches('-').split(' ').next().unwrap_or_default();
+    let command = Cli::command();
+    let env = std::iter::once(&command)
+        .chain(command.get_subcommands())
+        .flat_map(|c| c.get_arguments())
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+        .map(|env| env.to_string_lossy().into_owned());
+    match env {
+        Some(env) => format!("{first} (from {env} or {flag})"),
+        None => first,
     }
 }
 
@@ -85,6 +103,7 @@ async fn connect(database: &DatabaseConfig) -> anyhow::Result<Store> {
 }
 
 async fn token(args: TokenArgs) -> anyhow::Result<()> {
+    args.auth.validate(&args.database)?;
     let store = connect(&args.database).await?;
     let secret = secrets::jwt_secret(&store, &args.database, &args.auth).await?;
     let auth = JwtAuth::new(&args.auth, secret.as_deref())?;

@@ -60,7 +60,7 @@ pub struct AuthConfig {
     /// HS256 secret. Unset with SQLite: generated once and kept in the database.
     #[arg(long, env = "PARLEY_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
-    /// PEM public key (RS256, ES256 or EdDSA); replaces the HS256 secret when set.
+    /// PEM public key (RS256, ES256 or EdDSA), or a path to one; replaces the HS256 secret.
     #[arg(long, env = "PARLEY_JWT_PUBLIC_KEY", hide_env_values = true)]
     pub jwt_public_key: Option<String>,
     /// Expected `iss` claim, checked when set.
@@ -105,6 +105,20 @@ pub struct ServeConfig {
 impl ServeConfig {
     pub fn seed_demo(&self) -> bool {
         self.demo && !self.no_demo
+    }
+}
+
+impl AuthConfig {
+    /// Checks what can be checked before touching the database, so a bad setting changes
+    /// nothing. With SQLite a missing secret is generated later and kept in the database.
+    pub fn validate(&self, database: &DatabaseConfig) -> anyhow::Result<()> {
+        if self.jwt_secret.is_none() && self.jwt_public_key.is_none() && !database.is_sqlite() {
+            anyhow::bail!("PARLEY_JWT_SECRET: required with PostgreSQL (or set PARLEY_JWT_PUBLIC_KEY)");
+        }
+        if self.jwt_public_key.is_some() {
+            crate::auth::JwtAuth::new(self, None)?;
+        }
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ mod helpers;
 
 mod auth;
 mod concurrency;
+mod config;
 mod cross_instance;
 mod direct_rooms;
 mod http_protocol;

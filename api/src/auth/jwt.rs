@@ -43,7 +43,7 @@ impl JwtAuth {
     pub fn new(config: &AuthConfig, secret: Option<&str>) -> anyhow::Result<Self> {
         let (decoding, encoding, algorithm) = match (&config.jwt_public_key, secret) {
             (Some(pem), _) => {
-                let (key, alg) = public_key(pem.as_bytes())?;
+                let (key, alg) = public_key(&pem_bytes(pem)?)?;
                 (key, None, alg)
             }
             (None, Some(secret)) if !secret.is_empty() => (
@@ -98,6 +98,14 @@ impl JwtAuth {
         };
         Ok(encode(&Header::new(Algorithm::HS256), &claims, key)?)
     }
+}
+
+/// The key itself, or a path to a file holding it.
+fn pem_bytes(value: &str) -> anyhow::Result<Vec<u8>> {
+    if value.contains("-----BEGIN") {
+        return Ok(value.as_bytes().to_vec());
+    }
+    std::fs::read(value).map_err(|e| anyhow::anyhow!("PARLEY_JWT_PUBLIC_KEY: cannot read `{value}`: {e}"))
 }
 
 fn public_key(pem: &[u8]) -> anyhow::Result<(DecodingKey, Algorithm)> {

@@ -1,0 +1,47 @@
+//! Start-up configuration: a bad setting stops the server with one line naming it, before
+//! anything touches the database.
+
+use std::process::Stdio;
+
+use crate::helpers::parley_command;
+
+/// Runs `parley` with `env` and returns (success, stderr lines).
+async fn start(env: &[(&str, String)]) -> (bool, Vec<String>) {
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    let output = parley_command(&env).stdin(Stdio::null()).output().await.expect("run parley");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), stderr.lines().map(str::to_owned).collect())
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = format!("sqlite://{}/config.db?mode=rwc", dir.path().display());
+    for (name, value) in [
+        ("PARLEY_BIND", "not-an-address"),
+        ("PARLEY_EDIT_WINDOW_SECS", "-5"),
+        ("PARLEY_DEMO", "maybe"),
+        ("PARLEY_JWT_PUBLIC_KEY", "/no/such/key.pem"),
+    ] {
+        let (ok, lines) = start(&[("DATABASE_URL", db.clone()), (name, value.to_owned())]).await;
+        assert!(!ok, "{name}={value} must stop start-up");
+        assert_eq!(lines.len(), 1, "{name}={value}: one line expected, got {lines:?}");
+        assert!(lines[0].contains(name), "{name}={value}: the line names the setting: {}", lines[0]);
+    }
+    assert!(
+        !dir.path().join("config.db").exists(),
+        "a refused start must not have created or migrated the database"
+    );
+}
+
+#[tokio::test]
+async fn postgres_without_a_jwt_secret_is_refused() {
+    let (ok, lines) = start(&[
+        ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/never".to_owned()),
+        ("PARLEY_DEMO", "false".into()),
+    ])
+    .await;
+    assert!(!ok, "PostgreSQL without PARLEY_JWT_SECRET must not start");
+    assert_eq!(lines.len(), 1, "one line expected, got {lines:?}");
+    assert!(lines[0].contains("PARLEY_JWT_SECRET"), "{}", lines[0]);
+}
