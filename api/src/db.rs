@@ -8,9 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sea_orm::sea_query::{Expr, Func, LikeExpr};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
-    DbErr, Statement, TransactionTrait, Value,
+    DbErr, ExprTrait, IntoSimpleExpr, Statement, TransactionTrait, Value,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -127,4 +128,12 @@ impl Store {
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.db.ping().await
     }
+}
+
+/// `lower(column) LIKE '%text%'`, with `%`, `_` and `\` in the text matched literally and the
+/// same escape character on both backends (PostgreSQL has one by default, SQLite none).
+pub fn contains_ci(column: impl IntoSimpleExpr, text: &str) -> Expr {
+    let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    Expr::expr(Func::lower(column.into_simple_expr()))
+        .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
 }

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, latest_seq, my_room_ids};
-use crate::helpers::{Backend, TestApp, TestUser, data, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, data, spawn_app, spawn_app_with};
 
 backend_tests!(
     application_json_is_always_200,
@@ -133,6 +133,8 @@ async fn bodies_over_the_limit_are_413(backend: Backend) {
         json!({ "query": send, "variables": { "input": { "roomId": room, "body": "b".repeat(5_000) } } });
     let response = app.post_graphql(Some(&alice.token), &big).await;
     assert_eq!(response.status().as_u16(), 413);
+    let body: Value = response.json().await.expect("a GraphQL error body");
+    assert_error_code(&body, "BAD_USER_INPUT");
     assert_eq!(latest_seq(&app, &alice, &room).await, 0, "the oversized request changed nothing");
 
     let padded = json!({ "query": "{ viewer { id } }", "variables": { "pad": "p".repeat(64 * 1024) } });

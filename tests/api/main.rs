@@ -17,6 +17,7 @@ mod config;
 mod cross_instance;
 mod direct_rooms;
 mod http_protocol;
+mod input_edges;
 mod message_edits;
 mod messages;
 mod read_state;

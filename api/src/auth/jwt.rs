@@ -12,20 +12,28 @@ use crate::error::{ApiError, ApiResult};
 
 const LEEWAY_SECS: u64 = 5;
 
-#[derive(Debug, Serialize, Deserialize)]
+/// What Parley reads from a token. `iss` and `aud` are checked by jsonwebtoken itself, from
+/// the raw claims (where `aud` may be a string or an array), so they are not decoded here.
+#[derive(Debug, Deserialize)]
 pub struct Claims {
     pub sub: Uuid,
     pub org: Uuid,
     pub role: String,
     pub exp: u64,
-    #[serde(default)]
-    pub iat: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iss: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+}
+
+/// What `mint` writes.
+#[derive(Serialize)]
+struct MintedClaims {
+    sub: Uuid,
+    org: Uuid,
+    role: String,
+    exp: u64,
+    iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
 }
 
 pub struct JwtAuth {
@@ -86,13 +94,12 @@ impl JwtAuth {
             anyhow::bail!("PARLEY_JWT_PUBLIC_KEY is set: tokens are minted by your identity provider");
         };
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-        let claims = Claims {
+        let claims = MintedClaims {
             sub: user,
             org,
             role: role.to_owned(),
             exp: now + ttl_secs,
             iat: now,
-            nbf: None,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };

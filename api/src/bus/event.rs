@@ -69,6 +69,8 @@ pub enum Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RoomChange {
     Renamed,
+    /// The topic changed.
+    Updated,
     Archived,
     MembersChanged,
 }

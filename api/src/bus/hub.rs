@@ -12,7 +12,7 @@ use super::event::{Envelope, Topic};
 
 /// Per-topic buffer. A subscriber that falls further behind sees `Lagged` and resyncs from
 /// the database instead of slowing the publisher.
-const TOPIC_CAPACITY: usize = 512;
+const TOPIC_CAPACITY: usize = 128;
 
 /// What a subscriber receives.
 #[derive(Debug, Clone)]
@@ -70,6 +70,10 @@ impl Hub {
         for slot in self.topics().values() {
             let _ = slot.sender.send(BusItem::Resync);
         }
+    }
+
+    pub fn is_active(&self, topic: &Topic) -> bool {
+        self.topics().contains_key(topic)
     }
 
     pub fn active_topics(&self) -> Vec<Topic> {

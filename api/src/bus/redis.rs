@@ -12,13 +12,18 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use tokio::sync::{mpsc, watch};
 
 use super::event::{ENVELOPE_VERSION, Envelope, Topic};
 use super::hub::{Command, Hub};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a Redis command may take before the connection counts as dead.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the idle subscriber connection proves it is alive (a half-open TCP connection
+/// would otherwise look like a quiet one forever).
+const PING_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct RedisTransport {
@@ -41,7 +46,13 @@ impl Commands {
 impl RedisTransport {
     pub async fn connect(url: &str) -> anyhow::Result<(Self, Commands)> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
-        let publisher = ConnectionManager::new(client.clone())
+        // Fail fast while Redis is down: the message is stored, subscribers recover by seq,
+        // and a mutation should not wait seconds for an announcement.
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_connection_timeout(Some(Duration::from_millis(500)));
+        let publisher = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(|e| anyhow::anyhow!("REDIS_URL: cannot connect: {e}"))?;
         let (sender, receiver) = mpsc::unbounded_channel();
@@ -58,11 +69,14 @@ impl RedisTransport {
             Err(err) => return tracing::error!(%err, "cannot encode bus event"),
         };
         let mut conn = self.publisher.clone();
-        let result: redis::RedisResult<i64> = conn.publish(topic.channel_name(), payload).await;
-        if let Err(err) = result {
-            metrics::counter!("parley_bus_publish_errors_total").increment(1);
-            tracing::warn!(%err, "bus publish failed; subscribers recover by seq");
-        }
+        let publish = conn.publish::<_, _, i64>(topic.channel_name(), payload);
+        let error = match tokio::time::timeout(COMMAND_TIMEOUT, publish).await {
+            Ok(Ok(_)) => return,
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        metrics::counter!("parley_bus_publish_errors_total").increment(1);
+        tracing::warn!(error, "bus publish failed; subscribers recover by seq");
     }
 
     pub async fn ping(&self) -> bool {
@@ -90,25 +104,32 @@ async fn subscriber_loop(
     let mut backoff = Duration::from_millis(50);
     let mut connected_before = false;
     loop {
-        match client.get_async_pubsub().await {
-            Ok(pubsub) => {
+        match tokio::time::timeout(COMMAND_TIMEOUT, client.get_async_pubsub()).await {
+            Ok(Ok(pubsub)) => {
                 backoff = Duration::from_millis(50);
                 let (mut sink, mut stream) = pubsub.split();
                 let mut followed = HashSet::new();
                 let mut ok = true;
                 for topic in hub.active_topics() {
-                    ok &= sink.subscribe(topic.channel_name()).await.is_ok();
+                    ok &= subscribe(&mut sink, &topic).await;
                     followed.insert(topic);
                 }
                 if connected_before {
                     metrics::counter!("parley_bus_reconnects_total").increment(1);
                     tracing::info!("bus reconnected; subscribers resync from the database");
-                    hub.resync_all();
                 }
+                // Also on the first connect: subscribers told `ready` while Redis was not yet
+                // reachable may have missed events.
+                hub.resync_all();
                 connected_before = true;
+                let mut ping = tokio::time::interval(PING_EVERY);
                 while ok {
                     tokio::select! {
                         _ = shutdown.changed() => return,
+                        _ = ping.tick() => {
+                            let pong = tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await;
+                            ok = matches!(pong, Ok(Ok(_)));
+                        }
                         message = stream.next() => match message {
                             Some(message) => dispatch(&hub, &message),
                             None => break,
@@ -116,16 +137,19 @@ async fn subscriber_loop(
                         command = commands.recv() => match command {
                             None => return,
                             Some(Command::Subscribe { topic, ready }) => {
-                                ok = followed.contains(&topic)
-                                    || sink.subscribe(topic.channel_name()).await.is_ok();
+                                ok = followed.contains(&topic) || subscribe(&mut sink, &topic).await;
                                 followed.insert(topic);
                                 let _ = ready.send(true);
                             }
                             Some(Command::Unsubscribe { topic }) => {
                                 // The topic may have been taken again since; keep it then.
-                                if !hub.active_topics().contains(&topic) {
+                                if !hub.is_active(&topic) {
                                     followed.remove(&topic);
-                                    ok = sink.unsubscribe(topic.channel_name()).await.is_ok();
+                                    let done = tokio::time::timeout(
+                                        COMMAND_TIMEOUT,
+                                        sink.unsubscribe(topic.channel_name()),
+                                    );
+                                    ok = matches!(done.await, Ok(Ok(())));
                                 }
                             }
                         },
@@ -133,7 +157,8 @@ async fn subscriber_loop(
                 }
                 tracing::warn!("bus subscriber connection lost");
             }
-            Err(err) => tracing::warn!(%err, "bus subscriber cannot connect"),
+            Ok(Err(err)) => tracing::warn!(%err, "bus subscriber cannot connect"),
+            Err(_) => tracing::warn!("bus subscriber connect timed out"),
         }
         // While disconnected, answer subscribers at once: they are resynced on reconnect.
         let deadline = tokio::time::sleep(backoff);
@@ -151,6 +176,11 @@ async fn subscriber_loop(
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+async fn subscribe(sink: &mut PubSubSink, topic: &Topic) -> bool {
+    let done = tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(topic.channel_name()));
+    matches!(done.await, Ok(Ok(())))
 }
 
 fn dispatch(hub: &Hub, message: &redis::Msg) {

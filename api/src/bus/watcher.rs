@@ -2,8 +2,10 @@
 //! topics in scope — merged into one stream. It follows rooms the viewer joins and drops rooms
 //! the viewer leaves or is removed from, as soon as the membership event arrives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+
+use futures_util::FutureExt;
 
 use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
@@ -22,6 +24,7 @@ pub enum Scope {
 }
 
 /// What a watcher yields.
+#[derive(Debug)]
 pub enum Watched {
     Room(Uuid, Arc<Envelope>),
     User(Arc<Envelope>),
@@ -37,20 +40,31 @@ pub struct Watcher {
     scope: Scope,
     streams: StreamMap<Key, BroadcastStream<BusItem>>,
     guards: HashMap<Key, TopicGuard>,
+    /// Events read while coalescing a burst of resyncs, yielded next.
+    backlog: VecDeque<(Key, Arc<Envelope>)>,
 }
 
 impl Watcher {
-    /// Subscribes the user topic, then the rooms: once this returns, nothing published
-    /// afterwards is missed, so callers read the database after starting a watcher.
-    pub async fn start(bus: &EventBus, viewer_id: Uuid, scope: Scope, rooms: Vec<Uuid>) -> Self {
-        let mut watcher = Self { bus: bus.clone(), scope, streams: StreamMap::new(), guards: HashMap::new() };
+    /// Subscribes the viewer's user topic. Callers then read the viewer's rooms from the
+    /// database and `follow` them: a membership change after this point arrives as an event,
+    /// so none falls between the read and the subscription.
+    pub async fn start(bus: &EventBus, viewer_id: Uuid, scope: Scope) -> Self {
+        let mut watcher = Self {
+            bus: bus.clone(),
+            scope,
+            streams: StreamMap::new(),
+            guards: HashMap::new(),
+            backlog: VecDeque::new(),
+        };
         watcher.add(None, Topic::User(viewer_id)).await;
-        for room_id in rooms {
-            watcher.follow(room_id).await;
-        }
         watcher
     }
 
+    pub fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// Follows a room; once this returns, its events published from now on arrive.
     pub async fn follow(&mut self, room_id: Uuid) {
         if !self.guards.contains_key(&Some(room_id)) {
             self.add(Some(room_id), Topic::Room(room_id)).await;
@@ -73,11 +87,16 @@ impl Watcher {
     }
 
     pub async fn next(&mut self) -> Option<Watched> {
-        let (key, item) = self.streams.next().await?;
-        let envelope = match item {
-            Ok(BusItem::Event(envelope)) => envelope,
-            // Lagged behind the topic's buffer, or the bus reconnected.
-            Ok(BusItem::Resync) | Err(_) => return Some(Watched::Resync),
+        let (key, envelope) = match self.backlog.pop_front() {
+            Some(event) => event,
+            None => match self.streams.next().await? {
+                (key, Ok(BusItem::Event(envelope))) => (key, envelope),
+                // Lagged behind the topic's buffer, or the bus reconnected.
+                (_, Ok(BusItem::Resync) | Err(_)) => {
+                    self.coalesce_resyncs();
+                    return Some(Watched::Resync);
+                }
+            },
         };
         let Some(room_id) = key else {
             if let Event::MembershipChanged { room_id, change, .. } = &envelope.event {
@@ -90,5 +109,16 @@ impl Watcher {
             return Some(Watched::User(envelope));
         };
         Some(Watched::Room(room_id, envelope))
+    }
+
+    /// A reconnect sends a resync down every followed topic at once; one database reread
+    /// covers them all. Events already waiting are kept, to be yielded after the resync
+    /// (feeds ignore what they already have, by seq).
+    fn coalesce_resyncs(&mut self) {
+        while let Some(Some((key, item))) = self.streams.next().now_or_never() {
+            if let Ok(BusItem::Event(envelope)) = item {
+                self.backlog.push_back((key, envelope));
+            }
+        }
     }
 }

@@ -24,12 +24,14 @@ pub struct Loaders {
 #[derive(Clone)]
 pub struct LoadError(String);
 
+/// Keeps the cause's text: it is logged (once, in the request's span) and masked when the
+/// error reaches the response.
 impl From<ApiError> for LoadError {
     fn from(err: ApiError) -> Self {
-        if let ApiError::Internal(cause) = &err {
-            tracing::error!(error = format!("{cause:#}"), "loader failed");
+        match err {
+            ApiError::Internal(cause) => Self(format!("{cause:#}")),
+            client => Self(client.public_message().to_owned()),
         }
-        Self(err.public_message().to_owned())
     }
 }
 

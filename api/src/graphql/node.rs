@@ -4,6 +4,7 @@ use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::context::ContextExt;
 use super::ids::parse_id;
+use crate::error::{ApiResult, ErrorCode};
 use crate::messages::service as messages;
 use crate::messages::types::Message;
 use crate::rooms::access;
@@ -19,6 +20,15 @@ pub enum Node {
     User(User),
 }
 
+/// NOT_FOUND becomes `None`; any other error stays an error.
+fn found<T>(result: ApiResult<T>) -> ApiResult<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.code() == ErrorCode::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 #[derive(Default)]
 pub struct NodeQuery;
 
@@ -28,15 +38,12 @@ impl NodeQuery {
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
         let (store, viewer) = (&ctx.state()?.store, ctx.viewer()?);
         let id = parse_id(&id)?;
-        if let Ok(room) = access::readable(store, viewer, id).await {
+        if let Some(room) = found(access::readable(store, viewer, id).await)? {
             return Ok(Some(Node::Room(Room(room.room))));
         }
-        if let Ok(message) = messages::readable(store, viewer, id).await {
+        if let Some(message) = found(messages::readable(store, viewer, id).await)? {
             return Ok(Some(Node::Message(Message(message.into()))));
         }
-        if let Ok(user) = users::find(store, viewer.org_id, id).await {
-            return Ok(Some(Node::User(User(user))));
-        }
-        Ok(None)
+        Ok(found(users::find(store, viewer.org_id, id).await)?.map(|user| Node::User(User(user))))
     }
 }

@@ -15,17 +15,18 @@ pub fn page_size(requested: Option<i32>) -> ApiResult<u64> {
     }
 }
 
-/// Offset cursors (`"12"`): the position after which the next page starts.
+/// Offset cursors (`"12"`): the position after which the next page starts. Bounded, so no
+/// cursor can overflow the database's integer types.
 pub fn offset_after(after: Option<&str>) -> ApiResult<u64> {
     match after {
         None => Ok(0),
         Some(cursor) => {
-            cursor.parse::<u64>().map(|n| n + 1).map_err(|_| ApiError::bad_input("invalid cursor"))
+            cursor.parse::<u32>().map(|n| u64::from(n) + 1).map_err(|_| ApiError::bad_input("invalid cursor"))
         }
     }
 }
 
-/// A seq cursor (`"42"`).
+/// A seq cursor (`"42"`): a non-negative seq.
 pub fn seq_cursor(cursor: &str) -> ApiResult<i64> {
-    cursor.parse::<i64>().map_err(|_| ApiError::bad_input("invalid cursor"))
+    cursor.parse::<i64>().ok().filter(|seq| *seq >= 0).ok_or_else(|| ApiError::bad_input("invalid cursor"))
 }

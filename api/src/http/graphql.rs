@@ -2,7 +2,8 @@
 //! `application/graphql-response+json` (4xx when a request fails before execution) or
 //! `application/json` (always 200) by the `Accept` header, and no mutations over GET.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use async_graphql::dataloader::DataLoader;
@@ -116,12 +117,21 @@ async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, mut r
         let token = value.to_str().map(bearer_token).unwrap_or("");
         match state.app.auth.authenticate(&state.app.store, token).await {
             Ok(viewer) => request = with_viewer(state, request, viewer),
-            Err(err) => {
+            Err(err) if err.code() == ErrorCode::Unauthenticated => {
                 return refuse(media, StatusCode::UNAUTHORIZED, err.code(), err.public_message().to_owned());
+            }
+            Err(err) => {
+                // Logged (with the request id) and masked by the conversion.
+                let error = async_graphql::Error::from(err).into_server_error(Default::default());
+                return respond(
+                    media,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &GqlResponse::from_errors(vec![error]),
+                );
             }
         }
     }
-    let operation = request.operation_name.clone().unwrap_or_else(|| "anonymous".to_owned());
+    let operation = operation_label(request.operation_name.as_deref());
     let started = Instant::now();
     let response = state.schema.execute(request).await;
     let outcome = if response.errors.is_empty() { "ok" } else { "error" };
@@ -133,6 +143,21 @@ async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, mut r
         StatusCode::OK
     };
     respond(media, status, &response)
+}
+
+/// Operation names label the latency metric. Clients choose them, so only the first
+/// `MAX_OPERATION_LABELS` distinct names get their own series; the rest share "other".
+fn operation_label(name: Option<&str>) -> String {
+    const MAX_OPERATION_LABELS: usize = 200;
+    static SEEN: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+    let Some(name) = name.filter(|n| n.len() <= 64) else { return "anonymous".to_owned() };
+    let mut seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if seen.contains(name) || seen.len() < MAX_OPERATION_LABELS {
+        seen.insert(name.to_owned());
+        name.to_owned()
+    } else {
+        "other".to_owned()
+    }
 }
 
 /// Attaches the caller and their per-request loaders.

@@ -11,7 +11,9 @@ mod ws;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::{mpsc, watch};
@@ -21,6 +23,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::error::{ErrorCode, graphql_error};
 use crate::graphql::ParleySchema;
 use crate::state::AppState;
 
@@ -46,13 +49,17 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
     });
     let layers = ServiceBuilder::new()
-        // async-graphql reads bodies from the raw stream, past axum's DefaultBodyLimit.
+        // One limit for every route, enforced before any handler reads the body; 413s are
+        // then given a GraphQL error body.
+        .layer(axum::middleware::map_response(graphql_413))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(cors(cors_origins));
     Router::new()
+        // The tower layer above is the limit; axum's own default (2 MiB) would cap it.
+        .layer(DefaultBodyLimit::disable())
         .route("/", get(ops::graphiql))
         .route("/graphql", get(graphql::get_or_upgrade).post(graphql::post))
         .route("/healthz", get(ops::healthz))
@@ -60,6 +67,20 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
         .route("/metrics", get(ops::metrics))
         .layer(layers)
         .with_state(Arc::new(state))
+}
+
+/// The body limit answers 413 in plain text; GraphQL clients get a GraphQL error instead.
+async fn graphql_413<B>(response: Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response.into_response();
+    }
+    let error = graphql_error(ErrorCode::BadUserInput, "the request body is too large");
+    let body = serde_json::json!({ "errors": [error] }).to_string();
+    (StatusCode::PAYLOAD_TOO_LARGE, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn cors(origins: &str) -> CorsLayer {

@@ -2,8 +2,9 @@
 //!
 //! `messageAdded` keeps, per room, the last seq it delivered. An event with the next seq is
 //! delivered as it is; an older one is a duplicate and dropped; a newer one means events were
-//! missed, and the gap is read from the database. After a bus reconnect or a lag every room
-//! catches up the same way. Hence: no gap, no duplicate, whatever the bus does.
+//! missed, and the room falls "behind": the gap is then read from the database, one batch at a
+//! time as the client consumes them. After a bus reconnect or a lag, membership is repaired
+//! and every room catches up the same way. Hence: no gap, no duplicate, whatever the bus does.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -16,18 +17,20 @@ use crate::auth::Viewer;
 use crate::bus::{Event, Scope, Watched, Watcher};
 use crate::error::{ApiError, ApiResult};
 use crate::read_state::service as read_state;
-use crate::rooms::access;
+use crate::rooms::watch::{repair, watch};
 use crate::state::AppState;
 
 /// Rows read per database round trip while catching up.
-const CATCH_UP_BATCH: u64 = 200;
+const CATCH_UP_BATCH: u64 = 100;
 
 struct MessageFeed {
     state: AppState,
-    scope: Scope,
+    viewer: Viewer,
     watcher: Watcher,
     /// The last seq delivered per followed room.
     delivered: HashMap<Uuid, i64>,
+    /// Rooms with messages in the database beyond `delivered`.
+    behind: VecDeque<Uuid>,
     pending: VecDeque<MessageRecord>,
 }
 
@@ -37,116 +40,128 @@ pub async fn message_added(
     room_id: Option<Uuid>,
     after: Option<i64>,
 ) -> ApiResult<BoxStream<'static, MessageRecord>> {
-    let mut feed = match room_id {
-        Some(room_id) => {
-            access::readable(&state.store, &viewer, room_id).await?;
-            let watcher = Watcher::start(&state.bus, viewer.id, Scope::Room(room_id), vec![room_id]).await;
-            // Read after subscribing, so nothing falls between the two.
-            let latest = access::readable(&state.store, &viewer, room_id).await?.room.last_seq;
-            let start = match after {
-                Some(after) if after < 0 => return Err(ApiError::bad_input("after must be ≥ 0")),
-                Some(after) => after.min(latest),
-                None => latest,
-            };
-            MessageFeed::new(state, Scope::Room(room_id), watcher, HashMap::from([(room_id, start)]))
-        }
-        None if after.is_some() => return Err(ApiError::bad_input("`after` needs a `roomId`")),
-        None => {
-            let rooms = read_state::positions(&state.store, viewer.id, None).await?;
-            let watcher = Watcher::start(
-                &state.bus,
-                viewer.id,
-                Scope::AllRooms,
-                rooms.iter().map(|p| p.room_id).collect(),
-            )
-            .await;
-            // Read again after subscribing, so no message falls between the two; a room joined
-            // in between arrives as a membership event.
-            let positions = read_state::positions(&state.store, viewer.id, None).await?;
-            let delivered = positions.into_iter().map(|p| (p.room_id, p.latest_seq)).collect();
-            MessageFeed::new(state, Scope::AllRooms, watcher, delivered)
-        }
+    let scope = match (room_id, after) {
+        (None, Some(_)) => return Err(ApiError::bad_input("`after` needs a `roomId`")),
+        (_, Some(after)) if after < 0 => return Err(ApiError::bad_input("`after` must be ≥ 0")),
+        (Some(room_id), _) => Scope::Room(room_id),
+        (None, None) => Scope::AllRooms,
     };
-    if let (Some(room_id), Some(_)) = (room_id, after) {
-        feed.catch_up(room_id).await;
+    let watcher = watch(&state, &viewer, scope).await?;
+    // Read seqs after subscribing, so no message falls between the two.
+    let latest = read_state::latest_seqs(&state.store, &watcher.rooms()).await?;
+    let mut delivered: HashMap<Uuid, i64> = latest.into_iter().collect();
+    let mut behind = VecDeque::new();
+    if let (Some(room_id), Some(after)) = (room_id, after) {
+        delivered.entry(room_id).and_modify(|seq| *seq = after.min(*seq));
+        behind.push_back(room_id);
     }
+    let feed = MessageFeed { state, viewer, watcher, delivered, behind, pending: VecDeque::new() };
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|m| (m, feed)) }).boxed())
 }
 
 impl MessageFeed {
-    fn new(state: AppState, scope: Scope, watcher: Watcher, delivered: HashMap<Uuid, i64>) -> Self {
-        Self { state, scope, watcher, delivered, pending: VecDeque::new() }
-    }
-
     async fn next(&mut self) -> Option<MessageRecord> {
         loop {
             if let Some(message) = self.pending.pop_front() {
                 return Some(message);
             }
+            if let Some(&room_id) = self.behind.front() {
+                self.catch_up(room_id).await;
+                continue;
+            }
             match self.watcher.next().await? {
                 Watched::Room(_, envelope) => {
                     if let Event::MessageAdded { message } = &envelope.event {
-                        self.accept(message).await;
+                        self.accept(message);
                     }
                 }
                 Watched::User(envelope) => {
                     let Event::MembershipChanged { room_id, change, seq } = envelope.event else { continue };
-                    if change.is_member() && self.scope == Scope::AllRooms {
+                    if change.is_member() && self.watcher.scope() == Scope::AllRooms {
                         self.delivered.entry(room_id).or_insert(seq);
-                        self.catch_up(room_id).await;
+                        self.fall_behind(room_id);
                     } else if !change.is_member() {
                         self.delivered.remove(&room_id);
-                        if self.scope == Scope::Room(room_id) {
+                        if self.watcher.scope() == Scope::Room(room_id) {
                             return None;
                         }
                     }
                 }
                 Watched::Resync => {
-                    let rooms: Vec<Uuid> = self.delivered.keys().copied().collect();
-                    for room_id in rooms {
-                        self.catch_up(room_id).await;
+                    if !self.resync().await {
+                        return None;
                     }
                 }
             }
         }
     }
 
-    async fn accept(&mut self, message: &MessageRecord) {
+    fn accept(&mut self, message: &MessageRecord) {
         let Some(&last) = self.delivered.get(&message.room_id) else { return };
-        if message.seq <= last {
-            return;
-        }
-        if message.seq == last + 1 {
+        if message.seq == last + 1 && !self.behind.contains(&message.room_id) {
             self.delivered.insert(message.room_id, message.seq);
             self.pending.push_back(message.clone());
-        } else {
-            self.catch_up(message.room_id).await;
+        } else if message.seq > last {
+            self.fall_behind(message.room_id);
         }
     }
 
-    /// Reads everything after the last delivered seq of a room from the database.
+    fn fall_behind(&mut self, room_id: Uuid) {
+        if !self.behind.contains(&room_id) {
+            self.behind.push_back(room_id);
+        }
+    }
+
+    /// Reads the next batch after the last delivered seq of a room from the database.
     async fn catch_up(&mut self, room_id: Uuid) {
-        loop {
-            let Some(&last) = self.delivered.get(&room_id) else { return };
-            match service::range(&self.state.store, room_id, last, i64::MAX, CATCH_UP_BATCH, true).await {
-                Ok(rows) if rows.is_empty() => return,
-                Ok(rows) => {
-                    let full = rows.len() as u64 == CATCH_UP_BATCH;
-                    for row in rows {
-                        self.delivered.insert(room_id, row.seq);
-                        self.pending.push_back(row.into());
-                    }
-                    if !full {
-                        return;
-                    }
+        let Some(&last) = self.delivered.get(&room_id) else {
+            self.behind.retain(|id| *id != room_id);
+            return;
+        };
+        match service::range(&self.state.store, room_id, last, i64::MAX, CATCH_UP_BATCH, true).await {
+            Ok(rows) => {
+                if (rows.len() as u64) < CATCH_UP_BATCH {
+                    self.behind.retain(|id| *id != room_id);
                 }
-                Err(err) => {
-                    // The next event or resync retries from the same seq.
-                    tracing::warn!(?err, %room_id, "catch-up failed");
-                    return;
+                for row in rows {
+                    self.delivered.insert(room_id, row.seq);
+                    self.pending.push_back(row.into());
                 }
             }
+            Err(err) => {
+                // Retried on the next event or resync, from the same seq.
+                tracing::warn!(?err, %room_id, "catch-up failed");
+                self.behind.retain(|id| *id != room_id);
+            }
         }
+    }
+
+    /// Events may have been lost: repair membership, then every room catches up. False when
+    /// the one room of this feed is no longer readable.
+    async fn resync(&mut self) -> bool {
+        let repaired = match repair(&self.state, &self.viewer, &mut self.watcher).await {
+            Ok(repaired) => repaired,
+            Err(err) => {
+                tracing::warn!(?err, "resync failed; retried on the next one");
+                return true;
+            }
+        };
+        for room_id in &repaired.left {
+            self.delivered.remove(room_id);
+        }
+        if let Scope::Room(room_id) = self.watcher.scope()
+            && repaired.left.contains(&room_id)
+        {
+            return false;
+        }
+        if let Ok(latest) = read_state::latest_seqs(&self.state.store, &repaired.joined).await {
+            self.delivered.extend(latest);
+        }
+        let rooms: Vec<Uuid> = self.delivered.keys().copied().collect();
+        for room_id in rooms {
+            self.fall_behind(room_id);
+        }
+        true
     }
 }
 
@@ -155,23 +170,34 @@ pub async fn message_updated(
     viewer: Viewer,
     room_id: Option<Uuid>,
 ) -> ApiResult<BoxStream<'static, MessageRecord>> {
-    let (scope, rooms) = match room_id {
-        Some(room_id) => {
-            access::readable(&state.store, &viewer, room_id).await?;
-            (Scope::Room(room_id), vec![room_id])
-        }
-        None => {
-            let positions = read_state::positions(&state.store, viewer.id, None).await?;
-            (Scope::AllRooms, positions.into_iter().map(|p| p.room_id).collect())
-        }
-    };
-    let watcher = Watcher::start(&state.bus, viewer.id, scope, rooms).await;
-    Ok(stream::unfold(watcher, |mut watcher| async move {
+    let scope = room_id.map_or(Scope::AllRooms, Scope::Room);
+    let watcher = watch(&state, &viewer, scope).await?;
+    let context = (state, viewer, watcher);
+    Ok(stream::unfold(context, |(state, viewer, mut watcher)| async move {
         loop {
-            if let Watched::Room(_, envelope) = watcher.next().await?
-                && let Event::MessageUpdated { message } = &envelope.event
-            {
-                return Some((message.clone(), watcher));
+            match watcher.next().await? {
+                Watched::Room(_, envelope) => {
+                    if let Event::MessageUpdated { message } = &envelope.event {
+                        return Some((message.clone(), (state, viewer, watcher)));
+                    }
+                }
+                Watched::User(envelope) => {
+                    if let Event::MembershipChanged { room_id, change, .. } = envelope.event
+                        && !change.is_member()
+                        && watcher.scope() == Scope::Room(room_id)
+                    {
+                        return None;
+                    }
+                }
+                Watched::Resync => {
+                    // Edits are not replayed (clients refetch on reconnect), but access is.
+                    let repaired = repair(&state, &viewer, &mut watcher).await.unwrap_or_default();
+                    if let Scope::Room(room_id) = watcher.scope()
+                        && repaired.left.contains(&room_id)
+                    {
+                        return None;
+                    }
+                }
             }
         }
     })

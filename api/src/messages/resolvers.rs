@@ -30,14 +30,22 @@ impl MessageQuery {
         before: Option<String>,
         around_seq: Option<i64>,
     ) -> Result<MessageConnection> {
-        let page = match (first, last, around_seq) {
-            (Some(_), Some(_), _) => return Err(ApiError::bad_input("use first or last, not both").into()),
-            (_, _, Some(seq)) => Page::Around { seq, limit: page_size(first.or(last))? },
-            (Some(_), None, None) => {
+        let forward = first.is_some() || after.is_some();
+        let backward = last.is_some() || before.is_some();
+        let page = match around_seq {
+            _ if forward && backward => {
+                return Err(ApiError::bad_input(
+                    "page forward (first/after) or backward (last/before), not both",
+                )
+                .into());
+            }
+            Some(seq) if seq < 0 => return Err(ApiError::bad_input("aroundSeq must be ≥ 0").into()),
+            Some(seq) => Page::Around { seq, limit: page_size(first.or(last))? },
+            None if forward => {
                 let after = after.as_deref().map(seq_cursor).transpose()?.unwrap_or(0);
                 Page::After { after, limit: page_size(first)? }
             }
-            (None, _, None) => {
+            None => {
                 let before = before.as_deref().map(seq_cursor).transpose()?.unwrap_or(i64::MAX);
                 Page::Before { before, limit: page_size(last)? }
             }

@@ -16,7 +16,7 @@ use crate::auth::Viewer;
 use crate::bus::{Event, EventBus, Topic};
 use crate::config::Limits;
 use crate::db::Store;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::rooms::access;
 use entity::enums::{MessageSource, SenderRole};
 use entity::messages;
@@ -174,7 +174,10 @@ pub async fn readable(store: &Store, viewer: &Viewer, id: Uuid) -> ApiResult<mes
         .one(&store.db)
         .await?
         .ok_or_else(|| ApiError::not_found("message"))?;
-    access::readable(store, viewer, message.room_id).await.map_err(|_| ApiError::not_found("message"))?;
+    access::readable(store, viewer, message.room_id).await.map_err(|err| match err.code() {
+        ErrorCode::NotFound => ApiError::not_found("message"),
+        _ => err,
+    })?;
     Ok(message)
 }
 
@@ -219,6 +222,7 @@ pub async fn delete(store: &Store, bus: &EventBus, viewer: &Viewer, id: Uuid) ->
     if message.deleted_at.is_some() {
         return Ok(message.into());
     }
+    access::readable(store, viewer, message.room_id).await?.require_writable()?;
     let mut active: messages::ActiveModel = message.into();
     active.deleted_at = Set(Some(Utc::now()));
     let tx = store.begin_write().await?;

@@ -17,6 +17,7 @@ use crate::auth::Viewer;
 use crate::bus::{Event, Scope, Watched, Watcher};
 use crate::error::ApiResult;
 use crate::graphql::ids::to_id;
+use crate::rooms::watch::{repair, watch};
 use crate::state::AppState;
 
 struct UnreadFeed {
@@ -33,11 +34,8 @@ pub async fn unread_changes(
     state: AppState,
     viewer: Viewer,
 ) -> ApiResult<BoxStream<'static, UnreadCountChange>> {
-    let rooms = service::positions(&state.store, viewer.id, None).await?;
-    let watcher =
-        Watcher::start(&state.bus, viewer.id, Scope::AllRooms, rooms.iter().map(|p| p.room_id).collect())
-            .await;
-    // Read again now that events are flowing, so no change falls between the two.
+    let watcher = watch(&state, &viewer, Scope::AllRooms).await?;
+    // Read now that events are flowing, so no change falls between the two.
     let positions: HashMap<Uuid, ReadPosition> = service::positions(&state.store, viewer.id, None)
         .await?
         .into_iter()
@@ -79,9 +77,9 @@ impl UnreadFeed {
                     self.send_if_changed(room_id);
                 }
                 Watched::User(envelope) => match envelope.event {
-                    Event::ReadStateChanged { room_id, .. } => self.reload(Some(room_id)).await,
+                    Event::ReadStateChanged { room_id, .. } => self.reload(room_id).await,
                     Event::MembershipChanged { room_id, change, .. } if change.is_member() => {
-                        self.reload(Some(room_id)).await
+                        self.reload(room_id).await
                     }
                     Event::MembershipChanged { room_id, .. } => {
                         if let Some(position) = self.positions.remove(&room_id) {
@@ -91,15 +89,36 @@ impl UnreadFeed {
                     }
                     _ => {}
                 },
-                Watched::Resync => self.reload(None).await,
+                Watched::Resync => self.resync().await,
             }
         }
     }
 
-    /// Rereads positions from the database (one room, or all after a resync).
-    async fn reload(&mut self, room_id: Option<Uuid>) {
-        let rooms = room_id.map(|id| vec![id]);
-        match service::positions(&self.state.store, self.viewer.id, rooms.as_deref()).await {
+    /// Events may have been lost: repair membership and reread every position.
+    async fn resync(&mut self) {
+        if let Err(err) = repair(&self.state, &self.viewer, &mut self.watcher).await {
+            tracing::warn!(?err, "resync failed; retried on the next one");
+            return;
+        }
+        let Ok(current) = service::positions(&self.state.store, self.viewer.id, None).await else { return };
+        let gone: Vec<Uuid> =
+            self.positions.keys().filter(|id| !current.iter().any(|p| p.room_id == **id)).copied().collect();
+        for room_id in gone {
+            if let Some(position) = self.positions.remove(&room_id) {
+                self.sent.remove(&room_id);
+                self.push(room_id, 0, position.latest_seq);
+            }
+        }
+        for position in current {
+            let room_id = position.room_id;
+            self.positions.insert(room_id, position);
+            self.send_if_changed(room_id);
+        }
+    }
+
+    /// Rereads one room's position from the database.
+    async fn reload(&mut self, room_id: Uuid) {
+        match service::positions(&self.state.store, self.viewer.id, Some(&[room_id])).await {
             Ok(positions) => {
                 for position in positions {
                     let room_id = position.room_id;

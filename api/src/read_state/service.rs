@@ -12,6 +12,12 @@ use crate::db::Store;
 use crate::error::{ApiError, ApiResult};
 use crate::rooms::access;
 
+/// A member's unread count as SQL over `rooms` and `room_members`: live messages above the
+/// watermark. The subquery reads the partial index over deleted rows only.
+pub const UNREAD_COUNT_SQL: &str = "(rooms.last_seq - room_members.last_read_seq - \
+    (SELECT COUNT(*) FROM messages d WHERE d.room_id = rooms.id AND d.deleted_at IS NOT NULL \
+    AND d.seq > room_members.last_read_seq))";
+
 /// A member's read position in one room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadPosition {
@@ -89,8 +95,15 @@ async fn set_watermark(
     positions(store, viewer.id, Some(&[room_id])).await?.pop().ok_or_else(|| ApiError::not_found("room"))
 }
 
-/// Read positions of a user in the given rooms (all their rooms when `None`), in two queries
-/// whatever the number of rooms. Rooms the user is not a member of are absent.
+/// `$2, $3, …` for a list of ids that follows `$1`, with the values.
+fn id_list(ids: &[Uuid], first: usize) -> (String, Vec<Value>) {
+    let placeholders: Vec<String> = (first..first + ids.len()).map(|i| format!("${i}")).collect();
+    (placeholders.join(","), ids.iter().map(|id| Value::from(*id)).collect())
+}
+
+/// Read positions of a user in the given rooms (all their rooms when `None`), in one query
+/// (one snapshot) whatever the number of rooms. Rooms the user is not a member of are
+/// absent. Deleted messages above the watermark come from a partial index over deleted rows.
 pub async fn positions(
     store: &Store,
     user_id: Uuid,
@@ -100,9 +113,9 @@ pub async fn positions(
     let room_filter = match room_ids {
         Some([]) => return Ok(Vec::new()),
         Some(ids) => {
-            let placeholders: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
-            values.extend(ids.iter().map(|id| Value::from(*id)));
-            format!("AND rm.room_id IN ({})", placeholders.join(","))
+            let (placeholders, ids) = id_list(ids, 2);
+            values.extend(ids);
+            format!("AND rm.room_id IN ({placeholders})")
         }
         None => String::new(),
     };
@@ -110,39 +123,47 @@ pub async fn positions(
         .db
         .query_all_raw(store.stmt(
             &format!(
-                "SELECT rm.room_id, rm.last_read_seq, r.last_seq FROM room_members rm \
-                 JOIN rooms r ON r.id = rm.room_id \
+                "SELECT rm.room_id, rm.last_read_seq, r.last_seq, d.seq AS deleted_seq \
+                 FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
+                 LEFT JOIN messages d ON d.room_id = rm.room_id AND d.deleted_at IS NOT NULL \
+                   AND d.seq > rm.last_read_seq \
                  WHERE rm.user_id = $1 AND r.deleted_at IS NULL {room_filter}"
-            ),
-            values.clone(),
-        ))
-        .await?;
-    let deleted_rows = store
-        .db
-        .query_all_raw(store.stmt(
-            &format!(
-                "SELECT d.room_id, d.seq FROM messages d \
-                 JOIN room_members rm ON rm.room_id = d.room_id AND rm.user_id = $1 \
-                 WHERE d.deleted_at IS NOT NULL AND d.seq > rm.last_read_seq {room_filter}"
             ),
             values,
         ))
         .await?;
-    let mut deleted: HashMap<Uuid, Vec<i64>> = HashMap::new();
-    for row in deleted_rows {
-        deleted.entry(row.try_get("", "room_id")?).or_default().push(row.try_get("", "seq")?);
-    }
-    rows.into_iter()
-        .map(|row| {
-            let room_id: Uuid = row.try_get("", "room_id")?;
-            Ok(ReadPosition {
+    let mut positions: HashMap<Uuid, ReadPosition> = HashMap::new();
+    for row in rows {
+        let room_id: Uuid = row.try_get("", "room_id")?;
+        let position = match positions.entry(room_id) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => entry.insert(ReadPosition {
                 room_id,
                 last_read_seq: row.try_get("", "last_read_seq")?,
                 latest_seq: row.try_get("", "last_seq")?,
-                deleted_above: deleted.remove(&room_id).unwrap_or_default(),
-            })
-        })
-        .collect()
+                deleted_above: Vec::new(),
+            }),
+        };
+        if let Some(seq) = row.try_get::<Option<i64>>("", "deleted_seq")? {
+            position.deleted_above.push(seq);
+        }
+    }
+    Ok(positions.into_values().collect())
+}
+
+/// The newest seq of each room.
+pub async fn latest_seqs(store: &Store, room_ids: &[Uuid]) -> ApiResult<Vec<(Uuid, i64)>> {
+    if room_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (placeholders, values) = id_list(room_ids, 1);
+    let rows = store
+        .db
+        .query_all_raw(
+            store.stmt(&format!("SELECT id, last_seq FROM rooms WHERE id IN ({placeholders})"), values),
+        )
+        .await?;
+    rows.iter().map(|row| Ok((row.try_get("", "id")?, row.try_get("", "last_seq")?))).collect()
 }
 
 /// Unread counts of the viewer's rooms among `room_ids`, only those above zero.
@@ -161,10 +182,11 @@ pub async fn unread_total(store: &Store, viewer: &Viewer) -> ApiResult<i64> {
     let row = store
         .db
         .query_one_raw(store.stmt(
-            "SELECT CAST(COALESCE(SUM(r.last_seq - rm.last_read_seq - (SELECT COUNT(*) FROM messages d \
-               WHERE d.room_id = rm.room_id AND d.deleted_at IS NOT NULL AND d.seq > rm.last_read_seq)), 0) AS BIGINT) AS total \
-             FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
-             WHERE rm.user_id = $1 AND r.deleted_at IS NULL",
+            &format!(
+                "SELECT CAST(COALESCE(SUM({UNREAD_COUNT_SQL}), 0) AS BIGINT) AS total \
+                 FROM room_members JOIN rooms ON rooms.id = room_members.room_id \
+                 WHERE room_members.user_id = $1 AND rooms.deleted_at IS NULL"
+            ),
             vec![viewer.id.into()],
         ))
         .await?;

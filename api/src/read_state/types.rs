@@ -3,7 +3,7 @@
 use async_graphql::{ComplexObject, Context, ID, Result, SimpleObject};
 
 use crate::graphql::ids::parse_id;
-use crate::rooms::types::{Room, room_by_id};
+use crate::rooms::types::{Room, readable_room, room_by_id};
 
 /// The viewer's read state in a room after a mark.
 #[derive(SimpleObject)]
@@ -53,7 +53,8 @@ impl UnreadCount {
 
 #[ComplexObject]
 impl UnreadCountChange {
-    async fn room(&self, ctx: &Context<'_>) -> Result<Room> {
-        room_by_id(ctx, parse_id(&self.room_id)?).await
+    /// Null when the viewer can no longer read the room (the count then drops to 0).
+    async fn room(&self, ctx: &Context<'_>) -> Result<Option<Room>> {
+        readable_room(ctx, parse_id(&self.room_id)?).await
     }
 }

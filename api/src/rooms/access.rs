@@ -1,7 +1,7 @@
 //! Who may read and write a room. A member reads and writes; anyone in the organisation may
 //! read a public channel (and join it to write). Everything else is NOT_FOUND.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::auth::Viewer;
@@ -69,4 +69,17 @@ pub async fn writable(
     let access = readable(store, viewer, room_id).await?;
     access.require_writable()?;
     access.require_member()
+}
+
+/// Ids of the rooms a user is a member of (not deleted).
+pub async fn member_room_ids(store: &Store, user_id: Uuid) -> ApiResult<Vec<Uuid>> {
+    let rows = store
+        .db
+        .query_all_raw(store.stmt(
+            "SELECT rm.room_id FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
+             WHERE rm.user_id = $1 AND r.deleted_at IS NULL",
+            vec![user_id.into()],
+        ))
+        .await?;
+    Ok(rows.iter().map(|row| row.try_get("", "room_id")).collect::<Result<_, _>>()?)
 }

@@ -1,41 +1,59 @@
 //! The `roomUpdated` feed: room events of every room the viewer is in, plus the viewer's own
-//! membership changes.
+//! membership changes. After a resync, rooms joined or left meanwhile are reported too.
+
+use std::collections::VecDeque;
 
 use futures_util::stream::{self, BoxStream, StreamExt};
 
 use super::types::{RoomUpdate, RoomUpdateReason};
+use super::watch::{repair, watch};
 use crate::auth::Viewer;
 use crate::bus::{Event, Scope, Watched, Watcher};
 use crate::error::ApiResult;
 use crate::graphql::ids::to_id;
-use crate::read_state::service as read_state;
 use crate::state::AppState;
 
+struct RoomFeed {
+    state: AppState,
+    viewer: Viewer,
+    watcher: Watcher,
+    pending: VecDeque<RoomUpdate>,
+}
+
 pub async fn room_updates(state: AppState, viewer: Viewer) -> ApiResult<BoxStream<'static, RoomUpdate>> {
-    let rooms = read_state::positions(&state.store, viewer.id, None).await?;
-    let watcher =
-        Watcher::start(&state.bus, viewer.id, Scope::AllRooms, rooms.iter().map(|p| p.room_id).collect())
-            .await;
-    Ok(stream::unfold(watcher, |mut watcher| async move {
+    let watcher = watch(&state, &viewer, Scope::AllRooms).await?;
+    let feed = RoomFeed { state, viewer, watcher, pending: VecDeque::new() };
+    Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|u| (u, feed)) }).boxed())
+}
+
+impl RoomFeed {
+    async fn next(&mut self) -> Option<RoomUpdate> {
         loop {
-            let update = match watcher.next().await? {
-                Watched::Room(room_id, envelope) => match envelope.event {
-                    Event::RoomChanged { change, .. } => {
-                        RoomUpdate { room_id: to_id(room_id), reason: change.into() }
+            if let Some(update) = self.pending.pop_front() {
+                return Some(update);
+            }
+            match self.watcher.next().await? {
+                Watched::Room(room_id, envelope) => {
+                    if let Event::RoomChanged { change, .. } = envelope.event {
+                        return Some(RoomUpdate { room_id: to_id(room_id), reason: change.into() });
                     }
-                    _ => continue,
-                },
-                Watched::User(envelope) => match envelope.event {
-                    Event::MembershipChanged { room_id, change, .. } => {
-                        RoomUpdate { room_id: to_id(room_id), reason: RoomUpdateReason::from(change) }
+                }
+                Watched::User(envelope) => {
+                    if let Event::MembershipChanged { room_id, change, .. } = envelope.event {
+                        return Some(RoomUpdate { room_id: to_id(room_id), reason: change.into() });
                     }
-                    _ => continue,
+                }
+                Watched::Resync => match repair(&self.state, &self.viewer, &mut self.watcher).await {
+                    Ok(repaired) => {
+                        let joined = repaired.joined.into_iter().map(|id| (id, RoomUpdateReason::Joined));
+                        let left = repaired.left.into_iter().map(|id| (id, RoomUpdateReason::Left));
+                        for (room_id, reason) in joined.chain(left) {
+                            self.pending.push_back(RoomUpdate { room_id: to_id(room_id), reason });
+                        }
+                    }
+                    Err(err) => tracing::warn!(?err, "resync failed; retried on the next one"),
                 },
-                // Room changes are not replayed: clients refetch their room list on reconnect.
-                Watched::Resync => continue,
-            };
-            return Some((update, watcher));
+            }
         }
-    })
-    .boxed())
+    }
 }

@@ -2,7 +2,9 @@
 //! joining a busy channel should not greet you with its whole history as unread.
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use std::collections::HashSet;
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::access;
@@ -61,36 +63,49 @@ pub async fn add_members(
         return Err(ApiError::bad_input("a direct room's members are fixed; open another one"));
     }
     users::require_in_org(store, viewer.org_id, &user_ids).await?;
-    let mut new_ids = Vec::new();
-    for user_id in user_ids {
-        let existing = room_members::Entity::find_by_id((room_id, user_id)).one(&store.db).await?;
-        if existing.is_none() && !new_ids.contains(&user_id) {
-            new_ids.push(user_id);
-        }
-    }
-    add(store, bus, &room, &new_ids).await?;
+    add(store, bus, &room, &user_ids).await?;
     Ok(room)
 }
 
+/// Adds whoever of `user_ids` is not a member yet, and announces only those.
 async fn add(store: &Store, bus: &EventBus, room: &rooms::Model, user_ids: &[Uuid]) -> ApiResult<()> {
-    if user_ids.is_empty() {
+    let tx = store.begin_write().await?;
+    let existing: HashSet<Uuid> = room_members::Entity::find()
+        .filter(room_members::Column::RoomId.eq(room.id))
+        .filter(room_members::Column::UserId.is_in(user_ids.iter().copied()))
+        .all(&tx.txn)
+        .await?
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    let mut new_ids: Vec<Uuid> = user_ids.iter().copied().filter(|id| !existing.contains(id)).collect();
+    new_ids.sort();
+    new_ids.dedup();
+    if new_ids.is_empty() {
         return Ok(());
     }
-    let tx = store.begin_write().await?;
     // Read the seq inside the write transaction so the watermark matches the join moment.
     let seq = rooms::Entity::find_by_id(room.id).one(&tx.txn).await?.map_or(room.last_seq, |r| r.last_seq);
-    for user_id in user_ids {
-        if let Err(err) = insert(&tx.txn, room.id, *user_id, MemberRole::Member, seq).await {
-            // Joined twice at once: the other request made them a member already.
-            if !err.is_unique_violation() {
-                return Err(err);
-            }
-        }
-    }
+    let now = Utc::now();
+    let rows = new_ids.iter().map(|user_id| room_members::ActiveModel {
+        room_id: Set(room.id),
+        user_id: Set(*user_id),
+        role: Set(MemberRole::Member),
+        joined_at: Set(now),
+        last_read_seq: Set(seq),
+        last_read_at: Set(None),
+        favorite_at: Set(None),
+        muted_until: Set(None),
+    });
+    // A concurrent join of the same user (another instance) is not an error: they are in.
+    room_members::Entity::insert_many(rows)
+        .on_conflict_do_nothing_on([room_members::Column::RoomId, room_members::Column::UserId])
+        .exec_without_returning(&tx.txn)
+        .await?;
     tx.commit().await?;
-    for user_id in user_ids {
+    for user_id in new_ids {
         let event = Event::MembershipChanged { room_id: room.id, change: MembershipChange::Joined, seq };
-        bus.publish(Topic::User(*user_id), event).await;
+        bus.publish(Topic::User(user_id), event).await;
     }
     let event = Event::RoomChanged { room_id: room.id, change: RoomChange::MembersChanged };
     bus.publish(Topic::Room(room.id), event).await;
@@ -124,6 +139,7 @@ pub async fn remove_member(
     if !access.can_manage(viewer) {
         return Err(ApiError::forbidden("only the room's owners and admins may remove members"));
     }
+    access.require_writable()?;
     if room_members::Entity::find_by_id((room_id, user_id)).one(&store.db).await?.is_none() {
         return Err(ApiError::not_found("member"));
     }

@@ -9,3 +9,4 @@ pub mod membership;
 pub mod resolvers;
 pub mod service;
 pub mod types;
+pub mod watch;

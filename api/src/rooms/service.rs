@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use sea_orm::ExprTrait;
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
     RelationTrait, Set,
@@ -13,8 +13,9 @@ use super::access::{self, RoomAccess};
 use super::membership;
 use crate::auth::Viewer;
 use crate::bus::{Event, EventBus, MembershipChange, RoomChange, Topic};
-use crate::db::Store;
+use crate::db::{Store, contains_ci};
 use crate::error::{ApiError, ApiResult};
+use crate::read_state::service as read_state;
 use crate::users::service as users;
 use entity::enums::{MemberRole, RoomKind, Visibility};
 use entity::{room_members, rooms};
@@ -127,6 +128,7 @@ pub async fn update_room(
 ) -> ApiResult<rooms::Model> {
     let access = manageable_channel(store, viewer, room_id).await?;
     access.require_writable()?;
+    let renamed = changes.name.is_some();
     let mut room: rooms::ActiveModel = access.room.into();
     if let Some(name) = changes.name {
         room.name = Set(Some(channel_name(&name)?));
@@ -147,7 +149,8 @@ pub async fn update_room(
         }
     };
     tx.commit().await?;
-    let event = Event::RoomChanged { room_id, change: RoomChange::Renamed };
+    let change = if renamed { RoomChange::Renamed } else { RoomChange::Updated };
+    let event = Event::RoomChanged { room_id, change };
     bus.publish(Topic::Room(room_id), event).await;
     Ok(updated)
 }
@@ -271,16 +274,11 @@ pub async fn list(
         query = query.filter(rooms::Column::Kind.eq(kind));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let pattern = format!("%{}%", search.to_lowercase().replace(['%', '_'], ""));
-        query = query.filter(Expr::expr(Func::lower(Expr::col(rooms::Column::Name))).like(pattern));
+        query = query.filter(contains_ci(rooms::Column::Name, search));
     }
     if let Some(unread) = filter.unread {
         // Precise: live messages above the watermark, deletions subtracted.
-        let unread_count = Expr::cust(
-            "(rooms.last_seq - room_members.last_read_seq - (SELECT COUNT(*) FROM messages d \
-             WHERE d.room_id = rooms.id AND d.deleted_at IS NOT NULL \
-             AND d.seq > room_members.last_read_seq))",
-        );
+        let unread_count = Expr::cust(read_state::UNREAD_COUNT_SQL);
         query = query.filter(if unread { unread_count.gt(0) } else { ExprTrait::eq(unread_count, 0) });
     }
     let rows = query

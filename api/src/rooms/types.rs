@@ -4,9 +4,10 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use super::access;
 use super::service::{self, RoomFilter};
 use crate::bus::{MembershipChange, RoomChange};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MemberRole, RoomKind, Visibility};
 use crate::graphql::ids::to_id;
@@ -131,7 +132,16 @@ pub async fn room_page(
     Ok(connection)
 }
 
-/// Loads a room for an event; the subscription already checked access.
+/// The room, if the viewer may (still) read it: null after losing access.
+pub async fn readable_room(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<Room>> {
+    match access::readable(&ctx.state()?.store, ctx.viewer()?, id).await {
+        Ok(access) => Ok(Some(Room(access.room))),
+        Err(err) if err.code() == ErrorCode::NotFound => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Loads a room the caller already checked access to.
 pub async fn room_by_id(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Room> {
     let room = ctx.loaders()?.load_one(RoomKey(id)).await?;
     Ok(Room(room.ok_or_else(|| ApiError::not_found("room"))?))
@@ -161,6 +171,8 @@ pub enum RoomUpdateReason {
     Joined,
     Left,
     Renamed,
+    /// Changed otherwise (e.g. the topic).
+    Updated,
     Archived,
     MembersChanged,
     /// The viewer was removed: no more events of this room follow.
@@ -171,6 +183,7 @@ impl From<RoomChange> for RoomUpdateReason {
     fn from(change: RoomChange) -> Self {
         match change {
             RoomChange::Renamed => Self::Renamed,
+            RoomChange::Updated => Self::Updated,
             RoomChange::Archived => Self::Archived,
             RoomChange::MembersChanged => Self::MembersChanged,
         }
@@ -197,7 +210,8 @@ pub struct RoomUpdate {
 
 #[async_graphql::ComplexObject]
 impl RoomUpdate {
-    async fn room(&self, ctx: &Context<'_>) -> Result<Room> {
-        room_by_id(ctx, crate::graphql::ids::parse_id(&self.room_id)?).await
+    /// Null when the viewer can no longer read the room (left or removed).
+    async fn room(&self, ctx: &Context<'_>) -> Result<Option<Room>> {
+        readable_room(ctx, crate::graphql::ids::parse_id(&self.room_id)?).await
     }
 }

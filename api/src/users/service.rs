@@ -1,8 +1,6 @@
 //! Users and organisations in the database. Used by the GraphQL API, the CLI and the demo seed.
 
 use chrono::Utc;
-use sea_orm::ExprTrait;
-use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -10,7 +8,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::auth::Viewer;
-use crate::db::Store;
+use crate::db::{Store, contains_ci};
 use crate::error::{ApiError, ApiResult};
 use entity::enums::{UserKind, UserRole};
 use entity::{organizations, users};
@@ -61,11 +59,10 @@ pub async fn search(
         .filter(users::Column::OrgId.eq(viewer.org_id))
         .filter(users::Column::DeactivatedAt.is_null());
     if let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) {
-        let pattern = format!("%{}%", search.to_lowercase().replace(['%', '_'], ""));
         query = query.filter(
             Condition::any()
-                .add(Expr::expr(Func::lower(Expr::col(users::Column::Handle))).like(pattern.clone()))
-                .add(Expr::expr(Func::lower(Expr::col(users::Column::DisplayName))).like(pattern)),
+                .add(contains_ci(users::Column::Handle, search))
+                .add(contains_ci(users::Column::DisplayName, search)),
         );
     }
     let rows =

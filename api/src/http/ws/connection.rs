@@ -25,12 +25,15 @@ pub struct Connection {
     protocol: Protocol,
     viewer: Option<Viewer>,
     init_received: bool,
-    subscriptions: HashMap<String, JoinHandle<()>>,
+    /// Active subscriptions by client id, with the generation that started each, so a late
+    /// "finished" report of an old subscription cannot remove a newer one with the same id.
+    subscriptions: HashMap<String, (u64, JoinHandle<()>)>,
+    generation: u64,
     outbox: mpsc::Sender<Value>,
     outbox_rx: Option<mpsc::Receiver<Value>>,
-    /// Subscription tasks report their id here when their stream ends.
-    finished: mpsc::UnboundedSender<String>,
-    finished_rx: Option<mpsc::UnboundedReceiver<String>>,
+    /// Subscription tasks report their id and generation here when their stream ends.
+    finished: mpsc::UnboundedSender<(String, u64)>,
+    finished_rx: Option<mpsc::UnboundedReceiver<(String, u64)>>,
 }
 
 /// Why the loop stopped: a close code and reason, or the peer went away.
@@ -46,6 +49,7 @@ impl Connection {
             viewer: None,
             init_received: false,
             subscriptions: HashMap::new(),
+            generation: 0,
             outbox,
             outbox_rx: Some(outbox_rx),
             finished,
@@ -79,8 +83,10 @@ impl Connection {
                 Some(frame) = outbox.recv() => {
                     if send(&mut sink, &frame).await.is_err() { break None; }
                 }
-                Some(id) = finished.recv() => {
-                    self.subscriptions.remove(&id);
+                Some((id, generation)) = finished.recv() => {
+                    if self.subscriptions.get(&id).is_some_and(|(g, _)| *g == generation) {
+                        self.subscriptions.remove(&id);
+                    }
                 }
                 frame = stream.next() => match frame {
                     Some(Ok(Message::Text(text))) => match self.handle(text.as_str()).await {
@@ -104,13 +110,15 @@ impl Connection {
             }
         };
 
-        for (_, task) in self.subscriptions.drain() {
+        for (_, (_, task)) in self.subscriptions.drain() {
             task.abort();
         }
         if let Some((code, reason)) = closing {
             let frame = CloseFrame { code, reason: close_reason(reason).into() };
             let _ = sink.send(Message::Close(Some(frame))).await;
         }
+        // Flushes the close handshake (ours, or the reply to the client's).
+        let _ = sink.close().await;
         metrics::gauge!("parley_ws_connections").decrement(1.0);
     }
 
@@ -130,7 +138,7 @@ impl Connection {
             ClientMessage::Pong {} => Ok(vec![]),
             ClientMessage::Subscribe { id, payload } => self.subscribe(id, *payload),
             ClientMessage::Complete { id } => {
-                if let Some(task) = self.subscriptions.remove(&id) {
+                if let Some((_, task)) = self.subscriptions.remove(&id) {
                     task.abort();
                 }
                 Ok(vec![])
@@ -164,7 +172,7 @@ impl Connection {
         let Some(viewer) = self.viewer.clone() else {
             return Err(Some((close::UNAUTHORIZED, "Unauthorized".into())));
         };
-        if self.subscriptions.contains_key(&id) {
+        if self.subscriptions.get(&id).is_some_and(|(_, task)| !task.is_finished()) {
             return Err(Some((close::SUBSCRIBER_EXISTS, format!("Subscriber for {id} already exists"))));
         }
         let max = self.state.app.limits.max_subscriptions;
@@ -174,15 +182,16 @@ impl Connection {
             return Ok(vec![self.protocol.error(&id, serde_json::json!([error]))]);
         }
         let request = with_viewer(&self.state, request, viewer);
+        self.generation += 1;
         let task = tokio::spawn(run_subscription(
             self.state.clone(),
             self.protocol,
-            id.clone(),
+            (id.clone(), self.generation),
             request,
             self.outbox.clone(),
             self.finished.clone(),
         ));
-        self.subscriptions.insert(id, task);
+        self.subscriptions.insert(id, (self.generation, task));
         Ok(vec![])
     }
 }
@@ -192,10 +201,10 @@ impl Connection {
 async fn run_subscription(
     state: Arc<HttpState>,
     protocol: Protocol,
-    id: String,
+    (id, generation): (String, u64),
     request: async_graphql::Request,
     outbox: mpsc::Sender<Value>,
-    finished: mpsc::UnboundedSender<String>,
+    finished: mpsc::UnboundedSender<(String, u64)>,
 ) {
     let _active = ActiveSubscription::new();
     let mut responses = state.schema.execute_stream(request);
@@ -211,13 +220,13 @@ async fn run_subscription(
             }
         };
         if outbox.send(frame).await.is_err() || failed {
-            let _ = finished.send(id);
+            let _ = finished.send((id, generation));
             return;
         }
         first = false;
     }
     let _ = outbox.send(protocol.complete(&id)).await;
-    let _ = finished.send(id);
+    let _ = finished.send((id, generation));
 }
 
 /// A close frame's reason has at most 123 bytes; a longer one makes clients drop the frame.

@@ -1,0 +1,62 @@
+//! Setting up and repairing the bus `Watcher` behind every subscription: which rooms it
+//! follows is decided here, from the database, so a subscriber only ever follows rooms the
+//! viewer may read.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use super::access;
+use crate::auth::Viewer;
+use crate::bus::{Scope, Watcher};
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// A watcher following the viewer's rooms (`AllRooms`) or one room they may read.
+pub async fn watch(state: &AppState, viewer: &Viewer, scope: Scope) -> ApiResult<Watcher> {
+    if let Scope::Room(room_id) = scope {
+        // Check before subscribing anything: an unreadable room is NOT_FOUND.
+        access::readable(&state.store, viewer, room_id).await?;
+    }
+    // The user topic first, so a membership change after the read below arrives as an event.
+    let mut watcher = Watcher::start(&state.bus, viewer.id, scope).await;
+    let rooms = match scope {
+        Scope::Room(room_id) => vec![room_id],
+        Scope::AllRooms => access::member_room_ids(&state.store, viewer.id).await?,
+    };
+    for room_id in rooms {
+        watcher.follow(room_id).await;
+    }
+    Ok(watcher)
+}
+
+/// What changed while events may have been lost.
+#[derive(Debug, Default)]
+pub struct Repaired {
+    pub joined: Vec<Uuid>,
+    pub left: Vec<Uuid>,
+}
+
+/// After a resync, brings the followed rooms back in line with the database: membership
+/// events may have been among the lost ones.
+pub async fn repair(state: &AppState, viewer: &Viewer, watcher: &mut Watcher) -> ApiResult<Repaired> {
+    let followed: HashSet<Uuid> = watcher.rooms().into_iter().collect();
+    let readable: HashSet<Uuid> = match watcher.scope() {
+        Scope::Room(room_id) => match access::readable(&state.store, viewer, room_id).await {
+            Ok(_) => HashSet::from([room_id]),
+            Err(err) if err.code() == crate::error::ErrorCode::NotFound => HashSet::new(),
+            Err(err) => return Err(err),
+        },
+        Scope::AllRooms => access::member_room_ids(&state.store, viewer.id).await?.into_iter().collect(),
+    };
+    let mut repaired = Repaired::default();
+    for room_id in followed.difference(&readable) {
+        watcher.unfollow(*room_id);
+        repaired.left.push(*room_id);
+    }
+    for room_id in readable.difference(&followed) {
+        watcher.follow(*room_id).await;
+        repaired.joined.push(*room_id);
+    }
+    Ok(repaired)
+}
