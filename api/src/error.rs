@@ -99,6 +99,21 @@ impl ApiError {
     }
 }
 
+/// Turns a unique-key violation into CONFLICT with a message for the client, at the call
+/// site that knows which key it was.
+pub trait ConflictOnUnique<T> {
+    fn conflict_on_unique(self, message: &str) -> ApiResult<T>;
+}
+
+impl<T> ConflictOnUnique<T> for Result<T, DbErr> {
+    fn conflict_on_unique(self, message: &str) -> ApiResult<T> {
+        self.map_err(|err| {
+            let err = ApiError::from(err);
+            if err.is_unique_violation() { ApiError::conflict(message) } else { err }
+        })
+    }
+}
+
 impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

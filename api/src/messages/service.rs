@@ -205,12 +205,7 @@ pub async fn edit(
     let mut active: messages::ActiveModel = message.into();
     active.body = Set(body);
     active.edited_at = Set(Some(Utc::now()));
-    let tx = store.begin_write().await?;
-    let updated = active.update(&tx.txn).await?;
-    tx.commit().await?;
-    let record = MessageRecord::from(updated);
-    bus.publish(Topic::Room(record.room_id), Event::MessageUpdated { message: record.clone() }).await;
-    Ok(record)
+    save_change(store, bus, active).await
 }
 
 #[tracing::instrument(skip(store, bus), fields(viewer = %viewer.id))]
@@ -225,8 +220,17 @@ pub async fn delete(store: &Store, bus: &EventBus, viewer: &Viewer, id: Uuid) ->
     access::readable(store, viewer, message.room_id).await?.require_writable()?;
     let mut active: messages::ActiveModel = message.into();
     active.deleted_at = Set(Some(Utc::now()));
+    save_change(store, bus, active).await
+}
+
+/// Stores an edit or deletion, then announces it to the room.
+async fn save_change(
+    store: &Store,
+    bus: &EventBus,
+    change: messages::ActiveModel,
+) -> ApiResult<MessageRecord> {
     let tx = store.begin_write().await?;
-    let updated = active.update(&tx.txn).await?;
+    let updated = change.update(&tx.txn).await?;
     tx.commit().await?;
     let record = MessageRecord::from(updated);
     bus.publish(Topic::Room(record.room_id), Event::MessageUpdated { message: record.clone() }).await;

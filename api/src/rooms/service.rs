@@ -14,7 +14,7 @@ use super::membership;
 use crate::auth::Viewer;
 use crate::bus::{Event, EventBus, MembershipChange, RoomChange, Topic};
 use crate::db::{Store, contains_ci};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use crate::read_state::service as read_state;
 use crate::users::service as users;
 use entity::enums::{MemberRole, RoomKind, Visibility};
@@ -23,6 +23,7 @@ use entity::{room_members, rooms};
 const MAX_NAME_CHARS: usize = 80;
 const MAX_TOPIC_CHARS: usize = 250;
 const MAX_DIRECT_MEMBERS: usize = 9;
+const NAME_TAKEN: &str = "a channel with this name already exists";
 
 pub struct NewChannel {
     pub name: String,
@@ -96,15 +97,7 @@ pub async fn create_channel(
         deleted_at: None,
     };
     let tx = store.begin_write().await?;
-    let inserted = rooms::ActiveModel::from(room.clone()).insert(&tx.txn).await;
-    if let Err(err) = inserted {
-        let err = ApiError::from(err);
-        return Err(if err.is_unique_violation() {
-            ApiError::conflict("a channel with this name already exists")
-        } else {
-            err
-        });
-    }
+    rooms::ActiveModel::from(room.clone()).insert(&tx.txn).await.conflict_on_unique(NAME_TAKEN)?;
     membership::insert(&tx.txn, room.id, viewer.id, MemberRole::Owner, 0).await?;
     for user_id in &member_ids {
         membership::insert(&tx.txn, room.id, *user_id, MemberRole::Member, 0).await?;
@@ -137,17 +130,7 @@ pub async fn update_room(
         room.topic = Set(topic_text(changes.topic)?);
     }
     let tx = store.begin_write().await?;
-    let updated = match room.update(&tx.txn).await {
-        Ok(room) => room,
-        Err(err) => {
-            let err = ApiError::from(err);
-            return Err(if err.is_unique_violation() {
-                ApiError::conflict("a channel with this name already exists")
-            } else {
-                err
-            });
-        }
-    };
+    let updated = room.update(&tx.txn).await.conflict_on_unique(NAME_TAKEN)?;
     tx.commit().await?;
     let change = if renamed { RoomChange::Renamed } else { RoomChange::Updated };
     let event = Event::RoomChanged { room_id, change };

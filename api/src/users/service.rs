@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::db::{Store, contains_ci};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use entity::enums::{UserKind, UserRole};
 use entity::{organizations, users};
 
@@ -104,16 +104,10 @@ pub async fn create(store: &Store, org_id: Uuid, new: NewUser) -> ApiResult<user
         deactivated_at: None,
     };
     let tx = store.begin_write().await?;
-    match users::ActiveModel::from(model).insert(&tx.txn).await {
-        Ok(user) => {
-            tx.commit().await?;
-            Ok(user)
-        }
-        Err(err) => {
-            let err = ApiError::from(err);
-            Err(if err.is_unique_violation() { ApiError::conflict("this handle is taken") } else { err })
-        }
-    }
+    let user =
+        users::ActiveModel::from(model).insert(&tx.txn).await.conflict_on_unique("this handle is taken")?;
+    tx.commit().await?;
+    Ok(user)
 }
 
 pub async fn create_org(store: &Store, slug: &str, name: &str) -> ApiResult<organizations::Model> {
@@ -124,16 +118,12 @@ pub async fn create_org(store: &Store, slug: &str, name: &str) -> ApiResult<orga
     let org =
         organizations::Model { id: Uuid::now_v7(), name: name.to_owned(), slug, created_at: Utc::now() };
     let tx = store.begin_write().await?;
-    match organizations::ActiveModel::from(org).insert(&tx.txn).await {
-        Ok(org) => {
-            tx.commit().await?;
-            Ok(org)
-        }
-        Err(err) => {
-            let err = ApiError::from(err);
-            Err(if err.is_unique_violation() { ApiError::conflict("this slug is taken") } else { err })
-        }
-    }
+    let org = organizations::ActiveModel::from(org)
+        .insert(&tx.txn)
+        .await
+        .conflict_on_unique("this slug is taken")?;
+    tx.commit().await?;
+    Ok(org)
 }
 
 pub async fn find_org_by_slug(store: &Store, slug: &str) -> ApiResult<organizations::Model> {
