@@ -45,7 +45,7 @@ pub struct DatabaseConfig {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://parley.db?mode=rwc")]
     pub database_url: String,
     /// Connections in the database pool.
-    #[arg(long, env = "PARLEY_DB_POOL_SIZE", default_value_t = 16)]
+    #[arg(long, env = "PARLEY_DB_POOL_SIZE", default_value_t = 12)]
     pub db_pool_size: u32,
 }
 
@@ -147,7 +147,7 @@ pub struct Limits {
     #[arg(long, env = "PARLEY_MAX_WS_FRAME_BYTES", default_value_t = 256 << 10)]
     pub max_ws_frame_bytes: usize,
     /// Deepest query accepted.
-    #[arg(long, env = "PARLEY_MAX_QUERY_DEPTH", default_value_t = 12)]
+    #[arg(long, env = "PARLEY_MAX_QUERY_DEPTH", default_value_t = 16)]
     pub max_query_depth: usize,
     /// Highest query complexity accepted.
     #[arg(long, env = "PARLEY_MAX_QUERY_COMPLEXITY", default_value_t = 5_000)]

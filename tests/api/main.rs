@@ -18,6 +18,7 @@ mod cross_instance;
 mod direct_rooms;
 mod http_protocol;
 mod input_edges;
+mod introspection;
 mod message_edits;
 mod messages;
 mod read_state;
