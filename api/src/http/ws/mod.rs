@@ -23,6 +23,10 @@ pub fn upgrade(state: Arc<HttpState>, upgrade: WebSocketUpgrade) -> Response {
         .protocols([Protocol::TransportWs.name(), Protocol::LegacyWs.name()])
         .max_message_size(max)
         .max_frame_size(max)
+        // tungstenite's default 128 KiB read buffer is zero-filled on first read and then
+        // kept: with it an idle connection costs ~200 KiB. Buffers grow for larger frames.
+        .read_buffer_size(4 << 10)
+        .write_buffer_size(4 << 10)
         .on_upgrade(move |socket| {
             let protocol = socket
                 .protocol()

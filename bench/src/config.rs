@@ -1,0 +1,265 @@
+//! The command line, the sizes of every scenario (full run and `--quick` smoke run), and the
+//! context scenarios share: the two main instances, the bench's own database connection and
+//! the report.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, ValueEnum};
+
+use crate::report::{Hist, Report};
+use crate::seed::Db;
+use crate::servers::{Env, Instance, Spec};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    Floor,
+    Delivery,
+    Throughput,
+    Fanout,
+    Connections,
+    Unread,
+    History,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 7] = [
+        Self::Floor,
+        Self::Delivery,
+        Self::Throughput,
+        Self::Fanout,
+        Self::Connections,
+        Self::Unread,
+        Self::History,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Floor => "floor",
+            Self::Delivery => "delivery",
+            Self::Throughput => "throughput",
+            Self::Fanout => "fanout",
+            Self::Connections => "connections",
+            Self::Unread => "unread",
+            Self::History => "history",
+        }
+    }
+}
+
+/// Parley's load generator. Normally started by `bench/run.sh`, which builds the binaries and
+/// creates a fresh database.
+#[derive(Debug, Parser)]
+#[command(name = "parley-bench", version)]
+pub struct Args {
+    /// Scenarios to run, in this order (default: all).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub scenarios: Option<Vec<Scenario>>,
+    /// Smoke run: small sizes, a few seconds per scenario; fails on any error or lost message.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench/results.json")]
+    pub json: PathBuf,
+    /// The `parley` binary.
+    #[arg(long, env = "PARLEY_BIN", default_value = "target/release/parley")]
+    pub parley: PathBuf,
+    /// A fresh, empty PostgreSQL database (created by run.sh).
+    #[arg(
+        long,
+        env = "BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/parley_bench"
+    )]
+    pub database_url: String,
+    /// Redis shared by the instances.
+    #[arg(long, env = "BENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Database pool size of the instances under test (Parley's default).
+    #[arg(long, default_value_t = 16)]
+    pub pool_size: u32,
+    /// delivery: messages per second.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// delivery: seconds per variant.
+    #[arg(long)]
+    pub delivery_secs: Option<f64>,
+    /// throughput: concurrent sender counts to sweep.
+    #[arg(long, value_delimiter = ',')]
+    pub senders: Option<Vec<usize>>,
+    /// throughput: seconds per sender count.
+    #[arg(long)]
+    pub throughput_secs: Option<f64>,
+    /// fanout: subscriber counts to sweep.
+    #[arg(long, value_delimiter = ',')]
+    pub fanout: Option<Vec<usize>>,
+    /// fanout: messages per subscriber count.
+    #[arg(long)]
+    pub fanout_messages: Option<usize>,
+    /// connections: connection counts at which RSS is read.
+    #[arg(long, value_delimiter = ',')]
+    pub connections: Option<Vec<usize>>,
+    /// unread: rooms (channels) seeded.
+    #[arg(long)]
+    pub unread_rooms: Option<usize>,
+    /// unread: messages per room.
+    #[arg(long)]
+    pub unread_per_room: Option<usize>,
+    /// unread: users in the organisation.
+    #[arg(long)]
+    pub unread_users: Option<usize>,
+    /// unread: rooms per `unreadCounts` call.
+    #[arg(long)]
+    pub unread_query_rooms: Option<usize>,
+    /// history: messages in the room.
+    #[arg(long)]
+    pub history_messages: Option<usize>,
+}
+
+/// Sizes of one run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sizes {
+    pub floor_samples: usize,
+    pub floor_pool_secs: f64,
+    pub rate: u32,
+    pub delivery_secs: f64,
+    pub dm_pairs: usize,
+    pub channel_subscribers: usize,
+    pub senders: Vec<usize>,
+    pub throughput_secs: f64,
+    pub fanout: Vec<usize>,
+    pub fanout_messages: usize,
+    pub connections: Vec<usize>,
+    pub unread_rooms: usize,
+    pub unread_per_room: usize,
+    pub unread_users: usize,
+    pub unread_viewers: usize,
+    pub unread_query_rooms: usize,
+    pub query_samples: usize,
+    pub history_messages: usize,
+    pub replay: usize,
+    pub replays: usize,
+}
+
+impl Sizes {
+    pub fn from_args(args: &Args) -> Self {
+        let mut s = if args.quick { Self::quick() } else { Self::full() };
+        if let Some(v) = args.rate {
+            s.rate = v;
+        }
+        if let Some(v) = args.delivery_secs {
+            s.delivery_secs = v;
+        }
+        if let Some(v) = &args.senders {
+            s.senders = v.clone();
+        }
+        if let Some(v) = args.throughput_secs {
+            s.throughput_secs = v;
+        }
+        if let Some(v) = &args.fanout {
+            s.fanout = v.clone();
+        }
+        if let Some(v) = args.fanout_messages {
+            s.fanout_messages = v;
+        }
+        if let Some(v) = &args.connections {
+            s.connections = v.clone();
+        }
+        if let Some(v) = args.unread_rooms {
+            s.unread_rooms = v;
+        }
+        if let Some(v) = args.unread_per_room {
+            s.unread_per_room = v;
+        }
+        if let Some(v) = args.unread_users {
+            s.unread_users = v;
+        }
+        if let Some(v) = args.unread_query_rooms {
+            s.unread_query_rooms = v;
+        }
+        if let Some(v) = args.history_messages {
+            s.history_messages = v;
+        }
+        s
+    }
+
+    /// The sizes of issue 3 and SPEC §11.
+    fn full() -> Self {
+        Self {
+            floor_samples: 5000,
+            floor_pool_secs: 5.0,
+            rate: 500,
+            delivery_secs: 30.0,
+            dm_pairs: 50,
+            channel_subscribers: 50,
+            senders: vec![1, 4, 16, 64],
+            throughput_secs: 10.0,
+            fanout: vec![1000, 5000, 10_000],
+            fanout_messages: 20,
+            connections: vec![0, 1000, 5000, 10_000],
+            unread_rooms: 2000,
+            unread_per_room: 500,
+            unread_users: 1000,
+            unread_viewers: 20,
+            unread_query_rooms: 500,
+            query_samples: 500,
+            history_messages: 100_000,
+            replay: 500,
+            replays: 50,
+        }
+    }
+
+    /// A few seconds per scenario: proves the harness works, measures nothing worth quoting.
+    fn quick() -> Self {
+        Self {
+            floor_samples: 300,
+            floor_pool_secs: 1.0,
+            rate: 100,
+            delivery_secs: 2.0,
+            dm_pairs: 4,
+            channel_subscribers: 4,
+            senders: vec![1, 4],
+            throughput_secs: 1.5,
+            fanout: vec![200],
+            fanout_messages: 5,
+            connections: vec![0, 100, 300],
+            unread_rooms: 200,
+            unread_per_room: 100,
+            unread_users: 100,
+            unread_viewers: 5,
+            unread_query_rooms: 100,
+            query_samples: 50,
+            history_messages: 5000,
+            replay: 500,
+            replays: 5,
+        }
+    }
+}
+
+/// What scenarios share.
+pub struct Ctx {
+    pub sizes: Sizes,
+    pub quick: bool,
+    pub env: Env,
+    /// The bench's own connection to the bench database.
+    pub db: Db,
+    /// Instance A (subscribers) and B (senders): one database, one Redis.
+    pub a: Instance,
+    pub b: Instance,
+    pub report: Report,
+    /// Spawn → `listening on` of instances started on an existing database.
+    pub startups: Hist,
+}
+
+impl Ctx {
+    /// Starts an extra instance on an existing database; its start-up time is recorded.
+    pub async fn spawn(&mut self, spec: Spec) -> Result<Instance> {
+        let instance = Instance::spawn(&self.env, spec).await?;
+        self.startups.record(instance.startup);
+        Ok(instance)
+    }
+
+    /// Fails when A or B died.
+    pub fn check_servers(&mut self) -> Result<()> {
+        self.a.check_alive()?;
+        self.b.check_alive()
+    }
+}

@@ -1,0 +1,145 @@
+//! Scenario `fanout`: one message to a channel with S connected subscribers.
+//!
+//! For each S of the sweep (default 1 000, 5 000, 10 000): S member users plus one sender in one
+//! public channel (seeded directly into the database); S WebSockets split evenly across A and B,
+//! each subscribed to `messageAdded(roomId)` of that channel. After a warm-up barrier, M
+//! messages (default 20) are sent one at a time through B; for each, the time from just before
+//! the request until the *last* subscriber has it is one sample, and every subscriber's own
+//! latency goes into a second distribution. Each message waits for all S results (or a
+//! timeout) before the next is sent; whatever never arrived is reported as lost.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::client::{Gql, Poster};
+use crate::config::Ctx;
+use crate::inbox::{Inbox, Kind, WsEvent};
+use crate::report::{Figure, Hist};
+use crate::seed;
+use crate::servers::CpuMeter;
+use crate::ws::{Sub, close_all, connect_many};
+
+const S: &str = "fanout";
+const QUERY: &str = "subscription($room: ID!) { messageAdded(roomId: $room) { seq body } }";
+
+pub async fn run(ctx: &mut Ctx) -> Result<()> {
+    for size in ctx.sizes.fanout.clone() {
+        one(ctx, size).await?;
+        // Let both instances drop S connections before the next size.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
+
+async fn one(ctx: &mut Ctx, size: usize) -> Result<()> {
+    let org = seed::org(&ctx.db, "fanout").await?;
+    let users = seed::users(&ctx.db, &org, "f", size + 1, &ctx.env.jwt_secret).await?;
+    let (sender, members) = users.split_last().ok_or_else(|| anyhow::anyhow!("no users"))?;
+    let ids: Vec<uuid::Uuid> = members.iter().map(|u| u.id).collect();
+    let room = seed::channel(&ctx.db, &org, sender.id, &format!("{}-all", org.slug), &ids).await?;
+    let poster = Poster { gql: Gql::new(&ctx.b.http())?, token: sender.token.clone(), room };
+
+    let inbox = Inbox::default();
+    let tokens: Vec<String> = members.iter().map(|u| u.token.clone()).collect();
+    let half = size / 2;
+    let subs = [Sub::new("m1", QUERY, json!({ "room": room }))];
+    let connect_started = Instant::now();
+    let (mut conns, _) = connect_many(&ctx.a.ws(), &tokens[..half], 0, 64, &inbox, &subs).await?;
+    let more = connect_many(&ctx.b.ws(), &tokens[half..], half as u32, 64, &inbox, &subs).await;
+    match more {
+        Ok((b_conns, _)) => conns.extend(b_conns),
+        Err(err) => {
+            close_all(conns).await;
+            return Err(err);
+        }
+    }
+    let connect_secs = connect_started.elapsed().as_secs_f64();
+    let result = measure(ctx, size, inbox, &poster, connect_secs).await;
+    close_all(conns).await;
+    result
+}
+
+async fn measure(
+    ctx: &mut Ctx,
+    size: usize,
+    mut inbox: Inbox,
+    poster: &Poster,
+    connect_secs: f64,
+) -> Result<()> {
+    let need: Vec<(u32, Kind)> = (0..size as u32).map(|c| (c, Kind::Message)).collect();
+    let limit = Duration::from_secs(30 + size as u64 / 200);
+    inbox.barrier(std::slice::from_ref(poster), &need, limit).await?;
+    let rss = (ctx.a.rss_kib().unwrap_or(0), ctx.b.rss_kib().unwrap_or(0));
+
+    let meter = CpuMeter::start(&[("A", Some(ctx.a.pid)), ("B", Some(ctx.b.pid)), ("bench", None)]);
+    let messages = ctx.sizes.fanout_messages;
+    let wait = Duration::from_secs(if ctx.quick { 10 } else { 30 });
+    let (mut last_hist, mut each_hist) = (Hist::default(), Hist::default());
+    let (mut lost, mut errors, mut first_error) = (0u64, 0u64, None);
+    for m in 0..messages as u64 {
+        let started = Instant::now();
+        if let Err(err) = poster.send(&format!("b{m}")).await {
+            errors += 1;
+            first_error.get_or_insert(format!("{err:#}"));
+            continue;
+        }
+        let mut got: HashSet<u32> = HashSet::with_capacity(size);
+        let mut last = started;
+        inbox
+            .recv_until(started + wait, |event| {
+                if let WsEvent::Message { conn, tag: b'b', no, at, .. } = event
+                    && no == m
+                {
+                    if got.insert(conn) {
+                        each_hist.record(at - started);
+                        last = last.max(at);
+                    } else {
+                        errors += 1;
+                    }
+                }
+                got.len() == size
+            })
+            .await;
+        if got.len() == size {
+            last_hist.record(last - started);
+        }
+        lost += (size - got.len()) as u64;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut notes = meter.finish().notes();
+    notes.push(format!("RSS after connect A {} MiB, B {} MiB", rss.0 / 1024, rss.1 / 1024));
+    notes.push(format!("connect+subscribe {connect_secs:.1} s"));
+    if let Some(err) = first_error {
+        notes.push(format!("first send error: {err}"));
+    }
+    if let Some(err) = inbox.errors.first() {
+        notes.push(format!("first WebSocket error: {err}"));
+    }
+    errors += inbox.errors.len() as u64;
+    let params = format!(
+        "{size} subscribers ({} on A, {} on B), {messages} messages sent via B, one at a time",
+        size / 2,
+        size - size / 2
+    );
+    let mut figure = Figure::new(S, format!("S={size}: send → last subscriber"), params.clone())
+        .dist(&last_hist)
+        .errors(errors)
+        .undelivered(lost)
+        .floor("pg+redis")
+        .notes(&notes);
+    if size >= 10_000 {
+        let meets = figure.dist.map(|d| d.p99 <= 250.0 && lost == 0);
+        figure = figure.target("all delivered, p99 ≤ 250 ms", meets);
+    }
+    ctx.report.push(figure);
+    ctx.report.push(
+        Figure::new(S, format!("S={size}: send → each subscriber"), params)
+            .dist(&each_hist)
+            .floor("pg+redis"),
+    );
+    Ok(())
+}

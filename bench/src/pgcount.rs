@@ -1,0 +1,160 @@
+//! A statement counter for PostgreSQL: a TCP proxy between one `parley` instance and the
+//! database that reads the frontend protocol and counts `Execute` (extended protocol) and
+//! `Query` (simple protocol, e.g. `BEGIN`/`COMMIT`) messages. Counting the statements of N
+//! identical requests and dividing by N gives statements per request; comparing requests of
+//! different sizes shows whether a resolver runs one query per item (N+1).
+//!
+//! The proxied connection must not use TLS (`sslmode=disable`), or the stream is opaque.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// `SSLRequest`, `GSSENCRequest` and `CancelRequest` codes: untyped messages before startup.
+const PRE_STARTUP_CODES: [u32; 3] = [80_877_103, 80_877_104, 80_877_102];
+
+pub struct CountingProxy {
+    pub port: u16,
+    statements: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl CountingProxy {
+    /// Listens on a free loopback port and forwards to `upstream` (`host:port`).
+    pub async fn start(upstream: String) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the counting proxy")?;
+        let port = listener.local_addr()?.port();
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (upstream, counter) = (upstream.clone(), counter.clone());
+                tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(&upstream).await {
+                        let _ = client.set_nodelay(true);
+                        let _ = server.set_nodelay(true);
+                        pipe(client, server, counter).await;
+                    }
+                });
+            }
+        });
+        Ok(Self { port, statements, task })
+    }
+
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pipe(client: TcpStream, server: TcpStream, counter: Arc<AtomicU64>) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let upstream = async {
+        let mut parser = Parser::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            counter.fetch_add(parser.feed(&buf[..n]), Ordering::Relaxed);
+            if server_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = server_write.shutdown().await;
+    };
+    let downstream = async {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(upstream, downstream);
+}
+
+/// Incremental parser of the frontend stream: untyped startup messages, then typed messages
+/// (`type: u8`, `length: u32` including itself, body).
+#[derive(Default)]
+struct Parser {
+    started: bool,
+    head: Vec<u8>,
+    skip: usize,
+}
+
+impl Parser {
+    /// Returns how many statements begin in `data`.
+    fn feed(&mut self, mut data: &[u8]) -> u64 {
+        let mut statements = 0;
+        while !data.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(data.len());
+                self.skip -= n;
+                data = &data[n..];
+                continue;
+            }
+            let need = if self.started { 5 } else { 8 };
+            let take = (need - self.head.len()).min(data.len());
+            self.head.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.head.len() < need {
+                break;
+            }
+            let word = |at: usize| {
+                u32::from_be_bytes([self.head[at], self.head[at + 1], self.head[at + 2], self.head[at + 3]])
+            };
+            if self.started {
+                let kind = self.head[0];
+                self.skip = (word(1) as usize).saturating_sub(4);
+                if kind == b'E' || kind == b'Q' {
+                    statements += 1;
+                }
+            } else {
+                self.skip = (word(0) as usize).saturating_sub(8);
+                self.started = !PRE_STARTUP_CODES.contains(&word(4));
+            }
+            self.head.clear();
+        }
+        statements
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Parser;
+
+    fn typed(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![kind];
+        m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    #[test]
+    fn counts_execute_and_query_across_split_reads() {
+        let mut stream = Vec::new();
+        stream.extend_from_slice(&8u32.to_be_bytes());
+        stream.extend_from_slice(&80_877_103u32.to_be_bytes()); // SSLRequest
+        let startup = b"\0\x03\0\0user\0postgres\0\0";
+        stream.extend_from_slice(&((startup.len() + 4) as u32).to_be_bytes());
+        stream.extend_from_slice(startup);
+        stream.extend(typed(b'P', b"\0SELECT 1\0\0\0"));
+        stream.extend(typed(b'B', b"\0\0\0\0\0\0\0\0"));
+        stream.extend(typed(b'E', b"\0\0\0\0\0"));
+        stream.extend(typed(b'S', b""));
+        stream.extend(typed(b'Q', b"BEGIN\0"));
+        for split in 1..stream.len() {
+            let mut parser = Parser::default();
+            let (a, b) = stream.split_at(split);
+            assert_eq!(parser.feed(a) + parser.feed(b), 2, "split at {split}");
+        }
+    }
+}

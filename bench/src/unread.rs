@@ -1,0 +1,244 @@
+//! Scenario `unread`: unread counts with a large store, and proof that they cost a constant
+//! number of SQL statements.
+//!
+//! Seeded directly (see `seed`): `unread_users` users (default 1 000), `unread_rooms` public
+//! channels (2 000) with `unread_per_room` messages each (500: one million in all), about 1 %
+//! of them deleted. `unread_viewers` users are members of every room; every room also has 25
+//! random members; every watermark is random between 0 and the room's last seq.
+//!
+//! Latency (alternating A and B, viewers in turn, one request at a time):
+//! `unreadCounts(roomIds:)` for `unread_query_rooms` (500) of the viewer's rooms, and
+//! `viewer { rooms(first: 50) { edges { node { unreadCount lastMessage { body } } } } }`.
+//!
+//! Statements: a separate instance (P) reaches PostgreSQL through [`CountingProxy`], which
+//! counts `Execute`/`Query` messages; N identical requests give statements per request. The
+//! same query over 1, 50 and 500 rooms (and pages of 10 and 50 rooms) must cost the same.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::client::Gql;
+use crate::config::Ctx;
+use crate::pgcount::CountingProxy;
+use crate::report::{Figure, Hist};
+use crate::seed;
+use crate::servers::Spec;
+
+const S: &str = "unread";
+const COUNTS: &str = "query($ids: [ID!]!) { unreadCounts(roomIds: $ids) { roomId unreadCount seq } }";
+const ROOMS: &str = "query($n: Int) { viewer { rooms(first: $n) { edges { node { id unreadCount lastMessage { body } } } } } }";
+const SEND: &str = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { seq } }";
+const MEMBERS_PER_ROOM: usize = 25;
+
+pub async fn run(ctx: &mut Ctx) -> Result<()> {
+    let z = ctx.sizes.clone();
+    let viewers_n = z.unread_viewers.min(z.unread_users.saturating_sub(1)).max(1);
+    let seeded = Instant::now();
+    let org = seed::org(&ctx.db, "unread").await?;
+    let users = seed::users(&ctx.db, &org, "u", z.unread_users.max(2), &ctx.env.jwt_secret).await?;
+    let rooms = seed::bulk_channels(&ctx.db, &org, users[viewers_n].id, "room-", z.unread_rooms).await?;
+    let viewer_handles: Vec<String> = (0..viewers_n).map(|i| format!("'u{i}'")).collect();
+    ctx.db
+        .exec(
+            &format!(
+                "INSERT INTO room_members (room_id, user_id, role, joined_at, last_read_seq) \
+                 SELECT r.id, u.id, 'member', now(), 0 FROM rooms r JOIN users u ON u.org_id = r.org_id \
+                 WHERE r.org_id = $1 AND u.handle IN ({})",
+                viewer_handles.join(",")
+            ),
+            vec![org.id.into()],
+        )
+        .await?;
+    ctx.db
+        .exec(
+            "INSERT INTO room_members (room_id, user_id, role, joined_at, last_read_seq) \
+             SELECT r.id, u.id, 'member', now(), 0 FROM rooms r CROSS JOIN LATERAL \
+               (SELECT id FROM users WHERE org_id = r.org_id AND r.id IS NOT NULL ORDER BY random() LIMIT $2) u \
+             WHERE r.org_id = $1 ON CONFLICT DO NOTHING",
+            vec![org.id.into(), (MEMBERS_PER_ROOM as i64).into()],
+        )
+        .await?;
+    let rate = seed::bulk_messages(&ctx.db, &org, &rooms, z.unread_per_room).await?;
+    ctx.db
+        .exec(
+            "UPDATE room_members rm SET last_read_seq = floor(random() * (r.last_seq + 1)) \
+             FROM rooms r WHERE rm.room_id = r.id AND r.org_id = $1",
+            vec![org.id.into()],
+        )
+        .await?;
+    let deleted = ctx
+        .db
+        .exec(
+            "UPDATE messages SET deleted_at = now() WHERE org_id = $1 AND random() < 0.01",
+            vec![org.id.into()],
+        )
+        .await?;
+    seed::analyze(&ctx.db).await?;
+    let total = rooms.len() * z.unread_per_room;
+    let seed_note = format!(
+        "seeded {total} messages ({deleted} deleted) in {:.1} s ({rate:.0} rows/s)",
+        seeded.elapsed().as_secs_f64()
+    );
+    println!("  {seed_note}");
+
+    let viewers = &users[..viewers_n];
+    let q = z.unread_query_rooms.min(rooms.len());
+    let page = 50.min(rooms.len());
+    let gqls = [Gql::new(&ctx.a.http())?, Gql::new(&ctx.b.http())?];
+    let world = format!(
+        "{total} messages in {} rooms, {} users, {viewers_n} viewers in every room + {MEMBERS_PER_ROOM} random members per room",
+        rooms.len(),
+        users.len()
+    );
+
+    let (mut hist, mut errors, mut listed, mut first) = (Hist::default(), 0u64, 0usize, None);
+    for i in 0..z.query_samples {
+        let ids = window(&rooms, i * 37, q);
+        let t = Instant::now();
+        let result = gqls[i % 2].call(&viewers[i % viewers.len()].token, COUNTS, json!({ "ids": ids })).await;
+        match result.and_then(|d| d["unreadCounts"].as_array().map(Vec::len).context("no unreadCounts list"))
+        {
+            Ok(n) => {
+                hist.record(t.elapsed());
+                listed += n;
+            }
+            Err(err) => {
+                errors += 1;
+                first.get_or_insert(format!("first error: {err:#}"));
+            }
+        }
+    }
+    let meets = hist.dist().map(|d| d.p50 <= 5.0);
+    let avg = listed as f64 / z.query_samples.max(1) as f64;
+    ctx.report.push(
+        Figure::new(S, format!("unreadCounts({q} rooms)"), format!("{world}; A/B alternating, sequential"))
+            .dist(&hist)
+            .errors(errors)
+            .floor("pg_select")
+            .target("p50 ≤ 5 ms (500 rooms, 1 M msgs)", meets)
+            .note(format!("{avg:.0} rooms with unread per answer"))
+            .note(seed_note)
+            .notes(&first.take().into_iter().collect::<Vec<_>>()),
+    );
+
+    let (mut hist, mut errors) = (Hist::default(), 0u64);
+    for i in 0..z.query_samples {
+        let t = Instant::now();
+        let result = gqls[i % 2].call(&viewers[i % viewers.len()].token, ROOMS, json!({ "n": page })).await;
+        match result.and_then(|d| edges(&d)) {
+            Ok(n) if n == page => hist.record(t.elapsed()),
+            Ok(n) => {
+                errors += 1;
+                first.get_or_insert(format!("first error: a page of {n} rooms, {page} expected"));
+            }
+            Err(err) => {
+                errors += 1;
+                first.get_or_insert(format!("first error: {err:#}"));
+            }
+        }
+    }
+    ctx.report.push(
+        Figure::new(S, format!("viewer.rooms(first: {page}) unreadCount lastMessage"), world)
+            .dist(&hist)
+            .errors(errors)
+            .floor("pg_select")
+            .notes(&first.into_iter().collect::<Vec<_>>()),
+    );
+
+    statements(ctx, viewers, &rooms, q).await
+}
+
+/// `n` room ids starting at `offset`, wrapping around.
+fn window(rooms: &[Uuid], offset: usize, n: usize) -> Vec<Uuid> {
+    (0..n).map(|j| rooms[(offset + j) % rooms.len()]).collect()
+}
+
+fn edges(data: &Value) -> Result<usize> {
+    data["viewer"]["rooms"]["edges"].as_array().map(Vec::len).context("no edges")
+}
+
+/// Statements per request through the counting proxy, at several sizes of the same request.
+async fn statements(ctx: &mut Ctx, viewers: &[seed::User], rooms: &[Uuid], q: usize) -> Result<()> {
+    let (written, upstream) = host_port(&ctx.env.database_url)?;
+    let proxy = CountingProxy::start(upstream).await?;
+    let proxied = format!("127.0.0.1:{}", proxy.port);
+    let url = if ctx.env.database_url.contains(&format!("@{written}")) {
+        ctx.env.database_url.replacen(&format!("@{written}"), &format!("@{proxied}"), 1)
+    } else {
+        ctx.env.database_url.replacen(&format!("://{written}"), &format!("://{proxied}"), 1)
+    };
+    let spec = Spec {
+        label: "P".into(),
+        database_url: url,
+        redis_url: Some(ctx.env.redis_url.clone()),
+        pool_size: 4,
+    };
+    let p = ctx.spawn(spec).await?;
+    let result = async {
+        let gql = Gql::new(&p.http())?;
+        let token = &viewers[0].token;
+        type Vars = Box<dyn Fn(u64) -> Value>;
+        let mut cases: Vec<(String, &str, Vars)> = Vec::new();
+        for n in [1, 50.min(q), q] {
+            let ids = window(rooms, 0, n);
+            cases.push((format!("unreadCounts({n} rooms)"), COUNTS, Box::new(move |_| json!({ "ids": ids }))));
+        }
+        for n in [10.min(rooms.len()), 50.min(rooms.len())] {
+            cases.push((format!("viewer.rooms(first: {n})"), ROOMS, Box::new(move |_| json!({ "n": n }))));
+        }
+        let room = rooms[0];
+        let send = Box::new(move |i| json!({ "input": { "roomId": room, "body": format!("s{i}"), "clientId": format!("s{i}") } }));
+        cases.push(("sendMessage(into a channel)".into(), SEND, send));
+        const REPEAT: u64 = 10;
+        let mut counts = Vec::new();
+        for (name, query, vars) in &cases {
+            gql.call(token, query, vars(0)).await?; // warm the pool's connections
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let before = proxy.statements();
+            for i in 1..=REPEAT {
+                gql.call(token, query, vars(i)).await?;
+            }
+            let per = (proxy.statements() - before) as f64 / REPEAT as f64;
+            counts.push((name.clone(), per));
+        }
+        anyhow::Ok(counts)
+    }
+    .await;
+    p.stop().await;
+    let counts = result?;
+    for (name, per) in &counts {
+        let family = name.split('(').next().unwrap_or("");
+        let smallest = counts.iter().find(|(n, _)| n.starts_with(family)).map(|(_, c)| *c).unwrap_or(*per);
+        let verdict = match family {
+            "sendMessage" => "per message sent",
+            _ if *per <= smallest => "constant in size",
+            _ => "grows with size: N+1?",
+        };
+        ctx.report.push(
+            Figure::new(
+                S,
+                format!("SQL statements: {name}"),
+                "Execute+Query messages counted by a proxy, 10 requests",
+            )
+            .value(*per, "stmts/req")
+            .note(verdict),
+        );
+    }
+    Ok(())
+}
+
+/// `host[:port]` as written in a PostgreSQL URL, and `host:port` (5432 when absent).
+fn host_port(url: &str) -> Result<(String, String)> {
+    let rest = url.split_once("://").map(|(_, r)| r).context("database URL without scheme")?;
+    let rest = rest.split(['/', '?']).next().unwrap_or("");
+    let written = rest.rsplit_once('@').map(|(_, r)| r).unwrap_or(rest);
+    if written.is_empty() {
+        bail!("database URL without a host (unix sockets cannot be proxied)");
+    }
+    let full = if written.contains(':') { written.to_owned() } else { format!("{written}:5432") };
+    Ok((written.to_owned(), full))
+}
