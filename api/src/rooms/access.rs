@@ -1,7 +1,10 @@
 //! Who may read and write a room. A member reads and writes; anyone in the organisation may
 //! read a public channel (and join it to write). Everything else is NOT_FOUND.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, IntoCondition};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, JoinType, QueryFilter, QuerySelect, RelationTrait,
+};
 use uuid::Uuid;
 
 use crate::auth::Viewer;
@@ -45,15 +48,20 @@ pub fn is_public_channel(room: &rooms::Model) -> bool {
     room.kind == RoomKind::Channel && room.visibility == Visibility::Public
 }
 
-/// Loads a room the viewer may read, or NOT_FOUND.
+/// Loads a room the viewer may read, with the viewer's membership, in one query; or NOT_FOUND.
 pub async fn readable(store: &Store, viewer: &Viewer, room_id: Uuid) -> ApiResult<RoomAccess> {
-    let room = rooms::Entity::find_by_id(room_id)
+    let viewer_id = viewer.id;
+    let own_membership = rooms::Relation::Members.def().on_condition(move |_, members| {
+        Expr::col((members, room_members::Column::UserId)).eq(viewer_id).into_condition()
+    });
+    let (room, membership) = rooms::Entity::find_by_id(room_id)
         .filter(rooms::Column::OrgId.eq(viewer.org_id))
         .filter(rooms::Column::DeletedAt.is_null())
+        .select_also(room_members::Entity)
+        .join(JoinType::LeftJoin, own_membership)
         .one(&store.db)
         .await?
         .ok_or_else(|| ApiError::not_found("room"))?;
-    let membership = room_members::Entity::find_by_id((room_id, viewer.id)).one(&store.db).await?;
     if membership.is_none() && !is_public_channel(&room) {
         return Err(ApiError::not_found("room"));
     }
