@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::concurrency::{assert_gap_free_concurrent_sends, assert_one_message_for_parallel_retries};
-use crate::helpers::api::{create_channel, int, mark_read, send, spawn_sender};
+use crate::helpers::api::{create_channel, create_private_channel, int, mark_read, send, spawn_sender};
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, TestApp, data, pg_redis_urls, spawn_app, spawn_app_with};
 
@@ -36,6 +36,7 @@ pg_test!(
     unread_count_changed_crosses_instances,
     races_across_instances_come_out_right,
     redis_subscriber_loss_loses_nothing_with_after,
+    a_removal_lost_on_the_bus_is_repaired_on_resync,
     two_instances_start_at_once,
 );
 
@@ -161,6 +162,62 @@ async fn redis_subscriber_loss_loses_nothing_with_after() {
         }
     }
     panic!("A never received B's messages again after losing its Redis subscriber");
+}
+
+/// Redis pub/sub is at-most-once, so a "removed" event can be lost. B publishes on a Redis
+/// of its own here, so A never hears of Bob's removal; after A's subscriber connection drops
+/// and comes back, A must repair Bob's rooms from the database and stop delivering the room.
+async fn a_removal_lost_on_the_bus_is_repaired_on_resync() {
+    let (_redis, other_redis) = private_redis().await;
+    let a = spawn_app(Backend::PostgresRedis).await;
+    let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", other_redis.as_str())]).await;
+    let org = a.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let secret = create_private_channel(&a, &alice, "secret", &[&bob]).await;
+    let open = create_channel(&a, &alice, "open", &[&bob]).await;
+    let mut ws = WsClient::connect(&a, &bob).await;
+    let mut all = ws.subscribe("all", ALL, json!({})).await;
+
+    let remove = "mutation($room: ID!, $user: ID!) { removeMember(roomId: $room, userId: $user) { id } }";
+    data(b.gql(&alice, remove, json!({ "room": secret, "user": bob.id })).await);
+    kill_subscriber_connection(&a).await;
+    // A reconnects within its backoff (50 ms) and resyncs its subscribers.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Sent through A: delivered by A's own hub if Bob's subscription still followed the room.
+    send(&a, &alice, &secret, "not for bob any more").await;
+    send(&a, &alice, &open, "still for bob").await;
+    loop {
+        let message = all.next("messageAdded").await;
+        assert_ne!(message["body"], "not for bob any more", "a removed member received the room");
+        if message["body"] == "still for bob" {
+            break;
+        }
+    }
+}
+
+/// A Redis server of the test's own on a free port, stopped when the handle drops.
+async fn private_redis() -> (tokio::process::Child, String) {
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+    let child = tokio::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server is installed (PostgreSQL + Redis suites)");
+    let url = format!("redis://127.0.0.1:{port}");
+    let client = redis::Client::open(url.as_str()).expect("a valid URL");
+    for _ in 0..100 {
+        if let Ok(mut con) = client.get_multiplexed_async_connection().await {
+            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut con).await;
+            if pong.is_ok() {
+                return (child, url);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the private redis-server on port {port} did not answer");
 }
 
 async fn two_instances_start_at_once() {
