@@ -105,8 +105,9 @@ impl Store {
                 .await?;
                 Migrator::up(&txn, None).await?;
                 txn.commit().await?;
-                // The seed takes the lock again in its own transaction-free session: a
-                // second instance that waited above then finds the seed already there.
+                // The seed runs under a second lock, held by a transaction of its own while
+                // the seed writes on other connections: an instance that waits here then
+                // finds the seed already there.
                 let lock = self.db.begin().await?;
                 lock.execute_raw(Statement::from_sql_and_values(
                     DatabaseBackend::Postgres,

@@ -99,6 +99,16 @@ impl ApiError {
     }
 }
 
+/// NOT_FOUND becomes `None`; any other error stays an error (a database failure must not
+/// read as "absent").
+pub fn found<T>(result: ApiResult<T>) -> ApiResult<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.code() == ErrorCode::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 /// Turns a unique-key violation into CONFLICT with a message for the client, at the call
 /// site that knows which key it was.
 pub trait ConflictOnUnique<T> {

@@ -36,9 +36,7 @@ impl AppState {
             .check_key(&viewer.id)
             .map_err(|_| ApiError::rate_limited("you are sending messages too fast; retry shortly"))
     }
-}
 
-impl AppState {
     /// Drops rate-limit buckets that are full again, so memory follows active users.
     pub fn forget_idle_limits(&self) {
         self.send_limiter.retain_recent();

@@ -4,7 +4,7 @@ use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::context::ContextExt;
 use super::ids::parse_id;
-use crate::error::{ApiResult, ErrorCode};
+use crate::error::found;
 use crate::messages::service as messages;
 use crate::messages::types::Message;
 use crate::rooms::access;
@@ -20,15 +20,6 @@ pub enum Node {
     User(User),
 }
 
-/// NOT_FOUND becomes `None`; any other error stays an error.
-fn found<T>(result: ApiResult<T>) -> ApiResult<Option<T>> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(err) if err.code() == ErrorCode::NotFound => Ok(None),
-        Err(err) => Err(err),
-    }
-}
-
 #[derive(Default)]
 pub struct NodeQuery;
 
@@ -41,7 +32,7 @@ impl NodeQuery {
         if let Some(room) = found(access::readable(store, viewer, id).await)? {
             return Ok(Some(Node::Room(Room(room.room))));
         }
-        if let Some(message) = found(messages::readable(store, viewer, id).await)? {
+        if let Some((message, _)) = found(messages::readable(store, viewer, id).await)? {
             return Ok(Some(Node::Message(Message(message.into()))));
         }
         Ok(found(users::find(store, viewer.org_id, id).await)?.map(|user| Node::User(User(user))))

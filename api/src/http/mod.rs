@@ -38,7 +38,8 @@ pub struct HttpState {
     pub playground: bool,
     /// Flips to true on shutdown: WebSockets close with 1001.
     pub shutdown: watch::Receiver<bool>,
-    /// Held by every WebSocket connection, so shutdown can wait for their close frames.
+    /// Every WebSocket connection holds this state (and so this sender) until it ends, so
+    /// shutdown can wait for their close frames by waiting for the channel to close.
     pub websockets: mpsc::Sender<()>,
 }
 

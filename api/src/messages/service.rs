@@ -16,8 +16,8 @@ use crate::auth::Viewer;
 use crate::bus::{Event, EventBus, Topic};
 use crate::config::Limits;
 use crate::db::Store;
-use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::rooms::access;
+use crate::error::{ApiError, ApiResult, found};
+use crate::rooms::access::{self, RoomAccess};
 use entity::enums::{MessageSource, SenderRole};
 use entity::messages;
 
@@ -164,18 +164,16 @@ async fn find_by_client_id(
         .await?)
 }
 
-/// A message in a room the viewer may read.
-pub async fn readable(store: &Store, viewer: &Viewer, id: Uuid) -> ApiResult<messages::Model> {
+/// A message in a room the viewer may read, with the viewer's access to that room.
+pub async fn readable(store: &Store, viewer: &Viewer, id: Uuid) -> ApiResult<(messages::Model, RoomAccess)> {
     let message = messages::Entity::find_by_id(id)
         .filter(messages::Column::OrgId.eq(viewer.org_id))
         .one(&store.db)
         .await?
         .ok_or_else(|| ApiError::not_found("message"))?;
-    access::readable(store, viewer, message.room_id).await.map_err(|err| match err.code() {
-        ErrorCode::NotFound => ApiError::not_found("message"),
-        _ => err,
-    })?;
-    Ok(message)
+    let access = found(access::readable(store, viewer, message.room_id).await)?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    Ok((message, access))
 }
 
 #[tracing::instrument(skip(store, bus, limits, body), fields(viewer = %viewer.id))]
@@ -188,7 +186,7 @@ pub async fn edit(
     body: &str,
 ) -> ApiResult<MessageRecord> {
     let body = message_body(body, limits)?;
-    let message = readable(store, viewer, id).await?;
+    let (message, access) = readable(store, viewer, id).await?;
     if message.author_user_id != Some(viewer.id) {
         return Err(ApiError::forbidden("only the author may edit a message"));
     }
@@ -198,7 +196,8 @@ pub async fn edit(
     if Utc::now() - message.created_at > limits.edit_window() {
         return Err(ApiError::forbidden("the edit window of this message has passed"));
     }
-    access::writable(store, viewer, message.room_id).await?;
+    access.require_writable()?;
+    access.require_member()?;
     let mut active: messages::ActiveModel = message.into();
     active.body = Set(body);
     active.edited_at = Set(Some(Utc::now()));
@@ -207,14 +206,14 @@ pub async fn edit(
 
 #[tracing::instrument(skip(store, bus), fields(viewer = %viewer.id))]
 pub async fn delete(store: &Store, bus: &EventBus, viewer: &Viewer, id: Uuid) -> ApiResult<MessageRecord> {
-    let message = readable(store, viewer, id).await?;
+    let (message, access) = readable(store, viewer, id).await?;
     if message.author_user_id != Some(viewer.id) && !viewer.is_admin() {
         return Err(ApiError::forbidden("only the author or an admin may delete a message"));
     }
     if message.deleted_at.is_some() {
         return Ok(message.into());
     }
-    access::readable(store, viewer, message.room_id).await?.require_writable()?;
+    access.require_writable()?;
     let mut active: messages::ActiveModel = message.into();
     active.deleted_at = Set(Some(Utc::now()));
     save_change(store, bus, active).await

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::access;
 use super::service::{self, RoomFilter};
 use crate::bus::{MembershipChange, RoomChange};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, found};
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MemberRole, RoomKind, Visibility};
 use crate::graphql::ids::to_id;
@@ -134,11 +134,8 @@ pub async fn room_page(
 
 /// The room, if the viewer may (still) read it: null after losing access.
 pub async fn readable_room(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<Room>> {
-    match access::readable(&ctx.state()?.store, ctx.viewer()?, id).await {
-        Ok(access) => Ok(Some(Room(access.room))),
-        Err(err) if err.code() == ErrorCode::NotFound => Ok(None),
-        Err(err) => Err(err.into()),
-    }
+    let access = found(access::readable(&ctx.state()?.store, ctx.viewer()?, id).await)?;
+    Ok(access.map(|access| Room(access.room)))
 }
 
 /// Loads a room the caller already checked access to.

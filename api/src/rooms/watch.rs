@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::access;
 use crate::auth::Viewer;
 use crate::bus::{Scope, Watcher};
-use crate::error::ApiResult;
+use crate::error::{ApiResult, found};
 use crate::state::AppState;
 
 /// A watcher following the viewer's rooms (`AllRooms`) or one room they may read.
@@ -42,10 +42,9 @@ pub struct Repaired {
 pub async fn repair(state: &AppState, viewer: &Viewer, watcher: &mut Watcher) -> ApiResult<Repaired> {
     let followed: HashSet<Uuid> = watcher.rooms().into_iter().collect();
     let readable: HashSet<Uuid> = match watcher.scope() {
-        Scope::Room(room_id) => match access::readable(&state.store, viewer, room_id).await {
-            Ok(_) => HashSet::from([room_id]),
-            Err(err) if err.code() == crate::error::ErrorCode::NotFound => HashSet::new(),
-            Err(err) => return Err(err),
+        Scope::Room(room_id) => match found(access::readable(&state.store, viewer, room_id).await)? {
+            Some(_) => HashSet::from([room_id]),
+            None => HashSet::new(),
         },
         Scope::AllRooms => access::member_room_ids(&state.store, viewer.id).await?.into_iter().collect(),
     };

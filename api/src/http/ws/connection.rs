@@ -58,7 +58,6 @@ impl Connection {
     }
 
     pub async fn run(mut self, socket: WebSocket) {
-        let _alive = self.state.websockets.clone();
         metrics::gauge!("parley_ws_connections").increment(1.0);
         let (mut sink, mut stream) = socket.split();
         let (Some(mut outbox), Some(mut finished)) = (self.outbox_rx.take(), self.finished_rx.take()) else {
