@@ -48,6 +48,7 @@ impl App {
             None => EventBus::in_process(),
         };
         let state = AppState::new(store, bus, auth, config.limits.clone());
+        state.directory.spawn_invalidator(&state.bus, shutdown_rx.clone()).await;
         let schema = build_schema(Some(state.clone()), Some(&config.limits), config.playground);
         let listener = TcpListener::bind(config.bind)
             .await

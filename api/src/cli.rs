@@ -8,6 +8,7 @@ use crate::app::{App, shutdown_signal};
 use crate::auth::JwtAuth;
 use crate::config::{Cli, Command, DatabaseConfig, OrgCommand, ServeConfig, TokenArgs, UserCommand};
 use crate::db::Store;
+use crate::users::input::{DisplayName, Handle};
 use crate::users::service::{self as users, NewUser};
 use crate::{graphql, secrets, telemetry};
 use entity::enums::UserKind;
@@ -70,15 +71,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Org(OrgCommand::Create { database, slug, name })) => {
             let store = connect(&database).await?;
             let name = name.unwrap_or_else(|| slug.clone());
-            let org = users::create_org(&store, &slug, &name).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let org = users::create_org(&store, &slug, &name).await?;
             println!("{}", org.id);
             Ok(())
         }
         Some(Command::User(UserCommand::Create { database, org, handle, display_name, role })) => {
             let store = connect(&database).await?;
-            let org = users::find_org_by_slug(&store, &org).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let org = users::find_org_by_slug(&store, &org).await?;
+            let handle = Handle::parse(&handle)?;
+            let display_name = display_name.as_deref().map(DisplayName::parse).transpose()?;
             let new = NewUser { handle, display_name, role, kind: UserKind::Human };
-            let user = users::create(&store, org.id, new).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let user = users::create(&store, org.id, new).await?;
             println!("{}", user.id);
             Ok(())
         }
@@ -112,7 +115,7 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
         None => users::find_org_by_slug(&store, "demo").await,
     }
     .map_err(|_| anyhow::anyhow!("--org: no such organisation"))?;
-    let user = users::find_by_handle(&store, org.id, &args.user)
+    let user = users::find_by_handle(&store, org.id, &Handle::parse(&args.user)?)
         .await
         .map_err(|_| anyhow::anyhow!("--user: no user `{}` in `{}`", args.user, org.slug))?;
     let role = sea_orm::ActiveEnum::to_value(&user.role);

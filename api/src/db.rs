@@ -56,6 +56,11 @@ impl Store {
             .connect_timeout(Duration::from_secs(5))
             .sqlx_logging(false);
         let sqlite = config.is_sqlite();
+        if !sqlite {
+            // Plans of these short queries are cheap; JIT compiling them is not (hundreds of
+            // milliseconds when missing statistics inflate a cost estimate past the threshold).
+            options.map_sqlx_postgres_opts(|opts| opts.options([("jit", "off")]));
+        }
         if sqlite {
             options.map_sqlx_sqlite_opts(|opts| {
                 opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use anyhow::Context;
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
 use uuid::Uuid;
@@ -11,6 +12,7 @@ use uuid::Uuid;
 use crate::db::Store;
 use crate::rooms::membership;
 use crate::state::AppState;
+use crate::users::input::{DisplayName, Handle};
 use crate::users::service::{self as users, NewUser};
 use entity::enums::{MemberRole, MessageSource, RoomKind, SenderRole, UserKind, UserRole, Visibility};
 use entity::{messages, organizations, rooms};
@@ -27,8 +29,7 @@ pub async fn seed_if_empty(store: &Store) -> anyhow::Result<Option<Vec<DemoUser>
     if organizations::Entity::find().count(&store.db).await? > 0 {
         return Ok(None);
     }
-    let org =
-        users::create_org(store, "demo", "Demo").await.map_err(|e| anyhow::anyhow!("demo seed: {e:?}"))?;
+    let org = users::create_org(store, "demo", "Demo").await.context("demo seed")?;
     let mut seeded = Vec::new();
     for (handle, name, role) in [
         ("alice", "Alice Archer", UserRole::Member),
@@ -36,10 +37,9 @@ pub async fn seed_if_empty(store: &Store) -> anyhow::Result<Option<Vec<DemoUser>
         ("carol", "Carol Chen", UserRole::Member),
         ("admin", "Ada Admin", UserRole::Owner),
     ] {
-        let new =
-            NewUser { handle: handle.into(), display_name: Some(name.into()), role, kind: UserKind::Human };
-        let user =
-            users::create(store, org.id, new).await.map_err(|e| anyhow::anyhow!("demo seed: {e:?}"))?;
+        let (handle, display_name) = (Handle::parse(handle)?, Some(DisplayName::parse(name)?));
+        let new = NewUser { handle, display_name, role, kind: UserKind::Human };
+        let user = users::create(store, org.id, new).await.context("demo seed")?;
         seeded.push(DemoUser { handle: user.handle, id: user.id, org_id: org.id, role });
     }
     let (alice, bob) = (seeded[0].id, seeded[1].id);
@@ -49,9 +49,7 @@ pub async fn seed_if_empty(store: &Store) -> anyhow::Result<Option<Vec<DemoUser>
     room(general_id, org.id, alice, RoomKind::Channel, Some("general"), None).insert(&tx.txn).await?;
     for user in &seeded {
         let role = if user.id == alice { MemberRole::Owner } else { MemberRole::Member };
-        membership::insert(&tx.txn, general_id, user.id, role, 0)
-            .await
-            .map_err(|e| anyhow::anyhow!("demo seed: {e:?}"))?;
+        membership::insert(&tx.txn, general_id, user.id, role, 0).await.context("demo seed")?;
     }
     let mut pair = [alice, bob];
     pair.sort();
@@ -73,9 +71,7 @@ pub async fn seed_if_empty(store: &Store) -> anyhow::Result<Option<Vec<DemoUser>
     dm_room.update(&tx.txn).await?;
     // Alice wrote the last message, so she has read everything; Bob has one unread.
     for (user, read) in [(alice, 3), (bob, 2)] {
-        membership::insert(&tx.txn, dm_id, user, MemberRole::Member, read)
-            .await
-            .map_err(|e| anyhow::anyhow!("demo seed: {e:?}"))?;
+        membership::insert(&tx.txn, dm_id, user, MemberRole::Member, read).await.context("demo seed")?;
     }
     tx.commit().await?;
     Ok(Some(seeded))

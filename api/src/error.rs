@@ -1,11 +1,10 @@
 //! `ApiError`, the one error type of Parley, and its stable client-facing codes.
 //!
-//! `ApiError` deliberately does not implement `Display`: async-graphql has a blanket
-//! `From<T: Display>` that would silently drop our `extensions.code`. Without `Display`, our
-//! own `From<ApiError> for async_graphql::Error` applies, so a bare `?` in a resolver keeps the
-//! code. Internal errors are logged here, with their cause, and masked for the client.
-
-use std::fmt;
+//! `ApiError` is a `std::error::Error` (thiserror), so start-up and CLI code use `?` on it.
+//! async-graphql's blanket `From<T: Display>` would then drop our `extensions.code` on a bare
+//! `?` in a resolver; the workspace enables async-graphql's `custom-error-conversion`, which
+//! removes that blanket impl, so our own `From<ApiError> for async_graphql::Error` is the only
+//! conversion. Internal errors are logged there, with their cause, and masked for the client.
 
 use async_graphql::ErrorExtensions;
 use sea_orm::{DbErr, SqlErr};
@@ -36,10 +35,13 @@ impl ErrorCode {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A client-facing error: the message is safe to show.
+    #[error("{}: {message}", code.as_str())]
     Client { code: ErrorCode, message: String },
     /// Anything else: logged with its cause, shown to the client as "internal error".
+    #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
 }
 
@@ -124,15 +126,6 @@ impl<T> ConflictOnUnique<T> for Result<T, DbErr> {
     }
 }
 
-impl fmt::Debug for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Client { code, message } => write!(f, "{}: {message}", code.as_str()),
-            Self::Internal(err) => write!(f, "INTERNAL: {err:#}"),
-        }
-    }
-}
-
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
         Self::Internal(err.into())
@@ -159,4 +152,30 @@ pub fn graphql_error(code: ErrorCode, message: impl Into<String>) -> async_graph
     ext.set("code", code.as_str());
     err.extensions = Some(ext);
     err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn through_question_mark() -> async_graphql::Result<()> {
+        Err(ApiError::not_found("room"))?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_bare_question_mark_keeps_the_code() {
+        let err = through_question_mark().err().map(|e| e.into_server_error(Default::default()));
+        let code = err.and_then(|e| e.extensions).and_then(|ext| ext.get("code").cloned());
+        assert_eq!(code, Some(async_graphql::Value::from("NOT_FOUND")));
+    }
+
+    #[test]
+    fn internal_errors_are_masked_but_displayed_with_their_cause() {
+        let err = ApiError::internal(anyhow::anyhow!("disk on fire"));
+        assert_eq!(err.public_message(), "internal error");
+        assert!(err.to_string().contains("disk on fire"));
+        let std_error: &dyn std::error::Error = &err;
+        assert!(std_error.to_string().starts_with("internal error"));
+    }
 }

@@ -8,7 +8,7 @@
 //! - Domains, each with `service` (rules + database), `types` and `resolvers`:
 //!   [`rooms`], [`messages`], [`read_state`], [`users`].
 //! - [`bus`]: events across instances (in-process or Redis). [`db`]: connection, migrations,
-//!   the SQLite write gate. [`demo`]: first-run data.
+//!   the SQLite write gate. [`directory`]: cached users and rooms. [`demo`]: first-run data.
 
 pub mod app;
 pub mod auth;
@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod directory;
 pub mod error;
 pub mod graphql;
 pub mod http;

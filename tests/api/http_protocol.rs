@@ -13,6 +13,7 @@ backend_tests!(
     get_runs_queries,
     mutations_over_get_are_405,
     bodies_over_the_limit_are_413,
+    a_body_limit_above_2_mib_is_honoured,
     operation_name_selects_the_operation,
     health_readiness_metrics_and_graphiql,
 );
@@ -145,6 +146,20 @@ async fn bodies_over_the_limit_are_413(backend: Backend) {
     let response = app.post_graphql(Some(&alice.token), &small).await;
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(data(response.json().await.expect("JSON body"))["sendMessage"]["seq"], 1);
+}
+
+/// axum's own default limit (2 MiB) must not cap a larger configured limit.
+async fn a_body_limit_above_2_mib_is_honoured(backend: Backend) {
+    let app = spawn_app_with(backend, &[("PARLEY_MAX_BODY_BYTES", &(4 << 20).to_string())]).await;
+    let alice = app.create_org().await.user("alice").await;
+    let padded =
+        |bytes: usize| json!({ "query": "{ viewer { handle } }", "variables": { "pad": "p".repeat(bytes) } });
+
+    let response = app.post_graphql(Some(&alice.token), &padded(3 << 20)).await;
+    assert_eq!(response.status().as_u16(), 200, "3 MiB is under the 4 MiB limit");
+    assert_eq!(data(response.json().await.expect("JSON body"))["viewer"]["handle"], "alice");
+    let response = app.post_graphql(Some(&alice.token), &padded(5 << 20)).await;
+    assert_eq!(response.status().as_u16(), 413, "5 MiB is over it");
 }
 
 async fn operation_name_selects_the_operation(backend: Backend) {

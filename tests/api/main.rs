@@ -19,6 +19,7 @@ mod direct_rooms;
 mod http_protocol;
 mod input_edges;
 mod introspection;
+mod live_path;
 mod message_edits;
 mod messages;
 mod read_state;

@@ -8,13 +8,12 @@ mod jwt;
 
 pub use jwt::{Claims, JwtAuth};
 
-use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use crate::db::Store;
+use crate::directory::Directory;
 use crate::error::{ApiError, ApiResult};
 use entity::enums::UserRole;
-use entity::users;
 
 /// The authenticated caller of a request or WebSocket connection.
 #[derive(Debug, Clone)]
@@ -40,12 +39,13 @@ pub fn bearer_token(header_value: &str) -> &str {
 }
 
 impl JwtAuth {
-    /// Verifies a token and loads its user, who must exist, be active, and belong to the
-    /// token's organisation.
-    pub async fn authenticate(&self, store: &Store, token: &str) -> ApiResult<Viewer> {
+    /// Verifies a token and loads its user (through the directory cache, which forgets a
+    /// user on every instance as soon as they are deactivated or change role), who must
+    /// exist, be active, and belong to the token's organisation.
+    pub async fn authenticate(&self, store: &Store, directory: &Directory, token: &str) -> ApiResult<Viewer> {
         let claims = self.verify(token)?;
-        let user = users::Entity::find_by_id(claims.sub)
-            .one(&store.db)
+        let user = directory
+            .user(store, claims.sub)
             .await?
             .filter(|u| u.org_id == claims.org && u.deactivated_at.is_none())
             .ok_or_else(|| ApiError::unauthenticated("unknown user or organisation"))?;

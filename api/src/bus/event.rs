@@ -1,9 +1,13 @@
-//! Topics and the versioned envelope carried on the bus.
+//! Topics, the versioned envelope carried on the bus, and the event payloads.
+//!
+//! The payloads are the bus's own wire types: small, serde-encoded, and independent of any
+//! domain module (domains convert to and from them). A message event carries everything a
+//! subscriber's common selection needs — the stored message, its author and its room as they
+//! were when it was sent — so delivering a frame needs no database work on any instance.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-use crate::messages::MessageRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
@@ -11,6 +15,8 @@ pub enum Topic {
     Room(Uuid),
     /// What concerns one user only: read marks and membership.
     User(Uuid),
+    /// Every instance follows it for its whole life: cached users and rooms to forget.
+    Directory,
 }
 
 impl Topic {
@@ -18,11 +24,15 @@ impl Topic {
         match self {
             Self::Room(id) => format!("parley:room:{id}"),
             Self::User(id) => format!("parley:user:{id}"),
+            Self::Directory => "parley:directory".to_owned(),
         }
     }
 
     pub fn from_channel_name(name: &str) -> Option<Self> {
         let rest = name.strip_prefix("parley:")?;
+        if rest == "directory" {
+            return Some(Self::Directory);
+        }
         let (kind, id) = rest.split_once(':')?;
         let id = Uuid::parse_str(id).ok()?;
         match kind {
@@ -34,7 +44,7 @@ impl Topic {
 }
 
 /// Bumped when the envelope changes incompatibly; receivers drop versions they do not know.
-pub const ENVELOPE_VERSION: u8 = 1;
+pub const ENVELOPE_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {
@@ -53,10 +63,10 @@ impl Envelope {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Event {
-    /// A new message (room topic).
-    MessageAdded { message: MessageRecord },
+    /// A new message (room topic), with its author and room as they were when it was sent.
+    MessageAdded { message: Box<MessagePayload>, author: Option<Box<UserPayload>>, room: Box<RoomPayload> },
     /// An edit or a deletion (room topic).
-    MessageUpdated { message: MessageRecord },
+    MessageUpdated { message: Box<MessagePayload> },
     /// Room metadata or membership changed (room topic).
     RoomChanged { room_id: Uuid, change: RoomChange },
     /// The user's membership changed (user topic). `seq` is the room's seq at that moment:
@@ -64,6 +74,66 @@ pub enum Event {
     MembershipChanged { room_id: Uuid, change: MembershipChange, seq: i64 },
     /// The user's read watermark moved, on any device (user topic).
     ReadStateChanged { room_id: Uuid, last_read_seq: i64 },
+    /// A user was renamed, deactivated or given another role (directory topic).
+    UserChanged { user_id: Uuid },
+    /// A room was renamed, archived or otherwise changed (directory topic).
+    RoomInfoChanged { room_id: Uuid },
+}
+
+/// A stored message. Enumerations travel as their stored strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessagePayload {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub room_id: Uuid,
+    pub seq: i64,
+    pub author_user_id: Option<Uuid>,
+    pub sender_role: String,
+    /// Empty once deleted: a deleted body never travels.
+    pub body: String,
+    pub source: String,
+    pub client_id: Option<String>,
+    pub reply_to_id: Option<Uuid>,
+    pub attachments: Vec<AttachmentPayload>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentPayload {
+    pub name: String,
+    pub url: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+/// What subscribers may show of a message's author.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPayload {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub handle: String,
+    pub display_name: String,
+    pub role: String,
+    pub kind: String,
+}
+
+/// A room as it was right after the message that carries it: its row, read back by the
+/// statement that assigned the message's seq.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPayload {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub kind: String,
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    pub visibility: String,
+    pub last_seq: i64,
+    pub last_message_at: Option<DateTime<Utc>>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub archived_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

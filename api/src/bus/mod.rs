@@ -14,7 +14,10 @@ mod hub;
 mod redis;
 mod watcher;
 
-pub use event::{Envelope, Event, MembershipChange, RoomChange, Topic};
+pub use event::{
+    AttachmentPayload, Envelope, Event, MembershipChange, MessagePayload, RoomChange, RoomPayload, Topic,
+    UserPayload,
+};
 pub use hub::{BusItem, TopicSubscription};
 pub use watcher::{Scope, Watched, Watcher};
 

@@ -92,7 +92,11 @@ impl Watcher {
             None => match self.streams.next().await? {
                 (key, Ok(BusItem::Event(envelope))) => (key, envelope),
                 // Lagged behind the topic's buffer, or the bus reconnected.
-                (_, Ok(BusItem::Resync) | Err(_)) => {
+                (_, item @ (Ok(BusItem::Resync) | Err(_))) => {
+                    if item.is_err() {
+                        // A slow reader: it catches up from the database, nobody waits for it.
+                        metrics::counter!("parley_subscription_lagged_total").increment(1);
+                    }
                     self.coalesce_resyncs();
                     return Some(Watched::Resync);
                 }

@@ -6,13 +6,17 @@ use async_graphql::dataloader::DataLoader;
 use super::loaders::Loaders;
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{AppState, Ctx};
 
 pub trait ContextExt {
     fn state(&self) -> ApiResult<&AppState>;
     /// The authenticated caller, or UNAUTHENTICATED.
     fn viewer(&self) -> ApiResult<&Viewer>;
     fn loaders(&self) -> ApiResult<&DataLoader<Loaders>>;
+    /// The state and the viewer, as services take them.
+    fn service(&self) -> ApiResult<Ctx<'_>> {
+        Ok(Ctx { app: self.state()?, viewer: self.viewer()? })
+    }
 }
 
 impl ContextExt for Context<'_> {

@@ -1,6 +1,7 @@
 //! DataLoaders: one per request (or per subscription), scoped to the viewer, so a page of
 //! rooms with members, last messages and unread counts costs a constant number of queries.
-//! No caching: a subscription's loader must not serve yesterday's values.
+//! No caching in the loaders themselves (a subscription's loader must not serve yesterday's
+//! values); users come through the directory cache, which the bus keeps current.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::db::Store;
+use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::messages::{MessageRecord, service as messages};
 use crate::read_state::service as read_state;
@@ -17,6 +19,7 @@ use entity::{room_members, rooms, users};
 
 pub struct Loaders {
     pub store: Store,
+    pub directory: Directory,
     pub viewer: Viewer,
 }
 
@@ -70,12 +73,10 @@ impl Loader<UserKey> for Loaders {
     type Error = LoadError;
 
     async fn load(&self, keys: &[UserKey]) -> Result<HashMap<UserKey, Self::Value>, Self::Error> {
-        let rows = users::Entity::find()
-            .filter(users::Column::OrgId.eq(self.viewer.org_id))
-            .filter(users::Column::Id.is_in(keys.iter().map(|k| k.0)))
-            .all(&self.store.db)
-            .await?;
-        Ok(rows.into_iter().map(|u| (UserKey(u.id), u)).collect())
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let users = self.directory.users(&self.store, &ids).await?;
+        let org_id = self.viewer.org_id;
+        Ok(users.into_values().filter(|u| u.org_id == org_id).map(|u| (UserKey(u.id), u)).collect())
     }
 }
 

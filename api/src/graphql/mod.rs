@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod enums;
+pub mod frames;
 pub mod ids;
 pub mod limits;
 pub mod loaders;
@@ -48,7 +49,7 @@ pub fn build_schema(state: Option<AppState>, limits: Option<&Limits>, introspect
         builder = builder.disable_introspection();
     }
     if let Some(state) = state {
-        builder = builder.data(state);
+        builder = builder.data(state).data(frames::FrameMemo::default());
     }
     builder.finish()
 }

@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, Interface, Object, Result};
 use super::context::ContextExt;
 use super::ids::parse_id;
 use crate::error::found;
+use crate::messages::MessageRecord;
 use crate::messages::service as messages;
 use crate::messages::types::Message;
 use crate::rooms::access;
@@ -30,10 +31,10 @@ impl NodeQuery {
         let (store, viewer) = (&ctx.state()?.store, ctx.viewer()?);
         let id = parse_id(&id)?;
         if let Some(room) = found(access::readable(store, viewer, id).await)? {
-            return Ok(Some(Node::Room(Room(room.room))));
+            return Ok(Some(Node::Room(Room::from(room.room))));
         }
         if let Some((message, _)) = found(messages::readable(store, viewer, id).await)? {
-            return Ok(Some(Node::Message(Message(message.into()))));
+            return Ok(Some(Node::Message(Message::from(MessageRecord::from(message)))));
         }
         Ok(found(users::find(store, viewer.org_id, id).await)?.map(|user| Node::User(User(user))))
     }

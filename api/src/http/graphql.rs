@@ -115,7 +115,7 @@ fn is_mutation(request: &Request) -> bool {
 async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, mut request: Request) -> Response {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let token = value.to_str().map(bearer_token).unwrap_or("");
-        match state.app.auth.authenticate(&state.app.store, token).await {
+        match state.app.auth.authenticate(&state.app.store, &state.app.directory, token).await {
             Ok(viewer) => request = with_viewer(state, request, viewer),
             Err(err) if err.code() == ErrorCode::Unauthenticated => {
                 return refuse(media, StatusCode::UNAUTHORIZED, err.code(), err.public_message().to_owned());
@@ -162,8 +162,12 @@ fn operation_label(name: Option<&str>) -> String {
 
 /// Attaches the caller and their per-request loaders.
 pub fn with_viewer(state: &HttpState, request: Request, viewer: Viewer) -> Request {
-    let loaders =
-        DataLoader::new(Loaders { store: state.app.store.clone(), viewer: viewer.clone() }, tokio::spawn);
+    let loaders = Loaders {
+        store: state.app.store.clone(),
+        directory: state.app.directory.clone(),
+        viewer: viewer.clone(),
+    };
+    let loaders = DataLoader::new(loaders, tokio::spawn);
     request.data(viewer).data(loaders)
 }
 

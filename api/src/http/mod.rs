@@ -59,13 +59,14 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(cors(cors_origins));
     Router::new()
-        // The tower layer above is the limit; axum's own default (2 MiB) would cap it.
-        .layer(DefaultBodyLimit::disable())
         .route("/", get(ops::graphiql))
         .route("/graphql", get(graphql::get_or_upgrade).post(graphql::post))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        // The tower layer is the limit; axum's own default (2 MiB) would cap a larger setting.
+        // After the routes: a layer wraps only the routes that exist when it is added.
+        .layer(DefaultBodyLimit::disable())
         .layer(layers)
         .with_state(Arc::new(state))
 }

@@ -11,10 +11,11 @@ use std::collections::{HashMap, VecDeque};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use uuid::Uuid;
 
-use super::record::MessageRecord;
+use super::record::{LiveMessage, MessageRecord};
 use super::service;
 use crate::auth::Viewer;
 use crate::bus::{Event, Scope, Watched, Watcher};
+use crate::directory::{room_of, user_of};
 use crate::error::{ApiError, ApiResult};
 use crate::read_state::service as read_state;
 use crate::rooms::watch::{repair, watch};
@@ -31,7 +32,7 @@ struct MessageFeed {
     delivered: HashMap<Uuid, i64>,
     /// Rooms with messages in the database beyond `delivered`.
     behind: VecDeque<Uuid>,
-    pending: VecDeque<MessageRecord>,
+    pending: VecDeque<LiveMessage>,
 }
 
 pub async fn message_added(
@@ -39,7 +40,7 @@ pub async fn message_added(
     viewer: Viewer,
     room_id: Option<Uuid>,
     after: Option<i64>,
-) -> ApiResult<BoxStream<'static, MessageRecord>> {
+) -> ApiResult<BoxStream<'static, LiveMessage>> {
     let scope = match (room_id, after) {
         (None, Some(_)) => return Err(ApiError::bad_input("`after` needs a `roomId`")),
         (_, Some(after)) if after < 0 => return Err(ApiError::bad_input("`after` must be ≥ 0")),
@@ -60,7 +61,7 @@ pub async fn message_added(
 }
 
 impl MessageFeed {
-    async fn next(&mut self) -> Option<MessageRecord> {
+    async fn next(&mut self) -> Option<LiveMessage> {
         loop {
             if let Some(message) = self.pending.pop_front() {
                 return Some(message);
@@ -71,8 +72,10 @@ impl MessageFeed {
             }
             match self.watcher.next().await? {
                 Watched::Room(_, envelope) => {
-                    if let Event::MessageAdded { message } = &envelope.event {
-                        self.accept(message);
+                    if let Event::MessageAdded { message, author, room } = &envelope.event {
+                        let author = author.as_deref().and_then(user_of).map(Box::new);
+                        let room = room_of(room).map(Box::new);
+                        self.accept(LiveMessage { message: message.as_ref().into(), author, room });
                     }
                 }
                 Watched::User(envelope) => {
@@ -96,13 +99,14 @@ impl MessageFeed {
         }
     }
 
-    fn accept(&mut self, message: &MessageRecord) {
-        let Some(&last) = self.delivered.get(&message.room_id) else { return };
-        if message.seq == last + 1 && !self.behind.contains(&message.room_id) {
-            self.delivered.insert(message.room_id, message.seq);
-            self.pending.push_back(message.clone());
-        } else if message.seq > last {
-            self.fall_behind(message.room_id);
+    fn accept(&mut self, live: LiveMessage) {
+        let (room_id, seq) = (live.message.room_id, live.message.seq);
+        let Some(&last) = self.delivered.get(&room_id) else { return };
+        if seq == last + 1 && !self.behind.contains(&room_id) {
+            self.delivered.insert(room_id, seq);
+            self.pending.push_back(live);
+        } else if seq > last {
+            self.fall_behind(room_id);
         }
     }
 
@@ -125,7 +129,7 @@ impl MessageFeed {
                 }
                 for row in rows {
                     self.delivered.insert(room_id, row.seq);
-                    self.pending.push_back(row.into());
+                    self.pending.push_back(LiveMessage::from(MessageRecord::from(row)));
                 }
             }
             Err(err) => {
@@ -178,7 +182,7 @@ pub async fn message_updated(
             match watcher.next().await? {
                 Watched::Room(_, envelope) => {
                     if let Event::MessageUpdated { message } = &envelope.event {
-                        return Some((message.clone(), (state, viewer, watcher)));
+                        return Some((MessageRecord::from(message.as_ref()), (state, viewer, watcher)));
                     }
                 }
                 Watched::User(envelope) => {

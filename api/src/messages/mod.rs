@@ -2,9 +2,11 @@
 //! pages, and the `messageAdded` / `messageUpdated` subscriptions.
 
 mod feed;
+pub mod input;
 mod record;
 pub mod resolvers;
+pub mod send;
 pub mod service;
 pub mod types;
 
-pub use record::{Attachment, MessageRecord};
+pub use record::{Attachment, LiveMessage, MessageRecord};

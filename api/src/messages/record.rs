@@ -1,13 +1,14 @@
-//! `MessageRecord`: a message as services return it and as the bus carries it.
+//! `MessageRecord`: a message as services return it, and `LiveMessage`: a message as the
+//! `messageAdded` feed delivers it. Conversions to and from the bus payloads live here.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::bus::{AttachmentPayload, MessagePayload};
 use entity::enums::{MessageSource, SenderRole};
-use entity::messages;
+use entity::{messages, rooms, users};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
     pub name: String,
     pub url: String,
@@ -15,7 +16,7 @@ pub struct Attachment {
     pub size: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MessageRecord {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -32,6 +33,22 @@ pub struct MessageRecord {
     pub created_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// A message on its way to subscribers. Live events carry the author and the room as they
+/// were at sending time, so a frame needs no database work; messages read back from the
+/// database (catch-up, replay) carry neither and are completed through the directory cache.
+#[derive(Debug, Clone)]
+pub struct LiveMessage {
+    pub message: MessageRecord,
+    pub author: Option<Box<users::Model>>,
+    pub room: Option<Box<rooms::Model>>,
+}
+
+impl From<MessageRecord> for LiveMessage {
+    fn from(message: MessageRecord) -> Self {
+        Self { message, author: None, room: None }
+    }
 }
 
 impl MessageRecord {
@@ -71,11 +88,73 @@ impl From<messages::Model> for MessageRecord {
             source: sea_orm::ActiveEnum::to_value(&m.source),
             client_id: m.client_id,
             reply_to_id: m.reply_to_id,
-            attachments: if deleted {
-                Vec::new()
-            } else {
-                serde_json::from_value(m.attachments).unwrap_or_default()
-            },
+            attachments: if deleted { Vec::new() } else { attachments_of(m.attachments) },
+            created_at: m.created_at,
+            edited_at: m.edited_at,
+            deleted_at: m.deleted_at,
+        }
+    }
+}
+
+/// Stored attachments; a row written by Parley always parses.
+pub fn attachments_of(json: serde_json::Value) -> Vec<Attachment> {
+    let payloads: Vec<AttachmentPayload> = serde_json::from_value(json).unwrap_or_default();
+    payloads.into_iter().map(Attachment::from).collect()
+}
+
+/// Attachments as stored (a JSON list).
+pub fn attachments_json(attachments: &[Attachment]) -> serde_json::Value {
+    let payloads: Vec<AttachmentPayload> = attachments.iter().cloned().map(AttachmentPayload::from).collect();
+    serde_json::to_value(payloads).unwrap_or_default()
+}
+
+impl From<AttachmentPayload> for Attachment {
+    fn from(a: AttachmentPayload) -> Self {
+        Self { name: a.name, url: a.url, content_type: a.content_type, size: a.size }
+    }
+}
+
+impl From<Attachment> for AttachmentPayload {
+    fn from(a: Attachment) -> Self {
+        Self { name: a.name, url: a.url, content_type: a.content_type, size: a.size }
+    }
+}
+
+impl From<&MessageRecord> for MessagePayload {
+    fn from(m: &MessageRecord) -> Self {
+        Self {
+            id: m.id,
+            org_id: m.org_id,
+            room_id: m.room_id,
+            seq: m.seq,
+            author_user_id: m.author_user_id,
+            sender_role: m.sender_role.clone(),
+            body: m.body.clone(),
+            source: m.source.clone(),
+            client_id: m.client_id.clone(),
+            reply_to_id: m.reply_to_id,
+            attachments: m.attachments.iter().cloned().map(AttachmentPayload::from).collect(),
+            created_at: m.created_at,
+            edited_at: m.edited_at,
+            deleted_at: m.deleted_at,
+        }
+    }
+}
+
+impl From<&MessagePayload> for MessageRecord {
+    fn from(m: &MessagePayload) -> Self {
+        Self {
+            id: m.id,
+            org_id: m.org_id,
+            room_id: m.room_id,
+            seq: m.seq,
+            author_user_id: m.author_user_id,
+            sender_role: m.sender_role.clone(),
+            body: m.body.clone(),
+            source: m.source.clone(),
+            client_id: m.client_id.clone(),
+            reply_to_id: m.reply_to_id,
+            attachments: m.attachments.iter().cloned().map(Attachment::from).collect(),
             created_at: m.created_at,
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,

@@ -4,11 +4,14 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, Object, Result, Subscription};
 use futures_util::{Stream, StreamExt};
 
-use super::service::{self, NewMessage, Page};
+use super::input::{ClientId, MessageBody};
+use super::send::{self, NewMessage};
+use super::service::{self, Page};
 use super::types::{EditMessageInput, Message, MessageConnection, SendMessageInput};
 use super::{Attachment, feed};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
+use crate::graphql::frames::Shared;
 use crate::graphql::ids::parse_id;
 use crate::graphql::pages::{page_size, seq_cursor};
 
@@ -54,7 +57,7 @@ impl MessageQuery {
         let page = service::page(store, ctx.viewer()?, parse_id(&room_id)?, page).await?;
         let mut connection = Connection::new(page.has_older, page.has_newer);
         for message in page.messages {
-            connection.edges.push(Edge::new(message.seq.to_string(), Message(message)));
+            connection.edges.push(Edge::new(message.seq.to_string(), Message::from(message)));
         }
         Ok(connection)
     }
@@ -67,32 +70,30 @@ pub struct MessageMutation;
 impl MessageMutation {
     /// Sends a message; with a `clientId`, retries are safe.
     async fn send_message(&self, ctx: &Context<'_>, input: SendMessageInput) -> Result<Message> {
-        let (state, viewer) = (ctx.state()?, ctx.viewer()?);
-        state.check_send_rate(viewer)?;
+        let cx = ctx.service()?;
+        let max_chars = cx.app.limits.max_message_chars;
         let new = NewMessage {
             room_id: parse_id(&input.room_id)?,
-            body: input.body,
-            client_id: input.client_id,
+            body: MessageBody::parse(&input.body, max_chars)?,
+            client_id: input.client_id.map(ClientId::parse).transpose()?,
             reply_to_id: input.reply_to_id.as_ref().map(parse_id).transpose()?,
             attachments: input.attachments.into_iter().map(Attachment::from).collect(),
         };
-        Ok(Message(service::send(&state.store, &state.bus, &state.limits, viewer, new).await?))
+        // After parsing: bad input spends nothing of the sender's budget.
+        cx.app.check_send_rate(cx.viewer)?;
+        Ok(Message::from(send::send(&cx, new).await?))
     }
 
     /// Edits one's own message within the edit window.
     async fn edit_message(&self, ctx: &Context<'_>, input: EditMessageInput) -> Result<Message> {
-        let state = ctx.state()?;
-        let id = parse_id(&input.message_id)?;
-        let edited =
-            service::edit(&state.store, &state.bus, &state.limits, ctx.viewer()?, id, &input.body).await?;
-        Ok(Message(edited))
+        let cx = ctx.service()?;
+        let body = MessageBody::parse(&input.body, cx.app.limits.max_message_chars)?;
+        Ok(Message::from(service::edit(&cx, parse_id(&input.message_id)?, body).await?))
     }
 
     /// Deletes a message (soft): its author, or an organisation admin.
     async fn delete_message(&self, ctx: &Context<'_>, message_id: ID) -> Result<Message> {
-        let state = ctx.state()?;
-        let id = parse_id(&message_id)?;
-        Ok(Message(service::delete(&state.store, &state.bus, ctx.viewer()?, id).await?))
+        Ok(Message::from(service::delete(&ctx.service()?, parse_id(&message_id)?).await?))
     }
 }
 
@@ -109,10 +110,10 @@ impl MessageSubscription {
         ctx: &Context<'_>,
         room_id: Option<ID>,
         after: Option<i64>,
-    ) -> Result<impl Stream<Item = Message>> {
+    ) -> Result<impl Stream<Item = Shared<Message>>> {
         let room_id = room_id.as_ref().map(parse_id).transpose()?;
         let stream = feed::message_added(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id, after).await?;
-        Ok(stream.map(Message))
+        Ok(stream.map(|live| Message::shared(live, "added")))
     }
 
     /// Edits and deletions in one room, or in all the viewer's rooms.
@@ -120,9 +121,9 @@ impl MessageSubscription {
         &self,
         ctx: &Context<'_>,
         room_id: Option<ID>,
-    ) -> Result<impl Stream<Item = Message>> {
+    ) -> Result<impl Stream<Item = Shared<Message>>> {
         let room_id = room_id.as_ref().map(parse_id).transpose()?;
         let stream = feed::message_updated(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id).await?;
-        Ok(stream.map(Message))
+        Ok(stream.map(|message| Message::shared(message.into(), "updated")))
     }
 }

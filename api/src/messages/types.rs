@@ -3,61 +3,107 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::record::{Attachment as AttachmentRecord, MessageRecord};
+use super::record::{Attachment as AttachmentRecord, LiveMessage, MessageRecord};
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MessageSource, SenderRole};
+use crate::graphql::frames::{FrameKey, Shared};
 use crate::graphql::ids::to_id;
 use crate::graphql::loaders::{MessageKey, UserKey};
 use crate::rooms::types::{Room, room_by_id};
 use crate::users::types::User;
+use entity::{rooms, users};
 
-pub struct Message(pub MessageRecord);
+/// A message. Delivered live, it carries its author and room as they were when it was sent,
+/// so the common selections resolve without the database; otherwise they are looked up
+/// through the directory cache.
+pub struct Message {
+    record: MessageRecord,
+    author: Option<Box<users::Model>>,
+    room: Option<Box<rooms::Model>>,
+}
+
+impl From<MessageRecord> for Message {
+    fn from(record: MessageRecord) -> Self {
+        Self { record, author: None, room: None }
+    }
+}
+
+impl From<LiveMessage> for Message {
+    fn from(live: LiveMessage) -> Self {
+        Self { record: live.message, author: live.author, room: live.room }
+    }
+}
+
+impl Message {
+    /// A `messageAdded` item, shared by the subscribers of one document. The key names the
+    /// message's version and whether it came from an event (with its author and room as they
+    /// were) or from the database.
+    pub fn shared(live: LiveMessage, kind: &str) -> Shared<Self> {
+        let m = &live.message;
+        let version = m.deleted_at.or(m.edited_at).map(|t| t.timestamp_micros()).unwrap_or(0);
+        let key = FrameKey(format!("{kind}:{}:{version}:{}", m.id, live.room.is_some()));
+        Shared { key, item: Self::from(live) }
+    }
+}
 
 #[Object]
 impl Message {
     pub async fn id(&self) -> ID {
-        to_id(self.0.id)
+        to_id(self.record.id)
     }
     /// Position in the room: gap-free and strictly increasing.
     async fn seq(&self) -> i64 {
-        self.0.seq
+        self.record.seq
     }
     /// Null once the message is deleted.
     async fn body(&self) -> Option<&str> {
-        (!self.0.is_deleted()).then_some(self.0.body.as_str())
+        (!self.record.is_deleted()).then_some(self.record.body.as_str())
+    }
+    async fn room_id(&self) -> ID {
+        to_id(self.record.room_id)
     }
     async fn room(&self, ctx: &Context<'_>) -> Result<Room> {
-        room_by_id(ctx, self.0.room_id).await
+        match &self.room {
+            Some(room) => Ok(Room::from(rooms::Model::clone(room))),
+            None => room_by_id(ctx, self.record.room_id).await,
+        }
+    }
+    /// The author's user id; null for messages from contacts and the system.
+    async fn author_id(&self) -> Option<ID> {
+        self.record.author_user_id.map(to_id)
     }
     async fn author(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(author) = self.0.author_user_id else { return Ok(None) };
+        let Some(author) = self.record.author_user_id else { return Ok(None) };
+        if let Some(user) = self.author.as_ref().filter(|u| u.id == author) {
+            return Ok(Some(User(users::Model::clone(user))));
+        }
         Ok(ctx.loaders()?.load_one(UserKey(author)).await?.map(User))
     }
     async fn sender_role(&self) -> SenderRole {
-        self.0.sender_role().into()
+        self.record.sender_role().into()
     }
     async fn source(&self) -> MessageSource {
-        self.0.source().into()
+        self.record.source().into()
     }
     /// The sender's idempotency key, echoed so a client can match its optimistic message.
     async fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_deref()
+        self.record.client_id.as_deref()
     }
     async fn reply_to(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
-        let Some(parent) = self.0.reply_to_id else { return Ok(None) };
-        Ok(ctx.loaders()?.load_one(MessageKey(parent)).await?.map(Message))
+        let Some(parent) = self.record.reply_to_id else { return Ok(None) };
+        Ok(ctx.loaders()?.load_one(MessageKey(parent)).await?.map(Message::from))
     }
     async fn attachments(&self) -> Vec<Attachment> {
-        self.0.attachments.iter().cloned().map(Attachment::from).collect()
+        self.record.attachments.iter().cloned().map(Attachment::from).collect()
     }
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.record.created_at
     }
     async fn edited_at(&self) -> Option<DateTime<Utc>> {
-        self.0.edited_at
+        self.record.edited_at
     }
     async fn deleted_at(&self) -> Option<DateTime<Utc>> {
-        self.0.deleted_at
+        self.record.deleted_at
     }
 }
 

@@ -12,11 +12,9 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use uuid::Uuid;
 
 use super::service::{self, ReadPosition};
-use super::types::UnreadCountChange;
 use crate::auth::Viewer;
 use crate::bus::{Event, Scope, Watched, Watcher};
 use crate::error::ApiResult;
-use crate::graphql::ids::to_id;
 use crate::rooms::watch::{repair, watch};
 use crate::state::AppState;
 
@@ -27,13 +25,23 @@ struct UnreadFeed {
     positions: HashMap<Uuid, ReadPosition>,
     /// The count last sent per room, so unchanged counts are not sent again.
     sent: HashMap<Uuid, i64>,
-    pending: VecDeque<UnreadCountChange>,
+    pending: VecDeque<UnreadChange>,
 }
 
-pub async fn unread_changes(
-    state: AppState,
-    viewer: Viewer,
-) -> ApiResult<BoxStream<'static, UnreadCountChange>> {
+/// A change of the viewer's unread count in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadChange {
+    pub room_id: Uuid,
+    pub unread_count: i64,
+    /// Across all the viewer's rooms.
+    pub unread_total: i64,
+    /// The room seq the count was computed at.
+    pub seq: i64,
+    /// False once the viewer left or was removed (the count is then 0).
+    pub member: bool,
+}
+
+pub async fn unread_changes(state: AppState, viewer: Viewer) -> ApiResult<BoxStream<'static, UnreadChange>> {
     let watcher = watch(&state, &viewer, Scope::AllRooms).await?;
     // Read now that events are flowing, so no change falls between the two.
     let positions: HashMap<Uuid, ReadPosition> = service::positions(&state.store, viewer.id, None)
@@ -47,7 +55,7 @@ pub async fn unread_changes(
 }
 
 impl UnreadFeed {
-    async fn next(&mut self) -> Option<UnreadCountChange> {
+    async fn next(&mut self) -> Option<UnreadChange> {
         loop {
             if let Some(change) = self.pending.pop_front() {
                 return Some(change);
@@ -56,7 +64,7 @@ impl UnreadFeed {
                 Watched::Room(room_id, envelope) => {
                     let Some(position) = self.positions.get_mut(&room_id) else { continue };
                     match &envelope.event {
-                        Event::MessageAdded { message } => {
+                        Event::MessageAdded { message, .. } => {
                             position.latest_seq = position.latest_seq.max(message.seq);
                             if message.author_user_id == Some(self.viewer.id) {
                                 position.last_read_seq = position.last_read_seq.max(message.seq);
@@ -64,7 +72,7 @@ impl UnreadFeed {
                                 position.deleted_above.retain(|seq| *seq > read);
                             }
                         }
-                        Event::MessageUpdated { message } if message.is_deleted() => {
+                        Event::MessageUpdated { message } if message.deleted_at.is_some() => {
                             position.latest_seq = position.latest_seq.max(message.seq);
                             if message.seq > position.last_read_seq
                                 && !position.deleted_above.contains(&message.seq)
@@ -141,11 +149,7 @@ impl UnreadFeed {
 
     fn push(&mut self, room_id: Uuid, unread_count: i64, seq: i64) {
         let unread_total = self.positions.values().map(ReadPosition::unread).sum();
-        self.pending.push_back(UnreadCountChange {
-            room_id: to_id(room_id),
-            unread_count,
-            unread_total,
-            seq,
-        });
+        let member = self.positions.contains_key(&room_id);
+        self.pending.push_back(UnreadChange { room_id, unread_count, unread_total, seq, member });
     }
 }

@@ -5,7 +5,7 @@
 //! above the watermark, read through a partial index over deleted rows only: live message rows
 //! are never scanned, and a batch of counts is one query.
 
-mod feed;
+pub mod feed;
 pub mod resolvers;
 pub mod service;
 pub mod types;

@@ -1,12 +1,13 @@
 //! Read-state queries, mutations and the `unreadCountChanged` subscription.
 
 use async_graphql::{Context, ID, Object, Result, Subscription};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use super::types::{ReadState, UnreadCount, UnreadCountChange};
 use super::{feed, service};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
+use crate::graphql::frames::Shared;
 use crate::graphql::ids::{parse_id, parse_ids, to_id};
 
 /// Most rooms one `unreadCounts` call may ask about.
@@ -39,17 +40,13 @@ pub struct ReadStateMutation;
 impl ReadStateMutation {
     /// Marks the room read up to `seq` (default: its newest message). Never moves backwards.
     async fn mark_room_read(&self, ctx: &Context<'_>, room_id: ID, seq: Option<i64>) -> Result<ReadState> {
-        let state = ctx.state()?;
-        let position =
-            service::mark_read(&state.store, &state.bus, ctx.viewer()?, parse_id(&room_id)?, seq).await?;
+        let position = service::mark_read(&ctx.service()?, parse_id(&room_id)?, seq).await?;
         Ok(read_state(position))
     }
 
     /// Marks message `seq` and everything after it unread.
     async fn mark_unread(&self, ctx: &Context<'_>, room_id: ID, seq: i64) -> Result<ReadState> {
-        let state = ctx.state()?;
-        let position =
-            service::mark_unread(&state.store, &state.bus, ctx.viewer()?, parse_id(&room_id)?, seq).await?;
+        let position = service::mark_unread(&ctx.service()?, parse_id(&room_id)?, seq).await?;
         Ok(read_state(position))
     }
 }
@@ -69,7 +66,11 @@ pub struct ReadStateSubscription;
 impl ReadStateSubscription {
     /// Every change of the viewer's unread counts: new messages from others, reads on any
     /// device, deletions, joins and leaves.
-    async fn unread_count_changed(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = UnreadCountChange>> {
-        Ok(feed::unread_changes(ctx.state()?.clone(), ctx.viewer()?.clone()).await?)
+    async fn unread_count_changed(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = Shared<UnreadCountChange>>> {
+        let changes = feed::unread_changes(ctx.state()?.clone(), ctx.viewer()?.clone()).await?;
+        Ok(changes.map(UnreadCountChange::shared))
     }
 }

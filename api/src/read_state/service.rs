@@ -1,22 +1,23 @@
 //! Moving watermarks and computing unread counts.
 
-use std::collections::HashMap;
-
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
 
 use crate::auth::Viewer;
-use crate::bus::{Event, EventBus, Topic};
+use crate::bus::{Event, Topic};
 use crate::db::Store;
 use crate::error::{ApiError, ApiResult};
 use crate::rooms::access;
+use crate::state::Ctx;
 
 /// A member's unread count as SQL over `rooms` and `room_members`: live messages above the
 /// watermark. The subquery reads the partial index over deleted rows only.
+/// The redundant `d.seq <= rooms.last_seq` bounds the planner's estimate when `messages`
+/// has no statistics yet (without it, it expects most rows to be deleted and scans them).
 pub const UNREAD_COUNT_SQL: &str = "(rooms.last_seq - room_members.last_read_seq - \
     (SELECT COUNT(*) FROM messages d WHERE d.room_id = rooms.id AND d.deleted_at IS NOT NULL \
-    AND d.seq > room_members.last_read_seq))";
+    AND d.seq > room_members.last_read_seq AND d.seq <= rooms.last_seq))";
 
 /// A member's read position in one room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,47 +36,29 @@ impl ReadPosition {
     }
 }
 
-#[tracing::instrument(skip(store, bus), fields(viewer = %viewer.id))]
-pub async fn mark_read(
-    store: &Store,
-    bus: &EventBus,
-    viewer: &Viewer,
-    room_id: Uuid,
-    seq: Option<i64>,
-) -> ApiResult<ReadPosition> {
-    let (room, _) = access::readable(store, viewer, room_id).await?.require_member()?;
+#[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
+pub async fn mark_read(cx: &Ctx<'_>, room_id: Uuid, seq: Option<i64>) -> ApiResult<ReadPosition> {
+    let (room, _) = access::readable(&cx.app.store, cx.viewer, room_id).await?.require_member()?;
     let target = match seq {
         Some(seq) if seq < 0 => return Err(ApiError::bad_input("seq must be ≥ 0")),
         Some(seq) => seq.min(room.last_seq),
         None => room.last_seq,
     };
     // Never backwards: only `mark_unread` moves a watermark down.
-    set_watermark(store, bus, viewer, room_id, target, "last_read_seq < $3").await
+    set_watermark(cx, room_id, target, "last_read_seq < $3").await
 }
 
-#[tracing::instrument(skip(store, bus), fields(viewer = %viewer.id))]
-pub async fn mark_unread(
-    store: &Store,
-    bus: &EventBus,
-    viewer: &Viewer,
-    room_id: Uuid,
-    seq: i64,
-) -> ApiResult<ReadPosition> {
-    let (room, _) = access::readable(store, viewer, room_id).await?.require_member()?;
+#[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
+pub async fn mark_unread(cx: &Ctx<'_>, room_id: Uuid, seq: i64) -> ApiResult<ReadPosition> {
+    let (room, _) = access::readable(&cx.app.store, cx.viewer, room_id).await?.require_member()?;
     if seq < 1 || seq > room.last_seq {
         return Err(ApiError::bad_input("seq must be the seq of a message in the room"));
     }
-    set_watermark(store, bus, viewer, room_id, seq - 1, "last_read_seq <> $3").await
+    set_watermark(cx, room_id, seq - 1, "last_read_seq <> $3").await
 }
 
-async fn set_watermark(
-    store: &Store,
-    bus: &EventBus,
-    viewer: &Viewer,
-    room_id: Uuid,
-    seq: i64,
-    only_if: &str,
-) -> ApiResult<ReadPosition> {
+async fn set_watermark(cx: &Ctx<'_>, room_id: Uuid, seq: i64, only_if: &str) -> ApiResult<ReadPosition> {
+    let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
     let tx = store.begin_write().await?;
     let changed = tx
         .execute_raw(store.stmt(
@@ -109,7 +92,9 @@ fn in_ids(store: &Store, column: &str, ids: &[Uuid], first: usize) -> (String, V
 
 /// Read positions of a user in the given rooms (all their rooms when `None`), in one query
 /// (one snapshot) whatever the number of rooms. Rooms the user is not a member of are
-/// absent. Deleted messages above the watermark come from a partial index over deleted rows.
+/// absent. The deleted seqs above the watermark are one correlated subquery per room, which
+/// can only probe the partial index over deleted rows (a join could be planned as a scan of
+/// every message when statistics are missing), skipped for rooms read to the end.
 pub async fn positions(
     store: &Store,
     user_id: Uuid,
@@ -125,36 +110,40 @@ pub async fn positions(
         }
         None => String::new(),
     };
+    let list = match store.backend() {
+        sea_orm::DatabaseBackend::Postgres => "string_agg(d.seq::text, ',')",
+        _ => "group_concat(d.seq, ',')",
+    };
     let rows = store
         .db
         .query_all_raw(store.stmt(
             &format!(
-                "SELECT rm.room_id, rm.last_read_seq, r.last_seq, d.seq AS deleted_seq \
+                "SELECT rm.room_id, rm.last_read_seq, r.last_seq, \
+                   CASE WHEN rm.last_read_seq >= r.last_seq THEN NULL ELSE \
+                     (SELECT {list} FROM messages d WHERE d.room_id = rm.room_id \
+                      AND d.deleted_at IS NOT NULL AND d.seq > rm.last_read_seq AND d.seq <= r.last_seq) \
+                   END AS deleted_seqs \
                  FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
-                 LEFT JOIN messages d ON d.room_id = rm.room_id AND d.deleted_at IS NOT NULL \
-                   AND d.seq > rm.last_read_seq \
                  WHERE rm.user_id = $1 AND r.deleted_at IS NULL {room_filter}"
             ),
             values,
         ))
         .await?;
-    let mut positions: HashMap<Uuid, ReadPosition> = HashMap::new();
+    let mut positions = Vec::with_capacity(rows.len());
     for row in rows {
-        let room_id: Uuid = row.try_get("", "room_id")?;
-        let position = match positions.entry(room_id) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => entry.insert(ReadPosition {
-                room_id,
-                last_read_seq: row.try_get("", "last_read_seq")?,
-                latest_seq: row.try_get("", "last_seq")?,
-                deleted_above: Vec::new(),
-            }),
-        };
-        if let Some(seq) = row.try_get::<Option<i64>>("", "deleted_seq")? {
-            position.deleted_above.push(seq);
-        }
+        let deleted: Option<String> = row.try_get("", "deleted_seqs")?;
+        positions.push(ReadPosition {
+            room_id: row.try_get("", "room_id")?,
+            last_read_seq: row.try_get("", "last_read_seq")?,
+            latest_seq: row.try_get("", "last_seq")?,
+            deleted_above: deleted
+                .iter()
+                .flat_map(|list| list.split(','))
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+        });
     }
-    Ok(positions.into_values().collect())
+    Ok(positions)
 }
 
 /// The newest seq of each room.

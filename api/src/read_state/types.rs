@@ -2,8 +2,10 @@
 
 use async_graphql::{ComplexObject, Context, ID, Result, SimpleObject};
 
-use crate::graphql::ids::parse_id;
-use crate::rooms::types::{Room, readable_room, room_by_id};
+use super::feed::UnreadChange;
+use crate::graphql::frames::{FrameKey, Shared};
+use crate::graphql::ids::{parse_id, to_id};
+use crate::rooms::types::{Room, room_by_id};
 
 /// The viewer's read state in a room after a mark.
 #[derive(SimpleObject)]
@@ -35,6 +37,18 @@ pub struct UnreadCountChange {
     pub unread_total: i64,
     /// The room seq the count was computed at.
     pub seq: i64,
+    #[graphql(skip)]
+    pub member: bool,
+}
+
+impl UnreadCountChange {
+    /// An item of `unreadCountChanged`: its values are its key, so subscribers with equal
+    /// counts share a frame and different counts never do.
+    pub fn shared(change: UnreadChange) -> Shared<Self> {
+        let UnreadChange { room_id, unread_count, unread_total, seq, member } = change;
+        let key = FrameKey(format!("unread:{room_id}:{unread_count}:{unread_total}:{seq}:{member}"));
+        Shared { key, item: Self { room_id: to_id(room_id), unread_count, unread_total, seq, member } }
+    }
 }
 
 #[ComplexObject]
@@ -53,8 +67,11 @@ impl UnreadCount {
 
 #[ComplexObject]
 impl UnreadCountChange {
-    /// Null when the viewer can no longer read the room (the count then drops to 0).
+    /// Null once the viewer left the room or was removed (the count then drops to 0).
     async fn room(&self, ctx: &Context<'_>) -> Result<Option<Room>> {
-        readable_room(ctx, parse_id(&self.room_id)?).await
+        if !self.member {
+            return Ok(None);
+        }
+        room_by_id(ctx, parse_id(&self.room_id)?).await.map(Some)
     }
 }

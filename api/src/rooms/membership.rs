@@ -8,10 +8,10 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use uuid::Uuid;
 
 use super::access;
-use crate::auth::Viewer;
 use crate::bus::{Event, EventBus, MembershipChange, RoomChange, Topic};
 use crate::db::Store;
 use crate::error::{ApiError, ApiResult};
+use crate::state::Ctx;
 use crate::users::service as users;
 use entity::enums::{MemberRole, RoomKind};
 use entity::{room_members, rooms};
@@ -38,8 +38,9 @@ pub async fn insert(
     Ok(())
 }
 
-#[tracing::instrument(skip(store, bus), fields(viewer = %viewer.id))]
-pub async fn join(store: &Store, bus: &EventBus, viewer: &Viewer, room_id: Uuid) -> ApiResult<rooms::Model> {
+#[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
+pub async fn join(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
+    let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
     let access = access::readable(store, viewer, room_id).await?;
     if access.membership.is_some() {
         return Ok(access.room);
@@ -50,14 +51,9 @@ pub async fn join(store: &Store, bus: &EventBus, viewer: &Viewer, room_id: Uuid)
     Ok(access.room)
 }
 
-#[tracing::instrument(skip(store, bus, user_ids), fields(viewer = %viewer.id))]
-pub async fn add_members(
-    store: &Store,
-    bus: &EventBus,
-    viewer: &Viewer,
-    room_id: Uuid,
-    user_ids: Vec<Uuid>,
-) -> ApiResult<rooms::Model> {
+#[tracing::instrument(skip(cx, user_ids), fields(viewer = %cx.viewer.id))]
+pub async fn add_members(cx: &Ctx<'_>, room_id: Uuid, user_ids: Vec<Uuid>) -> ApiResult<rooms::Model> {
+    let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
     let (room, _) = access::writable(store, viewer, room_id).await?;
     if room.kind == RoomKind::Direct {
         return Err(ApiError::bad_input("a direct room's members are fixed; open another one"));
@@ -112,8 +108,9 @@ async fn add(store: &Store, bus: &EventBus, room: &rooms::Model, user_ids: &[Uui
     Ok(())
 }
 
-#[tracing::instrument(skip(store, bus), fields(viewer = %viewer.id))]
-pub async fn leave(store: &Store, bus: &EventBus, viewer: &Viewer, room_id: Uuid) -> ApiResult<()> {
+#[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
+pub async fn leave(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<()> {
+    let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
     let access = access::readable(store, viewer, room_id).await?;
     if access.room.kind == RoomKind::Direct {
         return Err(ApiError::bad_input("direct rooms cannot be left"));
@@ -124,14 +121,9 @@ pub async fn leave(store: &Store, bus: &EventBus, viewer: &Viewer, room_id: Uuid
     remove(store, bus, &access.room, viewer.id, MembershipChange::Left).await
 }
 
-#[tracing::instrument(skip(store, bus), fields(viewer = %viewer.id))]
-pub async fn remove_member(
-    store: &Store,
-    bus: &EventBus,
-    viewer: &Viewer,
-    room_id: Uuid,
-    user_id: Uuid,
-) -> ApiResult<rooms::Model> {
+#[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
+pub async fn remove_member(cx: &Ctx<'_>, room_id: Uuid, user_id: Uuid) -> ApiResult<rooms::Model> {
+    let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
     let access = access::readable(store, viewer, room_id).await?;
     if access.room.kind == RoomKind::Direct {
         return Err(ApiError::bad_input("a direct room's members are fixed"));

@@ -1,11 +1,16 @@
 //! Rooms: channels and direct rooms, membership, and who may read or write a room.
 //!
-//! Architecture invariant: every room lookup goes through `access`, which scopes by the
-//! viewer's organisation and answers NOT_FOUND for rooms the viewer may not read.
+//! Architecture invariant: whether a viewer may read or write a room is decided only in
+//! `access` (NOT_FOUND for rooms they may not read), with one exception: the one-statement
+//! send on PostgreSQL checks the same rules in its SQL and falls back to `access` to explain a
+//! refusal. Other reads of `rooms` either scope by the viewer's organisation and membership
+//! themselves (listing, the direct-room lookup, the directory cache) or take ids that already
+//! passed `access` or came from the viewer's memberships (loaders, latest seqs, read positions).
 
 pub mod access;
 mod feed;
 pub mod membership;
+pub mod name;
 pub mod resolvers;
 pub mod service;
 pub mod types;

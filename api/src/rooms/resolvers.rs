@@ -3,6 +3,7 @@
 use async_graphql::{Context, ID, Object, Result, Subscription};
 use futures_util::Stream;
 
+use super::name::ChannelName;
 use super::types::{
     CreateChannelInput, Room, RoomConnection, RoomFilterInput, RoomUpdate, UpdateRoomInput, room_page,
 };
@@ -18,7 +19,7 @@ impl RoomQuery {
     /// A room the viewer may read.
     async fn room(&self, ctx: &Context<'_>, id: ID) -> Result<Room> {
         let access = access::readable(&ctx.state()?.store, ctx.viewer()?, parse_id(&id)?).await?;
-        Ok(Room(access.room))
+        Ok(Room::from(access.room))
     }
 
     /// The viewer's rooms, most recent activity first.
@@ -39,58 +40,49 @@ pub struct RoomMutation;
 #[Object]
 impl RoomMutation {
     async fn create_channel(&self, ctx: &Context<'_>, input: CreateChannelInput) -> Result<Room> {
-        let state = ctx.state()?;
         let new = service::NewChannel {
-            name: input.name,
+            name: ChannelName::parse(&input.name)?,
             topic: input.topic,
             visibility: input.visibility.into(),
             member_ids: parse_ids(&input.member_ids)?,
         };
-        Ok(Room(service::create_channel(&state.store, &state.bus, ctx.viewer()?, new).await?))
+        Ok(Room::from(service::create_channel(&ctx.service()?, new).await?))
     }
 
     async fn update_room(&self, ctx: &Context<'_>, input: UpdateRoomInput) -> Result<Room> {
-        let state = ctx.state()?;
-        let changes = service::RoomChanges { name: input.name, topic: input.topic };
-        let room_id = parse_id(&input.room_id)?;
-        Ok(Room(service::update_room(&state.store, &state.bus, ctx.viewer()?, room_id, changes).await?))
+        let name = input.name.as_deref().map(ChannelName::parse).transpose()?;
+        let changes = service::RoomChanges { name, topic: input.topic };
+        Ok(Room::from(service::update_room(&ctx.service()?, parse_id(&input.room_id)?, changes).await?))
     }
 
     async fn archive_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Room> {
-        let state = ctx.state()?;
-        Ok(Room(service::archive_room(&state.store, &state.bus, ctx.viewer()?, parse_id(&room_id)?).await?))
+        Ok(Room::from(service::archive_room(&ctx.service()?, parse_id(&room_id)?).await?))
     }
 
     /// Joins a public channel.
     async fn join_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Room> {
-        let state = ctx.state()?;
-        Ok(Room(membership::join(&state.store, &state.bus, ctx.viewer()?, parse_id(&room_id)?).await?))
+        Ok(Room::from(membership::join(&ctx.service()?, parse_id(&room_id)?).await?))
     }
 
     /// Leaves a channel; direct rooms cannot be left.
     async fn leave_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<bool> {
-        let state = ctx.state()?;
-        membership::leave(&state.store, &state.bus, ctx.viewer()?, parse_id(&room_id)?).await?;
+        membership::leave(&ctx.service()?, parse_id(&room_id)?).await?;
         Ok(true)
     }
 
     async fn add_members(&self, ctx: &Context<'_>, room_id: ID, user_ids: Vec<ID>) -> Result<Room> {
-        let state = ctx.state()?;
         let (room_id, user_ids) = (parse_id(&room_id)?, parse_ids(&user_ids)?);
-        Ok(Room(membership::add_members(&state.store, &state.bus, ctx.viewer()?, room_id, user_ids).await?))
+        Ok(Room::from(membership::add_members(&ctx.service()?, room_id, user_ids).await?))
     }
 
     async fn remove_member(&self, ctx: &Context<'_>, room_id: ID, user_id: ID) -> Result<Room> {
-        let state = ctx.state()?;
         let (room_id, user_id) = (parse_id(&room_id)?, parse_id(&user_id)?);
-        Ok(Room(membership::remove_member(&state.store, &state.bus, ctx.viewer()?, room_id, user_id).await?))
+        Ok(Room::from(membership::remove_member(&ctx.service()?, room_id, user_id).await?))
     }
 
     /// Opens (or finds) the direct room of these users and the viewer: 2–9 people in all.
     async fn open_direct_room(&self, ctx: &Context<'_>, user_ids: Vec<ID>) -> Result<Room> {
-        let state = ctx.state()?;
-        let user_ids = parse_ids(&user_ids)?;
-        Ok(Room(service::open_direct_room(&state.store, &state.bus, ctx.viewer()?, user_ids).await?))
+        Ok(Room::from(service::open_direct_room(&ctx.service()?, parse_ids(&user_ids)?).await?))
     }
 }
 

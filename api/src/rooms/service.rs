@@ -11,29 +11,30 @@ use uuid::Uuid;
 
 use super::access::{self, RoomAccess};
 use super::membership;
+use super::name::ChannelName;
 use crate::auth::Viewer;
-use crate::bus::{Event, EventBus, MembershipChange, RoomChange, Topic};
+use crate::bus::{Event, MembershipChange, RoomChange, Topic};
 use crate::db::{Store, contains_ci};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use crate::read_state::service as read_state;
+use crate::state::Ctx;
 use crate::users::service as users;
 use entity::enums::{MemberRole, RoomKind, Visibility};
 use entity::{room_members, rooms};
 
-const MAX_NAME_CHARS: usize = 80;
 const MAX_TOPIC_CHARS: usize = 250;
 const MAX_DIRECT_MEMBERS: usize = 9;
 const NAME_TAKEN: &str = "a channel with this name already exists";
 
 pub struct NewChannel {
-    pub name: String,
+    pub name: ChannelName,
     pub topic: Option<String>,
     pub visibility: Visibility,
     pub member_ids: Vec<Uuid>,
 }
 
 pub struct RoomChanges {
-    pub name: Option<String>,
+    pub name: Option<ChannelName>,
     pub topic: Option<String>,
 }
 
@@ -43,16 +44,6 @@ pub struct RoomFilter {
     pub unread: Option<bool>,
     pub archived: Option<bool>,
     pub search: Option<String>,
-}
-
-/// A channel name: trimmed, without a leading `#`, 1–80 characters.
-fn channel_name(raw: &str) -> ApiResult<String> {
-    let name = raw.trim().trim_start_matches('#').trim();
-    match name.chars().count() {
-        0 => Err(ApiError::bad_input("a channel name cannot be empty")),
-        n if n > MAX_NAME_CHARS => Err(ApiError::bad_input("a channel name has at most 80 characters")),
-        _ => Ok(name.to_owned()),
-    }
 }
 
 fn topic_text(raw: Option<String>) -> ApiResult<Option<String>> {
@@ -65,14 +56,10 @@ fn topic_text(raw: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-#[tracing::instrument(skip(store, bus, input), fields(viewer = %viewer.id))]
-pub async fn create_channel(
-    store: &Store,
-    bus: &EventBus,
-    viewer: &Viewer,
-    input: NewChannel,
-) -> ApiResult<rooms::Model> {
-    let name = channel_name(&input.name)?;
+#[tracing::instrument(skip(cx, input), fields(viewer = %cx.viewer.id))]
+pub async fn create_channel(cx: &Ctx<'_>, input: NewChannel) -> ApiResult<rooms::Model> {
+    let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
+    let name = input.name.into_string();
     let topic = topic_text(input.topic)?;
     let mut member_ids: Vec<Uuid> = input.member_ids.into_iter().filter(|id| *id != viewer.id).collect();
     member_ids.sort();
@@ -111,20 +98,15 @@ pub async fn create_channel(
     Ok(room)
 }
 
-#[tracing::instrument(skip(store, bus, changes), fields(viewer = %viewer.id))]
-pub async fn update_room(
-    store: &Store,
-    bus: &EventBus,
-    viewer: &Viewer,
-    room_id: Uuid,
-    changes: RoomChanges,
-) -> ApiResult<rooms::Model> {
-    let access = manageable_channel(store, viewer, room_id).await?;
+#[tracing::instrument(skip(cx, changes), fields(viewer = %cx.viewer.id))]
+pub async fn update_room(cx: &Ctx<'_>, room_id: Uuid, changes: RoomChanges) -> ApiResult<rooms::Model> {
+    let (store, bus) = (&cx.app.store, &cx.app.bus);
+    let access = manageable_channel(store, cx.viewer, room_id).await?;
     access.require_writable()?;
     let renamed = changes.name.is_some();
     let mut room: rooms::ActiveModel = access.room.into();
     if let Some(name) = changes.name {
-        room.name = Set(Some(channel_name(&name)?));
+        room.name = Set(Some(name.into_string()));
     }
     if changes.topic.is_some() {
         room.topic = Set(topic_text(changes.topic)?);
@@ -132,20 +114,17 @@ pub async fn update_room(
     let tx = store.begin_write().await?;
     let updated = room.update(&tx.txn).await.conflict_on_unique(NAME_TAKEN)?;
     tx.commit().await?;
+    cx.app.directory.room_changed(bus, room_id).await;
     let change = if renamed { RoomChange::Renamed } else { RoomChange::Updated };
     let event = Event::RoomChanged { room_id, change };
     bus.publish(Topic::Room(room_id), event).await;
     Ok(updated)
 }
 
-#[tracing::instrument(skip(store, bus), fields(viewer = %viewer.id))]
-pub async fn archive_room(
-    store: &Store,
-    bus: &EventBus,
-    viewer: &Viewer,
-    room_id: Uuid,
-) -> ApiResult<rooms::Model> {
-    let access = manageable_channel(store, viewer, room_id).await?;
+#[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
+pub async fn archive_room(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
+    let (store, bus) = (&cx.app.store, &cx.app.bus);
+    let access = manageable_channel(store, cx.viewer, room_id).await?;
     if access.room.archived_at.is_some() {
         return Ok(access.room);
     }
@@ -154,6 +133,7 @@ pub async fn archive_room(
     let tx = store.begin_write().await?;
     let updated = room.update(&tx.txn).await?;
     tx.commit().await?;
+    cx.app.directory.room_changed(bus, room_id).await;
     bus.publish(Topic::Room(room_id), Event::RoomChanged { room_id, change: RoomChange::Archived }).await;
     Ok(updated)
 }
@@ -172,13 +152,9 @@ async fn manageable_channel(store: &Store, viewer: &Viewer, room_id: Uuid) -> Ap
 
 /// Opens the direct room of a member set (the viewer is always in it); the same set always
 /// yields the same room.
-#[tracing::instrument(skip(store, bus, user_ids), fields(viewer = %viewer.id))]
-pub async fn open_direct_room(
-    store: &Store,
-    bus: &EventBus,
-    viewer: &Viewer,
-    user_ids: Vec<Uuid>,
-) -> ApiResult<rooms::Model> {
+#[tracing::instrument(skip(cx, user_ids), fields(viewer = %cx.viewer.id))]
+pub async fn open_direct_room(cx: &Ctx<'_>, user_ids: Vec<Uuid>) -> ApiResult<rooms::Model> {
+    let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
     let mut members = user_ids;
     members.push(viewer.id);
     members.sort();

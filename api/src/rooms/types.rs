@@ -17,62 +17,89 @@ use crate::messages::types::Message;
 use crate::users::types::User;
 use entity::{room_members, rooms};
 
-pub struct Room(pub rooms::Model);
+/// A room. Built from a row just read, or from the directory cache, whose rows may lag
+/// behind the room's newest message: then the live fields are read on demand.
+pub struct Room {
+    model: rooms::Model,
+    /// False for cached rows: `latestSeq`, `lastMessageAt` and `lastMessage` are reread.
+    fresh: bool,
+}
+
+impl From<rooms::Model> for Room {
+    fn from(model: rooms::Model) -> Self {
+        Self { model, fresh: true }
+    }
+}
+
+impl Room {
+    pub fn cached(model: rooms::Model) -> Self {
+        Self { model, fresh: false }
+    }
+
+    /// The room row with up-to-date live fields.
+    async fn fresh(&self, ctx: &Context<'_>) -> Result<rooms::Model> {
+        if self.fresh {
+            return Ok(self.model.clone());
+        }
+        let row = ctx.loaders()?.load_one(RoomKey(self.model.id)).await?;
+        Ok(row.ok_or_else(|| ApiError::not_found("room"))?)
+    }
+}
 
 #[Object]
 impl Room {
     pub async fn id(&self) -> ID {
-        to_id(self.0.id)
+        to_id(self.model.id)
     }
     async fn kind(&self) -> RoomKind {
-        self.0.kind.into()
+        self.model.kind.into()
     }
     /// The channel's name; direct rooms have none (show their members instead).
     async fn name(&self) -> Option<&str> {
-        self.0.name.as_deref()
+        self.model.name.as_deref()
     }
     async fn topic(&self) -> Option<&str> {
-        self.0.topic.as_deref()
+        self.model.topic.as_deref()
     }
     async fn visibility(&self) -> Visibility {
-        self.0.visibility.into()
+        self.model.visibility.into()
     }
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<RoomMember>> {
-        let members = ctx.loaders()?.load_one(MembersKey(self.0.id)).await?.unwrap_or_default();
+        let members = ctx.loaders()?.load_one(MembersKey(self.model.id)).await?.unwrap_or_default();
         Ok(members.into_iter().map(RoomMember).collect())
     }
     async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
-        if self.0.last_seq == 0 {
+        if self.fresh && self.model.last_seq == 0 {
             return Ok(None);
         }
-        Ok(ctx.loaders()?.load_one(LastMessageKey(self.0.id)).await?.map(Message))
+        Ok(ctx.loaders()?.load_one(LastMessageKey(self.model.id)).await?.map(Message::from))
     }
-    async fn last_message_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_message_at
+    async fn last_message_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.fresh(ctx).await?.last_message_at)
     }
     /// Live messages above the viewer's read watermark (0 when not a member).
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        Ok(ctx.loaders()?.load_one(UnreadKey(self.0.id)).await?.unwrap_or(0))
+        Ok(ctx.loaders()?.load_one(UnreadKey(self.model.id)).await?.unwrap_or(0))
     }
     /// The viewer's read watermark (0 when not a member).
     async fn last_read_seq(&self, ctx: &Context<'_>) -> Result<i64> {
-        let membership = ctx.loaders()?.load_one(MembershipKey(self.0.id)).await?;
+        let membership = ctx.loaders()?.load_one(MembershipKey(self.model.id)).await?;
         Ok(membership.map_or(0, |m| m.last_read_seq))
     }
     /// The seq of the room's newest message.
-    async fn latest_seq(&self) -> i64 {
-        self.0.last_seq
+    async fn latest_seq(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(self.fresh(ctx).await?.last_seq)
     }
     /// The viewer's role in the room; null when not a member.
     async fn viewer_role(&self, ctx: &Context<'_>) -> Result<Option<MemberRole>> {
-        let membership = ctx.loaders()?.load_one(MembershipKey(self.0.id)).await?;
+        let membership = ctx.loaders()?.load_one(MembershipKey(self.model.id)).await?;
         Ok(membership.map(|m| m.role.into()))
     }
     async fn archived_at(&self) -> Option<DateTime<Utc>> {
-        self.0.archived_at
+        self.model.archived_at
     }
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.model.created_at
     }
 }
 
@@ -127,7 +154,7 @@ pub async fn room_page(
     let (rooms, has_more) = service::list(&ctx.state()?.store, ctx.viewer()?, &filter, offset, limit).await?;
     let mut connection = Connection::new(offset > 0, has_more);
     for (i, room) in rooms.into_iter().enumerate() {
-        connection.edges.push(Edge::new((offset + i as u64).to_string(), Room(room)));
+        connection.edges.push(Edge::new((offset + i as u64).to_string(), Room::from(room)));
     }
     Ok(connection)
 }
@@ -135,13 +162,14 @@ pub async fn room_page(
 /// The room, if the viewer may (still) read it: null after losing access.
 pub async fn readable_room(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<Room>> {
     let access = found(access::readable(&ctx.state()?.store, ctx.viewer()?, id).await)?;
-    Ok(access.map(|access| Room(access.room)))
+    Ok(access.map(|access| Room::from(access.room)))
 }
 
-/// Loads a room the caller already checked access to.
+/// A room the caller already checked access to, through the directory cache.
 pub async fn room_by_id(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Room> {
-    let room = ctx.loaders()?.load_one(RoomKey(id)).await?;
-    Ok(Room(room.ok_or_else(|| ApiError::not_found("room"))?))
+    let state = ctx.state()?;
+    let mut rooms = state.directory.rooms(&state.store, ctx.viewer()?.org_id, &[id]).await?;
+    Ok(Room::cached(rooms.remove(&id).ok_or_else(|| ApiError::not_found("room"))?))
 }
 
 #[derive(InputObject)]

@@ -1,5 +1,6 @@
 //! Users and organisations: lookup, search, and admin management.
 
+pub mod input;
 pub mod resolvers;
 pub mod service;
 pub mod types;

@@ -1,11 +1,13 @@
 //! Users: `viewer`, `users(search)`, and the admin `createUser`.
 
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 
-use super::service::{self, NewUser};
-use super::types::{CreateUserInput, User, UserConnection, Viewer};
+use super::input::{DisplayName, Handle};
+use super::service::{self, NewUser, UserChanges};
+use super::types::{CreateUserInput, UpdateUserInput, User, UserConnection, Viewer};
 use crate::graphql::context::ContextExt;
+use crate::graphql::ids::parse_id;
 use crate::graphql::pages::{offset_after, page_size};
 
 #[derive(Default)]
@@ -46,11 +48,25 @@ impl UserMutation {
     /// Adds a user to the viewer's organisation (organisation admins only).
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
         let new = NewUser {
-            handle: input.handle,
-            display_name: input.display_name,
+            handle: Handle::parse(&input.handle)?,
+            display_name: input.display_name.as_deref().map(DisplayName::parse).transpose()?,
             role: input.role.into(),
             kind: input.kind.into(),
         };
         Ok(User(service::create_by_admin(&ctx.state()?.store, ctx.viewer()?, new).await?))
+    }
+
+    /// Renames a user or changes their role (admins); anyone may rename themselves.
+    async fn update_user(&self, ctx: &Context<'_>, input: UpdateUserInput) -> Result<User> {
+        let changes = UserChanges {
+            display_name: input.display_name.as_deref().map(DisplayName::parse).transpose()?,
+            role: input.role.map(Into::into),
+        };
+        Ok(User(service::update(&ctx.service()?, parse_id(&input.user_id)?, changes).await?))
+    }
+
+    /// Deactivates a user (admins): their tokens are refused on every instance at once.
+    async fn deactivate_user(&self, ctx: &Context<'_>, user_id: ID) -> Result<User> {
+        Ok(User(service::deactivate(&ctx.service()?, parse_id(&user_id)?).await?))
     }
 }

@@ -10,16 +10,25 @@ use uuid::Uuid;
 use crate::auth::Viewer;
 use crate::db::{Store, contains_ci};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
+use crate::state::Ctx;
+use sea_orm::Set;
+
+use super::input::{DisplayName, Handle};
 use entity::enums::{UserKind, UserRole};
 use entity::{organizations, users};
 
-const MAX_HANDLE_CHARS: usize = 40;
-
 pub struct NewUser {
-    pub handle: String,
-    pub display_name: Option<String>,
+    pub handle: Handle,
+    pub display_name: Option<DisplayName>,
     pub role: UserRole,
     pub kind: UserKind,
+}
+
+/// What an admin (or, for the display name, the user themselves) may change.
+#[derive(Default)]
+pub struct UserChanges {
+    pub display_name: Option<DisplayName>,
+    pub role: Option<UserRole>,
 }
 
 /// NOT_FOUND unless every id is an active user of the organisation.
@@ -83,18 +92,11 @@ pub async fn create_by_admin(store: &Store, viewer: &Viewer, new: NewUser) -> Ap
 }
 
 pub async fn create(store: &Store, org_id: Uuid, new: NewUser) -> ApiResult<users::Model> {
-    let handle = new.handle.trim().trim_start_matches('@').to_lowercase();
-    let valid = !handle.is_empty()
-        && handle.chars().count() <= MAX_HANDLE_CHARS
-        && handle.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !valid {
-        return Err(ApiError::bad_input("a handle has 1–40 characters: letters, digits, '-', '_' or '.'"));
-    }
-    let display_name = new.display_name.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty());
+    let handle = new.handle.as_str().to_owned();
     let model = users::Model {
         id: Uuid::now_v7(),
         org_id,
-        display_name: display_name.unwrap_or_else(|| handle.clone()),
+        display_name: new.display_name.map_or_else(|| handle.clone(), DisplayName::into_string),
         handle,
         email: None,
         role: new.role,
@@ -107,6 +109,61 @@ pub async fn create(store: &Store, org_id: Uuid, new: NewUser) -> ApiResult<user
     let user =
         users::ActiveModel::from(model).insert(&tx.txn).await.conflict_on_unique("this handle is taken")?;
     tx.commit().await?;
+    Ok(user)
+}
+
+/// Renames a user or changes their role. Admins change anyone (only owners touch owners);
+/// users may change their own display name. Every instance forgets its cached copy.
+#[tracing::instrument(skip(cx, changes), fields(viewer = %cx.viewer.id))]
+pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiResult<users::Model> {
+    let user = find(&cx.app.store, cx.viewer.org_id, user_id).await?;
+    let own_name_only = user.id == cx.viewer.id && changes.role.is_none();
+    if !own_name_only {
+        require_admin_over(cx.viewer, &user, changes.role)?;
+    }
+    let mut active: users::ActiveModel = user.into();
+    if let Some(name) = changes.display_name {
+        active.display_name = Set(name.into_string());
+    }
+    if let Some(role) = changes.role {
+        active.role = Set(role);
+    }
+    save(cx, active).await
+}
+
+/// Deactivates a user: their tokens are refused from now on, on every instance.
+#[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
+pub async fn deactivate(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<users::Model> {
+    let user = find(&cx.app.store, cx.viewer.org_id, user_id).await?;
+    if user.id == cx.viewer.id {
+        return Err(ApiError::bad_input("you cannot deactivate yourself"));
+    }
+    require_admin_over(cx.viewer, &user, None)?;
+    if user.deactivated_at.is_some() {
+        return Ok(user);
+    }
+    let mut active: users::ActiveModel = user.into();
+    active.deactivated_at = Set(Some(Utc::now()));
+    save(cx, active).await
+}
+
+/// Admins manage users; only owners manage owners or make someone an owner.
+fn require_admin_over(viewer: &Viewer, user: &users::Model, new_role: Option<UserRole>) -> ApiResult<()> {
+    if !viewer.is_admin() {
+        return Err(ApiError::forbidden("only organisation admins may manage users"));
+    }
+    let touches_owner = user.role == UserRole::Owner || new_role == Some(UserRole::Owner);
+    if touches_owner && viewer.role != UserRole::Owner {
+        return Err(ApiError::forbidden("only owners may manage owners"));
+    }
+    Ok(())
+}
+
+async fn save(cx: &Ctx<'_>, change: users::ActiveModel) -> ApiResult<users::Model> {
+    let tx = cx.app.store.begin_write().await?;
+    let user = change.update(&tx.txn).await?;
+    tx.commit().await?;
+    cx.app.directory.user_changed(&cx.app.bus, user.id).await;
     Ok(user)
 }
 
@@ -134,10 +191,10 @@ pub async fn find_org_by_slug(store: &Store, slug: &str) -> ApiResult<organizati
         .ok_or_else(|| ApiError::not_found("organisation"))
 }
 
-pub async fn find_by_handle(store: &Store, org_id: Uuid, handle: &str) -> ApiResult<users::Model> {
+pub async fn find_by_handle(store: &Store, org_id: Uuid, handle: &Handle) -> ApiResult<users::Model> {
     users::Entity::find()
         .filter(users::Column::OrgId.eq(org_id))
-        .filter(users::Column::Handle.eq(handle.trim_start_matches('@').to_lowercase()))
+        .filter(users::Column::Handle.eq(handle.as_str()))
         .one(&store.db)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))

@@ -29,6 +29,10 @@ impl User {
     async fn kind(&self) -> UserKind {
         self.0.kind.into()
     }
+    /// Set once the user was deactivated: their tokens are refused.
+    async fn deactivated_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.deactivated_at
+    }
 }
 
 pub type UserConnection = Connection<String, User>;
@@ -74,4 +78,12 @@ pub struct CreateUserInput {
     pub role: UserRole,
     #[graphql(default_with = "UserKind::Human")]
     pub kind: UserKind,
+}
+
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    pub user_id: ID,
+    pub display_name: Option<String>,
+    /// Admins only; only owners grant or take the owner role.
+    pub role: Option<UserRole>,
 }

@@ -14,11 +14,15 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 use super::protocol::{ClientMessage, Protocol, close, init_token};
 use crate::auth::Viewer;
 use crate::error::{ErrorCode, graphql_error};
+use crate::graphql::frames::{FrameSlot, ShareKey};
 use crate::http::HttpState;
 use crate::http::graphql::with_viewer;
 
-/// Frames waiting to be written; a subscription whose client reads too slowly waits here.
+/// Frames waiting to be written; a subscription whose client reads too slowly waits here
+/// (and its feed, no longer read, falls behind and catches up from the database).
 const OUTBOX: usize = 256;
+/// Frames written before one flush: a burst becomes few large writes, not one per frame.
+const WRITE_BATCH: usize = 64;
 
 pub struct Connection {
     state: Arc<HttpState>,
@@ -29,8 +33,8 @@ pub struct Connection {
     /// "finished" report of an old subscription cannot remove a newer one with the same id.
     subscriptions: HashMap<String, (u64, JoinHandle<()>)>,
     generation: u64,
-    outbox: mpsc::Sender<Value>,
-    outbox_rx: Option<mpsc::Receiver<Value>>,
+    outbox: mpsc::Sender<String>,
+    outbox_rx: Option<mpsc::Receiver<String>>,
     /// Subscription tasks report their id and generation here when their stream ends.
     finished: mpsc::UnboundedSender<(String, u64)>,
     finished_rx: Option<mpsc::UnboundedReceiver<(String, u64)>>,
@@ -80,7 +84,7 @@ impl Connection {
                     if send(&mut sink, &self.protocol.keepalive()).await.is_err() { break None; }
                 }
                 Some(frame) = outbox.recv() => {
-                    if send(&mut sink, &frame).await.is_err() { break None; }
+                    if write_batch(&mut sink, frame, &mut outbox).await.is_err() { break None; }
                 }
                 Some((id, generation)) = finished.recv() => {
                     if self.subscriptions.get(&id).is_some_and(|(g, _)| *g == generation) {
@@ -122,7 +126,7 @@ impl Connection {
     }
 
     /// Handles one client message; replies to send, or the close to perform.
-    async fn handle(&mut self, text: &str) -> Result<Vec<Value>, Closing> {
+    async fn handle(&mut self, text: &str) -> Result<Vec<String>, Closing> {
         let message: ClientMessage = serde_json::from_str(text)
             .map_err(|err| Some((close::BAD_REQUEST, format!("invalid message: {err}"))))?;
         match message {
@@ -132,7 +136,7 @@ impl Connection {
                 if let Some(payload) = payload {
                     pong["payload"] = payload;
                 }
-                Ok(vec![pong])
+                Ok(vec![pong.to_string()])
             }
             ClientMessage::Pong {} => Ok(vec![]),
             ClientMessage::Subscribe { id, payload } => self.subscribe(id, *payload),
@@ -146,7 +150,7 @@ impl Connection {
         }
     }
 
-    async fn init(&mut self, payload: Option<&Value>) -> Result<Vec<Value>, Closing> {
+    async fn init(&mut self, payload: Option<&Value>) -> Result<Vec<String>, Closing> {
         if self.init_received {
             return Err(Some((close::TOO_MANY_INITS, "Too many initialisation requests".into())));
         }
@@ -158,16 +162,16 @@ impl Connection {
                 "Forbidden: connection_init needs an Authorization token".into(),
             )));
         };
-        match app.auth.authenticate(&app.store, &token).await {
+        match app.auth.authenticate(&app.store, &app.directory, &token).await {
             Ok(viewer) => {
                 self.viewer = Some(viewer);
-                Ok(vec![serde_json::json!({ "type": "connection_ack" })])
+                Ok(vec![serde_json::json!({ "type": "connection_ack" }).to_string()])
             }
             Err(_) => Err(Some((close::FORBIDDEN, "Forbidden: invalid token".into()))),
         }
     }
 
-    fn subscribe(&mut self, id: String, request: async_graphql::Request) -> Result<Vec<Value>, Closing> {
+    fn subscribe(&mut self, id: String, request: async_graphql::Request) -> Result<Vec<String>, Closing> {
         let Some(viewer) = self.viewer.clone() else {
             return Err(Some((close::UNAUTHORIZED, "Unauthorized".into())));
         };
@@ -180,13 +184,16 @@ impl Connection {
                 graphql_error(ErrorCode::RateLimited, format!("at most {max} subscriptions per connection"));
             return Ok(vec![self.protocol.error(&id, serde_json::json!([error]))]);
         }
-        let request = with_viewer(&self.state, request, viewer);
+        // Shared fan-out: subscriptions with the same share key reuse one frame per event.
+        let share = ShareKey::new(viewer.org_id, viewer.id, &request);
+        let slot = FrameSlot::default();
+        let request = with_viewer(&self.state, request, viewer).data(share).data(slot.clone());
         self.generation += 1;
         let task = tokio::spawn(run_subscription(
             self.state.clone(),
             self.protocol,
             (id.clone(), self.generation),
-            request,
+            (request, slot),
             self.outbox.clone(),
             self.finished.clone(),
         ));
@@ -201,8 +208,8 @@ async fn run_subscription(
     state: Arc<HttpState>,
     protocol: Protocol,
     (id, generation): (String, u64),
-    request: async_graphql::Request,
-    outbox: mpsc::Sender<Value>,
+    (request, slot): (async_graphql::Request, FrameSlot),
+    outbox: mpsc::Sender<String>,
     finished: mpsc::UnboundedSender<(String, u64)>,
 ) {
     let _active = ActiveSubscription::new();
@@ -210,14 +217,24 @@ async fn run_subscription(
     let mut first = true;
     while let Some(response) = responses.next().await {
         let failed = first && response.data == async_graphql::Value::Null && !response.errors.is_empty();
-        let frame = match serde_json::to_value(&response) {
-            Ok(payload) if failed => protocol.error(&id, payload["errors"].clone()),
-            Ok(payload) => protocol.next(&id, payload),
-            Err(err) => {
-                tracing::error!(%err, "cannot encode a subscription result");
-                break;
+        let frame = if failed {
+            let errors = serde_json::to_value(&response.errors).unwrap_or_default();
+            protocol.error(&id, errors)
+        } else if let Some(shared) = slot.take() {
+            protocol.next(&id, &shared.payload(&response))
+        } else {
+            match serde_json::to_string(&response) {
+                Ok(payload) => protocol.next(&id, &payload),
+                Err(err) => {
+                    tracing::error!(%err, "cannot encode a subscription result");
+                    break;
+                }
             }
         };
+        if outbox.capacity() == 0 {
+            // The client reads more slowly than its frames come: visible before it lags.
+            metrics::counter!("parley_ws_outbox_full_total").increment(1);
+        }
         if outbox.send(frame).await.is_err() || failed {
             let _ = finished.send((id, generation));
             return;
@@ -254,9 +271,28 @@ impl Drop for ActiveSubscription {
     }
 }
 
-async fn send<S>(sink: &mut S, value: &Value) -> Result<(), axum::Error>
+async fn send<S>(sink: &mut S, frame: &str) -> Result<(), axum::Error>
 where
     S: SinkExt<Message, Error = axum::Error> + Unpin,
 {
-    sink.send(Message::Text(value.to_string().into())).await
+    sink.send(Message::Text(frame.into())).await
+}
+
+/// Writes `first` and whatever else is already waiting (up to `WRITE_BATCH`), then flushes once.
+async fn write_batch<S>(
+    sink: &mut S,
+    first: String,
+    outbox: &mut mpsc::Receiver<String>,
+) -> Result<(), axum::Error>
+where
+    S: SinkExt<Message, Error = axum::Error> + Unpin,
+{
+    sink.feed(Message::Text(first.into())).await?;
+    for _ in 1..WRITE_BATCH {
+        match outbox.try_recv() {
+            Ok(frame) => sink.feed(Message::Text(frame.into())).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }

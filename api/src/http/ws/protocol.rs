@@ -27,23 +27,26 @@ impl Protocol {
         }
     }
 
-    pub fn next(self, id: &str, payload: Value) -> Value {
+    /// A result; `payload` is the serialised GraphQL response, shared between subscribers
+    /// of one document, so only the envelope is written per connection.
+    pub fn next(self, id: &str, payload: &str) -> String {
         let ty = if self == Self::TransportWs { "next" } else { "data" };
-        json!({ "id": id, "type": ty, "payload": payload })
+        let id = Value::from(id);
+        format!(r#"{{"id":{id},"type":"{ty}","payload":{payload}}}"#)
     }
 
-    pub fn error(self, id: &str, errors: Value) -> Value {
-        json!({ "id": id, "type": "error", "payload": errors })
+    pub fn error(self, id: &str, errors: Value) -> String {
+        json!({ "id": id, "type": "error", "payload": errors }).to_string()
     }
 
-    pub fn complete(self, id: &str) -> Value {
-        json!({ "id": id, "type": "complete" })
+    pub fn complete(self, id: &str) -> String {
+        json!({ "id": id, "type": "complete" }).to_string()
     }
 
     /// The server's keepalive.
-    pub fn keepalive(self) -> Value {
+    pub fn keepalive(self) -> String {
         let ty = if self == Self::TransportWs { "ping" } else { "ka" };
-        json!({ "type": ty })
+        json!({ "type": ty }).to_string()
     }
 }
 
@@ -95,4 +98,21 @@ pub fn init_token(payload: Option<&Value>) -> Option<String> {
         .find(|(key, _)| key.eq_ignore_ascii_case("authorization") || key.eq_ignore_ascii_case("token"))
         .and_then(|(_, value)| value.as_str())
         .map(|value| crate::auth::bearer_token(value).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Protocol;
+
+    #[test]
+    fn a_result_envelope_is_valid_json_with_an_escaped_id() {
+        let frame = Protocol::TransportWs.next("a\"b", r#"{"data":{"x":1}}"#);
+        let parsed: serde_json::Value = serde_json::from_str(&frame).unwrap_or_default();
+        assert_eq!(parsed["id"], "a\"b");
+        assert_eq!(parsed["type"], "next");
+        assert_eq!(parsed["payload"]["data"]["x"], 1);
+        let legacy: serde_json::Value =
+            serde_json::from_str(&Protocol::LegacyWs.next("1", "{}")).unwrap_or_default();
+        assert_eq!(legacy["type"], "data");
+    }
 }

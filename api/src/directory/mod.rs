@@ -1,0 +1,147 @@
+//! The directory: this instance's bounded caches of users and rooms, so that resolving a
+//! message's author or room on every subscription frame, or the caller of every request,
+//! costs no database round trip.
+//!
+//! Invalidation: a change to a user (renamed, deactivated, role changed) or to a room's
+//! metadata (renamed, topic, archived) is forgotten locally by the service that made it and
+//! published on the directory topic, which every instance follows for its whole life. A bus
+//! resync (events may have been lost) drops both caches whole, and entries expire after
+//! `TIME_TO_LIVE` whatever happens, which bounds what a lost event could leave behind.
+//!
+//! Architecture invariant: the caches hold rows as read from the database, never values
+//! taken from bus payloads (an event can arrive after the change that supersedes it), and a
+//! room's live fields (`last_seq`, `last_message_at`) are never served from here.
+
+mod payload;
+
+pub use payload::{room_of, user_of};
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
+
+use crate::bus::{BusItem, Event, EventBus, Topic};
+use crate::db::Store;
+use crate::error::ApiResult;
+use entity::{rooms, users};
+
+const CAPACITY: u64 = 100_000;
+const TIME_TO_LIVE: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct Directory {
+    users: Cache<Uuid, users::Model>,
+    rooms: Cache<Uuid, rooms::Model>,
+}
+
+impl Default for Directory {
+    fn default() -> Self {
+        Self { users: bounded(), rooms: bounded() }
+    }
+}
+
+fn bounded<V: Clone + Send + Sync + 'static>() -> Cache<Uuid, V> {
+    Cache::builder().max_capacity(CAPACITY).time_to_live(TIME_TO_LIVE).build()
+}
+
+impl Directory {
+    /// A user by id, deactivated or not, in any organisation: callers check both.
+    pub async fn user(&self, store: &Store, id: Uuid) -> ApiResult<Option<users::Model>> {
+        Ok(self.users(store, &[id]).await?.remove(&id))
+    }
+
+    /// Users by id, one query for those not cached.
+    pub async fn users(&self, store: &Store, ids: &[Uuid]) -> ApiResult<HashMap<Uuid, users::Model>> {
+        let mut found: HashMap<Uuid, users::Model> =
+            ids.iter().filter_map(|id| self.users.get(id).map(|u| (*id, u))).collect();
+        let missing: Vec<Uuid> = ids.iter().copied().filter(|id| !found.contains_key(id)).collect();
+        if !missing.is_empty() {
+            let rows = users::Entity::find().filter(users::Column::Id.is_in(missing)).all(&store.db).await?;
+            for user in rows {
+                self.users.insert(user.id, user.clone());
+                found.insert(user.id, user);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Rooms of an organisation by id (deleted ones left out), one query for those not
+    /// cached. Their `last_seq` and `last_message_at` may be stale.
+    pub async fn rooms(
+        &self,
+        store: &Store,
+        org_id: Uuid,
+        ids: &[Uuid],
+    ) -> ApiResult<HashMap<Uuid, rooms::Model>> {
+        let mut found: HashMap<Uuid, rooms::Model> =
+            ids.iter().filter_map(|id| self.rooms.get(id).map(|r| (*id, r))).collect();
+        let missing: Vec<Uuid> = ids.iter().copied().filter(|id| !found.contains_key(id)).collect();
+        if !missing.is_empty() {
+            let rows = rooms::Entity::find().filter(rooms::Column::Id.is_in(missing)).all(&store.db).await?;
+            for room in rows {
+                self.rooms.insert(room.id, room.clone());
+                found.insert(room.id, room);
+            }
+        }
+        found.retain(|_, room| room.org_id == org_id && room.deleted_at.is_none());
+        Ok(found)
+    }
+
+    pub fn forget_user(&self, id: Uuid) {
+        self.users.invalidate(&id);
+    }
+
+    pub fn forget_room(&self, id: Uuid) {
+        self.rooms.invalidate(&id);
+    }
+
+    fn forget_all(&self) {
+        self.users.invalidate_all();
+        self.rooms.invalidate_all();
+    }
+
+    /// Follows the directory topic until shutdown. Returns once the topic is subscribed, so
+    /// no change published after start-up can be missed.
+    pub async fn spawn_invalidator(&self, bus: &EventBus, mut shutdown: watch::Receiver<bool>) {
+        let subscription = bus.subscribe(Topic::Directory).await;
+        let directory = self.clone();
+        tokio::spawn(async move {
+            let _guard = subscription.guard;
+            let mut events = subscription.receiver;
+            loop {
+                let item = tokio::select! {
+                    _ = shutdown.changed() => return,
+                    item = events.recv() => item,
+                };
+                match item {
+                    Ok(BusItem::Event(envelope)) => match envelope.event {
+                        Event::UserChanged { user_id } => directory.forget_user(user_id),
+                        Event::RoomInfoChanged { room_id } => directory.forget_room(room_id),
+                        _ => {}
+                    },
+                    Ok(BusItem::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        directory.forget_all()
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
+    /// Announces a change to a user: forgotten here at once, on other instances when the
+    /// event arrives.
+    pub async fn user_changed(&self, bus: &EventBus, user_id: Uuid) {
+        self.forget_user(user_id);
+        bus.publish(Topic::Directory, Event::UserChanged { user_id }).await;
+    }
+
+    /// Announces a change to a room's metadata, like `user_changed`.
+    pub async fn room_changed(&self, bus: &EventBus, room_id: Uuid) {
+        self.forget_room(room_id);
+        bus.publish(Topic::Directory, Event::RoomInfoChanged { room_id }).await;
+    }
+}

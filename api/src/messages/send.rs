@@ -1,0 +1,236 @@
+//! Sending a message: seq assignment, the sender's watermark, idempotent retries, and the
+//! `MessageAdded` event.
+//!
+//! Seq assignment: `UPDATE rooms SET last_seq = last_seq + 1 … RETURNING` in the statement or
+//! transaction that inserts the message. The row lock on the room serialises concurrent
+//! senders, so seqs are gap-free and commit in order; a rolled-back insert rolls its seq back.
+//!
+//! On PostgreSQL a send is one statement: a data-modifying CTE checks access (same
+//! organisation, not archived or deleted, the sender is a member, the parent of a reply is in
+//! the room), bumps the seq, inserts and moves the sender's watermark, atomically. Only when it
+//! writes nothing are the checks run one by one, to say which one failed. SQLite, in process
+//! and with one writer, runs the same steps in a transaction.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
+    QueryFilter, Set,
+};
+use uuid::Uuid;
+
+use super::input::{ClientId, MessageBody};
+use super::record::{Attachment, MessageRecord, attachments_json};
+use crate::bus::{Event, MessagePayload, RoomPayload, Topic, UserPayload};
+use crate::error::{ApiError, ApiResult};
+use crate::rooms::access;
+use crate::state::Ctx;
+use entity::enums::{MessageSource, SenderRole};
+use entity::{messages, rooms};
+
+/// A message to send, parsed.
+pub struct NewMessage {
+    pub room_id: Uuid,
+    pub body: MessageBody,
+    pub client_id: Option<ClientId>,
+    pub reply_to_id: Option<Uuid>,
+    pub attachments: Vec<Attachment>,
+}
+
+impl NewMessage {
+    fn check_attachments(&self, max: usize) -> ApiResult<()> {
+        if self.attachments.len() > max {
+            return Err(ApiError::bad_input(format!("a message has at most {max} attachments")));
+        }
+        for a in &self.attachments {
+            if a.name.trim().is_empty() || a.url.trim().is_empty() || a.size < 0 {
+                return Err(ApiError::bad_input("an attachment needs a name, a url and a size ≥ 0"));
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self, cx: &Ctx<'_>, id: Uuid, seq: i64, now: DateTime<Utc>) -> MessageRecord {
+        MessageRecord {
+            id,
+            org_id: cx.viewer.org_id,
+            room_id: self.room_id,
+            seq,
+            author_user_id: Some(cx.viewer.id),
+            sender_role: "user".to_owned(),
+            body: self.body.as_str().to_owned(),
+            source: "chat".to_owned(),
+            client_id: self.client_id.as_ref().map(|c| c.as_str().to_owned()),
+            reply_to_id: self.reply_to_id,
+            attachments: self.attachments.clone(),
+            created_at: now,
+            edited_at: None,
+            deleted_at: None,
+        }
+    }
+}
+
+#[tracing::instrument(skip(cx, new), fields(viewer = %cx.viewer.id, room = %new.room_id))]
+pub async fn send(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
+    new.check_attachments(cx.app.limits.max_attachments)?;
+    let id = Uuid::now_v7();
+    // Microseconds: what the database keeps, so the answer equals what is read back later.
+    let now = Utc::now().trunc_subsecs(6);
+    let stored = match cx.app.store.backend() {
+        DatabaseBackend::Postgres => insert_in_one_statement(cx, &new, id, now).await,
+        _ => insert_in_transaction(cx, &new, id, now).await,
+    };
+    let room = match stored {
+        Ok(room) => room,
+        Err(err) => return retried_or(cx, &new, err).await,
+    };
+    let record = new.record(cx, id, room.last_seq, now);
+    metrics::counter!("parley_messages_sent_total").increment(1);
+    announce(cx, &record, &room).await;
+    Ok(record)
+}
+
+/// Publishes the message with its author and room, so subscribers need no lookup.
+async fn announce(cx: &Ctx<'_>, record: &MessageRecord, room: &rooms::Model) {
+    // The author was cached when the request was authenticated: no query.
+    let author = match cx.app.directory.user(&cx.app.store, cx.viewer.id).await {
+        Ok(author) => author.as_ref().map(|a| Box::new(UserPayload::from(a))),
+        Err(err) => {
+            tracing::warn!(?err, "author not found for the event; subscribers look it up");
+            None
+        }
+    };
+    let topic = Topic::Room(room.id);
+    let (message, room) = (Box::new(MessagePayload::from(record)), Box::new(RoomPayload::from(room)));
+    cx.app.bus.publish(topic, Event::MessageAdded { message, author, room }).await;
+}
+
+/// The room after the seq bump, or NOT_FOUND/FORBIDDEN/BAD_USER_INPUT from the checks.
+async fn insert_in_one_statement(
+    cx: &Ctx<'_>,
+    new: &NewMessage,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<rooms::Model> {
+    const SQL: &str = "WITH room AS ( \
+          UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $3 \
+          WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL AND archived_at IS NULL \
+            AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $4) \
+            AND ($8::uuid IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $8 AND room_id = $1)) \
+          RETURNING *), \
+        message AS ( \
+          INSERT INTO messages (id, org_id, room_id, seq, author_user_id, sender_role, body, source, \
+            client_id, reply_to_id, attachments, created_at) \
+          SELECT $5, $2, $1, room.last_seq, $4, 'user', $6, 'chat', $7, $8, $9, $3 FROM room \
+          RETURNING seq), \
+        watermark AS ( \
+          UPDATE room_members SET last_read_seq = message.seq, last_read_at = $3 FROM message \
+          WHERE room_id = $1 AND user_id = $4 AND last_read_seq < message.seq) \
+        SELECT room.* FROM room, message";
+    let store = &cx.app.store;
+    let values = vec![
+        new.room_id.into(),
+        cx.viewer.org_id.into(),
+        now.into(),
+        cx.viewer.id.into(),
+        id.into(),
+        new.body.as_str().into(),
+        new.client_id.as_ref().map(|c| c.as_str().to_owned()).into(),
+        new.reply_to_id.into(),
+        attachments_json(&new.attachments).into(),
+    ];
+    let room = rooms::Model::find_by_statement(store.stmt(SQL, values)).one(&store.db).await?;
+    match room {
+        Some(room) => Ok(room),
+        None => Err(why_not_sent(cx, new).await),
+    }
+}
+
+async fn insert_in_transaction(
+    cx: &Ctx<'_>,
+    new: &NewMessage,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<rooms::Model> {
+    check_writable(cx, new).await?;
+    let store = &cx.app.store;
+    let tx = store.begin_write().await?;
+    let room = rooms::Model::find_by_statement(store.stmt(
+        "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $2 WHERE id = $1 RETURNING *",
+        vec![new.room_id.into(), now.into()],
+    ))
+    .one(&tx.txn)
+    .await?
+    .ok_or_else(|| ApiError::not_found("room"))?;
+    messages::ActiveModel {
+        id: Set(id),
+        org_id: Set(cx.viewer.org_id),
+        room_id: Set(room.id),
+        seq: Set(room.last_seq),
+        author_user_id: Set(Some(cx.viewer.id)),
+        author_contact_id: Set(None),
+        sender_role: Set(SenderRole::User),
+        body: Set(new.body.as_str().to_owned()),
+        source: Set(MessageSource::Chat),
+        external_id: Set(None),
+        client_id: Set(new.client_id.as_ref().map(|c| c.as_str().to_owned())),
+        reply_to_id: Set(new.reply_to_id),
+        attachments: Set(attachments_json(&new.attachments)),
+        created_at: Set(now),
+        edited_at: Set(None),
+        deleted_at: Set(None),
+    }
+    .insert(&tx.txn)
+    .await?;
+    // The sender has read everything up to their own message.
+    tx.execute_raw(store.stmt(
+        "UPDATE room_members SET last_read_seq = $3, last_read_at = $4 \
+         WHERE room_id = $1 AND user_id = $2 AND last_read_seq < $3",
+        vec![room.id.into(), cx.viewer.id.into(), room.last_seq.into(), now.into()],
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(room)
+}
+
+/// The room is readable and writable by the viewer, and a reply's parent is in it.
+async fn check_writable(cx: &Ctx<'_>, new: &NewMessage) -> ApiResult<()> {
+    access::writable(&cx.app.store, cx.viewer, new.room_id).await?;
+    if let Some(reply_to) = new.reply_to_id {
+        let parent = messages::Entity::find_by_id(reply_to).one(&cx.app.store.db).await?;
+        if parent.is_none_or(|p| p.room_id != new.room_id) {
+            return Err(ApiError::not_found("message to reply to"));
+        }
+    }
+    Ok(())
+}
+
+/// The one-statement send wrote nothing: say which check failed.
+async fn why_not_sent(cx: &Ctx<'_>, new: &NewMessage) -> ApiError {
+    match check_writable(cx, new).await {
+        Err(err) => err,
+        // Every check passes now: access changed between the two reads. The client retries.
+        Ok(()) => ApiError::conflict("the room changed while sending; retry"),
+    }
+}
+
+/// A unique violation on `clientId` means this is a retry (or a race between two instances
+/// that the other one won): the stored message is the answer. There is no lookup before the
+/// insert: the unique index decides, and retries are the rare case.
+async fn retried_or(cx: &Ctx<'_>, new: &NewMessage, err: ApiError) -> ApiResult<MessageRecord> {
+    let Some(client_id) = new.client_id.as_ref().filter(|_| err.is_unique_violation()) else {
+        return Err(err);
+    };
+    let existing = messages::Entity::find()
+        .filter(messages::Column::RoomId.eq(new.room_id))
+        .filter(messages::Column::AuthorUserId.eq(cx.viewer.id))
+        .filter(messages::Column::ClientId.eq(client_id.as_str()))
+        .one(&cx.app.store.db)
+        .await?
+        .ok_or(err)?;
+    let existing = MessageRecord::from(existing);
+    if existing.body == new.body.as_str() && existing.attachments == new.attachments {
+        Ok(existing)
+    } else {
+        Err(ApiError::conflict("this clientId was already used for a different message"))
+    }
+}

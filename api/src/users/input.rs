@@ -1,0 +1,74 @@
+//! Validated inputs of users: parse, don't validate.
+
+use crate::error::{ApiError, ApiResult};
+
+/// A handle: lower-cased, without a leading `@`, 1–40 of letters, digits, `-`, `_`, `.`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handle(String);
+
+impl Handle {
+    const MAX_CHARS: usize = 40;
+
+    pub fn parse(raw: &str) -> ApiResult<Self> {
+        let handle = raw.trim().trim_start_matches('@').to_lowercase();
+        let valid = !handle.is_empty()
+            && handle.chars().count() <= Self::MAX_CHARS
+            && handle.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(ApiError::bad_input(
+                "a handle has 1–40 characters: letters, digits, '-', '_' or '.'",
+            ));
+        }
+        Ok(Self(handle))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A display name: trimmed, 1–80 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    const MAX_CHARS: usize = 80;
+
+    pub fn parse(raw: &str) -> ApiResult<Self> {
+        let name = raw.trim();
+        match name.chars().count() {
+            0 => Err(ApiError::bad_input("a display name cannot be empty")),
+            n if n > Self::MAX_CHARS => Err(ApiError::bad_input("a display name has at most 80 characters")),
+            _ => Ok(Self(name.to_owned())),
+        }
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DisplayName, Handle};
+
+    #[test]
+    fn a_handle_is_lower_cased_without_its_at() {
+        assert_eq!(Handle::parse(" @Dana.K ").ok().map(|h| h.as_str().to_owned()), Some("dana.k".into()));
+    }
+
+    #[test]
+    fn a_handle_refuses_other_characters_and_lengths() {
+        for raw in ["", "@", "da na", "dana!", "ダナ", &"a".repeat(41)] {
+            assert!(Handle::parse(raw).is_err(), "{raw:?} should be refused");
+        }
+        assert!(Handle::parse(&"a".repeat(40)).is_ok());
+    }
+
+    #[test]
+    fn a_display_name_is_trimmed_and_bounded() {
+        assert_eq!(DisplayName::parse("  Dana K ").ok().map(DisplayName::into_string), Some("Dana K".into()));
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse(&"é".repeat(81)).is_err());
+    }
+}
