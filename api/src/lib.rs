@@ -3,7 +3,8 @@
 //! Crate map (see ARCHITECTURE.md for the invariants):
 //! - [`cli`], [`config`]: the command line and every setting; [`app`]: build and serve.
 //! - [`http`]: axum router, GraphQL over HTTP and WebSocket, GraphiQL, health, metrics.
-//! - [`graphql`]: schema assembly, limits, loaders, ids and pages.
+//! - [`graphql`]: schema assembly, limits, loaders, ids, cursors and shared frames.
+//! - [`paging`]: page sizes and "one more than the page" reads.
 //! - [`auth`]: tokens → [`auth::Viewer`]. [`error`]: the one error type.
 //! - Domains, each with `service` (rules + database), `types` and `resolvers`:
 //!   [`rooms`], [`messages`], [`read_state`], [`users`].
@@ -22,6 +23,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod messages;
+pub mod paging;
 pub mod read_state;
 pub mod rooms;
 mod secrets;

@@ -5,6 +5,7 @@
 //! never import async-graphql.
 
 pub mod context;
+pub mod documents;
 pub mod enums;
 pub mod frames;
 pub mod ids;
@@ -43,7 +44,9 @@ pub fn build_schema(state: Option<AppState>, limits: Option<&Limits>, introspect
             .limit_complexity(limits.max_query_complexity)
             .limit_recursive_depth(32)
             .limit_directives(50)
-            .extension(self::limits::AliasLimit(limits.max_aliases));
+            .extension(self::limits::AliasLimit(limits.max_aliases))
+            // After the alias limit, which so sees every document, cached or not.
+            .extension(documents::DocumentCache::default());
     }
     if !introspection {
         builder = builder.disable_introspection();

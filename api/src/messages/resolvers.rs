@@ -13,7 +13,8 @@ use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::frames::Shared;
 use crate::graphql::ids::parse_id;
-use crate::graphql::pages::{page_size, seq_cursor};
+use crate::graphql::pages::seq_cursor;
+use crate::paging::PageSize;
 
 #[derive(Default)]
 pub struct MessageQuery;
@@ -43,14 +44,14 @@ impl MessageQuery {
                 .into());
             }
             Some(seq) if seq < 0 => return Err(ApiError::bad_input("aroundSeq must be ≥ 0").into()),
-            Some(seq) => Page::Around { seq, limit: page_size(first.or(last))? },
+            Some(seq) => Page::Around { seq, limit: PageSize::parse(first.or(last))?.get() },
             None if forward => {
                 let after = after.as_deref().map(seq_cursor).transpose()?.unwrap_or(0);
-                Page::After { after, limit: page_size(first)? }
+                Page::After { after, limit: PageSize::parse(first)?.get() }
             }
             None => {
                 let before = before.as_deref().map(seq_cursor).transpose()?.unwrap_or(i64::MAX);
-                Page::Before { before, limit: page_size(last)? }
+                Page::Before { before, limit: PageSize::parse(last)?.get() }
             }
         };
         let store = &ctx.state()?.store;

@@ -10,6 +10,7 @@ use crate::auth::Viewer;
 use crate::bus::{Event, MessagePayload, Topic};
 use crate::db::Store;
 use crate::error::{ApiError, ApiResult, found};
+use crate::paging::{fetch_limit, split_page};
 use crate::rooms::access::{self, RoomAccess};
 use crate::state::Ctx;
 use entity::messages;
@@ -97,28 +98,24 @@ pub async fn page(store: &Store, viewer: &Viewer, room_id: Uuid, page: Page) -> 
     let last_seq = access.room.last_seq;
     let (messages, has_older, has_newer) = match page {
         Page::After { after, limit } => {
-            let mut rows = range(store, room_id, after, i64::MAX, limit + 1, true).await?;
-            let more = rows.len() as u64 > limit;
-            rows.truncate(limit as usize);
+            let (rows, more) =
+                split_page(range(store, room_id, after, i64::MAX, fetch_limit(limit), true).await?, limit);
             (rows, after > 0, more)
         }
         Page::Before { before, limit } => {
-            let mut rows = range(store, room_id, 0, before, limit + 1, false).await?;
-            let more = rows.len() as u64 > limit;
-            rows.truncate(limit as usize);
+            let (mut rows, more) =
+                split_page(range(store, room_id, 0, before, fetch_limit(limit), false).await?, limit);
             rows.reverse();
             (rows, more, before <= last_seq)
         }
         Page::Around { seq, limit } => {
             let older = limit / 2;
-            let mut before = range(store, room_id, 0, seq, older + 1, false).await?;
-            let has_older = before.len() as u64 > older;
-            before.truncate(older as usize);
+            let (mut before, has_older) =
+                split_page(range(store, room_id, 0, seq, fetch_limit(older), false).await?, older);
             before.reverse();
             let newer = limit - older;
-            let mut after = range(store, room_id, seq - 1, i64::MAX, newer + 1, true).await?;
-            let has_newer = after.len() as u64 > newer;
-            after.truncate(newer as usize);
+            let (after, has_newer) =
+                split_page(range(store, room_id, seq - 1, i64::MAX, fetch_limit(newer), true).await?, newer);
             before.extend(after);
             (before, has_older, has_newer)
         }

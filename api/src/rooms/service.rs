@@ -16,6 +16,7 @@ use crate::auth::Viewer;
 use crate::bus::{Event, MembershipChange, RoomChange, Topic};
 use crate::db::{Store, contains_ci};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
+use crate::paging::{PageSize, fetch_limit, split_page};
 use crate::read_state::service as read_state;
 use crate::state::Ctx;
 use crate::users::service as users;
@@ -218,7 +219,7 @@ pub async fn list(
     viewer: &Viewer,
     filter: &RoomFilter,
     offset: u64,
-    limit: u64,
+    limit: PageSize,
 ) -> ApiResult<(Vec<rooms::Model>, bool)> {
     let mut query = rooms::Entity::find()
         .join(JoinType::InnerJoin, rooms::Relation::Members.def())
@@ -244,9 +245,8 @@ pub async fn list(
         .order_by_desc(Expr::cust("COALESCE(rooms.last_message_at, rooms.created_at)"))
         .order_by_desc(rooms::Column::Id)
         .offset(offset)
-        .limit(limit + 1)
+        .limit(fetch_limit(limit.get()))
         .all(&store.db)
         .await?;
-    let has_more = rows.len() as u64 > limit;
-    Ok((rows.into_iter().take(limit as usize).collect(), has_more))
+    Ok(split_page(rows, limit.get()))
 }

@@ -12,8 +12,9 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MemberRole, RoomKind, Visibility};
 use crate::graphql::ids::to_id;
 use crate::graphql::loaders::{LastMessageKey, MembersKey, MembershipKey, RoomKey, UnreadKey, UserKey};
-use crate::graphql::pages::{offset_after, page_size};
+use crate::graphql::pages::offset_after;
 use crate::messages::types::Message;
+use crate::paging::PageSize;
 use crate::users::types::User;
 use entity::{room_members, rooms};
 
@@ -143,7 +144,7 @@ pub async fn room_page(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<RoomConnection> {
-    let (limit, offset) = (page_size(first)?, offset_after(after.as_deref())?);
+    let (limit, offset) = (PageSize::parse(first)?, offset_after(after.as_deref())?);
     let filter = filter.unwrap_or_default();
     let filter = RoomFilter {
         kind: filter.kind.map(Into::into),

@@ -8,7 +8,8 @@ use super::service::{self, NewUser, UserChanges};
 use super::types::{CreateUserInput, UpdateUserInput, User, UserConnection, Viewer};
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
-use crate::graphql::pages::{offset_after, page_size};
+use crate::graphql::pages::offset_after;
+use crate::paging::PageSize;
 
 #[derive(Default)]
 pub struct UserQuery;
@@ -29,7 +30,7 @@ impl UserQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<UserConnection> {
-        let (limit, offset) = (page_size(first)?, offset_after(after.as_deref())?);
+        let (limit, offset) = (PageSize::parse(first)?, offset_after(after.as_deref())?);
         let (users, has_more) =
             service::search(&ctx.state()?.store, ctx.viewer()?, search.as_deref(), offset, limit).await?;
         let mut connection = Connection::new(offset > 0, has_more);

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::auth::Viewer;
 use crate::db::{Store, contains_ci};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
+use crate::paging::{PageSize, fetch_limit, split_page};
 use crate::state::Ctx;
 use sea_orm::Set;
 
@@ -62,8 +63,9 @@ pub async fn search(
     viewer: &Viewer,
     search: Option<&str>,
     offset: u64,
-    limit: u64,
+    limit: PageSize,
 ) -> ApiResult<(Vec<users::Model>, bool)> {
+    let limit = limit.get();
     let mut query = users::Entity::find()
         .filter(users::Column::OrgId.eq(viewer.org_id))
         .filter(users::Column::DeactivatedAt.is_null());
@@ -74,10 +76,13 @@ pub async fn search(
                 .add(contains_ci(users::Column::DisplayName, search)),
         );
     }
-    let rows =
-        query.order_by_asc(users::Column::Handle).offset(offset).limit(limit + 1).all(&store.db).await?;
-    let has_more = rows.len() as u64 > limit;
-    Ok((rows.into_iter().take(limit as usize).collect(), has_more))
+    let rows = query
+        .order_by_asc(users::Column::Handle)
+        .offset(offset)
+        .limit(fetch_limit(limit))
+        .all(&store.db)
+        .await?;
+    Ok(split_page(rows, limit))
 }
 
 /// Creates a user in the viewer's organisation; org owners and admins only.

@@ -144,6 +144,27 @@ impl TestApp {
         request.send().await.expect("POST /graphql")
     }
 
+    /// POSTs a body the server must refuse as too large: the answer is 413, or — when the
+    /// client is still writing once the server has answered from `Content-Length` and closed
+    /// (hyper reads no further) — the connection ends early. Either way nothing is stored.
+    pub async fn post_too_large(&self, token: Option<&str>, body: &Value) -> Option<reqwest::Response> {
+        let mut request =
+            self.http.post(self.url("/graphql")).header("Accept", "application/json").json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        match request.send().await {
+            Ok(response) => {
+                assert_eq!(response.status().as_u16(), 413, "an oversized body is refused");
+                Some(response)
+            }
+            Err(err) => {
+                assert!(err.is_request(), "only the upload may fail, got {err:?}");
+                None
+            }
+        }
+    }
+
     /// Runs an operation as `token` and returns the whole response body.
     pub async fn gql_token(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let body = json!({ "query": query, "variables": variables });

@@ -1,0 +1,88 @@
+//! Parsed and validated documents, cached per instance (bounded LRU, keyed by the document's
+//! text). Live UIs send the same few documents over and over: a `sendMessage` mutation, a
+//! subscription opened by thousands of connections. Parsing is keyed by the document alone;
+//! validation also checks variable values against argument types, so its key adds the
+//! variables and the operation name. Only documents that passed are cached: a failure is
+//! always recomputed and reported as the first time.
+
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Request, ServerError, ServerResult, ValidationResult, Variables};
+use moka::sync::Cache;
+
+const CAPACITY: u64 = 1_000;
+
+#[derive(Clone)]
+pub struct DocumentCache {
+    parsed: Cache<Arc<str>, Arc<ExecutableDocument>>,
+    validated: Cache<Arc<str>, ValidationResult>,
+}
+
+impl Default for DocumentCache {
+    fn default() -> Self {
+        Self { parsed: Cache::new(CAPACITY), validated: Cache::new(CAPACITY) }
+    }
+}
+
+impl ExtensionFactory for DocumentCache {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PerRequest { cache: self.clone(), validation_key: Mutex::new(None) })
+    }
+}
+
+/// One request's view of the cache: `prepare_request` learns the key that `validation` uses.
+struct PerRequest {
+    cache: DocumentCache,
+    validation_key: Mutex<Option<Arc<str>>>,
+}
+
+#[async_trait::async_trait]
+impl Extension for PerRequest {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let variables = serde_json::to_string(&request.variables).unwrap_or_default();
+        let operation = request.operation_name.as_deref().unwrap_or("");
+        let key = format!("{operation}\n{variables}\n{}", request.query);
+        *self.validation_key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key.into());
+        next.run(ctx, request).await
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let key: Arc<str> = query.into();
+        if let Some(document) = self.cache.parsed.get(&key) {
+            return Ok(ExecutableDocument::clone(&document));
+        }
+        let document = next.run(ctx, query, variables).await?;
+        self.cache.parsed.insert(key, Arc::new(document.clone()));
+        Ok(document)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let key = self.validation_key.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(key) = key else { return next.run(ctx).await };
+        if let Some(result) = self.cache.validated.get(&key) {
+            return Ok(result);
+        }
+        let result = next.run(ctx).await?;
+        self.cache.validated.insert(key, result);
+        Ok(result)
+    }
+}
