@@ -41,6 +41,7 @@ async fn one(ctx: &mut Ctx, size: usize) -> Result<()> {
     let (sender, members) = users.split_last().ok_or_else(|| anyhow::anyhow!("no users"))?;
     let ids: Vec<uuid::Uuid> = members.iter().map(|u| u.id).collect();
     let room = seed::channel(&ctx.db, &org, sender.id, &format!("{}-all", org.slug), &ids).await?;
+    seed::analyze(&ctx.db).await?;
     let poster = Poster { gql: Gql::new(&ctx.b.http())?, token: sender.token.clone(), room };
 
     let inbox = Inbox::default();
