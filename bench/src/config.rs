@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{Parser, ValueEnum};
 
 use crate::report::{Hist, Report};
+use crate::schema::Rich;
 use crate::seed::Db;
 use crate::servers::{Env, Instance, Spec};
 
@@ -247,6 +248,8 @@ pub struct Ctx {
     pub report: Report,
     /// Spawn → `listening on` of instances started on an existing database.
     pub startups: Hist,
+    /// The rich `messageAdded` selection as the server accepts it, once read (`schema::rich`).
+    pub rich: Option<Rich>,
 }
 
 impl Ctx {

@@ -16,6 +16,7 @@ mod history;
 mod inbox;
 mod pgcount;
 mod report;
+mod schema;
 mod seed;
 mod servers;
 mod throughput;
@@ -80,7 +81,7 @@ async fn run(args: Args) -> Result<ExitCode> {
     );
     let mut startups = Hist::default();
     startups.record(b.startup);
-    let mut ctx = Ctx { sizes, quick: args.quick, env, db, a, b, report, startups };
+    let mut ctx = Ctx { sizes, quick: args.quick, env, db, a, b, report, startups, rich: None };
 
     let scenarios = args.scenarios.clone().unwrap_or_else(|| Scenario::ALL.to_vec());
     for scenario in scenarios {
