@@ -16,6 +16,7 @@ use crate::servers::{Env, Instance, Spec};
 pub enum Scenario {
     Floor,
     Delivery,
+    Burst,
     Throughput,
     Fanout,
     Connections,
@@ -24,9 +25,10 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Self::Floor,
         Self::Delivery,
+        Self::Burst,
         Self::Throughput,
         Self::Fanout,
         Self::Connections,
@@ -38,6 +40,7 @@ impl Scenario {
         match self {
             Self::Floor => "floor",
             Self::Delivery => "delivery",
+            Self::Burst => "burst",
             Self::Throughput => "throughput",
             Self::Fanout => "fanout",
             Self::Connections => "connections",
@@ -83,6 +86,12 @@ pub struct Args {
     /// delivery: seconds per variant.
     #[arg(long)]
     pub delivery_secs: Option<f64>,
+    /// burst: closed-loop senders into the one room.
+    #[arg(long)]
+    pub burst_senders: Option<usize>,
+    /// burst: messages per sender.
+    #[arg(long)]
+    pub burst_messages: Option<usize>,
     /// throughput: concurrent sender counts to sweep.
     #[arg(long, value_delimiter = ',')]
     pub senders: Option<Vec<usize>>,
@@ -124,6 +133,8 @@ pub struct Sizes {
     pub delivery_secs: f64,
     pub dm_pairs: usize,
     pub channel_subscribers: usize,
+    pub burst_senders: usize,
+    pub burst_messages: usize,
     pub senders: Vec<usize>,
     pub throughput_secs: f64,
     pub fanout: Vec<usize>,
@@ -148,6 +159,12 @@ impl Sizes {
         }
         if let Some(v) = args.delivery_secs {
             s.delivery_secs = v;
+        }
+        if let Some(v) = args.burst_senders {
+            s.burst_senders = v;
+        }
+        if let Some(v) = args.burst_messages {
+            s.burst_messages = v;
         }
         if let Some(v) = &args.senders {
             s.senders = v.clone();
@@ -191,6 +208,8 @@ impl Sizes {
             delivery_secs: 30.0,
             dm_pairs: 50,
             channel_subscribers: 50,
+            burst_senders: 8,
+            burst_messages: 200,
             senders: vec![1, 4, 16, 64],
             throughput_secs: 10.0,
             fanout: vec![1000, 5000, 10_000],
@@ -217,6 +236,8 @@ impl Sizes {
             delivery_secs: 2.0,
             dm_pairs: 4,
             channel_subscribers: 4,
+            burst_senders: 8,
+            burst_messages: 30,
             senders: vec![1, 4],
             throughput_secs: 1.5,
             fanout: vec![200],

@@ -6,6 +6,7 @@
 //! how. `--quick` shrinks every size to a few seconds and makes any error or lost message fail
 //! the run (CI smoke test: completion and correctness, never timings).
 
+mod burst;
 mod client;
 mod config;
 mod connections;
@@ -90,6 +91,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         let result = match scenario {
             Scenario::Floor => floor::run(&mut ctx).await,
             Scenario::Delivery => delivery::run(&mut ctx).await,
+            Scenario::Burst => burst::run(&mut ctx).await,
             Scenario::Throughput => throughput::run(&mut ctx).await,
             Scenario::Fanout => fanout::run(&mut ctx).await,
             Scenario::Connections => connections::run(&mut ctx).await,
