@@ -19,18 +19,20 @@ pub enum Scenario {
     Burst,
     Throughput,
     Fanout,
+    Frames,
     Connections,
     Unread,
     History,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Self::Floor,
         Self::Delivery,
         Self::Burst,
         Self::Throughput,
         Self::Fanout,
+        Self::Frames,
         Self::Connections,
         Self::Unread,
         Self::History,
@@ -43,6 +45,7 @@ impl Scenario {
             Self::Burst => "burst",
             Self::Throughput => "throughput",
             Self::Fanout => "fanout",
+            Self::Frames => "frames",
             Self::Connections => "connections",
             Self::Unread => "unread",
             Self::History => "history",
@@ -104,6 +107,12 @@ pub struct Args {
     /// fanout: messages per subscriber count.
     #[arg(long)]
     pub fanout_messages: Option<usize>,
+    /// frames: subscriber WebSockets on the counted instance.
+    #[arg(long)]
+    pub frames_subscribers: Option<usize>,
+    /// frames: messages sent per phase.
+    #[arg(long)]
+    pub frames_messages: Option<usize>,
     /// connections: connection counts at which RSS is read.
     #[arg(long, value_delimiter = ',')]
     pub connections: Option<Vec<usize>>,
@@ -139,6 +148,8 @@ pub struct Sizes {
     pub throughput_secs: f64,
     pub fanout: Vec<usize>,
     pub fanout_messages: usize,
+    pub frames_subscribers: usize,
+    pub frames_messages: usize,
     pub connections: Vec<usize>,
     pub unread_rooms: usize,
     pub unread_per_room: usize,
@@ -178,6 +189,12 @@ impl Sizes {
         if let Some(v) = args.fanout_messages {
             s.fanout_messages = v;
         }
+        if let Some(v) = args.frames_subscribers {
+            s.frames_subscribers = v;
+        }
+        if let Some(v) = args.frames_messages {
+            s.frames_messages = v;
+        }
         if let Some(v) = &args.connections {
             s.connections = v.clone();
         }
@@ -214,6 +231,8 @@ impl Sizes {
             throughput_secs: 10.0,
             fanout: vec![1000, 5000, 10_000],
             fanout_messages: 20,
+            frames_subscribers: 20,
+            frames_messages: 100,
             connections: vec![0, 1000, 5000, 10_000],
             unread_rooms: 2000,
             unread_per_room: 500,
@@ -242,6 +261,8 @@ impl Sizes {
             throughput_secs: 1.5,
             fanout: vec![200],
             fanout_messages: 5,
+            frames_subscribers: 5,
+            frames_messages: 20,
             connections: vec![0, 100, 300],
             unread_rooms: 200,
             unread_per_room: 100,

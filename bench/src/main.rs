@@ -13,6 +13,7 @@ mod connections;
 mod delivery;
 mod fanout;
 mod floor;
+mod frames;
 mod history;
 mod inbox;
 mod pgcount;
@@ -94,6 +95,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             Scenario::Burst => burst::run(&mut ctx).await,
             Scenario::Throughput => throughput::run(&mut ctx).await,
             Scenario::Fanout => fanout::run(&mut ctx).await,
+            Scenario::Frames => frames::run(&mut ctx).await,
             Scenario::Connections => connections::run(&mut ctx).await,
             Scenario::Unread => unread::run(&mut ctx).await,
             Scenario::History => history::run(&mut ctx).await,
