@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{Parser, ValueEnum};
 
 use crate::report::{Hist, Report};
+use crate::schema::Rich;
 use crate::seed::Db;
 use crate::servers::{Env, Instance, Spec};
 
@@ -15,19 +16,23 @@ use crate::servers::{Env, Instance, Spec};
 pub enum Scenario {
     Floor,
     Delivery,
+    Burst,
     Throughput,
     Fanout,
+    Frames,
     Connections,
     Unread,
     History,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 9] = [
         Self::Floor,
         Self::Delivery,
+        Self::Burst,
         Self::Throughput,
         Self::Fanout,
+        Self::Frames,
         Self::Connections,
         Self::Unread,
         Self::History,
@@ -37,8 +42,10 @@ impl Scenario {
         match self {
             Self::Floor => "floor",
             Self::Delivery => "delivery",
+            Self::Burst => "burst",
             Self::Throughput => "throughput",
             Self::Fanout => "fanout",
+            Self::Frames => "frames",
             Self::Connections => "connections",
             Self::Unread => "unread",
             Self::History => "history",
@@ -82,6 +89,12 @@ pub struct Args {
     /// delivery: seconds per variant.
     #[arg(long)]
     pub delivery_secs: Option<f64>,
+    /// burst: closed-loop senders into the one room.
+    #[arg(long)]
+    pub burst_senders: Option<usize>,
+    /// burst: messages per sender.
+    #[arg(long)]
+    pub burst_messages: Option<usize>,
     /// throughput: concurrent sender counts to sweep.
     #[arg(long, value_delimiter = ',')]
     pub senders: Option<Vec<usize>>,
@@ -94,6 +107,12 @@ pub struct Args {
     /// fanout: messages per subscriber count.
     #[arg(long)]
     pub fanout_messages: Option<usize>,
+    /// frames: subscriber WebSockets on the counted instance.
+    #[arg(long)]
+    pub frames_subscribers: Option<usize>,
+    /// frames: messages sent per phase.
+    #[arg(long)]
+    pub frames_messages: Option<usize>,
     /// connections: connection counts at which RSS is read.
     #[arg(long, value_delimiter = ',')]
     pub connections: Option<Vec<usize>>,
@@ -123,10 +142,14 @@ pub struct Sizes {
     pub delivery_secs: f64,
     pub dm_pairs: usize,
     pub channel_subscribers: usize,
+    pub burst_senders: usize,
+    pub burst_messages: usize,
     pub senders: Vec<usize>,
     pub throughput_secs: f64,
     pub fanout: Vec<usize>,
     pub fanout_messages: usize,
+    pub frames_subscribers: usize,
+    pub frames_messages: usize,
     pub connections: Vec<usize>,
     pub unread_rooms: usize,
     pub unread_per_room: usize,
@@ -148,6 +171,12 @@ impl Sizes {
         if let Some(v) = args.delivery_secs {
             s.delivery_secs = v;
         }
+        if let Some(v) = args.burst_senders {
+            s.burst_senders = v;
+        }
+        if let Some(v) = args.burst_messages {
+            s.burst_messages = v;
+        }
         if let Some(v) = &args.senders {
             s.senders = v.clone();
         }
@@ -159,6 +188,12 @@ impl Sizes {
         }
         if let Some(v) = args.fanout_messages {
             s.fanout_messages = v;
+        }
+        if let Some(v) = args.frames_subscribers {
+            s.frames_subscribers = v;
+        }
+        if let Some(v) = args.frames_messages {
+            s.frames_messages = v;
         }
         if let Some(v) = &args.connections {
             s.connections = v.clone();
@@ -190,10 +225,14 @@ impl Sizes {
             delivery_secs: 30.0,
             dm_pairs: 50,
             channel_subscribers: 50,
+            burst_senders: 8,
+            burst_messages: 200,
             senders: vec![1, 4, 16, 64],
             throughput_secs: 10.0,
             fanout: vec![1000, 5000, 10_000],
             fanout_messages: 20,
+            frames_subscribers: 20,
+            frames_messages: 100,
             connections: vec![0, 1000, 5000, 10_000],
             unread_rooms: 2000,
             unread_per_room: 500,
@@ -216,10 +255,14 @@ impl Sizes {
             delivery_secs: 2.0,
             dm_pairs: 4,
             channel_subscribers: 4,
+            burst_senders: 8,
+            burst_messages: 30,
             senders: vec![1, 4],
             throughput_secs: 1.5,
             fanout: vec![200],
             fanout_messages: 5,
+            frames_subscribers: 5,
+            frames_messages: 20,
             connections: vec![0, 100, 300],
             unread_rooms: 200,
             unread_per_room: 100,
@@ -247,6 +290,8 @@ pub struct Ctx {
     pub report: Report,
     /// Spawn → `listening on` of instances started on an existing database.
     pub startups: Hist,
+    /// The rich `messageAdded` selection as the server accepts it, once read (`schema::rich`).
+    pub rich: Option<Rich>,
 }
 
 impl Ctx {

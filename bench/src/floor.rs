@@ -38,6 +38,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let one = Db::connect(&ctx.env.database_url, 1).await?;
     one.exec(CREATE, vec![]).await?;
     let (insert1, ids) = inserts(&one, n).await?;
+    one.exec("ANALYZE bench_floor", vec![]).await?;
     floor(
         ctx,
         "pg_insert",

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -16,6 +16,10 @@ use tokio::time::{Instant, timeout_at};
 use uuid::Uuid;
 
 use crate::client::Poster;
+
+/// Numbers warm-up messages across the whole run: bodies double as `clientId`s, and a body a
+/// sender already used in that room is an idempotent retry that announces nothing.
+static WARM_UP: AtomicU64 = AtomicU64::new(0);
 
 /// What a subscription id stands for: its first letter (`m1`, `u1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,13 +130,12 @@ impl Inbox {
         let mut missing: HashSet<(u32, Kind)> = need.iter().copied().collect();
         let deadline = Instant::now() + limit;
         let round = Duration::from_millis(400 + need.len() as u64 / 10);
-        let mut n = 0u64;
         while !missing.is_empty() {
             if Instant::now() >= deadline {
                 bail!("{} of {} subscriptions still silent after {limit:?}", missing.len(), need.len());
             }
             for poster in posters {
-                n += 1;
+                let n = WARM_UP.fetch_add(1, Ordering::Relaxed) + 1;
                 poster.send(&format!("w{n}")).await.context("warm-up message")?;
             }
             let until = (Instant::now() + round).min(deadline);

@@ -6,16 +6,19 @@
 //! how. `--quick` shrinks every size to a few seconds and makes any error or lost message fail
 //! the run (CI smoke test: completion and correctness, never timings).
 
+mod burst;
 mod client;
 mod config;
 mod connections;
 mod delivery;
 mod fanout;
 mod floor;
+mod frames;
 mod history;
 mod inbox;
 mod pgcount;
 mod report;
+mod schema;
 mod seed;
 mod servers;
 mod throughput;
@@ -80,7 +83,7 @@ async fn run(args: Args) -> Result<ExitCode> {
     );
     let mut startups = Hist::default();
     startups.record(b.startup);
-    let mut ctx = Ctx { sizes, quick: args.quick, env, db, a, b, report, startups };
+    let mut ctx = Ctx { sizes, quick: args.quick, env, db, a, b, report, startups, rich: None };
 
     let scenarios = args.scenarios.clone().unwrap_or_else(|| Scenario::ALL.to_vec());
     for scenario in scenarios {
@@ -89,8 +92,10 @@ async fn run(args: Args) -> Result<ExitCode> {
         let result = match scenario {
             Scenario::Floor => floor::run(&mut ctx).await,
             Scenario::Delivery => delivery::run(&mut ctx).await,
+            Scenario::Burst => burst::run(&mut ctx).await,
             Scenario::Throughput => throughput::run(&mut ctx).await,
             Scenario::Fanout => fanout::run(&mut ctx).await,
+            Scenario::Frames => frames::run(&mut ctx).await,
             Scenario::Connections => connections::run(&mut ctx).await,
             Scenario::Unread => unread::run(&mut ctx).await,
             Scenario::History => history::run(&mut ctx).await,

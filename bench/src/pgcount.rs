@@ -5,11 +5,13 @@
 //! different sizes shows whether a resolver runs one query per item (N+1).
 //!
 //! The proxied connection must not use TLS (`sslmode=disable`), or the stream is opaque.
+//! [`CountingProxy::for_url`] starts one in front of a database URL and returns the URL to
+//! give the counted instance.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -45,6 +47,19 @@ impl CountingProxy {
         Ok(Self { port, statements, task })
     }
 
+    /// A proxy in front of the server of `database_url`, and the same URL through the proxy.
+    pub async fn for_url(database_url: &str) -> Result<(Self, String)> {
+        let (written, upstream) = host_port(database_url)?;
+        let proxy = Self::start(upstream).await?;
+        let proxied = format!("127.0.0.1:{}", proxy.port);
+        let url = if database_url.contains(&format!("@{written}")) {
+            database_url.replacen(&format!("@{written}"), &format!("@{proxied}"), 1)
+        } else {
+            database_url.replacen(&format!("://{written}"), &format!("://{proxied}"), 1)
+        };
+        Ok((proxy, url))
+    }
+
     pub fn statements(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
     }
@@ -54,6 +69,18 @@ impl Drop for CountingProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// `host[:port]` as written in a PostgreSQL URL, and `host:port` (5432 when absent).
+fn host_port(url: &str) -> Result<(String, String)> {
+    let rest = url.split_once("://").map(|(_, r)| r).context("database URL without scheme")?;
+    let rest = rest.split(['/', '?']).next().unwrap_or("");
+    let written = rest.rsplit_once('@').map(|(_, r)| r).unwrap_or(rest);
+    if written.is_empty() {
+        bail!("database URL without a host (unix sockets cannot be proxied)");
+    }
+    let full = if written.contains(':') { written.to_owned() } else { format!("{written}:5432") };
+    Ok((written.to_owned(), full))
 }
 
 async fn pipe(client: TcpStream, server: TcpStream, counter: Arc<AtomicU64>) {

@@ -190,7 +190,9 @@ pub async fn bulk_channels(db: &Db, org: &Org, owner: Uuid, prefix: &str, rooms:
     rows.iter().map(|r| r.try_get::<Uuid>("", "id").context("room id")).collect()
 }
 
-/// PostgreSQL only: refreshes planner statistics after bulk writes, as autovacuum would.
+/// Refreshes planner statistics after bulk writes, as autovacuum would on a real database
+/// (PostgreSQL; on SQLite it fills `sqlite_stat1`). Every scenario that seeds directly calls it
+/// before measuring.
 pub async fn analyze(db: &Db) -> Result<()> {
     for table in ["messages", "rooms", "room_members", "users"] {
         db.exec(&format!("ANALYZE {table}"), vec![]).await?;

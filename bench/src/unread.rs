@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -163,14 +163,7 @@ fn edges(data: &Value) -> Result<usize> {
 
 /// Statements per request through the counting proxy, at several sizes of the same request.
 async fn statements(ctx: &mut Ctx, viewers: &[seed::User], rooms: &[Uuid], q: usize) -> Result<()> {
-    let (written, upstream) = host_port(&ctx.env.database_url)?;
-    let proxy = CountingProxy::start(upstream).await?;
-    let proxied = format!("127.0.0.1:{}", proxy.port);
-    let url = if ctx.env.database_url.contains(&format!("@{written}")) {
-        ctx.env.database_url.replacen(&format!("@{written}"), &format!("@{proxied}"), 1)
-    } else {
-        ctx.env.database_url.replacen(&format!("://{written}"), &format!("://{proxied}"), 1)
-    };
+    let (proxy, url) = CountingProxy::for_url(&ctx.env.database_url).await?;
     let spec = Spec {
         label: "P".into(),
         database_url: url,
@@ -229,16 +222,4 @@ async fn statements(ctx: &mut Ctx, viewers: &[seed::User], rooms: &[Uuid], q: us
         );
     }
     Ok(())
-}
-
-/// `host[:port]` as written in a PostgreSQL URL, and `host:port` (5432 when absent).
-fn host_port(url: &str) -> Result<(String, String)> {
-    let rest = url.split_once("://").map(|(_, r)| r).context("database URL without scheme")?;
-    let rest = rest.split(['/', '?']).next().unwrap_or("");
-    let written = rest.rsplit_once('@').map(|(_, r)| r).unwrap_or(rest);
-    if written.is_empty() {
-        bail!("database URL without a host (unix sockets cannot be proxied)");
-    }
-    let full = if written.contains(':') { written.to_owned() } else { format!("{written}:5432") };
-    Ok((written.to_owned(), full))
 }
