@@ -80,11 +80,15 @@ async fn set_watermark(cx: &Ctx<'_>, room_id: Uuid, seq: i64, only_if: &str) -> 
 
 /// `column` is one of `ids`, as SQL starting at placeholder `$first`, with its values. On
 /// PostgreSQL the ids travel as one text parameter, so the statement text is the same for any
-/// number of ids: prepared once, planned without a 500-element IN list. SQLite has no arrays.
+/// number of ids: prepared once, planned without a 500-element IN list. The list is unnested
+/// in a subquery, which runs once: as `= ANY(string_to_array(…))`, a generic plan that filters
+/// another index re-parsed the whole text for every row (642 ms instead of 6 for 500 rooms).
+/// SQLite has no arrays.
 fn in_ids(store: &Store, column: &str, ids: &[Uuid], first: usize) -> (String, Vec<Value>) {
     if store.backend() == sea_orm::DatabaseBackend::Postgres {
         let list = ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
-        return (format!("{column} = ANY(string_to_array(${first}, ',')::uuid[])"), vec![list.into()]);
+        let condition = format!("{column} IN (SELECT unnest(string_to_array(${first}, ',')::uuid[]))");
+        return (condition, vec![list.into()]);
     }
     let placeholders: Vec<String> = (first..first + ids.len()).map(|i| format!("${i}")).collect();
     (format!("{column} IN ({})", placeholders.join(",")), ids.iter().map(|id| Value::from(*id)).collect())
