@@ -48,6 +48,30 @@ fn bounded<V: Clone + Send + Sync + 'static>() -> Cache<Uuid, V> {
     Cache::builder().max_capacity(CAPACITY).time_to_live(TIME_TO_LIVE).build()
 }
 
+/// The cached values of `ids`, plus those `load` reads (in one call) for the rest, which are
+/// then cached.
+async fn cached_or_loaded<V, F, Fut>(
+    cache: &Cache<Uuid, V>,
+    ids: &[Uuid],
+    id_of: fn(&V) -> Uuid,
+    load: F,
+) -> ApiResult<HashMap<Uuid, V>>
+where
+    V: Clone + Send + Sync + 'static,
+    F: FnOnce(Vec<Uuid>) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<Vec<V>>>,
+{
+    let mut found: HashMap<Uuid, V> = ids.iter().filter_map(|id| cache.get(id).map(|v| (*id, v))).collect();
+    let missing: Vec<Uuid> = ids.iter().copied().filter(|id| !found.contains_key(id)).collect();
+    if !missing.is_empty() {
+        for value in load(missing).await? {
+            cache.insert(id_of(&value), value.clone());
+            found.insert(id_of(&value), value);
+        }
+    }
+    Ok(found)
+}
+
 impl Directory {
     /// A user by id, deactivated or not, in any organisation: callers check both.
     pub async fn user(&self, store: &Store, id: Uuid) -> ApiResult<Option<users::Model>> {
@@ -56,17 +80,15 @@ impl Directory {
 
     /// Users by id, one query for those not cached.
     pub async fn users(&self, store: &Store, ids: &[Uuid]) -> ApiResult<HashMap<Uuid, users::Model>> {
-        let mut found: HashMap<Uuid, users::Model> =
-            ids.iter().filter_map(|id| self.users.get(id).map(|u| (*id, u))).collect();
-        let missing: Vec<Uuid> = ids.iter().copied().filter(|id| !found.contains_key(id)).collect();
-        if !missing.is_empty() {
-            let rows = users::Entity::find().filter(users::Column::Id.is_in(missing)).all(&store.db).await?;
-            for user in rows {
-                self.users.insert(user.id, user.clone());
-                found.insert(user.id, user);
-            }
-        }
-        Ok(found)
+        cached_or_loaded(
+            &self.users,
+            ids,
+            |u| u.id,
+            |missing| async move {
+                Ok(users::Entity::find().filter(users::Column::Id.is_in(missing)).all(&store.db).await?)
+            },
+        )
+        .await
     }
 
     /// Rooms of an organisation by id (deleted ones left out), one query for those not
@@ -77,16 +99,15 @@ impl Directory {
         org_id: Uuid,
         ids: &[Uuid],
     ) -> ApiResult<HashMap<Uuid, rooms::Model>> {
-        let mut found: HashMap<Uuid, rooms::Model> =
-            ids.iter().filter_map(|id| self.rooms.get(id).map(|r| (*id, r))).collect();
-        let missing: Vec<Uuid> = ids.iter().copied().filter(|id| !found.contains_key(id)).collect();
-        if !missing.is_empty() {
-            let rows = rooms::Entity::find().filter(rooms::Column::Id.is_in(missing)).all(&store.db).await?;
-            for room in rows {
-                self.rooms.insert(room.id, room.clone());
-                found.insert(room.id, room);
-            }
-        }
+        let mut found = cached_or_loaded(
+            &self.rooms,
+            ids,
+            |r| r.id,
+            |missing| async move {
+                Ok(rooms::Entity::find().filter(rooms::Column::Id.is_in(missing)).all(&store.db).await?)
+            },
+        )
+        .await?;
         found.retain(|_, room| room.org_id == org_id && room.deleted_at.is_none());
         Ok(found)
     }
