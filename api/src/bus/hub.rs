@@ -11,8 +11,11 @@ use uuid::Uuid;
 use super::event::{Envelope, Topic};
 
 /// Per-topic buffer. A subscriber that falls further behind sees `Lagged` and resyncs from
-/// the database instead of slowing the publisher.
-const TOPIC_CAPACITY: usize = 128;
+/// the database instead of slowing the publisher. The buffer is allocated whole when the
+/// topic is created (about 40 bytes a slot), and every connected user has a user topic:
+/// user events (read marks, membership) are rare, so theirs is small.
+const ROOM_TOPIC_CAPACITY: usize = 128;
+const USER_TOPIC_CAPACITY: usize = 16;
 
 /// What a subscriber receives.
 #[derive(Debug, Clone)]
@@ -90,7 +93,11 @@ impl Hub {
                     // A closed channel means shutdown: nothing will be delivered anyway.
                     let _ = remote.send(Command::Subscribe { topic, ready: ready_tx });
                 }
-                Slot { sender: broadcast::channel(TOPIC_CAPACITY).0, subscribers: 0, ready }
+                let capacity = match topic {
+                    Topic::User(_) => USER_TOPIC_CAPACITY,
+                    Topic::Room(_) | Topic::Directory => ROOM_TOPIC_CAPACITY,
+                };
+                Slot { sender: broadcast::channel(capacity).0, subscribers: 0, ready }
             });
             slot.subscribers += 1;
             (slot.sender.subscribe(), slot.ready.clone())

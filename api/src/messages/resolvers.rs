@@ -113,7 +113,11 @@ impl MessageSubscription {
         after: Option<i64>,
     ) -> Result<impl Stream<Item = Shared<Message>>> {
         let room_id = room_id.as_ref().map(parse_id).transpose()?;
-        let stream = feed::message_added(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id, after).await?;
+        // Boxed: async-graphql keeps the resolver's future allocated as long as the stream
+        // lives, and setting up a feed has a large state; in a box it is freed once done.
+        let setup =
+            Box::pin(feed::message_added(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id, after));
+        let stream = setup.await?;
         Ok(stream.map(|live| Message::shared(live, "added")))
     }
 
@@ -124,7 +128,8 @@ impl MessageSubscription {
         room_id: Option<ID>,
     ) -> Result<impl Stream<Item = Shared<Message>>> {
         let room_id = room_id.as_ref().map(parse_id).transpose()?;
-        let stream = feed::message_updated(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id).await?;
+        let stream =
+            Box::pin(feed::message_updated(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id)).await?;
         Ok(stream.map(|message| Message::shared(message.into(), "updated")))
     }
 }

@@ -70,7 +70,8 @@ impl ReadStateSubscription {
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Shared<UnreadCountChange>>> {
-        let changes = feed::unread_changes(ctx.state()?.clone(), ctx.viewer()?.clone()).await?;
+        // Boxed, like `messageAdded`'s set-up: freed once the stream exists.
+        let changes = Box::pin(feed::unread_changes(ctx.state()?.clone(), ctx.viewer()?.clone())).await?;
         Ok(changes.map(UnreadCountChange::shared))
     }
 }

@@ -94,6 +94,7 @@ impl RoomSubscription {
     /// Changes to the viewer's rooms: created, joined, left, renamed, archived, members
     /// changed, and access revoked.
     async fn room_updated(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = RoomUpdate>> {
-        Ok(feed::room_updates(ctx.state()?.clone(), ctx.viewer()?.clone()).await?)
+        // Boxed, like `messageAdded`'s set-up: freed once the stream exists.
+        Ok(Box::pin(feed::room_updates(ctx.state()?.clone(), ctx.viewer()?.clone())).await?)
     }
 }
