@@ -11,25 +11,9 @@ use serde_json::json;
 
 use crate::concurrency::{assert_gap_free_concurrent_sends, assert_one_message_for_parallel_retries};
 use crate::helpers::api::{create_channel, create_private_channel, int, mark_read, send, spawn_sender};
+use crate::helpers::services::PrivateRedis;
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, TestApp, data, pg_redis_urls, spawn_app, spawn_app_with};
-
-/// Generates `postgres::name` tests for argument-less `async fn name()`s,
-/// run only when PostgreSQL and Redis are configured.
-macro_rules! pg_test {
-    ($($name:ident),+ $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if crate::helpers::Backend::postgres_redis().is_some() {
-                        super::$name().await;
-                    }
-                }
-            )+
-        }
-    };
-}
 
 pg_test!(
     message_added_crosses_instances,
@@ -168,9 +152,9 @@ async fn redis_subscriber_loss_loses_nothing_with_after() {
 /// of its own here, so A never hears of Bob's removal; after A's subscriber connection drops
 /// and comes back, A must repair Bob's rooms from the database and stop delivering the room.
 async fn a_removal_lost_on_the_bus_is_repaired_on_resync() {
-    let (_redis, other_redis) = private_redis().await;
+    let other_redis = PrivateRedis::start().await;
     let a = spawn_app(Backend::PostgresRedis).await;
-    let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", other_redis.as_str())]).await;
+    let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", other_redis.url.as_str())]).await;
     let org = a.create_org().await;
     let (alice, bob) = (org.user("alice").await, org.user("bob").await);
     let secret = create_private_channel(&a, &alice, "secret", &[&bob]).await;
@@ -194,30 +178,6 @@ async fn a_removal_lost_on_the_bus_is_repaired_on_resync() {
             break;
         }
     }
-}
-
-/// A Redis server of the test's own on a free port, stopped when the handle drops.
-async fn private_redis() -> (tokio::process::Child, String) {
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
-    let child = tokio::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("redis-server is installed (PostgreSQL + Redis suites)");
-    let url = format!("redis://127.0.0.1:{port}");
-    let client = redis::Client::open(url.as_str()).expect("a valid URL");
-    for _ in 0..100 {
-        if let Ok(mut con) = client.get_multiplexed_async_connection().await {
-            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut con).await;
-            if pong.is_ok() {
-                return (child, url);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the private redis-server on port {port} did not answer");
 }
 
 async fn two_instances_start_at_once() {

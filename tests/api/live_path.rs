@@ -19,24 +19,12 @@ backend_tests!(
     admins_rename_and_deactivate_users,
 );
 
-/// Two instances on PostgreSQL + Redis only.
-mod cross_instance {
-    macro_rules! two_instance_tests {
-        ($($name:ident),+ $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if crate::helpers::Backend::postgres_redis().is_some() {
-                    super::$name().await;
-                }
-            }
-        )+};
-    }
-    two_instance_tests!(
-        a_renamed_user_shows_the_new_name_on_both_instances,
-        a_deactivated_user_is_refused_on_both_instances_within_a_second,
-        a_renamed_room_shows_renamed_in_the_next_frame_on_both_instances,
-    );
-}
+// Two instances on PostgreSQL + Redis only.
+pg_test!(
+    a_renamed_user_shows_the_new_name_on_both_instances,
+    a_deactivated_user_is_refused_on_both_instances_within_a_second,
+    a_renamed_room_shows_renamed_in_the_next_frame_on_both_instances,
+);
 
 const RICH: &str = "subscription { messageAdded { id seq body clientId roomId authorId \
     author { id handle displayName kind } room { id name kind } } }";

@@ -6,7 +6,9 @@
 //! (`sqlite::…`) and against PostgreSQL + Redis (`postgres::…`, skipped with
 //! one notice on stderr unless `PARLEY_TEST_DATABASE_URL` and
 //! `PARLEY_TEST_REDIS_URL` are set; `PARLEY_TEST_REQUIRE_BACKENDS=1` turns the
-//! skip into a failure). `cross_instance` runs on PostgreSQL + Redis only.
+//! skip into a failure). `cross_instance` and `outages` run on PostgreSQL +
+//! Redis only (`postgres_redis::…`); `outages` starts a PostgreSQL and a Redis
+//! of its own to stop.
 
 #[macro_use]
 mod helpers;
@@ -22,6 +24,7 @@ mod introspection;
 mod live_path;
 mod message_edits;
 mod messages;
+mod outages;
 mod read_state;
 mod room_listing;
 mod rooms;

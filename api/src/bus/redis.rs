@@ -5,9 +5,15 @@
 //! Redis pub/sub is at-most-once: whatever is published while the subscriber connection is
 //! down is lost. So after every reconnect the task resubscribes all live topics and tells
 //! every local subscriber to `Resync` from the database.
+//!
+//! A send must not wait for a Redis that is down: after one failed publish the transport
+//! knows the link is down, later publishes return at once (counted, logged once per outage),
+//! and a probe task pings Redis until it answers again. Subscribers on other instances
+//! recover what was not published by seq, on their next event or resync.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -18,7 +24,10 @@ use tokio::sync::{mpsc, watch};
 use super::event::{ENVELOPE_VERSION, Envelope, Topic};
 use super::hub::{Command, Hub};
 
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Reconnect delays start here and double up to `MAX_BACKOFF`, so recovery after a short
+/// outage stays short.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How long a Redis command may take before the connection counts as dead.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the idle subscriber connection proves it is alive (a half-open TCP connection
@@ -29,6 +38,8 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 pub struct RedisTransport {
     client: redis::Client,
     publisher: ConnectionManager,
+    /// False from a failed publish until the probe reaches Redis again.
+    publisher_up: Arc<AtomicBool>,
 }
 
 /// The receiving end of the hub's commands, handed to the subscriber task.
@@ -56,7 +67,9 @@ impl RedisTransport {
             .await
             .map_err(|e| anyhow::anyhow!("REDIS_URL: cannot connect: {e}"))?;
         let (sender, receiver) = mpsc::unbounded_channel();
-        Ok((Self { client, publisher }, Commands { sender, receiver }))
+        let publisher_up = Arc::new(AtomicBool::new(true));
+        metrics::gauge!("parley_bus_publisher_up").set(1.0);
+        Ok((Self { client, publisher, publisher_up }, Commands { sender, receiver }))
     }
 
     pub fn client(&self) -> redis::Client {
@@ -64,6 +77,10 @@ impl RedisTransport {
     }
 
     pub async fn publish(&self, topic: &Topic, envelope: &Envelope) {
+        if !self.publisher_up.load(Ordering::Acquire) {
+            metrics::counter!("parley_bus_publish_skipped_total").increment(1);
+            return;
+        }
         let payload = match serde_json::to_vec(envelope) {
             Ok(payload) => payload,
             Err(err) => return tracing::error!(%err, "cannot encode bus event"),
@@ -76,12 +93,35 @@ impl RedisTransport {
             Err(_) => "timed out".to_owned(),
         };
         metrics::counter!("parley_bus_publish_errors_total").increment(1);
-        tracing::warn!(error, "bus publish failed; subscribers recover by seq");
+        // Concurrent sends may all fail here; only the first to notice starts the probe.
+        if self.publisher_up.swap(false, Ordering::AcqRel) {
+            metrics::gauge!("parley_bus_publisher_up").set(0.0);
+            tracing::warn!(
+                error,
+                "bus publish failed; publishing paused until Redis answers, subscribers recover by seq"
+            );
+            tokio::spawn(self.clone().probe_until_up());
+        }
+    }
+
+    /// Pings Redis (with backoff) until it answers, then lets publishing resume.
+    async fn probe_until_up(self) {
+        let mut backoff = Backoff::default();
+        loop {
+            tokio::time::sleep(backoff.next_delay()).await;
+            if self.ping().await {
+                self.publisher_up.store(true, Ordering::Release);
+                metrics::gauge!("parley_bus_publisher_up").set(1.0);
+                return tracing::info!("bus publisher reaches Redis again; publishing resumed");
+            }
+        }
     }
 
     pub async fn ping(&self) -> bool {
         let mut conn = self.publisher.clone();
-        redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+        let ping = redis::cmd("PING");
+        let pong = ping.query_async::<String>(&mut conn);
+        matches!(tokio::time::timeout(COMMAND_TIMEOUT, pong).await, Ok(Ok(_)))
     }
 }
 
@@ -101,12 +141,12 @@ async fn subscriber_loop(
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::default();
     let mut connected_before = false;
     loop {
         match tokio::time::timeout(COMMAND_TIMEOUT, client.get_async_pubsub()).await {
             Ok(Ok(pubsub)) => {
-                backoff = Duration::from_millis(50);
+                backoff = Backoff::default();
                 let (mut sink, mut stream) = pubsub.split();
                 let mut followed = HashSet::new();
                 let mut ok = true;
@@ -161,7 +201,7 @@ async fn subscriber_loop(
             Err(_) => tracing::warn!("bus subscriber connect timed out"),
         }
         // While disconnected, answer subscribers at once: they are resynced on reconnect.
-        let deadline = tokio::time::sleep(backoff);
+        let deadline = tokio::time::sleep(backoff.next_delay());
         tokio::pin!(deadline);
         loop {
             tokio::select! {
@@ -174,7 +214,26 @@ async fn subscriber_loop(
                 },
             }
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Reconnect delays: `MIN_BACKOFF` doubling to `MAX_BACKOFF`, each shortened by a random
+/// part of up to half, so instances that lost Redis together do not retry in lockstep.
+struct Backoff {
+    base: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { base: MIN_BACKOFF }
+    }
+}
+
+impl Backoff {
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.base.mul_f64(rand::random_range(0.5..=1.0));
+        self.base = (self.base * 2).min(MAX_BACKOFF);
+        delay
     }
 }
 
@@ -193,5 +252,19 @@ fn dispatch(hub: &Hub, message: &redis::Msg) {
     // Our own events were delivered locally at publish time.
     if envelope.v == ENVELOPE_VERSION && envelope.origin != hub.instance_id() {
         hub.deliver(&topic, Arc::new(envelope));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delays_grow_to_one_second_at_most_with_jitter() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<Duration> = (0..12).map(|_| backoff.next_delay()).collect();
+        assert!(delays[0] >= MIN_BACKOFF / 2 && delays[0] <= MIN_BACKOFF);
+        assert!(delays.iter().all(|d| *d <= MAX_BACKOFF), "{delays:?}");
+        assert!(delays[11] >= MAX_BACKOFF / 2, "the cap is reached: {delays:?}");
     }
 }

@@ -185,11 +185,13 @@ impl TestApp {
         data(self.gql(user, query, variables).await)
     }
 
+    /// The server's recent output lines (stdout and stderr), oldest first.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default()
+    }
+
     fn dump_logs(&self) {
-        let logs = self.logs.lock().map(|l| l.iter().cloned().collect::<Vec<_>>());
-        if let Ok(lines) = logs {
-            eprintln!("---- parley at {} ({:?}) ----\n{}", self.addr, self.backend, lines.join("\n"));
-        }
+        eprintln!("---- parley at {} ({:?}) ----\n{}", self.addr, self.backend, self.logs().join("\n"));
     }
 }
 

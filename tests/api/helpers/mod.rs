@@ -14,6 +14,7 @@
 
 pub mod api;
 mod app;
+pub mod services;
 pub mod subscription;
 pub mod ws;
 
@@ -52,6 +53,24 @@ macro_rules! backend_tests {
                 async fn $name() {
                     if let Some(backend) = crate::helpers::Backend::postgres_redis() {
                         super::$name(backend).await;
+                    }
+                }
+            )+
+        }
+    };
+}
+
+/// Generates `postgres_redis::name` tests for argument-less `async fn name()`s
+/// that need PostgreSQL and Redis (several instances, or a dependency of their
+/// own to stop), run only when both are configured.
+macro_rules! pg_test {
+    ($($name:ident),+ $(,)?) => {
+        mod postgres_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if crate::helpers::Backend::postgres_redis().is_some() {
+                        super::$name().await;
                     }
                 }
             )+

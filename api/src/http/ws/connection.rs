@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
+use uuid::Uuid;
 
 use super::protocol::{ClientMessage, Protocol, close, init_token};
 use crate::auth::Viewer;
@@ -25,6 +26,8 @@ const OUTBOX: usize = 256;
 const WRITE_BATCH: usize = 64;
 
 pub struct Connection {
+    /// Names the connection in logs (its upgrade request's span has ended by then).
+    id: Uuid,
     state: Arc<HttpState>,
     protocol: Protocol,
     viewer: Option<Viewer>,
@@ -48,6 +51,7 @@ impl Connection {
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX);
         let (finished, finished_rx) = mpsc::unbounded_channel();
         Self {
+            id: Uuid::now_v7(),
             state,
             protocol,
             viewer: None,
@@ -167,7 +171,15 @@ impl Connection {
                 self.viewer = Some(viewer);
                 Ok(vec![serde_json::json!({ "type": "connection_ack" }).to_string()])
             }
-            Err(_) => Err(Some((close::FORBIDDEN, "Forbidden: invalid token".into()))),
+            Err(err) if err.code() == ErrorCode::Unauthenticated => {
+                Err(Some((close::FORBIDDEN, "Forbidden: invalid token".into())))
+            }
+            // A dependency failed (the database, say): the token may be fine, so this must
+            // not read as "signed out". 4500 tells the client to retry.
+            Err(err) => {
+                tracing::error!(connection = %self.id, error = %err, "connection_init failed");
+                Err(Some((close::INTERNAL_ERROR, "Internal server error".into())))
+            }
         }
     }
 

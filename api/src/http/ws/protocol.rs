@@ -60,6 +60,8 @@ pub mod close {
     pub const INIT_TIMEOUT: u16 = 4408;
     pub const SUBSCRIBER_EXISTS: u16 = 4409;
     pub const TOO_MANY_INITS: u16 = 4429;
+    /// graphql-ws's `InternalServerError`: a dependency failed, try again.
+    pub const INTERNAL_ERROR: u16 = 4500;
 }
 
 /// A client message of either protocol.
