@@ -147,9 +147,15 @@ impl TestApp {
     /// POSTs a body the server must refuse as too large: the answer is 413, or — when the
     /// client is still writing once the server has answered from `Content-Length` and closed
     /// (hyper reads no further) — the connection ends early. Either way nothing is stored.
+    /// A client of its own, which pools nothing: the server closes such a connection, and a
+    /// shared pool could hand it to the test's next request (`IncompleteMessage`).
     pub async fn post_too_large(&self, token: Option<&str>, body: &Value) -> Option<reqwest::Response> {
-        let mut request =
-            self.http.post(self.url("/graphql")).header("Accept", "application/json").json(body);
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("build an HTTP client");
+        let mut request = http.post(self.url("/graphql")).header("Accept", "application/json").json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
