@@ -15,6 +15,7 @@ use crate::db::Store;
 use crate::demo;
 use crate::graphql::build_schema;
 use crate::http::{self, HttpState};
+use crate::rate_limit::SendLimiter;
 use crate::secrets;
 use crate::state::AppState;
 
@@ -43,11 +44,14 @@ impl App {
         let secret = secrets::jwt_secret(&store, &config.database, &config.auth).await?;
         let auth = JwtAuth::new(&config.auth, secret.as_deref())?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let bus = match &config.redis_url {
-            Some(url) => EventBus::redis(url, shutdown_rx.clone()).await?,
-            None => EventBus::in_process(),
+        let (bus, send_limiter) = match &config.redis_url {
+            Some(url) => (
+                EventBus::redis(url, shutdown_rx.clone()).await?,
+                SendLimiter::cluster(&config.limits, url).await?,
+            ),
+            None => (EventBus::in_process(), SendLimiter::local(&config.limits)),
         };
-        let state = AppState::new(store, bus, auth, config.limits.clone());
+        let state = AppState::new(store, bus, auth, config.limits.clone(), send_limiter);
         state.directory.spawn_invalidator(&state.bus, shutdown_rx.clone()).await;
         let schema = build_schema(Some(state.clone()), Some(&config.limits), config.playground);
         let listener = TcpListener::bind(config.bind)

@@ -4,7 +4,8 @@
 //! - [`cli`], [`config`]: the command line and every setting; [`app`]: build and serve.
 //! - [`http`]: axum router, GraphQL over HTTP and WebSocket, GraphiQL, health, metrics.
 //! - [`graphql`]: schema assembly, limits, loaders, ids, cursors and shared frames.
-//! - [`paging`]: page sizes and "one more than the page" reads.
+//! - [`paging`]: page sizes and "one more than the page" reads. [`rate_limit`]: the send
+//!   rate limit, local or shared by the cluster through Redis.
 //! - [`auth`]: tokens → [`auth::Viewer`]. [`error`]: the one error type.
 //! - Domains, each with `service` (rules + database), `types` and `resolvers`:
 //!   [`rooms`], [`messages`], [`read_state`], [`users`].
@@ -24,6 +25,7 @@ pub mod graphql;
 pub mod http;
 pub mod messages;
 pub mod paging;
+pub mod rate_limit;
 pub mod read_state;
 pub mod rooms;
 mod secrets;

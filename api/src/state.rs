@@ -1,10 +1,6 @@
 //! `AppState`: what every request and subscription shares.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
-
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use uuid::Uuid;
 
 use crate::auth::{JwtAuth, Viewer};
 use crate::bus::EventBus;
@@ -12,6 +8,7 @@ use crate::config::Limits;
 use crate::db::Store;
 use crate::directory::Directory;
 use crate::error::{ApiError, ApiResult};
+use crate::rate_limit::SendLimiter;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,15 +18,18 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Cached users and rooms, invalidated through the bus.
     pub directory: Directory,
-    /// Per-user token bucket for sending messages.
-    send_limiter: Arc<DefaultKeyedRateLimiter<Uuid>>,
+    /// The per-user send rate limit (local, or shared by the cluster through Redis).
+    send_limiter: SendLimiter,
 }
 
 impl AppState {
-    pub fn new(store: Store, bus: EventBus, auth: JwtAuth, limits: Limits) -> Self {
-        let rate = NonZeroU32::new(limits.send_rate_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(limits.send_burst).unwrap_or(NonZeroU32::MIN);
-        let send_limiter = Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)));
+    pub fn new(
+        store: Store,
+        bus: EventBus,
+        auth: JwtAuth,
+        limits: Limits,
+        send_limiter: SendLimiter,
+    ) -> Self {
         Self {
             store,
             bus,
@@ -41,15 +41,17 @@ impl AppState {
     }
 
     /// Spends one send from the viewer's bucket, or RATE_LIMITED with nothing changed.
-    pub fn check_send_rate(&self, viewer: &Viewer) -> ApiResult<()> {
-        self.send_limiter
-            .check_key(&viewer.id)
-            .map_err(|_| ApiError::rate_limited("you are sending messages too fast; retry shortly"))
+    pub async fn check_send_rate(&self, viewer: &Viewer) -> ApiResult<()> {
+        if self.send_limiter.allow(viewer.id).await {
+            Ok(())
+        } else {
+            Err(ApiError::rate_limited("you are sending messages too fast; retry shortly"))
+        }
     }
 
     /// Drops rate-limit buckets that are full again, so memory follows active users.
     pub fn forget_idle_limits(&self) {
-        self.send_limiter.retain_recent();
+        self.send_limiter.forget_idle();
     }
 }
 

@@ -10,10 +10,14 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::concurrency::{assert_gap_free_concurrent_sends, assert_one_message_for_parallel_retries};
-use crate::helpers::api::{create_channel, create_private_channel, int, mark_read, send, spawn_sender};
+use crate::helpers::api::{
+    create_channel, create_private_channel, int, latest_seq, mark_read, send, spawn_sender, try_send,
+};
 use crate::helpers::services::PrivateRedis;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, TestApp, data, pg_redis_urls, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, TestUser, assert_error_code, data, pg_redis_urls, spawn_app, spawn_app_with,
+};
 
 pg_test!(
     message_added_crosses_instances,
@@ -22,6 +26,7 @@ pg_test!(
     redis_subscriber_loss_loses_nothing_with_after,
     a_removal_lost_on_the_bus_is_repaired_on_resync,
     two_instances_start_at_once,
+    the_send_rate_limit_holds_across_instances,
 );
 
 const ONE: &str =
@@ -318,4 +323,37 @@ fn local_ports_of(pid: u32) -> HashSet<u16> {
         }
     }
     ports
+}
+
+/// One bucket per user for the cluster: alternating between two instances
+/// does not double the rate.
+async fn the_send_rate_limit_holds_across_instances() {
+    let limits = [("PARLEY_SEND_RATE_PER_SEC", "1"), ("PARLEY_SEND_BURST", "3")];
+    let a = spawn_app_with(Backend::PostgresRedis, &limits).await;
+    let b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let alice = org.user("alice").await;
+    let room = create_channel(&a, &alice, "general", &[]).await;
+
+    let (accepted, limited) = send_alternately(&[&a, &b], &alice, &room, 8).await;
+    // A burst of 3 for the cluster (each instance alone would allow 3), plus at most one
+    // token refilled while we were sending.
+    assert!((3..=4).contains(&accepted) && limited >= 4, "accepted {accepted}, limited {limited}");
+    assert_eq!(latest_seq(&a, &alice, &room).await, accepted as i64, "limited sends stored nothing");
+}
+
+/// Sends `n` messages, alternating between `apps`; returns (accepted, RATE_LIMITED).
+pub async fn send_alternately(apps: &[&TestApp], author: &TestUser, room: &str, n: usize) -> (usize, usize) {
+    let (mut accepted, mut limited) = (0, 0);
+    for i in 0..n {
+        let input = json!({ "roomId": room, "body": format!("spam {i}") });
+        let response = try_send(apps[i % apps.len()], author, input).await;
+        if response["errors"].is_array() {
+            assert_error_code(&response, "RATE_LIMITED");
+            limited += 1;
+        } else {
+            accepted += 1;
+        }
+    }
+    (accepted, limited)
 }

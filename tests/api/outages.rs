@@ -6,12 +6,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::api::{create_channel, int, send};
+use crate::cross_instance::send_alternately;
+use crate::helpers::api::{create_channel, int, latest_seq, send};
 use crate::helpers::services::{PrivatePostgres, PrivateRedis};
 use crate::helpers::ws::{Protocol, WsClient, bearer};
 use crate::helpers::{Backend, TestUser, claims, error_codes, mint_token, spawn_app_with};
 
-pg_test!(a_login_during_a_database_outage_is_not_a_bad_token, sends_keep_their_pace_while_redis_is_down);
+pg_test!(
+    a_login_during_a_database_outage_is_not_a_bad_token,
+    sends_keep_their_pace_while_redis_is_down,
+    with_redis_down_each_instance_limits_sends_on_its_own,
+);
 
 const ROOM_FEED: &str =
     "subscription($room: ID, $after: Int) { messageAdded(roomId: $room, after: $after) { seq body } }";
@@ -131,4 +136,26 @@ async fn median_send(
     }
     times.sort();
     times[n / 2]
+}
+
+/// The cluster's send bucket lives in Redis; without Redis every instance's
+/// own bucket still limits (so two instances allow twice the burst), sends
+/// do not fail, and the fallback shows on `/metrics`.
+async fn with_redis_down_each_instance_limits_sends_on_its_own() {
+    let mut redis = PrivateRedis::start().await;
+    let overrides =
+        [("REDIS_URL", redis.url.as_str()), ("PARLEY_SEND_RATE_PER_SEC", "1"), ("PARLEY_SEND_BURST", "3")];
+    let a = spawn_app_with(Backend::PostgresRedis, &overrides).await;
+    let b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let alice = org.user("alice").await;
+    let room = create_channel(&a, &alice, "general", &[]).await;
+
+    redis.kill().await;
+    let (accepted, limited) = send_alternately(&[&a, &b], &alice, &room, 10).await;
+    assert!((6..=8).contains(&accepted) && limited >= 2, "accepted {accepted}, limited {limited}");
+    assert_eq!(latest_seq(&a, &alice, &room).await, accepted as i64);
+    let metrics = a.http.get(a.url("/metrics")).send().await.expect("GET /metrics");
+    let metrics = metrics.text().await.expect("a metrics body");
+    assert!(metrics.contains("parley_send_rate_fallback_total"), "the fallback is counted");
 }

@@ -5,7 +5,7 @@
 //! through `hub::Hub` (one `tokio::sync::broadcast` per topic, created on first local need).
 //! Two transports: in-process (`memory`, one instance) and Redis pub/sub (`redis`, many).
 //!
-//! Architecture invariant: only this module talks to Redis. The bus is at-most-once and only
+//! Architecture invariant: only this module (and `rate_limit`) talks to Redis. The bus is at-most-once and only
 //! a hint: the database is the source of truth, events carry seqs, and subscribers recover
 //! missed events from the database when told to `Resync`.
 

@@ -81,7 +81,7 @@ impl MessageMutation {
             attachments: input.attachments.into_iter().map(Attachment::from).collect(),
         };
         // After parsing: bad input spends nothing of the sender's budget.
-        cx.app.check_send_rate(cx.viewer)?;
+        cx.app.check_send_rate(cx.viewer).await?;
         Ok(Message::from(send::send(&cx, new).await?))
     }
 
