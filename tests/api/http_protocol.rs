@@ -74,7 +74,7 @@ async fn graphql_response_json_uses_4xx_before_execution(backend: Backend) {
         let (status, kind, body) = post(&app, &alice, GRAPHQL_RESPONSE, json!({ "query": query })).await;
         assert_eq!(status, 400, "a request failing before execution is 400: {query} → {body}");
         assert!(kind.starts_with(GRAPHQL_RESPONSE), "content-type {kind}");
-        assert!(body["data"].is_null(), "no execution, no data: {body}");
+        assert!(body.get("data").is_none(), "no execution, no `data` entry: {body}");
         assert!(body["errors"].as_array().is_some_and(|e| !e.is_empty()), "{body}");
     }
 }
@@ -132,20 +132,50 @@ async fn bodies_over_the_limit_are_413(backend: Backend) {
     // 5 000 characters: a valid message, but not a valid request here.
     let big =
         json!({ "query": send, "variables": { "input": { "roomId": room, "body": "b".repeat(5_000) } } });
-    if let Some(response) = app.post_too_large(Some(&alice.token), &big).await {
-        let body: Value = response.json().await.expect("a GraphQL error body");
-        assert_error_code(&body, "BAD_USER_INPUT");
-    }
+    let response = app.post_too_large(Some(&alice.token), &big).await;
+    let body: Value = response.json().await.expect("a GraphQL error body");
+    assert_error_code(&body, "BAD_USER_INPUT");
     assert_eq!(latest_seq(&app, &alice, &room).await, 0, "the oversized request changed nothing");
 
-    let padded = json!({ "query": "{ viewer { id } }", "variables": { "pad": "p".repeat(64 * 1024) } });
+    // Far beyond the limit (the client is still sending when the answer is decided).
+    let padded = json!({ "query": "{ viewer { id } }", "variables": { "pad": "p".repeat(1 << 20) } });
     app.post_too_large(Some(&alice.token), &padded).await;
+
+    // Chunked, so the server learns the size only while reading.
+    let (status, answer) = post_chunked(&app, &alice.token, &big.to_string()).await;
+    assert_eq!(status, 413, "a chunked body over the limit: {answer}");
+    assert!(answer.contains("BAD_USER_INPUT"), "a GraphQL error body: {answer}");
+    assert_eq!(latest_seq(&app, &alice, &room).await, 0, "the chunked request changed nothing");
 
     let small =
         json!({ "query": send, "variables": { "input": { "roomId": room, "body": "b".repeat(3_000) } } });
     let response = app.post_graphql(Some(&alice.token), &small).await;
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(data(response.json().await.expect("JSON body"))["sendMessage"]["seq"], 1);
+}
+
+/// POSTs `body` to `/graphql` with `Transfer-Encoding: chunked` (1 KiB chunks) over a raw
+/// HTTP/1.1 connection; returns the status and the whole answer.
+async fn post_chunked(app: &TestApp, token: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(&app.addr).await.expect("connect");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        app.addr
+    );
+    let mut request = head.into_bytes();
+    for chunk in body.as_bytes().chunks(1024) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    stream.write_all(&request).await.expect("send the chunked request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read the answer");
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer)
 }
 
 /// axum's own default limit (2 MiB) must not cap a larger configured limit.

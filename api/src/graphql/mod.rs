@@ -49,7 +49,8 @@ pub fn build_schema(state: Option<AppState>, limits: Option<&Limits>, introspect
             .extension(documents::DocumentCache::default());
     }
     if !introspection {
-        builder = builder.disable_introspection();
+        // "Did you mean …?" in errors would reveal field names that introspection hides.
+        builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(state) = state {
         builder = builder.data(state).data(frames::FrameMemo::default());

@@ -185,7 +185,14 @@ fn refuse(media: MediaType, status: StatusCode, code: ErrorCode, message: impl I
 }
 
 fn respond(media: MediaType, status: StatusCode, response: &GqlResponse) -> Response {
-    match serde_json::to_vec(response) {
+    // A request error (the operation never ran) has no `data` entry at all in
+    // application/graphql-response+json; async-graphql would write `"data": null`.
+    let encoded = if media == MediaType::GraphqlResponse && failed_before_execution(response) {
+        serde_json::to_vec(&serde_json::json!({ "errors": response.errors }))
+    } else {
+        serde_json::to_vec(response)
+    };
+    match encoded {
         Ok(body) => (status, [(header::CONTENT_TYPE, media.as_str())], body).into_response(),
         Err(err) => {
             tracing::error!(%err, "cannot encode a GraphQL response");

@@ -4,6 +4,7 @@
 //! Architecture invariant: only this module knows axum and HTTP headers; it turns requests
 //! into a `Viewer` (through `auth`) and GraphQL executions, nothing more.
 
+mod body_limit;
 mod graphql;
 mod ops;
 mod ws;
@@ -12,18 +13,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::{mpsc, watch};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::error::{ErrorCode, graphql_error};
 use crate::graphql::ParleySchema;
 use crate::state::AppState;
 
@@ -50,10 +48,8 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
     });
     let layers = ServiceBuilder::new()
-        // One limit for every route, enforced before any handler reads the body; 413s are
-        // then given a GraphQL error body.
-        .layer(axum::middleware::map_response(graphql_413))
-        .layer(RequestBodyLimitLayer::new(max_body))
+        // One limit for every route, enforced before any handler reads the body.
+        .layer(axum::middleware::from_fn_with_state(max_body, body_limit::limit_body))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -64,25 +60,11 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        // The tower layer is the limit; axum's own default (2 MiB) would cap a larger setting.
+        // `body_limit` is the limit; axum's own default (2 MiB) would cap a larger setting.
         // After the routes: a layer wraps only the routes that exist when it is added.
         .layer(DefaultBodyLimit::disable())
         .layer(layers)
         .with_state(Arc::new(state))
-}
-
-/// The body limit answers 413 in plain text; GraphQL clients get a GraphQL error instead.
-async fn graphql_413<B>(response: Response<B>) -> Response
-where
-    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
-        return response.into_response();
-    }
-    let error = graphql_error(ErrorCode::BadUserInput, "the request body is too large");
-    let body = serde_json::json!({ "errors": [error] }).to_string();
-    (StatusCode::PAYLOAD_TOO_LARGE, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn cors(origins: &str) -> CorsLayer {

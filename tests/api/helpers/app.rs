@@ -144,12 +144,10 @@ impl TestApp {
         request.send().await.expect("POST /graphql")
     }
 
-    /// POSTs a body the server must refuse as too large: the answer is 413, or — when the
-    /// client is still writing once the server has answered from `Content-Length` and closed
-    /// (hyper reads no further) — the connection ends early. Either way nothing is stored.
-    /// A client of its own, which pools nothing: the server closes such a connection, and a
-    /// shared pool could hand it to the test's next request (`IncompleteMessage`).
-    pub async fn post_too_large(&self, token: Option<&str>, body: &Value) -> Option<reqwest::Response> {
+    /// POSTs a body the server must refuse as too large and returns its 413 answer, which
+    /// must arrive even though the client is still uploading when the server decides.
+    /// A client of its own, pooling nothing: the server closes that connection afterwards.
+    pub async fn post_too_large(&self, token: Option<&str>, body: &Value) -> reqwest::Response {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .timeout(Duration::from_secs(30))
@@ -159,16 +157,9 @@ impl TestApp {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        match request.send().await {
-            Ok(response) => {
-                assert_eq!(response.status().as_u16(), 413, "an oversized body is refused");
-                Some(response)
-            }
-            Err(err) => {
-                assert!(err.is_request(), "only the upload may fail, got {err:?}");
-                None
-            }
-        }
+        let response = request.send().await.expect("a readable answer to an oversized body");
+        assert_eq!(response.status().as_u16(), 413, "an oversized body is refused");
+        response
     }
 
     /// Runs an operation as `token` and returns the whole response body.
