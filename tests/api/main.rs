@@ -6,9 +6,9 @@
 //! (`sqlite::…`) and against PostgreSQL + Redis (`postgres::…`, skipped with
 //! one notice on stderr unless `PARLEY_TEST_DATABASE_URL` and
 //! `PARLEY_TEST_REDIS_URL` are set; `PARLEY_TEST_REQUIRE_BACKENDS=1` turns the
-//! skip into a failure). `cross_instance` and `outages` run on PostgreSQL +
-//! Redis only (`postgres_redis::…`); `outages` starts a PostgreSQL and a Redis
-//! of its own to stop.
+//! skip into a failure). `cross_instance`, `outages` and `faults` run on
+//! PostgreSQL + Redis only (`postgres_redis::…`); `outages` and `faults` start
+//! a PostgreSQL or a Redis of their own to stop.
 
 #[macro_use]
 mod helpers;
@@ -18,6 +18,7 @@ mod concurrency;
 mod config;
 mod cross_instance;
 mod direct_rooms;
+mod faults;
 mod http_protocol;
 mod input_edges;
 mod introspection;

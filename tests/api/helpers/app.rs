@@ -111,6 +111,22 @@ impl TestApp {
             .expect("wait for the server process")
     }
 
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill the server");
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The status of `GET /readyz`.
+    pub async fn readiness(&self) -> u16 {
+        let response = self.http.get(self.url("/readyz")).send().await.expect("GET /readyz");
+        response.status().as_u16()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -93,6 +93,16 @@ impl Subscription {
         }
     }
 
+    /// The next frame within `wait`: `Ok(Some)`, `Ok(None)` when nothing came, or `Err(())`
+    /// once the connection has closed (its instance went away, say).
+    pub async fn poll(&mut self, wait: Duration) -> Result<Option<Value>, ()> {
+        match timeout(wait, self.rx.recv()).await {
+            Ok(Some(frame)) => Ok(Some(frame)),
+            Ok(None) => Err(()),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Results until `wait` passes without a new one; errors fail the test.
     pub async fn drain(&mut self, field: &str, wait: Duration) -> Vec<Value> {
         let mut results = Vec::new();
