@@ -150,7 +150,8 @@ impl Connection {
                 }
                 Ok(vec![])
             }
-            ClientMessage::ConnectionTerminate {} => Err(None),
+            // The legacy client is leaving: a normal closure.
+            ClientMessage::ConnectionTerminate {} => Err(Some((close::NORMAL, String::new()))),
         }
     }
 

@@ -52,6 +52,7 @@ impl Protocol {
 
 /// Close codes of graphql-transport-ws (and WebSocket's own).
 pub mod close {
+    pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
     pub const TOO_BIG: u16 = 1009;
     pub const BAD_REQUEST: u16 = 4400;
