@@ -33,5 +33,6 @@ mod rooms;
 mod schema;
 mod subscription_updates;
 mod subscriptions;
+mod unread_model;
 mod users;
 mod ws_protocol;
