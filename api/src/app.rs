@@ -44,13 +44,11 @@ impl App {
         let secret = secrets::jwt_secret(&store, &config.database, &config.auth).await?;
         let auth = JwtAuth::new(&config.auth, secret.as_deref())?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (bus, send_limiter) = match &config.redis_url {
-            Some(url) => (
-                EventBus::redis(url, shutdown_rx.clone()).await?,
-                SendLimiter::cluster(&config.limits, url).await?,
-            ),
-            None => (EventBus::in_process(), SendLimiter::local(&config.limits)),
+        let bus = match &config.redis_url {
+            Some(url) => EventBus::redis(url, shutdown_rx.clone()).await?,
+            None => EventBus::in_process(),
         };
+        let send_limiter = SendLimiter::new(&config.limits, bus.redis_link());
         let state = AppState::new(store, bus, auth, config.limits.clone(), send_limiter);
         state.directory.spawn_invalidator(&state.bus, shutdown_rx.clone()).await;
         let schema = build_schema(Some(state.clone()), Some(&config.limits), config.playground);

@@ -5,12 +5,14 @@
 //! through `hub::Hub` (one `tokio::sync::broadcast` per topic, created on first local need).
 //! Two transports: in-process (`memory`, one instance) and Redis pub/sub (`redis`, many).
 //!
-//! Architecture invariant: only this module (and `rate_limit`) talks to Redis. The bus is at-most-once and only
+//! Architecture invariant: only this module talks to Redis (`rate_limit` runs its script
+//! through `RedisLink`). The bus is at-most-once and only
 //! a hint: the database is the source of truth, events carry seqs, and subscribers recover
 //! missed events from the database when told to `Resync`.
 
 mod event;
 mod hub;
+mod link;
 mod redis;
 mod watcher;
 
@@ -19,6 +21,7 @@ pub use event::{
     UserPayload,
 };
 pub use hub::{BusItem, TopicSubscription};
+pub use link::RedisLink;
 pub use watcher::{Scope, Watched, Watcher};
 
 use std::sync::Arc;
@@ -78,7 +81,15 @@ impl EventBus {
     pub async fn is_ready(&self) -> bool {
         match &self.transport {
             Transport::Memory => true,
-            Transport::Redis(redis) => redis.ping().await,
+            Transport::Redis(redis) => redis.link().ping().await,
+        }
+    }
+
+    /// The command connection to Redis, for the cluster's send rate limit.
+    pub fn redis_link(&self) -> Option<RedisLink> {
+        match &self.transport {
+            Transport::Memory => None,
+            Transport::Redis(redis) => Some(redis.link().clone()),
         }
     }
 }

@@ -6,28 +6,23 @@
 //! down is lost. So after every reconnect the task resubscribes all live topics and tells
 //! every local subscriber to `Resync` from the database.
 //!
-//! A send must not wait for a Redis that is down: after one failed publish the transport
-//! knows the link is down, later publishes return at once (counted, logged once per outage),
-//! and a probe task pings Redis until it answers again. Subscribers on other instances
-//! recover what was not published by seq, on their next event or resync.
+//! Publishes go through the instance's `RedisLink`, which returns at once while Redis is
+//! known to be down; subscribers on other instances recover what was not published by seq,
+//! on their next event or resync.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::aio::PubSubSink;
 use tokio::sync::{mpsc, watch};
 
 use super::event::{ENVELOPE_VERSION, Envelope, Topic};
 use super::hub::{Command, Hub};
+use super::link::{Backoff, RedisLink};
 
-/// Reconnect delays start here and double up to `MAX_BACKOFF`, so recovery after a short
-/// outage stays short.
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How long a Redis command may take before the connection counts as dead.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the idle subscriber connection proves it is alive (a half-open TCP connection
@@ -37,9 +32,7 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct RedisTransport {
     client: redis::Client,
-    publisher: ConnectionManager,
-    /// False from a failed publish until the probe reaches Redis again.
-    publisher_up: Arc<AtomicBool>,
+    link: RedisLink,
 }
 
 /// The receiving end of the hub's commands, handed to the subscriber task.
@@ -57,71 +50,32 @@ impl Commands {
 impl RedisTransport {
     pub async fn connect(url: &str) -> anyhow::Result<(Self, Commands)> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
-        // Fail fast while Redis is down: the message is stored, subscribers recover by seq,
-        // and a mutation should not wait seconds for an announcement.
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_connection_timeout(Some(Duration::from_millis(500)));
-        let publisher = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(|e| anyhow::anyhow!("REDIS_URL: cannot connect: {e}"))?;
+        let link = RedisLink::connect(client.clone()).await?;
         let (sender, receiver) = mpsc::unbounded_channel();
-        let publisher_up = Arc::new(AtomicBool::new(true));
-        metrics::gauge!("parley_bus_publisher_up").set(1.0);
-        Ok((Self { client, publisher, publisher_up }, Commands { sender, receiver }))
+        Ok((Self { client, link }, Commands { sender, receiver }))
     }
 
     pub fn client(&self) -> redis::Client {
         self.client.clone()
     }
 
+    pub fn link(&self) -> &RedisLink {
+        &self.link
+    }
+
+    /// Publishes, or counts the event as not published (Redis down or failing).
     pub async fn publish(&self, topic: &Topic, envelope: &Envelope) {
-        if !self.publisher_up.load(Ordering::Acquire) {
-            metrics::counter!("parley_bus_publish_skipped_total").increment(1);
-            return;
-        }
         let payload = match serde_json::to_vec(envelope) {
             Ok(payload) => payload,
             Err(err) => return tracing::error!(%err, "cannot encode bus event"),
         };
-        let mut conn = self.publisher.clone();
-        let publish = conn.publish::<_, _, i64>(topic.channel_name(), payload);
-        let error = match tokio::time::timeout(COMMAND_TIMEOUT, publish).await {
-            Ok(Ok(_)) => return,
-            Ok(Err(err)) => err.to_string(),
-            Err(_) => "timed out".to_owned(),
+        let channel = topic.channel_name();
+        let publish = move |mut conn: redis::aio::ConnectionManager| async move {
+            conn.publish::<_, _, i64>(channel, payload).await
         };
-        metrics::counter!("parley_bus_publish_errors_total").increment(1);
-        // Concurrent sends may all fail here; only the first to notice starts the probe.
-        if self.publisher_up.swap(false, Ordering::AcqRel) {
-            metrics::gauge!("parley_bus_publisher_up").set(0.0);
-            tracing::warn!(
-                error,
-                "bus publish failed; publishing paused until Redis answers, subscribers recover by seq"
-            );
-            tokio::spawn(self.clone().probe_until_up());
+        if self.link.run(COMMAND_TIMEOUT, publish).await.is_none() {
+            metrics::counter!("parley_bus_publish_errors_total").increment(1);
         }
-    }
-
-    /// Pings Redis (with backoff) until it answers, then lets publishing resume.
-    async fn probe_until_up(self) {
-        let mut backoff = Backoff::default();
-        loop {
-            tokio::time::sleep(backoff.next_delay()).await;
-            if self.ping().await {
-                self.publisher_up.store(true, Ordering::Release);
-                metrics::gauge!("parley_bus_publisher_up").set(1.0);
-                return tracing::info!("bus publisher reaches Redis again; publishing resumed");
-            }
-        }
-    }
-
-    pub async fn ping(&self) -> bool {
-        let mut conn = self.publisher.clone();
-        let ping = redis::cmd("PING");
-        let pong = ping.query_async::<String>(&mut conn);
-        matches!(tokio::time::timeout(COMMAND_TIMEOUT, pong).await, Ok(Ok(_)))
     }
 }
 
@@ -217,26 +171,6 @@ async fn subscriber_loop(
     }
 }
 
-/// Reconnect delays: `MIN_BACKOFF` doubling to `MAX_BACKOFF`, each shortened by a random
-/// part of up to half, so instances that lost Redis together do not retry in lockstep.
-struct Backoff {
-    base: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { base: MIN_BACKOFF }
-    }
-}
-
-impl Backoff {
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.base.mul_f64(rand::random_range(0.5..=1.0));
-        self.base = (self.base * 2).min(MAX_BACKOFF);
-        delay
-    }
-}
-
 async fn subscribe(sink: &mut PubSubSink, topic: &Topic) -> bool {
     let done = tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(topic.channel_name()));
     matches!(done.await, Ok(Ok(())))
@@ -252,19 +186,5 @@ fn dispatch(hub: &Hub, message: &redis::Msg) {
     // Our own events were delivered locally at publish time.
     if envelope.v == ENVELOPE_VERSION && envelope.origin != hub.instance_id() {
         hub.deliver(&topic, Arc::new(envelope));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reconnect_delays_grow_to_one_second_at_most_with_jitter() {
-        let mut backoff = Backoff::default();
-        let delays: Vec<Duration> = (0..12).map(|_| backoff.next_delay()).collect();
-        assert!(delays[0] >= MIN_BACKOFF / 2 && delays[0] <= MIN_BACKOFF);
-        assert!(delays.iter().all(|d| *d <= MAX_BACKOFF), "{delays:?}");
-        assert!(delays[11] >= MAX_BACKOFF / 2, "the cap is reached: {delays:?}");
     }
 }
