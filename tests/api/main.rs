@@ -33,6 +33,7 @@ mod rooms;
 mod schema;
 mod subscription_updates;
 mod subscriptions;
+mod tenant_isolation;
 mod unread_model;
 mod users;
 mod ws_protocol;
