@@ -23,10 +23,11 @@ pub enum Scenario {
     Connections,
     Unread,
     History,
+    Soak,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Self::Floor,
         Self::Delivery,
         Self::Burst,
@@ -36,6 +37,7 @@ impl Scenario {
         Self::Connections,
         Self::Unread,
         Self::History,
+        Self::Soak,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Scenario {
             Self::Connections => "connections",
             Self::Unread => "unread",
             Self::History => "history",
+            Self::Soak => "soak",
         }
     }
 }
@@ -131,6 +134,12 @@ pub struct Args {
     /// history: messages in the room.
     #[arg(long)]
     pub history_messages: Option<usize>,
+    /// soak: seconds of traffic.
+    #[arg(long)]
+    pub soak_secs: Option<f64>,
+    /// soak: messages per second (default: about half the sustained rate of BENCHMARKS.md).
+    #[arg(long)]
+    pub soak_rate: Option<u32>,
 }
 
 /// Sizes of one run.
@@ -160,6 +169,14 @@ pub struct Sizes {
     pub history_messages: usize,
     pub replay: usize,
     pub replays: usize,
+    pub soak_secs: f64,
+    pub soak_rate: u32,
+    /// Subscribers connecting per second.
+    pub soak_churn: u32,
+    /// The longest a subscriber stays.
+    pub soak_lifetime_secs: f64,
+    pub soak_users: usize,
+    pub soak_rooms: usize,
 }
 
 impl Sizes {
@@ -213,6 +230,12 @@ impl Sizes {
         if let Some(v) = args.history_messages {
             s.history_messages = v;
         }
+        if let Some(v) = args.soak_secs {
+            s.soak_secs = v;
+        }
+        if let Some(v) = args.soak_rate {
+            s.soak_rate = v;
+        }
         s
     }
 
@@ -243,6 +266,12 @@ impl Sizes {
             history_messages: 100_000,
             replay: 500,
             replays: 50,
+            soak_secs: 600.0,
+            soak_rate: 650,
+            soak_churn: 20,
+            soak_lifetime_secs: 10.0,
+            soak_users: 400,
+            soak_rooms: 40,
         }
     }
 
@@ -273,6 +302,12 @@ impl Sizes {
             history_messages: 5000,
             replay: 500,
             replays: 5,
+            soak_secs: 8.0,
+            soak_rate: 50,
+            soak_churn: 10,
+            soak_lifetime_secs: 2.0,
+            soak_users: 40,
+            soak_rooms: 4,
         }
     }
 }

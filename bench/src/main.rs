@@ -21,6 +21,7 @@ mod report;
 mod schema;
 mod seed;
 mod servers;
+mod soak;
 mod throughput;
 mod unread;
 mod ws;
@@ -99,6 +100,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             Scenario::Connections => connections::run(&mut ctx).await,
             Scenario::Unread => unread::run(&mut ctx).await,
             Scenario::History => history::run(&mut ctx).await,
+            Scenario::Soak => soak::run(&mut ctx).await,
         };
         let result = result.and_then(|()| ctx.check_servers());
         if let Err(err) = result {

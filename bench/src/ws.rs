@@ -83,6 +83,12 @@ impl WsConn {
         self.cmds.send(Cmd::Text(message.to_string())).ok().context("connection task is gone")
     }
 
+    /// Drops the connection with no `complete` and no close frame, as a client losing its
+    /// network does: the server only sees the TCP connection end.
+    pub fn vanish(self) {
+        self.task.abort();
+    }
+
     /// Sends a normal close and waits (briefly) for the task to end.
     pub async fn close(self) {
         let _ = self.cmds.send(Cmd::Close);

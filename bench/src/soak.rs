@@ -1,0 +1,275 @@
+//! Scenario `soak`: a long stretch of ordinary traffic while subscribers come and go the rude
+//! way, to show that nothing accumulates.
+//!
+//! A fresh instance E (PostgreSQL + Redis, no allocator history) serves everything. Open-loop
+//! senders post `soak_rate` messages per second, round-robin over `soak_rooms` public channels
+//! (each owned by its sender; every user is a member of one channel). Meanwhile `soak_churn`
+//! subscribers per second connect to E (`messageAdded` for all their rooms plus
+//! `unreadCountChanged`), live between half a second and `soak_lifetime` seconds, and vanish:
+//! the client task is dropped, so the TCP connection ends with no `complete` and no close
+//! frame, as a phone losing its network or a killed tab does. E's VmRSS is sampled throughout;
+//! the figure is the least-squares slope after the warm-up (the first fifth of the run). At the
+//! end, with every client gone, E's `parley_ws_connections` and `parley_active_subscriptions`
+//! gauges must come back to 0. Send failures, WebSocket errors and failed connects count as
+//! errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::sync::Semaphore;
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::client::Gql;
+use crate::config::Ctx;
+use crate::inbox::Inbox;
+use crate::report::{Figure, slope};
+use crate::seed;
+use crate::servers::Instance;
+use crate::ws::WsConn;
+
+const S: &str = "soak";
+const MESSAGES: &str = "subscription { messageAdded { seq body } }";
+const UNREAD: &str = "subscription { unreadCountChanged { roomId seq } }";
+/// Sends in flight at most: beyond it the offered load waits (and the run says so).
+const IN_FLIGHT: usize = 256;
+/// How long E may take to notice the last vanished clients.
+const GAUGE_GRACE: Duration = Duration::from_secs(30);
+
+/// Where a channel's messages come from.
+#[derive(Clone)]
+struct Room {
+    id: Uuid,
+    sender_token: String,
+}
+
+#[derive(Default)]
+struct SendTally {
+    sent: u64,
+    failed: u64,
+    /// Sends that started late because `IN_FLIGHT` were still running.
+    late: u64,
+    first_error: Option<String>,
+}
+
+pub async fn run(ctx: &mut Ctx) -> Result<()> {
+    let sizes = ctx.sizes.clone();
+    let org = seed::org(&ctx.db, "soak").await?;
+    let users =
+        seed::users(&ctx.db, &org, "s", sizes.soak_users.max(sizes.soak_rooms), &ctx.env.jwt_secret).await?;
+    let mut rooms = Vec::new();
+    for r in 0..sizes.soak_rooms {
+        let members: Vec<Uuid> =
+            users.iter().enumerate().filter(|(i, _)| i % sizes.soak_rooms == r).map(|(_, u)| u.id).collect();
+        let name = format!("{}-soak-{r}", org.slug);
+        let id = seed::channel(&ctx.db, &org, users[r].id, &name, &members).await?;
+        rooms.push(Room { id, sender_token: users[r].token.clone() });
+    }
+    seed::analyze(&ctx.db).await?;
+    let tokens: Vec<String> = users.iter().map(|u| u.token.clone()).collect();
+
+    let e = ctx.spawn(ctx.env.spec("E")).await?;
+    let result = soak_on(ctx, &e, &rooms, &tokens).await;
+    e.stop().await;
+    result
+}
+
+async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String]) -> Result<()> {
+    let sizes = ctx.sizes.clone();
+    let length = Duration::from_secs_f64(sizes.soak_secs);
+    let sample_every = Duration::from_secs_f64((sizes.soak_secs / 60.0).clamp(0.5, 10.0));
+    let connect_every = Duration::from_secs_f64(1.0 / sizes.soak_churn.max(1) as f64);
+    let lifetime_ms = (sizes.soak_lifetime_secs * 1000.0) as u64;
+    let started = Instant::now();
+    let end = started + length;
+    let sender = tokio::spawn(send_steadily(Gql::new(&e.http())?, rooms.to_vec(), sizes.soak_rate, end));
+
+    let mut inbox = Inbox::default();
+    let (mut live, mut churned, mut connect_failures) = (Vec::<(Instant, WsConn)>::new(), 0u32, 0u64);
+    let mut first_connect_error = None;
+    let (mut results, mut rss) = (0u64, Vec::new());
+    let (mut next_connect, mut next_sample) = (started, started);
+    while Instant::now() < end {
+        let now = Instant::now();
+        let (gone, kept): (Vec<_>, Vec<_>) = live.into_iter().partition(|(until, _)| *until <= now);
+        live = kept;
+        gone.into_iter().for_each(|(_, conn)| conn.vanish());
+        if now >= next_connect {
+            let token = &tokens[churned as usize % tokens.len()];
+            match WsConn::connect(&e.ws(), token, churned, &inbox).await {
+                Ok(conn) => {
+                    conn.subscribe("m1", MESSAGES, serde_json::json!({}))?;
+                    conn.subscribe("u1", UNREAD, serde_json::json!({}))?;
+                    let lives = Duration::from_millis(500 + random(lifetime_ms.saturating_sub(500).max(1)));
+                    live.push((Instant::now() + lives, conn));
+                }
+                Err(err) => {
+                    connect_failures += 1;
+                    first_connect_error.get_or_insert_with(|| format!("{err:#}"));
+                }
+            }
+            churned += 1;
+            next_connect += connect_every;
+        }
+        if now >= next_sample {
+            rss.push((started.elapsed().as_secs_f64(), e.rss_kib()? as f64));
+            next_sample += sample_every;
+        }
+        let wake = next_connect.min(next_sample).min(end);
+        inbox
+            .recv_until(wake, |_| {
+                results += 1;
+                false
+            })
+            .await;
+    }
+    let sends = sender.await.context("the sender task panicked")?;
+    // The rest vanish now; then E gets a grace period to notice.
+    live.into_iter().for_each(|(_, conn)| conn.vanish());
+    inbox.recv_until(Instant::now() + Duration::from_millis(500), |_| false).await;
+    let gauges = settled_gauges(&e.http()).await?;
+    rss.push((started.elapsed().as_secs_f64(), e.rss_kib()? as f64));
+
+    let warm = sizes.soak_secs / 5.0;
+    let after_warm_up: Vec<(f64, f64)> = rss.iter().copied().filter(|(t, _)| *t >= warm).collect();
+    let per_min = slope(&after_warm_up).map(|kib_per_sec| kib_per_sec * 60.0);
+    let (first, last) = (after_warm_up.first().map_or(0.0, |p| p.1), rss.last().map_or(0.0, |p| p.1));
+    let params = format!(
+        "{:.0} s at {} msg/s into {} rooms; {}/s subscribers living 0.5–{} s, vanishing without close; \
+         RSS every {:.1} s, slope after the first {warm:.0} s",
+        sizes.soak_secs,
+        sizes.soak_rate,
+        rooms.len(),
+        sizes.soak_churn,
+        sizes.soak_lifetime_secs,
+        sample_every.as_secs_f64()
+    );
+    let errors = sends.failed + connect_failures + inbox.errors.len() as u64;
+    let mut figure = Figure::new(S, "RSS slope after warm-up", params).errors(errors).note(format!(
+        "RSS {:.1} MiB after warm-up → {:.1} MiB at the end",
+        first / 1024.0,
+        last / 1024.0
+    ));
+    if let Some(per_min) = per_min {
+        // Flat: what the slope adds over the measured stretch stays under 5 % of the RSS.
+        let growth = per_min * (sizes.soak_secs - warm) / 60.0;
+        figure = figure.value(per_min, "KiB/min").target("growth < 5 % of RSS", Some(growth < 0.05 * first));
+    }
+    for err in
+        [sends.first_error.as_ref(), first_connect_error.as_ref(), inbox.errors.first()].into_iter().flatten()
+    {
+        figure = figure.note(format!("first error: {err}"));
+    }
+    ctx.report.push(figure);
+
+    let (connections, subscriptions) = gauges;
+    ctx.report.push(
+        Figure::new(
+            S,
+            "gauges after every client vanished",
+            "parley_ws_connections + parley_active_subscriptions",
+        )
+        .value(connections + subscriptions, "open")
+        .target("0", Some(connections + subscriptions == 0.0))
+        .note(format!("connections {connections}, subscriptions {subscriptions}")),
+    );
+    let secs = sizes.soak_secs.max(f64::EPSILON);
+    ctx.report.push(
+        Figure::new(S, "traffic", format!("{churned} subscribers connected and vanished"))
+            .value(sends.sent as f64 / secs, "msg/s")
+            .errors(errors)
+            .note(format!(
+                "{} sent, {} failed, {} started late; {results} subscription results received",
+                sends.sent, sends.failed, sends.late
+            )),
+    );
+    if connections + subscriptions != 0.0 {
+        bail!(
+            "E still counts {connections} connections and {subscriptions} subscriptions after every client left"
+        );
+    }
+    Ok(())
+}
+
+/// Posts `rate` messages per second until `end`, each on its own schedule (open loop, at most
+/// [`IN_FLIGHT`] at once), round-robin over `rooms`.
+async fn send_steadily(gql: Gql, rooms: Vec<Room>, rate: u32, end: Instant) -> SendTally {
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut tally = SendTally::default();
+    let mut tasks = JoinSet::new();
+    let start = Instant::now();
+    for k in 0u64.. {
+        let at = start + interval.mul_f64(k as f64);
+        if at >= end {
+            break;
+        }
+        tokio::time::sleep_until(at).await;
+        let Ok(slot) = slots.clone().acquire_owned().await else { break };
+        if Instant::now() > at + interval {
+            tally.late += 1;
+        }
+        let room = rooms[k as usize % rooms.len()].clone();
+        let gql = gql.clone();
+        tasks.spawn(async move {
+            let sent = gql.send(&room.sender_token, room.id, &format!("s{k}")).await;
+            drop(slot);
+            sent
+        });
+        while let Some(done) = tasks.try_join_next() {
+            count(&mut tally, done);
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        count(&mut tally, done);
+    }
+    tally
+}
+
+fn count(tally: &mut SendTally, done: Result<Result<i64>, JoinError>) {
+    let failure = match done {
+        Ok(Ok(_)) => return tally.sent += 1,
+        Ok(Err(err)) => format!("{err:#}"),
+        Err(err) => format!("send task: {err}"),
+    };
+    tally.failed += 1;
+    tally.first_error.get_or_insert(failure);
+}
+
+/// E's connection and subscription gauges, polled until both are 0 or [`GAUGE_GRACE`] passed.
+async fn settled_gauges(base: &str) -> Result<(f64, f64)> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + GAUGE_GRACE;
+    loop {
+        let text = http.get(format!("{base}/metrics")).send().await?.error_for_status()?.text().await?;
+        let values = gauges(&text);
+        let read = |name: &str| values.get(name).copied().unwrap_or(0.0);
+        let (connections, subscriptions) =
+            (read("parley_ws_connections"), read("parley_active_subscriptions"));
+        if (connections == 0.0 && subscriptions == 0.0) || Instant::now() >= deadline {
+            return Ok((connections, subscriptions));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Sums of every un-labelled and labelled sample per metric name in Prometheus text.
+fn gauges(text: &str) -> HashMap<&str, f64> {
+    let mut sums = HashMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let name = series.split('{').next().unwrap_or(series);
+        if let Ok(value) = value.parse::<f64>() {
+            *sums.entry(name).or_insert(0.0) += value;
+        }
+    }
+    sums
+}
+
+/// A number in `0..bound` (a lifetime; no need for a seeded generator).
+fn random(bound: u64) -> u64 {
+    (Uuid::new_v4().as_u128() % u128::from(bound.max(1))) as u64
+}
