@@ -8,7 +8,7 @@
 //!   rate limit, local or shared by the cluster through Redis.
 //! - [`auth`]: tokens → [`auth::Viewer`]. [`error`]: the one error type.
 //! - Domains, each with `service` (rules + database), `types` and `resolvers`:
-//!   [`rooms`], [`messages`], [`read_state`], [`users`].
+//!   [`rooms`], [`messages`], [`read_state`], [`users`], [`favorites`].
 //! - [`bus`]: events across instances (in-process or Redis). [`db`]: connection, migrations,
 //!   the SQLite write gate. [`directory`]: cached users and rooms. [`demo`]: first-run data.
 
@@ -21,6 +21,7 @@ pub mod db;
 pub mod demo;
 pub mod directory;
 pub mod error;
+pub mod favorites;
 pub mod graphql;
 pub mod http;
 pub mod messages;

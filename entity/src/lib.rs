@@ -2,6 +2,7 @@
 //! no GraphQL derives and no business rules live here.
 
 pub mod enums;
+pub mod message_favorites;
 pub mod messages;
 pub mod organizations;
 pub mod room_members;

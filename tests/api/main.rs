@@ -19,6 +19,7 @@ mod config;
 mod cross_instance;
 mod direct_rooms;
 mod faults;
+mod favorites;
 mod fuzzing;
 mod http_protocol;
 mod input_edges;

@@ -74,6 +74,8 @@ pub enum Event {
     MembershipChanged { room_id: Uuid, change: MembershipChange, seq: i64 },
     /// The user's read watermark moved, on any device (user topic).
     ReadStateChanged { room_id: Uuid, last_read_seq: i64 },
+    /// The user favored a room or saved a message, or undid it, on any device (user topic).
+    FavoriteChanged { room_id: Option<Uuid>, message_id: Option<Uuid>, favorite: bool },
     /// A user was renamed, deactivated or given another role (directory topic).
     UserChanged { user_id: Uuid },
     /// A room was renamed, archived or otherwise changed (directory topic).

@@ -13,6 +13,7 @@ use crate::auth::Viewer;
 use crate::db::Store;
 use crate::directory::Directory;
 use crate::error::ApiError;
+use crate::favorites::service as favorites;
 use crate::messages::{MessageRecord, service as messages};
 use crate::read_state::service as read_state;
 use entity::{room_members, rooms, users};
@@ -64,6 +65,9 @@ pub struct MembershipKey(pub Uuid);
 /// Every membership of a room.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MembersKey(pub Uuid);
+/// Whether the viewer saved a message.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SavedKey(pub Uuid);
 /// The viewer's unread count in a room.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UnreadKey(pub Uuid);
@@ -164,5 +168,16 @@ impl Loader<UnreadKey> for Loaders {
 impl From<LoadError> for async_graphql::Error {
     fn from(err: LoadError) -> Self {
         ApiError::from(err).into()
+    }
+}
+
+impl Loader<SavedKey> for Loaders {
+    type Value = bool;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[SavedKey]) -> Result<HashMap<SavedKey, bool>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let saved = favorites::saved_among(&self.store, self.viewer.id, &ids).await?;
+        Ok(keys.iter().map(|key| (*key, saved.contains(&key.0))).collect())
     }
 }

@@ -17,6 +17,7 @@ pub mod pages;
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use crate::config::Limits;
+use crate::favorites::resolvers::{FavoriteMutation, FavoriteSubscription};
 use crate::messages::resolvers::{MessageMutation, MessageQuery, MessageSubscription};
 use crate::read_state::resolvers::{ReadStateMutation, ReadStateQuery, ReadStateSubscription};
 use crate::rooms::resolvers::{RoomMutation, RoomQuery, RoomSubscription};
@@ -27,10 +28,15 @@ use crate::users::resolvers::{UserMutation, UserQuery};
 pub struct QueryRoot(UserQuery, RoomQuery, MessageQuery, ReadStateQuery, node::NodeQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(RoomMutation, MessageMutation, ReadStateMutation, UserMutation);
+pub struct MutationRoot(RoomMutation, MessageMutation, ReadStateMutation, UserMutation, FavoriteMutation);
 
 #[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(MessageSubscription, ReadStateSubscription, RoomSubscription);
+pub struct SubscriptionRoot(
+    MessageSubscription,
+    ReadStateSubscription,
+    RoomSubscription,
+    FavoriteSubscription,
+);
 
 pub type ParleySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

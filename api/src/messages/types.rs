@@ -8,7 +8,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MessageSource, SenderRole};
 use crate::graphql::frames::{FrameKey, Shared};
 use crate::graphql::ids::to_id;
-use crate::graphql::loaders::{MessageKey, UserKey};
+use crate::graphql::loaders::{MessageKey, SavedKey, UserKey};
 use crate::rooms::types::{Room, room_by_id};
 use crate::users::types::User;
 use entity::{rooms, users};
@@ -104,6 +104,10 @@ impl Message {
     }
     async fn deleted_at(&self) -> Option<DateTime<Utc>> {
         self.record.deleted_at
+    }
+    /// Whether the viewer saved this message (`setMessageFavorite`).
+    async fn is_favorite(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(ctx.loaders()?.load_one(SavedKey(self.record.id)).await?.unwrap_or(false))
     }
 }
 

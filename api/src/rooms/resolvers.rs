@@ -5,7 +5,8 @@ use futures_util::Stream;
 
 use super::name::ChannelName;
 use super::types::{
-    CreateChannelInput, Room, RoomConnection, RoomFilterInput, RoomUpdate, UpdateRoomInput, room_page,
+    CreateChannelInput, Room, RoomConnection, RoomFilterInput, RoomOrder, RoomUpdate, UpdateRoomInput,
+    room_page,
 };
 use super::{access, feed, membership, service};
 use crate::graphql::context::ContextExt;
@@ -22,15 +23,16 @@ impl RoomQuery {
         Ok(Room::from(access.room))
     }
 
-    /// The viewer's rooms, most recent activity first.
+    /// The viewer's rooms, most recent activity first (or favorites first).
     async fn rooms(
         &self,
         ctx: &Context<'_>,
         filter: Option<RoomFilterInput>,
+        #[graphql(default)] order_by: RoomOrder,
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<RoomConnection> {
-        room_page(ctx, filter, first, after).await
+        room_page(ctx, filter, order_by, first, after).await
     }
 }
 

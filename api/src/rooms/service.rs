@@ -45,6 +45,10 @@ pub struct RoomFilter {
     pub unread: Option<bool>,
     pub archived: Option<bool>,
     pub search: Option<String>,
+    /// Only favorites (true) or only the others (false).
+    pub favorite: Option<bool>,
+    /// Favorites before the others, each group by recent activity.
+    pub favorites_first: bool,
 }
 
 fn topic_text(raw: Option<String>) -> ApiResult<Option<String>> {
@@ -240,6 +244,14 @@ pub async fn list(
         // Precise: live messages above the watermark, deletions subtracted.
         let unread_count = Expr::cust(read_state::UNREAD_COUNT_SQL);
         query = query.filter(if unread { unread_count.gt(0) } else { ExprTrait::eq(unread_count, 0) });
+    }
+    query = match filter.favorite {
+        Some(true) => query.filter(room_members::Column::FavoriteAt.is_not_null()),
+        Some(false) => query.filter(room_members::Column::FavoriteAt.is_null()),
+        None => query,
+    };
+    if filter.favorites_first {
+        query = query.order_by_asc(Expr::cust("room_members.favorite_at IS NULL"));
     }
     let rows = query
         .order_by_desc(Expr::cust("COALESCE(rooms.last_message_at, rooms.created_at)"))

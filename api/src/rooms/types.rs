@@ -91,6 +91,11 @@ impl Room {
     async fn latest_seq(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(self.fresh(ctx).await?.last_seq)
     }
+    /// Whether the viewer marked the room a favorite (`setRoomFavorite`).
+    async fn is_favorite(&self, ctx: &Context<'_>) -> Result<bool> {
+        let membership = ctx.loaders()?.load_one(MembershipKey(self.model.id)).await?;
+        Ok(membership.is_some_and(|m| m.favorite_at.is_some()))
+    }
     /// The viewer's role in the room; null when not a member.
     async fn viewer_role(&self, ctx: &Context<'_>) -> Result<Option<MemberRole>> {
         let membership = ctx.loaders()?.load_one(MembershipKey(self.model.id)).await?;
@@ -135,12 +140,25 @@ pub struct RoomFilterInput {
     pub archived: Option<bool>,
     /// Part of the room's name.
     pub search: Option<String>,
+    /// Only the viewer's favorite rooms (true) or the others (false).
+    pub favorite: Option<bool>,
+}
+
+/// How the viewer's rooms are ordered.
+#[derive(Enum, Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum RoomOrder {
+    /// Most recent activity first.
+    #[default]
+    RecentActivity,
+    /// Favorite rooms first, each group by most recent activity.
+    FavoritesFirst,
 }
 
 /// A page of the viewer's rooms; shared by `rooms` and `viewer.rooms`.
 pub async fn room_page(
     ctx: &Context<'_>,
     filter: Option<RoomFilterInput>,
+    order_by: RoomOrder,
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<RoomConnection> {
@@ -151,6 +169,8 @@ pub async fn room_page(
         unread: filter.unread,
         archived: filter.archived,
         search: filter.search,
+        favorite: filter.favorite,
+        favorites_first: order_by == RoomOrder::FavoritesFirst,
     };
     let (rooms, has_more) = service::list(&ctx.state()?.store, ctx.viewer()?, &filter, offset, limit).await?;
     let mut connection = Connection::new(offset > 0, has_more);

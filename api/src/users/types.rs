@@ -3,11 +3,13 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 
+use crate::favorites::types::saved_message_page;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{UserKind, UserRole};
 use crate::graphql::ids::to_id;
+use crate::messages::types::MessageConnection;
 use crate::read_state::service as read_state;
-use crate::rooms::types::{RoomConnection, RoomFilterInput, room_page};
+use crate::rooms::types::{RoomConnection, RoomFilterInput, RoomOrder, room_page};
 use entity::users;
 
 pub struct User(pub users::Model);
@@ -54,15 +56,25 @@ impl Viewer {
     async fn role(&self) -> UserRole {
         self.0.role.into()
     }
-    /// The viewer's rooms, most recent activity first.
+    /// The viewer's rooms, most recent activity first (or favorites first).
     async fn rooms(
         &self,
         ctx: &Context<'_>,
         filter: Option<RoomFilterInput>,
+        #[graphql(default)] order_by: RoomOrder,
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<RoomConnection> {
-        room_page(ctx, filter, first, after).await
+        room_page(ctx, filter, order_by, first, after).await
+    }
+    /// Messages the viewer saved and may still read, newest saved first.
+    async fn favorite_messages(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<MessageConnection> {
+        saved_message_page(ctx, first, after).await
     }
     /// Unread messages across all the viewer's rooms.
     async fn unread_total(&self, ctx: &Context<'_>) -> Result<i64> {

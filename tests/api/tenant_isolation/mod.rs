@@ -303,6 +303,8 @@ async fn act_in(app: &TestApp, a: &Victim) {
     let rename = "mutation($id: ID!) { updateRoom(input: { roomId: $id, topic: \"acorn topic\" }) { id } }";
     app.ok(&a.amber, rename, json!({ "id": atlas })).await;
     create_channel(app, &a.amber, "atlas-more", &[&a.arthur]).await;
+    let star = "mutation($id: ID!) { setRoomFavorite(roomId: $id, favorite: true) { id } }";
+    app.ok(&a.amber, star, json!({ "id": atlas })).await;
 }
 
 /// The same kinds of activity in B, which B's watchers must see.
@@ -312,4 +314,6 @@ async fn act_in_caller(app: &TestApp, b: &Caller) {
     app.ok(&b.carol, edit, json!({ "id": message })).await;
     let rename = "mutation($id: ID!) { updateRoom(input: { roomId: $id, topic: \"bay topic\" }) { id } }";
     app.ok(&b.bob, rename, json!({ "id": b.room })).await;
+    let star = "mutation($id: ID!) { setRoomFavorite(roomId: $id, favorite: true) { id } }";
+    app.ok(&b.bob, star, json!({ "id": b.room })).await;
 }

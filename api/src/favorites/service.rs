@@ -1,0 +1,112 @@
+//! Setting favorites and reading them back: which of some rooms or messages the viewer
+//! favored (one query per batch), and the viewer's saved messages, newest saved first.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+use crate::bus::{Event, Topic};
+use crate::db::Store;
+use crate::error::ApiResult;
+use crate::messages::{MessageRecord, service as messages};
+use crate::paging::{PageSize, fetch_limit, split_page};
+use crate::rooms::access;
+use crate::state::Ctx;
+use entity::{message_favorites, messages as message_rows, room_members, rooms};
+
+/// Marks a room the viewer is a member of as a favorite, or not. Setting what is already set
+/// changes nothing (a favorite keeps the time it was first made one) and announces nothing.
+#[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
+pub async fn set_room(cx: &Ctx<'_>, room_id: Uuid, favorite: bool) -> ApiResult<rooms::Model> {
+    let store = &cx.app.store;
+    let (room, membership) = access::readable(store, cx.viewer, room_id).await?.require_member()?;
+    if membership.favorite_at.is_some() == favorite {
+        return Ok(room);
+    }
+    room_members::Entity::update_many()
+        .col_expr(room_members::Column::FavoriteAt, Expr::value(favorite.then(Utc::now)))
+        .filter(room_members::Column::RoomId.eq(room.id))
+        .filter(room_members::Column::UserId.eq(cx.viewer.id))
+        .exec(&store.db)
+        .await?;
+    announce(cx, Some(room.id), None, favorite).await;
+    Ok(room)
+}
+
+/// Saves a message the viewer may read, or forgets it; idempotent like [`set_room`].
+#[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
+pub async fn set_message(cx: &Ctx<'_>, message_id: Uuid, favorite: bool) -> ApiResult<MessageRecord> {
+    let store = &cx.app.store;
+    let (message, _) = messages::readable(store, cx.viewer, message_id).await?;
+    let changed = if favorite {
+        let row = message_favorites::ActiveModel {
+            user_id: Set(cx.viewer.id),
+            message_id: Set(message.id),
+            created_at: Set(Utc::now()),
+        };
+        let keep_first =
+            OnConflict::columns([message_favorites::Column::UserId, message_favorites::Column::MessageId])
+                .do_nothing()
+                .to_owned();
+        message_favorites::Entity::insert(row)
+            .on_conflict(keep_first)
+            .exec_without_returning(&store.db)
+            .await?
+    } else {
+        message_favorites::Entity::delete_many()
+            .filter(message_favorites::Column::UserId.eq(cx.viewer.id))
+            .filter(message_favorites::Column::MessageId.eq(message.id))
+            .exec(&store.db)
+            .await?
+            .rows_affected
+    };
+    if changed > 0 {
+        announce(cx, None, Some(message.id), favorite).await;
+    }
+    Ok(message.into())
+}
+
+async fn announce(cx: &Ctx<'_>, room_id: Option<Uuid>, message_id: Option<Uuid>, favorite: bool) {
+    let event = Event::FavoriteChanged { room_id, message_id, favorite };
+    cx.app.bus.publish(Topic::User(cx.viewer.id), event).await;
+}
+
+/// Which of `message_ids` the user saved: one query for a whole page of messages.
+pub async fn saved_among(store: &Store, user_id: Uuid, message_ids: &[Uuid]) -> ApiResult<HashSet<Uuid>> {
+    let rows = message_favorites::Entity::find()
+        .filter(message_favorites::Column::UserId.eq(user_id))
+        .filter(message_favorites::Column::MessageId.is_in(message_ids.iter().copied()))
+        .all(&store.db)
+        .await?;
+    Ok(rows.into_iter().map(|row| row.message_id).collect())
+}
+
+/// The viewer's saved messages that they may still read, newest saved first: one page at
+/// `offset`, and whether more follow. Readable as in `rooms::access`: a room of the viewer's
+/// organisation they are a member of, or a public channel.
+pub async fn saved_messages(
+    store: &Store,
+    viewer: &crate::auth::Viewer,
+    offset: u64,
+    limit: PageSize,
+) -> ApiResult<(Vec<MessageRecord>, bool)> {
+    let sql = format!(
+        "SELECT m.* FROM message_favorites f \
+         JOIN messages m ON m.id = f.message_id \
+         JOIN rooms r ON r.id = m.room_id \
+         LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
+         WHERE f.user_id = $1 AND r.org_id = $2 AND r.deleted_at IS NULL \
+         AND (rm.user_id IS NOT NULL OR (r.kind = 'channel' AND r.visibility = 'public')) \
+         ORDER BY f.created_at DESC, f.message_id DESC LIMIT {} OFFSET {offset}",
+        fetch_limit(limit.get())
+    );
+    let rows = message_rows::Entity::find()
+        .from_raw_sql(store.stmt(&sql, vec![viewer.id.into(), viewer.org_id.into()]))
+        .all(&store.db)
+        .await?;
+    let (rows, more) = split_page(rows, limit.get());
+    Ok((rows.into_iter().map(MessageRecord::from).collect(), more))
+}

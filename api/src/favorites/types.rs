@@ -1,0 +1,54 @@
+//! GraphQL types of favorites: the `favoritesChanged` item and the saved-messages page.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{ComplexObject, Context, ID, Result, SimpleObject};
+
+use super::service;
+use crate::graphql::context::ContextExt;
+use crate::graphql::ids::parse_id;
+use crate::graphql::loaders::MessageKey;
+use crate::graphql::pages::offset_after;
+use crate::messages::types::{Message, MessageConnection};
+use crate::paging::PageSize;
+use crate::rooms::types::{Room, readable_room};
+
+/// A favorite set or cleared by the viewer, on any of their devices: a room (`roomId`) or a
+/// saved message (`messageId`).
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct FavoriteChange {
+    pub room_id: Option<ID>,
+    pub message_id: Option<ID>,
+    pub favorite: bool,
+}
+
+#[ComplexObject]
+impl FavoriteChange {
+    /// The room, while the viewer may read it.
+    async fn room(&self, ctx: &Context<'_>) -> Result<Option<Room>> {
+        let Some(id) = &self.room_id else { return Ok(None) };
+        readable_room(ctx, parse_id(id)?).await
+    }
+    /// The message, while the viewer may read its room.
+    async fn message(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
+        let Some(id) = &self.message_id else { return Ok(None) };
+        let id = parse_id(id)?;
+        let Some(message) = ctx.loaders()?.load_one(MessageKey(id)).await? else { return Ok(None) };
+        Ok(readable_room(ctx, message.room_id).await?.map(|_| Message::from(message)))
+    }
+}
+
+/// A page of the viewer's saved messages, newest saved first.
+pub async fn saved_message_page(
+    ctx: &Context<'_>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<MessageConnection> {
+    let (limit, offset) = (PageSize::parse(first)?, offset_after(after.as_deref())?);
+    let (messages, more) = service::saved_messages(&ctx.state()?.store, ctx.viewer()?, offset, limit).await?;
+    let mut connection = Connection::new(offset > 0, more);
+    for (i, message) in messages.into_iter().enumerate() {
+        connection.edges.push(Edge::new((offset + i as u64).to_string(), Message::from(message)));
+    }
+    Ok(connection)
+}
