@@ -14,18 +14,19 @@
 //! errors.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::client::Gql;
 use crate::config::Ctx;
-use crate::inbox::Inbox;
+use crate::inbox::{Inbox, WsEvent};
 use crate::report::{Figure, slope};
 use crate::seed;
 use crate::servers::Instance;
@@ -50,8 +51,8 @@ struct Room {
 struct SendTally {
     sent: u64,
     failed: u64,
-    /// Sends that started late because `IN_FLIGHT` were still running.
-    late: u64,
+    /// Sends that had to wait because [`IN_FLIGHT`] were still running.
+    waited: u64,
     first_error: Option<String>,
 }
 
@@ -88,6 +89,7 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
     let sender = tokio::spawn(send_steadily(Gql::new(&e.http())?, rooms.to_vec(), sizes.soak_rate, end));
 
     let mut inbox = Inbox::default();
+    let mut connecting = JoinSet::new();
     let (mut live, mut churned, mut connect_failures) = (Vec::<(Instant, WsConn)>::new(), 0u32, 0u64);
     let mut first_connect_error = None;
     let (mut results, mut rss) = (0u64, Vec::new());
@@ -97,20 +99,19 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
         let (gone, kept): (Vec<_>, Vec<_>) = live.into_iter().partition(|(until, _)| *until <= now);
         live = kept;
         gone.into_iter().for_each(|(_, conn)| conn.vanish());
-        if now >= next_connect {
-            let token = &tokens[churned as usize % tokens.len()];
-            match WsConn::connect(&e.ws(), token, churned, &inbox).await {
-                Ok(conn) => {
-                    conn.subscribe("m1", MESSAGES, serde_json::json!({}))?;
-                    conn.subscribe("u1", UNREAD, serde_json::json!({}))?;
-                    let lives = Duration::from_millis(500 + random(lifetime_ms.saturating_sub(500).max(1)));
-                    live.push((Instant::now() + lives, conn));
-                }
+        while let Some(done) = connecting.try_join_next() {
+            match done.context("a connect task panicked")? {
+                Ok(conn) => live.push(conn),
                 Err(err) => {
                     connect_failures += 1;
                     first_connect_error.get_or_insert_with(|| format!("{err:#}"));
                 }
             }
+        }
+        if now >= next_connect {
+            let token = tokens[churned as usize % tokens.len()].clone();
+            let lives = Duration::from_millis(500 + random(lifetime_ms.saturating_sub(500).max(1)));
+            connecting.spawn(subscribe_for(e.ws(), token, churned, inbox.tx.clone(), lives));
             churned += 1;
             next_connect += connect_every;
         }
@@ -128,6 +129,11 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
     }
     let sends = sender.await.context("the sender task panicked")?;
     // The rest vanish now; then E gets a grace period to notice.
+    while let Some(done) = connecting.join_next().await {
+        if let Ok(Ok(conn)) = done {
+            live.push(conn);
+        }
+    }
     live.into_iter().for_each(|(_, conn)| conn.vanish());
     inbox.recv_until(Instant::now() + Duration::from_millis(500), |_| false).await;
     let gauges = settled_gauges(&e.http()).await?;
@@ -178,13 +184,18 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
     );
     let secs = sizes.soak_secs.max(f64::EPSILON);
     ctx.report.push(
-        Figure::new(S, "traffic", format!("{churned} subscribers connected and vanished"))
-            .value(sends.sent as f64 / secs, "msg/s")
-            .errors(errors)
-            .note(format!(
-                "{} sent, {} failed, {} started late; {results} subscription results received",
-                sends.sent, sends.failed, sends.late
-            )),
+        Figure::new(
+            S,
+            "traffic",
+            format!("{churned} subscribers ({:.1}/s) connected and vanished", f64::from(churned) / secs),
+        )
+        .value(sends.sent as f64 / secs, "msg/s")
+        .errors(errors)
+        .note(format!(
+            "{} sent, {} failed, {} waited for a free slot ({IN_FLIGHT} in flight); \
+                 {results} subscription results received",
+            sends.sent, sends.failed, sends.waited
+        )),
     );
     if connections + subscriptions != 0.0 {
         bail!(
@@ -192,6 +203,20 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
         );
     }
     Ok(())
+}
+
+/// One subscriber: connects, subscribes, and says when it will vanish.
+async fn subscribe_for(
+    url: String,
+    token: String,
+    conn: u32,
+    events: mpsc::UnboundedSender<WsEvent>,
+    lives: Duration,
+) -> Result<(Instant, WsConn)> {
+    let ws = WsConn::connect_reporting(&url, &token, conn, events).await?;
+    ws.subscribe("m1", MESSAGES, serde_json::json!({}))?;
+    ws.subscribe("u1", UNREAD, serde_json::json!({}))?;
+    Ok((Instant::now() + lives, ws))
 }
 
 /// Posts `rate` messages per second until `end`, each on its own schedule (open loop, at most
@@ -208,10 +233,10 @@ async fn send_steadily(gql: Gql, rooms: Vec<Room>, rate: u32, end: Instant) -> S
             break;
         }
         tokio::time::sleep_until(at).await;
-        let Ok(slot) = slots.clone().acquire_owned().await else { break };
-        if Instant::now() > at + interval {
-            tally.late += 1;
+        if slots.available_permits() == 0 {
+            tally.waited += 1;
         }
+        let Ok(slot) = slots.clone().acquire_owned().await else { break };
         let room = rooms[k as usize % rooms.len()].clone();
         let gql = gql.clone();
         tasks.spawn(async move {
@@ -269,7 +294,8 @@ fn gauges(text: &str) -> HashMap<&str, f64> {
     sums
 }
 
-/// A number in `0..bound` (a lifetime; no need for a seeded generator).
+/// A number in `0..bound` (a lifetime; no need for a seeded generator): every `RandomState`
+/// hashes with fresh keys.
 fn random(bound: u64) -> u64 {
-    (Uuid::new_v4().as_u128() % u128::from(bound.max(1))) as u64
+    RandomState::new().hash_one(Instant::now()) % bound.max(1)
 }

@@ -36,6 +36,16 @@ pub struct WsConn {
 impl WsConn {
     /// Connects, sends `connection_init` with the token and waits for `connection_ack`.
     pub async fn connect(url: &str, token: &str, conn: u32, inbox: &Inbox) -> Result<Self> {
+        Self::connect_reporting(url, token, conn, inbox.tx.clone()).await
+    }
+
+    /// [`WsConn::connect`] for a task that cannot borrow the inbox: `events` is its sender.
+    pub async fn connect_reporting(
+        url: &str,
+        token: &str,
+        conn: u32,
+        events: mpsc::UnboundedSender<WsEvent>,
+    ) -> Result<Self> {
         let mut request = url.into_client_request().context("WebSocket URL")?;
         request
             .headers_mut()
@@ -66,7 +76,7 @@ impl WsConn {
             }
         }
         let (cmds, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(ws, rx, inbox.tx.clone(), conn));
+        let task = tokio::spawn(run(ws, rx, events, conn));
         Ok(Self { cmds, task })
     }
 
