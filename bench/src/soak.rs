@@ -154,11 +154,13 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
         sample_every.as_secs_f64()
     );
     let errors = sends.failed + connect_failures + inbox.errors.len() as u64;
-    let mut figure = Figure::new(S, "RSS slope after warm-up", params).errors(errors).note(format!(
-        "RSS {:.1} MiB after warm-up → {:.1} MiB at the end",
-        first / 1024.0,
-        last / 1024.0
-    ));
+    let per_minute = (60.0 / sample_every.as_secs_f64()).max(1.0) as usize;
+    let minutes: Vec<String> =
+        rss.iter().step_by(per_minute).map(|(_, kib)| format!("{:.1}", kib / 1024.0)).collect();
+    let mut figure = Figure::new(S, "RSS slope after warm-up", params)
+        .errors(errors)
+        .note(format!("RSS {:.1} MiB after warm-up → {:.1} MiB at the end", first / 1024.0, last / 1024.0))
+        .note(format!("RSS each minute (MiB): {}", minutes.join(" ")));
     if let Some(per_min) = per_min {
         // Flat: what the slope adds over the measured stretch stays under 5 % of the RSS.
         let growth = per_min * (sizes.soak_secs - warm) / 60.0;
