@@ -1,12 +1,10 @@
 //! Favorite mutations and the `favoritesChanged` subscription.
 
 use async_graphql::{Context, ID, Object, Result, Subscription};
-use futures_util::stream::{self, Stream};
-use tokio::sync::broadcast::error::RecvError;
+use futures_util::{Stream, StreamExt};
 
-use super::service;
 use super::types::FavoriteChange;
-use crate::bus::{BusItem, Event, Topic};
+use super::{feed, service};
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_id, to_id};
 use crate::messages::types::Message;
@@ -41,25 +39,11 @@ impl FavoriteSubscription {
     /// Favorites the viewer sets or clears on any device. Like every event, a hint: after a
     /// reconnect, reread `isFavorite` and `favoriteMessages`.
     async fn favorites_changed(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = FavoriteChange>> {
-        let topic = Topic::User(ctx.viewer()?.id);
-        let subscription = ctx.state()?.bus.subscribe(topic).await;
-        Ok(stream::unfold(subscription, |mut subscription| async move {
-            loop {
-                match subscription.receiver.recv().await {
-                    Ok(BusItem::Event(envelope)) => {
-                        if let Event::FavoriteChanged { room_id, message_id, favorite } = envelope.event {
-                            let change = FavoriteChange {
-                                room_id: room_id.map(to_id),
-                                message_id: message_id.map(to_id),
-                                favorite,
-                            };
-                            return Some((change, subscription));
-                        }
-                    }
-                    Ok(BusItem::Resync) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return None,
-                }
-            }
+        let changes = feed::favorite_changes(&ctx.state()?.bus, ctx.viewer()?.id).await;
+        Ok(changes.map(|change| FavoriteChange {
+            room_id: change.room_id.map(to_id),
+            message_id: change.message_id.map(to_id),
+            favorite: change.favorite,
         }))
     }
 }

@@ -85,8 +85,7 @@ pub async fn saved_among(store: &Store, user_id: Uuid, message_ids: &[Uuid]) -> 
 }
 
 /// The viewer's saved messages that they may still read, newest saved first: one page at
-/// `offset`, and whether more follow. Readable as in `rooms::access`: a room of the viewer's
-/// organisation they are a member of, or a public channel.
+/// `offset`, and whether more follow, readable by `rooms::access::READABLE_SQL`.
 pub async fn saved_messages(
     store: &Store,
     viewer: &crate::auth::Viewer,
@@ -98,9 +97,9 @@ pub async fn saved_messages(
          JOIN messages m ON m.id = f.message_id \
          JOIN rooms r ON r.id = m.room_id \
          LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
-         WHERE f.user_id = $1 AND r.org_id = $2 AND r.deleted_at IS NULL \
-         AND (rm.user_id IS NOT NULL OR (r.kind = 'channel' AND r.visibility = 'public')) \
+         WHERE f.user_id = $1 AND r.org_id = $2 AND {} \
          ORDER BY f.created_at DESC, f.message_id DESC LIMIT {} OFFSET {offset}",
+        access::READABLE_SQL,
         fetch_limit(limit.get())
     );
     let rows = message_rows::Entity::find()

@@ -1,13 +1,12 @@
 //! GraphQL types of favorites: the `favoritesChanged` item and the saved-messages page.
 
-use async_graphql::connection::{Connection, Edge};
 use async_graphql::{ComplexObject, Context, ID, Result, SimpleObject};
 
 use super::service;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
 use crate::graphql::loaders::MessageKey;
-use crate::graphql::pages::offset_after;
+use crate::graphql::pages::{offset_after, offset_connection};
 use crate::messages::types::{Message, MessageConnection};
 use crate::paging::PageSize;
 use crate::rooms::types::{Room, readable_room};
@@ -46,9 +45,5 @@ pub async fn saved_message_page(
 ) -> Result<MessageConnection> {
     let (limit, offset) = (PageSize::parse(first)?, offset_after(after.as_deref())?);
     let (messages, more) = service::saved_messages(&ctx.state()?.store, ctx.viewer()?, offset, limit).await?;
-    let mut connection = Connection::new(offset > 0, more);
-    for (i, message) in messages.into_iter().enumerate() {
-        connection.edges.push(Edge::new((offset + i as u64).to_string(), Message::from(message)));
-    }
-    Ok(connection)
+    Ok(offset_connection(offset, more, messages.into_iter().map(Message::from).collect()))
 }

@@ -165,19 +165,20 @@ impl Loader<UnreadKey> for Loaders {
     }
 }
 
-impl From<LoadError> for async_graphql::Error {
-    fn from(err: LoadError) -> Self {
-        ApiError::from(err).into()
-    }
-}
-
 impl Loader<SavedKey> for Loaders {
     type Value = bool;
     type Error = LoadError;
 
+    /// Only saved messages are listed: a missing key means "not saved".
     async fn load(&self, keys: &[SavedKey]) -> Result<HashMap<SavedKey, bool>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let saved = favorites::saved_among(&self.store, self.viewer.id, &ids).await?;
-        Ok(keys.iter().map(|key| (*key, saved.contains(&key.0))).collect())
+        Ok(saved.into_iter().map(|id| (SavedKey(id), true)).collect())
+    }
+}
+
+impl From<LoadError> for async_graphql::Error {
+    fn from(err: LoadError) -> Self {
+        ApiError::from(err).into()
     }
 }

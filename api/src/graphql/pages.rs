@@ -1,6 +1,9 @@
 //! Relay cursors: offsets for lists ordered by the server, seqs for messages. Page sizes are
 //! `paging::PageSize`.
 
+use async_graphql::OutputType;
+use async_graphql::connection::{Connection, Edge};
+
 use crate::error::{ApiError, ApiResult};
 
 /// Offset cursors (`"12"`): the position after which the next page starts. Bounded, so no
@@ -12,6 +15,15 @@ pub fn offset_after(after: Option<&str>) -> ApiResult<u64> {
             cursor.parse::<u32>().map(|n| u64::from(n) + 1).map_err(|_| ApiError::bad_input("invalid cursor"))
         }
     }
+}
+
+/// A page read at `offset` as a connection whose cursors are the items' positions.
+pub fn offset_connection<T: OutputType>(offset: u64, has_more: bool, items: Vec<T>) -> Connection<String, T> {
+    let mut connection = Connection::new(offset > 0, has_more);
+    for (i, item) in items.into_iter().enumerate() {
+        connection.edges.push(Edge::new((offset + i as u64).to_string(), item));
+    }
+    connection
 }
 
 /// A seq cursor (`"42"`): a non-negative seq.

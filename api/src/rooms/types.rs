@@ -1,6 +1,6 @@
 //! GraphQL types of rooms.
 
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
@@ -12,7 +12,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MemberRole, RoomKind, Visibility};
 use crate::graphql::ids::to_id;
 use crate::graphql::loaders::{LastMessageKey, MembersKey, MembershipKey, RoomKey, UnreadKey, UserKey};
-use crate::graphql::pages::offset_after;
+use crate::graphql::pages::{offset_after, offset_connection};
 use crate::messages::types::Message;
 use crate::paging::PageSize;
 use crate::users::types::User;
@@ -173,11 +173,7 @@ pub async fn room_page(
         favorites_first: order_by == RoomOrder::FavoritesFirst,
     };
     let (rooms, has_more) = service::list(&ctx.state()?.store, ctx.viewer()?, &filter, offset, limit).await?;
-    let mut connection = Connection::new(offset > 0, has_more);
-    for (i, room) in rooms.into_iter().enumerate() {
-        connection.edges.push(Edge::new((offset + i as u64).to_string(), Room::from(room)));
-    }
-    Ok(connection)
+    Ok(offset_connection(offset, has_more, rooms.into_iter().map(Room::from).collect()))
 }
 
 /// The room, if the viewer may (still) read it: null after losing access.

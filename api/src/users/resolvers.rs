@@ -1,6 +1,5 @@
 //! Users: `viewer`, `users(search)`, and the admin `createUser`.
 
-use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, Object, Result};
 
 use super::input::{DisplayName, Handle};
@@ -8,7 +7,7 @@ use super::service::{self, NewUser, UserChanges};
 use super::types::{CreateUserInput, UpdateUserInput, User, UserConnection, Viewer};
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
-use crate::graphql::pages::offset_after;
+use crate::graphql::pages::{offset_after, offset_connection};
 use crate::paging::PageSize;
 
 #[derive(Default)]
@@ -33,11 +32,7 @@ impl UserQuery {
         let (limit, offset) = (PageSize::parse(first)?, offset_after(after.as_deref())?);
         let (users, has_more) =
             service::search(&ctx.state()?.store, ctx.viewer()?, search.as_deref(), offset, limit).await?;
-        let mut connection = Connection::new(offset > 0, has_more);
-        for (i, user) in users.into_iter().enumerate() {
-            connection.edges.push(Edge::new((offset + i as u64).to_string(), User(user)));
-        }
-        Ok(connection)
+        Ok(offset_connection(offset, has_more, users.into_iter().map(User).collect()))
     }
 }
 
