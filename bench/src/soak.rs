@@ -89,29 +89,20 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
     let sender = tokio::spawn(send_steadily(Gql::new(&e.http())?, rooms.to_vec(), sizes.soak_rate, end));
 
     let mut inbox = Inbox::default();
-    let mut connecting = JoinSet::new();
-    let (mut live, mut churned, mut connect_failures) = (Vec::<(Instant, WsConn)>::new(), 0u32, 0u64);
-    let mut first_connect_error = None;
+    let mut subscribers = Subscribers::default();
+    let mut churned = 0u32;
     let (mut results, mut rss) = (0u64, Vec::new());
     let (mut next_connect, mut next_sample) = (started, started);
     while Instant::now() < end {
         let now = Instant::now();
-        let (gone, kept): (Vec<_>, Vec<_>) = live.into_iter().partition(|(until, _)| *until <= now);
-        live = kept;
-        gone.into_iter().for_each(|(_, conn)| conn.vanish());
-        while let Some(done) = connecting.try_join_next() {
-            match done.context("a connect task panicked")? {
-                Ok(conn) => live.push(conn),
-                Err(err) => {
-                    connect_failures += 1;
-                    first_connect_error.get_or_insert_with(|| format!("{err:#}"));
-                }
-            }
+        subscribers.vanish_due(now);
+        while let Some(done) = subscribers.connecting.try_join_next() {
+            subscribers.admit(done);
         }
         if now >= next_connect {
             let token = tokens[churned as usize % tokens.len()].clone();
             let lives = Duration::from_millis(500 + random(lifetime_ms.saturating_sub(500).max(1)));
-            connecting.spawn(subscribe_for(e.ws(), token, churned, inbox.tx.clone(), lives));
+            subscribers.connecting.spawn(subscribe_for(e.ws(), token, churned, inbox.tx.clone(), lives));
             churned += 1;
             next_connect += connect_every;
         }
@@ -129,12 +120,10 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
     }
     let sends = sender.await.context("the sender task panicked")?;
     // The rest vanish now; then E gets a grace period to notice.
-    while let Some(done) = connecting.join_next().await {
-        if let Ok(Ok(conn)) = done {
-            live.push(conn);
-        }
+    while let Some(done) = subscribers.connecting.join_next().await {
+        subscribers.admit(done);
     }
-    live.into_iter().for_each(|(_, conn)| conn.vanish());
+    subscribers.vanish_all();
     inbox.recv_until(Instant::now() + Duration::from_millis(500), |_| false).await;
     let gauges = settled_gauges(&e.http()).await?;
     rss.push((started.elapsed().as_secs_f64(), e.rss_kib()? as f64));
@@ -153,7 +142,7 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
         sizes.soak_lifetime_secs,
         sample_every.as_secs_f64()
     );
-    let errors = sends.failed + connect_failures + inbox.errors.len() as u64;
+    let errors = sends.failed + subscribers.failures + inbox.errors.len() as u64;
     let per_minute = (60.0 / sample_every.as_secs_f64()).max(1.0) as usize;
     let minutes: Vec<String> =
         rss.iter().step_by(per_minute).map(|(_, kib)| format!("{:.1}", kib / 1024.0)).collect();
@@ -166,8 +155,9 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
         let growth = per_min * (sizes.soak_secs - warm) / 60.0;
         figure = figure.value(per_min, "KiB/min").target("growth < 5 % of RSS", Some(growth < 0.05 * first));
     }
-    for err in
-        [sends.first_error.as_ref(), first_connect_error.as_ref(), inbox.errors.first()].into_iter().flatten()
+    for err in [sends.first_error.as_ref(), subscribers.first_error.as_ref(), inbox.errors.first()]
+        .into_iter()
+        .flatten()
     {
         figure = figure.note(format!("first error: {err}"));
     }
@@ -205,6 +195,40 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
         );
     }
     Ok(())
+}
+
+/// The churning subscribers: those connecting, and those live until their time to vanish.
+#[derive(Default)]
+struct Subscribers {
+    connecting: JoinSet<Result<(Instant, WsConn)>>,
+    live: Vec<(Instant, WsConn)>,
+    failures: u64,
+    first_error: Option<String>,
+}
+
+impl Subscribers {
+    /// Takes a finished connect: live, or a failure.
+    fn admit(&mut self, done: Result<Result<(Instant, WsConn)>, JoinError>) {
+        let failure = match done {
+            Ok(Ok(subscriber)) => return self.live.push(subscriber),
+            Ok(Err(err)) => format!("{err:#}"),
+            Err(err) => format!("connect task: {err}"),
+        };
+        self.failures += 1;
+        self.first_error.get_or_insert(failure);
+    }
+
+    /// Drops, without a close frame, every subscriber whose time is up by `now`.
+    fn vanish_due(&mut self, now: Instant) {
+        let (gone, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.live).into_iter().partition(|(until, _)| *until <= now);
+        self.live = kept;
+        gone.into_iter().for_each(|(_, conn)| conn.vanish());
+    }
+
+    fn vanish_all(&mut self) {
+        std::mem::take(&mut self.live).into_iter().for_each(|(_, conn)| conn.vanish());
+    }
 }
 
 /// One subscriber: connects, subscribes, and says when it will vanish.
