@@ -16,6 +16,7 @@ use crate::demo;
 use crate::graphql::build_schema;
 use crate::http::{self, HttpState};
 use crate::rate_limit::SendLimiter;
+use crate::reminders;
 use crate::secrets;
 use crate::state::AppState;
 
@@ -51,6 +52,7 @@ impl App {
         let send_limiter = SendLimiter::new(&config.limits, bus.redis_link());
         let state = AppState::new(store, bus, auth, config.limits.clone(), send_limiter);
         state.directory.spawn_invalidator(&state.bus, shutdown_rx.clone()).await;
+        reminders::scheduler::spawn(state.clone(), shutdown_rx.clone()).await;
         let schema = build_schema(Some(state.clone()), Some(&config.limits), config.playground);
         let listener = TcpListener::bind(config.bind)
             .await

@@ -164,6 +164,9 @@ pub struct Limits {
     /// Most active subscriptions on one WebSocket connection.
     #[arg(long, env = "PARLEY_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub max_subscriptions: usize,
+    /// Most pending reminders one user may have.
+    #[arg(long, env = "PARLEY_MAX_PENDING_REMINDERS", default_value_t = 1_000)]
+    pub max_pending_reminders: u64,
 }
 
 impl Limits {

@@ -8,7 +8,7 @@
 //!   rate limit, local or shared by the cluster through Redis.
 //! - [`auth`]: tokens → [`auth::Viewer`]. [`error`]: the one error type.
 //! - Domains, each with `service` (rules + database), `types` and `resolvers`:
-//!   [`rooms`], [`messages`], [`read_state`], [`users`], [`favorites`].
+//!   [`rooms`], [`messages`], [`read_state`], [`users`], [`favorites`], [`reminders`].
 //! - [`bus`]: events across instances (in-process or Redis). [`db`]: connection, migrations,
 //!   the SQLite write gate. [`directory`]: cached users and rooms. [`demo`]: first-run data.
 
@@ -28,6 +28,7 @@ pub mod messages;
 pub mod paging;
 pub mod rate_limit;
 pub mod read_state;
+pub mod reminders;
 pub mod rooms;
 mod secrets;
 pub mod state;

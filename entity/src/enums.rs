@@ -88,3 +88,17 @@ pub enum MessageSource {
     #[sea_orm(string_value = "api")]
     Api,
 }
+
+/// Where a reminder stands: waiting, fired and not yet dealt with, completed, or cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum ReminderStatus {
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "fired")]
+    Fired,
+    #[sea_orm(string_value = "done")]
+    Done,
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+}

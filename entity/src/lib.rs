@@ -5,6 +5,7 @@ pub mod enums;
 pub mod message_favorites;
 pub mod messages;
 pub mod organizations;
+pub mod reminders;
 pub mod room_members;
 pub mod rooms;
 pub mod settings;

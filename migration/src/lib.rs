@@ -6,12 +6,17 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_core;
 mod m20261123_000002_saved_messages;
+mod m20261123_000003_reminders;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_core::Migration), Box::new(m20261123_000002_saved_messages::Migration)]
+        vec![
+            Box::new(m20261121_000001_core::Migration),
+            Box::new(m20261123_000002_saved_messages::Migration),
+            Box::new(m20261123_000003_reminders::Migration),
+        ]
     }
 }

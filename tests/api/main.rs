@@ -29,6 +29,7 @@ mod message_edits;
 mod messages;
 mod outages;
 mod read_state;
+mod reminders;
 mod room_listing;
 mod rooms;
 mod schema;

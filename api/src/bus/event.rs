@@ -17,6 +17,8 @@ pub enum Topic {
     User(Uuid),
     /// Every instance follows it for its whole life: cached users and rooms to forget.
     Directory,
+    /// Every instance's reminder scheduler follows it: reminders created or moved.
+    Scheduler,
 }
 
 impl Topic {
@@ -25,13 +27,16 @@ impl Topic {
             Self::Room(id) => format!("parley:room:{id}"),
             Self::User(id) => format!("parley:user:{id}"),
             Self::Directory => "parley:directory".to_owned(),
+            Self::Scheduler => "parley:scheduler".to_owned(),
         }
     }
 
     pub fn from_channel_name(name: &str) -> Option<Self> {
         let rest = name.strip_prefix("parley:")?;
-        if rest == "directory" {
-            return Some(Self::Directory);
+        match rest {
+            "directory" => return Some(Self::Directory),
+            "scheduler" => return Some(Self::Scheduler),
+            _ => {}
         }
         let (kind, id) = rest.split_once(':')?;
         let id = Uuid::parse_str(id).ok()?;
@@ -80,6 +85,25 @@ pub enum Event {
     UserChanged { user_id: Uuid },
     /// A room was renamed, archived or otherwise changed (directory topic).
     RoomInfoChanged { room_id: Uuid },
+    /// A reminder was created or moved to `remind_at` (scheduler topic): a scheduler sleeping
+    /// past that moment wakes up early.
+    ReminderScheduled { remind_at: DateTime<Utc> },
+    /// A reminder fired (its owner's user topic). Sent once, by the instance that claimed it.
+    ReminderDue { reminder: Box<ReminderPayload> },
+}
+
+/// A reminder as it was when it fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReminderPayload {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    pub room_id: Option<Uuid>,
+    pub message_id: Option<Uuid>,
+    pub note: Option<String>,
+    pub remind_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub fired_at: DateTime<Utc>,
 }
 
 /// A stored message. Enumerations travel as their stored strings.

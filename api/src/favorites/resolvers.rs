@@ -1,10 +1,11 @@
 //! Favorite mutations and the `favoritesChanged` subscription.
 
 use async_graphql::{Context, ID, Object, Result, Subscription};
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 
+use super::service;
 use super::types::FavoriteChange;
-use super::{feed, service};
+use crate::bus::{Event, Topic};
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_id, to_id};
 use crate::messages::types::Message;
@@ -39,11 +40,14 @@ impl FavoriteSubscription {
     /// Favorites the viewer sets or clears on any device. Like every event, a hint: after a
     /// reconnect, reread `isFavorite` and `favoriteMessages`.
     async fn favorites_changed(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = FavoriteChange>> {
-        let changes = feed::favorite_changes(&ctx.state()?.bus, ctx.viewer()?.id).await;
-        Ok(changes.map(|change| FavoriteChange {
-            room_id: change.room_id.map(to_id),
-            message_id: change.message_id.map(to_id),
-            favorite: change.favorite,
-        }))
+        let changes = ctx.state()?.bus.picked_events(Topic::User(ctx.viewer()?.id), |event| match event {
+            Event::FavoriteChanged { room_id, message_id, favorite } => Some(FavoriteChange {
+                room_id: room_id.map(to_id),
+                message_id: message_id.map(to_id),
+                favorite: *favorite,
+            }),
+            _ => None,
+        });
+        Ok(changes.await)
     }
 }

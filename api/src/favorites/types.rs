@@ -5,9 +5,8 @@ use async_graphql::{ComplexObject, Context, ID, Result, SimpleObject};
 use super::service;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
-use crate::graphql::loaders::MessageKey;
 use crate::graphql::pages::{offset_after, offset_connection};
-use crate::messages::types::{Message, MessageConnection};
+use crate::messages::types::{Message, MessageConnection, readable_message};
 use crate::paging::PageSize;
 use crate::rooms::types::{Room, readable_room};
 
@@ -31,9 +30,7 @@ impl FavoriteChange {
     /// The message, while the viewer may read its room.
     async fn message(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
         let Some(id) = &self.message_id else { return Ok(None) };
-        let id = parse_id(id)?;
-        let Some(message) = ctx.loaders()?.load_one(MessageKey(id)).await? else { return Ok(None) };
-        Ok(readable_room(ctx, message.room_id).await?.map(|_| Message::from(message)))
+        readable_message(ctx, parse_id(id)?).await
     }
 }
 

@@ -3,7 +3,8 @@
 //! subscription opened by thousands of connections. Parsing is keyed by the document alone;
 //! validation also checks variable values against argument types, so its key adds the
 //! variables and the operation name. Only documents that passed are cached: a failure is
-//! always recomputed and reported as the first time.
+//! always recomputed and reported as the first time. A failure is the client's: each of its
+//! errors carries `extensions.code` BAD_USER_INPUT, like every other refused input.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +14,8 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, ServerError, ServerResult, ValidationResult, Variables};
 use moka::sync::Cache;
+
+use crate::error::ErrorCode;
 
 const CAPACITY: u64 = 1_000;
 
@@ -66,7 +69,7 @@ impl Extension for PerRequest {
         if let Some(document) = self.cache.parsed.get(&key) {
             return Ok(ExecutableDocument::clone(&document));
         }
-        let document = next.run(ctx, query, variables).await?;
+        let document = next.run(ctx, query, variables).await.map_err(bad_user_input)?;
         self.cache.parsed.insert(key, Arc::new(document.clone()));
         Ok(document)
     }
@@ -77,12 +80,26 @@ impl Extension for PerRequest {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let key = self.validation_key.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(key) = key else { return next.run(ctx).await };
+        let Some(key) = key else { return next.run(ctx).await.map_err(all_bad_user_input) };
         if let Some(result) = self.cache.validated.get(&key) {
             return Ok(result);
         }
-        let result = next.run(ctx).await?;
+        let result = next.run(ctx).await.map_err(all_bad_user_input)?;
         self.cache.validated.insert(key, result);
         Ok(result)
     }
+}
+
+/// Gives an error about the document or its variables the code of refused input, unless it
+/// has a code already (the alias limit's).
+fn bad_user_input(mut error: ServerError) -> ServerError {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", ErrorCode::BadUserInput.as_str());
+    }
+    error
+}
+
+fn all_bad_user_input(errors: Vec<ServerError>) -> Vec<ServerError> {
+    errors.into_iter().map(bad_user_input).collect()
 }

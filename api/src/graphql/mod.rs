@@ -20,6 +20,7 @@ use crate::config::Limits;
 use crate::favorites::resolvers::{FavoriteMutation, FavoriteSubscription};
 use crate::messages::resolvers::{MessageMutation, MessageQuery, MessageSubscription};
 use crate::read_state::resolvers::{ReadStateMutation, ReadStateQuery, ReadStateSubscription};
+use crate::reminders::resolvers::{ReminderMutation, ReminderSubscription};
 use crate::rooms::resolvers::{RoomMutation, RoomQuery, RoomSubscription};
 use crate::state::AppState;
 use crate::users::resolvers::{UserMutation, UserQuery};
@@ -28,7 +29,14 @@ use crate::users::resolvers::{UserMutation, UserQuery};
 pub struct QueryRoot(UserQuery, RoomQuery, MessageQuery, ReadStateQuery, node::NodeQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(RoomMutation, MessageMutation, ReadStateMutation, UserMutation, FavoriteMutation);
+pub struct MutationRoot(
+    RoomMutation,
+    MessageMutation,
+    ReadStateMutation,
+    UserMutation,
+    FavoriteMutation,
+    ReminderMutation,
+);
 
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(
@@ -36,6 +44,7 @@ pub struct SubscriptionRoot(
     ReadStateSubscription,
     RoomSubscription,
     FavoriteSubscription,
+    ReminderSubscription,
 );
 
 pub type ParleySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

@@ -9,7 +9,7 @@ use crate::graphql::enums::{MessageSource, SenderRole};
 use crate::graphql::frames::{FrameKey, Shared};
 use crate::graphql::ids::to_id;
 use crate::graphql::loaders::{MessageKey, SavedKey, UserKey};
-use crate::rooms::types::{Room, room_by_id};
+use crate::rooms::types::{Room, readable_room, room_by_id};
 use crate::users::types::User;
 use entity::{rooms, users};
 
@@ -157,3 +157,10 @@ pub struct EditMessageInput {
 }
 
 pub type MessageConnection = async_graphql::connection::Connection<String, Message>;
+
+/// A message by id while the viewer may read its room (deleted ones included, shown as
+/// deleted); otherwise none, as if it did not exist.
+pub async fn readable_message(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<Message>> {
+    let Some(message) = ctx.loaders()?.load_one(MessageKey(id)).await? else { return Ok(None) };
+    Ok(readable_room(ctx, message.room_id).await?.map(|_| Message::from(message)))
+}

@@ -9,6 +9,7 @@ use crate::graphql::enums::{UserKind, UserRole};
 use crate::graphql::ids::to_id;
 use crate::messages::types::MessageConnection;
 use crate::read_state::service as read_state;
+use crate::reminders::types::{ReminderConnection, ReminderFilter, reminder_page};
 use crate::rooms::types::{RoomConnection, RoomFilterInput, RoomOrder, room_page};
 use entity::users;
 
@@ -75,6 +76,16 @@ impl Viewer {
         after: Option<String>,
     ) -> Result<MessageConnection> {
         saved_message_page(ctx, first, after).await
+    }
+    /// The viewer's reminders: pending and due ones by default, soonest first.
+    async fn reminders(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ReminderFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ReminderConnection> {
+        reminder_page(ctx, filter, first, after).await
     }
     /// Unread messages across all the viewer's rooms.
     async fn unread_total(&self, ctx: &Context<'_>) -> Result<i64> {

@@ -235,7 +235,8 @@ async fn seed_victim(app: &TestApp) -> Victim {
     let message = id_of(&send(app, &amber, &atlas, "acorn one").await);
     send(app, &arthur, &aegis, "acorn two").await;
     send(app, &arthur, &dm, "acorn three").await;
-    let ids = vec![atlas, aegis, dm, message, amber.id.clone()];
+    let reminder = remind(app, &amber, json!({ "messageId": message, "remindAt": in_an_hour() })).await;
+    let ids = vec![atlas, aegis, dm, message, amber.id.clone(), reminder];
     let mut markers = ids.clone();
     markers.extend([&org.id, &arthur.id].map(String::clone));
     markers.extend(["amber", "arthur", "atlas", "aegis", "acorn"].map(str::to_owned));
@@ -262,11 +263,12 @@ async fn seed_caller(app: &TestApp) -> Caller {
 }
 
 /// What each user sees of their organisation: rooms (live and archived) with
-/// members and read state, every message, the people.
+/// members and read state, every message, their reminders, the people.
 async fn snapshots(app: &TestApp, users: &[&TestUser]) -> Vec<Value> {
     const ROOMS: &str = "query($archived: Boolean) { viewer { rooms(filter: { archived: $archived }, first: 100) { \
         edges { node { id kind name topic visibility archivedAt latestSeq lastReadSeq unreadCount viewerRole \
-        members { role lastReadSeq user { id handle displayName } } } } } } \
+        members { role lastReadSeq user { id handle displayName } } } } } \
+        reminders(first: 100) { edges { node { id status remindAt note } } } } \
         users(first: 100) { edges { node { id handle displayName role kind deactivatedAt } } } }";
     let mut views = Vec::new();
     for user in users {
@@ -287,6 +289,7 @@ async fn snapshots(app: &TestApp, users: &[&TestUser]) -> Vec<Value> {
 /// A's ordinary activity, each kind of event B's subscriptions could leak.
 async fn act_in(app: &TestApp, a: &Victim) {
     let atlas = &a.ids[0];
+    remind(app, &a.amber, json!({ "roomId": atlas, "remindAt": in_millis(200) })).await;
     let message = id_of(&send(app, &a.arthur, atlas, "acorn four").await);
     let edit = format!(
         "mutation($id: ID!) {{ editMessage(input: {{ messageId: $id, body: \"acorn five\" }}) {{ {MESSAGE} }} }}"
@@ -307,8 +310,23 @@ async fn act_in(app: &TestApp, a: &Victim) {
     app.ok(&a.amber, star, json!({ "id": atlas })).await;
 }
 
+/// Creates a reminder for `user`; its id.
+async fn remind(app: &TestApp, user: &TestUser, input: Value) -> String {
+    let create = "mutation($input: CreateReminderInput!) { createReminder(input: $input) { id } }";
+    id_of(&app.ok(user, create, json!({ "input": input })).await["createReminder"])
+}
+
+fn in_millis(millis: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::milliseconds(millis)).to_rfc3339()
+}
+
+fn in_an_hour() -> String {
+    in_millis(3_600_000)
+}
+
 /// The same kinds of activity in B, which B's watchers must see.
 async fn act_in_caller(app: &TestApp, b: &Caller) {
+    remind(app, &b.bob, json!({ "roomId": b.room, "remindAt": in_millis(200) })).await;
     let message = id_of(&send(app, &b.carol, &b.room, "carol again").await);
     let edit = "mutation($id: ID!) { editMessage(input: { messageId: $id, body: \"carol edited\" }) { id } }";
     app.ok(&b.carol, edit, json!({ "id": message })).await;

@@ -189,7 +189,10 @@ impl SchemaWalk {
                     (Some("SCALAR"), "String") => json!("probe"),
                     (Some("SCALAR"), "Int") => json!(1),
                     (Some("SCALAR"), "Boolean") => json!(false),
-                    (Some("SCALAR"), "DateTime") => json!(chrono::Utc::now().to_rfc3339()),
+                    // An hour ahead: a valid time wherever a future one is required.
+                    (Some("SCALAR"), "DateTime") => {
+                        json!((chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339())
+                    }
                     (Some("ENUM"), _) => info["enumValues"][0]["name"].clone(),
                     (Some("INPUT_OBJECT"), _) => {
                         let mut object = Map::new();
