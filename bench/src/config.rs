@@ -24,10 +24,11 @@ pub enum Scenario {
     Unread,
     History,
     Soak,
+    Reminders,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Self::Floor,
         Self::Delivery,
         Self::Burst,
@@ -38,6 +39,7 @@ impl Scenario {
         Self::Unread,
         Self::History,
         Self::Soak,
+        Self::Reminders,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +54,7 @@ impl Scenario {
             Self::Unread => "unread",
             Self::History => "history",
             Self::Soak => "soak",
+            Self::Reminders => "reminders",
         }
     }
 }
@@ -140,6 +143,9 @@ pub struct Args {
     /// soak: messages per second (default: about half the sustained rate of BENCHMARKS.md).
     #[arg(long)]
     pub soak_rate: Option<u32>,
+    /// reminders: reminders due within the window.
+    #[arg(long)]
+    pub reminders: Option<usize>,
 }
 
 /// Sizes of one run.
@@ -177,6 +183,12 @@ pub struct Sizes {
     pub soak_lifetime_secs: f64,
     pub soak_users: usize,
     pub soak_rooms: usize,
+    pub reminders: usize,
+    pub reminder_users: usize,
+    /// The window the reminders are due in.
+    pub reminder_window_secs: f64,
+    /// From the start of creating them to the window's start.
+    pub reminder_lead_secs: f64,
 }
 
 impl Sizes {
@@ -236,6 +248,9 @@ impl Sizes {
         if let Some(v) = args.soak_rate {
             s.soak_rate = v;
         }
+        if let Some(v) = args.reminders {
+            s.reminders = v;
+        }
         s
     }
 
@@ -272,6 +287,10 @@ impl Sizes {
             soak_lifetime_secs: 10.0,
             soak_users: 400,
             soak_rooms: 40,
+            reminders: 10_000,
+            reminder_users: 100,
+            reminder_window_secs: 10.0,
+            reminder_lead_secs: 20.0,
         }
     }
 
@@ -308,6 +327,10 @@ impl Sizes {
             soak_lifetime_secs: 2.0,
             soak_users: 40,
             soak_rooms: 4,
+            reminders: 300,
+            reminder_users: 10,
+            reminder_window_secs: 2.0,
+            reminder_lead_secs: 3.0,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout_at};
@@ -38,6 +39,9 @@ pub enum WsEvent {
     Message { conn: u32, sub: u32, seq: i64, tag: u8, no: u64, at: Instant },
     /// An `unreadCountChanged` result.
     Unread { conn: u32, room: Uuid, seq: i64, at: Instant },
+    /// A `reminderDue` result: the reminder, when it was due and fired (the server's clock),
+    /// and when it arrived (the bench's wall clock: the same machine's).
+    Reminder { id: Uuid, remind_at: DateTime<Utc>, fired_at: DateTime<Utc>, received: DateTime<Utc> },
     /// An `error` message, a result with `errors`, a subscription the server completed, or a
     /// connection that closed on its own.
     Error { conn: u32, text: String },

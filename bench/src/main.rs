@@ -17,6 +17,7 @@ mod frames;
 mod history;
 mod inbox;
 mod pgcount;
+mod reminders;
 mod report;
 mod schema;
 mod seed;
@@ -101,6 +102,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             Scenario::Unread => unread::run(&mut ctx).await,
             Scenario::History => history::run(&mut ctx).await,
             Scenario::Soak => soak::run(&mut ctx).await,
+            Scenario::Reminders => reminders::run(&mut ctx).await,
         };
         let result = result.and_then(|()| ctx.check_servers());
         if let Err(err) = result {

@@ -317,3 +317,16 @@ pub fn machine() -> serde_json::Value {
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
     })
 }
+
+/// Sums of every un-labelled and labelled sample per metric name in Prometheus text.
+pub fn prometheus_sums(text: &str) -> HashMap<&str, f64> {
+    let mut sums = HashMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let name = series.split('{').next().unwrap_or(series);
+        if let Ok(value) = value.parse::<f64>() {
+            *sums.entry(name).or_insert(0.0) += value;
+        }
+    }
+    sums
+}

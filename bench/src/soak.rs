@@ -13,7 +13,6 @@
 //! gauges must come back to 0. Send failures, WebSocket errors and failed connects count as
 //! errors.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +28,7 @@ use crate::config::Ctx;
 use crate::inbox::{Inbox, WsEvent};
 use crate::report::{Figure, slope};
 use crate::seed;
-use crate::servers::Instance;
+use crate::servers::{Instance, prometheus_sums};
 use crate::ws::WsConn;
 
 const S: &str = "soak";
@@ -296,7 +295,7 @@ async fn settled_gauges(base: &str) -> Result<(f64, f64)> {
     let deadline = Instant::now() + GAUGE_GRACE;
     loop {
         let text = http.get(format!("{base}/metrics")).send().await?.error_for_status()?.text().await?;
-        let values = gauges(&text);
+        let values = prometheus_sums(&text);
         let read = |name: &str| values.get(name).copied().unwrap_or(0.0);
         let (connections, subscriptions) =
             (read("parley_ws_connections"), read("parley_active_subscriptions"));
@@ -305,19 +304,6 @@ async fn settled_gauges(base: &str) -> Result<(f64, f64)> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// Sums of every un-labelled and labelled sample per metric name in Prometheus text.
-fn gauges(text: &str) -> HashMap<&str, f64> {
-    let mut sums = HashMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
-        let name = series.split('{').next().unwrap_or(series);
-        if let Ok(value) = value.parse::<f64>() {
-            *sums.entry(name).or_insert(0.0) += value;
-        }
-    }
-    sums
 }
 
 /// A number in `0..bound` (a lifetime; no need for a seeded generator): every `RandomState`

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -80,8 +81,8 @@ impl WsConn {
         Ok(Self { cmds, task })
     }
 
-    /// Starts a subscription; `id` starts with `m` (messageAdded) or `u` (unreadCountChanged)
-    /// followed by a number.
+    /// Starts a subscription; `id` starts with `m` (messageAdded), `u` (unreadCountChanged) or
+    /// `r` (reminderDue) followed by a number.
     pub fn subscribe(&self, id: &str, query: &str, variables: Value) -> Result<()> {
         let message =
             json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } });
@@ -229,6 +230,20 @@ struct NextPayload {
 struct NextData {
     message_added: Option<MessageData>,
     unread_count_changed: Option<UnreadData>,
+    reminder_due: Option<ReminderDueData>,
+}
+
+#[derive(Deserialize)]
+struct ReminderDueData {
+    reminder: ReminderData,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReminderData {
+    id: Uuid,
+    remind_at: DateTime<Utc>,
+    fired_at: DateTime<Utc>,
 }
 
 #[derive(Deserialize)]
@@ -280,6 +295,10 @@ fn decode(conn: u32, text: &str, at: Instant) -> Option<WsEvent> {
         }
         Some(NextData { unread_count_changed: Some(u), .. }) => {
             Some(WsEvent::Unread { conn, room: u.room_id, seq: u.seq, at })
+        }
+        Some(NextData { reminder_due: Some(due), .. }) => {
+            let ReminderData { id, remind_at, fired_at } = due.reminder;
+            Some(WsEvent::Reminder { id, remind_at, fired_at, received: Utc::now() })
         }
         _ => Some(WsEvent::Error { conn, text: format!("result without data: {text}") }),
     }
