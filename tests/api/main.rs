@@ -16,6 +16,7 @@ mod helpers;
 mod auth;
 mod concurrency;
 mod config;
+mod context_rooms;
 mod cross_instance;
 mod direct_rooms;
 mod faults;

@@ -9,6 +9,7 @@
 //! passed `access` or came from the viewer's memberships (loaders, latest seqs, read positions).
 
 pub mod access;
+pub mod context;
 mod feed;
 pub mod membership;
 pub mod name;

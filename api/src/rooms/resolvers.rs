@@ -3,12 +3,14 @@
 use async_graphql::{Context, ID, Object, Result, Subscription};
 use futures_util::Stream;
 
+use super::context::{self, ContextRef};
 use super::name::ChannelName;
 use super::types::{
-    CreateChannelInput, Room, RoomConnection, RoomFilterInput, RoomOrder, RoomUpdate, UpdateRoomInput,
-    room_page,
+    CreateChannelInput, OpenContextRoomInput, Room, RoomConnection, RoomFilterInput, RoomOrder, RoomUpdate,
+    UpdateRoomInput, room_page,
 };
 use super::{access, feed, membership, service};
+use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_id, parse_ids};
 
@@ -17,10 +19,18 @@ pub struct RoomQuery;
 
 #[Object]
 impl RoomQuery {
-    /// A room the viewer may read.
-    async fn room(&self, ctx: &Context<'_>, id: ID) -> Result<Room> {
-        let access = access::readable(&ctx.state()?.store, ctx.viewer()?, parse_id(&id)?).await?;
-        Ok(Room::from(access.room))
+    /// A room the viewer may read, by `id` or by the outside record it belongs to
+    /// (`contextRef`): exactly one of the two.
+    async fn room(&self, ctx: &Context<'_>, id: Option<ID>, context_ref: Option<String>) -> Result<Room> {
+        let (store, viewer) = (&ctx.state()?.store, ctx.viewer()?);
+        let room = match (id, context_ref) {
+            (Some(id), None) => access::readable(store, viewer, parse_id(&id)?).await?.room,
+            (None, Some(reference)) => context::find(store, viewer, &ContextRef::parse(&reference)?)
+                .await?
+                .ok_or_else(|| ApiError::not_found("room"))?,
+            _ => return Err(ApiError::bad_input("give either id or contextRef").into()),
+        };
+        Ok(Room::from(room))
     }
 
     /// The viewer's rooms, most recent activity first (or favorites first).
@@ -80,6 +90,18 @@ impl RoomMutation {
     async fn remove_member(&self, ctx: &Context<'_>, room_id: ID, user_id: ID) -> Result<Room> {
         let (room_id, user_id) = (parse_id(&room_id)?, parse_id(&user_id)?);
         Ok(Room::from(membership::remove_member(&ctx.service()?, room_id, user_id).await?))
+    }
+
+    /// The organisation's room for an outside record, created (private, with the viewer and
+    /// `userIds`) on first use. Idempotent, also when requests race; NOT_FOUND to someone who
+    /// is not a member of the existing room.
+    async fn open_context_room(&self, ctx: &Context<'_>, input: OpenContextRoomInput) -> Result<Room> {
+        let new = context::NewContextRoom {
+            context_ref: ContextRef::parse(&input.context_ref)?,
+            name: input.name.as_deref().map(ChannelName::parse).transpose()?,
+            member_ids: parse_ids(&input.user_ids)?,
+        };
+        Ok(Room::from(context::open(&ctx.service()?, new).await?))
     }
 
     /// Opens (or finds) the direct room of these users and the viewer: 2–9 people in all.

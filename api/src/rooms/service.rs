@@ -63,33 +63,57 @@ fn topic_text(raw: Option<String>) -> ApiResult<Option<String>> {
 
 #[tracing::instrument(skip(cx, input), fields(viewer = %cx.viewer.id))]
 pub async fn create_channel(cx: &Ctx<'_>, input: NewChannel) -> ApiResult<rooms::Model> {
-    let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
+    let viewer = cx.viewer;
     let name = input.name.into_string();
     let topic = topic_text(input.topic)?;
-    let mut member_ids: Vec<Uuid> = input.member_ids.into_iter().filter(|id| *id != viewer.id).collect();
+    let member_ids = other_members(cx, input.member_ids).await?;
+
+    let room = rooms::Model { name: Some(name), topic, visibility: input.visibility, ..new_channel(viewer) };
+    create_with_members(cx, room, member_ids)
+        .await
+        .map_err(|err| if err.is_unique_violation() { ApiError::conflict(NAME_TAKEN) } else { err })
+}
+
+/// The users to add beside the viewer: each once, all in the viewer's organisation.
+pub(super) async fn other_members(cx: &Ctx<'_>, user_ids: Vec<Uuid>) -> ApiResult<Vec<Uuid>> {
+    let mut member_ids: Vec<Uuid> = user_ids.into_iter().filter(|id| *id != cx.viewer.id).collect();
     member_ids.sort();
     member_ids.dedup();
-    users::require_in_org(store, viewer.org_id, &member_ids).await?;
+    users::require_in_org(&cx.app.store, cx.viewer.org_id, &member_ids).await?;
+    Ok(member_ids)
+}
 
-    let now = Utc::now();
-    let room = rooms::Model {
+/// A channel created by the viewer now, with nothing set yet.
+pub(super) fn new_channel(viewer: &Viewer) -> rooms::Model {
+    rooms::Model {
         id: Uuid::now_v7(),
         org_id: viewer.org_id,
         kind: RoomKind::Channel,
-        name: Some(name),
-        topic,
-        visibility: input.visibility,
+        name: None,
+        topic: None,
+        visibility: Visibility::Private,
         dm_key: None,
         context_ref: None,
         last_seq: 0,
         last_message_at: None,
         created_by: viewer.id,
-        created_at: now,
+        created_at: Utc::now(),
         archived_at: None,
         deleted_at: None,
-    };
+    }
+}
+
+/// Stores a new channel with the viewer as owner and `member_ids` (in the organisation, not
+/// the viewer) as members, and tells each of them. A unique violation comes back as it is, for
+/// the caller to name.
+pub(super) async fn create_with_members(
+    cx: &Ctx<'_>,
+    room: rooms::Model,
+    member_ids: Vec<Uuid>,
+) -> ApiResult<rooms::Model> {
+    let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
     let tx = store.begin_write().await?;
-    rooms::ActiveModel::from(room.clone()).insert(&tx.txn).await.conflict_on_unique(NAME_TAKEN)?;
+    rooms::ActiveModel::from(room.clone()).insert(&tx.txn).await?;
     membership::insert(&tx.txn, room.id, viewer.id, MemberRole::Owner, 0).await?;
     for user_id in &member_ids {
         membership::insert(&tx.txn, room.id, *user_id, MemberRole::Member, 0).await?;

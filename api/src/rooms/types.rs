@@ -62,6 +62,10 @@ impl Room {
     async fn topic(&self) -> Option<&str> {
         self.model.topic.as_deref()
     }
+    /// The outside record this room belongs to (`openContextRoom`).
+    async fn context_ref(&self) -> Option<&str> {
+        self.model.context_ref.as_deref()
+    }
     async fn visibility(&self) -> Visibility {
         self.model.visibility.into()
     }
@@ -197,6 +201,18 @@ pub struct CreateChannelInput {
     pub visibility: Visibility,
     #[graphql(default)]
     pub member_ids: Vec<ID>,
+}
+
+/// The room of an outside record (an order, a contract): created on first use.
+#[derive(InputObject)]
+pub struct OpenContextRoomInput {
+    /// The record's reference, unique in the organisation: 1–200 characters.
+    pub context_ref: String,
+    /// A channel name, when the room is created; otherwise the room has none.
+    pub name: Option<String>,
+    /// Members beside the viewer, when the room is created.
+    #[graphql(default)]
+    pub user_ids: Vec<ID>,
 }
 
 #[derive(InputObject)]
