@@ -28,6 +28,7 @@ mod introspection;
 mod live_path;
 mod message_edits;
 mod messages;
+mod muting;
 mod outages;
 mod read_state;
 mod reminders;

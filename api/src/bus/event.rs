@@ -81,6 +81,8 @@ pub enum Event {
     ReadStateChanged { room_id: Uuid, last_read_seq: i64 },
     /// The user favored a room or saved a message, or undid it, on any device (user topic).
     FavoriteChanged { room_id: Option<Uuid>, message_id: Option<Uuid>, favorite: bool },
+    /// The user muted or unmuted a room, on any device (user topic).
+    MuteChanged { room_id: Uuid },
     /// A user was renamed, deactivated or given another role (directory topic).
     UserChanged { user_id: Uuid },
     /// A room was renamed, archived or otherwise changed (directory topic).

@@ -31,8 +31,8 @@ const FRAME_CAPACITY: u64 = 20_000;
 
 /// Fields whose value depends on who is asking (besides the items of `unreadCountChanged`,
 /// whose own values are their key).
-const PER_VIEWER_FIELDS: [&str; 5] =
-    ["unreadCount", "unreadTotal", "lastReadSeq", "viewerRole", "isFavorite"];
+const PER_VIEWER_FIELDS: [&str; 7] =
+    ["unreadCount", "unreadTotal", "lastReadSeq", "viewerRole", "isFavorite", "isMuted", "mutedUntil"];
 
 /// What makes two subscriptions' frames interchangeable: organisation, operation, variables,
 /// document, and the viewer when the document reads per-viewer fields.

@@ -39,6 +39,9 @@ pub struct UnreadChange {
     pub seq: i64,
     /// False once the viewer left or was removed (the count is then 0).
     pub member: bool,
+    /// True when someone else's new message raised the count and the viewer has not muted
+    /// the room: what a client shows a notification for.
+    pub notify: bool,
 }
 
 pub async fn unread_changes(state: AppState, viewer: Viewer) -> ApiResult<BoxStream<'static, UnreadChange>> {
@@ -63,8 +66,10 @@ impl UnreadFeed {
             match self.watcher.next().await? {
                 Watched::Room(room_id, envelope) => {
                     let Some(position) = self.positions.get_mut(&room_id) else { continue };
+                    let mut notify = false;
                     match &envelope.event {
                         Event::MessageAdded { message, .. } => {
+                            notify = message.author_user_id != Some(self.viewer.id) && !position.is_muted();
                             position.latest_seq = position.latest_seq.max(message.seq);
                             if message.author_user_id == Some(self.viewer.id) {
                                 position.last_read_seq = position.last_read_seq.max(message.seq);
@@ -82,17 +87,19 @@ impl UnreadFeed {
                         }
                         _ => continue,
                     }
-                    self.send_if_changed(room_id);
+                    self.send_if_changed(room_id, notify);
                 }
                 Watched::User(envelope) => match envelope.event {
-                    Event::ReadStateChanged { room_id, .. } => self.reload(room_id).await,
+                    Event::ReadStateChanged { room_id, .. } | Event::MuteChanged { room_id } => {
+                        self.reload(room_id).await
+                    }
                     Event::MembershipChanged { room_id, change, .. } if change.is_member() => {
                         self.reload(room_id).await
                     }
                     Event::MembershipChanged { room_id, .. } => {
                         if let Some(position) = self.positions.remove(&room_id) {
                             self.sent.remove(&room_id);
-                            self.push(room_id, 0, position.latest_seq);
+                            self.push(room_id, 0, position.latest_seq, false);
                         }
                     }
                     _ => {}
@@ -114,13 +121,13 @@ impl UnreadFeed {
         for room_id in gone {
             if let Some(position) = self.positions.remove(&room_id) {
                 self.sent.remove(&room_id);
-                self.push(room_id, 0, position.latest_seq);
+                self.push(room_id, 0, position.latest_seq, false);
             }
         }
         for position in current {
             let room_id = position.room_id;
             self.positions.insert(room_id, position);
-            self.send_if_changed(room_id);
+            self.send_if_changed(room_id, false);
         }
     }
 
@@ -131,25 +138,25 @@ impl UnreadFeed {
                 for position in positions {
                     let room_id = position.room_id;
                     self.positions.insert(room_id, position);
-                    self.send_if_changed(room_id);
+                    self.send_if_changed(room_id, false);
                 }
             }
             Err(err) => tracing::warn!(?err, "unread positions reload failed"),
         }
     }
 
-    fn send_if_changed(&mut self, room_id: Uuid) {
+    fn send_if_changed(&mut self, room_id: Uuid, notify: bool) {
         let Some(position) = self.positions.get(&room_id) else { return };
         let (count, seq) = (position.unread(), position.latest_seq);
         if self.sent.get(&room_id) != Some(&count) {
             self.sent.insert(room_id, count);
-            self.push(room_id, count, seq);
+            self.push(room_id, count, seq, notify);
         }
     }
 
-    fn push(&mut self, room_id: Uuid, unread_count: i64, seq: i64) {
+    fn push(&mut self, room_id: Uuid, unread_count: i64, seq: i64, notify: bool) {
         let unread_total = self.positions.values().map(ReadPosition::unread).sum();
         let member = self.positions.contains_key(&room_id);
-        self.pending.push_back(UnreadChange { room_id, unread_count, unread_total, seq, member });
+        self.pending.push_back(UnreadChange { room_id, unread_count, unread_total, seq, member, notify });
     }
 }

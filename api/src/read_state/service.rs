@@ -1,6 +1,6 @@
 //! Moving watermarks and computing unread counts.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
 
@@ -28,11 +28,17 @@ pub struct ReadPosition {
     pub latest_seq: i64,
     /// Seqs of deleted messages above the watermark.
     pub deleted_above: Vec<i64>,
+    /// The viewer muted the room until then (`muteRoom`).
+    pub muted_until: Option<DateTime<Utc>>,
 }
 
 impl ReadPosition {
     pub fn unread(&self) -> i64 {
         (self.latest_seq - self.last_read_seq - self.deleted_above.len() as i64).max(0)
+    }
+
+    pub fn is_muted(&self) -> bool {
+        self.muted_until.is_some_and(|until| until > Utc::now())
     }
 }
 
@@ -122,7 +128,7 @@ pub async fn positions(
         .db
         .query_all_raw(store.stmt(
             &format!(
-                "SELECT rm.room_id, rm.last_read_seq, r.last_seq, \
+                "SELECT rm.room_id, rm.last_read_seq, rm.muted_until, r.last_seq, \
                    CASE WHEN rm.last_read_seq >= r.last_seq THEN NULL ELSE \
                      (SELECT {list} FROM messages d WHERE d.room_id = rm.room_id \
                       AND d.deleted_at IS NOT NULL AND d.seq > rm.last_read_seq AND d.seq <= r.last_seq) \
@@ -145,6 +151,7 @@ pub async fn positions(
                 .flat_map(|list| list.split(','))
                 .filter_map(|s| s.parse().ok())
                 .collect(),
+            muted_until: row.try_get("", "muted_until")?,
         });
     }
     Ok(positions)

@@ -39,15 +39,19 @@ pub struct UnreadCountChange {
     pub seq: i64,
     #[graphql(skip)]
     pub member: bool,
+    /// True when someone else's new message raised the count and the viewer has not muted
+    /// the room: show a notification. False for every other change, and while muted.
+    pub notify: bool,
 }
 
 impl UnreadCountChange {
     /// An item of `unreadCountChanged`: its values are its key, so subscribers with equal
     /// counts share a frame and different counts never do.
     pub fn shared(change: UnreadChange) -> Shared<Self> {
-        let UnreadChange { room_id, unread_count, unread_total, seq, member } = change;
-        let key = FrameKey(format!("unread:{room_id}:{unread_count}:{unread_total}:{seq}:{member}"));
-        Shared { key, item: Self { room_id: to_id(room_id), unread_count, unread_total, seq, member } }
+        let UnreadChange { room_id, unread_count, unread_total, seq, member, notify } = change;
+        let key = FrameKey(format!("unread:{room_id}:{unread_count}:{unread_total}:{seq}:{member}:{notify}"));
+        let item = Self { room_id: to_id(room_id), unread_count, unread_total, seq, member, notify };
+        Shared { key, item }
     }
 }
 

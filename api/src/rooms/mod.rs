@@ -12,6 +12,7 @@ pub mod access;
 pub mod context;
 mod feed;
 pub mod membership;
+pub mod mute;
 pub mod name;
 pub mod resolvers;
 pub mod service;

@@ -9,10 +9,11 @@ use super::types::{
     CreateChannelInput, OpenContextRoomInput, Room, RoomConnection, RoomFilterInput, RoomOrder, RoomUpdate,
     UpdateRoomInput, room_page,
 };
-use super::{access, feed, membership, service};
+use super::{access, feed, membership, mute, service};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_id, parse_ids};
+use chrono::{DateTime, Utc};
 
 #[derive(Default)]
 pub struct RoomQuery;
@@ -102,6 +103,16 @@ impl RoomMutation {
             member_ids: parse_ids(&input.user_ids)?,
         };
         Ok(Room::from(context::open(&ctx.service()?, new).await?))
+    }
+
+    /// Mutes a room the viewer is a member of until `until`, or (null) until unmuted: it
+    /// still counts unread messages, but `unreadCountChanged` carries `notify: false`.
+    async fn mute_room(&self, ctx: &Context<'_>, room_id: ID, until: Option<DateTime<Utc>>) -> Result<Room> {
+        Ok(Room::from(mute::mute(&ctx.service()?, parse_id(&room_id)?, until).await?))
+    }
+
+    async fn unmute_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Room> {
+        Ok(Room::from(mute::unmute(&ctx.service()?, parse_id(&room_id)?).await?))
     }
 
     /// Opens (or finds) the direct room of these users and the viewer: 2–9 people in all.

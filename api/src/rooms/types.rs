@@ -100,6 +100,18 @@ impl Room {
         let membership = ctx.loaders()?.load_one(MembershipKey(self.model.id)).await?;
         Ok(membership.is_some_and(|m| m.favorite_at.is_some()))
     }
+    /// Whether the viewer muted the room (`muteRoom`) and it is still muted.
+    async fn is_muted(&self, ctx: &Context<'_>) -> Result<bool> {
+        let membership = ctx.loaders()?.load_one(MembershipKey(self.model.id)).await?;
+        Ok(membership.and_then(|m| m.muted_until).is_some_and(|until| until > chrono::Utc::now()))
+    }
+    /// Until when the viewer muted the room; null when not muted or muted until unmuted
+    /// (see `isMuted`).
+    async fn muted_until(&self, ctx: &Context<'_>) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let membership = ctx.loaders()?.load_one(MembershipKey(self.model.id)).await?;
+        let until = membership.and_then(|m| m.muted_until);
+        Ok(until.filter(|until| *until > chrono::Utc::now() && *until != super::mute::forever()))
+    }
     /// The viewer's role in the room; null when not a member.
     async fn viewer_role(&self, ctx: &Context<'_>) -> Result<Option<MemberRole>> {
         let membership = ctx.loaders()?.load_one(MembershipKey(self.model.id)).await?;
