@@ -14,6 +14,7 @@ use sea_orm::{
     DbErr, ExprTrait, IntoSimpleExpr, Statement, TransactionTrait, Value,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
+use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
 use migration::{Migrator, MigratorTrait};
@@ -90,6 +91,22 @@ impl Store {
     /// A statement in portable SQL: `$1`-style placeholders read the same on both backends.
     pub fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
         Statement::from_sql_and_values(self.backend(), sql, values)
+    }
+
+    /// `column` is one of `ids`, as SQL starting at placeholder `$first`, with its values. On
+    /// PostgreSQL the ids travel as one text parameter, so the statement text is the same for any
+    /// number of ids: prepared once, planned without a 500-element IN list. The list is unnested
+    /// in a subquery, which runs once: as `= ANY(string_to_array(…))`, a generic plan that filters
+    /// another index re-parsed the whole text for every row (642 ms instead of 6 for 500 rooms).
+    /// SQLite has no arrays.
+    pub fn in_ids(&self, column: &str, ids: &[Uuid], first: usize) -> (String, Vec<Value>) {
+        if self.backend() == sea_orm::DatabaseBackend::Postgres {
+            let list = ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+            let condition = format!("{column} IN (SELECT unnest(string_to_array(${first}, ',')::uuid[]))");
+            return (condition, vec![list.into()]);
+        }
+        let placeholders: Vec<String> = (first..first + ids.len()).map(|i| format!("${i}")).collect();
+        (format!("{column} IN ({})", placeholders.join(",")), ids.iter().map(|id| Value::from(*id)).collect())
     }
 
     /// Applies pending migrations, then runs `after` (e.g. the demo seed) under the same

@@ -8,7 +8,7 @@
 //!   rate limit, local or shared by the cluster through Redis.
 //! - [`auth`]: tokens → [`auth::Viewer`]. [`error`]: the one error type.
 //! - Domains, each with `service` (rules + database), `types` and `resolvers`:
-//!   [`rooms`], [`messages`], [`read_state`], [`users`], [`favorites`], [`reminders`].
+//!   [`rooms`], [`messages`], [`read_state`], [`users`], [`favorites`], [`reminders`], [`later`].
 //! - [`bus`]: events across instances (in-process or Redis). [`db`]: connection, migrations,
 //!   the SQLite write gate. [`directory`]: cached users and rooms. [`demo`]: first-run data.
 
@@ -24,6 +24,7 @@ pub mod error;
 pub mod favorites;
 pub mod graphql;
 pub mod http;
+pub mod later;
 pub mod messages;
 pub mod paging;
 pub mod rate_limit;

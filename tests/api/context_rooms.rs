@@ -12,7 +12,7 @@ backend_tests!(a_context_room_is_opened_once_and_private_to_its_members, racing_
 pg_test!(racing_opens_on_two_instances_get_one_room);
 
 const OPEN: &str = "mutation($input: OpenContextRoomInput!) { openContextRoom(input: $input) { \
-    id kind visibility name contextRef members { user { id } } } }";
+    id kind visibility name contextRef members { edges { node { user { id } } } } } }";
 const BY_REF: &str = "query($ref: String) { room(contextRef: $ref) { id contextRef } }";
 const ADD: &str = "mutation($id: ID!, $users: [ID!]!) { addMembers(roomId: $id, userIds: $users) { id } }";
 

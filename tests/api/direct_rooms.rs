@@ -9,8 +9,7 @@ use crate::helpers::{Backend, assert_error_code, spawn_app};
 
 backend_tests!(open_direct_room_is_idempotent_by_member_set, open_direct_room_needs_two_to_nine_members);
 
-const OPEN_DM: &str =
-    "mutation($ids: [ID!]!) { openDirectRoom(userIds: $ids) { id kind members { user { id } } } }";
+const OPEN_DM: &str = "mutation($ids: [ID!]!) { openDirectRoom(userIds: $ids) { id kind members { edges { node { user { id } } } } } }";
 const LEAVE: &str = "mutation($id: ID!) { leaveRoom(roomId: $id) }";
 const ROOM_BY_ID: &str = "query($id: ID!) { room(id: $id) { id name } }";
 

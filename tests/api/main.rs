@@ -14,6 +14,7 @@
 mod helpers;
 
 mod auth;
+mod browse;
 mod concurrency;
 mod config;
 mod context_rooms;
@@ -25,6 +26,7 @@ mod fuzzing;
 mod http_protocol;
 mod input_edges;
 mod introspection;
+mod later;
 mod live_path;
 mod message_edits;
 mod messages;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::helpers::api::{
     create_channel, create_channel_query, create_private_channel, edge_ids, id_of, latest_seq, member_ids,
-    my_room_ids, room, send, try_send,
+    members, my_room_ids, room, send, try_send,
 };
 use crate::helpers::{Backend, assert_error_code, spawn_app};
 
@@ -21,14 +21,13 @@ backend_tests!(
     add_and_remove_members,
 );
 
-const JOIN: &str = "mutation($id: ID!) { joinRoom(roomId: $id) { id viewerRole members { user { id } } } }";
+const JOIN: &str = "mutation($id: ID!) { joinRoom(roomId: $id) { id viewerRole members { edges { node { user { id } } } } } }";
 const LEAVE: &str = "mutation($id: ID!) { leaveRoom(roomId: $id) }";
 const UPDATE: &str = "mutation($input: UpdateRoomInput!) { updateRoom(input: $input) { id name topic } }";
 const ARCHIVE: &str = "mutation($id: ID!) { archiveRoom(roomId: $id) { id archivedAt } }";
-const ADD: &str = "mutation($id: ID!, $users: [ID!]!) { addMembers(roomId: $id, userIds: $users) { id members { user { id } } } }";
-const REMOVE: &str = "mutation($id: ID!, $user: ID!) { removeMember(roomId: $id, userId: $user) { id members { user { id } } } }";
-const OPEN_DM: &str =
-    "mutation($ids: [ID!]!) { openDirectRoom(userIds: $ids) { id kind members { user { id } } } }";
+const ADD: &str = "mutation($id: ID!, $users: [ID!]!) { addMembers(roomId: $id, userIds: $users) { id members { edges { node { user { id } } } } } }";
+const REMOVE: &str = "mutation($id: ID!, $user: ID!) { removeMember(roomId: $id, userId: $user) { id members { edges { node { user { id } } } } } }";
+const OPEN_DM: &str = "mutation($ids: [ID!]!) { openDirectRoom(userIds: $ids) { id kind members { edges { node { user { id } } } } } }";
 const ROOM_BY_ID: &str = "query($id: ID!) { room(id: $id) { id name } }";
 const MESSAGES: &str = "query($id: ID!) { messages(roomId: $id) { edges { node { id } } } }";
 
@@ -54,12 +53,8 @@ async fn create_channel_returns_the_room(backend: Backend) {
     assert!(created["createdAt"].is_string());
     assert_eq!((created["latestSeq"].as_i64(), created["unreadCount"].as_i64()), (Some(0), Some(0)));
     assert_eq!(member_ids(&created), sorted(vec![alice.id.clone(), bob.id.clone()]));
-    let roles: Vec<_> = created["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .map(|m| (m["user"]["id"].clone(), m["role"].clone()))
-        .collect();
+    let roles: Vec<_> =
+        members(&created).iter().map(|m| (m["user"]["id"].clone(), m["role"].clone())).collect();
     assert!(roles.contains(&(json!(alice.id), json!("OWNER"))), "{roles:?}");
     assert!(roles.contains(&(json!(bob.id), json!("MEMBER"))), "{roles:?}");
 

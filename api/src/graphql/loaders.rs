@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::favorites::service as favorites;
 use crate::messages::{MessageRecord, service as messages};
 use crate::read_state::service as read_state;
+use crate::rooms::members;
 use entity::{room_members, rooms, users};
 
 pub struct Loaders {
@@ -62,9 +63,16 @@ pub struct LastMessageKey(pub Uuid);
 /// The viewer's own membership of a room.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MembershipKey(pub Uuid);
-/// Every membership of a room.
+/// A page of a room's members: `limit` + 1 after the first `offset`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MembersKey(pub Uuid);
+pub struct MembersPageKey {
+    pub room_id: Uuid,
+    pub offset: u64,
+    pub limit: u64,
+}
+/// How many members a room has.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MemberCountKey(pub Uuid);
 /// Whether the viewer saved a message.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SavedKey(pub Uuid);
@@ -137,20 +145,37 @@ impl Loader<MembershipKey> for Loaders {
     }
 }
 
-impl Loader<MembersKey> for Loaders {
+impl Loader<MembersPageKey> for Loaders {
     type Value = Vec<room_members::Model>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[MembersKey]) -> Result<HashMap<MembersKey, Self::Value>, Self::Error> {
-        let rows = room_members::Entity::find()
-            .filter(room_members::Column::RoomId.is_in(keys.iter().map(|k| k.0)))
-            .all(&self.store.db)
-            .await?;
-        let mut members: HashMap<MembersKey, Self::Value> = HashMap::new();
-        for row in rows {
-            members.entry(MembersKey(row.room_id)).or_default().push(row);
+    /// One statement per distinct page (rooms of one list ask for the same page).
+    async fn load(
+        &self,
+        keys: &[MembersPageKey],
+    ) -> Result<HashMap<MembersPageKey, Self::Value>, Self::Error> {
+        let mut by_page: HashMap<(u64, u64), Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            by_page.entry((key.offset, key.limit)).or_default().push(key.room_id);
         }
-        Ok(members)
+        let mut found = HashMap::new();
+        for ((offset, limit), room_ids) in by_page {
+            for (room_id, page) in members::pages(&self.store, &room_ids, offset, limit).await? {
+                found.insert(MembersPageKey { room_id, offset, limit }, page);
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl Loader<MemberCountKey> for Loaders {
+    type Value = i64;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[MemberCountKey]) -> Result<HashMap<MemberCountKey, i64>, Self::Error> {
+        let room_ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let counts = members::counts(&self.store, &room_ids).await?;
+        Ok(counts.into_iter().map(|(room_id, n)| (MemberCountKey(room_id), n)).collect())
     }
 }
 

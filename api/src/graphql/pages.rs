@@ -1,8 +1,8 @@
 //! Relay cursors: offsets for lists ordered by the server, seqs for messages. Page sizes are
 //! `paging::PageSize`.
 
-use async_graphql::OutputType;
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{ObjectType, OutputType};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -19,7 +19,17 @@ pub fn offset_after(after: Option<&str>) -> ApiResult<u64> {
 
 /// A page read at `offset` as a connection whose cursors are the items' positions.
 pub fn offset_connection<T: OutputType>(offset: u64, has_more: bool, items: Vec<T>) -> Connection<String, T> {
-    let mut connection = Connection::new(offset > 0, has_more);
+    offset_connection_with(offset, has_more, items, EmptyFields)
+}
+
+/// [`offset_connection`] with fields of the connection's own (`totalCount`).
+pub fn offset_connection_with<T: OutputType, F: ObjectType>(
+    offset: u64,
+    has_more: bool,
+    items: Vec<T>,
+    fields: F,
+) -> Connection<String, T, F> {
+    let mut connection = Connection::with_additional_fields(offset > 0, has_more, fields);
     for (i, item) in items.into_iter().enumerate() {
         connection.edges.push(Edge::new((offset + i as u64).to_string(), item));
     }

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod context;
 mod feed;
+pub mod members;
 pub mod membership;
 pub mod mute;
 pub mod name;

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use sea_orm::ExprTrait;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
     RelationTrait, Set,
@@ -49,6 +49,8 @@ pub struct RoomFilter {
     pub favorite: Option<bool>,
     /// Favorites before the others, each group by recent activity.
     pub favorites_first: bool,
+    /// False: public channels the viewer has not joined instead of the viewer's rooms.
+    pub joined: Option<bool>,
 }
 
 fn topic_text(raw: Option<String>) -> ApiResult<Option<String>> {
@@ -241,7 +243,8 @@ async fn find_direct(store: &Store, org_id: Uuid, dm_key: &str) -> ApiResult<Opt
         .await?)
 }
 
-/// The viewer's rooms, most recent activity first, as one page plus whether more follow.
+/// The viewer's rooms, most recent activity first, as one page plus whether more follow (or,
+/// with `joined: false`, the channels to browse).
 pub async fn list(
     store: &Store,
     viewer: &Viewer,
@@ -249,6 +252,9 @@ pub async fn list(
     offset: u64,
     limit: PageSize,
 ) -> ApiResult<(Vec<rooms::Model>, bool)> {
+    if filter.joined == Some(false) {
+        return browse(store, viewer, filter, offset, limit).await;
+    }
     let mut query = rooms::Entity::find()
         .join(JoinType::InnerJoin, rooms::Relation::Members.def())
         .filter(room_members::Column::UserId.eq(viewer.id))
@@ -280,6 +286,51 @@ pub async fn list(
     let rows = query
         .order_by_desc(Expr::cust("COALESCE(rooms.last_message_at, rooms.created_at)"))
         .order_by_desc(rooms::Column::Id)
+        .offset(offset)
+        .limit(fetch_limit(limit.get()))
+        .all(&store.db)
+        .await?;
+    Ok(split_page(rows, limit.get()))
+}
+
+/// The organisation's public channels the viewer has not joined, by name: what a "browse
+/// channels" screen lists. Live ones unless `archived`; `search` and `kind` apply.
+async fn browse(
+    store: &Store,
+    viewer: &Viewer,
+    filter: &RoomFilter,
+    offset: u64,
+    limit: PageSize,
+) -> ApiResult<(Vec<rooms::Model>, bool)> {
+    if filter.unread.is_some() || filter.favorite.is_some() || filter.favorites_first {
+        return Err(ApiError::bad_input(
+            "unread and favorites apply to rooms you joined, not to joined: false",
+        ));
+    }
+    let joined = Query::select()
+        .column(room_members::Column::RoomId)
+        .from(room_members::Entity)
+        .and_where(room_members::Column::UserId.eq(viewer.id))
+        .to_owned();
+    let mut query = rooms::Entity::find()
+        .filter(rooms::Column::OrgId.eq(viewer.org_id))
+        .filter(rooms::Column::Kind.eq(RoomKind::Channel))
+        .filter(rooms::Column::Visibility.eq(Visibility::Public))
+        .filter(rooms::Column::DeletedAt.is_null())
+        .filter(rooms::Column::Id.not_in_subquery(joined));
+    query = match filter.archived {
+        Some(true) => query.filter(rooms::Column::ArchivedAt.is_not_null()),
+        _ => query.filter(rooms::Column::ArchivedAt.is_null()),
+    };
+    if let Some(kind) = filter.kind {
+        query = query.filter(rooms::Column::Kind.eq(kind));
+    }
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        query = query.filter(contains_ci(rooms::Column::Name, search));
+    }
+    let rows = query
+        .order_by_asc(rooms::Column::Name)
+        .order_by_asc(rooms::Column::Id)
         .offset(offset)
         .limit(fetch_limit(limit.get()))
         .all(&store.db)

@@ -11,10 +11,12 @@ use crate::error::{ApiError, found};
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MemberRole, RoomKind, Visibility};
 use crate::graphql::ids::to_id;
-use crate::graphql::loaders::{LastMessageKey, MembersKey, MembershipKey, RoomKey, UnreadKey, UserKey};
-use crate::graphql::pages::{offset_after, offset_connection};
+use crate::graphql::loaders::{
+    LastMessageKey, MemberCountKey, MembersPageKey, MembershipKey, RoomKey, UnreadKey, UserKey,
+};
+use crate::graphql::pages::{offset_after, offset_connection, offset_connection_with};
 use crate::messages::types::Message;
-use crate::paging::PageSize;
+use crate::paging::{PageSize, split_page};
 use crate::users::types::User;
 use entity::{room_members, rooms};
 
@@ -69,9 +71,19 @@ impl Room {
     async fn visibility(&self) -> Visibility {
         self.model.visibility.into()
     }
-    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<RoomMember>> {
-        let members = ctx.loaders()?.load_one(MembersKey(self.model.id)).await?.unwrap_or_default();
-        Ok(members.into_iter().map(RoomMember).collect())
+    /// The members, in the order they joined, a page at a time (with `totalCount`).
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<MemberConnection> {
+        let (limit, offset) = (PageSize::parse(first)?, offset_after(after.as_deref())?);
+        let key = MembersPageKey { room_id: self.model.id, offset, limit: limit.get() };
+        let page = ctx.loaders()?.load_one(key).await?.unwrap_or_default();
+        let (page, more) = split_page(page, limit.get());
+        let members = page.into_iter().map(RoomMember).collect();
+        Ok(offset_connection_with(offset, more, members, MemberCount(self.model.id)))
     }
     async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
         if self.fresh && self.model.last_seq == 0 {
@@ -146,6 +158,19 @@ impl RoomMember {
 
 pub type RoomConnection = Connection<String, Room>;
 
+pub type MemberConnection = Connection<String, RoomMember, MemberCount>;
+
+/// A room's member count, read (batched) only when selected.
+pub struct MemberCount(uuid::Uuid);
+
+#[Object]
+impl MemberCount {
+    /// How many members the room has.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(ctx.loaders()?.load_one(MemberCountKey(self.0)).await?.unwrap_or(0))
+    }
+}
+
 #[derive(InputObject, Default)]
 #[graphql(name = "RoomFilter")]
 pub struct RoomFilterInput {
@@ -158,6 +183,9 @@ pub struct RoomFilterInput {
     pub search: Option<String>,
     /// Only the viewer's favorite rooms (true) or the others (false).
     pub favorite: Option<bool>,
+    /// False: browse the organisation's public channels the viewer has not joined, by name
+    /// (with `members { totalCount }`). Absent or true: the viewer's rooms.
+    pub joined: Option<bool>,
 }
 
 /// How the viewer's rooms are ordered.
@@ -187,6 +215,7 @@ pub async fn room_page(
         search: filter.search,
         favorite: filter.favorite,
         favorites_first: order_by == RoomOrder::FavoritesFirst,
+        joined: filter.joined,
     };
     let (rooms, has_more) = service::list(&ctx.state()?.store, ctx.viewer()?, &filter, offset, limit).await?;
     Ok(offset_connection(offset, has_more, rooms.into_iter().map(Room::from).collect()))

@@ -7,6 +7,7 @@ use crate::favorites::types::saved_message_page;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{UserKind, UserRole};
 use crate::graphql::ids::to_id;
+use crate::later::types::{LaterConnection, later_page};
 use crate::messages::types::MessageConnection;
 use crate::read_state::service as read_state;
 use crate::reminders::types::{ReminderConnection, ReminderFilter, reminder_page};
@@ -86,6 +87,16 @@ impl Viewer {
         after: Option<String>,
     ) -> Result<ReminderConnection> {
         reminder_page(ctx, filter, first, after).await
+    }
+    /// What the viewer set aside: pending and due reminders by due time, then saved messages,
+    /// newest saved first.
+    async fn later(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<LaterConnection> {
+        later_page(ctx, first, after).await
     }
     /// Unread messages across all the viewer's rooms.
     async fn unread_total(&self, ctx: &Context<'_>) -> Result<i64> {

@@ -14,7 +14,7 @@ pub const MESSAGE: &str = "id seq body clientId senderRole source createdAt edit
 /// The room fields tests look at (as seen by the viewer).
 pub const ROOM: &str = "id kind name topic visibility viewerRole archivedAt createdAt \
     latestSeq lastReadSeq unreadCount lastMessageAt lastMessage { id seq body } \
-    members { role lastReadSeq joinedAt user { id handle } }";
+    members { edges { node { role lastReadSeq joinedAt user { id handle } } } }";
 
 pub fn create_channel_query() -> String {
     format!("mutation($input: CreateChannelInput!) {{ createChannel(input: $input) {{ {ROOM} }} }}")
@@ -147,14 +147,15 @@ pub fn edge_ids(connection: &Value) -> Vec<String> {
 
 /// The ids of a room's members.
 pub fn member_ids(room: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = room["members"]
-        .as_array()
-        .expect("room.members is a list")
-        .iter()
-        .map(|m| id_of(&m["user"]))
-        .collect();
+    let mut ids: Vec<String> = members(room).iter().map(|m| id_of(&m["user"])).collect();
     ids.sort();
     ids
+}
+
+/// The members on a room's first page of `members { edges { node { … } } }`.
+pub fn members(room: &Value) -> Vec<Value> {
+    let edges = room["members"]["edges"].as_array().expect("room.members is a connection");
+    edges.iter().map(|edge| edge["node"].clone()).collect()
 }
 
 /// `value["id"]` as a string.

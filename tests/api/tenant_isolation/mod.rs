@@ -267,7 +267,7 @@ async fn seed_caller(app: &TestApp) -> Caller {
 async fn snapshots(app: &TestApp, users: &[&TestUser]) -> Vec<Value> {
     const ROOMS: &str = "query($archived: Boolean) { viewer { rooms(filter: { archived: $archived }, first: 100) { \
         edges { node { id kind name topic visibility archivedAt latestSeq lastReadSeq unreadCount viewerRole \
-        members { role lastReadSeq user { id handle displayName } } } } } \
+        members { edges { node { role lastReadSeq user { id handle displayName } } } } } } } \
         reminders(first: 100) { edges { node { id status remindAt note } } } } \
         users(first: 100) { edges { node { id handle displayName role kind deactivatedAt } } } }";
     let mut views = Vec::new();
