@@ -25,7 +25,7 @@ backend_tests!(
     a_sooner_reminder_wakes_the_scheduler,
     a_reminder_due_while_down_fires_at_the_next_start,
 );
-pg_test!(two_instances_fire_each_reminder_exactly_once);
+pg_test!(two_instances_fire_each_reminder_exactly_once, a_sooner_reminder_created_on_another_instance_fires_in_time);
 
 const CREATE: &str =
     "mutation($input: CreateReminderInput!) { createReminder(input: $input) { id status note remindAt } }";
@@ -201,6 +201,13 @@ async fn sooner_reminder_wakes_the_scheduler(creating: &TestApp, listening: &Tes
     let soon = create_ok(creating, &alice, json!({ "remindAt": in_millis(1_000), "note": "soon" })).await;
     let fired = due.next_frame(WAIT).await;
     assert_eq!(fired["payload"]["data"]["reminderDue"]["reminder"]["id"], soon);
+}
+
+async fn a_sooner_reminder_created_on_another_instance_fires_in_time() {
+    let Some(backend) = Backend::postgres_redis() else { return };
+    let a = spawn_app(backend).await;
+    let b = a.spawn_second_instance().await;
+    sooner_reminder_wakes_the_scheduler(&b, &a).await;
 }
 
 async fn a_reminder_due_while_down_fires_at_the_next_start(backend: Backend) {
