@@ -25,7 +25,10 @@ backend_tests!(
     a_sooner_reminder_wakes_the_scheduler,
     a_reminder_due_while_down_fires_at_the_next_start,
 );
-pg_test!(two_instances_fire_each_reminder_exactly_once, a_sooner_reminder_created_on_another_instance_fires_in_time);
+pg_test!(
+    two_instances_fire_each_reminder_exactly_once,
+    a_sooner_reminder_created_on_another_instance_fires_in_time
+);
 
 const CREATE: &str =
     "mutation($input: CreateReminderInput!) { createReminder(input: $input) { id status note remindAt } }";
