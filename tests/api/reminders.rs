@@ -24,6 +24,7 @@ backend_tests!(
     bad_reminders_are_refused_and_change_nothing,
     a_sooner_reminder_wakes_the_scheduler,
     a_reminder_due_while_down_fires_at_the_next_start,
+    forty_reminders_due_together_all_arrive,
 );
 pg_test!(
     two_instances_fire_each_reminder_exactly_once,
@@ -211,6 +212,29 @@ async fn a_sooner_reminder_created_on_another_instance_fires_in_time() {
     let a = spawn_app(backend).await;
     let b = a.spawn_second_instance().await;
     sooner_reminder_wakes_the_scheduler(&b, &a).await;
+}
+
+/// More reminders due at one moment than a user topic buffers (16 events): none is lost.
+async fn forty_reminders_due_together_all_arrive(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    let mut ws = WsClient::connect(&app, &alice).await;
+    let mut due = ws.subscribe("due", DUE, json!({})).await;
+    let at = in_millis(2_000);
+    let mut expected = Vec::new();
+    for i in 0..40 {
+        expected.push(create_ok(&app, &alice, json!({ "remindAt": at, "note": format!("n{i}") })).await);
+    }
+    let mut heard: Vec<String> = due
+        .drain("reminderDue", Duration::from_secs(3))
+        .await
+        .iter()
+        .map(|f| id_of(&f["reminder"]))
+        .collect();
+    heard.sort();
+    expected.sort();
+    assert_eq!(heard, expected);
 }
 
 async fn a_reminder_due_while_down_fires_at_the_next_start(backend: Backend) {

@@ -90,8 +90,10 @@ pub enum Event {
     /// A reminder was created or moved to `remind_at` (scheduler topic): a scheduler sleeping
     /// past that moment wakes up early.
     ReminderScheduled { remind_at: DateTime<Utc> },
-    /// A reminder fired (its owner's user topic). Sent once, by the instance that claimed it.
-    ReminderDue { reminder: Box<ReminderPayload> },
+    /// Reminders of one user fired (their user topic): one event per user per claimed batch,
+    /// so a burst of reminders due together cannot overflow the user's topic buffer. Sent once,
+    /// by the instance that claimed them.
+    RemindersDue { reminders: Vec<ReminderPayload> },
 }
 
 /// A reminder as it was when it fired.

@@ -26,12 +26,14 @@ pub async fn set_room(cx: &Ctx<'_>, room_id: Uuid, favorite: bool) -> ApiResult<
     if membership.favorite_at.is_some() == favorite {
         return Ok(room);
     }
+    let tx = store.begin_write().await?;
     room_members::Entity::update_many()
         .col_expr(room_members::Column::FavoriteAt, Expr::value(favorite.then(Utc::now)))
         .filter(room_members::Column::RoomId.eq(room.id))
         .filter(room_members::Column::UserId.eq(cx.viewer.id))
-        .exec(&store.db)
+        .exec(&tx.txn)
         .await?;
+    tx.commit().await?;
     announce(cx, Some(room.id), None, favorite).await;
     Ok(room)
 }
@@ -41,6 +43,7 @@ pub async fn set_room(cx: &Ctx<'_>, room_id: Uuid, favorite: bool) -> ApiResult<
 pub async fn set_message(cx: &Ctx<'_>, message_id: Uuid, favorite: bool) -> ApiResult<MessageRecord> {
     let store = &cx.app.store;
     let (message, _) = messages::readable(store, cx.viewer, message_id).await?;
+    let tx = store.begin_write().await?;
     let changed = if favorite {
         let row = message_favorites::ActiveModel {
             user_id: Set(cx.viewer.id),
@@ -51,18 +54,16 @@ pub async fn set_message(cx: &Ctx<'_>, message_id: Uuid, favorite: bool) -> ApiR
             OnConflict::columns([message_favorites::Column::UserId, message_favorites::Column::MessageId])
                 .do_nothing()
                 .to_owned();
-        message_favorites::Entity::insert(row)
-            .on_conflict(keep_first)
-            .exec_without_returning(&store.db)
-            .await?
+        message_favorites::Entity::insert(row).on_conflict(keep_first).exec_without_returning(&tx.txn).await?
     } else {
         message_favorites::Entity::delete_many()
             .filter(message_favorites::Column::UserId.eq(cx.viewer.id))
             .filter(message_favorites::Column::MessageId.eq(message.id))
-            .exec(&store.db)
+            .exec(&tx.txn)
             .await?
             .rows_affected
     };
+    tx.commit().await?;
     if changed > 0 {
         announce(cx, None, Some(message.id), favorite).await;
     }

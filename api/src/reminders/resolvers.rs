@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, ID, Object, Result, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt, stream};
 
 use super::input::{RemindAt, ReminderNote};
 use super::service::{self, NewReminder};
@@ -54,10 +54,10 @@ impl ReminderSubscription {
     /// is connected to. A hint like every event: after a reconnect, reread
     /// `viewer.reminders(filter: {status: DUE})`.
     async fn reminder_due(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = ReminderDue>> {
-        let due = ctx.state()?.bus.picked_events(Topic::User(ctx.viewer()?.id), |event| match event {
-            Event::ReminderDue { reminder } => Some(ReminderDue(Reminder::from(*reminder.clone()))),
+        let batches = ctx.state()?.bus.picked_events(Topic::User(ctx.viewer()?.id), |event| match event {
+            Event::RemindersDue { reminders } => Some(reminders.clone()),
             _ => None,
         });
-        Ok(due.await)
+        Ok(batches.await.flat_map(stream::iter).map(|fired| ReminderDue(Reminder::from(fired))))
     }
 }

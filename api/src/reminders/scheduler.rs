@@ -8,15 +8,17 @@
 //! instances split a burst instead of queueing behind each other; SQLite: the single writer).
 //! Reminders that fell due while every instance was down are claimed at the next start.
 //!
-//! The announcement (`ReminderDue` on the owner's user topic) is, like every event, at most
-//! once: if it is lost, the reminder still shows as DUE in `viewer.reminders`.
+//! The announcement (`RemindersDue` on the owner's user topic, one per owner and batch) is,
+//! like every event, at most once: if it is lost, the reminder still shows as DUE in `viewer.reminders`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use sea_orm::{ColumnTrait, DatabaseBackend, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::{broadcast::error::RecvError, watch};
+use uuid::Uuid;
 
 use crate::bus::{BusItem, Event, ReminderPayload, Topic, TopicSubscription};
 use crate::db::Store;
@@ -136,12 +138,15 @@ async fn announce(state: &AppState, fired: Vec<reminders::Model>, now: DateTime<
         return;
     }
     metrics::counter!("parley_reminders_fired_total").increment(fired.len() as u64);
-    let publishes = fired.into_iter().map(|row| {
+    let mut by_owner: HashMap<Uuid, Vec<ReminderPayload>> = HashMap::new();
+    for row in fired {
         let lateness = (now - row.remind_at).to_std().unwrap_or(Duration::ZERO);
         metrics::histogram!("parley_reminder_lateness_seconds").record(lateness.as_secs_f64());
-        let topic = Topic::User(row.user_id);
-        state.bus.publish(topic, Event::ReminderDue { reminder: Box::new(payload(row, now)) })
-    });
+        by_owner.entry(row.user_id).or_default().push(payload(row, now));
+    }
+    let publishes = by_owner
+        .into_iter()
+        .map(|(owner, reminders)| state.bus.publish(Topic::User(owner), Event::RemindersDue { reminders }));
     join_all(publishes).await;
 }
 

@@ -1,7 +1,8 @@
 //! Muting a room, per member: until a time, or (no time) until unmuted. A muted room still
 //! counts unread messages; what changes is `notify` on the viewer's `unreadCountChanged`,
 //! false while the room is muted. The change is announced on the member's user topic, so
-//! their feeds (and other devices) pick it up without a query per event.
+//! their `unreadCountChanged` feeds on every instance apply it without a query per event
+//! (other devices see `isMuted` when they next read the room).
 
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::sea_query::Expr;
@@ -42,12 +43,14 @@ async fn set(cx: &Ctx<'_>, room_id: Uuid, muted_until: Option<DateTime<Utc>>) ->
     if membership.muted_until == muted_until {
         return Ok(room);
     }
+    let tx = store.begin_write().await?;
     room_members::Entity::update_many()
         .col_expr(room_members::Column::MutedUntil, Expr::value(muted_until))
         .filter(room_members::Column::RoomId.eq(room.id))
         .filter(room_members::Column::UserId.eq(cx.viewer.id))
-        .exec(&store.db)
+        .exec(&tx.txn)
         .await?;
+    tx.commit().await?;
     cx.app.bus.publish(Topic::User(cx.viewer.id), Event::MuteChanged { room_id: room.id }).await;
     Ok(room)
 }
