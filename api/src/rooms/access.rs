@@ -54,6 +54,12 @@ pub fn is_public_channel(room: &rooms::Model) -> bool {
     room.kind == RoomKind::Channel && room.visibility == Visibility::Public
 }
 
+/// The read rule on rows already loaded: a live room the viewer is a member of, or a public
+/// channel. The caller scoped `room` to the viewer's organisation.
+pub fn may_read(room: &rooms::Model, member: bool) -> bool {
+    room.deleted_at.is_none() && (member || is_public_channel(room))
+}
+
 /// Loads a room the viewer may read, with the viewer's membership, in one query; or NOT_FOUND.
 pub async fn readable(store: &Store, viewer: &Viewer, room_id: Uuid) -> ApiResult<RoomAccess> {
     let viewer_id = viewer.id;
@@ -68,7 +74,7 @@ pub async fn readable(store: &Store, viewer: &Viewer, room_id: Uuid) -> ApiResul
         .one(&store.db)
         .await?
         .ok_or_else(|| ApiError::not_found("room"))?;
-    if membership.is_none() && !is_public_channel(&room) {
+    if !may_read(&room, membership.is_some()) {
         return Err(ApiError::not_found("room"));
     }
     Ok(RoomAccess { room, membership })

@@ -5,7 +5,7 @@ use sea_orm::ExprTrait;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
-    RelationTrait, Set,
+    RelationTrait, Select, Set,
 };
 use uuid::Uuid;
 
@@ -255,21 +255,11 @@ pub async fn list(
     if filter.joined == Some(false) {
         return browse(store, viewer, filter, offset, limit).await;
     }
-    let mut query = rooms::Entity::find()
+    let joined = rooms::Entity::find()
         .join(JoinType::InnerJoin, rooms::Relation::Members.def())
         .filter(room_members::Column::UserId.eq(viewer.id))
-        .filter(rooms::Column::OrgId.eq(viewer.org_id))
-        .filter(rooms::Column::DeletedAt.is_null());
-    query = match filter.archived {
-        Some(true) => query.filter(rooms::Column::ArchivedAt.is_not_null()),
-        _ => query.filter(rooms::Column::ArchivedAt.is_null()),
-    };
-    if let Some(kind) = filter.kind {
-        query = query.filter(rooms::Column::Kind.eq(kind));
-    }
-    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        query = query.filter(contains_ci(rooms::Column::Name, search));
-    }
+        .filter(rooms::Column::OrgId.eq(viewer.org_id));
+    let mut query = narrowed(joined, filter);
     if let Some(unread) = filter.unread {
         // Precise: live messages above the watermark, deletions subtracted.
         let unread_count = Expr::cust(read_state::UNREAD_COUNT_SQL);
@@ -283,13 +273,37 @@ pub async fn list(
     if filter.favorites_first {
         query = query.order_by_asc(Expr::cust("room_members.favorite_at IS NULL"));
     }
-    let rows = query
+    let query = query
         .order_by_desc(Expr::cust("COALESCE(rooms.last_message_at, rooms.created_at)"))
-        .order_by_desc(rooms::Column::Id)
-        .offset(offset)
-        .limit(fetch_limit(limit.get()))
-        .all(&store.db)
-        .await?;
+        .order_by_desc(rooms::Column::Id);
+    page_of(store, query, offset, limit).await
+}
+
+/// What the viewer's rooms and browsing share: live rooms (or archived ones), of a kind,
+/// whose name contains `search`.
+fn narrowed(query: Select<rooms::Entity>, filter: &RoomFilter) -> Select<rooms::Entity> {
+    let mut query = query.filter(rooms::Column::DeletedAt.is_null());
+    query = match filter.archived {
+        Some(true) => query.filter(rooms::Column::ArchivedAt.is_not_null()),
+        _ => query.filter(rooms::Column::ArchivedAt.is_null()),
+    };
+    if let Some(kind) = filter.kind {
+        query = query.filter(rooms::Column::Kind.eq(kind));
+    }
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        query = query.filter(contains_ci(rooms::Column::Name, search));
+    }
+    query
+}
+
+/// One page of an ordered room query at `offset`, and whether more follow.
+async fn page_of(
+    store: &Store,
+    query: Select<rooms::Entity>,
+    offset: u64,
+    limit: PageSize,
+) -> ApiResult<(Vec<rooms::Model>, bool)> {
+    let rows = query.offset(offset).limit(fetch_limit(limit.get())).all(&store.db).await?;
     Ok(split_page(rows, limit.get()))
 }
 
@@ -312,28 +326,12 @@ async fn browse(
         .from(room_members::Entity)
         .and_where(room_members::Column::UserId.eq(viewer.id))
         .to_owned();
-    let mut query = rooms::Entity::find()
+    let unjoined_public = rooms::Entity::find()
         .filter(rooms::Column::OrgId.eq(viewer.org_id))
         .filter(rooms::Column::Kind.eq(RoomKind::Channel))
         .filter(rooms::Column::Visibility.eq(Visibility::Public))
-        .filter(rooms::Column::DeletedAt.is_null())
         .filter(rooms::Column::Id.not_in_subquery(joined));
-    query = match filter.archived {
-        Some(true) => query.filter(rooms::Column::ArchivedAt.is_not_null()),
-        _ => query.filter(rooms::Column::ArchivedAt.is_null()),
-    };
-    if let Some(kind) = filter.kind {
-        query = query.filter(rooms::Column::Kind.eq(kind));
-    }
-    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        query = query.filter(contains_ci(rooms::Column::Name, search));
-    }
-    let rows = query
-        .order_by_asc(rooms::Column::Name)
-        .order_by_asc(rooms::Column::Id)
-        .offset(offset)
-        .limit(fetch_limit(limit.get()))
-        .all(&store.db)
-        .await?;
-    Ok(split_page(rows, limit.get()))
+    let query =
+        narrowed(unjoined_public, filter).order_by_asc(rooms::Column::Name).order_by_asc(rooms::Column::Id);
+    page_of(store, query, offset, limit).await
 }
