@@ -47,6 +47,10 @@ pub struct DatabaseConfig {
     /// Connections in the database pool.
     #[arg(long, env = "PARLEY_DB_POOL_SIZE", default_value_t = 12)]
     pub db_pool_size: u32,
+    /// PostgreSQL text search configuration of message search (`simple`, `english`, …); a
+    /// change rebuilds the index at start-up.
+    #[arg(long, env = "PARLEY_SEARCH_CONFIG", default_value = "simple")]
+    pub search_config: String,
 }
 
 impl DatabaseConfig {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::sea_query::{Expr, Func, LikeExpr};
+use sea_orm::sea_query::{BinOper, Expr, Func, LikeExpr};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
     DbErr, ExprTrait, IntoSimpleExpr, Statement, TransactionTrait, Value,
@@ -27,6 +27,8 @@ pub struct Store {
     pub db: DatabaseConnection,
     /// Serialises write transactions on SQLite; `None` on PostgreSQL.
     write_gate: Option<Arc<Mutex<()>>>,
+    /// PostgreSQL's text search configuration for messages (see `search::index`).
+    search_config: Arc<str>,
 }
 
 /// A write transaction, holding the SQLite write gate until commit or drop.
@@ -68,16 +70,25 @@ impl Store {
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
+                    .with_regexp()
             });
         }
         let db = Database::connect(options)
             .await
             .map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot connect: {e}"))?;
-        Ok(Self { db, write_gate: sqlite.then(|| Arc::new(Mutex::new(()))) })
+        Ok(Self {
+            db,
+            write_gate: sqlite.then(|| Arc::new(Mutex::new(()))),
+            search_config: config.search_config.as_str().into(),
+        })
     }
 
     pub fn backend(&self) -> DatabaseBackend {
         self.db.get_database_backend()
+    }
+
+    pub fn search_config(&self) -> &str {
+        &self.search_config
     }
 
     pub async fn begin_write(&self) -> Result<WriteTx, DbErr> {
@@ -109,8 +120,9 @@ impl Store {
         (format!("{column} IN ({})", placeholders.join(",")), ids.iter().map(|id| Value::from(*id)).collect())
     }
 
-    /// Applies pending migrations, then runs `after` (e.g. the demo seed) under the same
-    /// lock, so concurrent starts on one PostgreSQL database serialise.
+    /// Applies pending migrations and the search configuration, then runs `after` (e.g. the
+    /// demo seed) under the same lock, so concurrent starts on one PostgreSQL database
+    /// serialise.
     pub async fn migrate_then<T, F, Fut>(&self, after: F) -> anyhow::Result<T>
     where
         F: FnOnce(Store) -> Fut,
@@ -126,6 +138,7 @@ impl Store {
                 ))
                 .await?;
                 Migrator::up(&txn, None).await?;
+                crate::search::index::apply_config(&txn, &self.search_config).await?;
                 txn.commit().await?;
                 // The seed runs under a second lock, held by a transaction of its own while
                 // the seed writes on other connections: an instance that waits here then
@@ -143,6 +156,7 @@ impl Store {
             }
             _ => {
                 Migrator::up(&self.db, None).await?;
+                crate::search::index::apply_config(&self.db, &self.search_config).await?;
                 after(self.clone()).await
             }
         }
@@ -153,10 +167,25 @@ impl Store {
     }
 }
 
-/// `lower(column) LIKE '%text%'`, with `%`, `_` and `\` in the text matched literally and the
-/// same escape character on both backends (PostgreSQL has one by default, SQLite none).
-pub fn contains_ci(column: impl IntoSimpleExpr, text: &str) -> Expr {
+/// `column` contains `text`, ignoring case in every script. PostgreSQL: `lower(column) LIKE
+/// '%text%'` (its `lower()` folds by the database's UTF-8 ctype), with `%`, `_` and `\`
+/// matched literally. SQLite's `lower()` and `LIKE` fold ASCII only, so there it is `column
+/// REGEXP '(?i)text'`, the `regex` crate's Unicode case folding, registered by sqlx.
+pub fn contains_ci(backend: DatabaseBackend, column: impl IntoSimpleExpr, text: &str) -> Expr {
+    if backend == DatabaseBackend::Sqlite {
+        let pattern = format!("(?i){}", regex::escape(text));
+        return Expr::expr(column.into_simple_expr()).binary(BinOper::Custom("REGEXP"), pattern);
+    }
     let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     Expr::expr(Func::lower(column.into_simple_expr()))
         .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}
+
+/// SQL for `column` equal to `text` ignoring case (see [`contains_ci`]), with its one value,
+/// bound at placeholder `$n`.
+pub fn equals_ci_sql(backend: DatabaseBackend, column: &str, n: usize, text: &str) -> (String, Value) {
+    if backend == DatabaseBackend::Sqlite {
+        return (format!("{column} REGEXP ${n}"), format!("(?i)^{}$", regex::escape(text)).into());
+    }
+    (format!("lower({column}) = ${n}"), text.to_lowercase().into())
 }

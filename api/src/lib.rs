@@ -8,7 +8,8 @@
 //!   rate limit, local or shared by the cluster through Redis.
 //! - [`auth`]: tokens → [`auth::Viewer`]. [`error`]: the one error type.
 //! - Domains, each with `service` (rules + database), `types` and `resolvers`:
-//!   [`rooms`], [`messages`], [`read_state`], [`users`], [`favorites`], [`reminders`], [`later`].
+//!   [`rooms`], [`messages`], [`read_state`], [`users`], [`favorites`], [`reminders`], [`later`],
+//!   [`search`].
 //! - [`bus`]: events across instances (in-process or Redis). [`db`]: connection, migrations,
 //!   the SQLite write gate. [`directory`]: cached users and rooms. [`demo`]: first-run data.
 
@@ -31,6 +32,7 @@ pub mod rate_limit;
 pub mod read_state;
 pub mod reminders;
 pub mod rooms;
+pub mod search;
 mod secrets;
 pub mod state;
 pub mod telemetry;

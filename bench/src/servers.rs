@@ -114,6 +114,13 @@ impl Instance {
         rss_kib(&format!("/proc/{}/status", self.pid))
     }
 
+    /// Its resident memory split by kind: `RssAnon` (heap, stacks: what the process allocated)
+    /// and `RssFile` (pages of the binary and libraries, mapped once touched), in KiB.
+    pub fn rss_split_kib(&self) -> Result<(u64, u64)> {
+        let path = format!("/proc/{}/status", self.pid);
+        Ok((status_kib(&path, "RssAnon:")?, status_kib(&path, "RssFile:")?))
+    }
+
     /// Its recent output, for error reports.
     pub fn recent_output(&self) -> String {
         tail(&self.logs)
@@ -158,12 +165,17 @@ fn tail(logs: &Mutex<VecDeque<String>>) -> String {
 
 /// VmRSS in KiB.
 pub fn rss_kib(status_path: &str) -> Result<u64> {
+    status_kib(status_path, "VmRSS:")
+}
+
+/// One `… kB` line of a `/proc/PID/status` file.
+fn status_kib(status_path: &str, field: &str) -> Result<u64> {
     let text = std::fs::read_to_string(status_path).with_context(|| format!("reading {status_path}"))?;
     text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .context("no VmRSS line")
+        .with_context(|| format!("no {field} line in {status_path}"))
 }
 
 /// The bench process's own VmRSS.

@@ -7,11 +7,11 @@
 //! subscribers per second connect to E (`messageAdded` for all their rooms plus
 //! `unreadCountChanged`), live between half a second and `soak_lifetime` seconds, and vanish:
 //! the client task is dropped, so the TCP connection ends with no `complete` and no close
-//! frame, as a phone losing its network or a killed tab does. E's VmRSS is sampled throughout;
-//! the figure is the least-squares slope after the warm-up (the first fifth of the run). At the
-//! end, with every client gone, E's `parley_ws_connections` and `parley_active_subscriptions`
-//! gauges must come back to 0. Send failures, WebSocket errors and failed connects count as
-//! errors.
+//! frame, as a phone losing its network or a killed tab does. E's VmRSS, and its split into
+//! anonymous and file-backed pages, is sampled throughout; the figure is the least-squares
+//! slope after the warm-up (the first fifth of the run). At the end, with every client gone,
+//! E's `parley_ws_connections` and `parley_active_subscriptions` gauges must come back to 0.
+//! Send failures, WebSocket errors and failed connects count as errors.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -90,7 +90,7 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
     let mut inbox = Inbox::default();
     let mut subscribers = Subscribers::default();
     let mut churned = 0u32;
-    let (mut results, mut rss) = (0u64, Vec::new());
+    let (mut results, mut rss, mut split) = (0u64, Vec::new(), Vec::new());
     let (mut next_connect, mut next_sample) = (started, started);
     while Instant::now() < end {
         let now = Instant::now();
@@ -107,6 +107,7 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
         }
         if now >= next_sample {
             rss.push((started.elapsed().as_secs_f64(), e.rss_kib()? as f64));
+            split.push(e.rss_split_kib()?);
             next_sample += sample_every;
         }
         let wake = next_connect.min(next_sample).min(end);
@@ -126,6 +127,7 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
     inbox.recv_until(Instant::now() + Duration::from_millis(500), |_| false).await;
     let gauges = settled_gauges(&e.http()).await?;
     rss.push((started.elapsed().as_secs_f64(), e.rss_kib()? as f64));
+    split.push(e.rss_split_kib()?);
 
     let warm = sizes.soak_secs / 5.0;
     let after_warm_up: Vec<(f64, f64)> = rss.iter().copied().filter(|(t, _)| *t >= warm).collect();
@@ -145,10 +147,18 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
     let per_minute = (60.0 / sample_every.as_secs_f64()).max(1.0) as usize;
     let minutes: Vec<String> =
         rss.iter().step_by(per_minute).map(|(_, kib)| format!("{:.1}", kib / 1024.0)).collect();
+    // Anonymous memory growing means something allocated and kept; file-backed memory growing
+    // only means more of the binary's pages were touched.
+    let anon_file: Vec<String> = split
+        .iter()
+        .step_by(per_minute)
+        .map(|(anon, file)| format!("{:.1}/{:.1}", *anon as f64 / 1024.0, *file as f64 / 1024.0))
+        .collect();
     let mut figure = Figure::new(S, "RSS slope after warm-up", params)
         .errors(errors)
         .note(format!("RSS {:.1} MiB after warm-up → {:.1} MiB at the end", first / 1024.0, last / 1024.0))
-        .note(format!("RSS each minute (MiB): {}", minutes.join(" ")));
+        .note(format!("RSS each minute (MiB): {}", minutes.join(" ")))
+        .note(format!("RssAnon/RssFile each minute (MiB): {}", anon_file.join(" ")));
     if let Some(per_min) = per_min {
         // Flat: what the slope adds over the measured stretch stays under 5 % of the RSS.
         let growth = per_min * (sizes.soak_secs - warm) / 60.0;

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_core;
 mod m20261123_000002_saved_messages;
 mod m20261123_000003_reminders;
+mod m20261123_000004_message_search;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_core::Migration),
             Box::new(m20261123_000002_saved_messages::Migration),
             Box::new(m20261123_000003_reminders::Migration),
+            Box::new(m20261123_000004_message_search::Migration),
         ]
     }
 }

@@ -22,11 +22,12 @@ use crate::messages::resolvers::{MessageMutation, MessageQuery, MessageSubscript
 use crate::read_state::resolvers::{ReadStateMutation, ReadStateQuery, ReadStateSubscription};
 use crate::reminders::resolvers::{ReminderMutation, ReminderSubscription};
 use crate::rooms::resolvers::{RoomMutation, RoomQuery, RoomSubscription};
+use crate::search::resolvers::SearchQueryRoot;
 use crate::state::AppState;
 use crate::users::resolvers::{UserMutation, UserQuery};
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(UserQuery, RoomQuery, MessageQuery, ReadStateQuery, node::NodeQuery);
+pub struct QueryRoot(UserQuery, RoomQuery, MessageQuery, ReadStateQuery, SearchQueryRoot, node::NodeQuery);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(

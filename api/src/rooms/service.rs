@@ -4,7 +4,7 @@ use chrono::Utc;
 use sea_orm::ExprTrait;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
     RelationTrait, Select, Set,
 };
 use uuid::Uuid;
@@ -259,7 +259,7 @@ pub async fn list(
         .join(JoinType::InnerJoin, rooms::Relation::Members.def())
         .filter(room_members::Column::UserId.eq(viewer.id))
         .filter(rooms::Column::OrgId.eq(viewer.org_id));
-    let mut query = narrowed(joined, filter);
+    let mut query = narrowed(store, joined, filter);
     if let Some(unread) = filter.unread {
         // Precise: live messages above the watermark, deletions subtracted.
         let unread_count = Expr::cust(read_state::UNREAD_COUNT_SQL);
@@ -280,8 +280,8 @@ pub async fn list(
 }
 
 /// What the viewer's rooms and browsing share: live rooms (or archived ones), of a kind,
-/// whose name contains `search`.
-fn narrowed(query: Select<rooms::Entity>, filter: &RoomFilter) -> Select<rooms::Entity> {
+/// whose name or topic contains `search`, ignoring case in any script.
+fn narrowed(store: &Store, query: Select<rooms::Entity>, filter: &RoomFilter) -> Select<rooms::Entity> {
     let mut query = query.filter(rooms::Column::DeletedAt.is_null());
     query = match filter.archived {
         Some(true) => query.filter(rooms::Column::ArchivedAt.is_not_null()),
@@ -291,7 +291,11 @@ fn narrowed(query: Select<rooms::Entity>, filter: &RoomFilter) -> Select<rooms::
         query = query.filter(rooms::Column::Kind.eq(kind));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        query = query.filter(contains_ci(rooms::Column::Name, search));
+        query = query.filter(
+            Condition::any()
+                .add(contains_ci(store.backend(), rooms::Column::Name, search))
+                .add(contains_ci(store.backend(), rooms::Column::Topic, search)),
+        );
     }
     query
 }
@@ -332,6 +336,6 @@ async fn browse(
         .filter(rooms::Column::Visibility.eq(Visibility::Public))
         .filter(rooms::Column::Id.not_in_subquery(joined));
     let query =
-        narrowed(unjoined_public, filter).order_by_asc(rooms::Column::Name).order_by_asc(rooms::Column::Id);
+        narrowed(store, unjoined_public, filter).order_by_asc(rooms::Column::Name).order_by_asc(rooms::Column::Id);
     page_of(store, query, offset, limit).await
 }

@@ -179,7 +179,7 @@ pub struct RoomFilterInput {
     pub unread: Option<bool>,
     /// Archived rooms instead of live ones.
     pub archived: Option<bool>,
-    /// Part of the room's name.
+    /// Part of the room's name or topic, in any case.
     pub search: Option<String>,
     /// Only the viewer's favorite rooms (true) or the others (false).
     pub favorite: Option<bool>,

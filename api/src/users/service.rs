@@ -72,8 +72,8 @@ pub async fn search(
     if let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) {
         query = query.filter(
             Condition::any()
-                .add(contains_ci(users::Column::Handle, search))
-                .add(contains_ci(users::Column::DisplayName, search)),
+                .add(contains_ci(store.backend(), users::Column::Handle, search))
+                .add(contains_ci(store.backend(), users::Column::DisplayName, search)),
         );
     }
     let rows = query

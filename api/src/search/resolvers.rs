@@ -1,0 +1,43 @@
+//! `searchMessages`.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Object, Result};
+
+use super::query::SearchQuery;
+use super::service::{self, HitCursor};
+use super::types::{MessageSearchConnection, MessageSearchFilter, SearchHitFields};
+use crate::graphql::context::ContextExt;
+use crate::messages::types::Message;
+use crate::paging::PageSize;
+
+#[derive(Default)]
+pub struct SearchQueryRoot;
+
+#[Object]
+impl SearchQueryRoot {
+    /// Messages the viewer may read that match `query`, best first. The query takes words
+    /// (all must match), `"exact phrases"`, `-excluded` words, `a OR b`, prefixes `deploy*`,
+    /// and `from:@handle` / `in:#channel`; anything else is searched as plain words.
+    async fn search_messages(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        filter: Option<MessageSearchFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<MessageSearchConnection> {
+        let query = SearchQuery::parse(&query)?;
+        let filter = filter.unwrap_or_default().parse()?;
+        let after = after.as_deref().map(HitCursor::parse).transpose()?;
+        let limit = PageSize::parse(first)?;
+        let store = &ctx.state()?.store;
+        let (hits, more) = service::search(store, ctx.viewer()?, &query, &filter, after, limit).await?;
+        let mut connection = Connection::new(after.is_some(), more);
+        for hit in hits {
+            let cursor = HitCursor { rank: hit.rank, id: hit.message.id }.encode();
+            let fields = SearchHitFields { rank: hit.rank, snippet: hit.snippet };
+            connection.edges.push(Edge::with_additional_fields(cursor, Message::from(hit.message), fields));
+        }
+        Ok(connection)
+    }
+}

@@ -1,0 +1,250 @@
+//! `searchMessages`: one page of ranked hits over the messages the viewer may read.
+//!
+//! One statement finds the page: the engine's matches (PostgreSQL's GIN index, SQLite's FTS5
+//! table) joined to the rooms the viewer may read and the filters, best rank first, newest
+//! first among equals. A second statement highlights only the page's hits, so `ts_headline`
+//! and `snippet()` never run over every match.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveEnum, ConnectionTrait, DatabaseBackend, FromQueryResult, IdenStatic, Iterable, QueryResult, Value};
+use uuid::Uuid;
+
+use super::highlight::{self, MARK_END, MARK_START};
+use super::query::SearchQuery;
+use crate::auth::Viewer;
+use crate::db::{Store, equals_ci_sql};
+use crate::error::{ApiError, ApiResult};
+use crate::messages::MessageRecord;
+use crate::paging::{PageSize, fetch_limit, split_page};
+use crate::rooms::access::READABLE_SQL;
+use entity::enums::RoomKind;
+use entity::messages;
+
+/// Narrows a search beyond its words.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    pub room_id: Option<Uuid>,
+    pub author_id: Option<Uuid>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+    pub room_kind: Option<RoomKind>,
+    pub has_attachments: Option<bool>,
+}
+
+/// A message that matched, with its rank (higher is better; comparable within one search
+/// only) and its body's best passage as HTML.
+pub struct Hit {
+    pub message: MessageRecord,
+    pub rank: f64,
+    pub snippet: String,
+}
+
+/// Where a page ends: the last hit's rank and id. Ranks travel exactly (Rust prints an `f64`
+/// so that it parses back to the same value), so the next page starts right after it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HitCursor {
+    pub rank: f64,
+    pub id: Uuid,
+}
+
+impl HitCursor {
+    pub fn parse(cursor: &str) -> ApiResult<Self> {
+        let invalid = || ApiError::bad_input("invalid cursor");
+        let (rank, id) = cursor.split_once('~').ok_or_else(invalid)?;
+        let rank: f64 = rank.parse().map_err(|_| invalid())?;
+        let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+        if !rank.is_finite() {
+            return Err(invalid());
+        }
+        Ok(Self { rank, id })
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}~{}", self.rank, self.id)
+    }
+}
+
+/// A statement under construction: SQL pieces and the values their `$n` placeholders bind.
+#[derive(Default)]
+struct Sql {
+    conditions: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    fn bind(&mut self, value: impl Into<Value>) -> String {
+        self.values.push(value.into());
+        format!("${}", self.values.len())
+    }
+}
+
+pub async fn search(
+    store: &Store,
+    viewer: &Viewer,
+    query: &SearchQuery,
+    filter: &SearchFilter,
+    after: Option<HitCursor>,
+    limit: PageSize,
+) -> ApiResult<(Vec<Hit>, bool)> {
+    let mut sql = Sql::default();
+    let org = sql.bind(viewer.org_id);
+    let viewer_id = sql.bind(viewer.id);
+    let (from, rank) = matches(store, query, &mut sql);
+    narrow(store, query, filter, &org, &mut sql);
+    if let Some(cursor) = after {
+        let (r, id) = (sql.bind(cursor.rank), sql.bind(cursor.id));
+        sql.conditions.push(format!("({rank} < {r} OR ({rank} = {r} AND m.id < {id}))"));
+    }
+    let columns: Vec<String> = messages::Column::iter().map(|c| format!("m.{}", c.as_str())).collect();
+    let limit = limit.get();
+    let text = format!(
+        "SELECT {}, {rank} AS hit_rank FROM {from} \
+         JOIN rooms r ON r.id = m.room_id \
+         LEFT JOIN room_members rm ON rm.room_id = m.room_id AND rm.user_id = {viewer_id} \
+         WHERE m.org_id = {org} AND m.deleted_at IS NULL AND {READABLE_SQL} AND {} \
+         ORDER BY hit_rank DESC, m.id DESC LIMIT {}",
+        columns.join(", "),
+        sql.conditions.join(" AND "),
+        fetch_limit(limit)
+    );
+    let rows = store.db.query_all_raw(store.stmt(&text, sql.values)).await?;
+    let (rows, more) = split_page(rows, limit);
+    let found = rows.iter().map(hit_of).collect::<ApiResult<Vec<(messages::Model, f64)>>>()?;
+    let ids: Vec<Uuid> = found.iter().map(|(m, _)| m.id).collect();
+    let mut snippets = snippets(store, query, &ids).await?;
+    let hits = found
+        .into_iter()
+        .map(|(message, rank)| {
+            let snippet = match snippets.remove(&message.id) {
+                Some(marked) => highlight::to_html(&marked),
+                None => highlight::excerpt(&message.body),
+            };
+            Hit { message: message.into(), rank, snippet }
+        })
+        .collect();
+    Ok((hits, more))
+}
+
+/// The engine's side: what the query reads from and the rank of a row. Without words, the
+/// operators alone select messages and every rank is 0, so the newest come first.
+fn matches(store: &Store, query: &SearchQuery, sql: &mut Sql) -> (String, String) {
+    match (store.backend(), query.tsquery(), query.fts5()) {
+        (DatabaseBackend::Postgres, Some(tsquery), _) => {
+            let (config, words) = (sql.bind(store.search_config()), sql.bind(tsquery));
+            let ts = format!("to_tsquery({config}::regconfig, {words})");
+            sql.conditions.push(format!("m.search_vector @@ {ts}"));
+            ("messages m".into(), format!("ts_rank_cd(m.search_vector, {ts})::float8"))
+        }
+        (DatabaseBackend::Sqlite, _, Some(fts5)) => {
+            let words = sql.bind(fts5);
+            let hits = format!(
+                "(SELECT rowid, -bm25(messages_fts) AS rank FROM messages_fts WHERE messages_fts MATCH {words}) hits \
+                 JOIN messages m ON m.rowid = hits.rowid"
+            );
+            (hits, "hits.rank".into())
+        }
+        _ => ("messages m".into(), "CAST(0 AS DOUBLE PRECISION)".into()),
+    }
+}
+
+/// Everything but the words: exclusions, operators and the filter.
+fn narrow(store: &Store, query: &SearchQuery, filter: &SearchFilter, org: &str, sql: &mut Sql) {
+    let backend = store.backend();
+    match (backend, query.excluded_tsquery(), query.excluded_fts5()) {
+        (DatabaseBackend::Postgres, Some(tsquery), _) => {
+            let (config, words) = (sql.bind(store.search_config()), sql.bind(tsquery));
+            sql.conditions.push(format!("NOT (m.search_vector @@ to_tsquery({config}::regconfig, {words}))"));
+        }
+        (DatabaseBackend::Sqlite, _, Some(fts5)) => {
+            let words = sql.bind(fts5);
+            sql.conditions
+                .push(format!("m.rowid NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH {words})"));
+        }
+        _ => {}
+    }
+    if !query.from.is_empty() {
+        let handles: Vec<String> = query.from.iter().map(|h| sql.bind(h.clone())).collect();
+        sql.conditions.push(format!(
+            "m.author_user_id IN (SELECT u.id FROM users u WHERE u.org_id = {org} AND u.handle IN ({}))",
+            handles.join(", ")
+        ));
+    }
+    if !query.rooms.is_empty() {
+        let names: Vec<String> = query
+            .rooms
+            .iter()
+            .map(|name| {
+                let (condition, value) = equals_ci_sql(backend, "r.name", sql.values.len() + 1, name);
+                sql.values.push(value);
+                condition
+            })
+            .collect();
+        sql.conditions.push(format!("({})", names.join(" OR ")));
+    }
+    if let Some(room) = filter.room_id {
+        let room = sql.bind(room);
+        sql.conditions.push(format!("m.room_id = {room}"));
+    }
+    if let Some(author) = filter.author_id {
+        let author = sql.bind(author);
+        sql.conditions.push(format!("m.author_user_id = {author}"));
+    }
+    if let Some(before) = filter.before {
+        let before = sql.bind(before);
+        sql.conditions.push(format!("m.created_at < {before}"));
+    }
+    if let Some(after) = filter.after {
+        let after = sql.bind(after);
+        sql.conditions.push(format!("m.created_at > {after}"));
+    }
+    if let Some(kind) = filter.room_kind {
+        let kind = sql.bind(kind.to_value());
+        sql.conditions.push(format!("r.kind = {kind}"));
+    }
+    if let Some(wanted) = filter.has_attachments {
+        let length = match backend {
+            DatabaseBackend::Postgres => "jsonb_array_length(m.attachments)",
+            _ => "json_array_length(m.attachments)",
+        };
+        sql.conditions.push(format!("{length} {} 0", if wanted { ">" } else { "=" }));
+    }
+}
+
+fn hit_of(row: &QueryResult) -> ApiResult<(messages::Model, f64)> {
+    Ok((messages::Model::from_query_result(row, "")?, row.try_get::<f64>("", "hit_rank")?))
+}
+
+/// The page's hits with their matched words between [`MARK_START`] and [`MARK_END`], by id.
+async fn snippets(store: &Store, query: &SearchQuery, ids: &[Uuid]) -> ApiResult<HashMap<Uuid, String>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (text, mut values) = match (store.backend(), query.tsquery(), query.fts5()) {
+        (DatabaseBackend::Postgres, Some(tsquery), _) => (
+            "SELECT m.id AS id, ts_headline($1::regconfig, m.body, to_tsquery($1::regconfig, $2), $3) AS snippet \
+             FROM messages m WHERE "
+                .to_owned(),
+            vec![
+                store.search_config().into(),
+                tsquery.into(),
+                format!("StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=24, MinWords=8").into(),
+            ],
+        ),
+        (DatabaseBackend::Sqlite, _, Some(fts5)) => (
+            "SELECT m.id AS id, snippet(messages_fts, 0, $2, $3, '…', 24) AS snippet \
+             FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
+             WHERE messages_fts MATCH $1 AND "
+                .to_owned(),
+            vec![fts5.into(), MARK_START.to_string().into(), MARK_END.to_string().into()],
+        ),
+        _ => return Ok(HashMap::new()),
+    };
+    let (in_ids, id_values) = store.in_ids("m.id", ids, values.len() + 1);
+    values.extend(id_values);
+    let rows = store.db.query_all_raw(store.stmt(&format!("{text}{in_ids}"), values)).await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get::<Uuid>("", "id")?, row.try_get::<String>("", "snippet")?)))
+        .collect()
+}
