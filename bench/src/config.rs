@@ -25,10 +25,11 @@ pub enum Scenario {
     History,
     Soak,
     Reminders,
+    Search,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Self::Floor,
         Self::Delivery,
         Self::Burst,
@@ -40,6 +41,7 @@ impl Scenario {
         Self::History,
         Self::Soak,
         Self::Reminders,
+        Self::Search,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +57,7 @@ impl Scenario {
             Self::History => "history",
             Self::Soak => "soak",
             Self::Reminders => "reminders",
+            Self::Search => "search",
         }
     }
 }

@@ -20,6 +20,7 @@ mod pgcount;
 mod reminders;
 mod report;
 mod schema;
+mod search;
 mod seed;
 mod servers;
 mod soak;
@@ -103,6 +104,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             Scenario::History => history::run(&mut ctx).await,
             Scenario::Soak => soak::run(&mut ctx).await,
             Scenario::Reminders => reminders::run(&mut ctx).await,
+            Scenario::Search => search::run(&mut ctx).await,
         };
         let result = result.and_then(|()| ctx.check_servers());
         if let Err(err) = result {

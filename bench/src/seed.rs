@@ -204,6 +204,17 @@ pub async fn analyze(db: &Db) -> Result<()> {
 /// creator, UUIDv7 ids, one millisecond apart), then `rooms.last_seq`/`last_message_at` to match.
 /// Returns rows inserted per second.
 pub async fn bulk_messages(db: &Db, org: &Org, rooms: &[Uuid], per_room: usize) -> Result<f64> {
+    bulk_messages_with(db, org, rooms, per_room, "'seeded message ' || g").await
+}
+
+/// [`bulk_messages`] with bodies given as an SQL expression over `g`, the message's seq.
+pub async fn bulk_messages_with(
+    db: &Db,
+    org: &Org,
+    rooms: &[Uuid],
+    per_room: usize,
+    body_sql: &str,
+) -> Result<f64> {
     let started = Instant::now();
     let base = Utc::now().timestamp_millis() - per_room as i64 - 60_000;
     // About 100 000 rows per statement keeps each one short and shows progress.
@@ -213,7 +224,7 @@ pub async fn bulk_messages(db: &Db, org: &Org, rooms: &[Uuid], per_room: usize) 
         let sql = format!(
             "INSERT INTO messages (id, org_id, room_id, seq, author_user_id, sender_role, body, source, \
                attachments, created_at) \
-             SELECT {}, r.org_id, r.id, g, r.created_by, 'user', 'seeded message ' || g, 'chat', '[]'::jsonb, \
+             SELECT {}, r.org_id, r.id, g, r.created_by, 'user', {body_sql}, 'chat', '[]'::jsonb, \
                to_timestamp(({base} + g) / 1000.0) \
              FROM rooms r CROSS JOIN generate_series(1, $1::int) g \
              WHERE r.org_id = $2 AND r.id IN ({})",

@@ -37,6 +37,7 @@ mod reminders;
 mod room_listing;
 mod rooms;
 mod schema;
+mod search;
 mod subscription_updates;
 mod subscriptions;
 mod tenant_isolation;

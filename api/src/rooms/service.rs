@@ -291,11 +291,12 @@ fn narrowed(store: &Store, query: Select<rooms::Entity>, filter: &RoomFilter) ->
         query = query.filter(rooms::Column::Kind.eq(kind));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        query = query.filter(
-            Condition::any()
-                .add(contains_ci(store.backend(), rooms::Column::Name, search))
-                .add(contains_ci(store.backend(), rooms::Column::Topic, search)),
-        );
+        query =
+            query.filter(
+                Condition::any()
+                    .add(contains_ci(store.backend(), rooms::Column::Name, search))
+                    .add(contains_ci(store.backend(), rooms::Column::Topic, search)),
+            );
     }
     query
 }
@@ -335,7 +336,8 @@ async fn browse(
         .filter(rooms::Column::Kind.eq(RoomKind::Channel))
         .filter(rooms::Column::Visibility.eq(Visibility::Public))
         .filter(rooms::Column::Id.not_in_subquery(joined));
-    let query =
-        narrowed(store, unjoined_public, filter).order_by_asc(rooms::Column::Name).order_by_asc(rooms::Column::Id);
+    let query = narrowed(store, unjoined_public, filter)
+        .order_by_asc(rooms::Column::Name)
+        .order_by_asc(rooms::Column::Id);
     page_of(store, query, offset, limit).await
 }

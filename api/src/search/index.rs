@@ -13,7 +13,10 @@ const SETTING: &str = "search_config";
 pub async fn apply_config(conn: &impl ConnectionTrait, wanted: &str) -> anyhow::Result<()> {
     if conn.get_database_backend() != DatabaseBackend::Postgres {
         if wanted != "simple" {
-            tracing::warn!(wanted, "PARLEY_SEARCH_CONFIG applies to PostgreSQL only; SQLite search folds case only");
+            tracing::warn!(
+                wanted,
+                "PARLEY_SEARCH_CONFIG applies to PostgreSQL only; SQLite search folds case only"
+            );
         }
         return Ok(());
     }

@@ -160,22 +160,22 @@ fn tokens(raw: &str) -> Vec<Token> {
     tokens
 }
 
-fn token(piece: &str, quoted: bool, negated: bool) -> Option<Token> {
+fn token(piece: &str, quoted: bool, negated: bool) -> Vec<Token> {
     if quoted {
-        return phrase(piece, false).map(|term| Token::Term { term, negated });
+        return phrase(piece, false).map(|term| Token::Term { term, negated }).into_iter().collect();
     }
     if piece == "OR" {
-        return Some(Token::Or);
+        return vec![Token::Or];
     }
-    if let Some(handle) = piece.strip_prefix("from:").map(|h| h.trim_start_matches('@')) {
-        if !handle.is_empty() {
-            return Some(Token::From(handle.to_lowercase()));
-        }
+    if let Some(handle) = piece.strip_prefix("from:").map(|h| h.trim_start_matches('@'))
+        && !handle.is_empty()
+    {
+        return vec![Token::From(handle.to_lowercase())];
     }
-    if let Some(room) = piece.strip_prefix("in:").map(|r| r.trim_start_matches('#')) {
-        if !room.is_empty() {
-            return Some(Token::In(room.to_owned()));
-        }
+    if let Some(room) = piece.strip_prefix("in:").map(|r| r.trim_start_matches('#'))
+        && !room.is_empty()
+    {
+        return vec![Token::In(room.to_owned())];
     }
     let (negated, piece) = match piece.strip_prefix('-') {
         Some(rest) if !rest.is_empty() => (true, rest),
@@ -185,11 +185,22 @@ fn token(piece: &str, quoted: bool, negated: bool) -> Option<Token> {
         Some(rest) => (true, rest),
         None => (false, piece),
     };
-    phrase(piece, prefix).map(|term| Token::Term { term, negated })
+    // Brackets, operators and the like separate words; only the last piece is a prefix.
+    let parts: Vec<&str> = piece.split(|c: char| !c.is_alphanumeric() && !JOINERS.contains(c)).collect();
+    let last = parts.len().saturating_sub(1);
+    parts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, part)| phrase(part, prefix && i == last))
+        .map(|term| Token::Term { term, negated })
+        .collect()
 }
 
-/// The words of `text`: runs of letters and digits, lower-cased. `e-mail` is the phrase
-/// "e mail", as both engines' tokenizers see it.
+/// Characters that join words into one: `e-mail`, `o'clock`, `v1.2`, `snake_case`, `a/b`.
+const JOINERS: &str = "-_.'’/@";
+
+/// The words of `text`: runs of letters and digits, lower-cased; several make a phrase, as
+/// both engines' tokenizers see `e-mail` as "e mail".
 fn phrase(text: &str, prefix: bool) -> Option<Term> {
     let words: Vec<String> =
         text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
@@ -208,7 +219,10 @@ mod tests {
     fn words_phrases_exclusions_alternatives_and_prefixes() {
         let q = parsed(r#"deploy "release notes" -staging api OR rest wor*"#);
         assert_eq!(q.tsquery().as_deref(), Some("deploy & (release <-> notes) & (api | rest) & wor:*"));
-        assert_eq!(q.fts5().as_deref(), Some(r#""deploy" AND "release notes" AND ("api" OR "rest") AND "wor"*"#));
+        assert_eq!(
+            q.fts5().as_deref(),
+            Some(r#""deploy" AND "release notes" AND ("api" OR "rest") AND "wor"*"#)
+        );
         assert_eq!(q.excluded_tsquery().as_deref(), Some("staging"));
         assert_eq!(q.excluded_fts5().as_deref(), Some(r#""staging""#));
     }
@@ -237,6 +251,9 @@ mod tests {
         assert_eq!(parsed("\"big cats").tsquery().as_deref(), Some("(big <-> cats)"));
         assert_eq!(parsed("e-mail").tsquery().as_deref(), Some("(e <-> mail)"));
         assert_eq!(parsed("École").tsquery().as_deref(), Some("école"));
+        assert_eq!(parsed("NEAR(near lake)").tsquery().as_deref(), Some("near & near & lake"));
+        assert_eq!(parsed("-x(y) z*").tsquery().as_deref(), Some("z:*"));
+        assert_eq!(parsed("-x(y) z*").excluded_tsquery().as_deref(), Some("x | y"));
     }
 
     #[test]

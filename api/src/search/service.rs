@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveEnum, ConnectionTrait, DatabaseBackend, FromQueryResult, IdenStatic, Iterable, QueryResult, Value};
+use sea_orm::{
+    ActiveEnum, ConnectionTrait, DatabaseBackend, FromQueryResult, IdenStatic, Iterable, QueryResult, Value,
+};
 use uuid::Uuid;
 
 use super::highlight::{self, MARK_END, MARK_START};
@@ -91,6 +93,7 @@ pub async fn search(
     let mut sql = Sql::default();
     let org = sql.bind(viewer.org_id);
     let viewer_id = sql.bind(viewer.id);
+    sql.conditions.extend([format!("m.org_id = {org}"), "m.deleted_at IS NULL".into(), READABLE_SQL.into()]);
     let (from, rank) = matches(store, query, &mut sql);
     narrow(store, query, filter, &org, &mut sql);
     if let Some(cursor) = after {
@@ -103,7 +106,7 @@ pub async fn search(
         "SELECT {}, {rank} AS hit_rank FROM {from} \
          JOIN rooms r ON r.id = m.room_id \
          LEFT JOIN room_members rm ON rm.room_id = m.room_id AND rm.user_id = {viewer_id} \
-         WHERE m.org_id = {org} AND m.deleted_at IS NULL AND {READABLE_SQL} AND {} \
+         WHERE {} \
          ORDER BY hit_rank DESC, m.id DESC LIMIT {}",
         columns.join(", "),
         sql.conditions.join(" AND "),
@@ -159,8 +162,9 @@ fn narrow(store: &Store, query: &SearchQuery, filter: &SearchFilter, org: &str, 
         }
         (DatabaseBackend::Sqlite, _, Some(fts5)) => {
             let words = sql.bind(fts5);
-            sql.conditions
-                .push(format!("m.rowid NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH {words})"));
+            sql.conditions.push(format!(
+                "m.rowid NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH {words})"
+            ));
         }
         _ => {}
     }

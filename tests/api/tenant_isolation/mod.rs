@@ -166,7 +166,10 @@ fn refusal_problem(answer: &Value, field: &str) -> Option<String> {
             .then(|| format!("error codes {codes:?}, not NOT_FOUND"));
     }
     let result = &answer["data"][field];
-    let empty = result.is_null() || result.as_array().is_some_and(Vec::is_empty);
+    // Null, an empty list, or a connection without edges (a search narrowed to an id).
+    let empty = result.is_null()
+        || result.as_array().is_some_and(Vec::is_empty)
+        || result["edges"].as_array().is_some_and(Vec::is_empty);
     (!empty).then(|| "a result".to_owned())
 }
 
