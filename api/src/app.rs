@@ -62,16 +62,17 @@ impl App {
             demo::print_welcome(&state, addr, &users)?;
         }
         let (websockets, websockets_done) = mpsc::channel(1);
+        let metrics = metrics_recorder();
+        spawn_housekeeping(state.clone(), metrics.clone(), shutdown.subscribe());
         let http_state = HttpState {
             websockets,
-            app: state.clone(),
+            app: state,
             schema,
-            metrics: metrics_recorder(),
+            metrics,
             playground: config.playground,
             shutdown: shutdown_rx,
         };
         let router = http::router(http_state, &config.cors_origins);
-        spawn_housekeeping(state, shutdown.subscribe());
         Ok(Self { listener, router, shutdown, websockets_done })
     }
 
@@ -104,13 +105,22 @@ fn metrics_recorder() -> Option<PrometheusHandle> {
     PrometheusBuilder::new().install_recorder().ok()
 }
 
-/// Periodic upkeep: forget idle rate-limit buckets.
-fn spawn_housekeeping(state: AppState, mut shutdown: watch::Receiver<bool>) {
+/// Periodic upkeep: drain histogram samples into their summaries, and forget idle rate-limit
+/// buckets. The recorder keeps every histogram sample until upkeep or a scrape drains it, so
+/// without this an instance nobody scrapes grows by every request it times (the soak's RSS
+/// climbed ≈ 400 KiB/min at 300 msg/s).
+fn spawn_housekeeping(
+    state: AppState,
+    metrics: Option<PrometheusHandle>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut metrics_tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        let mut limits_tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tokio::select! {
-                _ = tick.tick() => state.forget_idle_limits(),
+                _ = metrics_tick.tick() => if let Some(metrics) = &metrics { metrics.run_upkeep() },
+                _ = limits_tick.tick() => state.forget_idle_limits(),
                 _ = shutdown.changed() => return,
             }
         }

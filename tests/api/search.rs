@@ -157,6 +157,17 @@ async fn search_filters_narrow_the_hits(backend: Backend) {
         async move { sorted(hits(app, alice, "budget", filter, 50).await) }
     };
     assert_eq!(narrowed(json!({ "roomId": dm })).await, ["budget draft three"]);
+    let short = "query($q: String!, $room: ID) { searchMessages(query: $q, roomId: $room) { edges { node { body } } } }";
+    let page = app.ok(&alice, short, json!({ "q": "budget", "room": dm })).await;
+    assert_eq!(
+        page["searchMessages"]["edges"][0]["node"]["body"], "budget draft three",
+        "roomId: the SPEC's shorthand"
+    );
+    let both = "query($room: ID, $other: ID) { searchMessages(query: \"budget\", roomId: $room, filter: { roomId: $other }) { edges { cursor } } }";
+    assert_error_code(
+        &app.gql(&alice, both, json!({ "room": dm, "other": channel })).await,
+        "BAD_USER_INPUT",
+    );
     assert_eq!(narrowed(json!({ "authorId": alice.id })).await, ["budget draft one"]);
     assert_eq!(narrowed(json!({ "kind": "DIRECT" })).await, ["budget draft three"]);
     assert_eq!(narrowed(json!({ "hasAttachments": true })).await, ["budget draft two"]);
