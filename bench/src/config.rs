@@ -143,7 +143,8 @@ pub struct Args {
     /// soak: seconds of traffic.
     #[arg(long)]
     pub soak_secs: Option<f64>,
-    /// soak: messages per second (default: about half the sustained rate of BENCHMARKS.md).
+    /// soak: messages per second (default: about half of what one instance sustains under the
+    /// soak's churn, 584 msg/s in BENCHMARKS.md).
     #[arg(long)]
     pub soak_rate: Option<u32>,
     /// reminders: reminders due within the window.
@@ -285,7 +286,7 @@ impl Sizes {
             replay: 500,
             replays: 50,
             soak_secs: 600.0,
-            soak_rate: 650,
+            soak_rate: 300,
             soak_churn: 20,
             soak_lifetime_secs: 10.0,
             soak_users: 400,
