@@ -168,6 +168,10 @@ pub struct Limits {
     /// Most active subscriptions on one WebSocket connection.
     #[arg(long, env = "PARLEY_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub max_subscriptions: usize,
+    /// Newest messages of an organisation that search ranks before the older ones (see
+    /// `search::window`).
+    #[arg(long, env = "PARLEY_SEARCH_WINDOW", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub search_window: u64,
     /// Most pending reminders one user may have.
     #[arg(long, env = "PARLEY_MAX_PENDING_REMINDERS", default_value_t = 1_000)]
     pub max_pending_reminders: u64,

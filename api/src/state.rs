@@ -9,6 +9,7 @@ use crate::db::Store;
 use crate::directory::Directory;
 use crate::error::{ApiError, ApiResult};
 use crate::rate_limit::SendLimiter;
+use crate::search::window::SearchWindows;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,6 +19,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Cached users and rooms, invalidated through the bus.
     pub directory: Directory,
+    /// Where each organisation's newest messages begin, which search ranks first.
+    pub search_windows: SearchWindows,
     /// The per-user send rate limit (local, or shared by the cluster through Redis).
     send_limiter: SendLimiter,
 }
@@ -34,6 +37,7 @@ impl AppState {
             store,
             bus,
             auth: Arc::new(auth),
+            search_windows: SearchWindows::new(limits.search_window),
             limits: Arc::new(limits),
             directory: Directory::default(),
             send_limiter,

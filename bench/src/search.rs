@@ -4,9 +4,9 @@
 //! of `unread_per_room` messages (500: one million). The viewer is a member of
 //! `unread_query_rooms` of them (500); the others are private, so the viewer may read a
 //! quarter of the store while every query still meets the whole index. Bodies carry words of
-//! known frequency: `standup` in 2 % of all messages (the common query), `zeppelin` in about
-//! 0.01 % (the rare one), and `release notes` adjacent in 1 % with the two words apart in
-//! another 1 % (the phrase query). SQLite: the same shape at a fifth of the size (200 000
+//! known frequency, drawn at random so that they are spread over time: `standup` in 2 % of all
+//! messages (the common query), `zeppelin` in 0.01 % (the rare one), and `release notes`
+//! adjacent in 1 % with the two words apart in another 1 % (the phrase query). SQLite: the same shape at a fifth of the size (200 000
 //! messages), on an instance of its own.
 //!
 //! Latency: each query kind in turn, one request at a time (A and B alternating on
@@ -29,12 +29,32 @@ const SEARCH: &str = "query($q: String!) { searchMessages(query: $q, first: 20) 
 const QUERIES: [(&str, &str); 3] =
     [("common", "standup"), ("rare", "zeppelin"), ("phrase", "\"release notes\"")];
 
-/// The body of message `g` (an SQL expression over `g`, the seq, and a random draw).
-const BODY_SQL: &str = "'seeded message ' || g \
-    || CASE WHEN g % 50 = 0 THEN ' daily standup' ELSE '' END \
-    || CASE WHEN g % 100 = 7 THEN ' release notes for the api' \
-            WHEN g % 100 = 57 THEN ' notes about the release' ELSE '' END \
-    || CASE WHEN abs(random()) % 10000 = 0 THEN ' zeppelin sighted' ELSE '' END";
+/// The body of message `g`, an SQL expression over `g` (the seq) and random draws; `chance(n)`
+/// is the engine's SQL for a draw that holds once in `n`. Words are drawn rather than tied to
+/// seqs so that they are spread evenly over time, as in a real history: the newest messages,
+/// which search ranks first, hold them as often as older ones.
+fn body_sql(chance: fn(u32) -> String) -> String {
+    format!(
+        "'seeded message ' || g \
+         || CASE WHEN {} THEN ' daily standup' ELSE '' END \
+         || CASE WHEN {} THEN ' release notes for the api' \
+                 WHEN {} THEN ' notes about the release' ELSE '' END \
+         || CASE WHEN {} THEN ' zeppelin sighted' ELSE '' END",
+        chance(50),
+        chance(100),
+        chance(99),
+        chance(10_000)
+    )
+}
+
+/// PostgreSQL's `random()` is a float in [0, 1); SQLite's an integer.
+fn pg_chance(n: u32) -> String {
+    format!("random() < 1.0 / {n}")
+}
+
+fn sqlite_chance(n: u32) -> String {
+    format!("abs(random()) % {n} = 0")
+}
 
 pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let z = ctx.sizes.clone();
@@ -45,9 +65,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let org = seed::org(&ctx.db, "search").await?;
     let users = seed::users(&ctx.db, &org, "s", 2, &ctx.env.jwt_secret).await?;
     let rooms = seed::bulk_channels(&ctx.db, &org, users[1].id, "search-", rooms_n).await?;
-    // PostgreSQL's random() is a float in [0, 1); the body's draw expects SQLite's integers.
-    let body = BODY_SQL.replace("abs(random()) % 10000 = 0", "random() < 0.0001");
-    let rate = seed::bulk_messages_with(&ctx.db, &org, &rooms, per_room, &body).await?;
+    let rate = seed::bulk_messages_with(&ctx.db, &org, &rooms, per_room, &body_sql(pg_chance)).await?;
     scope_viewer(&ctx.db, &org, &users[0], &rooms[..joined]).await?;
     // As autovacuum would soon after: it also empties the GIN index's pending list, which
     // every search would otherwise scan (a rare word took 14 ms instead of 4 before it).
@@ -124,17 +142,19 @@ async fn scope_viewer(db: &Db, org: &seed::Org, viewer: &User, rooms: &[Uuid]) -
     Ok(())
 }
 
-/// SQLite: `per_room` messages in every channel of `org`, generated inside SQLite (random
-/// ids: search orders by rank, and by id only among equal ranks).
+/// SQLite: `per_room` messages in every channel of `org`, generated inside SQLite. Ids begin
+/// with the millisecond they were sent, as UUIDv7s do, since search ranks the newest first.
 async fn sqlite_messages(db: &Db, org: &seed::Org, per_room: usize) -> Result<()> {
     db.exec(
         &format!(
             "WITH RECURSIVE seqs(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM seqs WHERE g < $2) \
              INSERT INTO messages (id, org_id, room_id, seq, author_user_id, sender_role, body, source, \
                attachments, created_at) \
-             SELECT randomblob(16), r.org_id, r.id, g, r.created_by, 'user', {BODY_SQL}, 'chat', '[]', \
+             SELECT unhex(printf('%012x', unixepoch('now') * 1000 - ($2 - g) * 1000) || hex(randomblob(10))), \
+               r.org_id, r.id, g, r.created_by, 'user', {}, 'chat', '[]', \
                strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ($2 - g) || ' seconds') \
-             FROM rooms r CROSS JOIN seqs WHERE r.org_id = $1"
+             FROM rooms r CROSS JOIN seqs WHERE r.org_id = $1",
+            body_sql(sqlite_chance)
         ),
         vec![org.id.into(), (per_room as i64).into()],
     )

@@ -8,6 +8,7 @@ mod m20261121_000001_core;
 mod m20261123_000002_saved_messages;
 mod m20261123_000003_reminders;
 mod m20261123_000004_message_search;
+mod m20261124_000005_message_recency;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_saved_messages::Migration),
             Box::new(m20261123_000003_reminders::Migration),
             Box::new(m20261123_000004_message_search::Migration),
+            Box::new(m20261124_000005_message_recency::Migration),
         ]
     }
 }

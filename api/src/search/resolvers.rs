@@ -40,13 +40,13 @@ impl SearchQueryRoot {
         }
         let after = after.as_deref().map(HitCursor::parse).transpose()?;
         let limit = PageSize::parse(first)?;
-        let store = &ctx.state()?.store;
-        let (hits, more) = service::search(store, ctx.viewer()?, &query, &filter, after, limit).await?;
+        let (hits, more) =
+            service::search(ctx.state()?, ctx.viewer()?, &query, &filter, after, limit).await?;
         let mut connection = Connection::new(after.is_some(), more);
         for hit in hits {
-            let cursor = HitCursor { rank: hit.rank, id: hit.message.id }.encode();
-            let fields = SearchHitFields { rank: hit.rank, snippet: hit.snippet };
-            connection.edges.push(Edge::with_additional_fields(cursor, Message::from(hit.message), fields));
+            let fields = SearchHitFields { rank: hit.cursor.rank, snippet: hit.snippet };
+            let edge = Edge::with_additional_fields(hit.cursor.encode(), Message::from(hit.message), fields);
+            connection.edges.push(edge);
         }
         Ok(connection)
     }

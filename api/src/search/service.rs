@@ -1,15 +1,17 @@
 //! `searchMessages`: one page of ranked hits over the messages the viewer may read.
 //!
-//! One statement finds the page: the engine's matches (PostgreSQL's GIN index, SQLite's FTS5
-//! table) joined to the rooms the viewer may read and the filters, best rank first, newest
-//! first among equals. A second statement highlights only the page's hits, so `ts_headline`
-//! and `snippet()` never run over every match.
+//! One statement per tier finds the page (the newest messages first, then the older ones, see
+//! [`super::window`]): the engine's matches (PostgreSQL's GIN index, SQLite's FTS5 table)
+//! joined to the rooms the viewer may read and the filters, best rank first, newest first
+//! among equals. A last statement highlights only the page's hits, so `ts_headline` and
+//! `snippet()` never run over every match.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveEnum, ConnectionTrait, DatabaseBackend, FromQueryResult, IdenStatic, Iterable, QueryResult, Value,
+    ActiveEnum, ConnectionTrait, DatabaseBackend, FromQueryResult, IdenStatic, Iterable, QueryResult,
+    Statement, Value,
 };
 use uuid::Uuid;
 
@@ -21,6 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::messages::MessageRecord;
 use crate::paging::{PageSize, fetch_limit, split_page};
 use crate::rooms::access::READABLE_SQL;
+use crate::state::AppState;
 use entity::enums::RoomKind;
 use entity::messages;
 
@@ -35,18 +38,30 @@ pub struct SearchFilter {
     pub has_attachments: Option<bool>,
 }
 
-/// A message that matched, with its rank (higher is better; comparable within one search
-/// only) and its body's best passage as HTML.
+/// A message that matched, with its body's best passage as HTML and the cursor after it.
 pub struct Hit {
     pub message: MessageRecord,
-    pub rank: f64,
     pub snippet: String,
+    pub cursor: HitCursor,
 }
 
-/// Where a page ends: the last hit's rank and id. Ranks travel exactly (Rust prints an `f64`
-/// so that it parses back to the same value), so the next page starts right after it.
+/// The two tiers a search ranks in turn (see [`super::window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    /// The organisation's newest messages: ids at or above the floor (all of them without one).
+    Recent,
+    /// Everything below the floor.
+    Older,
+}
+
+/// Where a page ends: the window's floor the search began with, and the last hit's tier, rank
+/// and id. Ranks travel exactly (Rust prints an `f64` so that it parses back to the same
+/// value), so the next page starts right after it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HitCursor {
+    pub floor: Option<Uuid>,
+    pub tier: Tier,
+    /// Relevance: higher is better, comparable within one tier of one search only.
     pub rank: f64,
     pub id: Uuid,
 }
@@ -54,17 +69,36 @@ pub struct HitCursor {
 impl HitCursor {
     pub fn parse(cursor: &str) -> ApiResult<Self> {
         let invalid = || ApiError::bad_input("invalid cursor");
-        let (rank, id) = cursor.split_once('~').ok_or_else(invalid)?;
+        let mut parts = cursor.split('~');
+        let (Some(tier), Some(floor), Some(rank), Some(id), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid());
+        };
+        let tier = match tier {
+            "0" => Tier::Recent,
+            "1" => Tier::Older,
+            _ => return Err(invalid()),
+        };
+        let floor = match floor {
+            "" => None,
+            floor => Some(Uuid::parse_str(floor).map_err(|_| invalid())?),
+        };
         let rank: f64 = rank.parse().map_err(|_| invalid())?;
         let id = Uuid::parse_str(id).map_err(|_| invalid())?;
-        if !rank.is_finite() {
+        if !rank.is_finite() || (tier == Tier::Older && floor.is_none()) {
             return Err(invalid());
         }
-        Ok(Self { rank, id })
+        Ok(Self { floor, tier, rank, id })
     }
 
     pub fn encode(&self) -> String {
-        format!("{}~{}", self.rank, self.id)
+        let tier = match self.tier {
+            Tier::Recent => 0,
+            Tier::Older => 1,
+        };
+        let floor = self.floor.map(|floor| floor.to_string()).unwrap_or_default();
+        format!("{tier}~{floor}~{}~{}", self.rank, self.id)
     }
 }
 
@@ -82,18 +116,75 @@ impl Sql {
     }
 }
 
+/// One page of hits, best first within the newest messages, then best first among the older
+/// ones; and whether more follow.
 pub async fn search(
-    store: &Store,
+    app: &AppState,
     viewer: &Viewer,
     query: &SearchQuery,
     filter: &SearchFilter,
     after: Option<HitCursor>,
     limit: PageSize,
 ) -> ApiResult<(Vec<Hit>, bool)> {
+    let store = &app.store;
+    let floor = match after {
+        Some(cursor) => cursor.floor,
+        None => app.search_windows.floor(store, viewer.org_id).await?,
+    };
+    let wanted = fetch_limit(limit.get());
+    let mut found = Vec::new();
+    for tier in [Tier::Recent, Tier::Older] {
+        if after.is_some_and(|cursor| cursor.tier > tier) || (tier == Tier::Older && floor.is_none()) {
+            continue;
+        }
+        let tier_after = after.filter(|cursor| cursor.tier == tier);
+        let statement =
+            page(store, viewer, query, filter, (tier, floor), tier_after, wanted - found.len() as u64);
+        for row in store.db.query_all_raw(statement).await? {
+            let (message, rank) = hit_of(&row)?;
+            let cursor = HitCursor { floor, tier, rank, id: message.id };
+            found.push((message, cursor));
+        }
+        if found.len() as u64 >= wanted {
+            break;
+        }
+    }
+    let (found, more) = split_page(found, limit.get());
+    let ids: Vec<Uuid> = found.iter().map(|(m, _)| m.id).collect();
+    let mut snippets = snippets(store, query, &ids).await?;
+    let hits = found
+        .into_iter()
+        .map(|(message, cursor)| {
+            let snippet = match snippets.remove(&message.id) {
+                Some(marked) => highlight::to_html(&marked),
+                None => highlight::excerpt(&message.body),
+            };
+            Hit { message: message.into(), snippet, cursor }
+        })
+        .collect();
+    Ok((hits, more))
+}
+
+/// The statement of one tier's page: the engine's matches joined to the rooms the viewer may
+/// read and the filters, best rank first, newest first among equals.
+fn page(
+    store: &Store,
+    viewer: &Viewer,
+    query: &SearchQuery,
+    filter: &SearchFilter,
+    (tier, floor): (Tier, Option<Uuid>),
+    after: Option<HitCursor>,
+    limit: u64,
+) -> Statement {
     let mut sql = Sql::default();
     let org = sql.bind(viewer.org_id);
     let viewer_id = sql.bind(viewer.id);
     sql.conditions.extend([format!("m.org_id = {org}"), "m.deleted_at IS NULL".into(), READABLE_SQL.into()]);
+    if let Some(floor) = floor {
+        let floor = sql.bind(floor);
+        let operator = if tier == Tier::Recent { ">=" } else { "<" };
+        sql.conditions.push(format!("m.id {operator} {floor}"));
+    }
     let (from, rank) = matches(store, query, &mut sql);
     narrow(store, query, filter, &org, &mut sql);
     if let Some(cursor) = after {
@@ -101,33 +192,16 @@ pub async fn search(
         sql.conditions.push(format!("({rank} < {r} OR ({rank} = {r} AND m.id < {id}))"));
     }
     let columns: Vec<String> = messages::Column::iter().map(|c| format!("m.{}", c.as_str())).collect();
-    let limit = limit.get();
     let text = format!(
         "SELECT {}, {rank} AS hit_rank FROM {from} \
          JOIN rooms r ON r.id = m.room_id \
          LEFT JOIN room_members rm ON rm.room_id = m.room_id AND rm.user_id = {viewer_id} \
          WHERE {} \
-         ORDER BY hit_rank DESC, m.id DESC LIMIT {}",
+         ORDER BY hit_rank DESC, m.id DESC LIMIT {limit}",
         columns.join(", "),
         sql.conditions.join(" AND "),
-        fetch_limit(limit)
     );
-    let rows = store.db.query_all_raw(store.stmt(&text, sql.values)).await?;
-    let (rows, more) = split_page(rows, limit);
-    let found = rows.iter().map(hit_of).collect::<ApiResult<Vec<(messages::Model, f64)>>>()?;
-    let ids: Vec<Uuid> = found.iter().map(|(m, _)| m.id).collect();
-    let mut snippets = snippets(store, query, &ids).await?;
-    let hits = found
-        .into_iter()
-        .map(|(message, rank)| {
-            let snippet = match snippets.remove(&message.id) {
-                Some(marked) => highlight::to_html(&marked),
-                None => highlight::excerpt(&message.body),
-            };
-            Hit { message: message.into(), rank, snippet }
-        })
-        .collect();
-    Ok((hits, more))
+    store.stmt(&text, sql.values)
 }
 
 /// The engine's side: what the query reads from and the rank of a row. Without words, the

@@ -42,7 +42,9 @@ impl MessageSearchFilter {
 #[derive(SimpleObject)]
 pub struct SearchHitFields {
     /// Relevance: higher is better, comparable within one search only (0 for a search by
-    /// `from:`/`in:` alone, which lists the newest first).
+    /// `from:`/`in:` alone, which lists the newest first). Hits among the organisation's
+    /// newest messages come first, ranked among themselves, then older hits ranked among
+    /// themselves.
     pub rank: f64,
     /// The best passage of the body as HTML: matched words in `<mark>…</mark>`, the rest
     /// escaped.
