@@ -9,7 +9,7 @@
 //! - [`auth`]: tokens → [`auth::Viewer`]. [`error`]: the one error type.
 //! - Domains, each with `service` (rules + database), `types` and `resolvers`:
 //!   [`rooms`], [`messages`], [`read_state`], [`users`], [`favorites`], [`reminders`], [`later`],
-//!   [`search`].
+//!   [`search`], [`typing`].
 //! - [`bus`]: events across instances (in-process or Redis). [`db`]: connection, migrations,
 //!   the SQLite write gate. [`directory`]: cached users and rooms. [`demo`]: first-run data.
 
@@ -36,6 +36,7 @@ pub mod search;
 mod secrets;
 pub mod state;
 pub mod telemetry;
+pub mod typing;
 pub mod users;
 
 pub use app::App;

@@ -10,6 +10,7 @@ use crate::directory::Directory;
 use crate::error::{ApiError, ApiResult};
 use crate::rate_limit::SendLimiter;
 use crate::search::window::SearchWindows;
+use crate::typing::throttle::TypingThrottle;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,6 +22,8 @@ pub struct AppState {
     pub directory: Directory,
     /// Where each organisation's newest messages begin, which search ranks first.
     pub search_windows: SearchWindows,
+    /// Typing publishes of this instance's users, at most one per user, room and second.
+    pub typing: TypingThrottle,
     /// The per-user send rate limit (local, or shared by the cluster through Redis).
     send_limiter: SendLimiter,
 }
@@ -40,6 +43,7 @@ impl AppState {
             search_windows: SearchWindows::new(limits.search_window),
             limits: Arc::new(limits),
             directory: Directory::default(),
+            typing: TypingThrottle::default(),
             send_limiter,
         }
     }
@@ -53,9 +57,11 @@ impl AppState {
         }
     }
 
-    /// Drops rate-limit buckets that are full again, so memory follows active users.
+    /// Drops rate-limit buckets that are full again and typing slots gone quiet, so memory
+    /// follows active users.
     pub fn forget_idle_limits(&self) {
         self.send_limiter.forget_idle();
+        self.typing.forget_idle();
     }
 }
 

@@ -41,6 +41,7 @@ mod search;
 mod subscription_updates;
 mod subscriptions;
 mod tenant_isolation;
+mod typing;
 mod unread_model;
 mod users;
 mod ws_protocol;

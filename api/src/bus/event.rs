@@ -94,6 +94,8 @@ pub enum Event {
     /// so a burst of reminders due together cannot overflow the user's topic buffer. Sent once,
     /// by the instance that claimed them.
     RemindersDue { reminders: Vec<ReminderPayload> },
+    /// A member started or stopped typing (room topic). Not stored; subscribers expire it.
+    Typing { room_id: Uuid, user_id: Uuid, typing: bool },
 }
 
 /// A reminder as it was when it fired.

@@ -24,6 +24,7 @@ use crate::reminders::resolvers::{ReminderMutation, ReminderSubscription};
 use crate::rooms::resolvers::{RoomMutation, RoomQuery, RoomSubscription};
 use crate::search::resolvers::SearchQueryRoot;
 use crate::state::AppState;
+use crate::typing::resolvers::{TypingMutation, TypingSubscription};
 use crate::users::resolvers::{UserMutation, UserQuery};
 
 #[derive(MergedObject, Default)]
@@ -37,6 +38,7 @@ pub struct MutationRoot(
     UserMutation,
     FavoriteMutation,
     ReminderMutation,
+    TypingMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -46,6 +48,7 @@ pub struct SubscriptionRoot(
     RoomSubscription,
     FavoriteSubscription,
     ReminderSubscription,
+    TypingSubscription,
 );
 
 pub type ParleySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

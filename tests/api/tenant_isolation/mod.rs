@@ -311,7 +311,10 @@ async fn act_in(app: &TestApp, a: &Victim) {
     create_channel(app, &a.amber, "atlas-more", &[&a.arthur]).await;
     let star = "mutation($id: ID!) { setRoomFavorite(roomId: $id, favorite: true) { id } }";
     app.ok(&a.amber, star, json!({ "id": atlas })).await;
+    app.ok(&a.arthur, TYPE, json!({ "id": atlas })).await;
 }
+
+const TYPE: &str = "mutation($id: ID!) { setTyping(roomId: $id, typing: true) }";
 
 /// Creates a reminder for `user`; its id.
 async fn remind(app: &TestApp, user: &TestUser, input: Value) -> String {
@@ -337,4 +340,5 @@ async fn act_in_caller(app: &TestApp, b: &Caller) {
     app.ok(&b.bob, rename, json!({ "id": b.room })).await;
     let star = "mutation($id: ID!) { setRoomFavorite(roomId: $id, favorite: true) { id } }";
     app.ok(&b.bob, star, json!({ "id": b.room })).await;
+    app.ok(&b.carol, TYPE, json!({ "id": b.room })).await;
 }

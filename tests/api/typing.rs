@@ -1,0 +1,149 @@
+//! Typing indicators: other members see who starts and stops typing, a state lapses 6 s after
+//! its last renewal, sending a message ends it, keystroke-rate calls reach the bus at most once
+//! a second, only members who may post can type, and all of it crosses instances.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::api::{create_channel, create_private_channel, send};
+use crate::helpers::ws::WsClient;
+use crate::helpers::{Backend, QUIET, TestApp, TestUser, assert_error_code, data, spawn_app};
+
+backend_tests!(
+    members_see_others_type_until_it_stops_or_lapses,
+    keystrokes_are_coalesced_to_one_publish_a_second,
+    only_those_who_may_post_can_type,
+);
+pg_test!(typing_reaches_members_on_the_other_instance);
+
+const SET: &str = "mutation($room: ID!, $typing: Boolean!) { setTyping(roomId: $room, typing: $typing) }";
+const TYPING: &str = "subscription($room: ID!) { typing(roomId: $room) { roomId user { handle } typing } }";
+
+async fn set_typing(app: &TestApp, user: &TestUser, room: &str, typing: bool) -> Value {
+    app.gql(user, SET, json!({ "room": room, "typing": typing })).await
+}
+
+fn change(room: &str, handle: &str, typing: bool) -> Value {
+    json!({ "roomId": room, "user": { "handle": handle }, "typing": typing })
+}
+
+async fn members_see_others_type_until_it_stops_or_lapses(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&app, &alice, "general", &[&bob]).await;
+    let mut bobs = WsClient::connect(&app, &bob).await;
+    let mut bob_sees = bobs.subscribe("typing", TYPING, json!({ "room": room })).await;
+    let mut alices = WsClient::connect(&app, &alice).await;
+    let mut alice_sees = alices.subscribe("typing", TYPING, json!({ "room": room })).await;
+
+    assert_eq!(data(set_typing(&app, &alice, &room, true).await)["setTyping"], true);
+    assert_eq!(bob_sees.next("typing").await, change(&room, "alice", true));
+    data(set_typing(&app, &alice, &room, true).await);
+    bob_sees.assert_nothing(QUIET).await;
+    alice_sees.assert_nothing(QUIET).await;
+
+    // Sending ends typing, as in every chat client.
+    send(&app, &alice, &room, "done").await;
+    assert_eq!(bob_sees.next("typing").await, change(&room, "alice", false));
+
+    // A client that vanishes mid-sentence: the state lapses 6 s after its last renewal.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    data(set_typing(&app, &alice, &room, true).await);
+    let started = Instant::now();
+    assert_eq!(bob_sees.next("typing").await, change(&room, "alice", true));
+    assert_eq!(bob_sees.next("typing").await, change(&room, "alice", false));
+    let lapsed = started.elapsed();
+    assert!(lapsed >= Duration::from_millis(5500), "lapsed after {lapsed:?}, not 6 s");
+    alice_sees.assert_nothing(QUIET).await;
+}
+
+async fn keystrokes_are_coalesced_to_one_publish_a_second(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&app, &alice, "general", &[&bob]).await;
+    let mut bobs = WsClient::connect(&app, &bob).await;
+    let mut bob_sees = bobs.subscribe("typing", TYPING, json!({ "room": room })).await;
+    let published_before = published(&app).await;
+
+    // Ten keystrokes, a pause flickering false and true, then a stop.
+    let started = Instant::now();
+    for _ in 0..10 {
+        data(set_typing(&app, &alice, &room, true).await);
+    }
+    data(set_typing(&app, &alice, &room, false).await);
+    data(set_typing(&app, &alice, &room, true).await);
+    data(set_typing(&app, &alice, &room, false).await);
+    let (stopped, calls_took) = (Instant::now(), started.elapsed());
+
+    assert_eq!(bob_sees.next("typing").await, change(&room, "alice", true));
+    assert_eq!(
+        bob_sees.next("typing").await,
+        change(&room, "alice", false),
+        "the last word reaches the room"
+    );
+    bob_sees.assert_nothing(Duration::from_millis(1500)).await;
+    assert!(stopped.elapsed() < Duration::from_secs(6), "the stop came from the call, not from expiry");
+    // Calls spread over more than a second (a loaded machine) may renew once a second more.
+    let at_most = 2 + calls_took.as_secs();
+    let publishes = published(&app).await - published_before;
+    assert!(publishes <= at_most as f64, "13 calls in {calls_took:?} made {publishes} publishes on the bus");
+}
+
+/// `parley_typing_published_total` on the instance's `/metrics`.
+async fn published(app: &TestApp) -> f64 {
+    let text =
+        app.http.get(app.url("/metrics")).send().await.expect("GET /metrics").text().await.expect("body");
+    text.lines()
+        .find_map(|line| line.strip_prefix("parley_typing_published_total "))
+        .map_or(0.0, |value| value.trim().parse().expect("a counter value"))
+}
+
+async fn only_those_who_may_post_can_type(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    let open = create_channel(&app, &alice, "open", &[&bob]).await;
+    let closed = create_private_channel(&app, &alice, "closed", &[&bob]).await;
+    let mut bobs = WsClient::connect(&app, &bob).await;
+    let mut bob_sees_open = bobs.subscribe("open", TYPING, json!({ "room": open })).await;
+    let mut bob_sees_closed = bobs.subscribe("closed", TYPING, json!({ "room": closed })).await;
+
+    assert_error_code(&set_typing(&app, &carol, &open, true).await, "FORBIDDEN");
+    assert_error_code(&set_typing(&app, &carol, &closed, true).await, "NOT_FOUND");
+    assert_error_code(&set_typing(&app, &carol, "not-an-id", true).await, "BAD_USER_INPUT");
+    let elsewhere = app.create_org().await.user("mallory").await;
+    assert_error_code(&set_typing(&app, &elsewhere, &open, true).await, "NOT_FOUND");
+    bob_sees_open.assert_nothing(QUIET).await;
+    bob_sees_closed.assert_nothing(QUIET).await;
+
+    let mut carols = WsClient::connect(&app, &carol).await;
+    let mut denied = carols.subscribe("closed", TYPING, json!({ "room": closed })).await;
+    assert_eq!(denied.next_error_code().await, "NOT_FOUND");
+
+    // Removed from the room: the subscription ends and no one's typing reaches them.
+    let remove = "mutation($room: ID!, $user: ID!) { removeMember(roomId: $room, userId: $user) { id } }";
+    app.ok(&alice, remove, json!({ "room": closed, "user": bob.id })).await;
+    data(set_typing(&app, &alice, &closed, true).await);
+    bob_sees_closed.assert_no_data(QUIET).await;
+}
+
+async fn typing_reaches_members_on_the_other_instance() {
+    let Some(backend) = Backend::postgres_redis() else { return };
+    let a = spawn_app(backend).await;
+    let b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&a, &alice, "general", &[&bob]).await;
+    let mut bobs = WsClient::connect(&b, &bob).await;
+    let mut bob_sees = bobs.subscribe("typing", TYPING, json!({ "room": room })).await;
+
+    data(set_typing(&a, &alice, &room, true).await);
+    assert_eq!(bob_sees.next("typing").await, change(&room, "alice", true));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    data(set_typing(&a, &alice, &room, false).await);
+    assert_eq!(bob_sees.next("typing").await, change(&room, "alice", false));
+    bob_sees.assert_nothing(QUIET).await;
+}
