@@ -9,6 +9,7 @@ mod m20261123_000002_saved_messages;
 mod m20261123_000003_reminders;
 mod m20261123_000004_message_search;
 mod m20261124_000005_message_recency;
+mod m20261201_000006_read_receipts;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_reminders::Migration),
             Box::new(m20261123_000004_message_search::Migration),
             Box::new(m20261124_000005_message_recency::Migration),
+            Box::new(m20261201_000006_read_receipts::Migration),
         ]
     }
 }

@@ -19,6 +19,10 @@ pub enum Topic {
     Directory,
     /// Every instance's reminder scheduler follows it: reminders created or moved.
     Scheduler,
+    /// A room's ephemeral signals, typing and read receipts, followed only by their own
+    /// subscriptions: on the room topic, every keystroke and every member's read would wake
+    /// every message subscriber of the room.
+    Signals(Uuid),
 }
 
 impl Topic {
@@ -26,6 +30,7 @@ impl Topic {
         match self {
             Self::Room(id) => format!("parley:room:{id}"),
             Self::User(id) => format!("parley:user:{id}"),
+            Self::Signals(id) => format!("parley:signals:{id}"),
             Self::Directory => "parley:directory".to_owned(),
             Self::Scheduler => "parley:scheduler".to_owned(),
         }
@@ -43,6 +48,7 @@ impl Topic {
         match kind {
             "room" => Some(Self::Room(id)),
             "user" => Some(Self::User(id)),
+            "signals" => Some(Self::Signals(id)),
             _ => None,
         }
     }
@@ -94,8 +100,10 @@ pub enum Event {
     /// so a burst of reminders due together cannot overflow the user's topic buffer. Sent once,
     /// by the instance that claimed them.
     RemindersDue { reminders: Vec<ReminderPayload> },
-    /// A member started or stopped typing (room topic). Not stored; subscribers expire it.
+    /// A member started or stopped typing (signals topic). Not stored; subscribers expire it.
     Typing { room_id: Uuid, user_id: Uuid, typing: bool },
+    /// A member who shares read receipts moved their watermark (signals topic).
+    ReadReceipt { room_id: Uuid, user_id: Uuid, last_read_seq: i64, last_read_at: DateTime<Utc> },
 }
 
 /// A reminder as it was when it fired.

@@ -95,7 +95,9 @@ impl Hub {
                 }
                 let capacity = match topic {
                     Topic::User(_) => USER_TOPIC_CAPACITY,
-                    Topic::Room(_) | Topic::Directory | Topic::Scheduler => ROOM_TOPIC_CAPACITY,
+                    Topic::Room(_) | Topic::Signals(_) | Topic::Directory | Topic::Scheduler => {
+                        ROOM_TOPIC_CAPACITY
+                    }
                 };
                 Slot { sender: broadcast::channel(capacity).0, subscribers: 0, ready }
             });

@@ -1,5 +1,6 @@
 //! `Watcher`: the bus topics one subscription follows — the viewer's user topic plus the room
-//! topics in scope — merged into one stream. It follows rooms the viewer joins and drops rooms
+//! topics in scope, and a room's signals topic for the feeds that want it — merged into one
+//! stream. It follows rooms the viewer joins and drops rooms
 //! the viewer leaves or is removed from, as soon as the membership event arrives.
 
 use std::collections::{HashMap, VecDeque};
@@ -26,14 +27,20 @@ pub enum Scope {
 /// What a watcher yields.
 #[derive(Debug)]
 pub enum Watched {
+    /// An event of a room's topic or of its signals topic.
     Room(Uuid, Arc<Envelope>),
     User(Arc<Envelope>),
     /// Events may have been missed: reread state from the database.
     Resync,
 }
 
-/// `None` is the viewer's user topic; `Some(room)` a room topic.
-type Key = Option<Uuid>;
+/// Which followed topic an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    User,
+    Room(Uuid),
+    Signals(Uuid),
+}
 
 pub struct Watcher {
     bus: EventBus,
@@ -56,7 +63,7 @@ impl Watcher {
             guards: HashMap::new(),
             backlog: VecDeque::new(),
         };
-        watcher.add(None, Topic::User(viewer_id)).await;
+        watcher.add(Key::User, Topic::User(viewer_id)).await;
         watcher
     }
 
@@ -66,18 +73,31 @@ impl Watcher {
 
     /// Follows a room; once this returns, its events published from now on arrive.
     pub async fn follow(&mut self, room_id: Uuid) {
-        if !self.guards.contains_key(&Some(room_id)) {
-            self.add(Some(room_id), Topic::Room(room_id)).await;
+        if !self.guards.contains_key(&Key::Room(room_id)) {
+            self.add(Key::Room(room_id), Topic::Room(room_id)).await;
+        }
+    }
+
+    /// Also follows a room's typing and read receipts (`Topic::Signals`).
+    pub async fn follow_signals(&mut self, room_id: Uuid) {
+        if !self.guards.contains_key(&Key::Signals(room_id)) {
+            self.add(Key::Signals(room_id), Topic::Signals(room_id)).await;
         }
     }
 
     pub fn unfollow(&mut self, room_id: Uuid) {
-        self.streams.remove(&Some(room_id));
-        self.guards.remove(&Some(room_id));
+        for key in [Key::Room(room_id), Key::Signals(room_id)] {
+            self.streams.remove(&key);
+            self.guards.remove(&key);
+        }
     }
 
     pub fn rooms(&self) -> Vec<Uuid> {
-        self.guards.keys().filter_map(|k| *k).collect()
+        let room = |key: &Key| match key {
+            Key::Room(room_id) => Some(*room_id),
+            Key::User | Key::Signals(_) => None,
+        };
+        self.guards.keys().filter_map(room).collect()
     }
 
     async fn add(&mut self, key: Key, topic: Topic) {
@@ -102,15 +122,18 @@ impl Watcher {
                 }
             },
         };
-        let Some(room_id) = key else {
-            if let Event::MembershipChanged { room_id, change, .. } = &envelope.event {
-                if !change.is_member() {
-                    self.unfollow(*room_id);
-                } else if self.scope == Scope::AllRooms {
-                    self.follow(*room_id).await;
+        let room_id = match key {
+            Key::Room(room_id) | Key::Signals(room_id) => room_id,
+            Key::User => {
+                if let Event::MembershipChanged { room_id, change, .. } = &envelope.event {
+                    if !change.is_member() {
+                        self.unfollow(*room_id);
+                    } else if self.scope == Scope::AllRooms {
+                        self.follow(*room_id).await;
+                    }
                 }
+                return Some(Watched::User(envelope));
             }
-            return Some(Watched::User(envelope));
         };
         Some(Watched::Room(room_id, envelope))
     }

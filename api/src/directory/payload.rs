@@ -20,6 +20,9 @@ impl From<&users::Model> for UserPayload {
     }
 }
 
+/// The user as the payload carries them. What it does not carry (email, dates, settings such
+/// as `share_read_receipts`) is left blank or default: code that decides on those reads the
+/// database, never a model built here.
 pub fn user_of(p: &UserPayload) -> Option<users::Model> {
     Some(users::Model {
         id: p.id,
@@ -32,6 +35,7 @@ pub fn user_of(p: &UserPayload) -> Option<users::Model> {
         created_at: chrono::DateTime::UNIX_EPOCH,
         last_seen_at: None,
         deactivated_at: None,
+        share_read_receipts: true,
     })
 }
 
@@ -91,6 +95,7 @@ mod tests {
             created_at: chrono::DateTime::UNIX_EPOCH,
             last_seen_at: None,
             deactivated_at: None,
+            share_read_receipts: true,
         };
         assert_eq!(user_of(&UserPayload::from(&user)), Some(user));
     }

@@ -15,6 +15,7 @@ use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::favorites::service as favorites;
 use crate::messages::{MessageRecord, service as messages};
+use crate::read_state::receipts::{self, Receipt};
 use crate::read_state::service as read_state;
 use crate::rooms::members;
 use entity::{room_members, rooms, users};
@@ -79,6 +80,12 @@ pub struct SavedKey(pub Uuid);
 /// The viewer's unread count in a room.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UnreadKey(pub Uuid);
+/// Up to `limit` read receipts of a room, furthest read first.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReceiptsKey {
+    pub room_id: Uuid,
+    pub limit: u64,
+}
 
 impl Loader<UserKey> for Loaders {
     type Value = users::Model;
@@ -199,6 +206,27 @@ impl Loader<SavedKey> for Loaders {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let saved = favorites::saved_among(&self.store, self.viewer.id, &ids).await?;
         Ok(saved.into_iter().map(|id| (SavedKey(id), true)).collect())
+    }
+}
+
+impl Loader<ReceiptsKey> for Loaders {
+    type Value = Vec<Receipt>;
+    type Error = LoadError;
+
+    /// One query per distinct limit (a page of rooms asks with one).
+    async fn load(&self, keys: &[ReceiptsKey]) -> Result<HashMap<ReceiptsKey, Self::Value>, Self::Error> {
+        let mut found: HashMap<ReceiptsKey, Vec<Receipt>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        let mut limits: Vec<u64> = keys.iter().map(|k| k.limit).collect();
+        limits.sort_unstable();
+        limits.dedup();
+        for limit in limits {
+            let ids: Vec<Uuid> = keys.iter().filter(|k| k.limit == limit).map(|k| k.room_id).collect();
+            for receipt in receipts::receipts(&self.store, &ids, limit).await? {
+                let key = ReceiptsKey { room_id: receipt.room_id, limit };
+                found.entry(key).or_default().push(receipt);
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -8,9 +8,11 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MessageSource, SenderRole};
 use crate::graphql::frames::{FrameKey, Shared};
 use crate::graphql::ids::to_id;
-use crate::graphql::loaders::{MessageKey, SavedKey, UserKey};
+use crate::graphql::loaders::{MessageKey, ReceiptsKey, RoomKey, SavedKey, UserKey};
+use crate::paging::PageSize;
 use crate::rooms::types::{Room, readable_room, room_by_id};
 use crate::users::types::User;
+use entity::enums::RoomKind;
 use entity::{rooms, users};
 
 /// A message. Delivered live, it carries its author and room as they were when it was sent,
@@ -104,6 +106,24 @@ impl Message {
     }
     async fn deleted_at(&self) -> Option<DateTime<Utc>> {
         self.record.deleted_at
+    }
+    /// In a direct room, how many members other than the author have read this message (of
+    /// those who share read receipts); null in channels, where lists would be long.
+    async fn read_by(&self, ctx: &Context<'_>) -> Result<Option<i64>> {
+        let loaders = ctx.loaders()?;
+        let kind = match &self.room {
+            Some(room) => Some(room.kind),
+            None => loaders.load_one(RoomKey(self.record.room_id)).await?.map(|room| room.kind),
+        };
+        if kind != Some(RoomKind::Direct) {
+            return Ok(None);
+        }
+        let key = ReceiptsKey { room_id: self.record.room_id, limit: PageSize::MAX };
+        let receipts = loaders.load_one(key).await?.unwrap_or_default();
+        let read = receipts
+            .iter()
+            .filter(|r| Some(r.user_id) != self.record.author_user_id && r.last_read_seq >= self.record.seq);
+        Ok(Some(read.count() as i64))
     }
     /// Whether the viewer saved this message (`setMessageFavorite`).
     async fn is_favorite(&self, ctx: &Context<'_>) -> Result<bool> {

@@ -3,8 +3,8 @@
 use async_graphql::{Context, ID, Object, Result, Subscription};
 use futures_util::{Stream, StreamExt};
 
-use super::types::{ReadState, UnreadCount, UnreadCountChange};
-use super::{feed, service};
+use super::types::{ReadReceipt, ReadState, UnreadCount, UnreadCountChange};
+use super::{feed, receipts, service};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::frames::Shared;
@@ -73,5 +73,13 @@ impl ReadStateSubscription {
         // Boxed, like `messageAdded`'s set-up: freed once the stream exists.
         let changes = Box::pin(feed::unread_changes(ctx.state()?.clone(), ctx.viewer()?.clone())).await?;
         Ok(changes.map(UnreadCountChange::shared))
+    }
+
+    /// Other members' read receipts in a room as their watermarks move (members who share
+    /// them; a sender's own message moves theirs without a receipt).
+    async fn read_receipt(&self, ctx: &Context<'_>, room_id: ID) -> Result<impl Stream<Item = ReadReceipt>> {
+        let (state, viewer) = (ctx.state()?.clone(), ctx.viewer()?.clone());
+        let changes = Box::pin(receipts::receipt_changes(state, viewer, parse_id(&room_id)?)).await?;
+        Ok(changes.map(ReadReceipt))
     }
 }

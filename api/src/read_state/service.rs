@@ -65,6 +65,7 @@ pub async fn mark_unread(cx: &Ctx<'_>, room_id: Uuid, seq: i64) -> ApiResult<Rea
 
 async fn set_watermark(cx: &Ctx<'_>, room_id: Uuid, seq: i64, only_if: &str) -> ApiResult<ReadPosition> {
     let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
+    let now = Utc::now();
     let tx = store.begin_write().await?;
     let changed = tx
         .execute_raw(store.stmt(
@@ -72,7 +73,7 @@ async fn set_watermark(cx: &Ctx<'_>, room_id: Uuid, seq: i64, only_if: &str) -> 
                 "UPDATE room_members SET last_read_seq = $3, last_read_at = $4 \
                  WHERE room_id = $1 AND user_id = $2 AND {only_if}"
             ),
-            vec![room_id.into(), viewer.id.into(), seq.into(), Utc::now().into()],
+            vec![room_id.into(), viewer.id.into(), seq.into(), now.into()],
         ))
         .await?
         .rows_affected();
@@ -80,6 +81,13 @@ async fn set_watermark(cx: &Ctx<'_>, room_id: Uuid, seq: i64, only_if: &str) -> 
     if changed > 0 {
         let event = Event::ReadStateChanged { room_id, last_read_seq: seq };
         bus.publish(Topic::User(viewer.id), event).await;
+        // The directory's row: every instance forgets it when the user changes the setting.
+        let user = cx.app.directory.user(store, viewer.id).await?;
+        if user.is_some_and(|u| u.share_read_receipts) {
+            let receipt =
+                Event::ReadReceipt { room_id, user_id: viewer.id, last_read_seq: seq, last_read_at: now };
+            bus.publish(Topic::Signals(room_id), receipt).await;
+        }
     }
     positions(store, viewer.id, Some(&[room_id])).await?.pop().ok_or_else(|| ApiError::not_found("room"))
 }

@@ -1,11 +1,17 @@
 //! GraphQL types of read state.
 
-use async_graphql::{ComplexObject, Context, ID, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
 
 use super::feed::UnreadChange;
+use super::receipts::Receipt;
+use crate::error::ApiError;
+use crate::graphql::context::ContextExt;
 use crate::graphql::frames::{FrameKey, Shared};
 use crate::graphql::ids::{parse_id, to_id};
+use crate::graphql::loaders::UserKey;
 use crate::rooms::types::{Room, room_by_id};
+use crate::users::types::User;
 
 /// The viewer's read state in a room after a mark.
 #[derive(SimpleObject)]
@@ -77,5 +83,30 @@ impl UnreadCountChange {
             return Ok(None);
         }
         room_by_id(ctx, parse_id(&self.room_id)?).await.map(Some)
+    }
+}
+
+/// How far a member has read a room, shown to the room's readers unless the member turned
+/// read receipts off (`updateProfile(input: {shareReadReceipts: false})`).
+pub struct ReadReceipt(pub Receipt);
+
+#[Object]
+impl ReadReceipt {
+    async fn room_id(&self) -> ID {
+        to_id(self.0.room_id)
+    }
+    async fn user_id(&self) -> ID {
+        to_id(self.0.user_id)
+    }
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
+        let user = ctx.loaders()?.load_one(UserKey(self.0.user_id)).await?;
+        Ok(User(user.ok_or_else(|| ApiError::not_found("user"))?))
+    }
+    /// They have read every message up to this seq.
+    async fn last_read_seq(&self) -> i64 {
+        self.0.last_read_seq
+    }
+    async fn last_read_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_read_at
     }
 }

@@ -12,11 +12,12 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MemberRole, RoomKind, Visibility};
 use crate::graphql::ids::to_id;
 use crate::graphql::loaders::{
-    LastMessageKey, MemberCountKey, MembersPageKey, MembershipKey, RoomKey, UnreadKey, UserKey,
+    LastMessageKey, MemberCountKey, MembersPageKey, MembershipKey, ReceiptsKey, RoomKey, UnreadKey, UserKey,
 };
 use crate::graphql::pages::{offset_after, offset_connection, offset_connection_with};
 use crate::messages::types::Message;
 use crate::paging::{PageSize, split_page};
+use crate::read_state::types::ReadReceipt;
 use crate::users::types::User;
 use entity::{room_members, rooms};
 
@@ -103,6 +104,13 @@ impl Room {
         let membership = ctx.loaders()?.load_one(MembershipKey(self.model.id)).await?;
         Ok(membership.map_or(0, |m| m.last_read_seq))
     }
+    /// How far the members who share read receipts have read, furthest first (`first`:
+    /// default 50, at most 100); members who have read nothing yet are left out.
+    async fn read_receipts(&self, ctx: &Context<'_>, first: Option<i32>) -> Result<Vec<ReadReceipt>> {
+        let key = ReceiptsKey { room_id: self.model.id, limit: PageSize::parse(first)?.get() };
+        let receipts = ctx.loaders()?.load_one(key).await?.unwrap_or_default();
+        Ok(receipts.into_iter().map(ReadReceipt).collect())
+    }
     /// The seq of the room's newest message.
     async fn latest_seq(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(self.fresh(ctx).await?.last_seq)
@@ -151,8 +159,13 @@ impl RoomMember {
     async fn joined_at(&self) -> DateTime<Utc> {
         self.0.joined_at
     }
-    async fn last_read_seq(&self) -> i64 {
-        self.0.last_read_seq
+    /// Their read watermark; 0 when they turned read receipts off (except for themselves).
+    async fn last_read_seq(&self, ctx: &Context<'_>) -> Result<i64> {
+        if self.0.user_id == ctx.viewer()?.id {
+            return Ok(self.0.last_read_seq);
+        }
+        let user = ctx.loaders()?.load_one(UserKey(self.0.user_id)).await?;
+        Ok(if user.is_some_and(|u| u.share_read_receipts) { self.0.last_read_seq } else { 0 })
     }
 }
 

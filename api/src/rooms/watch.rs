@@ -1,14 +1,16 @@
 //! Setting up and repairing the bus `Watcher` behind every subscription: which rooms it
 //! follows is decided here, from the database, so a subscriber only ever follows rooms the
-//! viewer may read.
+//! viewer may read. [`RoomEvents`] is the watcher of the one-room feeds of signals (typing,
+//! read receipts), which end when the viewer leaves.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::access;
 use crate::auth::Viewer;
-use crate::bus::{Scope, Watcher};
+use crate::bus::{Envelope, Event, Scope, Watched, Watcher};
 use crate::error::{ApiResult, found};
 use crate::state::AppState;
 
@@ -58,4 +60,55 @@ pub async fn repair(state: &AppState, viewer: &Viewer, watcher: &mut Watcher) ->
         repaired.joined.push(*room_id);
     }
     Ok(repaired)
+}
+
+/// One readable room's events, of its topic and of its signals topic, until the viewer may no
+/// longer read it.
+pub struct RoomEvents {
+    state: AppState,
+    viewer: Viewer,
+    room_id: Uuid,
+    watcher: Watcher,
+    /// A resync arrived and access has not been checked again since.
+    repairing: bool,
+}
+
+impl RoomEvents {
+    pub async fn open(state: AppState, viewer: Viewer, room_id: Uuid) -> ApiResult<Self> {
+        let mut watcher = watch(&state, &viewer, Scope::Room(room_id)).await?;
+        watcher.follow_signals(room_id).await;
+        Ok(Self { state, viewer, room_id, watcher, repairing: false })
+    }
+
+    pub fn viewer_id(&self) -> Uuid {
+        self.viewer.id
+    }
+
+    /// The next event; `None` once the viewer left the room or lost access to it. Cancel-safe:
+    /// a feed may race it against a timer, and an interrupted access check is done again.
+    pub async fn next(&mut self) -> Option<Arc<Envelope>> {
+        loop {
+            if self.repairing {
+                // Events may have been lost, a membership change among them. A failed check
+                // ends the feed: a client resubscribes, and nobody keeps access by accident.
+                let repaired = repair(&self.state, &self.viewer, &mut self.watcher).await.ok()?;
+                self.repairing = false;
+                if repaired.left.contains(&self.room_id) {
+                    return None;
+                }
+            }
+            match self.watcher.next().await? {
+                Watched::Room(_, envelope) => return Some(envelope),
+                Watched::User(envelope) => {
+                    if let Event::MembershipChanged { room_id, change, .. } = envelope.event
+                        && room_id == self.room_id
+                        && !change.is_member()
+                    {
+                        return None;
+                    }
+                }
+                Watched::Resync => self.repairing = true,
+            }
+        }
+    }
 }

@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use super::EXPIRY;
 use crate::auth::Viewer;
-use crate::bus::{Event, Scope, Watched, Watcher};
+use crate::bus::Event;
 use crate::error::ApiResult;
-use crate::rooms::watch::{repair, watch};
+use crate::rooms::watch::RoomEvents;
 use crate::state::AppState;
 
 /// Someone started or stopped typing.
@@ -27,10 +27,8 @@ pub struct TypingChange {
 }
 
 struct TypingFeed {
-    state: AppState,
-    viewer: Viewer,
+    events: RoomEvents,
     room_id: Uuid,
-    watcher: Watcher,
     deadlines: HashMap<Uuid, Instant>,
 }
 
@@ -39,8 +37,8 @@ pub async fn typing_changes(
     viewer: Viewer,
     room_id: Uuid,
 ) -> ApiResult<BoxStream<'static, TypingChange>> {
-    let watcher = watch(&state, &viewer, Scope::Room(room_id)).await?;
-    let feed = TypingFeed { state, viewer, room_id, watcher, deadlines: HashMap::new() };
+    let events = RoomEvents::open(state, viewer, room_id).await?;
+    let feed = TypingFeed { events, room_id, deadlines: HashMap::new() };
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|c| (c, feed)) }).boxed())
 }
 
@@ -48,37 +46,16 @@ impl TypingFeed {
     async fn next(&mut self) -> Option<TypingChange> {
         loop {
             let soonest = self.deadlines.iter().min_by_key(|(_, at)| **at).map(|(user, at)| (*user, *at));
-            let watched = match soonest {
-                // A watcher of one room awaits nothing but its streams, so dropping its `next`
-                // when the deadline wins loses no event.
+            let envelope = match soonest {
+                // `RoomEvents::next` is cancel-safe: the deadline may win the race.
                 Some((user_id, at)) => tokio::select! {
                     _ = tokio::time::sleep_until(at) => {
                         self.deadlines.remove(&user_id);
                         return Some(self.change(user_id, false));
                     }
-                    watched = self.watcher.next() => watched?,
+                    envelope = self.events.next() => envelope?,
                 },
-                None => self.watcher.next().await?,
-            };
-            let envelope = match watched {
-                Watched::Room(_, envelope) => envelope,
-                Watched::User(envelope) => match envelope.event {
-                    // The viewer left the room: its typing is no longer theirs to see.
-                    Event::MembershipChanged { room_id, change, .. }
-                        if room_id == self.room_id && !change.is_member() =>
-                    {
-                        return None;
-                    }
-                    _ => continue,
-                },
-                Watched::Resync => {
-                    // Typing is not replayed (states lapse on their own), but access is.
-                    let repaired = repair(&self.state, &self.viewer, &mut self.watcher).await.ok()?;
-                    if repaired.left.contains(&self.room_id) {
-                        return None;
-                    }
-                    continue;
-                }
+                None => self.events.next().await?,
             };
             let (user_id, typing) = match &envelope.event {
                 Event::Typing { user_id, typing, .. } => (*user_id, *typing),
@@ -88,7 +65,7 @@ impl TypingFeed {
                 },
                 _ => continue,
             };
-            if user_id == self.viewer.id {
+            if user_id == self.events.viewer_id() {
                 continue;
             }
             let was_typing = if typing {

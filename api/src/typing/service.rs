@@ -37,5 +37,5 @@ async fn publish_scheduled(app: &AppState, key: (Uuid, Uuid)) {
 
 async fn publish(bus: &EventBus, (user_id, room_id): (Uuid, Uuid), typing: bool) {
     metrics::counter!("parley_typing_published_total").increment(1);
-    bus.publish(Topic::Room(room_id), Event::Typing { room_id, user_id, typing }).await;
+    bus.publish(Topic::Signals(room_id), Event::Typing { room_id, user_id, typing }).await;
 }

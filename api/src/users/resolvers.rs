@@ -3,8 +3,8 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use super::input::{DisplayName, Handle};
-use super::service::{self, NewUser, UserChanges};
-use super::types::{CreateUserInput, UpdateUserInput, User, UserConnection, Viewer};
+use super::service::{self, NewUser, ProfileChanges, UserChanges};
+use super::types::{CreateUserInput, UpdateProfileInput, UpdateUserInput, User, UserConnection, Viewer};
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
 use crate::graphql::pages::{offset_after, offset_connection};
@@ -59,6 +59,15 @@ impl UserMutation {
             role: input.role.map(Into::into),
         };
         Ok(User(service::update(&ctx.service()?, parse_id(&input.user_id)?, changes).await?))
+    }
+
+    /// Changes the viewer's own display name or read receipt setting.
+    async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<Viewer> {
+        let changes = ProfileChanges {
+            display_name: input.display_name.as_deref().map(DisplayName::parse).transpose()?,
+            share_read_receipts: input.share_read_receipts,
+        };
+        Ok(Viewer(service::update_profile(&ctx.service()?, changes).await?))
     }
 
     /// Deactivates a user (admins): their tokens are refused on every instance at once.

@@ -32,6 +32,12 @@ pub struct UserChanges {
     pub role: Option<UserRole>,
 }
 
+/// What anyone may change about themselves.
+pub struct ProfileChanges {
+    pub display_name: Option<DisplayName>,
+    pub share_read_receipts: Option<bool>,
+}
+
 /// NOT_FOUND unless every id is an active user of the organisation.
 pub async fn require_in_org(store: &Store, org_id: Uuid, ids: &[Uuid]) -> ApiResult<()> {
     if ids.is_empty() {
@@ -109,6 +115,7 @@ pub async fn create(store: &Store, org_id: Uuid, new: NewUser) -> ApiResult<user
         created_at: Utc::now(),
         last_seen_at: None,
         deactivated_at: None,
+        share_read_receipts: true,
     };
     let tx = store.begin_write().await?;
     let user =
@@ -132,6 +139,24 @@ pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiRes
     }
     if let Some(role) = changes.role {
         active.role = Set(role);
+    }
+    save(cx, active).await
+}
+
+/// The viewer's own profile. Every instance forgets its cached copy, so a read receipt
+/// setting holds everywhere from the next read on.
+#[tracing::instrument(skip(cx, changes), fields(viewer = %cx.viewer.id))]
+pub async fn update_profile(cx: &Ctx<'_>, changes: ProfileChanges) -> ApiResult<users::Model> {
+    if changes.display_name.is_none() && changes.share_read_receipts.is_none() {
+        return Err(ApiError::bad_input("give displayName or shareReadReceipts"));
+    }
+    let user = find(&cx.app.store, cx.viewer.org_id, cx.viewer.id).await?;
+    let mut active: users::ActiveModel = user.into();
+    if let Some(name) = changes.display_name {
+        active.display_name = Set(name.into_string());
+    }
+    if let Some(share) = changes.share_read_receipts {
+        active.share_read_receipts = Set(share);
     }
     save(cx, active).await
 }

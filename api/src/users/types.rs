@@ -98,6 +98,10 @@ impl Viewer {
     ) -> Result<LaterConnection> {
         later_page(ctx, first, after).await
     }
+    /// Whether others see how far you have read (`updateProfile`).
+    async fn share_read_receipts(&self) -> bool {
+        self.0.share_read_receipts
+    }
     /// Unread messages across all the viewer's rooms.
     async fn unread_total(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(read_state::unread_total(&ctx.state()?.store, ctx.viewer()?).await?)
@@ -112,6 +116,14 @@ pub struct CreateUserInput {
     pub role: UserRole,
     #[graphql(default_with = "UserKind::Human")]
     pub kind: UserKind,
+}
+
+#[derive(InputObject)]
+pub struct UpdateProfileInput {
+    pub display_name: Option<String>,
+    /// False: others see nothing of how far you have read (`Room.readReceipts`,
+    /// `RoomMember.lastReadSeq`, `Message.readBy`, `readReceipt`).
+    pub share_read_receipts: Option<bool>,
 }
 
 #[derive(InputObject)]
