@@ -15,6 +15,7 @@ use crate::db::Store;
 use crate::demo;
 use crate::graphql::build_schema;
 use crate::http::{self, HttpState};
+use crate::presence;
 use crate::rate_limit::SendLimiter;
 use crate::reminders;
 use crate::secrets;
@@ -53,6 +54,7 @@ impl App {
         let state = AppState::new(store, bus, auth, config.limits.clone(), send_limiter);
         state.directory.spawn_invalidator(&state.bus, shutdown_rx.clone()).await;
         reminders::scheduler::spawn(state.clone(), shutdown_rx.clone()).await;
+        presence::service::spawn_upkeep(state.clone(), shutdown_rx.clone());
         let schema = build_schema(Some(state.clone()), Some(&config.limits), config.playground);
         let listener = TcpListener::bind(config.bind)
             .await

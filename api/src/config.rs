@@ -172,6 +172,11 @@ pub struct Limits {
     /// `search::window`).
     #[arg(long, env = "PARLEY_SEARCH_WINDOW", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub search_window: u64,
+    /// How often each instance renews its presence leases and sweeps those of dead
+    /// instances, in milliseconds. A lease lasts three heartbeats: the users of a killed
+    /// instance go offline within four.
+    #[arg(long, env = "PARLEY_PRESENCE_HEARTBEAT_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub presence_heartbeat_ms: u64,
     /// Most pending reminders one user may have.
     #[arg(long, env = "PARLEY_MAX_PENDING_REMINDERS", default_value_t = 1_000)]
     pub max_pending_reminders: u64,
@@ -183,6 +188,9 @@ impl Limits {
     }
     pub fn ws_init_timeout(&self) -> Duration {
         Duration::from_millis(self.ws_init_timeout_ms)
+    }
+    pub fn presence_heartbeat(&self) -> Duration {
+        Duration::from_millis(self.presence_heartbeat_ms)
     }
 }
 

@@ -9,7 +9,7 @@
 //! - [`auth`]: tokens → [`auth::Viewer`]. [`error`]: the one error type.
 //! - Domains, each with `service` (rules + database), `types` and `resolvers`:
 //!   [`rooms`], [`messages`], [`read_state`], [`users`], [`favorites`], [`reminders`], [`later`],
-//!   [`search`], [`typing`].
+//!   [`search`], [`typing`], [`presence`].
 //! - [`bus`]: events across instances (in-process or Redis). [`db`]: connection, migrations,
 //!   the SQLite write gate. [`directory`]: cached users and rooms. [`demo`]: first-run data.
 
@@ -28,6 +28,7 @@ pub mod http;
 pub mod later;
 pub mod messages;
 pub mod paging;
+pub mod presence;
 pub mod rate_limit;
 pub mod read_state;
 pub mod reminders;

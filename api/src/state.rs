@@ -8,6 +8,7 @@ use crate::config::Limits;
 use crate::db::Store;
 use crate::directory::Directory;
 use crate::error::{ApiError, ApiResult};
+use crate::presence::tracker::Presence;
 use crate::rate_limit::SendLimiter;
 use crate::search::window::SearchWindows;
 use crate::typing::throttle::TypingThrottle;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub search_windows: SearchWindows,
     /// Typing publishes of this instance's users, at most one per user, room and second.
     pub typing: TypingThrottle,
+    /// Who holds a WebSocket here, and in the cluster through Redis leases.
+    pub presence: Presence,
     /// The per-user send rate limit (local, or shared by the cluster through Redis).
     send_limiter: SendLimiter,
 }
@@ -36,6 +39,7 @@ impl AppState {
         limits: Limits,
         send_limiter: SendLimiter,
     ) -> Self {
+        let presence = Presence::new(bus.instance_id(), bus.redis_link(), limits.presence_heartbeat());
         Self {
             store,
             bus,
@@ -44,6 +48,7 @@ impl AppState {
             limits: Arc::new(limits),
             directory: Directory::default(),
             typing: TypingThrottle::default(),
+            presence,
             send_limiter,
         }
     }

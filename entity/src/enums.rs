@@ -23,6 +23,18 @@ impl UserRole {
     }
 }
 
+/// A presence status set by hand (`setPresence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum PresenceStatus {
+    #[sea_orm(string_value = "online")]
+    Online,
+    #[sea_orm(string_value = "away")]
+    Away,
+    #[sea_orm(string_value = "dnd")]
+    Dnd,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum UserKind {

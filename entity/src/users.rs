@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::enums::{UserKind, UserRole};
+use crate::enums::{PresenceStatus, UserKind, UserRole};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "users")]
@@ -20,6 +20,8 @@ pub struct Model {
     pub deactivated_at: Option<DateTimeUtc>,
     /// Others see how far this user has read (`Room.readReceipts`, `Message.readBy`).
     pub share_read_receipts: bool,
+    /// A status set by hand, shown instead of the connection state until cleared.
+    pub presence_status: Option<PresenceStatus>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

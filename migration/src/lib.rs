@@ -10,6 +10,7 @@ mod m20261123_000003_reminders;
 mod m20261123_000004_message_search;
 mod m20261124_000005_message_recency;
 mod m20261201_000006_read_receipts;
+mod m20261201_000007_presence;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_message_search::Migration),
             Box::new(m20261124_000005_message_recency::Migration),
             Box::new(m20261201_000006_read_receipts::Migration),
+            Box::new(m20261201_000007_presence::Migration),
         ]
     }
 }

@@ -32,6 +32,7 @@ mod message_edits;
 mod messages;
 mod muting;
 mod outages;
+mod presence;
 mod read_receipts;
 mod read_state;
 mod reminders;

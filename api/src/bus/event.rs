@@ -23,6 +23,8 @@ pub enum Topic {
     /// subscriptions: on the room topic, every keystroke and every member's read would wake
     /// every message subscriber of the room.
     Signals(Uuid),
+    /// One user's presence changes, followed by those who share a room with them.
+    Presence(Uuid),
 }
 
 impl Topic {
@@ -31,6 +33,7 @@ impl Topic {
             Self::Room(id) => format!("parley:room:{id}"),
             Self::User(id) => format!("parley:user:{id}"),
             Self::Signals(id) => format!("parley:signals:{id}"),
+            Self::Presence(id) => format!("parley:presence:{id}"),
             Self::Directory => "parley:directory".to_owned(),
             Self::Scheduler => "parley:scheduler".to_owned(),
         }
@@ -49,6 +52,7 @@ impl Topic {
             "room" => Some(Self::Room(id)),
             "user" => Some(Self::User(id)),
             "signals" => Some(Self::Signals(id)),
+            "presence" => Some(Self::Presence(id)),
             _ => None,
         }
     }
@@ -104,6 +108,9 @@ pub enum Event {
     Typing { room_id: Uuid, user_id: Uuid, typing: bool },
     /// A member who shares read receipts moved their watermark (signals topic).
     ReadReceipt { room_id: Uuid, user_id: Uuid, last_read_seq: i64, last_read_at: DateTime<Utc> },
+    /// A user's shown presence changed (their presence topic): `status` is the stored name of
+    /// a `PresenceStatus` or "offline"; `last_seen_at` is set once offline.
+    PresenceChanged { user_id: Uuid, status: String, last_seen_at: Option<DateTime<Utc>> },
 }
 
 /// A reminder as it was when it fired.

@@ -20,7 +20,7 @@ pub use event::{
     AttachmentPayload, Envelope, Event, MembershipChange, MessagePayload, ReminderPayload, RoomChange,
     RoomPayload, Topic, UserPayload,
 };
-pub use hub::{BusItem, TopicSubscription};
+pub use hub::{BusItem, TopicGuard, TopicSubscription};
 pub use link::RedisLink;
 pub use watcher::{Scope, Watched, Watcher};
 

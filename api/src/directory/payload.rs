@@ -36,6 +36,7 @@ pub fn user_of(p: &UserPayload) -> Option<users::Model> {
         last_seen_at: None,
         deactivated_at: None,
         share_read_receipts: true,
+        presence_status: None,
     })
 }
 
@@ -96,6 +97,7 @@ mod tests {
             last_seen_at: None,
             deactivated_at: None,
             share_read_receipts: true,
+            presence_status: None,
         };
         assert_eq!(user_of(&UserPayload::from(&user)), Some(user));
     }

@@ -15,6 +15,8 @@ use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::favorites::service as favorites;
 use crate::messages::{MessageRecord, service as messages};
+use crate::presence::service::{UserPresence, shown_presence};
+use crate::presence::tracker::Presence;
 use crate::read_state::receipts::{self, Receipt};
 use crate::read_state::service as read_state;
 use crate::rooms::members;
@@ -23,6 +25,7 @@ use entity::{room_members, rooms, users};
 pub struct Loaders {
     pub store: Store,
     pub directory: Directory,
+    pub presence: Presence,
     pub viewer: Viewer,
 }
 
@@ -80,6 +83,9 @@ pub struct SavedKey(pub Uuid);
 /// The viewer's unread count in a room.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UnreadKey(pub Uuid);
+/// A user's presence as others see it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PresenceKey(pub Uuid);
 /// Up to `limit` read receipts of a room, furthest read first.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReceiptsKey {
@@ -206,6 +212,22 @@ impl Loader<SavedKey> for Loaders {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let saved = favorites::saved_among(&self.store, self.viewer.id, &ids).await?;
         Ok(saved.into_iter().map(|id| (SavedKey(id), true)).collect())
+    }
+}
+
+impl Loader<PresenceKey> for Loaders {
+    type Value = UserPresence;
+    type Error = LoadError;
+
+    /// One Redis round trip for all of them (connection states), users through the directory.
+    async fn load(&self, keys: &[PresenceKey]) -> Result<HashMap<PresenceKey, Self::Value>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let users = self.directory.users(&self.store, &ids).await?;
+        // Only people of the viewer's organisation.
+        let ids: Vec<Uuid> =
+            users.values().filter(|u| u.org_id == self.viewer.org_id).map(|u| u.id).collect();
+        let shown = shown_presence(&self.presence, &self.directory, &self.store, &ids).await?;
+        Ok(shown.into_iter().map(|(id, presence)| (PresenceKey(id), presence)).collect())
     }
 }
 

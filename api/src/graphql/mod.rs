@@ -19,6 +19,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 use crate::config::Limits;
 use crate::favorites::resolvers::{FavoriteMutation, FavoriteSubscription};
 use crate::messages::resolvers::{MessageMutation, MessageQuery, MessageSubscription};
+use crate::presence::resolvers::{PresenceMutation, PresenceSubscription};
 use crate::read_state::resolvers::{ReadStateMutation, ReadStateQuery, ReadStateSubscription};
 use crate::reminders::resolvers::{ReminderMutation, ReminderSubscription};
 use crate::rooms::resolvers::{RoomMutation, RoomQuery, RoomSubscription};
@@ -39,6 +40,7 @@ pub struct MutationRoot(
     FavoriteMutation,
     ReminderMutation,
     TypingMutation,
+    PresenceMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -49,6 +51,7 @@ pub struct SubscriptionRoot(
     FavoriteSubscription,
     ReminderSubscription,
     TypingSubscription,
+    PresenceSubscription,
 );
 
 pub type ParleySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

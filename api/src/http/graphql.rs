@@ -165,6 +165,7 @@ pub fn with_viewer(state: &HttpState, request: Request, viewer: Viewer) -> Reque
     let loaders = Loaders {
         store: state.app.store.clone(),
         directory: state.app.directory.clone(),
+        presence: state.app.presence.clone(),
         viewer: viewer.clone(),
     };
     let loaders = DataLoader::new(loaders, tokio::spawn);

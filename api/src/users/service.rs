@@ -116,6 +116,7 @@ pub async fn create(store: &Store, org_id: Uuid, new: NewUser) -> ApiResult<user
         last_seen_at: None,
         deactivated_at: None,
         share_read_receipts: true,
+        presence_status: None,
     };
     let tx = store.begin_write().await?;
     let user =

@@ -9,6 +9,7 @@ use crate::graphql::enums::{UserKind, UserRole};
 use crate::graphql::ids::to_id;
 use crate::later::types::{LaterConnection, later_page};
 use crate::messages::types::MessageConnection;
+use crate::presence::resolvers::{Presence, presence_of_user};
 use crate::read_state::service as read_state;
 use crate::reminders::types::{ReminderConnection, ReminderFilter, reminder_page};
 use crate::rooms::types::{RoomConnection, RoomFilterInput, RoomOrder, room_page};
@@ -32,6 +33,10 @@ impl User {
     }
     async fn kind(&self) -> UserKind {
         self.0.kind.into()
+    }
+    /// Online while they hold a connection, unless they set a status by hand.
+    async fn presence(&self, ctx: &Context<'_>) -> Result<Presence> {
+        presence_of_user(ctx, self.0.id).await
     }
     /// Set once the user was deactivated: their tokens are refused.
     async fn deactivated_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {

@@ -37,6 +37,7 @@ const UNCOVERED: &[(&str, &str)] = &[
          (users.rs tests who may do so); probing it would change B",
     ),
     ("updateProfile", "takes no id and only ever changes the caller; probing it would change B"),
+    ("setPresence", "takes no id and only ever changes the caller; probing it would change B"),
 ];
 
 /// Organisation A: the data B must never reach.
@@ -317,9 +318,11 @@ async fn act_in(app: &TestApp, a: &Victim) {
     app.ok(&a.arthur, TYPE, json!({ "id": atlas })).await;
     send(app, &a.amber, atlas, "acorn six").await;
     app.ok(&a.arthur, READ, json!({ "id": atlas })).await;
+    app.ok(&a.arthur, AWAY, json!({})).await;
 }
 
 const TYPE: &str = "mutation($id: ID!) { setTyping(roomId: $id, typing: true) }";
+const AWAY: &str = "mutation { setPresence(status: AWAY) { status } }";
 const READ: &str = "mutation($id: ID!) { markRoomRead(roomId: $id) { lastReadSeq } }";
 
 /// Creates a reminder for `user`; its id.
@@ -349,4 +352,5 @@ async fn act_in_caller(app: &TestApp, b: &Caller) {
     app.ok(&b.carol, TYPE, json!({ "id": b.room })).await;
     send(app, &b.bob, &b.room, "bob again").await;
     app.ok(&b.carol, READ, json!({ "id": b.room })).await;
+    app.ok(&b.carol, AWAY, json!({})).await;
 }

@@ -18,6 +18,7 @@ use crate::error::{ErrorCode, graphql_error};
 use crate::graphql::frames::{FrameSlot, ShareKey};
 use crate::http::HttpState;
 use crate::http::graphql::with_viewer;
+use crate::presence::service::SocketPresence;
 
 /// Frames waiting to be written; a subscription whose client reads too slowly waits here
 /// (and its feed, no longer read, falls behind and catches up from the database).
@@ -31,6 +32,8 @@ pub struct Connection {
     state: Arc<HttpState>,
     protocol: Protocol,
     viewer: Option<Viewer>,
+    /// Counts the viewer as connected (presence) while the socket lives.
+    presence: Option<SocketPresence>,
     init_received: bool,
     /// Active subscriptions by client id, with the generation that started each, so a late
     /// "finished" report of an old subscription cannot remove a newer one with the same id.
@@ -55,6 +58,7 @@ impl Connection {
             state,
             protocol,
             viewer: None,
+            presence: None,
             init_received: false,
             subscriptions: HashMap::new(),
             generation: 0,
@@ -169,6 +173,7 @@ impl Connection {
         };
         match app.auth.authenticate(&app.store, &app.directory, &token).await {
             Ok(viewer) => {
+                self.presence = Some(SocketPresence::hold(app, viewer.id).await);
                 self.viewer = Some(viewer);
                 Ok(vec![serde_json::json!({ "type": "connection_ack" }).to_string()])
             }

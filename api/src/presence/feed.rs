@@ -1,0 +1,125 @@
+//! The `presenceChanged` feed: presence changes of the people the viewer shares a room with
+//! (or of those of them the client names), one bus topic per person, so an instance receives
+//! only the changes its subscribers asked for.
+//!
+//! The set of people is read when the subscription starts (a client that joins a room
+//! resubscribes to follow its new members). The feed remembers what it last delivered for each
+//! person: repeats are dropped, and after a resync it rereads everyone and delivers what
+//! differs.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use futures_util::future::join_all;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use sea_orm::ConnectionTrait;
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::BroadcastStream;
+use uuid::Uuid;
+
+use super::Status;
+use super::service::{UserPresence, presence_of};
+use crate::auth::Viewer;
+use crate::bus::{BusItem, Event, Topic, TopicGuard, TopicSubscription};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Most people one subscription follows (a room of thousands is better watched by naming
+/// the people on screen).
+pub const MAX_WATCHED: usize = 5_000;
+/// Most ids a client may name.
+pub const MAX_NAMED: usize = 1_000;
+
+struct PresenceFeed {
+    state: AppState,
+    streams: StreamMap<Uuid, BroadcastStream<BusItem>>,
+    /// Keeps the topic subscriptions alive.
+    _guards: Vec<TopicGuard>,
+    last: HashMap<Uuid, UserPresence>,
+    pending: VecDeque<UserPresence>,
+}
+
+pub async fn presence_changes(
+    state: AppState,
+    viewer: Viewer,
+    named: Option<Vec<Uuid>>,
+) -> ApiResult<BoxStream<'static, UserPresence>> {
+    if named.as_ref().is_some_and(|ids| ids.len() > MAX_NAMED) {
+        return Err(ApiError::bad_input("name at most 1000 users"));
+    }
+    let mut people = co_members(&state, &viewer).await?;
+    if let Some(named) = named {
+        let named: HashSet<Uuid> = named.into_iter().collect();
+        people.retain(|id| named.contains(id));
+    }
+    let subscriptions: Vec<TopicSubscription> =
+        join_all(people.iter().map(|id| state.bus.subscribe(Topic::Presence(*id)))).await;
+    let mut streams = StreamMap::new();
+    let mut guards = Vec::with_capacity(subscriptions.len());
+    for (id, subscription) in people.iter().zip(subscriptions) {
+        streams.insert(*id, BroadcastStream::new(subscription.receiver));
+        guards.push(subscription.guard);
+    }
+    // Read once subscribed, so no change falls between the two.
+    let last = presence_of(&state, &people).await?;
+    let feed = PresenceFeed { state, streams, _guards: guards, last, pending: VecDeque::new() };
+    Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|p| (p, feed)) }).boxed())
+}
+
+impl PresenceFeed {
+    async fn next(&mut self) -> Option<UserPresence> {
+        if self.streams.is_empty() {
+            // Nobody to follow: stay open and silent, as a client expects of a subscription.
+            return std::future::pending().await;
+        }
+        loop {
+            if let Some(presence) = self.pending.pop_front() {
+                return Some(presence);
+            }
+            match self.streams.next().await? {
+                (_, Ok(BusItem::Event(envelope))) => {
+                    let Event::PresenceChanged { user_id, status, last_seen_at } = &envelope.event else {
+                        continue;
+                    };
+                    let Some(status) = Status::parse(status) else { continue };
+                    self.offer(UserPresence { user_id: *user_id, status, last_seen_at: *last_seen_at });
+                }
+                // Changes may have been lost: reread everyone (a failed read waits for the
+                // next event or resync).
+                (_, Ok(BusItem::Resync) | Err(_)) => {
+                    let people: Vec<Uuid> = self.last.keys().copied().collect();
+                    if let Ok(now) = presence_of(&self.state, &people).await {
+                        now.into_values().for_each(|presence| self.offer(presence));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues a presence that differs from the one last delivered for that person.
+    fn offer(&mut self, presence: UserPresence) {
+        if self.last.get(&presence.user_id).is_some_and(|last| last.status == presence.status) {
+            return;
+        }
+        self.last.insert(presence.user_id, presence);
+        self.pending.push_back(presence);
+    }
+}
+
+/// The people the viewer shares a live room with, at most [`MAX_WATCHED`].
+async fn co_members(state: &AppState, viewer: &Viewer) -> ApiResult<Vec<Uuid>> {
+    let store = &state.store;
+    let rows = store
+        .db
+        .query_all_raw(store.stmt(
+            &format!(
+                "SELECT DISTINCT other.user_id FROM room_members mine \
+                 JOIN room_members other ON other.room_id = mine.room_id \
+                 JOIN rooms r ON r.id = mine.room_id \
+                 WHERE mine.user_id = $1 AND other.user_id <> $1 AND r.deleted_at IS NULL \
+                 LIMIT {MAX_WATCHED}"
+            ),
+            vec![viewer.id.into()],
+        ))
+        .await?;
+    Ok(rows.iter().filter_map(|row| row.try_get::<Uuid>("", "user_id").ok()).collect())
+}

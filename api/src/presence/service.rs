@@ -1,0 +1,146 @@
+//! Presence as others see it: reading it in batches, `setPresence`, the socket hold that
+//! counts a connection, the upkeep loop (lease renewal and sweeping), and announcing changes.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::ActiveModelTrait;
+use sea_orm::ActiveValue::{Set, Unchanged};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::Status;
+use super::tracker::{Presence, Seen};
+use crate::bus::{Event, Topic};
+use crate::db::Store;
+use crate::directory::Directory;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, Ctx};
+use entity::enums::PresenceStatus as Manual;
+use entity::users;
+
+/// A user's presence as others see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserPresence {
+    pub user_id: Uuid,
+    pub status: Status,
+    /// When their last connection closed; `None` while connected or never seen.
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+/// The presence of each user: one Redis round trip, and their rows through the directory.
+pub async fn presence_of(app: &AppState, user_ids: &[Uuid]) -> ApiResult<HashMap<Uuid, UserPresence>> {
+    shown_presence(&app.presence, &app.directory, &app.store, user_ids).await
+}
+
+/// [`presence_of`] from its parts (the request loaders hold them, not an `AppState`).
+pub async fn shown_presence(
+    presence: &Presence,
+    directory: &Directory,
+    store: &Store,
+    user_ids: &[Uuid],
+) -> ApiResult<HashMap<Uuid, UserPresence>> {
+    let seen = presence.seen(user_ids).await;
+    let rows = directory.users(store, user_ids).await?;
+    let presence = rows.values().map(|user| {
+        let seen = seen.get(&user.id).copied().unwrap_or_default();
+        let status = Status::shown(user.presence_status, seen.connected);
+        (user.id, UserPresence { user_id: user.id, status, last_seen_at: seen.last_seen_at })
+    });
+    Ok(presence.collect())
+}
+
+/// `setPresence`: a status set by hand, or `None` to show the connection state again.
+#[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
+pub async fn set_presence(cx: &Ctx<'_>, manual: Option<Manual>) -> ApiResult<UserPresence> {
+    let (app, user_id) = (cx.app, cx.viewer.id);
+    let seen = app.presence.seen(&[user_id]).await.remove(&user_id).unwrap_or_default();
+    let user = app.directory.user(&app.store, user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let change =
+        users::ActiveModel { id: Unchanged(user_id), presence_status: Set(manual), ..Default::default() };
+    let tx = app.store.begin_write().await?;
+    change.update(&tx.txn).await?;
+    tx.commit().await?;
+    app.directory.user_changed(&app.bus, user_id).await;
+    let status = Status::shown(manual, seen.connected);
+    let presence = UserPresence { user_id, status, last_seen_at: seen.last_seen_at };
+    if status != Status::shown(user.presence_status, seen.connected) {
+        publish(app, presence).await;
+    }
+    Ok(presence)
+}
+
+/// Held by an authenticated WebSocket: its user counts as connected until it drops.
+pub struct SocketPresence {
+    app: AppState,
+    user_id: Uuid,
+}
+
+impl SocketPresence {
+    pub async fn hold(app: &AppState, user_id: Uuid) -> Self {
+        if app.presence.connect(user_id).await {
+            announce_connection(app, user_id, Seen { connected: true, last_seen_at: None }).await;
+        }
+        Self { app: app.clone(), user_id }
+    }
+}
+
+impl Drop for SocketPresence {
+    fn drop(&mut self) {
+        // Dropped with the connection's task; a runtime shutting down takes the leases with
+        // it, and they lapse on their own.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (app, user_id) = (self.app.clone(), self.user_id);
+        runtime.spawn(async move {
+            if let Some(at) = app.presence.disconnect(user_id).await {
+                announce_connection(&app, user_id, Seen { connected: false, last_seen_at: Some(at) }).await;
+            }
+        });
+    }
+}
+
+/// Every heartbeat: renews this instance's leases and ends those of dead instances,
+/// announcing who came back and who went away.
+pub fn spawn_upkeep(app: AppState, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(app.presence.heartbeat());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            for user_id in app.presence.renew().await {
+                announce_connection(&app, user_id, Seen { connected: true, last_seen_at: None }).await;
+            }
+            for (user_id, at) in app.presence.sweep().await {
+                announce_connection(&app, user_id, Seen { connected: false, last_seen_at: Some(at) }).await;
+            }
+            metrics::gauge!("parley_presence_local_users").set(app.presence.local_users() as f64);
+        }
+    });
+}
+
+/// A user connected or disconnected everywhere: announced unless a status set by hand hides
+/// the change.
+async fn announce_connection(app: &AppState, user_id: Uuid, seen: Seen) {
+    let manual = match app.directory.user(&app.store, user_id).await {
+        Ok(Some(user)) => user.presence_status,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::warn!(user = %user_id, error = %err, "presence change not announced");
+            return;
+        }
+    };
+    if manual.is_none() {
+        let status = Status::shown(None, seen.connected);
+        publish(app, UserPresence { user_id, status, last_seen_at: seen.last_seen_at }).await;
+    }
+}
+
+async fn publish(app: &AppState, presence: UserPresence) {
+    metrics::counter!("parley_presence_changes_total").increment(1);
+    let UserPresence { user_id, status, last_seen_at } = presence;
+    let event = Event::PresenceChanged { user_id, status: status.as_str().to_owned(), last_seen_at };
+    app.bus.publish(Topic::Presence(user_id), event).await;
+}

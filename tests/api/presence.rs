@@ -1,0 +1,129 @@
+//! Presence: a user is online while they hold a WebSocket anywhere; closing one tab of many
+//! changes nothing; the last one closing makes them offline with a last-seen time; a status
+//! set by hand wins until cleared; `presenceChanged` reaches those who share a room, on every
+//! instance; a killed instance's users go offline once its leases lapse.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::api::create_channel;
+use crate::helpers::subscription::Subscription;
+use crate::helpers::ws::WsClient;
+use crate::helpers::{Backend, QUIET, TestApp, TestUser, data, spawn_app, spawn_app_with};
+
+backend_tests!(presence_follows_the_last_connection, a_status_set_by_hand_wins_until_cleared);
+pg_test!(presence_crosses_instances_and_outlives_a_killed_one);
+
+const CHANGES: &str =
+    "subscription($ids: [ID!]) { presenceChanged(userIds: $ids) { user { handle } status } }";
+const PRESENCE: &str = "query($search: String) { users(search: $search) { edges { node { handle presence { status lastSeenAt } } } } }";
+const SET: &str = "mutation($status: ManualStatus) { setPresence(status: $status) { status } }";
+
+/// What `viewer` sees of `handle`'s presence.
+async fn presence(app: &TestApp, viewer: &TestUser, handle: &str) -> Value {
+    let page = app.ok(viewer, PRESENCE, json!({ "search": handle })).await;
+    let edges = page["users"]["edges"].as_array().expect("edges").clone();
+    let user = edges.iter().find(|e| e["node"]["handle"] == handle).expect("the user is listed");
+    user["node"]["presence"].clone()
+}
+
+fn change(handle: &str, status: &str) -> Value {
+    json!({ "user": { "handle": handle }, "status": status })
+}
+
+async fn watch(app: &TestApp, viewer: &TestUser) -> (WsClient, Subscription) {
+    let mut ws = WsClient::connect(app, viewer).await;
+    let changes = ws.subscribe("presence", CHANGES, json!({})).await;
+    (ws, changes)
+}
+
+async fn presence_follows_the_last_connection(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    create_channel(&app, &alice, "general", &[&bob]).await;
+    assert_eq!(presence(&app, &bob, "alice").await, json!({ "status": "OFFLINE", "lastSeenAt": null }));
+    let (_bobs, mut bob_sees) = watch(&app, &bob).await;
+
+    let laptop = WsClient::connect(&app, &alice).await;
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "ONLINE"));
+    assert_eq!(presence(&app, &bob, "alice").await["status"], "ONLINE");
+    let phone = WsClient::connect(&app, &alice).await;
+    drop(phone);
+    bob_sees.assert_nothing(QUIET).await;
+    assert_eq!(presence(&app, &bob, "alice").await["status"], "ONLINE", "one tab of two closed");
+
+    drop(laptop);
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "OFFLINE"));
+    let seen = presence(&app, &bob, "alice").await;
+    assert_eq!(seen["status"], "OFFLINE");
+    assert!(seen["lastSeenAt"].is_string(), "offline users show when they were last seen: {seen}");
+
+    // Carol shares no room with Bob: he hears nothing of her.
+    let _carols = WsClient::connect(&app, &carol).await;
+    bob_sees.assert_nothing(QUIET).await;
+    assert_eq!(presence(&app, &bob, "carol").await["status"], "ONLINE", "but may look her up");
+}
+
+async fn a_status_set_by_hand_wins_until_cleared(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    create_channel(&app, &alice, "general", &[&bob, &carol]).await;
+    let (_bobs, mut bob_sees) = watch(&app, &bob).await;
+
+    let set = data(app.gql(&alice, SET, json!({ "status": "DND" })).await);
+    assert_eq!(set["setPresence"]["status"], "DND");
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "DND"));
+    let laptop = WsClient::connect(&app, &alice).await;
+    bob_sees.assert_nothing(QUIET).await;
+    assert_eq!(presence(&app, &bob, "alice").await["status"], "DND", "connecting does not clear it");
+
+    data(app.gql(&alice, SET, json!({ "status": null })).await);
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "ONLINE"));
+    drop(laptop);
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "OFFLINE"));
+
+    // Bad input changes nothing.
+    let invalid = app.gql(&alice, SET, json!({ "status": "OFFLINE" })).await;
+    assert!(invalid["errors"].is_array(), "OFFLINE is not a status one sets: {invalid}");
+    let mut ws = WsClient::connect(&app, &bob).await;
+    let mut bad = ws.subscribe("bad", CHANGES, json!({ "ids": ["not-an-id"] })).await;
+    assert_eq!(bad.next_error_code().await, "BAD_USER_INPUT");
+    assert_eq!(presence(&app, &bob, "alice").await["status"], "OFFLINE");
+    bob_sees.assert_nothing(QUIET).await;
+
+    // Naming people narrows the feed to them.
+    let mut only_carol = ws.subscribe("named", CHANGES, json!({ "ids": [carol.id] })).await;
+    let _laptop = WsClient::connect(&app, &alice).await;
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "ONLINE"));
+    only_carol.assert_nothing(QUIET).await;
+    let _carols = WsClient::connect(&app, &carol).await;
+    assert_eq!(only_carol.next("presenceChanged").await, change("carol", "ONLINE"));
+}
+
+async fn presence_crosses_instances_and_outlives_a_killed_one() {
+    let Some(backend) = Backend::postgres_redis() else { return };
+    let a = spawn_app_with(backend, &[("PARLEY_PRESENCE_HEARTBEAT_MS", "300")]).await;
+    let mut b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    create_channel(&a, &alice, "general", &[&bob]).await;
+    let (_bobs, mut bob_sees) = watch(&a, &bob).await;
+
+    // A tab on each instance: closing one is no change.
+    let on_a = WsClient::connect(&a, &alice).await;
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "ONLINE"));
+    let _on_b = WsClient::connect(&b, &alice).await;
+    drop(on_a);
+    bob_sees.assert_nothing(Duration::from_secs(2)).await;
+    assert_eq!(presence(&a, &bob, "alice").await["status"], "ONLINE");
+
+    // The instance holding her last tab dies: its lease lapses and a sweep on `a` ends it.
+    b.kill().await;
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "OFFLINE"));
+    let seen = presence(&a, &bob, "alice").await;
+    assert_eq!(seen["status"], "OFFLINE");
+    assert!(seen["lastSeenAt"].is_string(), "{seen}");
+}
