@@ -26,10 +26,11 @@ pub enum Scenario {
     Soak,
     Reminders,
     Search,
+    Presence,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 13] = [
         Self::Floor,
         Self::Delivery,
         Self::Burst,
@@ -42,6 +43,7 @@ impl Scenario {
         Self::Soak,
         Self::Reminders,
         Self::Search,
+        Self::Presence,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +60,7 @@ impl Scenario {
             Self::Soak => "soak",
             Self::Reminders => "reminders",
             Self::Search => "search",
+            Self::Presence => "presence",
         }
     }
 }
@@ -150,6 +153,12 @@ pub struct Args {
     /// reminders: reminders due within the window.
     #[arg(long)]
     pub reminders: Option<usize>,
+    /// presence: users connected throughout the churn.
+    #[arg(long)]
+    pub presence_users: Option<usize>,
+    /// presence: connects plus disconnects per second.
+    #[arg(long)]
+    pub presence_churn: Option<u32>,
 }
 
 /// Sizes of one run.
@@ -193,6 +202,16 @@ pub struct Sizes {
     pub reminder_window_secs: f64,
     /// From the start of creating them to the window's start.
     pub reminder_lead_secs: f64,
+    /// Users connected throughout the churn (plus a tenth as many waiting to reconnect).
+    pub presence_users: usize,
+    /// Rooms the users are spread over, one watcher each.
+    pub presence_rooms: usize,
+    /// Connects plus disconnects per second.
+    pub presence_churn: u32,
+    pub presence_secs: f64,
+    /// Users typing, one `setTyping` a second each, in one room each.
+    pub typing_users: usize,
+    pub typing_secs: f64,
 }
 
 impl Sizes {
@@ -255,6 +274,12 @@ impl Sizes {
         if let Some(v) = args.reminders {
             s.reminders = v;
         }
+        if let Some(v) = args.presence_users {
+            s.presence_users = v;
+        }
+        if let Some(v) = args.presence_churn {
+            s.presence_churn = v;
+        }
         s
     }
 
@@ -295,6 +320,12 @@ impl Sizes {
             reminder_users: 100,
             reminder_window_secs: 10.0,
             reminder_lead_secs: 20.0,
+            presence_users: 10_000,
+            presence_rooms: 100,
+            presence_churn: 500,
+            presence_secs: 20.0,
+            typing_users: 1000,
+            typing_secs: 10.0,
         }
     }
 
@@ -335,6 +366,12 @@ impl Sizes {
             reminder_users: 10,
             reminder_window_secs: 2.0,
             reminder_lead_secs: 3.0,
+            presence_users: 200,
+            presence_rooms: 10,
+            presence_churn: 100,
+            presence_secs: 2.0,
+            typing_users: 50,
+            typing_secs: 2.0,
         }
     }
 }

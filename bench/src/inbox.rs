@@ -42,6 +42,8 @@ pub enum WsEvent {
     /// A `reminderDue` result: the reminder, when it was due and fired (the server's clock),
     /// and when it arrived (the bench's wall clock: the same machine's).
     Reminder { id: Uuid, remind_at: DateTime<Utc>, fired_at: DateTime<Utc>, received: DateTime<Utc> },
+    /// A `presenceChanged` result: whose, and whether they are now online.
+    Presence { user: Uuid, online: bool, at: Instant },
     /// An `error` message, a result with `errors`, a subscription the server completed, or a
     /// connection that closed on its own.
     Error { conn: u32, text: String },

@@ -17,6 +17,7 @@ mod frames;
 mod history;
 mod inbox;
 mod pgcount;
+mod presence;
 mod reminders;
 mod report;
 mod schema;
@@ -105,6 +106,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             Scenario::Soak => soak::run(&mut ctx).await,
             Scenario::Reminders => reminders::run(&mut ctx).await,
             Scenario::Search => search::run(&mut ctx).await,
+            Scenario::Presence => presence::run(&mut ctx).await,
         };
         let result = result.and_then(|()| ctx.check_servers());
         if let Err(err) = result {

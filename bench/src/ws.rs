@@ -231,6 +231,14 @@ struct NextData {
     message_added: Option<MessageData>,
     unread_count_changed: Option<UnreadData>,
     reminder_due: Option<ReminderDueData>,
+    presence_changed: Option<PresenceData>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PresenceData {
+    user_id: Uuid,
+    status: String,
 }
 
 #[derive(Deserialize)]
@@ -299,6 +307,9 @@ fn decode(conn: u32, text: &str, at: Instant) -> Option<WsEvent> {
         Some(NextData { reminder_due: Some(due), .. }) => {
             let ReminderData { id, remind_at, fired_at } = due.reminder;
             Some(WsEvent::Reminder { id, remind_at, fired_at, received: Utc::now() })
+        }
+        Some(NextData { presence_changed: Some(p), .. }) => {
+            Some(WsEvent::Presence { user: p.user_id, online: p.status == "ONLINE", at })
         }
         _ => Some(WsEvent::Error { conn, text: format!("result without data: {text}") }),
     }
