@@ -9,7 +9,7 @@
 //! - [`auth`]: tokens → [`auth::Viewer`]. [`error`]: the one error type.
 //! - Domains, each with `service` (rules + database), `types` and `resolvers`:
 //!   [`rooms`], [`messages`], [`read_state`], [`users`], [`favorites`], [`reminders`], [`later`],
-//!   [`search`], [`typing`], [`presence`].
+//!   [`search`], [`typing`], [`presence`], [`mentions`].
 //! - [`bus`]: events across instances (in-process or Redis). [`db`]: connection, migrations,
 //!   the SQLite write gate. [`directory`]: cached users and rooms. [`demo`]: first-run data.
 
@@ -26,6 +26,7 @@ pub mod favorites;
 pub mod graphql;
 pub mod http;
 pub mod later;
+pub mod mentions;
 pub mod messages;
 pub mod paging;
 pub mod presence;

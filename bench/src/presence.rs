@@ -124,14 +124,17 @@ async fn churn(ctx: &mut Ctx, people: &Population, inbox: &mut Inbox) -> Result<
     let tick = Duration::from_secs_f64(2.0 / rate);
     let mut connected: VecDeque<usize> = (0..n).collect();
     let mut spare: VecDeque<usize> = (n..people.users.len()).collect();
-    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<(usize, WsConn)>();
+    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<(usize, Result<WsConn>)>();
     let (mut samples, mut ops, mut failures) = (Hist::default(), 0u64, 0u64);
     let commands_before = commands(&redis).await?;
     let end = Instant::now() + Duration::from_secs_f64(ctx.sizes.presence_secs);
     let mut next = Instant::now();
     while next < end {
         while let Ok((i, conn)) = opened_rx.try_recv() {
-            conns.insert(i, conn);
+            match conn {
+                Ok(conn) => drop(conns.insert(i, conn)),
+                Err(_) => failures += 1,
+            }
         }
         if let (Some(leaving), Some(joining)) = (connected.pop_front(), spare.pop_front()) {
             let now = Instant::now();
@@ -150,9 +153,7 @@ async fn churn(ctx: &mut Ctx, people: &Population, inbox: &mut Inbox) -> Result<
             );
             let conn_no = first_conn + 2 * n as u32 + joining as u32;
             tokio::spawn(async move {
-                if let Ok(conn) = WsConn::connect_reporting(&url, &token, conn_no, events).await {
-                    let _ = tx.send((joining, conn));
-                }
+                let _ = tx.send((joining, WsConn::connect_reporting(&url, &token, conn_no, events).await));
             });
             connected.push_back(joining);
             ops += 1;
@@ -165,9 +166,13 @@ async fn churn(ctx: &mut Ctx, people: &Population, inbox: &mut Inbox) -> Result<
     let commands_churn = commands(&redis).await? - commands_before;
     failures += inbox.errors.len() as u64;
     while let Ok((i, conn)) = opened_rx.try_recv() {
-        conns.insert(i, conn);
+        match conn {
+            Ok(conn) => drop(conns.insert(i, conn)),
+            Err(_) => failures += 1,
+        }
     }
     let connected_now = conns.len();
+    let lost_online = pending.keys().filter(|(_, online)| *online).count();
     close_all(conns.into_values().collect()).await;
 
     let params = format!(
@@ -182,7 +187,10 @@ async fn churn(ctx: &mut Ctx, people: &Population, inbox: &mut Inbox) -> Result<
             .errors(failures)
             .undelivered(pending.len() as u64)
             .target("p99 ≤ 100 ms", p99_ok)
-            .note(format!("{connected_now} sockets open at the end")),
+            .note(format!(
+                "{connected_now} sockets open at the end; unheard: {lost_online} connects, {} disconnects",
+                pending.len() - lost_online
+            )),
     );
     let per = |count: u64, changes: u64| count as f64 / changes.max(1) as f64;
     let (per_connect, per_change) = (per(commands_connect.sent, n as u64), per(commands_churn.sent, ops));

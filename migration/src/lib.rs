@@ -11,6 +11,7 @@ mod m20261123_000004_message_search;
 mod m20261124_000005_message_recency;
 mod m20261201_000006_read_receipts;
 mod m20261201_000007_presence;
+mod m20261201_000008_mentions;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_message_recency::Migration),
             Box::new(m20261201_000006_read_receipts::Migration),
             Box::new(m20261201_000007_presence::Migration),
+            Box::new(m20261201_000008_mentions::Migration),
         ]
     }
 }

@@ -28,6 +28,7 @@ mod input_edges;
 mod introspection;
 mod later;
 mod live_path;
+mod mentions;
 mod message_edits;
 mod messages;
 mod muting;

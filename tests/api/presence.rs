@@ -101,6 +101,9 @@ async fn a_status_set_by_hand_wins_until_cleared(backend: Backend) {
     only_carol.assert_nothing(QUIET).await;
     let _carols = WsClient::connect(&app, &carol).await;
     assert_eq!(only_carol.next("presenceChanged").await, change("carol", "ONLINE"));
+    let stranger = org.user("stranger").await;
+    let mut unknown = ws.subscribe("stranger", CHANGES, json!({ "ids": [stranger.id] })).await;
+    assert_eq!(unknown.next_error_code().await, "NOT_FOUND", "no room shared with Bob");
 }
 
 async fn presence_crosses_instances_and_outlives_a_killed_one() {

@@ -78,10 +78,21 @@ impl Envelope {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Event {
-    /// A new message (room topic), with its author and room as they were when it was sent.
-    MessageAdded { message: Box<MessagePayload>, author: Option<Box<UserPayload>>, room: Box<RoomPayload> },
-    /// An edit or a deletion (room topic).
-    MessageUpdated { message: Box<MessagePayload> },
+    /// A new message (room topic), with its author and room as they were when it was sent, and
+    /// the members it mentions.
+    MessageAdded {
+        message: Box<MessagePayload>,
+        author: Option<Box<UserPayload>>,
+        room: Box<RoomPayload>,
+        #[serde(default)]
+        mentioned: Vec<Uuid>,
+    },
+    /// An edit or a deletion (room topic), with whom the message mentions now.
+    MessageUpdated {
+        message: Box<MessagePayload>,
+        #[serde(default)]
+        mentioned: Vec<Uuid>,
+    },
     /// Room metadata or membership changed (room topic).
     RoomChanged { room_id: Uuid, change: RoomChange },
     /// The user's membership changed (user topic). `seq` is the room's seq at that moment:

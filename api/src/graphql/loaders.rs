@@ -18,7 +18,7 @@ use crate::messages::{MessageRecord, service as messages};
 use crate::presence::service::{UserPresence, shown_presence};
 use crate::presence::tracker::Presence;
 use crate::read_state::receipts::{self, Receipt};
-use crate::read_state::service as read_state;
+use crate::read_state::service::{self as read_state, ReadPosition};
 use crate::rooms::members;
 use entity::{room_members, rooms, users};
 
@@ -80,7 +80,7 @@ pub struct MemberCountKey(pub Uuid);
 /// Whether the viewer saved a message.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SavedKey(pub Uuid);
-/// The viewer's unread count in a room.
+/// The viewer's read position in a room (unread and mention counts).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UnreadKey(pub Uuid);
 /// A user's presence as others see it.
@@ -193,13 +193,13 @@ impl Loader<MemberCountKey> for Loaders {
 }
 
 impl Loader<UnreadKey> for Loaders {
-    type Value = i64;
+    type Value = ReadPosition;
     type Error = LoadError;
 
     async fn load(&self, keys: &[UnreadKey]) -> Result<HashMap<UnreadKey, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let positions = read_state::positions(&self.store, self.viewer.id, Some(&ids)).await?;
-        Ok(positions.into_iter().map(|p| (UnreadKey(p.room_id), p.unread())).collect())
+        Ok(positions.into_iter().map(|p| (UnreadKey(p.room_id), p)).collect())
     }
 }
 

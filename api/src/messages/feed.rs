@@ -72,7 +72,7 @@ impl MessageFeed {
             }
             match self.watcher.next().await? {
                 Watched::Room(_, envelope) => {
-                    if let Event::MessageAdded { message, author, room } = &envelope.event {
+                    if let Event::MessageAdded { message, author, room, .. } = &envelope.event {
                         let author = author.as_deref().and_then(user_of).map(Box::new);
                         let room = room_of(room).map(Box::new);
                         self.accept(LiveMessage { message: message.as_ref().into(), author, room });
@@ -181,7 +181,7 @@ pub async fn message_updated(
         loop {
             match watcher.next().await? {
                 Watched::Room(_, envelope) => {
-                    if let Event::MessageUpdated { message } = &envelope.event {
+                    if let Event::MessageUpdated { message, .. } = &envelope.event {
                         return Some((MessageRecord::from(message.as_ref()), (state, viewer, watcher)));
                     }
                 }

@@ -7,7 +7,8 @@
 //!
 //! On PostgreSQL a send is one statement: a data-modifying CTE checks access (same
 //! organisation, not archived or deleted, the sender is a member, the parent of a reply is in
-//! the room), bumps the seq, inserts and moves the sender's watermark, atomically. Only when it
+//! the room), bumps the seq, inserts, moves the sender's watermark and stores the mentions
+//! (resolved just before), atomically. Only when it
 //! writes nothing are the checks run one by one, to say which one failed. SQLite, in process
 //! and with one writer, runs the same steps in a transaction.
 
@@ -22,6 +23,8 @@ use super::input::{ClientId, MessageBody};
 use super::record::{Attachment, MessageRecord, attachments_json};
 use crate::bus::{Event, MessagePayload, RoomPayload, Topic, UserPayload};
 use crate::error::{ApiError, ApiResult};
+use crate::mentions::parse::parse;
+use crate::mentions::service as mentions;
 use crate::rooms::access;
 use crate::state::Ctx;
 use entity::enums::{MessageSource, SenderRole};
@@ -75,9 +78,12 @@ pub async fn send(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
     let id = Uuid::now_v7();
     // Microseconds: what the database keeps, so the answer equals what is read back later.
     let now = Utc::now().trunc_subsecs(6);
+    // Resolved before the insert, so that it stores them atomically; only bodies with an `@`
+    // cost a query.
+    let mentioned = mentions::resolve(cx.app, new.room_id, cx.viewer.id, &parse(new.body.as_str())).await?;
     let stored = match cx.app.store.backend() {
-        DatabaseBackend::Postgres => insert_in_one_statement(cx, &new, id, now).await,
-        _ => insert_in_transaction(cx, &new, id, now).await,
+        DatabaseBackend::Postgres => insert_in_one_statement(cx, &new, id, now, &mentioned).await,
+        _ => insert_in_transaction(cx, &new, id, now, &mentioned).await,
     };
     let room = match stored {
         Ok(room) => room,
@@ -85,12 +91,12 @@ pub async fn send(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
     };
     let record = new.record(cx, id, room.last_seq, now);
     metrics::counter!("parley_messages_sent_total").increment(1);
-    announce(cx, &record, &room).await;
+    announce(cx, &record, &room, mentioned).await;
     Ok(record)
 }
 
 /// Publishes the message with its author and room, so subscribers need no lookup.
-async fn announce(cx: &Ctx<'_>, record: &MessageRecord, room: &rooms::Model) {
+async fn announce(cx: &Ctx<'_>, record: &MessageRecord, room: &rooms::Model, mentioned: Vec<Uuid>) {
     // The author was cached when the request was authenticated: no query.
     let author = match cx.app.directory.user(&cx.app.store, cx.viewer.id).await {
         Ok(author) => author.as_ref().map(|a| Box::new(UserPayload::from(a))),
@@ -101,7 +107,7 @@ async fn announce(cx: &Ctx<'_>, record: &MessageRecord, room: &rooms::Model) {
     };
     let topic = Topic::Room(room.id);
     let (message, room) = (Box::new(MessagePayload::from(record)), Box::new(RoomPayload::from(room)));
-    cx.app.bus.publish(topic, Event::MessageAdded { message, author, room }).await;
+    cx.app.bus.publish(topic, Event::MessageAdded { message, author, room, mentioned }).await;
 }
 
 /// The room after the seq bump, or NOT_FOUND/FORBIDDEN/BAD_USER_INPUT from the checks.
@@ -110,6 +116,7 @@ async fn insert_in_one_statement(
     new: &NewMessage,
     id: Uuid,
     now: DateTime<Utc>,
+    mentioned: &[Uuid],
 ) -> ApiResult<rooms::Model> {
     const SQL: &str = "WITH room AS ( \
           UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $3 \
@@ -124,7 +131,11 @@ async fn insert_in_one_statement(
           RETURNING seq), \
         watermark AS ( \
           UPDATE room_members SET last_read_seq = message.seq, last_read_at = $3 FROM message \
-          WHERE room_id = $1 AND user_id = $4 AND last_read_seq < message.seq) \
+          WHERE room_id = $1 AND user_id = $4 AND last_read_seq < message.seq), \
+        mentioned AS ( \
+          INSERT INTO mentions (message_id, user_id, room_id, seq, created_at) \
+          SELECT $5, mentioned.id, $1, message.seq, $3 \
+          FROM message, unnest(string_to_array($10, ',')::uuid[]) AS mentioned(id)) \
         SELECT room.* FROM room, message";
     let store = &cx.app.store;
     let values = vec![
@@ -137,6 +148,7 @@ async fn insert_in_one_statement(
         new.client_id.as_ref().map(|c| c.as_str().to_owned()).into(),
         new.reply_to_id.into(),
         attachments_json(&new.attachments).into(),
+        mentioned.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",").into(),
     ];
     let room = rooms::Model::find_by_statement(store.stmt(SQL, values)).one(&store.db).await?;
     match room {
@@ -150,6 +162,7 @@ async fn insert_in_transaction(
     new: &NewMessage,
     id: Uuid,
     now: DateTime<Utc>,
+    mentioned: &[Uuid],
 ) -> ApiResult<rooms::Model> {
     check_writable(cx, new).await?;
     let store = &cx.app.store;
@@ -188,6 +201,7 @@ async fn insert_in_transaction(
         vec![room.id.into(), cx.viewer.id.into(), room.last_seq.into(), now.into()],
     ))
     .await?;
+    mentions::write(&tx.txn, store, (id, room.id, room.last_seq), mentioned, false, now).await?;
     tx.commit().await?;
     Ok(room)
 }

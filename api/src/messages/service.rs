@@ -10,6 +10,8 @@ use crate::auth::Viewer;
 use crate::bus::{Event, MessagePayload, Topic};
 use crate::db::Store;
 use crate::error::{ApiError, ApiResult, found};
+use crate::mentions::parse::parse;
+use crate::mentions::service as mentions;
 use crate::paging::{fetch_limit, split_page};
 use crate::rooms::access::{self, RoomAccess};
 use crate::state::Ctx;
@@ -42,10 +44,11 @@ pub async fn edit(cx: &Ctx<'_>, id: Uuid, body: MessageBody) -> ApiResult<Messag
     }
     access.require_writable()?;
     access.require_member()?;
+    let mentioned = mentions::resolve(cx.app, message.room_id, viewer.id, &parse(body.as_str())).await?;
     let mut active: messages::ActiveModel = message.into();
     active.body = Set(body.into_string());
     active.edited_at = Set(Some(Utc::now()));
-    save_change(cx, active).await
+    save_change(cx, active, mentioned).await
 }
 
 #[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
@@ -61,16 +64,24 @@ pub async fn delete(cx: &Ctx<'_>, id: Uuid) -> ApiResult<MessageRecord> {
     access.require_writable()?;
     let mut active: messages::ActiveModel = message.into();
     active.deleted_at = Set(Some(Utc::now()));
-    save_change(cx, active).await
+    save_change(cx, active, Vec::new()).await
 }
 
-/// Stores an edit or deletion, then announces it to the room.
-async fn save_change(cx: &Ctx<'_>, change: messages::ActiveModel) -> ApiResult<MessageRecord> {
-    let tx = cx.app.store.begin_write().await?;
+/// Stores an edit or deletion with whom the message now mentions (nobody once deleted), then
+/// announces it to the room.
+async fn save_change(
+    cx: &Ctx<'_>,
+    change: messages::ActiveModel,
+    mentioned: Vec<Uuid>,
+) -> ApiResult<MessageRecord> {
+    let store = &cx.app.store;
+    let tx = store.begin_write().await?;
     let updated = change.update(&tx.txn).await?;
+    let message = (updated.id, updated.room_id, updated.seq);
+    mentions::write(&tx.txn, store, message, &mentioned, true, Utc::now()).await?;
     tx.commit().await?;
     let record = MessageRecord::from(updated);
-    let event = Event::MessageUpdated { message: Box::new(MessagePayload::from(&record)) };
+    let event = Event::MessageUpdated { message: Box::new(MessagePayload::from(&record)), mentioned };
     cx.app.bus.publish(Topic::Room(record.room_id), event).await;
     Ok(record)
 }

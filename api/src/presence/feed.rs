@@ -2,7 +2,8 @@
 //! (or of those of them the client names), one bus topic per person, so an instance receives
 //! only the changes its subscribers asked for.
 //!
-//! The set of people is read when the subscription starts (a client that joins a room
+//! Naming someone the viewer shares no room with is NOT_FOUND. The set of people is read when
+//! the subscription starts (a client that joins a room
 //! resubscribes to follow its new members). The feed remembers what it last delivered for each
 //! person: repeats are dropped, and after a resync it rereads everyone and delivers what
 //! differs.
@@ -46,10 +47,13 @@ pub async fn presence_changes(
     if named.as_ref().is_some_and(|ids| ids.len() > MAX_NAMED) {
         return Err(ApiError::bad_input("name at most 1000 users"));
     }
-    let mut people = co_members(&state, &viewer).await?;
+    let people = co_members(&state, &viewer, named.as_deref()).await?;
     if let Some(named) = named {
-        let named: HashSet<Uuid> = named.into_iter().collect();
-        people.retain(|id| named.contains(id));
+        // Someone the viewer shares no room with is as unknown as an id that exists nowhere.
+        let known: HashSet<&Uuid> = people.iter().collect();
+        if named.iter().any(|id| !known.contains(id)) {
+            return Err(ApiError::not_found("user"));
+        }
     }
     let subscriptions: Vec<TopicSubscription> =
         join_all(people.iter().map(|id| state.bus.subscribe(Topic::Presence(*id)))).await;
@@ -105,9 +109,20 @@ impl PresenceFeed {
     }
 }
 
-/// The people the viewer shares a live room with, at most [`MAX_WATCHED`].
-async fn co_members(state: &AppState, viewer: &Viewer) -> ApiResult<Vec<Uuid>> {
+/// The people the viewer shares a live room with (at most [`MAX_WATCHED`]), or those of
+/// `named` who are.
+async fn co_members(state: &AppState, viewer: &Viewer, named: Option<&[Uuid]>) -> ApiResult<Vec<Uuid>> {
     let store = &state.store;
+    let mut values = vec![viewer.id.into()];
+    let only = match named {
+        Some([]) => return Ok(Vec::new()),
+        Some(ids) => {
+            let (condition, ids) = store.in_ids("other.user_id", ids, 2);
+            values.extend(ids);
+            format!("AND {condition}")
+        }
+        None => String::new(),
+    };
     let rows = store
         .db
         .query_all_raw(store.stmt(
@@ -115,10 +130,10 @@ async fn co_members(state: &AppState, viewer: &Viewer) -> ApiResult<Vec<Uuid>> {
                 "SELECT DISTINCT other.user_id FROM room_members mine \
                  JOIN room_members other ON other.room_id = mine.room_id \
                  JOIN rooms r ON r.id = mine.room_id \
-                 WHERE mine.user_id = $1 AND other.user_id <> $1 AND r.deleted_at IS NULL \
+                 WHERE mine.user_id = $1 AND other.user_id <> $1 AND r.deleted_at IS NULL {only} \
                  LIMIT {MAX_WATCHED}"
             ),
-            vec![viewer.id.into()],
+            values,
         ))
         .await?;
     Ok(rows.iter().filter_map(|row| row.try_get::<Uuid>("", "user_id").ok()).collect())

@@ -94,8 +94,8 @@ pub struct PresenceSubscription;
 #[Subscription]
 impl PresenceSubscription {
     /// Presence changes of the people the viewer shares a room with when subscribing (at
-    /// most 5 000), or of those of them in `userIds` (at most 1 000). Only changes of what is
-    /// shown: a fifth tab closing is none.
+    /// most 5 000), or of `userIds` (at most 1 000, each someone the viewer shares a room
+    /// with, else NOT_FOUND). Only changes of what is shown: a fifth tab closing is none.
     async fn presence_changed(
         &self,
         ctx: &Context<'_>,

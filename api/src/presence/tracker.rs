@@ -115,7 +115,19 @@ impl Presence {
     pub async fn renew(&self) -> Vec<Uuid> {
         let Some(cluster) = &self.inner.cluster else { return Vec::new() };
         let users: Vec<Uuid> = lock(&self.inner.local).keys().copied().collect();
-        cluster.renew(&users).await
+        let mut back = cluster.renew(&users).await;
+        // A user whose last socket here closed while the renewal ran may have had the lease
+        // renewed after its release: release it again, or it would keep them online for a
+        // lease's length. Their going offline was announced by the close.
+        let gone: Vec<Uuid> = {
+            let local = lock(&self.inner.local);
+            back.retain(|user| local.contains_key(user));
+            users.into_iter().filter(|user| !local.contains_key(user)).collect()
+        };
+        for user in gone {
+            cluster.release(user).await;
+        }
+        back
     }
 
     /// Ends expired leases (of instances that died); the users who went offline with them.

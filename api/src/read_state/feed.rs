@@ -23,8 +23,8 @@ struct UnreadFeed {
     viewer: Viewer,
     watcher: Watcher,
     positions: HashMap<Uuid, ReadPosition>,
-    /// The count last sent per room, so unchanged counts are not sent again.
-    sent: HashMap<Uuid, i64>,
+    /// The unread and mention counts last sent per room, so unchanged counts are not sent again.
+    sent: HashMap<Uuid, (i64, i64)>,
     pending: VecDeque<UnreadChange>,
 }
 
@@ -33,6 +33,8 @@ struct UnreadFeed {
 pub struct UnreadChange {
     pub room_id: Uuid,
     pub unread_count: i64,
+    /// Unread messages that mention the viewer.
+    pub mention_count: i64,
     /// Across all the viewer's rooms.
     pub unread_total: i64,
     /// The room seq the count was computed at.
@@ -52,7 +54,7 @@ pub async fn unread_changes(state: AppState, viewer: Viewer) -> ApiResult<BoxStr
         .into_iter()
         .map(|p| (p.room_id, p))
         .collect();
-    let sent = positions.values().map(|p| (p.room_id, p.unread())).collect();
+    let sent = positions.values().map(|p| (p.room_id, (p.unread(), p.mention_count()))).collect();
     let feed = UnreadFeed { state, viewer, watcher, positions, sent, pending: VecDeque::new() };
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|c| (c, feed)) }).boxed())
 }
@@ -67,23 +69,28 @@ impl UnreadFeed {
                 Watched::Room(room_id, envelope) => {
                     let Some(position) = self.positions.get_mut(&room_id) else { continue };
                     let mut notify = false;
+                    let viewer = self.viewer.id;
                     match &envelope.event {
-                        Event::MessageAdded { message, .. } => {
-                            notify = message.author_user_id != Some(self.viewer.id) && !position.is_muted();
+                        Event::MessageAdded { message, mentioned, .. } => {
+                            notify = message.author_user_id != Some(viewer) && !position.is_muted();
                             position.latest_seq = position.latest_seq.max(message.seq);
-                            if message.author_user_id == Some(self.viewer.id) {
-                                position.last_read_seq = position.last_read_seq.max(message.seq);
-                                let read = position.last_read_seq;
-                                position.deleted_above.retain(|seq| *seq > read);
+                            if message.author_user_id == Some(viewer) {
+                                position.read_to(message.seq);
                             }
+                            mark(
+                                &mut position.mentioned_above,
+                                message.seq,
+                                position.last_read_seq,
+                                mentioned.contains(&viewer),
+                            );
                         }
-                        Event::MessageUpdated { message } if message.deleted_at.is_some() => {
+                        Event::MessageUpdated { message, mentioned } => {
                             position.latest_seq = position.latest_seq.max(message.seq);
-                            if message.seq > position.last_read_seq
-                                && !position.deleted_above.contains(&message.seq)
-                            {
-                                position.deleted_above.push(message.seq);
+                            let (seq, read) = (message.seq, position.last_read_seq);
+                            if message.deleted_at.is_some() {
+                                mark(&mut position.deleted_above, seq, read, true);
                             }
+                            mark(&mut position.mentioned_above, seq, read, mentioned.contains(&viewer));
                         }
                         _ => continue,
                     }
@@ -99,7 +106,7 @@ impl UnreadFeed {
                     Event::MembershipChanged { room_id, .. } => {
                         if let Some(position) = self.positions.remove(&room_id) {
                             self.sent.remove(&room_id);
-                            self.push(room_id, 0, position.latest_seq, false);
+                            self.push(room_id, (0, 0), position.latest_seq, false);
                         }
                     }
                     _ => {}
@@ -121,7 +128,7 @@ impl UnreadFeed {
         for room_id in gone {
             if let Some(position) = self.positions.remove(&room_id) {
                 self.sent.remove(&room_id);
-                self.push(room_id, 0, position.latest_seq, false);
+                self.push(room_id, (0, 0), position.latest_seq, false);
             }
         }
         for position in current {
@@ -147,16 +154,27 @@ impl UnreadFeed {
 
     fn send_if_changed(&mut self, room_id: Uuid, notify: bool) {
         let Some(position) = self.positions.get(&room_id) else { return };
-        let (count, seq) = (position.unread(), position.latest_seq);
-        if self.sent.get(&room_id) != Some(&count) {
-            self.sent.insert(room_id, count);
-            self.push(room_id, count, seq, notify);
+        let counts = (position.unread(), position.mention_count());
+        if self.sent.get(&room_id) != Some(&counts) {
+            self.sent.insert(room_id, counts);
+            self.push(room_id, counts, position.latest_seq, notify);
         }
     }
 
-    fn push(&mut self, room_id: Uuid, unread_count: i64, seq: i64, notify: bool) {
+    fn push(&mut self, room_id: Uuid, (unread_count, mention_count): (i64, i64), seq: i64, notify: bool) {
         let unread_total = self.positions.values().map(ReadPosition::unread).sum();
         let member = self.positions.contains_key(&room_id);
-        self.pending.push_back(UnreadChange { room_id, unread_count, unread_total, seq, member, notify });
+        let change = UnreadChange { room_id, unread_count, mention_count, unread_total, seq, member, notify };
+        self.pending.push_back(change);
+    }
+}
+
+/// Keeps `seqs` (of messages above the watermark `read`) holding `seq` exactly when `holds`.
+fn mark(seqs: &mut Vec<i64>, seq: i64, read: i64, holds: bool) {
+    let present = seqs.contains(&seq);
+    if holds && seq > read && !present {
+        seqs.push(seq);
+    } else if !holds && present {
+        seqs.retain(|s| *s != seq);
     }
 }

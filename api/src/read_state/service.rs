@@ -28,6 +28,8 @@ pub struct ReadPosition {
     pub latest_seq: i64,
     /// Seqs of deleted messages above the watermark.
     pub deleted_above: Vec<i64>,
+    /// Seqs of live messages above the watermark that mention the viewer.
+    pub mentioned_above: Vec<i64>,
     /// The viewer muted the room until then (`muteRoom`).
     pub muted_until: Option<DateTime<Utc>>,
 }
@@ -35,6 +37,18 @@ pub struct ReadPosition {
 impl ReadPosition {
     pub fn unread(&self) -> i64 {
         (self.latest_seq - self.last_read_seq - self.deleted_above.len() as i64).max(0)
+    }
+
+    pub fn mention_count(&self) -> i64 {
+        self.mentioned_above.len() as i64
+    }
+
+    /// The watermark moved up to `seq`: what lies at or below it is read.
+    pub fn read_to(&mut self, seq: i64) {
+        self.last_read_seq = self.last_read_seq.max(seq);
+        let read = self.last_read_seq;
+        self.deleted_above.retain(|s| *s > read);
+        self.mentioned_above.retain(|s| *s > read);
     }
 
     pub fn is_muted(&self) -> bool {
@@ -112,9 +126,11 @@ pub async fn positions(
         }
         None => String::new(),
     };
-    let list = match store.backend() {
-        sea_orm::DatabaseBackend::Postgres => "string_agg(d.seq::text, ',')",
-        _ => "group_concat(d.seq, ',')",
+    let (list, mention_list) = match store.backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            ("string_agg(d.seq::text, ',')", "string_agg(x.seq::text, ',')")
+        }
+        _ => ("group_concat(d.seq, ',')", "group_concat(x.seq, ',')"),
     };
     let rows = store
         .db
@@ -124,7 +140,11 @@ pub async fn positions(
                    CASE WHEN rm.last_read_seq >= r.last_seq THEN NULL ELSE \
                      (SELECT {list} FROM messages d WHERE d.room_id = rm.room_id \
                       AND d.deleted_at IS NOT NULL AND d.seq > rm.last_read_seq AND d.seq <= r.last_seq) \
-                   END AS deleted_seqs \
+                   END AS deleted_seqs, \
+                   CASE WHEN rm.last_read_seq >= r.last_seq THEN NULL ELSE \
+                     (SELECT {mention_list} FROM mentions x WHERE x.user_id = rm.user_id \
+                      AND x.room_id = rm.room_id AND x.seq > rm.last_read_seq) \
+                   END AS mention_seqs \
                  FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
                  WHERE rm.user_id = $1 AND r.deleted_at IS NULL {room_filter}"
             ),
@@ -134,19 +154,22 @@ pub async fn positions(
     let mut positions = Vec::with_capacity(rows.len());
     for row in rows {
         let deleted: Option<String> = row.try_get("", "deleted_seqs")?;
+        let mentioned: Option<String> = row.try_get("", "mention_seqs")?;
         positions.push(ReadPosition {
             room_id: row.try_get("", "room_id")?,
             last_read_seq: row.try_get("", "last_read_seq")?,
             latest_seq: row.try_get("", "last_seq")?,
-            deleted_above: deleted
-                .iter()
-                .flat_map(|list| list.split(','))
-                .filter_map(|s| s.parse().ok())
-                .collect(),
+            deleted_above: seqs(deleted.as_deref()),
+            mentioned_above: seqs(mentioned.as_deref()),
             muted_until: row.try_get("", "muted_until")?,
         });
     }
     Ok(positions)
+}
+
+/// A comma-separated list of seqs, as the aggregates above return it.
+fn seqs(list: Option<&str>) -> Vec<i64> {
+    list.iter().flat_map(|list| list.split(',')).filter_map(|s| s.parse().ok()).collect()
 }
 
 /// The newest seq of each room.

@@ -39,6 +39,8 @@ pub struct UnreadCount {
 pub struct UnreadCountChange {
     pub room_id: ID,
     pub unread_count: i64,
+    /// Unread messages that mention the viewer (`@handle`, `@channel`, `@here`).
+    pub mention_count: i64,
     /// Unread messages across all the viewer's rooms.
     pub unread_total: i64,
     /// The room seq the count was computed at.
@@ -54,9 +56,12 @@ impl UnreadCountChange {
     /// An item of `unreadCountChanged`: its values are its key, so subscribers with equal
     /// counts share a frame and different counts never do.
     pub fn shared(change: UnreadChange) -> Shared<Self> {
-        let UnreadChange { room_id, unread_count, unread_total, seq, member, notify } = change;
-        let key = FrameKey(format!("unread:{room_id}:{unread_count}:{unread_total}:{seq}:{member}:{notify}"));
-        let item = Self { room_id: to_id(room_id), unread_count, unread_total, seq, member, notify };
+        let UnreadChange { room_id, unread_count, mention_count, unread_total, seq, member, notify } = change;
+        let key = FrameKey(format!(
+            "unread:{room_id}:{unread_count}:{mention_count}:{unread_total}:{seq}:{member}:{notify}"
+        ));
+        let item =
+            Self { room_id: to_id(room_id), unread_count, mention_count, unread_total, seq, member, notify };
         Shared { key, item }
     }
 }

@@ -97,7 +97,12 @@ impl Room {
     }
     /// Live messages above the viewer's read watermark (0 when not a member).
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        Ok(ctx.loaders()?.load_one(UnreadKey(self.model.id)).await?.unwrap_or(0))
+        Ok(ctx.loaders()?.load_one(UnreadKey(self.model.id)).await?.map_or(0, |p| p.unread()))
+    }
+    /// Unread messages that mention the viewer (0 when not a member), counted from the
+    /// mentions above the watermark, not from the messages.
+    async fn mention_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(ctx.loaders()?.load_one(UnreadKey(self.model.id)).await?.map_or(0, |p| p.mention_count()))
     }
     /// The viewer's read watermark (0 when not a member).
     async fn last_read_seq(&self, ctx: &Context<'_>) -> Result<i64> {

@@ -8,6 +8,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{UserKind, UserRole};
 use crate::graphql::ids::to_id;
 use crate::later::types::{LaterConnection, later_page};
+use crate::mentions::types::mention_page;
 use crate::messages::types::MessageConnection;
 use crate::presence::resolvers::{Presence, presence_of_user};
 use crate::read_state::service as read_state;
@@ -102,6 +103,16 @@ impl Viewer {
         after: Option<String>,
     ) -> Result<LaterConnection> {
         later_page(ctx, first, after).await
+    }
+    /// Messages that mention you (`@handle`, `@channel`, `@here`) in rooms you may read,
+    /// newest first.
+    async fn mentions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<MessageConnection> {
+        mention_page(ctx, first, after).await
     }
     /// Whether others see how far you have read (`updateProfile`).
     async fn share_read_receipts(&self) -> bool {

@@ -1,0 +1,140 @@
+//! Whom a message mentions, storing that with the message and its edits, and listing a
+//! user's mentions.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, EntityTrait, Value};
+use uuid::Uuid;
+
+use super::parse::Mentions;
+use crate::auth::Viewer;
+use crate::db::Store;
+use crate::error::ApiResult;
+use crate::messages::MessageRecord;
+use crate::paging::{PageSize, fetch_limit, split_page};
+use crate::rooms::access;
+use crate::state::AppState;
+use entity::enums::RoomKind;
+use entity::messages;
+
+/// Most handles of one message that are looked up; the rest mention nobody.
+pub const MAX_HANDLES: usize = 50;
+/// Rows per insert statement (SQLite allows 999 placeholders).
+const INSERT_BATCH: usize = 150;
+
+/// The members of `room_id` whom `mentions` name, the author left out: by handle, and in a
+/// channel every member for `@channel` or those online for `@here`. Members only: someone who
+/// cannot read the room, or has not joined it, is not notified.
+pub async fn resolve(
+    app: &AppState,
+    room_id: Uuid,
+    author: Uuid,
+    mentions: &Mentions,
+) -> ApiResult<Vec<Uuid>> {
+    if mentions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let store = &app.store;
+    let handles: Vec<&String> = mentions.handles.iter().take(MAX_HANDLES).collect();
+    let mut values: Vec<Value> = vec![room_id.into(), author.into()];
+    values.extend(handles.iter().map(|h| Value::from(h.as_str())));
+    let named = match handles.len() {
+        0 => "1 = 0".to_owned(),
+        n => format!("u.handle IN ({})", (3..3 + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")),
+    };
+    let room_wide = if mentions.channel || mentions.here { " OR r.kind = 'channel'" } else { "" };
+    let rows = store
+        .db
+        .query_all_raw(store.stmt(
+            &format!(
+                "SELECT rm.user_id, u.handle, r.kind FROM room_members rm \
+                 JOIN users u ON u.id = rm.user_id JOIN rooms r ON r.id = rm.room_id \
+                 WHERE rm.room_id = $1 AND rm.user_id <> $2 AND u.deactivated_at IS NULL \
+                   AND ({named}{room_wide})"
+            ),
+            values,
+        ))
+        .await?;
+    let (mut users, mut everyone) = (Vec::new(), Vec::new());
+    for row in rows {
+        let (user, handle): (Uuid, String) = (row.try_get("", "user_id")?, row.try_get("", "handle")?);
+        let kind: RoomKind = row.try_get("", "kind")?;
+        if mentions.handles.contains(&handle) {
+            users.push(user);
+        } else if kind == RoomKind::Channel {
+            everyone.push(user);
+        }
+    }
+    if mentions.channel {
+        users.extend(everyone);
+    } else if mentions.here {
+        let seen = app.presence.seen(&everyone).await;
+        users.extend(everyone.into_iter().filter(|u| seen.get(u).is_some_and(|s| s.connected)));
+    }
+    Ok(users)
+}
+
+/// Writes that a message (id, room, seq) mentions `users`, in the caller's transaction.
+/// `replace`: first forget whom it mentioned before (an edit, a deletion).
+pub async fn write(
+    conn: &impl ConnectionTrait,
+    store: &Store,
+    message: (Uuid, Uuid, i64),
+    users: &[Uuid],
+    replace: bool,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let (message_id, room_id, seq) = message;
+    if replace {
+        conn.execute_raw(store.stmt("DELETE FROM mentions WHERE message_id = $1", vec![message_id.into()]))
+            .await?;
+    }
+    for batch in users.chunks(INSERT_BATCH) {
+        let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 5);
+        let rows: Vec<String> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, user)| {
+                values.extend([message_id.into(), (*user).into(), room_id.into(), seq.into(), now.into()]);
+                let p = i * 5;
+                format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO mentions (message_id, user_id, room_id, seq, created_at) VALUES {}",
+            rows.join(", ")
+        );
+        conn.execute_raw(store.stmt(&sql, values)).await?;
+    }
+    Ok(())
+}
+
+/// The messages mentioning the viewer in rooms they may read, newest first, after the message
+/// `after` (the cursor), and whether more follow.
+pub async fn list(
+    store: &Store,
+    viewer: &Viewer,
+    after: Option<Uuid>,
+    limit: PageSize,
+) -> ApiResult<(Vec<MessageRecord>, bool)> {
+    let mut values: Vec<Value> = vec![viewer.id.into(), viewer.org_id.into()];
+    let cursor = match after {
+        Some(id) => {
+            values.push(id.into());
+            "AND x.message_id < $3"
+        }
+        None => "",
+    };
+    let sql = format!(
+        "SELECT m.* FROM mentions x \
+         JOIN messages m ON m.id = x.message_id \
+         JOIN rooms r ON r.id = x.room_id \
+         LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
+         WHERE x.user_id = $1 AND r.org_id = $2 AND {} {cursor} \
+         ORDER BY x.message_id DESC LIMIT {}",
+        access::READABLE_SQL,
+        fetch_limit(limit.get())
+    );
+    let rows = messages::Entity::find().from_raw_sql(store.stmt(&sql, values)).all(&store.db).await?;
+    let (rows, more) = split_page(rows, limit.get());
+    Ok((rows.into_iter().map(MessageRecord::from).collect(), more))
+}

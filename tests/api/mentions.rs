@@ -1,0 +1,128 @@
+//! Mentions: `@handle` parsed when a message is stored (punctuation around it, unknown
+//! handles, addresses and non-members mention nobody), `@channel` and `@here` in channels,
+//! `Room.mentionCount` after reads, edits and deletions, `viewer.mentions`, and
+//! `unreadCountChanged.mentionCount`, also on another instance.
+
+use serde_json::{Value, json};
+
+use crate::helpers::api::{create_channel, edge_ids, id_of, mark_read, open_dm, send};
+use crate::helpers::ws::WsClient;
+use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, spawn_app};
+
+backend_tests!(
+    mentions_are_parsed_counted_and_listed,
+    channel_and_here_reach_members_and_those_online,
+    unread_changes_carry_the_mention_count,
+);
+pg_test!(mention_counts_reach_the_other_instance);
+
+const COUNT: &str = "query($room: ID!) { room(id: $room) { unreadCount mentionCount } }";
+const LIST: &str =
+    "query($after: String) { viewer { mentions(first: 10, after: $after) { edges { node { id body } } } } }";
+const EDIT: &str =
+    "mutation($id: ID!, $body: String!) { editMessage(input: { messageId: $id, body: $body }) { id } }";
+const DELETE: &str = "mutation($id: ID!) { deleteMessage(messageId: $id) { id } }";
+const CHANGES: &str = "subscription { unreadCountChanged { roomId unreadCount mentionCount } }";
+
+async fn mention_count(app: &TestApp, viewer: &TestUser, room: &str) -> Value {
+    app.ok(viewer, COUNT, json!({ "room": room })).await["room"]["mentionCount"].clone()
+}
+
+async fn mentions_of(app: &TestApp, viewer: &TestUser) -> Vec<String> {
+    edge_ids(&app.ok(viewer, LIST, json!({})).await["viewer"]["mentions"])
+}
+
+async fn mentions_are_parsed_counted_and_listed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol, dave) =
+        (org.user("alice").await, org.user("bob").await, org.user("carol").await, org.user("dave").await);
+    let room = create_channel(&app, &alice, "general", &[&bob, &carol]).await;
+
+    let body = "hi @bob, ask @dave (not here) or bob@example.com, @nobody, @alice";
+    let first = id_of(&send(&app, &alice, &room, body).await);
+    assert_eq!(mention_count(&app, &bob, &room).await, 1);
+    assert_eq!(mention_count(&app, &carol, &room).await, 0, "an address is no mention");
+    assert_eq!(mention_count(&app, &alice, &room).await, 0, "nor is oneself");
+    assert_eq!(mentions_of(&app, &bob).await, std::slice::from_ref(&first));
+    assert_eq!(mentions_of(&app, &dave).await, Vec::<String>::new(), "not a member: not mentioned");
+
+    let second = id_of(&send(&app, &alice, &room, "@bob.").await);
+    assert_eq!(mention_count(&app, &bob, &room).await, 2);
+    assert_eq!(mentions_of(&app, &bob).await, [second.clone(), first.clone()], "newest first");
+    mark_read(&app, &bob, &room, Some(1)).await;
+    assert_eq!(mention_count(&app, &bob, &room).await, 1, "read mentions no longer count");
+
+    // An edit moves the mention; a deletion removes it.
+    app.ok(&alice, EDIT, json!({ "id": second, "body": "@carol instead" })).await;
+    assert_eq!(mention_count(&app, &bob, &room).await, 0);
+    assert_eq!(mention_count(&app, &carol, &room).await, 1);
+    assert_eq!(mentions_of(&app, &bob).await, std::slice::from_ref(&first));
+    app.ok(&alice, DELETE, json!({ "id": second })).await;
+    assert_eq!(mention_count(&app, &carol, &room).await, 0);
+    assert_eq!(mentions_of(&app, &carol).await, Vec::<String>::new());
+
+    let page = app.gql(&bob, LIST, json!({ "after": "not-a-cursor" })).await;
+    assert_error_code(&page, "BAD_USER_INPUT");
+    let after_first = app.ok(&bob, LIST, json!({ "after": first })).await;
+    assert_eq!(edge_ids(&after_first["viewer"]["mentions"]), Vec::<String>::new());
+}
+
+async fn channel_and_here_reach_members_and_those_online(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    let room = create_channel(&app, &alice, "general", &[&bob, &carol]).await;
+    let _carol_online = WsClient::connect(&app, &carol).await;
+
+    send(&app, &alice, &room, "@here standup").await;
+    assert_eq!(mention_count(&app, &carol, &room).await, 1, "online");
+    assert_eq!(mention_count(&app, &bob, &room).await, 0, "offline: @here is not for him");
+    send(&app, &alice, &room, "@channel release day").await;
+    assert_eq!(mention_count(&app, &carol, &room).await, 2);
+    assert_eq!(mention_count(&app, &bob, &room).await, 1);
+    assert_eq!(mention_count(&app, &alice, &room).await, 0);
+
+    let dm = open_dm(&app, &alice, &[&bob]).await;
+    send(&app, &alice, &dm, "@channel is for channels").await;
+    assert_eq!(mention_count(&app, &bob, &dm).await, 0);
+}
+
+async fn unread_changes_carry_the_mention_count(backend: Backend) {
+    let app = spawn_app(backend).await;
+    mention_counts_arrive_live(&app, &app).await;
+}
+
+async fn mention_counts_reach_the_other_instance() {
+    let Some(backend) = Backend::postgres_redis() else { return };
+    let a = spawn_app(backend).await;
+    let b = a.spawn_second_instance().await;
+    mention_counts_arrive_live(&a, &b).await;
+}
+
+/// Bob listens on `listening` while Alice writes through `acting`.
+async fn mention_counts_arrive_live(acting: &TestApp, listening: &TestApp) {
+    let org = acting.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(acting, &alice, "general", &[&bob]).await;
+    let mut bobs = WsClient::connect(listening, &bob).await;
+    let mut changes = bobs.subscribe("unread", CHANGES, json!({})).await;
+
+    let message = id_of(&send(acting, &alice, &room, "@bob have a look").await);
+    assert_eq!(
+        changes.next("unreadCountChanged").await,
+        json!({ "roomId": room, "unreadCount": 1, "mentionCount": 1 })
+    );
+    acting.ok(&alice, EDIT, json!({ "id": message, "body": "have a look" })).await;
+    assert_eq!(
+        changes.next("unreadCountChanged").await,
+        json!({ "roomId": room, "unreadCount": 1, "mentionCount": 0 })
+    );
+    acting.ok(&alice, EDIT, json!({ "id": message, "body": "@bob have a look" })).await;
+    assert_eq!(changes.next("unreadCountChanged").await["mentionCount"], 1);
+    mark_read(acting, &bob, &room, None).await;
+    assert_eq!(
+        changes.next("unreadCountChanged").await,
+        json!({ "roomId": room, "unreadCount": 0, "mentionCount": 0 })
+    );
+}
