@@ -1,6 +1,7 @@
 //! Typing indicators: other members see who starts and stops typing, a state lapses 6 s after
 //! its last renewal, sending a message ends it, keystroke-rate calls reach the bus at most once
-//! a second, only members who may post can type, and all of it crosses instances.
+//! a second (also when they are spread over two instances), only members who may post can
+//! type, and all of it crosses instances.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,10 @@ backend_tests!(
     keystrokes_are_coalesced_to_one_publish_a_second,
     only_those_who_may_post_can_type,
 );
-pg_test!(typing_reaches_members_on_the_other_instance);
+pg_test!(
+    typing_reaches_members_on_the_other_instance,
+    keystrokes_through_two_instances_are_one_publish_a_second
+);
 
 const SET: &str = "mutation($room: ID!, $typing: Boolean!) { setTyping(roomId: $room, typing: $typing) }";
 const TYPING: &str = "subscription($room: ID!) { typing(roomId: $room) { roomId user { handle } typing } }";
@@ -146,4 +150,33 @@ async fn typing_reaches_members_on_the_other_instance() {
     data(set_typing(&a, &alice, &room, false).await);
     assert_eq!(bob_sees.next("typing").await, change(&room, "alice", false));
     bob_sees.assert_nothing(QUIET).await;
+}
+
+async fn keystrokes_through_two_instances_are_one_publish_a_second() {
+    let Some(backend) = Backend::postgres_redis() else { return };
+    let a = spawn_app(backend).await;
+    let b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&a, &alice, "general", &[&bob]).await;
+    let mut bobs = WsClient::connect(&a, &bob).await;
+    let mut bob_sees = bobs.subscribe("typing", TYPING, json!({ "room": room })).await;
+    let before = published(&a).await + published(&b).await;
+
+    // A load balancer spreading one client's keystrokes over both instances.
+    let started = Instant::now();
+    for instance in [&a, &b].repeat(5) {
+        data(set_typing(instance, &alice, &room, true).await);
+    }
+    let calls_took = started.elapsed();
+    data(set_typing(&b, &alice, &room, false).await);
+    assert_eq!(bob_sees.next("typing").await, change(&room, "alice", true));
+    assert_eq!(bob_sees.next("typing").await, change(&room, "alice", false), "the stop waits for the second");
+    bob_sees.assert_nothing(QUIET).await;
+    let publishes = published(&a).await + published(&b).await - before;
+    let at_most = 2 + calls_took.as_secs();
+    assert!(
+        publishes <= at_most as f64,
+        "11 calls over two instances in {calls_took:?}: {publishes} publishes"
+    );
 }

@@ -1,10 +1,11 @@
 //! `setTyping`: checks the viewer may write in the room, then publishes through the
-//! instance's throttle.
+//! instance's throttle and the cluster's gate.
 
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::throttle::Offer;
+use super::cluster::{Gate, gate};
+use super::throttle::{Key, Offer};
 use crate::bus::{Event, EventBus, Topic};
 use crate::error::ApiResult;
 use crate::rooms::access;
@@ -16,7 +17,7 @@ pub async fn set_typing(cx: &Ctx<'_>, room_id: Uuid, typing: bool) -> ApiResult<
     access::writable(&cx.app.store, cx.viewer, room_id).await?;
     let key = (cx.viewer.id, room_id);
     match cx.app.typing.offer(key, typing, Instant::now()) {
-        Offer::Publish => publish(&cx.app.bus, key, typing).await,
+        Offer::Publish => publish(cx.app, key, typing).await,
         Offer::Drop => {}
         Offer::Schedule(delay) => {
             let app = cx.app.clone();
@@ -29,13 +30,36 @@ pub async fn set_typing(cx: &Ctx<'_>, room_id: Uuid, typing: bool) -> ApiResult<
     Ok(typing)
 }
 
-async fn publish_scheduled(app: &AppState, key: (Uuid, Uuid)) {
+async fn publish_scheduled(app: &AppState, key: Key) {
     if let Some(typing) = app.typing.take_scheduled(key, Instant::now()) {
-        publish(&app.bus, key, typing).await;
+        publish(app, key, typing).await;
     }
 }
 
-async fn publish(bus: &EventBus, (user_id, room_id): (Uuid, Uuid), typing: bool) {
+/// Publishes once the cluster's gate agrees; a change another instance's second still holds
+/// waits for it to end (a few seconds at most: each try moves to the next second).
+async fn publish(app: &AppState, key: Key, typing: bool) {
+    let link = app.bus.redis_link();
+    let delay = match gate(link.as_ref(), key, typing).await {
+        Gate::Publish => return announce(&app.bus, key, typing).await,
+        Gate::Drop => return,
+        Gate::Wait(delay) => delay,
+    };
+    let app = app.clone();
+    tokio::spawn(async move {
+        let mut delay = delay;
+        for _ in 0..3 {
+            tokio::time::sleep(delay).await;
+            match gate(link.as_ref(), key, typing).await {
+                Gate::Publish => return announce(&app.bus, key, typing).await,
+                Gate::Drop => return,
+                Gate::Wait(next) => delay = next,
+            }
+        }
+    });
+}
+
+async fn announce(bus: &EventBus, (user_id, room_id): Key, typing: bool) {
     metrics::counter!("parley_typing_published_total").increment(1);
     bus.publish(Topic::Signals(room_id), Event::Typing { room_id, user_id, typing }).await;
 }
