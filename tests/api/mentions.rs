@@ -62,6 +62,13 @@ async fn mentions_are_parsed_counted_and_listed(backend: Backend) {
     assert_eq!(mention_count(&app, &carol, &room).await, 0);
     assert_eq!(mentions_of(&app, &carol).await, Vec::<String>::new());
 
+    // Handles may end in `_`, `-` or `.`: the full handle if someone has it, else without.
+    let eve = org.user("eve_").await;
+    let side = create_channel(&app, &alice, "side", &[&bob, &eve]).await;
+    send(&app, &alice, &side, "thanks @eve_, and @bob_.").await;
+    assert_eq!(mention_count(&app, &eve, &side).await, 1);
+    assert_eq!(mention_count(&app, &bob, &side).await, 1, "nobody is bob_: bob is meant");
+
     let page = app.gql(&bob, LIST, json!({ "after": "not-a-cursor" })).await;
     assert_error_code(&page, "BAD_USER_INPUT");
     let after_first = app.ok(&bob, LIST, json!({ "after": first })).await;

@@ -3,16 +3,21 @@
 //!
 //! An `@` starts a mention only at the start of the body or after a character that cannot be
 //! part of a handle or an address (so `bob@example.com` mentions nobody). The handle runs over
-//! letters, digits, `-`, `_` and `.`; trailing `.`, `-` and `_` are sentence punctuation, not
-//! handle (`@bob.` and `@bob...` mention `bob`). Handles compare lower-cased, as stored.
+//! letters, digits, `-`, `_` and `.`. Handles may end in those too (`bob_`), while in a
+//! sentence they are punctuation (`@bob.`): such a mention names the full handle if someone
+//! has it, else the handle without the trailing characters. Handles compare lower-cased, as
+//! stored.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What a body mentions.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Mentions {
-    /// Lower-cased handles, each once.
+    /// Lower-cased handles as written, each once.
     pub handles: BTreeSet<String>,
+    /// For a handle written with trailing `.`, `-` or `_`: the handle without them, meant
+    /// when nobody has the handle as written.
+    pub fallbacks: BTreeMap<String, String>,
     /// `@channel` (or `@everyone`): every member.
     pub channel: bool,
     /// `@here`: the members online now.
@@ -44,13 +49,17 @@ pub fn parse(body: &str) -> Mentions {
         }
         let rest = &body[at + 1..];
         let end = rest.find(|c: char| !is_handle_char(c)).unwrap_or(rest.len());
-        let handle = rest[..end].trim_end_matches(['.', '-', '_']).to_ascii_lowercase();
-        match handle.as_str() {
+        let written = rest[..end].to_ascii_lowercase();
+        let trimmed = written.trim_end_matches(['.', '-', '_']);
+        match trimmed {
             "" => {}
             "channel" | "everyone" => mentions.channel = true,
             "here" => mentions.here = true,
-            _ if handle.len() <= MAX_HANDLE => {
-                mentions.handles.insert(handle);
+            _ if written.len() <= MAX_HANDLE => {
+                if trimmed != written {
+                    mentions.fallbacks.insert(written.clone(), trimmed.to_owned());
+                }
+                mentions.handles.insert(written);
             }
             _ => {}
         }
@@ -62,14 +71,23 @@ pub fn parse(body: &str) -> Mentions {
 mod tests {
     use super::*;
 
+    /// The handles meant when nobody has a handle ending in punctuation.
     fn handles(body: &str) -> Vec<String> {
-        parse(body).handles.into_iter().collect()
+        let m = parse(body);
+        m.handles
+            .iter()
+            .map(|h| m.fallbacks.get(h).unwrap_or(h).clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 
     #[test]
     fn handles_are_found_with_punctuation_around_them() {
         assert_eq!(handles("@alice, can you ask @Bob.Smith?"), ["alice", "bob.smith"]);
         assert_eq!(handles("(@carol) and @dave... and @erin-"), ["carol", "dave", "erin"]);
+        let m = parse("thanks @bob_!");
+        assert!(m.handles.contains("bob_") && m.fallbacks.get("bob_").is_some_and(|h| h == "bob"));
         assert_eq!(handles("@alice @alice"), ["alice"]);
         assert_eq!(handles("héllo@zoé"), Vec::<String>::new(), "after a letter in any script");
     }

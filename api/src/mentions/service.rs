@@ -1,6 +1,8 @@
 //! Whom a message mentions, storing that with the message and its edits, and listing a
 //! user's mentions.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, Value};
 use uuid::Uuid;
@@ -34,7 +36,12 @@ pub async fn resolve(
         return Ok(Vec::new());
     }
     let store = &app.store;
-    let handles: Vec<&String> = mentions.handles.iter().take(MAX_HANDLES).collect();
+    let written: Vec<&String> = mentions.handles.iter().take(MAX_HANDLES).collect();
+    let fallback = |h: &String| mentions.fallbacks.get(h);
+    let mut handles: Vec<&String> =
+        written.iter().copied().chain(written.iter().filter_map(|h| fallback(h))).collect();
+    handles.sort_unstable();
+    handles.dedup();
     let mut values: Vec<Value> = vec![room_id.into(), author.into()];
     values.extend(handles.iter().map(|h| Value::from(h.as_str())));
     let named = match handles.len() {
@@ -54,19 +61,26 @@ pub async fn resolve(
             values,
         ))
         .await?;
-    let (mut users, mut everyone) = (Vec::new(), Vec::new());
+    let (mut by_handle, mut everyone, mut channel) = (HashMap::new(), Vec::new(), false);
     for row in rows {
         let (user, handle): (Uuid, String) = (row.try_get("", "user_id")?, row.try_get("", "handle")?);
-        let kind: RoomKind = row.try_get("", "kind")?;
-        if mentions.handles.contains(&handle) {
-            users.push(user);
-        } else if kind == RoomKind::Channel {
-            everyone.push(user);
-        }
+        channel = row.try_get::<RoomKind>("", "kind")? == RoomKind::Channel;
+        everyone.push(user);
+        by_handle.insert(handle, user);
     }
-    if mentions.channel {
+    // `@bob_` is bob_ if there is one, else bob.
+    let mut users: Vec<Uuid> = written
+        .iter()
+        .filter_map(|h| by_handle.get(*h).or_else(|| fallback(h).and_then(|f| by_handle.get(f))))
+        .copied()
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    // The rest were read for `@channel` / `@here`, which only mean something in a channel.
+    everyone.retain(|u| !users.contains(u));
+    if channel && mentions.channel {
         users.extend(everyone);
-    } else if mentions.here {
+    } else if channel && mentions.here {
         let seen = app.presence.seen(&everyone).await;
         users.extend(everyone.into_iter().filter(|u| seen.get(u).is_some_and(|s| s.connected)));
     }
@@ -129,7 +143,7 @@ pub async fn list(
          JOIN messages m ON m.id = x.message_id \
          JOIN rooms r ON r.id = x.room_id \
          LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
-         WHERE x.user_id = $1 AND r.org_id = $2 AND {} {cursor} \
+         WHERE x.user_id = $1 AND r.org_id = $2 AND m.deleted_at IS NULL AND {} {cursor} \
          ORDER BY x.message_id DESC LIMIT {}",
         access::READABLE_SQL,
         fetch_limit(limit.get())

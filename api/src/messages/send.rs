@@ -27,6 +27,7 @@ use crate::mentions::parse::parse;
 use crate::mentions::service as mentions;
 use crate::rooms::access;
 use crate::state::Ctx;
+use crate::typing::service as typing;
 use entity::enums::{MessageSource, SenderRole};
 use entity::{messages, rooms};
 
@@ -91,6 +92,7 @@ pub async fn send(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
     };
     let record = new.record(cx, id, room.last_seq, now);
     metrics::counter!("parley_messages_sent_total").increment(1);
+    typing::message_sent(cx.app, cx.viewer.id, new.room_id);
     announce(cx, &record, &room, mentioned).await;
     Ok(record)
 }

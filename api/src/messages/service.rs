@@ -77,6 +77,8 @@ async fn save_change(
     let store = &cx.app.store;
     let tx = store.begin_write().await?;
     let updated = change.update(&tx.txn).await?;
+    // An edit that waited for a deletion's lock finds the message deleted: it mentions nobody.
+    let mentioned = if updated.deleted_at.is_some() { Vec::new() } else { mentioned };
     let message = (updated.id, updated.room_id, updated.seq);
     mentions::write(&tx.txn, store, message, &mentioned, true, Utc::now()).await?;
     tx.commit().await?;

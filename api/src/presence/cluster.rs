@@ -23,35 +23,47 @@ use crate::bus::RedisLink;
 const TIMEOUT: Duration = Duration::from_millis(250);
 /// Leases ended per sweep; a longer backlog is taken by the next sweeps.
 const SWEEP_BATCH: u64 = 1_000;
-/// Users renewed per script call, so one call never holds Redis for long.
+/// Users renewed or read per script call, so one call never holds Redis for long.
 const RENEW_BATCH: usize = 500;
+const SEEN_BATCH: usize = 1_000;
 /// How long a user's last-seen time is kept.
 const SEEN_TTL_MS: u64 = 30 * 24 * 3_600 * 1_000;
 
 const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)";
 
-/// KEYS: conns, leases. ARGV: instance, lease ms, lease member. Returns the user's live
-/// leases before this one.
+/// `prune(conns, user, now)`: ends the user's expired leases in both sets, so a sweep never
+/// finds (and announces) a lease that something else already ended.
+const PRUNE: &str = "local function prune(key, user, now)
+      for _, instance in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', now)) do
+        redis.call('ZREM', key, instance)
+        redis.call('ZREM', 'parley:presence-leases', user .. '|' .. instance)
+      end
+    end";
+
+/// KEYS: conns, leases. ARGV: instance, lease ms, user. Returns the user's live leases before
+/// this one. Called for a user with no socket here, so a lease of this instance's is a
+/// leftover and does not count.
 static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
-        "{NOW}
-        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+        "{NOW} {PRUNE}
+        redis.call('ZREM', KEYS[1], ARGV[1])
+        prune(KEYS[1], ARGV[3], now)
         local before = redis.call('ZCARD', KEYS[1])
         local expiry = now + tonumber(ARGV[2])
         redis.call('ZADD', KEYS[1], expiry, ARGV[1])
-        redis.call('ZADD', KEYS[2], expiry, ARGV[3])
+        redis.call('ZADD', KEYS[2], expiry, ARGV[3] .. '|' .. ARGV[1])
         return before"
     ))
 });
 
-/// KEYS: conns, leases, seen. ARGV: instance, lease member, seen ttl. Returns -1 while other
-/// leases remain, else the time the user went offline.
+/// KEYS: conns, leases, seen. ARGV: instance, user, seen ttl. Returns -1 while other leases
+/// remain, else the time the user went offline.
 static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
-        "{NOW}
+        "{NOW} {PRUNE}
         redis.call('ZREM', KEYS[1], ARGV[1])
-        redis.call('ZREM', KEYS[2], ARGV[2])
-        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+        redis.call('ZREM', KEYS[2], ARGV[2] .. '|' .. ARGV[1])
+        prune(KEYS[1], ARGV[2], now)
         if redis.call('ZCARD', KEYS[1]) > 0 then return -1 end
         redis.call('SET', KEYS[3], now, 'PX', ARGV[3])
         return now"
@@ -75,12 +87,12 @@ static SEEN: LazyLock<redis::Script> = LazyLock::new(|| {
 /// users who had no live lease at all (offline until now).
 static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
-        "{NOW}
+        "{NOW} {PRUNE}
         local expiry = now + tonumber(ARGV[2])
         local back = {{}}
         for i = 3, #ARGV do
           local key = 'parley:presence-conns:' .. ARGV[i]
-          redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+          prune(key, ARGV[i], now)
           if redis.call('ZCARD', key) == 0 then back[#back + 1] = ARGV[i] end
           redis.call('ZADD', key, expiry, ARGV[1])
           redis.call('ZADD', 'parley:presence-leases', expiry, ARGV[i] .. '|' .. ARGV[1])
@@ -89,11 +101,12 @@ static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
     ))
 });
 
-/// ARGV: batch, seen ttl. Ends expired leases; returns the time (as text), then the users
-/// left with none. Atomic, so of instances sweeping at once exactly one announces each user.
+/// ARGV: batch, seen ttl. Ends expired leases; returns the time (as text), then the users it
+/// left with none. Atomic, and a user is announced only by the call that ended their last
+/// lease, so of instances sweeping at once exactly one announces each user, once.
 static SWEEP: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
-        "{NOW}
+        "{NOW} {PRUNE}
         local stale = redis.call('ZRANGEBYSCORE', 'parley:presence-leases', '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
         local out = {{ tostring(now) }}
         for _, member in ipairs(stale) do
@@ -102,11 +115,13 @@ static SWEEP: LazyLock<redis::Script> = LazyLock::new(|| {
           local user, instance = string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
           local key = 'parley:presence-conns:' .. user
           local score = redis.call('ZSCORE', key, instance)
-          if score and tonumber(score) <= now then redis.call('ZREM', key, instance) end
-          redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-          if redis.call('ZCARD', key) == 0 then
-            redis.call('SET', 'parley:presence-seen:' .. user, now, 'PX', ARGV[2])
-            out[#out + 1] = user
+          if score and tonumber(score) <= now then
+            redis.call('ZREM', key, instance)
+            prune(key, user, now)
+            if redis.call('ZCARD', key) == 0 then
+              redis.call('SET', 'parley:presence-seen:' .. user, now, 'PX', ARGV[2])
+              out[#out + 1] = user
+            end
           end
         end
         return out"
@@ -128,7 +143,7 @@ impl Leases {
     /// This instance's lease of `user`; `Some(true)` when the user had none before.
     pub async fn acquire(&self, user: Uuid) -> Option<bool> {
         let mut call = ACQUIRE.key(conns(user));
-        call.key(LEASES).arg(&self.instance).arg(self.lease_ms).arg(self.member(user));
+        call.key(LEASES).arg(&self.instance).arg(self.lease_ms).arg(user.to_string());
         let before: i64 = self
             .link
             .run(TIMEOUT, |mut c: ConnectionManager| async move { call.invoke_async(&mut c).await })
@@ -140,7 +155,7 @@ impl Leases {
     pub async fn release(&self, user: Uuid) -> Option<Option<DateTime<Utc>>> {
         let mut call = RELEASE.key(conns(user));
         call.key(LEASES).key(format!("parley:presence-seen:{user}"));
-        call.arg(&self.instance).arg(self.member(user)).arg(SEEN_TTL_MS);
+        call.arg(&self.instance).arg(user.to_string()).arg(SEEN_TTL_MS);
         let offline_at: i64 = self
             .link
             .run(TIMEOUT, |mut c: ConnectionManager| async move { call.invoke_async(&mut c).await })
@@ -150,23 +165,21 @@ impl Leases {
 
     /// The connection state of each user; `None` when Redis did not answer.
     pub async fn seen(&self, users: &[Uuid]) -> Option<HashMap<Uuid, Seen>> {
-        if users.is_empty() {
-            return Some(HashMap::new());
+        let mut seen = HashMap::with_capacity(users.len());
+        for batch in users.chunks(SEEN_BATCH) {
+            let mut call = SEEN.prepare_invoke();
+            for user in batch {
+                call.arg(user.to_string());
+            }
+            let run = |mut c: ConnectionManager| async move { call.invoke_async::<Vec<i64>>(&mut c).await };
+            let flat = self.link.run(TIMEOUT, run).await?;
+            seen.extend(batch.iter().zip(flat.chunks_exact(2)).map(|(user, pair)| {
+                let connected = pair[0] > 0;
+                let last_seen_at = if connected { None } else { millis(pair[1]) };
+                (*user, Seen { connected, last_seen_at })
+            }));
         }
-        let mut call = SEEN.prepare_invoke();
-        for user in users {
-            call.arg(user.to_string());
-        }
-        let flat: Vec<i64> = self
-            .link
-            .run(TIMEOUT, |mut c: ConnectionManager| async move { call.invoke_async(&mut c).await })
-            .await?;
-        let seen = users.iter().zip(flat.chunks_exact(2)).map(|(user, pair)| {
-            let connected = pair[0] > 0;
-            let last_seen_at = if connected { None } else { millis(pair[1]) };
-            (*user, Seen { connected, last_seen_at })
-        });
-        Some(seen.collect())
+        Some(seen)
     }
 
     /// Renews this instance's leases of `users`; those who were offline until now.
@@ -197,10 +210,6 @@ impl Leases {
             return Vec::new();
         };
         reply[1..].iter().filter_map(|id| Uuid::parse_str(id).ok()).map(|user| (user, at)).collect()
-    }
-
-    fn member(&self, user: Uuid) -> String {
-        format!("{user}|{}", self.instance)
     }
 }
 

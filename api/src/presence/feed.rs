@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use futures_util::FutureExt;
 use futures_util::future::join_all;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use sea_orm::ConnectionTrait;
@@ -18,7 +19,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 use super::Status;
-use super::service::{UserPresence, presence_of};
+use super::service::{UserPresence, presence_of, presence_of_exactly};
 use crate::auth::Viewer;
 use crate::bus::{BusItem, Event, Topic, TopicGuard, TopicSubscription};
 use crate::error::{ApiError, ApiResult};
@@ -80,22 +81,29 @@ impl PresenceFeed {
                 return Some(presence);
             }
             match self.streams.next().await? {
-                (_, Ok(BusItem::Event(envelope))) => {
-                    let Event::PresenceChanged { user_id, status, last_seen_at } = &envelope.event else {
-                        continue;
-                    };
-                    let Some(status) = Status::parse(status) else { continue };
-                    self.offer(UserPresence { user_id: *user_id, status, last_seen_at: *last_seen_at });
-                }
-                // Changes may have been lost: reread everyone (a failed read waits for the
-                // next event or resync).
+                (_, Ok(BusItem::Event(envelope))) => self.offer_event(&envelope.event),
+                // Changes may have been lost: reread everyone once for the whole burst (a
+                // reconnect resyncs every topic), and only from an answer of the cluster.
                 (_, Ok(BusItem::Resync) | Err(_)) => {
+                    while let Some(Some((_, item))) = self.streams.next().now_or_never() {
+                        if let Ok(BusItem::Event(envelope)) = item {
+                            self.offer_event(&envelope.event);
+                        }
+                    }
                     let people: Vec<Uuid> = self.last.keys().copied().collect();
-                    if let Ok(now) = presence_of(&self.state, &people).await {
+                    if let Ok(Some(now)) = presence_of_exactly(&self.state, &people).await {
                         now.into_values().for_each(|presence| self.offer(presence));
                     }
                 }
             }
+        }
+    }
+
+    fn offer_event(&mut self, event: &Event) {
+        if let Event::PresenceChanged { user_id, status, last_seen_at } = event
+            && let Some(status) = Status::parse(status)
+        {
+            self.offer(UserPresence { user_id: *user_id, status, last_seen_at: *last_seen_at });
         }
     }
 

@@ -41,13 +41,26 @@ pub async fn shown_presence(
     user_ids: &[Uuid],
 ) -> ApiResult<HashMap<Uuid, UserPresence>> {
     let seen = presence.seen(user_ids).await;
-    let rows = directory.users(store, user_ids).await?;
-    let presence = rows.values().map(|user| {
+    Ok(shown(directory.users(store, user_ids).await?, &seen))
+}
+
+/// [`presence_of`], or `None` when the cluster did not answer: a feed that must not take
+/// this instance's partial view for the truth.
+pub async fn presence_of_exactly(
+    app: &AppState,
+    user_ids: &[Uuid],
+) -> ApiResult<Option<HashMap<Uuid, UserPresence>>> {
+    let Some(seen) = app.presence.seen_exactly(user_ids).await else { return Ok(None) };
+    Ok(Some(shown(app.directory.users(&app.store, user_ids).await?, &seen)))
+}
+
+fn shown(users: HashMap<Uuid, users::Model>, seen: &HashMap<Uuid, Seen>) -> HashMap<Uuid, UserPresence> {
+    let presence = users.into_values().map(|user| {
         let seen = seen.get(&user.id).copied().unwrap_or_default();
         let status = Status::shown(user.presence_status, seen.connected);
         (user.id, UserPresence { user_id: user.id, status, last_seen_at: seen.last_seen_at })
     });
-    Ok(presence.collect())
+    presence.collect()
 }
 
 /// `setPresence`: a status set by hand, or `None` to show the connection state again.

@@ -97,11 +97,22 @@ impl Presence {
     /// The connection state of each user, in one round trip. While Redis is unreachable only
     /// this instance's own sockets count.
     pub async fn seen(&self, users: &[Uuid]) -> HashMap<Uuid, Seen> {
-        if let Some(cluster) = &self.inner.cluster
-            && let Some(seen) = cluster.seen(users).await
-        {
-            return seen;
+        match self.seen_exactly(users).await {
+            Some(seen) => seen,
+            None => self.seen_here(users),
         }
+    }
+
+    /// [`Presence::seen`], or `None` when the cluster did not answer (rather than this
+    /// instance's partial view).
+    pub async fn seen_exactly(&self, users: &[Uuid]) -> Option<HashMap<Uuid, Seen>> {
+        match &self.inner.cluster {
+            Some(cluster) => cluster.seen(users).await,
+            None => Some(self.seen_here(users)),
+        }
+    }
+
+    fn seen_here(&self, users: &[Uuid]) -> HashMap<Uuid, Seen> {
         let (local, last_seen) = (lock(&self.inner.local), lock(&self.inner.last_seen));
         let seen = |user: &Uuid| Seen {
             connected: local.contains_key(user),

@@ -36,12 +36,13 @@ async fn publish_scheduled(app: &AppState, key: Key) {
     }
 }
 
-/// Publishes once the cluster's gate agrees; a change another instance's second still holds
-/// waits for it to end (a few seconds at most: each try moves to the next second).
+/// Publishes once the cluster's gate agrees. A change another instance's second still holds
+/// waits for that second to end, then the latest state asked for anywhere is published (a
+/// few tries at most: each moves to the next second).
 async fn publish(app: &AppState, key: Key, typing: bool) {
     let link = app.bus.redis_link();
-    let delay = match gate(link.as_ref(), key, typing).await {
-        Gate::Publish => return announce(&app.bus, key, typing).await,
+    let delay = match gate(link.as_ref(), key, Some(typing)).await {
+        Gate::Publish(typing) => return announce(&app.bus, key, typing).await,
         Gate::Drop => return,
         Gate::Wait(delay) => delay,
     };
@@ -50,13 +51,19 @@ async fn publish(app: &AppState, key: Key, typing: bool) {
         let mut delay = delay;
         for _ in 0..3 {
             tokio::time::sleep(delay).await;
-            match gate(link.as_ref(), key, typing).await {
-                Gate::Publish => return announce(&app.bus, key, typing).await,
+            match gate(link.as_ref(), key, None).await {
+                Gate::Publish(typing) => return announce(&app.bus, key, typing).await,
                 Gate::Drop => return,
                 Gate::Wait(next) => delay = next,
             }
         }
     });
+}
+
+/// The user sent a message in the room: their typing there is over, so a change this instance
+/// scheduled before the send must not publish "typing" after it.
+pub fn message_sent(app: &AppState, user_id: Uuid, room_id: Uuid) {
+    app.typing.forget((user_id, room_id));
 }
 
 async fn announce(bus: &EventBus, (user_id, room_id): Key, typing: bool) {

@@ -75,6 +75,11 @@ impl TypingThrottle {
         Some(typing)
     }
 
+    /// Forgets a user's slot in a room: a publish scheduled for it will find nothing.
+    pub fn forget(&self, key: Key) {
+        self.slots().remove(&key);
+    }
+
     /// Forgets users who have not typed for a while, so memory follows active typists.
     pub fn forget_idle(&self) {
         let now = Instant::now();
