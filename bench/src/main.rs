@@ -24,6 +24,7 @@ mod schema;
 mod search;
 mod seed;
 mod servers;
+mod sizes;
 mod soak;
 mod throughput;
 mod unread;

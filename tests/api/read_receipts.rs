@@ -5,7 +5,9 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::api::{create_channel, create_private_channel, mark_read, open_dm, send};
+use crate::helpers::api::{
+    TwoInstances, create_channel, create_private_channel, mark_read, open_dm, send, two_instances,
+};
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, QUIET, TestApp, TestUser, assert_error_code, data, spawn_app};
 
@@ -167,12 +169,7 @@ async fn direct_messages_count_their_readers(backend: Backend) {
 }
 
 async fn receipts_reach_members_on_the_other_instance() {
-    let Some(backend) = Backend::postgres_redis() else { return };
-    let a = spawn_app(backend).await;
-    let b = a.spawn_second_instance().await;
-    let org = a.create_org().await;
-    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
-    let room = create_channel(&a, &alice, "general", &[&bob]).await;
+    let Some(TwoInstances { a, b, alice, bob, room }) = two_instances().await else { return };
     send(&a, &alice, &room, "one").await;
     let mut alices = WsClient::connect(&b, &alice).await;
     let mut alice_sees = alices.subscribe("receipts", LIVE, json!({ "room": room })).await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::api::{create_channel, create_private_channel, send};
+use crate::helpers::api::{TwoInstances, create_channel, create_private_channel, send, two_instances};
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, QUIET, TestApp, TestUser, assert_error_code, data, spawn_app};
 
@@ -135,12 +135,7 @@ async fn only_those_who_may_post_can_type(backend: Backend) {
 }
 
 async fn typing_reaches_members_on_the_other_instance() {
-    let Some(backend) = Backend::postgres_redis() else { return };
-    let a = spawn_app(backend).await;
-    let b = a.spawn_second_instance().await;
-    let org = a.create_org().await;
-    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
-    let room = create_channel(&a, &alice, "general", &[&bob]).await;
+    let Some(TwoInstances { a, b, alice, bob, room }) = two_instances().await else { return };
     let mut bobs = WsClient::connect(&b, &bob).await;
     let mut bob_sees = bobs.subscribe("typing", TYPING, json!({ "room": room })).await;
 
@@ -153,12 +148,7 @@ async fn typing_reaches_members_on_the_other_instance() {
 }
 
 async fn keystrokes_through_two_instances_are_one_publish_a_second() {
-    let Some(backend) = Backend::postgres_redis() else { return };
-    let a = spawn_app(backend).await;
-    let b = a.spawn_second_instance().await;
-    let org = a.create_org().await;
-    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
-    let room = create_channel(&a, &alice, "general", &[&bob]).await;
+    let Some(TwoInstances { a, b, alice, bob, room }) = two_instances().await else { return };
     let mut bobs = WsClient::connect(&a, &bob).await;
     let mut bob_sees = bobs.subscribe("typing", TYPING, json!({ "room": room })).await;
     let before = published(&a).await + published(&b).await;

@@ -15,7 +15,7 @@ use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::favorites::service as favorites;
 use crate::messages::{MessageRecord, service as messages};
-use crate::presence::service::{UserPresence, shown_presence};
+use crate::presence::service::{UserPresence, shown};
 use crate::presence::tracker::Presence;
 use crate::read_state::receipts::{self, Receipt};
 use crate::read_state::service::{self as read_state, ReadPosition};
@@ -222,12 +222,12 @@ impl Loader<PresenceKey> for Loaders {
     /// One Redis round trip for all of them (connection states), users through the directory.
     async fn load(&self, keys: &[PresenceKey]) -> Result<HashMap<PresenceKey, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let users = self.directory.users(&self.store, &ids).await?;
+        let mut users = self.directory.users(&self.store, &ids).await?;
         // Only people of the viewer's organisation.
-        let ids: Vec<Uuid> =
-            users.values().filter(|u| u.org_id == self.viewer.org_id).map(|u| u.id).collect();
-        let shown = shown_presence(&self.presence, &self.directory, &self.store, &ids).await?;
-        Ok(shown.into_iter().map(|(id, presence)| (PresenceKey(id), presence)).collect())
+        users.retain(|_, user| user.org_id == self.viewer.org_id);
+        let ids: Vec<Uuid> = users.keys().copied().collect();
+        let seen = self.presence.seen(&ids).await;
+        Ok(shown(users, &seen).into_iter().map(|(id, presence)| (PresenceKey(id), presence)).collect())
     }
 }
 

@@ -10,10 +10,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::Status;
-use super::tracker::{Presence, Seen};
+use super::tracker::Seen;
 use crate::bus::{Event, Topic};
-use crate::db::Store;
-use crate::directory::Directory;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Ctx};
 use entity::enums::PresenceStatus as Manual;
@@ -30,18 +28,8 @@ pub struct UserPresence {
 
 /// The presence of each user: one Redis round trip, and their rows through the directory.
 pub async fn presence_of(app: &AppState, user_ids: &[Uuid]) -> ApiResult<HashMap<Uuid, UserPresence>> {
-    shown_presence(&app.presence, &app.directory, &app.store, user_ids).await
-}
-
-/// [`presence_of`] from its parts (the request loaders hold them, not an `AppState`).
-pub async fn shown_presence(
-    presence: &Presence,
-    directory: &Directory,
-    store: &Store,
-    user_ids: &[Uuid],
-) -> ApiResult<HashMap<Uuid, UserPresence>> {
-    let seen = presence.seen(user_ids).await;
-    Ok(shown(directory.users(store, user_ids).await?, &seen))
+    let seen = app.presence.seen(user_ids).await;
+    Ok(shown(app.directory.users(&app.store, user_ids).await?, &seen))
 }
 
 /// [`presence_of`], or `None` when the cluster did not answer: a feed that must not take
@@ -54,7 +42,8 @@ pub async fn presence_of_exactly(
     Ok(Some(shown(app.directory.users(&app.store, user_ids).await?, &seen)))
 }
 
-fn shown(users: HashMap<Uuid, users::Model>, seen: &HashMap<Uuid, Seen>) -> HashMap<Uuid, UserPresence> {
+/// What others see of each user: a status set by hand, else their connection state.
+pub fn shown(users: HashMap<Uuid, users::Model>, seen: &HashMap<Uuid, Seen>) -> HashMap<Uuid, UserPresence> {
     let presence = users.into_values().map(|user| {
         let seen = seen.get(&user.id).copied().unwrap_or_default();
         let status = Status::shown(user.presence_status, seen.connected);

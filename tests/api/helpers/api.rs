@@ -203,3 +203,23 @@ pub fn spawn_sender(
         seqs
     })
 }
+
+/// Two instances on one database and one Redis, and Alice and Bob of a new organisation in a
+/// channel `general`: the set-up of the cross-instance tests.
+pub struct TwoInstances {
+    pub a: TestApp,
+    pub b: TestApp,
+    pub alice: TestUser,
+    pub bob: TestUser,
+    pub room: String,
+}
+
+/// [`TwoInstances`]; `None` (the test is skipped) without PostgreSQL and Redis.
+pub async fn two_instances() -> Option<TwoInstances> {
+    let a = super::spawn_app(super::Backend::postgres_redis()?).await;
+    let b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&a, &alice, "general", &[&bob]).await;
+    Some(TwoInstances { a, b, alice, bob, room })
+}
