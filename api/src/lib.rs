@@ -2,7 +2,8 @@
 //!
 //! Crate map (see ARCHITECTURE.md for the invariants):
 //! - [`cli`], [`config`]: the command line and every setting; [`app`]: build and serve.
-//! - [`http`]: axum router, GraphQL over HTTP and WebSocket, GraphiQL, health, metrics.
+//! - [`http`]: axum router, GraphQL over HTTP and WebSocket, the embedded browser pages
+//!   (GraphiQL, the `/app` client), health, metrics.
 //! - [`graphql`]: schema assembly, limits, loaders, ids, cursors and shared frames.
 //! - [`paging`]: page sizes and "one more than the page" reads. [`rate_limit`]: the send
 //!   rate limit, local or shared by the cluster through Redis.

@@ -1,6 +1,7 @@
 //! GraphQL over HTTP and the operational endpoints: `Accept` negotiation and
 //! status codes, GET queries, mutations over GET (405), the body size limit
-//! (413), `operationName`, and `/healthz`, `/readyz`, `/metrics`, `/`.
+//! (413), `operationName`, and `/healthz`, `/readyz`, `/metrics`. The pages (`/`, `/app`)
+//! are in `pages`.
 
 use serde_json::{Value, json};
 
@@ -15,7 +16,7 @@ backend_tests!(
     bodies_over_the_limit_are_413,
     a_body_limit_above_2_mib_is_honoured,
     operation_name_selects_the_operation,
-    health_readiness_metrics_and_graphiql,
+    health_readiness_and_metrics,
 );
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -205,7 +206,7 @@ async fn operation_name_selects_the_operation(backend: Backend) {
     assert!(ambiguous["errors"].is_array(), "two operations need an operationName: {ambiguous}");
 }
 
-async fn health_readiness_metrics_and_graphiql(backend: Backend) {
+async fn health_readiness_and_metrics(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.create_org().await.user("alice").await;
     // Give the metrics something to count.
@@ -221,11 +222,4 @@ async fn health_readiness_metrics_and_graphiql(backend: Backend) {
     assert!(content_type(&metrics).starts_with("text/plain"), "prometheus text format");
     let text = metrics.text().await.expect("metrics body");
     assert!(text.contains("# TYPE"), "prometheus exposition expected, got:\n{text}");
-
-    let page = app.http.get(app.url("/")).header("Accept", "text/html").send().await.expect("GET /");
-    assert_eq!(page.status().as_u16(), 200);
-    assert!(content_type(&page).starts_with("text/html"));
-    let html = page.text().await.expect("GraphiQL page");
-    assert!(html.to_ascii_lowercase().contains("graphiql"), "GraphiQL page expected");
-    assert!(html.contains("/graphql"), "GraphiQL points at the endpoint");
 }

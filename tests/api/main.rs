@@ -15,6 +15,7 @@ mod helpers;
 
 mod auth;
 mod browse;
+mod browser;
 mod concurrency;
 mod config;
 mod context_rooms;
@@ -33,6 +34,7 @@ mod message_edits;
 mod messages;
 mod muting;
 mod outages;
+mod pages;
 mod presence;
 mod read_receipts;
 mod read_state;

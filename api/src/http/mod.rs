@@ -1,9 +1,11 @@
 //! The HTTP surface: the router and its layers (request ids, tracing, CORS, body limit),
-//! GraphQL over HTTP, GraphQL over WebSocket, GraphiQL, health and metrics.
+//! GraphQL over HTTP, GraphQL over WebSocket, the browser pages (GraphiQL, `/app`), health and
+//! metrics.
 //!
 //! Architecture invariant: only this module knows axum and HTTP headers; it turns requests
 //! into a `Viewer` (through `auth`) and GraphQL executions, nothing more.
 
+mod assets;
 mod body_limit;
 mod graphql;
 mod ops;
@@ -55,7 +57,10 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(cors(cors_origins));
     Router::new()
-        .route("/", get(ops::graphiql))
+        .route("/", get(assets::graphiql))
+        .route("/app", get(assets::app))
+        .route("/app/", get(assets::app))
+        .route("/assets/{*path}", get(assets::asset))
         .route("/graphql", get(graphql::get_or_upgrade).post(graphql::post))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -1,19 +1,12 @@
-//! Operational endpoints: GraphiQL, liveness, readiness and Prometheus metrics.
+//! Operational endpoints: liveness, readiness and Prometheus metrics.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
-
-pub async fn graphiql(State(state): State<Arc<HttpState>>) -> Response {
-    if !state.playground {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    Html(include_str!("graphiql.html")).into_response()
-}
 
 /// The process is up.
 pub async fn healthz() -> &'static str {

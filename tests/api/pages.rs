@@ -1,0 +1,81 @@
+//! The browser pages over plain HTTP: GraphiQL (`/`) and the reference client (`/app`) load
+//! every file from the server itself, under a Content-Security-Policy that allows nothing
+//! else; files revalidate with ETags; `PARLEY_PLAYGROUND=false` removes all of it. What the
+//! pages do in a browser is in `browser`.
+
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+
+backend_tests!(pages_load_everything_from_the_server, assets_revalidate_and_stay_inside_their_folder);
+
+/// The `src` and `href` attributes of a page.
+fn references(html: &str) -> Vec<String> {
+    ["src=\"", "href=\""]
+        .iter()
+        .flat_map(|attribute| html.split(attribute).skip(1))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn get(app: &TestApp, path: &str) -> reqwest::Response {
+    app.http.get(app.url(path)).send().await.expect("GET")
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+async fn pages_load_everything_from_the_server(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for page in ["/", "/app"] {
+        let response = get(&app, page).await;
+        assert_eq!(response.status().as_u16(), 200, "{page}");
+        assert!(header(&response, "content-type").starts_with("text/html"), "{page}");
+        let policy = header(&response, "content-security-policy");
+        for directive in ["default-src 'self'", "script-src 'self'", "connect-src 'self'"] {
+            assert!(policy.contains(directive), "{page}: {directive} in {policy:?}");
+        }
+        let html = response.text().await.expect("the page");
+        let files = references(&html);
+        assert!(!files.is_empty(), "{page} loads scripts and styles");
+        for file in files {
+            assert!(file.starts_with("/assets/"), "{page} loads {file} from elsewhere");
+            let asset = get(&app, &file).await;
+            assert_eq!(asset.status().as_u16(), 200, "{file}");
+            let kind = header(&asset, "content-type");
+            let expected = if file.ends_with(".css") { "text/css" } else { "javascript" };
+            assert!(kind.contains(expected), "{file} served as {kind}");
+        }
+    }
+    let licences = get(&app, "/assets/vendor/LICENSES.md").await.text().await.expect("licences");
+    assert!(licences.contains("graphiql@3.9.0") && licences.contains("MIT"), "the vendored files' licences");
+
+    let closed = spawn_app_with(backend, &[("PARLEY_PLAYGROUND", "false")]).await;
+    for path in ["/", "/app", "/assets/app/app.js", "/assets/vendor/graphiql-3.9.0.min.js"] {
+        assert_eq!(get(&closed, path).await.status().as_u16(), 404, "{path} with the playground off");
+    }
+}
+
+async fn assets_revalidate_and_stay_inside_their_folder(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first = get(&app, "/assets/app/app.js").await;
+    let etag = header(&first, "etag");
+    assert!(etag.starts_with('"') && etag.len() > 10, "an ETag: {etag:?}");
+    assert_eq!(header(&first, "cache-control"), "no-cache");
+    let again =
+        app.http.get(app.url("/assets/app/app.js")).header("If-None-Match", &etag).send().await.expect("GET");
+    assert_eq!(again.status().as_u16(), 304);
+    assert!(again.bytes().await.expect("body").is_empty());
+    let stale = app
+        .http
+        .get(app.url("/assets/app/app.js"))
+        .header("If-None-Match", "\"old\"")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(stale.status().as_u16(), 200);
+
+    for path in ["/assets/nothing.js", "/assets/../Cargo.toml", "/assets/%2e%2e/src/lib.rs", "/assets/"] {
+        assert_eq!(get(&app, path).await.status().as_u16(), 404, "{path}");
+    }
+}
