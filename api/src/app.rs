@@ -61,7 +61,7 @@ impl App {
             .map_err(|e| anyhow::anyhow!("PARLEY_BIND: cannot listen on {}: {e}", config.bind))?;
         let addr = listener.local_addr()?;
         if let Some(users) = demo_users {
-            demo::print_welcome(&state, addr, &users)?;
+            demo::print_welcome(&state, addr, &users, config.playground)?;
         }
         let (websockets, websockets_done) = mpsc::channel(1);
         let metrics = metrics_recorder();

@@ -111,10 +111,17 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
     let secret = secrets::jwt_secret(&store, &args.database, &args.auth).await?;
     let auth = JwtAuth::new(&args.auth, secret.as_deref())?;
     let org = match &args.org {
-        Some(slug) => users::find_org_by_slug(&store, slug).await,
-        None => users::find_org_by_slug(&store, "demo").await,
-    }
-    .map_err(|_| anyhow::anyhow!("--org: no such organisation"))?;
+        Some(slug) => users::find_org_by_slug(&store, slug).await.map_err(|_| {
+            anyhow::anyhow!("--org: no organisation `{slug}` (`parley org create` makes one)")
+        })?,
+        // A new user's first try: say how to get the demo rather than that an org is missing.
+        None => users::find_org_by_slug(&store, "demo").await.map_err(|_| {
+            anyhow::anyhow!(
+                "no demo organisation yet: start the server once (it seeds the demo), \
+                 or create one with `parley org create` and pass --org"
+            )
+        })?,
+    };
     let user = users::find_by_handle(&store, org.id, &Handle::parse(&args.user)?)
         .await
         .map_err(|_| anyhow::anyhow!("--user: no user `{}` in `{}`", args.user, org.slug))?;

@@ -125,14 +125,27 @@ fn message(org_id: Uuid, room_id: Uuid, seq: i64, author: Uuid, body: &str) -> m
     }
 }
 
-/// Prints where GraphiQL is and a ready header per demo user.
-pub fn print_welcome(state: &AppState, addr: SocketAddr, users: &[DemoUser]) -> anyhow::Result<()> {
-    println!("\nParley demo seeded. GraphiQL: http://{addr}/");
-    println!("Paste one of these into GraphiQL's Headers tab (valid 30 days):");
+/// Prints, per demo user, links that open GraphiQL and the web client signed in (the token
+/// rides in the URL fragment, which browsers never send to a server) and a ready header.
+pub fn print_welcome(
+    state: &AppState,
+    addr: SocketAddr,
+    users: &[DemoUser],
+    pages: bool,
+) -> anyhow::Result<()> {
+    println!("\nParley demo seeded. Tokens below are valid 30 days.");
+    if pages {
+        println!("GraphiQL: http://{addr}/   web client: http://{addr}/app");
+    }
     for user in users {
         let role = sea_orm::ActiveEnum::to_value(&user.role);
         let token = state.auth.mint(user.id, user.org_id, &role, 30 * 86_400)?;
-        println!("  {:<6} {{\"Authorization\": \"Bearer {token}\"}}", user.handle);
+        println!("  {}", user.handle);
+        if pages {
+            println!("    GraphiQL:   http://{addr}/#token={token}");
+            println!("    web client: http://{addr}/app#token={token}");
+        }
+        println!("    header:     {{\"Authorization\": \"Bearer {token}\"}}");
     }
     println!();
     Ok(())

@@ -45,3 +45,18 @@ async fn postgres_without_a_jwt_secret_is_refused() {
     assert_eq!(lines.len(), 1, "one line expected, got {lines:?}");
     assert!(lines[0].contains("PARLEY_JWT_SECRET"), "{}", lines[0]);
 }
+
+#[tokio::test]
+async fn a_token_before_the_demo_exists_says_how_to_get_one() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let env = [("DATABASE_URL".to_owned(), format!("sqlite://{}/fresh.db?mode=rwc", dir.path().display()))];
+    let output = parley_command(&env).args(["token", "--user", "alice"]).stdin(Stdio::null()).output().await;
+    let output = output.expect("run parley token");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("no demo organisation yet: start the server once")
+            && stderr.contains("parley org create"),
+        "a new user is told what to do: {stderr}"
+    );
+}
