@@ -1,8 +1,8 @@
 //! The live path's caches and shared fan-out, as a user sees them: events carry the author
 //! and room (`roomId`, `authorId`, names) without a lookup, a renamed user or room shows the
 //! new name in the next frame on every instance, a deactivated user's token is refused at
-//! once on every instance, and subscribers sharing one document still get their own unread
-//! counts. Cross-instance tests run on PostgreSQL + Redis only.
+//! once on every instance and their open WebSockets close, and subscribers sharing one
+//! document still get their own unread counts. Cross-instance tests run on PostgreSQL + Redis only.
 
 use std::time::{Duration, Instant};
 
@@ -10,19 +10,21 @@ use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, mark_read, send};
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, TestApp, assert_error_code, spawn_app};
+use crate::helpers::{Backend, QUIET, TestApp, assert_error_code, spawn_app};
 
 backend_tests!(
     message_frames_carry_ids_author_and_room,
     shared_documents_keep_per_viewer_counts,
     per_viewer_room_fields_stay_exact_in_shared_documents,
     admins_rename_and_deactivate_users,
+    a_deactivated_users_open_sockets_close,
 );
 
 // Two instances on PostgreSQL + Redis only.
 pg_test!(
     a_renamed_user_shows_the_new_name_on_both_instances,
     a_deactivated_user_is_refused_on_both_instances_within_a_second,
+    a_deactivated_users_sockets_close_on_both_instances,
     a_renamed_room_shows_renamed_in_the_next_frame_on_both_instances,
 );
 
@@ -142,6 +144,32 @@ async fn admins_rename_and_deactivate_users(backend: Backend) {
     assert_eq!(app.gql(&bob, VIEWER, json!({})).await["data"]["viewer"]["handle"], "bob");
 }
 
+async fn a_deactivated_users_open_sockets_close(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (admin, bob, carol) =
+        (org.user_with_role("ada", "admin").await, org.user("bob").await, org.user("carol").await);
+    let room = create_channel(&app, &admin, "general", &[&bob, &carol]).await;
+    let mut bobs = WsClient::connect(&app, &bob).await;
+    let mut bob_sees = bobs.subscribe("m", RICH, json!({})).await;
+    let mut carols = WsClient::connect(&app, &carol).await;
+    let mut carol_sees = carols.subscribe("m", RICH, json!({})).await;
+
+    app.ok(&admin, DEACTIVATE, json!({ "id": bob.id })).await;
+    let closed = bobs.expect_close(Duration::from_secs(1)).await;
+    assert_eq!(closed.code, Some(FORBIDDEN), "signed out, not asked to retry: {closed:?}");
+    assert!(closed.reason.contains("deactivated"), "{closed:?}");
+
+    // Nothing sent after the deactivation reaches bob; carol's socket is untouched.
+    send(&app, &admin, &room, "after bob left").await;
+    assert_eq!(carol_sees.next("messageAdded").await["body"], "after bob left");
+    bob_sees.assert_no_data(QUIET).await;
+    carols.assert_open();
+}
+
+/// graphql-ws's "forbidden": the client signs out instead of reconnecting.
+const FORBIDDEN: u16 = 4403;
+
 async fn two() -> (TestApp, TestApp) {
     let a = spawn_app(Backend::PostgresRedis).await;
     let b = a.spawn_second_instance().await;
@@ -198,6 +226,17 @@ async fn a_deactivated_user_is_refused_on_both_instances_within_a_second() {
             assert!(Instant::now() < deadline, "bob is still let in a second after deactivation: {answer}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+async fn a_deactivated_users_sockets_close_on_both_instances() {
+    let (a, b) = two().await;
+    let org = a.create_org().await;
+    let (admin, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let (mut on_a, mut on_b) = (WsClient::connect(&a, &bob).await, WsClient::connect(&b, &bob).await);
+    a.ok(&admin, DEACTIVATE, json!({ "id": bob.id })).await;
+    for socket in [&mut on_a, &mut on_b] {
+        assert_eq!(socket.expect_close(Duration::from_secs(1)).await.code, Some(FORBIDDEN));
     }
 }
 

@@ -1,6 +1,7 @@
 //! Dependency outages, on a PostgreSQL and a Redis of the test's own (the
 //! machine's services are never stopped): a database outage is not an invalid
-//! token, and a Redis outage neither slows sends nor loses messages.
+//! token, and a Redis outage neither slows sends nor loses messages, nor keeps a deactivated
+//! user's sockets open.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ pg_test!(
     a_login_during_a_database_outage_is_not_a_bad_token,
     sends_keep_their_pace_while_redis_is_down,
     with_redis_down_each_instance_limits_sends_on_its_own,
+    a_deactivation_missed_during_a_redis_outage_still_closes_sockets,
 );
 
 const ROOM_FEED: &str =
@@ -158,4 +160,22 @@ async fn with_redis_down_each_instance_limits_sends_on_its_own() {
     let metrics = a.http.get(a.url("/metrics")).send().await.expect("GET /metrics");
     let metrics = metrics.text().await.expect("a metrics body");
     assert!(metrics.contains("parley_send_rate_fallback_total"), "the fallback is counted");
+}
+
+async fn a_deactivation_missed_during_a_redis_outage_still_closes_sockets() {
+    let mut redis = PrivateRedis::start().await;
+    let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", redis.url.as_str())]).await;
+    let b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let (admin, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let mut on_b = WsClient::connect(&b, &bob).await;
+
+    redis.kill().await;
+    let deactivate = "mutation($id: ID!) { deactivateUser(userId: $id) { deactivatedAt } }";
+    let done = a.gql(&admin, deactivate, json!({ "id": bob.id })).await;
+    assert!(done["data"]["deactivateUser"]["deactivatedAt"].is_string(), "{done}");
+    // B never hears the event; once Redis is back it rereads who was deactivated meanwhile.
+    redis.restart().await;
+    let closed = on_b.expect_close(Duration::from_secs(10)).await;
+    assert_eq!(closed.code, Some(FORBIDDEN), "{closed:?}");
 }

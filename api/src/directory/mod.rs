@@ -8,6 +8,11 @@
 //! resync (events may have been lost) drops both caches whole, and entries expire after
 //! `TIME_TO_LIVE` whatever happens, which bounds what a lost event could leave behind.
 //!
+//! Open WebSockets outlive a token check, so the directory also tells them which users
+//! changed (`user_changes`): a connection whose viewer was deactivated closes itself. After a
+//! resync, when events may have been lost, the users deactivated meanwhile are announced again
+//! from one query.
+//!
 //! Architecture invariant: the caches hold rows as read from the database, never values
 //! taken from bus payloads (an event can arrive after the change that supersedes it), and a
 //! room's live fields (`last_seq`, `last_message_at`) are never served from here.
@@ -19,8 +24,9 @@ pub use payload::{room_of, user_of};
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use moka::sync::Cache;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
@@ -32,15 +38,23 @@ use entity::{rooms, users};
 const CAPACITY: u64 = 100_000;
 const TIME_TO_LIVE: Duration = Duration::from_secs(30);
 
+/// Users announced changed: rare (renames, role changes, deactivations), so every open
+/// connection may hear every one; a connection that falls this far behind rechecks its viewer.
+const USER_CHANGES: usize = 64;
+/// Deactivations are announced again after a resync if they happened up to this long before
+/// the previous one: covers clock skew between instances and the moment Redis went away.
+const RESYNC_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+
 #[derive(Clone)]
 pub struct Directory {
     users: Cache<Uuid, users::Model>,
     rooms: Cache<Uuid, rooms::Model>,
+    user_changes: broadcast::Sender<Uuid>,
 }
 
 impl Default for Directory {
     fn default() -> Self {
-        Self { users: bounded(), rooms: bounded() }
+        Self { users: bounded(), rooms: bounded(), user_changes: broadcast::channel(USER_CHANGES).0 }
     }
 }
 
@@ -116,6 +130,18 @@ impl Directory {
         self.users.invalidate(&id);
     }
 
+    /// The ids of users changed from now on, on any instance (a lagged receiver should recheck
+    /// what it cares about).
+    pub fn user_changes(&self) -> broadcast::Receiver<Uuid> {
+        self.user_changes.subscribe()
+    }
+
+    fn announce_user_change(&self, id: Uuid) {
+        self.forget_user(id);
+        // No receiver (no open connection) is not an error.
+        let _ = self.user_changes.send(id);
+    }
+
     pub fn forget_room(&self, id: Uuid) {
         self.rooms.invalidate(&id);
     }
@@ -127,12 +153,19 @@ impl Directory {
 
     /// Follows the directory topic until shutdown. Returns once the topic is subscribed, so
     /// no change published after start-up can be missed.
-    pub async fn spawn_invalidator(&self, bus: &EventBus, mut shutdown: watch::Receiver<bool>) {
+    pub async fn spawn_invalidator(
+        &self,
+        store: &Store,
+        bus: &EventBus,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let subscription = bus.subscribe(Topic::Directory).await;
         let directory = self.clone();
+        let store = store.clone();
         tokio::spawn(async move {
             let _guard = subscription.guard;
             let mut events = subscription.receiver;
+            let mut in_sync_since = Utc::now();
             loop {
                 let item = tokio::select! {
                     _ = shutdown.changed() => return,
@@ -140,17 +173,35 @@ impl Directory {
                 };
                 match item {
                     Ok(BusItem::Event(envelope)) => match envelope.event {
-                        Event::UserChanged { user_id } => directory.forget_user(user_id),
+                        Event::UserChanged { user_id } => directory.announce_user_change(user_id),
                         Event::RoomInfoChanged { room_id } => directory.forget_room(room_id),
                         _ => {}
                     },
                     Ok(BusItem::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        directory.forget_all()
+                        directory.forget_all();
+                        let now = Utc::now();
+                        directory.announce_deactivated_since(&store, in_sync_since - RESYNC_MARGIN).await;
+                        in_sync_since = now;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
         });
+    }
+
+    /// Announces the users deactivated since `since`, whose events may have been lost.
+    async fn announce_deactivated_since(&self, store: &Store, since: DateTime<Utc>) {
+        let deactivated = users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
+            .filter(users::Column::DeactivatedAt.gte(since))
+            .into_tuple::<Uuid>()
+            .all(&store.db)
+            .await;
+        match deactivated {
+            Ok(ids) => ids.into_iter().for_each(|id| self.announce_user_change(id)),
+            Err(error) => tracing::warn!(%error, "could not reread deactivations after a resync"),
+        }
     }
 
     /// Announces a change to a user: forgotten here at once, on other instances when the

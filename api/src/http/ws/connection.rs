@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 use uuid::Uuid;
@@ -81,6 +81,8 @@ impl Connection {
         let mut keepalive = interval_at(Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut shutdown = self.state.shutdown.clone();
+        // Followed from the start, so a deactivation racing connection_init is still heard.
+        let mut user_changes = self.state.app.directory.user_changes();
 
         let closing: Closing = loop {
             tokio::select! {
@@ -90,6 +92,9 @@ impl Connection {
                 _ = shutdown.changed() => break Some((close::GOING_AWAY, "server shutting down".into())),
                 _ = keepalive.tick(), if self.viewer.is_some() => {
                     if send(&mut sink, &self.protocol.keepalive()).await.is_err() { break None; }
+                }
+                () = viewer_changed(&mut user_changes, self.viewer.as_ref().map(|v| v.id)) => {
+                    if let Some(closing) = self.recheck_viewer().await { break closing; }
                 }
                 Some(frame) = outbox.recv() => {
                     if write_batch(&mut sink, frame, &mut outbox).await.is_err() { break None; }
@@ -131,6 +136,21 @@ impl Connection {
         // Flushes the close handshake (ours, or the reply to the client's).
         let _ = sink.close().await;
         metrics::gauge!("parley_ws_connections").decrement(1.0);
+    }
+
+    /// After the viewer changed: the close to perform if they may no longer be connected. A
+    /// database that cannot answer keeps the connection (the next change rechecks).
+    async fn recheck_viewer(&self) -> Option<Closing> {
+        let viewer = self.viewer.as_ref()?;
+        let app = &self.state.app;
+        match app.directory.user(&app.store, viewer.id).await {
+            Ok(Some(user)) if user.deactivated_at.is_none() => None,
+            Ok(_) => Some(Some((close::FORBIDDEN, "Forbidden: the account was deactivated".into()))),
+            Err(error) => {
+                tracing::warn!(connection = %self.id, %error, "could not recheck a changed viewer");
+                None
+            }
+        }
     }
 
     /// Handles one client message; replies to send, or the close to perform.
@@ -286,6 +306,20 @@ impl ActiveSubscription {
 impl Drop for ActiveSubscription {
     fn drop(&mut self) {
         metrics::gauge!("parley_active_subscriptions").decrement(1.0);
+    }
+}
+
+/// Resolves when `viewer` was announced changed, or when this receiver fell behind and may
+/// have missed it; never while there is no viewer yet.
+async fn viewer_changed(changes: &mut broadcast::Receiver<Uuid>, viewer: Option<Uuid>) {
+    let Some(viewer) = viewer else { return std::future::pending().await };
+    loop {
+        match changes.recv().await {
+            Ok(id) if id == viewer => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        }
     }
 }
 
