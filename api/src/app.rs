@@ -1,6 +1,7 @@
 //! `App`: builds everything from the configuration, then serves until shutdown.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::time::Duration;
@@ -52,7 +53,7 @@ impl App {
         };
         let send_limiter = SendLimiter::new(&config.limits, bus.redis_link());
         let state = AppState::new(store, bus, auth, config.limits.clone(), send_limiter);
-        state.directory.spawn_invalidator(&state.bus, shutdown_rx.clone()).await;
+        state.directory.spawn_invalidator(&state.store, &state.bus, shutdown_rx.clone()).await;
         reminders::scheduler::spawn(state.clone(), shutdown_rx.clone()).await;
         presence::service::spawn_upkeep(state.clone(), shutdown_rx.clone());
         let schema = build_schema(Some(state.clone()), Some(&config.limits), config.playground);
@@ -60,9 +61,14 @@ impl App {
             .await
             .map_err(|e| anyhow::anyhow!("PARLEY_BIND: cannot listen on {}: {e}", config.bind))?;
         let addr = listener.local_addr()?;
-        if let Some(users) = demo_users {
-            demo::print_welcome(&state, addr, &users, config.playground)?;
-        }
+        let demo_logins = match demo_users {
+            Some(users) => {
+                let logins = demo::logins(&state, &users)?;
+                demo::print_welcome(addr, &logins, config.playground);
+                Some(Arc::new(logins))
+            }
+            None => None,
+        };
         let (websockets, websockets_done) = mpsc::channel(1);
         let metrics = metrics_recorder();
         spawn_housekeeping(state.clone(), metrics.clone(), shutdown.subscribe());
@@ -72,6 +78,7 @@ impl App {
             schema,
             metrics,
             playground: config.playground,
+            demo_logins,
             shutdown: shutdown_rx,
         };
         let router = http::router(http_state, &config.cors_origins);
@@ -94,7 +101,9 @@ impl App {
             tracing::info!("shutting down");
             let _ = shutdown.send(true);
         };
-        axum::serve(self.listener, self.router).with_graceful_shutdown(stop).await?;
+        // The peer address tells `/app/demo-users` whether a request comes from this machine.
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service).with_graceful_shutdown(stop).await?;
         // Upgraded connections outlive `serve`: let them send their 1001 close frames.
         let mut websockets_done = self.websockets_done;
         let _ = tokio::time::timeout(WEBSOCKET_GRACE, websockets_done.recv()).await;

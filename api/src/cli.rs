@@ -8,6 +8,7 @@ use crate::app::{App, shutdown_signal};
 use crate::auth::JwtAuth;
 use crate::config::{Cli, Command, DatabaseConfig, OrgCommand, ServeConfig, TokenArgs, UserCommand};
 use crate::db::Store;
+use crate::error::ErrorCode;
 use crate::users::input::{DisplayName, Handle};
 use crate::users::service::{self as users, NewUser};
 use crate::{graphql, secrets, telemetry};
@@ -110,18 +111,19 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
     let store = connect(&args.database).await?;
     let secret = secrets::jwt_secret(&store, &args.database, &args.auth).await?;
     let auth = JwtAuth::new(&args.auth, secret.as_deref())?;
-    let org = match &args.org {
-        Some(slug) => users::find_org_by_slug(&store, slug).await.map_err(|_| {
-            anyhow::anyhow!("--org: no organisation `{slug}` (`parley org create` makes one)")
-        })?,
-        // A new user's first try: say how to get the demo rather than that an org is missing.
-        None => users::find_org_by_slug(&store, "demo").await.map_err(|_| {
-            anyhow::anyhow!(
-                "no demo organisation yet: start the server once (it seeds the demo), \
-                 or create one with `parley org create` and pass --org"
-            )
-        })?,
-    };
+    let slug = args.org.as_deref().unwrap_or("demo");
+    let org =
+        users::find_org_by_slug(&store, slug).await.map_err(|error| match (error.code(), &args.org) {
+            (ErrorCode::NotFound, Some(_)) => {
+                anyhow::anyhow!("--org: no organisation `{slug}` (`parley org create` makes one)")
+            }
+            // A new user's first try: say how to get the demo rather than that an org is missing.
+            (ErrorCode::NotFound, None) => anyhow::anyhow!(
+                "no demo organisation yet: start the server once (it seeds the demo) \
+             or create one with `parley org create`"
+            ),
+            _ => anyhow::anyhow!("{error}"),
+        })?;
     let user = users::find_by_handle(&store, org.id, &Handle::parse(&args.user)?)
         .await
         .map_err(|_| anyhow::anyhow!("--user: no user `{}` in `{}`", args.user, org.slug))?;

@@ -19,6 +19,7 @@ use entity::{messages, organizations, rooms};
 
 pub struct DemoUser {
     pub handle: String,
+    pub display_name: String,
     pub id: Uuid,
     pub org_id: Uuid,
     pub role: UserRole,
@@ -40,7 +41,8 @@ pub async fn seed_if_empty(store: &Store) -> anyhow::Result<Option<Vec<DemoUser>
         let (handle, display_name) = (Handle::parse(handle)?, Some(DisplayName::parse(name)?));
         let new = NewUser { handle, display_name, role, kind: UserKind::Human };
         let user = users::create(store, org.id, new).await.context("demo seed")?;
-        seeded.push(DemoUser { handle: user.handle, id: user.id, org_id: org.id, role });
+        let display_name = user.display_name;
+        seeded.push(DemoUser { handle: user.handle, display_name, id: user.id, org_id: org.id, role });
     }
     let (alice, bob) = (seeded[0].id, seeded[1].id);
 
@@ -125,22 +127,36 @@ fn message(org_id: Uuid, room_id: Uuid, seq: i64, author: Uuid, body: &str) -> m
     }
 }
 
+/// A demo user with a fresh token, for the start-up banner and `/app`'s sign-in buttons.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoLogin {
+    pub handle: String,
+    pub display_name: String,
+    pub token: String,
+}
+
+/// Tokens for the demo users, valid 30 days.
+pub fn logins(state: &AppState, users: &[DemoUser]) -> anyhow::Result<Vec<DemoLogin>> {
+    users
+        .iter()
+        .map(|user| {
+            let role = sea_orm::ActiveEnum::to_value(&user.role);
+            let token = state.auth.mint(user.id, user.org_id, &role, 30 * 86_400)?;
+            Ok(DemoLogin { handle: user.handle.clone(), display_name: user.display_name.clone(), token })
+        })
+        .collect()
+}
+
 /// Prints, per demo user, links that open GraphiQL and the web client signed in (the token
 /// rides in the URL fragment, which browsers never send to a server) and a ready header.
-pub fn print_welcome(
-    state: &AppState,
-    addr: SocketAddr,
-    users: &[DemoUser],
-    pages: bool,
-) -> anyhow::Result<()> {
+pub fn print_welcome(addr: SocketAddr, logins: &[DemoLogin], pages: bool) {
     println!("\nParley demo seeded. Tokens below are valid 30 days.");
     if pages {
         println!("GraphiQL: http://{addr}/   web client: http://{addr}/app");
     }
-    for user in users {
-        let role = sea_orm::ActiveEnum::to_value(&user.role);
-        let token = state.auth.mint(user.id, user.org_id, &role, 30 * 86_400)?;
-        println!("  {}", user.handle);
+    for DemoLogin { handle, token, .. } in logins {
+        println!("  {handle}");
         if pages {
             println!("    GraphiQL:   http://{addr}/#token={token}");
             println!("    web client: http://{addr}/app#token={token}");
@@ -148,5 +164,4 @@ pub fn print_welcome(
         println!("    header:     {{\"Authorization\": \"Bearer {token}\"}}");
     }
     println!();
-    Ok(())
 }

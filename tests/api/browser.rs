@@ -17,9 +17,19 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 use crate::helpers::api::{create_channel, send};
-use crate::helpers::{Backend, TestApp, TestUser, spawn_app};
+use crate::helpers::{Backend, TestApp, TestUser, spawn_app, spawn_app_with};
 
 backend_tests!(graphiql_works_offline, app_shows_unread_badges_toasts_and_reads, app_resumes_without_gaps);
+
+/// On SQLite only: the demo is seeded into an empty database, which the shared PostgreSQL
+/// test database never is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_signs_in_with_a_pasted_token_or_a_demo_user_and_out_when_deactivated() {
+    let Some(cases) = cases_dir() else { return };
+    let app = spawn_app_with(Backend::Sqlite, &[("PARLEY_DEMO", "true")]).await;
+    let setup = setup(&app, &[], json!({}));
+    run_case(&cases, "app-sign-in.mjs", setup, &app).await;
+}
 
 /// A case drives a few pages; Chromium's start is most of it.
 const CASE_TIMEOUT: Duration = Duration::from_secs(120);

@@ -55,8 +55,9 @@ async fn a_token_before_the_demo_exists_says_how_to_get_one() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
-        stderr.contains("no demo organisation yet: start the server once")
-            && stderr.contains("parley org create"),
+        stderr.contains(
+            "no demo organisation yet: start the server once (it seeds the demo) or create one with `parley org create`"
+        ),
         "a new user is told what to do: {stderr}"
     );
 }

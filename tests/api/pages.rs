@@ -38,7 +38,8 @@ async fn pages_load_everything_from_the_server(backend: Backend) {
         let html = response.text().await.expect("the page");
         let files = references(&html);
         assert!(!files.is_empty(), "{page} loads scripts and styles");
-        for file in files {
+        // `data:` URIs (the empty favicon) are inline and request nothing.
+        for file in files.into_iter().filter(|f| !f.starts_with("data:")) {
             assert!(file.starts_with("/assets/"), "{page} loads {file} from elsewhere");
             let asset = get(&app, &file).await;
             assert_eq!(asset.status().as_u16(), 200, "{file}");
@@ -47,8 +48,15 @@ async fn pages_load_everything_from_the_server(backend: Backend) {
             assert!(kind.contains(expected), "{file} served as {kind}");
         }
     }
+    for page in ["/assets/app/index.html", "/assets/graphiql/index.html"] {
+        let policy = header(&get(&app, page).await, "content-security-policy");
+        assert!(policy.contains("default-src 'self'"), "{page} by its file path: {policy:?}");
+    }
     let licences = get(&app, "/assets/vendor/LICENSES.md").await.text().await.expect("licences");
     assert!(licences.contains("graphiql@3.9.0") && licences.contains("MIT"), "the vendored files' licences");
+
+    // No demo was seeded by this server: no demo users to offer.
+    assert_eq!(get(&app, "/app/demo-users").await.status().as_u16(), 404);
 
     let closed = spawn_app_with(backend, &[("PARLEY_PLAYGROUND", "false")]).await;
     for path in ["/", "/app", "/assets/app/app.js", "/assets/vendor/graphiql-3.9.0.min.js"] {
@@ -75,7 +83,28 @@ async fn assets_revalidate_and_stay_inside_their_folder(backend: Backend) {
         .expect("GET");
     assert_eq!(stale.status().as_u16(), 200);
 
-    for path in ["/assets/nothing.js", "/assets/../Cargo.toml", "/assets/%2e%2e/src/lib.rs", "/assets/"] {
+    // Encoded, so the client sends them as they are instead of resolving the dots itself.
+    for path in
+        ["/assets/nothing.js", "/assets/..%2fCargo.toml", "/assets/%2e%2e%2fapi%2fsrc%2flib.rs", "/assets/"]
+    {
         assert_eq!(get(&app, path).await.status().as_u16(), 404, "{path}");
     }
+}
+
+/// SQLite only: the demo is seeded into an empty database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freshly_seeded_demo_offers_its_users_to_this_machine() {
+    let app = spawn_app_with(Backend::Sqlite, &[("PARLEY_DEMO", "true")]).await;
+    let logins: serde_json::Value = get(&app, "/app/demo-users").await.json().await.expect("JSON");
+    let handles: Vec<&str> =
+        logins.as_array().expect("a list").iter().filter_map(|u| u["handle"].as_str()).collect();
+    assert_eq!(handles, ["alice", "bob", "carol", "admin"]);
+    assert_eq!(logins[0]["displayName"], "Alice Archer");
+    let token = logins[0]["token"].as_str().expect("a token");
+    let me = app.gql_token(Some(token), "{ viewer { handle } }", serde_json::json!({})).await;
+    assert_eq!(me["data"]["viewer"]["handle"], "alice");
+
+    let closed =
+        spawn_app_with(Backend::Sqlite, &[("PARLEY_DEMO", "true"), ("PARLEY_PLAYGROUND", "false")]).await;
+    assert_eq!(get(&closed, "/app/demo-users").await.status().as_u16(), 404);
 }

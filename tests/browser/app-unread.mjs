@@ -26,11 +26,12 @@ run('app-unread', async () => {
   const long = `Bob here: ${'the quarterly numbers are in and they look good, '.repeat(3)}see you at ten`;
   await send(bob, general, 'Morning, Alice!');
   await send(bob, general, long);
-  await eventually('the badge in the first tab', () => app.badge(tab, general), is('2'));
-  await eventually('the badge in the second tab', () => app.badge(otherTab, general), is('2'));
+  // The toast first: it goes away after a few seconds.
   const toast = tab.locator('.toast', { hasText: long.slice(0, 80) });
   await toast.waitFor();
   const toastText = await toast.innerText();
+  await eventually('the badge in the first tab', () => app.badge(tab, general), is('2'));
+  await eventually('the badge in the second tab', () => app.badge(otherTab, general), is('2'));
   assert.match(toastText, /Bob in # general/);
   assert.ok(toastText.endsWith('…') && !toastText.includes('see you at ten'), `80-character preview: ${toastText}`);
   await screenshot(tab, 'app');

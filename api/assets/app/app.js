@@ -3,10 +3,13 @@
 // documentation of how a frontend uses the API.
 //
 // The rules it follows, which every client should:
-// - Badges: `unreadCounts` once at load, then `unreadCountChanged`, dropping changes whose
-//   `seq` is older than the one shown. The open room always shows 0 and is marked read.
+// - Badges: `unreadCounts` at load and after every (re)connection, then `unreadCountChanged`,
+//   dropping changes whose `seq` is older than the one shown. The open room always shows 0
+//   and is marked read.
 // - Timeline: `messages(last:)` for history, then `messageAdded(roomId, after: lastSeq)`, so
-//   nothing falls between the two; after a reconnect, subscribe again from the last seq seen.
+//   nothing falls between the two; after a reconnect, subscribe again from the last seq
+//   received (from history or the subscription, never from a send's answer, which may be
+//   ahead of messages still on their way).
 // - Sends carry a `clientId`: a retry after a network failure returns the stored message
 //   instead of sending it twice.
 
@@ -18,7 +21,7 @@ const MESSAGE = 'id seq body clientId createdAt roomId author { id handle displa
 
 const ROOMS = `query Rooms {
   viewer { id handle displayName rooms(first: 100) { edges { node {
-    id kind name members(first: 8) { edges { node { user { id displayName } } } } } } } }
+    id kind name isMuted members(first: 8) { edges { node { user { id displayName } } } } } } } }
 }`;
 const COUNTS = 'query Counts($ids: [ID!]!) { unreadCounts(roomIds: $ids) { roomId unreadCount seq } }';
 const HISTORY = `query History($roomId: ID!, $before: String) {
@@ -36,7 +39,7 @@ const COUNT_CHANGES = `subscription Counts { unreadCountChanged { roomId unreadC
 const state = {
   api: null,
   me: null,
-  /** room id → { id, title, unread, seq } where `seq` is the seq `unread` was computed at. */
+  /** room id → { id, title, muted, unread, seq } where `seq` is the seq `unread` was computed at. */
   rooms: new Map(),
   open: null, // { id, lastSeq, startCursor, hasPrevious, loadingOlder, stop }
 };
@@ -49,21 +52,38 @@ const link = new URLSearchParams(window.location.hash.slice(1));
 function storedToken() {
   if (link.has('token')) {
     localStorage.setItem('parley.token', link.get('token'));
+    link.delete('token'); // used once: a token pasted later must not be overwritten by it
     history.replaceState(null, '', window.location.pathname); // not left in the address bar
   }
   return localStorage.getItem('parley.token');
 }
 
-function showSignIn(message = '') {
+/** The sign-in form, with a button per demo user when the server just seeded the demo. */
+async function showSignIn(message = '') {
   $('#main').hidden = true;
   $('#sign-in').hidden = false;
   $('#sign-in .error').textContent = message;
+  const response = await fetch('/app/demo-users').catch(() => null);
+  if (!response?.ok) return;
+  const buttons = (await response.json()).map((user) => {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = `${user.displayName} (@${user.handle})`;
+    button.addEventListener('click', () => signIn(user.token));
+    return button;
+  });
+  $('#demo-users').replaceChildren(...buttons);
+  $('#demo').hidden = buttons.length === 0;
+}
+
+function signIn(token) {
+  localStorage.setItem('parley.token', token);
+  start();
 }
 
 $('#sign-in').addEventListener('submit', (event) => {
   event.preventDefault();
-  localStorage.setItem('parley.token', event.target.token.value.trim());
-  start();
+  signIn(event.target.token.value.trim());
 });
 
 $('#sign-out').addEventListener('click', () => {
@@ -74,7 +94,7 @@ $('#sign-out').addEventListener('click', () => {
 async function start() {
   const token = storedToken();
   if (!token) return showSignIn();
-  state.api = new Parley(token, { onConnection });
+  state.api = new Parley(token, { onConnection, onRefused });
   let viewer;
   try {
     ({ viewer } = await state.api.request(ROOMS));
@@ -101,10 +121,19 @@ async function start() {
 function onConnection(status, again) {
   $('#connection').textContent = status === 'live' ? 'live' : 'reconnecting…';
   $('#connection').classList.toggle('live', status === 'live');
-  if (status !== 'live' || !again) return;
-  // Events are not kept for a client that was away: catch up on counts and the open room.
-  refreshCounts().catch((error) => console.warn('unreadCounts', error));
-  if (state.open) followRoom(state.open);
+  if (status !== 'live') return;
+  // Events are not kept for a client that was away, and the server may register this
+  // connection's subscriptions a moment after it answered: read the counts now and once more
+  // shortly after (the seq rule makes repeats harmless).
+  refreshCounts();
+  setTimeout(refreshCounts, 1000);
+  if (again && state.open) followRoom(state.open);
+}
+
+function onRefused() {
+  state.api.close();
+  localStorage.removeItem('parley.token');
+  showSignIn('Signed out: the server no longer accepts this token (expired, or the account was deactivated).');
 }
 
 // ---- The room list and its badges -------------------------------------------------------
@@ -118,7 +147,7 @@ function roomTitle(room) {
 function upsertRoom(node) {
   const known = state.rooms.get(node.id);
   if (known) return known;
-  const room = { id: node.id, title: roomTitle(node), unread: 0, seq: -1 };
+  const room = { id: node.id, title: roomTitle(node), muted: Boolean(node.isMuted), unread: 0, seq: -1 };
   state.rooms.set(room.id, room);
   const item = document.createElement('li');
   item.dataset.roomId = room.id;
@@ -143,13 +172,23 @@ function setUnread(roomId, unread, seq) {
 }
 
 async function refreshCounts() {
-  const ids = [...state.rooms.keys()];
-  const { unreadCounts } = await state.api.request(COUNTS, { ids });
+  const asked = new Map([...state.rooms.values()].map((room) => [room.id, room.seq]));
+  let unreadCounts;
+  try {
+    ({ unreadCounts } = await state.api.request(COUNTS, { ids: [...asked.keys()] }));
+  } catch (error) {
+    return console.warn('unreadCounts', error);
+  }
   const counted = new Map(unreadCounts.map((c) => [c.roomId, c]));
-  for (const id of ids) {
+  for (const [id, seqBefore] of asked) {
     const count = counted.get(id);
-    // Rooms with nothing unread are left out of the answer.
-    setUnread(id, count?.unreadCount ?? 0, count?.seq ?? 0);
+    if (count) {
+      setUnread(id, count.unreadCount, count.seq);
+    } else if (state.rooms.get(id)?.seq === seqBefore) {
+      // Left out of the answer: nothing unread when it was computed, at a seq we are not
+      // told. Unless an event moved the room since we asked, that is the newest we know.
+      setUnread(id, 0, seqBefore);
+    }
   }
 }
 
@@ -172,17 +211,24 @@ function markRead(roomId, seq) {
 // ---- Toasts for the rooms not open ------------------------------------------------------
 
 function onAnyMessage(message) {
-  upsertRoom(message.room);
-  if (message.roomId === state.open?.id || message.author.id === state.me.id) return;
+  const room = upsertRoom(message.room);
+  if (message.roomId === state.open?.id || message.author.id === state.me.id || room.muted) return;
+  const preview = message.body.length > 80 ? `${message.body.slice(0, 80)}…` : message.body;
+  toast(`${message.author.displayName} in ${room.title}`, preview, () => openRoom(message.roomId));
+}
+
+function toast(title, text, onClick) {
   const toast = document.createElement('div');
   toast.className = 'toast';
-  const from = document.createElement('strong');
-  from.textContent = `${message.author.displayName} in ${roomTitle(message.room)}`;
-  const preview = message.body.length > 80 ? `${message.body.slice(0, 80)}…` : message.body;
-  toast.append(from, preview);
-  toast.addEventListener('click', () => openRoom(message.roomId));
+  const heading = document.createElement('strong');
+  heading.textContent = title;
+  toast.append(heading, text);
+  toast.addEventListener('click', () => {
+    toast.remove();
+    onClick?.();
+  });
   $('#toasts').append(toast);
-  setTimeout(() => toast.remove(), 6000);
+  setTimeout(() => toast.remove(), 8000);
 }
 
 // ---- The open room ----------------------------------------------------------------------
@@ -197,23 +243,36 @@ async function openRoom(roomId) {
   $('#room-title').textContent = state.rooms.get(roomId)?.title ?? '';
   $('#timeline').replaceChildren();
   $('#composer').hidden = false;
-  const { messages } = await state.api.request(HISTORY, { roomId });
+  let messages;
+  try {
+    ({ messages } = await state.api.request(HISTORY, { roomId }));
+  } catch (error) {
+    if (state.open !== open) return;
+    state.open = null; // so a click on the room tries again
+    $('#composer').hidden = true;
+    $('#timeline').replaceChildren(Object.assign(document.createElement('li'), {
+      className: 'failed',
+      textContent: `Could not load this room (${error.code ?? error.message}): click it to retry.`,
+    }));
+    return;
+  }
   if (state.open !== open) return; // another room was opened meanwhile
   showPage(open, messages);
-  for (const { node } of messages.edges) appendMessage(node);
+  for (const { node } of messages.edges) showMessage(node, { received: true });
   scrollToEnd();
   followRoom(open);
   setUnread(roomId, 0, state.rooms.get(roomId)?.seq ?? 0);
   markRead(roomId, open.lastSeq || null);
+  fillWithOlder(open);
 }
 
-/** Live messages of the open room, from the last seq shown on: no gap after history or a reconnect. */
+/** Live messages of the open room, from the last seq received on: no gap after history or a reconnect. */
 function followRoom(open) {
   open.stop?.();
   open.stop = state.api.subscribe(ROOM_MESSAGES, { roomId: open.id, after: open.lastSeq }, ({ messageAdded }) => {
     if (state.open !== open) return;
     const atEnd = isAtEnd();
-    appendMessage(messageAdded);
+    showMessage(messageAdded, { received: true });
     if (atEnd) scrollToEnd();
     if (messageAdded.author.id !== state.me.id) markRead(open.id, messageAdded.seq);
   });
@@ -238,22 +297,30 @@ function messageItem(message) {
   return item;
 }
 
-/** Shows a message once, in seq order: replays, retries and our own sends may repeat one. */
-function appendMessage(message) {
+/**
+ * Shows a message of the open room once, in seq order: replays, retries and our own sends
+ * may repeat one. `received`: it came from history or the subscription, so the subscription
+ * may resume after it.
+ */
+function showMessage(message, { received }) {
+  const open = state.open;
   const timeline = $('#timeline');
-  if (message.clientId) timeline.querySelector(`li.pending[data-client-id="${CSS.escape(message.clientId)}"]`)?.remove();
+  // Our own message on its way (or marked failed although it got through) is replaced.
+  if (message.clientId) timeline.querySelector(`li:not([data-seq])[data-client-id="${CSS.escape(message.clientId)}"]`)?.remove();
+  if (received) open.lastSeq = Math.max(open.lastSeq, message.seq);
   if (timeline.querySelector(`li[data-seq="${message.seq}"]`)) return;
-  const later = message.seq > state.open.lastSeq
-    ? null
-    : [...timeline.querySelectorAll('li[data-seq]')].find((item) => Number(item.dataset.seq) > message.seq);
-  state.open.lastSeq = Math.max(state.open.lastSeq, message.seq);
+  const shown = timeline.querySelectorAll('li[data-seq]');
+  const last = shown[shown.length - 1];
+  const later = last && Number(last.dataset.seq) > message.seq
+    ? [...shown].find((item) => Number(item.dataset.seq) > message.seq)
+    : null;
   // Before our own messages still on their way, which have no seq yet.
   timeline.insertBefore(messageItem(message), later ?? timeline.querySelector('li:not([data-seq])'));
 }
 
-$('#timeline').addEventListener('scroll', async () => {
-  const open = state.open;
-  if (!open || open.loadingOlder || !open.hasPrevious || $('#timeline').scrollTop > 40) return;
+/** Loads the page before the oldest message shown; the reader stays where they were. */
+async function loadOlder(open) {
+  if (open.loadingOlder || !open.hasPrevious) return;
   open.loadingOlder = true;
   try {
     const { messages } = await state.api.request(HISTORY, { roomId: open.id, before: open.startCursor });
@@ -262,10 +329,24 @@ $('#timeline').addEventListener('scroll', async () => {
     const timeline = $('#timeline');
     const fromBottom = timeline.scrollHeight - timeline.scrollTop;
     timeline.prepend(...messages.edges.map(({ node }) => messageItem(node)));
-    timeline.scrollTop = timeline.scrollHeight - fromBottom; // the reader stays where they were
+    timeline.scrollTop = timeline.scrollHeight - fromBottom;
+  } catch (error) {
+    console.warn('older messages', error);
   } finally {
     open.loadingOlder = false;
   }
+}
+
+/** A short first page does not fill the timeline, so no scroll could ask for more. */
+async function fillWithOlder(open) {
+  const timeline = $('#timeline');
+  while (state.open === open && open.hasPrevious && timeline.scrollHeight <= timeline.clientHeight) {
+    await loadOlder(open);
+  }
+}
+
+$('#timeline').addEventListener('scroll', () => {
+  if (state.open && $('#timeline').scrollTop < 40) loadOlder(state.open);
 });
 
 function isAtEnd() {
@@ -306,7 +387,7 @@ async function send(roomId, body, clientId) {
   for (let attempt = 0; ; attempt++) {
     try {
       const { sendMessage } = await state.api.request(SEND, { input: { roomId, body, clientId } });
-      if (state.open?.id === roomId) appendMessage(sendMessage);
+      if (state.open?.id === roomId) showMessage(sendMessage, { received: false });
       return;
     } catch (error) {
       if (error instanceof NetworkError && attempt < 6) {
@@ -314,8 +395,13 @@ async function send(roomId, body, clientId) {
         continue;
       }
       // Nothing is dropped silently: the text stays, and a click tries again.
+      const reason = error.code ?? error.message;
+      if (!item.isConnected) {
+        const room = state.rooms.get(roomId)?.title ?? 'a room';
+        return toast(`Not sent to ${room} (${reason})`, body.slice(0, 80), () => openRoom(roomId));
+      }
       item.className = 'failed';
-      item.title = `Not sent (${error.code ?? error.message}): click to retry`;
+      item.title = `Not sent (${reason}): click to retry`;
       item.addEventListener('click', () => { item.remove(); send(roomId, body, clientId); }, { once: true });
       return;
     }

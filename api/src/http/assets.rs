@@ -2,15 +2,18 @@
 //! `/app`, and their files under `/assets/`. All of them are embedded in the binary from
 //! `api/assets/` (vendored GraphiQL and React builds included), so the pages work on a machine
 //! without internet, and a Content-Security-Policy lets them load and connect to this server
-//! only. `PARLEY_PLAYGROUND=false` turns all of it off.
+//! only. `/app/demo-users` offers the demo's users to `/app`'s sign-in form.
+//! `PARLEY_PLAYGROUND=false` turns all of it off.
 //!
 //! Architecture invariant: nothing here knows GraphQL; the pages are static files that talk
 //! to `/graphql` like any other client.
 
 use std::fmt::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
@@ -21,10 +24,13 @@ use super::HttpState;
 #[folder = "assets/"]
 struct Assets;
 
-/// Scripts, styles and connections from this origin only (GraphiQL's fonts and icons are
-/// `data:` URIs; React sets inline styles). `connect-src 'self'` covers `ws:`/`wss:` to the
-/// same host in CSP Level 3.
-const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+/// Scripts, styles and connections from this origin only. `connect-src 'self'` covers
+/// `ws:`/`wss:` to the same host in CSP Level 3.
+const APP_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The same for GraphiQL, whose fonts and icons are `data:` URIs and whose editor (CodeMirror)
+/// and React components set inline styles.
+const GRAPHIQL_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
      img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
@@ -36,6 +42,21 @@ pub async fn graphiql(State(state): State<Arc<HttpState>>, headers: HeaderMap) -
 /// The reference web client.
 pub async fn app(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     page(&state, "app/index.html", &headers)
+}
+
+/// The demo users with tokens, for `/app`'s sign-in buttons: only when this process seeded the
+/// demo into an empty database at start-up, and only to a browser on this machine (they are
+/// the tokens the start-up banner printed to its terminal). 404 otherwise.
+pub async fn demo_users(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    match &state.demo_logins {
+        Some(logins) if state.playground && peer.ip().is_loopback() => {
+            Json(logins.as_slice()).into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// A file the pages load: `/assets/{path}`.
@@ -54,11 +75,7 @@ fn page(state: &HttpState, path: &str, headers: &HeaderMap) -> Response {
     if !state.playground {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let mut response = file(path, headers);
-    let page_headers = response.headers_mut();
-    page_headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
-    page_headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    response
+    file(path, headers)
 }
 
 /// The embedded file with its type and an ETag: browsers revalidate (`no-cache`) and get a
@@ -77,5 +94,13 @@ fn file(path: &str, headers: &HeaderMap) -> Response {
     }
     let kind = (header::CONTENT_TYPE, file.metadata.mimetype().to_owned());
     let nosniff = (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned());
-    (common, [kind, nosniff], file.data).into_response()
+    let mut response = (common, [kind, nosniff], file.data).into_response();
+    // Every page, also when fetched by its /assets/ path, carries its policy.
+    if path.ends_with(".html") {
+        let policy = if path.starts_with("graphiql/") { GRAPHIQL_POLICY } else { APP_POLICY };
+        let page_headers = response.headers_mut();
+        page_headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
+        page_headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    }
+    response
 }

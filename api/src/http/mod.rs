@@ -36,6 +36,8 @@ pub struct HttpState {
     pub schema: ParleySchema,
     pub metrics: Option<PrometheusHandle>,
     pub playground: bool,
+    /// The demo users and tokens when this process seeded the demo, for `/app`'s sign-in.
+    pub demo_logins: Option<Arc<Vec<crate::demo::DemoLogin>>>,
     /// Flips to true on shutdown: WebSockets close with 1001.
     pub shutdown: watch::Receiver<bool>,
     /// Every WebSocket connection holds this state (and so this sender) until it ends, so
@@ -60,6 +62,7 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
         .route("/", get(assets::graphiql))
         .route("/app", get(assets::app))
         .route("/app/", get(assets::app))
+        .route("/app/demo-users", get(assets::demo_users))
         .route("/assets/{*path}", get(assets::asset))
         .route("/graphql", get(graphql::get_or_upgrade).post(graphql::post))
         .route("/healthz", get(ops::healthz))

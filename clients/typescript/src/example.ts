@@ -48,11 +48,21 @@ export async function unreadRooms(url: string, token: string): Promise<{ name: s
     .sort((a, b) => b.unread - a.unread);
 }
 
-/** Sends once, whatever the retries: the server keeps the first message per `clientId`. */
-export async function sendOnce(url: string, token: string, roomId: string, body: string): Promise<number> {
+/**
+ * Sends a message, retrying network failures with the same `clientId`: the server keeps the
+ * first message per `clientId`, so a retry of a send that did arrive returns it again.
+ */
+export async function sendOnce(url: string, token: string, roomId: string, body: string, attempts = 3): Promise<number> {
   const variables: SendMutationVariables = { input: { roomId, body, clientId: crypto.randomUUID() } };
-  const data = await request<SendMutation, SendMutationVariables>(url, token, SEND, variables);
-  return data.sendMessage.seq;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const data = await request<SendMutation, SendMutationVariables>(url, token, SEND, variables);
+      return data.sendMessage.seq;
+    } catch (error) {
+      // fetch rejects with a TypeError when the network fails; GraphQL errors are final.
+      if (!(error instanceof TypeError) || attempt >= attempts) throw error;
+    }
+  }
 }
 
 /** What a badge shows after an `unreadCountChanged` event (older seqs are dropped). */
