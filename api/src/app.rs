@@ -16,6 +16,7 @@ use crate::db::Store;
 use crate::demo;
 use crate::graphql::build_schema;
 use crate::http::{self, HttpState};
+use crate::notifications;
 use crate::presence;
 use crate::rate_limit::SendLimiter;
 use crate::reminders;
@@ -56,6 +57,7 @@ impl App {
         state.directory.spawn_invalidator(&state.store, &state.bus, shutdown_rx.clone()).await;
         reminders::scheduler::spawn(state.clone(), shutdown_rx.clone()).await;
         presence::service::spawn_upkeep(state.clone(), shutdown_rx.clone());
+        notifications::worker::spawn(state.clone(), shutdown_rx.clone());
         let schema = build_schema(Some(state.clone()), Some(&config.limits), config.playground);
         let listener = TcpListener::bind(config.bind)
             .await

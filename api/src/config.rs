@@ -180,6 +180,17 @@ pub struct Limits {
     /// Most pending reminders one user may have.
     #[arg(long, env = "PARLEY_MAX_PENDING_REMINDERS", default_value_t = 1_000)]
     pub max_pending_reminders: u64,
+    /// Attempts at one webhook delivery before it is marked failed.
+    #[arg(long, env = "PARLEY_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=30))]
+    pub webhook_max_attempts: u32,
+    /// The wait before a delivery's first retry, in milliseconds; it doubles with each
+    /// attempt (capped at an hour), with ±50 % jitter.
+    #[arg(long, env = "PARLEY_WEBHOOK_RETRY_BASE_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_base_ms: u64,
+    /// Allow webhook targets on loopback, private and link-local addresses (tests, trusted
+    /// networks); refused by default so a webhook cannot reach inside the network.
+    #[arg(long, env = "PARLEY_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
 }
 
 impl Limits {

@@ -10,7 +10,8 @@
 //! - [`auth`]: tokens → [`auth::Viewer`]. [`error`]: the one error type.
 //! - Domains, each with `service` (rules + database), `types` and `resolvers`:
 //!   [`rooms`], [`messages`], [`read_state`], [`users`], [`favorites`], [`reminders`], [`later`],
-//!   [`search`], [`typing`], [`presence`], [`mentions`].
+//!   [`search`], [`typing`], [`presence`], [`mentions`], [`notifications`] (the outbox and
+//!   outgoing webhooks).
 //! - [`bus`]: events across instances (in-process or Redis). [`db`]: connection, migrations,
 //!   the SQLite write gate. [`directory`]: cached users and rooms. [`demo`]: first-run data.
 
@@ -29,6 +30,7 @@ pub mod http;
 pub mod later;
 pub mod mentions;
 pub mod messages;
+pub mod notifications;
 pub mod paging;
 pub mod presence;
 pub mod rate_limit;

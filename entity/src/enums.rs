@@ -114,3 +114,28 @@ pub enum ReminderStatus {
     #[sea_orm(string_value = "cancelled")]
     Cancelled,
 }
+
+/// The body an outgoing webhook posts: Parley's signed JSON, or Slack's `{"text": …}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum WebhookFormat {
+    #[sea_orm(string_value = "json")]
+    Json,
+    #[sea_orm(string_value = "slack")]
+    Slack,
+}
+
+/// Where a notification in the outbox stands. `delivering` rows are leased to one worker until
+/// `next_attempt_at`; a worker that died leaves them to be claimed again after that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum DeliveryStatus {
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "delivering")]
+    Delivering,
+    #[sea_orm(string_value = "delivered")]
+    Delivered,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}

@@ -4,7 +4,9 @@
 pub mod enums;
 pub mod message_favorites;
 pub mod messages;
+pub mod notification_deliveries;
 pub mod organizations;
+pub mod outgoing_webhooks;
 pub mod reminders;
 pub mod room_members;
 pub mod rooms;

@@ -12,6 +12,7 @@ mod m20261124_000005_message_recency;
 mod m20261201_000006_read_receipts;
 mod m20261201_000007_presence;
 mod m20261201_000008_mentions;
+mod m20261201_000009_outgoing_webhooks;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_read_receipts::Migration),
             Box::new(m20261201_000007_presence::Migration),
             Box::new(m20261201_000008_mentions::Migration),
+            Box::new(m20261201_000009_outgoing_webhooks::Migration),
         ]
     }
 }

@@ -49,4 +49,5 @@ mod tenant_isolation;
 mod typing;
 mod unread_model;
 mod users;
+mod webhooks;
 mod ws_protocol;

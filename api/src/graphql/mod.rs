@@ -19,6 +19,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 use crate::config::Limits;
 use crate::favorites::resolvers::{FavoriteMutation, FavoriteSubscription};
 use crate::messages::resolvers::{MessageMutation, MessageQuery, MessageSubscription};
+use crate::notifications::resolvers::{NotificationMutation, NotificationQuery};
 use crate::presence::resolvers::{PresenceMutation, PresenceSubscription};
 use crate::read_state::resolvers::{ReadStateMutation, ReadStateQuery, ReadStateSubscription};
 use crate::reminders::resolvers::{ReminderMutation, ReminderSubscription};
@@ -29,7 +30,15 @@ use crate::typing::resolvers::{TypingMutation, TypingSubscription};
 use crate::users::resolvers::{UserMutation, UserQuery};
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(UserQuery, RoomQuery, MessageQuery, ReadStateQuery, SearchQueryRoot, node::NodeQuery);
+pub struct QueryRoot(
+    UserQuery,
+    RoomQuery,
+    MessageQuery,
+    ReadStateQuery,
+    SearchQueryRoot,
+    NotificationQuery,
+    node::NodeQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
@@ -41,6 +50,7 @@ pub struct MutationRoot(
     ReminderMutation,
     TypingMutation,
     PresenceMutation,
+    NotificationMutation,
 );
 
 #[derive(MergedSubscription, Default)]

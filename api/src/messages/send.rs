@@ -12,6 +12,8 @@
 //! writes nothing are the checks run one by one, to say which one failed. SQLite, in process
 //! and with one writer, runs the same steps in a transaction.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
@@ -25,6 +27,7 @@ use crate::bus::{Event, MessagePayload, RoomPayload, Topic, UserPayload};
 use crate::error::{ApiError, ApiResult};
 use crate::mentions::parse::parse;
 use crate::mentions::service as mentions;
+use crate::notifications::outbox;
 use crate::rooms::access;
 use crate::state::Ctx;
 use crate::typing::service as typing;
@@ -120,7 +123,10 @@ async fn insert_in_one_statement(
     now: DateTime<Utc>,
     mentioned: &[Uuid],
 ) -> ApiResult<rooms::Model> {
-    const SQL: &str = "WITH room AS ( \
+    // The outbox rows for the webhooks that want this message, in the same statement.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH room AS ( \
           UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $3 \
           WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL AND archived_at IS NULL \
             AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $4) \
@@ -137,8 +143,12 @@ async fn insert_in_one_statement(
         mentioned AS ( \
           INSERT INTO mentions (message_id, user_id, room_id, seq, created_at) \
           SELECT $5, mentioned.id, $1, message.seq, $3 \
-          FROM message, unnest(string_to_array($10, ',')::uuid[]) AS mentioned(id)) \
-        SELECT room.* FROM room, message";
+          FROM message, unnest(string_to_array($10, ',')::uuid[]) AS mentioned(id)), \
+        {deliveries} \
+        SELECT room.* FROM room, message",
+            deliveries = outbox::enqueue_message_added_cte()
+        )
+    });
     let store = &cx.app.store;
     let values = vec![
         new.room_id.into(),
@@ -152,7 +162,7 @@ async fn insert_in_one_statement(
         attachments_json(&new.attachments).into(),
         mentioned.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",").into(),
     ];
-    let room = rooms::Model::find_by_statement(store.stmt(SQL, values)).one(&store.db).await?;
+    let room = rooms::Model::find_by_statement(store.stmt(&SQL, values)).one(&store.db).await?;
     match room {
         Some(room) => Ok(room),
         None => Err(why_not_sent(cx, new).await),
@@ -204,6 +214,8 @@ async fn insert_in_transaction(
     ))
     .await?;
     mentions::write(&tx.txn, store, (id, room.id, room.last_seq), mentioned, false, now).await?;
+    static ENQUEUE: LazyLock<String> = LazyLock::new(outbox::enqueue_message_added_statement);
+    tx.execute_raw(store.stmt(&ENQUEUE, vec![room.id.into(), id.into(), now.into()])).await?;
     tx.commit().await?;
     Ok(room)
 }

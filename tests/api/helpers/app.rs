@@ -79,6 +79,9 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
         ("RUST_LOG", "warn"),
         ("PARLEY_SEND_RATE_PER_SEC", "10000"),
         ("PARLEY_SEND_BURST", "10000"),
+        // Webhook receivers in tests listen on 127.0.0.1; retries come fast.
+        ("PARLEY_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("PARLEY_WEBHOOK_RETRY_BASE_MS", "100"),
     ] {
         env.push((key.to_owned(), value.to_owned()));
     }

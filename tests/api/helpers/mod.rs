@@ -14,6 +14,7 @@
 
 pub mod api;
 mod app;
+pub mod receiver;
 pub mod services;
 pub mod subscription;
 pub mod ws;

@@ -1,6 +1,7 @@
 //! Throwaway dependencies for tests that stop or kill them: a Redis server and a
-//! PostgreSQL cluster of the test's own, on free ports, removed when dropped. The
-//! machine's services are never stopped.
+//! PostgreSQL cluster of the test's own, on free ports, removed when dropped; and a database
+//! of the test's own on the shared server, for tests whose background workers must not meet
+//! other tests' rows. The machine's services are never stopped.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -165,4 +166,40 @@ async fn as_postgres_owner(dir: &std::path::Path) {
 async fn postgres_bin_dir() -> PathBuf {
     let output = Command::new("pg_config").arg("--bindir").output().await.expect("pg_config is installed");
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+/// A database of the test's own on the shared PostgreSQL server (`PARLEY_TEST_DATABASE_URL`):
+/// the notification outbox is claimed by every instance on a database, so the webhook tests'
+/// deliveries must not be taken by other tests' servers, with other settings, that are killed
+/// while they hold them. Dropped with this guard (after the servers using it).
+pub struct OwnDatabase {
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl OwnDatabase {
+    pub fn create() -> OwnDatabase {
+        let (shared, _) = super::pg_redis_urls().expect("OwnDatabase needs PARLEY_TEST_DATABASE_URL");
+        let (server, _) = shared.rsplit_once('/').expect("a database URL ends in /NAME");
+        let name = format!("parley_test_{}", uuid::Uuid::now_v7().simple());
+        let admin_url = format!("{server}/postgres");
+        psql(&admin_url, &format!("CREATE DATABASE {name}"));
+        OwnDatabase { url: format!("{server}/{name}"), name, admin_url }
+    }
+}
+
+impl Drop for OwnDatabase {
+    fn drop(&mut self) {
+        psql(&self.admin_url, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let status = std::process::Command::new("psql")
+        .args([url, "-q", "-c", sql])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run psql");
+    assert!(status.success(), "psql: {sql} failed");
 }

@@ -239,15 +239,23 @@ async fn seed_victim(app: &TestApp) -> Victim {
     let atlas = create_channel(app, &amber, "atlas-plans", &[&arthur]).await;
     let aegis = create_private_channel(app, &amber, "aegis-plans", &[&arthur]).await;
     let dm = open_dm(app, &amber, &[&arthur]).await;
+    // Before the messages, so A has a webhook delivery too (to a port where nothing listens).
+    let webhook = create_webhook(app, &amber, "http://127.0.0.1:9/atlas-hook").await;
     let message = id_of(&send(app, &amber, &atlas, "acorn one").await);
     send(app, &arthur, &aegis, "acorn two").await;
     send(app, &arthur, &dm, "acorn three").await;
     let reminder = remind(app, &amber, json!({ "messageId": message, "remindAt": in_an_hour() })).await;
-    let ids = vec![atlas, aegis, dm, message, amber.id.clone(), reminder];
+    let ids = vec![atlas, aegis, dm, message, amber.id.clone(), reminder, webhook];
     let mut markers = ids.clone();
     markers.extend([&org.id, &arthur.id].map(String::clone));
     markers.extend(["amber", "arthur", "atlas", "aegis", "acorn"].map(str::to_owned));
     Victim { amber, arthur, ids, markers }
+}
+
+async fn create_webhook(app: &TestApp, admin: &TestUser, url: &str) -> String {
+    let create = "mutation($input: CreateOutgoingWebhookInput!) { createOutgoingWebhook(input: $input) { webhook { id } } }";
+    let input = json!({ "url": url, "events": ["MESSAGE_ADDED"] });
+    id_of(&data(app.gql(admin, create, json!({ "input": input })).await)["createOutgoingWebhook"]["webhook"])
 }
 
 async fn seed_caller(app: &TestApp) -> Caller {

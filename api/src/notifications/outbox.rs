@@ -1,0 +1,131 @@
+//! The outbox's statements: enqueue (inside a message's own transaction), claim, settle, list.
+//!
+//! A delivery is written in the transaction that stores the message, so a message is never
+//! stored without its notifications nor notified without being stored. Workers on any instance
+//! claim due rows with one statement that leases them (`delivering` until `next_attempt_at`);
+//! PostgreSQL skips rows another worker holds (`FOR UPDATE SKIP LOCKED`), SQLite has one
+//! writer. A worker that dies leaves its rows leased: they are claimed again when the lease
+//! ends, which is the at-least-once edge the idempotency key (the row's id) covers.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, DatabaseBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use crate::db::Store;
+use crate::error::ApiResult;
+use entity::enums::DeliveryStatus;
+use entity::notification_deliveries::{self as deliveries, Column};
+
+/// Rows one claim takes.
+const CLAIM_BATCH: u32 = 50;
+/// How long a claimed row is a worker's: longer than an attempt can take.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// The webhooks that want a new message in room `$1`: the room's own, and the organisation's
+/// org-wide ones when the room is a public channel (a DM or a private channel never leaves
+/// the organisation through a webhook nobody in it chose for that room).
+const MATCHING_WEBHOOKS: &str = "w.deleted_at IS NULL AND w.events LIKE '%,MESSAGE_ADDED,%' \
+     AND (w.room_id = r.id OR (w.room_id IS NULL AND r.kind = 'channel' AND r.visibility = 'public'))";
+
+/// PostgreSQL: a CTE of the one-statement send (`room` and `message` are its CTEs; `$1` the
+/// room, `$2` the organisation, `$3` the time, `$5` the message id).
+pub fn enqueue_message_added_cte() -> String {
+    format!(
+        "deliveries AS ( \
+           INSERT INTO notification_deliveries (id, org_id, channel, webhook_id, event, room_id, \
+             message_id, status, attempts, next_attempt_at, created_at) \
+           SELECT gen_random_uuid(), $2, 'webhook', w.id, 'MESSAGE_ADDED', $1, $5, 'pending', 0, $3, $3 \
+           FROM outgoing_webhooks w, room r, message \
+           WHERE w.org_id = $2 AND {MATCHING_WEBHOOKS})"
+    )
+}
+
+/// SQLite: a statement of the send's transaction (`$1` room, `$2` message id, `$3` time).
+/// Ids are 16 random bytes, which is how SQLite keeps a uuid.
+pub fn enqueue_message_added_statement() -> String {
+    format!(
+        "INSERT INTO notification_deliveries (id, org_id, channel, webhook_id, event, room_id, \
+           message_id, status, attempts, next_attempt_at, created_at) \
+         SELECT randomblob(16), r.org_id, 'webhook', w.id, 'MESSAGE_ADDED', r.id, $2, 'pending', 0, $3, $3 \
+         FROM outgoing_webhooks w JOIN rooms r ON r.id = $1 AND w.org_id = r.org_id \
+         WHERE {MATCHING_WEBHOOKS}"
+    )
+}
+
+/// Leases up to a batch of due deliveries (pending ones whose time came, and leased ones
+/// whose worker went away) and returns them, their attempt counted.
+pub async fn claim(store: &Store, now: DateTime<Utc>) -> ApiResult<Vec<deliveries::Model>> {
+    let lock = match store.backend() {
+        DatabaseBackend::Postgres => "FOR UPDATE SKIP LOCKED",
+        _ => "",
+    };
+    let sql = format!(
+        "UPDATE notification_deliveries SET status = 'delivering', attempts = attempts + 1, next_attempt_at = $2 \
+         WHERE id IN (SELECT id FROM notification_deliveries \
+           WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1 \
+           ORDER BY next_attempt_at LIMIT {CLAIM_BATCH} {lock}) \
+         RETURNING *"
+    );
+    let lease_end = now + chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(30));
+    let statement = store.stmt(&sql, vec![now.into(), lease_end.into()]);
+    Ok(deliveries::Model::find_by_statement(statement).all(&store.db).await?)
+}
+
+/// How an attempt ended.
+pub enum Settled {
+    Delivered { at: DateTime<Utc> },
+    RetryAt { at: DateTime<Utc>, error: String },
+    Failed { error: String },
+}
+
+pub async fn settle(store: &Store, id: uuid::Uuid, outcome: &Settled) -> ApiResult<()> {
+    let mut change = deliveries::ActiveModel::default();
+    match outcome {
+        Settled::Delivered { at } => {
+            change.status = Set(DeliveryStatus::Delivered);
+            change.delivered_at = Set(Some(*at));
+            change.last_error = Set(None);
+        }
+        Settled::RetryAt { at, error } => {
+            change.status = Set(DeliveryStatus::Pending);
+            change.next_attempt_at = Set(*at);
+            change.last_error = Set(Some(error.clone()));
+        }
+        Settled::Failed { error } => {
+            change.status = Set(DeliveryStatus::Failed);
+            change.last_error = Set(Some(error.clone()));
+        }
+    }
+    deliveries::Entity::update_many().set(change).filter(Column::Id.eq(id)).exec(&store.db).await?;
+    Ok(())
+}
+
+/// An organisation's deliveries, newest first, one page of `limit` (+1 to tell whether more
+/// follow) from `offset`.
+pub async fn list(
+    store: &Store,
+    org_id: uuid::Uuid,
+    status: Option<DeliveryStatus>,
+    channel: Option<&str>,
+    offset: u64,
+    limit: u64,
+) -> ApiResult<Vec<deliveries::Model>> {
+    let mut query = deliveries::Entity::find().filter(Column::OrgId.eq(org_id));
+    if let Some(status) = status {
+        query = query.filter(Column::Status.eq(status));
+    }
+    if let Some(channel) = channel {
+        query = query.filter(Column::Channel.eq(channel));
+    }
+    let rows = query
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .offset(offset)
+        .limit(crate::paging::fetch_limit(limit))
+        .all(&store.db)
+        .await?;
+    Ok(rows)
+}

@@ -1,0 +1,74 @@
+//! Outgoing webhooks and the delivery log, for organisation admins.
+
+use async_graphql::{Context, ID, Object, Result};
+
+use super::outbox;
+use super::types::{
+    CreateOutgoingWebhookInput, CreatedOutgoingWebhook, NotificationDelivery, NotificationDeliveryConnection,
+    NotificationDeliveryFilter, OutgoingWebhook,
+};
+use super::webhooks::{self, NewWebhook};
+use crate::error::ApiError;
+use crate::graphql::context::ContextExt;
+use crate::graphql::ids::parse_id;
+use crate::graphql::pages::{offset_after, offset_connection};
+use crate::paging::{PageSize, split_page};
+
+#[derive(Default)]
+pub struct NotificationQuery;
+
+#[Object]
+impl NotificationQuery {
+    /// The organisation's webhooks (admins).
+    async fn outgoing_webhooks(&self, ctx: &Context<'_>) -> Result<Vec<OutgoingWebhook>> {
+        Ok(webhooks::list(&ctx.service()?).await?.into_iter().map(OutgoingWebhook).collect())
+    }
+
+    /// The organisation's notification deliveries, newest first (admins).
+    async fn notification_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<NotificationDeliveryFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<NotificationDeliveryConnection> {
+        let viewer = ctx.viewer()?;
+        if !viewer.is_admin() {
+            return Err(ApiError::forbidden("only organisation admins see deliveries").into());
+        }
+        let filter = filter.unwrap_or_default();
+        let (limit, offset) = (PageSize::parse(first)?.get(), offset_after(after.as_deref())?);
+        let kind = filter.kind.map(|k| k.stored());
+        let status = filter.status.map(Into::into);
+        let rows = outbox::list(&ctx.state()?.store, viewer.org_id, status, kind, offset, limit).await?;
+        let (rows, more) = split_page(rows, limit);
+        Ok(offset_connection(offset, more, rows.into_iter().map(NotificationDelivery).collect()))
+    }
+}
+
+#[derive(Default)]
+pub struct NotificationMutation;
+
+#[Object]
+impl NotificationMutation {
+    /// Registers a webhook (admins); the answer carries its signing secret, shown only here.
+    async fn create_outgoing_webhook(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOutgoingWebhookInput,
+    ) -> Result<CreatedOutgoingWebhook> {
+        let new = NewWebhook {
+            url: input.url,
+            events: input.events.into_iter().map(Into::into).collect(),
+            room_id: input.room_id.as_ref().map(parse_id).transpose()?,
+            format: input.format.into(),
+        };
+        let (webhook, secret) = webhooks::create(&ctx.service()?, new).await?;
+        Ok(CreatedOutgoingWebhook { webhook: OutgoingWebhook(webhook), secret })
+    }
+
+    /// Deletes a webhook (admins); deliveries not yet made fail. Idempotent.
+    async fn delete_outgoing_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<OutgoingWebhook> {
+        Ok(OutgoingWebhook(webhooks::delete(&ctx.service()?, parse_id(&id)?).await?))
+    }
+}

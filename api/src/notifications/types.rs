@@ -1,0 +1,212 @@
+//! GraphQL types of notifications: outgoing webhooks and the deliveries of the outbox.
+
+use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::webhooks::WebhookEvent;
+use crate::graphql::ids::to_id;
+use entity::enums::{DeliveryStatus as StoredStatus, WebhookFormat as StoredFormat};
+use entity::{notification_deliveries, outgoing_webhooks};
+
+/// What a webhook is told about.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "WebhookEvent")]
+pub enum WebhookEventName {
+    /// A message was sent in a room the webhook follows.
+    MessageAdded,
+}
+
+impl From<WebhookEventName> for WebhookEvent {
+    fn from(name: WebhookEventName) -> Self {
+        match name {
+            WebhookEventName::MessageAdded => Self::MessageAdded,
+        }
+    }
+}
+
+impl From<WebhookEvent> for WebhookEventName {
+    fn from(event: WebhookEvent) -> Self {
+        match event {
+            WebhookEvent::MessageAdded => Self::MessageAdded,
+        }
+    }
+}
+
+/// The body a webhook posts.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// Parley's JSON: the event, the message, its room and author (see README).
+    Json,
+    /// `{"text": "*Alice* in #general: hello"}`, what a Slack incoming webhook takes.
+    Slack,
+}
+
+impl From<WebhookFormat> for StoredFormat {
+    fn from(format: WebhookFormat) -> Self {
+        match format {
+            WebhookFormat::Json => Self::Json,
+            WebhookFormat::Slack => Self::Slack,
+        }
+    }
+}
+
+impl From<StoredFormat> for WebhookFormat {
+    fn from(format: StoredFormat) -> Self {
+        match format {
+            StoredFormat::Json => Self::Json,
+            StoredFormat::Slack => Self::Slack,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateOutgoingWebhookInput {
+    /// An `http(s)` URL on a public address (private ones need `PARLEY_WEBHOOK_ALLOW_PRIVATE`).
+    pub url: String,
+    pub events: Vec<WebhookEventName>,
+    /// Only this room's events (a room the admin may read). Without it, the organisation's
+    /// public channels: direct messages and private channels need a webhook of their own.
+    pub room_id: Option<ID>,
+    #[graphql(default_with = "WebhookFormat::Json")]
+    pub format: WebhookFormat,
+}
+
+/// Where an organisation's events are posted, each delivery signed with the webhook's secret.
+pub struct OutgoingWebhook(pub outgoing_webhooks::Model);
+
+#[Object]
+impl OutgoingWebhook {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn url(&self) -> &str {
+        &self.0.url
+    }
+    async fn events(&self) -> Vec<WebhookEventName> {
+        WebhookEvent::parse_list(&self.0.events).into_iter().map(Into::into).collect()
+    }
+    async fn room_id(&self) -> Option<ID> {
+        self.0.room_id.map(to_id)
+    }
+    async fn format(&self) -> WebhookFormat {
+        self.0.format.into()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.deleted_at
+    }
+}
+
+/// A new webhook and its signing secret, which is shown only here.
+#[derive(SimpleObject)]
+pub struct CreatedOutgoingWebhook {
+    pub webhook: OutgoingWebhook,
+    /// Verify `X-Parley-Signature` with it: `sha256=` + hex HMAC-SHA256 of
+    /// `"<X-Parley-Timestamp>.<raw body>"`.
+    pub secret: String,
+}
+
+/// How a notification goes out.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NotificationKind {
+    Webhook,
+}
+
+impl NotificationKind {
+    pub fn stored(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its first attempt or its next retry (`nextAttemptAt`).
+    Pending,
+    /// Being attempted now.
+    Delivering,
+    Delivered,
+    /// Gave up: out of attempts, or its webhook or message is gone (`lastError` says which).
+    Failed,
+}
+
+impl From<DeliveryStatus> for StoredStatus {
+    fn from(status: DeliveryStatus) -> Self {
+        match status {
+            DeliveryStatus::Pending => Self::Pending,
+            DeliveryStatus::Delivering => Self::Delivering,
+            DeliveryStatus::Delivered => Self::Delivered,
+            DeliveryStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+impl From<StoredStatus> for DeliveryStatus {
+    fn from(status: StoredStatus) -> Self {
+        match status {
+            StoredStatus::Pending => Self::Pending,
+            StoredStatus::Delivering => Self::Delivering,
+            StoredStatus::Delivered => Self::Delivered,
+            StoredStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct NotificationDeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub kind: Option<NotificationKind>,
+}
+
+/// One notification in the outbox and what became of it.
+pub struct NotificationDelivery(pub notification_deliveries::Model);
+
+#[Object]
+impl NotificationDelivery {
+    /// Also the `Idempotency-Key` of every attempt.
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn kind(&self) -> NotificationKind {
+        NotificationKind::Webhook
+    }
+    async fn event(&self) -> Option<WebhookEventName> {
+        WebhookEvent::parse_list(&self.0.event).first().copied().map(Into::into)
+    }
+    async fn status(&self) -> DeliveryStatus {
+        self.0.status.into()
+    }
+    /// Attempts made so far.
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    /// Why the last attempt failed (`HTTP 500`, `timed out`, …); null once delivered.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    /// When a pending delivery is tried next.
+    async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
+        (self.0.status == StoredStatus::Pending).then_some(self.0.next_attempt_at)
+    }
+    async fn delivered_at(&self) -> Option<DateTime<Utc>> {
+        self.0.delivered_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn webhook_id(&self) -> Option<ID> {
+        self.0.webhook_id.map(to_id)
+    }
+    async fn message_id(&self) -> Option<ID> {
+        self.0.message_id.map(to_id)
+    }
+    async fn room_id(&self) -> Option<ID> {
+        self.0.room_id.map(to_id)
+    }
+}
+
+pub type NotificationDeliveryConnection = async_graphql::connection::Connection<String, NotificationDelivery>;

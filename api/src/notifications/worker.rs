@@ -1,0 +1,186 @@
+//! The delivery worker: one task per instance that claims due deliveries from the outbox,
+//! posts them, and records each attempt's outcome.
+//!
+//! It polls every `POLL` (a claim is one indexed statement) and goes on at once while claims
+//! come back full. Every attempt carries the delivery's id as `Idempotency-Key`, so a receiver
+//! can drop the repeat that a worker dying between the post and the record can cause. A
+//! 2xx answer delivers; anything else (an error status, a timeout, a refused connection) is
+//! retried after an exponential, jittered wait until `PARLEY_WEBHOOK_MAX_ATTEMPTS`; a deleted
+//! webhook or message fails at once.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use rand::Rng;
+use reqwest::Url;
+use sea_orm::EntityTrait;
+use tokio::sync::watch;
+
+use super::outbox::{self, Settled};
+use super::{render, target};
+use crate::state::AppState;
+use entity::{messages, notification_deliveries, outgoing_webhooks, rooms};
+
+/// How often an idle worker looks for due deliveries.
+const POLL: Duration = Duration::from_secs(1);
+/// Attempts in flight at once per instance.
+const IN_FLIGHT: usize = 16;
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(3_600);
+
+/// Why an attempt did not deliver: worth another try, or never going to work.
+enum Failure {
+    Retry(String),
+    Permanent(String),
+}
+
+/// Starts the worker; it stops when `shutdown` flips (an attempt in flight is abandoned and
+/// its row claimed again when its lease ends).
+pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let client = match target::client(state.limits.webhook_allow_private) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "webhook deliveries are off: cannot build the HTTP client");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            let claimed = match outbox::claim(&state.store, Utc::now()).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::warn!(%error, "notification outbox: cannot claim deliveries; retrying");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(POLL) => continue,
+                }
+            }
+            let attempts = futures_util::stream::iter(claimed).for_each_concurrent(IN_FLIGHT, |delivery| {
+                let (state, client) = (&state, &client);
+                async move { deliver(state, client, delivery).await }
+            });
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                () = attempts => {}
+            }
+        }
+    });
+}
+
+async fn deliver(state: &AppState, client: &reqwest::Client, delivery: notification_deliveries::Model) {
+    let outcome = match attempt(state, client, &delivery).await {
+        Ok(()) => Settled::Delivered { at: Utc::now() },
+        Err(Failure::Retry(error)) if delivery.attempts < state.limits.webhook_max_attempts as i32 => {
+            Settled::RetryAt { at: Utc::now() + backoff(state, delivery.attempts), error }
+        }
+        Err(Failure::Retry(error) | Failure::Permanent(error)) => Settled::Failed { error },
+    };
+    let label = match &outcome {
+        Settled::Delivered { at } => {
+            let late = (*at - delivery.created_at).to_std().unwrap_or_default();
+            metrics::histogram!("parley_notification_lateness_seconds", "channel" => "webhook")
+                .record(late.as_secs_f64());
+            "delivered"
+        }
+        Settled::RetryAt { .. } => "retried",
+        Settled::Failed { .. } => "failed",
+    };
+    metrics::counter!("parley_notification_attempts_total", "channel" => "webhook", "outcome" => label)
+        .increment(1);
+    if let Err(error) = outbox::settle(&state.store, delivery.id, &outcome).await {
+        // The lease ends and the row is claimed again: at least once, never lost.
+        tracing::warn!(%error, delivery = %delivery.id, "cannot record a delivery attempt");
+    }
+}
+
+/// The wait before attempt `attempts + 1`: base × 2^(attempts − 1), capped, ±50 % jitter.
+fn backoff(state: &AppState, attempts: i32) -> chrono::Duration {
+    let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(30);
+    let wait = Duration::from_millis(state.limits.webhook_retry_base_ms.saturating_mul(1 << exponent))
+        .min(MAX_BACKOFF);
+    let jittered = wait.mul_f64(rand::rng().random_range(0.5..1.5));
+    chrono::Duration::from_std(jittered).unwrap_or(chrono::Duration::hours(1))
+}
+
+async fn attempt(
+    state: &AppState,
+    client: &reqwest::Client,
+    delivery: &notification_deliveries::Model,
+) -> Result<(), Failure> {
+    let db = &state.store.db;
+    let gone = |what: &str| Failure::Permanent(format!("the {what} no longer exists"));
+    let retry = |error: crate::error::ApiError| Failure::Retry(format!("reading the delivery: {error}"));
+    let webhook = match delivery.webhook_id {
+        Some(id) => outgoing_webhooks::Entity::find_by_id(id).one(db).await.map_err(|e| retry(e.into()))?,
+        None => None,
+    };
+    let webhook = webhook.filter(|w| w.deleted_at.is_none()).ok_or_else(|| gone("webhook"))?;
+    let message = match delivery.message_id {
+        Some(id) => messages::Entity::find_by_id(id).one(db).await.map_err(|e| retry(e.into()))?,
+        None => None,
+    };
+    let message = message.ok_or_else(|| gone("message"))?;
+    let room = rooms::Entity::find_by_id(message.room_id).one(db).await.map_err(|e| retry(e.into()))?;
+    let room = room.ok_or_else(|| gone("room"))?;
+    let author = match message.author_user_id {
+        Some(id) => state.directory.user(&state.store, id).await.map_err(retry)?,
+        None => None,
+    };
+    let event = render::MessageAdded {
+        delivery_id: delivery.id,
+        message: &message,
+        room: &room,
+        author: author.as_ref(),
+    };
+    let body = render::message_added(webhook.format, &event).to_string();
+    post(state, client, &webhook, delivery, body, Utc::now()).await
+}
+
+async fn post(
+    state: &AppState,
+    client: &reqwest::Client,
+    webhook: &outgoing_webhooks::Model,
+    delivery: &notification_deliveries::Model,
+    body: String,
+    now: DateTime<Utc>,
+) -> Result<(), Failure> {
+    let url = Url::parse(&webhook.url).map_err(|e| Failure::Permanent(format!("url: {e}")))?;
+    if !target::literal_host_allowed(&url, state.limits.webhook_allow_private) {
+        return Err(Failure::Permanent("url: not a public address".into()));
+    }
+    let signature = render::signature(&webhook.secret, now, body.as_bytes())
+        .map_err(|e| Failure::Permanent(format!("signing: {e}")))?;
+    let response = client
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("Idempotency-Key", delivery.id.to_string())
+        .header("X-Parley-Delivery", delivery.id.to_string())
+        .header("X-Parley-Event", delivery.event.as_str())
+        .header("X-Parley-Timestamp", now.timestamp().to_string())
+        .header("X-Parley-Signature", signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| Failure::Retry(without_url(&e)))?;
+    let status = response.status();
+    if status.is_success() { Ok(()) } else { Err(Failure::Retry(format!("HTTP {}", status.as_u16()))) }
+}
+
+/// reqwest's error text names the URL, which may carry a token (Slack's do): keep it out of
+/// what admins and logs see.
+fn without_url(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let detail = std::error::Error::source(error).map(ToString::to_string).unwrap_or_default();
+    if detail.is_empty() { kind.to_owned() } else { format!("{kind}: {detail}") }
+}

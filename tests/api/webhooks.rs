@@ -1,0 +1,308 @@
+//! Outgoing webhooks, against a receiver the test starts: registration rules and refusals
+//! (admins only, bad URLs, private targets, other organisations), signed JSON and Slack
+//! bodies posted once per message of the rooms a webhook follows, retries until delivered or
+//! given up, deletion, and on PostgreSQL + Redis: two instances delivering each notification
+//! once, and a delivery that outlives the instance that first tried it.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::api::{create_channel, create_private_channel, id_of, open_dm, send};
+use crate::helpers::receiver::Receiver;
+use crate::helpers::services::OwnDatabase;
+use crate::helpers::{Backend, QUIET, TestApp, TestUser, WAIT, assert_error_code, data, spawn_app_with};
+
+backend_tests!(
+    admins_register_webhooks_and_bad_input_is_refused,
+    private_targets_are_refused_unless_allowed,
+    public_channel_messages_are_posted_signed_once,
+    a_room_webhook_in_slack_format_posts_text,
+    failed_attempts_are_retried_until_delivered_or_given_up,
+    a_deleted_webhook_gets_nothing_more,
+);
+
+pg_test!(two_instances_deliver_each_notification_once, a_delivery_outlives_the_instance_that_tried_it);
+
+/// A server whose deliveries no other test's server can claim: on PostgreSQL, a database of
+/// its own (the guard drops it after the server).
+async fn own_app(backend: Backend, overrides: &[(&str, &str)]) -> (Option<OwnDatabase>, TestApp) {
+    match backend {
+        Backend::Sqlite => (None, spawn_app_with(backend, overrides).await),
+        Backend::PostgresRedis => {
+            let database = OwnDatabase::create();
+            let mut settings = vec![("DATABASE_URL", database.url.as_str())];
+            settings.extend_from_slice(overrides);
+            let app = spawn_app_with(backend, &settings).await;
+            (Some(database), app)
+        }
+    }
+}
+
+const CREATE: &str = "mutation($input: CreateOutgoingWebhookInput!) { createOutgoingWebhook(input: $input) { \
+    secret webhook { id url events roomId format } } }";
+const DELETE: &str = "mutation($id: ID!) { deleteOutgoingWebhook(id: $id) { id deletedAt } }";
+const LIST: &str = "{ outgoingWebhooks { id url } }";
+const DELIVERIES: &str = "query($filter: NotificationDeliveryFilter) { notificationDeliveries(filter: $filter, first: 50) { \
+    edges { node { id kind event status attempts lastError deliveredAt webhookId messageId roomId } } } }";
+
+/// Registers a webhook to `url`; returns its id and secret.
+async fn register(app: &TestApp, admin: &TestUser, input: Value) -> (String, String) {
+    let created = app.ok(admin, CREATE, json!({ "input": input })).await;
+    let created = &created["createOutgoingWebhook"];
+    (id_of(&created["webhook"]), created["secret"].as_str().expect("a secret").to_owned())
+}
+
+fn everything_to(url: &str) -> Value {
+    json!({ "url": url, "events": ["MESSAGE_ADDED"] })
+}
+
+async fn deliveries(app: &TestApp, admin: &TestUser) -> Vec<Value> {
+    let answer = app.ok(admin, DELIVERIES, json!({})).await;
+    answer["notificationDeliveries"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+/// The delivery of `message_id` once it reached `status`.
+async fn delivery_of(app: &TestApp, admin: &TestUser, message_id: &str, status: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let all = deliveries(app, admin).await;
+        if let Some(found) = all.iter().find(|d| d["messageId"] == message_id && d["status"] == status) {
+            return found.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no {status} delivery of {message_id}: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn admins_register_webhooks_and_bad_input_is_refused(backend: Backend) {
+    let (_database, app) = own_app(backend, &[]).await;
+    let org = app.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let other = app.create_org().await.user_with_role("eve", "admin").await;
+    let elsewhere = create_channel(&app, &other, "elsewhere", &[]).await;
+    let hidden = create_private_channel(&app, &bob, "hidden", &[]).await;
+    let url = "http://127.0.0.1:9/hook";
+
+    assert_error_code(&app.gql(&bob, CREATE, json!({ "input": everything_to(url) })).await, "FORBIDDEN");
+    assert_error_code(&app.gql(&bob, LIST, json!({})).await, "FORBIDDEN");
+    assert_error_code(&app.gql(&bob, DELIVERIES, json!({})).await, "FORBIDDEN");
+    for (input, code) in [
+        (json!({ "url": "ftp://127.0.0.1/x", "events": ["MESSAGE_ADDED"] }), "BAD_USER_INPUT"),
+        (json!({ "url": "not a url", "events": ["MESSAGE_ADDED"] }), "BAD_USER_INPUT"),
+        (json!({ "url": url, "events": [] }), "BAD_USER_INPUT"),
+        (json!({ "url": url, "events": ["MESSAGE_ADDED"], "roomId": elsewhere }), "NOT_FOUND"),
+        (json!({ "url": url, "events": ["MESSAGE_ADDED"], "roomId": hidden }), "NOT_FOUND"),
+    ] {
+        assert_error_code(&app.gql(&ada, CREATE, json!({ "input": input.clone() })).await, code);
+    }
+    assert_eq!(
+        app.ok(&ada, LIST, json!({})).await["outgoingWebhooks"],
+        json!([]),
+        "refusals changed nothing"
+    );
+
+    let (id, secret) = register(&app, &ada, everything_to(url)).await;
+    assert!(secret.len() == 64 && secret.chars().all(|c| c.is_ascii_hexdigit()), "{secret}");
+    assert_eq!(app.ok(&ada, LIST, json!({})).await["outgoingWebhooks"], json!([{ "id": id, "url": url }]));
+    assert_eq!(app.ok(&other, LIST, json!({})).await["outgoingWebhooks"], json!([]));
+    assert_error_code(&app.gql(&other, DELETE, json!({ "id": id })).await, "NOT_FOUND");
+
+    let deleted = app.ok(&ada, DELETE, json!({ "id": id })).await;
+    assert!(deleted["deleteOutgoingWebhook"]["deletedAt"].is_string());
+    assert_eq!(app.ok(&ada, DELETE, json!({ "id": id })).await, deleted, "deleting again changes nothing");
+    assert_eq!(app.ok(&ada, LIST, json!({})).await["outgoingWebhooks"], json!([]));
+}
+
+async fn private_targets_are_refused_unless_allowed(backend: Backend) {
+    let (_database, app) = own_app(backend, &[("PARLEY_WEBHOOK_ALLOW_PRIVATE", "false")]).await;
+    let ada = app.create_org().await.user_with_role("ada", "admin").await;
+    for url in [
+        "http://127.0.0.1:9/x",
+        "http://[::1]/x",
+        "http://169.254.169.254/latest",
+        "http://10.0.0.7/",
+        "http://localhost/",
+    ] {
+        let answer = app.gql(&ada, CREATE, json!({ "input": everything_to(url) })).await;
+        assert_error_code(&answer, "BAD_USER_INPUT");
+        assert!(answer.to_string().contains("private"), "{url}: {answer}");
+    }
+    assert_eq!(app.ok(&ada, LIST, json!({})).await["outgoingWebhooks"], json!([]));
+}
+
+async fn public_channel_messages_are_posted_signed_once(backend: Backend) {
+    let (_database, app) = own_app(backend, &[]).await;
+    let receiver = Receiver::start().await;
+    let org = app.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let general = create_channel(&app, &ada, "general", &[&bob]).await;
+    let private = create_private_channel(&app, &ada, "board", &[&bob]).await;
+    let dm = open_dm(&app, &bob, &[&ada]).await;
+    let (_, secret) = register(&app, &ada, everything_to(&format!("{}/hooks/parley", receiver.url))).await;
+
+    send(&app, &bob, &private, "not for webhooks").await;
+    send(&app, &bob, &dm, "nor this").await;
+    let sent = send(&app, &bob, &general, "hello webhooks").await;
+    let received = receiver.wait_for(1, WAIT).await;
+    tokio::time::sleep(QUIET * 2).await;
+    assert_eq!(receiver.received().len(), 1, "only the public channel's message: {received:#?}");
+
+    let post = &received[0];
+    assert_eq!(post.path, "/hooks/parley");
+    assert_eq!(post.header("content-type"), "application/json");
+    assert!(post.signed_with(&secret), "signed with the webhook's secret: {post:?}");
+    assert!(!post.signed_with("another secret"));
+    let sent_at: i64 = post.header("x-parley-timestamp").parse().expect("a unix time");
+    assert!((chrono::Utc::now().timestamp() - sent_at).abs() < 60);
+    assert_eq!(post.header("x-parley-event"), "MESSAGE_ADDED");
+    let body = post.json();
+    assert_eq!(body["event"], "MESSAGE_ADDED");
+    assert_eq!(body["message"]["id"], sent["id"]);
+    assert_eq!(body["message"]["body"], "hello webhooks");
+    assert_eq!(body["message"]["deleted"], false);
+    assert_eq!(
+        (body["room"]["name"].as_str(), body["room"]["kind"].as_str()),
+        (Some("general"), Some("channel"))
+    );
+    assert_eq!(body["author"]["handle"], "bob");
+
+    let delivery = delivery_of(&app, &ada, sent["id"].as_str().expect("an id"), "DELIVERED").await;
+    assert_eq!(post.header("idempotency-key"), delivery["id"].as_str().expect("an id"));
+    assert_eq!(post.header("x-parley-delivery"), post.header("idempotency-key"));
+    assert_eq!((delivery["attempts"].as_i64(), delivery["kind"].as_str()), (Some(1), Some("WEBHOOK")));
+    assert_eq!(
+        (delivery["event"].as_str(), delivery["roomId"].as_str()),
+        (Some("MESSAGE_ADDED"), Some(general.as_str()))
+    );
+    assert!(delivery["lastError"].is_null() && delivery["deliveredAt"].is_string());
+    assert_eq!(deliveries(&app, &ada).await.len(), 1, "no delivery rows for the DM or the private channel");
+}
+
+async fn a_room_webhook_in_slack_format_posts_text(backend: Backend) {
+    let (_database, app) = own_app(backend, &[]).await;
+    let receiver = Receiver::start().await;
+    let org = app.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let ops = create_private_channel(&app, &ada, "ops", &[&bob]).await;
+    let general = create_channel(&app, &ada, "general", &[&bob]).await;
+    let input = json!({ "url": receiver.url, "events": ["MESSAGE_ADDED"], "roomId": ops, "format": "SLACK" });
+    let created = app.ok(&ada, CREATE, json!({ "input": input })).await;
+    assert_eq!(created["createOutgoingWebhook"]["webhook"]["format"], "SLACK");
+    assert_eq!(created["createOutgoingWebhook"]["webhook"]["roomId"], ops);
+
+    send(&app, &bob, &general, "another room").await;
+    send(&app, &bob, &ops, "deploy <done> & dusted").await;
+    let received = receiver.wait_for(1, WAIT).await;
+    tokio::time::sleep(QUIET * 2).await;
+    assert_eq!(receiver.received().len(), 1, "only the webhook's own room");
+    assert_eq!(received[0].json(), json!({ "text": "*Bob* in #ops: deploy &lt;done&gt; &amp; dusted" }));
+}
+
+async fn failed_attempts_are_retried_until_delivered_or_given_up(backend: Backend) {
+    let (_database, app) = own_app(backend, &[("PARLEY_WEBHOOK_MAX_ATTEMPTS", "3")]).await;
+    let receiver = Receiver::start().await;
+    let org = app.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let general = create_channel(&app, &ada, "general", &[&bob]).await;
+    register(&app, &ada, everything_to(&receiver.url)).await;
+
+    receiver.answer_with(&[500, 503]);
+    let first = id_of(&send(&app, &bob, &general, "third time lucky").await);
+    let received = receiver.wait_for(3, WAIT).await;
+    assert_eq!(received.iter().map(|r| r.status).collect::<Vec<_>>(), [500, 503, 200]);
+    let keys: HashSet<&str> = received.iter().map(|r| r.header("idempotency-key")).collect();
+    assert_eq!(keys.len(), 1, "every attempt carries the same key");
+    let delivered = delivery_of(&app, &ada, &first, "DELIVERED").await;
+    assert_eq!((delivered["attempts"].as_i64(), &delivered["lastError"]), (Some(3), &Value::Null));
+
+    receiver.answer_with(&[500, 500, 500]);
+    let second = id_of(&send(&app, &bob, &general, "never lucky").await);
+    receiver.wait_for(6, WAIT).await;
+    let failed = delivery_of(&app, &ada, &second, "FAILED").await;
+    assert_eq!((failed["attempts"].as_i64(), failed["lastError"].as_str()), (Some(3), Some("HTTP 500")));
+    tokio::time::sleep(QUIET * 2).await;
+    assert_eq!(receiver.received().len(), 6, "no attempt after the last");
+    let pending = data(app.gql(&ada, DELIVERIES, json!({ "filter": { "status": "PENDING" } })).await);
+    assert_eq!(pending["notificationDeliveries"]["edges"], json!([]));
+}
+
+async fn a_deleted_webhook_gets_nothing_more(backend: Backend) {
+    // Retries wait at least a second, so the deletion lands between two attempts.
+    let (_database, app) = own_app(backend, &[("PARLEY_WEBHOOK_RETRY_BASE_MS", "2000")]).await;
+    let receiver = Receiver::start().await;
+    let org = app.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let general = create_channel(&app, &ada, "general", &[&bob]).await;
+    let (id, _) = register(&app, &ada, everything_to(&receiver.url)).await;
+
+    receiver.answer_with(&[500]);
+    let message = id_of(&send(&app, &bob, &general, "retried later").await);
+    receiver.wait_for(1, WAIT).await;
+    app.ok(&ada, DELETE, json!({ "id": id })).await;
+    let failed = delivery_of(&app, &ada, &message, "FAILED").await;
+    assert_eq!(failed["lastError"], "the webhook no longer exists");
+    send(&app, &bob, &general, "after the deletion").await;
+    tokio::time::sleep(QUIET * 2).await;
+    assert_eq!(receiver.received().len(), 1, "nothing after the deletion");
+}
+
+async fn two_instances_deliver_each_notification_once() {
+    let (_database, a) = own_app(Backend::PostgresRedis, &[]).await;
+    let b = a.spawn_second_instance().await;
+    let receiver = Receiver::start().await;
+    let org = a.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let general = create_channel(&a, &ada, "general", &[&bob]).await;
+    register(&a, &ada, everything_to(&receiver.url)).await;
+
+    let mut sent = HashSet::new();
+    for i in 0..40 {
+        let through = if i % 2 == 0 { &a } else { &b };
+        sent.insert(
+            send(through, &bob, &general, &format!("message {i}")).await["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    let received = receiver.wait_for(40, WAIT).await;
+    tokio::time::sleep(QUIET * 2).await;
+    let received_now = receiver.received();
+    assert_eq!(received_now.len(), 40, "each notification once: {} requests", received_now.len());
+    let keys: HashSet<&str> = received.iter().map(|r| r.header("idempotency-key")).collect();
+    assert_eq!(keys.len(), 40);
+    let messages: HashSet<String> =
+        received.iter().map(|r| r.json()["message"]["id"].as_str().expect("id").to_owned()).collect();
+    assert_eq!(messages, sent);
+}
+
+async fn a_delivery_outlives_the_instance_that_tried_it() {
+    let (_database, mut a) =
+        own_app(Backend::PostgresRedis, &[("PARLEY_WEBHOOK_RETRY_BASE_MS", "1500")]).await;
+    let receiver = Receiver::start().await;
+    let org = a.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let general = create_channel(&a, &ada, "general", &[&bob]).await;
+    register(&a, &ada, everything_to(&receiver.url)).await;
+
+    receiver.answer_with(&[500]);
+    let message = id_of(&send(&a, &bob, &general, "survives").await);
+    receiver.wait_for(1, WAIT).await;
+    // Killed between two attempts: the failed one is recorded, the retry is due in 0.75–2.25 s.
+    let pending = delivery_of(&a, &ada, &message, "PENDING").await;
+    assert_eq!((pending["attempts"].as_i64(), pending["lastError"].as_str()), (Some(1), Some("HTTP 500")));
+    a.kill().await;
+    let b = a.spawn_second_instance().await;
+    let received = receiver.wait_for(2, WAIT).await;
+    assert_eq!((received[0].status, received[1].status), (500, 200));
+    assert_eq!(received[0].header("idempotency-key"), received[1].header("idempotency-key"));
+    let delivered = delivery_of(&b, &ada, &message, "DELIVERED").await;
+    assert_eq!(delivered["attempts"], 2);
+}
