@@ -187,6 +187,10 @@ pub struct Limits {
     /// attempt (capped at an hour), with ±50 % jitter.
     #[arg(long, env = "PARLEY_WEBHOOK_RETRY_BASE_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub webhook_retry_base_ms: u64,
+    /// How long one delivery attempt may take (connecting included), in milliseconds. A
+    /// claimed delivery is its worker's for three times this, then another instance retries it.
+    #[arg(long, env = "PARLEY_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub webhook_timeout_ms: u64,
     /// Allow webhook targets on loopback, private and link-local addresses (tests, trusted
     /// networks); refused by default so a webhook cannot reach inside the network.
     #[arg(long, env = "PARLEY_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
@@ -202,6 +206,9 @@ impl Limits {
     }
     pub fn presence_heartbeat(&self) -> Duration {
         Duration::from_millis(self.presence_heartbeat_ms)
+    }
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_millis(self.webhook_timeout_ms)
     }
 }
 

@@ -2,7 +2,8 @@
 //! (admins only, bad URLs, private targets, other organisations), signed JSON and Slack
 //! bodies posted once per message of the rooms a webhook follows, retries until delivered or
 //! given up, deletion, and on PostgreSQL + Redis: two instances delivering each notification
-//! once, and a delivery that outlives the instance that first tried it.
+//! once, a delivery that outlives the instance that first tried it (between two attempts, and
+//! cut off mid-attempt until its lease ends), and targets checked again at delivery.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::api::{create_channel, create_private_channel, id_of, open_dm, send};
 use crate::helpers::receiver::Receiver;
 use crate::helpers::services::OwnDatabase;
-use crate::helpers::{Backend, QUIET, TestApp, TestUser, WAIT, assert_error_code, data, spawn_app_with};
+use crate::helpers::{Backend, TestApp, TestUser, WAIT, assert_error_code, data, spawn_app_with};
 
 backend_tests!(
     admins_register_webhooks_and_bad_input_is_refused,
@@ -23,7 +24,15 @@ backend_tests!(
     a_deleted_webhook_gets_nothing_more,
 );
 
-pg_test!(two_instances_deliver_each_notification_once, a_delivery_outlives_the_instance_that_tried_it);
+pg_test!(
+    two_instances_deliver_each_notification_once,
+    a_delivery_outlives_the_instance_that_tried_it,
+    an_attempt_cut_off_by_a_crash_is_retried_when_its_lease_ends,
+    targets_are_checked_again_at_delivery,
+);
+
+/// Longer than a worker's poll (1 s): what has not arrived by then is not coming.
+const PAST_A_POLL: Duration = Duration::from_millis(1_500);
 
 /// A server whose deliveries no other test's server can claim: on PostgreSQL, a database of
 /// its own (the guard drops it after the server).
@@ -151,7 +160,7 @@ async fn public_channel_messages_are_posted_signed_once(backend: Backend) {
     send(&app, &bob, &dm, "nor this").await;
     let sent = send(&app, &bob, &general, "hello webhooks").await;
     let received = receiver.wait_for(1, WAIT).await;
-    tokio::time::sleep(QUIET * 2).await;
+    tokio::time::sleep(PAST_A_POLL).await;
     assert_eq!(receiver.received().len(), 1, "only the public channel's message: {received:#?}");
 
     let post = &received[0];
@@ -200,7 +209,7 @@ async fn a_room_webhook_in_slack_format_posts_text(backend: Backend) {
     send(&app, &bob, &general, "another room").await;
     send(&app, &bob, &ops, "deploy <done> & dusted").await;
     let received = receiver.wait_for(1, WAIT).await;
-    tokio::time::sleep(QUIET * 2).await;
+    tokio::time::sleep(PAST_A_POLL).await;
     assert_eq!(receiver.received().len(), 1, "only the webhook's own room");
     assert_eq!(received[0].json(), json!({ "text": "*Bob* in #ops: deploy &lt;done&gt; &amp; dusted" }));
 }
@@ -227,7 +236,7 @@ async fn failed_attempts_are_retried_until_delivered_or_given_up(backend: Backen
     receiver.wait_for(6, WAIT).await;
     let failed = delivery_of(&app, &ada, &second, "FAILED").await;
     assert_eq!((failed["attempts"].as_i64(), failed["lastError"].as_str()), (Some(3), Some("HTTP 500")));
-    tokio::time::sleep(QUIET * 2).await;
+    tokio::time::sleep(PAST_A_POLL).await;
     assert_eq!(receiver.received().len(), 6, "no attempt after the last");
     let pending = data(app.gql(&ada, DELIVERIES, json!({ "filter": { "status": "PENDING" } })).await);
     assert_eq!(pending["notificationDeliveries"]["edges"], json!([]));
@@ -248,9 +257,13 @@ async fn a_deleted_webhook_gets_nothing_more(backend: Backend) {
     app.ok(&ada, DELETE, json!({ "id": id })).await;
     let failed = delivery_of(&app, &ada, &message, "FAILED").await;
     assert_eq!(failed["lastError"], "the webhook no longer exists");
-    send(&app, &bob, &general, "after the deletion").await;
-    tokio::time::sleep(QUIET * 2).await;
+    let after = id_of(&send(&app, &bob, &general, "after the deletion").await);
+    tokio::time::sleep(PAST_A_POLL).await;
     assert_eq!(receiver.received().len(), 1, "nothing after the deletion");
+    assert!(
+        deliveries(&app, &ada).await.iter().all(|d| d["messageId"] != after.as_str()),
+        "no delivery is even queued for a deleted webhook"
+    );
 }
 
 async fn two_instances_deliver_each_notification_once() {
@@ -273,7 +286,7 @@ async fn two_instances_deliver_each_notification_once() {
         );
     }
     let received = receiver.wait_for(40, WAIT).await;
-    tokio::time::sleep(QUIET * 2).await;
+    tokio::time::sleep(PAST_A_POLL).await;
     let received_now = receiver.received();
     assert_eq!(received_now.len(), 40, "each notification once: {} requests", received_now.len());
     let keys: HashSet<&str> = received.iter().map(|r| r.header("idempotency-key")).collect();
@@ -305,4 +318,58 @@ async fn a_delivery_outlives_the_instance_that_tried_it() {
     assert_eq!(received[0].header("idempotency-key"), received[1].header("idempotency-key"));
     let delivered = delivery_of(&b, &ada, &message, "DELIVERED").await;
     assert_eq!(delivered["attempts"], 2);
+}
+
+async fn an_attempt_cut_off_by_a_crash_is_retried_when_its_lease_ends() {
+    // Attempts time out after 1 s, so a claim's lease is 3 s.
+    let (_database, mut a) = own_app(Backend::PostgresRedis, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "1000")]).await;
+    let receiver = Receiver::start().await;
+    let org = a.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let general = create_channel(&a, &ada, "general", &[&bob]).await;
+    register(&a, &ada, everything_to(&receiver.url)).await;
+
+    // The first post hangs; A dies while it waits, before it can record anything.
+    receiver.stall_with(&[Duration::from_secs(5)]);
+    let message = id_of(&send(&a, &bob, &general, "cut off").await);
+    receiver.wait_for(1, WAIT).await;
+    a.kill().await;
+    let b = a.spawn_second_instance().await;
+    let received = receiver.wait_for(2, WAIT).await;
+    assert_eq!(received[0].header("idempotency-key"), received[1].header("idempotency-key"));
+    let delivered = delivery_of(&b, &ada, &message, "DELIVERED").await;
+    assert_eq!(delivered["attempts"], 2, "the cut-off attempt counts");
+}
+
+async fn targets_are_checked_again_at_delivery() {
+    let (database, mut allowed) = own_app(Backend::PostgresRedis, &[]).await;
+    let receiver = Receiver::start().await;
+    let org = allowed.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let general = create_channel(&allowed, &ada, "general", &[&bob]).await;
+    // Registered while private targets were allowed: an IP literal and a name for loopback.
+    register(&allowed, &ada, everything_to(&receiver.url)).await;
+    register(&allowed, &ada, everything_to(&receiver.url.replace("127.0.0.1", "localhost"))).await;
+    allowed.kill().await;
+
+    let strict = [
+        ("DATABASE_URL", database.as_ref().map_or("", |d| d.url.as_str())),
+        ("PARLEY_WEBHOOK_ALLOW_PRIVATE", "false"),
+        ("PARLEY_WEBHOOK_MAX_ATTEMPTS", "2"),
+    ];
+    let app = spawn_app_with(Backend::PostgresRedis, &strict).await;
+    let message = id_of(&send(&app, &bob, &general, "stays inside").await);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let all = deliveries(&app, &ada).await;
+        let failed: Vec<&Value> =
+            all.iter().filter(|d| d["messageId"] == message.as_str() && d["status"] == "FAILED").collect();
+        if failed.len() == 2 {
+            assert!(failed.iter().any(|d| d["lastError"] == "url: not a public address"), "{failed:#?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "both deliveries fail: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(receiver.received().len(), 0, "nothing reached the loopback receiver");
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, DatabaseBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 use crate::db::Store;
@@ -19,10 +20,15 @@ use crate::error::ApiResult;
 use entity::enums::DeliveryStatus;
 use entity::notification_deliveries::{self as deliveries, Column};
 
-/// Rows one claim takes.
-const CLAIM_BATCH: u32 = 50;
-/// How long a claimed row is a worker's: longer than an attempt can take.
-pub const LEASE: Duration = Duration::from_secs(30);
+/// Rows one claim takes: as many as a worker attempts at once, so every claimed row starts
+/// its attempt at once and none can outlive its lease waiting for a free slot.
+pub const CLAIM_BATCH: u32 = 16;
+
+/// How long a claimed row is its worker's: three attempt timeouts (connecting, the answer,
+/// and recording it all fit in one).
+pub fn lease(attempt_timeout: Duration) -> Duration {
+    attempt_timeout * 3
+}
 
 /// The webhooks that want a new message in room `$1`: the room's own, and the organisation's
 /// org-wide ones when the room is a public channel (a DM or a private channel never leaves
@@ -56,12 +62,22 @@ pub fn enqueue_message_added_statement() -> String {
 }
 
 /// Leases up to a batch of due deliveries (pending ones whose time came, and leased ones
-/// whose worker went away) and returns them, their attempt counted.
-pub async fn claim(store: &Store, now: DateTime<Utc>) -> ApiResult<Vec<deliveries::Model>> {
+/// whose worker went away) and returns them, their attempt counted. A leased row whose
+/// worker went away during its last allowed attempt fails instead: a worker that dies at
+/// every attempt (a crash loop, a rolling deploy) cannot retry without end.
+pub async fn claim(
+    store: &Store,
+    now: DateTime<Utc>,
+    lease: Duration,
+    max_attempts: u32,
+) -> ApiResult<Vec<deliveries::Model>> {
     let lock = match store.backend() {
         DatabaseBackend::Postgres => "FOR UPDATE SKIP LOCKED",
         _ => "",
     };
+    let exhausted = "UPDATE notification_deliveries SET status = 'failed', \
+         last_error = 'the worker stopped during the last attempt' \
+         WHERE status = 'delivering' AND next_attempt_at <= $1 AND attempts >= $2";
     let sql = format!(
         "UPDATE notification_deliveries SET status = 'delivering', attempts = attempts + 1, next_attempt_at = $2 \
          WHERE id IN (SELECT id FROM notification_deliveries \
@@ -69,9 +85,13 @@ pub async fn claim(store: &Store, now: DateTime<Utc>) -> ApiResult<Vec<deliverie
            ORDER BY next_attempt_at LIMIT {CLAIM_BATCH} {lock}) \
          RETURNING *"
     );
-    let lease_end = now + chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(30));
+    let lease_end = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
+    let tx = store.begin_write().await?;
+    tx.txn.execute_raw(store.stmt(exhausted, vec![now.into(), i64::from(max_attempts).into()])).await?;
     let statement = store.stmt(&sql, vec![now.into(), lease_end.into()]);
-    Ok(deliveries::Model::find_by_statement(statement).all(&store.db).await?)
+    let claimed = deliveries::Model::find_by_statement(statement).all(&tx.txn).await?;
+    tx.commit().await?;
+    Ok(claimed)
 }
 
 /// How an attempt ended.
@@ -81,7 +101,9 @@ pub enum Settled {
     Failed { error: String },
 }
 
-pub async fn settle(store: &Store, id: uuid::Uuid, outcome: &Settled) -> ApiResult<()> {
+/// Records how the attempt numbered `attempt` ended; false when the row is no longer that
+/// attempt's (its lease ran out and another worker took it over, whose outcome stands).
+pub async fn settle(store: &Store, id: uuid::Uuid, attempt: i32, outcome: &Settled) -> ApiResult<bool> {
     let mut change = deliveries::ActiveModel::default();
     match outcome {
         Settled::Delivered { at } => {
@@ -99,8 +121,16 @@ pub async fn settle(store: &Store, id: uuid::Uuid, outcome: &Settled) -> ApiResu
             change.last_error = Set(Some(error.clone()));
         }
     }
-    deliveries::Entity::update_many().set(change).filter(Column::Id.eq(id)).exec(&store.db).await?;
-    Ok(())
+    let tx = store.begin_write().await?;
+    let updated = deliveries::Entity::update_many()
+        .set(change)
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.eq(DeliveryStatus::Delivering))
+        .filter(Column::Attempts.eq(attempt))
+        .exec(&tx.txn)
+        .await?;
+    tx.commit().await?;
+    Ok(updated.rows_affected == 1)
 }
 
 /// An organisation's deliveries, newest first, one page of `limit` (+1 to tell whether more

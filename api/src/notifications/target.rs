@@ -2,7 +2,8 @@
 //! `PARLEY_WEBHOOK_ALLOW_PRIVATE` allows loopback and private ones. Checked when a webhook is
 //! registered, and again at every delivery by the HTTP client's resolver, so a name that later
 //! resolves inside the network (DNS rebinding) is refused too. Redirects are not followed: a
-//! public target could otherwise bounce a delivery to an inside address.
+//! public target could otherwise bounce a delivery to an inside address. Any port is allowed
+//! (receivers often listen on 8080 or 8443).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -17,15 +18,17 @@ use crate::error::{ApiError, ApiResult};
 
 /// Longest URL accepted.
 const MAX_URL_CHARS: usize = 2_000;
-/// One delivery attempt, connection included; well inside a claim's lease.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Addresses a webhook may reach: not loopback, private, link-local (cloud metadata lives
-/// there), shared (100.64/10), unspecified, broadcast, multicast or documentation ranges.
+/// Addresses a webhook may reach: globally routable ones. Not loopback, private,
+/// link-local (cloud metadata lives there), shared (100.64/10), benchmarking (198.18/15),
+/// reserved (240/4, 192.0.0/24), unspecified, broadcast, multicast or documentation ranges,
+/// nor IPv6 unique-local, site-local or link-local; and an IPv4 address carried inside an
+/// IPv6 one (mapped, compatible, NAT64, 6to4) is judged as that IPv4 address. Teredo is
+/// refused outright.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [first, second, ..] = v4.octets();
+            let [first, second, third, _] = v4.octets();
             !(v4.is_private()
                 || v4.is_loopback()
                 || v4.is_link_local()
@@ -34,19 +37,34 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || first == 0
-                || (first == 100 && (second & 0xc0) == 64))
+                || first >= 240
+                || (first == 100 && (second & 0xc0) == 64)
+                || (first == 198 && (second & 0xfe) == 18)
+                || (first == 192 && second == 0 && third == 0))
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00 // unique local
-                    || (first & 0xffc0) == 0xfe80) // link-local
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            let embedded = |high: u16, low: u16| {
+                let [a, b] = high.to_be_bytes();
+                let [c, d] = low.to_be_bytes();
+                is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)))
+            };
+            if let Some(v4) = v6.to_ipv4() {
+                // Mapped (::ffff:a.b.c.d) and compatible (::a.b.c.d); `::1` and `::` too.
+                return !v6.is_loopback() && !v6.is_unspecified() && is_public(IpAddr::V4(v4));
             }
-        },
+            match segments[0] {
+                0x0064 if segments[1] == 0xff9b => embedded(segments[6], segments[7]), // NAT64
+                0x2002 => embedded(segments[1], segments[2]),                          // 6to4
+                0x2001 if segments[1] == 0 => false,                                   // Teredo
+                first => {
+                    !(v6.is_multicast()
+                        || (first & 0xfe00) == 0xfc00 // unique local
+                        || (first & 0xffc0) == 0xfe80 // link-local
+                        || (first & 0xffc0) == 0xfec0) // site-local
+                }
+            }
+        }
     }
 }
 
@@ -73,18 +91,24 @@ pub async fn check_url(raw: &str, allow_private: bool) -> ApiResult<Url> {
         Some(Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
         Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
             .await
-            .map_err(|_| ApiError::bad_input("url: the host does not resolve"))?
+            .map_err(|_| not_public())?
             .map(|address| address.ip())
             .collect(),
         None => return Err(ApiError::bad_input("url: a host is required")),
     };
     if addresses.is_empty() || !addresses.iter().copied().all(is_public) {
-        return Err(ApiError::bad_input(
-            "url: the host is a loopback, private or link-local address \
-             (PARLEY_WEBHOOK_ALLOW_PRIVATE=true allows it)",
-        ));
+        return Err(not_public());
     }
     Ok(url)
+}
+
+/// One answer for a name that does not resolve and one that resolves inside the network, so
+/// registering webhooks cannot be used to learn which internal names exist.
+fn not_public() -> ApiError {
+    ApiError::bad_input(
+        "url: the host does not resolve to public addresses only (loopback, private and \
+         link-local ones need PARLEY_WEBHOOK_ALLOW_PRIVATE=true)",
+    )
 }
 
 /// True when a delivery to `url` may go out now: IP-literal hosts never reach the resolver,
@@ -99,10 +123,12 @@ pub fn literal_host_allowed(url: &Url, allow_private: bool) -> bool {
         }
 }
 
-/// The client deliveries go out through.
-pub fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
+/// The client deliveries go out through. No proxy from the environment: a proxy would
+/// resolve names itself, past the public-address rule.
+pub fn client(allow_private: bool, attempt_timeout: Duration) -> reqwest::Result<reqwest::Client> {
     let builder = reqwest::Client::builder()
-        .timeout(ATTEMPT_TIMEOUT)
+        .timeout(attempt_timeout)
+        .no_proxy()
         .redirect(Policy::none())
         .user_agent(concat!("Parley-Webhooks/", env!("CARGO_PKG_VERSION")));
     let builder = if allow_private { builder } else { builder.dns_resolver(Arc::new(PublicOnly)) };
@@ -146,7 +172,9 @@ mod tests {
         ] {
             assert!(!is_public(inside.parse().expect("an address")), "{inside}");
         }
-        for outside in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+        for outside in
+            ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::5db8:d822", "2002:5db8:d822::1"]
+        {
             assert!(is_public(outside.parse().expect("an address")), "{outside}");
         }
     }

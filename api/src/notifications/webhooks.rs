@@ -75,6 +75,7 @@ pub async fn create(cx: &Ctx<'_>, new: NewWebhook) -> ApiResult<(webhooks::Model
     let mut events: Vec<&str> = new.events.iter().map(|e| e.name()).collect();
     events.dedup();
     let secret = hex::encode(rand::rng().random::<[u8; 32]>());
+    let tx = cx.app.store.begin_write().await?;
     let webhook = webhooks::ActiveModel {
         id: Set(Uuid::now_v7()),
         org_id: Set(cx.viewer.org_id),
@@ -87,8 +88,9 @@ pub async fn create(cx: &Ctx<'_>, new: NewWebhook) -> ApiResult<(webhooks::Model
         created_at: Set(Utc::now()),
         deleted_at: Set(None),
     }
-    .insert(db)
+    .insert(&tx.txn)
     .await?;
+    tx.commit().await?;
     Ok((webhook, secret))
 }
 
@@ -102,7 +104,10 @@ pub async fn delete(cx: &Ctx<'_>, id: Uuid) -> ApiResult<webhooks::Model> {
     }
     let mut change: webhooks::ActiveModel = webhook.into();
     change.deleted_at = Set(Some(Utc::now()));
-    Ok(change.update(&cx.app.store.db).await?)
+    let tx = cx.app.store.begin_write().await?;
+    let webhook = change.update(&tx.txn).await?;
+    tx.commit().await?;
+    Ok(webhook)
 }
 
 /// The organisation's live webhooks, oldest first.

@@ -6,7 +6,9 @@
 //! can drop the repeat that a worker dying between the post and the record can cause. A
 //! 2xx answer delivers; anything else (an error status, a timeout, a refused connection) is
 //! retried after an exponential, jittered wait until `PARLEY_WEBHOOK_MAX_ATTEMPTS`; a deleted
-//! webhook or message fails at once.
+//! webhook or message fails at once, and so does a room-scoped webhook of a private room once
+//! its creator is no longer an admin in that room. An outcome is recorded only while the row
+//! is still this attempt's (see `outbox::settle`).
 
 use std::time::Duration;
 
@@ -19,13 +21,15 @@ use tokio::sync::watch;
 
 use super::outbox::{self, Settled};
 use super::{render, target};
+use crate::error::ApiResult;
+use crate::rooms::access;
 use crate::state::AppState;
-use entity::{messages, notification_deliveries, outgoing_webhooks, rooms};
+use entity::{messages, notification_deliveries, outgoing_webhooks, room_members, rooms};
 
 /// How often an idle worker looks for due deliveries.
 const POLL: Duration = Duration::from_secs(1);
-/// Attempts in flight at once per instance.
-const IN_FLIGHT: usize = 16;
+/// Attempts in flight at once per instance: a whole claim.
+const IN_FLIGHT: usize = outbox::CLAIM_BATCH as usize;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3_600);
 
@@ -38,7 +42,8 @@ enum Failure {
 /// Starts the worker; it stops when `shutdown` flips (an attempt in flight is abandoned and
 /// its row claimed again when its lease ends).
 pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
-    let client = match target::client(state.limits.webhook_allow_private) {
+    let timeout = state.limits.webhook_timeout();
+    let client = match target::client(state.limits.webhook_allow_private, timeout) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "webhook deliveries are off: cannot build the HTTP client");
@@ -47,7 +52,8 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
     };
     tokio::spawn(async move {
         loop {
-            let claimed = match outbox::claim(&state.store, Utc::now()).await {
+            let (lease, max_attempts) = (outbox::lease(timeout), state.limits.webhook_max_attempts);
+            let claimed = match outbox::claim(&state.store, Utc::now(), lease, max_attempts).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::warn!(%error, "notification outbox: cannot claim deliveries; retrying");
@@ -80,7 +86,17 @@ async fn deliver(state: &AppState, client: &reqwest::Client, delivery: notificat
         }
         Err(Failure::Retry(error) | Failure::Permanent(error)) => Settled::Failed { error },
     };
-    let label = match &outcome {
+    match outbox::settle(&state.store, delivery.id, delivery.attempts, &outcome).await {
+        Ok(true) => count(&delivery, &outcome),
+        // The lease ran out and another worker took the row over: its outcome stands.
+        Ok(false) => tracing::warn!(delivery = %delivery.id, "a delivery attempt outlived its lease"),
+        // The lease ends and the row is claimed again: at least once, never lost.
+        Err(error) => tracing::warn!(%error, delivery = %delivery.id, "cannot record a delivery attempt"),
+    }
+}
+
+fn count(delivery: &notification_deliveries::Model, outcome: &Settled) {
+    let label = match outcome {
         Settled::Delivered { at } => {
             let late = (*at - delivery.created_at).to_std().unwrap_or_default();
             metrics::histogram!("parley_notification_lateness_seconds", "channel" => "webhook")
@@ -92,18 +108,13 @@ async fn deliver(state: &AppState, client: &reqwest::Client, delivery: notificat
     };
     metrics::counter!("parley_notification_attempts_total", "channel" => "webhook", "outcome" => label)
         .increment(1);
-    if let Err(error) = outbox::settle(&state.store, delivery.id, &outcome).await {
-        // The lease ends and the row is claimed again: at least once, never lost.
-        tracing::warn!(%error, delivery = %delivery.id, "cannot record a delivery attempt");
-    }
 }
 
 /// The wait before attempt `attempts + 1`: base × 2^(attempts − 1), capped, ±50 % jitter.
 fn backoff(state: &AppState, attempts: i32) -> chrono::Duration {
     let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(30);
-    let wait = Duration::from_millis(state.limits.webhook_retry_base_ms.saturating_mul(1 << exponent))
-        .min(MAX_BACKOFF);
-    let jittered = wait.mul_f64(rand::rng().random_range(0.5..1.5));
+    let wait = Duration::from_millis(state.limits.webhook_retry_base_ms.saturating_mul(1 << exponent));
+    let jittered = wait.mul_f64(rand::rng().random_range(0.5..1.5)).min(MAX_BACKOFF);
     chrono::Duration::from_std(jittered).unwrap_or(chrono::Duration::hours(1))
 }
 
@@ -127,6 +138,9 @@ async fn attempt(
     let message = message.ok_or_else(|| gone("message"))?;
     let room = rooms::Entity::find_by_id(message.room_id).one(db).await.map_err(|e| retry(e.into()))?;
     let room = room.ok_or_else(|| gone("room"))?;
+    if !access::is_public_channel(&room) && !creator_still_reads(state, &webhook).await.map_err(retry)? {
+        return Err(Failure::Permanent("the webhook's creator can no longer read the room".into()));
+    }
     let author = match message.author_user_id {
         Some(id) => state.directory.user(&state.store, id).await.map_err(retry)?,
         None => None,
@@ -139,6 +153,18 @@ async fn attempt(
     };
     let body = render::message_added(webhook.format, &event).to_string();
     post(state, client, &webhook, delivery, body, Utc::now()).await
+}
+
+/// A room-scoped webhook exports a room only while whoever made it is an active admin who
+/// is still a member of it.
+async fn creator_still_reads(state: &AppState, webhook: &outgoing_webhooks::Model) -> ApiResult<bool> {
+    let (Some(room_id), creator) = (webhook.room_id, webhook.created_by) else { return Ok(false) };
+    let admin = state.directory.user(&state.store, creator).await?;
+    if !admin.is_some_and(|u| u.deactivated_at.is_none() && u.role.is_admin()) {
+        return Ok(false);
+    }
+    let member = room_members::Entity::find_by_id((room_id, creator)).one(&state.store.db).await?;
+    Ok(member.is_some())
 }
 
 async fn post(

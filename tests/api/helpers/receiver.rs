@@ -1,5 +1,6 @@
 //! A webhook receiver: an HTTP server of the test's own on a free port that records every
-//! request it gets and answers with the statuses the test queued (200 once none are left).
+//! request as it arrives and answers with the statuses the test queued (200 once none are
+//! left), after the delays it queued (none once none are left).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -52,6 +53,7 @@ impl Received {
 struct Log {
     received: Vec<Received>,
     statuses: VecDeque<u16>,
+    delays: VecDeque<Duration>,
 }
 
 pub struct Receiver {
@@ -76,6 +78,11 @@ impl Receiver {
     /// The next requests are answered with these statuses, in order.
     pub fn answer_with(&self, statuses: &[u16]) {
         self.log.lock().expect("the log").statuses.extend(statuses);
+    }
+
+    /// The next requests are answered only after these delays, in order.
+    pub fn stall_with(&self, delays: &[Duration]) {
+        self.log.lock().expect("the log").delays.extend(delays);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -112,12 +119,18 @@ async fn record(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let mut log = log.lock().expect("the log");
-    let status = log.statuses.pop_front().unwrap_or(200);
-    let headers = headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap_or_default().to_owned()))
-        .collect();
-    log.received.push(Received { path: uri.path().to_owned(), headers, body, status });
+    let (status, delay) = {
+        let mut log = log.lock().expect("the log");
+        let (status, delay) = (log.statuses.pop_front().unwrap_or(200), log.delays.pop_front());
+        let headers = headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        log.received.push(Received { path: uri.path().to_owned(), headers, body, status });
+        (status, delay)
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
 }
