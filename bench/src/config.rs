@@ -28,10 +28,11 @@ pub enum Scenario {
     Reminders,
     Search,
     Presence,
+    Notify,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 14] = [
         Self::Floor,
         Self::Delivery,
         Self::Burst,
@@ -45,6 +46,7 @@ impl Scenario {
         Self::Reminders,
         Self::Search,
         Self::Presence,
+        Self::Notify,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +64,7 @@ impl Scenario {
             Self::Reminders => "reminders",
             Self::Search => "search",
             Self::Presence => "presence",
+            Self::Notify => "notify",
         }
     }
 }
@@ -157,6 +160,9 @@ pub struct Args {
     /// presence: users connected throughout the churn.
     #[arg(long)]
     pub presence_users: Option<usize>,
+    /// notify: messages sent, each one webhook delivery.
+    #[arg(long)]
+    pub notify_messages: Option<usize>,
     /// presence: connects plus disconnects per second.
     #[arg(long)]
     pub presence_churn: Option<u32>,

@@ -16,6 +16,7 @@ mod floor;
 mod frames;
 mod history;
 mod inbox;
+mod notify;
 mod pgcount;
 mod presence;
 mod reminders;
@@ -108,6 +109,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             Scenario::Reminders => reminders::run(&mut ctx).await,
             Scenario::Search => search::run(&mut ctx).await,
             Scenario::Presence => presence::run(&mut ctx).await,
+            Scenario::Notify => notify::run(&mut ctx).await,
         };
         let result = result.and_then(|()| ctx.check_servers());
         if let Err(err) = result {

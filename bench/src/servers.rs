@@ -72,6 +72,8 @@ impl Instance {
             .env("PARLEY_DEMO", "false")
             .env("PARLEY_SEND_RATE_PER_SEC", "1000000")
             .env("PARLEY_SEND_BURST", "1000000")
+            // The `notify` scenario's webhook receiver listens on 127.0.0.1.
+            .env("PARLEY_WEBHOOK_ALLOW_PRIVATE", "true")
             .env("PARLEY_DB_POOL_SIZE", spec.pool_size.to_string())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

@@ -46,6 +46,8 @@ pub struct Sizes {
     pub reminder_lead_secs: f64,
     /// Users connected throughout the churn (plus a tenth as many waiting to reconnect).
     pub presence_users: usize,
+    /// notify: messages sent (one webhook delivery each).
+    pub notify_messages: usize,
     /// Rooms the users are spread over, one watcher each.
     pub presence_rooms: usize,
     /// Connects plus disconnects per second.
@@ -119,6 +121,9 @@ impl Sizes {
         if let Some(v) = args.presence_users {
             s.presence_users = v;
         }
+        if let Some(v) = args.notify_messages {
+            s.notify_messages = v;
+        }
         if let Some(v) = args.presence_churn {
             s.presence_churn = v;
         }
@@ -163,6 +168,7 @@ impl Sizes {
             reminder_window_secs: 10.0,
             reminder_lead_secs: 20.0,
             presence_users: 10_000,
+            notify_messages: 10_000,
             presence_rooms: 100,
             presence_churn: 500,
             presence_secs: 20.0,
@@ -209,6 +215,7 @@ impl Sizes {
             reminder_window_secs: 2.0,
             reminder_lead_secs: 3.0,
             presence_users: 200,
+            notify_messages: 200,
             presence_rooms: 10,
             presence_churn: 100,
             presence_secs: 2.0,
