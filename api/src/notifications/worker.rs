@@ -2,26 +2,30 @@
 //! posts them, and records each attempt's outcome.
 //!
 //! It polls every `POLL` (a claim is one indexed statement) and goes on at once while claims
-//! come back full. Every attempt carries the delivery's id as `Idempotency-Key`, so a receiver
-//! can drop the repeat that a worker dying between the post and the record can cause. A
-//! 2xx answer delivers; anything else (an error status, a timeout, a refused connection) is
-//! retried after an exponential, jittered wait until `PARLEY_WEBHOOK_MAX_ATTEMPTS`; a deleted
-//! webhook or message fails at once, and so does a room-scoped webhook of a private room once
-//! its creator is no longer an admin in that room. An outcome is recorded only while the row
-//! is still this attempt's (see `outbox::settle`).
+//! come back full; what a claim's deliveries are about (webhooks, messages, rooms) is read
+//! with one query per table for the whole claim. Every attempt carries the delivery's id as
+//! `Idempotency-Key`, so a receiver can drop the repeat that a worker dying between the post
+//! and the record can cause. A 2xx answer delivers; anything else (an error status, a
+//! timeout, a refused connection) is retried after an exponential, jittered wait until
+//! `PARLEY_WEBHOOK_MAX_ATTEMPTS`; a deleted webhook or message fails at once, and so does a
+//! room-scoped webhook of a private room once its creator is no longer an admin in that
+//! room. An outcome is recorded only while the row is still this attempt's (see
+//! `outbox::settle`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use rand::Rng;
 use reqwest::Url;
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use super::outbox::{self, Settled};
 use super::{render, target};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::rooms::access;
 use crate::state::AppState;
 use entity::{messages, notification_deliveries, outgoing_webhooks, room_members, rooms};
@@ -66,9 +70,10 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
                     _ = tokio::time::sleep(POLL) => continue,
                 }
             }
+            let subjects = subjects(&state, &claimed).await;
             let attempts = futures_util::stream::iter(claimed).for_each_concurrent(IN_FLIGHT, |delivery| {
-                let (state, client) = (&state, &client);
-                async move { deliver(state, client, delivery).await }
+                let (state, client, subjects) = (&state, &client, subjects.as_ref());
+                async move { deliver(state, client, subjects, delivery).await }
             });
             tokio::select! {
                 _ = shutdown.changed() => return,
@@ -78,8 +83,43 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
     });
 }
 
-async fn deliver(state: &AppState, client: &reqwest::Client, delivery: notification_deliveries::Model) {
-    let outcome = match attempt(state, client, &delivery).await {
+/// What a claim's deliveries are about, read with one query per table for the whole claim.
+#[derive(Default)]
+struct Subjects {
+    webhooks: HashMap<Uuid, outgoing_webhooks::Model>,
+    messages: HashMap<Uuid, messages::Model>,
+    rooms: HashMap<Uuid, rooms::Model>,
+}
+
+async fn subjects(state: &AppState, claimed: &[notification_deliveries::Model]) -> ApiResult<Subjects> {
+    let db = &state.store.db;
+    let webhook_ids = claimed.iter().filter_map(|d| d.webhook_id);
+    let webhooks = outgoing_webhooks::Entity::find()
+        .filter(outgoing_webhooks::Column::Id.is_in(webhook_ids))
+        .all(db)
+        .await?;
+    let message_ids = claimed.iter().filter_map(|d| d.message_id);
+    let messages = messages::Entity::find().filter(messages::Column::Id.is_in(message_ids)).all(db).await?;
+    let room_ids: Vec<Uuid> = messages.iter().map(|m| m.room_id).collect();
+    let rooms = rooms::Entity::find().filter(rooms::Column::Id.is_in(room_ids)).all(db).await?;
+    Ok(Subjects {
+        webhooks: webhooks.into_iter().map(|w| (w.id, w)).collect(),
+        messages: messages.into_iter().map(|m| (m.id, m)).collect(),
+        rooms: rooms.into_iter().map(|r| (r.id, r)).collect(),
+    })
+}
+
+async fn deliver(
+    state: &AppState,
+    client: &reqwest::Client,
+    subjects: Result<&Subjects, &ApiError>,
+    delivery: notification_deliveries::Model,
+) {
+    let attempted = match subjects {
+        Ok(subjects) => attempt(state, client, subjects, &delivery).await,
+        Err(error) => Err(Failure::Retry(format!("reading the delivery: {error}"))),
+    };
+    let outcome = match attempted {
         Ok(()) => Settled::Delivered { at: Utc::now() },
         Err(Failure::Retry(error)) if delivery.attempts < state.limits.webhook_max_attempts as i32 => {
             Settled::RetryAt { at: Utc::now() + backoff(state, delivery.attempts), error }
@@ -121,38 +161,26 @@ fn backoff(state: &AppState, attempts: i32) -> chrono::Duration {
 async fn attempt(
     state: &AppState,
     client: &reqwest::Client,
+    subjects: &Subjects,
     delivery: &notification_deliveries::Model,
 ) -> Result<(), Failure> {
-    let db = &state.store.db;
     let gone = |what: &str| Failure::Permanent(format!("the {what} no longer exists"));
-    let retry = |error: crate::error::ApiError| Failure::Retry(format!("reading the delivery: {error}"));
-    let webhook = match delivery.webhook_id {
-        Some(id) => outgoing_webhooks::Entity::find_by_id(id).one(db).await.map_err(|e| retry(e.into()))?,
-        None => None,
-    };
+    let retry = |error: ApiError| Failure::Retry(format!("reading the delivery: {error}"));
+    let webhook = delivery.webhook_id.and_then(|id| subjects.webhooks.get(&id));
     let webhook = webhook.filter(|w| w.deleted_at.is_none()).ok_or_else(|| gone("webhook"))?;
-    let message = match delivery.message_id {
-        Some(id) => messages::Entity::find_by_id(id).one(db).await.map_err(|e| retry(e.into()))?,
-        None => None,
-    };
-    let message = message.ok_or_else(|| gone("message"))?;
-    let room = rooms::Entity::find_by_id(message.room_id).one(db).await.map_err(|e| retry(e.into()))?;
-    let room = room.ok_or_else(|| gone("room"))?;
-    if !access::is_public_channel(&room) && !creator_still_reads(state, &webhook).await.map_err(retry)? {
+    let message =
+        delivery.message_id.and_then(|id| subjects.messages.get(&id)).ok_or_else(|| gone("message"))?;
+    let room = subjects.rooms.get(&message.room_id).ok_or_else(|| gone("room"))?;
+    if !access::is_public_channel(room) && !creator_still_reads(state, webhook).await.map_err(retry)? {
         return Err(Failure::Permanent("the webhook's creator can no longer read the room".into()));
     }
     let author = match message.author_user_id {
         Some(id) => state.directory.user(&state.store, id).await.map_err(retry)?,
         None => None,
     };
-    let event = render::MessageAdded {
-        delivery_id: delivery.id,
-        message: &message,
-        room: &room,
-        author: author.as_ref(),
-    };
+    let event = render::MessageAdded { delivery_id: delivery.id, message, room, author: author.as_ref() };
     let body = render::message_added(webhook.format, &event).to_string();
-    post(state, client, &webhook, delivery, body, Utc::now()).await
+    post(state, client, webhook, delivery, body, Utc::now()).await
 }
 
 /// A room-scoped webhook exports a room only while whoever made it is an active admin who
