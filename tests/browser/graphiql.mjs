@@ -6,9 +6,19 @@ import { assertClean, eventually, openBrowser, run, screenshot, send, setup } fr
 
 const { alice, bob } = setup.users;
 
+/**
+ * Runs one operation of the tab: ▶ opens a menu of them once GraphiQL has parsed the tab,
+ * which on a loaded machine can come after the button shows, so click until the menu opens.
+ */
 async function runOperation(page, name) {
-  await page.locator('.graphiql-execute-button').click();
-  await page.getByRole('menuitem', { name }).click();
+  const item = page.getByRole('menuitem', { name });
+  await eventually(`the menu item ${name}`, async () => {
+    await page.locator('.graphiql-execute-button').click();
+    const shown = await item.waitFor({ timeout: 2000 }).then(() => true, () => false);
+    if (!shown) await page.keyboard.press('Escape');
+    return shown;
+  }, (shown) => shown);
+  await item.click();
 }
 
 const resultText = (page) => page.locator('.result-window').innerText();
