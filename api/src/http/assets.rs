@@ -8,7 +8,6 @@
 //! Architecture invariant: nothing here knows GraphQL; the pages are static files that talk
 //! to `/graphql` like any other client.
 
-use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -65,12 +64,10 @@ pub async fn asset(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !state.playground {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    file(&path, &headers)
+    page(&state, &path, &headers)
 }
 
+/// Every page and file is off with the playground.
 fn page(state: &HttpState, path: &str, headers: &HeaderMap) -> Response {
     if !state.playground {
         return StatusCode::NOT_FOUND.into_response();
@@ -84,10 +81,7 @@ fn file(path: &str, headers: &HeaderMap) -> Response {
     let Some(file) = Assets::get(path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let etag = file.metadata.sha256_hash().iter().fold(String::from("\""), |mut tag, byte| {
-        let _ = write!(tag, "{byte:02x}");
-        tag
-    }) + "\"";
+    let etag = format!("\"{}\"", hex::encode(file.metadata.sha256_hash()));
     let common = [(header::ETAG, etag.clone()), (header::CACHE_CONTROL, "no-cache".to_owned())];
     if headers.get(header::IF_NONE_MATCH).is_some_and(|tag| tag.as_bytes() == etag.as_bytes()) {
         return (StatusCode::NOT_MODIFIED, common).into_response();

@@ -175,7 +175,7 @@ impl NotificationDelivery {
         NotificationKind::Webhook
     }
     async fn event(&self) -> Option<WebhookEventName> {
-        WebhookEvent::parse_list(&self.0.event).first().copied().map(Into::into)
+        WebhookEvent::parse(&self.0.event).map(Into::into)
     }
     async fn status(&self) -> DeliveryStatus {
         self.0.status.into()

@@ -30,9 +30,13 @@ impl WebhookEvent {
         }
     }
 
+    pub fn parse(name: &str) -> Option<Self> {
+        (name == "MESSAGE_ADDED").then_some(Self::MessageAdded)
+    }
+
     /// The events stored in `outgoing_webhooks.events`.
     pub fn parse_list(stored: &str) -> Vec<Self> {
-        stored.split(',').filter_map(|name| (name == "MESSAGE_ADDED").then_some(Self::MessageAdded)).collect()
+        stored.split(',').filter_map(Self::parse).collect()
     }
 }
 
@@ -73,6 +77,7 @@ pub async fn create(cx: &Ctx<'_>, new: NewWebhook) -> ApiResult<(webhooks::Model
         return Err(ApiError::bad_input("an organisation has at most 50 webhooks"));
     }
     let mut events: Vec<&str> = new.events.iter().map(|e| e.name()).collect();
+    events.sort_unstable();
     events.dedup();
     let secret = hex::encode(rand::rng().random::<[u8; 32]>());
     let tx = cx.app.store.begin_write().await?;
