@@ -16,7 +16,7 @@ use crate::db::Store;
 use crate::demo;
 use crate::graphql::build_schema;
 use crate::http::{self, HttpState};
-use crate::notifications;
+use crate::notifications::{self, Notifier};
 use crate::presence;
 use crate::rate_limit::SendLimiter;
 use crate::reminders;
@@ -53,16 +53,19 @@ impl App {
             None => EventBus::in_process(),
         };
         let send_limiter = SendLimiter::new(&config.limits, bus.redis_link());
-        let state = AppState::new(store, bus, auth, config.limits.clone(), send_limiter);
+        // Bound first: links in notifications name the port it got.
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("PARLEY_BIND: cannot listen on {}: {e}", config.bind))?;
+        let addr = listener.local_addr()?;
+        let timeout = config.limits.webhook_timeout();
+        let notifier = Notifier::new(&config.notifications, &store, addr, timeout).await?;
+        let state = AppState::new(store, bus, auth, config.limits.clone(), send_limiter, notifier);
         state.directory.spawn_invalidator(&state.store, &state.bus, shutdown_rx.clone()).await;
         reminders::scheduler::spawn(state.clone(), shutdown_rx.clone()).await;
         presence::service::spawn_upkeep(state.clone(), shutdown_rx.clone());
         notifications::worker::spawn(state.clone(), shutdown_rx.clone());
         let schema = build_schema(Some(state.clone()), Some(&config.limits), config.playground);
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .map_err(|e| anyhow::anyhow!("PARLEY_BIND: cannot listen on {}: {e}", config.bind))?;
-        let addr = listener.local_addr()?;
         let demo_logins = match demo_users {
             Some(users) => {
                 let logins = demo::logins(&state, &users)?;

@@ -9,7 +9,7 @@ use crate::auth::JwtAuth;
 use crate::config::{Cli, Command, DatabaseConfig, OrgCommand, ServeConfig, TokenArgs, UserCommand};
 use crate::db::Store;
 use crate::error::ErrorCode;
-use crate::users::input::{DisplayName, Handle};
+use crate::users::input::{DisplayName, EmailAddress, Handle};
 use crate::users::service::{self as users, NewUser};
 use crate::{graphql, secrets, telemetry};
 use entity::enums::UserKind;
@@ -76,12 +76,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", org.id);
             Ok(())
         }
-        Some(Command::User(UserCommand::Create { database, org, handle, display_name, role })) => {
+        Some(Command::User(UserCommand::Create { database, org, handle, display_name, email, role })) => {
             let store = connect(&database).await?;
             let org = users::find_org_by_slug(&store, &org).await?;
             let handle = Handle::parse(&handle)?;
             let display_name = display_name.as_deref().map(DisplayName::parse).transpose()?;
-            let new = NewUser { handle, display_name, role, kind: UserKind::Human };
+            let email = email.as_deref().map(EmailAddress::parse).transpose()?;
+            let new = NewUser { handle, display_name, email, role, kind: UserKind::Human };
             let user = users::create(&store, org.id, new).await?;
             println!("{}", user.id);
             Ok(())

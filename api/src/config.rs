@@ -83,6 +83,8 @@ pub struct ServeConfig {
     pub auth: AuthConfig,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub notifications: NotificationConfig,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "PARLEY_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
@@ -212,6 +214,35 @@ impl Limits {
     }
 }
 
+/// Email and web push. The attempt limits and backoff are the webhooks' (`PARLEY_WEBHOOK_*`):
+/// one outbox, one worker.
+#[derive(Debug, Clone, Args)]
+pub struct NotificationConfig {
+    /// SMTP server for notification emails: `smtp://host:port` (plain), `smtp://…?tls=required`
+    /// (STARTTLS), `smtps://…` (TLS); credentials as `smtp://user:password@host`. Unset: no
+    /// emails (said at start-up).
+    #[arg(long, env = "PARLEY_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of notification emails.
+    #[arg(long, env = "PARLEY_SMTP_FROM", default_value = "Parley <parley@localhost>")]
+    pub smtp_from: String,
+    /// How long an unread message waits before it is emailed; reading the room meanwhile
+    /// cancels the email.
+    #[arg(long, env = "PARLEY_EMAIL_DELAY_SECS", default_value_t = 600)]
+    pub email_delay_secs: u64,
+    /// Where users reach this server (links in emails and pushes); unset: `http://PARLEY_BIND`.
+    #[arg(long, env = "PARLEY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The VAPID private key (base64url of the 32-byte P-256 scalar). Unset: generated once
+    /// and kept in the database.
+    #[arg(long, env = "PARLEY_VAPID_PRIVATE_KEY", hide_env_values = true)]
+    pub vapid_private_key: Option<String>,
+    /// The contact push services see in the VAPID token (`mailto:` or `https:`); unset: the
+    /// public URL.
+    #[arg(long, env = "PARLEY_VAPID_SUBJECT")]
+    pub vapid_subject: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct TokenArgs {
     #[command(flatten)]
@@ -255,6 +286,9 @@ pub enum UserCommand {
         handle: String,
         #[arg(long)]
         display_name: Option<String>,
+        /// Where notification emails go.
+        #[arg(long)]
+        email: Option<String>,
         #[arg(long, default_value = "member", value_parser = parse_role)]
         role: UserRole,
     },

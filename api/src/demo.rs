@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::db::Store;
 use crate::rooms::membership;
 use crate::state::AppState;
-use crate::users::input::{DisplayName, Handle};
+use crate::users::input::{DisplayName, EmailAddress, Handle};
 use crate::users::service::{self as users, NewUser};
 use entity::enums::{MemberRole, MessageSource, RoomKind, SenderRole, UserKind, UserRole, Visibility};
 use entity::{messages, organizations, rooms};
@@ -39,7 +39,9 @@ pub async fn seed_if_empty(store: &Store) -> anyhow::Result<Option<Vec<DemoUser>
         ("admin", "Ada Admin", UserRole::Owner),
     ] {
         let (handle, display_name) = (Handle::parse(handle)?, Some(DisplayName::parse(name)?));
-        let new = NewUser { handle, display_name, role, kind: UserKind::Human };
+        // example.org is reserved for examples (RFC 2606): a demo email goes nowhere real.
+        let email = Some(EmailAddress::parse(&format!("{}@example.org", handle.as_str()))?);
+        let new = NewUser { handle, display_name, email, role, kind: UserKind::Human };
         let user = users::create(store, org.id, new).await.context("demo seed")?;
         let display_name = user.display_name;
         seeded.push(DemoUser { handle: user.handle, display_name, id: user.id, org_id: org.id, role });

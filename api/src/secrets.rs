@@ -1,6 +1,7 @@
-//! The HS256 secret when none is configured: on SQLite (the embedded default) one is
-//! generated on first use and kept in the database, so `parley token` and `parley serve`
-//! agree; on PostgreSQL a secret or public key must be configured.
+//! Secrets generated on first use and kept in the database (the `settings` table), so every
+//! process on it agrees: the HS256 secret when none is configured (SQLite only: on PostgreSQL
+//! a secret or public key must be configured), the VAPID key and the key of unsubscribe
+//! links.
 
 use rand::RngCore;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
@@ -22,24 +23,32 @@ pub async fn jwt_secret(
     if !database.is_sqlite() {
         anyhow::bail!("PARLEY_JWT_SECRET: required with PostgreSQL (or set PARLEY_JWT_PUBLIC_KEY)");
     }
-    if let Some(stored) = settings::Entity::find_by_id(KEY.to_owned()).one(&store.db).await? {
-        return Ok(Some(stored.value));
+    let secret = kept(store, KEY, || {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    })
+    .await?;
+    Ok(Some(secret))
+}
+
+/// The value kept under `key` in the database, generated and stored on first use. Two
+/// processes starting at once agree: the second insert fails and reads the first one's.
+pub async fn kept(store: &Store, key: &str, generate: impl FnOnce() -> String) -> anyhow::Result<String> {
+    if let Some(stored) = settings::Entity::find_by_id(key.to_owned()).one(&store.db).await? {
+        return Ok(stored.value);
     }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let tx = store.begin_write().await?;
-    let stored = settings::ActiveModel { key: Set(KEY.to_owned()), value: Set(secret) }.insert(&tx.txn).await;
+    let stored = settings::ActiveModel { key: Set(key.to_owned()), value: Set(generate()) }.insert(&tx.txn).await;
     match stored {
         Ok(stored) => {
             tx.commit().await?;
-            Ok(Some(stored.value))
+            Ok(stored.value)
         }
         Err(_) => {
-            // Another process stored one first: use theirs.
             drop(tx);
-            let stored = settings::Entity::find_by_id(KEY.to_owned()).one(&store.db).await?;
-            Ok(stored.map(|s| s.value))
+            let stored = settings::Entity::find_by_id(key.to_owned()).one(&store.db).await?;
+            stored.map(|s| s.value).ok_or_else(|| anyhow::anyhow!("cannot keep the {key} setting"))
         }
     }
 }

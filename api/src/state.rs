@@ -8,6 +8,7 @@ use crate::config::Limits;
 use crate::db::Store;
 use crate::directory::Directory;
 use crate::error::{ApiError, ApiResult};
+use crate::notifications::Notifier;
 use crate::presence::tracker::Presence;
 use crate::rate_limit::SendLimiter;
 use crate::search::window::SearchWindows;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub typing: TypingThrottle,
     /// Who holds a WebSocket here, and in the cluster through Redis leases.
     pub presence: Presence,
+    /// Email and web push as configured.
+    pub notifier: Arc<Notifier>,
     /// The per-user send rate limit (local, or shared by the cluster through Redis).
     send_limiter: SendLimiter,
 }
@@ -38,6 +41,7 @@ impl AppState {
         auth: JwtAuth,
         limits: Limits,
         send_limiter: SendLimiter,
+        notifier: Notifier,
     ) -> Self {
         let presence = Presence::new(bus.instance_id(), bus.redis_link(), limits.presence_heartbeat());
         Self {
@@ -49,6 +53,7 @@ impl AppState {
             directory: Directory::default(),
             typing: TypingThrottle::default(),
             presence,
+            notifier: Arc::new(notifier),
             send_limiter,
         }
     }

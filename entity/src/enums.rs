@@ -138,4 +138,8 @@ pub enum DeliveryStatus {
     Delivered,
     #[sea_orm(string_value = "failed")]
     Failed,
+    /// Not sent, and never will be: the reason it was no longer wanted (read meanwhile, the
+    /// recipient came online, muted, turned off) is its `last_error`.
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
 }

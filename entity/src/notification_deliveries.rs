@@ -11,7 +11,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub org_id: Uuid,
-    /// `webhook` (email and push to come).
+    /// `webhook`, `email` or `push`.
     pub channel: String,
     pub webhook_id: Option<Uuid>,
     /// The event name, e.g. `MESSAGE_ADDED`.
@@ -25,6 +25,10 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub delivered_at: Option<DateTimeUtc>,
+    /// Whom an email or a push is for.
+    pub recipient_id: Option<Uuid>,
+    /// The browser a push goes to.
+    pub push_subscription_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ mod m20261201_000006_read_receipts;
 mod m20261201_000007_presence;
 mod m20261201_000008_mentions;
 mod m20261201_000009_outgoing_webhooks;
+mod m20261202_000010_personal_notifications;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_presence::Migration),
             Box::new(m20261201_000008_mentions::Migration),
             Box::new(m20261201_000009_outgoing_webhooks::Migration),
+            Box::new(m20261202_000010_personal_notifications::Migration),
         ]
     }
 }

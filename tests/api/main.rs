@@ -34,6 +34,7 @@ mod message_edits;
 mod messages;
 mod muting;
 mod outages;
+mod personal_notifications;
 mod pages;
 mod presence;
 mod read_receipts;

@@ -1,6 +1,6 @@
 //! The HTTP surface: the router and its layers (request ids, tracing, CORS, body limit),
-//! GraphQL over HTTP, GraphQL over WebSocket, the browser pages (GraphiQL, `/app`), health and
-//! metrics.
+//! GraphQL over HTTP, GraphQL over WebSocket, the browser pages (GraphiQL, `/app`), the
+//! unsubscribe link of notification emails, health and metrics.
 //!
 //! Architecture invariant: only this module knows axum and HTTP headers; it turns requests
 //! into a `Viewer` (through `auth`) and GraphQL executions, nothing more.
@@ -9,6 +9,7 @@ mod assets;
 mod body_limit;
 mod graphql;
 mod ops;
+mod unsubscribe;
 mod ws;
 
 use std::sync::Arc;
@@ -68,6 +69,7 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/notifications/unsubscribe", get(unsubscribe::confirm).post(unsubscribe::unsubscribe))
         // `body_limit` is the limit; axum's own default (2 MiB) would cap a larger setting.
         // After the routes: a layer wraps only the routes that exist when it is added.
         .layer(DefaultBodyLimit::disable())

@@ -27,7 +27,7 @@ use crate::bus::{Event, MessagePayload, RoomPayload, Topic, UserPayload};
 use crate::error::{ApiError, ApiResult};
 use crate::mentions::parse::parse;
 use crate::mentions::service as mentions;
-use crate::notifications::outbox;
+use crate::notifications::{outbox, personal};
 use crate::rooms::access;
 use crate::state::Ctx;
 use crate::typing::service as typing;
@@ -123,7 +123,8 @@ async fn insert_in_one_statement(
     now: DateTime<Utc>,
     mentioned: &[Uuid],
 ) -> ApiResult<rooms::Model> {
-    // The outbox rows for the webhooks that want this message, in the same statement.
+    // The outbox rows for the webhooks that want this message, and for the people to email
+    // or push (`notifications::personal`), in the same statement.
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH room AS ( \
@@ -144,9 +145,10 @@ async fn insert_in_one_statement(
           INSERT INTO mentions (message_id, user_id, room_id, seq, created_at) \
           SELECT $5, mentioned.id, $1, message.seq, $3 \
           FROM message, unnest(string_to_array($10, ',')::uuid[]) AS mentioned(id)), \
-        {deliveries} \
+        {deliveries}, {personal} \
         SELECT room.* FROM room, message",
-            deliveries = outbox::enqueue_message_added_cte()
+            deliveries = outbox::enqueue_message_added_cte(),
+            personal = personal::enqueue_ctes(),
         )
     });
     let store = &cx.app.store;
@@ -161,6 +163,7 @@ async fn insert_in_one_statement(
         new.reply_to_id.into(),
         attachments_json(&new.attachments).into(),
         mentioned.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",").into(),
+        personal::email_due(cx.app, now).into(),
     ];
     let room = rooms::Model::find_by_statement(store.stmt(&SQL, values)).one(&store.db).await?;
     match room {
@@ -216,6 +219,13 @@ async fn insert_in_transaction(
     mentions::write(&tx.txn, store, (id, room.id, room.last_seq), mentioned, false, now).await?;
     static ENQUEUE: LazyLock<String> = LazyLock::new(outbox::enqueue_message_added_statement);
     tx.execute_raw(store.stmt(&ENQUEUE, vec![room.id.into(), id.into(), now.into()])).await?;
+    static PERSONAL: LazyLock<[String; 2]> = LazyLock::new(personal::enqueue_statements);
+    let email_due = personal::email_due(cx.app, now);
+    for sql in PERSONAL.iter() {
+        let values =
+            vec![room.id.into(), cx.viewer.org_id.into(), now.into(), cx.viewer.id.into(), id.into(), email_due.into()];
+        tx.execute_raw(store.stmt(sql, values)).await?;
+    }
     tx.commit().await?;
     Ok(room)
 }

@@ -61,8 +61,9 @@ pub fn enqueue_message_added_statement() -> String {
     )
 }
 
-/// Leases up to a batch of due deliveries (pending ones whose time came, and leased ones
-/// whose worker went away) and returns them, their attempt counted. A leased row whose
+/// Leases up to a batch of due deliveries of `channels` (pending ones whose time came, and
+/// leased ones whose worker went away) and returns them, their attempt counted. An instance
+/// claims only what it can send: one without SMTP leaves email rows to those with it. A leased row whose
 /// worker went away during its last allowed attempt fails instead: a worker that dies at
 /// every attempt (a crash loop, a rolling deploy) cannot retry without end.
 pub async fn claim(
@@ -70,7 +71,9 @@ pub async fn claim(
     now: DateTime<Utc>,
     lease: Duration,
     max_attempts: u32,
+    channels: &[&'static str],
 ) -> ApiResult<Vec<deliveries::Model>> {
+    let channels = channels.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
     let lock = match store.backend() {
         DatabaseBackend::Postgres => "FOR UPDATE SKIP LOCKED",
         _ => "",
@@ -81,7 +84,7 @@ pub async fn claim(
     let sql = format!(
         "UPDATE notification_deliveries SET status = 'delivering', attempts = attempts + 1, next_attempt_at = $2 \
          WHERE id IN (SELECT id FROM notification_deliveries \
-           WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1 \
+           WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1 AND channel IN ({channels}) \
            ORDER BY next_attempt_at LIMIT {CLAIM_BATCH} {lock}) \
          RETURNING *"
     );
@@ -99,6 +102,7 @@ pub enum Settled {
     Delivered { at: DateTime<Utc> },
     RetryAt { at: DateTime<Utc>, error: String },
     Failed { error: String },
+    Cancelled { reason: String },
 }
 
 /// Records how the attempt numbered `attempt` ended; false when the row is no longer that
@@ -119,6 +123,10 @@ pub async fn settle(store: &Store, id: uuid::Uuid, attempt: i32, outcome: &Settl
         Settled::Failed { error } => {
             change.status = Set(DeliveryStatus::Failed);
             change.last_error = Set(Some(error.clone()));
+        }
+        Settled::Cancelled { reason } => {
+            change.status = Set(DeliveryStatus::Cancelled);
+            change.last_error = Set(Some(reason.clone()));
         }
     }
     let tx = store.begin_write().await?;

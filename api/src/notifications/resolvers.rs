@@ -1,11 +1,14 @@
-//! Outgoing webhooks and the delivery log, for organisation admins.
+//! Outgoing webhooks and the delivery log, for organisation admins; each user's notification
+//! settings and push subscriptions.
 
 use async_graphql::{Context, ID, Object, Result};
 
 use super::outbox;
+use super::settings::{self, NewSubscription};
 use super::types::{
     CreateOutgoingWebhookInput, CreatedOutgoingWebhook, NotificationDelivery, NotificationDeliveryConnection,
-    NotificationDeliveryFilter, OutgoingWebhook,
+    NotificationDeliveryFilter, NotificationSettings, OutgoingWebhook, PushSubscription,
+    RegisterPushSubscriptionInput, UpdateNotificationSettingsInput,
 };
 use super::webhooks::{self, NewWebhook};
 use crate::error::ApiError;
@@ -70,5 +73,33 @@ impl NotificationMutation {
     /// Deletes a webhook (admins); deliveries not yet made fail. Idempotent.
     async fn delete_outgoing_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<OutgoingWebhook> {
         Ok(OutgoingWebhook(webhooks::delete(&ctx.service()?, parse_id(&id)?).await?))
+    }
+
+    /// Turns the viewer's email or push notifications on or off; what is not given stays.
+    async fn update_notification_settings(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateNotificationSettingsInput,
+    ) -> Result<NotificationSettings> {
+        let user_id = ctx.viewer()?.id;
+        let choices =
+            settings::update(&ctx.state()?.store, user_id, input.email_enabled, input.push_enabled).await?;
+        Ok(NotificationSettings { choices, user_id })
+    }
+
+    /// Registers this browser for web push (what `PushManager.subscribe()` returned). The
+    /// same endpoint again replaces its keys (and its owner, if another user signed in).
+    async fn register_push_subscription(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterPushSubscriptionInput,
+    ) -> Result<PushSubscription> {
+        let new = NewSubscription { endpoint: input.endpoint, p256dh: input.p256dh, auth: input.auth };
+        Ok(PushSubscription(settings::register(&ctx.service()?, new).await?))
+    }
+
+    /// Stops pushes to this browser; false when it was not registered by the viewer.
+    async fn unregister_push_subscription(&self, ctx: &Context<'_>, endpoint: String) -> Result<bool> {
+        Ok(settings::unregister(&ctx.service()?, &endpoint).await?)
     }
 }

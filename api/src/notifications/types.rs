@@ -1,12 +1,16 @@
-//! GraphQL types of notifications: outgoing webhooks and the deliveries of the outbox.
+//! GraphQL types of notifications: outgoing webhooks, the deliveries of the outbox, and a
+//! user's notification settings and push subscriptions.
 
-use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
+use super::settings;
 use super::webhooks::WebhookEvent;
+use crate::graphql::context::ContextExt;
 use crate::graphql::ids::to_id;
 use entity::enums::{DeliveryStatus as StoredStatus, WebhookFormat as StoredFormat};
-use entity::{notification_deliveries, outgoing_webhooks};
+use entity::{notification_deliveries, outgoing_webhooks, push_subscriptions};
 
 /// What a webhook is told about.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -112,12 +116,26 @@ pub struct CreatedOutgoingWebhook {
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum NotificationKind {
     Webhook,
+    /// An email about unread messages of one room.
+    Email,
+    /// A web push to one browser.
+    Push,
 }
 
 impl NotificationKind {
     pub fn stored(self) -> &'static str {
         match self {
             Self::Webhook => "webhook",
+            Self::Email => "email",
+            Self::Push => "push",
+        }
+    }
+
+    fn from_stored(channel: &str) -> Self {
+        match channel {
+            "email" => Self::Email,
+            "push" => Self::Push,
+            _ => Self::Webhook,
         }
     }
 }
@@ -132,6 +150,9 @@ pub enum DeliveryStatus {
     Delivered,
     /// Gave up: out of attempts, or its webhook or message is gone (`lastError` says which).
     Failed,
+    /// No longer wanted, never sent: read meanwhile, the recipient came online, the room
+    /// was muted or the channel turned off (`lastError` says which).
+    Cancelled,
 }
 
 impl From<DeliveryStatus> for StoredStatus {
@@ -141,6 +162,7 @@ impl From<DeliveryStatus> for StoredStatus {
             DeliveryStatus::Delivering => Self::Delivering,
             DeliveryStatus::Delivered => Self::Delivered,
             DeliveryStatus::Failed => Self::Failed,
+            DeliveryStatus::Cancelled => Self::Cancelled,
         }
     }
 }
@@ -152,6 +174,7 @@ impl From<StoredStatus> for DeliveryStatus {
             StoredStatus::Delivering => Self::Delivering,
             StoredStatus::Delivered => Self::Delivered,
             StoredStatus::Failed => Self::Failed,
+            StoredStatus::Cancelled => Self::Cancelled,
         }
     }
 }
@@ -172,7 +195,7 @@ impl NotificationDelivery {
         to_id(self.0.id)
     }
     async fn kind(&self) -> NotificationKind {
-        NotificationKind::Webhook
+        NotificationKind::from_stored(&self.0.channel)
     }
     async fn event(&self) -> Option<WebhookEventName> {
         WebhookEvent::parse(&self.0.event).map(Into::into)
@@ -184,7 +207,8 @@ impl NotificationDelivery {
     async fn attempts(&self) -> i32 {
         self.0.attempts
     }
-    /// Why the last attempt failed (`HTTP 500`, `timed out`, …); null once delivered.
+    /// Why the last attempt failed (`HTTP 500`, `timed out`, …), or why a cancelled one was
+    /// not sent; null once delivered.
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
     }
@@ -207,6 +231,81 @@ impl NotificationDelivery {
     async fn room_id(&self) -> Option<ID> {
         self.0.room_id.map(to_id)
     }
+    /// Whom an email or a push is for.
+    async fn recipient_id(&self) -> Option<ID> {
+        self.0.recipient_id.map(to_id)
+    }
 }
 
 pub type NotificationDeliveryConnection = async_graphql::connection::Connection<String, NotificationDelivery>;
+
+/// How the viewer hears of direct messages and mentions while they are not online.
+pub struct NotificationSettings {
+    pub choices: settings::Choices,
+    pub user_id: Uuid,
+}
+
+#[Object]
+impl NotificationSettings {
+    /// Email about direct messages and mentions left unread for `emailDelaySeconds`.
+    async fn email_enabled(&self) -> bool {
+        self.choices.email_enabled
+    }
+    /// Web push about direct messages and mentions to the viewer's registered browsers.
+    async fn push_enabled(&self) -> bool {
+        self.choices.push_enabled
+    }
+    /// False when this server sends no email (no `PARLEY_SMTP_URL`) or the viewer has no
+    /// email address (`updateProfile(input: {email})`).
+    async fn email_available(&self, ctx: &Context<'_>) -> Result<bool> {
+        let state = ctx.state()?;
+        let user = state.directory.user(&state.store, self.user_id).await?;
+        Ok(state.notifier.mailer.is_some() && user.is_some_and(|u| u.email.is_some()))
+    }
+    async fn email_delay_seconds(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(i64::try_from(ctx.state()?.notifier.email_delay.as_secs()).unwrap_or(i64::MAX))
+    }
+    /// The `applicationServerKey` for `PushManager.subscribe()` (VAPID, base64url).
+    async fn vapid_public_key(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(ctx.state()?.notifier.pusher.public_key.clone())
+    }
+    /// The viewer's registered browsers, newest first.
+    async fn push_subscriptions(&self, ctx: &Context<'_>) -> Result<Vec<PushSubscription>> {
+        let rows = settings::subscriptions(&ctx.state()?.store, self.user_id).await?;
+        Ok(rows.into_iter().map(PushSubscription).collect())
+    }
+}
+
+/// A browser that receives the viewer's pushes.
+pub struct PushSubscription(pub push_subscriptions::Model);
+
+#[Object]
+impl PushSubscription {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn endpoint(&self) -> &str {
+        &self.0.endpoint
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+#[derive(InputObject)]
+pub struct UpdateNotificationSettingsInput {
+    pub email_enabled: Option<bool>,
+    pub push_enabled: Option<bool>,
+}
+
+/// What `PushManager.subscribe()` returned: `subscription.toJSON()` gives all three.
+#[derive(InputObject)]
+pub struct RegisterPushSubscriptionInput {
+    /// The push service URL (https).
+    pub endpoint: String,
+    /// `keys.p256dh`: the browser's P-256 public key, base64url.
+    #[graphql(name = "p256dh")]
+    pub p256dh: String,
+    /// `keys.auth`: the browser's 16-byte secret, base64url.
+    pub auth: String,
+}

@@ -1,5 +1,6 @@
 //! The delivery worker: one task per instance that claims due deliveries from the outbox,
-//! posts them, and records each attempt's outcome.
+//! sends them (a webhook post here, an email through `email`, a push through `push`), and
+//! records each attempt's outcome.
 //!
 //! It polls every `POLL` (a claim is one indexed statement) and goes on at once while claims
 //! come back full; what a claim's deliveries are about (webhooks, messages, rooms) is read
@@ -24,7 +25,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::outbox::{self, Settled};
-use super::{render, target};
+use super::{email, push, render, target};
 use crate::error::{ApiError, ApiResult};
 use crate::rooms::access;
 use crate::state::AppState;
@@ -37,10 +38,19 @@ const IN_FLIGHT: usize = outbox::CLAIM_BATCH as usize;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3_600);
 
-/// Why an attempt did not deliver: worth another try, or never going to work.
-enum Failure {
+/// Why an attempt did not deliver: worth another try, never going to work, or no longer
+/// wanted (and so never sent).
+pub(super) enum Failure {
     Retry(String),
     Permanent(String),
+    Cancelled(String),
+}
+
+impl Failure {
+    /// Reading what the delivery is about failed: the database will answer again.
+    pub(super) fn reading(error: ApiError) -> Self {
+        Self::Retry(format!("reading the delivery: {error}"))
+    }
 }
 
 /// Starts the worker; it stops when `shutdown` flips (an attempt in flight is abandoned and
@@ -50,14 +60,15 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let client = match target::client(state.limits.webhook_allow_private, timeout) {
         Ok(client) => client,
         Err(error) => {
-            tracing::error!(%error, "webhook deliveries are off: cannot build the HTTP client");
+            tracing::error!(%error, "notification deliveries are off: cannot build the HTTP client");
             return;
         }
     };
+    let channels: &[&str] = if state.notifier.mailer.is_some() { &["webhook", "push", "email"] } else { &["webhook", "push"] };
     tokio::spawn(async move {
         loop {
             let (lease, max_attempts) = (outbox::lease(timeout), state.limits.webhook_max_attempts);
-            let claimed = match outbox::claim(&state.store, Utc::now(), lease, max_attempts).await {
+            let claimed = match outbox::claim(&state.store, Utc::now(), lease, max_attempts, channels).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::warn!(%error, "notification outbox: cannot claim deliveries; retrying");
@@ -115,19 +126,22 @@ async fn deliver(
     subjects: Result<&Subjects, &ApiError>,
     delivery: notification_deliveries::Model,
 ) {
-    let attempted = match subjects {
-        Ok(subjects) => attempt(state, client, subjects, &delivery).await,
-        Err(error) => Err(Failure::Retry(format!("reading the delivery: {error}"))),
+    let attempted = match (subjects, delivery.channel.as_str()) {
+        (Ok(_), "email") => email::attempt(state, &delivery).await,
+        (Ok(subjects), "push") => attempt_push(state, client, subjects, &delivery).await,
+        (Ok(subjects), _) => attempt(state, client, subjects, &delivery).await,
+        (Err(error), _) => Err(Failure::Retry(format!("reading the delivery: {error}"))),
     };
     let outcome = match attempted {
         Ok(()) => Settled::Delivered { at: Utc::now() },
+        Err(Failure::Cancelled(reason)) => Settled::Cancelled { reason },
         Err(Failure::Retry(error)) if delivery.attempts < state.limits.webhook_max_attempts as i32 => {
             Settled::RetryAt { at: Utc::now() + backoff(state, delivery.attempts), error }
         }
         Err(Failure::Retry(error) | Failure::Permanent(error)) => Settled::Failed { error },
     };
     match outbox::settle(&state.store, delivery.id, delivery.attempts, &outcome).await {
-        Ok(true) => count(&delivery, &outcome),
+        Ok(true) => count(&delivery, &outcome, state.notifier.email_delay),
         // The lease ran out and another worker took the row over: its outcome stands.
         Ok(false) => tracing::warn!(delivery = %delivery.id, "a delivery attempt outlived its lease"),
         // The lease ends and the row is claimed again: at least once, never lost.
@@ -135,18 +149,22 @@ async fn deliver(
     }
 }
 
-fn count(delivery: &notification_deliveries::Model, outcome: &Settled) {
+fn count(delivery: &notification_deliveries::Model, outcome: &Settled, email_delay: Duration) {
+    let channel = delivery.channel.clone();
     let label = match outcome {
         Settled::Delivered { at } => {
-            let late = (*at - delivery.created_at).to_std().unwrap_or_default();
-            metrics::histogram!("parley_notification_lateness_seconds", "channel" => "webhook")
+            // From when it was due: an email waits its delay on purpose.
+            let waits = if delivery.channel == "email" { email_delay } else { Duration::ZERO };
+            let late = (*at - delivery.created_at).to_std().unwrap_or_default().saturating_sub(waits);
+            metrics::histogram!("parley_notification_lateness_seconds", "channel" => channel.clone())
                 .record(late.as_secs_f64());
             "delivered"
         }
         Settled::RetryAt { .. } => "retried",
         Settled::Failed { .. } => "failed",
+        Settled::Cancelled { .. } => "cancelled",
     };
-    metrics::counter!("parley_notification_attempts_total", "channel" => "webhook", "outcome" => label)
+    metrics::counter!("parley_notification_attempts_total", "channel" => channel, "outcome" => label)
         .increment(1);
 }
 
@@ -165,7 +183,7 @@ async fn attempt(
     delivery: &notification_deliveries::Model,
 ) -> Result<(), Failure> {
     let gone = |what: &str| Failure::Permanent(format!("the {what} no longer exists"));
-    let retry = |error: ApiError| Failure::Retry(format!("reading the delivery: {error}"));
+    let retry = Failure::reading;
     let webhook = delivery.webhook_id.and_then(|id| subjects.webhooks.get(&id));
     let webhook = webhook.filter(|w| w.deleted_at.is_none()).ok_or_else(|| gone("webhook"))?;
     let message =
@@ -181,6 +199,20 @@ async fn attempt(
     let event = render::MessageAdded { delivery_id: delivery.id, message, room, author: author.as_ref() };
     let body = render::message_added(webhook.format, &event).to_string();
     post(state, client, webhook, delivery, body, Utc::now()).await
+}
+
+/// A push: the message and its room come with the claim, the rest is `push`'s.
+async fn attempt_push(
+    state: &AppState,
+    client: &reqwest::Client,
+    subjects: &Subjects,
+    delivery: &notification_deliveries::Model,
+) -> Result<(), Failure> {
+    let gone = |what: &str| Failure::Cancelled(format!("the {what} no longer exists"));
+    let message =
+        delivery.message_id.and_then(|id| subjects.messages.get(&id)).ok_or_else(|| gone("message"))?;
+    let room = subjects.rooms.get(&message.room_id).ok_or_else(|| gone("room"))?;
+    push::attempt(state, client, message, room, delivery).await
 }
 
 /// A room-scoped webhook exports a room only while whoever made it is an active admin who
@@ -225,9 +257,9 @@ async fn post(
     if status.is_success() { Ok(()) } else { Err(Failure::Retry(format!("HTTP {}", status.as_u16()))) }
 }
 
-/// reqwest's error text names the URL, which may carry a token (Slack's do): keep it out of
-/// what admins and logs see.
-fn without_url(error: &reqwest::Error) -> String {
+/// reqwest's error text names the URL, which may carry a token (Slack's and push services'
+/// do): keep it out of what admins and logs see.
+pub(super) fn without_url(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

@@ -48,9 +48,36 @@ impl DisplayName {
     }
 }
 
+/// An email address: trimmed, lower-cased, and one that SMTP can address (`lettre`'s rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> ApiResult<Self> {
+        let email = raw.trim().to_lowercase();
+        match email.parse::<lettre::Address>() {
+            Ok(_) if email.len() <= 254 => Ok(Self(email)),
+            _ => Err(ApiError::bad_input("not an email address")),
+        }
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{DisplayName, Handle};
+    use super::{DisplayName, EmailAddress, Handle};
+
+    #[test]
+    fn an_email_address_is_trimmed_lower_cased_and_addressable() {
+        let parsed = EmailAddress::parse(" Dana@Example.ORG ").map(EmailAddress::into_string);
+        assert_eq!(parsed.ok(), Some("dana@example.org".to_owned()));
+        for bad in ["", "dana", "dana@", "@example.org", "da na@example.org", "dana@exa mple.org"] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} is refused");
+        }
+    }
 
     #[test]
     fn a_handle_is_lower_cased_without_its_at() {

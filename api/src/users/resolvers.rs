@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, ID, Object, Result};
 
-use super::input::{DisplayName, Handle};
+use super::input::{DisplayName, EmailAddress, Handle};
 use super::service::{self, NewUser, ProfileChanges, UserChanges};
 use super::types::{CreateUserInput, UpdateProfileInput, UpdateUserInput, User, UserConnection, Viewer};
 use crate::graphql::context::ContextExt;
@@ -46,6 +46,7 @@ impl UserMutation {
         let new = NewUser {
             handle: Handle::parse(&input.handle)?,
             display_name: input.display_name.as_deref().map(DisplayName::parse).transpose()?,
+            email: input.email.as_deref().map(EmailAddress::parse).transpose()?,
             role: input.role.into(),
             kind: input.kind.into(),
         };
@@ -66,6 +67,7 @@ impl UserMutation {
         let changes = ProfileChanges {
             display_name: input.display_name.as_deref().map(DisplayName::parse).transpose()?,
             share_read_receipts: input.share_read_receipts,
+            email: input.email.as_deref().map(EmailAddress::parse).transpose()?,
         };
         Ok(Viewer(service::update_profile(&ctx.service()?, changes).await?))
     }

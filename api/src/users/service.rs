@@ -14,13 +14,15 @@ use crate::paging::{PageSize, fetch_limit, split_page};
 use crate::state::Ctx;
 use sea_orm::Set;
 
-use super::input::{DisplayName, Handle};
+use super::input::{DisplayName, EmailAddress, Handle};
 use entity::enums::{UserKind, UserRole};
 use entity::{organizations, users};
 
 pub struct NewUser {
     pub handle: Handle,
     pub display_name: Option<DisplayName>,
+    /// Where notification emails go.
+    pub email: Option<EmailAddress>,
     pub role: UserRole,
     pub kind: UserKind,
 }
@@ -36,6 +38,7 @@ pub struct UserChanges {
 pub struct ProfileChanges {
     pub display_name: Option<DisplayName>,
     pub share_read_receipts: Option<bool>,
+    pub email: Option<EmailAddress>,
 }
 
 /// NOT_FOUND unless every id is an active user of the organisation.
@@ -109,7 +112,7 @@ pub async fn create(store: &Store, org_id: Uuid, new: NewUser) -> ApiResult<user
         org_id,
         display_name: new.display_name.map_or_else(|| handle.clone(), DisplayName::into_string),
         handle,
-        email: None,
+        email: new.email.map(EmailAddress::into_string),
         role: new.role,
         kind: new.kind,
         created_at: Utc::now(),
@@ -148,8 +151,8 @@ pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiRes
 /// setting holds everywhere from the next read on.
 #[tracing::instrument(skip(cx, changes), fields(viewer = %cx.viewer.id))]
 pub async fn update_profile(cx: &Ctx<'_>, changes: ProfileChanges) -> ApiResult<users::Model> {
-    if changes.display_name.is_none() && changes.share_read_receipts.is_none() {
-        return Err(ApiError::bad_input("give displayName or shareReadReceipts"));
+    if changes.display_name.is_none() && changes.share_read_receipts.is_none() && changes.email.is_none() {
+        return Err(ApiError::bad_input("give displayName, shareReadReceipts or email"));
     }
     let user = find(&cx.app.store, cx.viewer.org_id, cx.viewer.id).await?;
     let mut active: users::ActiveModel = user.into();
@@ -158,6 +161,9 @@ pub async fn update_profile(cx: &Ctx<'_>, changes: ProfileChanges) -> ApiResult<
     }
     if let Some(share) = changes.share_read_receipts {
         active.share_read_receipts = Set(share);
+    }
+    if let Some(email) = changes.email {
+        active.email = Set(Some(email.into_string()));
     }
     save(cx, active).await
 }

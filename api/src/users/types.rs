@@ -10,6 +10,8 @@ use crate::graphql::ids::to_id;
 use crate::later::types::{LaterConnection, later_page};
 use crate::mentions::types::mention_page;
 use crate::messages::types::MessageConnection;
+use crate::notifications::settings as notification_settings;
+use crate::notifications::types::NotificationSettings;
 use crate::presence::resolvers::{Presence, presence_of_user};
 use crate::read_state::service as read_state;
 use crate::reminders::types::{ReminderConnection, ReminderFilter, reminder_page};
@@ -63,6 +65,15 @@ impl Viewer {
     }
     async fn role(&self) -> UserRole {
         self.0.role.into()
+    }
+    /// Where notification emails go; seen by the viewer only.
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    /// How the viewer hears of direct messages and mentions while away.
+    async fn notification_settings(&self, ctx: &Context<'_>) -> Result<NotificationSettings> {
+        let choices = notification_settings::of(&ctx.state()?.store, self.0.id).await?;
+        Ok(NotificationSettings { choices, user_id: self.0.id })
     }
     /// The viewer's rooms, most recent activity first (or favorites first).
     async fn rooms(
@@ -128,6 +139,8 @@ impl Viewer {
 pub struct CreateUserInput {
     pub handle: String,
     pub display_name: Option<String>,
+    /// Where notification emails go; only the user sees it (`viewer.email`).
+    pub email: Option<String>,
     #[graphql(default_with = "UserRole::Member")]
     pub role: UserRole,
     #[graphql(default_with = "UserKind::Human")]
@@ -140,6 +153,8 @@ pub struct UpdateProfileInput {
     /// False: others see nothing of how far you have read (`Room.readReceipts`,
     /// `RoomMember.lastReadSeq`, `Message.readBy`, `readReceipt`).
     pub share_read_receipts: Option<bool>,
+    /// Where notification emails go.
+    pub email: Option<String>,
 }
 
 #[derive(InputObject)]

@@ -14,7 +14,9 @@
 
 pub mod api;
 mod app;
+pub mod push;
 pub mod receiver;
+pub mod smtp;
 pub mod services;
 pub mod subscription;
 pub mod ws;
