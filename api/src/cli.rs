@@ -58,7 +58,7 @@ fn one_line(err: &clap::Error) -> String {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => serve(cli.serve).await,
-        Some(Command::Serve(config)) => serve(config).await,
+        Some(Command::Serve(config)) => serve(*config).await,
         Some(Command::Schema) => {
             print!("{}", graphql::sdl());
             Ok(())

@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Apply pending migrations and exit.
     Migrate(DatabaseConfig),
     /// Print the GraphQL schema (SDL).

@@ -39,7 +39,8 @@ pub async fn kept(store: &Store, key: &str, generate: impl FnOnce() -> String) -
         return Ok(stored.value);
     }
     let tx = store.begin_write().await?;
-    let stored = settings::ActiveModel { key: Set(key.to_owned()), value: Set(generate()) }.insert(&tx.txn).await;
+    let stored =
+        settings::ActiveModel { key: Set(key.to_owned()), value: Set(generate()) }.insert(&tx.txn).await;
     match stored {
         Ok(stored) => {
             tx.commit().await?;

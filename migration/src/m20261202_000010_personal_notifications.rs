@@ -61,7 +61,11 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("push_subscriptions_user").table("push_subscriptions").col("user_id").to_owned(),
+            Index::create()
+                .name("push_subscriptions_user")
+                .table("push_subscriptions")
+                .col("user_id")
+                .to_owned(),
         )
         .await?;
         // One column per statement: what SQLite's ALTER TABLE takes.
@@ -83,10 +87,16 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_index(Index::drop().name("notification_deliveries_email_batch").table("notification_deliveries").to_owned())
-            .await?;
+        m.drop_index(
+            Index::drop()
+                .name("notification_deliveries_email_batch")
+                .table("notification_deliveries")
+                .to_owned(),
+        )
+        .await?;
         for column in ["push_subscription_id", "recipient_id"] {
-            m.alter_table(Table::alter().table("notification_deliveries").drop_column(column).to_owned()).await?;
+            m.alter_table(Table::alter().table("notification_deliveries").drop_column(column).to_owned())
+                .await?;
         }
         m.drop_table(Table::drop().table("push_subscriptions").to_owned()).await?;
         m.drop_table(Table::drop().table("notification_settings").to_owned()).await

@@ -34,7 +34,9 @@ pub async fn confirm(State(state): State<Arc<HttpState>>, Query(link): Query<Lin
 
 pub async fn unsubscribe(State(state): State<Arc<HttpState>>, Query(link): Query<Link>) -> Response {
     match unsubscribe::turn_email_off(&state.app, link.user, &link.token).await {
-        Ok(()) => page(StatusCode::OK, "<p>Notification emails are off. Turn them on again in your settings.</p>"),
+        Ok(()) => {
+            page(StatusCode::OK, "<p>Notification emails are off. Turn them on again in your settings.</p>")
+        }
         Err(error) if error.code() == crate::error::ErrorCode::NotFound => not_found(),
         Err(error) => {
             tracing::warn!(%error, "unsubscribe failed");
@@ -48,7 +50,9 @@ fn not_found() -> Response {
 }
 
 fn page(status: StatusCode, body: &str) -> Response {
-    let html = format!("<!doctype html><meta charset=\"utf-8\"><title>Parley email notifications</title>{body}");
-    let headers = [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, POLICY)];
+    let html =
+        format!("<!doctype html><meta charset=\"utf-8\"><title>Parley email notifications</title>{body}");
+    let headers =
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, POLICY)];
     (status, headers, html).into_response()
 }

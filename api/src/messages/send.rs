@@ -222,8 +222,14 @@ async fn insert_in_transaction(
     static PERSONAL: LazyLock<[String; 2]> = LazyLock::new(personal::enqueue_statements);
     let email_due = personal::email_due(cx.app, now);
     for sql in PERSONAL.iter() {
-        let values =
-            vec![room.id.into(), cx.viewer.org_id.into(), now.into(), cx.viewer.id.into(), id.into(), email_due.into()];
+        let values = vec![
+            room.id.into(),
+            cx.viewer.org_id.into(),
+            now.into(),
+            cx.viewer.id.into(),
+            id.into(),
+            email_due.into(),
+        ];
         tx.execute_raw(store.stmt(sql, values)).await?;
     }
     tx.commit().await?;

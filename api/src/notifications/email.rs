@@ -53,9 +53,13 @@ struct Batch {
     authors: HashMap<Uuid, users::Model>,
 }
 
-pub(super) async fn attempt(state: &AppState, delivery: &notification_deliveries::Model) -> Result<(), Failure> {
+pub(super) async fn attempt(
+    state: &AppState,
+    delivery: &notification_deliveries::Model,
+) -> Result<(), Failure> {
     let notifier = &state.notifier;
-    let mailer = notifier.mailer.as_ref().ok_or_else(|| Failure::Cancelled("email is not configured".into()))?;
+    let mailer =
+        notifier.mailer.as_ref().ok_or_else(|| Failure::Cancelled("email is not configured".into()))?;
     let recipient = match delivery.recipient_id {
         Some(id) => state.directory.user(&state.store, id).await.map_err(Failure::reading)?,
         None => None,
@@ -114,8 +118,14 @@ async fn batch(
          ORDER BY m.seq LIMIT {BATCH_LIMIT}"
     );
     let direct = room.kind == RoomKind::Direct;
-    let values =
-        vec![room_id.into(), first.seq.into(), member.last_read_seq.into(), recipient.id.into(), i64::MAX.into(), direct.into()];
+    let values = vec![
+        room_id.into(),
+        first.seq.into(),
+        member.last_read_seq.into(),
+        recipient.id.into(),
+        i64::MAX.into(),
+        direct.into(),
+    ];
     let messages = messages::Model::find_by_statement(state.store.stmt(&sql, values)).all(db).await?;
     let author_ids: Vec<Uuid> = messages.iter().filter_map(|m| m.author_user_id).collect();
     let authors = state.directory.users(&state.store, &author_ids).await?;
@@ -187,7 +197,8 @@ fn compose(
     ));
 
     let host = reqwest::Url::parse(&notifier.public_url).ok().and_then(|u| u.host_str().map(str::to_owned));
-    let header = |name: &'static str, value: String| HeaderValue::new(HeaderName::new_from_ascii_str(name), value);
+    let header =
+        |name: &'static str, value: String| HeaderValue::new(HeaderName::new_from_ascii_str(name), value);
     lettre::Message::builder()
         .from(from.clone())
         .to(to)

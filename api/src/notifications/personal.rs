@@ -42,7 +42,8 @@ pub fn enqueue_ctes() -> String {
              AND (room.kind = 'direct' OR m.user_id = ANY(string_to_array($10, ',')::uuid[])))";
     format!(
         "{recipients}, emails AS ({emails}), pushes AS ({pushes})",
-        emails = insert(DatabaseBackend::Postgres, Channel::Email, "recipients r", "$11::timestamptz IS NOT NULL"),
+        emails =
+            insert(DatabaseBackend::Postgres, Channel::Email, "recipients r", "$11::timestamptz IS NOT NULL"),
         pushes = insert(DatabaseBackend::Postgres, Channel::Push, "recipients r", "TRUE"),
     )
 }
@@ -113,7 +114,8 @@ pub async fn still_wanted(
     if recipient.deactivated_at.is_some() {
         return Ok(Some("the recipient was deactivated"));
     }
-    let Some(member) = room_members::Entity::find_by_id((room_id, recipient.id)).one(&app.store.db).await? else {
+    let Some(member) = room_members::Entity::find_by_id((room_id, recipient.id)).one(&app.store.db).await?
+    else {
         return Ok(Some("the recipient left the room"));
     };
     if member.last_read_seq >= seq {

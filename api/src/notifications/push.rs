@@ -43,7 +43,12 @@ impl Pusher {
     pub async fn new(config: &NotificationConfig, store: &Store, public_url: &str) -> anyhow::Result<Self> {
         let raw = match &config.vapid_private_key {
             Some(key) => key.trim().to_owned(),
-            None => secrets::kept(store, "vapid_private_key", || URL_SAFE_NO_PAD.encode(ES256KeyPair::generate().to_bytes())).await?,
+            None => {
+                secrets::kept(store, "vapid_private_key", || {
+                    URL_SAFE_NO_PAD.encode(ES256KeyPair::generate().to_bytes())
+                })
+                .await?
+            }
         };
         let invalid = || anyhow::anyhow!("PARLEY_VAPID_PRIVATE_KEY: not a base64url P-256 private key");
         let bytes = URL_SAFE_NO_PAD.decode(&raw).map_err(|_| invalid())?;
@@ -102,14 +107,18 @@ pub(super) async fn attempt(
     delivery: &notification_deliveries::Model,
 ) -> Result<(), Failure> {
     let subscription = match delivery.push_subscription_id {
-        Some(id) => push_subscriptions::Entity::find_by_id(id).one(&state.store.db).await.map_err(|e| Failure::reading(e.into()))?,
+        Some(id) => push_subscriptions::Entity::find_by_id(id)
+            .one(&state.store.db)
+            .await
+            .map_err(|e| Failure::reading(e.into()))?,
         None => None,
     };
     let subscription = subscription.ok_or_else(|| Failure::Cancelled("the browser unsubscribed".into()))?;
     if message.deleted_at.is_some() {
         return Err(Failure::Cancelled("the message was deleted".into()));
     }
-    let recipient = state.directory.user(&state.store, subscription.user_id).await.map_err(Failure::reading)?;
+    let recipient =
+        state.directory.user(&state.store, subscription.user_id).await.map_err(Failure::reading)?;
     let recipient = recipient.ok_or_else(|| Failure::Cancelled("the recipient no longer exists".into()))?;
     let unwanted = personal::still_wanted(state, &recipient, room.id, message.seq, Channel::Push).await;
     if let Some(reason) = unwanted.map_err(Failure::reading)? {
@@ -120,7 +129,11 @@ pub(super) async fn attempt(
         None => None,
     };
     let payload = payload(state, message, room, author.as_ref());
-    let request = state.notifier.pusher.request(&subscription, payload.to_string().into_bytes()).map_err(Failure::Permanent)?;
+    let request = state
+        .notifier
+        .pusher
+        .request(&subscription, payload.to_string().into_bytes())
+        .map_err(Failure::Permanent)?;
     if !target::literal_host_allowed(request.url(), state.limits.webhook_allow_private) {
         return Err(Failure::Permanent("endpoint: not a public address".into()));
     }
@@ -137,7 +150,12 @@ pub(super) async fn attempt(
 }
 
 /// What the service worker receives: enough to show a notification and open the room.
-fn payload(state: &AppState, message: &messages::Model, room: &rooms::Model, author: Option<&users::Model>) -> Value {
+fn payload(
+    state: &AppState,
+    message: &messages::Model,
+    room: &rooms::Model,
+    author: Option<&users::Model>,
+) -> Value {
     let author_name = author.map_or("Someone", |a| a.display_name.as_str());
     let title = match (room.kind, room.name.as_deref()) {
         (RoomKind::Direct, _) | (_, None) => author_name.to_owned(),

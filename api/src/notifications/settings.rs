@@ -37,7 +37,12 @@ pub async fn of(store: &Store, user_id: Uuid) -> ApiResult<Choices> {
 }
 
 /// Changes what is given and keeps the rest.
-pub async fn update(store: &Store, user_id: Uuid, email: Option<bool>, push: Option<bool>) -> ApiResult<Choices> {
+pub async fn update(
+    store: &Store,
+    user_id: Uuid,
+    email: Option<bool>,
+    push: Option<bool>,
+) -> ApiResult<Choices> {
     if email.is_none() && push.is_none() {
         return Err(ApiError::bad_input("give emailEnabled or pushEnabled"));
     }
@@ -59,7 +64,9 @@ pub async fn update(store: &Store, user_id: Uuid, email: Option<bool>, push: Opt
         notification_settings::Column::UpdatedAt,
     ];
     notification_settings::Entity::insert(row)
-        .on_conflict(OnConflict::column(notification_settings::Column::UserId).update_columns(columns).to_owned())
+        .on_conflict(
+            OnConflict::column(notification_settings::Column::UserId).update_columns(columns).to_owned(),
+        )
         .exec(&tx.txn)
         .await?;
     tx.commit().await?;
@@ -75,6 +82,11 @@ pub struct NewSubscription {
 
 pub async fn register(cx: &Ctx<'_>, new: NewSubscription) -> ApiResult<push_subscriptions::Model> {
     let allow_private = cx.app.limits.webhook_allow_private;
+    // Push services are public HTTPS; plain HTTP only where private targets are allowed
+    // (tests, a push service on the local network).
+    if !new.endpoint.trim().starts_with("https://") && !allow_private {
+        return Err(ApiError::bad_input("endpoint: push services are reached over https"));
+    }
     // The webhook rules, reported under this field's name.
     let endpoint = target::check_url(&new.endpoint, allow_private).await.map_err(|e| match e.code() {
         ErrorCode::BadUserInput => {
@@ -83,11 +95,6 @@ pub async fn register(cx: &Ctx<'_>, new: NewSubscription) -> ApiResult<push_subs
         }
         _ => e,
     })?;
-    // Push services are public HTTPS; plain HTTP only where private targets are allowed
-    // (tests, a push service on the local network).
-    if endpoint.scheme() != "https" && !allow_private {
-        return Err(ApiError::bad_input("endpoint: push services are reached over https"));
-    }
     BrowserKeys::parse(&new.p256dh, &new.auth)?;
     let store = &cx.app.store;
     let row = push_subscriptions::Model {
@@ -101,16 +108,25 @@ pub async fn register(cx: &Ctx<'_>, new: NewSubscription) -> ApiResult<push_subs
     };
     use push_subscriptions::Column;
     let replace = OnConflict::column(Column::Endpoint)
-        .update_columns([Column::Id, Column::OrgId, Column::UserId, Column::P256dh, Column::Auth, Column::CreatedAt])
+        .update_columns([
+            Column::Id,
+            Column::OrgId,
+            Column::UserId,
+            Column::P256dh,
+            Column::Auth,
+            Column::CreatedAt,
+        ])
         .to_owned();
     let tx = store.begin_write().await?;
     push_subscriptions::Entity::insert(push_subscriptions::ActiveModel::from(row.clone()))
         .on_conflict(replace)
         .exec_without_returning(&tx.txn)
         .await?;
-    let mine =
-        push_subscriptions::Entity::find().filter(Column::UserId.eq(cx.viewer.id)).order_by_desc(Column::CreatedAt);
-    let stale: Vec<Uuid> = mine.all(&tx.txn).await?.into_iter().skip(MAX_SUBSCRIPTIONS).map(|s| s.id).collect();
+    let mine = push_subscriptions::Entity::find()
+        .filter(Column::UserId.eq(cx.viewer.id))
+        .order_by_desc(Column::CreatedAt);
+    let stale: Vec<Uuid> =
+        mine.all(&tx.txn).await?.into_iter().skip(MAX_SUBSCRIPTIONS).map(|s| s.id).collect();
     if !stale.is_empty() {
         push_subscriptions::Entity::delete_many().filter(Column::Id.is_in(stale)).exec(&tx.txn).await?;
     }

@@ -15,7 +15,11 @@ const PURPOSE: &str = "unsubscribe-email:";
 
 /// The recipient's unsubscribe link.
 pub fn link(notifier: &Notifier, user_id: Uuid) -> String {
-    format!("{}/notifications/unsubscribe?user={user_id}&token={}", notifier.public_url, token(notifier, user_id))
+    format!(
+        "{}/notifications/unsubscribe?user={user_id}&token={}",
+        notifier.public_url,
+        token(notifier, user_id)
+    )
 }
 
 /// The HMAC of the user id; `None` only if the key were refused, which HMAC never does.

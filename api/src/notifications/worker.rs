@@ -64,7 +64,8 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
             return;
         }
     };
-    let channels: &[&str] = if state.notifier.mailer.is_some() { &["webhook", "push", "email"] } else { &["webhook", "push"] };
+    let channels: &[&str] =
+        if state.notifier.mailer.is_some() { &["webhook", "push", "email"] } else { &["webhook", "push"] };
     tokio::spawn(async move {
         loop {
             let (lease, max_attempts) = (outbox::lease(timeout), state.limits.webhook_max_attempts);

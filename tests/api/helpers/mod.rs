@@ -16,8 +16,8 @@ pub mod api;
 mod app;
 pub mod push;
 pub mod receiver;
-pub mod smtp;
 pub mod services;
+pub mod smtp;
 pub mod subscription;
 pub mod ws;
 

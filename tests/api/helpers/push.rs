@@ -39,7 +39,8 @@ impl Browser {
     pub fn decrypt(&self, push: &Received) -> Value {
         assert_eq!(push.header("content-encoding"), "aes128gcm", "RFC 8291 encoding");
         let auth = web_push_native::Auth::from(self.auth);
-        let plain = web_push_native::decrypt(push.body.to_vec(), &self.secret, &auth).expect("decrypts with the browser's key");
+        let plain = web_push_native::decrypt(push.body.to_vec(), &self.secret, &auth)
+            .expect("decrypts with the browser's key");
         serde_json::from_slice(&plain).expect("a JSON payload")
     }
 }
@@ -50,7 +51,12 @@ pub fn vapid_signed(push: &Received, server_key: &str, audience: &str) -> bool {
     let header = push.header("authorization");
     let Some(fields) = header.strip_prefix("vapid ") else { return false };
     let field = |name: &str| {
-        fields.split(',').map(str::trim).find_map(|f| f.strip_prefix(name)).map(str::to_owned).unwrap_or_default()
+        fields
+            .split(',')
+            .map(str::trim)
+            .find_map(|f| f.strip_prefix(name))
+            .map(str::to_owned)
+            .unwrap_or_default()
     };
     let (token, key) = (field("t="), field("k="));
     if key != server_key {

@@ -75,7 +75,11 @@ impl SmtpSink {
             if received.len() >= n {
                 return received;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{} of {n} emails after {wait:?}", received.len());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {n} emails after {wait:?}",
+                received.len()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
