@@ -75,6 +75,16 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
+        // A recipient's deliveries in a room: the end of an email batch, a user's own list.
+        m.create_index(
+            Index::create()
+                .name("notification_deliveries_recipient")
+                .table("notification_deliveries")
+                .col("recipient_id")
+                .col("room_id")
+                .to_owned(),
+        )
+        .await?;
         // The same partial index on both databases (sea-query has no portable form of it).
         m.get_connection()
             .execute_unprepared(
@@ -87,6 +97,13 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(
+            Index::drop()
+                .name("notification_deliveries_recipient")
+                .table("notification_deliveries")
+                .to_owned(),
+        )
+        .await?;
         m.drop_index(
             Index::drop()
                 .name("notification_deliveries_email_batch")

@@ -20,6 +20,7 @@ use crate::helpers::{Backend, TestApp, TestUser, WAIT, assert_error_code, spawn_
 backend_tests!(
     unread_direct_messages_are_emailed_once_per_batch_after_the_delay,
     reading_mute_presence_and_settings_hold_emails_back,
+    refused_emails_are_retried_or_given_up,
     pushes_are_encrypted_signed_and_stop_at_410,
     push_subscriptions_refuse_bad_input,
 );
@@ -35,8 +36,10 @@ const UPDATE: &str = "mutation($input: UpdateNotificationSettingsInput!) { updat
     { emailEnabled pushEnabled } }";
 const REGISTER: &str = "mutation($input: RegisterPushSubscriptionInput!) { registerPushSubscription(input: $input) \
     { id endpoint } }";
-const DELIVERIES: &str = "query($filter: NotificationDeliveryFilter) { notificationDeliveries(filter: $filter, first: 50) { \
-    edges { node { kind status lastError recipientId messageId } } } }";
+const MY_DELIVERIES: &str = "query($filter: NotificationDeliveryFilter) { viewer { notificationDeliveries(filter: $filter, first: 50) { \
+    edges { node { kind status attempts lastError recipientId messageId } } } } }";
+const ORG_DELIVERIES: &str = "query($filter: NotificationDeliveryFilter) { notificationDeliveries(filter: $filter, first: 50) { \
+    edges { node { id } } } }";
 
 /// A server with email to `smtp` (after `DELAY`), links under `http://parley.test`, and an
 /// outbox no other test's server claims (on PostgreSQL, a database of its own).
@@ -71,30 +74,21 @@ async fn set_email(app: &TestApp, user: &TestUser) -> String {
     email
 }
 
-async fn deliveries(app: &TestApp, admin: &TestUser, kind: &str) -> Vec<Value> {
-    let answer = app.ok(admin, DELIVERIES, json!({ "filter": { "kind": kind } })).await;
-    answer["notificationDeliveries"]["edges"]
-        .as_array()
-        .expect("edges")
-        .iter()
-        .map(|e| e["node"].clone())
-        .collect()
+/// The deliveries of `kind` to `recipient`, as they see them.
+async fn deliveries(app: &TestApp, recipient: &TestUser, kind: &str) -> Vec<Value> {
+    let answer = app.ok(recipient, MY_DELIVERIES, json!({ "filter": { "kind": kind } })).await;
+    let edges = answer["viewer"]["notificationDeliveries"]["edges"].as_array().expect("edges").clone();
+    let rows: Vec<Value> = edges.iter().map(|e| e["node"].clone()).collect();
+    assert!(rows.iter().all(|d| d["recipientId"] == recipient.id.as_str()), "only their own: {rows:#?}");
+    rows
 }
 
-/// Waits until `admin` sees a delivery of `kind` to `recipient` in `status`.
-async fn delivery_to(
-    app: &TestApp,
-    admin: &TestUser,
-    kind: &str,
-    recipient: &TestUser,
-    status: &str,
-) -> Value {
+/// Waits until `recipient` sees a delivery of `kind` in `status`.
+async fn delivery_to(app: &TestApp, kind: &str, recipient: &TestUser, status: &str) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let all = deliveries(app, admin, kind).await;
-        if let Some(found) =
-            all.iter().find(|d| d["recipientId"] == recipient.id.as_str() && d["status"] == status)
-        {
+        let all = deliveries(app, recipient, kind).await;
+        if let Some(found) = all.iter().find(|d| d["status"] == status) {
             return found.clone();
         }
         assert!(
@@ -150,8 +144,12 @@ async fn unread_direct_messages_are_emailed_once_per_batch_after_the_delay(backe
     let unsubscribe = email.header("List-Unsubscribe");
     assert!(unsubscribe.starts_with("<http://parley.test/notifications/unsubscribe?user="), "{unsubscribe}");
     assert_eq!(email.header("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
-    let delivered = delivery_to(&app, &ada, "EMAIL", &alice, "DELIVERED").await;
+    let delivered = delivery_to(&app, "EMAIL", &alice, "DELIVERED").await;
     assert!(delivered["lastError"].is_null());
+    // Emails tell which rooms someone was written to in and whether they read them: an
+    // admin's delivery log does not list them.
+    let log = app.ok(&ada, ORG_DELIVERIES, json!({ "filter": { "kind": "EMAIL" } })).await;
+    assert_eq!(log["notificationDeliveries"]["edges"], json!([]));
 
     // A new message after the batch went out starts the next batch.
     send(&app, &bob, &dm, "one more").await;
@@ -162,10 +160,18 @@ async fn unread_direct_messages_are_emailed_once_per_batch_after_the_delay(backe
     // The link, followed as a mail client does (RFC 8058), turns email off; a forged one
     // changes nothing.
     let link = unsubscribe.trim_matches(['<', '>']).replace("http://parley.test", &app.url(""));
-    let forged = format!("{}0", link.trim_end_matches(|c: char| c.is_ascii_hexdigit()));
-    let refused =
-        app.http.post(&forged).form(&[("List-Unsubscribe", "One-Click")]).send().await.expect("POST");
-    assert_eq!(refused.status().as_u16(), 404);
+    let token = link.rsplit_once("token=").map(|(_, t)| t.to_owned()).expect("a token");
+    let flipped = format!("{}{}", if token.starts_with('0') { '1' } else { '0' }, &token[1..]);
+    for forged in [link.replace(&token, &flipped), link.replace(&alice.id, &bob.id)] {
+        let refused =
+            app.http.post(&forged).form(&[("List-Unsubscribe", "One-Click")]).send().await.expect("POST");
+        assert_eq!(refused.status().as_u16(), 404, "{forged}");
+    }
+    let bob_settings = app.ok(&bob, SETTINGS, json!({})).await;
+    assert_eq!(
+        bob_settings["viewer"]["notificationSettings"]["emailEnabled"], true,
+        "forgeries changed nothing"
+    );
     let page = app.http.get(&link).send().await.expect("GET the link");
     assert_eq!(page.status().as_u16(), 200, "a GET only asks");
     let settings = app.ok(&alice, SETTINGS, json!({})).await;
@@ -183,7 +189,6 @@ async fn reading_mute_presence_and_settings_hold_emails_back(backend: Backend) {
     let smtp = SmtpSink::start().await;
     let (_database, app) = own_app(backend, &smtp, &[]).await;
     let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
     let (alice, bob, carol, dave, erin, fred) = (
         org.user("alice").await,
         org.user("bob").await,
@@ -225,16 +230,16 @@ async fn reading_mute_presence_and_settings_hold_emails_back(backend: Backend) {
     assert_eq!(emails[0].1, "1 unread message from Bob in #general");
     assert!(emails[0].2.contains("@alice please look") && !emails[0].2.contains("nothing for anyone"));
 
-    let read = delivery_to(&app, &ada, "EMAIL", &alice, "CANCELLED").await;
+    let read = delivery_to(&app, "EMAIL", &alice, "CANCELLED").await;
     assert_eq!(read["lastError"], "read before it was sent");
-    let online = delivery_to(&app, &ada, "EMAIL", &dave, "CANCELLED").await;
+    let online = delivery_to(&app, "EMAIL", &dave, "CANCELLED").await;
     assert_eq!(online["lastError"], "the recipient is online and sees it live");
-    let dnd = delivery_to(&app, &ada, "EMAIL", &erin, "CANCELLED").await;
+    let dnd = delivery_to(&app, "EMAIL", &erin, "CANCELLED").await;
     assert_eq!(dnd["lastError"], "the recipient is in do not disturb");
-    let rows = deliveries(&app, &ada, "EMAIL").await;
     for quiet in [&carol, &fred] {
-        assert!(
-            rows.iter().all(|d| d["recipientId"] != quiet.id.as_str()),
+        assert_eq!(
+            deliveries(&app, quiet, "EMAIL").await,
+            Vec::<Value>::new(),
             "nothing queued for {}",
             quiet.handle
         );
@@ -246,7 +251,6 @@ async fn pushes_are_encrypted_signed_and_stop_at_410(backend: Backend) {
     let (_database, app) = own_app(backend, &smtp, &[]).await;
     let service = Receiver::start().await;
     let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
     let (alice, bob) = (org.user("alice").await, org.user("bob").await);
     let browser = Browser::new(format!("{}/push/alice-laptop", service.url));
     let registered = app.ok(&alice, REGISTER, json!({ "input": browser.subscription() })).await;
@@ -283,7 +287,7 @@ async fn pushes_are_encrypted_signed_and_stop_at_410(backend: Backend) {
     // Online: seen live, not pushed.
     let online = WsClient::connect(&app, &alice).await;
     send(&app, &bob, &dm, "while you are here").await;
-    let cancelled = delivery_to(&app, &ada, "PUSH", &alice, "CANCELLED").await;
+    let cancelled = delivery_to(&app, "PUSH", &alice, "CANCELLED").await;
     assert_eq!(cancelled["lastError"], "the recipient is online and sees it live");
     drop(online);
 
@@ -291,7 +295,7 @@ async fn pushes_are_encrypted_signed_and_stop_at_410(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     service.answer_with(&[410]);
     send(&app, &bob, &dm, "anyone?").await;
-    let failed = delivery_to(&app, &ada, "PUSH", &alice, "FAILED").await;
+    let failed = delivery_to(&app, "PUSH", &alice, "FAILED").await;
     assert!(failed["lastError"].as_str().is_some_and(|e| e.starts_with("HTTP 410")), "{failed}");
     let settings = app.ok(&alice, SETTINGS, json!({})).await;
     assert_eq!(settings["viewer"]["notificationSettings"]["pushSubscriptions"], json!([]));
@@ -299,6 +303,49 @@ async fn pushes_are_encrypted_signed_and_stop_at_410(backend: Backend) {
     send(&app, &bob, &dm, "nobody to push to").await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(service.received().len(), before, "nothing pushed to a removed subscription");
+
+    // A browser registered again by another user is theirs from then on.
+    let shared = Browser::new(format!("{}/push/shared", service.url));
+    app.ok(&alice, REGISTER, json!({ "input": shared.subscription() })).await;
+    app.ok(&bob, REGISTER, json!({ "input": shared.subscription() })).await;
+    let mine = app.ok(&alice, SETTINGS, json!({})).await;
+    assert_eq!(mine["viewer"]["notificationSettings"]["pushSubscriptions"], json!([]));
+    let unregister = "mutation($endpoint: String!) { unregisterPushSubscription(endpoint: $endpoint) }";
+    let endpoint = json!({ "endpoint": shared.endpoint });
+    let theirs = app.ok(&alice, unregister, endpoint.clone()).await;
+    assert_eq!(theirs["unregisterPushSubscription"], false, "not alice's to remove any more");
+    send(&app, &bob, &dm, "to alice, who left that browser").await;
+    send(&app, &alice, &dm, "to bob, who has it now").await;
+    let pushes = service.wait_for(before + 1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(service.received().len(), before + 1, "one push: {pushes:#?}");
+    assert_eq!(shared.decrypt(&pushes[before])["body"], "to bob, who has it now");
+}
+
+async fn refused_emails_are_retried_or_given_up(backend: Backend) {
+    let smtp = SmtpSink::start().await;
+    let (_database, app) = own_app(backend, &smtp, &[("PARLEY_WEBHOOK_MAX_ATTEMPTS", "2")]).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    set_email(&app, &alice).await;
+    set_email(&app, &carol).await;
+
+    // "Try later" once: the next attempt delivers.
+    smtp.answer_with(&[451]);
+    send(&app, &bob, &open_dm(&app, &bob, &[&alice]).await, "hello alice").await;
+    let delivered = delivery_to(&app, "EMAIL", &alice, "DELIVERED").await;
+    assert_eq!(delivered["attempts"], 2);
+    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(smtp.received()[0].to, vec!["alice@example.org".to_owned()]);
+
+    // Refused outright: given up at once, with the server's answer.
+    smtp.answer_with(&[550]);
+    send(&app, &bob, &open_dm(&app, &bob, &[&carol]).await, "hello carol").await;
+    let failed = delivery_to(&app, "EMAIL", &carol, "FAILED").await;
+    assert_eq!(failed["attempts"], 1);
+    let error = failed["lastError"].as_str().unwrap_or_default();
+    assert!(error.contains("SMTP") && error.contains("550"), "{failed}");
+    assert_eq!(smtp.received().len(), 1, "nothing recorded for the refused email");
 }
 
 async fn push_subscriptions_refuse_bad_input(backend: Backend) {
@@ -331,6 +378,10 @@ async fn push_subscriptions_refuse_bad_input(backend: Backend) {
     assert_error_code(&app.gql(&alice, UPDATE, json!({ "input": {} })).await, "BAD_USER_INPUT");
     let settings = app.ok(&alice, SETTINGS, json!({})).await;
     assert_eq!(settings["viewer"]["email"], Value::Null, "refusals changed nothing");
+    let set = "mutation($email: String!) { updateProfile(input: {email: $email}) { email } }";
+    app.ok(&alice, set, json!({ "email": "alice@example.org" })).await;
+    let cleared = app.ok(&alice, set, json!({ "email": " " })).await;
+    assert_eq!(cleared["updateProfile"]["email"], Value::Null, "an empty address removes it");
     assert_eq!(settings["viewer"]["notificationSettings"]["pushSubscriptions"], json!([]));
     assert_eq!(settings["viewer"]["notificationSettings"]["emailAvailable"], false, "no address yet");
 }

@@ -32,6 +32,8 @@ const BATCH_LIMIT: u64 = 100;
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// The longest one email may take, connecting included.
+    timeout: Duration,
 }
 
 impl Mailer {
@@ -41,7 +43,7 @@ impl Mailer {
             .timeout(Some(timeout))
             .build();
         let from = from.parse().map_err(|e| anyhow::anyhow!("PARLEY_SMTP_FROM: {e}"))?;
-        Ok(Self { transport, from })
+        Ok(Self { transport, from, timeout })
     }
 }
 
@@ -57,9 +59,9 @@ pub(super) async fn attempt(
     state: &AppState,
     delivery: &notification_deliveries::Model,
 ) -> Result<(), Failure> {
-    let notifier = &state.notifier;
+    // Only instances with a mailer claim email rows (see `worker::spawn`).
     let mailer =
-        notifier.mailer.as_ref().ok_or_else(|| Failure::Cancelled("email is not configured".into()))?;
+        state.notifier.mailer.as_ref().ok_or_else(|| Failure::Retry("email is not configured".into()))?;
     let recipient = match delivery.recipient_id {
         Some(id) => state.directory.user(&state.store, id).await.map_err(Failure::reading)?,
         None => None,
@@ -69,9 +71,10 @@ pub(super) async fn attempt(
         return Err(Failure::Cancelled("the recipient has no email address".into()));
     };
     let batch = batch(state, delivery, &recipient).await.map_err(Failure::reading)?;
-    let Some(batch) = batch.filter(|b| !b.messages.is_empty()) else {
+    let batch = batch.map_err(|gone| Failure::Cancelled(gone.into()))?;
+    if batch.messages.is_empty() {
         return Err(Failure::Cancelled("read before it was sent".into()));
-    };
+    }
     let last_seq = batch.messages.last().map_or(0, |m| m.seq);
     let unwanted = personal::still_wanted(state, &recipient, batch.room.id, last_seq, Channel::Email).await;
     if let Some(reason) = unwanted.map_err(Failure::reading)? {
@@ -80,10 +83,13 @@ pub(super) async fn attempt(
     let to = Mailbox::new(Some(recipient.display_name.clone()), address.parse().map_err(|_| bad_address())?);
     let email = compose(state, delivery.id, &mailer.from, to, &recipient, &batch)
         .map_err(|e| Failure::Permanent(format!("composing the email: {e}")))?;
-    match mailer.transport.send(email).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_permanent() => Err(Failure::Permanent(format!("SMTP: {e}"))),
-        Err(e) => Err(Failure::Retry(format!("SMTP: {e}"))),
+    // lettre's timeout covers connecting only: a server that stops answering mid-conversation
+    // must not hold the attempt past its lease (another worker would send it again).
+    match tokio::time::timeout(mailer.timeout, mailer.transport.send(email)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.is_permanent() => Err(Failure::Permanent(format!("SMTP: {e}"))),
+        Ok(Err(e)) => Err(Failure::Retry(format!("SMTP: {e}"))),
+        Err(_) => Err(Failure::Retry("SMTP: timed out".into())),
     }
 }
 
@@ -93,19 +99,24 @@ fn bad_address() -> Failure {
 
 /// The batch's unread messages: from its first message up to the first message of the
 /// recipient's next email row in the room, above their watermark, not deleted, not their
-/// own, and in a channel only those that mention them. `None` when the room or the
-/// recipient's membership is gone.
+/// own, and in a channel only those that mention them; or why there is no batch any more.
 async fn batch(
     state: &AppState,
     delivery: &notification_deliveries::Model,
     recipient: &users::Model,
-) -> Result<Option<Batch>, ApiError> {
+) -> Result<Result<Batch, &'static str>, ApiError> {
     let db = &state.store.db;
-    let (Some(room_id), Some(first_id)) = (delivery.room_id, delivery.message_id) else { return Ok(None) };
-    let Some(first) = messages::Entity::find_by_id(first_id).one(db).await? else { return Ok(None) };
-    let Some(room) = rooms::Entity::find_by_id(room_id).one(db).await? else { return Ok(None) };
+    let (Some(room_id), Some(first_id)) = (delivery.room_id, delivery.message_id) else {
+        return Ok(Err("the delivery names no message"));
+    };
+    let Some(first) = messages::Entity::find_by_id(first_id).one(db).await? else {
+        return Ok(Err("the message no longer exists"));
+    };
+    let Some(room) = rooms::Entity::find_by_id(room_id).one(db).await? else {
+        return Ok(Err("the room no longer exists"));
+    };
     let Some(member) = room_members::Entity::find_by_id((room_id, recipient.id)).one(db).await? else {
-        return Ok(None);
+        return Ok(Err("the recipient left the room"));
     };
     let sql = format!(
         "SELECT m.* FROM messages m \
@@ -129,7 +140,7 @@ async fn batch(
     let messages = messages::Model::find_by_statement(state.store.stmt(&sql, values)).all(db).await?;
     let author_ids: Vec<Uuid> = messages.iter().filter_map(|m| m.author_user_id).collect();
     let authors = state.directory.users(&state.store, &author_ids).await?;
-    Ok(Some(Batch { room, messages, authors }))
+    Ok(Ok(Batch { room, messages, authors }))
 }
 
 fn compose(

@@ -141,17 +141,32 @@ pub async fn settle(store: &Store, id: uuid::Uuid, attempt: i32, outcome: &Settl
     Ok(updated.rows_affected == 1)
 }
 
-/// An organisation's deliveries, newest first, one page of `limit` (+1 to tell whether more
-/// follow) from `offset`.
+/// Whose deliveries a list shows.
+#[derive(Clone, Copy)]
+pub enum Whose {
+    /// The organisation's own (webhooks), for its admins.
+    Organisation(uuid::Uuid),
+    /// One user's emails and pushes, for that user only: they tell which rooms they were
+    /// written to in, and whether and when they read them.
+    Recipient(uuid::Uuid),
+}
+
+/// Deliveries, newest first, one page of `limit` (+1 to tell whether more follow) from
+/// `offset`.
 pub async fn list(
     store: &Store,
-    org_id: uuid::Uuid,
+    whose: Whose,
     status: Option<DeliveryStatus>,
     channel: Option<&str>,
     offset: u64,
     limit: u64,
 ) -> ApiResult<Vec<deliveries::Model>> {
-    let mut query = deliveries::Entity::find().filter(Column::OrgId.eq(org_id));
+    let mut query = match whose {
+        Whose::Organisation(org_id) => {
+            deliveries::Entity::find().filter(Column::OrgId.eq(org_id)).filter(Column::RecipientId.is_null())
+        }
+        Whose::Recipient(user_id) => deliveries::Entity::find().filter(Column::RecipientId.eq(user_id)),
+    };
     if let Some(status) = status {
         query = query.filter(Column::Status.eq(status));
     }

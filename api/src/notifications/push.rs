@@ -27,9 +27,10 @@ use crate::state::AppState;
 use entity::enums::RoomKind;
 use entity::{messages, notification_deliveries, push_subscriptions, rooms, users};
 
-/// How long a push service keeps a push for a browser that is offline: a day-old "new
-/// message" is still worth showing, an older one is not.
-const TTL: Duration = Duration::from_secs(24 * 3_600);
+/// How long a push service keeps a push for a browser that is offline. `web-push-native`
+/// also makes it the VAPID token's lifetime, which RFC 8292 caps at 24 hours (and push
+/// services refuse a token a clock-skewed second beyond): half a day keeps clear of it.
+const TTL: Duration = Duration::from_secs(12 * 3_600);
 
 pub struct Pusher {
     key: ES256KeyPair,
@@ -114,6 +115,10 @@ pub(super) async fn attempt(
         None => None,
     };
     let subscription = subscription.ok_or_else(|| Failure::Cancelled("the browser unsubscribed".into()))?;
+    // The browser was registered again by someone else since: it is theirs now.
+    if Some(subscription.user_id) != delivery.recipient_id {
+        return Err(Failure::Cancelled("the browser now belongs to another user".into()));
+    }
     if message.deleted_at.is_some() {
         return Err(Failure::Cancelled("the message was deleted".into()));
     }

@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, ID, Object, Result};
 
-use super::outbox;
+use super::outbox::{self, Whose};
 use super::settings::{self, NewSubscription};
 use super::types::{
     CreateOutgoingWebhookInput, CreatedOutgoingWebhook, NotificationDelivery, NotificationDeliveryConnection,
@@ -27,7 +27,8 @@ impl NotificationQuery {
         Ok(webhooks::list(&ctx.service()?).await?.into_iter().map(OutgoingWebhook).collect())
     }
 
-    /// The organisation's notification deliveries, newest first (admins).
+    /// The organisation's webhook deliveries, newest first (admins). A user's own emails and
+    /// pushes are `viewer.notificationDeliveries`.
     async fn notification_deliveries(
         &self,
         ctx: &Context<'_>,
@@ -39,14 +40,25 @@ impl NotificationQuery {
         if !viewer.is_admin() {
             return Err(ApiError::forbidden("only organisation admins see deliveries").into());
         }
-        let filter = filter.unwrap_or_default();
-        let (limit, offset) = (PageSize::parse(first)?.get(), offset_after(after.as_deref())?);
-        let kind = filter.kind.map(|k| k.stored());
-        let status = filter.status.map(Into::into);
-        let rows = outbox::list(&ctx.state()?.store, viewer.org_id, status, kind, offset, limit).await?;
-        let (rows, more) = split_page(rows, limit);
-        Ok(offset_connection(offset, more, rows.into_iter().map(NotificationDelivery).collect()))
+        deliveries_page(ctx, Whose::Organisation(viewer.org_id), filter, first, after).await
     }
+}
+
+/// One page of deliveries for `notificationDeliveries` and `viewer.notificationDeliveries`.
+pub async fn deliveries_page(
+    ctx: &Context<'_>,
+    whose: Whose,
+    filter: Option<NotificationDeliveryFilter>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<NotificationDeliveryConnection> {
+    let filter = filter.unwrap_or_default();
+    let (limit, offset) = (PageSize::parse(first)?.get(), offset_after(after.as_deref())?);
+    let kind = filter.kind.map(|k| k.stored());
+    let status = filter.status.map(Into::into);
+    let rows = outbox::list(&ctx.state()?.store, whose, status, kind, offset, limit).await?;
+    let (rows, more) = split_page(rows, limit);
+    Ok(offset_connection(offset, more, rows.into_iter().map(NotificationDelivery).collect()))
 }
 
 #[derive(Default)]

@@ -108,17 +108,10 @@ pub async fn register(cx: &Ctx<'_>, new: NewSubscription) -> ApiResult<push_subs
     };
     use push_subscriptions::Column;
     let replace = OnConflict::column(Column::Endpoint)
-        .update_columns([
-            Column::Id,
-            Column::OrgId,
-            Column::UserId,
-            Column::P256dh,
-            Column::Auth,
-            Column::CreatedAt,
-        ])
+        .update_columns([Column::OrgId, Column::UserId, Column::P256dh, Column::Auth, Column::CreatedAt])
         .to_owned();
     let tx = store.begin_write().await?;
-    push_subscriptions::Entity::insert(push_subscriptions::ActiveModel::from(row.clone()))
+    push_subscriptions::Entity::insert(push_subscriptions::ActiveModel::from(row))
         .on_conflict(replace)
         .exec_without_returning(&tx.txn)
         .await?;
@@ -130,8 +123,14 @@ pub async fn register(cx: &Ctx<'_>, new: NewSubscription) -> ApiResult<push_subs
     if !stale.is_empty() {
         push_subscriptions::Entity::delete_many().filter(Column::Id.is_in(stale)).exec(&tx.txn).await?;
     }
+    let stored = push_subscriptions::Entity::find()
+        .filter(Column::Endpoint.eq(endpoint.as_str()))
+        .one(&tx.txn)
+        .await?;
     tx.commit().await?;
-    Ok(row)
+    // A known endpoint keeps its row id: pushes queued for a previous owner find the new one
+    // and are cancelled.
+    stored.ok_or_else(|| ApiError::conflict("the subscription changed while registering; retry"))
 }
 
 /// Forgets the viewer's subscription of `endpoint`; false when they had none.

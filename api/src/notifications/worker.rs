@@ -127,12 +127,20 @@ async fn deliver(
     subjects: Result<&Subjects, &ApiError>,
     delivery: notification_deliveries::Model,
 ) {
-    let attempted = match (subjects, delivery.channel.as_str()) {
-        (Ok(_), "email") => email::attempt(state, &delivery).await,
-        (Ok(subjects), "push") => attempt_push(state, client, subjects, &delivery).await,
-        (Ok(subjects), _) => attempt(state, client, subjects, &delivery).await,
-        (Err(error), _) => Err(Failure::Retry(format!("reading the delivery: {error}"))),
+    let attempted = async {
+        match (subjects, delivery.channel.as_str()) {
+            (Ok(_), "email") => email::attempt(state, &delivery).await,
+            (Ok(subjects), "push") => attempt_push(state, client, subjects, &delivery).await,
+            (Ok(subjects), _) => attempt(state, client, subjects, &delivery).await,
+            (Err(error), _) => Err(Failure::Retry(format!("reading the delivery: {error}"))),
+        }
     };
+    // Well inside the lease (three timeouts), so no other worker takes the row over while
+    // this attempt may still send it.
+    let deadline = state.limits.webhook_timeout() * 2;
+    let attempted = tokio::time::timeout(deadline, attempted)
+        .await
+        .unwrap_or_else(|_| Err(Failure::Retry("the attempt took too long".into())));
     let outcome = match attempted {
         Ok(()) => Settled::Delivered { at: Utc::now() },
         Err(Failure::Cancelled(reason)) => Settled::Cancelled { reason },

@@ -61,6 +61,11 @@ impl EmailAddress {
         }
     }
 
+    /// An address, or `None` for an empty one (which removes it).
+    pub fn parse_or_empty(raw: &str) -> ApiResult<Option<Self>> {
+        if raw.trim().is_empty() { Ok(None) } else { Self::parse(raw).map(Some) }
+    }
+
     pub fn into_string(self) -> String {
         self.0
     }

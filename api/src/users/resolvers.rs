@@ -67,7 +67,7 @@ impl UserMutation {
         let changes = ProfileChanges {
             display_name: input.display_name.as_deref().map(DisplayName::parse).transpose()?,
             share_read_receipts: input.share_read_receipts,
-            email: input.email.as_deref().map(EmailAddress::parse).transpose()?,
+            email: input.email.as_deref().map(EmailAddress::parse_or_empty).transpose()?,
         };
         Ok(Viewer(service::update_profile(&ctx.service()?, changes).await?))
     }

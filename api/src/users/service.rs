@@ -38,7 +38,8 @@ pub struct UserChanges {
 pub struct ProfileChanges {
     pub display_name: Option<DisplayName>,
     pub share_read_receipts: Option<bool>,
-    pub email: Option<EmailAddress>,
+    /// `Some(None)` removes the address.
+    pub email: Option<Option<EmailAddress>>,
 }
 
 /// NOT_FOUND unless every id is an active user of the organisation.
@@ -163,7 +164,7 @@ pub async fn update_profile(cx: &Ctx<'_>, changes: ProfileChanges) -> ApiResult<
         active.share_read_receipts = Set(share);
     }
     if let Some(email) = changes.email {
-        active.email = Set(Some(email.into_string()));
+        active.email = Set(email.map(EmailAddress::into_string));
     }
     save(cx, active).await
 }

@@ -10,8 +10,12 @@ use crate::graphql::ids::to_id;
 use crate::later::types::{LaterConnection, later_page};
 use crate::mentions::types::mention_page;
 use crate::messages::types::MessageConnection;
+use crate::notifications::outbox::Whose;
+use crate::notifications::resolvers::deliveries_page;
 use crate::notifications::settings as notification_settings;
-use crate::notifications::types::NotificationSettings;
+use crate::notifications::types::{
+    NotificationDeliveryConnection, NotificationDeliveryFilter, NotificationSettings,
+};
 use crate::presence::resolvers::{Presence, presence_of_user};
 use crate::read_state::service as read_state;
 use crate::reminders::types::{ReminderConnection, ReminderFilter, reminder_page};
@@ -69,6 +73,16 @@ impl Viewer {
     /// Where notification emails go; seen by the viewer only.
     async fn email(&self) -> Option<&str> {
         self.0.email.as_deref()
+    }
+    /// The viewer's own emails and pushes, newest first: sent, failed, or cancelled and why.
+    async fn notification_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<NotificationDeliveryFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<NotificationDeliveryConnection> {
+        deliveries_page(ctx, Whose::Recipient(self.0.id), filter, first, after).await
     }
     /// How the viewer hears of direct messages and mentions while away.
     async fn notification_settings(&self, ctx: &Context<'_>) -> Result<NotificationSettings> {
@@ -153,7 +167,7 @@ pub struct UpdateProfileInput {
     /// False: others see nothing of how far you have read (`Room.readReceipts`,
     /// `RoomMember.lastReadSeq`, `Message.readBy`, `readReceipt`).
     pub share_read_receipts: Option<bool>,
-    /// Where notification emails go.
+    /// Where notification emails go; `""` removes it.
     pub email: Option<String>,
 }
 

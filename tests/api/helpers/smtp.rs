@@ -1,6 +1,9 @@
-//! An SMTP sink: a mail server of the test's own on a free port that accepts every message
-//! and records it with its envelope, so a test reads the emails a user would receive.
+//! An SMTP sink: a mail server of the test's own on a free port that records every message
+//! with its envelope, so a test reads the emails a user would receive. It accepts them,
+//! unless the test queued other answers to the end of `DATA` (a 451 "try later", a 550
+//! refusal); a refused message is not recorded.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,10 +45,17 @@ impl Email {
     }
 }
 
+#[derive(Default)]
+struct Mailbox {
+    received: Vec<Email>,
+    /// Answers to the next messages' end of `DATA`, in order; 250 once none are left.
+    answers: VecDeque<u16>,
+}
+
 pub struct SmtpSink {
     /// `smtp://127.0.0.1:PORT`, for `PARLEY_SMTP_URL`.
     pub url: String,
-    received: Arc<Mutex<Vec<Email>>>,
+    mailbox: Arc<Mutex<Mailbox>>,
     server: JoinHandle<()>,
 }
 
@@ -53,18 +63,23 @@ impl SmtpSink {
     pub async fn start() -> SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let url = format!("smtp://{}", listener.local_addr().expect("an address"));
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let log = received.clone();
+        let mailbox = Arc::new(Mutex::new(Mailbox::default()));
+        let shared = mailbox.clone();
         let server = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(session(stream, log.clone()));
+                tokio::spawn(session(stream, shared.clone()));
             }
         });
-        SmtpSink { url, received, server }
+        SmtpSink { url, mailbox, server }
+    }
+
+    /// The next messages are answered with these codes (`451`, `550`, …), in order.
+    pub fn answer_with(&self, codes: &[u16]) {
+        self.mailbox.lock().expect("the mailbox").answers.extend(codes);
     }
 
     pub fn received(&self) -> Vec<Email> {
-        self.received.lock().expect("the mailbox").clone()
+        self.mailbox.lock().expect("the mailbox").received.clone()
     }
 
     /// Waits until at least `n` emails came (panics after `wait`) and returns all of them.
@@ -92,7 +107,7 @@ impl Drop for SmtpSink {
 }
 
 /// One SMTP conversation (RFC 5321, the commands a client such as lettre sends).
-async fn session(stream: TcpStream, log: Arc<Mutex<Vec<Email>>>) {
+async fn session(stream: TcpStream, mailbox: Arc<Mutex<Mailbox>>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let _ = write.write_all(b"220 sink ESMTP\r\n").await;
@@ -104,11 +119,11 @@ async fn session(stream: TcpStream, log: Arc<Mutex<Vec<Email>>>) {
             return;
         }
         let command = line.trim_end().to_ascii_uppercase();
-        let reply: &[u8] = if command.starts_with("EHLO") || command.starts_with("HELO") {
-            b"250 sink\r\n"
+        let reply: Vec<u8> = if command.starts_with("EHLO") || command.starts_with("HELO") {
+            b"250 sink\r\n".to_vec()
         } else if command.starts_with("RCPT TO:") {
             to.push(line.trim_end()[8..].trim().trim_matches(['<', '>']).to_owned());
-            b"250 OK\r\n"
+            b"250 OK\r\n".to_vec()
         } else if command == "DATA" {
             let _ = write.write_all(b"354 go ahead\r\n").await;
             let mut raw = Vec::new();
@@ -124,16 +139,21 @@ async fn session(stream: TcpStream, log: Arc<Mutex<Vec<Email>>>) {
                 let unstuffed = line.strip_prefix('.').unwrap_or(&line);
                 raw.extend_from_slice(unstuffed.as_bytes());
             }
-            log.lock().expect("the mailbox").push(Email { to: std::mem::take(&mut to), raw });
-            b"250 OK queued\r\n"
+            let to = std::mem::take(&mut to);
+            let mut mailbox = mailbox.lock().expect("the mailbox");
+            let code = mailbox.answers.pop_front().unwrap_or(250);
+            if code == 250 {
+                mailbox.received.push(Email { to, raw });
+            }
+            format!("{code} {}\r\n", if code == 250 { "OK queued" } else { "not now" }).into_bytes()
         } else if command == "QUIT" {
             let _ = write.write_all(b"221 bye\r\n").await;
             return;
         } else {
             // MAIL FROM, RSET, NOOP
-            b"250 OK\r\n"
+            b"250 OK\r\n".to_vec()
         };
-        if write.write_all(reply).await.is_err() {
+        if write.write_all(&reply).await.is_err() {
             return;
         }
     }

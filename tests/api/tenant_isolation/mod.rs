@@ -38,6 +38,16 @@ const UNCOVERED: &[(&str, &str)] = &[
     ),
     ("updateProfile", "takes no id and only ever changes the caller; probing it would change B"),
     ("setPresence", "takes no id and only ever changes the caller; probing it would change B"),
+    ("updateNotificationSettings", "takes no id and only ever changes the caller; probing it would change B"),
+    (
+        "registerPushSubscription",
+        "takes a browser's push endpoint, no id; registering one moves that browser to the caller \
+         (personal_notifications.rs), and its answer shows only what the caller sent",
+    ),
+    (
+        "unregisterPushSubscription",
+        "takes an endpoint and only ever removes the caller's own (false for anyone else's)",
+    ),
 ];
 
 /// Organisation A: the data B must never reach.
