@@ -22,6 +22,7 @@ use crate::rate_limit::SendLimiter;
 use crate::reminders;
 use crate::secrets;
 use crate::state::AppState;
+use crate::support;
 
 pub struct App {
     listener: TcpListener,
@@ -65,6 +66,7 @@ impl App {
         reminders::scheduler::spawn(state.clone(), shutdown_rx.clone()).await;
         presence::service::spawn_upkeep(state.clone(), shutdown_rx.clone());
         notifications::worker::spawn(state.clone(), shutdown_rx.clone());
+        support::conversations::spawn_snooze_expiry(state.clone(), shutdown_rx.clone());
         let schema = build_schema(Some(state.clone()), Some(&config.limits), config.playground);
         let demo_logins = match demo_users {
             Some(users) => {

@@ -300,6 +300,7 @@ fn parse_role(value: &str) -> Result<UserRole, String> {
         "admin" => Ok(UserRole::Admin),
         "agent" => Ok(UserRole::Agent),
         "member" => Ok(UserRole::Member),
-        other => Err(format!("unknown role `{other}` (owner, admin, agent, member)")),
+        "integration" => Ok(UserRole::Integration),
+        other => Err(format!("unknown role `{other}` (owner, admin, agent, member, integration)")),
     }
 }

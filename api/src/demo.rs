@@ -105,6 +105,7 @@ fn room(
         created_at: Set(Utc::now()),
         archived_at: Set(None),
         deleted_at: Set(None),
+        ..Default::default()
     }
 }
 

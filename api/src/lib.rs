@@ -10,8 +10,8 @@
 //! - [`auth`]: tokens → [`auth::Viewer`]. [`error`]: the one error type.
 //! - Domains, each with `service` (rules + database), `types` and `resolvers`:
 //!   [`rooms`], [`messages`], [`read_state`], [`users`], [`favorites`], [`reminders`], [`later`],
-//!   [`search`], [`typing`], [`presence`], [`mentions`], [`notifications`] (the outbox and
-//!   outgoing webhooks).
+//!   [`search`], [`typing`], [`presence`], [`mentions`], [`notifications`] (the outbox:
+//!   webhooks, email, web push), [`support`] (inboxes, contacts, assignment).
 //! - [`bus`]: events across instances (in-process or Redis). [`db`]: connection, migrations,
 //!   the SQLite write gate. [`directory`]: cached users and rooms. [`demo`]: first-run data.
 
@@ -40,6 +40,7 @@ pub mod rooms;
 pub mod search;
 mod secrets;
 pub mod state;
+pub mod support;
 pub mod telemetry;
 pub mod typing;
 pub mod users;

@@ -14,6 +14,10 @@ pub enum UserRole {
     Agent,
     #[sea_orm(string_value = "member")]
     Member,
+    /// A service token of a system that posts inbound support messages
+    /// (`ingestInboundMessage`), and can do nothing else.
+    #[sea_orm(string_value = "integration")]
+    Integration,
 }
 
 impl UserRole {
@@ -142,4 +146,35 @@ pub enum DeliveryStatus {
     /// recipient came online, muted, turned off) is its `last_error`.
     #[sea_orm(string_value = "cancelled")]
     Cancelled,
+}
+
+/// Where a support conversation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum ConversationStatus {
+    #[sea_orm(string_value = "open")]
+    Open,
+    /// Waiting for the contact.
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    /// Set aside until `snoozed_until`, or until the contact writes.
+    #[sea_orm(string_value = "snoozed")]
+    Snoozed,
+    #[sea_orm(string_value = "resolved")]
+    Resolved,
+}
+
+/// How an inbox assigns new conversations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum AssignmentStrategy {
+    /// Agents assign themselves or each other.
+    #[sea_orm(string_value = "manual")]
+    Manual,
+    /// Active agents in turn, in a stable order.
+    #[sea_orm(string_value = "round_robin")]
+    RoundRobin,
+    /// The active agent with the fewest open conversations (ties: round robin).
+    #[sea_orm(string_value = "least_busy")]
+    LeastBusy,
 }

@@ -1,6 +1,8 @@
 //! SeaORM entities of Parley: one module per table plus the shared enums. Persistence only:
 //! no GraphQL derives and no business rules live here.
 
+pub mod assignment_decisions;
+pub mod contacts;
 pub mod enums;
 pub mod message_favorites;
 pub mod messages;
@@ -13,4 +15,6 @@ pub mod reminders;
 pub mod room_members;
 pub mod rooms;
 pub mod settings;
+pub mod support_inbox_members;
+pub mod support_inboxes;
 pub mod users;

@@ -1,9 +1,11 @@
 //! Rooms of every kind. `last_seq` is the seq of the room's newest message: it is bumped in
-//! the transaction that inserts the message, which makes seqs gap-free and ordered.
+//! the transaction that inserts the message, which makes seqs gap-free and ordered. A support
+//! conversation is a room of kind `support` with its inbox, contact, status and assignee;
+//! its `created_by` is the inbox (no user created it).
 
 use sea_orm::entity::prelude::*;
 
-use crate::enums::{RoomKind, Visibility};
+use crate::enums::{ConversationStatus, RoomKind, Visibility};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "rooms")]
@@ -24,6 +26,15 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub archived_at: Option<DateTimeUtc>,
     pub deleted_at: Option<DateTimeUtc>,
+    /// Support conversations only: the inbox, the contact, where it stands, who handles it.
+    pub inbox_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub assignee_id: Option<Uuid>,
+    pub status: Option<ConversationStatus>,
+    pub snoozed_until: Option<DateTimeUtc>,
+    /// The first agent reply after the conversation was opened.
+    pub first_response_at: Option<DateTimeUtc>,
+    pub resolved_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

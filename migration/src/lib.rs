@@ -14,6 +14,7 @@ mod m20261201_000007_presence;
 mod m20261201_000008_mentions;
 mod m20261201_000009_outgoing_webhooks;
 mod m20261202_000010_personal_notifications;
+mod m20261202_000011_support_inboxes;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_mentions::Migration),
             Box::new(m20261201_000009_outgoing_webhooks::Migration),
             Box::new(m20261202_000010_personal_notifications::Migration),
+            Box::new(m20261202_000011_support_inboxes::Migration),
         ]
     }
 }

@@ -46,6 +46,7 @@ mod schema;
 mod search;
 mod subscription_updates;
 mod subscriptions;
+mod support;
 mod tenant_isolation;
 mod typing;
 mod unread_model;

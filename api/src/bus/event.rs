@@ -95,6 +95,9 @@ pub enum Event {
     },
     /// Room metadata or membership changed (room topic).
     RoomChanged { room_id: Uuid, change: RoomChange },
+    /// A support conversation's status or assignee changed (room topic): from what, to what,
+    /// and what changed it.
+    ConversationChanged { room_id: Uuid, change: Box<ConversationChangePayload> },
     /// The user's membership changed (user topic). `seq` is the room's seq at that moment:
     /// a subscriber that starts following the room delivers what comes after it.
     MembershipChanged { room_id: Uuid, change: MembershipChange, seq: i64 },
@@ -124,6 +127,18 @@ pub enum Event {
     PresenceChanged { user_id: Uuid, status: String, last_seen_at: Option<DateTime<Utc>> },
 }
 
+/// A support conversation before and after a change. Statuses travel as stored strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationChangePayload {
+    pub status_from: Option<String>,
+    pub status_to: Option<String>,
+    pub assignee_from: Option<Uuid>,
+    pub assignee_to: Option<Uuid>,
+    /// `contact` (a message arrived), `assignment` (the inbox's strategy), `snooze` (it ran
+    /// out), or the id of the agent who did it.
+    pub by: String,
+}
+
 /// A reminder as it was when it fired.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReminderPayload {
@@ -146,6 +161,9 @@ pub struct MessagePayload {
     pub room_id: Uuid,
     pub seq: i64,
     pub author_user_id: Option<Uuid>,
+    /// The contact who wrote it, in a support conversation.
+    #[serde(default)]
+    pub author_contact_id: Option<Uuid>,
     pub sender_role: String,
     /// Empty once deleted: a deleted body never travels.
     pub body: String,

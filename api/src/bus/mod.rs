@@ -17,8 +17,8 @@ mod redis;
 mod watcher;
 
 pub use event::{
-    AttachmentPayload, Envelope, Event, MembershipChange, MessagePayload, ReminderPayload, RoomChange,
-    RoomPayload, Topic, UserPayload,
+    AttachmentPayload, ConversationChangePayload, Envelope, Event, MembershipChange, MessagePayload,
+    ReminderPayload, RoomChange, RoomPayload, Topic, UserPayload,
 };
 pub use hub::{BusItem, TopicGuard, TopicSubscription};
 pub use link::RedisLink;

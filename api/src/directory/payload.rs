@@ -74,6 +74,13 @@ pub fn room_of(p: &RoomPayload) -> Option<rooms::Model> {
         created_at: p.created_at,
         archived_at: p.archived_at,
         deleted_at: None,
+        inbox_id: None,
+        contact_id: None,
+        assignee_id: None,
+        status: None,
+        snoozed_until: None,
+        first_response_at: None,
+        resolved_at: None,
     })
 }
 
@@ -134,6 +141,13 @@ mod tests {
             created_at: chrono::Utc::now(),
             archived_at: None,
             deleted_at: None,
+            inbox_id: None,
+            contact_id: None,
+            assignee_id: None,
+            status: None,
+            snoozed_until: None,
+            first_response_at: None,
+            resolved_at: None,
         };
         assert_eq!(room_of(&RoomPayload::from(&room)), Some(room));
     }

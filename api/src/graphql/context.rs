@@ -7,11 +7,15 @@ use super::loaders::Loaders;
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Ctx};
+use entity::enums::UserRole;
 
 pub trait ContextExt {
     fn state(&self) -> ApiResult<&AppState>;
-    /// The authenticated caller, or UNAUTHENTICATED.
+    /// The authenticated caller, or UNAUTHENTICATED; FORBIDDEN for an integration token,
+    /// which may only call what asks for [`ContextExt::integration`].
     fn viewer(&self) -> ApiResult<&Viewer>;
+    /// The authenticated caller, integration tokens included.
+    fn integration(&self) -> ApiResult<&Viewer>;
     fn loaders(&self) -> ApiResult<&DataLoader<Loaders>>;
     /// The state and the viewer, as services take them.
     fn service(&self) -> ApiResult<Ctx<'_>> {
@@ -25,6 +29,14 @@ impl ContextExt for Context<'_> {
     }
 
     fn viewer(&self) -> ApiResult<&Viewer> {
+        let viewer = self.integration()?;
+        if viewer.role == UserRole::Integration {
+            return Err(ApiError::forbidden("an integration token may only ingest inbound messages"));
+        }
+        Ok(viewer)
+    }
+
+    fn integration(&self) -> ApiResult<&Viewer> {
         self.data_opt::<Viewer>().ok_or_else(|| ApiError::unauthenticated("authentication required"))
     }
 

@@ -25,7 +25,15 @@ macro_rules! mirror_enum {
     };
 }
 
-mirror_enum!(UserRole <=> db::UserRole { Owner, Admin, Agent, Member });
+mirror_enum!(UserRole <=> db::UserRole { Owner, Admin, Agent, Member, Integration });
+mirror_enum!(
+    /// How an inbox assigns new conversations.
+    AssignmentStrategy <=> db::AssignmentStrategy { Manual, RoundRobin, LeastBusy }
+);
+mirror_enum!(
+    /// Where a support conversation stands.
+    ConversationStatus <=> db::ConversationStatus { Open, Pending, Snoozed, Resolved }
+);
 mirror_enum!(UserKind <=> db::UserKind { Human, Bot, System });
 mirror_enum!(RoomKind <=> db::RoomKind { Direct, Channel, Support });
 mirror_enum!(Visibility <=> db::Visibility { Public, Private });

@@ -26,6 +26,7 @@ use crate::reminders::resolvers::{ReminderMutation, ReminderSubscription};
 use crate::rooms::resolvers::{RoomMutation, RoomQuery, RoomSubscription};
 use crate::search::resolvers::SearchQueryRoot;
 use crate::state::AppState;
+use crate::support::resolvers::{SupportMutation, SupportQuery};
 use crate::typing::resolvers::{TypingMutation, TypingSubscription};
 use crate::users::resolvers::{UserMutation, UserQuery};
 
@@ -37,6 +38,7 @@ pub struct QueryRoot(
     ReadStateQuery,
     SearchQueryRoot,
     NotificationQuery,
+    SupportQuery,
     node::NodeQuery,
 );
 
@@ -51,6 +53,7 @@ pub struct MutationRoot(
     TypingMutation,
     PresenceMutation,
     NotificationMutation,
+    SupportMutation,
 );
 
 #[derive(MergedSubscription, Default)]

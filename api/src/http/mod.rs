@@ -1,6 +1,6 @@
 //! The HTTP surface: the router and its layers (request ids, tracing, CORS, body limit),
 //! GraphQL over HTTP, GraphQL over WebSocket, the browser pages (GraphiQL, `/app`), the
-//! unsubscribe link of notification emails, health and metrics.
+//! unsubscribe link of notification emails, the inbound support webhook, health and metrics.
 //!
 //! Architecture invariant: only this module knows axum and HTTP headers; it turns requests
 //! into a `Viewer` (through `auth`) and GraphQL executions, nothing more.
@@ -8,6 +8,7 @@
 mod assets;
 mod body_limit;
 mod graphql;
+mod inbound;
 mod ops;
 mod unsubscribe;
 mod ws;
@@ -69,6 +70,7 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/webhooks/inboxes/{id}/messages", axum::routing::post(inbound::receive))
         .route("/notifications/unsubscribe", get(unsubscribe::confirm).post(unsubscribe::unsubscribe))
         // `body_limit` is the limit; axum's own default (2 MiB) would cap a larger setting.
         // After the routes: a layer wraps only the routes that exist when it is added.

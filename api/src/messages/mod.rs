@@ -3,7 +3,7 @@
 
 mod feed;
 pub mod input;
-mod record;
+pub mod record;
 pub mod resolvers;
 pub mod send;
 pub mod service;

@@ -23,6 +23,8 @@ pub struct MessageRecord {
     pub room_id: Uuid,
     pub seq: i64,
     pub author_user_id: Option<Uuid>,
+    /// The contact who wrote it, in a support conversation.
+    pub author_contact_id: Option<Uuid>,
     pub sender_role: String,
     /// Empty once deleted: a deleted body is never sent anywhere.
     pub body: String,
@@ -83,6 +85,7 @@ impl From<messages::Model> for MessageRecord {
             room_id: m.room_id,
             seq: m.seq,
             author_user_id: m.author_user_id,
+            author_contact_id: m.author_contact_id,
             sender_role: sea_orm::ActiveEnum::to_value(&m.sender_role),
             body: if deleted { String::new() } else { m.body },
             source: sea_orm::ActiveEnum::to_value(&m.source),
@@ -128,6 +131,7 @@ impl From<&MessageRecord> for MessagePayload {
             room_id: m.room_id,
             seq: m.seq,
             author_user_id: m.author_user_id,
+            author_contact_id: m.author_contact_id,
             sender_role: m.sender_role.clone(),
             body: m.body.clone(),
             source: m.source.clone(),
@@ -149,6 +153,7 @@ impl From<&MessagePayload> for MessageRecord {
             room_id: m.room_id,
             seq: m.seq,
             author_user_id: m.author_user_id,
+            author_contact_id: m.author_contact_id,
             sender_role: m.sender_role.clone(),
             body: m.body.clone(),
             source: m.source.clone(),

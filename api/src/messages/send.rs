@@ -63,6 +63,7 @@ impl NewMessage {
             room_id: self.room_id,
             seq,
             author_user_id: Some(cx.viewer.id),
+            author_contact_id: None,
             sender_role: "user".to_owned(),
             body: self.body.as_str().to_owned(),
             source: "chat".to_owned(),

@@ -4,6 +4,7 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::record::{Attachment as AttachmentRecord, LiveMessage, MessageRecord};
+use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MessageSource, SenderRole};
 use crate::graphql::frames::{FrameKey, Shared};
@@ -11,9 +12,11 @@ use crate::graphql::ids::to_id;
 use crate::graphql::loaders::{MessageKey, ReceiptsKey, RoomKey, SavedKey, UserKey};
 use crate::paging::PageSize;
 use crate::rooms::types::{Room, readable_room, room_by_id};
+use crate::support::types::Contact;
 use crate::users::types::User;
 use entity::enums::RoomKind;
 use entity::{rooms, users};
+use sea_orm::EntityTrait;
 
 /// A message. Delivered live, it carries its author and room as they were when it was sent,
 /// so the common selections resolve without the database; otherwise they are looked up
@@ -80,6 +83,15 @@ impl Message {
             return Ok(Some(User(users::Model::clone(user))));
         }
         Ok(ctx.loaders()?.load_one(UserKey(author)).await?.map(User))
+    }
+    /// The customer who wrote it, in a support conversation (`author` is then null).
+    async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
+        let Some(id) = self.record.author_contact_id else { return Ok(None) };
+        let row = entity::contacts::Entity::find_by_id(id)
+            .one(&ctx.state()?.store.db)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(row.map(Contact))
     }
     async fn sender_role(&self) -> SenderRole {
         self.record.sender_role().into()

@@ -1,5 +1,6 @@
 //! Who may read and write a room. A member reads and writes; anyone in the organisation may
-//! read a public channel (and join it to write). Everything else is NOT_FOUND.
+//! read a public channel (and join it to write); org admins read every support conversation
+//! (and join it to reply). Everything else is NOT_FOUND.
 
 use sea_orm::sea_query::{Expr, IntoCondition};
 use sea_orm::{
@@ -74,7 +75,9 @@ pub async fn readable(store: &Store, viewer: &Viewer, room_id: Uuid) -> ApiResul
         .one(&store.db)
         .await?
         .ok_or_else(|| ApiError::not_found("room"))?;
-    if !may_read(&room, membership.is_some()) {
+    // Org admins read every support conversation, as in Chatwoot; they join to reply.
+    let admin_reads = room.kind == RoomKind::Support && viewer.is_admin();
+    if !may_read(&room, membership.is_some()) && !admin_reads {
         return Err(ApiError::not_found("room"));
     }
     Ok(RoomAccess { room, membership })

@@ -8,9 +8,8 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use super::types::{RoomUpdate, RoomUpdateReason};
 use super::watch::{repair, watch};
 use crate::auth::Viewer;
-use crate::bus::{Event, Scope, Watched, Watcher};
+use crate::bus::{ConversationChangePayload, Event, Scope, Watched, Watcher};
 use crate::error::ApiResult;
-use crate::graphql::ids::to_id;
 use crate::state::AppState;
 
 struct RoomFeed {
@@ -33,14 +32,20 @@ impl RoomFeed {
                 return Some(update);
             }
             match self.watcher.next().await? {
-                Watched::Room(room_id, envelope) => {
-                    if let Event::RoomChanged { change, .. } = envelope.event {
-                        return Some(RoomUpdate { room_id: to_id(room_id), reason: change.into() });
+                Watched::Room(room_id, envelope) => match &envelope.event {
+                    Event::RoomChanged { change, .. } => {
+                        return Some(RoomUpdate::new(room_id, (*change).into()));
                     }
-                }
+                    Event::ConversationChanged { change, .. } => {
+                        let mut update = RoomUpdate::new(room_id, RoomUpdateReason::ConversationChanged);
+                        update.conversation_change = Some(ConversationChangePayload::clone(change).into());
+                        return Some(update);
+                    }
+                    _ => {}
+                },
                 Watched::User(envelope) => {
                     if let Event::MembershipChanged { room_id, change, .. } = envelope.event {
-                        return Some(RoomUpdate { room_id: to_id(room_id), reason: change.into() });
+                        return Some(RoomUpdate::new(room_id, change.into()));
                     }
                 }
                 Watched::Resync => match repair(&self.state, &self.viewer, &mut self.watcher).await {
@@ -48,7 +53,7 @@ impl RoomFeed {
                         let joined = repaired.joined.into_iter().map(|id| (id, RoomUpdateReason::Joined));
                         let left = repaired.left.into_iter().map(|id| (id, RoomUpdateReason::Left));
                         for (room_id, reason) in joined.chain(left) {
-                            self.pending.push_back(RoomUpdate { room_id: to_id(room_id), reason });
+                            self.pending.push_back(RoomUpdate::new(room_id, reason));
                         }
                     }
                     Err(err) => tracing::warn!(?err, "resync failed; retried on the next one"),

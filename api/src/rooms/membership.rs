@@ -64,7 +64,12 @@ pub async fn add_members(cx: &Ctx<'_>, room_id: Uuid, user_ids: Vec<Uuid>) -> Ap
 }
 
 /// Adds whoever of `user_ids` is not a member yet, and announces only those.
-async fn add(store: &Store, bus: &EventBus, room: &rooms::Model, user_ids: &[Uuid]) -> ApiResult<()> {
+pub(crate) async fn add(
+    store: &Store,
+    bus: &EventBus,
+    room: &rooms::Model,
+    user_ids: &[Uuid],
+) -> ApiResult<()> {
     let tx = store.begin_write().await?;
     let existing: HashSet<Uuid> = room_members::Entity::find()
         .filter(room_members::Column::RoomId.eq(room.id))
@@ -138,6 +143,17 @@ pub async fn remove_member(cx: &Ctx<'_>, room_id: Uuid, user_id: Uuid) -> ApiRes
     let change = if user_id == viewer.id { MembershipChange::Left } else { MembershipChange::Revoked };
     remove(store, bus, &access.room, user_id, change).await?;
     Ok(access.room)
+}
+
+/// Removes a member who is being removed from elsewhere (an agent leaving an inbox): no
+/// access check, since the caller made it.
+pub(crate) async fn remove_quietly(
+    store: &Store,
+    bus: &EventBus,
+    room: &rooms::Model,
+    user_id: Uuid,
+) -> ApiResult<()> {
+    remove(store, bus, room, user_id, MembershipChange::Revoked).await
 }
 
 async fn remove(

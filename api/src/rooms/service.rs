@@ -102,6 +102,13 @@ pub(super) fn new_channel(viewer: &Viewer) -> rooms::Model {
         created_at: Utc::now(),
         archived_at: None,
         deleted_at: None,
+        inbox_id: None,
+        contact_id: None,
+        assignee_id: None,
+        status: None,
+        snoozed_until: None,
+        first_response_at: None,
+        resolved_at: None,
     }
 }
 
@@ -213,6 +220,13 @@ pub async fn open_direct_room(cx: &Ctx<'_>, user_ids: Vec<Uuid>) -> ApiResult<ro
         created_at: Utc::now(),
         archived_at: None,
         deleted_at: None,
+        inbox_id: None,
+        contact_id: None,
+        assignee_id: None,
+        status: None,
+        snoozed_until: None,
+        first_response_at: None,
+        resolved_at: None,
     };
     let tx = store.begin_write().await?;
     if let Err(err) = rooms::ActiveModel::from(room.clone()).insert(&tx.txn).await {

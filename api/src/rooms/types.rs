@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 
 use super::access;
 use super::service::{self, RoomFilter};
-use crate::bus::{MembershipChange, RoomChange};
+use crate::bus::{ConversationChangePayload, MembershipChange, RoomChange};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
-use crate::graphql::enums::{MemberRole, RoomKind, Visibility};
+use crate::graphql::enums::{ConversationStatus, MemberRole, RoomKind, Visibility};
 use crate::graphql::ids::to_id;
 use crate::graphql::loaders::{
     LastMessageKey, MemberCountKey, MembersPageKey, MembershipKey, ReceiptsKey, RoomKey, UnreadKey, UserKey,
@@ -18,6 +18,7 @@ use crate::graphql::pages::{offset_after, offset_connection, offset_connection_w
 use crate::messages::types::Message;
 use crate::paging::{PageSize, split_page};
 use crate::read_state::types::ReadReceipt;
+use crate::support::types::Conversation;
 use crate::users::types::User;
 use entity::{room_members, rooms};
 
@@ -64,6 +65,14 @@ impl Room {
     }
     async fn topic(&self) -> Option<&str> {
         self.model.topic.as_deref()
+    }
+    /// The support side of a conversation (kind SUPPORT): inbox, contact, status, assignee
+    /// and why it went to them; null for other rooms.
+    async fn conversation(&self, ctx: &Context<'_>) -> Result<Option<Conversation>> {
+        if self.model.kind != entity::enums::RoomKind::Support {
+            return Ok(None);
+        }
+        Ok(Some(Conversation(self.fresh(ctx).await?)))
     }
     /// The outside record this room belongs to (`openContextRoom`).
     async fn context_ref(&self) -> Option<&str> {
@@ -298,6 +307,8 @@ pub enum RoomUpdateReason {
     MembersChanged,
     /// The viewer was removed: no more events of this room follow.
     AccessRevoked,
+    /// A support conversation's status or assignee changed (`conversationChange` says how).
+    ConversationChanged,
 }
 
 impl From<RoomChange> for RoomUpdateReason {
@@ -327,6 +338,44 @@ impl From<MembershipChange> for RoomUpdateReason {
 pub struct RoomUpdate {
     pub room_id: ID,
     pub reason: RoomUpdateReason,
+    /// With `CONVERSATION_CHANGED`: the status and assignee before and after.
+    pub conversation_change: Option<ConversationChange>,
+}
+
+impl RoomUpdate {
+    pub fn new(room_id: uuid::Uuid, reason: RoomUpdateReason) -> Self {
+        Self { room_id: to_id(room_id), reason, conversation_change: None }
+    }
+}
+
+/// A support conversation before and after a change, and what changed it.
+#[derive(SimpleObject)]
+pub struct ConversationChange {
+    pub status_from: Option<ConversationStatus>,
+    pub status_to: Option<ConversationStatus>,
+    pub assignee_from: Option<ID>,
+    pub assignee_to: Option<ID>,
+    /// `contact` (a message arrived), `assignment` (the inbox's strategy), `snooze` (it ran
+    /// out), or the id of the agent who did it.
+    pub by: String,
+}
+
+impl From<ConversationChangePayload> for ConversationChange {
+    fn from(p: ConversationChangePayload) -> Self {
+        let status = |s: Option<String>| {
+            s.and_then(|s| {
+                <entity::enums::ConversationStatus as sea_orm::ActiveEnum>::try_from_value(&s).ok()
+            })
+            .map(ConversationStatus::from)
+        };
+        Self {
+            status_from: status(p.status_from),
+            status_to: status(p.status_to),
+            assignee_from: p.assignee_from.map(to_id),
+            assignee_to: p.assignee_to.map(to_id),
+            by: p.by,
+        }
+    }
 }
 
 #[async_graphql::ComplexObject]

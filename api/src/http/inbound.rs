@@ -1,0 +1,80 @@
+//! `POST /webhooks/inboxes/{id}/messages`: customer messages from an SMS gateway, a mail
+//! bridge or any system holding the inbox secret. 401 for an unknown inbox or a missing, bad
+//! or stale signature (one answer for both, so inbox ids cannot be probed), 400 naming the
+//! field for bad input, 413 above the body limit (the router's), 201 with the stored message,
+//! and 200 with the same for a redelivery.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::json;
+
+use super::HttpState;
+use crate::error::ErrorCode;
+use crate::support::ingest::{self, Inbound, RawInbound};
+use crate::support::signature;
+
+pub async fn receive(
+    State(state): State<Arc<HttpState>>,
+    Path(inbox_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let app = &state.app;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let inbox = match uuid::Uuid::parse_str(&inbox_id) {
+        Ok(id) => ingest::inbox(&app.store.db, id).await.ok(),
+        Err(_) => None,
+    };
+    let Some(inbox) = inbox else { return refused("unknown inbox or bad signature") };
+    let signed = signature::verify(
+        &inbox.webhook_secret,
+        header("x-parley-timestamp"),
+        header("x-parley-signature"),
+        &body,
+        Utc::now(),
+    );
+    if let Err(why) = signed {
+        tracing::info!(inbox = %inbox.id, why, "inbound webhook refused");
+        return refused("unknown inbox or bad signature");
+    }
+    let raw: RawInbound = match serde_json::from_slice(&body) {
+        Ok(raw) => raw,
+        Err(e) => return bad_input(&format!("body: not the expected JSON ({e})")),
+    };
+    let limits = &app.limits;
+    let inbound = match Inbound::parse(raw, limits.max_message_chars, limits.max_attachments) {
+        Ok(inbound) => inbound,
+        Err(e) => return bad_input(e.public_message()),
+    };
+    match ingest::ingest(app, &inbox, inbound).await {
+        Ok(done) => {
+            let status = if done.created { StatusCode::CREATED } else { StatusCode::OK };
+            let m = &done.message;
+            let answer = json!({
+                "messageId": m.id, "conversationId": m.room_id, "seq": m.seq, "duplicate": !done.created,
+            });
+            (status, axum::Json(answer)).into_response()
+        }
+        Err(e) if e.code() == ErrorCode::BadUserInput => bad_input(e.public_message()),
+        Err(e) => {
+            tracing::error!(error = %e, inbox = %inbox.id, "inbound message not stored");
+            let answer = json!({ "error": "not stored; retry" });
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(answer)).into_response()
+        }
+    }
+}
+
+fn refused(why: &str) -> Response {
+    (StatusCode::UNAUTHORIZED, axum::Json(json!({ "error": why }))).into_response()
+}
+
+/// 400 with the message and the field it names (`"contact.phone: …"` → `contact.phone`).
+fn bad_input(message: &str) -> Response {
+    let field = message.split_once(':').map(|(f, _)| f.trim()).filter(|f| !f.contains(' '));
+    (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": message, "field": field }))).into_response()
+}

@@ -1,0 +1,269 @@
+//! Assignment: who gets a conversation, and why.
+//!
+//! Every decision runs in a transaction that holds the inbox row (`FOR UPDATE` on PostgreSQL;
+//! SQLite has one writer), so two conversations arriving at once on two instances are decided
+//! one after the other and an agent's capacity is never exceeded. Loads are counters on the
+//! agent's inbox membership (`open_assigned`), kept with every assignment and status change,
+//! so a decision reads one row per agent and no conversations.
+//!
+//! - `manual`: nobody; agents assign themselves or each other.
+//! - `round_robin`: the agents in a stable order (who joined first), starting after the
+//!   last one chosen (the inbox's cursor).
+//! - `least_busy`: the fewest open conversations; ties in round-robin order.
+//!
+//! Both skip paused agents and agents at capacity, and prefer agents who are online (a live
+//! WebSocket on any instance) when any is eligible. When nobody is, the conversation waits
+//! unassigned; [`drain`] assigns waiting conversations, oldest first, when capacity frees.
+//! Every decision is stored with its candidates as they stood.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
+    ExprTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::bus::{ConversationChangePayload, Event, Topic};
+use crate::db::Store;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use entity::enums::{AssignmentStrategy, ConversationStatus, RoomKind};
+use entity::{assignment_decisions, rooms, support_inbox_members as members, support_inboxes as inboxes};
+
+/// One agent as the decision saw them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub agent: Uuid,
+    pub load: i32,
+    pub capacity: Option<i32>,
+    pub online: bool,
+}
+
+/// Who was chosen (nobody: the conversation waits), among whom, and why.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub strategy: AssignmentStrategy,
+    pub candidates: Vec<Candidate>,
+    pub chosen: Option<Uuid>,
+    pub reason: String,
+}
+
+/// The inbox row, locked for the rest of the transaction.
+pub async fn lock_inbox(
+    store: &Store,
+    tx: &DatabaseTransaction,
+    inbox_id: Uuid,
+) -> ApiResult<inboxes::Model> {
+    let lock = if store.backend() == DatabaseBackend::Postgres { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT * FROM support_inboxes WHERE id = $1{lock}");
+    inboxes::Model::find_by_statement(store.stmt(&sql, vec![inbox_id.into()]))
+        .one(tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found("inbox"))
+}
+
+/// Decides for one conversation of `inbox` (locked by the caller); pure but for presence.
+pub async fn decide(app: &AppState, tx: &DatabaseTransaction, inbox: &inboxes::Model) -> ApiResult<Decision> {
+    let agents = members::Entity::find()
+        .filter(members::Column::InboxId.eq(inbox.id))
+        .filter(members::Column::Active.eq(true))
+        .order_by_asc(members::Column::CreatedAt)
+        .order_by_asc(members::Column::UserId)
+        .all(tx)
+        .await?;
+    let ids: Vec<Uuid> = agents.iter().map(|a| a.user_id).collect();
+    let seen = app.presence.seen(&ids).await;
+    let candidates: Vec<Candidate> = agents
+        .iter()
+        .map(|a| Candidate {
+            agent: a.user_id,
+            load: a.open_assigned,
+            capacity: inbox.agent_capacity,
+            online: seen.get(&a.user_id).is_some_and(|s| s.connected),
+        })
+        .collect();
+    Ok(choose(inbox.assignment, inbox.round_robin_cursor, candidates))
+}
+
+/// The choice itself, on candidates in their stable order.
+pub fn choose(strategy: AssignmentStrategy, cursor: i64, candidates: Vec<Candidate>) -> Decision {
+    let decision =
+        |chosen, reason: String| Decision { strategy, candidates: candidates.clone(), chosen, reason };
+    if strategy == AssignmentStrategy::Manual {
+        return decision(None, "manual assignment: an agent takes it".into());
+    }
+    if candidates.is_empty() {
+        return decision(None, "no active agents: it waits in the queue".into());
+    }
+    let has_room = |c: &Candidate| c.capacity.is_none_or(|cap| c.load < cap);
+    if !candidates.iter().any(has_room) {
+        return decision(None, "every agent is at capacity: it waits in the queue".into());
+    }
+    let online_first = candidates.iter().any(|c| has_room(c) && c.online);
+    let eligible = |c: &Candidate| has_room(c) && (c.online || !online_first);
+    // Round-robin order: from the cursor's position round the list.
+    let n = candidates.len();
+    let start = usize::try_from(cursor.rem_euclid(n as i64)).unwrap_or(0);
+    let in_turn = (0..n).map(|k| (start + k) % n).filter(|&i| eligible(&candidates[i]));
+    let chosen = match strategy {
+        AssignmentStrategy::LeastBusy => in_turn.min_by_key(|&i| candidates[i].load),
+        _ => in_turn.into_iter().next(),
+    };
+    let Some(i) = chosen else { return decision(None, "no eligible agent: it waits in the queue".into()) };
+    let how = match strategy {
+        AssignmentStrategy::LeastBusy => format!("fewest open conversations ({})", candidates[i].load),
+        _ => "next in turn".to_owned(),
+    };
+    let whom = if online_first { "online agents with room" } else { "agents with room (none online)" };
+    decision(Some(candidates[i].agent), format!("{how} among {whom}"))
+}
+
+/// Stores the decision and, when someone was chosen, assigns: the room, the agent's load,
+/// and the cursor (past the chosen agent).
+pub async fn apply(
+    tx: &DatabaseTransaction,
+    inbox: &inboxes::Model,
+    room_id: Uuid,
+    decision: &Decision,
+) -> ApiResult<()> {
+    let now = Utc::now();
+    let row = assignment_decisions::Model {
+        id: Uuid::now_v7(),
+        org_id: inbox.org_id,
+        room_id,
+        strategy: strategy_name(decision.strategy).to_owned(),
+        candidates: serde_json::to_string(&decision.candidates).unwrap_or_else(|_| "[]".into()),
+        chosen_id: decision.chosen,
+        reason: decision.reason.clone(),
+        decided_at: now,
+    };
+    assignment_decisions::ActiveModel::from(row).insert(tx).await?;
+    let Some(agent) = decision.chosen else { return Ok(()) };
+    set_assignee(tx, room_id, Some(agent)).await?;
+    change_load(tx, inbox.id, agent, 1).await?;
+    let position = decision.candidates.iter().position(|c| c.agent == agent).unwrap_or(0);
+    let mut cursor: inboxes::ActiveModel = inbox.clone().into();
+    cursor.round_robin_cursor = Set(i64::try_from(position + 1).unwrap_or(0));
+    cursor.update(tx).await?;
+    Ok(())
+}
+
+pub fn strategy_name(strategy: AssignmentStrategy) -> &'static str {
+    match strategy {
+        AssignmentStrategy::Manual => "manual",
+        AssignmentStrategy::RoundRobin => "round_robin",
+        AssignmentStrategy::LeastBusy => "least_busy",
+    }
+}
+
+pub async fn set_assignee(conn: &impl ConnectionTrait, room_id: Uuid, agent: Option<Uuid>) -> ApiResult<()> {
+    let change = rooms::ActiveModel {
+        id: sea_orm::ActiveValue::Unchanged(room_id),
+        assignee_id: Set(agent),
+        ..Default::default()
+    };
+    change.update(conn).await?;
+    Ok(())
+}
+
+/// Moves an agent's open-conversation counter by `by` (an agent no longer in the inbox has
+/// no counter to move).
+pub async fn change_load(conn: &impl ConnectionTrait, inbox_id: Uuid, agent: Uuid, by: i32) -> ApiResult<()> {
+    members::Entity::update_many()
+        .col_expr(
+            members::Column::OpenAssigned,
+            sea_orm::sea_query::Expr::col(members::Column::OpenAssigned).add(by),
+        )
+        .filter(members::Column::InboxId.eq(inbox_id))
+        .filter(members::Column::UserId.eq(agent))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Assigns waiting conversations (open or pending, unassigned), oldest first, while an agent
+/// has room. Called when capacity may have freed: a resolve, an unassign, an agent added or
+/// the inbox's settings changed.
+pub async fn drain(app: &AppState, inbox_id: Uuid) -> ApiResult<()> {
+    let store = &app.store;
+    let mut assigned = Vec::new();
+    let tx = store.begin_write().await?;
+    let inbox = lock_inbox(store, &tx.txn, inbox_id).await?;
+    if inbox.assignment != AssignmentStrategy::Manual {
+        let waiting = rooms::Entity::find()
+            .filter(rooms::Column::InboxId.eq(inbox_id))
+            .filter(rooms::Column::Kind.eq(RoomKind::Support))
+            .filter(rooms::Column::AssigneeId.is_null())
+            .filter(rooms::Column::Status.is_in([ConversationStatus::Open, ConversationStatus::Pending]))
+            .order_by_asc(rooms::Column::CreatedAt)
+            .limit(100)
+            .all(&tx.txn)
+            .await?;
+        let mut inbox = inbox;
+        for room in waiting {
+            let decision = decide(app, &tx.txn, &inbox).await?;
+            let Some(agent) = decision.chosen else { break };
+            apply(&tx.txn, &inbox, room.id, &decision).await?;
+            assigned.push((room.id, agent));
+            inbox = inboxes::Entity::find_by_id(inbox_id)
+                .one(&tx.txn)
+                .await?
+                .ok_or_else(|| ApiError::not_found("inbox"))?;
+        }
+    }
+    tx.commit().await?;
+    for (room_id, agent) in assigned {
+        let change = ConversationChangePayload {
+            status_from: None,
+            status_to: None,
+            assignee_from: None,
+            assignee_to: Some(agent),
+            by: "assignment".into(),
+        };
+        let event = Event::ConversationChanged { room_id, change: Box::new(change) };
+        app.bus.publish(Topic::Room(room_id), event).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Candidate, choose};
+    use entity::enums::AssignmentStrategy::{LeastBusy, Manual, RoundRobin};
+    use uuid::Uuid;
+
+    fn agents(loads: &[(i32, bool)], capacity: Option<i32>) -> Vec<Candidate> {
+        loads
+            .iter()
+            .map(|&(load, online)| Candidate { agent: Uuid::now_v7(), load, capacity, online })
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_takes_turns_from_the_cursor() {
+        let list = agents(&[(0, false), (0, false), (0, false)], None);
+        let picks: Vec<_> = (0..4).map(|cursor| choose(RoundRobin, cursor, list.clone()).chosen).collect();
+        let ids: Vec<_> = list.iter().map(|c| Some(c.agent)).collect();
+        assert_eq!(picks, vec![ids[0], ids[1], ids[2], ids[0]]);
+    }
+
+    #[test]
+    fn least_busy_breaks_ties_in_turn_and_capacity_holds() {
+        let list = agents(&[(2, false), (1, false), (1, false)], Some(2));
+        assert_eq!(choose(LeastBusy, 0, list.clone()).chosen, Some(list[1].agent));
+        assert_eq!(choose(LeastBusy, 2, list.clone()).chosen, Some(list[2].agent));
+        let full = agents(&[(2, true), (2, false)], Some(2));
+        let waits = choose(LeastBusy, 0, full);
+        assert_eq!(waits.chosen, None);
+        assert!(waits.reason.contains("capacity"), "{}", waits.reason);
+    }
+
+    #[test]
+    fn online_agents_come_first_and_manual_assigns_nobody() {
+        let list = agents(&[(0, false), (5, true)], None);
+        assert_eq!(choose(LeastBusy, 0, list.clone()).chosen, Some(list[1].agent));
+        assert_eq!(choose(RoundRobin, 0, list.clone()).chosen, Some(list[1].agent));
+        assert_eq!(choose(Manual, 0, list).chosen, None);
+    }
+}

@@ -1,0 +1,144 @@
+//! Contacts: who writes to a support inbox. Parsed from what an inbound message says of its
+//! sender (phone normalised to E.164, email lower-cased), and upserted by the first of
+//! external reference, phone and email that matches a stored contact.
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::users::input::EmailAddress;
+use entity::contacts;
+
+/// What an inbound message says of its sender, checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactInput {
+    pub external_ref: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+impl ContactInput {
+    pub fn parse(
+        external_ref: Option<&str>,
+        phone: Option<&str>,
+        email: Option<&str>,
+        name: Option<&str>,
+    ) -> ApiResult<Self> {
+        let present = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let external_ref = present(external_ref);
+        if external_ref.as_ref().is_some_and(|r| r.chars().count() > 200) {
+            return Err(ApiError::bad_input("contact.externalRef: at most 200 characters"));
+        }
+        let phone = present(phone).map(|p| e164(&p)).transpose()?;
+        let email = present(email)
+            .map(|e| EmailAddress::parse(&e).map(EmailAddress::into_string))
+            .transpose()
+            .map_err(|_| ApiError::bad_input("contact.email: not an email address"))?;
+        let name = present(name).map(|n| n.chars().take(120).collect());
+        if external_ref.is_none() && phone.is_none() && email.is_none() {
+            return Err(ApiError::bad_input("contact: give externalRef, phone or email"));
+        }
+        Ok(Self { external_ref, phone, email, name })
+    }
+}
+
+/// A phone number in E.164: `+`, then 8 to 15 digits. Spaces, dashes, dots and parentheses
+/// are dropped and a leading `00` reads as `+`; a number without its country code is refused
+/// (guessing the country would merge two customers).
+pub fn e164(raw: &str) -> ApiResult<String> {
+    let kept: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+    let digits = kept.strip_prefix('+').or_else(|| kept.strip_prefix("00"));
+    match digits {
+        Some(d)
+            if (8..=15).contains(&d.len())
+                && d.chars().all(|c| c.is_ascii_digit())
+                && !d.starts_with('0') =>
+        {
+            Ok(format!("+{d}"))
+        }
+        _ => Err(ApiError::bad_input("contact.phone: an international number, e.g. +41 44 668 18 00")),
+    }
+}
+
+/// The contact this input names (by external reference, then phone, then email), with what
+/// is new filled in; or a new one. Inside the caller's transaction.
+pub async fn upsert(
+    conn: &impl ConnectionTrait,
+    org_id: Uuid,
+    input: &ContactInput,
+) -> ApiResult<contacts::Model> {
+    let mut any = Condition::any();
+    if let Some(r) = &input.external_ref {
+        any = any.add(contacts::Column::ExternalRef.eq(r.as_str()));
+    }
+    if let Some(p) = &input.phone {
+        any = any.add(contacts::Column::Phone.eq(p.as_str()));
+    }
+    if let Some(e) = &input.email {
+        any = any.add(contacts::Column::Email.eq(e.as_str()));
+    }
+    let found =
+        contacts::Entity::find().filter(contacts::Column::OrgId.eq(org_id)).filter(any).all(conn).await?;
+    let best = found.into_iter().min_by_key(|c| {
+        if input.external_ref.is_some() && c.external_ref == input.external_ref {
+            0
+        } else if input.phone.is_some() && c.phone == input.phone {
+            1
+        } else {
+            2
+        }
+    });
+    match best {
+        Some(contact) => {
+            // Fill in what the contact did not have; never overwrite (another contact may
+            // hold that phone or email already, and a name given once stays).
+            let mut change: contacts::ActiveModel = contact.clone().into();
+            let mut changed = false;
+            if contact.display_name.is_none() && input.name.is_some() {
+                change.display_name = Set(input.name.clone());
+                changed = true;
+            }
+            if !changed {
+                return Ok(contact);
+            }
+            Ok(change.update(conn).await?)
+        }
+        None => {
+            let contact = contacts::Model {
+                id: Uuid::now_v7(),
+                org_id,
+                display_name: input.name.clone(),
+                phone: input.phone.clone(),
+                email: input.email.clone(),
+                external_ref: input.external_ref.clone(),
+                created_at: Utc::now(),
+            };
+            Ok(contacts::ActiveModel::from(contact).insert(conn).await?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ContactInput, e164};
+
+    #[test]
+    fn phones_become_e164() {
+        assert_eq!(e164("+41 44 668-18.00").ok().as_deref(), Some("+41446681800"));
+        assert_eq!(e164("0041 (44) 668 18 00").ok().as_deref(), Some("+41446681800"));
+        for bad in ["044 668 18 00", "+12", "+1234567890123456", "+41 44 abc", "+0441234567"] {
+            assert!(e164(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_contact_needs_something_to_be_found_by() {
+        assert!(ContactInput::parse(None, None, None, Some("Dana")).is_err());
+        let parsed = ContactInput::parse(None, None, Some(" Dana@Example.org "), Some(" Dana ")).ok();
+        assert_eq!(parsed.as_ref().and_then(|c| c.email.as_deref()), Some("dana@example.org"));
+        assert_eq!(parsed.as_ref().and_then(|c| c.name.as_deref()), Some("Dana"));
+        assert!(ContactInput::parse(None, None, Some("nope"), None).is_err());
+    }
+}

@@ -1,0 +1,221 @@
+//! What agents do with a conversation — assign, unassign, change its status — and the
+//! transitions the system makes by itself (a contact writing reopens it, a snooze running
+//! out reopens it). Every transition keeps the agents' load counters and publishes
+//! `ConversationChanged` with the status and assignee before and after.
+//!
+//! Load: an agent's `open_assigned` counts their assigned conversations that are not
+//! resolved (open, pending and snoozed ones all wait on them).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, FromQueryResult, Set};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::assign;
+use crate::bus::{ConversationChangePayload, Event, Topic};
+use crate::error::{ApiError, ApiResult};
+use crate::rooms::access;
+use crate::state::{AppState, Ctx};
+use entity::enums::{ConversationStatus, RoomKind};
+use entity::{assignment_decisions, rooms, support_inbox_members as members};
+
+/// How often expired snoozes are looked for.
+const SNOOZE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub fn status_name(status: ConversationStatus) -> &'static str {
+    match status {
+        ConversationStatus::Open => "open",
+        ConversationStatus::Pending => "pending",
+        ConversationStatus::Snoozed => "snoozed",
+        ConversationStatus::Resolved => "resolved",
+    }
+}
+
+fn counts(status: Option<ConversationStatus>) -> bool {
+    status.is_some_and(|s| s != ConversationStatus::Resolved)
+}
+
+/// A conversation the viewer may act on (an agent of its inbox, or an org admin).
+async fn actionable(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
+    let access = access::readable(&cx.app.store, cx.viewer, room_id).await?;
+    if access.room.kind != RoomKind::Support {
+        return Err(ApiError::bad_input("not a support conversation"));
+    }
+    access.require_writable()?;
+    Ok(access.room)
+}
+
+/// Moves a conversation (read inside `tx`) to `status` and `assignee`, keeping the load
+/// counters, and returns the change to publish after commit.
+pub async fn transition(
+    tx: &DatabaseTransaction,
+    room: &rooms::Model,
+    status: ConversationStatus,
+    snoozed_until: Option<DateTime<Utc>>,
+    assignee: Option<Uuid>,
+    by: String,
+) -> ApiResult<ConversationChangePayload> {
+    let inbox_id = room.inbox_id.ok_or_else(|| ApiError::bad_input("not a support conversation"))?;
+    let (was_counted, is_counted) = (counts(room.status), counts(Some(status)));
+    if let Some(old) = room.assignee_id.filter(|_| was_counted) {
+        assign::change_load(tx, inbox_id, old, -1).await?;
+    }
+    if let Some(new) = assignee.filter(|_| is_counted) {
+        assign::change_load(tx, inbox_id, new, 1).await?;
+    }
+    let now = Utc::now();
+    let mut change: rooms::ActiveModel = room.clone().into();
+    change.status = Set(Some(status));
+    change.assignee_id = Set(assignee);
+    change.snoozed_until = Set(snoozed_until.filter(|_| status == ConversationStatus::Snoozed));
+    change.resolved_at = Set((status == ConversationStatus::Resolved).then_some(now));
+    change.update(tx).await?;
+    Ok(ConversationChangePayload {
+        status_from: room.status.map(|s| status_name(s).to_owned()),
+        status_to: Some(status_name(status).to_owned()),
+        assignee_from: room.assignee_id,
+        assignee_to: assignee,
+        by,
+    })
+}
+
+pub async fn publish(app: &AppState, room_id: Uuid, change: ConversationChangePayload) {
+    app.bus
+        .publish(Topic::Room(room_id), Event::ConversationChanged { room_id, change: Box::new(change) })
+        .await;
+}
+
+/// `assignConversation`: to an agent of the conversation's inbox (active or paused).
+pub async fn assign_to(cx: &Ctx<'_>, room_id: Uuid, agent: Uuid) -> ApiResult<rooms::Model> {
+    let room = actionable(cx, room_id).await?;
+    let inbox_id = room.inbox_id.ok_or_else(|| ApiError::bad_input("not a support conversation"))?;
+    let tx = cx.app.store.begin_write().await?;
+    if members::Entity::find_by_id((inbox_id, agent)).one(&tx.txn).await?.is_none() {
+        return Err(ApiError::not_found("agent of this inbox"));
+    }
+    let room = reread(&tx.txn, room_id).await?;
+    let status = room.status.unwrap_or(ConversationStatus::Open);
+    let change =
+        transition(&tx.txn, &room, status, room.snoozed_until, Some(agent), cx.viewer.id.to_string()).await?;
+    record_manual(&tx.txn, &room, Some(agent), format!("assigned by {}", cx.viewer.id)).await?;
+    tx.commit().await?;
+    publish(cx.app, room_id, change).await;
+    found(cx, room_id).await
+}
+
+/// `unassignConversation`: back to the queue (and to another agent, if the strategy assigns).
+pub async fn unassign(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
+    actionable(cx, room_id).await?;
+    let tx = cx.app.store.begin_write().await?;
+    let room = reread(&tx.txn, room_id).await?;
+    let status = room.status.unwrap_or(ConversationStatus::Open);
+    let change =
+        transition(&tx.txn, &room, status, room.snoozed_until, None, cx.viewer.id.to_string()).await?;
+    record_manual(&tx.txn, &room, None, format!("unassigned by {}", cx.viewer.id)).await?;
+    tx.commit().await?;
+    publish(cx.app, room_id, change).await;
+    if let Some(inbox_id) = room.inbox_id {
+        assign::drain(cx.app, inbox_id).await?;
+    }
+    found(cx, room_id).await
+}
+
+/// `setConversationStatus`: open, pending, snoozed (until a future moment) or resolved.
+pub async fn set_status(
+    cx: &Ctx<'_>,
+    room_id: Uuid,
+    status: ConversationStatus,
+    snoozed_until: Option<DateTime<Utc>>,
+) -> ApiResult<rooms::Model> {
+    match (status, snoozed_until) {
+        (ConversationStatus::Snoozed, Some(until)) if until > Utc::now() => {}
+        (ConversationStatus::Snoozed, _) => {
+            return Err(ApiError::bad_input("snoozedUntil: a moment in the future is required to snooze"));
+        }
+        (_, Some(_)) => return Err(ApiError::bad_input("snoozedUntil: only with status SNOOZED")),
+        _ => {}
+    }
+    actionable(cx, room_id).await?;
+    let tx = cx.app.store.begin_write().await?;
+    let room = reread(&tx.txn, room_id).await?;
+    let change =
+        transition(&tx.txn, &room, status, snoozed_until, room.assignee_id, cx.viewer.id.to_string()).await?;
+    tx.commit().await?;
+    publish(cx.app, room_id, change).await;
+    if status == ConversationStatus::Resolved
+        && let Some(inbox_id) = room.inbox_id
+    {
+        assign::drain(cx.app, inbox_id).await?;
+    }
+    found(cx, room_id).await
+}
+
+async fn reread(tx: &DatabaseTransaction, room_id: Uuid) -> ApiResult<rooms::Model> {
+    rooms::Entity::find_by_id(room_id).one(tx).await?.ok_or_else(|| ApiError::not_found("room"))
+}
+
+async fn found(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
+    rooms::Entity::find_by_id(room_id).one(&cx.app.store.db).await?.ok_or_else(|| ApiError::not_found("room"))
+}
+
+/// An agent's hand decision, stored with the strategy's so `assignmentDecision` tells both.
+async fn record_manual(
+    tx: &DatabaseTransaction,
+    room: &rooms::Model,
+    chosen: Option<Uuid>,
+    reason: String,
+) -> ApiResult<()> {
+    let row = assignment_decisions::Model {
+        id: Uuid::now_v7(),
+        org_id: room.org_id,
+        room_id: room.id,
+        strategy: "manual".into(),
+        candidates: "[]".into(),
+        chosen_id: chosen,
+        reason,
+        decided_at: Utc::now(),
+    };
+    assignment_decisions::ActiveModel::from(row).insert(tx).await?;
+    Ok(())
+}
+
+/// Reopens snoozed conversations whose time came, each exactly once however many instances
+/// run: one conditional update claims them (`FOR UPDATE SKIP LOCKED` on PostgreSQL).
+pub fn spawn_snooze_expiry(app: AppState, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = reopen_expired(&app).await {
+                tracing::warn!(%error, "support: cannot reopen snoozed conversations; retrying");
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(SNOOZE_POLL) => {}
+            }
+        }
+    });
+}
+
+async fn reopen_expired(app: &AppState) -> ApiResult<()> {
+    let store = &app.store;
+    let lock = if store.backend() == DatabaseBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE rooms SET status = 'open', snoozed_until = NULL \
+         WHERE id IN (SELECT id FROM rooms WHERE status = 'snoozed' AND snoozed_until <= $1 LIMIT 100 {lock}) \
+         RETURNING *"
+    );
+    let tx = store.begin_write().await?;
+    let reopened =
+        rooms::Model::find_by_statement(store.stmt(&sql, vec![Utc::now().into()])).all(&tx.txn).await?;
+    tx.commit().await?;
+    for room in reopened {
+        let change = ConversationChangePayload {
+            status_from: Some("snoozed".into()),
+            status_to: Some("open".into()),
+            assignee_from: room.assignee_id,
+            assignee_to: room.assignee_id,
+            by: "snooze".into(),
+        };
+        publish(app, room.id, change).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,319 @@
+//! An inbound customer message, atomically: upsert the contact, find or open their
+//! conversation in the inbox, reopen it if it was resolved or snoozed, assign it if nobody
+//! has it, store the message; then announce it.
+//!
+//! Idempotency: `(org, source, external_id)` is unique on messages. A redelivery finds the
+//! stored message before doing anything; two deliveries racing (on two instances) are
+//! serialised by the inbox row lock, and the loser's insert hits the unique index: either
+//! way the answer is the stored message and nothing changes twice.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
+    QueryFilter, Set,
+};
+use uuid::Uuid;
+
+use super::contacts::{self, ContactInput};
+use super::{assign, conversations};
+use crate::bus::{ConversationChangePayload, Event, MembershipChange, MessagePayload, RoomPayload, Topic};
+use crate::error::{ApiError, ApiResult};
+use crate::messages::input::MessageBody;
+use crate::messages::record::{Attachment, MessageRecord, attachments_json};
+use crate::state::AppState;
+use entity::enums::{
+    AssignmentStrategy, ConversationStatus, MemberRole, MessageSource, RoomKind, SenderRole, Visibility,
+};
+use entity::{
+    contacts as contact_rows, messages, room_members, rooms, support_inbox_members, support_inboxes,
+};
+
+/// An inbound message, parsed.
+pub struct Inbound {
+    pub external_id: String,
+    pub source: MessageSource,
+    pub contact: ContactInput,
+    pub body: MessageBody,
+    pub attachments: Vec<Attachment>,
+}
+
+/// An inbound message as the webhook's JSON or the GraphQL input gives it, unchecked.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawInbound {
+    pub external_id: Option<String>,
+    pub source: Option<String>,
+    pub contact: Option<RawContact>,
+    pub body: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<RawAttachment>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawContact {
+    pub external_ref: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawAttachment {
+    pub name: String,
+    pub url: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+impl Inbound {
+    /// Checks every field; an error's message starts with the field it is about
+    /// (`externalId: …`), which the webhook's 400 answer names.
+    pub fn parse(raw: RawInbound, max_chars: usize, max_attachments: usize) -> ApiResult<Self> {
+        let external_id = raw.external_id.as_deref().map(str::trim).unwrap_or_default();
+        if external_id.is_empty() || external_id.chars().count() > 200 {
+            return Err(ApiError::bad_input("externalId: 1 to 200 characters"));
+        }
+        let source = match raw.source.as_deref() {
+            Some("sms") => MessageSource::Sms,
+            Some("email") => MessageSource::Email,
+            Some("api") => MessageSource::Api,
+            _ => return Err(ApiError::bad_input("source: one of sms, email, api")),
+        };
+        let contact = raw.contact.ok_or_else(|| ApiError::bad_input("contact: required"))?;
+        let contact = ContactInput::parse(
+            contact.external_ref.as_deref(),
+            contact.phone.as_deref(),
+            contact.email.as_deref(),
+            contact.name.as_deref(),
+        )?;
+        let body = MessageBody::parse(raw.body.as_deref().unwrap_or_default(), max_chars)
+            .map_err(|e| ApiError::bad_input(format!("body: {}", e.public_message())))?;
+        if raw.attachments.len() > max_attachments {
+            return Err(ApiError::bad_input(format!("attachments: at most {max_attachments}")));
+        }
+        let mut attachments = Vec::with_capacity(raw.attachments.len());
+        for a in raw.attachments {
+            if a.name.trim().is_empty() || a.url.trim().is_empty() || a.size < 0 {
+                return Err(ApiError::bad_input("attachments: each needs a name, a url and a size ≥ 0"));
+            }
+            attachments.push(Attachment {
+                name: a.name,
+                url: a.url,
+                content_type: a.content_type,
+                size: a.size,
+            });
+        }
+        Ok(Self { external_id: external_id.to_owned(), source, contact, body, attachments })
+    }
+}
+
+/// The stored message, and whether this delivery stored it (false: a redelivery).
+pub struct Ingested {
+    pub message: MessageRecord,
+    pub created: bool,
+}
+
+/// What a committed ingest announces.
+struct Announcement {
+    room: rooms::Model,
+    new_members: Vec<Uuid>,
+    changes: Vec<ConversationChangePayload>,
+}
+
+pub async fn ingest(app: &AppState, inbox: &support_inboxes::Model, inbound: Inbound) -> ApiResult<Ingested> {
+    if let Some(stored) = stored(app, inbox.org_id, &inbound).await? {
+        return Ok(Ingested { message: stored, created: false });
+    }
+    match store_inbound(app, inbox.id, &inbound).await {
+        Ok((message, announcement)) => {
+            announce(app, &message, announcement).await;
+            Ok(Ingested { message, created: true })
+        }
+        Err(error) if error.is_unique_violation() => match stored(app, inbox.org_id, &inbound).await? {
+            Some(stored) => Ok(Ingested { message: stored, created: false }),
+            None => Err(error),
+        },
+        Err(error) => Err(error),
+    }
+}
+
+async fn stored(app: &AppState, org_id: Uuid, inbound: &Inbound) -> ApiResult<Option<MessageRecord>> {
+    let found = messages::Entity::find()
+        .filter(messages::Column::OrgId.eq(org_id))
+        .filter(messages::Column::Source.eq(inbound.source))
+        .filter(messages::Column::ExternalId.eq(inbound.external_id.as_str()))
+        .one(&app.store.db)
+        .await?;
+    Ok(found.map(MessageRecord::from))
+}
+
+async fn store_inbound(
+    app: &AppState,
+    inbox_id: Uuid,
+    inbound: &Inbound,
+) -> ApiResult<(MessageRecord, Announcement)> {
+    let store = &app.store;
+    let tx = store.begin_write().await?;
+    let inbox = assign::lock_inbox(store, &tx.txn, inbox_id).await?;
+    let contact = contacts::upsert(&tx.txn, inbox.org_id, &inbound.contact).await?;
+    let (room, new_members) = conversation(&tx.txn, &inbox, &contact).await?;
+    let mut changes = Vec::new();
+    let mut room = room;
+    if matches!(room.status, Some(ConversationStatus::Resolved | ConversationStatus::Snoozed)) {
+        let change = conversations::transition(
+            &tx.txn,
+            &room,
+            ConversationStatus::Open,
+            None,
+            room.assignee_id,
+            "contact".into(),
+        )
+        .await?;
+        changes.push(change);
+        room = reread(&tx.txn, room.id).await?;
+    }
+    // A waiting conversation is decided again with every message (capacity may have freed);
+    // under manual assignment the decision is recorded once, when the conversation opens.
+    let created = !new_members.is_empty() || room.last_seq == 0;
+    if room.assignee_id.is_none() && (inbox.assignment != AssignmentStrategy::Manual || created) {
+        let decision = assign::decide(app, &tx.txn, &inbox).await?;
+        assign::apply(&tx.txn, &inbox, room.id, &decision).await?;
+        if let Some(agent) = decision.chosen {
+            let status = room.status.map(|s| conversations::status_name(s).to_owned());
+            changes.push(ConversationChangePayload {
+                status_from: status.clone(),
+                status_to: status,
+                assignee_from: None,
+                assignee_to: Some(agent),
+                by: "assignment".into(),
+            });
+        }
+    }
+    let now = Utc::now();
+    let room = rooms::Model::find_by_statement(store.stmt(
+        "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $2 WHERE id = $1 RETURNING *",
+        vec![room.id.into(), now.into()],
+    ))
+    .one(&tx.txn)
+    .await?
+    .ok_or_else(|| ApiError::not_found("room"))?;
+    let message = messages::Model {
+        id: Uuid::now_v7(),
+        org_id: inbox.org_id,
+        room_id: room.id,
+        seq: room.last_seq,
+        author_user_id: None,
+        author_contact_id: Some(contact.id),
+        sender_role: SenderRole::User,
+        body: inbound.body.as_str().to_owned(),
+        source: inbound.source,
+        external_id: Some(inbound.external_id.clone()),
+        client_id: None,
+        reply_to_id: None,
+        attachments: attachments_json(&inbound.attachments),
+        created_at: now,
+        edited_at: None,
+        deleted_at: None,
+    };
+    let message = messages::ActiveModel::from(message).insert(&tx.txn).await?;
+    tx.commit().await?;
+    Ok((MessageRecord::from(message), Announcement { room, new_members, changes }))
+}
+
+async fn reread(tx: &DatabaseTransaction, room_id: Uuid) -> ApiResult<rooms::Model> {
+    rooms::Entity::find_by_id(room_id).one(tx).await?.ok_or_else(|| ApiError::not_found("room"))
+}
+
+/// The contact's conversation in the inbox, or a new open one whose members are the inbox's
+/// agents (returned, to be told).
+async fn conversation(
+    tx: &DatabaseTransaction,
+    inbox: &support_inboxes::Model,
+    contact: &contact_rows::Model,
+) -> ApiResult<(rooms::Model, Vec<Uuid>)> {
+    let existing = rooms::Entity::find()
+        .filter(rooms::Column::InboxId.eq(inbox.id))
+        .filter(rooms::Column::ContactId.eq(contact.id))
+        .one(tx)
+        .await?;
+    if let Some(room) = existing {
+        return Ok((room, Vec::new()));
+    }
+    let now = Utc::now();
+    let name = [&contact.display_name, &contact.phone, &contact.email, &contact.external_ref]
+        .into_iter()
+        .find_map(|v| v.clone())
+        .unwrap_or_else(|| "contact".to_owned());
+    let room = rooms::Model {
+        id: Uuid::now_v7(),
+        org_id: inbox.org_id,
+        kind: RoomKind::Support,
+        name: Some(name),
+        topic: None,
+        visibility: Visibility::Private,
+        dm_key: None,
+        context_ref: None,
+        last_seq: 0,
+        last_message_at: None,
+        created_by: inbox.id,
+        created_at: now,
+        archived_at: None,
+        deleted_at: None,
+        inbox_id: Some(inbox.id),
+        contact_id: Some(contact.id),
+        assignee_id: None,
+        status: Some(ConversationStatus::Open),
+        snoozed_until: None,
+        first_response_at: None,
+        resolved_at: None,
+    };
+    let room = rooms::ActiveModel::from(room).insert(tx).await?;
+    let agents = support_inbox_members::Entity::find()
+        .filter(support_inbox_members::Column::InboxId.eq(inbox.id))
+        .all(tx)
+        .await?;
+    let ids: Vec<Uuid> = agents.into_iter().map(|a| a.user_id).collect();
+    for user_id in &ids {
+        room_members::ActiveModel {
+            room_id: Set(room.id),
+            user_id: Set(*user_id),
+            role: Set(MemberRole::Member),
+            joined_at: Set(now),
+            last_read_seq: Set(0),
+            last_read_at: Set(None),
+            favorite_at: Set(None),
+            muted_until: Set(None),
+        }
+        .insert(tx)
+        .await?;
+    }
+    Ok((room, ids))
+}
+
+/// After commit: agents of a new conversation learn of it first (their subscriptions start
+/// following it), then the status and assignment changes, then the message.
+async fn announce(app: &AppState, message: &MessageRecord, announcement: Announcement) {
+    let Announcement { room, new_members, changes } = announcement;
+    for user_id in new_members {
+        let event = Event::MembershipChanged { room_id: room.id, change: MembershipChange::Created, seq: 0 };
+        app.bus.publish(Topic::User(user_id), event).await;
+    }
+    for change in changes {
+        conversations::publish(app, room.id, change).await;
+    }
+    let event = Event::MessageAdded {
+        message: Box::new(MessagePayload::from(message)),
+        author: None,
+        room: Box::new(RoomPayload::from(&room)),
+        mentioned: Vec::new(),
+    };
+    app.bus.publish(Topic::Room(room.id), event).await;
+    metrics::counter!("parley_inbound_messages_total").increment(1);
+}
+
+/// The inbox an inbound webhook names, whoever sends it (the signature decides the rest).
+pub async fn inbox(conn: &impl ConnectionTrait, inbox_id: Uuid) -> ApiResult<support_inboxes::Model> {
+    support_inboxes::Entity::find_by_id(inbox_id).one(conn).await?.ok_or_else(|| ApiError::not_found("inbox"))
+}

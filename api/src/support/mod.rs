@@ -1,0 +1,23 @@
+//! Support inboxes: customers (contacts) write through a signed webhook or an integration
+//! token, agents answer in conversations (rooms of kind `support`), and each inbox assigns
+//! its conversations fairly and says why.
+//!
+//! - `inboxes`: inboxes and their agents (org admins manage them); agents are members of
+//!   their inbox's conversations, so unread counts and subscriptions work unchanged.
+//! - `contacts`: who writes, parsed and upserted (E.164 phones, lower-cased emails).
+//! - `ingest`: one inbound message, atomically and idempotently; `signature`: the webhook's
+//!   HMAC (served by `http::inbound`).
+//! - `assign`: round robin and least busy, capacity, online first, the queue, the decision
+//!   log; `conversations`: assign, unassign, statuses, and reopening snoozed ones on time.
+//!
+//! Architecture invariant: every assignment decision runs under the inbox row's lock, so an
+//! agent's capacity holds however many instances decide at once.
+
+pub mod assign;
+pub mod contacts;
+pub mod conversations;
+pub mod inboxes;
+pub mod ingest;
+pub mod resolvers;
+pub mod signature;
+pub mod types;
