@@ -16,6 +16,7 @@ use crate::bus::{ConversationChangePayload, Event, Topic};
 use crate::error::{ApiError, ApiResult};
 use crate::rooms::access;
 use crate::state::{AppState, Ctx};
+use crate::users::service as users;
 use entity::enums::{ConversationStatus, RoomKind};
 use entity::{assignment_decisions, rooms, support_inbox_members as members};
 
@@ -87,6 +88,9 @@ pub async fn publish(app: &AppState, room_id: Uuid, change: ConversationChangePa
 
 /// `assignConversation`: to an agent of the conversation's inbox (active or paused).
 pub async fn assign_to(cx: &Ctx<'_>, room_id: Uuid, agent: Uuid) -> ApiResult<rooms::Model> {
+    // Both ids before anything else: another organisation's is NOT_FOUND, not a hint.
+    access::readable(&cx.app.store, cx.viewer, room_id).await?;
+    users::require_in_org(&cx.app.store, cx.viewer.org_id, &[agent]).await?;
     let room = actionable(cx, room_id).await?;
     let inbox_id = room.inbox_id.ok_or_else(|| ApiError::bad_input("not a support conversation"))?;
     let tx = cx.app.store.begin_write().await?;
@@ -127,6 +131,8 @@ pub async fn set_status(
     status: ConversationStatus,
     snoozed_until: Option<DateTime<Utc>>,
 ) -> ApiResult<rooms::Model> {
+    // The room first: an id of another organisation is NOT_FOUND whatever else is wrong.
+    actionable(cx, room_id).await?;
     match (status, snoozed_until) {
         (ConversationStatus::Snoozed, Some(until)) if until > Utc::now() => {}
         (ConversationStatus::Snoozed, _) => {
@@ -135,7 +141,6 @@ pub async fn set_status(
         (_, Some(_)) => return Err(ApiError::bad_input("snoozedUntil: only with status SNOOZED")),
         _ => {}
     }
-    actionable(cx, room_id).await?;
     let tx = cx.app.store.begin_write().await?;
     let room = reread(&tx.txn, room_id).await?;
     let change =

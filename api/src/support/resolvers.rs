@@ -139,11 +139,12 @@ impl SupportMutation {
                 })
                 .collect(),
         };
-        let inbound = Inbound::parse(raw, app.limits.max_message_chars, app.limits.max_attachments)?;
+        // The inbox first: an id of another organisation is NOT_FOUND whatever else is wrong.
         let inbox = ingest::inbox(&app.store.db, parse_id(&inbox_id)?).await?;
         if inbox.org_id != caller.org_id {
             return Err(ApiError::not_found("inbox").into());
         }
+        let inbound = Inbound::parse(raw, app.limits.max_message_chars, app.limits.max_attachments)?;
         Ok(Message::from(ingest::ingest(app, &inbox, inbound).await?.message))
     }
 

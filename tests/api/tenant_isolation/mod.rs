@@ -38,6 +38,11 @@ const UNCOVERED: &[(&str, &str)] = &[
     ),
     ("updateProfile", "takes no id and only ever changes the caller; probing it would change B"),
     ("setPresence", "takes no id and only ever changes the caller; probing it would change B"),
+    (
+        "createSupportInbox",
+        "takes no id and only ever creates an inbox in the caller's organisation (support.rs tests \
+         who may); probing it would change B",
+    ),
     ("updateNotificationSettings", "takes no id and only ever changes the caller; probing it would change B"),
     (
         "registerPushSubscription",
@@ -255,11 +260,26 @@ async fn seed_victim(app: &TestApp) -> Victim {
     send(app, &arthur, &aegis, "acorn two").await;
     send(app, &arthur, &dm, "acorn three").await;
     let reminder = remind(app, &amber, json!({ "messageId": message, "remindAt": in_an_hour() })).await;
-    let ids = vec![atlas, aegis, dm, message, amber.id.clone(), reminder, webhook];
+    let (inbox, conversation) = support_inbox(app, &amber, "acorn-desk", "Acorn Customer").await;
+    let ids = vec![atlas, aegis, dm, message, amber.id.clone(), reminder, webhook, inbox, conversation];
     let mut markers = ids.clone();
     markers.extend([&org.id, &arthur.id].map(String::clone));
     markers.extend(["amber", "arthur", "atlas", "aegis", "acorn"].map(str::to_owned));
     Victim { amber, arthur, ids, markers }
+}
+
+/// An inbox of `admin`'s (with them as its agent) and one conversation of a contact called
+/// `contact`, written through `ingestInboundMessage`; returns both ids.
+async fn support_inbox(app: &TestApp, admin: &TestUser, name: &str, contact: &str) -> (String, String) {
+    let create = "mutation($name: String!) { createSupportInbox(input: {name: $name}) { inbox { id } } }";
+    let inbox =
+        id_of(&data(app.gql(admin, create, json!({ "name": name })).await)["createSupportInbox"]["inbox"]);
+    let add = "mutation($inbox: ID!, $user: ID!) { addInboxMember(inboxId: $inbox, userId: $user) { id } }";
+    data(app.gql(admin, add, json!({ "inbox": inbox, "user": admin.id })).await);
+    let ingest = "mutation($inbox: ID!, $input: InboundMessageInput!) { ingestInboundMessage(inboxId: $inbox, input: $input) { roomId } }";
+    let input = json!({ "externalId": format!("{name}-1"), "source": "API", "contact": { "externalRef": name, "name": contact }, "body": format!("{contact} writes") });
+    let stored = data(app.gql(admin, ingest, json!({ "inbox": inbox, "input": input })).await);
+    (inbox, stored["ingestInboundMessage"]["roomId"].as_str().expect("a conversation").to_owned())
 }
 
 async fn create_webhook(app: &TestApp, admin: &TestUser, url: &str) -> String {
@@ -274,7 +294,9 @@ async fn seed_caller(app: &TestApp) -> Caller {
     let carol = org.user("carol").await;
     let room = create_channel(app, &bob, "bay", &[&carol]).await;
     let message = id_of(&send(app, &carol, &room, "hello bob").await);
+    let (inbox, _) = support_inbox(app, &bob, "bay-desk", "Bay Customer").await;
     let own = HashMap::from([
+        ("inboxId", inbox),
         ("id", room.clone()),
         ("roomId", room.clone()),
         ("roomIds", room.clone()),
