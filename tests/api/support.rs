@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::helpers::api::unread_count;
+use crate::helpers::receiver::Receiver;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, TestApp, TestUser, WAIT, assert_error_code, spawn_app};
+use crate::helpers::{Backend, TestApp, TestUser, WAIT, assert_error_code, spawn_app, spawn_app_with};
 
 backend_tests!(
     admins_manage_inboxes_and_agents_see_only_theirs,
@@ -26,6 +27,7 @@ backend_tests!(
     online_agents_are_preferred,
     contacts_reopen_and_snoozes_run_out,
     conversations_are_hidden_from_non_agents_and_integration_tokens_only_ingest,
+    replies_go_out_signed_and_are_retried_across_a_restart,
 );
 
 pg_test!(two_instances_never_exceed_capacity, concurrent_redeliveries_on_two_instances_store_once);
@@ -488,4 +490,52 @@ async fn concurrent_redeliveries_on_two_instances_store_once() {
     let room = answers[0].1["conversationId"].as_str().expect("a room").to_owned();
     assert_eq!(unread_count(&a, &sam, &room).await, 1);
     let _ = WAIT;
+}
+
+async fn replies_go_out_signed_and_are_retried_across_a_restart(backend: Backend) {
+    // The retry comes a second or more after the failure, and a lease ends in 3 s: the
+    // instance that failed is dead by then, whether or not it recorded the failure.
+    let slow_retry = [("PARLEY_WEBHOOK_RETRY_BASE_MS", "2000"), ("PARLEY_WEBHOOK_TIMEOUT_MS", "1000")];
+    let mut app = spawn_app_with(backend, &slow_retry).await;
+    let gateway = Receiver::start().await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let sam = org.user_with_role("sam", "agent").await;
+    let input = json!({ "name": "SMS", "outboundWebhookUrl": format!("{}/sms/out", gateway.url) });
+    let (id, secret) = inbox(&app, &ada, input, &[&sam]).await;
+    let (_, stored) = post(&app, &id, &secret, &sms("o-1", "+41790000701", "Is it shipped?")).await;
+    let room = stored["conversationId"].as_str().expect("a room").to_owned();
+    assert_eq!(conversation(&app, &sam, &room).await["conversation"]["status"], "OPEN");
+
+    // The gateway fails once; the instance that tried dies; another one delivers.
+    gateway.answer_with(&[500]);
+    let reply = "mutation($room: ID!) { sendMessage(input: {roomId: $room, body: \"Yes, today\"}) { id } }";
+    let sent = app.ok(&sam, reply, json!({ "room": room })).await;
+    let message_id = sent["sendMessage"]["id"].as_str().expect("an id").to_owned();
+    gateway.wait_for(1, WAIT).await;
+    app.kill().await;
+    let second = app.spawn_second_instance().await;
+    let received = gateway.wait_for(2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(gateway.received().len(), 2, "one failed attempt, one delivery: {received:#?}");
+    let delivered = &received[1];
+    assert_eq!(delivered.path, "/sms/out");
+    assert!(delivered.signed_with(&secret), "signed with the inbox secret");
+    assert_eq!(delivered.header("idempotency-key"), received[0].header("idempotency-key"), "one key per delivery");
+    let body = delivered.json();
+    assert_eq!(body["message"]["body"], "Yes, today");
+    assert_eq!(body["conversationId"], room.as_str());
+    assert_eq!(body["channel"], "sms");
+    assert_eq!(body["contact"]["phone"], "+41790000701");
+    assert_eq!(body["agent"]["handle"], "sam");
+
+    let query = "query($room: ID!) { messages(roomId: $room, last: 5) { edges { node { id body delivery { kind status attempts lastError } } } } \
+        room(id: $room) { conversation { firstResponseAt } } }";
+    let seen = second.ok(&sam, query, json!({ "room": room })).await;
+    let nodes: Vec<Value> = seen["messages"]["edges"].as_array().expect("edges").iter().map(|e| e["node"].clone()).collect();
+    let reply = nodes.iter().find(|n| n["id"] == message_id.as_str()).expect("the reply");
+    assert_eq!(reply["delivery"], json!({ "kind": "OUTBOUND", "status": "DELIVERED", "attempts": 2, "lastError": null }));
+    let inbound = nodes.iter().find(|n| n["body"] == "Is it shipped?").expect("the contact's message");
+    assert_eq!(inbound["delivery"], Value::Null, "only replies go out");
+    assert!(seen["room"]["conversation"]["firstResponseAt"].is_string());
 }

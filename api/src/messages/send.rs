@@ -28,6 +28,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::mentions::parse::parse;
 use crate::mentions::service as mentions;
 use crate::notifications::{outbox, personal};
+use crate::support::outbound;
 use crate::rooms::access;
 use crate::state::Ctx;
 use crate::typing::service as typing;
@@ -129,7 +130,8 @@ async fn insert_in_one_statement(
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH room AS ( \
-          UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $3 \
+          UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $3, \
+            first_response_at = CASE WHEN kind = 'support' THEN COALESCE(first_response_at, $3) END \
           WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL AND archived_at IS NULL \
             AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $4) \
             AND ($8::uuid IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $8 AND room_id = $1)) \
@@ -146,10 +148,11 @@ async fn insert_in_one_statement(
           INSERT INTO mentions (message_id, user_id, room_id, seq, created_at) \
           SELECT $5, mentioned.id, $1, message.seq, $3 \
           FROM message, unnest(string_to_array($10, ',')::uuid[]) AS mentioned(id)), \
-        {deliveries}, {personal} \
+        {deliveries}, {personal}, {outbound} \
         SELECT room.* FROM room, message",
             deliveries = outbox::enqueue_message_added_cte(),
             personal = personal::enqueue_ctes(),
+            outbound = outbound::ENQUEUE_CTE,
         )
     });
     let store = &cx.app.store;
@@ -184,7 +187,9 @@ async fn insert_in_transaction(
     let store = &cx.app.store;
     let tx = store.begin_write().await?;
     let room = rooms::Model::find_by_statement(store.stmt(
-        "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $2 WHERE id = $1 RETURNING *",
+        "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $2, \
+           first_response_at = CASE WHEN kind = 'support' THEN COALESCE(first_response_at, $2) END \
+         WHERE id = $1 RETURNING *",
         vec![new.room_id.into(), now.into()],
     ))
     .one(&tx.txn)
@@ -220,6 +225,7 @@ async fn insert_in_transaction(
     mentions::write(&tx.txn, store, (id, room.id, room.last_seq), mentioned, false, now).await?;
     static ENQUEUE: LazyLock<String> = LazyLock::new(outbox::enqueue_message_added_statement);
     tx.execute_raw(store.stmt(&ENQUEUE, vec![room.id.into(), id.into(), now.into()])).await?;
+    tx.execute_raw(store.stmt(outbound::ENQUEUE_STATEMENT, vec![room.id.into(), id.into(), now.into()])).await?;
     static PERSONAL: LazyLock<[String; 2]> = LazyLock::new(personal::enqueue_statements);
     let email_due = personal::email_due(cx.app, now);
     for sql in PERSONAL.iter() {

@@ -12,6 +12,7 @@ use crate::graphql::ids::to_id;
 use crate::graphql::loaders::{MessageKey, ReceiptsKey, RoomKey, SavedKey, UserKey};
 use crate::paging::PageSize;
 use crate::rooms::types::{Room, readable_room, room_by_id};
+use crate::notifications::types::NotificationDelivery;
 use crate::support::types::Contact;
 use crate::users::types::User;
 use entity::enums::RoomKind;
@@ -83,6 +84,18 @@ impl Message {
             return Ok(Some(User(users::Model::clone(user))));
         }
         Ok(ctx.loaders()?.load_one(UserKey(author)).await?.map(User))
+    }
+    /// Where an agent's reply in a support conversation stands on its way to the contact
+    /// (the inbox's outbound webhook); null for other messages.
+    async fn delivery(&self, ctx: &Context<'_>) -> Result<Option<NotificationDelivery>> {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let row = entity::notification_deliveries::Entity::find()
+            .filter(entity::notification_deliveries::Column::MessageId.eq(self.record.id))
+            .filter(entity::notification_deliveries::Column::Channel.eq("outbound"))
+            .one(&ctx.state()?.store.db)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(row.map(NotificationDelivery))
     }
     /// The customer who wrote it, in a support conversation (`author` is then null).
     async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {

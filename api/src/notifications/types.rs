@@ -120,6 +120,8 @@ pub enum NotificationKind {
     Email,
     /// A web push to one browser.
     Push,
+    /// An agent's reply posted to a support inbox's outbound webhook.
+    Outbound,
 }
 
 impl NotificationKind {
@@ -128,6 +130,7 @@ impl NotificationKind {
             Self::Webhook => "webhook",
             Self::Email => "email",
             Self::Push => "push",
+            Self::Outbound => "outbound",
         }
     }
 
@@ -135,6 +138,7 @@ impl NotificationKind {
         match channel {
             "email" => Self::Email,
             "push" => Self::Push,
+            "outbound" => Self::Outbound,
             _ => Self::Webhook,
         }
     }

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::StreamExt;
 use rand::Rng;
 use reqwest::Url;
@@ -40,7 +40,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3_600);
 
 /// Why an attempt did not deliver: worth another try, never going to work, or no longer
 /// wanted (and so never sent).
-pub(super) enum Failure {
+pub(crate) enum Failure {
     Retry(String),
     Permanent(String),
     Cancelled(String),
@@ -48,7 +48,7 @@ pub(super) enum Failure {
 
 impl Failure {
     /// Reading what the delivery is about failed: the database will answer again.
-    pub(super) fn reading(error: ApiError) -> Self {
+    pub(crate) fn reading(error: ApiError) -> Self {
         Self::Retry(format!("reading the delivery: {error}"))
     }
 }
@@ -65,7 +65,7 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
         }
     };
     let channels: &[&str] =
-        if state.notifier.mailer.is_some() { &["webhook", "push", "email"] } else { &["webhook", "push"] };
+        if state.notifier.mailer.is_some() { &["webhook", "push", "outbound", "email"] } else { &["webhook", "push", "outbound"] };
     tokio::spawn(async move {
         loop {
             let (lease, max_attempts) = (outbox::lease(timeout), state.limits.webhook_max_attempts);
@@ -131,6 +131,10 @@ async fn deliver(
         match (subjects, delivery.channel.as_str()) {
             (Ok(_), "email") => email::attempt(state, &delivery).await,
             (Ok(subjects), "push") => attempt_push(state, client, subjects, &delivery).await,
+            (Ok(subjects), "outbound") => {
+                let message = delivery.message_id.and_then(|id| subjects.messages.get(&id));
+                crate::support::outbound::attempt(state, client, message, &delivery).await
+            }
             (Ok(subjects), _) => attempt(state, client, subjects, &delivery).await,
             (Err(error), _) => Err(Failure::Retry(format!("reading the delivery: {error}"))),
         }
@@ -207,7 +211,7 @@ async fn attempt(
     };
     let event = render::MessageAdded { delivery_id: delivery.id, message, room, author: author.as_ref() };
     let body = render::message_added(webhook.format, &event).to_string();
-    post(state, client, webhook, delivery, body, Utc::now()).await
+    post(state, client, Target { url: &webhook.url, secret: &webhook.secret }, delivery, body).await
 }
 
 /// A push: the message and its room come with the claim, the rest is `push`'s.
@@ -236,19 +240,28 @@ async fn creator_still_reads(state: &AppState, webhook: &outgoing_webhooks::Mode
     Ok(member.is_some())
 }
 
-async fn post(
+/// Where a signed JSON delivery goes: a webhook's URL and secret, or a support inbox's
+/// outbound URL and its secret.
+pub(crate) struct Target<'a> {
+    pub url: &'a str,
+    pub secret: &'a str,
+}
+
+/// Posts a signed JSON body (`X-Parley-Signature` over `"<timestamp>.<body>"`) with the
+/// delivery's id as `Idempotency-Key`; a 2xx answer delivers.
+pub(crate) async fn post(
     state: &AppState,
     client: &reqwest::Client,
-    webhook: &outgoing_webhooks::Model,
+    target: Target<'_>,
     delivery: &notification_deliveries::Model,
     body: String,
-    now: DateTime<Utc>,
 ) -> Result<(), Failure> {
-    let url = Url::parse(&webhook.url).map_err(|e| Failure::Permanent(format!("url: {e}")))?;
+    let now = Utc::now();
+    let url = Url::parse(target.url).map_err(|e| Failure::Permanent(format!("url: {e}")))?;
     if !target::literal_host_allowed(&url, state.limits.webhook_allow_private) {
         return Err(Failure::Permanent("url: not a public address".into()));
     }
-    let signature = render::signature(&webhook.secret, now, body.as_bytes())
+    let signature = render::signature(target.secret, now, body.as_bytes())
         .map_err(|e| Failure::Permanent(format!("signing: {e}")))?;
     let response = client
         .post(url)

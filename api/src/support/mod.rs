@@ -9,6 +9,8 @@
 //!   HMAC (served by `http::inbound`).
 //! - `assign`: round robin and least busy, capacity, online first, the queue, the decision
 //!   log; `conversations`: assign, unassign, statuses, and reopening snoozed ones on time.
+//! - `outbound`: agents' replies posted to the inbox's outbound webhook, through the
+//!   notification outbox.
 //!
 //! Architecture invariant: every assignment decision runs under the inbox row's lock, so an
 //! agent's capacity holds however many instances decide at once.
@@ -18,6 +20,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod inboxes;
 pub mod ingest;
+pub mod outbound;
 pub mod resolvers;
 pub mod signature;
 pub mod types;
