@@ -28,6 +28,7 @@ backend_tests!(
     contacts_reopen_and_snoozes_run_out,
     conversations_are_hidden_from_non_agents_and_integration_tokens_only_ingest,
     replies_go_out_signed_and_are_retried_across_a_restart,
+    metrics_match_hand_computed_figures,
 );
 
 pg_test!(two_instances_never_exceed_capacity, concurrent_redeliveries_on_two_instances_store_once);
@@ -521,7 +522,11 @@ async fn replies_go_out_signed_and_are_retried_across_a_restart(backend: Backend
     let delivered = &received[1];
     assert_eq!(delivered.path, "/sms/out");
     assert!(delivered.signed_with(&secret), "signed with the inbox secret");
-    assert_eq!(delivered.header("idempotency-key"), received[0].header("idempotency-key"), "one key per delivery");
+    assert_eq!(
+        delivered.header("idempotency-key"),
+        received[0].header("idempotency-key"),
+        "one key per delivery"
+    );
     let body = delivered.json();
     assert_eq!(body["message"]["body"], "Yes, today");
     assert_eq!(body["conversationId"], room.as_str());
@@ -532,10 +537,105 @@ async fn replies_go_out_signed_and_are_retried_across_a_restart(backend: Backend
     let query = "query($room: ID!) { messages(roomId: $room, last: 5) { edges { node { id body delivery { kind status attempts lastError } } } } \
         room(id: $room) { conversation { firstResponseAt } } }";
     let seen = second.ok(&sam, query, json!({ "room": room })).await;
-    let nodes: Vec<Value> = seen["messages"]["edges"].as_array().expect("edges").iter().map(|e| e["node"].clone()).collect();
+    let nodes: Vec<Value> =
+        seen["messages"]["edges"].as_array().expect("edges").iter().map(|e| e["node"].clone()).collect();
     let reply = nodes.iter().find(|n| n["id"] == message_id.as_str()).expect("the reply");
-    assert_eq!(reply["delivery"], json!({ "kind": "OUTBOUND", "status": "DELIVERED", "attempts": 2, "lastError": null }));
+    assert_eq!(
+        reply["delivery"],
+        json!({ "kind": "OUTBOUND", "status": "DELIVERED", "attempts": 2, "lastError": null })
+    );
     let inbound = nodes.iter().find(|n| n["body"] == "Is it shipped?").expect("the contact's message");
     assert_eq!(inbound["delivery"], Value::Null, "only replies go out");
     assert!(seen["room"]["conversation"]["firstResponseAt"].is_string());
+}
+
+/// Seconds between two RFC 3339 times.
+fn between(later: &Value, earlier: &Value) -> f64 {
+    let parse =
+        |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time")).expect("RFC 3339");
+    (parse(later) - parse(earlier)).num_microseconds().expect("small") as f64 / 1e6
+}
+
+/// The nearest-rank percentile `p` of `values`.
+fn nearest_rank(values: &[f64], p: f64) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.max(1) - 1).copied()
+}
+
+async fn metrics_match_hand_computed_figures(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (a, b) = (org.user_with_role("a1", "agent").await, org.user_with_role("b2", "agent").await);
+    let (id, secret) =
+        inbox(&app, &ada, json!({ "name": "M", "assignment": "ROUND_ROBIN" }), &[&a, &b]).await;
+    let since = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let reply = "mutation($room: ID!) { sendMessage(input: {roomId: $room, body: \"on it\"}) { id } }";
+    let mut rooms = Vec::new();
+    for n in 1..=5 {
+        let (_, stored) =
+            post(&app, &id, &secret, &sms(&format!("m-{n}"), &format!("+4179000080{n}"), "help")).await;
+        rooms.push(stored["conversationId"].as_str().expect("a room").to_owned());
+    }
+    // a1 has 1, 3, 5 and b2 has 2, 4. Replies after different waits; 4 stays unanswered;
+    // 1 and 2 are resolved.
+    for (n, wait_ms) in [(0, 50), (1, 250), (2, 120), (4, 400)] {
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        let agent = if n % 2 == 0 { &a } else { &b };
+        app.ok(agent, reply, json!({ "room": rooms[n] })).await;
+    }
+    app.ok(&a, SET_STATUS, json!({ "room": rooms[0], "status": "RESOLVED" })).await;
+    app.ok(&b, SET_STATUS, json!({ "room": rooms[1], "status": "RESOLVED" })).await;
+
+    let detail = "query($id: ID!) { room(id: $id) { createdAt conversation { firstResponseAt resolvedAt assignee { handle } } } }";
+    let mut first_responses: Vec<(String, f64)> = Vec::new();
+    let mut resolutions = Vec::new();
+    for room in &rooms {
+        let seen = app.ok(&ada, detail, json!({ "id": room })).await["room"].clone();
+        let handle = seen["conversation"]["assignee"]["handle"].as_str().expect("assigned").to_owned();
+        if seen["conversation"]["firstResponseAt"].is_string() {
+            first_responses
+                .push((handle, between(&seen["conversation"]["firstResponseAt"], &seen["createdAt"])));
+        }
+        if seen["conversation"]["resolvedAt"].is_string() {
+            resolutions.push(between(&seen["conversation"]["resolvedAt"], &seen["createdAt"]));
+        }
+    }
+    let until = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let query = "query($id: ID!, $since: DateTime!, $until: DateTime!) { supportMetrics(inboxId: $id, since: $since, until: $until) { \
+        inbox { opened resolved responseRate firstResponseSeconds { average median p90 } resolutionSeconds { average median } } \
+        agents { agent { handle } metrics { opened responseRate firstResponseSeconds { median } } } } }";
+    let variables = json!({ "id": id, "since": since.to_rfc3339(), "until": until.to_rfc3339() });
+    let metrics = app.ok(&a, query, variables).await["supportMetrics"].clone();
+    let close = |got: &Value, want: Option<f64>| {
+        let (got, want) = (got.as_f64().expect("a figure"), want.expect("a value"));
+        assert!((got - want).abs() < 0.01, "{got} against {want}");
+    };
+    let all: Vec<f64> = first_responses.iter().map(|(_, s)| *s).collect();
+    let inbox = &metrics["inbox"];
+    assert_eq!((inbox["opened"].as_i64(), inbox["resolved"].as_i64()), (Some(5), Some(2)));
+    close(&inbox["responseRate"], Some(0.8));
+    close(&inbox["firstResponseSeconds"]["average"], Some(all.iter().sum::<f64>() / all.len() as f64));
+    close(&inbox["firstResponseSeconds"]["median"], nearest_rank(&all, 0.5));
+    close(&inbox["firstResponseSeconds"]["p90"], nearest_rank(&all, 0.9));
+    close(&inbox["resolutionSeconds"]["average"], Some(resolutions.iter().sum::<f64>() / 2.0));
+    close(&inbox["resolutionSeconds"]["median"], nearest_rank(&resolutions, 0.5));
+    let agents = metrics["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), 2);
+    for agent in agents {
+        let handle = agent["agent"]["handle"].as_str().expect("a handle");
+        let mine: Vec<f64> = first_responses.iter().filter(|(h, _)| h == handle).map(|(_, s)| *s).collect();
+        let opened = if handle == "a1" { 3 } else { 2 };
+        assert_eq!(agent["metrics"]["opened"], opened, "{handle}");
+        close(&agent["metrics"]["responseRate"], Some(mine.len() as f64 / opened as f64));
+        close(&agent["metrics"]["firstResponseSeconds"]["median"], nearest_rank(&mine, 0.5));
+    }
+    let empty = json!({ "id": id, "since": until.to_rfc3339(), "until": (until + chrono::Duration::hours(1)).to_rfc3339() });
+    let none = app.ok(&a, query, empty).await["supportMetrics"].clone();
+    assert_eq!(none["inbox"]["opened"], 0);
+    assert_eq!(none["inbox"]["responseRate"], Value::Null);
+    let backwards = json!({ "id": id, "since": until.to_rfc3339(), "until": since.to_rfc3339() });
+    assert_error_code(&app.gql(&a, query, backwards).await, "BAD_USER_INPUT");
 }

@@ -28,9 +28,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::mentions::parse::parse;
 use crate::mentions::service as mentions;
 use crate::notifications::{outbox, personal};
-use crate::support::outbound;
 use crate::rooms::access;
 use crate::state::Ctx;
+use crate::support::outbound;
 use crate::typing::service as typing;
 use entity::enums::{MessageSource, SenderRole};
 use entity::{messages, rooms};
@@ -225,7 +225,8 @@ async fn insert_in_transaction(
     mentions::write(&tx.txn, store, (id, room.id, room.last_seq), mentioned, false, now).await?;
     static ENQUEUE: LazyLock<String> = LazyLock::new(outbox::enqueue_message_added_statement);
     tx.execute_raw(store.stmt(&ENQUEUE, vec![room.id.into(), id.into(), now.into()])).await?;
-    tx.execute_raw(store.stmt(outbound::ENQUEUE_STATEMENT, vec![room.id.into(), id.into(), now.into()])).await?;
+    tx.execute_raw(store.stmt(outbound::ENQUEUE_STATEMENT, vec![room.id.into(), id.into(), now.into()]))
+        .await?;
     static PERSONAL: LazyLock<[String; 2]> = LazyLock::new(personal::enqueue_statements);
     let email_due = personal::email_due(cx.app, now);
     for sql in PERSONAL.iter() {

@@ -64,8 +64,11 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
             return;
         }
     };
-    let channels: &[&str] =
-        if state.notifier.mailer.is_some() { &["webhook", "push", "outbound", "email"] } else { &["webhook", "push", "outbound"] };
+    let channels: &[&str] = if state.notifier.mailer.is_some() {
+        &["webhook", "push", "outbound", "email"]
+    } else {
+        &["webhook", "push", "outbound"]
+    };
     tokio::spawn(async move {
         loop {
             let (lease, max_attempts) = (outbox::lease(timeout), state.limits.webhook_max_attempts);

@@ -10,7 +10,7 @@
 //! - `assign`: round robin and least busy, capacity, online first, the queue, the decision
 //!   log; `conversations`: assign, unassign, statuses, and reopening snoozed ones on time.
 //! - `outbound`: agents' replies posted to the inbox's outbound webhook, through the
-//!   notification outbox.
+//!   notification outbox; `metrics`: response and resolution figures, in SQL.
 //!
 //! Architecture invariant: every assignment decision runs under the inbox row's lock, so an
 //! agent's capacity holds however many instances decide at once.
@@ -20,6 +20,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod inboxes;
 pub mod ingest;
+pub mod metrics;
 pub mod outbound;
 pub mod resolvers;
 pub mod signature;

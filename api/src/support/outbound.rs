@@ -50,7 +50,10 @@ pub(crate) async fn attempt(
         None => None,
     };
     let inbox = inbox.ok_or_else(|| Failure::Permanent("the inbox no longer exists".into()))?;
-    let url = inbox.outbound_webhook_url.as_deref().ok_or_else(|| Failure::Cancelled("the inbox has no outbound URL any more".into()))?;
+    let url = inbox
+        .outbound_webhook_url
+        .as_deref()
+        .ok_or_else(|| Failure::Cancelled("the inbox has no outbound URL any more".into()))?;
     let contact = match room.contact_id {
         Some(id) => contacts::Entity::find_by_id(id).one(db).await.map_err(reading)?,
         None => None,
@@ -90,5 +93,6 @@ pub(crate) async fn attempt(
         },
         "agent": agent.map(|a| json!({ "id": a.id, "handle": a.handle, "displayName": a.display_name })),
     });
-    worker::post(state, client, Target { url, secret: &inbox.webhook_secret }, delivery, body.to_string()).await
+    worker::post(state, client, Target { url, secret: &inbox.webhook_secret }, delivery, body.to_string())
+        .await
 }

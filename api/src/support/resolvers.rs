@@ -1,12 +1,14 @@
-//! Support inboxes in GraphQL: thin resolvers over `inboxes`, `ingest` and `conversations`.
+//! Support inboxes in GraphQL: thin resolvers over `inboxes`, `ingest`, `conversations` and
+//! `metrics`.
 
 use async_graphql::{Context, ID, MaybeUndefined, Object, Result};
 
 use super::conversations;
 use super::inboxes::{self, InboxSettings};
 use super::ingest::{self, Inbound, RawAttachment, RawContact, RawInbound};
+use super::metrics;
 use super::types::{
-    CreateSupportInboxInput, InboundMessageInput, SupportInbox, SupportInboxWithSecret,
+    CreateSupportInboxInput, InboundMessageInput, SupportInbox, SupportInboxWithSecret, SupportMetrics,
     UpdateSupportInboxInput,
 };
 use crate::error::ApiError;
@@ -25,6 +27,17 @@ impl SupportQuery {
     /// The inboxes the viewer works in (all of the organisation's for admins).
     async fn support_inboxes(&self, ctx: &Context<'_>) -> Result<Vec<SupportInbox>> {
         Ok(inboxes::list(&ctx.service()?).await?.into_iter().map(SupportInbox).collect())
+    }
+
+    /// How the inbox and each agent answered the conversations opened in `[since, until)`.
+    async fn support_metrics(
+        &self,
+        ctx: &Context<'_>,
+        inbox_id: ID,
+        since: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<SupportMetrics> {
+        Ok(SupportMetrics(metrics::compute(&ctx.service()?, parse_id(&inbox_id)?, since, until).await?))
     }
 
     /// An inbox of the viewer's (its agents and org admins); NOT_FOUND otherwise.

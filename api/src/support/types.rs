@@ -280,3 +280,68 @@ pub struct InboundMessageInput {
     #[graphql(default)]
     pub attachments: Vec<AttachmentInput>,
 }
+
+/// How an inbox, or one agent, answered the conversations opened in a window.
+pub struct ConversationMetrics(pub super::metrics::Figures);
+
+#[Object]
+impl ConversationMetrics {
+    /// Conversations opened in the window.
+    async fn opened(&self) -> i64 {
+        self.0.opened
+    }
+    /// Of those, resolved now.
+    async fn resolved(&self) -> i64 {
+        self.0.resolved
+    }
+    /// Of those, the share with an agent reply (0 to 1; null when none were opened).
+    async fn response_rate(&self) -> Option<f64> {
+        (self.0.opened > 0).then(|| self.0.responded as f64 / self.0.opened as f64)
+    }
+    /// From opening to the first agent reply, in seconds.
+    async fn first_response_seconds(&self) -> Durations {
+        Durations {
+            average: self.0.first_response_avg,
+            median: self.0.first_response_median,
+            p90: self.0.first_response_p90,
+        }
+    }
+    /// From opening to resolving, in seconds (p90 is not computed).
+    async fn resolution_seconds(&self) -> Durations {
+        Durations { average: self.0.resolution_avg, median: self.0.resolution_median, p90: None }
+    }
+}
+
+/// Seconds; null when nothing was measured. Percentiles are nearest-rank.
+#[derive(SimpleObject)]
+pub struct Durations {
+    pub average: Option<f64>,
+    pub median: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+pub struct SupportMetrics(pub super::metrics::Metrics);
+
+#[Object]
+impl SupportMetrics {
+    async fn inbox(&self) -> ConversationMetrics {
+        ConversationMetrics(self.0.inbox.clone())
+    }
+    /// Per current assignee.
+    async fn agents(&self) -> Vec<AgentMetrics> {
+        self.0.agents.iter().cloned().map(AgentMetrics).collect()
+    }
+}
+
+pub struct AgentMetrics(super::metrics::Figures);
+
+#[Object]
+impl AgentMetrics {
+    async fn agent(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(id) = self.0.agent else { return Ok(None) };
+        Ok(ctx.loaders()?.load_one(UserKey(id)).await?.map(User))
+    }
+    async fn metrics(&self) -> ConversationMetrics {
+        ConversationMetrics(self.0.clone())
+    }
+}
