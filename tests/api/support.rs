@@ -281,6 +281,15 @@ async fn round_robin_takes_three_agents_in_turn(backend: Backend) {
         inbox(&app, &ada, json!({ "name": "RR", "assignment": "ROUND_ROBIN" }), &[&a, &b, &c]).await;
     let assignees = nine_conversations(&app, &ada, &id, &secret).await;
     assert_eq!(assignees, ["a1", "b2", "c3", "a1", "b2", "c3", "a1", "b2", "c3"]);
+    let mine = "{ viewer { assignedConversations { conversation { assignee { handle } } } } }";
+    let assigned = app.ok(&a, mine, json!({})).await;
+    assert_eq!(assigned["viewer"]["assignedConversations"].as_array().map(Vec::len), Some(3));
+    let filtered = "query($inbox: ID!, $agent: ID!) { viewer { rooms(filter: {inboxId: $inbox, status: OPEN, assigneeId: $agent}) { \
+        edges { node { kind } } } } }";
+    let rooms = app.ok(&b, filtered, json!({ "inbox": id, "agent": b.id })).await;
+    assert_eq!(rooms["viewer"]["rooms"]["edges"].as_array().map(Vec::len), Some(3), "b2's three, out of nine");
+    let resolved = app.ok(&b, filtered.replace("OPEN", "RESOLVED").as_str(), json!({ "inbox": id, "agent": b.id })).await;
+    assert_eq!(resolved["viewer"]["rooms"]["edges"], json!([]));
 }
 
 async fn least_busy_honours_capacity_and_drains_the_queue(backend: Backend) {

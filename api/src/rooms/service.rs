@@ -51,6 +51,10 @@ pub struct RoomFilter {
     pub favorites_first: bool,
     /// False: public channels the viewer has not joined instead of the viewer's rooms.
     pub joined: Option<bool>,
+    /// Support conversations of an inbox, in a status, assigned to someone.
+    pub inbox_id: Option<Uuid>,
+    pub status: Option<entity::enums::ConversationStatus>,
+    pub assignee_id: Option<Uuid>,
 }
 
 fn topic_text(raw: Option<String>) -> ApiResult<Option<String>> {
@@ -303,6 +307,15 @@ fn narrowed(store: &Store, query: Select<rooms::Entity>, filter: &RoomFilter) ->
     };
     if let Some(kind) = filter.kind {
         query = query.filter(rooms::Column::Kind.eq(kind));
+    }
+    if let Some(inbox_id) = filter.inbox_id {
+        query = query.filter(rooms::Column::InboxId.eq(inbox_id));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(rooms::Column::Status.eq(status));
+    }
+    if let Some(assignee_id) = filter.assignee_id {
+        query = query.filter(rooms::Column::AssigneeId.eq(assignee_id));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         query =

@@ -213,6 +213,12 @@ pub struct RoomFilterInput {
     /// False: browse the organisation's public channels the viewer has not joined, by name
     /// (with `members { totalCount }`). Absent or true: the viewer's rooms.
     pub joined: Option<bool>,
+    /// Support conversations of this inbox.
+    pub inbox_id: Option<ID>,
+    /// Support conversations in this status.
+    pub status: Option<ConversationStatus>,
+    /// Support conversations assigned to this user.
+    pub assignee_id: Option<ID>,
 }
 
 /// How the viewer's rooms are ordered.
@@ -243,6 +249,9 @@ pub async fn room_page(
         favorite: filter.favorite,
         favorites_first: order_by == RoomOrder::FavoritesFirst,
         joined: filter.joined,
+        inbox_id: filter.inbox_id.as_ref().map(crate::graphql::ids::parse_id).transpose()?,
+        status: filter.status.map(Into::into),
+        assignee_id: filter.assignee_id.as_ref().map(crate::graphql::ids::parse_id).transpose()?,
     };
     let (rooms, has_more) = service::list(&ctx.state()?.store, ctx.viewer()?, &filter, offset, limit).await?;
     Ok(offset_connection(offset, has_more, rooms.into_iter().map(Room::from).collect()))

@@ -155,6 +155,21 @@ pub async fn set_status(
     found(cx, room_id).await
 }
 
+/// A user's assigned conversations that are not resolved, most recent activity first.
+pub async fn assigned_to(store: &crate::db::Store, org_id: Uuid, user_id: Uuid) -> ApiResult<Vec<rooms::Model>> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    let rows = rooms::Entity::find()
+        .filter(rooms::Column::OrgId.eq(org_id))
+        .filter(rooms::Column::AssigneeId.eq(user_id))
+        .filter(rooms::Column::Status.ne(ConversationStatus::Resolved))
+        .filter(rooms::Column::DeletedAt.is_null())
+        .order_by_desc(rooms::Column::LastMessageAt)
+        .order_by_desc(rooms::Column::Id)
+        .all(&store.db)
+        .await?;
+    Ok(rows)
+}
+
 async fn reread(tx: &DatabaseTransaction, room_id: Uuid) -> ApiResult<rooms::Model> {
     rooms::Entity::find_by_id(room_id).one(tx).await?.ok_or_else(|| ApiError::not_found("room"))
 }

@@ -19,7 +19,7 @@ use crate::notifications::types::{
 use crate::presence::resolvers::{Presence, presence_of_user};
 use crate::read_state::service as read_state;
 use crate::reminders::types::{ReminderConnection, ReminderFilter, reminder_page};
-use crate::rooms::types::{RoomConnection, RoomFilterInput, RoomOrder, room_page};
+use crate::rooms::types::{Room, RoomConnection, RoomFilterInput, RoomOrder, room_page};
 use entity::users;
 
 pub struct User(pub users::Model);
@@ -73,6 +73,12 @@ impl Viewer {
     /// Where notification emails go; seen by the viewer only.
     async fn email(&self) -> Option<&str> {
         self.0.email.as_deref()
+    }
+    /// Support conversations assigned to the viewer that are not resolved, most recent
+    /// activity first.
+    async fn assigned_conversations(&self, ctx: &Context<'_>) -> Result<Vec<Room>> {
+        let rows = crate::support::conversations::assigned_to(&ctx.state()?.store, self.0.org_id, self.0.id).await?;
+        Ok(rows.into_iter().map(Room::from).collect())
     }
     /// The viewer's own emails and pushes, newest first: sent, failed, or cancelled and why.
     async fn notification_deliveries(
