@@ -6,7 +6,9 @@ use clap::{CommandFactory, Parser};
 
 use crate::app::{App, shutdown_signal};
 use crate::auth::JwtAuth;
-use crate::config::{Cli, Command, DatabaseConfig, OrgCommand, ServeConfig, TokenArgs, UserCommand};
+use crate::config::{
+    Cli, Command, DatabaseConfig, OrgCommand, ServeConfig, SignArgs, TokenArgs, UserCommand,
+};
 use crate::db::Store;
 use crate::error::ErrorCode;
 use crate::users::input::{DisplayName, EmailAddress, Handle};
@@ -69,6 +71,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Token(args)) => token(args).await,
+        Some(Command::Sign(args)) => sign(args).await,
         Some(Command::Org(OrgCommand::Create { database, slug, name })) => {
             let store = connect(&database).await?;
             let name = name.unwrap_or_else(|| slug.clone());
@@ -88,6 +91,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints a `curl` command posting `body` to an inbox's webhook, signed with its secret
+/// (read from the database) as the server checks it.
+async fn sign(args: SignArgs) -> anyhow::Result<()> {
+    use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
+    let store = connect(&args.database).await?;
+    let inbox = match args.inbox {
+        Some(id) => entity::support_inboxes::Entity::find_by_id(id).one(&store.db).await?,
+        None => {
+            let first_two = entity::support_inboxes::Entity::find()
+                .order_by_asc(entity::support_inboxes::Column::CreatedAt)
+                .limit(2)
+                .all(&store.db)
+                .await?;
+            if first_two.len() > 1 {
+                anyhow::bail!("more than one inbox: name one with --inbox");
+            }
+            first_two.into_iter().next()
+        }
+    };
+    let inbox =
+        inbox.ok_or_else(|| anyhow::anyhow!("no such inbox (the demo seeds one; or createSupportInbox)"))?;
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let signature = crate::support::signature::sign(&inbox.webhook_secret, &timestamp, args.body.as_bytes())?;
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let url = format!("{}/webhooks/inboxes/{}/messages", args.url.trim_end_matches('/'), inbox.id);
+    println!(
+        "curl -sS -X POST {} -H 'Content-Type: application/json' -H 'X-Parley-Timestamp: {timestamp}' \
+         -H 'X-Parley-Signature: {signature}' --data-binary {}",
+        quote(&url),
+        quote(&args.body)
+    );
+    Ok(())
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {

@@ -31,6 +31,8 @@ pub enum Command {
     Schema,
     /// Mint a development JWT for a user; the token is the last line of output.
     Token(TokenArgs),
+    /// Sign an inbound support message: prints a ready `curl` command that posts it.
+    Sign(SignArgs),
     /// Manage organisations.
     #[command(subcommand)]
     Org(OrgCommand),
@@ -241,6 +243,21 @@ pub struct NotificationConfig {
     /// public URL.
     #[arg(long, env = "PARLEY_VAPID_SUBJECT")]
     pub vapid_subject: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// The JSON body to post (`{"externalId", "source", "contact": {…}, "body"}`).
+    #[arg(long)]
+    pub body: String,
+    /// The inbox; may be omitted when only one inbox exists (the demo's).
+    #[arg(long)]
+    pub inbox: Option<uuid::Uuid>,
+    /// Where the server listens.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
 }
 
 #[derive(Debug, Args)]

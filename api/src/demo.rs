@@ -1,12 +1,14 @@
 //! Demo data for the first minute: on an empty database, an organisation `demo` with alice,
-//! bob, carol and an admin, a public `#general` channel with all of them, and a direct room
-//! between alice and bob with a few messages.
+//! bob, carol and an admin, a public `#general` channel with all of them, a direct room
+//! between alice and bob with a few messages, and a support inbox (alice and the admin as
+//! agents) with two customers' conversations (`parley sign` posts more).
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+use rand::RngCore;
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, Set};
 use uuid::Uuid;
 
 use crate::db::Store;
@@ -14,8 +16,13 @@ use crate::rooms::membership;
 use crate::state::AppState;
 use crate::users::input::{DisplayName, EmailAddress, Handle};
 use crate::users::service::{self as users, NewUser};
-use entity::enums::{MemberRole, MessageSource, RoomKind, SenderRole, UserKind, UserRole, Visibility};
-use entity::{messages, organizations, rooms};
+use entity::enums::{
+    AssignmentStrategy, ConversationStatus, MemberRole, MessageSource, RoomKind, SenderRole, UserKind,
+    UserRole, Visibility,
+};
+use entity::{
+    assignment_decisions, contacts, messages, organizations, rooms, support_inbox_members, support_inboxes,
+};
 
 pub struct DemoUser {
     pub handle: String,
@@ -77,8 +84,98 @@ pub async fn seed_if_empty(store: &Store) -> anyhow::Result<Option<Vec<DemoUser>
     for (user, read) in [(alice, 3), (bob, 2)] {
         membership::insert(&tx.txn, dm_id, user, MemberRole::Member, read).await.context("demo seed")?;
     }
+    seed_support_inbox(&tx.txn, org.id, &[alice, seeded[3].id]).await.context("demo seed")?;
     tx.commit().await?;
     Ok(Some(seeded))
+}
+
+/// A support inbox (round robin over `agents`) with two customers' conversations, one each.
+async fn seed_support_inbox(tx: &DatabaseTransaction, org_id: Uuid, agents: &[Uuid]) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let inbox = support_inboxes::Model {
+        id: Uuid::now_v7(),
+        org_id,
+        name: "Customer support".into(),
+        assignment: AssignmentStrategy::RoundRobin,
+        agent_capacity: Some(10),
+        webhook_secret: hex::encode(secret),
+        outbound_webhook_url: None,
+        round_robin_cursor: 0,
+        created_at: now,
+    };
+    support_inboxes::ActiveModel::from(inbox.clone()).insert(tx).await?;
+    for agent in agents {
+        let member = support_inbox_members::Model {
+            inbox_id: inbox.id,
+            user_id: *agent,
+            active: true,
+            open_assigned: 1,
+            created_at: now,
+        };
+        support_inbox_members::ActiveModel::from(member).insert(tx).await?;
+    }
+    let customers = [
+        (
+            "Dana Diaz",
+            Some("+41790000001"),
+            None,
+            MessageSource::Sms,
+            "Hi, my order #1042 has not arrived yet.",
+        ),
+        (
+            "Eli Evans",
+            None,
+            Some("eli@example.org"),
+            MessageSource::Email,
+            "Can I still change my delivery address?",
+        ),
+    ];
+    for (i, ((name, phone, email, source, body), agent)) in customers.into_iter().zip(agents).enumerate() {
+        let contact = contacts::Model {
+            id: Uuid::now_v7(),
+            org_id,
+            display_name: Some(name.into()),
+            phone: phone.map(Into::into),
+            email: email.map(Into::into),
+            external_ref: None,
+            created_at: now,
+        };
+        contacts::ActiveModel::from(contact.clone()).insert(tx).await?;
+        let mut conversation = room(Uuid::now_v7(), org_id, inbox.id, RoomKind::Support, Some(name), None);
+        conversation.inbox_id = Set(Some(inbox.id));
+        conversation.contact_id = Set(Some(contact.id));
+        conversation.assignee_id = Set(Some(*agent));
+        conversation.status = Set(Some(ConversationStatus::Open));
+        conversation.last_seq = Set(1);
+        conversation.last_message_at = Set(Some(now));
+        let conversation = conversation.insert(tx).await?;
+        let mut first = message(org_id, conversation.id, 1, *agent, body);
+        first.author_user_id = Set(None);
+        first.author_contact_id = Set(Some(contact.id));
+        first.source = Set(source);
+        first.external_id = Set(Some(format!("demo-{}", i + 1)));
+        first.insert(tx).await?;
+        for member in agents {
+            membership::insert(tx, conversation.id, *member, MemberRole::Member, 0).await?;
+        }
+        let decision = assignment_decisions::Model {
+            id: Uuid::now_v7(),
+            org_id,
+            room_id: conversation.id,
+            strategy: "round_robin".into(),
+            candidates: "[]".into(),
+            chosen_id: Some(*agent),
+            reason: "next in turn (demo data)".into(),
+            decided_at: now,
+        };
+        assignment_decisions::ActiveModel::from(decision).insert(tx).await?;
+    }
+    let mut cursor: support_inboxes::ActiveModel = inbox.into();
+    cursor.round_robin_cursor = Set(i64::try_from(agents.len()).unwrap_or(0));
+    cursor.update(tx).await?;
+    Ok(())
 }
 
 fn room(

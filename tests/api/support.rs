@@ -31,7 +31,36 @@ backend_tests!(
     metrics_match_hand_computed_figures,
 );
 
-pg_test!(two_instances_never_exceed_capacity, concurrent_redeliveries_on_two_instances_store_once);
+pg_test!(
+    two_instances_never_exceed_capacity,
+    concurrent_redeliveries_on_two_instances_store_once,
+    a_snooze_runs_out_once_with_two_instances,
+);
+
+/// The README's example: the demo's inbox takes the `curl` that `parley sign` prints (SQLite:
+/// the demo needs an empty database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_inbox_takes_the_signed_curl_of_parley_sign() {
+    let app = spawn_app_with(Backend::Sqlite, &[("PARLEY_DEMO", "true")]).await;
+    let body = r#"{"externalId":"sms-1","source":"sms","contact":{"phone":"+41 79 123 45 67","name":"Dana's mum"},"body":"Where is my parcel?"}"#;
+    let curl = app.cli(&["sign", "--body", body, "--url", &app.url("")]).await;
+    assert!(curl.starts_with("curl "), "{curl}");
+    let run = |command: String| async move {
+        let output =
+            tokio::process::Command::new("sh").arg("-c").arg(command).output().await.expect("run curl");
+        serde_json::from_slice::<Value>(&output.stdout).expect("a JSON answer")
+    };
+    let stored = run(curl.clone()).await;
+    assert_eq!(stored["duplicate"], false, "{stored}");
+    assert_eq!(run(curl).await["duplicate"], true, "the same command again is a redelivery");
+    let admin = app.cli(&["token", "--user", "admin"]).await;
+    let query = "{ supportInboxes { name conversations { name conversation { status assignee { handle } contact { phone } } } } }";
+    let inboxes = app.gql_token(Some(&admin), query, json!({})).await;
+    let conversations =
+        inboxes["data"]["supportInboxes"][0]["conversations"].as_array().expect("conversations").clone();
+    assert_eq!(conversations.len(), 3, "two seeded, one posted: {inboxes}");
+    assert!(conversations.iter().any(|c| c["conversation"]["contact"]["phone"] == "+41791234567"));
+}
 
 const CREATE: &str = "mutation($input: CreateSupportInboxInput!) { createSupportInbox(input: $input) { \
     webhookSecret inbox { id name assignment agentCapacity } } }";
@@ -287,8 +316,14 @@ async fn round_robin_takes_three_agents_in_turn(backend: Backend) {
     let filtered = "query($inbox: ID!, $agent: ID!) { viewer { rooms(filter: {inboxId: $inbox, status: OPEN, assigneeId: $agent}) { \
         edges { node { kind } } } } }";
     let rooms = app.ok(&b, filtered, json!({ "inbox": id, "agent": b.id })).await;
-    assert_eq!(rooms["viewer"]["rooms"]["edges"].as_array().map(Vec::len), Some(3), "b2's three, out of nine");
-    let resolved = app.ok(&b, filtered.replace("OPEN", "RESOLVED").as_str(), json!({ "inbox": id, "agent": b.id })).await;
+    assert_eq!(
+        rooms["viewer"]["rooms"]["edges"].as_array().map(Vec::len),
+        Some(3),
+        "b2's three, out of nine"
+    );
+    let resolved = app
+        .ok(&b, filtered.replace("OPEN", "RESOLVED").as_str(), json!({ "inbox": id, "agent": b.id }))
+        .await;
     assert_eq!(resolved["viewer"]["rooms"]["edges"], json!([]));
 }
 
@@ -647,4 +682,33 @@ async fn metrics_match_hand_computed_figures(backend: Backend) {
     assert_eq!(none["inbox"]["responseRate"], Value::Null);
     let backwards = json!({ "id": id, "since": until.to_rfc3339(), "until": since.to_rfc3339() });
     assert_error_code(&app.gql(&a, query, backwards).await, "BAD_USER_INPUT");
+}
+
+async fn a_snooze_runs_out_once_with_two_instances() {
+    let Some(backend) = Backend::postgres_redis() else { return };
+    let a = spawn_app(backend).await;
+    let b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let sam = org.user_with_role("sam", "agent").await;
+    let (id, secret) = inbox(&a, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let (_, stored) = post(&a, &id, &secret, &sms("s-1", "+41790000901", "hi")).await;
+    let room = stored["conversationId"].as_str().expect("a room").to_owned();
+    let (mut on_a, mut on_b) = (WsClient::connect(&a, &sam).await, WsClient::connect(&b, &sam).await);
+    let mut updates_a = on_a.subscribe("a", ROOM_UPDATES, json!({})).await;
+    let mut updates_b = on_b.subscribe("b", ROOM_UPDATES, json!({})).await;
+    on_a.settle().await;
+    on_b.settle().await;
+    let in_a_second = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    a.ok(&sam, SET_STATUS, json!({ "room": room, "status": "SNOOZED", "until": in_a_second })).await;
+    for updates in [&mut updates_a, &mut updates_b] {
+        let snoozed = updates.next_room_update(&room, &["CONVERSATION_CHANGED"]).await;
+        assert_eq!(snoozed["conversationChange"]["statusTo"], "SNOOZED");
+        let woke = updates.next_room_update(&room, &["CONVERSATION_CHANGED"]).await;
+        assert_eq!(woke["conversationChange"]["by"], "snooze");
+    }
+    for updates in [&mut updates_a, &mut updates_b] {
+        updates.assert_no_data(Duration::from_millis(2_500)).await;
+    }
+    assert_eq!(conversation(&b, &sam, &room).await["conversation"]["status"], "OPEN");
 }

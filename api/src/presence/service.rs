@@ -82,6 +82,9 @@ impl SocketPresence {
     pub async fn hold(app: &AppState, user_id: Uuid) -> Self {
         if app.presence.connect(user_id).await {
             announce_connection(app, user_id, Seen { connected: true, last_seen_at: None }).await;
+            // An agent coming online may take conversations waiting in their inboxes.
+            let app = app.clone();
+            tokio::spawn(async move { crate::support::assign::agent_online(&app, user_id).await });
         }
         Self { app: app.clone(), user_id }
     }

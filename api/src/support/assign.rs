@@ -227,6 +227,20 @@ pub async fn drain(app: &AppState, inbox_id: Uuid) -> ApiResult<()> {
     Ok(())
 }
 
+/// Drains the queues of the inboxes `user_id` is an active agent of (they just came online).
+pub async fn agent_online(app: &AppState, user_id: Uuid) {
+    let inboxes = members::Entity::find()
+        .filter(members::Column::UserId.eq(user_id))
+        .filter(members::Column::Active.eq(true))
+        .all(&app.store.db)
+        .await;
+    for member in inboxes.unwrap_or_default() {
+        if let Err(error) = drain(app, member.inbox_id).await {
+            tracing::warn!(%error, inbox = %member.inbox_id, "support: cannot drain the queue");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Candidate, choose};

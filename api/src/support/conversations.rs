@@ -156,7 +156,11 @@ pub async fn set_status(
 }
 
 /// A user's assigned conversations that are not resolved, most recent activity first.
-pub async fn assigned_to(store: &crate::db::Store, org_id: Uuid, user_id: Uuid) -> ApiResult<Vec<rooms::Model>> {
+pub async fn assigned_to(
+    store: &crate::db::Store,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<Vec<rooms::Model>> {
     use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
     let rows = rooms::Entity::find()
         .filter(rooms::Column::OrgId.eq(org_id))

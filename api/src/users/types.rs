@@ -77,7 +77,8 @@ impl Viewer {
     /// Support conversations assigned to the viewer that are not resolved, most recent
     /// activity first.
     async fn assigned_conversations(&self, ctx: &Context<'_>) -> Result<Vec<Room>> {
-        let rows = crate::support::conversations::assigned_to(&ctx.state()?.store, self.0.org_id, self.0.id).await?;
+        let rows =
+            crate::support::conversations::assigned_to(&ctx.state()?.store, self.0.org_id, self.0.id).await?;
         Ok(rows.into_iter().map(Room::from).collect())
     }
     /// The viewer's own emails and pushes, newest first: sent, failed, or cancelled and why.
