@@ -29,10 +29,11 @@ pub enum Scenario {
     Search,
     Presence,
     Notify,
+    Inbound,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 15] = [
         Self::Floor,
         Self::Delivery,
         Self::Burst,
@@ -47,6 +48,7 @@ impl Scenario {
         Self::Search,
         Self::Presence,
         Self::Notify,
+        Self::Inbound,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Scenario {
             Self::Search => "search",
             Self::Presence => "presence",
             Self::Notify => "notify",
+            Self::Inbound => "inbound",
         }
     }
 }

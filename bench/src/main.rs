@@ -15,6 +15,7 @@ mod fanout;
 mod floor;
 mod frames;
 mod history;
+mod inbound;
 mod inbox;
 mod notify;
 mod pgcount;
@@ -110,6 +111,7 @@ async fn run(args: Args) -> Result<ExitCode> {
             Scenario::Search => search::run(&mut ctx).await,
             Scenario::Presence => presence::run(&mut ctx).await,
             Scenario::Notify => notify::run(&mut ctx).await,
+            Scenario::Inbound => inbound::run(&mut ctx).await,
         };
         let result = result.and_then(|()| ctx.check_servers());
         if let Err(err) = result {

@@ -48,6 +48,8 @@ pub struct Sizes {
     pub presence_users: usize,
     /// notify: messages sent (one webhook delivery each).
     pub notify_messages: usize,
+    /// inbound: signed webhook messages posted (after a warm-up of one per contact).
+    pub inbound_messages: usize,
     /// Rooms the users are spread over, one watcher each.
     pub presence_rooms: usize,
     /// Connects plus disconnects per second.
@@ -169,6 +171,7 @@ impl Sizes {
             reminder_lead_secs: 20.0,
             presence_users: 10_000,
             notify_messages: 10_000,
+            inbound_messages: 6_000,
             presence_rooms: 100,
             presence_churn: 500,
             presence_secs: 20.0,
@@ -216,6 +219,7 @@ impl Sizes {
             reminder_lead_secs: 3.0,
             presence_users: 200,
             notify_messages: 200,
+            inbound_messages: 400,
             presence_rooms: 10,
             presence_churn: 100,
             presence_secs: 2.0,

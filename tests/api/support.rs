@@ -29,6 +29,7 @@ backend_tests!(
     conversations_are_hidden_from_non_agents_and_integration_tokens_only_ingest,
     replies_go_out_signed_and_are_retried_across_a_restart,
     metrics_match_hand_computed_figures,
+    agents_see_the_first_message_of_every_new_conversation_in_a_burst,
 );
 
 pg_test!(
@@ -711,4 +712,31 @@ async fn a_snooze_runs_out_once_with_two_instances() {
         updates.assert_no_data(Duration::from_millis(2_500)).await;
     }
     assert_eq!(conversation(&b, &sam, &room).await["conversation"]["status"], "OPEN");
+}
+
+async fn agents_see_the_first_message_of_every_new_conversation_in_a_burst(backend: Backend) {
+    // More than a user topic's buffer (16): the agent's subscription lags, resyncs, and must
+    // still deliver every conversation's first message.
+    const N: usize = 60;
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let sam = org.user_with_role("sam", "agent").await;
+    let (id, secret) = inbox(&app, &ada, json!({ "name": "Burst" }), &[&sam]).await;
+    let mut ws = WsClient::connect(&app, &sam).await;
+    let mut live = ws.subscribe("live", "subscription { messageAdded { body } }", json!({})).await;
+    ws.settle().await;
+    let messages: Vec<Value> = (0..N)
+        .map(|n| sms(&format!("burst-{n}"), &format!("+417900011{n:02}"), &format!("first {n}")))
+        .collect();
+    let posts = messages.iter().map(|m| post(&app, &id, &secret, m));
+    let answers = futures_util::future::join_all(posts).await;
+    assert!(answers.iter().all(|(status, _)| *status == 201), "{answers:?}");
+    let mut bodies: Vec<String> = Vec::new();
+    for _ in 0..N {
+        bodies.push(live.next("messageAdded").await["body"].as_str().expect("a body").to_owned());
+    }
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), N, "every first message, once");
 }

@@ -158,8 +158,13 @@ impl MessageFeed {
         {
             return false;
         }
-        if let Ok(latest) = read_state::latest_seqs(&self.state.store, &repaired.joined).await {
-            self.delivered.extend(latest);
+        // A room joined while events were lost starts where the viewer's watermark stands:
+        // at the join (members start with everything before it read), so its first messages
+        // are delivered, not skipped (a new support conversation's first message is one).
+        if let Ok(positions) =
+            read_state::positions(&self.state.store, self.viewer.id, Some(&repaired.joined)).await
+        {
+            self.delivered.extend(positions.into_iter().map(|p| (p.room_id, p.last_read_seq)));
         }
         let rooms: Vec<Uuid> = self.delivered.keys().copied().collect();
         for room_id in rooms {
