@@ -55,10 +55,11 @@ async fn the_demo_inbox_takes_the_signed_curl_of_parley_sign() {
     assert_eq!(stored["duplicate"], false, "{stored}");
     assert_eq!(run(curl).await["duplicate"], true, "the same command again is a redelivery");
     let admin = app.cli(&["token", "--user", "admin"]).await;
-    let query = "{ supportInboxes { name conversations { name conversation { status assignee { handle } contact { phone } } } } }";
+    let query = "{ supportInboxes { name conversations(first: 10) { edges { node { name conversation { status assignee { handle } contact { phone } } } } } } }";
     let inboxes = app.gql_token(Some(&admin), query, json!({})).await;
-    let conversations =
-        inboxes["data"]["supportInboxes"][0]["conversations"].as_array().expect("conversations").clone();
+    let edges =
+        inboxes["data"]["supportInboxes"][0]["conversations"]["edges"].as_array().expect("edges").clone();
+    let conversations: Vec<Value> = edges.iter().map(|e| e["node"].clone()).collect();
     assert_eq!(conversations.len(), 3, "two seeded, one posted: {inboxes}");
     assert!(conversations.iter().any(|c| c["conversation"]["contact"]["phone"] == "+41791234567"));
 }
@@ -507,13 +508,14 @@ async fn two_instances_never_exceed_capacity() {
     let answers = futures_util::future::join_all(posts).await;
     assert!(answers.iter().all(|(status, _)| *status == 201), "{answers:?}");
     let query = "query($id: ID!) { supportInbox(id: $id) { members { user { handle } openAssigned } \
-        conversations { conversation { assignee { handle } } } } }";
+        conversations(first: 50) { edges { node { conversation { assignee { handle } } } } } } }";
     let inbox = a.ok(&ada, query, json!({ "id": id })).await;
     assert_eq!(
         inbox["supportInbox"]["members"],
         json!([{ "user": { "handle": "x1" }, "openAssigned": 2 }, { "user": { "handle": "y2" }, "openAssigned": 2 }])
     );
-    let conversations = inbox["supportInbox"]["conversations"].as_array().expect("conversations").clone();
+    let edges = inbox["supportInbox"]["conversations"]["edges"].as_array().expect("edges").clone();
+    let conversations: Vec<Value> = edges.iter().map(|e| e["node"].clone()).collect();
     let waiting = conversations.iter().filter(|c| c["conversation"]["assignee"].is_null()).count();
     assert_eq!((conversations.len(), waiting), (8, 4), "4 assigned (2 each), 4 waiting");
 }

@@ -3,9 +3,13 @@
 //! has it, store the message; then announce it.
 //!
 //! Idempotency: `(org, source, external_id)` is unique on messages. A redelivery finds the
-//! stored message before doing anything; two deliveries racing (on two instances) are
-//! serialised by the inbox row lock, and the loser's insert hits the unique index: either
-//! way the answer is the stored message and nothing changes twice.
+//! stored message before doing anything; of two deliveries racing (on two instances) the
+//! loser's insert hits the unique index (the room's row lock orders them): either way the
+//! answer is the stored message and nothing changes twice.
+//!
+//! Locks: a message into an open, assigned conversation takes only its room's row (the seq);
+//! opening, reopening or assigning a conversation takes the inbox's row first, so
+//! assignment decisions are serial per inbox (see `assign`).
 
 use chrono::Utc;
 use sea_orm::{
@@ -122,20 +126,32 @@ struct Announcement {
     changes: Vec<ConversationChangePayload>,
 }
 
+/// Attempts at storing one message: a unique violation that is not a redelivery is a new
+/// contact created at the same moment by another message of theirs, and the next attempt
+/// finds it.
+const ATTEMPTS: usize = 3;
+
 pub async fn ingest(app: &AppState, inbox: &support_inboxes::Model, inbound: Inbound) -> ApiResult<Ingested> {
-    if let Some(stored) = stored(app, inbox.org_id, &inbound).await? {
-        return Ok(Ingested { message: stored, created: false });
-    }
-    match store_inbound(app, inbox.id, &inbound).await {
-        Ok((message, announcement)) => {
-            announce(app, &message, announcement).await;
-            Ok(Ingested { message, created: true })
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if let Some(stored) = stored(app, inbox.org_id, &inbound).await? {
+            return Ok(Ingested { message: stored, created: false });
         }
-        Err(error) if error.is_unique_violation() => match stored(app, inbox.org_id, &inbound).await? {
-            Some(stored) => Ok(Ingested { message: stored, created: false }),
-            None => Err(error),
-        },
-        Err(error) => Err(error),
+        match store_inbound(app, inbox.id, &inbound).await {
+            Ok((message, announcement)) => {
+                announce(app, &message, announcement).await;
+                return Ok(Ingested { message, created: true });
+            }
+            Err(error) if error.is_unique_violation() && attempt < ATTEMPTS => continue,
+            Err(error) if error.is_unique_violation() => {
+                return match stored(app, inbox.org_id, &inbound).await? {
+                    Some(stored) => Ok(Ingested { message: stored, created: false }),
+                    None => Err(error),
+                };
+            }
+            Err(error) => return Err(error),
+        }
     }
 }
 
@@ -156,9 +172,21 @@ async fn store_inbound(
 ) -> ApiResult<(MessageRecord, Announcement)> {
     let store = &app.store;
     let tx = store.begin_write().await?;
-    let inbox = assign::lock_inbox(store, &tx.txn, inbox_id).await?;
-    let contact = contacts::upsert(&tx.txn, inbox.org_id, &inbound.contact).await?;
-    let (room, new_members) = conversation(&tx.txn, &inbox, &contact).await?;
+    let unlocked = self::inbox(&tx.txn, inbox_id).await?;
+    let contact = contacts::upsert(&tx.txn, unlocked.org_id, &inbound.contact).await?;
+    // The common case, an open conversation someone has, needs no decision: it takes only
+    // the room's row lock (the seq), so messages of different contacts are stored in
+    // parallel. Anything else is decided under the inbox's lock, and read again under it.
+    let existing = find_conversation(&tx.txn, inbox_id, contact.id).await?;
+    let settled = existing.as_ref().is_some_and(|room| {
+        matches!(room.status, Some(ConversationStatus::Open | ConversationStatus::Pending))
+            && (room.assignee_id.is_some() || unlocked.assignment == AssignmentStrategy::Manual)
+    });
+    let inbox = if settled { unlocked } else { assign::lock_inbox(store, &tx.txn, inbox_id).await? };
+    let (room, new_members) = match existing.filter(|_| settled) {
+        Some(room) => (room, Vec::new()),
+        None => conversation(&tx.txn, &inbox, &contact).await?,
+    };
     let mut changes = Vec::new();
     let mut room = room;
     if matches!(room.status, Some(ConversationStatus::Resolved | ConversationStatus::Snoozed)) {
@@ -222,6 +250,19 @@ async fn store_inbound(
     Ok((MessageRecord::from(message), Announcement { room, new_members, changes }))
 }
 
+async fn find_conversation(
+    tx: &DatabaseTransaction,
+    inbox_id: Uuid,
+    contact_id: Uuid,
+) -> ApiResult<Option<rooms::Model>> {
+    let room = rooms::Entity::find()
+        .filter(rooms::Column::InboxId.eq(inbox_id))
+        .filter(rooms::Column::ContactId.eq(contact_id))
+        .one(tx)
+        .await?;
+    Ok(room)
+}
+
 async fn reread(tx: &DatabaseTransaction, room_id: Uuid) -> ApiResult<rooms::Model> {
     rooms::Entity::find_by_id(room_id).one(tx).await?.ok_or_else(|| ApiError::not_found("room"))
 }
@@ -233,12 +274,7 @@ async fn conversation(
     inbox: &support_inboxes::Model,
     contact: &contact_rows::Model,
 ) -> ApiResult<(rooms::Model, Vec<Uuid>)> {
-    let existing = rooms::Entity::find()
-        .filter(rooms::Column::InboxId.eq(inbox.id))
-        .filter(rooms::Column::ContactId.eq(contact.id))
-        .one(tx)
-        .await?;
-    if let Some(room) = existing {
+    if let Some(room) = find_conversation(tx, inbox.id, contact.id).await? {
         return Ok((room, Vec::new()));
     }
     let now = Utc::now();

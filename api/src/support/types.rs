@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::assign::Candidate;
 use crate::error::ApiError;
@@ -11,8 +11,10 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{AssignmentStrategy, ConversationStatus};
 use crate::graphql::ids::to_id;
 use crate::graphql::loaders::UserKey;
+use crate::graphql::pages::{offset_after, offset_connection};
 use crate::messages::types::AttachmentInput;
-use crate::rooms::types::Room;
+use crate::paging::{PageSize, fetch_limit, split_page};
+use crate::rooms::types::{Room, RoomConnection};
 use crate::users::types::User;
 use entity::enums::ConversationStatus as StoredStatus;
 use entity::{assignment_decisions, contacts, rooms, support_inbox_members, support_inboxes};
@@ -47,13 +49,16 @@ impl SupportInbox {
         let rows = super::inboxes::members_of(&ctx.service()?, self.0.id).await?;
         Ok(rows.into_iter().map(InboxMember).collect())
     }
-    /// The inbox's conversations, most recent activity first.
+    /// The inbox's conversations, most recent activity first, a page at a time.
     async fn conversations(
         &self,
         ctx: &Context<'_>,
         filter: Option<ConversationFilter>,
-    ) -> Result<Vec<Room>> {
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<RoomConnection> {
         let filter = filter.unwrap_or_default();
+        let (limit, offset) = (PageSize::parse(first)?.get(), offset_after(after.as_deref())?);
         let mut query = rooms::Entity::find().filter(rooms::Column::InboxId.eq(self.0.id));
         if let Some(status) = filter.status {
             query = query.filter(rooms::Column::Status.eq(StoredStatus::from(status)));
@@ -67,10 +72,13 @@ impl SupportInbox {
         let rows = query
             .order_by_desc(rooms::Column::LastMessageAt)
             .order_by_desc(rooms::Column::Id)
+            .offset(offset)
+            .limit(fetch_limit(limit))
             .all(&ctx.state()?.store.db)
             .await
             .map_err(ApiError::from)?;
-        Ok(rows.into_iter().map(Room::from).collect())
+        let (rows, more) = split_page(rows, limit);
+        Ok(offset_connection(offset, more, rows.into_iter().map(Room::from).collect()))
     }
 }
 
