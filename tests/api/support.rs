@@ -30,6 +30,7 @@ backend_tests!(
     replies_go_out_signed_and_are_retried_across_a_restart,
     metrics_match_hand_computed_figures,
     agents_see_the_first_message_of_every_new_conversation_in_a_burst,
+    assignments_are_posted_to_webhooks_that_want_them,
 );
 
 pg_test!(
@@ -741,4 +742,50 @@ async fn agents_see_the_first_message_of_every_new_conversation_in_a_burst(backe
     bodies.sort();
     bodies.dedup();
     assert_eq!(bodies.len(), N, "every first message, once");
+}
+
+async fn assignments_are_posted_to_webhooks_that_want_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (slack, json_hook) = (Receiver::start().await, Receiver::start().await);
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
+    let (id, secret) =
+        inbox(&app, &ada, json!({ "name": "SMS", "assignment": "ROUND_ROBIN" }), &[&sam, &tia]).await;
+    let create =
+        "mutation($input: CreateOutgoingWebhookInput!) { createOutgoingWebhook(input: $input) { secret } }";
+    let to = |url: String, format: &str| json!({ "input": { "url": url, "events": ["CONVERSATION_ASSIGNED"], "format": format } });
+    app.ok(&ada, create, to(format!("{}/slack", slack.url), "SLACK")).await;
+    let created = app.ok(&ada, create, to(format!("{}/hook", json_hook.url), "JSON")).await;
+    let hook_secret = created["createOutgoingWebhook"]["secret"].as_str().expect("a secret").to_owned();
+
+    let (_, stored) = post(&app, &id, &secret, &sms("a-1", "+41790000111", "hello")).await;
+    let room = stored["conversationId"].as_str().expect("a room").to_owned();
+    let posted = slack.wait_for(1, WAIT).await;
+    assert_eq!(
+        posted[0].json(),
+        json!({ "text": "Conversation with *Customer +41790000111* in SMS assigned to *Sam*" })
+    );
+    let delivered = json_hook.wait_for(1, WAIT).await;
+    assert!(delivered[0].signed_with(&hook_secret));
+    let body = delivered[0].json();
+    assert_eq!(body["event"], "CONVERSATION_ASSIGNED");
+    assert_eq!(body["conversation"]["id"], room.as_str());
+    assert_eq!(body["conversation"]["inbox"]["name"], "SMS");
+    assert_eq!(body["assignee"]["handle"], "sam");
+    assert_eq!(body["contact"]["phone"], "+41790000111");
+
+    // A second message to the same conversation assigns nothing; a hand-over does.
+    post(&app, &id, &secret, &sms("a-2", "+41790000111", "again")).await;
+    let assign =
+        "mutation($room: ID!, $user: ID!) { assignConversation(roomId: $room, userId: $user) { id } }";
+    app.ok(&sam, assign, json!({ "room": room, "user": tia.id })).await;
+    let posted = slack.wait_for(2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(slack.received().len(), 2, "{posted:#?}");
+    assert!(
+        posted[1].json()["text"].as_str().is_some_and(|t| t.ends_with("assigned to *Tia*")),
+        "{:?}",
+        posted[1].json()
+    );
 }

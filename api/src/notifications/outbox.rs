@@ -61,6 +61,30 @@ pub fn enqueue_message_added_statement() -> String {
     )
 }
 
+/// A `CONVERSATION_ASSIGNED` delivery for every webhook of the organisation that wants it
+/// (org-wide ones, and those made for this conversation), in the transaction that assigns.
+pub async fn enqueue_conversation_assigned(
+    conn: &impl ConnectionTrait,
+    store: &Store,
+    org_id: uuid::Uuid,
+    room_id: uuid::Uuid,
+) -> ApiResult<()> {
+    let id = match store.backend() {
+        DatabaseBackend::Postgres => "gen_random_uuid()",
+        _ => "randomblob(16)",
+    };
+    let sql = format!(
+        "INSERT INTO notification_deliveries (id, org_id, channel, webhook_id, event, room_id, status, attempts, \
+           next_attempt_at, created_at) \
+         SELECT {id}, $1, 'webhook', w.id, 'CONVERSATION_ASSIGNED', $2, 'pending', 0, $3, $3 \
+         FROM outgoing_webhooks w \
+         WHERE w.org_id = $1 AND w.deleted_at IS NULL AND w.events LIKE '%,CONVERSATION_ASSIGNED,%' \
+           AND (w.room_id IS NULL OR w.room_id = $2)"
+    );
+    conn.execute_raw(store.stmt(&sql, vec![org_id.into(), room_id.into(), Utc::now().into()])).await?;
+    Ok(())
+}
+
 /// Leases up to a batch of due deliveries of `channels` (pending ones whose time came, and
 /// leased ones whose worker went away) and returns them, their attempt counted. An instance
 /// claims only what it can send: one without SMTP leaves email rows to those with it. A leased row whose

@@ -1,5 +1,5 @@
-//! What a webhook delivery posts: the body (Parley's JSON, or Slack's `{"text": …}`) and the
-//! signature headers. Bodies are rendered when the delivery is attempted, from the stored
+//! What a webhook delivery posts — a message added or a conversation assigned, as Parley's
+//! JSON or Slack's `{"text": …}` — and the signature headers. Bodies are rendered when the delivery is attempted, from the stored
 //! rows: a message edited or deleted before its delivery goes out edited or deleted.
 //!
 //! Signature: `X-Parley-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` with the
@@ -13,7 +13,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use entity::enums::WebhookFormat;
-use entity::{messages, rooms, users};
+use entity::{contacts, messages, rooms, support_inboxes, users};
 
 /// What a `MESSAGE_ADDED` delivery is about, as stored now.
 pub struct MessageAdded<'a> {
@@ -48,6 +48,42 @@ fn json_body(event: &MessageAdded<'_>) -> Value {
         "room": { "id": room.id, "name": room.name, "kind": sea_orm::ActiveEnum::to_value(&room.kind) },
         "author": author.map(|a| json!({ "id": a.id, "handle": a.handle, "displayName": a.display_name })),
     })
+}
+
+/// A support conversation's assignment, as stored now.
+pub struct ConversationAssigned<'a> {
+    pub delivery_id: Uuid,
+    pub room: &'a rooms::Model,
+    pub assignee: Option<&'a users::Model>,
+    pub contact: Option<&'a contacts::Model>,
+    pub inbox: Option<&'a support_inboxes::Model>,
+}
+
+pub fn conversation_assigned(format: WebhookFormat, event: &ConversationAssigned<'_>) -> Value {
+    let ConversationAssigned { delivery_id, room, assignee, contact, inbox } = event;
+    match format {
+        WebhookFormat::Json => json!({
+            "event": "CONVERSATION_ASSIGNED",
+            "deliveryId": delivery_id,
+            "organizationId": room.org_id,
+            "conversation": {
+                "id": room.id,
+                "name": room.name,
+                "status": room.status.map(|s| sea_orm::ActiveEnum::to_value(&s)),
+                "inbox": inbox.map(|i| json!({ "id": i.id, "name": i.name })),
+            },
+            "assignee": assignee.map(|a| json!({ "id": a.id, "handle": a.handle, "displayName": a.display_name })),
+            "contact": contact.map(|c| json!({
+                "id": c.id, "name": c.display_name, "phone": c.phone, "email": c.email, "externalRef": c.external_ref,
+            })),
+        }),
+        WebhookFormat::Slack => {
+            let who = room.name.as_deref().unwrap_or("a customer");
+            let whom = assignee.map_or("nobody", |a| a.display_name.as_str());
+            let place = inbox.map(|i| format!(" in {}", escape(&i.name))).unwrap_or_default();
+            json!({ "text": format!("Conversation with *{}*{place} assigned to *{}*", escape(who), escape(whom)) })
+        }
+    }
 }
 
 /// "*Alice* in #general: hello", escaped as Slack's mrkdwn requires (`&`, `<`, `>`).

@@ -18,12 +18,15 @@ use entity::{notification_deliveries, outgoing_webhooks, push_subscriptions};
 pub enum WebhookEventName {
     /// A message was sent in a room the webhook follows.
     MessageAdded,
+    /// A support conversation was assigned to an agent (by the inbox's strategy or by hand).
+    ConversationAssigned,
 }
 
 impl From<WebhookEventName> for WebhookEvent {
     fn from(name: WebhookEventName) -> Self {
         match name {
             WebhookEventName::MessageAdded => Self::MessageAdded,
+            WebhookEventName::ConversationAssigned => Self::ConversationAssigned,
         }
     }
 }
@@ -32,6 +35,7 @@ impl From<WebhookEvent> for WebhookEventName {
     fn from(event: WebhookEvent) -> Self {
         match event {
             WebhookEvent::MessageAdded => Self::MessageAdded,
+            WebhookEvent::ConversationAssigned => Self::ConversationAssigned,
         }
     }
 }

@@ -21,17 +21,23 @@ const MAX_PER_ORG: u64 = 50;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookEvent {
     MessageAdded,
+    ConversationAssigned,
 }
 
 impl WebhookEvent {
     pub fn name(self) -> &'static str {
         match self {
             Self::MessageAdded => "MESSAGE_ADDED",
+            Self::ConversationAssigned => "CONVERSATION_ASSIGNED",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        (name == "MESSAGE_ADDED").then_some(Self::MessageAdded)
+        match name {
+            "MESSAGE_ADDED" => Some(Self::MessageAdded),
+            "CONVERSATION_ASSIGNED" => Some(Self::ConversationAssigned),
+            _ => None,
+        }
     }
 
     /// The events stored in `outgoing_webhooks.events`.

@@ -25,11 +25,14 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::outbox::{self, Settled};
+use super::webhooks::WebhookEvent;
 use super::{email, push, render, target};
 use crate::error::{ApiError, ApiResult};
 use crate::rooms::access;
 use crate::state::AppState;
-use entity::{messages, notification_deliveries, outgoing_webhooks, room_members, rooms};
+use entity::{
+    contacts, messages, notification_deliveries, outgoing_webhooks, room_members, rooms, support_inboxes,
+};
 
 /// How often an idle worker looks for due deliveries.
 const POLL: Duration = Duration::from_secs(1);
@@ -115,7 +118,8 @@ async fn subjects(state: &AppState, claimed: &[notification_deliveries::Model]) 
         .await?;
     let message_ids = claimed.iter().filter_map(|d| d.message_id);
     let messages = messages::Entity::find().filter(messages::Column::Id.is_in(message_ids)).all(db).await?;
-    let room_ids: Vec<Uuid> = messages.iter().map(|m| m.room_id).collect();
+    let mut room_ids: Vec<Uuid> = messages.iter().map(|m| m.room_id).collect();
+    room_ids.extend(claimed.iter().filter_map(|d| d.room_id));
     let rooms = rooms::Entity::find().filter(rooms::Column::Id.is_in(room_ids)).all(db).await?;
     Ok(Subjects {
         webhooks: webhooks.into_iter().map(|w| (w.id, w)).collect(),
@@ -202,6 +206,9 @@ async fn attempt(
     let retry = Failure::reading;
     let webhook = delivery.webhook_id.and_then(|id| subjects.webhooks.get(&id));
     let webhook = webhook.filter(|w| w.deleted_at.is_none()).ok_or_else(|| gone("webhook"))?;
+    if delivery.event == WebhookEvent::ConversationAssigned.name() {
+        return attempt_assigned(state, client, subjects, webhook, delivery).await;
+    }
     let message =
         delivery.message_id.and_then(|id| subjects.messages.get(&id)).ok_or_else(|| gone("message"))?;
     let room = subjects.rooms.get(&message.room_id).ok_or_else(|| gone("room"))?;
@@ -215,6 +222,55 @@ async fn attempt(
     let event = render::MessageAdded { delivery_id: delivery.id, message, room, author: author.as_ref() };
     let body = render::message_added(webhook.format, &event).to_string();
     post(state, client, Target { url: &webhook.url, secret: &webhook.secret }, delivery, body).await
+}
+
+/// A conversation's assignment, as it stands when the delivery is made. An org-wide webhook
+/// is told of every conversation while its creator is an active admin; a webhook made for
+/// one conversation, while its creator still reads it.
+async fn attempt_assigned(
+    state: &AppState,
+    client: &reqwest::Client,
+    subjects: &Subjects,
+    webhook: &outgoing_webhooks::Model,
+    delivery: &notification_deliveries::Model,
+) -> Result<(), Failure> {
+    let retry = Failure::reading;
+    let room = delivery.room_id.and_then(|id| subjects.rooms.get(&id));
+    let room = room.ok_or_else(|| Failure::Permanent("the conversation no longer exists".into()))?;
+    let allowed = match webhook.room_id {
+        Some(_) => creator_still_reads(state, webhook).await.map_err(retry)?,
+        None => creator_is_admin(state, webhook).await.map_err(retry)?,
+    };
+    if !allowed {
+        return Err(Failure::Permanent("the webhook's creator can no longer read the conversation".into()));
+    }
+    let db = &state.store.db;
+    let assignee = match room.assignee_id {
+        Some(id) => state.directory.user(&state.store, id).await.map_err(retry)?,
+        None => None,
+    };
+    let contact = match room.contact_id {
+        Some(id) => contacts::Entity::find_by_id(id).one(db).await.map_err(|e| retry(e.into()))?,
+        None => None,
+    };
+    let inbox = match room.inbox_id {
+        Some(id) => support_inboxes::Entity::find_by_id(id).one(db).await.map_err(|e| retry(e.into()))?,
+        None => None,
+    };
+    let event = render::ConversationAssigned {
+        delivery_id: delivery.id,
+        room,
+        assignee: assignee.as_ref(),
+        contact: contact.as_ref(),
+        inbox: inbox.as_ref(),
+    };
+    let body = render::conversation_assigned(webhook.format, &event).to_string();
+    post(state, client, Target { url: &webhook.url, secret: &webhook.secret }, delivery, body).await
+}
+
+async fn creator_is_admin(state: &AppState, webhook: &outgoing_webhooks::Model) -> ApiResult<bool> {
+    let admin = state.directory.user(&state.store, webhook.created_by).await?;
+    Ok(admin.is_some_and(|u| u.deactivated_at.is_none() && u.role.is_admin()))
 }
 
 /// A push: the message and its room come with the claim, the rest is `push`'s.

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use crate::bus::{ConversationChangePayload, Event, Topic};
 use crate::db::Store;
 use crate::error::{ApiError, ApiResult};
+use crate::notifications::outbox;
 use crate::state::AppState;
 use entity::enums::{AssignmentStrategy, ConversationStatus, RoomKind};
 use entity::{assignment_decisions, rooms, support_inbox_members as members, support_inboxes as inboxes};
@@ -122,6 +123,7 @@ pub fn choose(strategy: AssignmentStrategy, cursor: i64, candidates: Vec<Candida
 /// Stores the decision and, when someone was chosen, assigns: the room, the agent's load,
 /// and the cursor (past the chosen agent).
 pub async fn apply(
+    store: &Store,
     tx: &DatabaseTransaction,
     inbox: &inboxes::Model,
     room_id: Uuid,
@@ -142,6 +144,7 @@ pub async fn apply(
     let Some(agent) = decision.chosen else { return Ok(()) };
     set_assignee(tx, room_id, Some(agent)).await?;
     change_load(tx, inbox.id, agent, 1).await?;
+    outbox::enqueue_conversation_assigned(tx, store, inbox.org_id, room_id).await?;
     let position = decision.candidates.iter().position(|c| c.agent == agent).unwrap_or(0);
     let mut cursor: inboxes::ActiveModel = inbox.clone().into();
     cursor.round_robin_cursor = Set(i64::try_from(position + 1).unwrap_or(0));
@@ -204,7 +207,7 @@ pub async fn drain(app: &AppState, inbox_id: Uuid) -> ApiResult<()> {
         for room in waiting {
             let decision = decide(app, &tx.txn, &inbox).await?;
             let Some(agent) = decision.chosen else { break };
-            apply(&tx.txn, &inbox, room.id, &decision).await?;
+            apply(store, &tx.txn, &inbox, room.id, &decision).await?;
             assigned.push((room.id, agent));
             inbox = inboxes::Entity::find_by_id(inbox_id)
                 .one(&tx.txn)

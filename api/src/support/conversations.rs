@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::assign;
 use crate::bus::{ConversationChangePayload, Event, Topic};
 use crate::error::{ApiError, ApiResult};
+use crate::notifications::outbox;
 use crate::rooms::access;
 use crate::state::{AppState, Ctx};
 use crate::users::service as users;
@@ -102,6 +103,9 @@ pub async fn assign_to(cx: &Ctx<'_>, room_id: Uuid, agent: Uuid) -> ApiResult<ro
     let change =
         transition(&tx.txn, &room, status, room.snoozed_until, Some(agent), cx.viewer.id.to_string()).await?;
     record_manual(&tx.txn, &room, Some(agent), format!("assigned by {}", cx.viewer.id)).await?;
+    if room.assignee_id != Some(agent) {
+        outbox::enqueue_conversation_assigned(&tx.txn, &cx.app.store, room.org_id, room.id).await?;
+    }
     tx.commit().await?;
     publish(cx.app, room_id, change).await;
     found(cx, room_id).await
