@@ -229,7 +229,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         Figure::new(
             S,
             "redelivery storm: messages stored",
-            &format!("{STORM_IDS} ids × {STORM_COPIES} at once"),
+            format!("{STORM_IDS} ids × {STORM_COPIES} at once"),
         )
         .value(stored as f64, "messages")
         .errors(wrong + refused as u64)
