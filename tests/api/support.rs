@@ -285,6 +285,15 @@ async fn a_redelivered_message_is_stored_once(backend: Backend) {
     assert!(answers.iter().all(|(status, _)| *status == 201 || *status == 200), "{answers:?}");
     let room = stored["conversationId"].as_str().expect("a room");
     assert_eq!(unread_count(&app, &sam, room).await, 2, "one unread per distinct message");
+    // Another inbox of the organisation cannot reuse (or read through) that id.
+    let (other, other_secret) = inbox(&app, &ada, json!({ "name": "Email" }), &[&sam]).await;
+    let (status, answer) = post(&app, &other, &other_secret, &message).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.get("messageId").is_none(), "nothing of the other inbox's message: {answer}");
+    // The inbox decides who is in its conversations.
+    let add = "mutation($room: ID!, $user: ID!) { addMembers(roomId: $room, userIds: [$user]) { id } }";
+    let olga = org.user("olga").await;
+    assert_error_code(&app.gql(&sam, add, json!({ "room": room, "user": olga.id })).await, "BAD_USER_INPUT");
 }
 
 /// Nine contacts write; returns each conversation's assignee.
@@ -595,6 +604,15 @@ async fn replies_go_out_signed_and_are_retried_across_a_restart(backend: Backend
     let inbound = nodes.iter().find(|n| n["body"] == "Is it shipped?").expect("the contact's message");
     assert_eq!(inbound["delivery"], Value::Null, "only replies go out");
     assert!(seen["room"]["conversation"]["firstResponseAt"].is_string());
+
+    // A contact writing through the API reads replies there: nothing goes to the gateway.
+    let api = json!({ "externalId": "o-2", "source": "api", "contact": { "externalRef": "app-user-7" }, "body": "from the app" });
+    let (_, stored) = post(&second, &id, &secret, &api).await;
+    let app_room = stored["conversationId"].as_str().expect("a room").to_owned();
+    let answer = "mutation($room: ID!) { sendMessage(input: {roomId: $room, body: \"Thanks\"}) { id } }";
+    second.ok(&sam, answer, json!({ "room": app_room })).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(gateway.received().len(), 2, "no outbound delivery for an api conversation");
 }
 
 /// Seconds between two RFC 3339 times.

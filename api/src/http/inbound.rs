@@ -1,7 +1,8 @@
 //! `POST /webhooks/inboxes/{id}/messages`: customer messages from an SMS gateway, a mail
 //! bridge or any system holding the inbox secret. 401 for an unknown inbox or a missing, bad
 //! or stale signature (one answer for both, so inbox ids cannot be probed), 400 naming the
-//! field for bad input, 413 above the body limit (the router's), 201 with the stored message,
+//! field for bad input, 409 for an `externalId` another inbox used, 413 above the body limit
+//! (the router's), 503 when the database did not answer (retry), 201 with the stored message,
 //! and 200 with the same for a redelivery.
 
 use std::sync::Arc;
@@ -27,10 +28,15 @@ pub async fn receive(
     let app = &state.app;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let inbox = match uuid::Uuid::parse_str(&inbox_id) {
-        Ok(id) => ingest::inbox(&app.store.db, id).await.ok(),
-        Err(_) => None,
+        Ok(id) => crate::error::found(ingest::inbox(&app.store.db, id).await),
+        Err(_) => Ok(None),
     };
-    let Some(inbox) = inbox else { return refused("unknown inbox or bad signature") };
+    let inbox = match inbox {
+        Ok(Some(inbox)) => inbox,
+        Ok(None) => return refused("unknown inbox or bad signature"),
+        // A gateway retries a 5xx, not a 4xx: a database hiccup must not lose the message.
+        Err(e) => return unavailable(&e),
+    };
     let signed = signature::verify(
         &inbox.webhook_secret,
         header("x-parley-timestamp"),
@@ -61,12 +67,16 @@ pub async fn receive(
             (status, axum::Json(answer)).into_response()
         }
         Err(e) if e.code() == ErrorCode::BadUserInput => bad_input(e.public_message()),
-        Err(e) => {
-            tracing::error!(error = %e, inbox = %inbox.id, "inbound message not stored");
-            let answer = json!({ "error": "not stored; retry" });
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(answer)).into_response()
+        Err(e) if e.code() == ErrorCode::Conflict => {
+            (StatusCode::CONFLICT, axum::Json(json!({ "error": e.public_message() }))).into_response()
         }
+        Err(e) => unavailable(&e),
     }
+}
+
+fn unavailable(error: &crate::error::ApiError) -> Response {
+    tracing::error!(%error, "inbound message not stored");
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "error": "not stored; retry" }))).into_response()
 }
 
 fn refused(why: &str) -> Response {

@@ -152,7 +152,7 @@ async fn insert_in_one_statement(
         SELECT room.* FROM room, message",
             deliveries = outbox::enqueue_message_added_cte(),
             personal = personal::enqueue_ctes(),
-            outbound = outbound::ENQUEUE_CTE,
+            outbound = outbound::enqueue_cte(),
         )
     });
     let store = &cx.app.store;
@@ -225,8 +225,8 @@ async fn insert_in_transaction(
     mentions::write(&tx.txn, store, (id, room.id, room.last_seq), mentioned, false, now).await?;
     static ENQUEUE: LazyLock<String> = LazyLock::new(outbox::enqueue_message_added_statement);
     tx.execute_raw(store.stmt(&ENQUEUE, vec![room.id.into(), id.into(), now.into()])).await?;
-    tx.execute_raw(store.stmt(outbound::ENQUEUE_STATEMENT, vec![room.id.into(), id.into(), now.into()]))
-        .await?;
+    static OUTBOUND: LazyLock<String> = LazyLock::new(outbound::enqueue_statement);
+    tx.execute_raw(store.stmt(&OUTBOUND, vec![room.id.into(), id.into(), now.into()])).await?;
     static PERSONAL: LazyLock<[String; 2]> = LazyLock::new(personal::enqueue_statements);
     let email_due = personal::email_due(cx.app, now);
     for sql in PERSONAL.iter() {

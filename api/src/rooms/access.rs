@@ -61,6 +61,13 @@ pub fn may_read(room: &rooms::Model, member: bool) -> bool {
     room.deleted_at.is_none() && (member || is_public_channel(room))
 }
 
+/// [`may_read`] for a viewer: org admins also read every support conversation (as in
+/// Chatwoot; they join it to reply).
+pub fn viewer_may_read(room: &rooms::Model, member: bool, viewer: &Viewer) -> bool {
+    may_read(room, member)
+        || (room.deleted_at.is_none() && room.kind == RoomKind::Support && viewer.is_admin())
+}
+
 /// Loads a room the viewer may read, with the viewer's membership, in one query; or NOT_FOUND.
 pub async fn readable(store: &Store, viewer: &Viewer, room_id: Uuid) -> ApiResult<RoomAccess> {
     let viewer_id = viewer.id;
@@ -75,9 +82,7 @@ pub async fn readable(store: &Store, viewer: &Viewer, room_id: Uuid) -> ApiResul
         .one(&store.db)
         .await?
         .ok_or_else(|| ApiError::not_found("room"))?;
-    // Org admins read every support conversation, as in Chatwoot; they join to reply.
-    let admin_reads = room.kind == RoomKind::Support && viewer.is_admin();
-    if !may_read(&room, membership.is_some()) && !admin_reads {
+    if !viewer_may_read(&room, membership.is_some(), viewer) {
         return Err(ApiError::not_found("room"));
     }
     Ok(RoomAccess { room, membership })

@@ -46,7 +46,8 @@ pub async fn join(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
         return Ok(access.room);
     }
     access.require_writable()?;
-    // `readable` lets non-members see only public channels, so this is one.
+    // `readable` lets non-members see only public channels, and admins support
+    // conversations (they join one to reply).
     add(store, bus, &access.room, &[viewer.id]).await?;
     Ok(access.room)
 }
@@ -57,6 +58,11 @@ pub async fn add_members(cx: &Ctx<'_>, room_id: Uuid, user_ids: Vec<Uuid>) -> Ap
     let (room, _) = access::writable(store, viewer, room_id).await?;
     if room.kind == RoomKind::Direct {
         return Err(ApiError::bad_input("a direct room's members are fixed; open another one"));
+    }
+    if room.kind == RoomKind::Support {
+        return Err(ApiError::bad_input(
+            "an inbox's agents are its conversations' members: use addInboxMember",
+        ));
     }
     users::require_in_org(store, viewer.org_id, &user_ids).await?;
     add(store, bus, &room, &user_ids).await?;
@@ -132,6 +138,11 @@ pub async fn remove_member(cx: &Ctx<'_>, room_id: Uuid, user_id: Uuid) -> ApiRes
     let access = access::readable(store, viewer, room_id).await?;
     if access.room.kind == RoomKind::Direct {
         return Err(ApiError::bad_input("a direct room's members are fixed"));
+    }
+    if access.room.kind == RoomKind::Support {
+        return Err(ApiError::bad_input(
+            "an inbox's agents are its conversations' members: use removeInboxMember",
+        ));
     }
     if !access.can_manage(viewer) {
         return Err(ApiError::forbidden("only the room's owners and admins may remove members"));

@@ -264,7 +264,8 @@ pub async fn readable_room(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<R
     let loaders = ctx.loaders()?;
     let (room, membership) =
         futures_util::try_join!(loaders.load_one(RoomKey(id)), loaders.load_one(MembershipKey(id)))?;
-    Ok(room.filter(|room| access::may_read(room, membership.is_some())).map(Room::from))
+    let viewer = ctx.viewer()?;
+    Ok(room.filter(|room| access::viewer_may_read(room, membership.is_some(), viewer)).map(Room::from))
 }
 
 /// A room the caller already checked access to, through the directory cache.

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::assign;
 use crate::bus::{ConversationChangePayload, Event, Topic};
+use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::outbox;
 use crate::rooms::access;
@@ -92,13 +93,10 @@ pub async fn assign_to(cx: &Ctx<'_>, room_id: Uuid, agent: Uuid) -> ApiResult<ro
     // Both ids before anything else: another organisation's is NOT_FOUND, not a hint.
     access::readable(&cx.app.store, cx.viewer, room_id).await?;
     users::require_in_org(&cx.app.store, cx.viewer.org_id, &[agent]).await?;
-    let room = actionable(cx, room_id).await?;
-    let inbox_id = room.inbox_id.ok_or_else(|| ApiError::bad_input("not a support conversation"))?;
-    let tx = cx.app.store.begin_write().await?;
+    let (tx, room, inbox_id) = begin(cx, room_id).await?;
     if members::Entity::find_by_id((inbox_id, agent)).one(&tx.txn).await?.is_none() {
         return Err(ApiError::not_found("agent of this inbox"));
     }
-    let room = reread(&tx.txn, room_id).await?;
     let status = room.status.unwrap_or(ConversationStatus::Open);
     let change =
         transition(&tx.txn, &room, status, room.snoozed_until, Some(agent), cx.viewer.id.to_string()).await?;
@@ -113,18 +111,14 @@ pub async fn assign_to(cx: &Ctx<'_>, room_id: Uuid, agent: Uuid) -> ApiResult<ro
 
 /// `unassignConversation`: back to the queue (and to another agent, if the strategy assigns).
 pub async fn unassign(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
-    actionable(cx, room_id).await?;
-    let tx = cx.app.store.begin_write().await?;
-    let room = reread(&tx.txn, room_id).await?;
+    let (tx, room, inbox_id) = begin(cx, room_id).await?;
     let status = room.status.unwrap_or(ConversationStatus::Open);
     let change =
         transition(&tx.txn, &room, status, room.snoozed_until, None, cx.viewer.id.to_string()).await?;
     record_manual(&tx.txn, &room, None, format!("unassigned by {}", cx.viewer.id)).await?;
     tx.commit().await?;
     publish(cx.app, room_id, change).await;
-    if let Some(inbox_id) = room.inbox_id {
-        assign::drain(cx.app, inbox_id).await?;
-    }
+    drain_quietly(cx.app, inbox_id).await;
     found(cx, room_id).await
 }
 
@@ -145,18 +139,42 @@ pub async fn set_status(
         (_, Some(_)) => return Err(ApiError::bad_input("snoozedUntil: only with status SNOOZED")),
         _ => {}
     }
-    let tx = cx.app.store.begin_write().await?;
-    let room = reread(&tx.txn, room_id).await?;
+    let (tx, room, inbox_id) = begin(cx, room_id).await?;
     let change =
         transition(&tx.txn, &room, status, snoozed_until, room.assignee_id, cx.viewer.id.to_string()).await?;
     tx.commit().await?;
     publish(cx.app, room_id, change).await;
-    if status == ConversationStatus::Resolved
-        && let Some(inbox_id) = room.inbox_id
-    {
-        assign::drain(cx.app, inbox_id).await?;
+    if status == ConversationStatus::Resolved {
+        drain_quietly(cx.app, inbox_id).await;
     }
     found(cx, room_id).await
+}
+
+/// A write transaction holding the conversation's inbox row, then its own row: the order
+/// every writer takes them in (inbox, room, agents), so concurrent actions on one
+/// conversation see each other (the load counters hold) and never wait on each other in a
+/// cycle. Returns the conversation as read under those locks.
+async fn begin(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<(WriteTx, rooms::Model, Uuid)> {
+    let room = actionable(cx, room_id).await?;
+    let inbox_id = room.inbox_id.ok_or_else(|| ApiError::bad_input("not a support conversation"))?;
+    let store = &cx.app.store;
+    let tx = store.begin_write().await?;
+    assign::lock_inbox(store, &tx.txn, inbox_id).await?;
+    let lock = if store.backend() == DatabaseBackend::Postgres { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT * FROM rooms WHERE id = $1{lock}");
+    let room = rooms::Model::find_by_statement(store.stmt(&sql, vec![room_id.into()]))
+        .one(&tx.txn)
+        .await?
+        .ok_or_else(|| ApiError::not_found("room"))?;
+    Ok((tx, room, inbox_id))
+}
+
+/// Assigns what waits once the change that freed room is committed: a failure here is
+/// logged, not reported, since the change the caller asked for did happen.
+pub async fn drain_quietly(app: &AppState, inbox_id: Uuid) {
+    if let Err(error) = assign::drain(app, inbox_id).await {
+        tracing::warn!(%error, inbox = %inbox_id, "support: cannot drain the queue");
+    }
 }
 
 /// A user's assigned conversations that are not resolved, most recent activity first.
@@ -176,10 +194,6 @@ pub async fn assigned_to(
         .all(&store.db)
         .await?;
     Ok(rows)
-}
-
-async fn reread(tx: &DatabaseTransaction, room_id: Uuid) -> ApiResult<rooms::Model> {
-    rooms::Entity::find_by_id(room_id).one(tx).await?.ok_or_else(|| ApiError::not_found("room"))
 }
 
 async fn found(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
@@ -235,6 +249,10 @@ async fn reopen_expired(app: &AppState) -> ApiResult<()> {
     let reopened =
         rooms::Model::find_by_statement(store.stmt(&sql, vec![Utc::now().into()])).all(&tx.txn).await?;
     tx.commit().await?;
+    let mut waiting: Vec<Uuid> =
+        reopened.iter().filter(|r| r.assignee_id.is_none()).filter_map(|r| r.inbox_id).collect();
+    waiting.sort();
+    waiting.dedup();
     for room in reopened {
         let change = ConversationChangePayload {
             status_from: Some("snoozed".into()),
@@ -244,6 +262,10 @@ async fn reopen_expired(app: &AppState) -> ApiResult<()> {
             by: "snooze".into(),
         };
         publish(app, room.id, change).await;
+    }
+    // Reopened without an agent: the strategy may have one for it now.
+    for inbox_id in waiting {
+        drain_quietly(app, inbox_id).await;
     }
     Ok(())
 }

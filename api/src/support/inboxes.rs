@@ -14,13 +14,14 @@ use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
-use super::assign;
+use super::{assign, conversations};
+use crate::bus::ConversationChangePayload;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::target;
 use crate::rooms::membership;
 use crate::state::Ctx;
 use crate::users::service as users;
-use entity::enums::{AssignmentStrategy, RoomKind};
+use entity::enums::{AssignmentStrategy, ConversationStatus, RoomKind};
 use entity::{rooms, support_inbox_members as members, support_inboxes as inboxes};
 
 /// What an admin sets on an inbox; `None` leaves a field as it is (on update).
@@ -113,7 +114,7 @@ pub async fn update(cx: &Ctx<'_>, inbox_id: Uuid, settings: InboxSettings) -> Ap
     let inbox = change.update(&tx.txn).await?;
     tx.commit().await?;
     // A higher capacity or another strategy may take conversations off the queue.
-    assign::drain(cx.app, inbox.id).await?;
+    conversations::drain_quietly(cx.app, inbox.id).await;
     Ok(inbox)
 }
 
@@ -133,6 +134,8 @@ pub async fn add_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResul
     let inbox = managed(cx, inbox_id).await?;
     users::require_in_org(&cx.app.store, cx.viewer.org_id, &[user_id]).await?;
     let tx = cx.app.store.begin_write().await?;
+    // Under the inbox's lock: a conversation opened meanwhile counts them in or out.
+    assign::lock_inbox(&cx.app.store, &tx.txn, inbox_id).await?;
     match members::Entity::find_by_id((inbox_id, user_id)).one(&tx.txn).await? {
         Some(member) if member.active => {}
         Some(member) => {
@@ -150,7 +153,7 @@ pub async fn add_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResul
     for room in conversations(cx, inbox_id).await? {
         membership::add(&cx.app.store, &cx.app.bus, &room, &[user_id]).await?;
     }
-    assign::drain(cx.app, inbox_id).await?;
+    conversations::drain_quietly(cx.app, inbox_id).await;
     Ok(inbox)
 }
 
@@ -159,21 +162,41 @@ pub async fn add_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResul
 pub async fn remove_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<inboxes::Model> {
     let inbox = managed(cx, inbox_id).await?;
     let tx = cx.app.store.begin_write().await?;
+    // Under the inbox's lock: no decision picks them while they leave.
+    assign::lock_inbox(&cx.app.store, &tx.txn, inbox_id).await?;
     let removed = members::Entity::delete_by_id((inbox_id, user_id)).exec(&tx.txn).await?;
     if removed.rows_affected == 0 {
         return Err(ApiError::not_found("inbox member"));
     }
-    rooms::Entity::update_many()
-        .col_expr(rooms::Column::AssigneeId, sea_orm::sea_query::Expr::value(Option::<Uuid>::None))
+    // Their open conversations go back to the queue; resolved ones keep their agent (the
+    // metrics' history).
+    let theirs = rooms::Entity::find()
         .filter(rooms::Column::InboxId.eq(inbox_id))
         .filter(rooms::Column::AssigneeId.eq(user_id))
-        .exec(&tx.txn)
+        .filter(rooms::Column::Status.ne(ConversationStatus::Resolved))
+        .all(&tx.txn)
         .await?;
+    let mut changes = Vec::with_capacity(theirs.len());
+    for room in &theirs {
+        assign::set_assignee(&tx.txn, room.id, None).await?;
+        let status = room.status.map(|s| conversations::status_name(s).to_owned());
+        let change = ConversationChangePayload {
+            status_from: status.clone(),
+            status_to: status,
+            assignee_from: Some(user_id),
+            assignee_to: None,
+            by: cx.viewer.id.to_string(),
+        };
+        changes.push((room.id, change));
+    }
     tx.commit().await?;
+    for (room_id, change) in changes {
+        conversations::publish(cx.app, room_id, change).await;
+    }
     for room in conversations(cx, inbox_id).await? {
         membership::remove_quietly(&cx.app.store, &cx.app.bus, &room, user_id).await?;
     }
-    assign::drain(cx.app, inbox_id).await?;
+    conversations::drain_quietly(cx.app, inbox_id).await;
     Ok(inbox)
 }
 

@@ -135,17 +135,20 @@ pub async fn ingest(app: &AppState, inbox: &support_inboxes::Model, inbound: Inb
     let mut attempt = 0;
     loop {
         attempt += 1;
-        if let Some(stored) = stored(app, inbox.org_id, &inbound).await? {
+        if let Some(stored) = stored(app, inbox, &inbound).await? {
             return Ok(Ingested { message: stored, created: false });
         }
-        match store_inbound(app, inbox.id, &inbound).await {
-            Ok((message, announcement)) => {
+        // After a first attempt found its conversation changed meanwhile, decide under the lock.
+        match store_inbound(app, inbox.id, &inbound, attempt > 1).await {
+            Ok(Some((message, announcement))) => {
                 announce(app, &message, announcement).await;
                 return Ok(Ingested { message, created: true });
             }
+            Ok(None) if attempt < ATTEMPTS => continue,
+            Ok(None) => return Err(ApiError::conflict("the conversation kept changing; retry")),
             Err(error) if error.is_unique_violation() && attempt < ATTEMPTS => continue,
             Err(error) if error.is_unique_violation() => {
-                return match stored(app, inbox.org_id, &inbound).await? {
+                return match stored(app, inbox, &inbound).await? {
                     Some(stored) => Ok(Ingested { message: stored, created: false }),
                     None => Err(error),
                 };
@@ -155,21 +158,37 @@ pub async fn ingest(app: &AppState, inbox: &support_inboxes::Model, inbound: Inb
     }
 }
 
-async fn stored(app: &AppState, org_id: Uuid, inbound: &Inbound) -> ApiResult<Option<MessageRecord>> {
+/// The message already stored under this `externalId`; CONFLICT when another inbox of the
+/// organisation used it (answering with that inbox's message would leak it and drop this one).
+async fn stored(
+    app: &AppState,
+    inbox: &support_inboxes::Model,
+    inbound: &Inbound,
+) -> ApiResult<Option<MessageRecord>> {
+    let db = &app.store.db;
     let found = messages::Entity::find()
-        .filter(messages::Column::OrgId.eq(org_id))
+        .filter(messages::Column::OrgId.eq(inbox.org_id))
         .filter(messages::Column::Source.eq(inbound.source))
         .filter(messages::Column::ExternalId.eq(inbound.external_id.as_str()))
-        .one(&app.store.db)
+        .one(db)
         .await?;
-    Ok(found.map(MessageRecord::from))
+    let Some(found) = found else { return Ok(None) };
+    let room = rooms::Entity::find_by_id(found.room_id).one(db).await?;
+    if room.and_then(|r| r.inbox_id) != Some(inbox.id) {
+        return Err(ApiError::conflict("externalId: already used by another inbox of this organisation"));
+    }
+    Ok(Some(MessageRecord::from(found)))
 }
 
+/// `None`: the conversation was open and assigned when read, but no longer is at the seq bump
+/// (an agent resolved it meanwhile): nothing was stored, and the caller tries again under the
+/// inbox's lock.
 async fn store_inbound(
     app: &AppState,
     inbox_id: Uuid,
     inbound: &Inbound,
-) -> ApiResult<(MessageRecord, Announcement)> {
+    lock: bool,
+) -> ApiResult<Option<(MessageRecord, Announcement)>> {
     let store = &app.store;
     let tx = store.begin_write().await?;
     let unlocked = self::inbox(&tx.txn, inbox_id).await?;
@@ -178,10 +197,11 @@ async fn store_inbound(
     // the room's row lock (the seq), so messages of different contacts are stored in
     // parallel. Anything else is decided under the inbox's lock, and read again under it.
     let existing = find_conversation(&tx.txn, inbox_id, contact.id).await?;
-    let settled = existing.as_ref().is_some_and(|room| {
-        matches!(room.status, Some(ConversationStatus::Open | ConversationStatus::Pending))
-            && (room.assignee_id.is_some() || unlocked.assignment == AssignmentStrategy::Manual)
-    });
+    let settled = !lock
+        && existing.as_ref().is_some_and(|room| {
+            matches!(room.status, Some(ConversationStatus::Open | ConversationStatus::Pending))
+                && (room.assignee_id.is_some() || unlocked.assignment == AssignmentStrategy::Manual)
+        });
     let inbox = if settled { unlocked } else { assign::lock_inbox(store, &tx.txn, inbox_id).await? };
     let (room, new_members) = match existing.filter(|_| settled) {
         Some(room) => (room, Vec::new()),
@@ -220,13 +240,22 @@ async fn store_inbound(
         }
     }
     let now = Utc::now();
-    let room = rooms::Model::find_by_statement(store.stmt(
-        "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $2 WHERE id = $1 RETURNING *",
-        vec![room.id.into(), now.into()],
+    // Unlocked, the seq bump also checks that the conversation is still open and assigned.
+    let still = if settled {
+        "AND status IN ('open', 'pending') AND (assignee_id IS NOT NULL OR $3)"
+    } else {
+        "AND $3 IS NOT NULL"
+    };
+    let manual = inbox.assignment == AssignmentStrategy::Manual;
+    let bumped = rooms::Model::find_by_statement(store.stmt(
+        &format!(
+            "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $2 WHERE id = $1 {still} RETURNING *"
+        ),
+        vec![room.id.into(), now.into(), manual.into()],
     ))
     .one(&tx.txn)
-    .await?
-    .ok_or_else(|| ApiError::not_found("room"))?;
+    .await?;
+    let Some(room) = bumped else { return Ok(None) };
     let message = messages::Model {
         id: Uuid::now_v7(),
         org_id: inbox.org_id,
@@ -247,7 +276,7 @@ async fn store_inbound(
     };
     let message = messages::ActiveModel::from(message).insert(&tx.txn).await?;
     tx.commit().await?;
-    Ok((MessageRecord::from(message), Announcement { room, new_members, changes }))
+    Ok(Some((MessageRecord::from(message), Announcement { room, new_members, changes })))
 }
 
 async fn find_conversation(

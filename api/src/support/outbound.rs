@@ -1,5 +1,5 @@
-//! Agents' replies to contacts, delivered to the inbox's outbound webhook (an SMS gateway, a
-//! mail bridge). Each reply is a row of the notification outbox (channel `outbound`), written
+//! Agents' replies to contacts who write by SMS or email, delivered to the inbox's outbound
+//! webhook (an SMS gateway, a mail bridge). Each reply is a row of the notification outbox (channel `outbound`), written
 //! in the send's own statement or transaction, so retries, backoff, leases and the
 //! idempotency key are the outbox's; `Message.delivery` shows where it stands.
 //!
@@ -14,22 +14,41 @@ use crate::notifications::worker::{self, Failure, Target};
 use crate::state::AppState;
 use entity::{contacts, messages, notification_deliveries, rooms, support_inboxes};
 
+/// Whether the contact of conversation `{room}` last wrote through SMS or email: replies go
+/// out only there (an `api` conversation's system reads them through the API).
+fn sms_or_email(room: &str) -> String {
+    format!(
+        "(SELECT m.source FROM messages m WHERE m.room_id = {room}.id AND m.author_contact_id IS NOT NULL \
+          ORDER BY m.seq DESC LIMIT 1) IN ('sms', 'email')"
+    )
+}
+
 /// PostgreSQL: a CTE of the one-statement send (`room` and `message` are its CTEs; `$1` the
 /// room, `$2` the organisation, `$3` the time, `$4` the author, `$5` the message id).
-pub const ENQUEUE_CTE: &str = "outbound AS ( \
-    INSERT INTO notification_deliveries (id, org_id, channel, event, room_id, message_id, status, attempts, \
-      next_attempt_at, created_at) \
-    SELECT gen_random_uuid(), $2, 'outbound', 'MESSAGE_ADDED', $1, $5, 'pending', 0, $3, $3 \
-    FROM room JOIN support_inboxes i ON i.id = room.inbox_id, message \
-    WHERE room.kind = 'support' AND i.outbound_webhook_url IS NOT NULL)";
+pub fn enqueue_cte() -> String {
+    format!(
+        "outbound AS ( \
+           INSERT INTO notification_deliveries (id, org_id, channel, event, room_id, message_id, status, attempts, \
+             next_attempt_at, created_at) \
+           SELECT gen_random_uuid(), $2, 'outbound', 'MESSAGE_ADDED', $1, $5, 'pending', 0, $3, $3 \
+           FROM room JOIN support_inboxes i ON i.id = room.inbox_id, message \
+           WHERE room.kind = 'support' AND i.outbound_webhook_url IS NOT NULL AND {})",
+        sms_or_email("room")
+    )
+}
 
 /// SQLite: a statement of the send's transaction (`$1` the room, `$2` the message id, `$3`
 /// the time).
-pub const ENQUEUE_STATEMENT: &str = "INSERT INTO notification_deliveries (id, org_id, channel, event, room_id, \
-      message_id, status, attempts, next_attempt_at, created_at) \
-    SELECT randomblob(16), r.org_id, 'outbound', 'MESSAGE_ADDED', r.id, $2, 'pending', 0, $3, $3 \
-    FROM rooms r JOIN support_inboxes i ON i.id = r.inbox_id \
-    WHERE r.id = $1 AND r.kind = 'support' AND i.outbound_webhook_url IS NOT NULL";
+pub fn enqueue_statement() -> String {
+    format!(
+        "INSERT INTO notification_deliveries (id, org_id, channel, event, room_id, message_id, status, attempts, \
+           next_attempt_at, created_at) \
+         SELECT randomblob(16), r.org_id, 'outbound', 'MESSAGE_ADDED', r.id, $2, 'pending', 0, $3, $3 \
+         FROM rooms r JOIN support_inboxes i ON i.id = r.inbox_id \
+         WHERE r.id = $1 AND r.kind = 'support' AND i.outbound_webhook_url IS NOT NULL AND {}",
+        sms_or_email("r")
+    )
+}
 
 pub(crate) async fn attempt(
     state: &AppState,

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// How far a request's timestamp may be from now.
-const TOLERANCE_SECS: i64 = 300;
+const TOLERANCE_SECS: u64 = 300;
 
 /// `sha256=<hex>` for `body` sent at `timestamp` (unix seconds), as senders compute it.
 pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> anyhow::Result<String> {
@@ -31,7 +31,7 @@ pub fn verify(
     let timestamp = timestamp.ok_or("missing X-Parley-Timestamp")?;
     let signature = signature.ok_or("missing X-Parley-Signature")?;
     let at: i64 = timestamp.trim().parse().map_err(|_| "X-Parley-Timestamp: unix seconds expected")?;
-    if (now.timestamp() - at).abs() > TOLERANCE_SECS {
+    if now.timestamp().abs_diff(at) > TOLERANCE_SECS {
         return Err("X-Parley-Timestamp: more than 5 minutes from now");
     }
     let hex_signature =

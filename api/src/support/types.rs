@@ -136,13 +136,11 @@ pub struct Conversation(pub rooms::Model);
 
 #[Object]
 impl Conversation {
+    /// Null unless the viewer is an agent of it or an org admin.
     async fn inbox(&self, ctx: &Context<'_>) -> Result<Option<SupportInbox>> {
         let Some(id) = self.0.inbox_id else { return Ok(None) };
-        let row = support_inboxes::Entity::find_by_id(id)
-            .one(&ctx.state()?.store.db)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(row.map(SupportInbox))
+        let readable = super::inboxes::readable(&ctx.service()?, id).await;
+        Ok(crate::error::found(readable)?.map(SupportInbox))
     }
     async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
         let Some(id) = self.0.contact_id else { return Ok(None) };
