@@ -1,0 +1,199 @@
+//! Assignment: round robin over three agents, least busy with capacity and the queue
+//! draining, online agents first, two instances deciding at once without exceeding capacity,
+//! and assignments posted to the webhooks that want them.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::helpers::receiver::Receiver;
+use crate::helpers::ws::WsClient;
+use crate::helpers::{Backend, TestApp, TestUser, WAIT, spawn_app};
+
+backend_tests!(
+    round_robin_takes_three_agents_in_turn,
+    least_busy_honours_capacity_and_drains_the_queue,
+    online_agents_are_preferred,
+    assignments_are_posted_to_webhooks_that_want_them,
+);
+
+pg_test!(two_instances_never_exceed_capacity,);
+
+/// Nine contacts write; returns each conversation's assignee.
+async fn nine_conversations(app: &TestApp, admin: &TestUser, inbox_id: &str, secret: &str) -> Vec<String> {
+    let mut assignees = Vec::new();
+    for n in 1..=9 {
+        let (status, stored) =
+            post(app, inbox_id, secret, &sms(&format!("rr-{n}"), &format!("+4179000010{n}"), "hi")).await;
+        assert_eq!(status, 201, "{stored}");
+        let room = conversation(app, admin, stored["conversationId"].as_str().expect("a room")).await;
+        assignees.push(room["conversation"]["assignee"]["handle"].as_str().unwrap_or("nobody").to_owned());
+    }
+    assignees
+}
+
+async fn round_robin_takes_three_agents_in_turn(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (a, b, c) = (
+        org.user_with_role("a1", "agent").await,
+        org.user_with_role("b2", "agent").await,
+        org.user_with_role("c3", "agent").await,
+    );
+    let (id, secret) =
+        inbox(&app, &ada, json!({ "name": "RR", "assignment": "ROUND_ROBIN" }), &[&a, &b, &c]).await;
+    let assignees = nine_conversations(&app, &ada, &id, &secret).await;
+    assert_eq!(assignees, ["a1", "b2", "c3", "a1", "b2", "c3", "a1", "b2", "c3"]);
+    let mine = "{ viewer { assignedConversations { conversation { assignee { handle } } } } }";
+    let assigned = app.ok(&a, mine, json!({})).await;
+    assert_eq!(assigned["viewer"]["assignedConversations"].as_array().map(Vec::len), Some(3));
+    let filtered = "query($inbox: ID!, $agent: ID!) { viewer { rooms(filter: {inboxId: $inbox, status: OPEN, assigneeId: $agent}) { \
+        edges { node { kind } } } } }";
+    let rooms = app.ok(&b, filtered, json!({ "inbox": id, "agent": b.id })).await;
+    assert_eq!(
+        rooms["viewer"]["rooms"]["edges"].as_array().map(Vec::len),
+        Some(3),
+        "b2's three, out of nine"
+    );
+    let resolved = app
+        .ok(&b, filtered.replace("OPEN", "RESOLVED").as_str(), json!({ "inbox": id, "agent": b.id }))
+        .await;
+    assert_eq!(resolved["viewer"]["rooms"]["edges"], json!([]));
+}
+
+async fn least_busy_honours_capacity_and_drains_the_queue(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (a, b) = (org.user_with_role("a1", "agent").await, org.user_with_role("b2", "agent").await);
+    let input = json!({ "name": "LB", "assignment": "LEAST_BUSY", "agentCapacity": 1 });
+    let (id, secret) = inbox(&app, &ada, input, &[&a, &b]).await;
+    let mut rooms = Vec::new();
+    for n in 1..=3 {
+        let (_, stored) =
+            post(&app, &id, &secret, &sms(&format!("lb-{n}"), &format!("+4179000020{n}"), "hi")).await;
+        rooms.push(stored["conversationId"].as_str().expect("a room").to_owned());
+    }
+    let first = conversation(&app, &ada, &rooms[0]).await;
+    let second = conversation(&app, &ada, &rooms[1]).await;
+    let third = conversation(&app, &ada, &rooms[2]).await;
+    assert_eq!(first["conversation"]["assignee"]["handle"], "a1");
+    assert_eq!(second["conversation"]["assignee"]["handle"], "b2", "the less busy one");
+    assert_eq!(third["conversation"]["assignee"], Value::Null, "both at capacity: it waits");
+    let decision = &third["conversation"]["assignmentDecision"];
+    assert_eq!(decision["strategy"], "least_busy");
+    assert_eq!(decision["chosen"], Value::Null);
+    assert!(decision["reason"].as_str().is_some_and(|r| r.contains("capacity")), "{decision}");
+    assert_eq!(
+        decision["candidates"],
+        json!([{ "agent": { "handle": "a1" }, "load": 1, "capacity": 1, "online": false },
+               { "agent": { "handle": "b2" }, "load": 1, "capacity": 1, "online": false }])
+    );
+    // b2 resolves theirs: the waiting conversation goes to b2 at once.
+    app.ok(&b, SET_STATUS, json!({ "room": rooms[1], "status": "RESOLVED" })).await;
+    let third = conversation(&app, &ada, &rooms[2]).await;
+    assert_eq!(third["conversation"]["assignee"]["handle"], "b2");
+    assert!(
+        third["conversation"]["assignmentDecision"]["reason"].as_str().is_some_and(|r| r.contains("fewest"))
+    );
+}
+
+async fn online_agents_are_preferred(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (a, b) = (org.user_with_role("a1", "agent").await, org.user_with_role("b2", "agent").await);
+    let (id, secret) =
+        inbox(&app, &ada, json!({ "name": "RR", "assignment": "ROUND_ROBIN" }), &[&a, &b]).await;
+    let _online = WsClient::connect(&app, &b).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for n in 1..=2 {
+        let (_, stored) =
+            post(&app, &id, &secret, &sms(&format!("on-{n}"), &format!("+4179000030{n}"), "hi")).await;
+        let room = conversation(&app, &ada, stored["conversationId"].as_str().expect("a room")).await;
+        assert_eq!(room["conversation"]["assignee"]["handle"], "b2", "the online agent, every time");
+        let candidates = &room["conversation"]["assignmentDecision"]["candidates"];
+        assert_eq!(
+            (candidates[0]["online"].as_bool(), candidates[1]["online"].as_bool()),
+            (Some(false), Some(true))
+        );
+    }
+}
+
+async fn two_instances_never_exceed_capacity() {
+    let Some(backend) = Backend::postgres_redis() else { return };
+    let a = spawn_app(backend).await;
+    let b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (x, y) = (org.user_with_role("x1", "agent").await, org.user_with_role("y2", "agent").await);
+    let input = json!({ "name": "Busy", "assignment": "LEAST_BUSY", "agentCapacity": 2 });
+    let (id, secret) = inbox(&a, &ada, input, &[&x, &y]).await;
+    let posts = (0..8).map(|n| {
+        let app = if n % 2 == 0 { &a } else { &b };
+        let message = sms(&format!("cap-{n}"), &format!("+4179000050{n}"), "hi");
+        let (id, secret) = (id.clone(), secret.clone());
+        async move { post(app, &id, &secret, &message).await }
+    });
+    let answers = futures_util::future::join_all(posts).await;
+    assert!(answers.iter().all(|(status, _)| *status == 201), "{answers:?}");
+    let query = "query($id: ID!) { supportInbox(id: $id) { members { user { handle } openAssigned } \
+        conversations(first: 50) { edges { node { conversation { assignee { handle } } } } } } }";
+    let inbox = a.ok(&ada, query, json!({ "id": id })).await;
+    assert_eq!(
+        inbox["supportInbox"]["members"],
+        json!([{ "user": { "handle": "x1" }, "openAssigned": 2 }, { "user": { "handle": "y2" }, "openAssigned": 2 }])
+    );
+    let edges = inbox["supportInbox"]["conversations"]["edges"].as_array().expect("edges").clone();
+    let conversations: Vec<Value> = edges.iter().map(|e| e["node"].clone()).collect();
+    let waiting = conversations.iter().filter(|c| c["conversation"]["assignee"].is_null()).count();
+    assert_eq!((conversations.len(), waiting), (8, 4), "4 assigned (2 each), 4 waiting");
+}
+
+async fn assignments_are_posted_to_webhooks_that_want_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (slack, json_hook) = (Receiver::start().await, Receiver::start().await);
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
+    let (id, secret) =
+        inbox(&app, &ada, json!({ "name": "SMS", "assignment": "ROUND_ROBIN" }), &[&sam, &tia]).await;
+    let create =
+        "mutation($input: CreateOutgoingWebhookInput!) { createOutgoingWebhook(input: $input) { secret } }";
+    let to = |url: String, format: &str| json!({ "input": { "url": url, "events": ["CONVERSATION_ASSIGNED"], "format": format } });
+    app.ok(&ada, create, to(format!("{}/slack", slack.url), "SLACK")).await;
+    let created = app.ok(&ada, create, to(format!("{}/hook", json_hook.url), "JSON")).await;
+    let hook_secret = created["createOutgoingWebhook"]["secret"].as_str().expect("a secret").to_owned();
+
+    let (_, stored) = post(&app, &id, &secret, &sms("a-1", "+41790000111", "hello")).await;
+    let room = stored["conversationId"].as_str().expect("a room").to_owned();
+    let posted = slack.wait_for(1, WAIT).await;
+    assert_eq!(
+        posted[0].json(),
+        json!({ "text": "Conversation with *Customer +41790000111* in SMS assigned to *Sam*" })
+    );
+    let delivered = json_hook.wait_for(1, WAIT).await;
+    assert!(delivered[0].signed_with(&hook_secret));
+    let body = delivered[0].json();
+    assert_eq!(body["event"], "CONVERSATION_ASSIGNED");
+    assert_eq!(body["conversation"]["id"], room.as_str());
+    assert_eq!(body["conversation"]["inbox"]["name"], "SMS");
+    assert_eq!(body["assignee"]["handle"], "sam");
+    assert_eq!(body["contact"]["phone"], "+41790000111");
+
+    // A second message to the same conversation assigns nothing; a hand-over does.
+    post(&app, &id, &secret, &sms("a-2", "+41790000111", "again")).await;
+    let assign =
+        "mutation($room: ID!, $user: ID!) { assignConversation(roomId: $room, userId: $user) { id } }";
+    app.ok(&sam, assign, json!({ "room": room, "user": tia.id })).await;
+    let posted = slack.wait_for(2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(slack.received().len(), 2, "{posted:#?}");
+    assert!(
+        posted[1].json()["text"].as_str().is_some_and(|t| t.ends_with("assigned to *Tia*")),
+        "{:?}",
+        posted[1].json()
+    );
+}

@@ -1,0 +1,256 @@
+//! The signed inbound webhook: accepted, and refused for a wrong secret, a missing header, a
+//! tampered body, a stale timestamp, an unknown inbox and bad input; inboxes and who sees
+//! them; idempotent redelivery (sequential, concurrent, across inboxes, on two instances);
+//! agents live-notified of every new conversation in a burst; the README's `parley sign`.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::helpers::api::unread_count;
+use crate::helpers::ws::WsClient;
+use crate::helpers::{Backend, assert_error_code, spawn_app, spawn_app_with};
+
+backend_tests!(
+    admins_manage_inboxes_and_agents_see_only_theirs,
+    signed_webhooks_are_stored_and_bad_ones_refused,
+    a_redelivered_message_is_stored_once,
+    agents_see_the_first_message_of_every_new_conversation_in_a_burst,
+);
+
+pg_test!(concurrent_redeliveries_on_two_instances_store_once,);
+
+/// The README's example: the demo's inbox takes the `curl` that `parley sign` prints (SQLite:
+/// the demo needs an empty database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_inbox_takes_the_signed_curl_of_parley_sign() {
+    let app = spawn_app_with(Backend::Sqlite, &[("PARLEY_DEMO", "true")]).await;
+    let body = r#"{"externalId":"sms-1","source":"sms","contact":{"phone":"+41 79 123 45 67","name":"Dana's mum"},"body":"Where is my parcel?"}"#;
+    let curl = app.cli(&["sign", "--body", body, "--url", &app.url("")]).await;
+    assert!(curl.starts_with("curl "), "{curl}");
+    let run = |command: String| async move {
+        let output =
+            tokio::process::Command::new("sh").arg("-c").arg(command).output().await.expect("run curl");
+        serde_json::from_slice::<Value>(&output.stdout).expect("a JSON answer")
+    };
+    let stored = run(curl.clone()).await;
+    assert_eq!(stored["duplicate"], false, "{stored}");
+    assert_eq!(run(curl).await["duplicate"], true, "the same command again is a redelivery");
+    let admin = app.cli(&["token", "--user", "admin"]).await;
+    let query = "{ supportInboxes { name conversations(first: 10) { edges { node { name conversation { status assignee { handle } contact { phone } } } } } } }";
+    let inboxes = app.gql_token(Some(&admin), query, json!({})).await;
+    let edges =
+        inboxes["data"]["supportInboxes"][0]["conversations"]["edges"].as_array().expect("edges").clone();
+    let conversations: Vec<Value> = edges.iter().map(|e| e["node"].clone()).collect();
+    assert_eq!(conversations.len(), 3, "two seeded, one posted: {inboxes}");
+    assert!(conversations.iter().any(|c| c["conversation"]["contact"]["phone"] == "+41791234567"));
+}
+
+async fn admins_manage_inboxes_and_agents_see_only_theirs(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (agent, other) = (org.user_with_role("sam", "agent").await, org.user("olga").await);
+    let eve = app.create_org().await.user_with_role("eve", "admin").await;
+
+    let input = json!({ "name": "SMS", "assignment": "LEAST_BUSY", "agentCapacity": 3 });
+    assert_error_code(&app.gql(&agent, CREATE, json!({ "input": input.clone() })).await, "FORBIDDEN");
+    for bad in [
+        json!({ "name": " " }),
+        json!({ "name": "x", "agentCapacity": 0 }),
+        json!({ "name": "x", "outboundWebhookUrl": "ftp://x" }),
+    ] {
+        assert_error_code(&app.gql(&ada, CREATE, json!({ "input": bad })).await, "BAD_USER_INPUT");
+    }
+    let (id, secret) = inbox(&app, &ada, input, &[&agent]).await;
+    assert_eq!(secret.len(), 64);
+    let list = "{ supportInboxes { id name assignment agentCapacity members { user { handle } active openAssigned } } }";
+    let seen = app.ok(&agent, list, json!({})).await;
+    assert_eq!(
+        seen["supportInboxes"],
+        json!([{ "id": id, "name": "SMS", "assignment": "LEAST_BUSY", "agentCapacity": 3,
+                 "members": [{ "user": { "handle": "sam" }, "active": true, "openAssigned": 0 }] }])
+    );
+    assert_eq!(app.ok(&other, list, json!({})).await["supportInboxes"], json!([]));
+    let one = "query($id: ID!) { supportInbox(id: $id) { id } }";
+    assert_error_code(&app.gql(&other, one, json!({ "id": id })).await, "NOT_FOUND");
+    assert_error_code(&app.gql(&eve, one, json!({ "id": id })).await, "NOT_FOUND");
+    assert_error_code(&app.gql(&eve, ADD, json!({ "inbox": id, "user": eve.id })).await, "NOT_FOUND");
+    assert_error_code(&app.gql(&ada, ADD, json!({ "inbox": id, "user": eve.id })).await, "NOT_FOUND");
+    let rotate = "mutation($id: ID!) { rotateInboxSecret(inboxId: $id) { webhookSecret } }";
+    assert_error_code(&app.gql(&agent, rotate, json!({ "id": id })).await, "FORBIDDEN");
+    let rotated = app.ok(&ada, rotate, json!({ "id": id })).await;
+    let new_secret = rotated["rotateInboxSecret"]["webhookSecret"].as_str().expect("a secret").to_owned();
+    assert_ne!(new_secret, secret);
+    let (status, _) = post(&app, &id, &secret, &sms("m-1", "+41790000001", "hi")).await;
+    assert_eq!(status, 401, "the old secret stops working at once");
+    let (status, _) = post(&app, &id, &new_secret, &sms("m-1", "+41790000001", "hi")).await;
+    assert_eq!(status, 201);
+}
+
+async fn signed_webhooks_are_stored_and_bad_ones_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let sam = org.user_with_role("sam", "agent").await;
+    let (id, secret) = inbox(&app, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let mut ws = WsClient::connect(&app, &sam).await;
+    let mut live = ws
+        .subscribe(
+            "live",
+            "subscription { messageAdded { body seq roomId contact { phone displayName } author { id } } }",
+            json!({}),
+        )
+        .await;
+    ws.settle().await;
+
+    let message = sms("sms-1", "+41 79 000 00 01", "Where is my parcel?");
+    let raw = message.to_string();
+    let now = chrono::Utc::now().timestamp().to_string();
+    let good = sign(&secret, &now, raw.as_bytes());
+    let stale_ts = (chrono::Utc::now().timestamp() - 600).to_string();
+    for (timestamp, signature, body, why) in [
+        (Some(now.as_str()), Some(sign("wrong", &now, raw.as_bytes())), raw.clone(), "wrong secret"),
+        (None, Some(good.clone()), raw.clone(), "missing timestamp"),
+        (Some(now.as_str()), None, raw.clone(), "missing signature"),
+        (Some(now.as_str()), Some(good.clone()), raw.replace("parcel", "refund"), "tampered body"),
+        (
+            Some(stale_ts.as_str()),
+            Some(sign(&secret, &stale_ts, raw.as_bytes())),
+            raw.clone(),
+            "stale timestamp",
+        ),
+    ] {
+        let (status, answer) = post_raw(&app, &id, timestamp, signature.as_deref(), body).await;
+        assert_eq!(status, 401, "{why}: {answer}");
+    }
+    let (status, _) = post(&app, &uuid::Uuid::now_v7().to_string(), &secret, &message).await;
+    assert_eq!(status, 401, "an unknown inbox answers as a bad signature");
+    for (bad, field) in [
+        (json!({ "source": "sms", "contact": { "phone": "+41790000001" }, "body": "x" }), "externalId"),
+        (
+            json!({ "externalId": "b", "source": "fax", "contact": { "phone": "+41790000001" }, "body": "x" }),
+            "source",
+        ),
+        (
+            json!({ "externalId": "b", "source": "sms", "contact": { "phone": "079 000" }, "body": "x" }),
+            "contact.phone",
+        ),
+        (json!({ "externalId": "b", "source": "sms", "contact": {}, "body": "x" }), "contact"),
+        (
+            json!({ "externalId": "b", "source": "sms", "contact": { "phone": "+41790000001" }, "body": "  " }),
+            "body",
+        ),
+    ] {
+        let (status, answer) = post(&app, &id, &secret, &bad).await;
+        assert_eq!((status, answer["field"].as_str()), (400, Some(field)), "{answer}");
+    }
+    live.assert_no_data(Duration::from_millis(300)).await;
+
+    let (status, stored) = post_raw(&app, &id, Some(&now), Some(&good), raw).await;
+    assert_eq!(status, 201, "{stored}");
+    assert_eq!(stored["duplicate"], false);
+    let added = live.next("messageAdded").await;
+    assert_eq!(added["body"], "Where is my parcel?");
+    assert_eq!(
+        added["contact"],
+        json!({ "phone": "+41790000001", "displayName": "Customer +41 79 000 00 01" })
+    );
+    assert_eq!(added["author"], Value::Null);
+    let room_id = stored["conversationId"].as_str().expect("a conversation").to_owned();
+    assert_eq!(added["roomId"], room_id.as_str());
+    assert_eq!(unread_count(&app, &sam, &room_id).await, 1);
+    let room = conversation(&app, &sam, &room_id).await;
+    assert_eq!(room["kind"], "SUPPORT");
+    assert_eq!(room["conversation"]["status"], "OPEN");
+    assert_eq!(room["conversation"]["assignee"]["handle"], "sam", "round robin with one agent");
+
+    // The agent replies with the ordinary sendMessage.
+    let reply = app
+        .ok(
+            &sam,
+            "mutation($room: ID!) { sendMessage(input: {roomId: $room, body: \"On its way\"}) { seq } }",
+            json!({ "room": room_id }),
+        )
+        .await;
+    assert_eq!(reply["sendMessage"]["seq"], 2);
+}
+
+async fn a_redelivered_message_is_stored_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let sam = org.user_with_role("sam", "agent").await;
+    let (id, secret) = inbox(&app, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let message = sms("dup-1", "+41790000002", "hello");
+    let (first, stored) = post(&app, &id, &secret, &message).await;
+    let (again, repeat) = post(&app, &id, &secret, &message).await;
+    assert_eq!((first, again), (201, 200));
+    assert_eq!(repeat["duplicate"], true);
+    assert_eq!(repeat["messageId"], stored["messageId"]);
+    // Ten at once on one instance.
+    let again = sms("dup-2", "+41790000002", "again");
+    let posts = (0..10).map(|_| post(&app, &id, &secret, &again));
+    let answers = futures_util::future::join_all(posts).await;
+    let created = answers.iter().filter(|(status, _)| *status == 201).count();
+    assert_eq!(created, 1, "{answers:?}");
+    assert!(answers.iter().all(|(status, _)| *status == 201 || *status == 200), "{answers:?}");
+    let room = stored["conversationId"].as_str().expect("a room");
+    assert_eq!(unread_count(&app, &sam, room).await, 2, "one unread per distinct message");
+    // Another inbox of the organisation cannot reuse (or read through) that id.
+    let (other, other_secret) = inbox(&app, &ada, json!({ "name": "Email" }), &[&sam]).await;
+    let (status, answer) = post(&app, &other, &other_secret, &message).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.get("messageId").is_none(), "nothing of the other inbox's message: {answer}");
+    // The inbox decides who is in its conversations.
+    let add = "mutation($room: ID!, $user: ID!) { addMembers(roomId: $room, userIds: [$user]) { id } }";
+    let olga = org.user("olga").await;
+    assert_error_code(&app.gql(&sam, add, json!({ "room": room, "user": olga.id })).await, "BAD_USER_INPUT");
+}
+
+async fn concurrent_redeliveries_on_two_instances_store_once() {
+    let Some(backend) = Backend::postgres_redis() else { return };
+    let a = spawn_app(backend).await;
+    let b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let sam = org.user_with_role("sam", "agent").await;
+    let (id, secret) = inbox(&a, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let message = sms("storm-1", "+41790000601", "once");
+    let posts = (0..10).map(|n| post(if n % 2 == 0 { &a } else { &b }, &id, &secret, &message));
+    let answers = futures_util::future::join_all(posts).await;
+    assert_eq!(answers.iter().filter(|(status, _)| *status == 201).count(), 1, "{answers:?}");
+    let ids: std::collections::HashSet<_> =
+        answers.iter().map(|(_, body)| body["messageId"].to_string()).collect();
+    assert_eq!(ids.len(), 1, "every answer names the one stored message: {answers:?}");
+    let room = answers[0].1["conversationId"].as_str().expect("a room").to_owned();
+    assert_eq!(unread_count(&a, &sam, &room).await, 1);
+}
+
+async fn agents_see_the_first_message_of_every_new_conversation_in_a_burst(backend: Backend) {
+    // More than a user topic's buffer (16): the agent's subscription lags, resyncs, and must
+    // still deliver every conversation's first message.
+    const N: usize = 60;
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let sam = org.user_with_role("sam", "agent").await;
+    let (id, secret) = inbox(&app, &ada, json!({ "name": "Burst" }), &[&sam]).await;
+    let mut ws = WsClient::connect(&app, &sam).await;
+    let mut live = ws.subscribe("live", "subscription { messageAdded { body } }", json!({})).await;
+    ws.settle().await;
+    let messages: Vec<Value> = (0..N)
+        .map(|n| sms(&format!("burst-{n}"), &format!("+417900011{n:02}"), &format!("first {n}")))
+        .collect();
+    let posts = messages.iter().map(|m| post(&app, &id, &secret, m));
+    let answers = futures_util::future::join_all(posts).await;
+    assert!(answers.iter().all(|(status, _)| *status == 201), "{answers:?}");
+    let mut bodies: Vec<String> = Vec::new();
+    for _ in 0..N {
+        bodies.push(live.next("messageAdded").await["body"].as_str().expect("a body").to_owned());
+    }
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), N, "every first message, once");
+}
