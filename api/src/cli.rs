@@ -114,8 +114,10 @@ async fn sign(args: SignArgs) -> anyhow::Result<()> {
     };
     let inbox =
         inbox.ok_or_else(|| anyhow::anyhow!("no such inbox (the demo seeds one; or createSupportInbox)"))?;
-    let timestamp = chrono::Utc::now().timestamp().to_string();
-    let signature = crate::support::signature::sign(&inbox.webhook_secret, &timestamp, args.body.as_bytes())?;
+    let now = chrono::Utc::now();
+    let timestamp = now.timestamp();
+    let signature = crate::notifications::render::signature(&inbox.webhook_secret, now, args.body.as_bytes())
+        .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
     let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     let url = format!("{}/webhooks/inboxes/{}/messages", args.url.trim_end_matches('/'), inbox.id);
     println!(

@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use chrono::Utc;
-use rand::RngCore;
 use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, Set};
 use uuid::Uuid;
 
 use crate::db::Store;
 use crate::rooms::membership;
+use crate::secrets;
 use crate::state::AppState;
 use crate::users::input::{DisplayName, EmailAddress, Handle};
 use crate::users::service::{self as users, NewUser};
@@ -92,15 +92,13 @@ pub async fn seed_if_empty(store: &Store) -> anyhow::Result<Option<Vec<DemoUser>
 /// A support inbox (round robin over `agents`) with two customers' conversations, one each.
 async fn seed_support_inbox(tx: &DatabaseTransaction, org_id: Uuid, agents: &[Uuid]) -> anyhow::Result<()> {
     let now = Utc::now();
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
     let inbox = support_inboxes::Model {
         id: Uuid::now_v7(),
         org_id,
         name: "Customer support".into(),
         assignment: AssignmentStrategy::RoundRobin,
         agent_capacity: Some(10),
-        webhook_secret: hex::encode(secret),
+        webhook_secret: secrets::random_hex(),
         outbound_webhook_url: None,
         round_robin_cursor: 0,
         created_at: now,

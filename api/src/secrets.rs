@@ -3,7 +3,7 @@
 //! a secret or public key must be configured), the VAPID key and the key of unsubscribe
 //! links.
 
-use rand::RngCore;
+use rand::Rng;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 
 use crate::config::{AuthConfig, DatabaseConfig};
@@ -23,13 +23,12 @@ pub async fn jwt_secret(
     if !database.is_sqlite() {
         anyhow::bail!("PARLEY_JWT_SECRET: required with PostgreSQL (or set PARLEY_JWT_PUBLIC_KEY)");
     }
-    let secret = kept(store, KEY, || {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        hex::encode(bytes)
-    })
-    .await?;
-    Ok(Some(secret))
+    Ok(Some(kept(store, KEY, random_hex).await?))
+}
+
+/// 32 random bytes, hex: every generated secret (JWT, webhook, inbox, link key).
+pub fn random_hex() -> String {
+    hex::encode(rand::rng().random::<[u8; 32]>())
 }
 
 /// The value kept under `key` in the database, generated and stored on first use. Two

@@ -20,7 +20,7 @@ pub mod email;
 pub mod outbox;
 pub mod personal;
 pub mod push;
-mod render;
+pub(crate) mod render;
 pub mod resolvers;
 pub mod settings;
 pub mod target;
@@ -31,8 +31,6 @@ pub mod worker;
 
 use std::net::SocketAddr;
 use std::time::Duration;
-
-use rand::RngCore;
 
 use crate::config::NotificationConfig;
 use crate::db::Store;
@@ -67,12 +65,7 @@ impl Notifier {
             }
         };
         let pusher = push::Pusher::new(config, store, &public_url).await?;
-        let link_key = secrets::kept(store, "notification_link_key", || {
-            let mut bytes = [0u8; 32];
-            rand::rng().fill_bytes(&mut bytes);
-            hex::encode(bytes)
-        })
-        .await?;
+        let link_key = secrets::kept(store, "notification_link_key", secrets::random_hex).await?;
         let email_delay = Duration::from_secs(config.email_delay_secs);
         Ok(Self { mailer, pusher, public_url, email_delay, link_key: link_key.into_bytes() })
     }

@@ -106,11 +106,23 @@ pub fn signature(
     timestamp: DateTime<Utc>,
     body: &[u8],
 ) -> Result<String, hmac::digest::InvalidLength> {
+    let mac = signing_mac(secret, &timestamp.timestamp().to_string(), body)?;
+    Ok(format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
+}
+
+/// The HMAC-SHA256 of `"<timestamp>.<body>"` with `secret`: the one signature scheme of
+/// outgoing webhooks, support replies, and inbound support webhooks (which check it with
+/// `verify_slice`, in constant time).
+pub(crate) fn signing_mac(
+    secret: &str,
+    timestamp: &str,
+    body: &[u8],
+) -> Result<Hmac<Sha256>, hmac::digest::InvalidLength> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())?;
-    mac.update(timestamp.timestamp().to_string().as_bytes());
+    mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
-    Ok(format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
+    Ok(mac)
 }
 
 #[cfg(test)]

@@ -3,13 +3,13 @@
 //! here and shown once, in the answer that creates the webhook.
 
 use chrono::Utc;
-use rand::Rng;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 use super::target;
 use crate::error::{ApiError, ApiResult};
 use crate::rooms::access;
+use crate::secrets;
 use crate::state::Ctx;
 use entity::enums::WebhookFormat;
 use entity::outgoing_webhooks::{self as webhooks, Column};
@@ -85,7 +85,7 @@ pub async fn create(cx: &Ctx<'_>, new: NewWebhook) -> ApiResult<(webhooks::Model
     let mut events: Vec<&str> = new.events.iter().map(|e| e.name()).collect();
     events.sort_unstable();
     events.dedup();
-    let secret = hex::encode(rand::rng().random::<[u8; 32]>());
+    let secret = secrets::random_hex();
     let tx = cx.app.store.begin_write().await?;
     let webhook = webhooks::ActiveModel {
         id: Set(Uuid::now_v7()),

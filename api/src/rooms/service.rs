@@ -91,10 +91,16 @@ pub(super) async fn other_members(cx: &Ctx<'_>, user_ids: Vec<Uuid>) -> ApiResul
 
 /// A channel created by the viewer now, with nothing set yet.
 pub(super) fn new_channel(viewer: &Viewer) -> rooms::Model {
+    new_room(viewer.org_id, RoomKind::Channel, viewer.id)
+}
+
+/// A private room of `kind` created by `created_by` now, with nothing else set yet: what
+/// every kind of room starts from.
+pub(crate) fn new_room(org_id: Uuid, kind: RoomKind, created_by: Uuid) -> rooms::Model {
     rooms::Model {
         id: Uuid::now_v7(),
-        org_id: viewer.org_id,
-        kind: RoomKind::Channel,
+        org_id,
+        kind,
         name: None,
         topic: None,
         visibility: Visibility::Private,
@@ -102,7 +108,7 @@ pub(super) fn new_channel(viewer: &Viewer) -> rooms::Model {
         context_ref: None,
         last_seq: 0,
         last_message_at: None,
-        created_by: viewer.id,
+        created_by,
         created_at: Utc::now(),
         archived_at: None,
         deleted_at: None,
@@ -209,29 +215,8 @@ pub async fn open_direct_room(cx: &Ctx<'_>, user_ids: Vec<Uuid>) -> ApiResult<ro
     if let Some(room) = find_direct(store, viewer.org_id, &dm_key).await? {
         return Ok(room);
     }
-    let room = rooms::Model {
-        id: Uuid::now_v7(),
-        org_id: viewer.org_id,
-        kind: RoomKind::Direct,
-        name: None,
-        topic: None,
-        visibility: Visibility::Private,
-        dm_key: Some(dm_key.clone()),
-        context_ref: None,
-        last_seq: 0,
-        last_message_at: None,
-        created_by: viewer.id,
-        created_at: Utc::now(),
-        archived_at: None,
-        deleted_at: None,
-        inbox_id: None,
-        contact_id: None,
-        assignee_id: None,
-        status: None,
-        snoozed_until: None,
-        first_response_at: None,
-        resolved_at: None,
-    };
+    let room =
+        rooms::Model { dm_key: Some(dm_key.clone()), ..new_room(viewer.org_id, RoomKind::Direct, viewer.id) };
     let tx = store.begin_write().await?;
     if let Err(err) = rooms::ActiveModel::from(room.clone()).insert(&tx.txn).await {
         drop(tx);

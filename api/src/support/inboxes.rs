@@ -10,7 +10,6 @@
 //! Who sees an inbox: org admins and its agents; anyone else gets NOT_FOUND.
 
 use chrono::Utc;
-use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
@@ -19,6 +18,7 @@ use crate::bus::ConversationChangePayload;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::target;
 use crate::rooms::membership;
+use crate::secrets;
 use crate::state::Ctx;
 use crate::users::service as users;
 use entity::enums::{AssignmentStrategy, ConversationStatus, RoomKind};
@@ -58,13 +58,6 @@ impl InboxSettings {
     }
 }
 
-/// 32 random bytes, hex: the inbound webhook secret.
-fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
 fn require_admin(cx: &Ctx<'_>) -> ApiResult<()> {
     if cx.viewer.is_admin() {
         Ok(())
@@ -83,7 +76,7 @@ pub async fn create(cx: &Ctx<'_>, settings: InboxSettings) -> ApiResult<inboxes:
         name,
         assignment: settings.assignment.unwrap_or(AssignmentStrategy::RoundRobin),
         agent_capacity: settings.agent_capacity.flatten(),
-        webhook_secret: new_secret(),
+        webhook_secret: secrets::random_hex(),
         outbound_webhook_url: settings.outbound_webhook_url.flatten(),
         round_robin_cursor: 0,
         created_at: Utc::now(),
@@ -122,7 +115,7 @@ pub async fn update(cx: &Ctx<'_>, inbox_id: Uuid, settings: InboxSettings) -> Ap
 pub async fn rotate_secret(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<inboxes::Model> {
     let inbox = managed(cx, inbox_id).await?;
     let mut change: inboxes::ActiveModel = inbox.into();
-    change.webhook_secret = Set(new_secret());
+    change.webhook_secret = Set(secrets::random_hex());
     let tx = cx.app.store.begin_write().await?;
     let inbox = change.update(&tx.txn).await?;
     tx.commit().await?;

@@ -14,7 +14,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
-    QueryFilter, Set,
+    QueryFilter,
 };
 use uuid::Uuid;
 
@@ -24,13 +24,13 @@ use crate::bus::{ConversationChangePayload, Event, MembershipChange, MessagePayl
 use crate::error::{ApiError, ApiResult};
 use crate::messages::input::MessageBody;
 use crate::messages::record::{Attachment, MessageRecord, attachments_json};
+use crate::rooms::membership;
+use crate::rooms::service::new_room;
 use crate::state::AppState;
 use entity::enums::{
-    AssignmentStrategy, ConversationStatus, MemberRole, MessageSource, RoomKind, SenderRole, Visibility,
+    AssignmentStrategy, ConversationStatus, MemberRole, MessageSource, RoomKind, SenderRole,
 };
-use entity::{
-    contacts as contact_rows, messages, room_members, rooms, support_inbox_members, support_inboxes,
-};
+use entity::{contacts as contact_rows, messages, rooms, support_inbox_members, support_inboxes};
 
 /// An inbound message, parsed.
 pub struct Inbound {
@@ -306,33 +306,17 @@ async fn conversation(
     if let Some(room) = find_conversation(tx, inbox.id, contact.id).await? {
         return Ok((room, Vec::new()));
     }
-    let now = Utc::now();
     let name = [&contact.display_name, &contact.phone, &contact.email, &contact.external_ref]
         .into_iter()
         .find_map(|v| v.clone())
         .unwrap_or_else(|| "contact".to_owned());
     let room = rooms::Model {
-        id: Uuid::now_v7(),
-        org_id: inbox.org_id,
-        kind: RoomKind::Support,
         name: Some(name),
-        topic: None,
-        visibility: Visibility::Private,
-        dm_key: None,
-        context_ref: None,
-        last_seq: 0,
-        last_message_at: None,
-        created_by: inbox.id,
-        created_at: now,
-        archived_at: None,
-        deleted_at: None,
         inbox_id: Some(inbox.id),
         contact_id: Some(contact.id),
-        assignee_id: None,
         status: Some(ConversationStatus::Open),
-        snoozed_until: None,
-        first_response_at: None,
-        resolved_at: None,
+        // No user opened it: its creator is the inbox.
+        ..new_room(inbox.org_id, RoomKind::Support, inbox.id)
     };
     let room = rooms::ActiveModel::from(room).insert(tx).await?;
     let agents = support_inbox_members::Entity::find()
@@ -341,18 +325,8 @@ async fn conversation(
         .await?;
     let ids: Vec<Uuid> = agents.into_iter().map(|a| a.user_id).collect();
     for user_id in &ids {
-        room_members::ActiveModel {
-            room_id: Set(room.id),
-            user_id: Set(*user_id),
-            role: Set(MemberRole::Member),
-            joined_at: Set(now),
-            last_read_seq: Set(0),
-            last_read_at: Set(None),
-            favorite_at: Set(None),
-            muted_until: Set(None),
-        }
-        .insert(tx)
-        .await?;
+        // Agents start with nothing read: the customer's first message is unread for them.
+        membership::insert(tx, room.id, *user_id, MemberRole::Member, 0).await?;
     }
     Ok((room, ids))
 }

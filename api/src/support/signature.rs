@@ -1,23 +1,16 @@
 //! The inbound webhook's signature: `X-Parley-Signature: sha256=<hex>`, the HMAC-SHA256 with
-//! the inbox secret of `"<X-Parley-Timestamp>.<raw body>"` — the scheme of outgoing webhooks.
+//! the inbox secret of `"<X-Parley-Timestamp>.<raw body>"` — the scheme of outgoing webhooks
+//! (`notifications::render::signing_mac`).
 //! The timestamp is signed with the body and must be within five minutes of now, so a
 //! captured request cannot be replayed later, not even with a fresh timestamp.
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
+
+use crate::notifications::render::signing_mac;
 
 /// How far a request's timestamp may be from now.
 const TOLERANCE_SECS: u64 = 300;
-
-/// `sha256=<hex>` for `body` sent at `timestamp` (unix seconds), as senders compute it.
-pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> anyhow::Result<String> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())?;
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    Ok(format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
-}
 
 /// `Ok` when `signature` signs `timestamp` and `body` with `secret`, and the timestamp is
 /// fresh; else what is wrong, for the 401 answer.
@@ -37,10 +30,7 @@ pub fn verify(
     let hex_signature =
         signature.trim().strip_prefix("sha256=").ok_or("X-Parley-Signature: sha256=<hex> expected")?;
     let expected = hex::decode(hex_signature).map_err(|_| "X-Parley-Signature: not hex")?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| "bad secret")?;
-    mac.update(timestamp.trim().as_bytes());
-    mac.update(b".");
-    mac.update(body);
+    let mac = signing_mac(secret, timestamp.trim(), body).map_err(|_| "bad secret")?;
     // Constant time: no byte-by-byte timing oracle.
     mac.verify_slice(&expected).map_err(|_| "X-Parley-Signature: does not match")
 }
@@ -50,7 +40,8 @@ mod tests {
     use super::verify;
 
     fn sign(secret: &str, ts: &str, body: &[u8]) -> String {
-        super::sign(secret, ts, body).unwrap_or_default()
+        let at = ts.parse().ok().and_then(|t| chrono::DateTime::from_timestamp(t, 0)).unwrap_or_default();
+        crate::notifications::render::signature(secret, at, body).unwrap_or_default()
     }
 
     #[test]

@@ -136,6 +136,20 @@ pub fn claims(user_id: &str, org_id: &str, role: &str) -> Value {
     json!({ "sub": user_id, "org": org_id, "role": role, "iat": now, "exp": now + 3600 })
 }
 
+/// Waits until `read` returns at least `n` items (panics after `wait`, naming `what`) and
+/// returns all of them: what the test's own receivers (webhooks, SMTP) offer.
+pub async fn at_least<T>(what: &str, n: usize, wait: Duration, read: impl Fn() -> Vec<T>) -> Vec<T> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let received = read();
+        if received.len() >= n {
+            return received;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{} of {n} {what} after {wait:?}", received.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Asserts that `response` has no errors and returns its `data`.
 pub fn data(response: Value) -> Value {
     let errors = response.get("errors").and_then(Value::as_array);

@@ -91,19 +91,7 @@ impl Receiver {
 
     /// Waits until at least `n` requests came (panics after `wait`) and returns all of them.
     pub async fn wait_for(&self, n: usize, wait: Duration) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let received = self.received();
-            if received.len() >= n {
-                return received;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} of {n} requests after {wait:?}",
-                received.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        super::at_least("requests", n, wait, || self.received()).await
     }
 }
 

@@ -84,19 +84,7 @@ impl SmtpSink {
 
     /// Waits until at least `n` emails came (panics after `wait`) and returns all of them.
     pub async fn wait_for(&self, n: usize, wait: Duration) -> Vec<Email> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let received = self.received();
-            if received.len() >= n {
-                return received;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} of {n} emails after {wait:?}",
-                received.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        super::at_least("emails", n, wait, || self.received()).await
     }
 }
 
