@@ -1,15 +1,19 @@
 //! One WebSocket connection: the protocol state machine and its subscriptions.
+//!
+//! The connection's task also drives its subscriptions' streams (a `StreamMap`), so an
+//! event costs one wake-up per connection, frames go straight to the socket, and an idle
+//! connection holds no task, channel or outbox per subscription.
 
-use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, Stream, StreamExt, stream};
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
+use tokio_stream::StreamMap;
 use uuid::Uuid;
 
 use super::protocol::{ClientMessage, Protocol, close, init_token};
@@ -20,11 +24,11 @@ use crate::http::HttpState;
 use crate::http::graphql::with_viewer;
 use crate::presence::service::SocketPresence;
 
-/// Frames waiting to be written; a subscription whose client reads too slowly waits here
-/// (and its feed, no longer read, falls behind and catches up from the database).
-const OUTBOX: usize = 256;
 /// Frames written before one flush: a burst becomes few large writes, not one per frame.
 const WRITE_BATCH: usize = 64;
+
+/// One subscription's protocol messages, each with whether it is the subscription's last.
+type Frames = Pin<Box<dyn Stream<Item = (String, bool)> + Send>>;
 
 pub struct Connection {
     /// Names the connection in logs (its upgrade request's span has ended by then).
@@ -35,15 +39,9 @@ pub struct Connection {
     /// Counts the viewer as connected (presence) while the socket lives.
     presence: Option<SocketPresence>,
     init_received: bool,
-    /// Active subscriptions by client id, with the generation that started each, so a late
-    /// "finished" report of an old subscription cannot remove a newer one with the same id.
-    subscriptions: HashMap<String, (u64, JoinHandle<()>)>,
-    generation: u64,
-    outbox: mpsc::Sender<String>,
-    outbox_rx: Option<mpsc::Receiver<String>>,
-    /// Subscription tasks report their id and generation here when their stream ends.
-    finished: mpsc::UnboundedSender<(String, u64)>,
-    finished_rx: Option<mpsc::UnboundedReceiver<(String, u64)>>,
+    /// Active subscriptions by client id. An entry leaves when its last frame is taken, so
+    /// the id is free again by the time the client reads `complete`.
+    subscriptions: StreamMap<String, Frames>,
 }
 
 /// Why the loop stopped: a close code and reason, or the peer went away.
@@ -51,8 +49,6 @@ type Closing = Option<(u16, String)>;
 
 impl Connection {
     pub fn new(state: Arc<HttpState>, protocol: Protocol) -> Self {
-        let (outbox, outbox_rx) = mpsc::channel(OUTBOX);
-        let (finished, finished_rx) = mpsc::unbounded_channel();
         Self {
             id: Uuid::now_v7(),
             state,
@@ -60,21 +56,13 @@ impl Connection {
             viewer: None,
             presence: None,
             init_received: false,
-            subscriptions: HashMap::new(),
-            generation: 0,
-            outbox,
-            outbox_rx: Some(outbox_rx),
-            finished,
-            finished_rx: Some(finished_rx),
+            subscriptions: StreamMap::new(),
         }
     }
 
     pub async fn run(mut self, socket: WebSocket) {
         metrics::gauge!("parley_ws_connections").increment(1.0);
         let (mut sink, mut stream) = socket.split();
-        let (Some(mut outbox), Some(mut finished)) = (self.outbox_rx.take(), self.finished_rx.take()) else {
-            return;
-        };
         let limits = self.state.app.limits.clone();
         let init_deadline = Instant::now() + limits.ws_init_timeout();
         let period = Duration::from_secs(limits.ws_keepalive_secs.max(1));
@@ -94,15 +82,10 @@ impl Connection {
                     if send(&mut sink, &self.protocol.keepalive()).await.is_err() { break None; }
                 }
                 () = viewer_changed(&mut user_changes, self.viewer.as_ref().map(|v| v.id)) => {
-                    if let Some(closing) = self.recheck_viewer().await { break closing; }
+                    if let Some(closing) = recheck_viewer(&self.state, self.id, self.viewer.as_ref()).await { break closing; }
                 }
-                Some(frame) = outbox.recv() => {
-                    if write_batch(&mut sink, frame, &mut outbox).await.is_err() { break None; }
-                }
-                Some((id, generation)) = finished.recv() => {
-                    if self.subscriptions.get(&id).is_some_and(|(g, _)| *g == generation) {
-                        self.subscriptions.remove(&id);
-                    }
+                Some(first) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
+                    if self.write_frames(&mut sink, first).await.is_err() { break None; }
                 }
                 frame = stream.next() => match frame {
                     Some(Ok(Message::Text(text))) => match self.handle(text.as_str()).await {
@@ -126,9 +109,8 @@ impl Connection {
             }
         };
 
-        for (_, (_, task)) in self.subscriptions.drain() {
-            task.abort();
-        }
+        // Dropping the streams ends the subscriptions.
+        self.subscriptions = StreamMap::new();
         if let Some((code, reason)) = closing {
             let frame = CloseFrame { code, reason: close_reason(reason).into() };
             let _ = sink.send(Message::Close(Some(frame))).await;
@@ -136,21 +118,6 @@ impl Connection {
         // Flushes the close handshake (ours, or the reply to the client's).
         let _ = sink.close().await;
         metrics::gauge!("parley_ws_connections").decrement(1.0);
-    }
-
-    /// After the viewer changed: the close to perform if they may no longer be connected. A
-    /// database that cannot answer keeps the connection (the next change rechecks).
-    async fn recheck_viewer(&self) -> Option<Closing> {
-        let viewer = self.viewer.as_ref()?;
-        let app = &self.state.app;
-        match app.directory.user(&app.store, viewer.id).await {
-            Ok(Some(user)) if user.deactivated_at.is_none() => None,
-            Ok(_) => Some(Some((close::FORBIDDEN, "Forbidden: the account was deactivated".into()))),
-            Err(error) => {
-                tracing::warn!(connection = %self.id, %error, "could not recheck a changed viewer");
-                None
-            }
-        }
     }
 
     /// Handles one client message; replies to send, or the close to perform.
@@ -169,9 +136,7 @@ impl Connection {
             ClientMessage::Pong {} => Ok(vec![]),
             ClientMessage::Subscribe { id, payload } => self.subscribe(id, *payload),
             ClientMessage::Complete { id } => {
-                if let Some((_, task)) = self.subscriptions.remove(&id) {
-                    task.abort();
-                }
+                self.subscriptions.remove(&id);
                 Ok(vec![])
             }
             // The legacy client is leaving: a normal closure.
@@ -213,7 +178,7 @@ impl Connection {
         let Some(viewer) = self.viewer.clone() else {
             return Err(Some((close::UNAUTHORIZED, "Unauthorized".into())));
         };
-        if self.subscriptions.get(&id).is_some_and(|(_, task)| !task.is_finished()) {
+        if self.subscriptions.contains_key(&id) {
             return Err(Some((close::SUBSCRIBER_EXISTS, format!("Subscriber for {id} already exists"))));
         }
         let max = self.state.app.limits.max_subscriptions;
@@ -226,61 +191,84 @@ impl Connection {
         let share = ShareKey::new(viewer.org_id, viewer.id, &request);
         let slot = FrameSlot::default();
         let request = with_viewer(&self.state, request, viewer).data(share).data(slot.clone());
-        self.generation += 1;
-        let task = tokio::spawn(run_subscription(
-            self.state.clone(),
-            self.protocol,
-            (id.clone(), self.generation),
-            (request, slot),
-            self.outbox.clone(),
-            self.finished.clone(),
-        ));
-        self.subscriptions.insert(id, (self.generation, task));
+        let frames = frames(&self.state, self.protocol, id.clone(), request, slot);
+        self.subscriptions.insert(id, frames);
         Ok(vec![])
+    }
+
+    /// Writes `first` and whatever other frames are ready (up to `WRITE_BATCH`), then
+    /// flushes once. While a client reads too slowly this waits, its subscriptions' feeds stop
+    /// being read, and they catch up from the database later (see ARCHITECTURE.md); other
+    /// connections never wait for it.
+    async fn write_frames<S>(&mut self, sink: &mut S, first: (String, (String, bool))) -> Result<(), axum::Error>
+    where
+        S: SinkExt<Message, Error = axum::Error> + Unpin,
+    {
+        let mut next = Some(first);
+        for _ in 0..WRITE_BATCH {
+            let Some((id, (frame, last))) = next.take() else { break };
+            if last {
+                self.subscriptions.remove(&id);
+            }
+            sink.feed(Message::Text(frame.into())).await?;
+            next = self.subscriptions.next().now_or_never().flatten();
+        }
+        let mut flush = sink.flush();
+        match (&mut flush).now_or_never() {
+            Some(flushed) => flushed,
+            None => {
+                // The socket's buffers are full: the client reads more slowly than its
+                // frames come. Visible before its feeds lag.
+                metrics::counter!("parley_ws_write_blocked_total").increment(1);
+                flush.await
+            }
+        }
     }
 }
 
-/// Streams one operation's results into the outbox. A first result with errors and no data
-/// (invalid query, no access) is an `error` message; otherwise `next`s, then `complete`.
-async fn run_subscription(
-    state: Arc<HttpState>,
+/// One operation's protocol messages: a first result with errors and no data (invalid
+/// query, no access) is a last `error` message; otherwise `next`s, then a last `complete`.
+fn frames(
+    state: &HttpState,
     protocol: Protocol,
-    (id, generation): (String, u64),
-    (request, slot): (async_graphql::Request, FrameSlot),
-    outbox: mpsc::Sender<String>,
-    finished: mpsc::UnboundedSender<(String, u64)>,
-) {
-    let _active = ActiveSubscription::new();
-    let mut responses = state.schema.execute_stream(request);
-    let mut first = true;
-    while let Some(response) = responses.next().await {
-        let failed = first && response.data == async_graphql::Value::Null && !response.errors.is_empty();
-        let frame = if failed {
-            let errors = serde_json::to_value(&response.errors).unwrap_or_default();
-            protocol.error(&id, errors)
-        } else if let Some(shared) = slot.take() {
-            protocol.next(&id, &shared.payload(&response))
-        } else {
-            match serde_json::to_string(&response) {
-                Ok(payload) => protocol.next(&id, &payload),
-                Err(err) => {
-                    tracing::error!(%err, "cannot encode a subscription result");
-                    break;
-                }
-            }
-        };
-        if outbox.capacity() == 0 {
-            // The client reads more slowly than its frames come: visible before it lags.
-            metrics::counter!("parley_ws_outbox_full_total").increment(1);
-        }
-        if outbox.send(frame).await.is_err() || failed {
-            let _ = finished.send((id, generation));
-            return;
-        }
-        first = false;
+    id: String,
+    request: async_graphql::Request,
+    slot: FrameSlot,
+) -> Frames {
+    struct Running<S> {
+        responses: S,
+        first: bool,
+        _active: ActiveSubscription,
     }
-    let _ = outbox.send(protocol.complete(&id)).await;
-    let _ = finished.send((id, generation));
+    let running = Running { responses: state.schema.execute_stream(request), first: true, _active: ActiveSubscription::new() };
+    let id: Arc<str> = id.into();
+    Box::pin(stream::unfold(Some(running), move |running| {
+        let (id, slot) = (id.clone(), slot.clone());
+        async move {
+            let mut running = running?;
+            let Some(response) = running.responses.next().await else {
+                return Some(((protocol.complete(&id), true), None));
+            };
+            let failed =
+                running.first && response.data == async_graphql::Value::Null && !response.errors.is_empty();
+            running.first = false;
+            let frame = if failed {
+                let errors = serde_json::to_value(&response.errors).unwrap_or_default();
+                protocol.error(&id, errors)
+            } else if let Some(shared) = slot.take() {
+                protocol.next(&id, &shared.payload(&response))
+            } else {
+                match serde_json::to_string(&response) {
+                    Ok(payload) => protocol.next(&id, &payload),
+                    Err(err) => {
+                        tracing::error!(%err, "cannot encode a subscription result");
+                        return Some(((protocol.complete(&id), true), None));
+                    }
+                }
+            };
+            Some(((frame, failed), (!failed).then_some(running)))
+        }
+    }))
 }
 
 /// A close frame's reason has at most 123 bytes; a longer one makes clients drop the frame.
@@ -293,7 +281,7 @@ fn close_reason(mut reason: String) -> String {
     reason
 }
 
-/// Counts live subscriptions; dropped when the task ends or is aborted.
+/// Counts live subscriptions; dropped with the subscription's stream.
 struct ActiveSubscription;
 
 impl ActiveSubscription {
@@ -306,6 +294,23 @@ impl ActiveSubscription {
 impl Drop for ActiveSubscription {
     fn drop(&mut self) {
         metrics::gauge!("parley_active_subscriptions").decrement(1.0);
+    }
+}
+
+/// After the viewer changed: the close to perform if they may no longer be connected. A
+/// database that cannot answer keeps the connection (the next change rechecks). (Not a
+/// method: the subscriptions' streams are `Send` but not `Sync`, so `&Connection` cannot
+/// be held across an await.)
+async fn recheck_viewer(state: &HttpState, connection: Uuid, viewer: Option<&Viewer>) -> Option<Closing> {
+    let viewer = viewer?;
+    let app = &state.app;
+    match app.directory.user(&app.store, viewer.id).await {
+        Ok(Some(user)) if user.deactivated_at.is_none() => None,
+        Ok(_) => Some(Some((close::FORBIDDEN, "Forbidden: the account was deactivated".into()))),
+        Err(error) => {
+            tracing::warn!(%connection, %error, "could not recheck a changed viewer");
+            None
+        }
     }
 }
 
@@ -330,21 +335,3 @@ where
     sink.send(Message::Text(frame.into())).await
 }
 
-/// Writes `first` and whatever else is already waiting (up to `WRITE_BATCH`), then flushes once.
-async fn write_batch<S>(
-    sink: &mut S,
-    first: String,
-    outbox: &mut mpsc::Receiver<String>,
-) -> Result<(), axum::Error>
-where
-    S: SinkExt<Message, Error = axum::Error> + Unpin,
-{
-    sink.feed(Message::Text(first.into())).await?;
-    for _ in 1..WRITE_BATCH {
-        match outbox.try_recv() {
-            Ok(frame) => sink.feed(Message::Text(frame.into())).await?,
-            Err(_) => break,
-        }
-    }
-    sink.flush().await
-}
