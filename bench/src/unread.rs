@@ -186,17 +186,26 @@ async fn statements(ctx: &mut Ctx, viewers: &[seed::User], rooms: &[Uuid], q: us
         let room = rooms[0];
         let send = Box::new(move |i| json!({ "input": { "roomId": room, "body": format!("s{i}"), "clientId": format!("s{i}") } }));
         cases.push(("sendMessage(into a channel)".into(), SEND, send));
+        // P's background work also reaches the proxy: at start its first presence heartbeat
+        // ends the leases of instances that died (every earlier bench run's, through the shared
+        // Redis) and reads those users, and its pollers run every second. Background work only
+        // adds statements, so P settles first and the fewest of `ROUNDS` rounds counts.
         const REPEAT: u64 = 10;
+        const ROUNDS: u64 = 3;
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let mut counts = Vec::new();
         for (name, query, vars) in &cases {
             gql.call(token, query, vars(0)).await?; // warm the pool's connections
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let before = proxy.statements();
-            for i in 1..=REPEAT {
-                gql.call(token, query, vars(i)).await?;
+            let mut fewest = u64::MAX;
+            for round in 0..ROUNDS {
+                let before = proxy.statements();
+                for i in 1..=REPEAT {
+                    gql.call(token, query, vars(round * REPEAT + i)).await?;
+                }
+                fewest = fewest.min(proxy.statements() - before);
             }
-            let per = (proxy.statements() - before) as f64 / REPEAT as f64;
-            counts.push((name.clone(), per));
+            counts.push((name.clone(), fewest as f64 / REPEAT as f64));
         }
         anyhow::Ok(counts)
     }
@@ -215,7 +224,7 @@ async fn statements(ctx: &mut Ctx, viewers: &[seed::User], rooms: &[Uuid], q: us
             Figure::new(
                 S,
                 format!("SQL statements: {name}"),
-                "Execute+Query messages counted by a proxy, 10 requests",
+                "Execute+Query messages counted by a proxy: the fewest of 3 rounds of 10 requests",
             )
             .value(*per, "stmts/req")
             .note(verdict),

@@ -28,7 +28,7 @@ impl ReadStateQuery {
         let counts = service::unread_counts(&ctx.state()?.store, ctx.viewer()?, &room_ids).await?;
         Ok(counts
             .into_iter()
-            .map(|p| UnreadCount { room_id: to_id(p.room_id), unread_count: p.unread(), seq: p.latest_seq })
+            .map(|c| UnreadCount { room_id: to_id(c.room_id), unread_count: c.unread_count, seq: c.seq })
             .collect())
     }
 }
