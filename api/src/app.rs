@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -110,7 +111,15 @@ impl App {
         };
         // The peer address tells `/app/demo-users` whether a request comes from this machine.
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service).with_graceful_shutdown(stop).await?;
+        // Without TCP_NODELAY, Nagle's algorithm holds a response's or frame's last segment
+        // until the previous one is acknowledged, and clients delay that ACK by up to 40 ms:
+        // measured, a 6 KB `unreadCounts` answer took 48 ms instead of 8.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::warn!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, service).with_graceful_shutdown(stop).await?;
         // Upgraded connections outlive `serve`: let them send their 1001 close frames.
         let mut websockets_done = self.websockets_done;
         let _ = tokio::time::timeout(WEBSOCKET_GRACE, websockets_done.recv()).await;

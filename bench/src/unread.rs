@@ -125,6 +125,8 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             .notes(&first.take().into_iter().collect::<Vec<_>>()),
     );
 
+    over_tls(ctx, viewers, &rooms, q).await?;
+
     let (mut hist, mut errors) = (Hist::default(), 0u64);
     for i in 0..z.query_samples {
         let t = Instant::now();
@@ -150,6 +152,54 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     );
 
     statements(ctx, viewers, &rooms, q).await
+}
+
+/// The same `unreadCounts` through an instance T whose database connections use TLS, as a
+/// `DATABASE_URL` without `sslmode` does against a server with TLS on. Its 18 KB statement
+/// spans two TLS records: without TCP_NODELAY (sqlx-core 0.9.0, see `vendor/README.md`) it
+/// waited 40 ms for PostgreSQL's delayed ACK. Skipped when the server has no TLS.
+async fn over_tls(ctx: &mut Ctx, viewers: &[seed::User], rooms: &[Uuid], q: usize) -> Result<()> {
+    let name = format!("unreadCounts({q} rooms), PostgreSQL over TLS");
+    let spec = Spec {
+        label: "T".into(),
+        database_url: ctx.env.database_url.replace("sslmode=disable", "sslmode=require"),
+        redis_url: Some(ctx.env.redis_url.clone()),
+        pool_size: 4,
+    };
+    let t = match ctx.spawn(spec).await {
+        Ok(t) => t,
+        Err(err) => {
+            println!("  {name}: skipped, no TLS instance ({err:#})");
+            return Ok(());
+        }
+    };
+    let samples = (ctx.sizes.query_samples / 5).max(10);
+    let (mut hist, mut errors, mut first) = (Hist::default(), 0u64, None);
+    let result = async {
+        let gql = Gql::new(&t.http())?;
+        for i in 0..samples {
+            let ids = window(rooms, i * 37, q);
+            let started = Instant::now();
+            match gql.call(&viewers[i % viewers.len()].token, COUNTS, json!({ "ids": ids })).await {
+                Ok(_) => hist.record(started.elapsed()),
+                Err(err) => {
+                    errors += 1;
+                    first.get_or_insert(format!("first error: {err:#}"));
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    t.stop().await;
+    result?;
+    ctx.report.push(
+        Figure::new(S, name, "instance T, sslmode=require, sequential")
+            .dist(&hist)
+            .errors(errors)
+            .notes(&first.into_iter().collect::<Vec<_>>()),
+    );
+    Ok(())
 }
 
 /// `n` room ids starting at `offset`, wrapping around.

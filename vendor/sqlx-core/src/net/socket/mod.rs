@@ -188,9 +188,12 @@ pub async fn connect_tcp<Ws: WithSocket>(
 ) -> crate::Result<Ws::Output> {
     #[cfg(feature = "_rt-tokio")]
     if crate::rt::rt_tokio::available() {
-        return Ok(with_socket
-            .with_socket(tokio::net::TcpStream::connect((host, port)).await?)
-            .await);
+        let stream = tokio::net::TcpStream::connect((host, port)).await?;
+        // Parley's patch, the fix of transact-rs/sqlx#4335 (PR #4336, merged, not released in
+        // 0.9.0): without TCP_NODELAY a message written in two parts (a statement over one
+        // 16 KiB TLS record) waits for the server's delayed ACK, 40 ms.
+        stream.set_nodelay(true)?;
+        return Ok(with_socket.with_socket(stream).await);
     }
 
     cfg_if! {
