@@ -21,10 +21,13 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::client::Gql;
 use crate::config::Ctx;
 use crate::inbox::{Inbox, WsEvent};
 use crate::report::{Figure, Hist};
+use crate::pgcount::{self, CountingProxy};
 use crate::seed;
+use crate::servers::Spec;
 use crate::ws::{Sub, close_all, connect_many};
 
 const S: &str = "inbound";
@@ -236,5 +239,57 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         .target(&format!("= {STORM_IDS}"), Some(stored == STORM_IDS as i64 && refused == 0))
         .note("errors = stored or created ≠ ids, plus answers other than 200/201"),
     );
+    statements(ctx, &agents[0].token, inbox_id).await
+}
+
+const CONVERSATIONS: &str = "query($inbox: ID!, $n: Int) { supportInbox(id: $inbox) { conversations(first: $n) { edges { node { id conversation { inbox { id } contact { id } assignee { id } assignmentDecision { reason } } } } } } }";
+const MESSAGES: &str =
+    "query($room: ID!, $n: Int) { messages(roomId: $room, last: $n) { edges { node { id contact { id } delivery { status } } } } }";
+
+/// Statements per request of an agent's conversation list and of a conversation's messages,
+/// with their support fields, at 10 and 50 items: equal counts mean batched fields, not one
+/// query per item.
+async fn statements(ctx: &mut Ctx, token: &str, inbox_id: Uuid) -> Result<()> {
+    let rows = ctx
+        .db
+        .query(
+            "SELECT id FROM rooms WHERE inbox_id = $1 ORDER BY last_seq DESC LIMIT 1",
+            vec![inbox_id.into()],
+        )
+        .await?;
+    let room: Uuid = rows.first().context("a conversation")?.try_get("", "id")?;
+    let (proxy, url) = CountingProxy::for_url(&ctx.env.database_url).await?;
+    let spec = Spec { label: "P".into(), database_url: url, redis_url: Some(ctx.env.redis_url.clone()), pool_size: 4 };
+    let p = ctx.spawn(spec).await?;
+    let result = async {
+        let gql = Gql::new(&p.http())?;
+        tokio::time::sleep(pgcount::SETTLE).await;
+        let mut counts = Vec::new();
+        for n in [10, 50] {
+            let vars = move |_| json!({ "inbox": inbox_id, "n": n });
+            counts.push((format!("supportInbox.conversations(first: {n})"), proxy.per_request(&gql, token, CONVERSATIONS, &vars).await?));
+            let vars = move |_| json!({ "room": room, "n": n });
+            counts.push((format!("messages(last: {n}) of a conversation"), proxy.per_request(&gql, token, MESSAGES, &vars).await?));
+        }
+        anyhow::Ok(counts)
+    }
+    .await;
+    p.stop().await;
+    let counts = result?;
+    for (name, per) in &counts {
+        let family = name.split('(').next().unwrap_or("");
+        let smallest = counts.iter().find(|(n, _)| n.starts_with(family)).map_or(*per, |(_, c)| *c);
+        let verdict = if *per <= smallest { "constant in size" } else { "grows with size: N+1?" };
+        println!("  SQL statements: {name}: {per:.2} per request, {verdict}");
+        ctx.report.push(
+            Figure::new(
+                S,
+                format!("SQL statements: {name}"),
+                "with inbox, contact, assignee, assignmentDecision / contact, delivery; fewest of 3 rounds of 10",
+            )
+            .value(*per, "stmts/req")
+            .note(verdict),
+        );
+    }
     Ok(())
 }

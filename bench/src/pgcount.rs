@@ -11,10 +11,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::time::Duration;
+
 use anyhow::{Context, Result, bail};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+use crate::client::Gql;
 
 /// `SSLRequest`, `GSSENCRequest` and `CancelRequest` codes: untyped messages before startup.
 const PRE_STARTUP_CODES: [u32; 3] = [80_877_103, 80_877_104, 80_877_102];
@@ -63,7 +68,38 @@ impl CountingProxy {
     pub fn statements(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
     }
+
+    /// Statements per request of `query` sent by `gql` (an instance behind this proxy). The
+    /// instance's own background work reaches the proxy too: at start its first presence
+    /// heartbeat ends the leases of instances that died (every earlier bench run's, through the
+    /// shared Redis) and reads those users, and its pollers run every second. Background work
+    /// only adds statements, so call this after the instance settled: the fewest of 3 rounds
+    /// of 10 requests counts.
+    pub async fn per_request(
+        &self,
+        gql: &Gql,
+        token: &str,
+        query: &str,
+        vars: &dyn Fn(u64) -> Value,
+    ) -> Result<f64> {
+        const REPEAT: u64 = 10;
+        const ROUNDS: u64 = 3;
+        gql.call(token, query, vars(0)).await?; // warms the pool's connections
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut fewest = u64::MAX;
+        for round in 0..ROUNDS {
+            let before = self.statements();
+            for i in 1..=REPEAT {
+                gql.call(token, query, vars(round * REPEAT + i)).await?;
+            }
+            fewest = fewest.min(self.statements() - before);
+        }
+        Ok(fewest as f64 / REPEAT as f64)
+    }
 }
+
+/// How long a new instance behind the proxy is given to finish its start-up work.
+pub const SETTLE: Duration = Duration::from_secs(2);
 
 impl Drop for CountingProxy {
     fn drop(&mut self) {

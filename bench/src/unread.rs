@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::client::Gql;
 use crate::config::Ctx;
-use crate::pgcount::CountingProxy;
+use crate::pgcount::{self, CountingProxy};
 use crate::report::{Figure, Hist};
 use crate::seed;
 use crate::servers::Spec;
@@ -236,26 +236,10 @@ async fn statements(ctx: &mut Ctx, viewers: &[seed::User], rooms: &[Uuid], q: us
         let room = rooms[0];
         let send = Box::new(move |i| json!({ "input": { "roomId": room, "body": format!("s{i}"), "clientId": format!("s{i}") } }));
         cases.push(("sendMessage(into a channel)".into(), SEND, send));
-        // P's background work also reaches the proxy: at start its first presence heartbeat
-        // ends the leases of instances that died (every earlier bench run's, through the shared
-        // Redis) and reads those users, and its pollers run every second. Background work only
-        // adds statements, so P settles first and the fewest of `ROUNDS` rounds counts.
-        const REPEAT: u64 = 10;
-        const ROUNDS: u64 = 3;
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(pgcount::SETTLE).await;
         let mut counts = Vec::new();
         for (name, query, vars) in &cases {
-            gql.call(token, query, vars(0)).await?; // warm the pool's connections
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let mut fewest = u64::MAX;
-            for round in 0..ROUNDS {
-                let before = proxy.statements();
-                for i in 1..=REPEAT {
-                    gql.call(token, query, vars(round * REPEAT + i)).await?;
-                }
-                fewest = fewest.min(proxy.statements() - before);
-            }
-            counts.push((name.clone(), fewest as f64 / REPEAT as f64));
+            counts.push((name.clone(), proxy.per_request(&gql, token, query, vars.as_ref()).await?));
         }
         anyhow::Ok(counts)
     }

@@ -1,6 +1,7 @@
 //! `messageAdded` over `graphql-transport-ws`: all rooms or one room, rooms
 //! joined after subscribing, removal and leaving (with `roomUpdated` telling
-//! the viewer), `after` replay, and rooms the viewer may not read. Every test
+//! the viewer), `after` replay (also longer than one write batch), and rooms the viewer may
+//! not read. Every test
 //! subscribes first, then mutates over HTTP, then asserts what arrives (and
 //! what does not).
 
@@ -17,6 +18,7 @@ backend_tests!(
     rooms_joined_after_subscribing_deliver,
     removal_stops_delivery_and_revokes_access,
     after_replays_then_goes_live_without_gap_or_duplicate,
+    a_replay_of_many_writes_arrives_whole,
     subscribing_to_an_unreadable_room_fails,
 );
 
@@ -141,6 +143,26 @@ async fn after_replays_then_goes_live_without_gap_or_duplicate(backend: Backend)
     assert_eq!(seen, (6..=50).collect::<Vec<_>>(), "exactly after+1..=N, in order");
     replay.assert_nothing(QUIET).await;
     assert_eq!(sender.await.expect("sender task"), (11..=50).collect::<Vec<_>>());
+}
+
+/// A replay is read a hundred rows at a time and written in batches of frames: every frame
+/// of every batch arrives (a batch once dropped the frame after its 64th).
+async fn a_replay_of_many_writes_arrives_whole(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let general = create_channel(&app, &alice, "general", &[&bob]).await;
+    for i in 1..=150 {
+        send(&app, &bob, &general, &format!("m{i}")).await;
+    }
+    let ws = WsClient::connect(&app, &alice).await;
+    let mut replay = ws.subscribe_raw("replay", ONE, json!({ "room": general, "after": 0 })).await;
+    let mut seen = Vec::new();
+    while seen.len() < 150 {
+        seen.push(int(&replay.next("messageAdded").await["seq"]));
+    }
+    assert_eq!(seen, (1..=150).collect::<Vec<_>>(), "every message once, in order");
+    replay.assert_nothing(QUIET).await;
 }
 
 async fn subscribing_to_an_unreadable_room_fails(backend: Backend) {

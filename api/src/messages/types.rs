@@ -4,7 +4,6 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::record::{Attachment as AttachmentRecord, LiveMessage, MessageRecord};
-use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MessageSource, SenderRole};
 use crate::graphql::frames::{FrameKey, Shared};
@@ -13,11 +12,11 @@ use crate::graphql::loaders::{MessageKey, ReceiptsKey, RoomKey, SavedKey, UserKe
 use crate::notifications::types::NotificationDelivery;
 use crate::paging::PageSize;
 use crate::rooms::types::{Room, readable_room, room_by_id};
+use crate::support::loaders::{ContactKey, OutboundDeliveryKey};
 use crate::support::types::Contact;
 use crate::users::types::User;
 use entity::enums::RoomKind;
 use entity::{rooms, users};
-use sea_orm::EntityTrait;
 
 /// A message. Delivered live, it carries its author and room as they were when it was sent,
 /// so the common selections resolve without the database; otherwise they are looked up
@@ -88,23 +87,12 @@ impl Message {
     /// Where an agent's reply in a support conversation stands on its way to the contact
     /// (the inbox's outbound webhook); null for other messages.
     async fn delivery(&self, ctx: &Context<'_>) -> Result<Option<NotificationDelivery>> {
-        use sea_orm::{ColumnTrait, QueryFilter};
-        let row = entity::notification_deliveries::Entity::find()
-            .filter(entity::notification_deliveries::Column::MessageId.eq(self.record.id))
-            .filter(entity::notification_deliveries::Column::Channel.eq("outbound"))
-            .one(&ctx.state()?.store.db)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(row.map(NotificationDelivery))
+        Ok(ctx.loaders()?.load_one(OutboundDeliveryKey(self.record.id)).await?.map(NotificationDelivery))
     }
     /// The customer who wrote it, in a support conversation (`author` is then null).
     async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
         let Some(id) = self.record.author_contact_id else { return Ok(None) };
-        let row = entity::contacts::Entity::find_by_id(id)
-            .one(&ctx.state()?.store.db)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(row.map(Contact))
+        Ok(ctx.loaders()?.load_one(ContactKey(id)).await?.map(Contact))
     }
     async fn sender_role(&self) -> SenderRole {
         self.record.sender_role().into()

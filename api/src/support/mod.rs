@@ -11,6 +11,7 @@
 //!   log; `conversations`: assign, unassign, statuses, and reopening snoozed ones on time.
 //! - `outbound`: agents' replies posted to the inbox's outbound webhook, through the
 //!   notification outbox; `metrics`: response and resolution figures, in SQL.
+//! - `loaders`: batched reads of the support fields of conversations and messages.
 //!
 //! Architecture invariant: every assignment decision runs under the inbox row's lock, so an
 //! agent's capacity holds however many instances decide at once.
@@ -20,6 +21,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod inboxes;
 pub mod ingest;
+pub mod loaders;
 pub mod metrics;
 pub mod outbound;
 pub mod resolvers;

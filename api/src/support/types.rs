@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::assign::Candidate;
+use super::loaders::{ContactKey, DecisionKey, ReadableInboxKey};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{AssignmentStrategy, ConversationStatus};
@@ -139,14 +140,11 @@ impl Conversation {
     /// Null unless the viewer is an agent of it or an org admin.
     async fn inbox(&self, ctx: &Context<'_>) -> Result<Option<SupportInbox>> {
         let Some(id) = self.0.inbox_id else { return Ok(None) };
-        let readable = super::inboxes::readable(&ctx.service()?, id).await;
-        Ok(crate::error::found(readable)?.map(SupportInbox))
+        Ok(ctx.loaders()?.load_one(ReadableInboxKey(id)).await?.map(SupportInbox))
     }
     async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
         let Some(id) = self.0.contact_id else { return Ok(None) };
-        let row =
-            contacts::Entity::find_by_id(id).one(&ctx.state()?.store.db).await.map_err(ApiError::from)?;
-        Ok(row.map(Contact))
+        Ok(ctx.loaders()?.load_one(ContactKey(id)).await?.map(Contact))
     }
     async fn status(&self) -> Option<ConversationStatus> {
         self.0.status.map(Into::into)
@@ -166,14 +164,7 @@ impl Conversation {
     }
     /// Why the conversation went to whom (the latest decision, automatic or by hand).
     async fn assignment_decision(&self, ctx: &Context<'_>) -> Result<Option<AssignmentDecision>> {
-        let row = assignment_decisions::Entity::find()
-            .filter(assignment_decisions::Column::RoomId.eq(self.0.id))
-            .order_by_desc(assignment_decisions::Column::DecidedAt)
-            .order_by_desc(assignment_decisions::Column::Id)
-            .one(&ctx.state()?.store.db)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(row.map(AssignmentDecision))
+        Ok(ctx.loaders()?.load_one(DecisionKey(self.0.id)).await?.map(AssignmentDecision))
     }
 }
 

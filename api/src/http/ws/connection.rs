@@ -204,14 +204,17 @@ impl Connection {
     where
         S: SinkExt<Message, Error = axum::Error> + Unpin,
     {
-        let mut next = Some(first);
-        for _ in 0..WRITE_BATCH {
-            let Some((id, (frame, last))) = next.take() else { break };
+        let (mut next, mut written) = (Some(first), 0);
+        while let Some((id, (frame, last))) = next.take() {
             if last {
                 self.subscriptions.remove(&id);
             }
             sink.feed(Message::Text(frame.into())).await?;
-            next = self.subscriptions.next().now_or_never().flatten();
+            written += 1;
+            // Taken from the streams only when it will be written: a frame taken is never dropped.
+            if written < WRITE_BATCH {
+                next = self.subscriptions.next().now_or_never().flatten();
+            }
         }
         let mut flush = sink.flush();
         match (&mut flush).now_or_never() {
