@@ -11,7 +11,8 @@ use std::time::Duration;
 use sea_orm::sea_query::{BinOper, Expr, Func, LikeExpr};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
-    DbErr, ExprTrait, IntoSimpleExpr, Statement, TransactionTrait, Value,
+    DbErr, ExprTrait, IntoSimpleExpr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    Value,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
@@ -96,7 +97,15 @@ impl Store {
             Some(gate) => Some(gate.clone().lock_owned().await),
             None => None,
         };
-        Ok(WriteTx { txn: self.db.begin().await?, _gate: gate })
+        // IMMEDIATE on SQLite: the write lock is taken at BEGIN, where the busy timeout waits
+        // for a writer outside this gate (an autocommit statement). A deferred transaction
+        // that reads first fails at its first write with "database is locked" if such a
+        // writer committed meanwhile: no timeout helps a stale snapshot. PostgreSQL ignores it.
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        Ok(WriteTx { txn: self.db.begin_with_options(options).await?, _gate: gate })
     }
 
     /// A statement in portable SQL: `$1`-style placeholders read the same on both backends.

@@ -24,8 +24,8 @@ use uuid::Uuid;
 use crate::client::Gql;
 use crate::config::Ctx;
 use crate::inbox::{Inbox, WsEvent};
-use crate::report::{Figure, Hist};
 use crate::pgcount::{self, CountingProxy};
+use crate::report::{Figure, Hist};
 use crate::seed;
 use crate::servers::Spec;
 use crate::ws::{Sub, close_all, connect_many};
@@ -243,8 +243,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
 }
 
 const CONVERSATIONS: &str = "query($inbox: ID!, $n: Int) { supportInbox(id: $inbox) { conversations(first: $n) { edges { node { id conversation { inbox { id } contact { id } assignee { id } assignmentDecision { reason } } } } } } }";
-const MESSAGES: &str =
-    "query($room: ID!, $n: Int) { messages(roomId: $room, last: $n) { edges { node { id contact { id } delivery { status } } } } }";
+const MESSAGES: &str = "query($room: ID!, $n: Int) { messages(roomId: $room, last: $n) { edges { node { id contact { id } delivery { status } } } } }";
 
 /// Statements per request of an agent's conversation list and of a conversation's messages,
 /// with their support fields, at 10 and 50 items: equal counts mean batched fields, not one
@@ -259,7 +258,12 @@ async fn statements(ctx: &mut Ctx, token: &str, inbox_id: Uuid) -> Result<()> {
         .await?;
     let room: Uuid = rows.first().context("a conversation")?.try_get("", "id")?;
     let (proxy, url) = CountingProxy::for_url(&ctx.env.database_url).await?;
-    let spec = Spec { label: "P".into(), database_url: url, redis_url: Some(ctx.env.redis_url.clone()), pool_size: 4 };
+    let spec = Spec {
+        label: "P".into(),
+        database_url: url,
+        redis_url: Some(ctx.env.redis_url.clone()),
+        pool_size: 4,
+    };
     let p = ctx.spawn(spec).await?;
     let result = async {
         let gql = Gql::new(&p.http())?;
@@ -267,9 +271,15 @@ async fn statements(ctx: &mut Ctx, token: &str, inbox_id: Uuid) -> Result<()> {
         let mut counts = Vec::new();
         for n in [10, 50] {
             let vars = move |_| json!({ "inbox": inbox_id, "n": n });
-            counts.push((format!("supportInbox.conversations(first: {n})"), proxy.per_request(&gql, token, CONVERSATIONS, &vars).await?));
+            counts.push((
+                format!("supportInbox.conversations(first: {n})"),
+                proxy.per_request(&gql, token, CONVERSATIONS, &vars).await?,
+            ));
             let vars = move |_| json!({ "room": room, "n": n });
-            counts.push((format!("messages(last: {n}) of a conversation"), proxy.per_request(&gql, token, MESSAGES, &vars).await?));
+            counts.push((
+                format!("messages(last: {n}) of a conversation"),
+                proxy.per_request(&gql, token, MESSAGES, &vars).await?,
+            ));
         }
         anyhow::Ok(counts)
     }

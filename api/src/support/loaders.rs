@@ -10,7 +10,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use crate::graphql::loaders::{LoadError, Loaders};
-use entity::{assignment_decisions, contacts, notification_deliveries, support_inbox_members, support_inboxes};
+use entity::{
+    assignment_decisions, contacts, notification_deliveries, support_inbox_members, support_inboxes,
+};
 
 /// An inbox the viewer may read: an org admin, or one of its agents. Others get nothing.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -200,7 +200,11 @@ impl Connection {
     /// flushes once. While a client reads too slowly this waits, its subscriptions' feeds stop
     /// being read, and they catch up from the database later (see ARCHITECTURE.md); other
     /// connections never wait for it.
-    async fn write_frames<S>(&mut self, sink: &mut S, first: (String, (String, bool))) -> Result<(), axum::Error>
+    async fn write_frames<S>(
+        &mut self,
+        sink: &mut S,
+        first: (String, (String, bool)),
+    ) -> Result<(), axum::Error>
     where
         S: SinkExt<Message, Error = axum::Error> + Unpin,
     {
@@ -243,7 +247,11 @@ fn frames(
         first: bool,
         _active: ActiveSubscription,
     }
-    let running = Running { responses: state.schema.execute_stream(request), first: true, _active: ActiveSubscription::new() };
+    let running = Running {
+        responses: state.schema.execute_stream(request),
+        first: true,
+        _active: ActiveSubscription::new(),
+    };
     let id: Arc<str> = id.into();
     Box::pin(stream::unfold(Some(running), move |running| {
         let (id, slot) = (id.clone(), slot.clone());
@@ -337,4 +345,3 @@ where
 {
     sink.send(Message::Text(frame.into())).await
 }
-
