@@ -14,8 +14,6 @@
 //! counts `Execute`/`Query` messages; N identical requests give statements per request. The
 //! same query over 1, 50 and 500 rooms (and pages of 10 and 50 rooms) must cost the same.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use tokio::time::Instant;
