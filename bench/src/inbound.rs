@@ -288,8 +288,8 @@ async fn statements(ctx: &mut Ctx, token: &str, inbox_id: Uuid) -> Result<()> {
     let counts = result?;
     for (name, per) in &counts {
         let family = name.split('(').next().unwrap_or("");
-        let smallest = counts.iter().find(|(n, _)| n.starts_with(family)).map_or(*per, |(_, c)| *c);
-        let verdict = if *per <= smallest { "constant in size" } else { "grows with size: N+1?" };
+        let at_10 = counts.iter().find(|(n, _)| n.starts_with(family)).map_or(*per, |(_, c)| *c);
+        let verdict = if *per <= at_10 { "constant in size" } else { "grows with size: N+1?" };
         println!("  SQL statements: {name}: {per:.2} per request, {verdict}");
         ctx.report.push(
             Figure::new(

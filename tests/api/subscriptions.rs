@@ -1,9 +1,7 @@
-//! `messageAdded` over `graphql-transport-ws`: all rooms or one room, rooms
-//! joined after subscribing, removal and leaving (with `roomUpdated` telling
-//! the viewer), `after` replay (also longer than one write batch), and rooms the viewer may
-//! not read. Every test
-//! subscribes first, then mutates over HTTP, then asserts what arrives (and
-//! what does not).
+//! `messageAdded` over `graphql-transport-ws`: all rooms or one room, rooms joined after
+//! subscribing, removal and leaving (with `roomUpdated` telling the viewer), `after` replay
+//! (also longer than one write batch), and rooms the viewer may not read. Every test
+//! subscribes first, then mutates over HTTP, then asserts what arrives (and what does not).
 
 use std::time::Duration;
 

@@ -224,8 +224,10 @@ impl Connection {
         match (&mut flush).now_or_never() {
             Some(flushed) => flushed,
             None => {
-                // The socket's buffers are full: the client reads more slowly than its
-                // frames come. Visible before its feeds lag.
+                // Mostly the socket's buffers are full (the client reads more slowly than
+                // its frames come), visible before its feeds lag; also when the task's
+                // scheduling budget ran out, so it is a warning sign, not a count of slow
+                // clients.
                 metrics::counter!("parley_ws_write_blocked_total").increment(1);
                 flush.await
             }
