@@ -21,13 +21,11 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::client::Gql;
 use crate::config::Ctx;
 use crate::inbox::{Inbox, WsEvent};
-use crate::pgcount::{self, CountingProxy};
+use crate::pgcount::{self, Case};
 use crate::report::{Figure, Hist};
 use crate::seed;
-use crate::servers::Spec;
 use crate::ws::{Sub, close_all, connect_many};
 
 const S: &str = "inbound";
@@ -257,49 +255,16 @@ async fn statements(ctx: &mut Ctx, token: &str, inbox_id: Uuid) -> Result<()> {
         )
         .await?;
     let room: Uuid = rows.first().context("a conversation")?.try_get("", "id")?;
-    let (proxy, url) = CountingProxy::for_url(&ctx.env.database_url).await?;
-    let spec = Spec {
-        label: "P".into(),
-        database_url: url,
-        redis_url: Some(ctx.env.redis_url.clone()),
-        pool_size: 4,
-    };
-    let p = ctx.spawn(spec).await?;
-    let result = async {
-        let gql = Gql::new(&p.http())?;
-        tokio::time::sleep(pgcount::SETTLE).await;
-        let mut counts = Vec::new();
-        for n in [10, 50] {
-            let vars = move |_| json!({ "inbox": inbox_id, "n": n });
-            counts.push((
-                format!("supportInbox.conversations(first: {n})"),
-                proxy.per_request(&gql, token, CONVERSATIONS, &vars).await?,
-            ));
-            let vars = move |_| json!({ "room": room, "n": n });
-            counts.push((
-                format!("messages(last: {n}) of a conversation"),
-                proxy.per_request(&gql, token, MESSAGES, &vars).await?,
-            ));
-        }
-        anyhow::Ok(counts)
+    let mut cases = Vec::new();
+    for n in [10, 50] {
+        let vars = Box::new(move |_| json!({ "inbox": inbox_id, "n": n }));
+        let name = format!("supportInbox.conversations(first: {n})");
+        cases.push(Case { name, query: CONVERSATIONS, vars, verdict: None });
+        let vars = Box::new(move |_| json!({ "room": room, "n": n }));
+        let name = format!("messages(last: {n}) of a conversation");
+        cases.push(Case { name, query: MESSAGES, vars, verdict: None });
     }
-    .await;
-    p.stop().await;
-    let counts = result?;
-    for (name, per) in &counts {
-        let family = name.split('(').next().unwrap_or("");
-        let at_10 = counts.iter().find(|(n, _)| n.starts_with(family)).map_or(*per, |(_, c)| *c);
-        let verdict = if *per <= at_10 { "constant in size" } else { "grows with size: N+1?" };
-        println!("  SQL statements: {name}: {per:.2} per request, {verdict}");
-        ctx.report.push(
-            Figure::new(
-                S,
-                format!("SQL statements: {name}"),
-                "with inbox, contact, assignee, assignmentDecision / contact, delivery; fewest of 3 rounds of 10",
-            )
-            .value(*per, "stmts/req")
-            .note(verdict),
-        );
-    }
-    Ok(())
+    let params =
+        "with inbox, contact, assignee, assignmentDecision / contact, delivery; fewest of 3 rounds of 10";
+    pgcount::report_statements(ctx, S, token, cases, params).await
 }

@@ -19,6 +19,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::client::Gql;
+use crate::config::Ctx;
+use crate::report::Figure;
+use crate::servers::Spec;
 
 /// `SSLRequest`, `GSSENCRequest` and `CancelRequest` codes: untyped messages before startup.
 const PRE_STARTUP_CODES: [u32; 3] = [80_877_103, 80_877_104, 80_877_102];
@@ -74,7 +77,7 @@ impl CountingProxy {
     /// shared Redis) and reads those users, and its pollers run every second. Background work
     /// only adds statements, so call this after the instance settled: the fewest of 3 rounds
     /// of 10 requests counts.
-    pub async fn per_request(
+    async fn per_request(
         &self,
         gql: &Gql,
         token: &str,
@@ -99,6 +102,62 @@ impl CountingProxy {
 
 /// How long a new instance behind the proxy is given to finish its start-up work.
 pub const SETTLE: Duration = Duration::from_secs(2);
+
+/// A request whose statements are counted. Cases named `family(size…)` are compared within
+/// their family: a bigger size that costs more than the family's first case is flagged N+1.
+pub struct Case {
+    pub name: String,
+    pub query: &'static str,
+    /// The variables of the i-th request (0 warms up).
+    pub vars: Box<dyn Fn(u64) -> Value + Send + Sync>,
+    /// Said instead of comparing sizes, for a request that should cost per call.
+    pub verdict: Option<&'static str>,
+}
+
+/// Counts each case's statements per request as `token` through a fresh instance P behind a
+/// proxy (after it settled), and reports them as figures of `scenario`.
+pub async fn report_statements(
+    ctx: &mut Ctx,
+    scenario: &str,
+    token: &str,
+    cases: Vec<Case>,
+    params: &str,
+) -> Result<()> {
+    let (proxy, url) = CountingProxy::for_url(&ctx.env.database_url).await?;
+    let spec = Spec {
+        label: "P".into(),
+        database_url: url,
+        redis_url: Some(ctx.env.redis_url.clone()),
+        pool_size: 4,
+    };
+    let p = ctx.spawn(spec).await?;
+    let result = async {
+        let gql = Gql::new(&p.http())?;
+        tokio::time::sleep(SETTLE).await;
+        let mut counts = Vec::with_capacity(cases.len());
+        for case in &cases {
+            counts.push(proxy.per_request(&gql, token, case.query, case.vars.as_ref()).await?);
+        }
+        anyhow::Ok(counts)
+    }
+    .await;
+    p.stop().await;
+    let counts = result?;
+    let family = |name: &str| name.split('(').next().unwrap_or("").to_owned();
+    for (case, per) in cases.iter().zip(&counts) {
+        let first =
+            cases.iter().position(|c| family(&c.name) == family(&case.name)).map_or(*per, |i| counts[i]);
+        let verdict =
+            case.verdict.unwrap_or(if *per <= first { "constant in size" } else { "grows with size: N+1?" });
+        println!("  SQL statements: {}: {per:.2} per request, {verdict}", case.name);
+        ctx.report.push(
+            Figure::new(scenario, format!("SQL statements: {}", case.name), params)
+                .value(*per, "stmts/req")
+                .note(verdict),
+        );
+    }
+    Ok(())
+}
 
 impl Drop for CountingProxy {
     fn drop(&mut self) {

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::client::Gql;
 use crate::config::Ctx;
-use crate::pgcount::{self, CountingProxy};
+use crate::pgcount::{self, Case};
 use crate::report::{Figure, Hist};
 use crate::seed;
 use crate::servers::Spec;
@@ -217,56 +217,23 @@ fn edges(data: &Value) -> Result<usize> {
 
 /// Statements per request through the counting proxy, at several sizes of the same request.
 async fn statements(ctx: &mut Ctx, viewers: &[seed::User], rooms: &[Uuid], q: usize) -> Result<()> {
-    let (proxy, url) = CountingProxy::for_url(&ctx.env.database_url).await?;
-    let spec = Spec {
-        label: "P".into(),
-        database_url: url,
-        redis_url: Some(ctx.env.redis_url.clone()),
-        pool_size: 4,
-    };
-    let p = ctx.spawn(spec).await?;
-    let result = async {
-        let gql = Gql::new(&p.http())?;
-        let token = &viewers[0].token;
-        type Vars = Box<dyn Fn(u64) -> Value>;
-        let mut cases: Vec<(String, &str, Vars)> = Vec::new();
-        for n in [1, 50.min(q), q] {
-            let ids = window(rooms, 0, n);
-            cases.push((format!("unreadCounts({n} rooms)"), COUNTS, Box::new(move |_| json!({ "ids": ids }))));
-        }
-        for n in [10.min(rooms.len()), 50.min(rooms.len())] {
-            cases.push((format!("viewer.rooms(first: {n})"), ROOMS, Box::new(move |_| json!({ "n": n }))));
-        }
-        let room = rooms[0];
-        let send = Box::new(move |i| json!({ "input": { "roomId": room, "body": format!("s{i}"), "clientId": format!("s{i}") } }));
-        cases.push(("sendMessage(into a channel)".into(), SEND, send));
-        tokio::time::sleep(pgcount::SETTLE).await;
-        let mut counts = Vec::new();
-        for (name, query, vars) in &cases {
-            counts.push((name.clone(), proxy.per_request(&gql, token, query, vars.as_ref()).await?));
-        }
-        anyhow::Ok(counts)
+    let mut cases = Vec::new();
+    for n in [1, 50.min(q), q] {
+        let ids = window(rooms, 0, n);
+        let vars = Box::new(move |_| json!({ "ids": ids }));
+        cases.push(Case { name: format!("unreadCounts({n} rooms)"), query: COUNTS, vars, verdict: None });
     }
-    .await;
-    p.stop().await;
-    let counts = result?;
-    for (name, per) in &counts {
-        let family = name.split('(').next().unwrap_or("");
-        let smallest = counts.iter().find(|(n, _)| n.starts_with(family)).map(|(_, c)| *c).unwrap_or(*per);
-        let verdict = match family {
-            "sendMessage" => "per message sent",
-            _ if *per <= smallest => "constant in size",
-            _ => "grows with size: N+1?",
-        };
-        ctx.report.push(
-            Figure::new(
-                S,
-                format!("SQL statements: {name}"),
-                "Execute+Query messages counted by a proxy: the fewest of 3 rounds of 10 requests",
-            )
-            .value(*per, "stmts/req")
-            .note(verdict),
-        );
+    for n in [10.min(rooms.len()), 50.min(rooms.len())] {
+        let vars = Box::new(move |_| json!({ "n": n }));
+        cases.push(Case { name: format!("viewer.rooms(first: {n})"), query: ROOMS, vars, verdict: None });
     }
-    Ok(())
+    let room = rooms[0];
+    let vars = Box::new(
+        move |i| json!({ "input": { "roomId": room, "body": format!("s{i}"), "clientId": format!("s{i}") } }),
+    );
+    let verdict = Some("per message sent");
+    cases.push(Case { name: "sendMessage(into a channel)".into(), query: SEND, vars, verdict });
+    let params = "Execute+Query messages counted by a proxy: the fewest of 3 rounds of 10 requests";
+    let token = viewers[0].token.clone();
+    pgcount::report_statements(ctx, S, &token, cases, params).await
 }
