@@ -115,11 +115,18 @@ pub fn spawn_upkeep(app: AppState, mut shutdown: watch::Receiver<bool>) {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            for user_id in app.presence.renew().await {
-                announce_connection(&app, user_id, Seen { connected: true, last_seen_at: None }).await;
-            }
-            for (user_id, at) in app.presence.sweep().await {
-                announce_connection(&app, user_id, Seen { connected: false, last_seen_at: Some(at) }).await;
+            let came_back = app.presence.renew().await.into_iter();
+            let went_away = app.presence.sweep().await.into_iter();
+            let changes: Vec<(Uuid, Seen)> = came_back
+                .map(|user_id| (user_id, Seen { connected: true, last_seen_at: None }))
+                .chain(
+                    went_away
+                        .map(|(user_id, at)| (user_id, Seen { connected: false, last_seen_at: Some(at) })),
+                )
+                .collect();
+            // A dead instance's leases can end thousands at once: read their users in batches.
+            for batch in changes.chunks(ANNOUNCE_BATCH) {
+                announce_connections(&app, batch).await;
             }
             metrics::gauge!("parley_presence_local_users").set(app.presence.local_users() as f64);
         }
@@ -129,17 +136,28 @@ pub fn spawn_upkeep(app: AppState, mut shutdown: watch::Receiver<bool>) {
 /// A user connected or disconnected everywhere: announced unless a status set by hand hides
 /// the change.
 async fn announce_connection(app: &AppState, user_id: Uuid, seen: Seen) {
-    let manual = match app.directory.user(&app.store, user_id).await {
-        Ok(Some(user)) => user.presence_status,
-        Ok(None) => return,
+    announce_connections(app, &[(user_id, seen)]).await;
+}
+
+/// Users read per query when many connection changes are announced at once.
+const ANNOUNCE_BATCH: usize = 1_000;
+
+/// [`announce_connection`] for several users, with one directory read for all of them.
+async fn announce_connections(app: &AppState, changes: &[(Uuid, Seen)]) {
+    let ids: Vec<Uuid> = changes.iter().map(|(user_id, _)| *user_id).collect();
+    let users = match app.directory.users(&app.store, &ids).await {
+        Ok(users) => users,
         Err(err) => {
-            tracing::warn!(user = %user_id, error = %err, "presence change not announced");
+            tracing::warn!(users = ids.len(), error = %err, "presence changes not announced");
             return;
         }
     };
-    if manual.is_none() {
-        let status = Status::shown(None, seen.connected);
-        publish(app, UserPresence { user_id, status, last_seen_at: seen.last_seen_at }).await;
+    for (user_id, seen) in changes {
+        // Unknown users are left out, as are those whose status was set by hand.
+        if users.get(user_id).is_some_and(|user| user.presence_status.is_none()) {
+            let status = Status::shown(None, seen.connected);
+            publish(app, UserPresence { user_id: *user_id, status, last_seen_at: seen.last_seen_at }).await;
+        }
     }
 }
 
