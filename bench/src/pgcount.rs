@@ -149,7 +149,6 @@ pub async fn report_statements(
             cases.iter().position(|c| family(&c.name) == family(&case.name)).map_or(*per, |i| counts[i]);
         let verdict =
             case.verdict.unwrap_or(if *per <= first { "constant in size" } else { "grows with size: N+1?" });
-        println!("  SQL statements: {}: {per:.2} per request, {verdict}", case.name);
         ctx.report.push(
             Figure::new(scenario, format!("SQL statements: {}", case.name), params)
                 .value(*per, "stmts/req")
