@@ -2,7 +2,8 @@
 //! alternating between instances A and B.
 //!
 //! One inbox (least busy, no capacity limit) with two agents; one of them is connected with a
-//! `messageAdded { seq body }` subscription (agents are members of every conversation). A
+//! `messageAdded { seq body }` subscription (agents are members of every conversation), live
+//! once a probe contact's message reached it. A
 //! warm-up posts one message per contact, so every conversation exists and is followed (not
 //! measured); then each sender posts its share of `inbound_messages` as fast as they are
 //! answered. Reported: accepted messages per second and the POST's latency (target ≥ 1 500/s,
@@ -67,6 +68,28 @@ impl Sender {
     }
 }
 
+/// Posts messages from one more contact until the agent's subscription delivers one. The
+/// protocol does not acknowledge `subscribe`, and a conversation whose first message is
+/// stored before the subscription is live is not new to it: without this, the first
+/// warm-up conversations could be missed (a CI run once saw 194 of 200).
+async fn probe(sender: &Sender, inbox: &mut Inbox) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for n in 0.. {
+        let status = sender.post(0, &format!("probe-{n}"), CONTACTS, &format!("p{n}")).await?;
+        if status != 201 {
+            bail!("a probe message answered {status}");
+        }
+        let until = (Instant::now() + Duration::from_millis(400)).min(deadline);
+        if inbox.recv_until(until, |e| matches!(e, WsEvent::Message { tag: b'p', .. })).await {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    bail!("the agent's subscription delivered no probe message within 30 s")
+}
+
 /// `sha256=<hex>` of `"<timestamp>.<body>"` with the inbox secret, as any sender computes it.
 fn sign(timestamp: &str, body: &[u8]) -> Result<String> {
     use hmac::{Hmac, Mac};
@@ -119,6 +142,10 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let subs = [Sub::new("m1", "subscription { messageAdded { seq body } }", json!({}))];
     let (conns, _) =
         connect_many(&ctx.a.ws(), std::slice::from_ref(&agents[0].token), 0, 1, &inbox, &subs).await?;
+    if let Err(err) = probe(&sender, &mut inbox).await {
+        close_all(conns).await;
+        return Err(err);
+    }
     // Warm-up: every contact's conversation exists and the agent follows it.
     let warm = (0..CONTACTS).map(|c| {
         let sender = sender.clone();

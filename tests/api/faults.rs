@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::helpers::api::{all_messages, create_channel, seqs};
+use crate::helpers::api::{all_messages, create_channel, send, seqs};
 use crate::helpers::services::{PrivatePostgres, PrivateRedis};
 use crate::helpers::subscription::Subscription;
 use crate::helpers::ws::WsClient;
@@ -24,6 +24,7 @@ pg_test!(
     the_subscribers_instance_killed_loses_nothing,
     a_postgres_restart_loses_nothing,
     the_senders_instance_stopped_loses_nothing,
+    a_resync_that_meets_postgres_down_is_retried,
 );
 
 const FEED: &str =
@@ -87,6 +88,42 @@ async fn the_senders_instance_stopped_loses_nothing() {
     let status = a.terminate().await;
     assert!(status.success(), "a graceful stop exits 0, got {status}");
     run.finish(&b).await;
+}
+
+/// Messages sent while Redis was down reach a subscriber through its resync on reconnect.
+/// When that resync meets PostgreSQL down too, it is retried until the database answers:
+/// no later event is needed to deliver them.
+async fn a_resync_that_meets_postgres_down_is_retried() {
+    let pg = PrivatePostgres::start().await;
+    let mut redis = PrivateRedis::start().await;
+    let own = [("DATABASE_URL", pg.url.as_str()), ("REDIS_URL", redis.url.as_str())];
+    let a = spawn_app_with(Backend::PostgresRedis, &own).await;
+    let b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&a, &alice, "retried", &[&bob]).await;
+    let mut ws = WsClient::connect(&b, &bob).await;
+    let mut added = ws.subscribe("added", "subscription { messageAdded { seq } }", json!({})).await;
+    let unread_query = "subscription { unreadCountChanged { roomId unreadCount } }";
+    let mut unread = ws.subscribe("unread", unread_query, json!({})).await;
+
+    redis.kill().await;
+    for body in ["one", "two", "three"] {
+        send(&a, &alice, &room, body).await;
+    }
+    pg.stop().await;
+    redis.restart().await;
+    // B's resync on reconnect fails: its pool gives up on the database after 5 s.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    pg.start_server().await;
+
+    let mut delivered = Vec::new();
+    for _ in 0..3 {
+        delivered.push(added.next("messageAdded").await["seq"].as_i64());
+    }
+    assert_eq!(delivered, [Some(1), Some(2), Some(3)], "the messages sent while Redis was down");
+    let change = unread.next("unreadCountChanged").await;
+    assert_eq!((change["roomId"].as_str(), change["unreadCount"].as_i64()), (Some(room.as_str()), Some(3)));
 }
 
 /// One fault test's client side: Alice sends into a room through `send_to`, Bob follows it

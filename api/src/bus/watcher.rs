@@ -2,11 +2,17 @@
 //! topics in scope, and a room's signals topic for the feeds that want it — merged into one
 //! stream. It follows rooms the viewer joins and drops rooms
 //! the viewer leaves or is removed from, as soon as the membership event arrives.
+//!
+//! A feed whose database read failed asks for `resync_later`: the watcher then yields a
+//! `Resync` after a short backoff, and the feed rereads everything as after a lost event. So
+//! a failed read delays a delivery; it never drops one.
 
 use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
+use tokio::time::Sleep;
 
 use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
@@ -14,6 +20,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 use super::hub::{BusItem, TopicGuard};
+use super::link::Backoff;
 use super::{Envelope, Event, EventBus, Topic};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +56,10 @@ pub struct Watcher {
     guards: HashMap<Key, TopicGuard>,
     /// Events read while coalescing a burst of resyncs, yielded next.
     backlog: VecDeque<(Key, Arc<Envelope>)>,
+    /// A resync asked for by the feed after a failed read, due when this sleep ends.
+    retry: Option<Pin<Box<Sleep>>>,
+    /// Delays between retries: short after a blip, at most a second while the database is down.
+    backoff: Backoff,
 }
 
 impl Watcher {
@@ -62,6 +73,8 @@ impl Watcher {
             streams: StreamMap::new(),
             guards: HashMap::new(),
             backlog: VecDeque::new(),
+            retry: None,
+            backoff: Backoff::default(),
         };
         watcher.add(Key::User, Topic::User(viewer_id)).await;
         watcher
@@ -106,22 +119,51 @@ impl Watcher {
         self.guards.insert(key, subscription.guard);
     }
 
+    /// Yields a `Resync` after a backoff: the caller's database read failed, and what it was
+    /// to deliver must be read again. Events keep arriving meanwhile. The backoff grows while
+    /// retries keep being asked for, and starts short again after a quiet resync.
+    pub fn resync_later(&mut self) {
+        if self.retry.is_none() {
+            self.retry = Some(Box::pin(tokio::time::sleep(self.backoff.next_delay())));
+        }
+    }
+
     pub async fn next(&mut self) -> Option<Watched> {
         let (key, envelope) = match self.backlog.pop_front() {
             Some(event) => event,
-            None => match self.streams.next().await? {
-                (key, Ok(BusItem::Event(envelope))) => (key, envelope),
-                // Lagged behind the topic's buffer, or the bus reconnected.
-                (_, item @ (Ok(BusItem::Resync) | Err(_))) => {
-                    if item.is_err() {
-                        // A slow reader: it catches up from the database, nobody waits for it.
-                        metrics::counter!("parley_subscription_lagged_total").increment(1);
+            None => {
+                let retry = async {
+                    match self.retry.as_mut() {
+                        Some(sleep) => sleep.await,
+                        None => std::future::pending().await,
                     }
-                    self.coalesce_resyncs();
-                    return Some(Watched::Resync);
+                };
+                let item = tokio::select! {
+                    // Both are cancel-safe: the sleep is kept, and StreamMap loses no item.
+                    () = retry => {
+                        self.retry = None;
+                        return Some(Watched::Resync);
+                    }
+                    item = self.streams.next() => item?,
+                };
+                match item {
+                    (key, Ok(BusItem::Event(envelope))) => (key, envelope),
+                    // Lagged behind the topic's buffer, or the bus reconnected.
+                    (_, item @ (Ok(BusItem::Resync) | Err(_))) => {
+                        if item.is_err() {
+                            // A slow reader: it catches up from the database, nobody waits.
+                            metrics::counter!("parley_subscription_lagged_total").increment(1);
+                        }
+                        self.coalesce_resyncs();
+                        return Some(Watched::Resync);
+                    }
                 }
-            },
+            }
         };
+        if self.retry.is_none() {
+            // The last resync went through: the next failure starts with a short delay again.
+            self.backoff = Backoff::default();
+        }
         let room_id = match key {
             Key::Room(room_id) | Key::Signals(room_id) => room_id,
             Key::User => {

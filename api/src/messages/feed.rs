@@ -18,7 +18,7 @@ use crate::bus::{Event, Scope, Watched, Watcher};
 use crate::directory::{room_of, user_of};
 use crate::error::{ApiError, ApiResult};
 use crate::read_state::service as read_state;
-use crate::rooms::watch::{repair, watch};
+use crate::rooms::watch::{Repaired, repair, watch};
 use crate::state::AppState;
 
 /// Rows read per database round trip while catching up.
@@ -133,9 +133,10 @@ impl MessageFeed {
                 }
             }
             Err(err) => {
-                // Retried on the next event or resync, from the same seq.
-                tracing::warn!(?err, %room_id, "catch-up failed");
+                // The resync makes every room catch up again, from the same seq.
+                tracing::warn!(?err, %room_id, "catch-up failed; retried");
                 self.behind.retain(|id| *id != room_id);
+                self.watcher.resync_later();
             }
         }
     }
@@ -146,7 +147,8 @@ impl MessageFeed {
         let repaired = match repair(&self.state, &self.viewer, &mut self.watcher).await {
             Ok(repaired) => repaired,
             Err(err) => {
-                tracing::warn!(?err, "resync failed; retried on the next one");
+                tracing::warn!(?err, "resync failed; retried");
+                self.watcher.resync_later();
                 return true;
             }
         };
@@ -161,10 +163,19 @@ impl MessageFeed {
         // A room joined while events were lost starts where the viewer's watermark stands:
         // at the join (members start with everything before it read), so its first messages
         // are delivered, not skipped (a new support conversation's first message is one).
-        if let Ok(positions) =
-            read_state::positions(&self.state.store, self.viewer.id, Some(&repaired.joined)).await
-        {
-            self.delivered.extend(positions.into_iter().map(|p| (p.room_id, p.last_read_seq)));
+        // Rooms whose start a failed resync could not read are among them.
+        let unknown: Vec<Uuid> =
+            self.watcher.rooms().into_iter().filter(|id| !self.delivered.contains_key(id)).collect();
+        if !unknown.is_empty() {
+            match read_state::positions(&self.state.store, self.viewer.id, Some(&unknown)).await {
+                Ok(positions) => {
+                    self.delivered.extend(positions.into_iter().map(|p| (p.room_id, p.last_read_seq)));
+                }
+                Err(err) => {
+                    tracing::warn!(?err, "resync failed; retried");
+                    self.watcher.resync_later();
+                }
+            }
         }
         let rooms: Vec<Uuid> = self.delivered.keys().copied().collect();
         for room_id in rooms {
@@ -200,7 +211,11 @@ pub async fn message_updated(
                 }
                 Watched::Resync => {
                     // Edits are not replayed (clients refetch on reconnect), but access is.
-                    let repaired = repair(&state, &viewer, &mut watcher).await.unwrap_or_default();
+                    let repaired = repair(&state, &viewer, &mut watcher).await.unwrap_or_else(|err| {
+                        tracing::warn!(?err, "resync failed; retried");
+                        watcher.resync_later();
+                        Repaired::default()
+                    });
                     if let Scope::Room(room_id) = watcher.scope()
                         && repaired.left.contains(&room_id)
                     {

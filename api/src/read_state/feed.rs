@@ -119,10 +119,16 @@ impl UnreadFeed {
     /// Events may have been lost: repair membership and reread every position.
     async fn resync(&mut self) {
         if let Err(err) = repair(&self.state, &self.viewer, &mut self.watcher).await {
-            tracing::warn!(?err, "resync failed; retried on the next one");
-            return;
+            tracing::warn!(?err, "resync failed; retried");
+            return self.watcher.resync_later();
         }
-        let Ok(current) = service::positions(&self.state.store, self.viewer.id, None).await else { return };
+        let current = match service::positions(&self.state.store, self.viewer.id, None).await {
+            Ok(current) => current,
+            Err(err) => {
+                tracing::warn!(?err, "resync failed; retried");
+                return self.watcher.resync_later();
+            }
+        };
         let gone: Vec<Uuid> =
             self.positions.keys().filter(|id| !current.iter().any(|p| p.room_id == **id)).copied().collect();
         for room_id in gone {
@@ -148,7 +154,11 @@ impl UnreadFeed {
                     self.send_if_changed(room_id, false);
                 }
             }
-            Err(err) => tracing::warn!(?err, "unread positions reload failed"),
+            Err(err) => {
+                // The resync rereads every position, this one included.
+                tracing::warn!(?err, "unread positions reload failed; retried");
+                self.watcher.resync_later();
+            }
         }
     }
 

@@ -56,7 +56,10 @@ impl RoomFeed {
                             self.pending.push_back(RoomUpdate::new(room_id, reason));
                         }
                     }
-                    Err(err) => tracing::warn!(?err, "resync failed; retried on the next one"),
+                    Err(err) => {
+                        tracing::warn!(?err, "resync failed; retried");
+                        self.watcher.resync_later();
+                    }
                 },
             }
         }
