@@ -12,7 +12,8 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, create_private_channel, edge_ids, id_of, send};
-use crate::helpers::services::PrivatePostgres;
+use crate::helpers::proxy::CuttableProxy;
+use crate::helpers::services::{OwnDatabase, PrivatePostgres};
 use crate::helpers::subscription::Subscription;
 use crate::helpers::ws::WsClient;
 use crate::helpers::{
@@ -28,7 +29,8 @@ backend_tests!(
 );
 pg_test!(
     two_instances_fire_each_reminder_exactly_once,
-    a_sooner_reminder_created_on_another_instance_fires_in_time
+    a_sooner_reminder_created_on_another_instance_fires_in_time,
+    a_reminder_fired_while_its_instance_was_cut_off_arrives_later,
 );
 
 const CREATE: &str =
@@ -212,6 +214,38 @@ async fn a_sooner_reminder_created_on_another_instance_fires_in_time() {
     let a = spawn_app(backend).await;
     let b = a.spawn_second_instance().await;
     sooner_reminder_wakes_the_scheduler(&b, &a).await;
+}
+
+/// B reaches Redis through a proxy that is cut while A fires Alice's reminder: B never hears
+/// the event, and its own scheduler, deaf to the new reminder, sleeps on. Once B's link is
+/// back, its resync reads the reminder from the database and Alice's subscription on B gets
+/// it, once.
+async fn a_reminder_fired_while_its_instance_was_cut_off_arrives_later() {
+    let Some((_, redis_url)) = crate::helpers::pg_redis_urls() else { return };
+    let redis = redis_url.trim_start_matches("redis://").trim_end_matches('/');
+    let proxy = CuttableProxy::start(redis).await;
+    // A database of their own: no other test's scheduler may fire this reminder.
+    let database = OwnDatabase::create();
+    let a = spawn_app_with(Backend::PostgresRedis, &[("DATABASE_URL", database.url.as_str())]).await;
+    let via_proxy = format!("redis://{}", proxy.addr);
+    let b_env = [("DATABASE_URL", database.url.as_str()), ("REDIS_URL", via_proxy.as_str())];
+    let b = spawn_app_with(Backend::PostgresRedis, &b_env).await;
+    let org = a.create_org().await;
+    let alice = org.user("alice").await;
+    let mut ws = WsClient::connect(&b, &alice).await;
+    let mut due = ws.subscribe("due", DUE, json!({})).await;
+    tokio::time::sleep(QUIET).await;
+
+    proxy.cut();
+    let id = create_ok(&a, &alice, json!({ "remindAt": in_millis(500), "note": "cut off" })).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(listed(&a, &alice, json!("DUE")).await, std::slice::from_ref(&id), "A fired it meanwhile");
+    due.assert_no_data(QUIET).await;
+    proxy.restore();
+
+    let fired = due.next("reminderDue").await;
+    assert_eq!((id_of(&fired["reminder"]), fired["reminder"]["note"].as_str()), (id, Some("cut off")));
+    due.assert_no_data(QUIET).await;
 }
 
 /// More reminders due at one moment than a user topic buffers (16 events): none is lost.

@@ -6,6 +6,7 @@
 //! A reminder's life: `pending` → (fires) `fired` (shown as DUE) → `done` when completed, or
 //! `cancelled`; snoozing a pending or due reminder makes it pending again at the new time.
 
+pub mod feed;
 pub mod input;
 pub mod resolvers;
 pub mod scheduler;

@@ -3,12 +3,12 @@
 
 use async_graphql::{Context, ID, Object, Result, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::{Stream, StreamExt, stream};
+use futures_util::{Stream, StreamExt};
 
+use super::feed;
 use super::input::{RemindAt, ReminderNote};
 use super::service::{self, NewReminder};
 use super::types::{CreateReminderInput, Reminder, ReminderDue};
-use crate::bus::{Event, Topic};
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
 
@@ -51,13 +51,11 @@ pub struct ReminderSubscription;
 #[Subscription]
 impl ReminderSubscription {
     /// The viewer's reminders as they fall due, once each, on whichever instance the viewer
-    /// is connected to. A hint like every event: after a reconnect, reread
+    /// is connected to. One that fired while this instance could not hear the others arrives
+    /// once it can again; after a reconnect of the client, reread
     /// `viewer.reminders(filter: {status: DUE})`.
     async fn reminder_due(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = ReminderDue>> {
-        let batches = ctx.state()?.bus.picked_events(Topic::User(ctx.viewer()?.id), |event| match event {
-            Event::RemindersDue { reminders } => Some(reminders.clone()),
-            _ => None,
-        });
-        Ok(batches.await.flat_map(stream::iter).map(|fired| ReminderDue(Reminder::from(fired))))
+        let due = feed::reminders_due(ctx.state()?.clone(), ctx.viewer()?.id).await;
+        Ok(due.map(|fired| ReminderDue(Reminder::from(fired))))
     }
 }

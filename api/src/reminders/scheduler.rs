@@ -150,7 +150,8 @@ async fn announce(state: &AppState, fired: Vec<reminders::Model>, now: DateTime<
     join_all(publishes).await;
 }
 
-fn payload(row: reminders::Model, fired_at: DateTime<Utc>) -> ReminderPayload {
+/// The event payload of a fired row; `fired_at` for a row that does not say.
+pub(super) fn payload(row: reminders::Model, fired_at: DateTime<Utc>) -> ReminderPayload {
     ReminderPayload {
         id: row.id,
         org_id: row.org_id,

@@ -14,6 +14,7 @@
 
 pub mod api;
 mod app;
+pub mod proxy;
 pub mod push;
 pub mod receiver;
 pub mod services;

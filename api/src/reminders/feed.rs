@@ -1,0 +1,122 @@
+//! The `reminderDue` feed: the viewer's reminders as they fall due, once each.
+//!
+//! Events (`RemindersDue` on the viewer's user topic) carry the fired reminders. The bus is at
+//! most once, so after a resync (a bus reconnect, or this reader lagging) the feed reads the
+//! viewer's due reminders fired since it started and delivers those it has not delivered: a
+//! reminder that fired while this instance could not hear the bus still pops up, late rather
+//! than never. A failed read is retried after a second.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::stream::{self, BoxStream, StreamExt};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{Instant, sleep_until};
+use uuid::Uuid;
+
+use super::scheduler::payload;
+use crate::bus::{BusItem, Event, ReminderPayload, Topic, TopicSubscription};
+use crate::error::ApiResult;
+use crate::state::AppState;
+use entity::enums::ReminderStatus;
+use entity::reminders;
+
+/// Reminders fired this long before the feed started are still news to it: instances' clocks
+/// differ a little, and the one that fired a reminder stamped it with its own.
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+/// Most reminders one recovery delivers (the oldest first; a user has few due at once).
+const RECOVERY_LIMIT: u64 = 100;
+const RETRY: Duration = Duration::from_secs(1);
+
+struct DueFeed {
+    state: AppState,
+    viewer_id: Uuid,
+    events: TopicSubscription,
+    started: DateTime<Utc>,
+    /// Firings already delivered, so a recovery repeats none (a few a day per user). A
+    /// snoozed reminder fires again under the same id, at another time.
+    delivered: HashSet<(Uuid, DateTime<Utc>)>,
+    pending: VecDeque<ReminderPayload>,
+    /// Set after a failed recovery: when to read again.
+    retry_at: Option<Instant>,
+}
+
+/// The viewer's reminders as they fire; subscribed when this returns.
+pub async fn reminders_due(state: AppState, viewer_id: Uuid) -> BoxStream<'static, ReminderPayload> {
+    let events = state.bus.subscribe(Topic::User(viewer_id)).await;
+    let feed = DueFeed {
+        state,
+        viewer_id,
+        events,
+        started: Utc::now() - CLOCK_SKEW,
+        delivered: HashSet::new(),
+        pending: VecDeque::new(),
+        retry_at: None,
+    };
+    stream::unfold(feed, |mut feed| async move { feed.next().await.map(|r| (r, feed)) }).boxed()
+}
+
+impl DueFeed {
+    async fn next(&mut self) -> Option<ReminderPayload> {
+        loop {
+            if let Some(reminder) = self.pending.pop_front() {
+                return Some(reminder);
+            }
+            let retry_at = self.retry_at;
+            let item = tokio::select! {
+                // Both cancel-safe: a broadcast receiver loses nothing to a cancelled `recv`.
+                () = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                    self.recover().await;
+                    continue;
+                }
+                item = self.events.receiver.recv() => item,
+            };
+            match item {
+                Ok(BusItem::Event(envelope)) => {
+                    if let Event::RemindersDue { reminders } = &envelope.event {
+                        self.deliver(reminders.iter().cloned());
+                    }
+                }
+                Ok(BusItem::Resync) | Err(RecvError::Lagged(_)) => self.recover().await,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    fn deliver(&mut self, reminders: impl Iterator<Item = ReminderPayload>) {
+        for reminder in reminders {
+            if self.delivered.insert((reminder.id, reminder.fired_at)) {
+                self.pending.push_back(reminder);
+            }
+        }
+    }
+
+    /// Delivers the due reminders fired since the feed started that events did not bring.
+    async fn recover(&mut self) {
+        match self.fired_since_start().await {
+            Ok(rows) => {
+                self.retry_at = None;
+                let now = Utc::now();
+                self.deliver(rows.into_iter().map(|row| payload(row, now)));
+            }
+            Err(err) => {
+                tracing::warn!(?err, "reminderDue recovery failed; retried");
+                self.retry_at = Some(Instant::now() + RETRY);
+            }
+        }
+    }
+
+    async fn fired_since_start(&self) -> ApiResult<Vec<reminders::Model>> {
+        let rows = reminders::Entity::find()
+            .filter(reminders::Column::UserId.eq(self.viewer_id))
+            .filter(reminders::Column::Status.eq(ReminderStatus::Fired))
+            .filter(reminders::Column::FiredAt.gte(self.started))
+            .order_by_asc(reminders::Column::FiredAt)
+            .limit(RECOVERY_LIMIT)
+            .all(&self.state.store.db)
+            .await?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,55 @@
+//! A TCP proxy a test can cut: one server loses its link to a dependency (Redis, say) while
+//! the other servers still reach it, as when one host's network fails.
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub struct CuttableProxy {
+    /// `127.0.0.1:PORT`, to put in a URL in place of the target's address.
+    pub addr: String,
+    cut: watch::Sender<bool>,
+    accepting: JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    /// Forwards connections to `target` (`host:port`) until cut.
+    pub async fn start(target: &str) -> CuttableProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let addr = listener.local_addr().expect("the proxy's address").to_string();
+        let (cut, cut_rx) = watch::channel(false);
+        let target = target.to_owned();
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *cut_rx.borrow() {
+                    continue; // dropped: refused while cut
+                }
+                let (target, mut cut_rx) = (target.clone(), cut_rx.clone());
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        CuttableProxy { addr, cut, accepting }
+    }
+
+    /// Closes every forwarded connection and refuses new ones until [`Self::restore`].
+    pub fn cut(&self) {
+        let _ = self.cut.send(true);
+    }
+
+    pub fn restore(&self) {
+        let _ = self.cut.send(false);
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        self.cut();
+    }
+}
