@@ -25,6 +25,7 @@ pg_test!(
     a_renamed_user_shows_the_new_name_on_both_instances,
     a_deactivated_user_is_refused_on_both_instances_within_a_second,
     a_deactivated_users_sockets_close_on_both_instances,
+    a_re_roled_users_sockets_close_for_a_reconnect_on_both_instances,
     a_renamed_room_shows_renamed_in_the_next_frame_on_both_instances,
 );
 
@@ -169,6 +170,8 @@ async fn a_deactivated_users_open_sockets_close(backend: Backend) {
 
 /// graphql-ws's "forbidden": the client signs out instead of reconnecting.
 const FORBIDDEN: u16 = 4403;
+/// "Service Restart": graphql-ws clients reconnect.
+const RECONNECT: u16 = 1012;
 
 async fn two() -> (TestApp, TestApp) {
     let a = spawn_app(Backend::PostgresRedis).await;
@@ -227,6 +230,29 @@ async fn a_deactivated_user_is_refused_on_both_instances_within_a_second() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Subscriptions checked access with the role they started with (admins read every support
+/// conversation), so a new role closes the viewer's sockets for a reconnect; a rename does not.
+async fn a_re_roled_users_sockets_close_for_a_reconnect_on_both_instances() {
+    let (a, b) = two().await;
+    let org = a.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user_with_role("bob", "admin").await);
+    let (mut on_a, mut on_b) = (WsClient::connect(&a, &bob).await, WsClient::connect(&b, &bob).await);
+    a.ok(&bob, RENAME_USER, json!({ "id": bob.id, "name": "Bobby" })).await;
+    tokio::time::sleep(QUIET).await;
+    on_a.assert_open();
+    on_b.assert_open();
+
+    let demote = "mutation($id: ID!) { updateUser(input: { userId: $id, role: MEMBER }) { role } }";
+    a.ok(&ada, demote, json!({ "id": bob.id })).await;
+    for socket in [&mut on_a, &mut on_b] {
+        let closed = socket.expect_close(Duration::from_secs(1)).await;
+        assert_eq!(closed.code, Some(RECONNECT), "asked to reconnect, not signed out: {closed:?}");
+    }
+    // The reconnect is let in, as a member now.
+    WsClient::connect(&b, &bob).await.ping_pong().await;
+    assert_error_code(&b.gql(&bob, DEACTIVATE, json!({ "id": ada.id })).await, "FORBIDDEN");
 }
 
 async fn a_deactivated_users_sockets_close_on_both_instances() {

@@ -98,11 +98,7 @@ async fn keystrokes_are_coalesced_to_one_publish_a_second(backend: Backend) {
 
 /// `parley_typing_published_total` on the instance's `/metrics`.
 async fn published(app: &TestApp) -> f64 {
-    let text =
-        app.http.get(app.url("/metrics")).send().await.expect("GET /metrics").text().await.expect("body");
-    text.lines()
-        .find_map(|line| line.strip_prefix("parley_typing_published_total "))
-        .map_or(0.0, |value| value.trim().parse().expect("a counter value"))
+    app.metric("parley_typing_published_total").await
 }
 
 async fn only_those_who_may_post_can_type(backend: Backend) {

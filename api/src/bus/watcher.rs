@@ -3,9 +3,9 @@
 //! stream. It follows rooms the viewer joins and drops rooms
 //! the viewer leaves or is removed from, as soon as the membership event arrives.
 //!
-//! A feed whose database read failed asks for `resync_later`: the watcher then yields a
-//! `Resync` after a short backoff, and the feed rereads everything as after a lost event. So
-//! a failed read delays a delivery; it never drops one.
+//! A feed whose database read failed asks for `retry_later`: the watcher then yields `Retry`
+//! after a backoff, and the feed reads again what failed. So a failed read delays a delivery;
+//! it never drops one.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -39,6 +39,8 @@ pub enum Watched {
     User(Arc<Envelope>),
     /// Events may have been missed: reread state from the database.
     Resync,
+    /// Asked for with [`Watcher::retry_later`]: read again what failed.
+    Retry,
 }
 
 /// Which followed topic an event came from.
@@ -56,9 +58,10 @@ pub struct Watcher {
     guards: HashMap<Key, TopicGuard>,
     /// Events read while coalescing a burst of resyncs, yielded next.
     backlog: VecDeque<(Key, Arc<Envelope>)>,
-    /// A resync asked for by the feed after a failed read, due when this sleep ends.
+    /// A retry asked for by the feed after a failed read, due when this sleep ends.
     retry: Option<Pin<Box<Sleep>>>,
-    /// Delays between retries: short after a blip, at most a second while the database is down.
+    /// Delays between retries: 25–50 ms after a blip, growing to a second while reads keep
+    /// failing (the database is down: every subscription retries, so they must not hammer it).
     backoff: Backoff,
 }
 
@@ -119,16 +122,21 @@ impl Watcher {
         self.guards.insert(key, subscription.guard);
     }
 
-    /// Yields a `Resync` after a backoff: the caller's database read failed, and what it was
-    /// to deliver must be read again. Events keep arriving meanwhile. The backoff grows while
-    /// retries keep being asked for, and starts short again after a quiet resync.
-    pub fn resync_later(&mut self) {
+    /// Yields `Retry` after a backoff: the caller's database read failed, and what it was to
+    /// deliver must be read again. Events keep arriving meanwhile. The backoff grows while
+    /// each retry fails, and starts short again once one went through.
+    pub fn retry_later(&mut self) {
         if self.retry.is_none() {
+            metrics::counter!("parley_feed_retries_total").increment(1);
             self.retry = Some(Box::pin(tokio::time::sleep(self.backoff.next_delay())));
         }
     }
 
     pub async fn next(&mut self) -> Option<Watched> {
+        if self.retry.is_none() {
+            // Nothing failed since the last call: the next failure starts with a short delay.
+            self.backoff = Backoff::default();
+        }
         let (key, envelope) = match self.backlog.pop_front() {
             Some(event) => event,
             None => {
@@ -142,7 +150,7 @@ impl Watcher {
                     // Both are cancel-safe: the sleep is kept, and StreamMap loses no item.
                     () = retry => {
                         self.retry = None;
-                        return Some(Watched::Resync);
+                        return Some(Watched::Retry);
                     }
                     item = self.streams.next() => item?,
                 };
@@ -155,15 +163,13 @@ impl Watcher {
                             metrics::counter!("parley_subscription_lagged_total").increment(1);
                         }
                         self.coalesce_resyncs();
+                        // A resync rereads everything, whatever a pending retry was for.
+                        self.retry = None;
                         return Some(Watched::Resync);
                     }
                 }
             }
         };
-        if self.retry.is_none() {
-            // The last resync went through: the next failure starts with a short delay again.
-            self.backoff = Backoff::default();
-        }
         let room_id = match key {
             Key::Room(room_id) | Key::Signals(room_id) => room_id,
             Key::User => {
@@ -189,5 +195,52 @@ impl Watcher {
                 self.backlog.push_back((key, envelope));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::{Instant, timeout};
+
+    use super::*;
+
+    /// A room-less user event, as a read on another device sends.
+    fn user_event() -> Event {
+        Event::MuteChanged { room_id: Uuid::now_v7() }
+    }
+
+    #[tokio::test]
+    async fn a_retry_comes_once_after_a_backoff_while_events_keep_flowing() {
+        let bus = EventBus::in_process();
+        let viewer = Uuid::now_v7();
+        let mut watcher = Watcher::start(&bus, viewer, Scope::AllRooms).await;
+        let asked = Instant::now();
+        watcher.retry_later();
+        watcher.retry_later();
+        bus.publish(Topic::User(viewer), user_event()).await;
+
+        assert!(matches!(watcher.next().await, Some(Watched::User(_))), "the event does not wait");
+        assert!(matches!(watcher.next().await, Some(Watched::Retry)));
+        assert!(asked.elapsed() >= Duration::from_millis(25), "after the backoff: {:?}", asked.elapsed());
+        assert!(
+            timeout(Duration::from_millis(200), watcher.next()).await.is_err(),
+            "one retry, however often asked"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_backoff_grows_while_each_retry_fails() {
+        let bus = EventBus::in_process();
+        let mut watcher = Watcher::start(&bus, Uuid::now_v7(), Scope::AllRooms).await;
+        let started = Instant::now();
+        for _ in 0..3 {
+            // Each retry fails again at once: asked for before the watcher is read again.
+            watcher.retry_later();
+            assert!(matches!(watcher.next().await, Some(Watched::Retry)));
+        }
+        // 25–50, then 50–100, then 100–200 ms.
+        assert!(started.elapsed() >= Duration::from_millis(175), "{:?}", started.elapsed());
     }
 }

@@ -44,6 +44,8 @@ const USER_CHANGES: usize = 64;
 /// Deactivations are announced again after a resync if they happened up to this long before
 /// the previous one: covers clock skew between instances and the moment Redis went away.
 const RESYNC_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+/// The pause before a failed reread of deactivations is tried again.
+const RESYNC_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Directory {
@@ -166,9 +168,14 @@ impl Directory {
             let _guard = subscription.guard;
             let mut events = subscription.receiver;
             let mut in_sync_since = Utc::now();
+            // Set while the reread after a resync failed: it is tried again then, from the
+            // same moment, so a deactivation missed during an outage still closes sockets.
+            let mut retry_at: Option<tokio::time::Instant> = None;
             loop {
                 let item = tokio::select! {
                     _ = shutdown.changed() => return,
+                    () = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)),
+                        if retry_at.is_some() => Ok(BusItem::Resync),
                     item = events.recv() => item,
                 };
                 match item {
@@ -180,8 +187,11 @@ impl Directory {
                     Ok(BusItem::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         directory.forget_all();
                         let now = Utc::now();
-                        directory.announce_deactivated_since(&store, in_sync_since - RESYNC_MARGIN).await;
-                        in_sync_since = now;
+                        if directory.announce_deactivated_since(&store, in_sync_since - RESYNC_MARGIN).await {
+                            (in_sync_since, retry_at) = (now, None);
+                        } else {
+                            retry_at = Some(tokio::time::Instant::now() + RESYNC_RETRY);
+                        }
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
@@ -189,8 +199,9 @@ impl Directory {
         });
     }
 
-    /// Announces the users deactivated since `since`, whose events may have been lost.
-    async fn announce_deactivated_since(&self, store: &Store, since: DateTime<Utc>) {
+    /// Announces the users deactivated since `since`, whose events may have been lost; false
+    /// when the database could not say.
+    async fn announce_deactivated_since(&self, store: &Store, since: DateTime<Utc>) -> bool {
         let deactivated = users::Entity::find()
             .select_only()
             .column(users::Column::Id)
@@ -199,8 +210,14 @@ impl Directory {
             .all(&store.db)
             .await;
         match deactivated {
-            Ok(ids) => ids.into_iter().for_each(|id| self.announce_user_change(id)),
-            Err(error) => tracing::warn!(%error, "could not reread deactivations after a resync"),
+            Ok(ids) => {
+                ids.into_iter().for_each(|id| self.announce_user_change(id));
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not reread deactivations after a resync; retried");
+                false
+            }
         }
     }
 

@@ -32,6 +32,10 @@ struct MessageFeed {
     delivered: HashMap<Uuid, i64>,
     /// Rooms with messages in the database beyond `delivered`.
     behind: VecDeque<Uuid>,
+    /// Rooms whose catch-up failed, caught up again on the watcher's `Retry`.
+    failed: Vec<Uuid>,
+    /// A resync failed: the watcher's `Retry` resyncs again.
+    resync_failed: bool,
     pending: VecDeque<LiveMessage>,
 }
 
@@ -56,7 +60,16 @@ pub async fn message_added(
         delivered.entry(room_id).and_modify(|seq| *seq = after.min(*seq));
         behind.push_back(room_id);
     }
-    let feed = MessageFeed { state, viewer, watcher, delivered, behind, pending: VecDeque::new() };
+    let feed = MessageFeed {
+        state,
+        viewer,
+        watcher,
+        delivered,
+        behind,
+        failed: Vec::new(),
+        resync_failed: false,
+        pending: VecDeque::new(),
+    };
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|m| (m, feed)) }).boxed())
 }
 
@@ -93,6 +106,16 @@ impl MessageFeed {
                 Watched::Resync => {
                     if !self.resync().await {
                         return None;
+                    }
+                }
+                Watched::Retry if self.resync_failed => {
+                    if !self.resync().await {
+                        return None;
+                    }
+                }
+                Watched::Retry => {
+                    for room_id in std::mem::take(&mut self.failed) {
+                        self.fall_behind(room_id);
                     }
                 }
             }
@@ -133,10 +156,11 @@ impl MessageFeed {
                 }
             }
             Err(err) => {
-                // The resync makes every room catch up again, from the same seq.
+                // Caught up again on the retry, from the same seq; the other rooms go on.
                 tracing::warn!(?err, %room_id, "catch-up failed; retried");
                 self.behind.retain(|id| *id != room_id);
-                self.watcher.resync_later();
+                self.failed.push(room_id);
+                self.watcher.retry_later();
             }
         }
     }
@@ -144,11 +168,15 @@ impl MessageFeed {
     /// Events may have been lost: repair membership, then every room catches up. False when
     /// the one room of this feed is no longer readable.
     async fn resync(&mut self) -> bool {
+        // Every room falls behind below: rooms whose catch-up failed are among them.
+        self.failed.clear();
+        self.resync_failed = false;
         let repaired = match repair(&self.state, &self.viewer, &mut self.watcher).await {
             Ok(repaired) => repaired,
             Err(err) => {
                 tracing::warn!(?err, "resync failed; retried");
-                self.watcher.resync_later();
+                self.resync_failed = true;
+                self.watcher.retry_later();
                 return true;
             }
         };
@@ -173,7 +201,8 @@ impl MessageFeed {
                 }
                 Err(err) => {
                     tracing::warn!(?err, "resync failed; retried");
-                    self.watcher.resync_later();
+                    self.resync_failed = true;
+                    self.watcher.retry_later();
                 }
             }
         }
@@ -209,11 +238,11 @@ pub async fn message_updated(
                         return None;
                     }
                 }
-                Watched::Resync => {
+                Watched::Resync | Watched::Retry => {
                     // Edits are not replayed (clients refetch on reconnect), but access is.
                     let repaired = repair(&state, &viewer, &mut watcher).await.unwrap_or_else(|err| {
                         tracing::warn!(?err, "resync failed; retried");
-                        watcher.resync_later();
+                        watcher.retry_later();
                         Repaired::default()
                     });
                     if let Scope::Room(room_id) = watcher.scope()

@@ -111,7 +111,8 @@ impl UnreadFeed {
                     }
                     _ => {}
                 },
-                Watched::Resync => self.resync().await,
+                // One statement rereads every position: a retry does the same as a resync.
+                Watched::Resync | Watched::Retry => self.resync().await,
             }
         }
     }
@@ -120,13 +121,13 @@ impl UnreadFeed {
     async fn resync(&mut self) {
         if let Err(err) = repair(&self.state, &self.viewer, &mut self.watcher).await {
             tracing::warn!(?err, "resync failed; retried");
-            return self.watcher.resync_later();
+            return self.watcher.retry_later();
         }
         let current = match service::positions(&self.state.store, self.viewer.id, None).await {
             Ok(current) => current,
             Err(err) => {
                 tracing::warn!(?err, "resync failed; retried");
-                return self.watcher.resync_later();
+                return self.watcher.retry_later();
             }
         };
         let gone: Vec<Uuid> =
@@ -157,7 +158,7 @@ impl UnreadFeed {
             Err(err) => {
                 // The resync rereads every position, this one included.
                 tracing::warn!(?err, "unread positions reload failed; retried");
-                self.watcher.resync_later();
+                self.watcher.retry_later();
             }
         }
     }

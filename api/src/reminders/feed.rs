@@ -11,28 +11,28 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, BoxStream, StreamExt};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, sleep_until};
 use uuid::Uuid;
 
 use super::scheduler::payload;
+use super::service;
+use crate::auth::Viewer;
 use crate::bus::{BusItem, Event, ReminderPayload, Topic, TopicSubscription};
-use crate::error::ApiResult;
 use crate::state::AppState;
-use entity::enums::ReminderStatus;
-use entity::reminders;
 
 /// Reminders fired this long before the feed started are still news to it: instances' clocks
-/// differ a little, and the one that fired a reminder stamped it with its own.
-const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
-/// Most reminders one recovery delivers (the oldest first; a user has few due at once).
+/// differ a little, and the one that fired a reminder stamped it with its own. (One delivered
+/// to the client's previous connection within this second may come again after a resync.)
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+/// Most reminders one recovery delivers: the latest fired (a user has few due at once).
 const RECOVERY_LIMIT: u64 = 100;
+/// The pause before a failed recovery read is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
 struct DueFeed {
     state: AppState,
-    viewer_id: Uuid,
+    viewer: Viewer,
     events: TopicSubscription,
     started: DateTime<Utc>,
     /// Firings already delivered, so a recovery repeats none (a few a day per user). A
@@ -44,11 +44,11 @@ struct DueFeed {
 }
 
 /// The viewer's reminders as they fire; subscribed when this returns.
-pub async fn reminders_due(state: AppState, viewer_id: Uuid) -> BoxStream<'static, ReminderPayload> {
-    let events = state.bus.subscribe(Topic::User(viewer_id)).await;
+pub async fn reminders_due(state: AppState, viewer: Viewer) -> BoxStream<'static, ReminderPayload> {
+    let events = state.bus.subscribe(Topic::User(viewer.id)).await;
     let feed = DueFeed {
         state,
-        viewer_id,
+        viewer,
         events,
         started: Utc::now() - CLOCK_SKEW,
         delivered: HashSet::new(),
@@ -95,7 +95,7 @@ impl DueFeed {
 
     /// Delivers the due reminders fired since the feed started that events did not bring.
     async fn recover(&mut self) {
-        match self.fired_since_start().await {
+        match service::fired_since(&self.state.store, &self.viewer, self.started, RECOVERY_LIMIT).await {
             Ok(rows) => {
                 self.retry_at = None;
                 let now = Utc::now();
@@ -106,17 +106,5 @@ impl DueFeed {
                 self.retry_at = Some(Instant::now() + RETRY);
             }
         }
-    }
-
-    async fn fired_since_start(&self) -> ApiResult<Vec<reminders::Model>> {
-        let rows = reminders::Entity::find()
-            .filter(reminders::Column::UserId.eq(self.viewer_id))
-            .filter(reminders::Column::Status.eq(ReminderStatus::Fired))
-            .filter(reminders::Column::FiredAt.gte(self.started))
-            .order_by_asc(reminders::Column::FiredAt)
-            .limit(RECOVERY_LIMIT)
-            .all(&self.state.store.db)
-            .await?;
-        Ok(rows)
     }
 }

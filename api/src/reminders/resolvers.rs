@@ -55,7 +55,7 @@ impl ReminderSubscription {
     /// once it can again; after a reconnect of the client, reread
     /// `viewer.reminders(filter: {status: DUE})`.
     async fn reminder_due(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = ReminderDue>> {
-        let due = feed::reminders_due(ctx.state()?.clone(), ctx.viewer()?.id).await;
+        let due = feed::reminders_due(ctx.state()?.clone(), ctx.viewer()?.clone()).await;
         Ok(due.map(|fired| ReminderDue(Reminder::from(fired))))
     }
 }

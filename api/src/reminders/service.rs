@@ -5,7 +5,7 @@
 //! interleaves with the scheduler claiming the same row: the scheduler skips locked rows and
 //! picks them up on its next pass if they are still due.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
@@ -133,6 +133,26 @@ pub async fn list(
         .all(&store.db)
         .await?;
     Ok(split_page(rows, limit.get()))
+}
+
+/// The viewer's due reminders fired at or after `since`: the latest `limit` of them, in the
+/// order they fired.
+pub async fn fired_since(
+    store: &Store,
+    viewer: &Viewer,
+    since: DateTime<Utc>,
+    limit: u64,
+) -> ApiResult<Vec<reminders::Model>> {
+    let mut rows = reminders::Entity::find()
+        .filter(reminders::Column::UserId.eq(viewer.id))
+        .filter(reminders::Column::Status.eq(ReminderStatus::Fired))
+        .filter(reminders::Column::FiredAt.gte(since))
+        .order_by_desc(reminders::Column::FiredAt)
+        .limit(limit)
+        .all(&store.db)
+        .await?;
+    rows.reverse();
+    Ok(rows)
 }
 
 /// The room a reminder belongs to: the message's (which the viewer must be able to read), or

@@ -48,19 +48,21 @@ impl RoomFeed {
                         return Some(RoomUpdate::new(room_id, change.into()));
                     }
                 }
-                Watched::Resync => match repair(&self.state, &self.viewer, &mut self.watcher).await {
-                    Ok(repaired) => {
-                        let joined = repaired.joined.into_iter().map(|id| (id, RoomUpdateReason::Joined));
-                        let left = repaired.left.into_iter().map(|id| (id, RoomUpdateReason::Left));
-                        for (room_id, reason) in joined.chain(left) {
-                            self.pending.push_back(RoomUpdate::new(room_id, reason));
+                Watched::Resync | Watched::Retry => {
+                    match repair(&self.state, &self.viewer, &mut self.watcher).await {
+                        Ok(repaired) => {
+                            let joined = repaired.joined.into_iter().map(|id| (id, RoomUpdateReason::Joined));
+                            let left = repaired.left.into_iter().map(|id| (id, RoomUpdateReason::Left));
+                            for (room_id, reason) in joined.chain(left) {
+                                self.pending.push_back(RoomUpdate::new(room_id, reason));
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!(?err, "resync failed; retried");
+                            self.watcher.retry_later();
                         }
                     }
-                    Err(err) => {
-                        tracing::warn!(?err, "resync failed; retried");
-                        self.watcher.resync_later();
-                    }
-                },
+                }
             }
         }
     }

@@ -107,7 +107,8 @@ impl RoomEvents {
                         return None;
                     }
                 }
-                Watched::Resync => self.repairing = true,
+                // (A retry is never asked for here: a failed check ends the feed.)
+                Watched::Resync | Watched::Retry => self.repairing = true,
             }
         }
     }

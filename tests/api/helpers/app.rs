@@ -130,6 +130,14 @@ impl TestApp {
         response.status().as_u16()
     }
 
+    /// An unlabelled counter or gauge on the instance's `/metrics`; 0 before it is first set.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let response = self.http.get(self.url("/metrics")).send().await.expect("GET /metrics");
+        let text = response.text().await.expect("a metrics body");
+        let value = text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' '));
+        value.map_or(0.0, |value| value.trim().parse().expect("a metric value"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -6,8 +6,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub struct CuttableProxy {
-    /// `127.0.0.1:PORT`, to put in a URL in place of the target's address.
-    pub addr: String,
+    /// On 127.0.0.1: put it in a URL in place of the target's address.
+    pub port: u16,
     cut: watch::Sender<bool>,
     accepting: JoinHandle<()>,
 }
@@ -16,13 +16,13 @@ impl CuttableProxy {
     /// Forwards connections to `target` (`host:port`) until cut.
     pub async fn start(target: &str) -> CuttableProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
-        let addr = listener.local_addr().expect("the proxy's address").to_string();
+        let port = listener.local_addr().expect("the proxy's address").port();
         let (cut, cut_rx) = watch::channel(false);
         let target = target.to_owned();
         let accepting = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if *cut_rx.borrow() {
-                    continue; // dropped: refused while cut
+                    continue; // closed at once while cut
                 }
                 let (target, mut cut_rx) = (target.clone(), cut_rx.clone());
                 tokio::spawn(async move {
@@ -34,10 +34,10 @@ impl CuttableProxy {
                 });
             }
         });
-        CuttableProxy { addr, cut, accepting }
+        CuttableProxy { port, cut, accepting }
     }
 
-    /// Closes every forwarded connection and refuses new ones until [`Self::restore`].
+    /// Closes every forwarded connection, and new ones as they come, until [`Self::restore`].
     pub fn cut(&self) {
         let _ = self.cut.send(true);
     }

@@ -310,15 +310,20 @@ impl Drop for ActiveSubscription {
     }
 }
 
-/// After the viewer changed: the close to perform if they may no longer be connected. A
-/// database that cannot answer keeps the connection (the next change rechecks). (Not a
+/// After the viewer changed: the close to perform if they may no longer be connected as they
+/// are. A new role closes the socket for the client to reconnect: its subscriptions checked
+/// access with the old one (a demoted admin would go on reading every support conversation).
+/// A database that cannot answer keeps the connection (the next change rechecks). (Not a
 /// method: the subscriptions' streams are `Send` but not `Sync`, so `&Connection` cannot
 /// be held across an await.)
 async fn recheck_viewer(state: &HttpState, connection: Uuid, viewer: Option<&Viewer>) -> Option<Closing> {
     let viewer = viewer?;
     let app = &state.app;
     match app.directory.user(&app.store, viewer.id).await {
-        Ok(Some(user)) if user.deactivated_at.is_none() => None,
+        Ok(Some(user)) if user.deactivated_at.is_none() && user.role == viewer.role => None,
+        Ok(Some(user)) if user.deactivated_at.is_none() => {
+            Some(Some((close::RECONNECT, "the account's role changed: reconnect".into())))
+        }
         Ok(_) => Some(Some((close::FORBIDDEN, "Forbidden: the account was deactivated".into()))),
         Err(error) => {
             tracing::warn!(%connection, %error, "could not recheck a changed viewer");

@@ -55,6 +55,9 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
     pub const TOO_BIG: u16 = 1009;
+    /// "Service Restart": graphql-ws clients reconnect, here to start over with the account's
+    /// new role.
+    pub const RECONNECT: u16 = 1012;
     pub const BAD_REQUEST: u16 = 4400;
     pub const UNAUTHORIZED: u16 = 4401;
     pub const FORBIDDEN: u16 = 4403;
