@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, mark_read, send};
+use crate::helpers::proxy::CuttableProxy;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, QUIET, TestApp, assert_error_code, spawn_app};
+use crate::helpers::{Backend, QUIET, TestApp, assert_error_code, pg_redis_urls, spawn_app, spawn_app_with};
 
 backend_tests!(
     message_frames_carry_ids_author_and_room,
@@ -26,6 +27,7 @@ pg_test!(
     a_deactivated_user_is_refused_on_both_instances_within_a_second,
     a_deactivated_users_sockets_close_on_both_instances,
     a_re_roled_users_sockets_close_for_a_reconnect_on_both_instances,
+    a_deactivation_met_by_a_database_outage_still_closes_the_socket,
     a_renamed_room_shows_renamed_in_the_next_frame_on_both_instances,
 );
 
@@ -253,6 +255,31 @@ async fn a_re_roled_users_sockets_close_for_a_reconnect_on_both_instances() {
     // The reconnect is let in, as a member now.
     WsClient::connect(&b, &bob).await.ping_pong().await;
     assert_error_code(&b.gql(&bob, DEACTIVATE, json!({ "id": ada.id })).await, "FORBIDDEN");
+}
+
+/// B reaches PostgreSQL through a proxy that is cut when bob is deactivated on A: B hears of
+/// it, but cannot read bob's row to check. The socket stays while the database cannot answer,
+/// and closes once it can, with no further change announced.
+async fn a_deactivation_met_by_a_database_outage_still_closes_the_socket() {
+    let Some((database_url, _)) = pg_redis_urls() else { return };
+    let mut via_proxy = reqwest::Url::parse(&database_url).expect("PARLEY_TEST_DATABASE_URL is a URL");
+    let host = via_proxy.host_str().expect("a PostgreSQL host").to_owned();
+    let proxy = CuttableProxy::start(&format!("{host}:{}", via_proxy.port().unwrap_or(5432))).await;
+    via_proxy.set_host(Some("127.0.0.1")).expect("an IP host");
+    via_proxy.set_port(Some(proxy.port)).expect("a port");
+    let a = spawn_app(Backend::PostgresRedis).await;
+    let b = spawn_app_with(Backend::PostgresRedis, &[("DATABASE_URL", via_proxy.as_str())]).await;
+    let org = a.create_org().await;
+    let (admin, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let mut on_b = WsClient::connect(&b, &bob).await;
+
+    proxy.cut();
+    a.ok(&admin, DEACTIVATE, json!({ "id": bob.id })).await;
+    // B's check waits out its pool's 5 s acquire timeout, and fails.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    on_b.assert_open();
+    proxy.restore();
+    assert_eq!(on_b.expect_close(Duration::from_secs(10)).await.code, Some(FORBIDDEN));
 }
 
 async fn a_deactivated_users_sockets_close_on_both_instances() {

@@ -26,6 +26,8 @@ use crate::presence::service::SocketPresence;
 
 /// Frames written before one flush: a burst becomes few large writes, not one per frame.
 const WRITE_BATCH: usize = 64;
+/// The pause before a recheck of the viewer that met a failing database is tried again.
+const RECHECK_RETRY: Duration = Duration::from_secs(1);
 
 /// One subscription's protocol messages, each with whether it is the subscription's last.
 type Frames = Pin<Box<dyn Stream<Item = (String, bool)> + Send>>;
@@ -71,6 +73,9 @@ impl Connection {
         let mut shutdown = self.state.shutdown.clone();
         // Followed from the start, so a deactivation racing connection_init is still heard.
         let mut user_changes = self.state.app.directory.user_changes();
+        // When to recheck the viewer: at once after a change was announced, later again
+        // while the database cannot answer.
+        let mut recheck_at: Option<Instant> = None;
 
         let closing: Closing = loop {
             tokio::select! {
@@ -82,7 +87,14 @@ impl Connection {
                     if send(&mut sink, &self.protocol.keepalive()).await.is_err() { break None; }
                 }
                 () = viewer_changed(&mut user_changes, self.viewer.as_ref().map(|v| v.id)) => {
-                    if let Some(closing) = recheck_viewer(&self.state, self.id, self.viewer.as_ref()).await { break closing; }
+                    recheck_at = Some(Instant::now());
+                }
+                _ = sleep_until(recheck_at.unwrap_or_else(Instant::now)), if recheck_at.is_some() => {
+                    match recheck_viewer(&self.state, self.id, self.viewer.as_ref()).await {
+                        Recheck::Keep => recheck_at = None,
+                        Recheck::Close(closing) => break closing,
+                        Recheck::Failed => recheck_at = Some(Instant::now() + RECHECK_RETRY),
+                    }
                 }
                 Some(first) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
                     if self.write_frames(&mut sink, first).await.is_err() { break None; }
@@ -310,24 +322,31 @@ impl Drop for ActiveSubscription {
     }
 }
 
-/// After the viewer changed: the close to perform if they may no longer be connected as they
-/// are. A new role closes the socket for the client to reconnect: its subscriptions checked
-/// access with the old one (a demoted admin would go on reading every support conversation).
-/// A database that cannot answer keeps the connection (the next change rechecks). (Not a
-/// method: the subscriptions' streams are `Send` but not `Sync`, so `&Connection` cannot
-/// be held across an await.)
-async fn recheck_viewer(state: &HttpState, connection: Uuid, viewer: Option<&Viewer>) -> Option<Closing> {
-    let viewer = viewer?;
+/// What a recheck of a changed viewer decided.
+enum Recheck {
+    Keep,
+    Close(Closing),
+    /// The database did not answer: the connection stays, and is rechecked shortly.
+    Failed,
+}
+
+/// After the viewer changed: whether they may stay connected as they are. A new role closes
+/// the socket for the client to reconnect: its subscriptions checked access with the old one
+/// (a demoted admin would go on reading every support conversation). (Not a method: the
+/// subscriptions' streams are `Send` but not `Sync`, so `&Connection` cannot be held across
+/// an await.)
+async fn recheck_viewer(state: &HttpState, connection: Uuid, viewer: Option<&Viewer>) -> Recheck {
+    let Some(viewer) = viewer else { return Recheck::Keep };
     let app = &state.app;
     match app.directory.user(&app.store, viewer.id).await {
-        Ok(Some(user)) if user.deactivated_at.is_none() && user.role == viewer.role => None,
+        Ok(Some(user)) if user.deactivated_at.is_none() && user.role == viewer.role => Recheck::Keep,
         Ok(Some(user)) if user.deactivated_at.is_none() => {
-            Some(Some((close::RECONNECT, "the account's role changed: reconnect".into())))
+            Recheck::Close(Some((close::RECONNECT, "the account's role changed: reconnect".into())))
         }
-        Ok(_) => Some(Some((close::FORBIDDEN, "Forbidden: the account was deactivated".into()))),
+        Ok(_) => Recheck::Close(Some((close::FORBIDDEN, "Forbidden: the account was deactivated".into()))),
         Err(error) => {
-            tracing::warn!(%connection, %error, "could not recheck a changed viewer");
-            None
+            tracing::warn!(%connection, %error, "could not recheck a changed viewer; retried");
+            Recheck::Failed
         }
     }
 }
