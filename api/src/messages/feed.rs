@@ -18,7 +18,7 @@ use crate::bus::{Event, Scope, Watched, Watcher};
 use crate::directory::{room_of, user_of};
 use crate::error::{ApiError, ApiResult};
 use crate::read_state::service as read_state;
-use crate::rooms::watch::{Repaired, repair, watch};
+use crate::rooms::watch::{repair_or_retry, watch};
 use crate::state::AppState;
 
 /// Rows read per database round trip while catching up.
@@ -171,14 +171,9 @@ impl MessageFeed {
         // Every room falls behind below: rooms whose catch-up failed are among them.
         self.failed.clear();
         self.resync_failed = false;
-        let repaired = match repair(&self.state, &self.viewer, &mut self.watcher).await {
-            Ok(repaired) => repaired,
-            Err(err) => {
-                tracing::warn!(?err, "resync failed; retried");
-                self.resync_failed = true;
-                self.watcher.retry_later();
-                return true;
-            }
+        let Some(repaired) = repair_or_retry(&self.state, &self.viewer, &mut self.watcher).await else {
+            self.resync_failed = true;
+            return true;
         };
         for room_id in &repaired.left {
             self.delivered.remove(room_id);
@@ -240,11 +235,7 @@ pub async fn message_updated(
                 }
                 Watched::Resync | Watched::Retry => {
                     // Edits are not replayed (clients refetch on reconnect), but access is.
-                    let repaired = repair(&state, &viewer, &mut watcher).await.unwrap_or_else(|err| {
-                        tracing::warn!(?err, "resync failed; retried");
-                        watcher.retry_later();
-                        Repaired::default()
-                    });
+                    let repaired = repair_or_retry(&state, &viewer, &mut watcher).await.unwrap_or_default();
                     if let Scope::Room(room_id) = watcher.scope()
                         && repaired.left.contains(&room_id)
                     {

@@ -15,7 +15,7 @@ use super::service::{self, ReadPosition};
 use crate::auth::Viewer;
 use crate::bus::{Event, Scope, Watched, Watcher};
 use crate::error::ApiResult;
-use crate::rooms::watch::{repair, watch};
+use crate::rooms::watch::{repair_or_retry, watch};
 use crate::state::AppState;
 
 struct UnreadFeed {
@@ -119,9 +119,8 @@ impl UnreadFeed {
 
     /// Events may have been lost: repair membership and reread every position.
     async fn resync(&mut self) {
-        if let Err(err) = repair(&self.state, &self.viewer, &mut self.watcher).await {
-            tracing::warn!(?err, "resync failed; retried");
-            return self.watcher.retry_later();
+        if repair_or_retry(&self.state, &self.viewer, &mut self.watcher).await.is_none() {
+            return;
         }
         let current = match service::positions(&self.state.store, self.viewer.id, None).await {
             Ok(current) => current,

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
 use super::types::{RoomUpdate, RoomUpdateReason};
-use super::watch::{repair, watch};
+use super::watch::{repair_or_retry, watch};
 use crate::auth::Viewer;
 use crate::bus::{ConversationChangePayload, Event, Scope, Watched, Watcher};
 use crate::error::ApiResult;
@@ -49,17 +49,12 @@ impl RoomFeed {
                     }
                 }
                 Watched::Resync | Watched::Retry => {
-                    match repair(&self.state, &self.viewer, &mut self.watcher).await {
-                        Ok(repaired) => {
-                            let joined = repaired.joined.into_iter().map(|id| (id, RoomUpdateReason::Joined));
-                            let left = repaired.left.into_iter().map(|id| (id, RoomUpdateReason::Left));
-                            for (room_id, reason) in joined.chain(left) {
-                                self.pending.push_back(RoomUpdate::new(room_id, reason));
-                            }
-                        }
-                        Err(err) => {
-                            tracing::warn!(?err, "resync failed; retried");
-                            self.watcher.retry_later();
+                    let repaired = repair_or_retry(&self.state, &self.viewer, &mut self.watcher).await;
+                    if let Some(repaired) = repaired {
+                        let joined = repaired.joined.into_iter().map(|id| (id, RoomUpdateReason::Joined));
+                        let left = repaired.left.into_iter().map(|id| (id, RoomUpdateReason::Left));
+                        for (room_id, reason) in joined.chain(left) {
+                            self.pending.push_back(RoomUpdate::new(room_id, reason));
                         }
                     }
                 }

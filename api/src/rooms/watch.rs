@@ -62,6 +62,19 @@ pub async fn repair(state: &AppState, viewer: &Viewer, watcher: &mut Watcher) ->
     Ok(repaired)
 }
 
+/// [`repair`] for feeds that go on when it fails: the failure is logged and the watcher
+/// yields `Retry` after a backoff, on which the feed repairs again.
+pub async fn repair_or_retry(state: &AppState, viewer: &Viewer, watcher: &mut Watcher) -> Option<Repaired> {
+    match repair(state, viewer, watcher).await {
+        Ok(repaired) => Some(repaired),
+        Err(err) => {
+            tracing::warn!(?err, "resync failed; retried");
+            watcher.retry_later();
+            None
+        }
+    }
+}
+
 /// One readable room's events, of its topic and of its signals topic, until the viewer may no
 /// longer read it.
 pub struct RoomEvents {
