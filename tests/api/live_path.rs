@@ -262,11 +262,7 @@ async fn a_re_roled_users_sockets_close_for_a_reconnect_on_both_instances() {
 /// and closes once it can, with no further change announced.
 async fn a_deactivation_met_by_a_database_outage_still_closes_the_socket() {
     let Some((database_url, _)) = pg_redis_urls() else { return };
-    let mut via_proxy = reqwest::Url::parse(&database_url).expect("PARLEY_TEST_DATABASE_URL is a URL");
-    let host = via_proxy.host_str().expect("a PostgreSQL host").to_owned();
-    let proxy = CuttableProxy::start(&format!("{host}:{}", via_proxy.port().unwrap_or(5432))).await;
-    via_proxy.set_host(Some("127.0.0.1")).expect("an IP host");
-    via_proxy.set_port(Some(proxy.port)).expect("a port");
+    let (proxy, via_proxy) = CuttableProxy::in_front_of(&database_url, 5432).await;
     let a = spawn_app(Backend::PostgresRedis).await;
     let b = spawn_app_with(Backend::PostgresRedis, &[("DATABASE_URL", via_proxy.as_str())]).await;
     let org = a.create_org().await;

@@ -1,19 +1,26 @@
 //! Presence: a user is online while they hold a WebSocket anywhere; closing one tab of many
 //! changes nothing; the last one closing makes them offline with a last-seen time; a status
 //! set by hand wins until cleared; `presenceChanged` reaches those who share a room, on every
-//! instance; a killed instance's users go offline once its leases lapse.
+//! instance; a killed instance's users go offline once its leases lapse; a change an instance
+//! missed while cut off arrives once it can read again.
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde_json::{Value, json};
 
 use crate::helpers::api::create_channel;
+use crate::helpers::proxy::CuttableProxy;
 use crate::helpers::subscription::Subscription;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, QUIET, TestApp, TestUser, data, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, QUIET, TestApp, TestUser, data, pg_redis_urls, spawn_app, spawn_app_with};
 
 backend_tests!(presence_follows_the_last_connection, a_status_set_by_hand_wins_until_cleared);
-pg_test!(presence_crosses_instances_and_outlives_a_killed_one);
+pg_test!(
+    presence_crosses_instances_and_outlives_a_killed_one,
+    a_missed_change_is_reread_once_the_database_answers
+);
 
 const CHANGES: &str =
     "subscription($ids: [ID!]) { presenceChanged(userIds: $ids) { user { handle } status } }";
@@ -129,4 +136,35 @@ async fn presence_crosses_instances_and_outlives_a_killed_one() {
     let seen = presence(&a, &bob, "alice").await;
     assert_eq!(seen["status"], "OFFLINE");
     assert!(seen["lastSeenAt"].is_string(), "{seen}");
+}
+
+/// B misses a change while cut off from Redis and PostgreSQL; once Redis is back its reread
+/// fails on the database, and is tried again until the database answers.
+async fn a_missed_change_is_reread_once_the_database_answers() {
+    let Some((database_url, redis_url)) = pg_redis_urls() else { return };
+    let (redis, redis_via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
+    let (pg, pg_via_proxy) = CuttableProxy::in_front_of(&database_url, 5432).await;
+    let a = spawn_app(Backend::PostgresRedis).await;
+    let b_env = [("DATABASE_URL", pg_via_proxy.as_str()), ("REDIS_URL", redis_via_proxy.as_str())];
+    let b = spawn_app_with(Backend::PostgresRedis, &b_env).await;
+    let org = a.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    create_channel(&a, &alice, "general", &[&bob]).await;
+    let (_bobs, mut bob_sees) = watch(&b, &bob).await;
+    tokio::time::sleep(QUIET).await;
+
+    redis.cut();
+    pg.cut();
+    data(a.gql(&alice, SET, json!({ "status": "DND" })).await);
+    bob_sees.assert_nothing(Duration::from_secs(1)).await;
+    let retries = b.metric("parley_feed_retries_total").await;
+    redis.restore();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while b.metric("parley_feed_retries_total").await <= retries {
+        assert!(Instant::now() < deadline, "B never retried its failed reread");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bob_sees.assert_nothing(QUIET).await;
+    pg.restore();
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "DND"));
 }

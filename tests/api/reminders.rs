@@ -222,11 +222,7 @@ async fn a_sooner_reminder_created_on_another_instance_fires_in_time() {
 /// it, once.
 async fn a_reminder_fired_while_its_instance_was_cut_off_arrives_later() {
     let Some((_, redis_url)) = crate::helpers::pg_redis_urls() else { return };
-    let mut via_proxy = reqwest::Url::parse(&redis_url).expect("PARLEY_TEST_REDIS_URL is a URL");
-    let host = via_proxy.host_str().expect("a Redis host").to_owned();
-    let proxy = CuttableProxy::start(&format!("{host}:{}", via_proxy.port().unwrap_or(6379))).await;
-    via_proxy.set_host(Some("127.0.0.1")).expect("an IP host");
-    via_proxy.set_port(Some(proxy.port)).expect("a port");
+    let (proxy, via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
     // A database of their own: no other test's scheduler may fire this reminder.
     let database = OwnDatabase::create();
     let a = spawn_app_with(Backend::PostgresRedis, &[("DATABASE_URL", database.url.as_str())]).await;

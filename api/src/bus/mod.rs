@@ -21,7 +21,7 @@ pub use event::{
     ReminderPayload, RoomChange, RoomPayload, Topic, UserPayload,
 };
 pub use hub::{BusItem, TopicGuard, TopicSubscription};
-pub use link::RedisLink;
+pub use link::{Backoff, RedisLink};
 pub use watcher::{Scope, Watched, Watcher};
 
 use std::sync::Arc;

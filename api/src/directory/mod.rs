@@ -107,6 +107,18 @@ impl Directory {
         .await
     }
 
+    /// Users by id read from the database, whatever is cached, and cached again. For rereads
+    /// after a resync: the cache may still hold rows older than the events that were lost,
+    /// until this instance's own resync drops it.
+    pub async fn users_fresh(&self, store: &Store, ids: &[Uuid]) -> ApiResult<HashMap<Uuid, users::Model>> {
+        let rows = users::Entity::find().filter(users::Column::Id.is_in(ids.to_vec())).all(&store.db).await?;
+        let fresh = rows.into_iter().map(|user| (user.id, user)).collect::<HashMap<_, _>>();
+        for user in fresh.values() {
+            self.users.insert(user.id, user.clone());
+        }
+        Ok(fresh)
+    }
+
     /// Rooms of an organisation by id (deleted ones left out), one query for those not
     /// cached. Their `last_seq` and `last_message_at` may be stale.
     pub async fn rooms(
@@ -172,28 +184,33 @@ impl Directory {
             // same moment, so a deactivation missed during an outage still closes sockets.
             let mut retry_at: Option<tokio::time::Instant> = None;
             loop {
+                // `None`: the retry of a failed reread, which needs no second `forget_all`.
                 let item = tokio::select! {
                     _ = shutdown.changed() => return,
                     () = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)),
-                        if retry_at.is_some() => Ok(BusItem::Resync),
-                    item = events.recv() => item,
+                        if retry_at.is_some() => None,
+                    item = events.recv() => Some(item),
                 };
                 match item {
-                    Ok(BusItem::Event(envelope)) => match envelope.event {
-                        Event::UserChanged { user_id } => directory.announce_user_change(user_id),
-                        Event::RoomInfoChanged { room_id } => directory.forget_room(room_id),
-                        _ => {}
-                    },
-                    Ok(BusItem::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        directory.forget_all();
-                        let now = Utc::now();
-                        if directory.announce_deactivated_since(&store, in_sync_since - RESYNC_MARGIN).await {
-                            (in_sync_since, retry_at) = (now, None);
-                        } else {
-                            retry_at = Some(tokio::time::Instant::now() + RESYNC_RETRY);
+                    Some(Ok(BusItem::Event(envelope))) => {
+                        match envelope.event {
+                            Event::UserChanged { user_id } => directory.announce_user_change(user_id),
+                            Event::RoomInfoChanged { room_id } => directory.forget_room(room_id),
+                            _ => {}
                         }
+                        continue;
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Some(Ok(BusItem::Resync) | Err(broadcast::error::RecvError::Lagged(_))) => {
+                        directory.forget_all()
+                    }
+                    Some(Err(broadcast::error::RecvError::Closed)) => return,
+                    None => {}
+                }
+                let now = Utc::now();
+                if directory.announce_deactivated_since(&store, in_sync_since - RESYNC_MARGIN).await {
+                    (in_sync_since, retry_at) = (now, None);
+                } else {
+                    retry_at = Some(tokio::time::Instant::now() + RESYNC_RETRY);
                 }
             }
         });

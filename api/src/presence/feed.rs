@@ -6,9 +6,11 @@
 //! the subscription starts (a client that joins a room
 //! resubscribes to follow its new members). The feed remembers what it last delivered for each
 //! person: repeats are dropped, and after a resync it rereads everyone and delivers what
-//! differs.
+//! differs; a reread that fails (the database, or a cluster that does not answer) is tried
+//! again after a backoff, as the other feeds' are.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::pin::Pin;
 
 use futures_util::FutureExt;
 use futures_util::future::join_all;
@@ -21,7 +23,7 @@ use uuid::Uuid;
 use super::Status;
 use super::service::{UserPresence, presence_of, presence_of_exactly};
 use crate::auth::Viewer;
-use crate::bus::{BusItem, Event, Topic, TopicGuard, TopicSubscription};
+use crate::bus::{Backoff, BusItem, Event, Topic, TopicGuard, TopicSubscription};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -38,6 +40,9 @@ struct PresenceFeed {
     _guards: Vec<TopicGuard>,
     last: HashMap<Uuid, UserPresence>,
     pending: VecDeque<UserPresence>,
+    /// Set while a reread after a resync failed: when it fires, reread again.
+    retry: Option<Pin<Box<tokio::time::Sleep>>>,
+    backoff: Backoff,
 }
 
 pub async fn presence_changes(
@@ -66,7 +71,15 @@ pub async fn presence_changes(
     }
     // Read once subscribed, so no change falls between the two.
     let last = presence_of(&state, &people).await?;
-    let feed = PresenceFeed { state, streams, _guards: guards, last, pending: VecDeque::new() };
+    let feed = PresenceFeed {
+        state,
+        streams,
+        _guards: guards,
+        last,
+        pending: VecDeque::new(),
+        retry: None,
+        backoff: Backoff::default(),
+    };
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|p| (p, feed)) }).boxed())
 }
 
@@ -80,7 +93,21 @@ impl PresenceFeed {
             if let Some(presence) = self.pending.pop_front() {
                 return Some(presence);
             }
-            match self.streams.next().await? {
+            let retry = async {
+                match self.retry.as_mut() {
+                    Some(sleep) => sleep.await,
+                    None => std::future::pending().await,
+                }
+            };
+            let item = tokio::select! {
+                item = self.streams.next() => item?,
+                () = retry => {
+                    self.retry = None;
+                    self.reread().await;
+                    continue;
+                }
+            };
+            match item {
                 (_, Ok(BusItem::Event(envelope))) => self.offer_event(&envelope.event),
                 // Changes may have been lost: reread everyone once for the whole burst (a
                 // reconnect resyncs every topic), and only from an answer of the cluster.
@@ -90,11 +117,27 @@ impl PresenceFeed {
                             self.offer_event(&envelope.event);
                         }
                     }
-                    let people: Vec<Uuid> = self.last.keys().copied().collect();
-                    if let Ok(Some(now)) = presence_of_exactly(&self.state, &people).await {
-                        now.into_values().for_each(|presence| self.offer(presence));
-                    }
+                    self.retry = None;
+                    self.reread().await;
                 }
+            }
+        }
+    }
+
+    /// Rereads everyone's presence and offers what differs, or schedules another try.
+    async fn reread(&mut self) {
+        let people: Vec<Uuid> = self.last.keys().copied().collect();
+        match presence_of_exactly(&self.state, &people).await {
+            Ok(Some(now)) => {
+                self.backoff = Backoff::default();
+                now.into_values().for_each(|presence| self.offer(presence));
+            }
+            failed => {
+                if let Err(err) = failed {
+                    tracing::warn!(?err, "presence reread failed; retried");
+                }
+                metrics::counter!("parley_feed_retries_total").increment(1);
+                self.retry = Some(Box::pin(tokio::time::sleep(self.backoff.next_delay())));
             }
         }
     }

@@ -32,14 +32,15 @@ pub async fn presence_of(app: &AppState, user_ids: &[Uuid]) -> ApiResult<HashMap
     Ok(shown(app.directory.users(&app.store, user_ids).await?, &seen))
 }
 
-/// [`presence_of`], or `None` when the cluster did not answer: a feed that must not take
-/// this instance's partial view for the truth.
+/// [`presence_of`] for a reread after a resync, or `None` when the cluster did not answer: a
+/// feed that must not take this instance's partial view for the truth. The rows come from
+/// the database, not the directory: a status set by hand may be among the lost events.
 pub async fn presence_of_exactly(
     app: &AppState,
     user_ids: &[Uuid],
 ) -> ApiResult<Option<HashMap<Uuid, UserPresence>>> {
     let Some(seen) = app.presence.seen_exactly(user_ids).await else { return Ok(None) };
-    Ok(Some(shown(app.directory.users(&app.store, user_ids).await?, &seen)))
+    Ok(Some(shown(app.directory.users_fresh(&app.store, user_ids).await?, &seen)))
 }
 
 /// What others see of each user: a status set by hand, else their connection state.

@@ -13,6 +13,18 @@ pub struct CuttableProxy {
 }
 
 impl CuttableProxy {
+    /// A proxy in front of the service at `url` (say `redis://host:port/…`), and the same URL
+    /// pointing at the proxy instead.
+    pub async fn in_front_of(url: &str, default_port: u16) -> (CuttableProxy, String) {
+        let mut via_proxy = reqwest::Url::parse(url).expect("a service URL");
+        let host = via_proxy.host_str().expect("a host in the service URL").to_owned();
+        let proxy =
+            CuttableProxy::start(&format!("{host}:{}", via_proxy.port().unwrap_or(default_port))).await;
+        via_proxy.set_host(Some("127.0.0.1")).expect("an IP host");
+        via_proxy.set_port(Some(proxy.port)).expect("a port");
+        (proxy, via_proxy.into())
+    }
+
     /// Forwards connections to `target` (`host:port`) until cut.
     pub async fn start(target: &str) -> CuttableProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
