@@ -175,6 +175,16 @@ async fn unread_counts_batch_of_200_rooms(backend: Backend) {
     }
     assert_eq!(unread_total(&app, &bob).await, 200);
 
+    // Plain fields are written flat, anything else goes through every resolver: same answer.
+    let flat =
+        "query($ids: [ID!]!) { unreadCounts(roomIds: $ids) { __typename id: roomId seq unreadCount seq } }";
+    let resolved = "query($ids: [ID!]!) { unreadCounts(roomIds: $ids) { __typename ... on UnreadCount { id: roomId seq } \
+        unreadCount @include(if: true) seq } }";
+    let flat = app.ok(&bob, flat, json!({ "ids": ids })).await;
+    assert_eq!(flat, app.ok(&bob, resolved, json!({ "ids": ids })).await);
+    assert_eq!(flat["unreadCounts"][0]["__typename"], "UnreadCount");
+    assert_eq!(flat["unreadCounts"].as_array().map(Vec::len), Some(200));
+
     let none = app.ok(&alice, UNREAD_COUNTS, json!({ "ids": expected })).await["unreadCounts"].clone();
     assert_eq!(none, Value::Array(vec![]), "the sender has nothing unread");
 }

@@ -7,6 +7,7 @@
 pub mod context;
 pub mod documents;
 pub mod enums;
+pub mod flat;
 pub mod frames;
 pub mod ids;
 pub mod limits;

@@ -7,6 +7,7 @@ use super::types::{ReadReceipt, ReadState, UnreadCount, UnreadCountChange};
 use super::{feed, receipts, service};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
+use crate::graphql::flat::FlatList;
 use crate::graphql::frames::Shared;
 use crate::graphql::ids::{parse_id, parse_ids, to_id};
 
@@ -20,16 +21,18 @@ pub struct ReadStateQuery;
 impl ReadStateQuery {
     /// Unread counts of these rooms, one query whatever their number. Only rooms with unread
     /// messages are listed: a missing room means zero.
-    async fn unread_counts(&self, ctx: &Context<'_>, room_ids: Vec<ID>) -> Result<Vec<UnreadCount>> {
+    async fn unread_counts(&self, ctx: &Context<'_>, room_ids: Vec<ID>) -> Result<FlatList<UnreadCount>> {
         if room_ids.len() > MAX_ROOMS_PER_CALL {
             return Err(ApiError::bad_input("at most 1000 rooms per call").into());
         }
         let room_ids = parse_ids(&room_ids)?;
         let counts = service::unread_counts(&ctx.state()?.store, ctx.viewer()?, &room_ids).await?;
-        Ok(counts
-            .into_iter()
-            .map(|c| UnreadCount { room_id: to_id(c.room_id), unread_count: c.unread_count, seq: c.seq })
-            .collect())
+        Ok(FlatList(
+            counts
+                .into_iter()
+                .map(|c| UnreadCount { room_id: to_id(c.room_id), unread_count: c.unread_count, seq: c.seq })
+                .collect(),
+        ))
     }
 }
 

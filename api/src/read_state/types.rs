@@ -1,12 +1,13 @@
 //! GraphQL types of read state.
 
-use async_graphql::{ComplexObject, Context, ID, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, Object, Result, SimpleObject, Value};
 use chrono::{DateTime, Utc};
 
 use super::feed::UnreadChange;
 use super::receipts::Receipt;
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
+use crate::graphql::flat::FlatObject;
 use crate::graphql::frames::{FrameKey, Shared};
 use crate::graphql::ids::{parse_id, to_id};
 use crate::graphql::loaders::UserKey;
@@ -77,6 +78,18 @@ impl ReadState {
 impl UnreadCount {
     async fn room(&self, ctx: &Context<'_>) -> Result<Room> {
         room_by_id(ctx, parse_id(&self.room_id)?).await
+    }
+}
+
+/// `unreadCounts` lists up to 1 000 of these: their scalars are written without resolvers.
+impl FlatObject for UnreadCount {
+    fn plain_field(&self, name: &str) -> Option<Value> {
+        match name {
+            "roomId" => Some(Value::String(self.room_id.to_string())),
+            "unreadCount" => Some(Value::from(self.unread_count)),
+            "seq" => Some(Value::from(self.seq)),
+            _ => None,
+        }
     }
 }
 
