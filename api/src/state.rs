@@ -8,6 +8,7 @@ use crate::config::Limits;
 use crate::db::Store;
 use crate::directory::Directory;
 use crate::error::{ApiError, ApiResult};
+use crate::messages::group_commit::GroupCommit;
 use crate::notifications::Notifier;
 use crate::presence::tracker::Presence;
 use crate::rate_limit::SendLimiter;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub presence: Presence,
     /// Email and web push as configured.
     pub notifier: Arc<Notifier>,
+    /// Concurrent sends into one room share a transaction (PostgreSQL).
+    pub group_commit: GroupCommit,
     /// The per-user send rate limit (local, or shared by the cluster through Redis).
     send_limiter: SendLimiter,
 }
@@ -54,6 +57,7 @@ impl AppState {
             typing: TypingThrottle::default(),
             presence,
             notifier: Arc::new(notifier),
+            group_commit: GroupCommit::default(),
             send_limiter,
         }
     }

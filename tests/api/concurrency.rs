@@ -1,7 +1,8 @@
 //! Races that must come out right on both databases: concurrent senders get
 //! gap-free, unique seqs; a `clientId` retried in parallel stores one
 //! message; parallel `openDirectRoom` calls agree on one room; parallel
-//! channel creations with one name yield one channel and CONFLICTs.
+//! channel creations with one name yield one channel and CONFLICTs; sends
+//! that share a commit (PostgreSQL) still get their own answers.
 //!
 //! The checks are `pub(crate)` so `cross_instance` runs them across two
 //! processes as well.
@@ -12,8 +13,8 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::helpers::api::{
-    all_messages, create_channel, create_channel_query, id_of, latest_seq, my_room_ids, send_query, seqs,
-    spawn_sender,
+    all_messages, create_channel, create_channel_query, create_private_channel, id_of, latest_seq,
+    my_room_ids, send_query, seqs, spawn_sender,
 };
 use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, data, spawn_app};
 
@@ -22,6 +23,7 @@ backend_tests!(
     concurrent_client_id_retries_store_one_message,
     concurrent_direct_room_opens_agree,
     concurrent_channel_creates_with_one_name_conflict,
+    concurrent_sends_keep_their_own_answers,
 );
 
 /// `tasks` senders (round-robin over `apps` and `authors`), `per_task`
@@ -150,4 +152,43 @@ async fn concurrent_channel_creates_with_one_name_conflict(backend: Backend) {
     ]
     .concat();
     assert_eq!(channels, vec![id_of(&created[0]["data"]["createChannel"])]);
+}
+
+/// 30 sends into one room at once, a third of them from someone who may not see it: the
+/// members' messages get seqs 1..=20, the others NOT_FOUND with nothing stored. On
+/// PostgreSQL such sends share commits (`messages::group_commit`), and this shows they did.
+async fn concurrent_sends_keep_their_own_answers(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, mallory) = (org.user("alice").await, org.user("bob").await, org.user("mallory").await);
+    let room = create_private_channel(&app, &alice, "busy", &[&bob]).await;
+
+    let sends = (0..30).map(|i| {
+        let (app, room, author) = (&app, &room, [&alice, &bob, &mallory][i % 3]);
+        async move {
+            let input = json!({ "roomId": room, "body": format!("m{i}") });
+            (i % 3 == 2, app.gql(author, &send_query(), json!({ "input": input })).await)
+        }
+    });
+    let mut returned = Vec::new();
+    for (refused, response) in join_all(sends).await {
+        if refused {
+            assert_error_code(&response, "NOT_FOUND");
+        } else {
+            returned.push(data(response)["sendMessage"]["seq"].as_i64().expect("a seq"));
+        }
+    }
+    returned.sort_unstable();
+    assert_eq!(returned, (1..=20).collect::<Vec<_>>(), "every member's send got its own seq");
+    let stored = all_messages(&app, &alice, &room).await;
+    assert_eq!(seqs(&stored), (1..=20).collect::<Vec<_>>());
+    let mut bodies: Vec<&str> = stored.iter().filter_map(|m| m["body"].as_str()).collect();
+    bodies.sort_unstable();
+    let members = (0..30).filter(|i| i % 3 != 2).map(|i| format!("m{i}")).collect::<Vec<_>>();
+    let mut expected: Vec<&str> = members.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(bodies, expected, "the members' messages, none of the refused ones");
+    if backend == Backend::PostgresRedis {
+        assert!(app.metric("parley_sends_grouped_total").await > 0.0, "no two sends shared a commit");
+    }
 }

@@ -2,6 +2,7 @@
 //! pages, and the `messageAdded` / `messageUpdated` subscriptions.
 
 mod feed;
+pub mod group_commit;
 pub mod input;
 pub mod record;
 pub mod resolvers;

@@ -9,8 +9,9 @@
 //! organisation, not archived or deleted, the sender is a member, the parent of a reply is in
 //! the room), bumps the seq, inserts, moves the sender's watermark and stores the mentions
 //! (resolved just before), atomically. Only when it
-//! writes nothing are the checks run one by one, to say which one failed. SQLite, in process
-//! and with one writer, runs the same steps in a transaction.
+//! writes nothing are the checks run one by one, to say which one failed. Sends into one room
+//! that meet on this instance share a transaction (`group_commit`). SQLite, in process and
+//! with one writer, runs the same steps in a transaction.
 
 use std::sync::LazyLock;
 
@@ -169,7 +170,7 @@ async fn insert_in_one_statement(
         mentioned.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",").into(),
         personal::email_due(cx.app, now).into(),
     ];
-    let room = rooms::Model::find_by_statement(store.stmt(&SQL, values)).one(&store.db).await?;
+    let room = cx.app.group_commit.send(store, new.room_id, store.stmt(&SQL, values)).await?;
     match room {
         Some(room) => Ok(room),
         None => Err(why_not_sent(cx, new).await),
