@@ -7,16 +7,18 @@
 //! the same statement for each, in arrival order, one commit. A lone send runs alone, as
 //! before, with no wait.
 //!
-//! A statement that fails in a batch (a retried `clientId`, say) rolls back the whole batch;
-//! then each of its sends runs again alone, so every one gets its own answer and nothing is
-//! stored twice. Turns run in a task of their own: a request that is dropped mid-turn (its
+//! A statement the database refuses in a batch (a retried `clientId`, say) rolls back the
+//! whole batch; then each of its sends runs again alone, so every one gets its own answer and
+//! nothing is stored twice. A batch that fails otherwise (no connection, a commit whose
+//! outcome is unknown) answers each of its sends with the error, as a lone send would have
+//! been answered. Turns run in a task of their own: a request that is dropped mid-turn (its
 //! client went away) cannot leave its room's queue stuck.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 
-use sea_orm::{FromQueryResult, Statement, TransactionTrait};
+use sea_orm::{DbErr, FromQueryResult, RuntimeErr, Statement, TransactionTrait};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -68,12 +70,17 @@ impl GroupCommit {
 
     /// Runs turns until the room's queue is empty, then forgets it.
     async fn turns(self, store: Store, room_id: Uuid) {
+        let mut runner = Runner { queues: &self.queues, room_id, finished: false };
         loop {
             let batch: Vec<Waiting> = {
                 let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-                let Some(queue) = queues.get_mut(&room_id) else { return };
+                let Some(queue) = queues.get_mut(&room_id) else {
+                    runner.finished = true;
+                    return;
+                };
                 if queue.is_empty() {
                     queues.remove(&room_id);
+                    runner.finished = true;
                     return;
                 }
                 let n = queue.len().min(MAX_BATCH);
@@ -84,22 +91,63 @@ impl GroupCommit {
     }
 }
 
-/// One turn: a lone send as its own statement, several in one transaction.
-async fn run(store: &Store, batch: Vec<Waiting>) {
+/// Forgets its room if the runner stops before the queue is empty (a panic): the sends
+/// waiting there get an error instead of waiting for ever, and the next send starts a runner.
+struct Runner<'a> {
+    queues: &'a Mutex<HashMap<Uuid, Vec<Waiting>>>,
+    room_id: Uuid,
+    finished: bool,
+}
+
+impl Drop for Runner<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.queues.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.room_id);
+        }
+    }
+}
+
+/// How a batch failed.
+enum Failed {
+    /// The database refused a statement (a retried `clientId`, a deadlock): nothing was
+    /// stored, and each send run alone gets its own answer.
+    Refused(DbErr),
+    /// No transaction, a broken connection, or a commit whose outcome is unknown: running the
+    /// sends again could wait on a database that is down, or store a message twice.
+    Broken(DbErr),
+}
+
+/// One turn: a lone send as its own statement, several in one transaction. A send whose
+/// request is gone is dropped unsent, as it would have been before reaching the database:
+/// stored now, it would never be announced.
+async fn run(store: &Store, mut batch: Vec<Waiting>) {
+    batch.retain(|waiting| !waiting.reply.is_closed());
     if batch.len() > 1 {
         let statements: Vec<&Statement> = batch.iter().map(|w| &w.statement).collect();
-        if let Ok(rooms) = in_one_transaction(store, &statements).await {
-            metrics::counter!("parley_sends_grouped_total").increment(batch.len() as u64);
-            for (waiting, room) in batch.into_iter().zip(rooms) {
-                let _ = waiting.reply.send(Ok(room));
+        match in_one_transaction(store, &statements).await {
+            Ok(rooms) => {
+                metrics::counter!("parley_sends_grouped_total").increment(batch.len() as u64);
+                for (waiting, room) in batch.into_iter().zip(rooms) {
+                    let _ = waiting.reply.send(Ok(room));
+                }
+                return;
             }
-            return;
+            Err(Failed::Refused(err)) => tracing::debug!(%err, "a grouped send was refused; each runs alone"),
+            Err(Failed::Broken(err)) => {
+                tracing::warn!(%err, "a group commit failed");
+                for waiting in batch {
+                    let _ =
+                        waiting.reply.send(Err(ApiError::internal(anyhow::anyhow!("group commit: {err}"))));
+                }
+                return;
+            }
         }
-        // Nothing was stored: each send runs again alone and gets its own answer.
     }
     for waiting in batch {
-        let room = alone(store, waiting.statement).await;
-        let _ = waiting.reply.send(room);
+        if !waiting.reply.is_closed() {
+            let room = alone(store, waiting.statement).await;
+            let _ = waiting.reply.send(room);
+        }
     }
 }
 
@@ -110,12 +158,27 @@ async fn alone(store: &Store, statement: Statement) -> Sent {
 async fn in_one_transaction(
     store: &Store,
     statements: &[&Statement],
-) -> ApiResult<Vec<Option<rooms::Model>>> {
-    let txn = store.db.begin().await?;
+) -> Result<Vec<Option<rooms::Model>>, Failed> {
+    let txn = store.db.begin().await.map_err(Failed::Broken)?;
     let mut rooms = Vec::with_capacity(statements.len());
     for statement in statements {
-        rooms.push(rooms::Model::find_by_statement(Statement::clone(statement)).one(&txn).await?);
+        match rooms::Model::find_by_statement(Statement::clone(statement)).one(&txn).await {
+            Ok(room) => rooms.push(room),
+            Err(err) if refused_by_database(&err) => return Err(Failed::Refused(err)),
+            Err(err) => return Err(Failed::Broken(err)),
+        }
     }
-    txn.commit().await?;
+    txn.commit().await.map_err(Failed::Broken)?;
     Ok(rooms)
+}
+
+/// The database answered the statement with an error of its own (SQLSTATE): the connection
+/// works, the statement or its data was refused.
+fn refused_by_database(err: &DbErr) -> bool {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(**e, sqlx::Error::Database(_))
+        }
+        _ => false,
+    }
 }
