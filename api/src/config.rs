@@ -199,6 +199,10 @@ pub struct Limits {
     /// networks); refused by default so a webhook cannot reach inside the network.
     #[arg(long, env = "PARLEY_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
     pub webhook_allow_private: bool,
+    /// How long settled deliveries (delivered, failed, cancelled) stay listed in
+    /// `notificationDeliveries` before they are deleted, in seconds (30 days by default).
+    #[arg(long, env = "PARLEY_DELIVERY_RETENTION_SECS", default_value_t = 2_592_000, value_parser = clap::value_parser!(u64).range(1..=3_153_600_000))]
+    pub delivery_retention_secs: u64,
 }
 
 impl Limits {
@@ -213,6 +217,9 @@ impl Limits {
     }
     pub fn webhook_timeout(&self) -> Duration {
         Duration::from_millis(self.webhook_timeout_ms)
+    }
+    pub fn delivery_retention(&self) -> Duration {
+        Duration::from_secs(self.delivery_retention_secs)
     }
 }
 

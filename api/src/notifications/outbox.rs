@@ -206,3 +206,25 @@ pub async fn list(
         .await?;
     Ok(rows)
 }
+
+/// Settled deliveries deleted per statement by [`prune`].
+const PRUNE_BATCH: u64 = 10_000;
+
+/// Deletes the deliveries that settled (delivered, failed, cancelled) and whose last attempt's
+/// lease ended before `before`, in batches; returns how many. Pending rows are never pruned.
+pub async fn prune(store: &Store, before: DateTime<Utc>) -> ApiResult<u64> {
+    let sql = format!(
+        "DELETE FROM notification_deliveries WHERE id IN (SELECT id FROM notification_deliveries \
+         WHERE status IN ('delivered', 'failed', 'cancelled') AND next_attempt_at < $1 LIMIT {PRUNE_BATCH})"
+    );
+    let mut pruned = 0;
+    loop {
+        let tx = store.begin_write().await?;
+        let deleted = tx.execute_raw(store.stmt(&sql, vec![before.into()])).await?.rows_affected();
+        tx.commit().await?;
+        pruned += deleted;
+        if deleted < PRUNE_BATCH {
+            return Ok(pruned);
+        }
+    }
+}

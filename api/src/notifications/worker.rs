@@ -11,7 +11,9 @@
 //! `PARLEY_WEBHOOK_MAX_ATTEMPTS`; a deleted webhook or message fails at once, and so does a
 //! room-scoped webhook of a private room once its creator is no longer an admin in that
 //! room. An outcome is recorded only while the row is still this attempt's (see
-//! `outbox::settle`).
+//! `outbox::settle`). While idle it also deletes the deliveries settled longer ago than
+//! `PARLEY_DELIVERY_RETENTION_SECS` (at most once per retention period or hour, whichever is
+//! shorter), so the outbox does not grow for ever; every instance does, harmlessly.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -40,6 +42,8 @@ const POLL: Duration = Duration::from_secs(1);
 const IN_FLIGHT: usize = outbox::CLAIM_BATCH as usize;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3_600);
+/// The longest time between two prunings of settled deliveries.
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 
 /// Why an attempt did not deliver: worth another try, never going to work, or no longer
 /// wanted (and so never sent).
@@ -72,8 +76,14 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
     } else {
         &["webhook", "push", "outbound"]
     };
+    let retention = state.limits.delivery_retention();
     tokio::spawn(async move {
+        let mut pruned_at: Option<tokio::time::Instant> = None;
         loop {
+            if pruned_at.is_none_or(|at| at.elapsed() >= retention.min(PRUNE_EVERY)) {
+                pruned_at = Some(tokio::time::Instant::now());
+                prune(&state, retention).await;
+            }
             let (lease, max_attempts) = (outbox::lease(timeout), state.limits.webhook_max_attempts);
             let claimed = match outbox::claim(&state.store, Utc::now(), lease, max_attempts, channels).await {
                 Ok(claimed) => claimed,
@@ -99,6 +109,16 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
             }
         }
     });
+}
+
+/// Deletes the deliveries settled more than `retention` ago; a failure waits for the next turn.
+async fn prune(state: &AppState, retention: Duration) {
+    let Ok(retention) = chrono::Duration::from_std(retention) else { return };
+    match outbox::prune(&state.store, Utc::now() - retention).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "deleted settled deliveries past their retention"),
+        Err(error) => tracing::warn!(%error, "could not prune settled deliveries"),
+    }
 }
 
 /// What a claim's deliveries are about, read with one query per table for the whole claim.
