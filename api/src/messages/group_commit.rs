@@ -4,15 +4,15 @@
 //! into one room take turns, each paying a commit and waking the next waiter: eight senders
 //! queue behind up to seven commits. Here the sends into a room that arrive while one of this
 //! instance's is in flight wait together, and the next turn runs them all as one transaction:
-//! the same statement for each, in arrival order, one commit. A lone send runs alone, as
-//! before, with no wait.
+//! the same statement for each, in arrival order, one commit. A lone send runs alone in its
+//! own request, as before: no wait, no hand-over between tasks.
 //!
 //! A statement the database refuses in a batch (a retried `clientId`, say) rolls back the
 //! whole batch; then each of its sends runs again alone, so every one gets its own answer and
 //! nothing is stored twice. A batch that fails otherwise (no connection, a commit whose
 //! outcome is unknown) answers each of its sends with the error, as a lone send would have
-//! been answered. Turns run in a task of their own: a request that is dropped mid-turn (its
-//! client went away) cannot leave its room's queue stuck.
+//! been answered. The turns of queued sends run in a task of their own, so a request that is
+//! dropped (its client went away) cannot leave its room's queue stuck.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -48,24 +48,26 @@ impl GroupCommit {
     /// Runs the send statement `statement` into `room_id`, with the sends that wait beside it.
     pub async fn send(&self, store: &Store, room_id: Uuid, statement: Statement) -> Sent {
         let (reply, answer) = oneshot::channel();
-        let waiting = Waiting { statement, reply };
-        let first = match self.queues.lock().unwrap_or_else(|p| p.into_inner()).entry(room_id) {
+        let queued = match self.queues.lock().unwrap_or_else(|p| p.into_inner()).entry(room_id) {
             Entry::Occupied(mut queue) => {
-                queue.get_mut().push(waiting);
-                false
+                queue.get_mut().push(Waiting { statement, reply });
+                None
             }
             Entry::Vacant(queue) => {
-                queue.insert(vec![waiting]);
-                true
+                queue.insert(Vec::new());
+                Some(statement)
             }
         };
-        if first {
-            // Nobody runs this room's turns: start them. Later sends only queue.
-            tokio::spawn(self.clone().turns(store.clone(), room_id));
-        }
-        answer.await.unwrap_or_else(|_| {
-            Err(ApiError::internal(anyhow::anyhow!("a send's turn ended without an answer")))
-        })
+        let Some(statement) = queued else {
+            return answer.await.unwrap_or_else(|_| {
+                Err(ApiError::internal(anyhow::anyhow!("a send's turn ended without an answer")))
+            });
+        };
+        // Nobody runs this room's turns: this send runs now, in its own task (no hand-over
+        // to wait for), and hands the sends that queued meanwhile to a runner when it ends,
+        // or is dropped.
+        let _turn = FirstTurn { group: self, store, room_id };
+        alone(store, statement).await
     }
 
     /// Runs turns until the room's queue is empty, then forgets it.
@@ -87,6 +89,30 @@ impl GroupCommit {
                 queue.drain(..n).collect()
             };
             run(&store, batch).await;
+        }
+    }
+}
+
+/// The turn a send runs in its own request. When it ends, the sends that queued behind it go
+/// to a runner task; a dropped request (its client went away) cannot strand them.
+struct FirstTurn<'a> {
+    group: &'a GroupCommit,
+    store: &'a Store,
+    room_id: Uuid,
+}
+
+impl Drop for FirstTurn<'_> {
+    fn drop(&mut self) {
+        let mut queues = self.group.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let waiting = queues.get(&self.room_id).is_some_and(|queue| !queue.is_empty());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if waiting => {
+                runtime.spawn(self.group.clone().turns(self.store.clone(), self.room_id));
+            }
+            // Nothing waits, or the runtime is shutting down: the sends waiting get an error.
+            _ => {
+                queues.remove(&self.room_id);
+            }
         }
     }
 }
