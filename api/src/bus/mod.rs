@@ -14,6 +14,7 @@ mod event;
 mod hub;
 mod link;
 mod redis;
+mod retry;
 mod watcher;
 
 pub use event::{
@@ -21,7 +22,8 @@ pub use event::{
     ReminderPayload, RoomChange, RoomPayload, Topic, UserPayload,
 };
 pub use hub::{BusItem, TopicGuard, TopicSubscription};
-pub use link::{Backoff, RedisLink};
+pub use link::RedisLink;
+pub use retry::Retry;
 pub use watcher::{Scope, Watched, Watcher};
 
 use std::sync::Arc;

@@ -8,19 +8,16 @@
 //! it never drops one.
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use tokio::time::Sleep;
-
 use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 use super::hub::{BusItem, TopicGuard};
-use super::link::Backoff;
+use super::retry::Retry;
 use super::{Envelope, Event, EventBus, Topic};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,11 +55,8 @@ pub struct Watcher {
     guards: HashMap<Key, TopicGuard>,
     /// Events read while coalescing a burst of resyncs, yielded next.
     backlog: VecDeque<(Key, Arc<Envelope>)>,
-    /// A retry asked for by the feed after a failed read, due when this sleep ends.
-    retry: Option<Pin<Box<Sleep>>>,
-    /// Delays between retries: 25–50 ms after a blip, growing to a second while reads keep
-    /// failing (the database is down: every subscription retries, so they must not hammer it).
-    backoff: Backoff,
+    /// A retry asked for by the feed after a failed read.
+    retry: Retry,
 }
 
 impl Watcher {
@@ -76,8 +70,7 @@ impl Watcher {
             streams: StreamMap::new(),
             guards: HashMap::new(),
             backlog: VecDeque::new(),
-            retry: None,
-            backoff: Backoff::default(),
+            retry: Retry::default(),
         };
         watcher.add(Key::User, Topic::User(viewer_id)).await;
         watcher
@@ -126,32 +119,17 @@ impl Watcher {
     /// deliver must be read again. Events keep arriving meanwhile. The backoff grows while
     /// each retry fails, and starts short again once one went through.
     pub fn retry_later(&mut self) {
-        if self.retry.is_none() {
-            metrics::counter!("parley_feed_retries_total").increment(1);
-            self.retry = Some(Box::pin(tokio::time::sleep(self.backoff.next_delay())));
-        }
+        self.retry.later();
     }
 
     pub async fn next(&mut self) -> Option<Watched> {
-        if self.retry.is_none() {
-            // Nothing failed since the last call: the next failure starts with a short delay.
-            self.backoff = Backoff::default();
-        }
+        self.retry.settle();
         let (key, envelope) = match self.backlog.pop_front() {
             Some(event) => event,
             None => {
-                let retry = async {
-                    match self.retry.as_mut() {
-                        Some(sleep) => sleep.await,
-                        None => std::future::pending().await,
-                    }
-                };
                 let item = tokio::select! {
-                    // Both are cancel-safe: the sleep is kept, and StreamMap loses no item.
-                    () = retry => {
-                        self.retry = None;
-                        return Some(Watched::Retry);
-                    }
+                    // Both are cancel-safe: the retry is kept, and StreamMap loses no item.
+                    () = self.retry.due() => return Some(Watched::Retry),
                     item = self.streams.next() => item?,
                 };
                 match item {
@@ -164,7 +142,7 @@ impl Watcher {
                         }
                         self.coalesce_resyncs();
                         // A resync rereads everything, whatever a pending retry was for.
-                        self.retry = None;
+                        self.retry.cancel();
                         return Some(Watched::Resync);
                     }
                 }

@@ -10,7 +10,6 @@
 //! again after a backoff, as the other feeds' are.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::pin::Pin;
 
 use futures_util::FutureExt;
 use futures_util::future::join_all;
@@ -23,7 +22,7 @@ use uuid::Uuid;
 use super::Status;
 use super::service::{UserPresence, presence_of, presence_of_exactly};
 use crate::auth::Viewer;
-use crate::bus::{Backoff, BusItem, Event, Topic, TopicGuard, TopicSubscription};
+use crate::bus::{BusItem, Event, Retry, Topic, TopicGuard, TopicSubscription};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -40,9 +39,8 @@ struct PresenceFeed {
     _guards: Vec<TopicGuard>,
     last: HashMap<Uuid, UserPresence>,
     pending: VecDeque<UserPresence>,
-    /// Set while a reread after a resync failed: when it fires, reread again.
-    retry: Option<Pin<Box<tokio::time::Sleep>>>,
-    backoff: Backoff,
+    /// Pending while a reread after a resync failed: when due, reread again.
+    retry: Retry,
 }
 
 pub async fn presence_changes(
@@ -77,8 +75,7 @@ pub async fn presence_changes(
         _guards: guards,
         last,
         pending: VecDeque::new(),
-        retry: None,
-        backoff: Backoff::default(),
+        retry: Retry::default(),
     };
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|p| (p, feed)) }).boxed())
 }
@@ -93,16 +90,9 @@ impl PresenceFeed {
             if let Some(presence) = self.pending.pop_front() {
                 return Some(presence);
             }
-            let retry = async {
-                match self.retry.as_mut() {
-                    Some(sleep) => sleep.await,
-                    None => std::future::pending().await,
-                }
-            };
             let item = tokio::select! {
                 item = self.streams.next() => item?,
-                () = retry => {
-                    self.retry = None;
+                () = self.retry.due() => {
                     self.reread().await;
                     continue;
                 }
@@ -117,7 +107,7 @@ impl PresenceFeed {
                             self.offer_event(&envelope.event);
                         }
                     }
-                    self.retry = None;
+                    self.retry.cancel();
                     self.reread().await;
                 }
             }
@@ -129,15 +119,14 @@ impl PresenceFeed {
         let people: Vec<Uuid> = self.last.keys().copied().collect();
         match presence_of_exactly(&self.state, &people).await {
             Ok(Some(now)) => {
-                self.backoff = Backoff::default();
+                self.retry.settle();
                 now.into_values().for_each(|presence| self.offer(presence));
             }
             failed => {
                 if let Err(err) = failed {
                     tracing::warn!(?err, "presence reread failed; retried");
                 }
-                metrics::counter!("parley_feed_retries_total").increment(1);
-                self.retry = Some(Box::pin(tokio::time::sleep(self.backoff.next_delay())));
+                self.retry.later();
             }
         }
     }

@@ -4,21 +4,19 @@
 //! most once, so after a resync (a bus reconnect, or this reader lagging) the feed reads the
 //! viewer's due reminders fired since it started and delivers those it has not delivered: a
 //! reminder that fired while this instance could not hear the bus still pops up, late rather
-//! than never. A failed read is retried after a second.
+//! than never. A failed read is tried again after a backoff (`bus::Retry`).
 
 use std::collections::{HashSet, VecDeque};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::time::{Instant, sleep_until};
 use uuid::Uuid;
 
 use super::scheduler::payload;
 use super::service;
 use crate::auth::Viewer;
-use crate::bus::{BusItem, Event, ReminderPayload, Topic, TopicSubscription};
+use crate::bus::{BusItem, Event, ReminderPayload, Retry, Topic, TopicSubscription};
 use crate::state::AppState;
 
 /// Reminders fired this long before the feed started are still news to it: instances' clocks
@@ -27,8 +25,6 @@ use crate::state::AppState;
 const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 /// Most reminders one recovery delivers: the latest fired (a user has few due at once).
 const RECOVERY_LIMIT: u64 = 100;
-/// The pause before a failed recovery read is tried again.
-const RETRY: Duration = Duration::from_secs(1);
 
 struct DueFeed {
     state: AppState,
@@ -39,8 +35,8 @@ struct DueFeed {
     /// snoozed reminder fires again under the same id, at another time.
     delivered: HashSet<(Uuid, DateTime<Utc>)>,
     pending: VecDeque<ReminderPayload>,
-    /// Set after a failed recovery: when to read again.
-    retry_at: Option<Instant>,
+    /// Pending after a failed recovery: when due, read again.
+    retry: Retry,
 }
 
 /// The viewer's reminders as they fire; subscribed when this returns.
@@ -53,7 +49,7 @@ pub async fn reminders_due(state: AppState, viewer: Viewer) -> BoxStream<'static
         started: Utc::now() - CLOCK_SKEW,
         delivered: HashSet::new(),
         pending: VecDeque::new(),
-        retry_at: None,
+        retry: Retry::default(),
     };
     stream::unfold(feed, |mut feed| async move { feed.next().await.map(|r| (r, feed)) }).boxed()
 }
@@ -64,10 +60,9 @@ impl DueFeed {
             if let Some(reminder) = self.pending.pop_front() {
                 return Some(reminder);
             }
-            let retry_at = self.retry_at;
             let item = tokio::select! {
                 // Both cancel-safe: a broadcast receiver loses nothing to a cancelled `recv`.
-                () = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                () = self.retry.due() => {
                     self.recover().await;
                     continue;
                 }
@@ -79,7 +74,10 @@ impl DueFeed {
                         self.deliver(reminders.iter().cloned());
                     }
                 }
-                Ok(BusItem::Resync) | Err(RecvError::Lagged(_)) => self.recover().await,
+                Ok(BusItem::Resync) | Err(RecvError::Lagged(_)) => {
+                    self.retry.cancel();
+                    self.recover().await;
+                }
                 Err(RecvError::Closed) => return None,
             }
         }
@@ -97,13 +95,13 @@ impl DueFeed {
     async fn recover(&mut self) {
         match service::fired_since(&self.state.store, &self.viewer, self.started, RECOVERY_LIMIT).await {
             Ok(rows) => {
-                self.retry_at = None;
+                self.retry.settle();
                 let now = Utc::now();
                 self.deliver(rows.into_iter().map(|row| payload(row, now)));
             }
             Err(err) => {
                 tracing::warn!(?err, "reminderDue recovery failed; retried");
-                self.retry_at = Some(Instant::now() + RETRY);
+                self.retry.later();
             }
         }
     }
