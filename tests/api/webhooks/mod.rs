@@ -1,9 +1,11 @@
 //! Outgoing webhooks, against a receiver the test starts: registration rules and refusals
 //! (admins only, bad URLs, private targets, other organisations), signed JSON and Slack
 //! bodies posted once per message of the rooms a webhook follows, retries until delivered or
-//! given up, deletion, settled deliveries pruned after their retention, and on PostgreSQL + Redis: two instances delivering each notification
+//! given up, deletion, and on PostgreSQL + Redis: two instances delivering each notification
 //! once, a delivery that outlives the instance that first tried it (between two attempts, and
 //! cut off mid-attempt until its lease ends), and targets checked again at delivery.
+
+mod retention;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -22,7 +24,6 @@ backend_tests!(
     a_room_webhook_in_slack_format_posts_text,
     failed_attempts_are_retried_until_delivered_or_given_up,
     a_deleted_webhook_gets_nothing_more,
-    settled_deliveries_are_pruned_after_their_retention,
 );
 
 pg_test!(
@@ -373,40 +374,4 @@ async fn targets_are_checked_again_at_delivery() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(receiver.received().len(), 0, "nothing reached the loopback receiver");
-}
-
-/// With a retention of 1 s, a delivered row leaves `notificationDeliveries` a few seconds after
-/// its attempt (its 3 s lease, then the retention); a delivery still waiting for its retry stays.
-async fn settled_deliveries_are_pruned_after_their_retention(backend: Backend) {
-    let settings = [
-        ("PARLEY_DELIVERY_RETENTION_SECS", "1"),
-        ("PARLEY_WEBHOOK_TIMEOUT_MS", "1000"),
-        ("PARLEY_WEBHOOK_RETRY_BASE_MS", "600000"),
-    ];
-    let (_database, app) = own_app(backend, &settings).await;
-    let receiver = Receiver::start().await;
-    let org = app.create_org().await;
-    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
-    let general = create_channel(&app, &ada, "general", &[&bob]).await;
-    register(&app, &ada, everything_to(&receiver.url)).await;
-
-    let delivered = id_of(&send(&app, &bob, &general, "delivered, then forgotten").await);
-    delivery_of(&app, &ada, &delivered, "DELIVERED").await;
-    receiver.answer_with(&[500]);
-    let waiting = id_of(&send(&app, &bob, &general, "retried in ten minutes").await);
-    receiver.wait_for(2, WAIT).await;
-    let retry = delivery_of(&app, &ada, &waiting, "PENDING").await;
-    assert_eq!(retry["attempts"].as_i64(), Some(1));
-
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let listed: Vec<Value> = deliveries(&app, &ada).await;
-        if listed.iter().all(|d| d["messageId"] != delivered.as_str()) {
-            let ids: Vec<&str> = listed.iter().filter_map(|d| d["messageId"].as_str()).collect();
-            assert_eq!(ids, [waiting.as_str()], "the pending delivery stays");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the delivered row was never pruned: {listed:#?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
