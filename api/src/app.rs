@@ -16,6 +16,7 @@ use crate::config::ServeConfig;
 use crate::db::Store;
 use crate::demo;
 use crate::graphql::build_schema;
+use crate::graphql::frames::FrameMemo;
 use crate::http::{self, HttpState};
 use crate::notifications::{self, Notifier};
 use crate::presence;
@@ -84,6 +85,7 @@ impl App {
             websockets,
             app: state,
             schema,
+            frames: FrameMemo::default(),
             metrics,
             playground: config.playground,
             demo_logins,

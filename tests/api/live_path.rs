@@ -17,6 +17,7 @@ backend_tests!(
     message_frames_carry_ids_author_and_room,
     shared_documents_keep_per_viewer_counts,
     per_viewer_room_fields_stay_exact_in_shared_documents,
+    each_root_field_frames_its_own_events,
     admins_rename_and_deactivate_users,
     a_deactivated_users_open_sockets_close,
 );
@@ -116,6 +117,26 @@ async fn per_viewer_room_fields_stay_exact_in_shared_documents(backend: Backend)
         room_of(to_carol.next("messageAdded").await),
         json!({ "id": room, "unreadCount": 2, "lastReadSeq": 0, "viewerRole": "MEMBER" })
     );
+}
+
+/// One document with two root fields (two feeds): each event arrives once, under the alias
+/// of the field whose feed produced it, even when both fields select the same.
+async fn each_root_field_frames_its_own_events(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let general = create_channel(&app, &alice, "general", &[&bob]).await;
+    let random = create_channel(&app, &alice, "random", &[&bob]).await;
+    let query = "subscription($a: ID!, $b: ID!) { first: messageAdded(roomId: $a) { seq body } \
+        second: messageAdded(roomId: $b) { seq body } }";
+    let mut ws = WsClient::connect(&app, &bob).await;
+    let mut both = ws.subscribe("two", query, json!({ "a": general, "b": random })).await;
+
+    send(&app, &alice, &general, "in general").await;
+    assert_eq!(both.next_data().await, json!({ "first": { "seq": 1, "body": "in general" } }));
+    send(&app, &alice, &random, "in random").await;
+    assert_eq!(both.next_data().await, json!({ "second": { "seq": 1, "body": "in random" } }));
+    both.assert_nothing(QUIET).await;
 }
 
 async fn admins_rename_and_deactivate_users(backend: Backend) {

@@ -1,13 +1,15 @@
 //! Favorite mutations and the `favoritesChanged` subscription.
 
 use async_graphql::{Context, ID, Object, Result, Subscription};
-use futures_util::Stream;
+use futures_util::{FutureExt, Stream};
 
 use super::service;
 use super::types::FavoriteChange;
 use crate::bus::{Event, Topic};
+use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_id, to_id};
+use crate::graphql::live::live;
 use crate::messages::types::Message;
 use crate::rooms::types::Room;
 
@@ -48,6 +50,6 @@ impl FavoriteSubscription {
             }),
             _ => None,
         });
-        Ok(changes.await)
+        live(ctx, changes.map(Ok::<_, ApiError>)).await
     }
 }

@@ -1,12 +1,11 @@
 //! Shared fan-out: subscribers on this instance that run the same document with the same
-//! variables, and whose per-viewer inputs are equal, share one execution and one serialised
+//! variables, and whose per-viewer inputs are equal, share one rendering and one serialised
 //! payload per event (the way Hasura multiplexes live queries).
 //!
-//! A subscription item is wrapped in `Shared { key, item }`, where `key` names the event (a
-//! message id and version, a count and its seq…). Resolving it looks up `(ShareKey, key)` in
-//! this instance's `FrameMemo`: the first subscriber resolves the selection, concurrent and
-//! later ones wait for and reuse that value. The WebSocket layer then finds the same memo
-//! entry in the subscription's `FrameSlot` and serialises the payload once for all of them.
+//! An event that may be shared carries a `FrameKey` naming it (a message id and version, a
+//! count and its seq…). Its payload is rendered once per `(ShareKey, field, FrameKey)` in
+//! this instance's `FrameMemo` (see `live.rs`): the first subscriber renders it, concurrent
+//! and later ones wait for and reuse the serialised payload, with no execution of their own.
 //!
 //! Per-viewer fields (a room's unread count, the viewer's role or watermark) stay exact: a
 //! document that selects one gets the viewer's id in its `ShareKey`, so it is shared only
@@ -14,14 +13,11 @@
 //! count change) carry their values in their key, so equal values share and different
 //! values never do.
 
-use std::borrow::Cow;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::parser::types::{Field, OperationType, Selection, SelectionSet};
-use async_graphql::{
-    ContextSelectionSet, OutputType, Positioned, Response, ServerError, ServerResult, Value,
-};
+use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
 use moka::future::Cache;
 use uuid::Uuid;
 
@@ -53,24 +49,9 @@ impl ShareKey {
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct FrameKey(pub String);
 
-/// One event rendered for one `ShareKey`.
-pub struct SharedFrame {
-    value: Value,
-    errors: Vec<ServerError>,
-    /// The `payload` of the protocol message, serialised by the first connection to send it.
-    payload: OnceLock<Arc<str>>,
-}
-
-impl SharedFrame {
-    /// The serialised response, computed once for every subscriber sharing this frame.
-    pub fn payload(&self, response: &Response) -> Arc<str> {
-        self.payload.get_or_init(|| serde_json::to_string(response).unwrap_or_default().into()).clone()
-    }
-}
-
-/// This instance's recent frames.
+/// This instance's recent payloads, by share key, root field and event.
 #[derive(Clone)]
-pub struct FrameMemo(Cache<(ShareKey, FrameKey), Arc<SharedFrame>>);
+pub struct FrameMemo(Cache<(ShareKey, Arc<str>, FrameKey), Arc<str>>);
 
 impl Default for FrameMemo {
     fn default() -> Self {
@@ -78,62 +59,17 @@ impl Default for FrameMemo {
     }
 }
 
-/// Per subscription: the shared frame behind the response just produced, for the transport.
-#[derive(Clone, Default)]
-pub struct FrameSlot(Arc<Mutex<Option<Arc<SharedFrame>>>>);
-
-impl FrameSlot {
-    pub fn take(&self) -> Option<Arc<SharedFrame>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
-    }
-
-    fn put(&self, frame: Arc<SharedFrame>) {
-        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(frame);
-    }
-}
-
-/// A subscription item resolved once per `(ShareKey, FrameKey)` on this instance.
-pub struct Shared<T> {
-    pub key: FrameKey,
-    pub item: T,
-}
-
-impl<T: OutputType> OutputType for Shared<T> {
-    fn type_name() -> Cow<'static, str> {
-        T::type_name()
-    }
-
-    fn create_type_info(registry: &mut async_graphql::registry::Registry) -> String {
-        T::create_type_info(registry)
-    }
-
-    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
-        let (Some(memo), Some(share), Some(slot)) =
-            (ctx.data_opt::<FrameMemo>(), ctx.data_opt::<ShareKey>(), ctx.data_opt::<FrameSlot>())
-        else {
-            return self.item.resolve(ctx, field).await;
-        };
-        let resolved_here = std::sync::atomic::AtomicBool::new(false);
-        let frame = memo
-            .0
-            .try_get_with((share.clone(), self.key.clone()), async {
-                resolved_here.store(true, std::sync::atomic::Ordering::Relaxed);
-                let before = ctx.query_env.errors.lock().map_or(0, |e| e.len());
-                let value = self.item.resolve(ctx, field).await?;
-                let errors =
-                    ctx.query_env.errors.lock().map_or_else(|_| Vec::new(), |e| e[before..].to_vec());
-                Ok::<_, ServerError>(Arc::new(SharedFrame { value, errors, payload: OnceLock::new() }))
-            })
-            .await
-            .map_err(|err: Arc<ServerError>| (*err).clone())?;
-        if !resolved_here.load(std::sync::atomic::Ordering::Relaxed)
-            && let Ok(mut errors) = ctx.query_env.errors.lock()
-        {
-            // The field errors of the shared execution are every sharer's errors.
-            errors.extend(frame.errors.iter().cloned());
-        }
-        slot.put(frame.clone());
-        Ok(frame.value.clone())
+impl FrameMemo {
+    /// The payload of one event for one share key: `render`ed by the first subscriber to
+    /// ask, waited for by concurrent ones. A rendering that fails (`None`) is not kept.
+    pub async fn payload(
+        &self,
+        share: &ShareKey,
+        field: &Arc<str>,
+        key: FrameKey,
+        render: impl Future<Output = Option<Arc<str>>>,
+    ) -> Option<Arc<str>> {
+        self.0.optionally_get_with((share.clone(), field.clone(), key), render).await
     }
 }
 

@@ -11,6 +11,7 @@ pub mod flat;
 pub mod frames;
 pub mod ids;
 pub mod limits;
+pub mod live;
 pub mod loaders;
 pub mod node;
 pub mod pages;
@@ -89,7 +90,7 @@ pub fn build_schema(state: Option<AppState>, limits: Option<&Limits>, introspect
         builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(state) = state {
-        builder = builder.data(state).data(frames::FrameMemo::default());
+        builder = builder.data(state);
     }
     builder.finish()
 }

@@ -27,6 +27,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::ParleySchema;
+use crate::graphql::frames::FrameMemo;
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -36,6 +37,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct HttpState {
     pub app: AppState,
     pub schema: ParleySchema,
+    /// Subscription payloads shared by the subscribers of one document (shared fan-out).
+    pub frames: FrameMemo,
     pub metrics: Option<PrometheusHandle>,
     pub playground: bool,
     /// The demo users and tokens when this process seeded the demo, for `/app`'s sign-in.

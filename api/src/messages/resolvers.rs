@@ -2,7 +2,7 @@
 
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, Object, Result, Subscription};
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, TryFutureExt};
 
 use super::input::{ClientId, MessageBody};
 use super::send::{self, NewMessage};
@@ -11,8 +11,8 @@ use super::types::{EditMessageInput, Message, MessageConnection, SendMessageInpu
 use super::{Attachment, feed};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
-use crate::graphql::frames::Shared;
 use crate::graphql::ids::parse_id;
+use crate::graphql::live::live;
 use crate::graphql::pages::seq_cursor;
 use crate::paging::PageSize;
 
@@ -111,14 +111,10 @@ impl MessageSubscription {
         ctx: &Context<'_>,
         room_id: Option<ID>,
         after: Option<i64>,
-    ) -> Result<impl Stream<Item = Shared<Message>>> {
+    ) -> Result<impl Stream<Item = Message>> {
         let room_id = room_id.as_ref().map(parse_id).transpose()?;
-        // Boxed: async-graphql keeps the resolver's future allocated as long as the stream
-        // lives, and setting up a feed has a large state; in a box it is freed once done.
-        let setup =
-            Box::pin(feed::message_added(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id, after));
-        let stream = setup.await?;
-        Ok(stream.map(|live| Message::shared(live, "added")))
+        let feed = feed::message_added(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id, after);
+        live(ctx, feed.map_ok(|messages| messages.map(|live| Message::shared(live, "added")))).await
     }
 
     /// Edits and deletions in one room, or in all the viewer's rooms.
@@ -126,10 +122,10 @@ impl MessageSubscription {
         &self,
         ctx: &Context<'_>,
         room_id: Option<ID>,
-    ) -> Result<impl Stream<Item = Shared<Message>>> {
+    ) -> Result<impl Stream<Item = Message>> {
         let room_id = room_id.as_ref().map(parse_id).transpose()?;
-        let stream =
-            Box::pin(feed::message_updated(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id)).await?;
-        Ok(stream.map(|message| Message::shared(message.into(), "updated")))
+        let feed = feed::message_updated(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id);
+        live(ctx, feed.map_ok(|messages| messages.map(|message| Message::shared(message.into(), "updated"))))
+            .await
     }
 }

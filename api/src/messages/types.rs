@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use super::record::{Attachment as AttachmentRecord, LiveMessage, MessageRecord};
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{MessageSource, SenderRole};
-use crate::graphql::frames::{FrameKey, Shared};
+use crate::graphql::frames::FrameKey;
 use crate::graphql::ids::to_id;
+use crate::graphql::live::LiveItem;
 use crate::graphql::loaders::{MessageKey, ReceiptsKey, RoomKey, SavedKey, UserKey};
 use crate::notifications::types::NotificationDelivery;
 use crate::paging::PageSize;
@@ -43,11 +44,11 @@ impl Message {
     /// A `messageAdded` item, shared by the subscribers of one document. The key names the
     /// message's version and whether it came from an event (with its author and room as they
     /// were) or from the database.
-    pub fn shared(live: LiveMessage, kind: &str) -> Shared<Self> {
+    pub fn shared(live: LiveMessage, kind: &str) -> LiveItem<Self> {
         let m = &live.message;
         let version = m.deleted_at.or(m.edited_at).map(|t| t.timestamp_micros()).unwrap_or(0);
         let key = FrameKey(format!("{kind}:{}:{version}:{}", m.id, live.room.is_some()));
-        Shared { key, item: Self::from(live) }
+        LiveItem::shared(key, Self::from(live))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, Enum, ID, Object, Result, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, TryFutureExt};
 use uuid::Uuid;
 
 use super::Status;
@@ -11,6 +11,7 @@ use super::service::{self, UserPresence};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_ids, to_id};
+use crate::graphql::live::live;
 use crate::graphql::loaders::{PresenceKey, UserKey};
 use crate::users::types::User;
 use entity::enums::PresenceStatus as Manual;
@@ -103,8 +104,8 @@ impl PresenceSubscription {
     ) -> Result<impl Stream<Item = Presence>> {
         let named = user_ids.as_deref().map(parse_ids).transpose()?;
         let (state, viewer) = (ctx.state()?.clone(), ctx.viewer()?.clone());
-        let changes = Box::pin(feed::presence_changes(state, viewer, named)).await?;
-        Ok(changes.map(Presence))
+        let changes = feed::presence_changes(state, viewer, named);
+        live(ctx, changes.map_ok(|changes| changes.map(Presence))).await
     }
 }
 

@@ -1,15 +1,15 @@
 //! Read-state queries, mutations and the `unreadCountChanged` subscription.
 
 use async_graphql::{Context, ID, Object, Result, Subscription};
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, TryFutureExt};
 
 use super::types::{ReadReceipt, ReadState, UnreadCount, UnreadCountChange};
 use super::{feed, receipts, service};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::flat::FlatList;
-use crate::graphql::frames::Shared;
 use crate::graphql::ids::{parse_id, parse_ids, to_id};
+use crate::graphql::live::live;
 
 /// Most rooms one `unreadCounts` call may ask about.
 const MAX_ROOMS_PER_CALL: usize = 1000;
@@ -69,20 +69,16 @@ pub struct ReadStateSubscription;
 impl ReadStateSubscription {
     /// Every change of the viewer's unread counts: new messages from others, reads on any
     /// device, deletions, joins and leaves.
-    async fn unread_count_changed(
-        &self,
-        ctx: &Context<'_>,
-    ) -> Result<impl Stream<Item = Shared<UnreadCountChange>>> {
-        // Boxed, like `messageAdded`'s set-up: freed once the stream exists.
-        let changes = Box::pin(feed::unread_changes(ctx.state()?.clone(), ctx.viewer()?.clone())).await?;
-        Ok(changes.map(UnreadCountChange::shared))
+    async fn unread_count_changed(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = UnreadCountChange>> {
+        let changes = feed::unread_changes(ctx.state()?.clone(), ctx.viewer()?.clone());
+        live(ctx, changes.map_ok(|changes| changes.map(UnreadCountChange::shared))).await
     }
 
     /// Other members' read receipts in a room as their watermarks move (members who share
     /// them; a sender's own message moves theirs without a receipt).
     async fn read_receipt(&self, ctx: &Context<'_>, room_id: ID) -> Result<impl Stream<Item = ReadReceipt>> {
         let (state, viewer) = (ctx.state()?.clone(), ctx.viewer()?.clone());
-        let changes = Box::pin(receipts::receipt_changes(state, viewer, parse_id(&room_id)?)).await?;
-        Ok(changes.map(ReadReceipt))
+        let changes = receipts::receipt_changes(state, viewer, parse_id(&room_id)?);
+        live(ctx, changes.map_ok(|changes| changes.map(ReadReceipt))).await
     }
 }

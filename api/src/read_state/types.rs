@@ -8,8 +8,9 @@ use super::receipts::Receipt;
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::flat::FlatObject;
-use crate::graphql::frames::{FrameKey, Shared};
+use crate::graphql::frames::FrameKey;
 use crate::graphql::ids::{parse_id, to_id};
+use crate::graphql::live::LiveItem;
 use crate::graphql::loaders::UserKey;
 use crate::rooms::types::{Room, room_by_id};
 use crate::users::types::User;
@@ -56,14 +57,14 @@ pub struct UnreadCountChange {
 impl UnreadCountChange {
     /// An item of `unreadCountChanged`: its values are its key, so subscribers with equal
     /// counts share a frame and different counts never do.
-    pub fn shared(change: UnreadChange) -> Shared<Self> {
+    pub fn shared(change: UnreadChange) -> LiveItem<Self> {
         let UnreadChange { room_id, unread_count, mention_count, unread_total, seq, member, notify } = change;
         let key = FrameKey(format!(
             "unread:{room_id}:{unread_count}:{mention_count}:{unread_total}:{seq}:{member}:{notify}"
         ));
         let item =
             Self { room_id: to_id(room_id), unread_count, mention_count, unread_total, seq, member, notify };
-        Shared { key, item }
+        LiveItem::shared(key, item)
     }
 }
 

@@ -3,14 +3,16 @@
 
 use async_graphql::{Context, ID, Object, Result, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 
 use super::feed;
 use super::input::{RemindAt, ReminderNote};
 use super::service::{self, NewReminder};
 use super::types::{CreateReminderInput, Reminder, ReminderDue};
+use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
+use crate::graphql::live::live;
 
 #[derive(Default)]
 pub struct ReminderMutation;
@@ -55,7 +57,8 @@ impl ReminderSubscription {
     /// once it can again; after a reconnect of the client, reread
     /// `viewer.reminders(filter: {status: DUE})`.
     async fn reminder_due(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = ReminderDue>> {
-        let due = feed::reminders_due(ctx.state()?.clone(), ctx.viewer()?.clone()).await;
-        Ok(due.map(|fired| ReminderDue(Reminder::from(fired))))
+        let due = feed::reminders_due(ctx.state()?.clone(), ctx.viewer()?.clone());
+        let due = due.map(|feed| Ok::<_, ApiError>(feed.map(|fired| ReminderDue(Reminder::from(fired)))));
+        live(ctx, due).await
     }
 }

@@ -13,6 +13,7 @@ use super::{access, feed, membership, mute, service};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_id, parse_ids};
+use crate::graphql::live::live;
 use chrono::{DateTime, Utc};
 
 #[derive(Default)]
@@ -129,7 +130,6 @@ impl RoomSubscription {
     /// Changes to the viewer's rooms: created, joined, left, renamed, archived, members
     /// changed, and access revoked.
     async fn room_updated(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = RoomUpdate>> {
-        // Boxed, like `messageAdded`'s set-up: freed once the stream exists.
-        Ok(Box::pin(feed::room_updates(ctx.state()?.clone(), ctx.viewer()?.clone())).await?)
+        live(ctx, feed::room_updates(ctx.state()?.clone(), ctx.viewer()?.clone())).await
     }
 }

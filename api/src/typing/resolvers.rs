@@ -1,13 +1,14 @@
 //! `setTyping` and the `typing(roomId)` subscription.
 
 use async_graphql::{Context, ID, Object, Result, Subscription};
-use futures_util::Stream;
+use futures_util::{Stream, TryFutureExt};
 
 use super::feed::{self, TypingChange};
 use super::service;
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_id, to_id};
+use crate::graphql::live::live;
 use crate::graphql::loaders::UserKey;
 use crate::rooms::types::{Room, room_by_id};
 use crate::users::types::User;
@@ -34,8 +35,8 @@ impl TypingSubscription {
     /// state lapses 6 s after its last renewal).
     async fn typing(&self, ctx: &Context<'_>, room_id: ID) -> Result<impl Stream<Item = TypingEvent>> {
         let (state, viewer) = (ctx.state()?.clone(), ctx.viewer()?.clone());
-        let changes = Box::pin(feed::typing_changes(state, viewer, parse_id(&room_id)?)).await?;
-        Ok(futures_util::StreamExt::map(changes, TypingEvent))
+        let changes = feed::typing_changes(state, viewer, parse_id(&room_id)?);
+        live(ctx, changes.map_ok(|changes| futures_util::StreamExt::map(changes, TypingEvent))).await
     }
 }
 

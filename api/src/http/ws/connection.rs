@@ -4,12 +4,11 @@
 //! event costs one wake-up per connection, frames go straight to the socket, and an idle
 //! connection holds no task, channel or outbox per subscription.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{FutureExt, SinkExt, Stream, StreamExt, stream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
@@ -17,20 +16,16 @@ use tokio_stream::StreamMap;
 use uuid::Uuid;
 
 use super::protocol::{ClientMessage, Protocol, close, init_token};
+use super::subscription::{Frames, frames};
 use crate::auth::Viewer;
 use crate::error::{ErrorCode, graphql_error};
-use crate::graphql::frames::{FrameSlot, ShareKey};
 use crate::http::HttpState;
-use crate::http::graphql::with_viewer;
 use crate::presence::service::SocketPresence;
 
 /// Frames written before one flush: a burst becomes few large writes, not one per frame.
 const WRITE_BATCH: usize = 64;
 /// The pause before a recheck of the viewer that met a failing database is tried again.
 const RECHECK_RETRY: Duration = Duration::from_secs(1);
-
-/// One subscription's protocol messages, each with whether it is the subscription's last.
-type Frames = Pin<Box<dyn Stream<Item = (String, bool)> + Send>>;
 
 pub struct Connection {
     /// Names the connection in logs (its upgrade request's span has ended by then).
@@ -199,11 +194,7 @@ impl Connection {
                 graphql_error(ErrorCode::RateLimited, format!("at most {max} subscriptions per connection"));
             return Ok(vec![self.protocol.error(&id, serde_json::json!([error]))]);
         }
-        // Shared fan-out: subscriptions with the same share key reuse one frame per event.
-        let share = ShareKey::new(viewer.org_id, viewer.id, &request);
-        let slot = FrameSlot::default();
-        let request = with_viewer(&self.state, request, viewer).data(share).data(slot.clone());
-        let frames = frames(&self.state, self.protocol, id.clone(), request, slot);
+        let frames = frames(self.state.clone(), self.protocol, id.clone(), request, viewer);
         self.subscriptions.insert(id, frames);
         Ok(vec![])
     }
@@ -247,55 +238,6 @@ impl Connection {
     }
 }
 
-/// One operation's protocol messages: a first result with errors and no data (invalid
-/// query, no access) is a last `error` message; otherwise `next`s, then a last `complete`.
-fn frames(
-    state: &HttpState,
-    protocol: Protocol,
-    id: String,
-    request: async_graphql::Request,
-    slot: FrameSlot,
-) -> Frames {
-    struct Running<S> {
-        responses: S,
-        first: bool,
-        _active: ActiveSubscription,
-    }
-    let running = Running {
-        responses: state.schema.execute_stream(request),
-        first: true,
-        _active: ActiveSubscription::new(),
-    };
-    let id: Arc<str> = id.into();
-    Box::pin(stream::unfold(Some(running), move |running| {
-        let (id, slot) = (id.clone(), slot.clone());
-        async move {
-            let mut running = running?;
-            let Some(response) = running.responses.next().await else {
-                return Some(((protocol.complete(&id), true), None));
-            };
-            let failed =
-                running.first && response.data == async_graphql::Value::Null && !response.errors.is_empty();
-            running.first = false;
-            let frame = if failed {
-                let errors = serde_json::to_value(&response.errors).unwrap_or_default();
-                protocol.error(&id, errors)
-            } else if let Some(shared) = slot.take() {
-                protocol.next(&id, &shared.payload(&response))
-            } else {
-                match serde_json::to_string(&response) {
-                    Ok(payload) => protocol.next(&id, &payload),
-                    Err(err) => {
-                        tracing::error!(%err, "cannot encode a subscription result");
-                        return Some(((protocol.complete(&id), true), None));
-                    }
-                }
-            };
-            Some(((frame, failed), (!failed).then_some(running)))
-        }
-    }))
-}
-
 /// A close frame's reason has at most 123 bytes; a longer one makes clients drop the frame.
 fn close_reason(mut reason: String) -> String {
     const MAX: usize = 123;
@@ -304,22 +246,6 @@ fn close_reason(mut reason: String) -> String {
         reason.truncate(cut);
     }
     reason
-}
-
-/// Counts live subscriptions; dropped with the subscription's stream.
-struct ActiveSubscription;
-
-impl ActiveSubscription {
-    fn new() -> Self {
-        metrics::gauge!("parley_active_subscriptions").increment(1.0);
-        Self
-    }
-}
-
-impl Drop for ActiveSubscription {
-    fn drop(&mut self) {
-        metrics::gauge!("parley_active_subscriptions").decrement(1.0);
-    }
 }
 
 /// What a recheck of a changed viewer decided.

@@ -4,10 +4,11 @@
 //! (subscriptions-transport-ws).
 //!
 //! One task per connection runs `Connection::run`: it reads frames, enforces the protocol's
-//! close codes, starts one task per subscription and writes what they produce.
+//! close codes, and drives its subscriptions (`subscription.rs`), writing what they produce.
 
 mod connection;
 mod protocol;
+mod subscription;
 
 use std::sync::Arc;
 

@@ -1,0 +1,179 @@
+//! One WebSocket subscription as a stream of protocol messages: set up through the schema,
+//! then driven from its feeds, each event rendered (or taken from the shared frames) only
+//! when it arrives. See `graphql/live.rs` for the two modes.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_graphql::{Request, Response, Variables};
+use futures_util::stream::{self, BoxStream};
+use futures_util::{Stream, StreamExt};
+
+use super::protocol::Protocol;
+use crate::auth::Viewer;
+use crate::graphql::frames::ShareKey;
+use crate::graphql::live::{Feeds, LiveEvent, LiveFeed, Rendering};
+use crate::http::HttpState;
+use crate::http::graphql::with_viewer;
+
+/// One subscription's protocol messages, each with whether it is the subscription's last.
+pub type Frames = Pin<Box<dyn Stream<Item = (String, bool)> + Send>>;
+
+/// A first result with errors and no data (invalid document, no access) is a last `error`
+/// message; otherwise `next`s, then a last `complete`.
+pub fn frames(
+    state: Arc<HttpState>,
+    protocol: Protocol,
+    id: String,
+    request: Request,
+    viewer: Viewer,
+) -> Frames {
+    let document = Document {
+        share: ShareKey::new(viewer.org_id, viewer.id, &request),
+        query: request.query.clone(),
+        operation: request.operation_name.clone(),
+        variables: request.variables.clone(),
+        viewer: viewer.clone(),
+    };
+    let feeds = Arc::new(Feeds::default());
+    let responses = state.schema.execute_stream(with_viewer(&state, request, viewer).data(feeds.clone()));
+    let subscription = Subscription {
+        state,
+        protocol,
+        id: id.into(),
+        document,
+        phase: Phase::SettingUp { responses, feeds, first: true },
+        _active: ActiveSubscription::new(),
+    };
+    Box::pin(stream::unfold(Some(subscription), |subscription| async move { subscription?.step().await }))
+}
+
+struct Subscription {
+    state: Arc<HttpState>,
+    protocol: Protocol,
+    id: Arc<str>,
+    document: Document,
+    phase: Phase,
+    _active: ActiveSubscription,
+}
+
+/// What each rendering executes again.
+struct Document {
+    share: ShareKey,
+    query: String,
+    operation: Option<String>,
+    variables: Variables,
+    viewer: Viewer,
+}
+
+enum Phase {
+    /// The set-up execution runs; its resolvers leave their feeds in `feeds`.
+    SettingUp {
+        responses: BoxStream<'static, Response>,
+        feeds: Arc<Feeds>,
+        first: bool,
+    },
+    Live(LiveFeed),
+}
+
+/// A protocol message, and the subscription to go on with unless it was the last.
+type Step = Option<((String, bool), Option<Subscription>)>;
+
+impl Subscription {
+    async fn step(mut self) -> Step {
+        loop {
+            match &mut self.phase {
+                Phase::SettingUp { responses, feeds, first } => {
+                    let Some(response) = responses.next().await else {
+                        match feeds.take() {
+                            Some(feed) => self.phase = Phase::Live(feed),
+                            None => return self.complete(),
+                        }
+                        continue;
+                    };
+                    if std::mem::take(first)
+                        && response.data == async_graphql::Value::Null
+                        && !response.errors.is_empty()
+                    {
+                        let errors = serde_json::to_value(&response.errors).unwrap_or_default();
+                        return Some(((self.protocol.error(&self.id, errors), true), None));
+                    }
+                    // A root field that opens no feed (`__typename`) answers during set-up.
+                    return match encode(&response) {
+                        Some(payload) => self.next(&payload),
+                        None => self.complete(),
+                    };
+                }
+                Phase::Live(feed) => {
+                    let Some(event) = feed.next().await else { return self.complete() };
+                    // Boxed: a rendering's state is large and must not stay in every
+                    // idle subscription's stream.
+                    return match Box::pin(render(&self.state, &self.document, event)).await {
+                        Some(payload) => self.next(&payload),
+                        None => self.complete(),
+                    };
+                }
+            }
+        }
+    }
+
+    fn next(self, payload: &str) -> Step {
+        Some(((self.protocol.next(&self.id, payload), false), Some(self)))
+    }
+
+    fn complete(self) -> Step {
+        Some(((self.protocol.complete(&self.id), true), None))
+    }
+}
+
+/// The event's payload: shared with the subscribers of the same document when the event has
+/// a key, else rendered for this subscriber alone.
+async fn render(state: &HttpState, document: &Document, event: LiveEvent) -> Option<Arc<str>> {
+    match event.share.clone() {
+        Some(key) => {
+            let field = event.field.clone();
+            state.frames.payload(&document.share, &field, key, execute(state, document, event)).await
+        }
+        None => execute(state, document, event).await,
+    }
+}
+
+/// Runs the document in rendering mode for one event.
+async fn execute(state: &HttpState, document: &Document, event: LiveEvent) -> Option<Arc<str>> {
+    let mut request = Request::new(document.query.clone()).variables(document.variables.clone());
+    if let Some(operation) = &document.operation {
+        request = request.operation_name(operation.clone());
+    }
+    let request = with_viewer(state, request, document.viewer.clone()).data(Rendering::new(event));
+    let Some(response) = state.schema.execute_stream(request).next().await else {
+        tracing::error!("rendering a subscription event produced no result");
+        return None;
+    };
+    encode(&response)
+}
+
+fn encode(response: &Response) -> Option<Arc<str>> {
+    match serde_json::to_string(response) {
+        Ok(payload) => Some(payload.into()),
+        Err(err) => {
+            tracing::error!(%err, "cannot encode a subscription result");
+            None
+        }
+    }
+}
+
+/// Counts live subscriptions; dropped with the subscription's stream.
+struct ActiveSubscription;
+
+impl ActiveSubscription {
+    fn new() -> Self {
+        metrics::gauge!("parley_active_subscriptions").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for ActiveSubscription {
+    fn drop(&mut self) {
+        metrics::gauge!("parley_active_subscriptions").decrement(1.0);
+    }
+}
