@@ -155,7 +155,9 @@ impl Watcher {
                     if !change.is_member() {
                         self.unfollow(*room_id);
                     } else if self.scope == Scope::AllRooms {
-                        self.follow(*room_id).await;
+                        // Boxed: a large future, rarely run, that would otherwise stay
+                        // allocated in every idle subscription's stream.
+                        Box::pin(self.follow(*room_id)).await;
                     }
                 }
                 return Some(Watched::User(envelope));

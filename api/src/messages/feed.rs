@@ -80,7 +80,9 @@ impl MessageFeed {
                 return Some(message);
             }
             if let Some(&room_id) = self.behind.front() {
-                self.catch_up(room_id).await;
+                // The database reads are boxed: their futures are large, and inline they
+                // would stay allocated in every idle subscription's stream.
+                Box::pin(self.catch_up(room_id)).await;
                 continue;
             }
             match self.watcher.next().await? {
@@ -104,12 +106,12 @@ impl MessageFeed {
                     }
                 }
                 Watched::Resync => {
-                    if !self.resync().await {
+                    if !Box::pin(self.resync()).await {
                         return None;
                     }
                 }
                 Watched::Retry if self.resync_failed => {
-                    if !self.resync().await {
+                    if !Box::pin(self.resync()).await {
                         return None;
                     }
                 }
@@ -235,7 +237,8 @@ pub async fn message_updated(
                 }
                 Watched::Resync | Watched::Retry => {
                     // Edits are not replayed (clients refetch on reconnect), but access is.
-                    let repaired = repair_or_retry(&state, &viewer, &mut watcher).await.unwrap_or_default();
+                    let repaired =
+                        Box::pin(repair_or_retry(&state, &viewer, &mut watcher)).await.unwrap_or_default();
                     if let Scope::Room(room_id) = watcher.scope()
                         && repaired.left.contains(&room_id)
                     {

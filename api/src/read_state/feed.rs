@@ -97,11 +97,13 @@ impl UnreadFeed {
                     self.send_if_changed(room_id, notify);
                 }
                 Watched::User(envelope) => match envelope.event {
+                    // The database reads are boxed: their futures are large, and inline they
+                    // would stay allocated in every idle subscription's stream.
                     Event::ReadStateChanged { room_id, .. } | Event::MuteChanged { room_id } => {
-                        self.reload(room_id).await
+                        Box::pin(self.reload(room_id)).await
                     }
                     Event::MembershipChanged { room_id, change, .. } if change.is_member() => {
-                        self.reload(room_id).await
+                        Box::pin(self.reload(room_id)).await
                     }
                     Event::MembershipChanged { room_id, .. } => {
                         if let Some(position) = self.positions.remove(&room_id) {
@@ -112,7 +114,7 @@ impl UnreadFeed {
                     _ => {}
                 },
                 // One statement rereads every position: a retry does the same as a resync.
-                Watched::Resync | Watched::Retry => self.resync().await,
+                Watched::Resync | Watched::Retry => Box::pin(self.resync()).await,
             }
         }
     }

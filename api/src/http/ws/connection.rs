@@ -84,8 +84,11 @@ impl Connection {
                 () = viewer_changed(&mut user_changes, self.viewer.as_ref().map(|v| v.id)) => {
                     recheck_at = Some(Instant::now());
                 }
+                // The database work below (the recheck, `connection_init`'s authentication)
+                // is boxed: inline, its large futures would stay allocated in every idle
+                // connection's task.
                 _ = sleep_until(recheck_at.unwrap_or_else(Instant::now)), if recheck_at.is_some() => {
-                    match recheck_viewer(&self.state, self.id, self.viewer.as_ref()).await {
+                    match Box::pin(recheck_viewer(&self.state, self.id, self.viewer.as_ref())).await {
                         Recheck::Keep => recheck_at = None,
                         Recheck::Close(closing) => break closing,
                         Recheck::Failed => recheck_at = Some(Instant::now() + RECHECK_RETRY),
@@ -95,7 +98,7 @@ impl Connection {
                     if self.write_frames(&mut sink, first).await.is_err() { break None; }
                 }
                 frame = stream.next() => match frame {
-                    Some(Ok(Message::Text(text))) => match self.handle(text.as_str()).await {
+                    Some(Ok(Message::Text(text))) => match Box::pin(self.handle(text.as_str())).await {
                         Ok(replies) => {
                             let mut failed = false;
                             for reply in replies {
