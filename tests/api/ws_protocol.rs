@@ -20,6 +20,7 @@ backend_tests!(
     ping_is_answered_with_pong,
     invalid_subscription_gets_an_error_frame,
     complete_stops_delivery,
+    a_subscribe_larger_than_the_read_buffer_works,
     subscription_cap_answers_rate_limited,
     legacy_graphql_ws_flow,
     shutdown_closes_websockets_with_1001,
@@ -150,6 +151,22 @@ async fn complete_stops_delivery(backend: Backend) {
     send(&app, &alice, &room, "second").await;
     sub.assert_nothing(QUIET).await;
     client.assert_open();
+}
+
+/// The server reads with a 1 KiB buffer (idle connections stay small); a larger message,
+/// here a 64 KiB document, still arrives whole, and the connection goes on.
+async fn a_subscribe_larger_than_the_read_buffer_works(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    let room = create_channel(&app, &alice, "general", &[]).await;
+    let mut client = WsClient::connect(&app, &alice).await;
+    let padded = format!("subscription {{ messageAdded {{ seq {} body }} }}", " ".repeat(64 << 10));
+    let mut sub = client.subscribe("1", &padded, json!({})).await;
+
+    send(&app, &alice, &room, "through a large document").await;
+    assert_eq!(sub.next("messageAdded").await["body"], "through a large document");
+    client.ping_pong().await;
 }
 
 async fn subscription_cap_answers_rate_limited(backend: Backend) {
