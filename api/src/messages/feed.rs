@@ -79,6 +79,9 @@ impl MessageFeed {
             if let Some(message) = self.pending.pop_front() {
                 return Some(message);
             }
+            // Drained: free the buffer (a catch-up fills it with a hundred messages). Every
+            // subscriber has a feed, and an idle one should hold nothing it does not need.
+            self.pending = VecDeque::new();
             if let Some(&room_id) = self.behind.front() {
                 // The database reads are boxed: their futures are large, and inline they
                 // would stay allocated in every idle subscription's stream.

@@ -65,6 +65,8 @@ impl UnreadFeed {
             if let Some(change) = self.pending.pop_front() {
                 return Some(change);
             }
+            // Drained: free the buffer, as `messageAdded`'s feed does.
+            self.pending = VecDeque::new();
             match self.watcher.next().await? {
                 Watched::Room(room_id, envelope) => {
                     let Some(position) = self.positions.get_mut(&room_id) else { continue };
