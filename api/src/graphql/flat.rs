@@ -73,3 +73,21 @@ impl<T: FlatObject + Sync> OutputType for FlatList<T> {
         }
     }
 }
+
+/// The fields of `T` that its `plain_field` must answer: those without arguments whose type
+/// is a scalar or an enum, as the schema registers them. For a unit test per `FlatObject`, so
+/// that a renamed or new field cannot fall back to the slow path unnoticed.
+#[cfg(test)]
+pub fn plain_fields<T: OutputType>() -> Vec<String> {
+    use async_graphql::registry::{MetaType, MetaTypeName};
+    let mut registry = Registry::default();
+    T::create_type_info(&mut registry);
+    let Some(MetaType::Object { fields, .. }) = registry.types.get(T::type_name().as_ref()) else {
+        return Vec::new();
+    };
+    let plain = |ty: &str| {
+        let named = registry.types.get(MetaTypeName::concrete_typename(ty));
+        matches!(named, Some(MetaType::Scalar { .. } | MetaType::Enum { .. }))
+    };
+    fields.values().filter(|f| f.args.is_empty() && plain(&f.ty)).map(|f| f.name.clone()).collect()
+}

@@ -129,3 +129,21 @@ impl ReadReceipt {
         self.0.last_read_at
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::ID;
+
+    use super::UnreadCount;
+    use crate::graphql::flat::{FlatObject, plain_fields};
+
+    #[test]
+    fn every_plain_field_of_unread_count_is_written_flat() {
+        let item = UnreadCount { room_id: ID::from("room"), unread_count: 2, seq: 5 };
+        let fields = plain_fields::<UnreadCount>();
+        assert_eq!(fields.len(), 3, "{fields:?}");
+        for field in fields {
+            assert!(item.plain_field(&field).is_some(), "UnreadCount.{field} would take the slow path");
+        }
+    }
+}
