@@ -65,11 +65,11 @@ impl FrameMemo {
     pub async fn payload(
         &self,
         share: &ShareKey,
-        field: &Arc<str>,
+        field: Arc<str>,
         key: FrameKey,
         render: impl Future<Output = Option<Arc<str>>>,
     ) -> Option<Arc<str>> {
-        self.0.optionally_get_with((share.clone(), field.clone(), key), render).await
+        self.0.optionally_get_with((share.clone(), field, key), render).await
     }
 }
 

@@ -128,11 +128,11 @@ impl Subscription {
 
 /// The event's payload: shared with the subscribers of the same document when the event has
 /// a key, else rendered for this subscriber alone.
-async fn render(state: &HttpState, document: &Document, event: LiveEvent) -> Option<Arc<str>> {
-    match event.share.clone() {
+async fn render(state: &HttpState, document: &Document, mut event: LiveEvent) -> Option<Arc<str>> {
+    match event.share.take() {
         Some(key) => {
             let field = event.field.clone();
-            state.frames.payload(&document.share, &field, key, execute(state, document, event)).await
+            state.frames.payload(&document.share, field, key, execute(state, document, event)).await
         }
         None => execute(state, document, event).await,
     }
