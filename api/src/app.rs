@@ -13,11 +13,12 @@ use tokio::sync::{mpsc, watch};
 use crate::auth::JwtAuth;
 use crate::bus::EventBus;
 use crate::config::ServeConfig;
-use crate::db::Store;
+use crate::db::{Store, WarmUp};
 use crate::demo;
 use crate::graphql::build_schema;
 use crate::graphql::frames::FrameMemo;
 use crate::http::{self, HttpState};
+use crate::messages;
 use crate::notifications::{self, Notifier};
 use crate::presence;
 use crate::rate_limit::SendLimiter;
@@ -41,7 +42,7 @@ impl App {
     /// Connects, migrates (and seeds the demo on an empty database), and binds.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         config.auth.validate(&config.database)?;
-        let store = Store::connect(&config.database).await?;
+        let store = Store::connect(&config.database, WarmUp::new(vec![messages::send::warm_up()])).await?;
         let seed = config.seed_demo();
         let demo_users = store
             .migrate_then(

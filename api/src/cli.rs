@@ -9,7 +9,7 @@ use crate::auth::JwtAuth;
 use crate::config::{
     Cli, Command, DatabaseConfig, OrgCommand, ServeConfig, SignArgs, TokenArgs, UserCommand,
 };
-use crate::db::Store;
+use crate::db::{Store, WarmUp};
 use crate::error::ErrorCode;
 use crate::users::input::{DisplayName, EmailAddress, Handle};
 use crate::users::service::{self as users, NewUser};
@@ -141,7 +141,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
 /// Connects and applies pending migrations.
 async fn connect(database: &DatabaseConfig) -> anyhow::Result<Store> {
-    let store = Store::connect(database).await?;
+    let store = Store::connect(database, WarmUp::default()).await?;
     store.migrate_then(|_| async { Ok(()) }).await?;
     Ok(store)
 }

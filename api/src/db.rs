@@ -4,21 +4,60 @@
 //! through `Store::begin_write`, which on SQLite first takes an in-process mutex; PostgreSQL
 //! needs no gate. Migrations and demo seeding run under a PostgreSQL advisory lock so that
 //! instances starting together do not race.
+//!
+//! A new PostgreSQL connection runs the hot statements it is given (`WarmUp`) before the pool
+//! hands it out, so that no request pays for a cold connection (see [`WarmUp`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::sea_query::{BinOper, Expr, Func, LikeExpr};
+use sea_orm::sea_query::{BinOper, Expr, Func, LikeExpr, Values};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
     DbErr, ExprTrait, IntoSimpleExpr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
     Value,
 };
+use sea_query_sqlx::SqlxValues;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
 use migration::{Migrator, MigratorTrait};
+
+/// Executions that leave PostgreSQL's plan cache settled: the first five of a prepared
+/// statement get custom plans, the sixth builds the generic plan and chooses between them.
+const PLAN_CACHE_WARM_UP: usize = 6;
+
+/// Statements that every new PostgreSQL connection prepares and runs [`PLAN_CACHE_WARM_UP`]
+/// times before the pool hands it out, with values that match nothing (they must write
+/// nothing). A fresh connection otherwise pays on its first uses of a large statement: its
+/// backend loads the catalog entries of every table and index, and plans it afresh for five
+/// executions (the burst benchmark's p99 was 19 ms cold, 14 ms warm). Failures are only
+/// logged: before the first migration the tables do not exist yet.
+#[derive(Clone, Default)]
+pub struct WarmUp(Arc<[Statement]>);
+
+impl WarmUp {
+    pub fn new(statements: Vec<Statement>) -> Self {
+        Self(statements.into())
+    }
+
+    async fn run(&self, conn: &mut sea_orm::sqlx::PgConnection) {
+        for statement in self.0.iter() {
+            let values = statement.values.clone().unwrap_or(Values(Vec::new()));
+            for _ in 0..PLAN_CACHE_WARM_UP {
+                let query = sea_orm::sqlx::query_with(
+                    sea_orm::sqlx::AssertSqlSafe(statement.sql.as_str()),
+                    SqlxValues(values.clone()),
+                );
+                if let Err(err) = query.execute(&mut *conn).await {
+                    tracing::debug!(%err, "a warm-up statement failed");
+                    break;
+                }
+            }
+        }
+    }
+}
 
 /// Advisory lock key for start-up work (migrations, demo seed) on PostgreSQL.
 const STARTUP_LOCK_KEY: i64 = 0x7061_726c_6579; // "parley"
@@ -52,7 +91,7 @@ impl WriteTx {
 }
 
 impl Store {
-    pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
+    pub async fn connect(config: &DatabaseConfig, warm_up: WarmUp) -> anyhow::Result<Self> {
         let mut options = ConnectOptions::new(config.database_url.clone());
         options
             .max_connections(config.db_pool_size)
@@ -64,6 +103,16 @@ impl Store {
             // Plans of these short queries are cheap; JIT compiling them is not (hundreds of
             // milliseconds when missing statistics inflate a cost estimate past the threshold).
             options.map_sqlx_postgres_opts(|opts| opts.options([("jit", "off")]));
+            options.map_sqlx_postgres_pool_opts(move |pool| {
+                let warm_up = warm_up.clone();
+                pool.after_connect(move |conn, _| {
+                    let warm_up = warm_up.clone();
+                    Box::pin(async move {
+                        warm_up.run(conn).await;
+                        Ok(())
+                    })
+                })
+            });
         }
         if sqlite {
             options.map_sqlx_sqlite_opts(|opts| {
