@@ -42,7 +42,7 @@ impl App {
     /// Connects, migrates (and seeds the demo on an empty database), and binds.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         config.auth.validate(&config.database)?;
-        let store = Store::connect(&config.database, WarmUp::new(vec![messages::send::warm_up()])).await?;
+        let store = Store::connect(&config.database, WarmUp::new(messages::statement::warm_up())).await?;
         let seed = config.seed_demo();
         let demo_users = store
             .migrate_then(

@@ -284,6 +284,12 @@ async fn pushes_are_encrypted_signed_and_stop_at_410(backend: Backend) {
     assert_eq!(payload["messageId"], sent["id"]);
     assert_eq!(payload["url"], format!("http://parley.test/app#room={dm}"));
 
+    // A mention in the channel, whose kind this instance now knows from the first send
+    // (that send's statement then leaves out the email and push parts): pushed.
+    send(&app, &bob, &general, "@alice a look?").await;
+    let pushes = service.wait_for(2, WAIT).await;
+    assert_eq!(browser.decrypt(&pushes[1])["body"], "@alice a look?");
+
     // Online: seen live, not pushed.
     let online = WsClient::connect(&app, &alice).await;
     send(&app, &bob, &dm, "while you are here").await;

@@ -33,6 +33,7 @@ use uuid::Uuid;
 use crate::bus::{BusItem, Event, EventBus, Topic};
 use crate::db::Store;
 use crate::error::ApiResult;
+use entity::enums::RoomKind;
 use entity::{rooms, users};
 
 const CAPACITY: u64 = 100_000;
@@ -51,12 +52,20 @@ const RESYNC_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Directory {
     users: Cache<Uuid, users::Model>,
     rooms: Cache<Uuid, rooms::Model>,
+    /// Kinds of the rooms this instance sent into. A room's kind never changes, so these need
+    /// no invalidation and no time to live; only the bound.
+    kinds: Cache<Uuid, RoomKind>,
     user_changes: broadcast::Sender<Uuid>,
 }
 
 impl Default for Directory {
     fn default() -> Self {
-        Self { users: bounded(), rooms: bounded(), user_changes: broadcast::channel(USER_CHANGES).0 }
+        Self {
+            users: bounded(),
+            rooms: bounded(),
+            kinds: Cache::new(CAPACITY),
+            user_changes: broadcast::channel(USER_CHANGES).0,
+        }
     }
 }
 
@@ -89,6 +98,16 @@ where
 }
 
 impl Directory {
+    /// The kind of a room, if this instance has read the room; no query.
+    pub fn room_kind(&self, id: Uuid) -> Option<RoomKind> {
+        self.kinds.get(&id).or_else(|| self.rooms.get(&id).map(|room| room.kind))
+    }
+
+    /// Keeps the kind of a room just read from the database.
+    pub fn remember_kind(&self, room: &rooms::Model) {
+        self.kinds.insert(room.id, room.kind);
+    }
+
     /// A user by id, deactivated or not, in any organisation: callers check both.
     pub async fn user(&self, store: &Store, id: Uuid) -> ApiResult<Option<users::Model>> {
         Ok(self.users(store, &[id]).await?.remove(&id))

@@ -8,6 +8,7 @@ pub mod record;
 pub mod resolvers;
 pub mod send;
 pub mod service;
+pub mod statement;
 pub mod types;
 
 pub use record::{Attachment, LiveMessage, MessageRecord};

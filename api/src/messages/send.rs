@@ -5,11 +5,8 @@
 //! transaction that inserts the message. The row lock on the room serialises concurrent
 //! senders, so seqs are gap-free and commit in order; a rolled-back insert rolls its seq back.
 //!
-//! On PostgreSQL a send is one statement: a data-modifying CTE checks access (same
-//! organisation, not archived or deleted, the sender is a member, the parent of a reply is in
-//! the room), bumps the seq, inserts, moves the sender's watermark and stores the mentions
-//! (resolved just before), atomically. Only when it
-//! writes nothing are the checks run one by one, to say which one failed. Sends into one room
+//! On PostgreSQL a send is one statement (`statement.rs`), with the mentions resolved just
+//! before. Only when it writes nothing are the checks run one by one, to say which one failed. Sends into one room
 //! that meet on this instance share a transaction (`group_commit`). SQLite, in process and
 //! with one writer, runs the same steps in a transaction.
 
@@ -18,12 +15,13 @@ use std::sync::LazyLock;
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
-    QueryFilter, Set, Statement,
+    QueryFilter, Set,
 };
 use uuid::Uuid;
 
 use super::input::{ClientId, MessageBody};
 use super::record::{Attachment, MessageRecord, attachments_json};
+use super::statement::{Binds, Parts};
 use crate::bus::{Event, MessagePayload, RoomPayload, Topic, UserPayload};
 use crate::error::{ApiError, ApiResult};
 use crate::mentions::parse::parse;
@@ -118,91 +116,6 @@ async fn announce(cx: &Ctx<'_>, record: &MessageRecord, room: &rooms::Model, men
     cx.app.bus.publish(topic, Event::MessageAdded { message, author, room, mentioned }).await;
 }
 
-/// The send on PostgreSQL, in one statement (see the module doc). The outbox rows for the
-/// webhooks that want this message, and for the people to email or push
-/// (`notifications::personal`), are written by the same statement.
-static SEND_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH room AS ( \
-      UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $3, \
-        first_response_at = CASE WHEN kind = 'support' THEN COALESCE(first_response_at, $3) END \
-      WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL AND archived_at IS NULL \
-        AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $4) \
-        AND ($8::uuid IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $8 AND room_id = $1)) \
-      RETURNING *), \
-    message AS ( \
-      INSERT INTO messages (id, org_id, room_id, seq, author_user_id, sender_role, body, source, \
-        client_id, reply_to_id, attachments, created_at) \
-      SELECT $5, $2, $1, room.last_seq, $4, 'user', $6, 'chat', $7, $8, $9, $3 FROM room \
-      RETURNING seq), \
-    watermark AS ( \
-      UPDATE room_members SET last_read_seq = message.seq, last_read_at = $3 FROM message \
-      WHERE room_id = $1 AND user_id = $4 AND last_read_seq < message.seq), \
-    mentioned AS ( \
-      INSERT INTO mentions (message_id, user_id, room_id, seq, created_at) \
-      SELECT $5, mentioned.id, $1, message.seq, $3 \
-      FROM message, unnest(string_to_array($10, ',')::uuid[]) AS mentioned(id)), \
-    {deliveries}, {personal}, {outbound} \
-    SELECT room.* FROM room, message",
-        deliveries = outbox::enqueue_message_added_cte(),
-        personal = personal::enqueue_ctes(),
-        outbound = outbound::enqueue_cte(),
-    )
-});
-
-/// The values of [`SEND_SQL`], in placeholder order. Built in one place, so that a warm-up
-/// binds the same types as a send and finds its prepared statement.
-struct Binds<'a> {
-    room_id: Uuid,
-    org_id: Uuid,
-    now: DateTime<Utc>,
-    author_id: Uuid,
-    id: Uuid,
-    body: &'a str,
-    client_id: Option<&'a str>,
-    reply_to_id: Option<Uuid>,
-    attachments: &'a [Attachment],
-    mentioned: &'a [Uuid],
-    email_due: Option<DateTime<Utc>>,
-}
-
-impl Binds<'_> {
-    fn statement(self) -> Statement {
-        let values = vec![
-            self.room_id.into(),
-            self.org_id.into(),
-            self.now.into(),
-            self.author_id.into(),
-            self.id.into(),
-            self.body.into(),
-            self.client_id.map(str::to_owned).into(),
-            self.reply_to_id.into(),
-            attachments_json(self.attachments).into(),
-            self.mentioned.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",").into(),
-            self.email_due.into(),
-        ];
-        Statement::from_sql_and_values(DatabaseBackend::Postgres, SEND_SQL.as_str(), values)
-    }
-}
-
-/// The send statement for `db::WarmUp`: into no room, so it writes nothing.
-pub fn warm_up() -> Statement {
-    Binds {
-        room_id: Uuid::nil(),
-        org_id: Uuid::nil(),
-        now: Utc::now().trunc_subsecs(6),
-        author_id: Uuid::nil(),
-        id: Uuid::nil(),
-        body: "",
-        client_id: None,
-        reply_to_id: None,
-        attachments: &[],
-        mentioned: &[],
-        email_due: None,
-    }
-    .statement()
-}
-
 /// The room after the seq bump, or NOT_FOUND/FORBIDDEN/BAD_USER_INPUT from the checks.
 async fn insert_in_one_statement(
     cx: &Ctx<'_>,
@@ -224,10 +137,16 @@ async fn insert_in_one_statement(
         mentioned,
         email_due: personal::email_due(cx.app, now),
     };
-    let store = &cx.app.store;
-    let room = cx.app.group_commit.send(store, new.room_id, binds.statement()).await?;
+    let kind = cx.app.directory.room_kind(new.room_id);
+    let statement = binds.statement(Parts::of(kind, !mentioned.is_empty()));
+    let room = cx.app.group_commit.send(&cx.app.store, new.room_id, statement).await?;
     match room {
-        Some(room) => Ok(room),
+        Some(room) => {
+            if kind.is_none() {
+                cx.app.directory.remember_kind(&room);
+            }
+            Ok(room)
+        }
         None => Err(why_not_sent(cx, new).await),
     }
 }

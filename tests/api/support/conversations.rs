@@ -207,6 +207,19 @@ async fn replies_go_out_signed_and_are_retried_across_a_restart(backend: Backend
     assert_eq!(inbound["delivery"], Value::Null, "only replies go out");
     assert!(seen["room"]["conversation"]["firstResponseAt"].is_string());
 
+    // Later replies go out too, once the instance knows the room is a conversation (its send
+    // statement then carries the outbound part because of the room's kind, not by default).
+    for body in ["Tracking: 123", "Anything else?"] {
+        let reply = format!(
+            "mutation($room: ID!) {{ sendMessage(input: {{roomId: $room, body: \"{body}\"}}) {{ id }} }}"
+        );
+        second.ok(&sam, &reply, json!({ "room": room })).await;
+    }
+    let received = gateway.wait_for(4, WAIT).await;
+    let mut bodies: Vec<Value> = received[2..].iter().map(|r| r.json()["message"]["body"].clone()).collect();
+    bodies.sort_by_key(Value::to_string);
+    assert_eq!(bodies, [json!("Anything else?"), json!("Tracking: 123")]);
+
     // A contact writing through the API reads replies there: nothing goes to the gateway.
     let api = json!({ "externalId": "o-2", "source": "api", "contact": { "externalRef": "app-user-7" }, "body": "from the app" });
     let (_, stored) = post(&second, &id, &secret, &api).await;
@@ -214,7 +227,7 @@ async fn replies_go_out_signed_and_are_retried_across_a_restart(backend: Backend
     let answer = "mutation($room: ID!) { sendMessage(input: {roomId: $room, body: \"Thanks\"}) { id } }";
     second.ok(&sam, answer, json!({ "room": app_room })).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    assert_eq!(gateway.received().len(), 2, "no outbound delivery for an api conversation");
+    assert_eq!(gateway.received().len(), 4, "no outbound delivery for an api conversation");
 }
 
 /// Seconds between two RFC 3339 times.

@@ -1,0 +1,182 @@
+//! The send on PostgreSQL as one statement: a data-modifying CTE checks access (same
+//! organisation, not archived or deleted, the sender is a member, the parent of a reply is in
+//! the room), bumps the seq, inserts, moves the sender's watermark, stores the mentions and
+//! writes the outbox rows (webhooks, email and push, outbound replies), atomically.
+//!
+//! The statement comes in variants without the parts that cannot write for a send. PostgreSQL
+//! opens every table and index of a statement on each execution, whether a part writes or not:
+//! in the throughput benchmark, leaving out the email, push and outbound parts cut its CPU per
+//! send by about a sixth (BENCHMARKS.md). A part is left out only when the room's kind is known
+//! on this instance (kinds never change) and says it would write nothing.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{DatabaseBackend, Statement};
+use uuid::Uuid;
+
+use super::record::{Attachment, attachments_json};
+use crate::notifications::{outbox, personal};
+use crate::support::outbound;
+use entity::enums::RoomKind;
+
+/// Which optional parts a send's statement carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts {
+    /// Email and push rows (`notifications::personal`): for a DM's other members, and for
+    /// the people a message mentions.
+    personal: bool,
+    /// The outbound delivery of an agent's reply (`support::outbound`): support rooms only.
+    outbound: bool,
+}
+
+impl Parts {
+    /// The parts a send into a room of `kind` (`None`: not known here) needs.
+    pub fn of(kind: Option<RoomKind>, mentions: bool) -> Self {
+        match kind {
+            Some(RoomKind::Channel) => Self { personal: mentions, outbound: false },
+            Some(RoomKind::Direct) => Self { personal: true, outbound: false },
+            Some(RoomKind::Support) => Self { personal: mentions, outbound: true },
+            None => Self { personal: true, outbound: true },
+        }
+    }
+
+    const ALL: [Parts; 4] = [
+        Parts { personal: false, outbound: false },
+        Parts { personal: true, outbound: false },
+        Parts { personal: false, outbound: true },
+        Parts { personal: true, outbound: true },
+    ];
+
+    fn index(self) -> usize {
+        usize::from(self.personal) | usize::from(self.outbound) << 1
+    }
+}
+
+/// The statement's variants, by `Parts::index`. Every variant binds the same values; those of
+/// a part left out go unused.
+static SEND_SQL: LazyLock<[String; 4]> = LazyLock::new(|| Parts::ALL.map(sql));
+
+fn sql(parts: Parts) -> String {
+    let mut optional = vec![outbox::enqueue_message_added_cte()];
+    if parts.personal {
+        optional.push(personal::enqueue_ctes());
+    }
+    if parts.outbound {
+        optional.push(outbound::enqueue_cte());
+    }
+    format!(
+        "WITH room AS ( \
+          UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $3, \
+            first_response_at = CASE WHEN kind = 'support' THEN COALESCE(first_response_at, $3) END \
+          WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL AND archived_at IS NULL \
+            AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $4) \
+            AND ($8::uuid IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $8 AND room_id = $1)) \
+          RETURNING *), \
+        message AS ( \
+          INSERT INTO messages (id, org_id, room_id, seq, author_user_id, sender_role, body, source, \
+            client_id, reply_to_id, attachments, created_at) \
+          SELECT $5, $2, $1, room.last_seq, $4, 'user', $6, 'chat', $7, $8, $9, $3 FROM room \
+          RETURNING seq), \
+        watermark AS ( \
+          UPDATE room_members SET last_read_seq = message.seq, last_read_at = $3 FROM message \
+          WHERE room_id = $1 AND user_id = $4 AND last_read_seq < message.seq), \
+        mentioned AS ( \
+          INSERT INTO mentions (message_id, user_id, room_id, seq, created_at) \
+          SELECT $5, mentioned.id, $1, message.seq, $3 \
+          FROM message, unnest(string_to_array($10, ',')::uuid[]) AS mentioned(id)), \
+        {optional} \
+        SELECT room.* FROM room, message",
+        optional = optional.join(", "),
+    )
+}
+
+/// The statement's values, in placeholder order. Built in one place, so that a warm-up binds
+/// the same types as a send and finds its prepared statement.
+pub struct Binds<'a> {
+    pub room_id: Uuid,
+    pub org_id: Uuid,
+    pub now: DateTime<Utc>,
+    pub author_id: Uuid,
+    pub id: Uuid,
+    pub body: &'a str,
+    pub client_id: Option<&'a str>,
+    pub reply_to_id: Option<Uuid>,
+    pub attachments: &'a [Attachment],
+    pub mentioned: &'a [Uuid],
+    pub email_due: Option<DateTime<Utc>>,
+}
+
+impl Binds<'_> {
+    pub fn statement(self, parts: Parts) -> Statement {
+        let values = vec![
+            self.room_id.into(),
+            self.org_id.into(),
+            self.now.into(),
+            self.author_id.into(),
+            self.id.into(),
+            self.body.into(),
+            self.client_id.map(str::to_owned).into(),
+            self.reply_to_id.into(),
+            attachments_json(self.attachments).into(),
+            self.mentioned.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",").into(),
+            self.email_due.into(),
+        ];
+        Statement::from_sql_and_values(DatabaseBackend::Postgres, SEND_SQL[parts.index()].as_str(), values)
+    }
+}
+
+/// Every variant for `db::WarmUp`: a send into no room, so it writes nothing.
+pub fn warm_up() -> Vec<Statement> {
+    let now = Utc::now().trunc_subsecs(6);
+    Parts::ALL
+        .map(|parts| {
+            Binds {
+                room_id: Uuid::nil(),
+                org_id: Uuid::nil(),
+                now,
+                author_id: Uuid::nil(),
+                id: Uuid::nil(),
+                body: "",
+                client_id: None,
+                reply_to_id: None,
+                attachments: &[],
+                mentioned: &[],
+                email_due: None,
+            }
+            .statement(parts)
+        })
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_not_known_here_gets_every_part() {
+        assert_eq!(Parts::of(None, false), Parts { personal: true, outbound: true });
+    }
+
+    #[test]
+    fn parts_follow_what_each_kind_of_room_can_write() {
+        let channel = Parts::of(Some(RoomKind::Channel), false);
+        assert_eq!(channel, Parts { personal: false, outbound: false });
+        let mention = Parts::of(Some(RoomKind::Channel), true);
+        assert_eq!(mention, Parts { personal: true, outbound: false });
+        let dm = Parts::of(Some(RoomKind::Direct), false);
+        assert_eq!(dm, Parts { personal: true, outbound: false });
+        let reply = Parts::of(Some(RoomKind::Support), false);
+        assert_eq!(reply, Parts { personal: false, outbound: true });
+    }
+
+    #[test]
+    fn each_variant_carries_exactly_its_parts() {
+        for parts in Parts::ALL {
+            let sql = &SEND_SQL[parts.index()];
+            assert!(sql.contains("deliveries AS"), "webhooks always");
+            assert_eq!(sql.contains("emails AS") && sql.contains("pushes AS"), parts.personal, "{parts:?}");
+            assert_eq!(sql.contains("outbound AS"), parts.outbound, "{parts:?}");
+        }
+    }
+}
