@@ -4,12 +4,16 @@
 //! identical requests and dividing by N gives statements per request; comparing requests of
 //! different sizes shows whether a resolver runs one query per item (N+1).
 //!
+//! Statements are also tallied by their SQL (from `Parse`, `Bind` and `Query`), so that a
+//! figure can tell the instance's own background statements from those of the work measured.
+//!
 //! The proxied connection must not use TLS (`sslmode=disable`), or the stream is opaque.
 //! [`CountingProxy::for_url`] starts one in front of a database URL and returns the URL to
 //! give the counted instance.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -29,8 +33,12 @@ const PRE_STARTUP_CODES: [u32; 3] = [80_877_103, 80_877_104, 80_877_102];
 pub struct CountingProxy {
     pub port: u16,
     statements: Arc<AtomicU64>,
+    by_sql: Tally,
     task: JoinHandle<()>,
 }
+
+/// Statements run so far, by the start of their SQL.
+pub type Tally = Arc<Mutex<HashMap<String, u64>>>;
 
 impl CountingProxy {
     /// Listens on a free loopback port and forwards to `upstream` (`host:port`).
@@ -38,20 +46,21 @@ impl CountingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the counting proxy")?;
         let port = listener.local_addr()?.port();
         let statements = Arc::new(AtomicU64::new(0));
-        let counter = statements.clone();
+        let by_sql = Tally::default();
+        let (counter, tally) = (statements.clone(), by_sql.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (upstream, counter) = (upstream.clone(), counter.clone());
+                let (upstream, counter, tally) = (upstream.clone(), counter.clone(), tally.clone());
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(&upstream).await {
                         let _ = client.set_nodelay(true);
                         let _ = server.set_nodelay(true);
-                        pipe(client, server, counter).await;
+                        pipe(client, server, counter, tally).await;
                     }
                 });
             }
         });
-        Ok(Self { port, statements, task })
+        Ok(Self { port, statements, by_sql, task })
     }
 
     /// A proxy in front of the server of `database_url`, and the same URL through the proxy.
@@ -69,6 +78,11 @@ impl CountingProxy {
 
     pub fn statements(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
+    }
+
+    /// Statements run so far by SQL (its first `SQL_KEY_CHARS` characters).
+    pub fn by_sql(&self) -> HashMap<String, u64> {
+        self.by_sql.lock().map(|tally| tally.clone()).unwrap_or_default()
     }
 
     /// Statements per request of `query` sent by `gql` (an instance behind this proxy). The
@@ -176,7 +190,7 @@ fn host_port(url: &str) -> Result<(String, String)> {
     Ok((written.to_owned(), full))
 }
 
-async fn pipe(client: TcpStream, server: TcpStream, counter: Arc<AtomicU64>) {
+async fn pipe(client: TcpStream, server: TcpStream, counter: Arc<AtomicU64>, tally: Tally) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let upstream = async {
@@ -187,7 +201,15 @@ async fn pipe(client: TcpStream, server: TcpStream, counter: Arc<AtomicU64>) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            counter.fetch_add(parser.feed(&buf[..n]), Ordering::Relaxed);
+            let begun = parser.feed(&buf[..n]);
+            counter.fetch_add(begun.len() as u64, Ordering::Relaxed);
+            if !begun.is_empty()
+                && let Ok(mut tally) = tally.lock()
+            {
+                for sql in begun {
+                    *tally.entry(sql).or_default() += 1;
+                }
+            }
             if server_write.write_all(&buf[..n]).await.is_err() {
                 break;
             }
@@ -201,20 +223,44 @@ async fn pipe(client: TcpStream, server: TcpStream, counter: Arc<AtomicU64>) {
     tokio::join!(upstream, downstream);
 }
 
+/// Characters of a statement's SQL that name it in the tally.
+pub const SQL_KEY_CHARS: usize = 100;
+
 /// Incremental parser of the frontend stream: untyped startup messages, then typed messages
-/// (`type: u8`, `length: u32` including itself, body).
+/// (`type: u8`, `length: u32` including itself, body). The bodies of `Parse`, `Bind` and
+/// `Query` are read to know which SQL each `Execute` runs; the others are skipped.
 #[derive(Default)]
 struct Parser {
     started: bool,
     head: Vec<u8>,
     skip: usize,
+    /// The kind of the message whose body is being read, and how much of it is left.
+    reading: Option<(u8, usize)>,
+    body: Vec<u8>,
+    /// Prepared statements of this connection by name (`""`: the unnamed one).
+    prepared: HashMap<String, String>,
+    /// The SQL of the last `Bind`, which the next `Execute` runs.
+    bound: String,
 }
 
 impl Parser {
-    /// Returns how many statements begin in `data`.
-    fn feed(&mut self, mut data: &[u8]) -> u64 {
-        let mut statements = 0;
+    /// Returns the SQL of each statement that begins in `data`.
+    fn feed(&mut self, mut data: &[u8]) -> Vec<String> {
+        let mut begun = Vec::new();
         while !data.is_empty() {
+            if let Some((kind, left)) = self.reading {
+                let n = left.min(data.len());
+                self.body.extend_from_slice(&data[..n]);
+                data = &data[n..];
+                if n < left {
+                    self.reading = Some((kind, left - n));
+                    continue;
+                }
+                self.reading = None;
+                let body = std::mem::take(&mut self.body);
+                begun.extend(self.message(kind, &body));
+                continue;
+            }
             if self.skip > 0 {
                 let n = self.skip.min(data.len());
                 self.skip -= n;
@@ -233,9 +279,15 @@ impl Parser {
             };
             if self.started {
                 let kind = self.head[0];
-                self.skip = (word(1) as usize).saturating_sub(4);
-                if kind == b'E' || kind == b'Q' {
-                    statements += 1;
+                let len = (word(1) as usize).saturating_sub(4);
+                if matches!(kind, b'P' | b'B' | b'Q' | b'E') {
+                    self.reading = Some((kind, len));
+                    if len == 0 {
+                        self.reading = None;
+                        begun.extend(self.message(kind, &[]));
+                    }
+                } else {
+                    self.skip = len;
                 }
             } else {
                 self.skip = (word(0) as usize).saturating_sub(8);
@@ -243,8 +295,34 @@ impl Parser {
             }
             self.head.clear();
         }
-        statements
+        begun
     }
+
+    /// Handles one whole message; the SQL of the statement it begins, if any.
+    fn message(&mut self, kind: u8, body: &[u8]) -> Option<String> {
+        let mut fields = body.split(|b| *b == 0).map(|f| String::from_utf8_lossy(f).into_owned());
+        match kind {
+            b'P' => {
+                let name = fields.next().unwrap_or_default();
+                self.prepared.insert(name, key(&fields.next().unwrap_or_default()));
+                None
+            }
+            b'B' => {
+                let _portal = fields.next();
+                let name = fields.next().unwrap_or_default();
+                self.bound = self.prepared.get(&name).cloned().unwrap_or_else(|| "?".into());
+                None
+            }
+            b'E' => Some(self.bound.clone()),
+            b'Q' => Some(key(&fields.next().unwrap_or_default())),
+            _ => None,
+        }
+    }
+}
+
+/// A statement's name in the tally: its SQL with whitespace collapsed, cut short.
+fn key(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(SQL_KEY_CHARS).collect()
 }
 
 #[cfg(test)]
@@ -259,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_execute_and_query_across_split_reads() {
+    fn names_each_execute_and_query_across_split_reads() {
         let mut stream = Vec::new();
         stream.extend_from_slice(&8u32.to_be_bytes());
         stream.extend_from_slice(&80_877_103u32.to_be_bytes()); // SSLRequest
@@ -271,10 +349,15 @@ mod tests {
         stream.extend(typed(b'E', b"\0\0\0\0\0"));
         stream.extend(typed(b'S', b""));
         stream.extend(typed(b'Q', b"BEGIN\0"));
+        stream.extend(typed(b'P', b"sqlx_s_1\0SELECT\n  2\0\0\0"));
+        stream.extend(typed(b'B', b"\0sqlx_s_1\0\0\0\0\0\0\0"));
+        stream.extend(typed(b'E', b"\0\0\0\0\0"));
         for split in 1..stream.len() {
             let mut parser = Parser::default();
             let (a, b) = stream.split_at(split);
-            assert_eq!(parser.feed(a) + parser.feed(b), 2, "split at {split}");
+            let mut begun = parser.feed(a);
+            begun.extend(parser.feed(b));
+            assert_eq!(begun, ["SELECT 1", "BEGIN", "SELECT 2"], "split at {split}");
         }
     }
 }
