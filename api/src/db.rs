@@ -5,13 +5,16 @@
 //! needs no gate. Migrations and demo seeding run under a PostgreSQL advisory lock so that
 //! instances starting together do not race.
 //!
-//! A new PostgreSQL connection runs the hot statements it is given (`WarmUp`) before the pool
-//! hands it out, so that no request pays for a cold connection (see [`WarmUp`]).
+//! Once the schema is migrated, a new PostgreSQL connection runs the hot statements it is given
+//! ([`WarmUp`]) before the pool hands it out: requests meet warm connections, except the one
+//! that makes the pool grow, which waits for the warm-up.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sea_orm::sea_query::{BinOper, Expr, Func, LikeExpr, Values};
+use sea_orm::sqlx::{self, PgConnection};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
     DbErr, ExprTrait, IntoSimpleExpr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
@@ -28,34 +31,54 @@ use migration::{Migrator, MigratorTrait};
 /// statement get custom plans, the sixth builds the generic plan and chooses between them.
 const PLAN_CACHE_WARM_UP: usize = 6;
 
-/// Statements that every new PostgreSQL connection prepares and runs [`PLAN_CACHE_WARM_UP`]
-/// times before the pool hands it out, with values that match nothing (they must write
-/// nothing). A fresh connection otherwise pays on its first uses of a large statement: its
-/// backend loads the catalog entries of every table and index, and plans it afresh for five
-/// executions (the burst benchmark's p99 was 19 ms cold, 14 ms warm). Failures are only
-/// logged: before the first migration the tables do not exist yet.
+/// Statements that every new PostgreSQL connection runs [`PLAN_CACHE_WARM_UP`] times before
+/// the pool hands it out, with values that match nothing (they must write nothing). A fresh
+/// connection otherwise pays on its first uses of a large statement: its backend loads the
+/// catalog entries of every table and index, and plans it afresh for five executions (the
+/// burst benchmark's p99 went from 9.5–22.2 to 9.3–11.2 ms). The request that makes the pool
+/// grow waits for the warm-up instead.
+///
+/// Armed by `migrate_then` once the schema is current: a statement prepared before a
+/// migration that changes a table it returns fails on that connection afterwards ("cached
+/// plan must not change result type"). It waits for no lock (another instance may be
+/// migrating); a statement the database refuses is logged and skipped, and a broken
+/// connection is discarded by the pool.
 #[derive(Clone, Default)]
-pub struct WarmUp(Arc<[Statement]>);
+pub struct WarmUp {
+    statements: Arc<[Statement]>,
+    armed: Arc<AtomicBool>,
+}
 
 impl WarmUp {
     pub fn new(statements: Vec<Statement>) -> Self {
-        Self(statements.into())
+        Self { statements: statements.into(), armed: Arc::default() }
     }
 
-    async fn run(&self, conn: &mut sea_orm::sqlx::PgConnection) {
-        for statement in self.0.iter() {
+    fn arm(&self) {
+        self.armed.store(true, Ordering::Relaxed);
+    }
+
+    async fn run(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.statements.is_empty() || !self.armed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        sqlx::raw_sql("SET lock_timeout = '100ms'").execute(&mut *conn).await?;
+        'statements: for statement in self.statements.iter() {
             let values = statement.values.clone().unwrap_or(Values(Vec::new()));
             for _ in 0..PLAN_CACHE_WARM_UP {
-                let query = sea_orm::sqlx::query_with(
-                    sea_orm::sqlx::AssertSqlSafe(statement.sql.as_str()),
-                    SqlxValues(values.clone()),
-                );
-                if let Err(err) = query.execute(&mut *conn).await {
-                    tracing::debug!(%err, "a warm-up statement failed");
-                    break;
+                let sql = sqlx::AssertSqlSafe(statement.sql.as_str());
+                match sqlx::query_with(sql, SqlxValues(values.clone())).execute(&mut *conn).await {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(err)) => {
+                        tracing::warn!(%err, "a warm-up statement was refused");
+                        continue 'statements;
+                    }
+                    Err(err) => return Err(err),
                 }
             }
         }
+        sqlx::raw_sql("RESET lock_timeout").execute(&mut *conn).await?;
+        Ok(())
     }
 }
 
@@ -69,6 +92,7 @@ pub struct Store {
     write_gate: Option<Arc<Mutex<()>>>,
     /// PostgreSQL's text search configuration for messages (see `search::index`).
     search_config: Arc<str>,
+    warm_up: WarmUp,
 }
 
 /// A write transaction, holding the SQLite write gate until commit or drop.
@@ -103,14 +127,12 @@ impl Store {
             // Plans of these short queries are cheap; JIT compiling them is not (hundreds of
             // milliseconds when missing statistics inflate a cost estimate past the threshold).
             options.map_sqlx_postgres_opts(|opts| opts.options([("jit", "off")]));
+            let warm = warm_up.clone();
             options.map_sqlx_postgres_pool_opts(move |pool| {
-                let warm_up = warm_up.clone();
+                let warm_up = warm.clone();
                 pool.after_connect(move |conn, _| {
                     let warm_up = warm_up.clone();
-                    Box::pin(async move {
-                        warm_up.run(conn).await;
-                        Ok(())
-                    })
+                    Box::pin(async move { warm_up.run(conn).await })
                 })
             });
         }
@@ -130,6 +152,7 @@ impl Store {
             db,
             write_gate: sqlite.then(|| Arc::new(Mutex::new(()))),
             search_config: config.search_config.as_str().into(),
+            warm_up,
         })
     }
 
@@ -198,6 +221,7 @@ impl Store {
                 Migrator::up(&txn, None).await?;
                 crate::search::index::apply_config(&txn, &self.search_config).await?;
                 txn.commit().await?;
+                self.warm_up.arm();
                 // The seed runs under a second lock, held by a transaction of its own while
                 // the seed writes on other connections: an instance that waits here then
                 // finds the seed already there.

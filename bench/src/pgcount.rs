@@ -37,7 +37,7 @@ pub struct CountingProxy {
     task: JoinHandle<()>,
 }
 
-/// Statements run so far, by the start of their SQL.
+/// Statements run so far, by their SQL.
 pub type Tally = Arc<Mutex<HashMap<String, u64>>>;
 
 impl CountingProxy {
@@ -80,7 +80,7 @@ impl CountingProxy {
         self.statements.load(Ordering::Relaxed)
     }
 
-    /// Statements run so far by SQL (its first `SQL_KEY_CHARS` characters).
+    /// Statements run so far by SQL (whitespace collapsed).
     pub fn by_sql(&self) -> HashMap<String, u64> {
         self.by_sql.lock().map(|tally| tally.clone()).unwrap_or_default()
     }
@@ -223,9 +223,6 @@ async fn pipe(client: TcpStream, server: TcpStream, counter: Arc<AtomicU64>, tal
     tokio::join!(upstream, downstream);
 }
 
-/// Characters of a statement's SQL that name it in the tally.
-pub const SQL_KEY_CHARS: usize = 100;
-
 /// Incremental parser of the frontend stream: untyped startup messages, then typed messages
 /// (`type: u8`, `length: u32` including itself, body). The bodies of `Parse`, `Bind` and
 /// `Query` are read to know which SQL each `Execute` runs; the others are skipped.
@@ -320,9 +317,9 @@ impl Parser {
     }
 }
 
-/// A statement's name in the tally: its SQL with whitespace collapsed, cut short.
+/// A statement's name in the tally: its whole SQL with whitespace collapsed.
 fn key(sql: &str) -> String {
-    sql.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(SQL_KEY_CHARS).collect()
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@
 //! resync, when events may have been lost, the users deactivated meanwhile are announced again
 //! from one query.
 //!
+//! A third cache holds the kind of each room this instance sent into (`room_kind`): a room's
+//! kind never changes, so it is neither invalidated nor dropped on a resync, only bounded.
+//!
 //! Architecture invariant: the caches hold rows as read from the database, never values
 //! taken from bus payloads (an event can arrive after the change that supersedes it), and a
 //! room's live fields (`last_seq`, `last_message_at`) are never served from here.

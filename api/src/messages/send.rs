@@ -6,7 +6,8 @@
 //! senders, so seqs are gap-free and commit in order; a rolled-back insert rolls its seq back.
 //!
 //! On PostgreSQL a send is one statement (`statement.rs`), with the mentions resolved just
-//! before. Only when it writes nothing are the checks run one by one, to say which one failed. Sends into one room
+//! before. Only when it writes nothing are the checks run one by one, to say which one
+//! failed. Sends into one room
 //! that meet on this instance share a transaction (`group_commit`). SQLite, in process and
 //! with one writer, runs the same steps in a transaction.
 
