@@ -35,7 +35,7 @@ const PLAN_CACHE_WARM_UP: usize = 6;
 /// the pool hands it out, with values that match nothing (they must write nothing). A fresh
 /// connection otherwise pays on its first uses of a large statement: its backend loads the
 /// catalog entries of every table and index, and plans it afresh for five executions (the
-/// burst benchmark's p99 went from 9.5–22.2 to 9.3–11.2 ms). The request that makes the pool
+/// burst benchmark's p99 went from 9.5–22.2 to 8.5–11.2 ms). The request that makes the pool
 /// grow waits for the warm-up instead.
 ///
 /// Armed by `migrate_then` once the schema is current: a statement prepared before a

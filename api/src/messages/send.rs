@@ -7,9 +7,9 @@
 //!
 //! On PostgreSQL a send is one statement (`statement.rs`), with the mentions resolved just
 //! before. Only when it writes nothing are the checks run one by one, to say which one
-//! failed. Sends into one room
-//! that meet on this instance share a transaction (`group_commit`). SQLite, in process and
-//! with one writer, runs the same steps in a transaction.
+//! failed. Sends into one room that meet on this instance share a transaction
+//! (`group_commit`). SQLite, in process and with one writer, runs the same steps in a
+//! transaction.
 
 use std::sync::LazyLock;
 

@@ -164,18 +164,19 @@ mod tests {
 
     #[test]
     fn parts_follow_what_each_kind_of_room_can_write() {
-        let channel = Parts::of(Some(RoomKind::Channel), false);
-        assert_eq!(channel, Parts { personal: false, outbound: false });
-        let mention = Parts::of(Some(RoomKind::Channel), true);
-        assert_eq!(mention, Parts { personal: true, outbound: false });
-        let dm = Parts::of(Some(RoomKind::Direct), false);
-        assert_eq!(dm, Parts { personal: true, outbound: false });
-        let dm_mention = Parts::of(Some(RoomKind::Direct), true);
-        assert_eq!(dm_mention, Parts { personal: true, outbound: false });
-        let reply = Parts::of(Some(RoomKind::Support), false);
-        assert_eq!(reply, Parts { personal: false, outbound: true });
-        let reply_mention = Parts::of(Some(RoomKind::Support), true);
-        assert_eq!(reply_mention, Parts { personal: true, outbound: true });
+        let (channel, direct, support) = (RoomKind::Channel, RoomKind::Direct, RoomKind::Support);
+        // (kind, mentions someone) → (email and push, outbound)
+        let cases = [
+            (channel, false, (false, false)),
+            (channel, true, (true, false)),
+            (direct, false, (true, false)),
+            (direct, true, (true, false)),
+            (support, false, (false, true)),
+            (support, true, (true, true)),
+        ];
+        for (kind, mentions, (personal, outbound)) in cases {
+            assert_eq!(Parts::of(Some(kind), mentions), Parts { personal, outbound }, "{kind:?} {mentions}");
+        }
     }
 
     #[test]
