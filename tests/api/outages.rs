@@ -41,8 +41,7 @@ async fn a_login_during_a_database_outage_is_not_a_bad_token() {
     pg.stop().await;
     let closed = login(&app, &alice.token).await;
     assert_eq!(closed, Some(INTERNAL_ERROR), "a valid token during a database outage");
-    let logged = app.logs().into_iter().find(|line| line.contains("connection_init failed"));
-    let logged = logged.unwrap_or_else(|| panic!("the cause is logged: {:#?}", app.logs()));
+    let logged = app.log_line("connection_init failed").await;
     assert!(logged.contains("connection=") && logged.to_lowercase().contains("pool"), "{logged}");
 
     let response = app.post_graphql(Some(&alice.token), &json!({ "query": "{ viewer { handle } }" })).await;

@@ -214,6 +214,22 @@ impl TestApp {
         self.logs.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default()
     }
 
+    /// The first output line containing `needle`, waiting for it: the server writes a line
+    /// before the reply it causes, but the test reads its output on another task, so the
+    /// line may arrive after the reply does.
+    pub async fn log_line(&self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + super::WAIT;
+        loop {
+            if let Some(line) = self.logs().into_iter().find(|line| line.contains(needle)) {
+                return line;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("no output line contains {needle:?}: {:#?}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn dump_logs(&self) {
         eprintln!("---- parley at {} ({:?}) ----\n{}", self.addr, self.backend, self.logs().join("\n"));
     }
