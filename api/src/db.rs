@@ -17,8 +17,8 @@ use sea_orm::sea_query::{BinOper, Expr, Func, LikeExpr, Values};
 use sea_orm::sqlx::{self, PgConnection};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
-    DbErr, ExprTrait, IntoSimpleExpr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
-    Value,
+    DbErr, EntityTrait, ExprTrait, IdenStatic, IntoSimpleExpr, Iterable, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait, Value,
 };
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -270,4 +270,19 @@ pub fn equals_ci_sql(backend: DatabaseBackend, column: &str, n: usize, text: &st
         return (format!("{column} REGEXP ${n}"), format!("(?i)^{}$", regex::escape(text)).into());
     }
     (format!("lower({column}) = ${n}"), text.to_lowercase().into())
+}
+
+/// `E`'s columns as a select or `RETURNING` list, each qualified by `alias` when given
+/// (`m."id", m."org_id", …`).
+///
+/// Raw statements name their columns instead of writing `*`: PostgreSQL refuses to run a
+/// prepared statement whose result columns changed ("cached plan must not change result
+/// type"). With `*`, a column added by a newer instance's migration during a rolling deploy
+/// would fail every statement the older instances had prepared, sends included.
+pub fn columns<E: EntityTrait>(alias: Option<&str>) -> String {
+    let qualifier = alias.map(|alias| format!("{alias}.")).unwrap_or_default();
+    E::Column::iter()
+        .map(|column| format!("{qualifier}\"{}\"", column.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

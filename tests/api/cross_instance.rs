@@ -234,7 +234,7 @@ async fn fresh_database(shared_url: &str) -> Option<(String, String)> {
     Some((url, name))
 }
 
-async fn psql(url: &str, sql: &str) -> bool {
+pub async fn psql(url: &str, sql: &str) -> bool {
     let output = tokio::process::Command::new("psql")
         .args([url, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
         .output()

@@ -40,6 +40,7 @@ mod presence;
 mod read_receipts;
 mod read_state;
 mod reminders;
+mod rolling_deploy;
 mod room_listing;
 mod rooms;
 mod schema;

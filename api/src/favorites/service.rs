@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use crate::bus::{Event, Topic};
-use crate::db::Store;
+use crate::db::{Store, columns};
 use crate::error::ApiResult;
 use crate::messages::{MessageRecord, service as messages};
 use crate::paging::{PageSize, fetch_limit, split_page};
@@ -94,12 +94,13 @@ pub async fn saved_messages(
     limit: PageSize,
 ) -> ApiResult<(Vec<MessageRecord>, bool)> {
     let sql = format!(
-        "SELECT m.* FROM message_favorites f \
+        "SELECT {} FROM message_favorites f \
          JOIN messages m ON m.id = f.message_id \
          JOIN rooms r ON r.id = m.room_id \
          LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
          WHERE f.user_id = $1 AND r.org_id = $2 AND {} \
          ORDER BY f.created_at DESC, f.message_id DESC LIMIT {} OFFSET {offset}",
+        columns::<message_rows::Entity>(Some("m")),
         access::READABLE_SQL,
         fetch_limit(limit.get())
     );

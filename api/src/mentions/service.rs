@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::parse::Mentions;
 use crate::auth::Viewer;
-use crate::db::Store;
+use crate::db::{Store, columns};
 use crate::error::ApiResult;
 use crate::messages::MessageRecord;
 use crate::paging::{PageSize, fetch_limit, split_page};
@@ -139,12 +139,13 @@ pub async fn list(
         None => "",
     };
     let sql = format!(
-        "SELECT m.* FROM mentions x \
+        "SELECT {} FROM mentions x \
          JOIN messages m ON m.id = x.message_id \
          JOIN rooms r ON r.id = x.room_id \
          LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
          WHERE x.user_id = $1 AND r.org_id = $2 AND m.deleted_at IS NULL AND {} {cursor} \
          ORDER BY x.message_id DESC LIMIT {}",
+        columns::<messages::Entity>(Some("m")),
         access::READABLE_SQL,
         fetch_limit(limit.get())
     );

@@ -24,6 +24,7 @@ use super::input::{ClientId, MessageBody};
 use super::record::{Attachment, MessageRecord, attachments_json};
 use super::statement::{Binds, Parts};
 use crate::bus::{Event, MessagePayload, RoomPayload, Topic, UserPayload};
+use crate::db::columns;
 use crate::error::{ApiError, ApiResult};
 use crate::mentions::parse::parse;
 use crate::mentions::service as mentions;
@@ -163,9 +164,12 @@ async fn insert_in_transaction(
     let store = &cx.app.store;
     let tx = store.begin_write().await?;
     let room = rooms::Model::find_by_statement(store.stmt(
-        "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $2, \
-           first_response_at = CASE WHEN kind = 'support' THEN COALESCE(first_response_at, $2) END \
-         WHERE id = $1 RETURNING *",
+        &format!(
+            "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $2, \
+               first_response_at = CASE WHEN kind = 'support' THEN COALESCE(first_response_at, $2) END \
+             WHERE id = $1 RETURNING {}",
+            columns::<rooms::Entity>(None)
+        ),
         vec![new.room_id.into(), now.into()],
     ))
     .one(&tx.txn)

@@ -8,7 +8,7 @@ use super::input::MessageBody;
 use super::record::MessageRecord;
 use crate::auth::Viewer;
 use crate::bus::{Event, MessagePayload, Topic};
-use crate::db::Store;
+use crate::db::{Store, columns};
 use crate::error::{ApiError, ApiResult, found};
 use crate::mentions::parse::parse;
 use crate::mentions::service as mentions;
@@ -178,8 +178,9 @@ pub async fn latest_of_rooms(store: &Store, room_ids: &[Uuid]) -> ApiResult<Vec<
     }
     let placeholders = (1..=room_ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(",");
     let sql = format!(
-        "SELECT m.* FROM messages m JOIN rooms r ON r.id = m.room_id AND m.seq = r.last_seq \
-         WHERE r.id IN ({placeholders})"
+        "SELECT {} FROM messages m JOIN rooms r ON r.id = m.room_id AND m.seq = r.last_seq \
+         WHERE r.id IN ({placeholders})",
+        columns::<messages::Entity>(Some("m"))
     );
     let values: Vec<Value> = room_ids.iter().map(|id| (*id).into()).collect();
     let rows = messages::Entity::find().from_raw_sql(store.stmt(&sql, values)).all(&store.db).await?;

@@ -16,9 +16,11 @@ use sea_orm::{DatabaseBackend, Statement};
 use uuid::Uuid;
 
 use super::record::{Attachment, attachments_json};
+use crate::db::columns;
 use crate::notifications::{outbox, personal};
 use crate::support::outbound;
 use entity::enums::RoomKind;
+use entity::rooms;
 
 /// Which optional parts a send's statement carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +74,7 @@ fn sql(parts: Parts) -> String {
           WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL AND archived_at IS NULL \
             AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $4) \
             AND ($8::uuid IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $8 AND room_id = $1)) \
-          RETURNING *), \
+          RETURNING {room_columns}), \
         message AS ( \
           INSERT INTO messages (id, org_id, room_id, seq, author_user_id, sender_role, body, source, \
             client_id, reply_to_id, attachments, created_at) \
@@ -88,6 +90,7 @@ fn sql(parts: Parts) -> String {
         {optional} \
         SELECT room.* FROM room, message",
         optional = optional.join(", "),
+        room_columns = columns::<rooms::Entity>(None),
     )
 }
 

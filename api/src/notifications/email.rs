@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::personal::{self, Channel};
 use super::unsubscribe;
 use super::worker::Failure;
+use crate::db::columns;
 use crate::error::ApiError;
 use crate::state::AppState;
 use entity::enums::RoomKind;
@@ -119,14 +120,15 @@ async fn batch(
         return Ok(Err("the recipient left the room"));
     };
     let sql = format!(
-        "SELECT m.* FROM messages m \
+        "SELECT {} FROM messages m \
          WHERE m.room_id = $1 AND m.seq >= $2 AND m.seq > $3 AND m.deleted_at IS NULL \
            AND (m.author_user_id IS NULL OR m.author_user_id <> $4) \
            AND m.seq < COALESCE((SELECT MIN(n.seq) FROM notification_deliveries d \
                JOIN messages n ON n.id = d.message_id \
                WHERE d.channel = 'email' AND d.recipient_id = $4 AND d.room_id = $1 AND n.seq > $2), $5) \
            AND ($6 OR EXISTS (SELECT 1 FROM mentions x WHERE x.message_id = m.id AND x.user_id = $4)) \
-         ORDER BY m.seq LIMIT {BATCH_LIMIT}"
+         ORDER BY m.seq LIMIT {BATCH_LIMIT}",
+        columns::<messages::Entity>(Some("m"))
     );
     let direct = room.kind == RoomKind::Direct;
     let values = vec![

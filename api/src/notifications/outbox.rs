@@ -15,7 +15,7 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
-use crate::db::Store;
+use crate::db::{Store, columns};
 use crate::error::ApiResult;
 use entity::enums::DeliveryStatus;
 use entity::notification_deliveries::{self as deliveries, Column};
@@ -110,7 +110,8 @@ pub async fn claim(
          WHERE id IN (SELECT id FROM notification_deliveries \
            WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1 AND channel IN ({channels}) \
            ORDER BY next_attempt_at LIMIT {CLAIM_BATCH} {lock}) \
-         RETURNING *"
+         RETURNING {}",
+        columns::<deliveries::Entity>(None)
     );
     let lease_end = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
     let tx = store.begin_write().await?;

@@ -21,7 +21,7 @@ use tokio::sync::{broadcast::error::RecvError, watch};
 use uuid::Uuid;
 
 use crate::bus::{BusItem, Event, ReminderPayload, Topic, TopicSubscription};
-use crate::db::Store;
+use crate::db::{Store, columns};
 use crate::error::ApiResult;
 use crate::state::AppState;
 use entity::enums::ReminderStatus;
@@ -113,7 +113,8 @@ pub async fn claim_due(store: &Store, now: DateTime<Utc>) -> ApiResult<Vec<remin
     let sql = format!(
         "UPDATE reminders SET status = 'fired', fired_at = $1 WHERE id IN (\
          SELECT id FROM reminders WHERE status = 'pending' AND remind_at <= $1 \
-         ORDER BY remind_at LIMIT {CLAIM_BATCH}{skip_locked}) RETURNING *"
+         ORDER BY remind_at LIMIT {CLAIM_BATCH}{skip_locked}) RETURNING {}",
+        columns::<reminders::Entity>(None)
     );
     let tx = store.begin_write().await?;
     let rows = reminders::Entity::find().from_raw_sql(store.stmt(&sql, vec![now.into()])).all(&*tx).await?;

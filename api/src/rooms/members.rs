@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use crate::db::Store;
+use crate::db::{Store, columns};
 use crate::error::ApiResult;
 use entity::room_members;
 
@@ -25,10 +25,11 @@ pub async fn pages(
     }
     let (in_rooms, values) = store.in_ids("rm.room_id", room_ids, 1);
     let sql = format!(
-        "SELECT p.* FROM (SELECT rm.*, ROW_NUMBER() OVER \
+        "SELECT {} FROM (SELECT rm.*, ROW_NUMBER() OVER \
            (PARTITION BY rm.room_id ORDER BY rm.joined_at, rm.user_id) AS position \
          FROM room_members rm WHERE {in_rooms}) p \
          WHERE p.position > {offset} AND p.position <= {} ORDER BY p.room_id, p.position",
+        columns::<room_members::Entity>(Some("p")),
         offset + limit + 1
     );
     let rows = room_members::Entity::find().from_raw_sql(store.stmt(&sql, values)).all(&store.db).await?;

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::bus::{ConversationChangePayload, Event, Topic};
-use crate::db::Store;
+use crate::db::{Store, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::outbox;
 use crate::state::AppState;
@@ -57,7 +57,7 @@ pub async fn lock_inbox(
     inbox_id: Uuid,
 ) -> ApiResult<inboxes::Model> {
     let lock = if store.backend() == DatabaseBackend::Postgres { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT * FROM support_inboxes WHERE id = $1{lock}");
+    let sql = format!("SELECT {} FROM support_inboxes WHERE id = $1{lock}", columns::<inboxes::Entity>(None));
     inboxes::Model::find_by_statement(store.stmt(&sql, vec![inbox_id.into()]))
         .one(tx)
         .await?

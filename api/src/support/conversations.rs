@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::assign;
 use crate::bus::{ConversationChangePayload, Event, Topic};
-use crate::db::WriteTx;
+use crate::db::{WriteTx, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::outbox;
 use crate::rooms::access;
@@ -161,7 +161,7 @@ async fn begin(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<(WriteTx, rooms::Model,
     let tx = store.begin_write().await?;
     assign::lock_inbox(store, &tx.txn, inbox_id).await?;
     let lock = if store.backend() == DatabaseBackend::Postgres { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT * FROM rooms WHERE id = $1{lock}");
+    let sql = format!("SELECT {} FROM rooms WHERE id = $1{lock}", columns::<rooms::Entity>(None));
     let room = rooms::Model::find_by_statement(store.stmt(&sql, vec![room_id.into()]))
         .one(&tx.txn)
         .await?
@@ -243,7 +243,8 @@ async fn reopen_expired(app: &AppState) -> ApiResult<()> {
     let sql = format!(
         "UPDATE rooms SET status = 'open', snoozed_until = NULL \
          WHERE id IN (SELECT id FROM rooms WHERE status = 'snoozed' AND snoozed_until <= $1 LIMIT 100 {lock}) \
-         RETURNING *"
+         RETURNING {}",
+        columns::<rooms::Entity>(None)
     );
     let tx = store.begin_write().await?;
     let reopened =

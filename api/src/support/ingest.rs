@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::contacts::{self, ContactInput};
 use super::{assign, conversations};
 use crate::bus::{ConversationChangePayload, Event, MembershipChange, MessagePayload, RoomPayload, Topic};
+use crate::db::columns;
 use crate::error::{ApiError, ApiResult};
 use crate::messages::input::MessageBody;
 use crate::messages::record::{Attachment, MessageRecord, attachments_json};
@@ -249,7 +250,8 @@ async fn store_inbound(
     let manual = inbox.assignment == AssignmentStrategy::Manual;
     let bumped = rooms::Model::find_by_statement(store.stmt(
         &format!(
-            "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $2 WHERE id = $1 {still} RETURNING *"
+            "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $2 WHERE id = $1 {still} RETURNING {}",
+            columns::<rooms::Entity>(None)
         ),
         vec![room.id.into(), now.into(), manual.into()],
     ))
