@@ -17,7 +17,7 @@ use crate::helpers::services::{OwnDatabase, PrivatePostgres};
 use crate::helpers::subscription::Subscription;
 use crate::helpers::ws::WsClient;
 use crate::helpers::{
-    Backend, QUIET, TestApp, TestUser, WAIT, assert_error_code, data, spawn_app, spawn_app_with,
+    Backend, QUIET, TestApp, TestUser, WAIT, assert_error_code, data, spawn_app_alone, spawn_app_with,
 };
 
 backend_tests!(
@@ -49,21 +49,6 @@ fn in_millis(millis: i64) -> String {
     (Utc::now() + chrono::Duration::milliseconds(millis)).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// A server for `backend`, on PostgreSQL with a database of its own (returned first, so it
-/// is dropped after the server): every scheduler on a database claims its due reminders, and
-/// another test's server (on a Redis of its own, or killed on purpose) would fire this test's
-/// reminders where its subscribers never hear them.
-async fn spawn_alone(backend: Backend) -> (Option<OwnDatabase>, TestApp) {
-    match backend {
-        Backend::Sqlite => (None, spawn_app(backend).await),
-        Backend::PostgresRedis => {
-            let database = OwnDatabase::create();
-            let app = spawn_app_with(backend, &[("DATABASE_URL", database.url.as_str())]).await;
-            (Some(database), app)
-        }
-    }
-}
-
 async fn create(app: &TestApp, user: &TestUser, input: Value) -> Value {
     app.gql(user, CREATE, json!({ "input": input })).await
 }
@@ -77,7 +62,7 @@ async fn listed(app: &TestApp, user: &TestUser, status: Value) -> Vec<String> {
 }
 
 async fn a_reminder_fires_once_to_its_owner_and_can_be_snoozed_completed_or_cancelled(backend: Backend) {
-    let (_database, app) = spawn_alone(backend).await;
+    let (_database, app) = spawn_app_alone(backend).await;
     let org = app.create_org().await;
     let (alice, bob) = (org.user("alice").await, org.user("bob").await);
     let room = create_channel(&app, &alice, "general", &[&bob]).await;
@@ -205,7 +190,7 @@ async fn bad_reminders_are_refused_and_change_nothing(backend: Backend) {
 }
 
 async fn a_sooner_reminder_wakes_the_scheduler(backend: Backend) {
-    let (_database, app) = spawn_alone(backend).await;
+    let (_database, app) = spawn_app_alone(backend).await;
     sooner_reminder_wakes_the_scheduler(&app, &app).await;
 }
 
@@ -226,7 +211,7 @@ async fn sooner_reminder_wakes_the_scheduler(creating: &TestApp, listening: &Tes
 
 async fn a_sooner_reminder_created_on_another_instance_fires_in_time() {
     let Some(backend) = Backend::postgres_redis() else { return };
-    let (_database, a) = spawn_alone(backend).await;
+    let (_database, a) = spawn_app_alone(backend).await;
     let b = a.spawn_second_instance().await;
     sooner_reminder_wakes_the_scheduler(&b, &a).await;
 }
@@ -263,7 +248,7 @@ async fn a_reminder_fired_while_its_instance_was_cut_off_arrives_later() {
 
 /// More reminders due at one moment than a user topic buffers (16 events): none is lost.
 async fn forty_reminders_due_together_all_arrive(backend: Backend) {
-    let (_database, app) = spawn_alone(backend).await;
+    let (_database, app) = spawn_app_alone(backend).await;
     let org = app.create_org().await;
     let alice = org.user("alice").await;
     let mut ws = WsClient::connect(&app, &alice).await;
@@ -313,7 +298,7 @@ async fn a_reminder_due_while_down_fires_at_the_next_start(backend: Backend) {
 
 async fn two_instances_fire_each_reminder_exactly_once() {
     let Some(backend) = Backend::postgres_redis() else { return };
-    let (_database, a) = spawn_alone(backend).await;
+    let (_database, a) = spawn_app_alone(backend).await;
     let b = a.spawn_second_instance().await;
     let org = a.create_org().await;
     let mut users = Vec::new();

@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
+use super::services::OwnDatabase;
 use super::{Backend, JWT_SECRET, data, pg_redis_urls};
 
 /// How long a server may take to print its `listening on` line.
@@ -90,6 +91,22 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
         env.push(((*key).to_owned(), (*value).to_owned()));
     }
     start(backend, Arc::new(env), dir).await
+}
+
+/// A server for `backend`, on PostgreSQL with a database of its own (returned first, so it is
+/// dropped after the server). For tests whose background work claims rows from the whole
+/// database (due reminders, expired snoozes): another test's server, on a Redis of its own or
+/// killed on purpose, would otherwise claim this test's rows and announce them where its
+/// subscribers never hear.
+pub async fn spawn_app_alone(backend: Backend) -> (Option<OwnDatabase>, TestApp) {
+    match backend {
+        Backend::Sqlite => (None, spawn_app(backend).await),
+        Backend::PostgresRedis => {
+            let database = OwnDatabase::create();
+            let app = spawn_app_with(backend, &[("DATABASE_URL", database.url.as_str())]).await;
+            (Some(database), app)
+        }
+    }
 }
 
 impl TestApp {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::helpers::receiver::Receiver;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, WAIT, assert_error_code, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, WAIT, assert_error_code, spawn_app, spawn_app_alone, spawn_app_with};
 
 backend_tests!(
     contacts_reopen_and_snoozes_run_out,
@@ -22,7 +22,7 @@ backend_tests!(
 pg_test!(a_snooze_runs_out_once_with_two_instances,);
 
 async fn contacts_reopen_and_snoozes_run_out(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let (_database, app) = spawn_app_alone(backend).await;
     let org = app.create_org().await;
     let ada = org.user_with_role("ada", "admin").await;
     let sam = org.user_with_role("sam", "agent").await;
@@ -78,7 +78,7 @@ async fn contacts_reopen_and_snoozes_run_out(backend: Backend) {
 
 async fn a_snooze_runs_out_once_with_two_instances() {
     let Some(backend) = Backend::postgres_redis() else { return };
-    let a = spawn_app(backend).await;
+    let (_database, a) = spawn_app_alone(backend).await;
     let b = a.spawn_second_instance().await;
     let org = a.create_org().await;
     let ada = org.user_with_role("ada", "admin").await;
