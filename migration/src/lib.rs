@@ -15,6 +15,7 @@ mod m20261201_000008_mentions;
 mod m20261201_000009_outgoing_webhooks;
 mod m20261202_000010_personal_notifications;
 mod m20261202_000011_support_inboxes;
+mod m20261203_000012_role_changes;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_outgoing_webhooks::Migration),
             Box::new(m20261202_000010_personal_notifications::Migration),
             Box::new(m20261202_000011_support_inboxes::Migration),
+            Box::new(m20261203_000012_role_changes::Migration),
         ]
     }
 }

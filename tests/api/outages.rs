@@ -1,7 +1,7 @@
 //! Dependency outages, on a PostgreSQL and a Redis of the test's own (the
 //! machine's services are never stopped): a database outage is not an invalid
 //! token, and a Redis outage neither slows sends nor loses messages, nor keeps a deactivated
-//! user's sockets open.
+//! user's sockets open, nor a demoted admin's subscriptions running on the old role.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ pg_test!(
     sends_keep_their_pace_while_redis_is_down,
     with_redis_down_each_instance_limits_sends_on_its_own,
     a_deactivation_missed_during_a_redis_outage_still_closes_sockets,
+    a_role_change_missed_during_a_redis_outage_still_reconnects_sockets,
 );
 
 const ROOM_FEED: &str =
@@ -26,6 +27,8 @@ const ROOM_FEED: &str =
 /// graphql-ws's close codes: forbidden (signed out) and internal error (retry).
 const FORBIDDEN: u16 = 4403;
 const INTERNAL_ERROR: u16 = 4500;
+/// "Service Restart": the client reconnects, and subscribes again with its new role.
+const RECONNECT: u16 = 1012;
 
 async fn a_login_during_a_database_outage_is_not_a_bad_token() {
     let (pg, redis) = (PrivatePostgres::start().await, PrivateRedis::start().await);
@@ -177,4 +180,23 @@ async fn a_deactivation_missed_during_a_redis_outage_still_closes_sockets() {
     redis.restart().await;
     let closed = on_b.expect_close(Duration::from_secs(10)).await;
     assert_eq!(closed.code, Some(FORBIDDEN), "{closed:?}");
+}
+
+async fn a_role_change_missed_during_a_redis_outage_still_reconnects_sockets() {
+    let mut redis = PrivateRedis::start().await;
+    let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", redis.url.as_str())]).await;
+    let b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let (owner, ada) = (org.user_with_role("olga", "owner").await, org.user_with_role("ada", "admin").await);
+    let (mut on_b, bystander) = (WsClient::connect(&b, &ada).await, WsClient::connect(&b, &owner).await);
+
+    redis.kill().await;
+    let demote = "mutation($id: ID!) { updateUser(input: { userId: $id, role: MEMBER }) { role } }";
+    let done = a.gql(&owner, demote, json!({ "id": ada.id })).await;
+    assert_eq!(done["data"]["updateUser"]["role"], "MEMBER", "{done}");
+    // B never hears the event; once Redis is back it rereads whose role changed meanwhile.
+    redis.restart().await;
+    let closed = on_b.expect_close(Duration::from_secs(10)).await;
+    assert_eq!(closed.code, Some(RECONNECT), "asked to reconnect, not signed out: {closed:?}");
+    bystander.assert_open();
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use moka::sync::Cache;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
@@ -203,7 +203,8 @@ impl Directory {
             let mut events = subscription.receiver;
             let mut in_sync_since = Utc::now();
             // Set while the reread after a resync failed: it is tried again then, from the
-            // same moment, so a deactivation missed during an outage still closes sockets.
+            // same moment, so a deactivation or role change missed during an outage still
+            // reaches the sockets.
             let mut retry_at: Option<tokio::time::Instant> = None;
             loop {
                 // `None`: the retry of a failed reread, which needs no second `forget_all`.
@@ -229,7 +230,7 @@ impl Directory {
                     None => {}
                 }
                 let now = Utc::now();
-                if directory.announce_deactivated_since(&store, in_sync_since - RESYNC_MARGIN).await {
+                if directory.announce_changed_since(&store, in_sync_since - RESYNC_MARGIN).await {
                     (in_sync_since, retry_at) = (now, None);
                 } else {
                     retry_at = Some(tokio::time::Instant::now() + RESYNC_RETRY);
@@ -238,23 +239,27 @@ impl Directory {
         });
     }
 
-    /// Announces the users deactivated since `since`, whose events may have been lost; false
-    /// when the database could not say.
-    async fn announce_deactivated_since(&self, store: &Store, since: DateTime<Utc>) -> bool {
-        let deactivated = users::Entity::find()
+    /// Announces the users deactivated or given another role since `since`, whose events may
+    /// have been lost: their sockets recheck them. False when the database could not say.
+    async fn announce_changed_since(&self, store: &Store, since: DateTime<Utc>) -> bool {
+        let changed = users::Entity::find()
             .select_only()
             .column(users::Column::Id)
-            .filter(users::Column::DeactivatedAt.gte(since))
+            .filter(
+                Condition::any()
+                    .add(users::Column::DeactivatedAt.gte(since))
+                    .add(users::Column::RoleChangedAt.gte(since)),
+            )
             .into_tuple::<Uuid>()
             .all(&store.db)
             .await;
-        match deactivated {
+        match changed {
             Ok(ids) => {
                 ids.into_iter().for_each(|id| self.announce_user_change(id));
                 true
             }
             Err(error) => {
-                tracing::warn!(%error, "could not reread deactivations after a resync; retried");
+                tracing::warn!(%error, "could not reread deactivations and role changes after a resync; retried");
                 false
             }
         }

@@ -35,6 +35,7 @@ pub fn user_of(p: &UserPayload) -> Option<users::Model> {
         created_at: chrono::DateTime::UNIX_EPOCH,
         last_seen_at: None,
         deactivated_at: None,
+        role_changed_at: None,
         share_read_receipts: true,
         presence_status: None,
     })
@@ -103,6 +104,7 @@ mod tests {
             created_at: chrono::DateTime::UNIX_EPOCH,
             last_seen_at: None,
             deactivated_at: None,
+            role_changed_at: None,
             share_read_receipts: true,
             presence_status: None,
         };

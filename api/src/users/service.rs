@@ -119,6 +119,7 @@ pub async fn create(store: &Store, org_id: Uuid, new: NewUser) -> ApiResult<user
         created_at: Utc::now(),
         last_seen_at: None,
         deactivated_at: None,
+        role_changed_at: None,
         share_read_receipts: true,
         presence_status: None,
     };
@@ -138,12 +139,14 @@ pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiRes
     if !own_name_only {
         require_admin_over(cx.viewer, &user, changes.role)?;
     }
+    let old_role = user.role;
     let mut active: users::ActiveModel = user.into();
     if let Some(name) = changes.display_name {
         active.display_name = Set(name.into_string());
     }
-    if let Some(role) = changes.role {
+    if let Some(role) = changes.role.filter(|role| *role != old_role) {
         active.role = Set(role);
+        active.role_changed_at = Set(Some(Utc::now()));
     }
     save(cx, active).await
 }
