@@ -190,12 +190,16 @@ pub async fn bulk_channels(db: &Db, org: &Org, owner: Uuid, prefix: &str, rooms:
     rows.iter().map(|r| r.try_get::<Uuid>("", "id").context("room id")).collect()
 }
 
-/// Refreshes planner statistics after bulk writes, as autovacuum would on a real database
-/// (PostgreSQL; on SQLite it fills `sqlite_stat1`). Every scenario that seeds directly calls it
-/// before measuring.
+/// Brings the tables to the state autovacuum keeps a real database in, after bulk writes:
+/// planner statistics (on SQLite, `sqlite_stat1`) and, on PostgreSQL, no dead row versions. A
+/// seed's bulk `UPDATE` (every watermark, say) leaves a dead version of every row it touched,
+/// which autovacuum removes within a minute (past its 20 % threshold) but which every index
+/// probe visits until then: `unreadCounts(500)`'s statement took 3.0 ms instead of 2.2.
+/// Every scenario that seeds directly calls it before measuring.
 pub async fn analyze(db: &Db) -> Result<()> {
+    let command = if db.backend == DbBackend::Postgres { "VACUUM ANALYZE" } else { "ANALYZE" };
     for table in ["messages", "rooms", "room_members", "users"] {
-        db.exec(&format!("ANALYZE {table}"), vec![]).await?;
+        db.exec(&format!("{command} {table}"), vec![]).await?;
     }
     Ok(())
 }
