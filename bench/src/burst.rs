@@ -81,7 +81,7 @@ async fn measure(ctx: &mut Ctx, c: &Instance, variant: &Variant) -> Result<()> {
     let (subscriber, senders) = users.split_first().context("no users")?;
     let ids: Vec<Uuid> = senders.iter().map(|u| u.id).collect();
     let room = seed::channel(&ctx.db, &org, subscriber.id, &format!("{}-room", org.slug), &ids).await?;
-    seed::analyze(&ctx.db).await?;
+    seed::vacuum_analyze(&ctx.db).await?;
     let gql = Gql::new(&c.http())?;
     let posters: Vec<Poster> =
         senders.iter().map(|u| Poster { gql: gql.clone(), token: u.token.clone(), room }).collect();

@@ -158,7 +158,7 @@ async fn measure(
     let data = gql.call(&sender.token, CREATE_CHANNEL, json!({ "input": input })).await?;
     let poster = Poster { gql: gql.clone(), token: sender.token.clone(), room: id(&data["createChannel"])? };
     rooms.push(Room { poster, subscribers: (n_dm..n_dm + n_ch).map(|c| c as u32).collect() });
-    seed::analyze(db).await?;
+    seed::vacuum_analyze(db).await?;
 
     let tokens: Vec<String> = users[..n_dm].iter().chain(channel_subs).map(|u| u.token.clone()).collect();
     let mut inbox = Inbox::default();

@@ -60,7 +60,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         let (sender, members) = users.split_last().ok_or_else(|| anyhow::anyhow!("no users"))?;
         let ids: Vec<uuid::Uuid> = members.iter().map(|u| u.id).collect();
         let room = seed::channel(&ctx.db, &org, sender.id, &format!("{}-all", org.slug), &ids).await?;
-        seed::analyze(&ctx.db).await?;
+        seed::vacuum_analyze(&ctx.db).await?;
         let poster = Poster { gql: Gql::new(&ctx.b.http())?, token: sender.token.clone(), room };
         for (i, pass) in passes.iter().enumerate() {
             // Bodies double as `clientId`s: each pass numbers its messages on from the last.

@@ -63,7 +63,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let (sender, members) = users.split_last().context("no users")?;
     let ids: Vec<Uuid> = members.iter().map(|u| u.id).collect();
     let room = seed::channel(&ctx.db, &org, sender.id, &format!("{}-room", org.slug), &ids).await?;
-    seed::analyze(&ctx.db).await?;
+    seed::vacuum_analyze(&ctx.db).await?;
     let poster = Poster { gql: Gql::new(&ctx.b.http())?, token: sender.token.clone(), room };
     let tokens: Vec<String> = members.iter().map(|u| u.token.clone()).collect();
 

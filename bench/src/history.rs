@@ -35,7 +35,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let (owner, viewer) = (&users[0], &users[1]);
     let room = seed::channel(&ctx.db, &org, owner.id, &format!("{}-long", org.slug), &[viewer.id]).await?;
     seed::bulk_messages(&ctx.db, &org, &[room], h).await?;
-    seed::analyze(&ctx.db).await?;
+    seed::vacuum_analyze(&ctx.db).await?;
     let seed_note = format!("seeded {h} messages in {:.1} s", seeded.elapsed().as_secs_f64());
     println!("  {seed_note}");
 

@@ -169,7 +169,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         close_all(conns).await;
         bail!("the agent saw {warmed} of {CONTACTS} warm-up messages");
     }
-    seed::analyze(&ctx.db).await?;
+    seed::vacuum_analyze(&ctx.db).await?;
 
     let collector = inbox.collect();
     let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();

@@ -57,7 +57,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         let members: Vec<Uuid> = users.iter().skip(r).step_by(room_count).map(|u| u.id).collect();
         rooms.push(seed::channel(&ctx.db, &org, watcher.id, &format!("{}-p{r}", org.slug), &members).await?);
     }
-    seed::analyze(&ctx.db).await?;
+    seed::vacuum_analyze(&ctx.db).await?;
     let people = Population { users, rooms };
 
     let mut inbox = Inbox::default();

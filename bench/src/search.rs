@@ -70,7 +70,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     // As autovacuum would soon after: it also empties the GIN index's pending list, which
     // every search would otherwise scan (a rare word took 14 ms instead of 4 before it).
     ctx.db.exec("VACUUM (ANALYZE) messages", vec![]).await?;
-    seed::analyze(&ctx.db).await?;
+    seed::vacuum_analyze(&ctx.db).await?;
     let world =
         format!("{} messages in {rooms_n} channels; the viewer reads {joined} of them", rooms_n * per_room);
     let note = format!("seeded in {:.0} s ({rate:.0} rows/s)", seeded.elapsed().as_secs_f64());
@@ -99,7 +99,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         }
         sqlite_messages(&db, &org, per_room).await?;
         scope_viewer(&db, &org, &users[0], &rooms[..lite_joined]).await?;
-        seed::analyze(&db).await?;
+        seed::vacuum_analyze(&db).await?;
         let world = format!(
             "{} messages in {lite_rooms} channels; the viewer reads {} of them",
             lite_rooms * per_room,

@@ -196,7 +196,7 @@ pub async fn bulk_channels(db: &Db, org: &Org, owner: Uuid, prefix: &str, rooms:
 /// which autovacuum removes within a minute (past its 20 % threshold) but which every index
 /// probe visits until then: `unreadCounts(500)`'s statement took 3.0 ms instead of 2.2.
 /// Every scenario that seeds directly calls it before measuring.
-pub async fn analyze(db: &Db) -> Result<()> {
+pub async fn vacuum_analyze(db: &Db) -> Result<()> {
     let command = if db.backend == DbBackend::Postgres { "VACUUM ANALYZE" } else { "ANALYZE" };
     for table in ["messages", "rooms", "room_members", "users"] {
         db.exec(&format!("{command} {table}"), vec![]).await?;

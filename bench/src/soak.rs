@@ -68,7 +68,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         let id = seed::channel(&ctx.db, &org, users[r].id, &name, &members).await?;
         rooms.push(Room { id, sender_token: users[r].token.clone() });
     }
-    seed::analyze(&ctx.db).await?;
+    seed::vacuum_analyze(&ctx.db).await?;
     let tokens: Vec<String> = users.iter().map(|u| u.token.clone()).collect();
 
     let e = ctx.spawn(ctx.env.spec("E")).await?;

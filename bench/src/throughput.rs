@@ -36,7 +36,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         let gql = if i % 2 == 0 { ga.clone() } else { gb.clone() };
         posters.push(Poster { gql, token: user.token.clone(), room });
     }
-    seed::analyze(&ctx.db).await?;
+    seed::vacuum_analyze(&ctx.db).await?;
 
     let length = Duration::from_secs_f64(ctx.sizes.throughput_secs);
     let mut best: Option<(usize, f64)> = None;

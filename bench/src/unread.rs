@@ -75,7 +75,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             vec![org.id.into()],
         )
         .await?;
-    seed::analyze(&ctx.db).await?;
+    seed::vacuum_analyze(&ctx.db).await?;
     let total = rooms.len() * z.unread_per_room;
     let seed_note = format!(
         "seeded {total} messages ({deleted} deleted) in {:.1} s ({rate:.0} rows/s)",
