@@ -18,7 +18,7 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub last_seen_at: Option<DateTimeUtc>,
     pub deactivated_at: Option<DateTimeUtc>,
-    /// When an admin last changed `role`; reread after a bus outage (see `directory`).
+    /// When an admin last set `role`; reread after a bus outage (see `directory`).
     pub role_changed_at: Option<DateTimeUtc>,
     /// Others see how far this user has read (`Room.readReceipts`, `Message.readBy`).
     pub share_read_receipts: bool,

@@ -139,12 +139,13 @@ pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiRes
     if !own_name_only {
         require_admin_over(cx.viewer, &user, changes.role)?;
     }
-    let old_role = user.role;
     let mut active: users::ActiveModel = user.into();
     if let Some(name) = changes.display_name {
         active.display_name = Set(name.into_string());
     }
-    if let Some(role) = changes.role.filter(|role| *role != old_role) {
+    // Stamped even when the role given is the one read: another admin may have changed it
+    // since, and a needless reread after an outage only rechecks a socket that stays.
+    if let Some(role) = changes.role {
         active.role = Set(role);
         active.role_changed_at = Set(Some(Utc::now()));
     }
