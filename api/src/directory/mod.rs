@@ -239,8 +239,8 @@ impl Directory {
         });
     }
 
-    /// Announces the users deactivated or given another role since `since`, whose events may
-    /// have been lost: their sockets recheck them. False when the database could not say.
+    /// Announces the users deactivated or whose role an admin set since `since`, whose events
+    /// may have been lost: their sockets recheck them. False when the database could not say.
     async fn announce_changed_since(&self, store: &Store, since: DateTime<Utc>) -> bool {
         let changed = users::Entity::find()
             .select_only()
