@@ -1,8 +1,8 @@
 //! Presence: a user is online while they hold a WebSocket anywhere; closing one tab of many
 //! changes nothing; the last one closing makes them offline with a last-seen time; a status
 //! set by hand wins until cleared; `presenceChanged` reaches those who share a room, on every
-//! instance; a killed instance's users go offline once its leases lapse; a change an instance
-//! missed while cut off arrives once it can read again.
+//! instance, and follows who joins and leaves; a killed instance's users go offline once its
+//! leases lapse; a change an instance missed while cut off arrives once it can read again.
 
 use std::time::Duration;
 
@@ -16,16 +16,24 @@ use crate::helpers::subscription::Subscription;
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, QUIET, TestApp, TestUser, data, pg_redis_urls, spawn_app, spawn_app_with};
 
-backend_tests!(presence_follows_the_last_connection, a_status_set_by_hand_wins_until_cleared);
+backend_tests!(
+    presence_follows_the_last_connection,
+    a_status_set_by_hand_wins_until_cleared,
+    the_people_followed_change_with_membership
+);
 pg_test!(
     presence_crosses_instances_and_outlives_a_killed_one,
-    a_missed_change_is_reread_once_the_database_answers
+    a_missed_change_is_reread_once_the_database_answers,
+    a_join_missed_while_cut_off_is_followed_after_the_resync
 );
 
 const CHANGES: &str =
     "subscription($ids: [ID!]) { presenceChanged(userIds: $ids) { user { handle } status } }";
 const PRESENCE: &str = "query($search: String) { users(search: $search) { edges { node { handle presence { status lastSeenAt } } } } }";
 const SET: &str = "mutation($status: ManualStatus) { setPresence(status: $status) { status } }";
+const ADD: &str = "mutation($id: ID!, $users: [ID!]!) { addMembers(roomId: $id, userIds: $users) { id } }";
+const JOIN: &str = "mutation($id: ID!) { joinRoom(roomId: $id) { id } }";
+const LEAVE: &str = "mutation($id: ID!) { leaveRoom(roomId: $id) }";
 
 /// What `viewer` sees of `handle`'s presence.
 async fn presence(app: &TestApp, viewer: &TestUser, handle: &str) -> Value {
@@ -113,6 +121,39 @@ async fn a_status_set_by_hand_wins_until_cleared(backend: Backend) {
     assert_eq!(unknown.next_error_code().await, "NOT_FOUND", "no room shared with Bob");
 }
 
+/// Someone who comes to share a room with the viewer (added to theirs, or met in one the
+/// viewer joins) is followed from then on, and announced at once with their presence then;
+/// someone who no longer shares one is not followed.
+async fn the_people_followed_change_with_membership(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol, dave) =
+        (org.user("alice").await, org.user("bob").await, org.user("carol").await, org.user("dave").await);
+    let general = create_channel(&app, &alice, "general", &[&bob]).await;
+    let random = create_channel(&app, &dave, "random", &[]).await;
+    let (_bobs, mut bob_sees) = watch(&app, &bob).await;
+    let carols = WsClient::connect(&app, &carol).await;
+    data(app.gql(&dave, SET, json!({ "status": "DND" })).await);
+    bob_sees.assert_nothing(QUIET).await;
+
+    app.ok(&alice, ADD, json!({ "id": general, "users": [carol.id] })).await;
+    assert_eq!(bob_sees.next("presenceChanged").await, change("carol", "ONLINE"), "added to his room");
+    app.ok(&bob, JOIN, json!({ "id": random })).await;
+    assert_eq!(bob_sees.next("presenceChanged").await, change("dave", "DND"), "met in a room he joined");
+    data(app.gql(&dave, SET, json!({ "status": null })).await);
+    assert_eq!(bob_sees.next("presenceChanged").await, change("dave", "OFFLINE"), "and followed");
+
+    // Carol leaves: her going offline is not Bob's to hear, Alice's coming online is.
+    app.ok(&carol, LEAVE, json!({ "id": general })).await;
+    drop(carols);
+    let _alices = WsClient::connect(&app, &alice).await;
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "ONLINE"));
+    // Bob leaves the room he met Dave in: Dave is no longer followed.
+    app.ok(&bob, LEAVE, json!({ "id": random })).await;
+    data(app.gql(&dave, SET, json!({ "status": "AWAY" })).await);
+    bob_sees.assert_nothing(QUIET).await;
+}
+
 async fn presence_crosses_instances_and_outlives_a_killed_one() {
     let Some(backend) = Backend::postgres_redis() else { return };
     let a = spawn_app_with(backend, &[("PARLEY_PRESENCE_HEARTBEAT_MS", "300")]).await;
@@ -167,4 +208,25 @@ async fn a_missed_change_is_reread_once_the_database_answers() {
     bob_sees.assert_nothing(QUIET).await;
     pg.restore();
     assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "DND"));
+}
+
+/// B misses Carol being added to Bob's room while cut off from Redis: once it resyncs, Bob's
+/// feed rereads who shares his rooms and announces her.
+async fn a_join_missed_while_cut_off_is_followed_after_the_resync() {
+    let Some((_, redis_url)) = pg_redis_urls() else { return };
+    let (redis, redis_via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
+    let a = spawn_app(Backend::PostgresRedis).await;
+    let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", redis_via_proxy.as_str())]).await;
+    let org = a.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    let general = create_channel(&a, &alice, "general", &[&bob]).await;
+    let (_bobs, mut bob_sees) = watch(&b, &bob).await;
+    let _carols = WsClient::connect(&a, &carol).await;
+    bob_sees.assert_nothing(QUIET).await;
+
+    redis.cut();
+    a.ok(&alice, ADD, json!({ "id": general, "users": [carol.id] })).await;
+    bob_sees.assert_nothing(Duration::from_secs(1)).await;
+    redis.restore();
+    assert_eq!(bob_sees.next("presenceChanged").await, change("carol", "ONLINE"));
 }

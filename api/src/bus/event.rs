@@ -25,6 +25,9 @@ pub enum Topic {
     Signals(Uuid),
     /// One user's presence changes, followed by those who share a room with them.
     Presence(Uuid),
+    /// A room's membership changes alone, for `presenceChanged`, which follows who shares a
+    /// room with the viewer: on the room topic it would wake for every message.
+    Members(Uuid),
 }
 
 impl Topic {
@@ -34,6 +37,7 @@ impl Topic {
             Self::User(id) => format!("parley:user:{id}"),
             Self::Signals(id) => format!("parley:signals:{id}"),
             Self::Presence(id) => format!("parley:presence:{id}"),
+            Self::Members(id) => format!("parley:members:{id}"),
             Self::Directory => "parley:directory".to_owned(),
             Self::Scheduler => "parley:scheduler".to_owned(),
         }
@@ -53,6 +57,7 @@ impl Topic {
             "user" => Some(Self::User(id)),
             "signals" => Some(Self::Signals(id)),
             "presence" => Some(Self::Presence(id)),
+            "members" => Some(Self::Members(id)),
             _ => None,
         }
     }

@@ -94,7 +94,7 @@ impl Hub {
                     let _ = remote.send(Command::Subscribe { topic, ready: ready_tx });
                 }
                 let capacity = match topic {
-                    Topic::User(_) | Topic::Presence(_) => USER_TOPIC_CAPACITY,
+                    Topic::User(_) | Topic::Presence(_) | Topic::Members(_) => USER_TOPIC_CAPACITY,
                     Topic::Room(_) | Topic::Signals(_) | Topic::Directory | Topic::Scheduler => {
                         ROOM_TOPIC_CAPACITY
                     }

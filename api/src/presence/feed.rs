@@ -2,12 +2,18 @@
 //! (or of those of them the client names), one bus topic per person, so an instance receives
 //! only the changes its subscribers asked for.
 //!
-//! Naming someone the viewer shares no room with is NOT_FOUND. The set of people is read when
-//! the subscription starts (a client that joins a room
-//! resubscribes to follow its new members). The feed remembers what it last delivered for each
-//! person: repeats are dropped, and after a resync it rereads everyone and delivers what
-//! differs; a reread that fails (the database, or a cluster that does not answer) is tried
-//! again after a backoff, as the other feeds' are.
+//! Naming someone the viewer shares no room with is NOT_FOUND. Who is followed changes with
+//! membership, as a member list does in Slack: the feed also follows the viewer's user topic
+//! (their own joins and leaves) and each of their rooms' members topic (others joining and
+//! leaving), and after such a change rereads who shares a room with the viewer. Someone who
+//! starts sharing one is delivered at once with their presence at that moment, so a client
+//! needs no second read; someone who stops is no longer followed.
+//!
+//! The feed remembers what it last delivered for each person: repeats are dropped, and after
+//! a resync it rereads rooms, people and presence and delivers what differs. A burst (a
+//! reconnect resyncs every topic; many people join at once) is one reread. A reread that
+//! fails (the database, or a cluster that does not answer) is tried again after a backoff, as
+//! the other feeds' are.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -17,13 +23,15 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use sea_orm::ConnectionTrait;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use uuid::Uuid;
 
 use super::Status;
 use super::service::{UserPresence, presence_of, presence_of_exactly};
 use crate::auth::Viewer;
-use crate::bus::{BusItem, Event, Retry, Topic, TopicGuard, TopicSubscription};
+use crate::bus::{BusItem, Event, Retry, RoomChange, Topic, TopicGuard};
 use crate::error::{ApiError, ApiResult};
+use crate::rooms::access::member_room_ids;
 use crate::state::AppState;
 
 /// Most people one subscription follows (a room of thousands is better watched by naming
@@ -32,14 +40,61 @@ pub const MAX_WATCHED: usize = 5_000;
 /// Most ids a client may name.
 pub const MAX_NAMED: usize = 1_000;
 
+/// A topic the feed follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    /// The viewer's user topic: their own joins and leaves.
+    Viewer,
+    /// One of the viewer's rooms: others joining and leaving.
+    Members(Uuid),
+    /// Someone who shares a room with the viewer.
+    Person(Uuid),
+}
+
+impl Key {
+    fn topic(self, viewer_id: Uuid) -> Topic {
+        match self {
+            Self::Viewer => Topic::User(viewer_id),
+            Self::Members(room_id) => Topic::Members(room_id),
+            Self::Person(user_id) => Topic::Presence(user_id),
+        }
+    }
+}
+
+/// What must be read again before the feed is in line with the database.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stale {
+    /// Which rooms the viewer is in (their membership events may have been lost).
+    rooms: bool,
+    /// Who shares a room with the viewer.
+    people: bool,
+    /// Everyone's presence, not only that of people newly followed.
+    presence: bool,
+}
+
+impl Stale {
+    const EVERYTHING: Self = Self { rooms: true, people: true, presence: true };
+
+    fn any(self) -> bool {
+        self.rooms || self.people || self.presence
+    }
+}
+
 struct PresenceFeed {
     state: AppState,
-    streams: StreamMap<Uuid, BroadcastStream<BusItem>>,
-    /// Keeps the topic subscriptions alive.
-    _guards: Vec<TopicGuard>,
+    viewer: Viewer,
+    /// The people the client named, if it did: only those of them who share a room are
+    /// followed.
+    named: Option<Vec<Uuid>>,
+    streams: StreamMap<Key, BroadcastStream<BusItem>>,
+    /// Keep the topic subscriptions alive.
+    guards: HashMap<Key, TopicGuard>,
+    /// What was last delivered (or read at the start) for each person followed; someone
+    /// followed but not in here yet is delivered once their presence is read.
     last: HashMap<Uuid, UserPresence>,
     pending: VecDeque<UserPresence>,
-    /// Pending while a reread after a resync failed: when due, reread again.
+    stale: Stale,
+    /// Pending while a reread failed: when due, read again what is stale.
     retry: Retry,
 }
 
@@ -51,92 +106,184 @@ pub async fn presence_changes(
     if named.as_ref().is_some_and(|ids| ids.len() > MAX_NAMED) {
         return Err(ApiError::bad_input("name at most 1000 users"));
     }
-    let people = co_members(&state, &viewer, named.as_deref()).await?;
-    if let Some(named) = named {
+    let mut feed = PresenceFeed {
+        state,
+        viewer,
+        named,
+        streams: StreamMap::new(),
+        guards: HashMap::new(),
+        last: HashMap::new(),
+        pending: VecDeque::new(),
+        stale: Stale::default(),
+        retry: Retry::default(),
+    };
+    // Each topic is subscribed before what it announces is read, so no change falls between
+    // the two: the viewer's topic, then their rooms', then the people in them.
+    feed.follow([Key::Viewer]).await;
+    let rooms = member_room_ids(&feed.state.store, feed.viewer.id).await?;
+    feed.follow(rooms.into_iter().map(Key::Members)).await;
+    let people = feed.co_members().await?;
+    if let Some(named) = &feed.named {
         // Someone the viewer shares no room with is as unknown as an id that exists nowhere.
         let known: HashSet<&Uuid> = people.iter().collect();
         if named.iter().any(|id| !known.contains(id)) {
             return Err(ApiError::not_found("user"));
         }
     }
-    let subscriptions: Vec<TopicSubscription> =
-        join_all(people.iter().map(|id| state.bus.subscribe(Topic::Presence(*id)))).await;
-    let mut streams = StreamMap::new();
-    let mut guards = Vec::with_capacity(subscriptions.len());
-    for (id, subscription) in people.iter().zip(subscriptions) {
-        streams.insert(*id, BroadcastStream::new(subscription.receiver));
-        guards.push(subscription.guard);
-    }
-    // Read once subscribed, so no change falls between the two.
-    let last = presence_of(&state, &people).await?;
-    let feed = PresenceFeed {
-        state,
-        streams,
-        _guards: guards,
-        last,
-        pending: VecDeque::new(),
-        retry: Retry::default(),
-    };
+    feed.follow(people.iter().copied().map(Key::Person)).await;
+    // What the client can read at the start is not delivered: only changes are.
+    feed.last = presence_of(&feed.state, &people).await?;
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|p| (p, feed)) }).boxed())
 }
 
 impl PresenceFeed {
     async fn next(&mut self) -> Option<UserPresence> {
-        if self.streams.is_empty() {
-            // Nobody to follow: stay open and silent, as a client expects of a subscription.
-            return std::future::pending().await;
-        }
         loop {
             if let Some(presence) = self.pending.pop_front() {
                 return Some(presence);
             }
-            let item = tokio::select! {
+            let (key, item) = tokio::select! {
                 item = self.streams.next() => item?,
                 () = self.retry.due() => {
-                    self.reread().await;
+                    self.catch_up(Vec::new()).await;
                     continue;
                 }
             };
-            match item {
-                (_, Ok(BusItem::Event(envelope))) => self.offer_event(&envelope.event),
-                // Changes may have been lost: reread everyone once for the whole burst (a
-                // reconnect resyncs every topic), and only from an answer of the cluster.
-                (_, Ok(BusItem::Resync) | Err(_)) => {
-                    while let Some(Some((_, item))) = self.streams.next().now_or_never() {
-                        if let Ok(BusItem::Event(envelope)) = item {
-                            self.offer_event(&envelope.event);
-                        }
-                    }
-                    self.retry.cancel();
-                    self.reread().await;
-                }
+            let mut heard = Vec::new();
+            self.take(key, item, &mut heard).await;
+            while let Some(Some((key, item))) = self.streams.next().now_or_never() {
+                self.take(key, item, &mut heard).await;
+            }
+            if self.stale.any() {
+                // One reread for the whole burst, whatever a pending retry was for.
+                self.retry.cancel();
+                self.catch_up(heard).await;
+            } else {
+                heard.into_iter().for_each(|presence| self.offer(presence));
             }
         }
     }
 
-    /// Rereads everyone's presence and offers what differs, or schedules another try.
-    async fn reread(&mut self) {
-        let people: Vec<Uuid> = self.last.keys().copied().collect();
-        match presence_of_exactly(&self.state, &people).await {
-            Ok(Some(now)) => {
-                self.retry.settle();
-                now.into_values().for_each(|presence| self.offer(presence));
+    /// Notes what an item makes stale; presence heard goes to `heard`.
+    async fn take(
+        &mut self,
+        key: Key,
+        item: Result<BusItem, BroadcastStreamRecvError>,
+        heard: &mut Vec<UserPresence>,
+    ) {
+        let envelope = match item {
+            Ok(BusItem::Event(envelope)) => envelope,
+            // Changes may have been lost: of presence, and of who shares a room.
+            Ok(BusItem::Resync) | Err(_) => {
+                self.stale = Stale::EVERYTHING;
+                return;
             }
-            failed => {
-                if let Err(err) = failed {
-                    tracing::warn!(?err, "presence reread failed; retried");
+        };
+        match (key, &envelope.event) {
+            (Key::Person(_), Event::PresenceChanged { user_id, status, last_seen_at }) => {
+                if let Some(status) = Status::parse(status) {
+                    heard.push(UserPresence { user_id: *user_id, status, last_seen_at: *last_seen_at });
                 }
+            }
+            (Key::Viewer, Event::MembershipChanged { room_id, change, .. }) => {
+                if change.is_member() {
+                    self.follow([Key::Members(*room_id)]).await;
+                } else {
+                    self.unfollow(Key::Members(*room_id));
+                }
+                self.stale.people = true;
+            }
+            (Key::Members(_), Event::RoomChanged { change: RoomChange::MembersChanged, .. }) => {
+                self.stale.people = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads again what is stale and offers what differs, or schedules another try.
+    /// `heard` is offered once who is followed has been reread (someone who left a room with
+    /// the viewer just before going offline is not announced), and before presence is reread
+    /// (which wins, being newer).
+    async fn catch_up(&mut self, heard: Vec<UserPresence>) {
+        let membership = self.reread_membership().await;
+        for presence in heard {
+            if self.guards.contains_key(&Key::Person(presence.user_id)) {
+                self.offer(presence);
+            }
+        }
+        match membership.and(self.reread_presence().await) {
+            Ok(()) => self.retry.settle(),
+            Err(err) => {
+                tracing::warn!(?err, "presence reread failed; retried");
                 self.retry.later();
             }
         }
     }
 
-    fn offer_event(&mut self, event: &Event) {
-        if let Event::PresenceChanged { user_id, status, last_seen_at } = event
-            && let Some(status) = Status::parse(status)
-        {
-            self.offer(UserPresence { user_id: *user_id, status, last_seen_at: *last_seen_at });
+    /// Brings the rooms and people followed in line with the database, when stale.
+    async fn reread_membership(&mut self) -> ApiResult<()> {
+        if self.stale.rooms {
+            let rooms: HashSet<Uuid> =
+                member_room_ids(&self.state.store, self.viewer.id).await?.into_iter().collect();
+            let followed =
+                self.followed(|key| if let Key::Members(room_id) = key { Some(room_id) } else { None });
+            followed.difference(&rooms).for_each(|room_id| self.unfollow(Key::Members(*room_id)));
+            self.follow(rooms.difference(&followed).map(|room_id| Key::Members(*room_id))).await;
+            self.stale.rooms = false;
         }
+        if self.stale.people {
+            let people: HashSet<Uuid> = self.co_members().await?.into_iter().collect();
+            let followed =
+                self.followed(|key| if let Key::Person(user_id) = key { Some(user_id) } else { None });
+            for gone in followed.difference(&people) {
+                self.unfollow(Key::Person(*gone));
+                self.last.remove(gone);
+            }
+            self.follow(people.difference(&followed).map(|user_id| Key::Person(*user_id))).await;
+            self.stale.people = false;
+        }
+        Ok(())
+    }
+
+    /// Reads the presence of the people newly followed, or of everyone after a resync, and
+    /// offers what differs. Only an answer of the cluster counts: this instance's partial
+    /// view would show everyone else offline.
+    async fn reread_presence(&mut self) -> ApiResult<()> {
+        let everyone = self.followed(|key| if let Key::Person(user_id) = key { Some(user_id) } else { None });
+        let unread: Vec<Uuid> = if self.stale.presence {
+            everyone.into_iter().collect()
+        } else {
+            everyone.into_iter().filter(|user_id| !self.last.contains_key(user_id)).collect()
+        };
+        if !unread.is_empty() {
+            let Some(now) = presence_of_exactly(&self.state, &unread).await? else {
+                return Err(ApiError::internal(anyhow::anyhow!("the presence cluster did not answer")));
+            };
+            now.into_values().for_each(|presence| self.offer(presence));
+        }
+        self.stale.presence = false;
+        Ok(())
+    }
+
+    /// Subscribes the topics not followed yet, all at once (each waits for Redis to confirm).
+    async fn follow(&mut self, keys: impl IntoIterator<Item = Key>) {
+        let keys: Vec<Key> = keys.into_iter().filter(|key| !self.guards.contains_key(key)).collect();
+        let viewer_id = self.viewer.id;
+        let bus = &self.state.bus;
+        let subscriptions = join_all(keys.iter().map(|key| bus.subscribe(key.topic(viewer_id)))).await;
+        for (key, subscription) in keys.into_iter().zip(subscriptions) {
+            self.streams.insert(key, BroadcastStream::new(subscription.receiver));
+            self.guards.insert(key, subscription.guard);
+        }
+    }
+
+    fn unfollow(&mut self, key: Key) {
+        self.streams.remove(&key);
+        self.guards.remove(&key);
+    }
+
+    fn followed(&self, pick: fn(Key) -> Option<Uuid>) -> HashSet<Uuid> {
+        self.guards.keys().copied().filter_map(pick).collect()
     }
 
     /// Queues a presence that differs from the one last delivered for that person.
@@ -147,34 +294,34 @@ impl PresenceFeed {
         self.last.insert(presence.user_id, presence);
         self.pending.push_back(presence);
     }
-}
 
-/// The people the viewer shares a live room with (at most [`MAX_WATCHED`]), or those of
-/// `named` who are.
-async fn co_members(state: &AppState, viewer: &Viewer, named: Option<&[Uuid]>) -> ApiResult<Vec<Uuid>> {
-    let store = &state.store;
-    let mut values = vec![viewer.id.into()];
-    let only = match named {
-        Some([]) => return Ok(Vec::new()),
-        Some(ids) => {
-            let (condition, ids) = store.in_ids("other.user_id", ids, 2);
-            values.extend(ids);
-            format!("AND {condition}")
-        }
-        None => String::new(),
-    };
-    let rows = store
-        .db
-        .query_all_raw(store.stmt(
-            &format!(
-                "SELECT DISTINCT other.user_id FROM room_members mine \
-                 JOIN room_members other ON other.room_id = mine.room_id \
-                 JOIN rooms r ON r.id = mine.room_id \
-                 WHERE mine.user_id = $1 AND other.user_id <> $1 AND r.deleted_at IS NULL {only} \
-                 LIMIT {MAX_WATCHED}"
-            ),
-            values,
-        ))
-        .await?;
-    Ok(rows.iter().filter_map(|row| row.try_get::<Uuid>("", "user_id").ok()).collect())
+    /// The people the viewer shares a live room with (at most [`MAX_WATCHED`], the same ones
+    /// each time), or those of the named who do.
+    async fn co_members(&self) -> ApiResult<Vec<Uuid>> {
+        let store = &self.state.store;
+        let mut values = vec![self.viewer.id.into()];
+        let only = match self.named.as_deref() {
+            Some([]) => return Ok(Vec::new()),
+            Some(ids) => {
+                let (condition, ids) = store.in_ids("other.user_id", ids, 2);
+                values.extend(ids);
+                format!("AND {condition}")
+            }
+            None => String::new(),
+        };
+        let rows = store
+            .db
+            .query_all_raw(store.stmt(
+                &format!(
+                    "SELECT DISTINCT other.user_id FROM room_members mine \
+                     JOIN room_members other ON other.room_id = mine.room_id \
+                     JOIN rooms r ON r.id = mine.room_id \
+                     WHERE mine.user_id = $1 AND other.user_id <> $1 AND r.deleted_at IS NULL {only} \
+                     ORDER BY other.user_id LIMIT {MAX_WATCHED}"
+                ),
+                values,
+            ))
+            .await?;
+        Ok(rows.iter().filter_map(|row| row.try_get::<Uuid>("", "user_id").ok()).collect())
+    }
 }

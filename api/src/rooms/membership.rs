@@ -114,8 +114,7 @@ pub(crate) async fn add(
         let event = Event::MembershipChanged { room_id: room.id, change: MembershipChange::Joined, seq };
         bus.publish(Topic::User(user_id), event).await;
     }
-    let event = Event::RoomChanged { room_id: room.id, change: RoomChange::MembersChanged };
-    bus.publish(Topic::Room(room.id), event).await;
+    announce_members_changed(bus, room.id).await;
     Ok(())
 }
 
@@ -181,7 +180,14 @@ async fn remove(
     // about the room is announced.
     let event = Event::MembershipChanged { room_id: room.id, change, seq: room.last_seq };
     bus.publish(Topic::User(user_id), event).await;
-    let event = Event::RoomChanged { room_id: room.id, change: RoomChange::MembersChanged };
-    bus.publish(Topic::Room(room.id), event).await;
+    announce_members_changed(bus, room.id).await;
     Ok(())
+}
+
+/// Tells the room's subscribers that its members changed, and the `presenceChanged` feeds
+/// that follow who shares the room (on a topic of their own: they need no messages).
+async fn announce_members_changed(bus: &EventBus, room_id: Uuid) {
+    let event = Event::RoomChanged { room_id, change: RoomChange::MembersChanged };
+    bus.publish(Topic::Members(room_id), event.clone()).await;
+    bus.publish(Topic::Room(room_id), event).await;
 }
