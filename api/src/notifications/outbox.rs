@@ -20,10 +20,6 @@ use crate::error::ApiResult;
 use entity::enums::DeliveryStatus;
 use entity::notification_deliveries::{self as deliveries, Column};
 
-/// Rows one claim takes: as many as a worker attempts at once, so every claimed row starts
-/// its attempt at once and none can outlive its lease waiting for a free slot.
-pub const CLAIM_BATCH: u32 = 16;
-
 /// How long a claimed row is its worker's: three attempt timeouts (connecting, the answer,
 /// and recording it all fit in one).
 pub fn lease(attempt_timeout: Duration) -> Duration {
@@ -85,18 +81,26 @@ pub async fn enqueue_conversation_assigned(
     Ok(())
 }
 
-/// Leases up to a batch of due deliveries of `channels` (pending ones whose time came, and
-/// leased ones whose worker went away) and returns them, their attempt counted. An instance
-/// claims only what it can send: one without SMTP leaves email rows to those with it. A leased row whose
-/// worker went away during its last allowed attempt fails instead: a worker that dies at
-/// every attempt (a crash loop, a rolling deploy) cannot retry without end.
-pub async fn claim(
-    store: &Store,
-    now: DateTime<Utc>,
-    lease: Duration,
-    max_attempts: u32,
-    channels: &[&'static str],
-) -> ApiResult<Vec<deliveries::Model>> {
+/// What a worker asks of a claim.
+pub struct ClaimRequest<'a> {
+    pub now: DateTime<Utc>,
+    pub lease: Duration,
+    pub max_attempts: u32,
+    /// Only what this instance can send: one without SMTP leaves email rows to those with it.
+    pub channels: &'a [&'static str],
+    /// At most this many rows: as many as the worker can start at once, so none can outlive
+    /// its lease waiting for a free slot.
+    pub limit: usize,
+    /// Organisations whose rows are left for later (they hold their share of the worker).
+    pub skip_orgs: &'a [uuid::Uuid],
+}
+
+/// Leases up to `limit` due deliveries (pending ones whose time came, and leased ones whose
+/// worker went away), oldest due first, and returns them, their attempt counted. A leased
+/// row whose worker went away during its last allowed attempt fails instead: a worker that
+/// dies at every attempt (a crash loop, a rolling deploy) cannot retry without end.
+pub async fn claim(store: &Store, request: ClaimRequest<'_>) -> ApiResult<Vec<deliveries::Model>> {
+    let ClaimRequest { now, lease, max_attempts, channels, limit, skip_orgs } = request;
     let channels = channels.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
     let lock = match store.backend() {
         DatabaseBackend::Postgres => "FOR UPDATE SKIP LOCKED",
@@ -105,21 +109,49 @@ pub async fn claim(
     let exhausted = "UPDATE notification_deliveries SET status = 'failed', \
          last_error = 'the worker stopped during the last attempt' \
          WHERE status = 'delivering' AND next_attempt_at <= $1 AND attempts >= $2";
+    let lease_end = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
+    let mut values = vec![now.into(), lease_end.into()];
+    let skip = if skip_orgs.is_empty() {
+        String::new()
+    } else {
+        let (condition, ids) = store.in_ids("org_id", skip_orgs, 3);
+        values.extend(ids);
+        format!("AND NOT ({condition})")
+    };
     let sql = format!(
         "UPDATE notification_deliveries SET status = 'delivering', attempts = attempts + 1, next_attempt_at = $2 \
          WHERE id IN (SELECT id FROM notification_deliveries \
-           WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1 AND channel IN ({channels}) \
-           ORDER BY next_attempt_at LIMIT {CLAIM_BATCH} {lock}) \
+           WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1 AND channel IN ({channels}) {skip} \
+           ORDER BY next_attempt_at LIMIT {limit} {lock}) \
          RETURNING {}",
         columns::<deliveries::Entity>(None)
     );
-    let lease_end = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
     let tx = store.begin_write().await?;
     tx.txn.execute_raw(store.stmt(exhausted, vec![now.into(), i64::from(max_attempts).into()])).await?;
-    let statement = store.stmt(&sql, vec![now.into(), lease_end.into()]);
+    let statement = store.stmt(&sql, values);
     let claimed = deliveries::Model::find_by_statement(statement).all(&tx.txn).await?;
     tx.commit().await?;
     Ok(claimed)
+}
+
+/// Gives rows just claimed back unattempted, due now and their attempt uncounted: the claim
+/// took more of one organisation's rows than its share of the worker. (No other worker can
+/// have taken them over: their lease is three attempt timeouts.)
+pub async fn release(store: &Store, ids: &[uuid::Uuid], now: DateTime<Utc>) -> ApiResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let (condition, ids) = store.in_ids("id", ids, 2);
+    let sql = format!(
+        "UPDATE notification_deliveries SET status = 'pending', attempts = attempts - 1, next_attempt_at = $1 \
+         WHERE status = 'delivering' AND {condition}"
+    );
+    let mut values = vec![now.into()];
+    values.extend(ids);
+    let tx = store.begin_write().await?;
+    tx.execute_raw(store.stmt(&sql, values)).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// How an attempt ended.

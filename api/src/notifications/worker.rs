@@ -2,9 +2,12 @@
 //! sends them (a webhook post here, an email through `email`, a push through `push`), and
 //! records each attempt's outcome.
 //!
-//! It polls every `POLL` (a claim is one indexed statement) and goes on at once while claims
-//! come back full; what a claim's deliveries are about (webhooks, messages, rooms) is read
-//! with one query per table for the whole claim. Every attempt carries the delivery's id as
+//! It keeps up to `IN_FLIGHT` attempts going; as they end it claims more (a claim is one
+//! indexed statement, made once a quarter of the slots are free), and after a claim that
+//! found nothing it waits for `POLL`. One organisation holds at most `PER_ORG` of the slots:
+//! its rows are skipped by claims while it does, so targets that hang (each attempt waiting
+//! out the timeout) slow that organisation only. What a claim's deliveries are about
+//! (webhooks, messages, rooms) is read with one query per table for the whole claim. Every attempt carries the delivery's id as
 //! `Idempotency-Key`, so a receiver can drop the repeat that a worker dying between the post
 //! and the record can cause. A 2xx answer delivers; anything else (an error status, a
 //! timeout, a refused connection) is retried after an exponential, jittered wait until
@@ -16,14 +19,16 @@
 //! shorter), so the outbox does not grow for ever; every instance does, harmlessly.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures_util::StreamExt;
 use rand::Rng;
 use reqwest::Url;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio::sync::watch;
+use tokio::task::{self, JoinSet};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::outbox::{self, Settled};
@@ -38,8 +43,13 @@ use entity::{
 
 /// How often an idle worker looks for due deliveries.
 const POLL: Duration = Duration::from_secs(1);
-/// Attempts in flight at once per instance: a whole claim.
-const IN_FLIGHT: usize = outbox::CLAIM_BATCH as usize;
+/// Attempts in flight at once per instance.
+const IN_FLIGHT: usize = 16;
+/// Of which one organisation holds at most: the other half stays for everyone else.
+const PER_ORG: usize = IN_FLIGHT / 2;
+/// Free slots before the next claim, so that claims stay batches rather than one statement
+/// per attempt that ends.
+const REFILL_AT: usize = IN_FLIGHT / 4;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3_600);
 /// The longest time between two prunings of settled deliveries.
@@ -78,37 +88,128 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
     };
     let retention = state.limits.delivery_retention();
     tokio::spawn(async move {
-        let mut pruned_at: Option<tokio::time::Instant> = None;
+        let mut slots = Slots::default();
+        let mut pruned_at: Option<Instant> = None;
+        // When the last claim came back empty: nothing is due before the next poll.
+        let mut idle_until: Option<Instant> = None;
         loop {
-            if pruned_at.is_none_or(|at| at.elapsed() >= retention.min(PRUNE_EVERY)) {
-                pruned_at = Some(tokio::time::Instant::now());
-                prune(&state, retention).await;
-            }
-            let (lease, max_attempts) = (outbox::lease(timeout), state.limits.webhook_max_attempts);
-            let claimed = match outbox::claim(&state.store, Utc::now(), lease, max_attempts, channels).await {
-                Ok(claimed) => claimed,
-                Err(error) => {
-                    tracing::warn!(%error, "notification outbox: cannot claim deliveries; retrying");
-                    Vec::new()
+            let free = IN_FLIGHT - slots.tasks.len();
+            if (free >= REFILL_AT || slots.tasks.is_empty())
+                && idle_until.is_none_or(|at| Instant::now() >= at)
+            {
+                if slots.tasks.is_empty()
+                    && pruned_at.is_none_or(|at| at.elapsed() >= retention.min(PRUNE_EVERY))
+                {
+                    pruned_at = Some(Instant::now());
+                    prune(&state, retention).await;
                 }
-            };
-            if claimed.is_empty() {
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tokio::time::sleep(POLL) => continue,
+                let claimed = claim(&state, channels, free, &slots.saturated()).await;
+                idle_until = claimed.is_empty().then(|| Instant::now() + POLL);
+                let (kept, over) = slots.share(claimed);
+                if let Err(error) = outbox::release(&state.store, &over, Utc::now()).await {
+                    // Their lease ends and they are claimed again: late, never lost.
+                    tracing::warn!(%error, "notification outbox: cannot give back deliveries");
+                }
+                if !kept.is_empty() {
+                    let subjects = Arc::new(subjects(&state, &kept).await);
+                    for delivery in kept {
+                        let (state, client, subjects) = (state.clone(), client.clone(), subjects.clone());
+                        slots.start(delivery.org_id, async move {
+                            deliver(&state, &client, subjects.as_ref().as_ref(), delivery).await;
+                        });
+                    }
                 }
             }
-            let subjects = subjects(&state, &claimed).await;
-            let attempts = futures_util::stream::iter(claimed).for_each_concurrent(IN_FLIGHT, |delivery| {
-                let (state, client, subjects) = (&state, &client, subjects.as_ref());
-                async move { deliver(state, client, subjects, delivery).await }
-            });
+            // Busy, the worker claims again as attempts end; idle, when the poll comes.
+            let wake_at = idle_until.unwrap_or_else(|| Instant::now() + POLL);
             tokio::select! {
                 _ = shutdown.changed() => return,
-                () = attempts => {}
+                Some(ended) = slots.tasks.join_next_with_id() => slots.ended(ended),
+                () = tokio::time::sleep_until(wake_at) => {}
             }
         }
     });
+}
+
+/// Claims what is due, or nothing when the database does not answer (tried again later).
+async fn claim(
+    state: &AppState,
+    channels: &[&'static str],
+    limit: usize,
+    skip_orgs: &[Uuid],
+) -> Vec<notification_deliveries::Model> {
+    let timeout = state.limits.webhook_timeout();
+    let request = outbox::ClaimRequest {
+        now: Utc::now(),
+        lease: outbox::lease(timeout),
+        max_attempts: state.limits.webhook_max_attempts,
+        channels,
+        limit,
+        skip_orgs,
+    };
+    outbox::claim(&state.store, request).await.unwrap_or_else(|error| {
+        tracing::warn!(%error, "notification outbox: cannot claim deliveries; retrying");
+        Vec::new()
+    })
+}
+
+/// The attempts in flight, each a task of its own (dropped, the set aborts them), and how
+/// many of them each organisation holds.
+#[derive(Default)]
+struct Slots {
+    tasks: JoinSet<()>,
+    org_of: HashMap<task::Id, Uuid>,
+    per_org: HashMap<Uuid, usize>,
+}
+
+impl Slots {
+    /// Organisations holding their whole share.
+    fn saturated(&self) -> Vec<Uuid> {
+        self.per_org.iter().filter(|(_, held)| **held >= PER_ORG).map(|(org_id, _)| *org_id).collect()
+    }
+
+    /// Splits a claim into the deliveries to attempt, counted, and the ids of those beyond
+    /// their organisation's share, to give back.
+    fn share(
+        &mut self,
+        claimed: Vec<notification_deliveries::Model>,
+    ) -> (Vec<notification_deliveries::Model>, Vec<Uuid>) {
+        let (mut kept, mut over) = (Vec::with_capacity(claimed.len()), Vec::new());
+        for delivery in claimed {
+            let held = self.per_org.entry(delivery.org_id).or_default();
+            if *held < PER_ORG {
+                *held += 1;
+                kept.push(delivery);
+            } else {
+                over.push(delivery.id);
+            }
+        }
+        (kept, over)
+    }
+
+    /// Runs an attempt counted by [`Slots::share`].
+    fn start(&mut self, org_id: Uuid, attempt: impl Future<Output = ()> + Send + 'static) {
+        let task = self.tasks.spawn(attempt);
+        self.org_of.insert(task.id(), org_id);
+    }
+
+    /// Frees the slot of an attempt that ended (or panicked).
+    fn ended(&mut self, ended: Result<(task::Id, ()), task::JoinError>) {
+        let id = match ended {
+            Ok((id, ())) => id,
+            Err(error) => {
+                tracing::error!(%error, "a delivery attempt panicked; its lease ends and it is tried again");
+                error.id()
+            }
+        };
+        let Some(org_id) = self.org_of.remove(&id) else { return };
+        if let Some(held) = self.per_org.get_mut(&org_id) {
+            *held -= 1;
+            if *held == 0 {
+                self.per_org.remove(&org_id);
+            }
+        }
+    }
 }
 
 /// Deletes the deliveries settled more than `retention` ago; a failure waits for the next turn.

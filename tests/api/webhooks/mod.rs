@@ -1,7 +1,8 @@
 //! Outgoing webhooks, against a receiver the test starts: registration rules and refusals
 //! (admins only, bad URLs, private targets, other organisations), signed JSON and Slack
 //! bodies posted once per message of the rooms a webhook follows, retries until delivered or
-//! given up, deletion, and on PostgreSQL + Redis: two instances delivering each notification
+//! given up, deletion, one organisation's hanging target holding up no other organisation,
+//! and on PostgreSQL + Redis: two instances delivering each notification
 //! once, a delivery that outlives the instance that first tried it (between two attempts, and
 //! cut off mid-attempt until its lease ends), and targets checked again at delivery.
 
@@ -24,6 +25,7 @@ backend_tests!(
     a_room_webhook_in_slack_format_posts_text,
     failed_attempts_are_retried_until_delivered_or_given_up,
     a_deleted_webhook_gets_nothing_more,
+    a_hanging_target_holds_up_only_its_own_organisation,
 );
 
 pg_test!(
@@ -374,4 +376,44 @@ async fn targets_are_checked_again_at_delivery() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(receiver.received().len(), 0, "nothing reached the loopback receiver");
+}
+
+/// One organisation's target hangs (each attempt waits out a 30 s timeout): its deliveries
+/// hold half of the worker's 16 slots and no more, and another organisation's are delivered
+/// meanwhile. Before, the worker waited for a whole claim to end before claiming again.
+async fn a_hanging_target_holds_up_only_its_own_organisation(backend: Backend) {
+    let (_database, app) = own_app(backend, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "30000")]).await;
+    let (hanging, healthy) = (Receiver::start().await, Receiver::start().await);
+    hanging.stall_with(&[Duration::from_secs(60); 12]);
+    let stuck = app.create_org().await;
+    let (ada, bob) = (stuck.user_with_role("ada", "admin").await, stuck.user("bob").await);
+    let busy = create_channel(&app, &ada, "busy", &[&bob]).await;
+    register(&app, &ada, everything_to(&hanging.url)).await;
+    let fine = app.create_org().await;
+    let (eve, fay) = (fine.user_with_role("eve", "admin").await, fine.user("fay").await);
+    let quiet = create_channel(&app, &eve, "quiet", &[&fay]).await;
+    register(&app, &eve, everything_to(&healthy.url)).await;
+
+    for i in 0..12 {
+        send(&app, &bob, &busy, &format!("stuck {i}")).await;
+    }
+    hanging.wait_for(8, WAIT).await;
+    let sent = id_of(&send(&app, &fay, &quiet, "delivered all the same").await);
+    let received = healthy.wait_for(1, WAIT).await;
+    assert_eq!(received[0].json()["message"]["id"], sent.as_str());
+    assert_eq!(delivery_of(&app, &eve, &sent, "DELIVERED").await["attempts"], 1);
+
+    assert_eq!(hanging.received().len(), 8, "half of the slots, no more");
+    let waiting: Vec<(String, i64)> = deliveries(&app, &ada)
+        .await
+        .iter()
+        .map(|d| (d["status"].as_str().unwrap_or_default().to_owned(), d["attempts"].as_i64().unwrap_or(-1)))
+        .collect();
+    let count =
+        |status: &str, attempts: i64| waiting.iter().filter(|d| *d == &(status.to_owned(), attempts)).count();
+    assert_eq!(
+        (count("DELIVERING", 1), count("PENDING", 0)),
+        (8, 4),
+        "the rest wait their turn, no attempt counted: {waiting:?}"
+    );
 }
