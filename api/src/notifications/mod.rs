@@ -9,7 +9,8 @@
 //! - `outbox`: the `notification_deliveries` statements: enqueued in the transaction of the
 //!   message that causes them (see `messages::send`), claimed, settled, listed.
 //! - `worker`: one task per instance that delivers due rows through `render` (webhook bodies
-//!   and signatures), `email` (SMTP) and `push` (RFC 8291).
+//!   and signatures), `post` (signed JSON posts), `email` (SMTP) and `push` (RFC 8291), with
+//!   `slots` keeping each organisation to its share of the attempts in flight.
 //! - `unsubscribe`: the one-click links that turn email off.
 //!
 //! Architecture invariant: nothing is delivered that was not committed with its cause, and
@@ -19,10 +20,12 @@
 pub mod email;
 pub mod outbox;
 pub mod personal;
+pub(crate) mod post;
 pub mod push;
 pub(crate) mod render;
 pub mod resolvers;
 pub mod settings;
+mod slots;
 pub mod target;
 pub mod types;
 pub mod unsubscribe;

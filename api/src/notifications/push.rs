@@ -17,7 +17,8 @@ use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use super::personal::{self, Channel};
-use super::worker::{self, Failure};
+use super::post::without_url;
+use super::worker::Failure;
 use super::{email, settings, target};
 use crate::config::NotificationConfig;
 use crate::db::Store;
@@ -142,7 +143,7 @@ pub(super) async fn attempt(
     if !target::literal_host_allowed(request.url(), state.limits.webhook_allow_private) {
         return Err(Failure::Permanent("endpoint: not a public address".into()));
     }
-    let response = client.execute(request).await.map_err(|e| Failure::Retry(worker::without_url(&e)))?;
+    let response = client.execute(request).await.map_err(|e| Failure::Retry(without_url(&e)))?;
     match response.status().as_u16() {
         200..=299 => Ok(()),
         status @ (404 | 410) => {

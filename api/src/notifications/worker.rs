@@ -24,14 +24,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rand::Rng;
-use reqwest::Url;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio::sync::watch;
-use tokio::task::{self, JoinSet};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::outbox::{self, Settled};
+use super::post::{Target, post};
+use super::slots::Slots;
 use super::webhooks::WebhookEvent;
 use super::{email, push, render, target};
 use crate::error::{ApiError, ApiResult};
@@ -44,9 +44,7 @@ use entity::{
 /// How often an idle worker looks for due deliveries.
 const POLL: Duration = Duration::from_secs(1);
 /// Attempts in flight at once per instance.
-const IN_FLIGHT: usize = 16;
-/// Of which one organisation holds at most: the other half stays for everyone else.
-const PER_ORG: usize = IN_FLIGHT / 2;
+pub(super) const IN_FLIGHT: usize = 16;
 /// Free slots before the next claim, so that claims stay batches rather than one statement
 /// per attempt that ends.
 const REFILL_AT: usize = IN_FLIGHT / 4;
@@ -151,65 +149,6 @@ async fn claim(
         tracing::warn!(%error, "notification outbox: cannot claim deliveries; retrying");
         Vec::new()
     })
-}
-
-/// The attempts in flight, each a task of its own (dropped, the set aborts them), and how
-/// many of them each organisation holds.
-#[derive(Default)]
-struct Slots {
-    tasks: JoinSet<()>,
-    org_of: HashMap<task::Id, Uuid>,
-    per_org: HashMap<Uuid, usize>,
-}
-
-impl Slots {
-    /// Organisations holding their whole share.
-    fn saturated(&self) -> Vec<Uuid> {
-        self.per_org.iter().filter(|(_, held)| **held >= PER_ORG).map(|(org_id, _)| *org_id).collect()
-    }
-
-    /// Splits a claim into the deliveries to attempt, counted, and the ids of those beyond
-    /// their organisation's share, to give back.
-    fn share(
-        &mut self,
-        claimed: Vec<notification_deliveries::Model>,
-    ) -> (Vec<notification_deliveries::Model>, Vec<Uuid>) {
-        let (mut kept, mut over) = (Vec::with_capacity(claimed.len()), Vec::new());
-        for delivery in claimed {
-            let held = self.per_org.entry(delivery.org_id).or_default();
-            if *held < PER_ORG {
-                *held += 1;
-                kept.push(delivery);
-            } else {
-                over.push(delivery.id);
-            }
-        }
-        (kept, over)
-    }
-
-    /// Runs an attempt counted by [`Slots::share`].
-    fn start(&mut self, org_id: Uuid, attempt: impl Future<Output = ()> + Send + 'static) {
-        let task = self.tasks.spawn(attempt);
-        self.org_of.insert(task.id(), org_id);
-    }
-
-    /// Frees the slot of an attempt that ended (or panicked).
-    fn ended(&mut self, ended: Result<(task::Id, ()), task::JoinError>) {
-        let id = match ended {
-            Ok((id, ())) => id,
-            Err(error) => {
-                tracing::error!(%error, "a delivery attempt panicked; its lease ends and it is tried again");
-                error.id()
-            }
-        };
-        let Some(org_id) = self.org_of.remove(&id) else { return };
-        if let Some(held) = self.per_org.get_mut(&org_id) {
-            *held -= 1;
-            if *held == 0 {
-                self.per_org.remove(&org_id);
-            }
-        }
-    }
 }
 
 /// Deletes the deliveries settled more than `retention` ago; a failure waits for the next turn.
@@ -418,57 +357,4 @@ async fn creator_still_reads(state: &AppState, webhook: &outgoing_webhooks::Mode
     }
     let member = room_members::Entity::find_by_id((room_id, creator)).one(&state.store.db).await?;
     Ok(member.is_some())
-}
-
-/// Where a signed JSON delivery goes: a webhook's URL and secret, or a support inbox's
-/// outbound URL and its secret.
-pub(crate) struct Target<'a> {
-    pub url: &'a str,
-    pub secret: &'a str,
-}
-
-/// Posts a signed JSON body (`X-Parley-Signature` over `"<timestamp>.<body>"`) with the
-/// delivery's id as `Idempotency-Key`; a 2xx answer delivers.
-pub(crate) async fn post(
-    state: &AppState,
-    client: &reqwest::Client,
-    target: Target<'_>,
-    delivery: &notification_deliveries::Model,
-    body: String,
-) -> Result<(), Failure> {
-    let now = Utc::now();
-    let url = Url::parse(target.url).map_err(|e| Failure::Permanent(format!("url: {e}")))?;
-    if !target::literal_host_allowed(&url, state.limits.webhook_allow_private) {
-        return Err(Failure::Permanent("url: not a public address".into()));
-    }
-    let signature = render::signature(target.secret, now, body.as_bytes())
-        .map_err(|e| Failure::Permanent(format!("signing: {e}")))?;
-    let response = client
-        .post(url)
-        .header("Content-Type", "application/json")
-        .header("Idempotency-Key", delivery.id.to_string())
-        .header("X-Parley-Delivery", delivery.id.to_string())
-        .header("X-Parley-Event", delivery.event.as_str())
-        .header("X-Parley-Timestamp", now.timestamp().to_string())
-        .header("X-Parley-Signature", signature)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| Failure::Retry(without_url(&e)))?;
-    let status = response.status();
-    if status.is_success() { Ok(()) } else { Err(Failure::Retry(format!("HTTP {}", status.as_u16()))) }
-}
-
-/// reqwest's error text names the URL, which may carry a token (Slack's and push services'
-/// do): keep it out of what admins and logs see.
-pub(super) fn without_url(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    let detail = std::error::Error::source(error).map(ToString::to_string).unwrap_or_default();
-    if detail.is_empty() { kind.to_owned() } else { format!("{kind}: {detail}") }
 }

@@ -10,7 +10,8 @@
 use sea_orm::{ActiveEnum, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
-use crate::notifications::worker::{self, Failure, Target};
+use crate::notifications::post::{self, Target};
+use crate::notifications::worker::Failure;
 use crate::state::AppState;
 use entity::{contacts, messages, notification_deliveries, rooms, support_inboxes};
 
@@ -112,6 +113,5 @@ pub(crate) async fn attempt(
         },
         "agent": agent.map(|a| json!({ "id": a.id, "handle": a.handle, "displayName": a.display_name })),
     });
-    worker::post(state, client, Target { url, secret: &inbox.webhook_secret }, delivery, body.to_string())
-        .await
+    post::post(state, client, Target { url, secret: &inbox.webhook_secret }, delivery, body.to_string()).await
 }
