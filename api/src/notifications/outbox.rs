@@ -2,9 +2,9 @@
 //!
 //! A delivery is written in the transaction that stores the message, so a message is never
 //! stored without its notifications nor notified without being stored. Workers on any instance
-//! claim due rows with one statement that leases them (`delivering` until `next_attempt_at`);
-//! PostgreSQL skips rows another worker holds (`FOR UPDATE SKIP LOCKED`), SQLite has one
-//! writer. A worker that dies leaves its rows leased: they are claimed again when the lease
+//! claim due rows in one transaction that reads the oldest and leases those it chooses
+//! (`delivering` until `next_attempt_at`); PostgreSQL skips rows another worker holds
+//! (`FOR UPDATE SKIP LOCKED`), SQLite has one writer. A worker that dies leaves its rows leased: they are claimed again when the lease
 //! ends, which is the at-least-once edge the idempotency key (the row's id) covers.
 
 use std::time::Duration;
@@ -15,6 +15,7 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
+use super::slots::ClaimPlan;
 use crate::db::{Store, columns};
 use crate::error::ApiResult;
 use entity::enums::DeliveryStatus;
@@ -88,70 +89,77 @@ pub struct ClaimRequest<'a> {
     pub max_attempts: u32,
     /// Only what this instance can send: one without SMTP leaves email rows to those with it.
     pub channels: &'a [&'static str],
-    /// At most this many rows: as many as the worker can start at once, so none can outlive
-    /// its lease waiting for a free slot.
-    pub limit: usize,
-    /// Organisations whose rows are left for later (they hold their share of the worker).
-    pub skip_orgs: &'a [uuid::Uuid],
+    /// How many rows the worker can start at once, in all and of each organisation: a claim
+    /// takes no more, so none can outlive its lease waiting for a free slot, and rows beyond an
+    /// organisation's share stay pending as they were.
+    pub plan: &'a mut ClaimPlan,
 }
 
-/// Leases up to `limit` due deliveries (pending ones whose time came, and leased ones whose
-/// worker went away), oldest due first, and returns them, their attempt counted. A leased
-/// row whose worker went away during its last allowed attempt fails instead: a worker that
-/// dies at every attempt (a crash loop, a rolling deploy) cannot retry without end.
+/// A due row, before it is chosen.
+#[derive(FromQueryResult)]
+struct Due {
+    id: uuid::Uuid,
+    org_id: uuid::Uuid,
+}
+
+/// Leases due deliveries (pending ones whose time came, and leased ones whose worker went
+/// away), oldest due first, as many as the plan allows, and returns them, their attempt
+/// counted. A leased row whose worker went away during its last allowed attempt fails
+/// instead: a worker that dies at every attempt (a crash loop, a rolling deploy) cannot retry
+/// without end.
+///
+/// The oldest due rows are read first and chosen against the plan; leasing them rechecks
+/// that they are still due, so a row another worker leased meanwhile is left to it.
 pub async fn claim(store: &Store, request: ClaimRequest<'_>) -> ApiResult<Vec<deliveries::Model>> {
-    let ClaimRequest { now, lease, max_attempts, channels, limit, skip_orgs } = request;
+    let ClaimRequest { now, lease, max_attempts, channels, plan } = request;
     let channels = channels.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
-    let lock = match store.backend() {
-        DatabaseBackend::Postgres => "FOR UPDATE SKIP LOCKED",
-        _ => "",
-    };
+    let due =
+        format!("status IN ('pending', 'delivering') AND next_attempt_at <= $1 AND channel IN ({channels})");
     let exhausted = "UPDATE notification_deliveries SET status = 'failed', \
          last_error = 'the worker stopped during the last attempt' \
          WHERE status = 'delivering' AND next_attempt_at <= $1 AND attempts >= $2";
-    let lease_end = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
-    let mut values = vec![now.into(), lease_end.into()];
-    let skip = if skip_orgs.is_empty() {
+    let tx = store.begin_write().await?;
+    tx.txn.execute_raw(store.stmt(exhausted, vec![now.into(), i64::from(max_attempts).into()])).await?;
+
+    // A few times what fits, so that one organisation's backlog rarely hides the others'.
+    let scan = plan.free() * 4;
+    let mut values = vec![now.into()];
+    let saturated = plan.saturated();
+    let skip = if saturated.is_empty() {
         String::new()
     } else {
-        let (condition, ids) = store.in_ids("org_id", skip_orgs, 3);
+        let (condition, ids) = store.in_ids("org_id", &saturated, 2);
         values.extend(ids);
         format!("AND NOT ({condition})")
     };
     let sql = format!(
+        "SELECT id, org_id FROM notification_deliveries WHERE {due} {skip} ORDER BY next_attempt_at LIMIT {scan}"
+    );
+    let candidates = Due::find_by_statement(store.stmt(&sql, values)).all(&tx.txn).await?;
+    let chosen: Vec<uuid::Uuid> =
+        candidates.into_iter().filter(|row| plan.take(row.org_id)).map(|row| row.id).collect();
+    if chosen.is_empty() {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    }
+
+    let lock = match store.backend() {
+        DatabaseBackend::Postgres => "FOR UPDATE SKIP LOCKED",
+        _ => "",
+    };
+    let lease_end = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
+    let (chosen, ids) = store.in_ids("id", &chosen, 3);
+    let mut values = vec![now.into(), lease_end.into()];
+    values.extend(ids);
+    let sql = format!(
         "UPDATE notification_deliveries SET status = 'delivering', attempts = attempts + 1, next_attempt_at = $2 \
-         WHERE id IN (SELECT id FROM notification_deliveries \
-           WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1 AND channel IN ({channels}) {skip} \
-           ORDER BY next_attempt_at LIMIT {limit} {lock}) \
+         WHERE id IN (SELECT id FROM notification_deliveries WHERE {chosen} AND {due} {lock}) \
          RETURNING {}",
         columns::<deliveries::Entity>(None)
     );
-    let tx = store.begin_write().await?;
-    tx.txn.execute_raw(store.stmt(exhausted, vec![now.into(), i64::from(max_attempts).into()])).await?;
-    let statement = store.stmt(&sql, values);
-    let claimed = deliveries::Model::find_by_statement(statement).all(&tx.txn).await?;
+    let claimed = deliveries::Model::find_by_statement(store.stmt(&sql, values)).all(&tx.txn).await?;
     tx.commit().await?;
     Ok(claimed)
-}
-
-/// Gives rows just claimed back unattempted, due now and their attempt uncounted: the claim
-/// took more of one organisation's rows than its share of the worker. (No other worker can
-/// have taken them over: their lease is three attempt timeouts.)
-pub async fn release(store: &Store, ids: &[uuid::Uuid], now: DateTime<Utc>) -> ApiResult<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let (condition, ids) = store.in_ids("id", ids, 2);
-    let sql = format!(
-        "UPDATE notification_deliveries SET status = 'pending', attempts = attempts - 1, next_attempt_at = $1 \
-         WHERE status = 'delivering' AND {condition}"
-    );
-    let mut values = vec![now.into()];
-    values.extend(ids);
-    let tx = store.begin_write().await?;
-    tx.execute_raw(store.stmt(&sql, values)).await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// How an attempt ended.

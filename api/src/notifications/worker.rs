@@ -2,19 +2,19 @@
 //! sends them (a webhook post here, an email through `email`, a push through `push`), and
 //! records each attempt's outcome.
 //!
-//! It keeps up to `IN_FLIGHT` attempts going; as they end it claims more (a claim is one
-//! indexed statement, made once a quarter of the slots are free), and after a claim that
-//! found nothing it waits for `POLL`. One organisation holds at most `PER_ORG` of the slots:
-//! its rows are skipped by claims while it does, so targets that hang (each attempt waiting
-//! out the timeout) slow that organisation only. What a claim's deliveries are about
-//! (webhooks, messages, rooms) is read with one query per table for the whole claim. Every attempt carries the delivery's id as
-//! `Idempotency-Key`, so a receiver can drop the repeat that a worker dying between the post
-//! and the record can cause. A 2xx answer delivers; anything else (an error status, a
+//! It keeps up to `IN_FLIGHT` attempts going; as they end it claims more (a claim is two
+//! indexed statements, made once a quarter of the slots are free), and after a claim that
+//! found nothing it waits for `POLL`. A claim gives one organisation only its share of the
+//! slots (`Slots::plan`) and leaves the rest of its rows pending, so targets that hang (each
+//! attempt waiting out the timeout) slow that organisation only. What a claim's deliveries
+//! are about (webhooks, messages, rooms) is read with one query per table for the whole
+//! claim. Every attempt carries the delivery's id as `Idempotency-Key`, so a receiver can
+//! drop the repeat that a worker dying between the post and the record can cause. A 2xx answer delivers; anything else (an error status, a
 //! timeout, a refused connection) is retried after an exponential, jittered wait until
 //! `PARLEY_WEBHOOK_MAX_ATTEMPTS`; a deleted webhook or message fails at once, and so does a
 //! room-scoped webhook of a private room once its creator is no longer an admin in that
 //! room. An outcome is recorded only while the row is still this attempt's (see
-//! `outbox::settle`). While idle it also deletes the deliveries settled longer ago than
+//! `outbox::settle`). Beside it, a task deletes the deliveries settled longer ago than
 //! `PARLEY_DELIVERY_RETENTION_SECS` (at most once per retention period or hour, whichever is
 //! shorter), so the outbox does not grow for ever; every instance does, harmlessly.
 
@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use super::outbox::{self, Settled};
 use super::post::{Target, post};
-use super::slots::Slots;
+use super::slots::{ClaimPlan, Slots};
 use super::webhooks::WebhookEvent;
 use super::{email, push, render, target};
 use crate::error::{ApiError, ApiResult};
@@ -91,26 +91,19 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
         // When the last claim came back empty: nothing is due before the next poll.
         let mut idle_until: Option<Instant> = None;
         loop {
-            let free = IN_FLIGHT - slots.tasks.len();
-            if (free >= REFILL_AT || slots.tasks.is_empty())
+            if pruned_at.is_none_or(|at| at.elapsed() >= retention.min(PRUNE_EVERY)) {
+                pruned_at = Some(Instant::now());
+                tokio::spawn(prune(state.clone(), retention));
+            }
+            let mut plan = slots.plan();
+            if (plan.free() >= REFILL_AT || slots.tasks.is_empty())
                 && idle_until.is_none_or(|at| Instant::now() >= at)
             {
-                if slots.tasks.is_empty()
-                    && pruned_at.is_none_or(|at| at.elapsed() >= retention.min(PRUNE_EVERY))
-                {
-                    pruned_at = Some(Instant::now());
-                    prune(&state, retention).await;
-                }
-                let claimed = claim(&state, channels, free, &slots.saturated()).await;
+                let claimed = claim(&state, channels, &mut plan).await;
                 idle_until = claimed.is_empty().then(|| Instant::now() + POLL);
-                let (kept, over) = slots.share(claimed);
-                if let Err(error) = outbox::release(&state.store, &over, Utc::now()).await {
-                    // Their lease ends and they are claimed again: late, never lost.
-                    tracing::warn!(%error, "notification outbox: cannot give back deliveries");
-                }
-                if !kept.is_empty() {
-                    let subjects = Arc::new(subjects(&state, &kept).await);
-                    for delivery in kept {
+                if !claimed.is_empty() {
+                    let subjects = Arc::new(subjects(&state, &claimed).await);
+                    for delivery in claimed {
                         let (state, client, subjects) = (state.clone(), client.clone(), subjects.clone());
                         slots.start(delivery.org_id, async move {
                             deliver(&state, &client, subjects.as_ref().as_ref(), delivery).await;
@@ -129,12 +122,12 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
     });
 }
 
-/// Claims what is due, or nothing when the database does not answer (tried again later).
+/// Claims what is due and fits `plan`, or nothing when the database does not answer (tried
+/// again later).
 async fn claim(
     state: &AppState,
     channels: &[&'static str],
-    limit: usize,
-    skip_orgs: &[Uuid],
+    plan: &mut ClaimPlan,
 ) -> Vec<notification_deliveries::Model> {
     let timeout = state.limits.webhook_timeout();
     let request = outbox::ClaimRequest {
@@ -142,8 +135,7 @@ async fn claim(
         lease: outbox::lease(timeout),
         max_attempts: state.limits.webhook_max_attempts,
         channels,
-        limit,
-        skip_orgs,
+        plan,
     };
     outbox::claim(&state.store, request).await.unwrap_or_else(|error| {
         tracing::warn!(%error, "notification outbox: cannot claim deliveries; retrying");
@@ -152,7 +144,7 @@ async fn claim(
 }
 
 /// Deletes the deliveries settled more than `retention` ago; a failure waits for the next turn.
-async fn prune(state: &AppState, retention: Duration) {
+async fn prune(state: AppState, retention: Duration) {
     let Ok(retention) = chrono::Duration::from_std(retention) else { return };
     match outbox::prune(&state.store, Utc::now() - retention).await {
         Ok(0) => {}

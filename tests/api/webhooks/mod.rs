@@ -378,13 +378,14 @@ async fn targets_are_checked_again_at_delivery() {
     assert_eq!(receiver.received().len(), 0, "nothing reached the loopback receiver");
 }
 
-/// One organisation's target hangs (each attempt waits out a 30 s timeout): its deliveries
-/// hold half of the worker's 16 slots and no more, and another organisation's are delivered
-/// meanwhile. Before, the worker waited for a whole claim to end before claiming again.
+/// One organisation's target hangs (its first 8 requests are answered after 10 s): its
+/// deliveries hold half of the worker's 16 slots and no more, and another organisation's are
+/// delivered meanwhile; when the hanging ones end, their slots take the rest. Before, the
+/// worker waited for a whole claim to end before claiming again.
 async fn a_hanging_target_holds_up_only_its_own_organisation(backend: Backend) {
     let (_database, app) = own_app(backend, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "30000")]).await;
     let (hanging, healthy) = (Receiver::start().await, Receiver::start().await);
-    hanging.stall_with(&[Duration::from_secs(60); 12]);
+    hanging.stall_with(&[Duration::from_secs(10); 8]);
     let stuck = app.create_org().await;
     let (ada, bob) = (stuck.user_with_role("ada", "admin").await, stuck.user("bob").await);
     let busy = create_channel(&app, &ada, "busy", &[&bob]).await;
@@ -416,4 +417,16 @@ async fn a_hanging_target_holds_up_only_its_own_organisation(backend: Backend) {
         (8, 4),
         "the rest wait their turn, no attempt counted: {waiting:?}"
     );
+
+    hanging.wait_for(12, WAIT + Duration::from_secs(10)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let settled = deliveries(&app, &ada).await;
+        if settled.iter().all(|d| d["status"] == "DELIVERED" && d["attempts"] == 1) {
+            assert_eq!(settled.len(), 12);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "each delivered at its first attempt: {settled:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
