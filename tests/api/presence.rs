@@ -146,11 +146,17 @@ async fn the_people_followed_change_with_membership(backend: Backend) {
     // Carol leaves: her going offline is not Bob's to hear, Alice's coming online is.
     app.ok(&carol, LEAVE, json!({ "id": general })).await;
     drop(carols);
+    bob_sees.assert_nothing(QUIET).await;
     let _alices = WsClient::connect(&app, &alice).await;
     assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "ONLINE"));
+    // Dave shares a second room with Bob for a while: leaving it, he is still followed.
+    app.ok(&alice, ADD, json!({ "id": general, "users": [dave.id] })).await;
+    app.ok(&dave, LEAVE, json!({ "id": general })).await;
+    data(app.gql(&dave, SET, json!({ "status": "AWAY" })).await);
+    assert_eq!(bob_sees.next("presenceChanged").await, change("dave", "AWAY"), "still in a room with him");
     // Bob leaves the room he met Dave in: Dave is no longer followed.
     app.ok(&bob, LEAVE, json!({ "id": random })).await;
-    data(app.gql(&dave, SET, json!({ "status": "AWAY" })).await);
+    data(app.gql(&dave, SET, json!({ "status": "DND" })).await);
     bob_sees.assert_nothing(QUIET).await;
 }
 

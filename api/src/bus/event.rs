@@ -100,6 +100,9 @@ pub enum Event {
     },
     /// Room metadata or membership changed (room topic).
     RoomChanged { room_id: Uuid, change: RoomChange },
+    /// Who joined or left a room (members topic), for the feeds that follow who shares a
+    /// room with their viewer.
+    RoomMembers { room_id: Uuid, joined: Vec<Uuid>, left: Vec<Uuid> },
     /// A support conversation's status or assignee changed (room topic): from what, to what,
     /// and what changed it.
     ConversationChanged { room_id: Uuid, change: Box<ConversationChangePayload> },

@@ -26,6 +26,11 @@ impl Retry {
         }
     }
 
+    /// Whether a retry is pending.
+    pub fn is_pending(&self) -> bool {
+        self.due.is_some()
+    }
+
     /// Drops a pending retry: the caller rereads everything anyway.
     pub fn cancel(&mut self) {
         self.due = None;

@@ -4,10 +4,12 @@
 //!
 //! Naming someone the viewer shares no room with is NOT_FOUND. Who is followed changes with
 //! membership, as a member list does in Slack: the feed also follows the viewer's user topic
-//! (their own joins and leaves) and each of their rooms' members topic (others joining and
-//! leaving), and after such a change rereads who shares a room with the viewer. Someone who
-//! starts sharing one is delivered at once with their presence at that moment, so a client
-//! needs no second read; someone who stops is no longer followed.
+//! (their own joins and leaves, after which it rereads who shares a room with them) and each
+//! of their rooms' members topic (others joining and leaving, which it applies to the rooms
+//! it knows each person shares, without a query: a join in a room of thousands reaches
+//! thousands of feeds). Someone who starts sharing a room is delivered at once with their
+//! presence at that moment, so a client needs no second read; someone who shares none any
+//! more is no longer followed.
 //!
 //! The feed remembers what it last delivered for each person: repeats are dropped, and after
 //! a resync it rereads rooms, people and presence and delivers what differs. A burst (a
@@ -29,7 +31,7 @@ use uuid::Uuid;
 use super::Status;
 use super::service::{UserPresence, presence_of, presence_of_exactly};
 use crate::auth::Viewer;
-use crate::bus::{BusItem, Event, Retry, RoomChange, Topic, TopicGuard};
+use crate::bus::{BusItem, Event, Retry, Topic, TopicGuard};
 use crate::error::{ApiError, ApiResult};
 use crate::rooms::access::member_room_ids;
 use crate::state::AppState;
@@ -70,13 +72,15 @@ struct Stale {
     people: bool,
     /// Everyone's presence, not only that of people newly followed.
     presence: bool,
+    /// The presence of people newly followed.
+    newcomers: bool,
 }
 
 impl Stale {
-    const EVERYTHING: Self = Self { rooms: true, people: true, presence: true };
+    const EVERYTHING: Self = Self { rooms: true, people: true, presence: true, newcomers: true };
 
     fn any(self) -> bool {
-        self.rooms || self.people || self.presence
+        self.rooms || self.people || self.presence || self.newcomers
     }
 }
 
@@ -89,6 +93,8 @@ struct PresenceFeed {
     streams: StreamMap<Key, BroadcastStream<BusItem>>,
     /// Keep the topic subscriptions alive.
     guards: HashMap<Key, TopicGuard>,
+    /// The people followed, and which of the viewer's rooms each shares.
+    shared: HashMap<Uuid, HashSet<Uuid>>,
     /// What was last delivered (or read at the start) for each person followed; someone
     /// followed but not in here yet is delivered once their presence is read.
     last: HashMap<Uuid, UserPresence>,
@@ -112,6 +118,7 @@ pub async fn presence_changes(
         named,
         streams: StreamMap::new(),
         guards: HashMap::new(),
+        shared: HashMap::new(),
         last: HashMap::new(),
         pending: VecDeque::new(),
         stale: Stale::default(),
@@ -122,14 +129,14 @@ pub async fn presence_changes(
     feed.follow([Key::Viewer]).await;
     let rooms = member_room_ids(&feed.state.store, feed.viewer.id).await?;
     feed.follow(rooms.into_iter().map(Key::Members)).await;
-    let people = feed.co_members().await?;
+    feed.shared = feed.co_members().await?;
     if let Some(named) = &feed.named {
         // Someone the viewer shares no room with is as unknown as an id that exists nowhere.
-        let known: HashSet<&Uuid> = people.iter().collect();
-        if named.iter().any(|id| !known.contains(id)) {
+        if named.iter().any(|id| !feed.shared.contains_key(id)) {
             return Err(ApiError::not_found("user"));
         }
     }
+    let people: Vec<Uuid> = feed.shared.keys().copied().collect();
     feed.follow(people.iter().copied().map(Key::Person)).await;
     // What the client can read at the start is not delivered: only changes are.
     feed.last = presence_of(&feed.state, &people).await?;
@@ -154,12 +161,13 @@ impl PresenceFeed {
             while let Some(Some((key, item))) = self.streams.next().now_or_never() {
                 self.take(key, item, &mut heard).await;
             }
-            if self.stale.any() {
-                // One reread for the whole burst, whatever a pending retry was for.
-                self.retry.cancel();
+            if self.stale.any() && !self.retry.is_pending() {
+                // One reread for the whole burst.
                 self.catch_up(heard).await;
             } else {
-                heard.into_iter().for_each(|presence| self.offer(presence));
+                // While a failed reread waits for its retry, what is heard of the people
+                // followed still goes out.
+                self.offer_followed(heard);
             }
         }
     }
@@ -193,8 +201,12 @@ impl PresenceFeed {
                 }
                 self.stale.people = true;
             }
-            (Key::Members(_), Event::RoomChanged { change: RoomChange::MembersChanged, .. }) => {
-                self.stale.people = true;
+            (Key::Members(room_id), Event::RoomMembers { joined, left, .. }) => {
+                left.iter().for_each(|user_id| self.left(*user_id, room_id));
+                let newcomers: Vec<Uuid> =
+                    joined.iter().copied().filter(|user_id| self.joined(*user_id, room_id)).collect();
+                self.stale.newcomers |= !newcomers.is_empty();
+                self.follow(newcomers.into_iter().map(Key::Person)).await;
             }
             _ => {}
         }
@@ -205,12 +217,9 @@ impl PresenceFeed {
     /// the viewer just before going offline is not announced), and before presence is reread
     /// (which wins, being newer).
     async fn catch_up(&mut self, heard: Vec<UserPresence>) {
+        self.retry.cancel();
         let membership = self.reread_membership().await;
-        for presence in heard {
-            if self.guards.contains_key(&Key::Person(presence.user_id)) {
-                self.offer(presence);
-            }
-        }
+        self.offer_followed(heard);
         match membership.and(self.reread_presence().await) {
             Ok(()) => self.retry.settle(),
             Err(err) => {
@@ -225,35 +234,69 @@ impl PresenceFeed {
         if self.stale.rooms {
             let rooms: HashSet<Uuid> =
                 member_room_ids(&self.state.store, self.viewer.id).await?.into_iter().collect();
-            let followed =
-                self.followed(|key| if let Key::Members(room_id) = key { Some(room_id) } else { None });
+            let followed: HashSet<Uuid> = self
+                .guards
+                .keys()
+                .filter_map(|key| if let Key::Members(room_id) = key { Some(*room_id) } else { None })
+                .collect();
             followed.difference(&rooms).for_each(|room_id| self.unfollow(Key::Members(*room_id)));
             self.follow(rooms.difference(&followed).map(|room_id| Key::Members(*room_id))).await;
             self.stale.rooms = false;
         }
         if self.stale.people {
-            let people: HashSet<Uuid> = self.co_members().await?.into_iter().collect();
-            let followed =
-                self.followed(|key| if let Key::Person(user_id) = key { Some(user_id) } else { None });
-            for gone in followed.difference(&people) {
-                self.unfollow(Key::Person(*gone));
-                self.last.remove(gone);
+            let people = self.co_members().await?;
+            let gone: Vec<Uuid> = self.shared.keys().filter(|id| !people.contains_key(id)).copied().collect();
+            for user_id in gone {
+                self.unfollow(Key::Person(user_id));
+                self.last.remove(&user_id);
             }
-            self.follow(people.difference(&followed).map(|user_id| Key::Person(*user_id))).await;
+            let newcomers: Vec<Uuid> =
+                people.keys().filter(|id| !self.shared.contains_key(id)).copied().collect();
+            self.follow(newcomers.into_iter().map(Key::Person)).await;
+            self.shared = people;
             self.stale.people = false;
         }
         Ok(())
+    }
+
+    /// `user_id` joined one of the viewer's rooms; true when they are someone to follow now.
+    /// At [`MAX_WATCHED`] nobody new is, until the next full reread.
+    fn joined(&mut self, user_id: Uuid, room_id: Uuid) -> bool {
+        let wanted = self.named.as_ref().is_none_or(|named| named.contains(&user_id));
+        if user_id == self.viewer.id || !wanted {
+            return false;
+        }
+        if let Some(rooms) = self.shared.get_mut(&user_id) {
+            rooms.insert(room_id);
+            return false;
+        }
+        if self.shared.len() >= MAX_WATCHED {
+            return false;
+        }
+        self.shared.insert(user_id, HashSet::from([room_id]));
+        true
+    }
+
+    /// `user_id` left one of the viewer's rooms: unfollowed once they share none.
+    fn left(&mut self, user_id: Uuid, room_id: Uuid) {
+        let Some(rooms) = self.shared.get_mut(&user_id) else { return };
+        rooms.remove(&room_id);
+        if rooms.is_empty() {
+            self.shared.remove(&user_id);
+            self.unfollow(Key::Person(user_id));
+            self.last.remove(&user_id);
+        }
     }
 
     /// Reads the presence of the people newly followed, or of everyone after a resync, and
     /// offers what differs. Only an answer of the cluster counts: this instance's partial
     /// view would show everyone else offline.
     async fn reread_presence(&mut self) -> ApiResult<()> {
-        let everyone = self.followed(|key| if let Key::Person(user_id) = key { Some(user_id) } else { None });
+        let everyone = self.shared.keys().copied();
         let unread: Vec<Uuid> = if self.stale.presence {
-            everyone.into_iter().collect()
+            everyone.collect()
         } else {
-            everyone.into_iter().filter(|user_id| !self.last.contains_key(user_id)).collect()
+            everyone.filter(|user_id| !self.last.contains_key(user_id)).collect()
         };
         if !unread.is_empty() {
             let Some(now) = presence_of_exactly(&self.state, &unread).await? else {
@@ -261,7 +304,7 @@ impl PresenceFeed {
             };
             now.into_values().for_each(|presence| self.offer(presence));
         }
-        self.stale.presence = false;
+        (self.stale.presence, self.stale.newcomers) = (false, false);
         Ok(())
     }
 
@@ -282,8 +325,14 @@ impl PresenceFeed {
         self.guards.remove(&key);
     }
 
-    fn followed(&self, pick: fn(Key) -> Option<Uuid>) -> HashSet<Uuid> {
-        self.guards.keys().copied().filter_map(pick).collect()
+    /// Offers what was heard of people still followed (not of someone who stopped sharing a
+    /// room with the viewer in the same burst).
+    fn offer_followed(&mut self, heard: Vec<UserPresence>) {
+        for presence in heard {
+            if self.shared.contains_key(&presence.user_id) {
+                self.offer(presence);
+            }
+        }
     }
 
     /// Queues a presence that differs from the one last delivered for that person.
@@ -296,12 +345,12 @@ impl PresenceFeed {
     }
 
     /// The people the viewer shares a live room with (at most [`MAX_WATCHED`], the same ones
-    /// each time), or those of the named who do.
-    async fn co_members(&self) -> ApiResult<Vec<Uuid>> {
+    /// each time), or those of the named who do, and which rooms each shares.
+    async fn co_members(&self) -> ApiResult<HashMap<Uuid, HashSet<Uuid>>> {
         let store = &self.state.store;
         let mut values = vec![self.viewer.id.into()];
         let only = match self.named.as_deref() {
-            Some([]) => return Ok(Vec::new()),
+            Some([]) => return Ok(HashMap::new()),
             Some(ids) => {
                 let (condition, ids) = store.in_ids("other.user_id", ids, 2);
                 values.extend(ids);
@@ -313,15 +362,24 @@ impl PresenceFeed {
             .db
             .query_all_raw(store.stmt(
                 &format!(
-                    "SELECT DISTINCT other.user_id FROM room_members mine \
-                     JOIN room_members other ON other.room_id = mine.room_id \
-                     JOIN rooms r ON r.id = mine.room_id \
-                     WHERE mine.user_id = $1 AND other.user_id <> $1 AND r.deleted_at IS NULL {only} \
-                     ORDER BY other.user_id LIMIT {MAX_WATCHED}"
+                    "WITH shared AS (SELECT other.user_id, other.room_id FROM room_members mine \
+                       JOIN room_members other ON other.room_id = mine.room_id \
+                       JOIN rooms r ON r.id = mine.room_id \
+                       WHERE mine.user_id = $1 AND other.user_id <> $1 AND r.deleted_at IS NULL {only}) \
+                     SELECT user_id, room_id FROM shared WHERE user_id IN \
+                       (SELECT DISTINCT user_id FROM shared ORDER BY user_id LIMIT {MAX_WATCHED})"
                 ),
                 values,
             ))
             .await?;
-        Ok(rows.iter().filter_map(|row| row.try_get::<Uuid>("", "user_id").ok()).collect())
+        let mut shared: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
+        for row in &rows {
+            if let (Ok(user_id), Ok(room_id)) =
+                (row.try_get::<Uuid>("", "user_id"), row.try_get::<Uuid>("", "room_id"))
+            {
+                shared.entry(user_id).or_default().insert(room_id);
+            }
+        }
+        Ok(shared)
     }
 }

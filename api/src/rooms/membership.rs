@@ -110,11 +110,11 @@ pub(crate) async fn add(
         .exec_without_returning(&tx.txn)
         .await?;
     tx.commit().await?;
-    for user_id in new_ids {
+    for user_id in &new_ids {
         let event = Event::MembershipChanged { room_id: room.id, change: MembershipChange::Joined, seq };
-        bus.publish(Topic::User(user_id), event).await;
+        bus.publish(Topic::User(*user_id), event).await;
     }
-    announce_members_changed(bus, room.id).await;
+    announce_members_changed(bus, room.id, new_ids, Vec::new()).await;
     Ok(())
 }
 
@@ -180,14 +180,15 @@ async fn remove(
     // about the room is announced.
     let event = Event::MembershipChanged { room_id: room.id, change, seq: room.last_seq };
     bus.publish(Topic::User(user_id), event).await;
-    announce_members_changed(bus, room.id).await;
+    announce_members_changed(bus, room.id, Vec::new(), vec![user_id]).await;
     Ok(())
 }
 
 /// Tells the room's subscribers that its members changed, and the `presenceChanged` feeds
-/// that follow who shares the room (on a topic of their own: they need no messages).
-async fn announce_members_changed(bus: &EventBus, room_id: Uuid) {
-    let event = Event::RoomChanged { room_id, change: RoomChange::MembersChanged };
-    bus.publish(Topic::Members(room_id), event.clone()).await;
-    bus.publish(Topic::Room(room_id), event).await;
+/// that follow who shares the room who it was (on a topic of their own: they need no
+/// messages).
+async fn announce_members_changed(bus: &EventBus, room_id: Uuid, joined: Vec<Uuid>, left: Vec<Uuid>) {
+    bus.publish(Topic::Members(room_id), Event::RoomMembers { room_id, joined, left }).await;
+    bus.publish(Topic::Room(room_id), Event::RoomChanged { room_id, change: RoomChange::MembersChanged })
+        .await;
 }
