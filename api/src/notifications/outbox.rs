@@ -3,7 +3,7 @@
 //! A delivery is written in the transaction that stores the message, so a message is never
 //! stored without its notifications nor notified without being stored. Workers on any instance
 //! claim due rows in one transaction that reads the oldest and leases those it chooses
-//! (`delivering` until `next_attempt_at`); PostgreSQL skips rows another worker holds
+//! (`delivering` until `next_attempt_at`); PostgreSQL skips rows another claim holds
 //! (`FOR UPDATE SKIP LOCKED`), SQLite has one writer. A worker that dies leaves its rows leased: they are claimed again when the lease
 //! ends, which is the at-least-once edge the idempotency key (the row's id) covers.
 
@@ -108,32 +108,47 @@ struct Due {
 /// instead: a worker that dies at every attempt (a crash loop, a rolling deploy) cannot retry
 /// without end.
 ///
-/// The oldest due rows are read first and chosen against the plan; leasing them rechecks
-/// that they are still due, so a row another worker leased meanwhile is left to it.
+/// Leases that ran out are first turned back into pending rows, so that every due row is
+/// pending and the oldest are read in order from the `(status, next_attempt_at)` index: with
+/// two statuses to read, PostgreSQL read and sorted the whole backlog for every claim. The
+/// oldest due rows that no other claim holds are then read and locked, and those that fit
+/// the plan leased.
 pub async fn claim(store: &Store, request: ClaimRequest<'_>) -> ApiResult<Vec<deliveries::Model>> {
     let ClaimRequest { now, lease, max_attempts, channels, plan } = request;
     let channels = channels.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
-    let due =
-        format!("status IN ('pending', 'delivering') AND next_attempt_at <= $1 AND channel IN ({channels})");
-    let exhausted = "UPDATE notification_deliveries SET status = 'failed', \
-         last_error = 'the worker stopped during the last attempt' \
-         WHERE status = 'delivering' AND next_attempt_at <= $1 AND attempts >= $2";
+    let due = format!("status = 'pending' AND next_attempt_at <= $1 AND channel IN ({channels})");
+    let expired = "UPDATE notification_deliveries \
+         SET status = CASE WHEN attempts >= $2 THEN 'failed' ELSE 'pending' END, \
+           last_error = CASE WHEN attempts >= $2 THEN 'the worker stopped during the last attempt' \
+             ELSE 'the worker stopped during the attempt' END \
+         WHERE status = 'delivering' AND next_attempt_at <= $1";
     let tx = store.begin_write().await?;
-    tx.txn.execute_raw(store.stmt(exhausted, vec![now.into(), i64::from(max_attempts).into()])).await?;
+    tx.txn.execute_raw(store.stmt(expired, vec![now.into(), i64::from(max_attempts).into()])).await?;
 
-    // A few times what fits, so that one organisation's backlog rarely hides the others'.
-    let scan = plan.free() * 4;
+    // As many as could fit, locked until the claim commits, so that two workers claiming at
+    // once read different rows rather than race for the same ones.
+    let scan = plan.free();
+    let lock = match store.backend() {
+        DatabaseBackend::Postgres => {
+            // Statistics lag behind a growing backlog (they last saw few rows pending), so
+            // PostgreSQL would rather collect every due row and sort them than walk the index
+            // in order and stop after `scan`: 4 ms a claim at a backlog of thousands.
+            tx.txn.execute_unprepared("SET LOCAL enable_bitmapscan = off").await?;
+            "FOR UPDATE SKIP LOCKED"
+        }
+        _ => "",
+    };
     let mut values = vec![now.into()];
-    let saturated = plan.saturated();
-    let skip = if saturated.is_empty() {
+    let skip = if plan.passed_over().is_empty() {
         String::new()
     } else {
-        let (condition, ids) = store.in_ids("org_id", &saturated, 2);
+        let (condition, ids) = store.in_ids("org_id", plan.passed_over(), 2);
         values.extend(ids);
         format!("AND NOT ({condition})")
     };
     let sql = format!(
-        "SELECT id, org_id FROM notification_deliveries WHERE {due} {skip} ORDER BY next_attempt_at LIMIT {scan}"
+        "SELECT id, org_id FROM notification_deliveries WHERE {due} {skip} \
+         ORDER BY next_attempt_at LIMIT {scan} {lock}"
     );
     let candidates = Due::find_by_statement(store.stmt(&sql, values)).all(&tx.txn).await?;
     let chosen: Vec<uuid::Uuid> =
@@ -143,18 +158,23 @@ pub async fn claim(store: &Store, request: ClaimRequest<'_>) -> ApiResult<Vec<de
         return Ok(Vec::new());
     }
 
-    let lock = match store.backend() {
-        DatabaseBackend::Postgres => "FOR UPDATE SKIP LOCKED",
-        _ => "",
-    };
+    // The chosen rows are this transaction's (locked on PostgreSQL, one writer on SQLite), so
+    // they are still due and are leased by their primary key alone. Rechecking that they are
+    // due let PostgreSQL scan the whole backlog for each claim: new rows' times lie past its
+    // statistics, so it guesses a handful are due and reads them all through the due index.
     let lease_end = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
-    let (chosen, ids) = store.in_ids("id", &chosen, 3);
-    let mut values = vec![now.into(), lease_end.into()];
-    values.extend(ids);
+    let (chosen, mut values) = match store.backend() {
+        DatabaseBackend::Postgres => {
+            let list = chosen.iter().map(uuid::Uuid::to_string).collect::<Vec<_>>().join(",");
+            ("id = ANY(string_to_array($1, ',')::uuid[])".to_owned(), vec![list.into()])
+        }
+        _ => store.in_ids("id", &chosen, 1),
+    };
+    let lease_at = values.len() + 1;
+    values.push(lease_end.into());
     let sql = format!(
-        "UPDATE notification_deliveries SET status = 'delivering', attempts = attempts + 1, next_attempt_at = $2 \
-         WHERE id IN (SELECT id FROM notification_deliveries WHERE {chosen} AND {due} {lock}) \
-         RETURNING {}",
+        "UPDATE notification_deliveries SET status = 'delivering', attempts = attempts + 1, \
+         next_attempt_at = ${lease_at} WHERE {chosen} RETURNING {}",
         columns::<deliveries::Entity>(None)
     );
     let claimed = deliveries::Model::find_by_statement(store.stmt(&sql, values)).all(&tx.txn).await?;

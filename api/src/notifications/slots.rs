@@ -24,14 +24,25 @@ impl Slots {
     /// while no other holds any): some are left for an organisation that holds none. One
     /// organisation's hanging targets slow only it; it takes three at once to fill the worker
     /// until their attempts time out.
+    ///
+    /// An organisation holding more than half its share is passed over until it is back to
+    /// half, so that a busy one's rows are claimed in batches, not one per attempt that ends.
     pub fn plan(&self) -> ClaimPlan {
         let holding = self.per_org.len();
-        let allowance = self
-            .per_org
+        let share = IN_FLIGHT / (holding + 1);
+        let allowance: HashMap<Uuid, usize> =
+            self.per_org.iter().map(|(org_id, held)| (*org_id, share.saturating_sub(*held))).collect();
+        let passed_over = allowance
             .iter()
-            .map(|(org_id, held)| (*org_id, (IN_FLIGHT / (holding + 1)).saturating_sub(*held)))
+            .filter(|(_, left)| **left < share.div_ceil(2))
+            .map(|(org_id, _)| *org_id)
             .collect();
-        ClaimPlan { left: IN_FLIGHT - self.tasks.len(), allowance, newcomer_share: IN_FLIGHT / (holding + 2) }
+        ClaimPlan {
+            left: IN_FLIGHT - self.tasks.len(),
+            allowance,
+            passed_over,
+            newcomer_share: IN_FLIGHT / (holding + 2),
+        }
     }
 
     /// Runs an attempt of `org_id`'s, holding a slot until it ends.
@@ -64,6 +75,8 @@ impl Slots {
 pub struct ClaimPlan {
     left: usize,
     allowance: HashMap<Uuid, usize>,
+    /// Organisations whose rows the claim does not read.
+    passed_over: Vec<Uuid>,
     /// What an organisation holding no slot may take.
     newcomer_share: usize,
 }
@@ -74,9 +87,9 @@ impl ClaimPlan {
         self.left
     }
 
-    /// Organisations that may take nothing now, for the claim to pass over their rows.
-    pub fn saturated(&self) -> Vec<Uuid> {
-        self.allowance.iter().filter(|(_, left)| **left == 0).map(|(org_id, _)| *org_id).collect()
+    /// Organisations whose rows the claim does not read: they hold more than half their share.
+    pub fn passed_over(&self) -> &[Uuid] {
+        &self.passed_over
     }
 
     /// Whether a due delivery of `org_id`'s fits, counting it if so.
@@ -113,22 +126,32 @@ mod tests {
     async fn one_organisation_takes_half_of_an_idle_worker() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let mut plan = holding(&[]).plan();
-        assert_eq!(taken(&mut plan, a, 20), IN_FLIGHT / 2);
-        assert_eq!(taken(&mut plan, b, 20), IN_FLIGHT / 2);
+        assert_eq!(taken(&mut plan, a, IN_FLIGHT), IN_FLIGHT / 2);
+        assert_eq!(taken(&mut plan, b, IN_FLIGHT), IN_FLIGHT / 2);
         assert_eq!(plan.free(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_busy_organisation_claims_in_batches() {
+        let a = Uuid::new_v4();
+        assert_eq!(holding(&[(a, IN_FLIGHT / 4 + 1)]).plan().passed_over(), [a]);
+        let mut plan = holding(&[(a, IN_FLIGHT / 4)]).plan();
+        assert!(plan.passed_over().is_empty());
+        assert_eq!(taken(&mut plan, a, IN_FLIGHT), IN_FLIGHT / 4);
     }
 
     #[tokio::test]
     async fn organisations_holding_slots_leave_some_to_one_holding_none() {
         let (a, b, c, d) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        let mut plan = holding(&[(a, 8)]).plan();
-        assert_eq!(plan.saturated(), vec![a]);
-        assert_eq!(taken(&mut plan, b, 20), IN_FLIGHT / 3);
+        let mut plan = holding(&[(a, IN_FLIGHT / 2)]).plan();
+        assert_eq!(plan.passed_over(), [a]);
+        assert_eq!(taken(&mut plan, b, IN_FLIGHT), IN_FLIGHT / 3);
 
-        // Two hanging organisations hold 8 and 5 of 16: a third still finds 3.
-        let mut plan = holding(&[(a, 8), (b, 5)]).plan();
-        assert_eq!(taken(&mut plan, a, 20) + taken(&mut plan, b, 20), 0);
-        assert_eq!(taken(&mut plan, c, 20), 3);
-        assert_eq!(taken(&mut plan, d, 20), 0);
+        // Two hanging organisations hold their shares: a third still finds the rest.
+        let (held_a, held_b) = (IN_FLIGHT / 2, IN_FLIGHT / 3);
+        let mut plan = holding(&[(a, held_a), (b, held_b)]).plan();
+        assert_eq!(taken(&mut plan, a, IN_FLIGHT) + taken(&mut plan, b, IN_FLIGHT), 0);
+        assert_eq!(taken(&mut plan, c, IN_FLIGHT), IN_FLIGHT - held_a - held_b);
+        assert_eq!(taken(&mut plan, d, IN_FLIGHT), 0);
     }
 }

@@ -2,11 +2,12 @@
 //! sends them (a webhook post here, an email through `email`, a push through `push`), and
 //! records each attempt's outcome.
 //!
-//! It keeps up to `IN_FLIGHT` attempts going; as they end it claims more (a claim is two
-//! indexed statements, made once a quarter of the slots are free), and after a claim that
-//! found nothing it waits for `POLL`. A claim gives one organisation only its share of the
-//! slots (`Slots::plan`) and leaves the rest of its rows pending, so targets that hang (each
-//! attempt waiting out the timeout) slow that organisation only. What a claim's deliveries
+//! It keeps up to `IN_FLIGHT` attempts going; as they end it claims more (a claim is three
+//! indexed statements, made once a quarter of the slots are free). A claim gives one
+//! organisation only its share of the slots (`Slots::plan`) and leaves the rest of its rows
+//! pending, so targets that hang (each attempt waiting out the timeout) slow that
+//! organisation only. After a claim that could not fill the free slots the worker waits for
+//! `POLL`, or until an organisation it passed over may take a batch again. What a claim's deliveries
 //! are about (webhooks, messages, rooms) is read with one query per table for the whole
 //! claim. Every attempt carries the delivery's id as `Idempotency-Key`, so a receiver can
 //! drop the repeat that a worker dying between the post and the record can cause. A 2xx answer delivers; anything else (an error status, a
@@ -44,7 +45,7 @@ use entity::{
 /// How often an idle worker looks for due deliveries.
 const POLL: Duration = Duration::from_secs(1);
 /// Attempts in flight at once per instance.
-pub(super) const IN_FLIGHT: usize = 16;
+pub(super) const IN_FLIGHT: usize = 32;
 /// Free slots before the next claim, so that claims stay batches rather than one statement
 /// per attempt that ends.
 const REFILL_AT: usize = IN_FLIGHT / 4;
@@ -88,19 +89,18 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut slots = Slots::default();
         let mut pruned_at: Option<Instant> = None;
-        // When the last claim came back empty: nothing is due before the next poll.
-        let mut idle_until: Option<Instant> = None;
+        let mut waiting: Option<Waiting> = None;
         loop {
             if pruned_at.is_none_or(|at| at.elapsed() >= retention.min(PRUNE_EVERY)) {
                 pruned_at = Some(Instant::now());
                 tokio::spawn(prune(state.clone(), retention));
             }
             let mut plan = slots.plan();
-            if (plan.free() >= REFILL_AT || slots.tasks.is_empty())
-                && idle_until.is_none_or(|at| Instant::now() >= at)
+            let free = plan.free();
+            if (free >= REFILL_AT || slots.tasks.is_empty()) && waiting.as_ref().is_none_or(|w| w.over(&plan))
             {
                 let claimed = claim(&state, channels, &mut plan).await;
-                idle_until = claimed.is_empty().then(|| Instant::now() + POLL);
+                let filled = claimed.len() == free;
                 if !claimed.is_empty() {
                     let subjects = Arc::new(subjects(&state, &claimed).await);
                     for delivery in claimed {
@@ -110,9 +110,13 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
                         });
                     }
                 }
+                waiting = (!filled).then(|| Waiting {
+                    until: Instant::now() + POLL,
+                    passed_over: slots.plan().passed_over().to_vec(),
+                });
             }
             // Busy, the worker claims again as attempts end; idle, when the poll comes.
-            let wake_at = idle_until.unwrap_or_else(|| Instant::now() + POLL);
+            let wake_at = waiting.as_ref().map_or_else(|| Instant::now() + POLL, |w| w.until);
             tokio::select! {
                 _ = shutdown.changed() => return,
                 Some(ended) = slots.tasks.join_next_with_id() => slots.ended(ended),
@@ -120,6 +124,22 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
             }
         }
     });
+}
+
+/// Why the worker does not claim again as soon as slots free: its last claim took all it
+/// could. What it left was rows of the organisations it passed over, so the next claim waits
+/// until one of them may take a batch again, or for the poll (new rows, or rows a busy
+/// organisation's backlog hid).
+struct Waiting {
+    until: Instant,
+    passed_over: Vec<Uuid>,
+}
+
+impl Waiting {
+    fn over(&self, plan: &ClaimPlan) -> bool {
+        Instant::now() >= self.until
+            || self.passed_over.iter().any(|org_id| !plan.passed_over().contains(org_id))
+    }
 }
 
 /// Claims what is due and fits `plan`, or nothing when the database does not answer (tried

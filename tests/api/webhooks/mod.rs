@@ -378,14 +378,14 @@ async fn targets_are_checked_again_at_delivery() {
     assert_eq!(receiver.received().len(), 0, "nothing reached the loopback receiver");
 }
 
-/// One organisation's target hangs (its first 8 requests are answered after 10 s): its
-/// deliveries hold half of the worker's 16 slots and no more, and another organisation's are
+/// One organisation's target hangs (its first 16 requests are answered after 10 s): its
+/// deliveries hold half of the worker's 32 slots and no more, and another organisation's are
 /// delivered meanwhile; when the hanging ones end, their slots take the rest. Before, the
 /// worker waited for a whole claim to end before claiming again.
 async fn a_hanging_target_holds_up_only_its_own_organisation(backend: Backend) {
     let (_database, app) = own_app(backend, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "30000")]).await;
     let (hanging, healthy) = (Receiver::start().await, Receiver::start().await);
-    hanging.stall_with(&[Duration::from_secs(10); 8]);
+    hanging.stall_with(&[Duration::from_secs(10); 16]);
     let stuck = app.create_org().await;
     let (ada, bob) = (stuck.user_with_role("ada", "admin").await, stuck.user("bob").await);
     let busy = create_channel(&app, &ada, "busy", &[&bob]).await;
@@ -395,16 +395,16 @@ async fn a_hanging_target_holds_up_only_its_own_organisation(backend: Backend) {
     let quiet = create_channel(&app, &eve, "quiet", &[&fay]).await;
     register(&app, &eve, everything_to(&healthy.url)).await;
 
-    for i in 0..12 {
+    for i in 0..20 {
         send(&app, &bob, &busy, &format!("stuck {i}")).await;
     }
-    hanging.wait_for(8, WAIT).await;
+    hanging.wait_for(16, WAIT).await;
     let sent = id_of(&send(&app, &fay, &quiet, "delivered all the same").await);
     let received = healthy.wait_for(1, WAIT).await;
     assert_eq!(received[0].json()["message"]["id"], sent.as_str());
     assert_eq!(delivery_of(&app, &eve, &sent, "DELIVERED").await["attempts"], 1);
 
-    assert_eq!(hanging.received().len(), 8, "half of the slots, no more");
+    assert_eq!(hanging.received().len(), 16, "half of the slots, no more");
     let waiting: Vec<(String, i64)> = deliveries(&app, &ada)
         .await
         .iter()
@@ -414,16 +414,16 @@ async fn a_hanging_target_holds_up_only_its_own_organisation(backend: Backend) {
         |status: &str, attempts: i64| waiting.iter().filter(|d| *d == &(status.to_owned(), attempts)).count();
     assert_eq!(
         (count("DELIVERING", 1), count("PENDING", 0)),
-        (8, 4),
+        (16, 4),
         "the rest wait their turn, no attempt counted: {waiting:?}"
     );
 
-    hanging.wait_for(12, WAIT + Duration::from_secs(10)).await;
+    hanging.wait_for(20, WAIT + Duration::from_secs(10)).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let settled = deliveries(&app, &ada).await;
         if settled.iter().all(|d| d["status"] == "DELIVERED" && d["attempts"] == 1) {
-            assert_eq!(settled.len(), 12);
+            assert_eq!(settled.len(), 20);
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "each delivered at its first attempt: {settled:#?}");
