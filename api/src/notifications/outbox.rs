@@ -163,13 +163,7 @@ pub async fn claim(store: &Store, request: ClaimRequest<'_>) -> ApiResult<Vec<de
     // due let PostgreSQL scan the whole backlog for each claim: new rows' times lie past its
     // statistics, so it guesses a handful are due and reads them all through the due index.
     let lease_end = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
-    let (chosen, mut values) = match store.backend() {
-        DatabaseBackend::Postgres => {
-            let list = chosen.iter().map(uuid::Uuid::to_string).collect::<Vec<_>>().join(",");
-            ("id = ANY(string_to_array($1, ',')::uuid[])".to_owned(), vec![list.into()])
-        }
-        _ => store.in_ids("id", &chosen, 1),
-    };
+    let (chosen, mut values) = store.in_ids("id", &chosen, 1);
     let lease_at = values.len() + 1;
     values.push(lease_end.into());
     let sql = format!(
