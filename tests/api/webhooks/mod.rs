@@ -379,9 +379,13 @@ async fn targets_are_checked_again_at_delivery() {
 }
 
 /// One organisation's target hangs (its first 16 requests are answered after 10 s): its
-/// deliveries hold half of the worker's 32 slots and no more, and another organisation's are
+/// deliveries hold at most half of the worker's 32 slots, and another organisation's are
 /// delivered meanwhile; when the hanging ones end, their slots take the rest. Before, the
 /// worker waited for a whole claim to end before claiming again.
+///
+/// How many of the 16 it holds depends on how the sends met the claims: an organisation
+/// holding more than a quarter of the slots is passed over until it is back to a quarter, so
+/// a first claim that took 12 rows stays at 12 while they hang.
 async fn a_hanging_target_holds_up_only_its_own_organisation(backend: Backend) {
     let (_database, app) = own_app(backend, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "30000")]).await;
     let (hanging, healthy) = (Receiver::start().await, Receiver::start().await);
@@ -398,13 +402,14 @@ async fn a_hanging_target_holds_up_only_its_own_organisation(backend: Backend) {
     for i in 0..20 {
         send(&app, &bob, &busy, &format!("stuck {i}")).await;
     }
-    hanging.wait_for(16, WAIT).await;
+    hanging.wait_for(9, WAIT).await;
     let sent = id_of(&send(&app, &fay, &quiet, "delivered all the same").await);
     let received = healthy.wait_for(1, WAIT).await;
     assert_eq!(received[0].json()["message"]["id"], sent.as_str());
     assert_eq!(delivery_of(&app, &eve, &sent, "DELIVERED").await["attempts"], 1);
 
-    assert_eq!(hanging.received().len(), 16, "half of the slots, no more");
+    let stalled = hanging.received().len();
+    assert!((9..=16).contains(&stalled), "more than a quarter of the slots, at most half: {stalled}");
     let waiting: Vec<(String, i64)> = deliveries(&app, &ada)
         .await
         .iter()
@@ -414,7 +419,7 @@ async fn a_hanging_target_holds_up_only_its_own_organisation(backend: Backend) {
         |status: &str, attempts: i64| waiting.iter().filter(|d| *d == &(status.to_owned(), attempts)).count();
     assert_eq!(
         (count("DELIVERING", 1), count("PENDING", 0)),
-        (16, 4),
+        (stalled, 20 - stalled),
         "the rest wait their turn, no attempt counted: {waiting:?}"
     );
 
