@@ -3,7 +3,10 @@
 //! here and shown once, in the answer that creates the webhook.
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Set,
+};
 use uuid::Uuid;
 
 use super::target;
@@ -73,20 +76,28 @@ pub async fn create(cx: &Ctx<'_>, new: NewWebhook) -> ApiResult<(webhooks::Model
         return Err(ApiError::bad_input("events: name at least one"));
     }
     let url = target::check_url(&new.url, cx.app.limits.webhook_allow_private).await?;
-    let db = &cx.app.store.db;
-    let live = webhooks::Entity::find()
-        .filter(Column::OrgId.eq(cx.viewer.org_id))
-        .filter(Column::DeletedAt.is_null())
-        .count(db)
-        .await?;
-    if live >= MAX_PER_ORG {
-        return Err(ApiError::bad_input("an organisation has at most 50 webhooks"));
-    }
     let mut events: Vec<&str> = new.events.iter().map(|e| e.name()).collect();
     events.sort_unstable();
     events.dedup();
     let secret = secrets::random_hex();
-    let tx = cx.app.store.begin_write().await?;
+    let store = &cx.app.store;
+    let tx = store.begin_write().await?;
+    // Counted in the transaction that inserts, one create of the organisation at a time:
+    // creates counted side by side would each see room for one more. SQLite's write
+    // transaction already excludes every other writer; on PostgreSQL the organisation's row is
+    // held (NO KEY, so rows that merely reference the organisation are not held up).
+    if store.backend() == DatabaseBackend::Postgres {
+        let hold = "SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE";
+        tx.txn.execute_raw(store.stmt(hold, vec![cx.viewer.org_id.into()])).await?;
+    }
+    let live = webhooks::Entity::find()
+        .filter(Column::OrgId.eq(cx.viewer.org_id))
+        .filter(Column::DeletedAt.is_null())
+        .count(&tx.txn)
+        .await?;
+    if live >= MAX_PER_ORG {
+        return Err(ApiError::bad_input("an organisation has at most 50 webhooks"));
+    }
     let webhook = webhooks::ActiveModel {
         id: Set(Uuid::now_v7()),
         org_id: Set(cx.viewer.org_id),

@@ -6,6 +6,7 @@
 //! once, a delivery that outlives the instance that first tried it (between two attempts, and
 //! cut off mid-attempt until its lease ends), and targets checked again at delivery.
 
+mod limit;
 mod retention;
 
 use std::collections::HashSet;
