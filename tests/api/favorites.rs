@@ -1,20 +1,27 @@
 //! Favorites: favorite rooms (per user, idempotent, a filter and a favorites-first order),
 //! saved messages (newest saved first, paged, a deleted one shown as deleted, one the viewer
 //! can no longer read dropped), bad input refused with nothing changed, and
-//! `favoritesChanged` reaching the user's other devices, also on another instance.
+//! `favoritesChanged` reaching the user's other devices, also on another instance, and
+//! after that instance was cut off from Redis.
+
+use std::collections::HashSet;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, create_private_channel, edge_ids, id_of, send};
+use crate::helpers::proxy::CuttableProxy;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, QUIET, TestApp, TestUser, assert_error_code, data, spawn_app};
+use crate::helpers::{
+    Backend, QUIET, TestApp, TestUser, assert_error_code, data, pg_redis_urls, spawn_app, spawn_app_with,
+};
 
 backend_tests!(
     favorite_rooms_are_per_user_idempotent_and_listed_first,
     saved_messages_follow_what_the_viewer_may_read,
     other_devices_hear_of_favorites,
 );
-pg_test!(favorites_reach_devices_on_the_other_instance);
+pg_test!(favorites_reach_devices_on_the_other_instance, changes_missed_while_cut_off_arrive_after_the_resync);
 
 const SET_ROOM: &str =
     "mutation($id: ID!, $f: Boolean!) { setRoomFavorite(roomId: $id, favorite: $f) { id isFavorite } }";
@@ -177,4 +184,40 @@ async fn devices_hear_of_favorites(acting: &TestApp, listening: &TestApp) {
     data(set_room(acting, &alice, &room, false).await);
     assert_eq!(changes.next("favoritesChanged").await["favorite"], false);
     bobs_changes.assert_nothing(QUIET).await;
+}
+
+/// Alice's phone is on B, cut off from Redis while her laptop (on A) stars a room, unstars
+/// another and saves a message: once B is back, the phone hears all three.
+async fn changes_missed_while_cut_off_arrive_after_the_resync() {
+    let Some((_, redis_url)) = pg_redis_urls() else { return };
+    let (redis, redis_via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
+    let a = spawn_app(Backend::PostgresRedis).await;
+    let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", redis_via_proxy.as_str())]).await;
+    let alice = a.create_org().await.user("alice").await;
+    let general = create_channel(&a, &alice, "general", &[]).await;
+    let random = create_channel(&a, &alice, "random", &[]).await;
+    let message = id_of(&send(&a, &alice, &general, "keep this").await);
+    data(set_room(&a, &alice, &random, true).await);
+    let mut phone = WsClient::connect(&b, &alice).await;
+    let mut changes = phone.subscribe("favorites", CHANGES, json!({})).await;
+    changes.assert_nothing(QUIET).await;
+
+    redis.cut();
+    data(set_room(&a, &alice, &general, true).await);
+    data(set_room(&a, &alice, &random, false).await);
+    data(set_message(&a, &alice, &message, true).await);
+    changes.assert_nothing(Duration::from_secs(1)).await;
+    redis.restore();
+    let mut heard = HashSet::new();
+    for _ in 0..3 {
+        let change = changes.next("favoritesChanged").await;
+        heard.insert((change["roomId"].clone(), change["messageId"].clone(), change["favorite"].clone()));
+    }
+    let expected = HashSet::from([
+        (json!(general), Value::Null, json!(true)),
+        (json!(random), Value::Null, json!(false)),
+        (Value::Null, json!(message), json!(true)),
+    ]);
+    assert_eq!(heard, expected);
+    changes.assert_nothing(QUIET).await;
 }

@@ -28,8 +28,6 @@ pub use watcher::{Scope, Watched, Watcher};
 
 use std::sync::Arc;
 
-use futures_util::stream::{self, BoxStream, StreamExt};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -79,31 +77,6 @@ impl EventBus {
     /// Subscribes to a topic; when this returns, events published from now on arrive.
     pub async fn subscribe(&self, topic: Topic) -> TopicSubscription {
         self.hub.subscribe(topic).await
-    }
-
-    /// The events of `topic` that `pick` keeps, for feeds that recover nothing from the
-    /// database: a lost event (a resync, a lag) is skipped, and the client rereads what it
-    /// shows after a reconnect. Subscribed when this returns.
-    pub async fn picked_events<T: Send + 'static>(
-        &self,
-        topic: Topic,
-        pick: fn(&Event) -> Option<T>,
-    ) -> BoxStream<'static, T> {
-        let subscription = self.subscribe(topic).await;
-        stream::unfold(subscription, move |mut subscription| async move {
-            loop {
-                match subscription.receiver.recv().await {
-                    Ok(BusItem::Event(envelope)) => {
-                        if let Some(item) = pick(&envelope.event) {
-                            return Some((item, subscription));
-                        }
-                    }
-                    Ok(BusItem::Resync) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return None,
-                }
-            }
-        })
-        .boxed()
     }
 
     /// True when the transport is reachable (for `/readyz`).

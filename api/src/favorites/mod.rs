@@ -4,6 +4,7 @@
 //! A saved message the viewer can no longer read drops out of `viewer.favoriteMessages`; a
 //! deleted one stays, shown as deleted.
 
+pub mod feed;
 pub mod resolvers;
 pub mod service;
 pub mod types;

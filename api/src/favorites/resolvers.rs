@@ -1,14 +1,12 @@
 //! Favorite mutations and the `favoritesChanged` subscription.
 
 use async_graphql::{Context, ID, Object, Result, Subscription};
-use futures_util::{FutureExt, Stream};
+use futures_util::{Stream, StreamExt, TryFutureExt};
 
-use super::service;
 use super::types::FavoriteChange;
-use crate::bus::{Event, Topic};
-use crate::error::ApiError;
+use super::{feed, service};
 use crate::graphql::context::ContextExt;
-use crate::graphql::ids::{parse_id, to_id};
+use crate::graphql::ids::parse_id;
 use crate::graphql::live::live;
 use crate::messages::types::Message;
 use crate::rooms::types::Room;
@@ -39,17 +37,11 @@ pub struct FavoriteSubscription;
 
 #[Subscription]
 impl FavoriteSubscription {
-    /// Favorites the viewer sets or clears on any device. Like every event, a hint: after a
-    /// reconnect, reread `isFavorite` and `favoriteMessages`.
+    /// Favorites the viewer sets or clears on any device. None is lost while the
+    /// subscription runs: after the server lost events (cut off from the bus), it announces
+    /// what changed meanwhile. After a reconnect, reread `isFavorite` and `favoriteMessages`.
     async fn favorites_changed(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = FavoriteChange>> {
-        let changes = ctx.state()?.bus.picked_events(Topic::User(ctx.viewer()?.id), |event| match event {
-            Event::FavoriteChanged { room_id, message_id, favorite } => Some(FavoriteChange {
-                room_id: room_id.map(to_id),
-                message_id: message_id.map(to_id),
-                favorite: *favorite,
-            }),
-            _ => None,
-        });
-        live(ctx, changes.map(Ok::<_, ApiError>)).await
+        let changes = feed::favorites_changed(ctx.state()?.clone(), ctx.viewer()?.id);
+        live(ctx, changes.map_ok(|changes| changes.map(FavoriteChange::from))).await
     }
 }

@@ -1,11 +1,12 @@
 //! Setting favorites and reading them back: which of some rooms or messages the viewer
-//! favored (one query per batch), and the viewer's saved messages, newest saved first.
+//! favored (one query per batch), the viewer's saved messages, newest saved first, and all
+//! of a user's favorites as ids (what `favoritesChanged` compares after a resync).
 
 use std::collections::HashSet;
 
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 
 use crate::bus::{Event, Topic};
@@ -73,6 +74,46 @@ pub async fn set_message(cx: &Ctx<'_>, message_id: Uuid, favorite: bool) -> ApiR
 async fn announce(cx: &Ctx<'_>, room_id: Option<Uuid>, message_id: Option<Uuid>, favorite: bool) {
     let event = Event::FavoriteChanged { room_id, message_id, favorite };
     cx.app.bus.publish(Topic::User(cx.viewer.id), event).await;
+}
+
+/// A user's favorite rooms and saved messages, as ids.
+#[derive(Default)]
+pub struct Favorites {
+    pub rooms: HashSet<Uuid>,
+    pub messages: HashSet<Uuid>,
+}
+
+impl Favorites {
+    /// Follows a change announced on the user's topic.
+    pub fn apply(&mut self, room_id: Option<Uuid>, message_id: Option<Uuid>, favorite: bool) {
+        for (set, id) in [(&mut self.rooms, room_id), (&mut self.messages, message_id)] {
+            match id {
+                Some(id) if favorite => set.insert(id),
+                Some(id) => set.remove(&id),
+                None => false,
+            };
+        }
+    }
+}
+
+/// The user's favorites: two queries, ids only.
+pub async fn favorites(store: &Store, user_id: Uuid) -> ApiResult<Favorites> {
+    let rooms: Vec<Uuid> = room_members::Entity::find()
+        .select_only()
+        .column(room_members::Column::RoomId)
+        .filter(room_members::Column::UserId.eq(user_id))
+        .filter(room_members::Column::FavoriteAt.is_not_null())
+        .into_tuple()
+        .all(&store.db)
+        .await?;
+    let messages: Vec<Uuid> = message_favorites::Entity::find()
+        .select_only()
+        .column(message_favorites::Column::MessageId)
+        .filter(message_favorites::Column::UserId.eq(user_id))
+        .into_tuple()
+        .all(&store.db)
+        .await?;
+    Ok(Favorites { rooms: rooms.into_iter().collect(), messages: messages.into_iter().collect() })
 }
 
 /// Which of `message_ids` the user saved: one query for a whole page of messages.

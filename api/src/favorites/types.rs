@@ -2,9 +2,9 @@
 
 use async_graphql::{ComplexObject, Context, ID, Result, SimpleObject};
 
-use super::service;
+use super::{feed, service};
 use crate::graphql::context::ContextExt;
-use crate::graphql::ids::parse_id;
+use crate::graphql::ids::{parse_id, to_id};
 use crate::graphql::pages::{offset_after, offset_connection};
 use crate::messages::types::{Message, MessageConnection, readable_message};
 use crate::paging::PageSize;
@@ -18,6 +18,16 @@ pub struct FavoriteChange {
     pub room_id: Option<ID>,
     pub message_id: Option<ID>,
     pub favorite: bool,
+}
+
+impl From<feed::Change> for FavoriteChange {
+    fn from(change: feed::Change) -> Self {
+        Self {
+            room_id: change.room_id.map(to_id),
+            message_id: change.message_id.map(to_id),
+            favorite: change.favorite,
+        }
+    }
 }
 
 #[ComplexObject]
