@@ -1,12 +1,14 @@
 //! The `favoritesChanged` feed: the viewer's favorites as they are set or cleared on any
-//! device, and none lost while the feed runs.
+//! device, including those this instance missed while cut off from Redis.
 //!
 //! Events (`FavoriteChanged` on the viewer's user topic) say what changed. The bus is at most
 //! once, so the feed keeps the set of the viewer's favorite rooms and saved messages (ids
 //! only, read when it starts) and, after a resync (a bus reconnect, or this reader lagging),
 //! reads the sets again and announces the difference: a room favored on another device while
 //! this instance could not hear the bus shows up as favored, one left or cleared as not. A
-//! failed read is tried again after a backoff (`bus::Retry`).
+//! failed read is tried again after a backoff (`bus::Retry`). An event the acting instance
+//! failed to publish (its own link down) causes no resync here, and is only caught up at the
+//! next one: `FavoriteChanged` carries no sequence number to reveal the gap.
 
 use std::collections::{HashSet, VecDeque};
 

@@ -37,9 +37,9 @@ pub struct FavoriteSubscription;
 
 #[Subscription]
 impl FavoriteSubscription {
-    /// Favorites the viewer sets or clears on any device. None is lost while the
-    /// subscription runs: after the server lost events (cut off from the bus), it announces
-    /// what changed meanwhile. After a reconnect, reread `isFavorite` and `favoriteMessages`.
+    /// Favorites the viewer sets or clears on any device. What this server missed while cut
+    /// off from the bus is announced once it is back. After a reconnect, reread `isFavorite`
+    /// and `favoriteMessages`.
     async fn favorites_changed(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = FavoriteChange>> {
         let changes = feed::favorites_changed(ctx.state()?.clone(), ctx.viewer()?.id);
         live(ctx, changes.map_ok(|changes| changes.map(FavoriteChange::from))).await
