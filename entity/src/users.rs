@@ -24,6 +24,8 @@ pub struct Model {
     pub share_read_receipts: bool,
     /// A status set by hand, shown instead of the connection state until cleared.
     pub presence_status: Option<PresenceStatus>,
+    /// Counts changes of this user's favorites; `favoritesChanged` orders its events by it.
+    pub favorites_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,7 @@ mod m20261201_000009_outgoing_webhooks;
 mod m20261202_000010_personal_notifications;
 mod m20261202_000011_support_inboxes;
 mod m20261203_000012_role_changes;
+mod m20261204_000013_favorites_version;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_personal_notifications::Migration),
             Box::new(m20261202_000011_support_inboxes::Migration),
             Box::new(m20261203_000012_role_changes::Migration),
+            Box::new(m20261204_000013_favorites_version::Migration),
         ]
     }
 }

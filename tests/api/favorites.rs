@@ -1,11 +1,11 @@
 //! Favorites: favorite rooms (per user, idempotent, a filter and a favorites-first order),
 //! saved messages (newest saved first, paged, a deleted one shown as deleted, one the viewer
 //! can no longer read dropped), bad input refused with nothing changed, and
-//! `favoritesChanged` reaching the user's other devices, also on another instance, and
-//! after that instance was cut off from Redis.
+//! `favoritesChanged` reaching the user's other devices, also on another instance, after
+//! that instance was cut off from Redis, and after the acting one could not publish.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -21,7 +21,11 @@ backend_tests!(
     saved_messages_follow_what_the_viewer_may_read,
     other_devices_hear_of_favorites,
 );
-pg_test!(favorites_reach_devices_on_the_other_instance, changes_missed_while_cut_off_arrive_after_the_resync);
+pg_test!(
+    favorites_reach_devices_on_the_other_instance,
+    changes_missed_while_cut_off_arrive_after_the_resync,
+    a_change_its_instance_could_not_publish_arrives_with_the_next,
+);
 
 const SET_ROOM: &str =
     "mutation($id: ID!, $f: Boolean!) { setRoomFavorite(roomId: $id, favorite: $f) { id isFavorite } }";
@@ -219,5 +223,41 @@ async fn changes_missed_while_cut_off_arrive_after_the_resync() {
         (Value::Null, json!(message), json!(true)),
     ]);
     assert_eq!(heard, expected);
+    changes.assert_nothing(QUIET).await;
+}
+
+/// Alice's laptop is on A, cut off from Redis while it stars a room: that change is never
+/// published. Her phone on B never lost Redis, so nothing makes it resync; her next change,
+/// once A is back, skips a version, and the phone rereads and hears both.
+async fn a_change_its_instance_could_not_publish_arrives_with_the_next() {
+    let Some((_, redis_url)) = pg_redis_urls() else { return };
+    let (redis, redis_via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
+    let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", redis_via_proxy.as_str())]).await;
+    let b = spawn_app(Backend::PostgresRedis).await;
+    let alice = a.create_org().await.user("alice").await;
+    let general = create_channel(&a, &alice, "general", &[]).await;
+    let random = create_channel(&a, &alice, "random", &[]).await;
+    let mut phone = WsClient::connect(&b, &alice).await;
+    let mut changes = phone.subscribe("favorites", CHANGES, json!({})).await;
+
+    redis.cut();
+    let unpublished = a.metric("parley_bus_publish_errors_total").await;
+    data(set_room(&a, &alice, &general, true).await);
+    assert!(a.metric("parley_bus_publish_errors_total").await > unpublished, "A published while cut off");
+    changes.assert_nothing(QUIET).await;
+    redis.restore();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a.metric("parley_redis_up").await < 1.0 {
+        assert!(Instant::now() < deadline, "A never got Redis back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    data(set_room(&a, &alice, &random, true).await);
+    let mut heard = HashSet::new();
+    for _ in 0..2 {
+        let change = changes.next("favoritesChanged").await;
+        heard.insert((change["roomId"].clone(), change["favorite"].clone()));
+    }
+    assert_eq!(heard, HashSet::from([(json!(general), json!(true)), (json!(random), json!(true))]));
     changes.assert_nothing(QUIET).await;
 }

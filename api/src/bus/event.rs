@@ -112,7 +112,15 @@ pub enum Event {
     /// The user's read watermark moved, on any device (user topic).
     ReadStateChanged { room_id: Uuid, last_read_seq: i64 },
     /// The user favored a room or saved a message, or undid it, on any device (user topic).
-    FavoriteChanged { room_id: Option<Uuid>, message_id: Option<Uuid>, favorite: bool },
+    /// `version` is the user's `favorites_version` after the change: one more than the
+    /// change before it (0 from an instance older than versions).
+    FavoriteChanged {
+        room_id: Option<Uuid>,
+        message_id: Option<Uuid>,
+        favorite: bool,
+        #[serde(default)]
+        version: i64,
+    },
     /// The user muted or unmuted a room, on any device (user topic).
     MuteChanged { room_id: Uuid },
     /// A user was renamed, deactivated or given another role (directory topic).

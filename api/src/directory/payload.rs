@@ -38,6 +38,7 @@ pub fn user_of(p: &UserPayload) -> Option<users::Model> {
         role_changed_at: None,
         share_read_receipts: true,
         presence_status: None,
+        favorites_version: 0,
     })
 }
 
@@ -107,6 +108,7 @@ mod tests {
             role_changed_at: None,
             share_read_receipts: true,
             presence_status: None,
+            favorites_version: 0,
         };
         assert_eq!(user_of(&UserPayload::from(&user)), Some(user));
     }

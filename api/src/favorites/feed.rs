@@ -1,14 +1,16 @@
 //! The `favoritesChanged` feed: the viewer's favorites as they are set or cleared on any
-//! device, including those this instance missed while cut off from Redis.
+//! device, in the order the changes were made, including those whose events never came.
 //!
-//! Events (`FavoriteChanged` on the viewer's user topic) say what changed. The bus is at most
-//! once, so the feed keeps the set of the viewer's favorite rooms and saved messages (ids
-//! only, read when it starts) and, after a resync (a bus reconnect, or this reader lagging),
-//! reads the sets again and announces the difference: a room favored on another device while
-//! this instance could not hear the bus shows up as favored, one left or cleared as not. A
-//! failed read is tried again after a backoff (`bus::Retry`). An event the acting instance
-//! failed to publish (its own link down) causes no resync here, and is only caught up at the
-//! next one: `FavoriteChanged` carries no sequence number to reveal the gap.
+//! Events (`FavoriteChanged` on the viewer's user topic) say what changed and carry the
+//! viewer's favorites version after it, one more per change. The feed keeps the set of the
+//! viewer's favorite rooms and saved messages (ids only, read with their version when it
+//! starts). An event the feed's version already counts is dropped (it came late, after a
+//! newer one); one that skips a version means events were lost: on the bus, or never
+//! published because the acting instance was cut off from Redis. Then, as after a resync (a
+//! bus reconnect, or this reader lagging), the feed reads the sets again and announces the
+//! difference: a room favored meanwhile shows up as favored, one cleared as not. A failed
+//! read is tried again after a backoff (`bus::Retry`). A lost last change is caught up by
+//! the next change or resync, since nothing says it was made.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -66,9 +68,22 @@ impl FavoritesFeed {
             };
             match item {
                 Ok(BusItem::Event(envelope)) => {
-                    if let Event::FavoriteChanged { room_id, message_id, favorite } = envelope.event {
-                        self.known.apply(room_id, message_id, favorite);
-                        return Some(Change { room_id, message_id, favorite });
+                    let Event::FavoriteChanged { room_id, message_id, favorite, version } = envelope.event
+                    else {
+                        continue;
+                    };
+                    match place(self.known.version, version) {
+                        Place::Next => {
+                            self.known.version = self.known.version.max(version);
+                            if self.known.apply(room_id, message_id, favorite) {
+                                return Some(Change { room_id, message_id, favorite });
+                            }
+                        }
+                        Place::Counted => {}
+                        // A pending retry rereads anyway: while the database is down, every
+                        // event would otherwise try it again.
+                        Place::AfterGap if self.retry.is_pending() => {}
+                        Place::AfterGap => self.reread().await,
                     }
                 }
                 Ok(BusItem::Resync) | Err(RecvError::Lagged(_)) => {
@@ -114,4 +129,62 @@ fn differences<'a>(
 ) -> impl Iterator<Item = (Uuid, bool)> + 'a {
     let added = after.difference(before).map(|id| (*id, true));
     added.chain(before.difference(after).map(|id| (*id, false)))
+}
+
+/// Where an event stands against the version the feed knows.
+#[derive(Debug, PartialEq)]
+enum Place {
+    /// The next change, or an unversioned one (version 0, from an older instance): applied.
+    Next,
+    /// A change the known sets already hold: dropped.
+    Counted,
+    /// Changes before it were missed: the sets are read again.
+    AfterGap,
+}
+
+fn place(known: i64, version: i64) -> Place {
+    if version == 0 || version == known + 1 {
+        Place::Next
+    } else if version <= known {
+        Place::Counted
+    } else {
+        Place::AfterGap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_version_is_applied() {
+        assert_eq!(place(0, 1), Place::Next);
+        assert_eq!(place(41, 42), Place::Next);
+    }
+
+    #[test]
+    fn a_version_already_counted_is_dropped() {
+        assert_eq!(place(5, 5), Place::Counted);
+        assert_eq!(place(5, 3), Place::Counted);
+    }
+
+    #[test]
+    fn a_skipped_version_is_a_gap() {
+        assert_eq!(place(5, 7), Place::AfterGap);
+        assert_eq!(place(0, 2), Place::AfterGap);
+    }
+
+    #[test]
+    fn an_unversioned_change_is_applied() {
+        assert_eq!(place(5, 0), Place::Next);
+    }
+
+    #[test]
+    fn differences_name_what_was_added_and_taken() {
+        let id = |n: u128| Uuid::from_u128(n);
+        let before = HashSet::from([id(1), id(2)]);
+        let after = HashSet::from([id(2), id(3)]);
+        let found: HashSet<(Uuid, bool)> = differences(&before, &after).collect();
+        assert_eq!(found, HashSet::from([(id(3), true), (id(1), false)]));
+    }
 }

@@ -1,22 +1,23 @@
 //! Setting favorites and reading them back: which of some rooms or messages the viewer
 //! favored (one query per batch), the viewer's saved messages, newest saved first, and all
-//! of a user's favorites as ids (what `favoritesChanged` compares after a resync).
+//! of a user's favorites as ids with their version (what `favoritesChanged` starts from and
+//! compares after a resync or a gap). Each change counts one more `users.favorites_version`.
 
 use std::collections::HashSet;
 
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 
 use crate::bus::{Event, Topic};
-use crate::db::{Store, columns};
-use crate::error::ApiResult;
+use crate::db::{Store, WriteTx, columns};
+use crate::error::{ApiError, ApiResult};
 use crate::messages::{MessageRecord, service as messages};
 use crate::paging::{PageSize, fetch_limit, split_page};
 use crate::rooms::access;
 use crate::state::Ctx;
-use entity::{message_favorites, messages as message_rows, room_members, rooms};
+use entity::{message_favorites, messages as message_rows, room_members, rooms, users};
 
 /// Marks a room the viewer is a member of as a favorite, or not. Setting what is already set
 /// changes nothing (a favorite keeps the time it was first made one) and announces nothing.
@@ -28,14 +29,25 @@ pub async fn set_room(cx: &Ctx<'_>, room_id: Uuid, favorite: bool) -> ApiResult<
         return Ok(room);
     }
     let tx = store.begin_write().await?;
-    room_members::Entity::update_many()
+    // Only a row that is not yet as asked: of two devices setting it at once, one changes it.
+    let unchanged = if favorite {
+        room_members::Column::FavoriteAt.is_null()
+    } else {
+        room_members::Column::FavoriteAt.is_not_null()
+    };
+    let changed = room_members::Entity::update_many()
         .col_expr(room_members::Column::FavoriteAt, Expr::value(favorite.then(Utc::now)))
         .filter(room_members::Column::RoomId.eq(room.id))
         .filter(room_members::Column::UserId.eq(cx.viewer.id))
+        .filter(unchanged)
         .exec(&tx.txn)
-        .await?;
+        .await?
+        .rows_affected;
+    let version = if changed > 0 { Some(next_version(store, &tx, cx.viewer.id).await?) } else { None };
     tx.commit().await?;
-    announce(cx, Some(room.id), None, favorite).await;
+    if let Some(version) = version {
+        announce(cx, Some(room.id), None, favorite, version).await;
+    }
     Ok(room)
 }
 
@@ -64,40 +76,69 @@ pub async fn set_message(cx: &Ctx<'_>, message_id: Uuid, favorite: bool) -> ApiR
             .await?
             .rows_affected
     };
+    let version = if changed > 0 { Some(next_version(store, &tx, cx.viewer.id).await?) } else { None };
     tx.commit().await?;
-    if changed > 0 {
-        announce(cx, None, Some(message.id), favorite).await;
+    if let Some(version) = version {
+        announce(cx, None, Some(message.id), favorite, version).await;
     }
     Ok(message.into())
 }
 
-async fn announce(cx: &Ctx<'_>, room_id: Option<Uuid>, message_id: Option<Uuid>, favorite: bool) {
-    let event = Event::FavoriteChanged { room_id, message_id, favorite };
+/// Counts a change of the user's favorites in the transaction that makes it. The update holds
+/// the user's row until the commit, so versions follow the order the changes commit in.
+async fn next_version(store: &Store, tx: &WriteTx, user_id: Uuid) -> ApiResult<i64> {
+    let sql = "UPDATE users SET favorites_version = favorites_version + 1 WHERE id = $1 \
+               RETURNING favorites_version";
+    let row = tx.txn.query_one_raw(store.stmt(sql, vec![user_id.into()])).await?;
+    let row = row.ok_or_else(|| ApiError::internal(anyhow::anyhow!("user {user_id} vanished")))?;
+    Ok(row.try_get("", "favorites_version")?)
+}
+
+async fn announce(
+    cx: &Ctx<'_>,
+    room_id: Option<Uuid>,
+    message_id: Option<Uuid>,
+    favorite: bool,
+    version: i64,
+) {
+    let event = Event::FavoriteChanged { room_id, message_id, favorite, version };
     cx.app.bus.publish(Topic::User(cx.viewer.id), event).await;
 }
 
-/// A user's favorite rooms and saved messages, as ids.
+/// A user's favorite rooms and saved messages, as ids, and how many changes made them.
 #[derive(Default)]
 pub struct Favorites {
     pub rooms: HashSet<Uuid>,
     pub messages: HashSet<Uuid>,
+    /// The user's `favorites_version` when read: the sets hold at least the changes it counts.
+    pub version: i64,
 }
 
 impl Favorites {
-    /// Follows a change announced on the user's topic.
-    pub fn apply(&mut self, room_id: Option<Uuid>, message_id: Option<Uuid>, favorite: bool) {
+    /// Follows a change announced on the user's topic; false when the sets already held it.
+    pub fn apply(&mut self, room_id: Option<Uuid>, message_id: Option<Uuid>, favorite: bool) -> bool {
+        let mut changed = false;
         for (set, id) in [(&mut self.rooms, room_id), (&mut self.messages, message_id)] {
-            match id {
+            changed |= match id {
                 Some(id) if favorite => set.insert(id),
                 Some(id) => set.remove(&id),
                 None => false,
             };
         }
+        changed
     }
 }
 
-/// The user's favorites: two queries, ids only.
+/// The user's favorites: three queries, ids only. The version is read first, so the sets
+/// that follow hold every change it counts (and perhaps later ones, which their events then
+/// repeat): a feed that starts from it misses nothing.
 pub async fn favorites(store: &Store, user_id: Uuid) -> ApiResult<Favorites> {
+    let version: Option<i64> = users::Entity::find_by_id(user_id)
+        .select_only()
+        .column(users::Column::FavoritesVersion)
+        .into_tuple()
+        .one(&store.db)
+        .await?;
     let rooms: Vec<Uuid> = room_members::Entity::find()
         .select_only()
         .column(room_members::Column::RoomId)
@@ -113,7 +154,11 @@ pub async fn favorites(store: &Store, user_id: Uuid) -> ApiResult<Favorites> {
         .into_tuple()
         .all(&store.db)
         .await?;
-    Ok(Favorites { rooms: rooms.into_iter().collect(), messages: messages.into_iter().collect() })
+    Ok(Favorites {
+        rooms: rooms.into_iter().collect(),
+        messages: messages.into_iter().collect(),
+        version: version.unwrap_or_default(),
+    })
 }
 
 /// Which of `message_ids` the user saved: one query for a whole page of messages.
