@@ -2,7 +2,8 @@
 //! saved messages (newest saved first, paged, a deleted one shown as deleted, one the viewer
 //! can no longer read dropped), bad input refused with nothing changed, and
 //! `favoritesChanged` reaching the user's other devices, also on another instance, after
-//! that instance was cut off from Redis, and after the acting one could not publish.
+//! that instance was cut off from Redis (its reread tried again until the database answers),
+//! and after the acting one could not publish.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ pg_test!(
     favorites_reach_devices_on_the_other_instance,
     changes_missed_while_cut_off_arrive_after_the_resync,
     a_change_its_instance_could_not_publish_arrives_with_the_next,
+    a_missed_change_is_reread_once_the_database_answers,
 );
 
 const SET_ROOM: &str =
@@ -259,5 +261,38 @@ async fn a_change_its_instance_could_not_publish_arrives_with_the_next() {
         heard.insert((change["roomId"].clone(), change["favorite"].clone()));
     }
     assert_eq!(heard, HashSet::from([(json!(general), json!(true)), (json!(random), json!(true))]));
+    changes.assert_nothing(QUIET).await;
+}
+
+/// B misses a star while cut off from Redis and PostgreSQL; once Redis is back, its reread
+/// fails on the database and is tried again until the database answers.
+async fn a_missed_change_is_reread_once_the_database_answers() {
+    let Some((database_url, redis_url)) = pg_redis_urls() else { return };
+    let (redis, redis_via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
+    let (pg, pg_via_proxy) = CuttableProxy::in_front_of(&database_url, 5432).await;
+    let a = spawn_app(Backend::PostgresRedis).await;
+    let b_env = [("DATABASE_URL", pg_via_proxy.as_str()), ("REDIS_URL", redis_via_proxy.as_str())];
+    let b = spawn_app_with(Backend::PostgresRedis, &b_env).await;
+    let alice = a.create_org().await.user("alice").await;
+    let general = create_channel(&a, &alice, "general", &[]).await;
+    let mut phone = WsClient::connect(&b, &alice).await;
+    let mut changes = phone.subscribe("favorites", CHANGES, json!({})).await;
+    changes.assert_nothing(QUIET).await;
+
+    redis.cut();
+    pg.cut();
+    data(set_room(&a, &alice, &general, true).await);
+    changes.assert_nothing(Duration::from_secs(1)).await;
+    let retries = b.metric("parley_feed_retries_total").await;
+    redis.restore();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while b.metric("parley_feed_retries_total").await <= retries {
+        assert!(Instant::now() < deadline, "B never retried its failed reread");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    changes.assert_nothing(QUIET).await;
+    pg.restore();
+    let change = changes.next("favoritesChanged").await;
+    assert_eq!((&change["roomId"], &change["favorite"]), (&json!(general), &json!(true)));
     changes.assert_nothing(QUIET).await;
 }
