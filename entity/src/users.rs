@@ -1,4 +1,7 @@
 //! People and bots of an organisation; `handle` is unique per organisation.
+//!
+//! `users.favorites_version` is left unmapped: only `favorites::service` reads and counts it,
+//! by its own statements, and a model built from a cache or a bus payload could not hold it.
 
 use sea_orm::entity::prelude::*;
 
@@ -24,8 +27,6 @@ pub struct Model {
     pub share_read_receipts: bool,
     /// A status set by hand, shown instead of the connection state until cleared.
     pub presence_status: Option<PresenceStatus>,
-    /// Counts changes of this user's favorites; `favoritesChanged` orders its events by it.
-    pub favorites_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

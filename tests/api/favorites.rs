@@ -21,6 +21,7 @@ backend_tests!(
     favorite_rooms_are_per_user_idempotent_and_listed_first,
     saved_messages_follow_what_the_viewer_may_read,
     other_devices_hear_of_favorites,
+    a_room_starred_again_after_a_rejoin_is_heard,
 );
 pg_test!(
     favorites_reach_devices_on_the_other_instance,
@@ -158,6 +159,29 @@ async fn other_devices_hear_of_favorites(backend: Backend) {
     devices_hear_of_favorites(&app, &app).await;
 }
 
+/// Leaving drops a room's star without a `favoritesChanged` frame (devices hear
+/// `roomUpdated`); starred again after a rejoin, it is heard again.
+async fn a_room_starred_again_after_a_rejoin_is_heard(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&app, &bob, "random", &[&alice]).await;
+    let mut phone = WsClient::connect(&app, &alice).await;
+    let mut changes = phone.subscribe("favorites", CHANGES, json!({})).await;
+    changes.assert_nothing(QUIET).await;
+
+    data(set_room(&app, &alice, &room, true).await);
+    assert_eq!(changes.next("favoritesChanged").await["favorite"], true);
+    app.ok(&alice, "mutation($id: ID!) { leaveRoom(roomId: $id) }", json!({ "id": room })).await;
+    changes.assert_nothing(QUIET).await;
+    app.ok(&alice, "mutation($id: ID!) { joinRoom(roomId: $id) { id isFavorite } }", json!({ "id": room }))
+        .await;
+    assert_eq!(rooms(&app, &alice, json!(true), "RECENT_ACTIVITY").await, Vec::<String>::new());
+    data(set_room(&app, &alice, &room, true).await);
+    let change = changes.next("favoritesChanged").await;
+    assert_eq!((&change["roomId"], &change["favorite"]), (&json!(room), &json!(true)));
+}
+
 async fn favorites_reach_devices_on_the_other_instance() {
     let Some(backend) = Backend::postgres_redis() else { return };
     let a = spawn_app(backend).await;
@@ -241,6 +265,7 @@ async fn a_change_its_instance_could_not_publish_arrives_with_the_next() {
     let random = create_channel(&a, &alice, "random", &[]).await;
     let mut phone = WsClient::connect(&b, &alice).await;
     let mut changes = phone.subscribe("favorites", CHANGES, json!({})).await;
+    changes.assert_nothing(QUIET).await;
 
     redis.cut();
     let unpublished = a.metric("parley_bus_publish_errors_total").await;

@@ -38,7 +38,6 @@ pub fn user_of(p: &UserPayload) -> Option<users::Model> {
         role_changed_at: None,
         share_read_receipts: true,
         presence_status: None,
-        favorites_version: 0,
     })
 }
 
@@ -108,7 +107,6 @@ mod tests {
             role_changed_at: None,
             share_read_receipts: true,
             presence_status: None,
-            favorites_version: 0,
         };
         assert_eq!(user_of(&UserPayload::from(&user)), Some(user));
     }

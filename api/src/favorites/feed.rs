@@ -1,16 +1,18 @@
 //! The `favoritesChanged` feed: the viewer's favorites as they are set or cleared on any
-//! device, in the order the changes were made, including those whose events never came.
+//! device, including those whose events never came.
 //!
 //! Events (`FavoriteChanged` on the viewer's user topic) say what changed and carry the
 //! viewer's favorites version after it, one more per change. The feed keeps the set of the
-//! viewer's favorite rooms and saved messages (ids only, read with their version when it
-//! starts). An event the feed's version already counts is dropped (it came late, after a
-//! newer one); one that skips a version means events were lost: on the bus, or never
-//! published because the acting instance was cut off from Redis. Then, as after a resync (a
-//! bus reconnect, or this reader lagging), the feed reads the sets again and announces the
-//! difference: a room favored meanwhile shows up as favored, one cleared as not. A failed
-//! read is tried again after a backoff (`bus::Retry`). A lost last change is caught up by
-//! the next change or resync, since nothing says it was made.
+//! viewer's favorite rooms and saved messages (ids only, read with their version, from one
+//! snapshot, when it starts). An event the feed's version already counts is dropped (it came
+//! late, after a newer one); one that skips a version means events were lost: on the bus, or
+//! never published because the acting instance was cut off from Redis. Then, as after a
+//! resync (a bus reconnect, or this reader lagging), the feed reads the sets again and
+//! announces the net difference, in no particular order: a room favored meanwhile shows up as
+//! favored, one cleared as not. So each room's and message's last frame is its state now. A
+//! failed read is tried again after a backoff (`bus::Retry`). A lost last change is caught up
+//! by the next change or resync, since nothing says it was made; an event from an instance
+//! older than versions (version 0) is applied as it comes, and its loss goes unnoticed.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -67,25 +69,29 @@ impl FavoritesFeed {
                 item = self.events.receiver.recv() => item,
             };
             match item {
-                Ok(BusItem::Event(envelope)) => {
-                    let Event::FavoriteChanged { room_id, message_id, favorite, version } = envelope.event
-                    else {
-                        continue;
-                    };
-                    match place(self.known.version, version) {
-                        Place::Next => {
-                            self.known.version = self.known.version.max(version);
-                            if self.known.apply(room_id, message_id, favorite) {
+                Ok(BusItem::Event(envelope)) => match envelope.event {
+                    Event::FavoriteChanged { room_id, message_id, favorite, version } => {
+                        match place(self.known.version, version) {
+                            Place::Next => {
+                                self.known.version = self.known.version.max(version);
+                                self.known.apply(room_id, message_id, favorite);
                                 return Some(Change { room_id, message_id, favorite });
                             }
+                            Place::Counted => {}
+                            // A pending retry rereads anyway: while the database is down,
+                            // every event would otherwise try it again.
+                            Place::AfterGap if self.retry.is_pending() => {}
+                            Place::AfterGap => self.reread().await,
                         }
-                        Place::Counted => {}
-                        // A pending retry rereads anyway: while the database is down, every
-                        // event would otherwise try it again.
-                        Place::AfterGap if self.retry.is_pending() => {}
-                        Place::AfterGap => self.reread().await,
                     }
-                }
+                    // Leaving drops the membership and its star, uncounted and unannounced
+                    // (the viewer's devices hear `roomUpdated`): known as not favored, so a
+                    // reread after a rejoin does not announce it cleared.
+                    Event::MembershipChanged { room_id, change, .. } if !change.is_member() => {
+                        self.known.rooms.remove(&room_id);
+                    }
+                    _ => {}
+                },
                 Ok(BusItem::Resync) | Err(RecvError::Lagged(_)) => {
                     self.retry.cancel();
                     self.reread().await;

@@ -37,10 +37,11 @@ pub struct FavoriteSubscription;
 
 #[Subscription]
 impl FavoriteSubscription {
-    /// Favorites the viewer sets or clears on any device, in the order the changes were made.
-    /// A change whose event this server missed (it was cut off from the bus, or the change's
-    /// own server was) is announced once it notices: when it is back on the bus, or with the
-    /// next change. After a reconnect, reread `isFavorite` and `favoriteMessages`.
+    /// Favorites the viewer sets or clears on any device; a room's or message's last frame is
+    /// its state now. Changes whose events this server missed (it was cut off from the bus,
+    /// or the changing server was) are announced, as what differs, once it notices: when it
+    /// is back on the bus, or with the next change. After a reconnect, reread `isFavorite`
+    /// and `favoriteMessages`.
     async fn favorites_changed(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = FavoriteChange>> {
         let changes = feed::favorites_changed(ctx.state()?.clone(), ctx.viewer()?.id);
         live(ctx, changes.map_ok(|changes| changes.map(FavoriteChange::from))).await

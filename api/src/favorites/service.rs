@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use crate::bus::{Event, Topic};
@@ -17,7 +17,7 @@ use crate::messages::{MessageRecord, service as messages};
 use crate::paging::{PageSize, fetch_limit, split_page};
 use crate::rooms::access;
 use crate::state::Ctx;
-use entity::{message_favorites, messages as message_rows, room_members, rooms, users};
+use entity::{message_favorites, messages as message_rows, room_members, rooms};
 
 /// Marks a room the viewer is a member of as a favorite, or not. Setting what is already set
 /// changes nothing (a favorite keeps the time it was first made one) and announces nothing.
@@ -110,55 +110,43 @@ async fn announce(
 pub struct Favorites {
     pub rooms: HashSet<Uuid>,
     pub messages: HashSet<Uuid>,
-    /// The user's `favorites_version` when read: the sets hold at least the changes it counts.
+    /// The user's `favorites_version`: the sets hold exactly the changes it counts.
     pub version: i64,
 }
 
 impl Favorites {
-    /// Follows a change announced on the user's topic; false when the sets already held it.
-    pub fn apply(&mut self, room_id: Option<Uuid>, message_id: Option<Uuid>, favorite: bool) -> bool {
-        let mut changed = false;
+    /// Follows a change announced on the user's topic.
+    pub fn apply(&mut self, room_id: Option<Uuid>, message_id: Option<Uuid>, favorite: bool) {
         for (set, id) in [(&mut self.rooms, room_id), (&mut self.messages, message_id)] {
-            changed |= match id {
+            match id {
                 Some(id) if favorite => set.insert(id),
                 Some(id) => set.remove(&id),
                 None => false,
             };
         }
-        changed
     }
 }
 
-/// The user's favorites: three queries, ids only. The version is read first, so the sets
-/// that follow hold every change it counts (and perhaps later ones, which their events then
-/// repeat): a feed that starts from it misses nothing.
+/// The user's favorites and their version, ids only. One statement, so that the sets and the
+/// version come from one snapshot: with the version read apart, a change committed between
+/// the reads would sit in the sets and then be applied again, out of order, by its event.
 pub async fn favorites(store: &Store, user_id: Uuid) -> ApiResult<Favorites> {
-    let version: Option<i64> = users::Entity::find_by_id(user_id)
-        .select_only()
-        .column(users::Column::FavoritesVersion)
-        .into_tuple()
-        .one(&store.db)
-        .await?;
-    let rooms: Vec<Uuid> = room_members::Entity::find()
-        .select_only()
-        .column(room_members::Column::RoomId)
-        .filter(room_members::Column::UserId.eq(user_id))
-        .filter(room_members::Column::FavoriteAt.is_not_null())
-        .into_tuple()
-        .all(&store.db)
-        .await?;
-    let messages: Vec<Uuid> = message_favorites::Entity::find()
-        .select_only()
-        .column(message_favorites::Column::MessageId)
-        .filter(message_favorites::Column::UserId.eq(user_id))
-        .into_tuple()
-        .all(&store.db)
-        .await?;
-    Ok(Favorites {
-        rooms: rooms.into_iter().collect(),
-        messages: messages.into_iter().collect(),
-        version: version.unwrap_or_default(),
-    })
+    let sql = "SELECT 'version' AS kind, id, favorites_version AS version FROM users WHERE id = $1 \
+               UNION ALL SELECT 'room', room_id, 0 FROM room_members \
+               WHERE user_id = $1 AND favorite_at IS NOT NULL \
+               UNION ALL SELECT 'message', message_id, 0 FROM message_favorites WHERE user_id = $1";
+    let rows = store.db.query_all_raw(store.stmt(sql, vec![user_id.into()])).await?;
+    let mut favorites = Favorites::default();
+    for row in rows {
+        let kind: String = row.try_get("", "kind")?;
+        let id: Uuid = row.try_get("", "id")?;
+        match kind.as_str() {
+            "version" => favorites.version = row.try_get("", "version")?,
+            "room" => _ = favorites.rooms.insert(id),
+            _ => _ = favorites.messages.insert(id),
+        }
+    }
+    Ok(favorites)
 }
 
 /// Which of `message_ids` the user saved: one query for a whole page of messages.

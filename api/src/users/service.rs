@@ -122,7 +122,6 @@ pub async fn create(store: &Store, org_id: Uuid, new: NewUser) -> ApiResult<user
         role_changed_at: None,
         share_read_receipts: true,
         presence_status: None,
-        favorites_version: 0,
     };
     let tx = store.begin_write().await?;
     let user =
