@@ -26,7 +26,7 @@ backend_tests!(
 pg_test!(
     favorites_reach_devices_on_the_other_instance,
     changes_missed_while_cut_off_arrive_after_the_resync,
-    a_change_its_instance_could_not_publish_arrives_with_the_next,
+    a_change_its_instance_could_not_publish_still_arrives,
     a_missed_change_is_reread_once_the_database_answers,
 );
 
@@ -253,9 +253,9 @@ async fn changes_missed_while_cut_off_arrive_after_the_resync() {
 }
 
 /// Alice's laptop is on A, cut off from Redis while it stars a room: that change is never
-/// published. Her phone on B never lost Redis, so nothing makes it resync; her next change,
-/// once A is back, skips a version, and the phone rereads and hears both.
-async fn a_change_its_instance_could_not_publish_arrives_with_the_next() {
+/// published, and her phone on B never lost Redis. Once A is back, it tells B to resync (and
+/// her next change would skip a version): either way the phone rereads, and hears both.
+async fn a_change_its_instance_could_not_publish_still_arrives() {
     let Some((_, redis_url)) = pg_redis_urls() else { return };
     let (redis, redis_via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
     let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", redis_via_proxy.as_str())]).await;

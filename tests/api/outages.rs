@@ -1,17 +1,21 @@
 //! Dependency outages, on a PostgreSQL and a Redis of the test's own (the
 //! machine's services are never stopped): a database outage is not an invalid
 //! token, and a Redis outage neither slows sends nor loses messages, nor keeps a deactivated
-//! user's sockets open, nor a demoted admin's subscriptions running on the old role.
+//! user's sockets open, nor a demoted admin's subscriptions running on the old role, nor a
+//! removed member's subscription on another instance following the room.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::cross_instance::send_alternately;
-use crate::helpers::api::{create_channel, int, latest_seq, send};
+use crate::helpers::api::{create_channel, create_private_channel, int, latest_seq, send};
+use crate::helpers::proxy::CuttableProxy;
 use crate::helpers::services::{PrivatePostgres, PrivateRedis};
 use crate::helpers::ws::{Protocol, WsClient, bearer};
-use crate::helpers::{Backend, TestUser, claims, error_codes, mint_token, spawn_app_with};
+use crate::helpers::{
+    Backend, QUIET, TestUser, claims, data, error_codes, mint_token, pg_redis_urls, spawn_app, spawn_app_with,
+};
 
 pg_test!(
     a_login_during_a_database_outage_is_not_a_bad_token,
@@ -19,6 +23,7 @@ pg_test!(
     with_redis_down_each_instance_limits_sends_on_its_own,
     a_deactivation_missed_during_a_redis_outage_still_closes_sockets,
     a_role_change_missed_during_a_redis_outage_still_reconnects_sockets,
+    a_removal_its_instance_could_not_publish_still_stops_the_room,
 );
 
 const ROOM_FEED: &str =
@@ -199,4 +204,44 @@ async fn a_role_change_missed_during_a_redis_outage_still_reconnects_sockets() {
     let closed = on_b.expect_close(Duration::from_secs(10)).await;
     assert_eq!(closed.code, Some(RECONNECT), "asked to reconnect, not signed out: {closed:?}");
     bystander.assert_open();
+}
+
+/// Alice removes Bob from a private room through A while A is cut off from Redis: the event
+/// reaches no other instance, and B, whose link never dropped, has nothing to resync on. Once
+/// A is back it tells the other instances to resync, and Bob's subscription on B stops
+/// following the room.
+async fn a_removal_its_instance_could_not_publish_still_stops_the_room() {
+    let Some((_, redis_url)) = pg_redis_urls() else { return };
+    let (redis, via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
+    let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", via_proxy.as_str())]).await;
+    let b = spawn_app(Backend::PostgresRedis).await;
+    let org = a.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let secret = create_private_channel(&a, &alice, "secret", &[&bob]).await;
+    let open = create_channel(&a, &alice, "open", &[&bob]).await;
+    let mut ws = WsClient::connect(&b, &bob).await;
+    let mut all = ws.subscribe("all", "subscription { messageAdded { body } }", json!({})).await;
+    all.assert_nothing(QUIET).await;
+
+    redis.cut();
+    let remove = "mutation($room: ID!, $user: ID!) { removeMember(roomId: $room, userId: $user) { id } }";
+    data(a.gql(&alice, remove, json!({ "room": secret, "user": bob.id })).await);
+    redis.restore();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a.metric("parley_bus_resync_notices_total").await < 1.0 {
+        assert!(Instant::now() < deadline, "A never told the others to resync");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(QUIET).await;
+
+    // Sent through B: delivered by B's own hub if Bob's subscription still followed the room.
+    send(&b, &alice, &secret, "not for bob any more").await;
+    send(&b, &alice, &open, "still for bob").await;
+    loop {
+        let message = all.next("messageAdded").await;
+        assert_ne!(message["body"], "not for bob any more", "a removed member received the room");
+        if message["body"] == "still for bob" {
+            break;
+        }
+    }
 }

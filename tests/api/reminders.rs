@@ -3,7 +3,8 @@
 //! and cancelled; listed by status; bad input refused with nothing written. The scheduler
 //! wakes early for a sooner reminder created on any instance, fires a reminder that fell due
 //! while every instance was down at the next start, and, with two instances racing on
-//! PostgreSQL, fires each reminder exactly once.
+//! PostgreSQL, fires each reminder exactly once. A reminder fired while the subscriber's
+//! instance, or the firing one, was cut off from Redis arrives once the link is back.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pg_test!(
     two_instances_fire_each_reminder_exactly_once,
     a_sooner_reminder_created_on_another_instance_fires_in_time,
     a_reminder_fired_while_its_instance_was_cut_off_arrives_later,
+    a_reminder_its_instance_could_not_announce_arrives_once_it_can,
 );
 
 const CREATE: &str =
@@ -244,6 +246,35 @@ async fn a_reminder_fired_while_its_instance_was_cut_off_arrives_later() {
     let fired = due.next("reminderDue").await;
     assert_eq!((id_of(&fired["reminder"]), fired["reminder"]["note"].as_str()), (id, Some("cut off")));
     due.assert_nothing(QUIET).await;
+}
+
+/// A fires Alice's reminder while its own link to Redis is cut, so the announcement reaches no
+/// other instance, and her subscription on B, which never lost Redis, has nothing to resync
+/// on. Once A's link is back, A tells the other instances to resync, and B delivers it, once.
+async fn a_reminder_its_instance_could_not_announce_arrives_once_it_can() {
+    let Some((_, redis_url)) = crate::helpers::pg_redis_urls() else { return };
+    let (proxy, via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
+    // A database of their own: no other test's scheduler may fire this reminder.
+    let database = OwnDatabase::create();
+    let a_env = [("DATABASE_URL", database.url.as_str()), ("REDIS_URL", via_proxy.as_str())];
+    let a = spawn_app_with(Backend::PostgresRedis, &a_env).await;
+    let b = spawn_app_with(Backend::PostgresRedis, &[("DATABASE_URL", database.url.as_str())]).await;
+    let alice = a.create_org().await.user("alice").await;
+    let mut ws = WsClient::connect(&b, &alice).await;
+    let mut due = ws.subscribe("due", DUE, json!({})).await;
+    due.assert_nothing(QUIET).await;
+
+    proxy.cut();
+    let fired_by_a = a.metric("parley_reminders_fired_total").await;
+    let id = create_ok(&a, &alice, json!({ "remindAt": in_millis(500), "note": "unheard" })).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(a.metric("parley_reminders_fired_total").await, fired_by_a + 1.0, "A fired it");
+    due.assert_nothing(QUIET).await;
+    proxy.restore();
+
+    let fired = due.next("reminderDue").await;
+    assert_eq!((id_of(&fired["reminder"]), fired["reminder"]["note"].as_str()), (id, Some("unheard")));
+    due.assert_nothing(Duration::from_secs(2)).await;
 }
 
 /// More reminders due at one moment than a user topic buffers (16 events): none is lost.

@@ -8,7 +8,8 @@
 //! Architecture invariant: only this module talks to Redis (`rate_limit` runs its script
 //! through `RedisLink`). The bus is at-most-once and only
 //! a hint: the database is the source of truth, events carry seqs, and subscribers recover
-//! missed events from the database when told to `Resync`.
+//! missed events from the database when told to `Resync`: after their own instance's
+//! reconnect, or after another instance lost publishes and says so (`redis.rs`).
 
 mod event;
 mod hub;
@@ -53,8 +54,9 @@ impl EventBus {
 
     /// Connects to Redis and starts the instance's subscriber task.
     pub async fn redis(url: &str, shutdown: watch::Receiver<bool>) -> anyhow::Result<Self> {
-        let (transport, commands) = redis::RedisTransport::connect(url).await?;
-        let hub = Arc::new(Hub::new(Uuid::now_v7(), Some(commands.sender())));
+        let instance_id = Uuid::now_v7();
+        let (transport, commands) = redis::RedisTransport::connect(url, instance_id).await?;
+        let hub = Arc::new(Hub::new(instance_id, Some(commands.sender())));
         redis::spawn_subscriber(transport.client(), hub.clone(), commands, shutdown);
         Ok(Self { hub, transport: Transport::Redis(transport) })
     }

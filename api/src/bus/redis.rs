@@ -7,11 +7,15 @@
 //! every local subscriber to `Resync` from the database.
 //!
 //! Publishes go through the instance's `RedisLink`, which returns at once while Redis is
-//! known to be down; subscribers on other instances recover what was not published by seq,
-//! on their next event or resync.
+//! known to be down. What this instance could not publish, no other instance knows it
+//! missed: its link may never have dropped. So the first lost publish of an outage starts a
+//! task that, once Redis answers, publishes this instance's id on `RESYNC_CHANNEL`, which
+//! every instance follows; each other instance then resyncs its subscribers, as after its
+//! own reconnect. One notice per outage, however many publishes it lost.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -28,11 +32,17 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the idle subscriber connection proves it is alive (a half-open TCP connection
 /// would otherwise look like a quiet one forever).
 const PING_EVERY: Duration = Duration::from_secs(10);
+/// Where an instance that lost publishes tells the others to resync (payload: its id).
+/// Outside `Topic`: every instance follows it for its whole life, whatever its subscribers.
+const RESYNC_CHANNEL: &str = "parley:resync";
 
 #[derive(Clone)]
 pub struct RedisTransport {
     client: redis::Client,
     link: RedisLink,
+    instance_id: uuid::Uuid,
+    /// Set from a lost publish until a resync notice goes out for it.
+    lost: Arc<AtomicBool>,
 }
 
 /// The receiving end of the hub's commands, handed to the subscriber task.
@@ -48,11 +58,12 @@ impl Commands {
 }
 
 impl RedisTransport {
-    pub async fn connect(url: &str) -> anyhow::Result<(Self, Commands)> {
+    pub async fn connect(url: &str, instance_id: uuid::Uuid) -> anyhow::Result<(Self, Commands)> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
         let link = RedisLink::connect(client.clone()).await?;
         let (sender, receiver) = mpsc::unbounded_channel();
-        Ok((Self { client, link }, Commands { sender, receiver }))
+        let lost = Arc::new(AtomicBool::new(false));
+        Ok((Self { client, link, instance_id, lost }, Commands { sender, receiver }))
     }
 
     pub fn client(&self) -> redis::Client {
@@ -63,18 +74,44 @@ impl RedisTransport {
         &self.link
     }
 
-    /// Publishes, or counts the event as not published (Redis down or failing).
+    /// Publishes, or counts the event as not published (Redis down or failing) and has the
+    /// other instances told to resync once Redis is back.
     pub async fn publish(&self, topic: &Topic, envelope: &Envelope) {
         let payload = match serde_json::to_vec(envelope) {
             Ok(payload) => payload,
             Err(err) => return tracing::error!(%err, "cannot encode bus event"),
         };
-        let channel = topic.channel_name();
+        if !self.send(topic.channel_name(), payload).await {
+            metrics::counter!("parley_bus_publish_errors_total").increment(1);
+            if !self.lost.swap(true, Ordering::AcqRel) {
+                tokio::spawn(self.clone().tell_others_to_resync());
+            }
+        }
+    }
+
+    async fn send(&self, channel: String, payload: Vec<u8>) -> bool {
         let publish = move |mut conn: redis::aio::ConnectionManager| async move {
             conn.publish::<_, _, i64>(channel, payload).await
         };
-        if self.link.run(COMMAND_TIMEOUT, publish).await.is_none() {
-            metrics::counter!("parley_bus_publish_errors_total").increment(1);
+        self.link.run(COMMAND_TIMEOUT, publish).await.is_some()
+    }
+
+    /// Publishes the resync notice once Redis takes it, trying again with backoff.
+    async fn tell_others_to_resync(self) {
+        let mut backoff = Backoff::default();
+        loop {
+            tokio::time::sleep(backoff.next_delay()).await;
+            // Cleared before the notice: a publish lost after it starts another notice.
+            self.lost.store(false, Ordering::Release);
+            let notice = self.instance_id.to_string().into_bytes();
+            if self.send(RESYNC_CHANNEL.to_owned(), notice).await {
+                metrics::counter!("parley_bus_resync_notices_total").increment(1);
+                return tracing::info!("told the other instances to resync: this one lost publishes");
+            }
+            // Set again, unless a publish lost meanwhile set it and started a notice of its own.
+            if self.lost.swap(true, Ordering::AcqRel) {
+                return;
+            }
         }
     }
 }
@@ -103,7 +140,8 @@ async fn subscriber_loop(
                 backoff = Backoff::default();
                 let (mut sink, mut stream) = pubsub.split();
                 let mut followed = HashSet::new();
-                let mut ok = true;
+                let follow = tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(RESYNC_CHANNEL));
+                let mut ok = matches!(follow.await, Ok(Ok(())));
                 for topic in hub.active_topics() {
                     ok &= subscribe(&mut sink, &topic).await;
                     followed.insert(topic);
@@ -177,6 +215,14 @@ async fn subscribe(sink: &mut PubSubSink, topic: &Topic) -> bool {
 }
 
 fn dispatch(hub: &Hub, message: &redis::Msg) {
+    if message.get_channel_name() == RESYNC_CHANNEL {
+        // Another instance lost publishes: our subscribers may have missed its events.
+        if message.get_payload_bytes() != hub.instance_id().to_string().as_bytes() {
+            tracing::info!("another instance lost publishes; subscribers resync from the database");
+            hub.resync_all();
+        }
+        return;
+    }
     let Some(topic) = Topic::from_channel_name(message.get_channel_name()) else { return };
     let envelope: Envelope = match serde_json::from_slice(message.get_payload_bytes()) {
         Ok(envelope) => envelope,
