@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, create_private_channel, edge_ids, id_of, send};
 use crate::helpers::proxy::CuttableProxy;
-use crate::helpers::services::{OwnDatabase, PrivatePostgres};
+use crate::helpers::services::{OwnDatabase, PrivatePostgres, PrivateRedis};
 use crate::helpers::subscription::Subscription;
 use crate::helpers::ws::WsClient;
 use crate::helpers::{
@@ -252,13 +252,17 @@ async fn a_reminder_fired_while_its_instance_was_cut_off_arrives_later() {
 /// other instance, and her subscription on B, which never lost Redis, has nothing to resync
 /// on. Once A's link is back, A tells the other instances to resync, and B delivers it, once.
 async fn a_reminder_its_instance_could_not_announce_arrives_once_it_can() {
-    let Some((_, redis_url)) = crate::helpers::pg_redis_urls() else { return };
-    let (proxy, via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
-    // A database of their own: no other test's scheduler may fire this reminder.
-    let database = OwnDatabase::create();
+    if crate::helpers::pg_redis_urls().is_none() {
+        return;
+    }
+    // A database and a Redis of their own: no other test's scheduler may fire this reminder,
+    // and no other test's resync notice may deliver it before A's does.
+    let (database, redis) = (OwnDatabase::create(), PrivateRedis::start().await);
+    let (proxy, via_proxy) = CuttableProxy::in_front_of(&redis.url, 6379).await;
     let a_env = [("DATABASE_URL", database.url.as_str()), ("REDIS_URL", via_proxy.as_str())];
     let a = spawn_app_with(Backend::PostgresRedis, &a_env).await;
-    let b = spawn_app_with(Backend::PostgresRedis, &[("DATABASE_URL", database.url.as_str())]).await;
+    let b_env = [("DATABASE_URL", database.url.as_str()), ("REDIS_URL", redis.url.as_str())];
+    let b = spawn_app_with(Backend::PostgresRedis, &b_env).await;
     let alice = a.create_org().await.user("alice").await;
     let mut ws = WsClient::connect(&b, &alice).await;
     let mut due = ws.subscribe("due", DUE, json!({})).await;

@@ -11,7 +11,10 @@
 //! missed: its link may never have dropped. So the first lost publish of an outage starts a
 //! task that, once Redis answers, publishes this instance's id on `RESYNC_CHANNEL`, which
 //! every instance follows; each other instance then resyncs its subscribers, as after its
-//! own reconnect. One notice per outage, however many publishes it lost.
+//! own reconnect (half a second later, so that the notices of several instances back from
+//! one outage share a resync). Usually one notice per outage, however many publishes it
+//! lost; at most about one a second from a flapping link. Instances of a release before the
+//! notice neither send nor follow it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -35,6 +38,11 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 /// Where an instance that lost publishes tells the others to resync (payload: its id).
 /// Outside `Topic`: every instance follows it for its whole life, whatever its subscribers.
 const RESYNC_CHANNEL: &str = "parley:resync";
+/// How long after a notice the subscribers resync: notices that come meanwhile share it.
+const RESYNC_PAUSE: Duration = Duration::from_millis(500);
+/// How long after its first lost publish an instance sends its notice, at the earliest: a
+/// flapping link makes at most one notice a second.
+const NOTICE_DELAY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct RedisTransport {
@@ -99,8 +107,8 @@ impl RedisTransport {
     /// Publishes the resync notice once Redis takes it, trying again with backoff.
     async fn tell_others_to_resync(self) {
         let mut backoff = Backoff::default();
+        tokio::time::sleep(NOTICE_DELAY).await;
         loop {
-            tokio::time::sleep(backoff.next_delay()).await;
             // Cleared before the notice: a publish lost after it starts another notice.
             self.lost.store(false, Ordering::Release);
             let notice = self.instance_id.to_string().into_bytes();
@@ -112,6 +120,7 @@ impl RedisTransport {
             if self.lost.swap(true, Ordering::AcqRel) {
                 return;
             }
+            tokio::time::sleep(backoff.next_delay()).await;
         }
     }
 }
@@ -143,7 +152,7 @@ async fn subscriber_loop(
                 let follow = tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(RESYNC_CHANNEL));
                 let mut ok = matches!(follow.await, Ok(Ok(())));
                 for topic in hub.active_topics() {
-                    ok &= subscribe(&mut sink, &topic).await;
+                    ok = ok && subscribe(&mut sink, &topic).await;
                     followed.insert(topic);
                 }
                 if connected_before {
@@ -155,15 +164,25 @@ async fn subscriber_loop(
                 hub.resync_all();
                 connected_before = true;
                 let mut ping = tokio::time::interval(PING_EVERY);
+                // When to resync for other instances' notices: they come spread over a second
+                // or two after a Redis outage, and one resync answers them all.
+                let mut resync_at: Option<tokio::time::Instant> = None;
                 while ok {
                     tokio::select! {
                         _ = shutdown.changed() => return,
+                        () = tokio::time::sleep_until(resync_at.unwrap_or_else(tokio::time::Instant::now)),
+                            if resync_at.is_some() =>
+                        {
+                            resync_at = None;
+                            tracing::info!("another instance lost publishes; subscribers resync from the database");
+                            hub.resync_all();
+                        }
                         _ = ping.tick() => {
                             let pong = tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await;
                             ok = matches!(pong, Ok(Ok(_)));
                         }
                         message = stream.next() => match message {
-                            Some(message) => dispatch(&hub, &message),
+                            Some(message) => dispatch(&hub, &message, &mut resync_at),
                             None => break,
                         },
                         command = commands.recv() => match command {
@@ -214,12 +233,13 @@ async fn subscribe(sink: &mut PubSubSink, topic: &Topic) -> bool {
     matches!(done.await, Ok(Ok(())))
 }
 
-fn dispatch(hub: &Hub, message: &redis::Msg) {
+/// Hands an event to local subscribers, or schedules the resync another instance asked for.
+fn dispatch(hub: &Hub, message: &redis::Msg, resync_at: &mut Option<tokio::time::Instant>) {
     if message.get_channel_name() == RESYNC_CHANNEL {
-        // Another instance lost publishes: our subscribers may have missed its events.
+        // Our subscribers may have missed what that instance could not publish. Later than
+        // the notice, never earlier, so answering after a pause loses nothing.
         if message.get_payload_bytes() != hub.instance_id().to_string().as_bytes() {
-            tracing::info!("another instance lost publishes; subscribers resync from the database");
-            hub.resync_all();
+            resync_at.get_or_insert_with(|| tokio::time::Instant::now() + RESYNC_PAUSE);
         }
         return;
     }
