@@ -155,6 +155,16 @@ impl TestApp {
         value.map_or(0.0, |value| value.trim().parse().expect("a metric value"))
     }
 
+    /// Waits up to 20 s for the metric `name` to rise above `floor`; panics with `what` (what
+    /// did not happen) if it does not.
+    pub async fn wait_for_metric_above(&self, name: &str, floor: f64, what: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while self.metric(name).await <= floor {
+            assert!(tokio::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
