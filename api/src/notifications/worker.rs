@@ -95,6 +95,12 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
                 pruned_at = Some(Instant::now());
                 tokio::spawn(prune(state.clone(), retention));
             }
+            // The poll came: from now on claim as slots free, as when busy. Kept, a wait whose
+            // moment has passed would wake the loop at once, again and again, while fewer than
+            // `REFILL_AT` slots are free (a busy spin until attempts end).
+            if waiting.as_ref().is_some_and(|w| Instant::now() >= w.until) {
+                waiting = None;
+            }
             let mut plan = slots.plan();
             let free = plan.free();
             if (free >= REFILL_AT || slots.tasks.is_empty()) && waiting.as_ref().is_none_or(|w| w.over(&plan))
