@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use super::slots::ClaimPlan;
 use crate::db::{Store, columns};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use entity::enums::DeliveryStatus;
 use entity::notification_deliveries::{self as deliveries, Column};
 
@@ -84,7 +84,6 @@ pub async fn enqueue_conversation_assigned(
 
 /// What a worker asks of a claim.
 pub struct ClaimRequest<'a> {
-    pub now: DateTime<Utc>,
     pub lease: Duration,
     pub max_attempts: u32,
     /// Only what this instance can send: one without SMTP leaves email rows to those with it.
@@ -113,17 +112,16 @@ struct Due {
 /// two statuses to read, PostgreSQL read and sorted the whole backlog for every claim. The
 /// oldest due rows that no other claim holds are then read and locked, and those that fit
 /// the plan leased.
+///
+/// Leases start and end on one clock, the database's (see [`expire_leases`]), and a lease
+/// starts no sooner than the caller asked: an attempt that counts its time from before the
+/// call ends inside its lease whatever the claim waited for.
 pub async fn claim(store: &Store, request: ClaimRequest<'_>) -> ApiResult<Vec<deliveries::Model>> {
-    let ClaimRequest { now, lease, max_attempts, channels, plan } = request;
+    let ClaimRequest { lease, max_attempts, channels, plan } = request;
     let channels = channels.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
     let due = format!("status = 'pending' AND next_attempt_at <= $1 AND channel IN ({channels})");
-    let expired = "UPDATE notification_deliveries \
-         SET status = CASE WHEN attempts >= $2 THEN 'failed' ELSE 'pending' END, \
-           last_error = CASE WHEN attempts >= $2 THEN 'the worker stopped during the last attempt' \
-             ELSE 'the worker stopped during the attempt' END \
-         WHERE status = 'delivering' AND next_attempt_at <= $1";
     let tx = store.begin_write().await?;
-    tx.txn.execute_raw(store.stmt(expired, vec![now.into(), i64::from(max_attempts).into()])).await?;
+    let now = expire_leases(&tx.txn, store, max_attempts).await?;
 
     // As many as could fit, locked until the claim commits, so that two workers claiming at
     // once read different rows rather than race for the same ones.
@@ -174,6 +172,50 @@ pub async fn claim(store: &Store, request: ClaimRequest<'_>) -> ApiResult<Vec<de
     let claimed = deliveries::Model::find_by_statement(store.stmt(&sql, values)).all(&tx.txn).await?;
     tx.commit().await?;
     Ok(claimed)
+}
+
+/// The clock every lease is read and written by.
+#[derive(FromQueryResult)]
+struct Clock {
+    now: DateTime<Utc>,
+}
+
+/// Turns the leases that ran out back into pending rows (failed ones after the last allowed
+/// attempt) and returns the time the claim goes by.
+///
+/// On PostgreSQL that is the database's `now()`: instances' clocks differ, and a lease one
+/// instance wrote by its clock and another checked by a clock ahead of it would be taken
+/// over while its attempt still sends. Rows another transaction holds (an attempt being
+/// settled, another instance expiring) are skipped, not waited for: waiting held this claim
+/// and its lock on the next rows, and two instances expiring the same rows in different
+/// orders deadlocked. On SQLite every instance shares one machine's clock, read inside the
+/// write gate, and one writer expires at a time.
+async fn expire_leases(
+    txn: &DatabaseTransaction,
+    store: &Store,
+    max_attempts: u32,
+) -> ApiResult<DateTime<Utc>> {
+    let set = "SET status = CASE WHEN attempts >= $1 THEN 'failed' ELSE 'pending' END, \
+         last_error = CASE WHEN attempts >= $1 THEN 'the worker stopped during the last attempt' \
+           ELSE 'the worker stopped during the attempt' END";
+    let max_attempts = i64::from(max_attempts);
+    if store.backend() == DatabaseBackend::Postgres {
+        let sql = format!(
+            "WITH expired AS (UPDATE notification_deliveries {set} WHERE id IN ( \
+               SELECT id FROM notification_deliveries \
+               WHERE status = 'delivering' AND next_attempt_at <= now() FOR UPDATE SKIP LOCKED)) \
+             SELECT now() AS now"
+        );
+        let clock = Clock::find_by_statement(store.stmt(&sql, vec![max_attempts.into()])).one(txn).await?;
+        return clock
+            .map(|clock| clock.now)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no clock read")));
+    }
+    let now = Utc::now();
+    let sql =
+        format!("UPDATE notification_deliveries {set} WHERE status = 'delivering' AND next_attempt_at <= $2");
+    txn.execute_raw(store.stmt(&sql, vec![max_attempts.into(), now.into()])).await?;
+    Ok(now)
 }
 
 /// How an attempt ended.

@@ -105,6 +105,8 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
             let free = plan.free();
             if (free >= REFILL_AT || slots.tasks.is_empty()) && waiting.as_ref().is_none_or(|w| w.over(&plan))
             {
+                // The attempts' time counts from before the claim: its lease starts later.
+                let claimed_at = Instant::now();
                 let claimed = claim(&state, channels, &mut plan).await;
                 let filled = claimed.len() == free;
                 if !claimed.is_empty() {
@@ -112,7 +114,7 @@ pub fn spawn(state: AppState, mut shutdown: watch::Receiver<bool>) {
                     for delivery in claimed {
                         let (state, client, subjects) = (state.clone(), client.clone(), subjects.clone());
                         slots.start(delivery.org_id, async move {
-                            deliver(&state, &client, subjects.as_ref().as_ref(), delivery).await;
+                            deliver(&state, &client, subjects.as_ref().as_ref(), delivery, claimed_at).await;
                         });
                     }
                 }
@@ -157,7 +159,6 @@ async fn claim(
 ) -> Vec<notification_deliveries::Model> {
     let timeout = state.limits.webhook_timeout();
     let request = outbox::ClaimRequest {
-        now: Utc::now(),
         lease: outbox::lease(timeout),
         max_attempts: state.limits.webhook_max_attempts,
         channels,
@@ -211,6 +212,7 @@ async fn deliver(
     client: &reqwest::Client,
     subjects: Result<&Subjects, &ApiError>,
     delivery: notification_deliveries::Model,
+    claimed_at: Instant,
 ) {
     let attempted = async {
         match (subjects, delivery.channel.as_str()) {
@@ -224,10 +226,12 @@ async fn deliver(
             (Err(error), _) => Err(Failure::Retry(format!("reading the delivery: {error}"))),
         }
     };
-    // Well inside the lease (three timeouts), so no other worker takes the row over while
-    // this attempt may still send it.
-    let deadline = state.limits.webhook_timeout() * 2;
-    let attempted = tokio::time::timeout(deadline, attempted)
+    // Well inside the lease (three timeouts from a moment after `claimed_at`), so no other
+    // worker takes the row over while this attempt may still send it, and its outcome is
+    // recorded before the lease ends. Counted from the claim, not from when this task first
+    // ran: reading the claim's subjects and waiting for a thread come out of the lease too.
+    let deadline = claimed_at + state.limits.webhook_timeout() * 2;
+    let attempted = tokio::time::timeout_at(deadline, attempted)
         .await
         .unwrap_or_else(|_| Err(Failure::Retry("the attempt took too long".into())));
     let outcome = match attempted {

@@ -1,12 +1,14 @@
 //! Webhook deliveries across instances, on PostgreSQL + Redis: two instances delivering each
 //! notification once, a delivery that outlives the instance that first tried it (between two
-//! attempts, and cut off mid-attempt until its lease ends), and targets checked again at
-//! delivery.
+//! attempts, and cut off mid-attempt until its lease ends; a lease another transaction holds
+//! delaying nothing else), and targets checked again at delivery.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
 
 use super::{PAST_A_POLL, deliveries, delivery_of, everything_to, own_app, register};
 use crate::helpers::api::{create_channel, id_of, send};
@@ -17,6 +19,7 @@ pg_test!(
     two_instances_deliver_each_notification_once,
     a_delivery_outlives_the_instance_that_tried_it,
     an_attempt_cut_off_by_a_crash_is_retried_when_its_lease_ends,
+    an_expired_lease_another_transaction_holds_delays_no_other_delivery,
     targets_are_checked_again_at_delivery,
 );
 
@@ -92,6 +95,53 @@ async fn an_attempt_cut_off_by_a_crash_is_retried_when_its_lease_ends() {
     let received = receiver.wait_for(2, WAIT).await;
     assert_eq!(received[0].header("idempotency-key"), received[1].header("idempotency-key"));
     let delivered = delivery_of(&b, &ada, &message, "DELIVERED").await;
+    assert_eq!(delivered["attempts"], 2, "the cut-off attempt counts");
+}
+
+async fn an_expired_lease_another_transaction_holds_delays_no_other_delivery() {
+    // Attempts time out after 1 s, so a claim's lease is 3 s.
+    let (database, mut a) = own_app(Backend::PostgresRedis, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "1000")]).await;
+    let receiver = Receiver::start().await;
+    let org = a.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let general = create_channel(&a, &ada, "general", &[&bob]).await;
+    register(&a, &ada, everything_to(&receiver.url)).await;
+
+    // A's attempt hangs and A dies: the row stays leased.
+    receiver.stall_with(&[Duration::from_secs(5)]);
+    let held = id_of(&send(&a, &bob, &general, "held").await);
+    receiver.wait_for(1, WAIT).await;
+    a.kill().await;
+    // Another transaction holds that row (as one settling it, or another instance expiring
+    // it, would for a moment) until the test lets go.
+    let url = database.as_ref().map(|d| d.url.clone()).expect("a database of its own");
+    let mut holder = Command::new("psql")
+        .args([url.as_str(), "-q", "-t", "-A"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("psql runs");
+    let mut stdin = holder.stdin.take().expect("psql's stdin");
+    let lock = "BEGIN; SELECT count(*) FROM (SELECT id FROM notification_deliveries \
+        WHERE status = 'delivering' FOR UPDATE) AS held;\n";
+    stdin.write_all(lock.as_bytes()).await.expect("psql reads");
+    let mut lines = BufReader::new(holder.stdout.take().expect("psql's stdout")).lines();
+    let locked = lines.next_line().await.expect("psql answers");
+    assert_eq!(locked.as_deref(), Some("1"), "the leased row is held");
+
+    // Past the lease, a claim on B meets the expired, held row first.
+    let b = a.spawn_second_instance().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let free = id_of(&send(&b, &bob, &general, "free").await);
+    let received = receiver.wait_for(2, WAIT).await;
+    assert_eq!(received[1].json()["message"]["id"], free.as_str(), "delivered while the other row is held");
+
+    stdin.write_all(b"COMMIT;\n").await.expect("psql reads");
+    let received = receiver.wait_for(3, WAIT).await;
+    assert_eq!(received[2].json()["message"]["id"], held.as_str());
+    assert_eq!(received[0].header("idempotency-key"), received[2].header("idempotency-key"));
+    let delivered = delivery_of(&b, &ada, &held, "DELIVERED").await;
     assert_eq!(delivered["attempts"], 2, "the cut-off attempt counts");
 }
 
