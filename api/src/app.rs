@@ -53,7 +53,7 @@ impl App {
         let auth = JwtAuth::new(&config.auth, secret.as_deref())?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let bus = match &config.redis_url {
-            Some(url) => EventBus::redis(url, shutdown_rx.clone()).await?,
+            Some(url) => EventBus::redis(url, &config.redis_namespace, shutdown_rx.clone()).await?,
             None => EventBus::in_process(),
         };
         let send_limiter = SendLimiter::new(&config.limits, bus.redis_link());

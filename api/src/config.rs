@@ -93,6 +93,10 @@ pub struct ServeConfig {
     /// Redis URL for the cross-instance event bus; unset: in-process bus (one instance).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// The first part of every Redis key and channel: deployments sharing one Redis need
+    /// different ones (letters, digits, `.`, `_`, `-`; at most 64).
+    #[arg(long, env = "PARLEY_REDIS_NAMESPACE", default_value = "parley", value_parser = parse_namespace)]
+    pub redis_namespace: String,
     /// Seed demo data into an empty database.
     #[arg(long, env = "PARLEY_DEMO", default_value_t = true, action = clap::ArgAction::Set)]
     pub demo: bool,
@@ -316,6 +320,16 @@ pub enum UserCommand {
         #[arg(long, default_value = "member", value_parser = parse_role)]
         role: UserRole,
     },
+}
+
+/// A Redis namespace is written into Lua scripts' strings and key names: only characters
+/// that need no quoting anywhere.
+fn parse_namespace(value: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if value.is_empty() || value.len() > 64 || !value.chars().all(allowed) {
+        return Err("1 to 64 letters, digits, `.`, `_` or `-`".to_owned());
+    }
+    Ok(value.to_owned())
 }
 
 fn parse_role(value: &str) -> Result<UserRole, String> {

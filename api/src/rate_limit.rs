@@ -65,7 +65,7 @@ impl SendLimiter {
             return false;
         }
         let Some(link) = &self.cluster else { return true };
-        let mut invocation = GCRA.key(format!("parley:send-rate:{user}"));
+        let mut invocation = GCRA.key(link.key(&format!("send-rate:{user}")));
         invocation.arg(self.interval_ms).arg(self.burst);
         let check = move |mut conn: redis::aio::ConnectionManager| async move {
             invocation.invoke_async::<i64>(&mut conn).await

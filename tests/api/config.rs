@@ -22,6 +22,7 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("PARLEY_EDIT_WINDOW_SECS", "-5"),
         ("PARLEY_DEMO", "maybe"),
         ("PARLEY_JWT_PUBLIC_KEY", "/no/such/key.pem"),
+        ("PARLEY_REDIS_NAMESPACE", "it's"),
     ] {
         let (ok, lines) = start(&[("DATABASE_URL", db.clone()), (name, value.to_owned())]).await;
         assert!(!ok, "{name}={value} must stop start-up");

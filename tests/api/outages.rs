@@ -2,7 +2,8 @@
 //! machine's services are never stopped): a database outage is not an invalid
 //! token, and a Redis outage neither slows sends nor loses messages, nor keeps a deactivated
 //! user's sockets open, nor a demoted admin's subscriptions running on the old role, nor a
-//! removed member's subscription on another instance following the room.
+//! removed member's subscription on another instance following the room; and the resync an
+//! instance asks for after an outage stays inside its deployment's Redis namespace.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ pg_test!(
     a_deactivation_missed_during_a_redis_outage_still_closes_sockets,
     a_role_change_missed_during_a_redis_outage_still_reconnects_sockets,
     a_removal_its_instance_could_not_publish_still_stops_the_room,
+    a_deployment_in_another_namespace_does_not_answer_a_resync_notice,
 );
 
 const ROOM_FEED: &str =
@@ -242,4 +244,28 @@ async fn a_removal_its_instance_could_not_publish_still_stops_the_room() {
             break;
         }
     }
+}
+
+/// Two deployments share one Redis, each in its namespace. A, cut off from Redis, loses a
+/// publish and tells its deployment to resync once it is back: B, of that deployment,
+/// resyncs; C, of the other, neither hears nor pays for it.
+async fn a_deployment_in_another_namespace_does_not_answer_a_resync_notice() {
+    let private = PrivateRedis::start().await;
+    let (redis, via_proxy) = CuttableProxy::in_front_of(&private.url, 6379).await;
+    let ours = [("PARLEY_REDIS_NAMESPACE", "ours")];
+    let a = spawn_app_with(Backend::PostgresRedis, &[ours[0], ("REDIS_URL", via_proxy.as_str())]).await;
+    let b = spawn_app_with(Backend::PostgresRedis, &[ours[0], ("REDIS_URL", private.url.as_str())]).await;
+    let theirs = [("PARLEY_REDIS_NAMESPACE", "theirs"), ("REDIS_URL", private.url.as_str())];
+    let c = spawn_app_with(Backend::PostgresRedis, &theirs).await;
+    let org = a.create_org().await;
+    let alice = org.user("alice").await;
+    let general = create_channel(&a, &alice, "general", &[]).await;
+
+    redis.cut();
+    send(&a, &alice, &general, "not published").await;
+    redis.restore();
+    b.wait_for_metric_above("parley_bus_notice_resyncs_total", 0.0, "B resyncs on A's notice").await;
+    // C would have heard the notice when B did and resynced as soon.
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(c.metric("parley_bus_notice_resyncs_total").await, 0.0, "the other deployment resynced");
 }

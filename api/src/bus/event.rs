@@ -31,20 +31,21 @@ pub enum Topic {
 }
 
 impl Topic {
-    pub fn channel_name(&self) -> String {
+    /// The Redis channel of this topic in the deployment's `namespace`.
+    pub fn channel_name(&self, namespace: &str) -> String {
         match self {
-            Self::Room(id) => format!("parley:room:{id}"),
-            Self::User(id) => format!("parley:user:{id}"),
-            Self::Signals(id) => format!("parley:signals:{id}"),
-            Self::Presence(id) => format!("parley:presence:{id}"),
-            Self::Members(id) => format!("parley:members:{id}"),
-            Self::Directory => "parley:directory".to_owned(),
-            Self::Scheduler => "parley:scheduler".to_owned(),
+            Self::Room(id) => format!("{namespace}:room:{id}"),
+            Self::User(id) => format!("{namespace}:user:{id}"),
+            Self::Signals(id) => format!("{namespace}:signals:{id}"),
+            Self::Presence(id) => format!("{namespace}:presence:{id}"),
+            Self::Members(id) => format!("{namespace}:members:{id}"),
+            Self::Directory => format!("{namespace}:directory"),
+            Self::Scheduler => format!("{namespace}:scheduler"),
         }
     }
 
-    pub fn from_channel_name(name: &str) -> Option<Self> {
-        let rest = name.strip_prefix("parley:")?;
+    pub fn from_channel_name(name: &str, namespace: &str) -> Option<Self> {
+        let rest = name.strip_prefix(namespace)?.strip_prefix(':')?;
         match rest {
             "directory" => return Some(Self::Directory),
             "scheduler" => return Some(Self::Scheduler),
@@ -252,5 +253,31 @@ pub enum MembershipChange {
 impl MembershipChange {
     pub fn is_member(self) -> bool {
         matches!(self, Self::Created | Self::Joined)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_are_read_back_only_in_their_own_namespace() {
+        let id = Uuid::new_v4();
+        let topics = [
+            Topic::Room(id),
+            Topic::User(id),
+            Topic::Directory,
+            Topic::Scheduler,
+            Topic::Signals(id),
+            Topic::Presence(id),
+            Topic::Members(id),
+        ];
+        for topic in topics {
+            let name = topic.channel_name("staging");
+            assert_eq!(Topic::from_channel_name(&name, "staging"), Some(topic), "{name}");
+            assert_eq!(Topic::from_channel_name(&name, "stag"), None, "{name} is not stag's");
+            assert_eq!(Topic::from_channel_name(&name, "parley"), None, "{name} is not parley's");
+        }
+        assert_eq!(Topic::Room(id).channel_name("parley"), format!("parley:room:{id}"));
     }
 }

@@ -1,5 +1,6 @@
-//! `RedisLink`: the instance's command connection to Redis, shared by the bus's publishes
-//! and the send rate limit (`crate::rate_limit`).
+//! `RedisLink`: the instance's command connection to Redis, shared by the bus's publishes,
+//! presence, the typing gate and the send rate limit (`crate::rate_limit`), and the
+//! deployment's namespace, which names every key and channel they use.
 //!
 //! A caller must not wait for a Redis that is down. After one failed command the link knows
 //! Redis is down: later commands return `None` at once (gauge `parley_redis_up`, logged once
@@ -24,10 +25,13 @@ pub struct RedisLink {
     manager: ConnectionManager,
     /// False from a failed command until the probe reaches Redis again.
     up: Arc<AtomicBool>,
+    /// `PARLEY_REDIS_NAMESPACE`: deployments sharing one Redis do not hear or touch each
+    /// other's keys and channels.
+    namespace: Arc<str>,
 }
 
 impl RedisLink {
-    pub async fn connect(client: redis::Client) -> anyhow::Result<Self> {
+    pub async fn connect(client: redis::Client, namespace: &str) -> anyhow::Result<Self> {
         // Fail fast: callers have a fallback (subscribers recover by seq; each instance's
         // own send bucket), and a mutation should not wait seconds for Redis.
         let config = ConnectionManagerConfig::new()
@@ -38,7 +42,18 @@ impl RedisLink {
             .await
             .map_err(|e| anyhow::anyhow!("REDIS_URL: cannot connect: {e}"))?;
         metrics::gauge!("parley_redis_up").set(1.0);
-        Ok(Self { manager, up: Arc::new(AtomicBool::new(true)) })
+        Ok(Self { manager, up: Arc::new(AtomicBool::new(true)), namespace: namespace.into() })
+    }
+
+    /// The deployment's namespace (checked by `config::parse_namespace`: letters, digits,
+    /// `.`, `_` and `-`, so it is safe inside a Lua string).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The key or channel `name` of this deployment: `{namespace}:{name}`.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.namespace)
     }
 
     /// Runs one command (`command` gets its own handle on the connection) within `timeout`;

@@ -44,7 +44,7 @@ pub struct EventBus {
 enum Transport {
     /// Single instance: publishing is local delivery.
     Memory,
-    Redis(redis::RedisTransport),
+    Redis(Box<redis::RedisTransport>),
 }
 
 impl EventBus {
@@ -52,13 +52,14 @@ impl EventBus {
         Self { hub: Arc::new(Hub::new(Uuid::now_v7(), None)), transport: Transport::Memory }
     }
 
-    /// Connects to Redis and starts the instance's subscriber task.
-    pub async fn redis(url: &str, shutdown: watch::Receiver<bool>) -> anyhow::Result<Self> {
+    /// Connects to Redis and starts the instance's subscriber task; every key and channel is
+    /// named in `namespace`.
+    pub async fn redis(url: &str, namespace: &str, shutdown: watch::Receiver<bool>) -> anyhow::Result<Self> {
         let instance_id = Uuid::now_v7();
-        let (transport, commands) = redis::RedisTransport::connect(url, instance_id).await?;
+        let (transport, commands) = redis::RedisTransport::connect(url, namespace, instance_id).await?;
         let hub = Arc::new(Hub::new(instance_id, Some(commands.sender())));
-        redis::spawn_subscriber(transport.client(), hub.clone(), commands, shutdown);
-        Ok(Self { hub, transport: Transport::Redis(transport) })
+        redis::spawn_subscriber(&transport, hub.clone(), commands, shutdown);
+        Ok(Self { hub, transport: Transport::Redis(Box::new(transport)) })
     }
 
     pub fn instance_id(&self) -> Uuid {

@@ -35,9 +35,10 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the idle subscriber connection proves it is alive (a half-open TCP connection
 /// would otherwise look like a quiet one forever).
 const PING_EVERY: Duration = Duration::from_secs(10);
-/// Where an instance that lost publishes tells the others to resync (payload: its id).
-/// Outside `Topic`: every instance follows it for its whole life, whatever its subscribers.
-const RESYNC_CHANNEL: &str = "parley:resync";
+/// Where an instance that lost publishes tells the others to resync (payload: its id), in the
+/// deployment's namespace. Outside `Topic`: every instance follows it for its whole life,
+/// whatever its subscribers.
+const RESYNC_CHANNEL: &str = "resync";
 /// How long after a notice the subscribers resync: notices that come meanwhile share it.
 const RESYNC_PAUSE: Duration = Duration::from_millis(500);
 /// How long after its first lost publish an instance sends its notice, at the earliest: a
@@ -66,16 +67,16 @@ impl Commands {
 }
 
 impl RedisTransport {
-    pub async fn connect(url: &str, instance_id: uuid::Uuid) -> anyhow::Result<(Self, Commands)> {
+    pub async fn connect(
+        url: &str,
+        namespace: &str,
+        instance_id: uuid::Uuid,
+    ) -> anyhow::Result<(Self, Commands)> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
-        let link = RedisLink::connect(client.clone()).await?;
+        let link = RedisLink::connect(client.clone(), namespace).await?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let lost = Arc::new(AtomicBool::new(false));
         Ok((Self { client, link, instance_id, lost }, Commands { sender, receiver }))
-    }
-
-    pub fn client(&self) -> redis::Client {
-        self.client.clone()
     }
 
     pub fn link(&self) -> &RedisLink {
@@ -89,7 +90,7 @@ impl RedisTransport {
             Ok(payload) => payload,
             Err(err) => return tracing::error!(%err, "cannot encode bus event"),
         };
-        if !self.send(topic.channel_name(), payload).await {
+        if !self.send(topic.channel_name(self.link.namespace()), payload).await {
             metrics::counter!("parley_bus_publish_errors_total").increment(1);
             if !self.lost.swap(true, Ordering::AcqRel) {
                 tokio::spawn(self.clone().tell_others_to_resync());
@@ -112,7 +113,7 @@ impl RedisTransport {
             // Cleared before the notice: a publish lost after it starts another notice.
             self.lost.store(false, Ordering::Release);
             let notice = self.instance_id.to_string().into_bytes();
-            if self.send(RESYNC_CHANNEL.to_owned(), notice).await {
+            if self.send(self.link.key(RESYNC_CHANNEL), notice).await {
                 metrics::counter!("parley_bus_resync_notices_total").increment(1);
                 return tracing::info!("told the other instances to resync: this one lost publishes");
             }
@@ -126,21 +127,33 @@ impl RedisTransport {
 }
 
 pub fn spawn_subscriber(
-    client: redis::Client,
+    transport: &RedisTransport,
     hub: Arc<Hub>,
     commands: Commands,
     shutdown: watch::Receiver<bool>,
 ) {
-    tokio::spawn(subscriber_loop(client, hub, commands.receiver, shutdown));
+    let channels = Channels {
+        namespace: transport.link.namespace().to_owned(),
+        resync: transport.link.key(RESYNC_CHANNEL),
+    };
+    tokio::spawn(subscriber_loop(transport.client.clone(), channels, hub, commands.receiver, shutdown));
+}
+
+/// The names the subscriber follows, in the deployment's namespace.
+struct Channels {
+    namespace: String,
+    resync: String,
 }
 
 /// Connect, follow topics, and on loss reconnect with exponential backoff.
 async fn subscriber_loop(
     client: redis::Client,
+    channels: Channels,
     hub: Arc<Hub>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let namespace = channels.namespace.as_str();
     let mut backoff = Backoff::default();
     let mut connected_before = false;
     loop {
@@ -149,10 +162,10 @@ async fn subscriber_loop(
                 backoff = Backoff::default();
                 let (mut sink, mut stream) = pubsub.split();
                 let mut followed = HashSet::new();
-                let follow = tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(RESYNC_CHANNEL));
+                let follow = tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(&channels.resync));
                 let mut ok = matches!(follow.await, Ok(Ok(())));
                 for topic in hub.active_topics() {
-                    ok = ok && subscribe(&mut sink, &topic).await;
+                    ok = ok && subscribe(&mut sink, namespace, &topic).await;
                     followed.insert(topic);
                 }
                 if connected_before {
@@ -174,6 +187,7 @@ async fn subscriber_loop(
                             if resync_at.is_some() =>
                         {
                             resync_at = None;
+                            metrics::counter!("parley_bus_notice_resyncs_total").increment(1);
                             tracing::info!("another instance lost publishes; subscribers resync from the database");
                             hub.resync_all();
                         }
@@ -182,13 +196,13 @@ async fn subscriber_loop(
                             ok = matches!(pong, Ok(Ok(_)));
                         }
                         message = stream.next() => match message {
-                            Some(message) => dispatch(&hub, &message, &mut resync_at),
+                            Some(message) => dispatch(&hub, &channels, &message, &mut resync_at),
                             None => break,
                         },
                         command = commands.recv() => match command {
                             None => return,
                             Some(Command::Subscribe { topic, ready }) => {
-                                ok = followed.contains(&topic) || subscribe(&mut sink, &topic).await;
+                                ok = followed.contains(&topic) || subscribe(&mut sink, namespace, &topic).await;
                                 followed.insert(topic);
                                 let _ = ready.send(true);
                             }
@@ -198,7 +212,7 @@ async fn subscriber_loop(
                                     followed.remove(&topic);
                                     let done = tokio::time::timeout(
                                         COMMAND_TIMEOUT,
-                                        sink.unsubscribe(topic.channel_name()),
+                                        sink.unsubscribe(topic.channel_name(namespace)),
                                     );
                                     ok = matches!(done.await, Ok(Ok(())));
                                 }
@@ -228,14 +242,19 @@ async fn subscriber_loop(
     }
 }
 
-async fn subscribe(sink: &mut PubSubSink, topic: &Topic) -> bool {
-    let done = tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(topic.channel_name()));
+async fn subscribe(sink: &mut PubSubSink, namespace: &str, topic: &Topic) -> bool {
+    let done = tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(topic.channel_name(namespace)));
     matches!(done.await, Ok(Ok(())))
 }
 
 /// Hands an event to local subscribers, or schedules the resync another instance asked for.
-fn dispatch(hub: &Hub, message: &redis::Msg, resync_at: &mut Option<tokio::time::Instant>) {
-    if message.get_channel_name() == RESYNC_CHANNEL {
+fn dispatch(
+    hub: &Hub,
+    channels: &Channels,
+    message: &redis::Msg,
+    resync_at: &mut Option<tokio::time::Instant>,
+) {
+    if message.get_channel_name() == channels.resync {
         // Our subscribers may have missed what that instance could not publish. Later than
         // the notice, never earlier, so answering after a pause loses nothing.
         if message.get_payload_bytes() != hub.instance_id().to_string().as_bytes() {
@@ -243,7 +262,9 @@ fn dispatch(hub: &Hub, message: &redis::Msg, resync_at: &mut Option<tokio::time:
         }
         return;
     }
-    let Some(topic) = Topic::from_channel_name(message.get_channel_name()) else { return };
+    let Some(topic) = Topic::from_channel_name(message.get_channel_name(), &channels.namespace) else {
+        return;
+    };
     let envelope: Envelope = match serde_json::from_slice(message.get_payload_bytes()) {
         Ok(envelope) => envelope,
         Err(err) => return tracing::warn!(%err, "undecodable bus event dropped"),

@@ -3,8 +3,8 @@
 //! Each instance counts its own sockets per user; only a user's first socket here and their
 //! last one talk to the cluster, so five tabs going to four costs nothing. With one instance
 //! the counts are the whole truth. With Redis, each instance holding a user keeps a lease in
-//! the user's sorted set (`parley:presence-conns:{user}`, member = instance, score = expiry),
-//! mirrored in one sorted set of all leases (`parley:presence-leases`) so that any instance
+//! the user's sorted set (`{ns}:presence-conns:{user}`, member = instance, score = expiry),
+//! mirrored in one sorted set of all leases (`{ns}:presence-leases`) so that any instance
 //! can find the leases of an instance that died; a heartbeat renews this instance's leases
 //! ([`cluster`]). A user is online while any lease of theirs is unexpired.
 

@@ -56,8 +56,8 @@ pub enum Gate {
 /// `typing`: the state asked for now; `None` for a retry after [`Gate::Wait`].
 pub async fn gate(link: Option<&RedisLink>, (user_id, room_id): Key, typing: Option<bool>) -> Gate {
     let Some(link) = link else { return typing.map_or(Gate::Drop, Gate::Publish) };
-    let mut call = GATE.key(format!("parley:typing:{user_id}:{room_id}"));
-    call.key(format!("parley:typing-wish:{user_id}:{room_id}"));
+    let mut call = GATE.key(link.key(&format!("typing:{user_id}:{room_id}")));
+    call.key(link.key(&format!("typing-wish:{user_id}:{room_id}")));
     call.arg(match typing {
         Some(true) => "1",
         Some(false) => "0",
