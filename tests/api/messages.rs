@@ -1,7 +1,7 @@
 //! Sending and reading messages: `sendMessage` (fields, replies,
 //! attachments, limits, access), `clientId` retries, the `messages`
-//! connection in both directions and around a seq, and the per-user send
-//! rate limit.
+//! connection in both directions and around a seq, the per-user send
+//! rate limit, and the sender role a bot's messages carry.
 
 use std::time::Duration;
 
@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use crate::helpers::api::{
     all_messages, create_channel, int, latest_seq, open_dm, room, send, send_input, seqs, try_send,
 };
-use crate::helpers::{Backend, assert_error_code, spawn_app, spawn_app_with};
+use crate::helpers::ws::WsClient;
+use crate::helpers::{Backend, TestUser, assert_error_code, spawn_app, spawn_app_with};
 
 backend_tests!(
     send_message_returns_the_stored_message,
@@ -19,6 +20,7 @@ backend_tests!(
     sending_requires_access,
     client_id_makes_retries_safe,
     send_rate_is_limited_per_user,
+    a_bots_messages_carry_the_assistant_role,
 );
 
 const PAGE: &str = "query($room: ID!, $first: Int, $after: String, $last: Int, $before: String, $around: Int) { \
@@ -224,4 +226,40 @@ async fn send_rate_is_limited_per_user(backend: Backend) {
     assert_eq!(int(&send(&app, &bob, &general, "my own bucket").await["seq"]), accepted + 1);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     send(&app, &alice, &general, "refilled").await;
+}
+
+/// A bot is an AI assistant: what it sends is stored, answered, listed and delivered with the
+/// sender role `ASSISTANT`, a person's with `USER`.
+async fn a_bots_messages_carry_the_assistant_role(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (admin, alice) = (org.user_with_role("admin", "admin").await, org.user("alice").await);
+    let create = "mutation($input: CreateUserInput!) { createUser(input: $input) { id } }";
+    let input = json!({ "handle": "helper", "displayName": "Helper", "kind": "BOT" });
+    let id = app.ok(&admin, create, json!({ "input": input })).await["createUser"]["id"].clone();
+    let token = app.cli(&["token", "--user", "helper", "--org", &org.slug]).await;
+    let bot = TestUser { id: id.as_str().expect("an id").to_owned(), handle: "helper".into(), token };
+    let general = create_channel(&app, &alice, "general", &[&bot]).await;
+    let mut ws = WsClient::connect(&app, &alice).await;
+    let feed = "subscription($room: ID) { messageAdded(roomId: $room) { body senderRole } }";
+    let mut frames = ws.subscribe("feed", feed, json!({ "room": general })).await;
+
+    let send = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { senderRole } }";
+    let answered =
+        app.ok(&bot, send, json!({ "input": { "roomId": general, "body": "How can I help?" } })).await;
+    assert_eq!(answered["sendMessage"]["senderRole"], "ASSISTANT");
+    app.ok(&alice, send, json!({ "input": { "roomId": general, "body": "Summarise" } })).await;
+
+    let bodies_and_roles = json!([
+        { "body": "How can I help?", "senderRole": "ASSISTANT" },
+        { "body": "Summarise", "senderRole": "USER" },
+    ]);
+    let delivered = json!([frames.next("messageAdded").await, frames.next("messageAdded").await]);
+    assert_eq!(delivered, bodies_and_roles, "delivered with their roles");
+    let list =
+        "query($room: ID!) { messages(roomId: $room, first: 10) { edges { node { body senderRole } } } }";
+    let listed = app.ok(&alice, list, json!({ "room": general })).await;
+    let nodes: Vec<Value> =
+        listed["messages"]["edges"].as_array().expect("edges").iter().map(|e| e["node"].clone()).collect();
+    assert_eq!(json!(nodes), bodies_and_roles, "stored with their roles");
 }

@@ -15,8 +15,8 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
-    QueryFilter, Set,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait,
+    FromQueryResult, QueryFilter, Set,
 };
 use uuid::Uuid;
 
@@ -33,7 +33,7 @@ use crate::rooms::access;
 use crate::state::Ctx;
 use crate::support::outbound;
 use crate::typing::service as typing;
-use entity::enums::{MessageSource, SenderRole};
+use entity::enums::{MessageSource, SenderRole, UserKind};
 use entity::{messages, rooms};
 
 /// A message to send, parsed.
@@ -58,7 +58,8 @@ impl NewMessage {
         Ok(())
     }
 
-    fn record(&self, cx: &Ctx<'_>, id: Uuid, seq: i64, now: DateTime<Utc>) -> MessageRecord {
+    fn record(&self, cx: &Ctx<'_>, sent: Sent, seq: i64) -> MessageRecord {
+        let Sent { id, now, role } = sent;
         MessageRecord {
             id,
             org_id: cx.viewer.org_id,
@@ -66,7 +67,7 @@ impl NewMessage {
             seq,
             author_user_id: Some(cx.viewer.id),
             author_contact_id: None,
-            sender_role: "user".to_owned(),
+            sender_role: role.to_value(),
             body: self.body.as_str().to_owned(),
             source: "chat".to_owned(),
             client_id: self.client_id.as_ref().map(|c| c.as_str().to_owned()),
@@ -79,40 +80,59 @@ impl NewMessage {
     }
 }
 
+/// What a send decides before it stores the message.
+#[derive(Clone, Copy)]
+struct Sent {
+    id: Uuid,
+    now: DateTime<Utc>,
+    role: SenderRole,
+}
+
+/// A bot is an AI assistant: its messages carry the sender role `assistant`, which is how
+/// clients (and models reading the history back) tell its turns from people's.
+fn sender_role(kind: UserKind) -> SenderRole {
+    match kind {
+        UserKind::Human => SenderRole::User,
+        UserKind::Bot => SenderRole::Assistant,
+        UserKind::System => SenderRole::System,
+    }
+}
+
 #[tracing::instrument(skip(cx, new), fields(viewer = %cx.viewer.id, room = %new.room_id))]
 pub async fn send(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
     new.check_attachments(cx.app.limits.max_attachments)?;
-    let id = Uuid::now_v7();
+    // Cached when the request was authenticated: no query.
+    let author = cx.app.directory.user(&cx.app.store, cx.viewer.id).await?;
+    let role = author.as_ref().map_or(SenderRole::User, |a| sender_role(a.kind));
     // Microseconds: what the database keeps, so the answer equals what is read back later.
-    let now = Utc::now().trunc_subsecs(6);
+    let sent = Sent { id: Uuid::now_v7(), now: Utc::now().trunc_subsecs(6), role };
     // Resolved before the insert, so that it stores them atomically; only bodies with an `@`
     // cost a query.
     let mentioned = mentions::resolve(cx.app, new.room_id, cx.viewer.id, &parse(new.body.as_str())).await?;
     let stored = match cx.app.store.backend() {
-        DatabaseBackend::Postgres => insert_in_one_statement(cx, &new, id, now, &mentioned).await,
-        _ => insert_in_transaction(cx, &new, id, now, &mentioned).await,
+        DatabaseBackend::Postgres => insert_in_one_statement(cx, &new, sent, &mentioned).await,
+        _ => insert_in_transaction(cx, &new, sent, &mentioned).await,
     };
     let room = match stored {
         Ok(room) => room,
         Err(err) => return retried_or(cx, &new, err).await,
     };
-    let record = new.record(cx, id, room.last_seq, now);
+    let record = new.record(cx, sent, room.last_seq);
     metrics::counter!("parley_messages_sent_total").increment(1);
     typing::message_sent(cx.app, cx.viewer.id, new.room_id);
-    announce(cx, &record, &room, mentioned).await;
+    let author = author.as_ref().map(|a| Box::new(UserPayload::from(a)));
+    announce(cx, &record, &room, author, mentioned).await;
     Ok(record)
 }
 
 /// Publishes the message with its author and room, so subscribers need no lookup.
-async fn announce(cx: &Ctx<'_>, record: &MessageRecord, room: &rooms::Model, mentioned: Vec<Uuid>) {
-    // The author was cached when the request was authenticated: no query.
-    let author = match cx.app.directory.user(&cx.app.store, cx.viewer.id).await {
-        Ok(author) => author.as_ref().map(|a| Box::new(UserPayload::from(a))),
-        Err(err) => {
-            tracing::warn!(?err, "author not found for the event; subscribers look it up");
-            None
-        }
-    };
+async fn announce(
+    cx: &Ctx<'_>,
+    record: &MessageRecord,
+    room: &rooms::Model,
+    author: Option<Box<UserPayload>>,
+    mentioned: Vec<Uuid>,
+) {
     let topic = Topic::Room(room.id);
     let (message, room) = (Box::new(MessagePayload::from(record)), Box::new(RoomPayload::from(room)));
     cx.app.bus.publish(topic, Event::MessageAdded { message, author, room, mentioned }).await;
@@ -122,8 +142,7 @@ async fn announce(cx: &Ctx<'_>, record: &MessageRecord, room: &rooms::Model, men
 async fn insert_in_one_statement(
     cx: &Ctx<'_>,
     new: &NewMessage,
-    id: Uuid,
-    now: DateTime<Utc>,
+    Sent { id, now, role }: Sent,
     mentioned: &[Uuid],
 ) -> ApiResult<rooms::Model> {
     let binds = Binds {
@@ -138,6 +157,7 @@ async fn insert_in_one_statement(
         attachments: &new.attachments,
         mentioned,
         email_due: personal::email_due(cx.app, now),
+        sender_role: role,
     };
     let kind = cx.app.directory.room_kind(new.room_id);
     let statement = binds.statement(Parts::of(kind, !mentioned.is_empty()));
@@ -156,8 +176,7 @@ async fn insert_in_one_statement(
 async fn insert_in_transaction(
     cx: &Ctx<'_>,
     new: &NewMessage,
-    id: Uuid,
-    now: DateTime<Utc>,
+    Sent { id, now, role }: Sent,
     mentioned: &[Uuid],
 ) -> ApiResult<rooms::Model> {
     check_writable(cx, new).await?;
@@ -182,7 +201,7 @@ async fn insert_in_transaction(
         seq: Set(room.last_seq),
         author_user_id: Set(Some(cx.viewer.id)),
         author_contact_id: Set(None),
-        sender_role: Set(SenderRole::User),
+        sender_role: Set(role),
         body: Set(new.body.as_str().to_owned()),
         source: Set(MessageSource::Chat),
         external_id: Set(None),

@@ -12,14 +12,14 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{DatabaseBackend, Statement};
+use sea_orm::{ActiveEnum, DatabaseBackend, Statement};
 use uuid::Uuid;
 
 use super::record::{Attachment, attachments_json};
 use crate::db::columns;
 use crate::notifications::{outbox, personal};
 use crate::support::outbound;
-use entity::enums::RoomKind;
+use entity::enums::{RoomKind, SenderRole};
 use entity::rooms;
 
 /// Which optional parts a send's statement carries.
@@ -78,7 +78,7 @@ fn sql(parts: Parts) -> String {
         message AS ( \
           INSERT INTO messages (id, org_id, room_id, seq, author_user_id, sender_role, body, source, \
             client_id, reply_to_id, attachments, created_at) \
-          SELECT $5, $2, $1, room.last_seq, $4, 'user', $6, 'chat', $7, $8, $9, $3 FROM room \
+          SELECT $5, $2, $1, room.last_seq, $4, $12, $6, 'chat', $7, $8, $9, $3 FROM room \
           RETURNING seq), \
         watermark AS ( \
           UPDATE room_members SET last_read_seq = message.seq, last_read_at = $3 FROM message \
@@ -109,6 +109,7 @@ pub struct Binds<'a> {
     pub attachments: &'a [Attachment],
     pub mentioned: &'a [Uuid],
     pub email_due: Option<DateTime<Utc>>,
+    pub sender_role: SenderRole,
 }
 
 impl Binds<'_> {
@@ -125,6 +126,7 @@ impl Binds<'_> {
             attachments_json(self.attachments).into(),
             self.mentioned.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",").into(),
             self.email_due.into(),
+            self.sender_role.to_value().into(),
         ];
         Statement::from_sql_and_values(DatabaseBackend::Postgres, SEND_SQL[parts.index()].as_str(), values)
     }
@@ -150,6 +152,7 @@ pub fn warm_up() -> Vec<Statement> {
                 attachments: &[],
                 mentioned: &[],
                 email_due: None,
+                sender_role: SenderRole::User,
             }
             .statement(parts)
         })
