@@ -268,4 +268,16 @@ async fn a_deployment_in_another_namespace_does_not_answer_a_resync_notice() {
     // C would have heard the notice when B did and resynced as soon.
     tokio::time::sleep(QUIET).await;
     assert_eq!(c.metric("parley_bus_notice_resyncs_total").await, 0.0, "the other deployment resynced");
+
+    // C does follow notices: those of its own namespace.
+    let client = redis::Client::open(private.url.as_str()).expect("a valid Redis URL");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("Redis answers");
+    let _: i64 =
+        redis::AsyncCommands::publish(&mut conn, "theirs:resync", "another instance").await.expect("PUBLISH");
+    c.wait_for_metric_above(
+        "parley_bus_notice_resyncs_total",
+        0.0,
+        "C resyncs on its own namespace's notice",
+    )
+    .await;
 }

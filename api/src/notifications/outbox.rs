@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -114,8 +115,8 @@ struct Due {
 /// the plan leased.
 ///
 /// Leases start and end on one clock, the database's (see [`expire_leases`]), and a lease
-/// starts no sooner than the caller asked: an attempt that counts its time from before the
-/// call ends inside its lease whatever the claim waited for.
+/// starts no sooner than the call: an attempt that counts its time from before the call
+/// ends inside its lease whatever the claim waited for.
 pub async fn claim(store: &Store, request: ClaimRequest<'_>) -> ApiResult<Vec<deliveries::Model>> {
     let ClaimRequest { lease, max_attempts, channels, plan } = request;
     let channels = channels.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
@@ -220,10 +221,23 @@ async fn expire_leases(
 
 /// How an attempt ended.
 pub enum Settled {
-    Delivered { at: DateTime<Utc> },
-    RetryAt { at: DateTime<Utc>, error: String },
-    Failed { error: String },
-    Cancelled { reason: String },
+    Delivered {
+        at: DateTime<Utc>,
+    },
+    RetryAt {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+    Cancelled {
+        reason: String,
+    },
+    /// Not attempted: handed back as it was before the claim, its attempt uncounted, due now.
+    Released {
+        at: DateTime<Utc>,
+    },
 }
 
 /// Records how the attempt numbered `attempt` ended; false when the row is no longer that
@@ -249,10 +263,18 @@ pub async fn settle(store: &Store, id: uuid::Uuid, attempt: i32, outcome: &Settl
             change.status = Set(DeliveryStatus::Cancelled);
             change.last_error = Set(Some(reason.clone()));
         }
+        Settled::Released { at } => {
+            change.status = Set(DeliveryStatus::Pending);
+            change.next_attempt_at = Set(*at);
+        }
     }
+    let uncounted = matches!(outcome, Settled::Released { .. });
     let tx = store.begin_write().await?;
-    let updated = deliveries::Entity::update_many()
-        .set(change)
+    let mut update = deliveries::Entity::update_many().set(change);
+    if uncounted {
+        update = update.col_expr(Column::Attempts, Expr::col(Column::Attempts).sub(1));
+    }
+    let updated = update
         .filter(Column::Id.eq(id))
         .filter(Column::Status.eq(DeliveryStatus::Delivering))
         .filter(Column::Attempts.eq(attempt))

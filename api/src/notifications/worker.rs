@@ -214,6 +214,19 @@ async fn deliver(
     delivery: notification_deliveries::Model,
     claimed_at: Instant,
 ) {
+    // The attempt ends within two timeouts of the claim, well inside the lease (three
+    // timeouts from a moment after `claimed_at`), so no other worker takes the row over while
+    // it may still send, and one timeout is left to record its outcome. Counted from the
+    // claim, not from when this task first ran: the claim's own wait (for SQLite's write
+    // gate, say) and reading its subjects come out of the lease too.
+    let timeout = state.limits.webhook_timeout();
+    let deadline = claimed_at + timeout * 2;
+    if deadline.saturating_duration_since(Instant::now()) < timeout {
+        // So slow a claim left less than one timeout: an attempt cut short would count
+        // against the delivery's attempts without a fair try. Handed back, uncounted.
+        let outcome = Settled::Released { at: Utc::now() };
+        return record(state, &delivery, &outcome).await;
+    }
     let attempted = async {
         match (subjects, delivery.channel.as_str()) {
             (Ok(_), "email") => email::attempt(state, &delivery).await,
@@ -226,11 +239,6 @@ async fn deliver(
             (Err(error), _) => Err(Failure::Retry(format!("reading the delivery: {error}"))),
         }
     };
-    // Well inside the lease (three timeouts from a moment after `claimed_at`), so no other
-    // worker takes the row over while this attempt may still send it, and its outcome is
-    // recorded before the lease ends. Counted from the claim, not from when this task first
-    // ran: reading the claim's subjects and waiting for a thread come out of the lease too.
-    let deadline = claimed_at + state.limits.webhook_timeout() * 2;
     let attempted = tokio::time::timeout_at(deadline, attempted)
         .await
         .unwrap_or_else(|_| Err(Failure::Retry("the attempt took too long".into())));
@@ -242,8 +250,13 @@ async fn deliver(
         }
         Err(Failure::Retry(error) | Failure::Permanent(error)) => Settled::Failed { error },
     };
-    match outbox::settle(&state.store, delivery.id, delivery.attempts, &outcome).await {
-        Ok(true) => count(&delivery, &outcome, state.notifier.email_delay),
+    record(state, &delivery, &outcome).await;
+}
+
+/// Records how an attempt ended, while the row is still this attempt's.
+async fn record(state: &AppState, delivery: &notification_deliveries::Model, outcome: &Settled) {
+    match outbox::settle(&state.store, delivery.id, delivery.attempts, outcome).await {
+        Ok(true) => count(delivery, outcome, state.notifier.email_delay),
         // The lease ran out and another worker took the row over: its outcome stands.
         Ok(false) => tracing::warn!(delivery = %delivery.id, "a delivery attempt outlived its lease"),
         // The lease ends and the row is claimed again: at least once, never lost.
@@ -265,6 +278,7 @@ fn count(delivery: &notification_deliveries::Model, outcome: &Settled, email_del
         Settled::RetryAt { .. } => "retried",
         Settled::Failed { .. } => "failed",
         Settled::Cancelled { .. } => "cancelled",
+        Settled::Released { .. } => "released",
     };
     metrics::counter!("parley_notification_attempts_total", "channel" => channel, "outcome" => label)
         .increment(1);

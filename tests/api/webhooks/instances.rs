@@ -116,7 +116,7 @@ async fn an_expired_lease_another_transaction_holds_delays_no_other_delivery() {
     // it, would for a moment) until the test lets go.
     let url = database.as_ref().map(|d| d.url.clone()).expect("a database of its own");
     let mut holder = Command::new("psql")
-        .args([url.as_str(), "-q", "-t", "-A"])
+        .args([url.as_str(), "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -127,7 +127,8 @@ async fn an_expired_lease_another_transaction_holds_delays_no_other_delivery() {
         WHERE status = 'delivering' FOR UPDATE) AS held;\n";
     stdin.write_all(lock.as_bytes()).await.expect("psql reads");
     let mut lines = BufReader::new(holder.stdout.take().expect("psql's stdout")).lines();
-    let locked = lines.next_line().await.expect("psql answers");
+    let locked = tokio::time::timeout(WAIT, lines.next_line()).await.expect("psql answers in time");
+    let locked = locked.expect("psql's output");
     assert_eq!(locked.as_deref(), Some("1"), "the leased row is held");
 
     // Past the lease, a claim on B meets the expired, held row first.
