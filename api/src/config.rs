@@ -280,7 +280,7 @@ pub struct TokenArgs {
     /// The user's handle.
     #[arg(long)]
     pub user: String,
-    /// The organisation's slug; may be omitted when only one organisation exists.
+    /// The organisation's slug; omitted: `demo`, the demo's organisation.
     #[arg(long)]
     pub org: Option<String>,
     /// Lifetime in seconds.

@@ -174,8 +174,8 @@ async fn measure(
         .floor("pg+redis")
         .notes(&notes);
     if size >= 10_000 && pass.spec_target {
-        let meets = figure.dist.map(|d| d.p99 <= 250.0 && lost == 0);
-        figure = figure.target("all delivered, p99 ≤ 250 ms", meets);
+        let meets = figure.dist.map(|d| d.p99 <= 150.0 && lost == 0);
+        figure = figure.target("all delivered, p99 ≤ 150 ms", meets);
     }
     ctx.report.push(figure);
     ctx.report.push(

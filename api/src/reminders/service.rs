@@ -39,7 +39,7 @@ pub async fn create(cx: &Ctx<'_>, new: NewReminder) -> ApiResult<reminders::Mode
     ensure_room_for_one_more(&tx, cx).await?;
     let now = Utc::now();
     let row = reminders::ActiveModel {
-        id: Set(Uuid::new_v4()),
+        id: Set(Uuid::now_v7()),
         org_id: Set(cx.viewer.org_id),
         user_id: Set(cx.viewer.id),
         room_id: Set(room_id),
