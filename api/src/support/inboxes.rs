@@ -10,6 +10,7 @@
 //! Who sees an inbox: org admins and its agents; anyone else gets NOT_FOUND.
 
 use chrono::Utc;
+use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
@@ -147,6 +148,39 @@ pub async fn add_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResul
         membership::add(&cx.app.store, &cx.app.bus, &room, &[user_id]).await?;
     }
     conversations::drain_quietly(cx.app, inbox_id).await;
+    Ok(inbox)
+}
+
+/// Pauses an agent (`active` false: they read and reply, but no strategy gives them new
+/// conversations; those assigned to them stay theirs) or resumes one, who may then take
+/// waiting conversations. Admins, and the agent themselves (going on a break). NOT_FOUND
+/// when the user is not an agent of the inbox, or the viewer may not read it.
+pub async fn set_member_active(
+    cx: &Ctx<'_>,
+    inbox_id: Uuid,
+    user_id: Uuid,
+    active: bool,
+) -> ApiResult<inboxes::Model> {
+    let inbox = readable(cx, inbox_id).await?;
+    if user_id != cx.viewer.id {
+        require_admin(cx)?;
+    }
+    let tx = cx.app.store.begin_write().await?;
+    // Under the inbox's lock: no decision picks them while they pause.
+    assign::lock_inbox(&cx.app.store, &tx.txn, inbox_id).await?;
+    let updated = members::Entity::update_many()
+        .col_expr(members::Column::Active, Expr::value(active))
+        .filter(members::Column::InboxId.eq(inbox_id))
+        .filter(members::Column::UserId.eq(user_id))
+        .exec(&tx.txn)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Err(ApiError::not_found("inbox member"));
+    }
+    tx.commit().await?;
+    if active {
+        conversations::drain_quietly(cx.app, inbox_id).await;
+    }
     Ok(inbox)
 }
 

@@ -105,6 +105,21 @@ impl SupportMutation {
         Ok(SupportInbox(inbox))
     }
 
+    /// Pauses an agent (`active: false`: they read and reply, but get no new conversations;
+    /// those assigned stay theirs) or resumes one, who may then take waiting conversations.
+    /// Admins, and agents for themselves.
+    async fn set_inbox_member_active(
+        &self,
+        ctx: &Context<'_>,
+        inbox_id: ID,
+        user_id: ID,
+        active: bool,
+    ) -> Result<SupportInbox> {
+        let (inbox_id, user_id) = (parse_id(&inbox_id)?, parse_id(&user_id)?);
+        let inbox = inboxes::set_member_active(&ctx.service()?, inbox_id, user_id, active).await?;
+        Ok(SupportInbox(inbox))
+    }
+
     /// Removes an agent (admins); their open conversations go back to the queue.
     async fn remove_inbox_member(
         &self,

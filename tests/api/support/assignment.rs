@@ -1,5 +1,5 @@
 //! Assignment: round robin over three agents, least busy with capacity and the queue
-//! draining, online agents first, two instances deciding at once without exceeding capacity,
+//! draining, paused agents passed over until they resume, online agents first, two instances deciding at once without exceeding capacity,
 //! and assignments posted to the webhooks that want them.
 
 use std::time::Duration;
@@ -9,11 +9,12 @@ use serde_json::{Value, json};
 use super::*;
 use crate::helpers::receiver::Receiver;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, TestApp, TestUser, WAIT, spawn_app};
+use crate::helpers::{Backend, TestApp, TestUser, WAIT, assert_error_code, spawn_app};
 
 backend_tests!(
     round_robin_takes_three_agents_in_turn,
     least_busy_honours_capacity_and_drains_the_queue,
+    a_paused_agent_gets_no_new_conversations_until_resumed,
     online_agents_are_preferred,
     assignments_are_posted_to_webhooks_that_want_them,
 );
@@ -98,6 +99,54 @@ async fn least_busy_honours_capacity_and_drains_the_queue(backend: Backend) {
     assert!(
         third["conversation"]["assignmentDecision"]["reason"].as_str().is_some_and(|r| r.contains("fewest"))
     );
+}
+
+async fn a_paused_agent_gets_no_new_conversations_until_resumed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (ada, alice) = (org.user_with_role("ada", "admin").await, org.user("alice").await);
+    let (a, b) = (org.user_with_role("a1", "agent").await, org.user_with_role("b2", "agent").await);
+    let (id, secret) =
+        inbox(&app, &ada, json!({ "name": "Pause", "assignment": "LEAST_BUSY" }), &[&a, &b]).await;
+    let set = "mutation($inbox: ID!, $user: ID!, $active: Boolean!) { \
+        setInboxMemberActive(inboxId: $inbox, userId: $user, active: $active) { members { user { handle } active } } }";
+    let new_conversation = |n: u32| {
+        let (app, id, secret) = (&app, &id, &secret);
+        async move {
+            let (_, stored) =
+                post(app, id, secret, &sms(&format!("pause-{n}"), &format!("+4179000030{n}"), "hi")).await;
+            stored["conversationId"].as_str().expect("a room").to_owned()
+        }
+    };
+    let assignee =
+        async |room: &str| conversation(&app, &ada, room).await["conversation"]["assignee"].clone();
+
+    // b2 goes on a break: the next conversation is a1's.
+    let paused = app.ok(&b, set, json!({ "inbox": id, "user": b.id, "active": false })).await;
+    assert_eq!(
+        paused["setInboxMemberActive"]["members"],
+        json!([{ "user": { "handle": "a1" }, "active": true }, { "user": { "handle": "b2" }, "active": false }])
+    );
+    let first = new_conversation(1).await;
+    assert_eq!(assignee(&first).await["handle"], "a1");
+
+    // Only admins pause or resume someone else; a user who is not an agent is not found.
+    let by_agent = app.gql(&a, set, json!({ "inbox": id, "user": b.id, "active": true })).await;
+    assert_error_code(&by_agent, "FORBIDDEN");
+    let not_an_agent = app.gql(&ada, set, json!({ "inbox": id, "user": alice.id, "active": false })).await;
+    assert_error_code(&not_an_agent, "NOT_FOUND");
+    let outsider = app.gql(&alice, set, json!({ "inbox": id, "user": alice.id, "active": false })).await;
+    assert_error_code(&outsider, "NOT_FOUND");
+
+    // Nobody active: it waits; b2 back from the break takes it at once, and the next one.
+    app.ok(&ada, set, json!({ "inbox": id, "user": a.id, "active": false })).await;
+    let second = new_conversation(2).await;
+    assert_eq!(assignee(&second).await, Value::Null, "no active agent: it waits");
+    app.ok(&b, set, json!({ "inbox": id, "user": b.id, "active": true })).await;
+    assert_eq!(assignee(&second).await["handle"], "b2", "the queue drained to the agent back");
+    let third = new_conversation(3).await;
+    assert_eq!(assignee(&third).await["handle"], "b2", "a1 is still paused");
+    assert_eq!(assignee(&first).await["handle"], "a1", "a pause keeps what was assigned");
 }
 
 async fn online_agents_are_preferred(backend: Backend) {
