@@ -1,7 +1,7 @@
 //! GraphQL over HTTP and the operational endpoints: `Accept` negotiation and
 //! status codes, GET queries, mutations over GET (405), the body size limit
-//! (413), `operationName`, and `/healthz`, `/readyz`, `/metrics`. The pages (`/`, `/app`)
-//! are in `pages`.
+//! (413), `operationName`, gzip for clients that accept it, and `/healthz`, `/readyz`,
+//! `/metrics`. The pages (`/`, `/app`) are in `pages`.
 
 use serde_json::{Value, json};
 
@@ -16,6 +16,7 @@ backend_tests!(
     bodies_over_the_limit_are_413,
     a_body_limit_above_2_mib_is_honoured,
     operation_name_selects_the_operation,
+    large_answers_are_gzipped_for_clients_that_accept_them,
     health_readiness_and_metrics,
 );
 
@@ -204,6 +205,37 @@ async fn operation_name_selects_the_operation(backend: Backend) {
 
     let (_, _, ambiguous) = post(&app, &alice, "application/json", json!({ "query": document })).await;
     assert!(ambiguous["errors"].is_array(), "two operations need an operationName: {ambiguous}");
+}
+
+async fn large_answers_are_gzipped_for_clients_that_accept_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let answer = async |query: &str, accept_encoding: Option<&str>| {
+        let mut request = app.http.post(app.url("/graphql")).bearer_auth(&alice.token);
+        if let Some(encoding) = accept_encoding {
+            request = request.header("Accept-Encoding", encoding);
+        }
+        let response = request.json(&json!({ "query": query })).send().await.expect("POST /graphql");
+        let encoding =
+            response.headers().get("content-encoding").map(|v| v.to_str().unwrap_or("?").to_owned());
+        (encoding, response.bytes().await.expect("a body").to_vec())
+    };
+    let large = "{ __schema { types { name fields { name } } } }";
+
+    let (encoding, plain) = answer(large, None).await;
+    assert_eq!(encoding, None, "not compressed unless asked");
+    let (encoding, zipped) = answer(large, Some("gzip, deflate, br")).await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(zipped.as_slice()), &mut unzipped)
+        .expect("a gzip body");
+    let parse = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).expect("a JSON answer");
+    assert_eq!(parse(&unzipped), parse(&plain), "the same answer");
+    assert!(zipped.len() * 4 < plain.len(), "{} bytes zipped from {}", zipped.len(), plain.len());
+
+    let (encoding, small) = answer("{ viewer { handle } }", Some("gzip")).await;
+    assert_eq!(encoding, None, "a small answer goes as it is");
+    assert_eq!(parse(&small)["data"]["viewer"]["handle"], "alice");
 }
 
 async fn health_readiness_and_metrics(backend: Backend) {

@@ -1,4 +1,5 @@
-//! The HTTP surface: the router and its layers (request ids, tracing, CORS, body limit),
+//! The HTTP surface: the router and its layers (request ids, tracing, CORS, body limit,
+//! compression),
 //! GraphQL over HTTP, GraphQL over WebSocket, the browser pages (GraphiQL, `/app`), the
 //! unsubscribe link of notification emails, the inbound support webhook, health and metrics.
 //!
@@ -17,11 +18,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::{mpsc, watch};
 use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -64,15 +68,16 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(cors(cors_origins));
     Router::new()
-        .route("/", get(assets::graphiql))
-        .route("/app", get(assets::app))
-        .route("/app/", get(assets::app))
+        .route("/", compressed(assets::graphiql))
+        .route("/app", compressed(assets::app))
+        .route("/app/", compressed(assets::app))
         .route("/app/demo-users", get(assets::demo_users))
-        .route("/assets/{*path}", get(assets::asset))
-        .route("/graphql", get(graphql::get_or_upgrade).post(graphql::post))
+        .route("/assets/{*path}", compressed(assets::asset))
+        // Not the WebSocket upgrade of GET: a 101 has no body to compress.
+        .route("/graphql", get(graphql::get_or_upgrade).post(graphql::post.layer(compression())))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .route("/metrics", compressed(ops::metrics))
         .route("/webhooks/inboxes/{id}/messages", axum::routing::post(inbound::receive))
         .route("/notifications/unsubscribe", get(unsubscribe::confirm).post(unsubscribe::unsubscribe))
         // `body_limit` is the limit; axum's own default (2 MiB) would cap a larger setting.
@@ -80,6 +85,24 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(layers)
         .with_state(Arc::new(state))
+}
+
+/// gzip for clients that accept it, on bodies of 1 KiB or more (below, the header and the
+/// CPU cost more than the bytes saved), images excepted (already compressed).
+fn compression() -> CompressionLayer<impl Predicate> {
+    CompressionLayer::new()
+        .no_br()
+        .no_deflate()
+        .no_zstd()
+        .compress_when(SizeAbove::new(1024).and(NotForContentType::IMAGES))
+}
+
+fn compressed<H, T>(handler: H) -> MethodRouter<Arc<HttpState>>
+where
+    H: Handler<T, Arc<HttpState>>,
+    T: 'static,
+{
+    get(handler.layer(compression()))
 }
 
 fn cors(origins: &str) -> CorsLayer {
