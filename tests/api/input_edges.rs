@@ -1,17 +1,19 @@
 //! Inputs at the edges: wildcard characters in searches, cursors that do not fit, paging
-//! arguments on their own, and writes into archived rooms. Each is a clear error or the
+//! arguments on their own, writes into archived rooms, and queries too deep, too costly or
+//! with too many aliases (fragments counted per spread). Each is a clear error or the
 //! literal answer, and changes nothing.
 
 use serde_json::json;
 
 use crate::helpers::api::{create_channel, edge_ids, send, seqs};
-use crate::helpers::{Backend, assert_error_code, spawn_app};
+use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, spawn_app, spawn_app_with};
 
 backend_tests!(
     search_matches_wildcards_literally,
     oversized_cursors_are_bad_input,
     paging_follows_the_cursor_given,
     archived_rooms_refuse_deletions_and_removals,
+    queries_past_the_depth_complexity_or_alias_limits_are_refused,
 );
 
 const USERS: &str = "query($search: String) { users(search: $search) { edges { node { id handle } } } }";
@@ -90,4 +92,53 @@ async fn archived_rooms_refuse_deletions_and_removals(backend: Backend) {
         )
         .await;
     assert_eq!(body["node"]["body"], "keep me", "not deleted");
+}
+
+async fn queries_past_the_depth_complexity_or_alias_limits_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let refused = async |app: &TestApp, user: &TestUser, query: &str, why: &str| {
+        let answer = app.gql(user, query, json!({})).await;
+        assert_error_code(&answer, "BAD_USER_INPUT");
+        assert!(answer.get("data").is_none_or(serde_json::Value::is_null), "{why}: nothing runs: {answer}");
+    };
+
+    // Depth 19 (the limit is 16): a message's room's last message's room …
+    let nested = "lastMessage { room { ".repeat(7);
+    let deep = format!(
+        "{{ viewer {{ rooms(first: 1) {{ edges {{ node {{ {nested} id {} }} }} }} }} }}",
+        "} } ".repeat(7)
+    );
+    refused(&app, &alice, &deep, "too deep").await;
+
+    // Aliases: 31 of them (the limit is 30), written out or run through a fragment spread
+    // three times (3 + 3 × 10).
+    let aliased: Vec<String> = (0..31).map(|i| format!("a{i}: handle")).collect();
+    refused(&app, &alice, &format!("{{ viewer {{ {} }} }}", aliased.join(" ")), "31 aliases").await;
+    let ten: Vec<String> = (0..10).map(|i| format!("h{i}: handle")).collect();
+    let fragment = format!("fragment Ten on Viewer {{ {} }}", ten.join(" "));
+    let thrice =
+        format!("{{ a: viewer {{ ...Ten }} b: viewer {{ ...Ten }} c: viewer {{ ...Ten }} }} {fragment}");
+    refused(&app, &alice, &thrice, "33 run").await;
+    let twice = format!("{{ a: viewer {{ ...Ten }} b: viewer {{ ...Ten }} }} {fragment}");
+    let answer = app.ok(&alice, &twice, json!({})).await;
+    assert_eq!(
+        (answer["a"]["h9"].as_str(), answer["b"]["h0"].as_str()),
+        (Some("alice"), Some("alice")),
+        "22 run"
+    );
+
+    // Fragments that spread each other are refused, not followed for ever.
+    let cycle = "{ viewer { ...A } } fragment A on Viewer { handle ...B } fragment B on Viewer { id ...A }";
+    refused(&app, &alice, cycle, "a fragment cycle").await;
+
+    // Complexity (one per field selected; page sizes do not weigh): 13 fields cost more than
+    // 12, a server's limit here.
+    let strict = spawn_app_with(backend, &[("PARLEY_MAX_QUERY_COMPLEXITY", "12")]).await;
+    let bob = strict.create_org().await.user("bob").await;
+    let costly = "{ users(first: 100) { edges { cursor node { id handle displayName role kind } } \
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
+    refused(&strict, &bob, costly, "too costly").await;
+    let affordable = "{ users(first: 100) { edges { node { id handle displayName role kind } } } }";
+    assert_eq!(strict.ok(&bob, affordable, json!({})).await["users"]["edges"][0]["node"]["handle"], "bob");
 }
