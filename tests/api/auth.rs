@@ -1,12 +1,14 @@
 //! Authentication: which tokens open the API over HTTP and WebSocket, and what
 //! every other token gets (missing, expired, forged, `alg: none`, wrong
-//! organisation). Also `viewer`, the caller's own identity.
+//! organisation, another issuer or audience when those are checked, a shared-secret token
+//! where a public key verifies). Also `viewer`, the caller's own identity.
 
 use serde_json::{Value, json};
 
 use crate::helpers::ws::{Protocol, WsClient, bearer};
 use crate::helpers::{
     Backend, JWT_SECRET, TestApp, WAIT, assert_error_code, claims, data, mint_token, spawn_app,
+    spawn_app_with,
 };
 
 backend_tests!(
@@ -20,6 +22,7 @@ backend_tests!(
     token_mixing_two_orgs_is_unauthenticated,
     websocket_init_with_bad_token_closes_4403,
     websocket_init_accepts_token_key_variants,
+    an_issuers_tokens_are_checked_with_its_public_key_issuer_and_audience,
 );
 
 const VIEWER: &str = "{ viewer { id handle displayName role } }";
@@ -202,4 +205,47 @@ async fn websocket_init_accepts_token_key_variants(backend: Backend) {
         sub.assert_nothing(crate::helpers::QUIET).await;
         client.assert_open();
     }
+}
+
+/// A deployment behind an identity provider: tokens are verified with its public key
+/// (EdDSA here), and `iss` and `aud` are checked. Its tokens open the API; one of another
+/// issuer, for another audience, or signed with a shared secret does not.
+async fn an_issuers_tokens_are_checked_with_its_public_key_issuer_and_audience(backend: Backend) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (private, public) = (dir.path().join("private.pem"), dir.path().join("public.pem"));
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl").args(args).status().expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let (private_path, public_path) = (private.to_str().expect("a path"), public.to_str().expect("a path"));
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", private_path]);
+    openssl(&["pkey", "-in", private_path, "-pubout", "-out", public_path]);
+    let settings = [
+        ("PARLEY_JWT_PUBLIC_KEY", public_path),
+        ("PARLEY_JWT_ISSUER", "https://id.example"),
+        ("PARLEY_JWT_AUDIENCE", "parley"),
+    ];
+    let app = spawn_app_with(backend, &settings).await;
+    let org = app.create_org().await;
+    let dana = app.cli(&["user", "create", "--org", &org.slug, "--handle", "dana"]).await;
+
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(&std::fs::read(&private).expect("the private key"))
+        .expect("an Ed25519 key");
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    let signed = |iss: &str, aud: &str| {
+        let mut claims = claims(&dana, &org.id, "member");
+        claims["iss"] = json!(iss);
+        claims["aud"] = json!(aud);
+        jsonwebtoken::encode(&header, &claims, &key).expect("sign a token")
+    };
+
+    let (status, body) = viewer_with(&app, &signed("https://id.example", "parley")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(data(body)["viewer"]["handle"], "dana");
+    assert_rejected(&app, &signed("https://other.example", "parley")).await;
+    assert_rejected(&app, &signed("https://id.example", "another-app")).await;
+    let mut shared = claims(&dana, &org.id, "member");
+    shared["iss"] = json!("https://id.example");
+    shared["aud"] = json!("parley");
+    assert_rejected(&app, &mint_token(&shared, JWT_SECRET)).await;
 }
