@@ -1,5 +1,6 @@
 //! Assignment: round robin over three agents, least busy with capacity and the queue
-//! draining, paused agents passed over until they resume, online agents first, two instances deciding at once without exceeding capacity,
+//! draining, paused agents passed over until they resume, conversations back in the queue
+//! when unassigned or their agent removed, online agents first, two instances deciding at once without exceeding capacity,
 //! and assignments posted to the webhooks that want them.
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ backend_tests!(
     round_robin_takes_three_agents_in_turn,
     least_busy_honours_capacity_and_drains_the_queue,
     a_paused_agent_gets_no_new_conversations_until_resumed,
+    unassigned_or_removed_agents_conversations_go_back_to_the_queue,
     online_agents_are_preferred,
     assignments_are_posted_to_webhooks_that_want_them,
 );
@@ -147,6 +149,51 @@ async fn a_paused_agent_gets_no_new_conversations_until_resumed(backend: Backend
     let third = new_conversation(3).await;
     assert_eq!(assignee(&third).await["handle"], "b2", "a1 is still paused");
     assert_eq!(assignee(&first).await["handle"], "a1", "a pause keeps what was assigned");
+}
+
+async fn unassigned_or_removed_agents_conversations_go_back_to_the_queue(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (a, b) = (org.user_with_role("a1", "agent").await, org.user_with_role("b2", "agent").await);
+    let (id, secret) =
+        inbox(&app, &ada, json!({ "name": "Manual", "assignment": "MANUAL" }), &[&a, &b]).await;
+    let mut rooms = Vec::new();
+    for n in 1..=2 {
+        let (_, stored) =
+            post(&app, &id, &secret, &sms(&format!("q-{n}"), &format!("+4179000040{n}"), "hi")).await;
+        rooms.push(stored["conversationId"].as_str().expect("a room").to_owned());
+    }
+    let assignee =
+        async |room: &str| conversation(&app, &ada, room).await["conversation"]["assignee"].clone();
+    assert_eq!(assignee(&rooms[0]).await, Value::Null, "manual: nobody until someone takes it");
+    let assign =
+        "mutation($room: ID!, $user: ID!) { assignConversation(roomId: $room, userId: $user) { id } }";
+    app.ok(&ada, assign, json!({ "room": rooms[0], "user": a.id })).await;
+    app.ok(&ada, assign, json!({ "room": rooms[1], "user": b.id })).await;
+    assert_eq!(assignee(&rooms[1]).await["handle"], "b2");
+
+    // a1 hands theirs back: it waits, as the strategy is manual.
+    let unassign = "mutation($room: ID!) { unassignConversation(roomId: $room) { id } }";
+    app.ok(&a, unassign, json!({ "room": rooms[0] })).await;
+    assert_eq!(assignee(&rooms[0]).await, Value::Null);
+    // A strategy that assigns takes the queue at once: to the less busy a1.
+    let update =
+        "mutation($input: UpdateSupportInboxInput!) { updateSupportInbox(input: $input) { assignment } }";
+    let updated =
+        app.ok(&ada, update, json!({ "input": { "inboxId": id, "assignment": "LEAST_BUSY" } })).await;
+    assert_eq!(updated["updateSupportInbox"]["assignment"], "LEAST_BUSY");
+    assert_eq!(assignee(&rooms[0]).await["handle"], "a1");
+
+    // b2 leaves the inbox: their conversation goes to a1, and b2 no longer sees it.
+    let remove = "mutation($inbox: ID!, $user: ID!) { removeInboxMember(inboxId: $inbox, userId: $user) { members { user { handle } } } }";
+    let removed = app.ok(&ada, remove, json!({ "inbox": id, "user": b.id })).await;
+    assert_eq!(removed["removeInboxMember"]["members"], json!([{ "user": { "handle": "a1" } }]));
+    assert_eq!(assignee(&rooms[1]).await["handle"], "a1");
+    let seen_by_b = app.gql(&b, "query($id: ID!) { room(id: $id) { id } }", json!({ "id": rooms[1] })).await;
+    assert_error_code(&seen_by_b, "NOT_FOUND");
+    let again = app.gql(&ada, remove, json!({ "inbox": id, "user": b.id })).await;
+    assert_error_code(&again, "NOT_FOUND");
 }
 
 async fn online_agents_are_preferred(backend: Backend) {
