@@ -29,11 +29,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::mentions::parse::parse;
 use crate::mentions::service as mentions;
 use crate::notifications::{outbox, personal};
-use crate::rooms::access;
+use crate::rooms::{access, membership};
 use crate::state::Ctx;
 use crate::support::outbound;
 use crate::typing::service as typing;
-use entity::enums::{MessageSource, SenderRole, UserKind};
+use entity::enums::{MessageSource, RoomKind, SenderRole, UserKind};
 use entity::{messages, rooms};
 
 /// A message to send, parsed.
@@ -160,17 +160,20 @@ async fn insert_in_one_statement(
         sender_role: role,
     };
     let kind = cx.app.directory.room_kind(new.room_id);
-    let statement = binds.statement(Parts::of(kind, !mentioned.is_empty()));
-    let room = cx.app.group_commit.send(&cx.app.store, new.room_id, statement).await?;
-    match room {
-        Some(room) => {
-            if kind.is_none() {
-                cx.app.directory.remember_kind(&room);
-            }
-            Ok(room)
-        }
-        None => Err(why_not_sent(cx, new).await),
+    let parts = Parts::of(kind, !mentioned.is_empty());
+    let commit = &cx.app.group_commit;
+    let mut room = commit.send(&cx.app.store, new.room_id, binds.statement(parts)).await?;
+    if room.is_none() {
+        // It wrote nothing: say which check failed. None does when an admin just joined a
+        // conversation to reply, or access changed meanwhile: then it is sent once more.
+        check_writable(cx, new).await?;
+        room = commit.send(&cx.app.store, new.room_id, binds.statement(parts)).await?;
     }
+    let room = room.ok_or_else(|| ApiError::conflict("the room changed while sending; retry"))?;
+    if kind.is_none() {
+        cx.app.directory.remember_kind(&room);
+    }
+    Ok(room)
 }
 
 async fn insert_in_transaction(
@@ -243,25 +246,22 @@ async fn insert_in_transaction(
     Ok(room)
 }
 
-/// The room is readable and writable by the viewer, and a reply's parent is in it.
+/// The room is writable by the viewer, a member, and a reply's parent is in it. An org
+/// admin who is not in a support conversation joins it: admins read and reply to every
+/// conversation (SPEC §5, as in Chatwoot), and replying makes them one of its participants.
 async fn check_writable(cx: &Ctx<'_>, new: &NewMessage) -> ApiResult<()> {
-    access::writable(&cx.app.store, cx.viewer, new.room_id).await?;
+    let access = access::readable(&cx.app.store, cx.viewer, new.room_id).await?;
+    access.require_writable()?;
     if let Some(reply_to) = new.reply_to_id {
         let parent = messages::Entity::find_by_id(reply_to).one(&cx.app.store.db).await?;
         if parent.is_none_or(|p| p.room_id != new.room_id) {
             return Err(ApiError::not_found("message to reply to"));
         }
     }
-    Ok(())
-}
-
-/// The one-statement send wrote nothing: say which check failed.
-async fn why_not_sent(cx: &Ctx<'_>, new: &NewMessage) -> ApiError {
-    match check_writable(cx, new).await {
-        Err(err) => err,
-        // Every check passes now: access changed between the two reads. The client retries.
-        Ok(()) => ApiError::conflict("the room changed while sending; retry"),
+    if access.membership.is_none() && access.room.kind == RoomKind::Support && cx.viewer.is_admin() {
+        return membership::add(&cx.app.store, &cx.app.bus, &access.room, &[cx.viewer.id]).await;
     }
+    access.require_member().map(|_| ())
 }
 
 /// A unique violation on `clientId` means this is a retry (or a race between two instances

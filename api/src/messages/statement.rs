@@ -97,6 +97,7 @@ fn sql(parts: Parts) -> String {
 /// The statement's values, in placeholder order. Built in one place, so that a warm-up binds
 /// the same types as a send: sqlx finds a prepared statement by its SQL alone, so the send
 /// then runs the statement the warm-up prepared.
+#[derive(Clone, Copy)]
 pub struct Binds<'a> {
     pub room_id: Uuid,
     pub org_id: Uuid,

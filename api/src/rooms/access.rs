@@ -62,7 +62,7 @@ pub fn may_read(room: &rooms::Model, member: bool) -> bool {
 }
 
 /// [`may_read`] for a viewer: org admins also read every support conversation (as in
-/// Chatwoot; they join it to reply).
+/// Chatwoot; their first reply joins them to it, `messages::send`).
 pub fn viewer_may_read(room: &rooms::Model, member: bool, viewer: &Viewer) -> bool {
     may_read(room, member)
         || (room.deleted_at.is_none() && room.kind == RoomKind::Support && viewer.is_admin())

@@ -47,7 +47,7 @@ pub async fn join(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
     }
     access.require_writable()?;
     // `readable` lets non-members see only public channels, and admins support
-    // conversations (they join one to reply).
+    // conversations (which their first reply also joins).
     add(store, bus, &access.room, &[viewer.id]).await?;
     Ok(access.room)
 }

@@ -1,6 +1,6 @@
 //! Conversations: reopening on a contact's message and when a snooze runs out (once, with two
-//! instances), status changes on `roomUpdated`, access for non-agents, admins, other
-//! organisations and integration tokens, agents' replies going out signed and retried across
+//! instances), status changes on `roomUpdated`, access for non-agents, admins (who reply
+//! without joining first), other organisations and integration tokens, agents' replies going out signed and retried across
 //! a restart, and metrics against hand-computed figures.
 
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::helpers::api::int;
 use crate::helpers::receiver::Receiver;
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, WAIT, assert_error_code, spawn_app, spawn_app_alone, spawn_app_with};
@@ -149,6 +150,27 @@ async fn conversations_are_hidden_from_non_agents_and_integration_tokens_only_in
         read["conversation"]["assignmentDecision"]["reason"]
             .as_str()
             .is_some_and(|r| r.starts_with("assigned by"))
+    );
+
+    // Admins reply without joining first (their first reply joins them); nobody else does.
+    let reply = "mutation($room: ID!, $body: String!) { sendMessage(input: { roomId: $room, body: $body }) { seq author { handle } } }";
+    for outsider in [&olga, &eve] {
+        let refused = app.gql(outsider, reply, json!({ "room": room, "body": "let me in" })).await;
+        assert_error_code(&refused, "NOT_FOUND");
+    }
+    let sent = app.ok(&ada, reply, json!({ "room": room, "body": "An admin here: on it." })).await;
+    assert_eq!(sent["sendMessage"]["author"]["handle"], "ada");
+    let again = app.ok(&ada, reply, json!({ "room": room, "body": "Done." })).await;
+    assert_eq!(int(&again["sendMessage"]["seq"]), int(&sent["sendMessage"]["seq"]) + 1);
+    let role = "query($id: ID!) { room(id: $id) { viewerRole } }";
+    let listed = app.ok(&ada, role, json!({ "id": room })).await;
+    assert!(!listed["room"]["viewerRole"].is_null(), "a participant now: {listed}");
+    let history = "query($room: ID!) { messages(roomId: $room, last: 2) { edges { node { body } } } }";
+    let bodies = app.ok(&sam, history, json!({ "room": room })).await;
+    assert_eq!(
+        bodies["messages"]["edges"],
+        json!([{ "node": { "body": "An admin here: on it." } }, { "node": { "body": "Done." } }]),
+        "the agent reads the admin's replies"
     );
 }
 
