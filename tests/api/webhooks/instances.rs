@@ -13,7 +13,8 @@ use tokio::process::Command;
 use super::{PAST_A_POLL, deliveries, delivery_of, everything_to, own_app, register};
 use crate::helpers::api::{create_channel, id_of, send};
 use crate::helpers::receiver::Receiver;
-use crate::helpers::{Backend, WAIT, spawn_app_with};
+use crate::helpers::services::OwnDatabase;
+use crate::helpers::{Backend, TestApp, TestUser, WAIT, spawn_app_with};
 
 pg_test!(
     two_instances_deliver_each_notification_once,
@@ -77,20 +78,37 @@ async fn a_delivery_outlives_the_instance_that_tried_it() {
     assert_eq!(delivered["attempts"], 2);
 }
 
-async fn an_attempt_cut_off_by_a_crash_is_retried_when_its_lease_ends() {
-    // Attempts time out after 1 s, so a claim's lease is 3 s.
-    let (_database, mut a) = own_app(Backend::PostgresRedis, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "1000")]).await;
+/// A deployment whose instance A died mid-attempt: the first post of `body`'s delivery hangs
+/// (attempts time out after 1 s, so a claim's lease is 3 s) and A is killed while it waits,
+/// before it can record anything, so the row stays leased.
+struct CutOff {
+    /// Killed; `spawn_second_instance` starts another on the same deployment.
+    a: TestApp,
+    receiver: Receiver,
+    ada: TestUser,
+    bob: TestUser,
+    general: String,
+    message: String,
+    /// Dropped after the servers that use it.
+    database: Option<OwnDatabase>,
+}
+
+async fn cut_off_mid_attempt(body: &str) -> CutOff {
+    let (database, mut a) = own_app(Backend::PostgresRedis, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "1000")]).await;
     let receiver = Receiver::start().await;
     let org = a.create_org().await;
     let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
     let general = create_channel(&a, &ada, "general", &[&bob]).await;
     register(&a, &ada, everything_to(&receiver.url)).await;
-
-    // The first post hangs; A dies while it waits, before it can record anything.
     receiver.stall_with(&[Duration::from_secs(5)]);
-    let message = id_of(&send(&a, &bob, &general, "cut off").await);
+    let message = id_of(&send(&a, &bob, &general, body).await);
     receiver.wait_for(1, WAIT).await;
     a.kill().await;
+    CutOff { a, receiver, ada, bob, general, message, database }
+}
+
+async fn an_attempt_cut_off_by_a_crash_is_retried_when_its_lease_ends() {
+    let CutOff { a, receiver, ada, message, database: _database, .. } = cut_off_mid_attempt("cut off").await;
     let b = a.spawn_second_instance().await;
     let received = receiver.wait_for(2, WAIT).await;
     assert_eq!(received[0].header("idempotency-key"), received[1].header("idempotency-key"));
@@ -99,19 +117,8 @@ async fn an_attempt_cut_off_by_a_crash_is_retried_when_its_lease_ends() {
 }
 
 async fn an_expired_lease_another_transaction_holds_delays_no_other_delivery() {
-    // Attempts time out after 1 s, so a claim's lease is 3 s.
-    let (database, mut a) = own_app(Backend::PostgresRedis, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "1000")]).await;
-    let receiver = Receiver::start().await;
-    let org = a.create_org().await;
-    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
-    let general = create_channel(&a, &ada, "general", &[&bob]).await;
-    register(&a, &ada, everything_to(&receiver.url)).await;
-
-    // A's attempt hangs and A dies: the row stays leased.
-    receiver.stall_with(&[Duration::from_secs(5)]);
-    let held = id_of(&send(&a, &bob, &general, "held").await);
-    receiver.wait_for(1, WAIT).await;
-    a.kill().await;
+    let CutOff { a, receiver, ada, bob, general, message: held, database } =
+        cut_off_mid_attempt("held").await;
     // Another transaction holds that row (as one settling it, or another instance expiring
     // it, would for a moment) until the test lets go.
     let url = database.as_ref().map(|d| d.url.clone()).expect("a database of its own");
