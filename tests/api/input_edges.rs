@@ -1,6 +1,7 @@
 //! Inputs at the edges: wildcard characters in searches, cursors that do not fit, paging
-//! arguments on their own, writes into archived rooms, and queries too deep, too costly or
-//! with too many aliases (fragments counted per spread). Each is a clear error or the
+//! arguments on their own, writes into archived rooms, and queries too deep, too costly,
+//! too large once their fragments are spread, or with too many aliases (fragments counted per
+//! spread). Each is a clear error or the
 //! literal answer, and changes nothing.
 
 use serde_json::json;
@@ -127,6 +128,14 @@ async fn queries_past_the_depth_complexity_or_alias_limits_are_refused(backend: 
         (Some("alice"), Some("alice")),
         "22 run"
     );
+
+    // Fragments each spreading the next twice, 28 deep (within every depth limit): 2²⁷ fields
+    // once spread, refused before anything walks them all.
+    let mut bomb = String::from("{ viewer { ...F0 } } fragment F27 on Viewer { handle }");
+    for i in 0..27 {
+        bomb.push_str(&format!(" fragment F{i} on Viewer {{ ...F{next} ...F{next} }}", next = i + 1));
+    }
+    refused(&app, &alice, &bomb, "a fragment bomb").await;
 
     // Fragments that spread each other are refused, not followed for ever.
     let cycle = "{ viewer { ...A } } fragment A on Viewer { handle ...B } fragment B on Viewer { id ...A }";

@@ -5,6 +5,10 @@
 //! variables and the operation name. Only documents that passed are cached: a failure is
 //! always recomputed and reported as the first time. A failure is the client's: each of its
 //! errors carries `extensions.code` BAD_USER_INPUT, like every other refused input.
+//!
+//! A document not cached yet is parsed here, as the request is prepared, and checked
+//! (`limits::check`: aliases, and fields once fragments are spread) before async-graphql
+//! walks it at all: its own first walk is exponential in nested fragment spreads.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +19,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, ServerError, ServerResult, ValidationResult, Variables};
 use moka::sync::Cache;
 
+use super::limits;
 use crate::error::ErrorCode;
 
 const CAPACITY: u64 = 1_000;
@@ -23,11 +28,14 @@ const CAPACITY: u64 = 1_000;
 pub struct DocumentCache {
     parsed: Cache<Arc<str>, Arc<ExecutableDocument>>,
     validated: Cache<Arc<str>, ValidationResult>,
+    /// What a document may execute once its fragments are spread: fields, aliases.
+    max_fields: usize,
+    max_aliases: usize,
 }
 
-impl Default for DocumentCache {
-    fn default() -> Self {
-        Self { parsed: Cache::new(CAPACITY), validated: Cache::new(CAPACITY) }
+impl DocumentCache {
+    pub fn new(max_fields: usize, max_aliases: usize) -> Self {
+        Self { parsed: Cache::new(CAPACITY), validated: Cache::new(CAPACITY), max_fields, max_aliases }
     }
 }
 
@@ -51,6 +59,11 @@ impl Extension for PerRequest {
         request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
+        let mut request = request;
+        if !self.cache.parsed.contains_key(request.query.as_str()) {
+            let document = request.parsed_query().map_err(bad_user_input)?;
+            limits::check(document, self.cache.max_fields, self.cache.max_aliases)?;
+        }
         let variables = serde_json::to_string(&request.variables).unwrap_or_default();
         let operation = request.operation_name.as_deref().unwrap_or("");
         let key = format!("{operation}\n{variables}\n{}", request.query);

@@ -1,83 +1,84 @@
-//! A limit async-graphql lacks: the number of aliases one request executes, which otherwise
-//! lets a small query fan out into thousands of resolver calls.
+//! The limits checked on a document before async-graphql walks it: the aliases one request
+//! executes (a limit async-graphql lacks, which otherwise lets a small query fan out into
+//! thousands of resolver calls) and the fields it executes once fragments are spread.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::ServerResult;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerResult, Variables};
 
 use crate::error::{ErrorCode, graphql_error};
 
-pub struct AliasLimit(pub usize);
-
-impl ExtensionFactory for AliasLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimitExtension(self.0))
+/// What a document executes, counted before anything else walks it: its fields and its
+/// aliases, a fragment's once per spread. Refuses it when either is over its limit.
+///
+/// Counted first because async-graphql's own first walk (its recursion-depth check, run as
+/// it parses) follows every spread again without remembering fragments: 31 fragments each
+/// spreading the next twice, 1.3 KB within every depth limit, cost it about 2³² visits, on a
+/// core that never yields. Here each fragment is counted once, so such a document is
+/// refused at once.
+pub fn check(document: &ExecutableDocument, max_fields: usize, max_aliases: usize) -> ServerResult<()> {
+    let mut counter = Counter { document, counted: HashMap::new(), open: HashSet::new() };
+    let (fields, aliases) = document
+        .operations
+        .iter()
+        .map(|(_, operation)| counter.count(&operation.node.selection_set.node))
+        .fold((0, 0), add);
+    if aliases > max_aliases {
+        return Err(graphql_error(
+            ErrorCode::BadUserInput,
+            format!("the query uses {aliases} aliases; at most {max_aliases} are allowed"),
+        ));
     }
+    if fields > max_fields {
+        return Err(graphql_error(
+            ErrorCode::BadUserInput,
+            format!(
+                "the query selects {fields} fields once its fragments are spread; at most {max_fields} are allowed"
+            ),
+        ));
+    }
+    Ok(())
 }
 
-struct AliasLimitExtension(usize);
-
-#[async_trait::async_trait]
-impl Extension for AliasLimitExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let mut counter = Counter { document: &document, counted: HashMap::new(), open: HashSet::new() };
-        let aliases = document
-            .operations
-            .iter()
-            .map(|(_, operation)| counter.aliases(&operation.node.selection_set.node))
-            .fold(0, usize::saturating_add);
-        if aliases > self.0 {
-            return Err(graphql_error(
-                ErrorCode::BadUserInput,
-                format!("the query uses {aliases} aliases; at most {} are allowed", self.0),
-            ));
-        }
-        Ok(document)
-    }
+fn add((f1, a1): (usize, usize), (f2, a2): (usize, usize)) -> (usize, usize) {
+    (f1.saturating_add(f2), a1.saturating_add(a2))
 }
 
-/// Counts the aliases an operation executes: a fragment's once per spread, as it runs once
-/// per spread (nested spreads multiply; counted once per fragment, so the count itself
-/// stays cheap). This runs before validation, which refuses fragment cycles: a spread of a
-/// fragment being counted counts nothing rather than recursing for ever.
+/// Counts (fields, aliases) as they run: a fragment's once per spread (nested spreads
+/// multiply; each fragment is counted once, so the count itself stays linear). Before
+/// validation, a fragment cycle can reach here: a spread of a fragment being counted counts
+/// nothing rather than recursing for ever, and async-graphql's depth check refuses it next.
 struct Counter<'a> {
     document: &'a ExecutableDocument,
-    counted: HashMap<&'a str, usize>,
+    counted: HashMap<&'a str, (usize, usize)>,
     open: HashSet<&'a str>,
 }
 
 impl<'a> Counter<'a> {
-    fn aliases(&mut self, set: &'a SelectionSet) -> usize {
+    fn count(&mut self, set: &'a SelectionSet) -> (usize, usize) {
         set.items
             .iter()
             .map(|item| match &item.node {
-                Selection::Field(field) => usize::from(field.node.alias.is_some())
-                    .saturating_add(self.aliases(&field.node.selection_set.node)),
-                Selection::InlineFragment(fragment) => self.aliases(&fragment.node.selection_set.node),
+                Selection::Field(field) => add(
+                    (1, usize::from(field.node.alias.is_some())),
+                    self.count(&field.node.selection_set.node),
+                ),
+                Selection::InlineFragment(fragment) => self.count(&fragment.node.selection_set.node),
                 Selection::FragmentSpread(spread) => self.fragment(spread.node.fragment_name.node.as_str()),
             })
-            .fold(0, usize::saturating_add)
+            .fold((0, 0), add)
     }
 
-    fn fragment(&mut self, name: &'a str) -> usize {
+    fn fragment(&mut self, name: &'a str) -> (usize, usize) {
         if let Some(count) = self.counted.get(name) {
             return *count;
         }
-        let Some(fragment) = self.document.fragments.get(name) else { return 0 };
+        let Some(fragment) = self.document.fragments.get(name) else { return (0, 0) };
         if !self.open.insert(name) {
-            return 0;
+            return (0, 0);
         }
-        let count = self.aliases(&fragment.node.selection_set.node);
+        let count = self.count(&fragment.node.selection_set.node);
         self.open.remove(name);
         self.counted.insert(name, count);
         count
