@@ -1,6 +1,6 @@
 //! Who may read and write a room. A member reads and writes; anyone in the organisation may
 //! read a public channel (and join it to write); org admins read every support conversation
-//! (and join it to reply). Everything else is NOT_FOUND.
+//! (their first reply joins them to it). Everything else is NOT_FOUND.
 
 use sea_orm::sea_query::{Expr, IntoCondition};
 use sea_orm::{
