@@ -1,21 +1,24 @@
-//! Page sizes and "fetch one more than the page" reads, shared by every list that can grow:
-//! the extra row says whether more follow, without a count.
+//! Page sizes, what a page weighs in a query's complexity, and "fetch one more than the
+//! page" reads, shared by every list that can grow: the extra row says whether more follow,
+//! without a count.
 
 use crate::error::{ApiError, ApiResult};
 
-/// A page size: 0–100, 50 when the client asks for none.
+/// A page size: 0 to the server's largest page (`PARLEY_MAX_PAGE_SIZE`), 50 (or the largest
+/// page, if smaller) when the client asks for none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageSize(u64);
 
 impl PageSize {
     pub const DEFAULT: u64 = 50;
-    pub const MAX: u64 = 100;
 
-    pub fn parse(requested: Option<i32>) -> ApiResult<Self> {
+    pub fn parse(requested: Option<i32>, max: u64) -> ApiResult<Self> {
         match requested {
-            None => Ok(Self(Self::DEFAULT)),
+            None => Ok(Self(Self::DEFAULT.min(max))),
             Some(n) if n < 0 => Err(ApiError::bad_input("a page size cannot be negative")),
-            Some(n) if n as u64 > Self::MAX => Err(ApiError::bad_input("a page holds at most 100 items")),
+            Some(n) if n as u64 > max => {
+                Err(ApiError::bad_input(format!("a page holds at most {max} items")))
+            }
             Some(n) => Ok(Self(n as u64)),
         }
     }
@@ -23,6 +26,15 @@ impl PageSize {
     pub fn get(self) -> u64 {
         self.0
     }
+}
+
+/// A paged field's share of a query's complexity (async-graphql's `complexity` attribute):
+/// what it selects counts once per item the page may hold, so a few fields nested in pages
+/// of pages weigh what they may return. A size the page refuses weighs as asked (a negative
+/// one nothing): the field's own check then answers it.
+pub fn complexity(requested: Option<i32>, child_complexity: usize) -> usize {
+    let items = requested.map_or(PageSize::DEFAULT as usize, |n| usize::try_from(n).unwrap_or(0));
+    items.saturating_mul(child_complexity).saturating_add(1)
 }
 
 /// Rows to read for a page of `limit`: one more, to learn whether more follow.
@@ -42,12 +54,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn page_sizes_default_to_50_and_stop_at_100() {
-        assert_eq!(PageSize::parse(None).map(PageSize::get).ok(), Some(50));
-        assert_eq!(PageSize::parse(Some(0)).map(PageSize::get).ok(), Some(0));
-        assert_eq!(PageSize::parse(Some(100)).map(PageSize::get).ok(), Some(100));
-        assert!(PageSize::parse(Some(101)).is_err());
-        assert!(PageSize::parse(Some(-1)).is_err());
+    fn page_sizes_default_to_50_and_stop_at_the_largest_page() {
+        assert_eq!(PageSize::parse(None, 100).map(PageSize::get).ok(), Some(50));
+        assert_eq!(PageSize::parse(Some(0), 100).map(PageSize::get).ok(), Some(0));
+        assert_eq!(PageSize::parse(Some(100), 100).map(PageSize::get).ok(), Some(100));
+        assert!(PageSize::parse(Some(101), 100).is_err());
+        assert!(PageSize::parse(Some(-1), 100).is_err());
+        assert_eq!(PageSize::parse(None, 20).map(PageSize::get).ok(), Some(20));
+        assert_eq!(PageSize::parse(Some(500), 1_000).map(PageSize::get).ok(), Some(500));
+    }
+
+    #[test]
+    fn a_page_weighs_what_it_selects_once_per_item() {
+        assert_eq!(complexity(Some(100), 5), 501);
+        assert_eq!(complexity(None, 5), 251);
+        assert_eq!(complexity(Some(0), 5), 1);
+        assert_eq!(complexity(Some(-3), 5), 1);
+        assert_eq!(complexity(Some(i32::MAX), usize::MAX), usize::MAX);
     }
 
     #[test]

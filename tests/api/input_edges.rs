@@ -1,7 +1,8 @@
 //! Inputs at the edges: wildcard characters in searches, cursors that do not fit, paging
 //! arguments on their own, writes into archived rooms, and queries too deep, too costly,
 //! too large once their fragments are spread, or with too many aliases (fragments counted per
-//! spread). Each is a clear error or the
+//! spread, pages weighed by their size), and pages past the largest configured. Each is a
+//! clear error or the
 //! literal answer, and changes nothing.
 
 use serde_json::json;
@@ -15,6 +16,7 @@ backend_tests!(
     paging_follows_the_cursor_given,
     archived_rooms_refuse_deletions_and_removals,
     queries_past_the_depth_complexity_or_alias_limits_are_refused,
+    pages_stop_at_the_largest_page_configured,
 );
 
 const USERS: &str = "query($search: String) { users(search: $search) { edges { node { id handle } } } }";
@@ -141,13 +143,56 @@ async fn queries_past_the_depth_complexity_or_alias_limits_are_refused(backend: 
     let cycle = "{ viewer { ...A } } fragment A on Viewer { handle ...B } fragment B on Viewer { id ...A }";
     refused(&app, &alice, cycle, "a fragment cycle").await;
 
-    // Complexity (one per field selected; page sizes do not weigh): 13 fields cost more than
-    // 12, a server's limit here.
+    // Complexity: one per field, and what a page selects once per item it may hold. 100
+    // rooms × 100 members of one field is 20 201 (over the default 20 000), whether the size
+    // is written out or a variable's; pages of 10 members fit.
+    let pages = "query($n: Int) { rooms(first: 100) { nodes { members(first: $n) { nodes { role } } } } }";
+    let answer = app.gql(&alice, pages, json!({ "n": 100 })).await;
+    assert_error_code(&answer, "BAD_USER_INPUT");
+    assert!(
+        answer.get("data").is_none_or(serde_json::Value::is_null),
+        "pages of pages: nothing runs: {answer}"
+    );
+    refused(&app, &alice, &pages.replace("$n", "100"), "pages of pages, written out").await;
+    let answer = app.ok(&alice, pages, json!({ "n": 10 })).await;
+    assert!(answer["rooms"]["nodes"].is_array(), "smaller pages fit: {answer}");
+
+    // With a limit of 12: a page of 2 users' id and handle costs 1 + 2 × 4, a page of 3
+    // costs 13, and so does any page left at its default of 50.
     let strict = spawn_app_with(backend, &[("PARLEY_MAX_QUERY_COMPLEXITY", "12")]).await;
     let bob = strict.create_org().await.user("bob").await;
-    let costly = "{ users(first: 100) { edges { cursor node { id handle displayName role kind } } \
-        pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
-    refused(&strict, &bob, costly, "too costly").await;
-    let affordable = "{ users(first: 100) { edges { node { id handle displayName role kind } } } }";
-    assert_eq!(strict.ok(&bob, affordable, json!({})).await["users"]["edges"][0]["node"]["handle"], "bob");
+    let page = |first: &str| format!("{{ users{first} {{ edges {{ node {{ id handle }} }} }} }}");
+    refused(&strict, &bob, &page("(first: 3)"), "three users").await;
+    refused(&strict, &bob, &page(""), "a default page").await;
+    assert_eq!(
+        strict.ok(&bob, &page("(first: 2)"), json!({})).await["users"]["edges"][0]["node"]["handle"],
+        "bob"
+    );
+}
+
+/// `PARLEY_MAX_PAGE_SIZE` bounds every page, and a page asked for with no size stops there too.
+async fn pages_stop_at_the_largest_page_configured(backend: Backend) {
+    let app = spawn_app_with(backend, &[("PARLEY_MAX_PAGE_SIZE", "3")]).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    for name in ["bob", "carol", "dave"] {
+        org.user(name).await;
+    }
+    let room = create_channel(&app, &alice, "general", &[]).await;
+    for i in 0..4 {
+        send(&app, &alice, &room, &format!("m{i}")).await;
+    }
+
+    let answer = app.gql(&alice, "{ users(first: 4) { edges { node { id } } } }", json!({})).await;
+    assert_error_code(&answer, "BAD_USER_INPUT");
+    assert!(answer["errors"][0]["message"].as_str().is_some_and(|m| m.contains("at most 3")), "{answer}");
+    assert_error_code(&app.gql(&alice, MESSAGES, json!({ "room": room, "last": 4 })).await, "BAD_USER_INPUT");
+
+    let users =
+        app.ok(&alice, "{ users { edges { node { id } } pageInfo { hasNextPage } } }", json!({})).await;
+    assert_eq!(users["users"]["edges"].as_array().map(Vec::len), Some(3), "{users}");
+    assert_eq!(users["users"]["pageInfo"]["hasNextPage"], true);
+    let newest = app.ok(&alice, MESSAGES, json!({ "room": room, "last": 3 })).await;
+    let edges = newest["messages"]["edges"].as_array().cloned().unwrap_or_default();
+    assert_eq!(seqs(&edges.iter().map(|e| e["node"].clone()).collect::<Vec<_>>()), vec![2, 3, 4]);
 }

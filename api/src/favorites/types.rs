@@ -7,7 +7,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_id, to_id};
 use crate::graphql::pages::{offset_after, offset_connection};
 use crate::messages::types::{Message, MessageConnection, readable_message};
-use crate::paging::PageSize;
+
 use crate::rooms::types::{Room, readable_room};
 
 /// A favorite set or cleared by the viewer, on any of their devices: a room (`roomId`) or a
@@ -50,7 +50,7 @@ pub async fn saved_message_page(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<MessageConnection> {
-    let (limit, offset) = (PageSize::parse(first)?, offset_after(after.as_deref())?);
+    let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
     let (messages, more) = service::saved_messages(&ctx.state()?.store, ctx.viewer()?, offset, limit).await?;
     Ok(offset_connection(offset, more, messages.into_iter().map(Message::from).collect()))
 }

@@ -6,6 +6,7 @@ use async_graphql::dataloader::DataLoader;
 use super::loaders::Loaders;
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
+use crate::paging::PageSize;
 use crate::state::{AppState, Ctx};
 use entity::enums::UserRole;
 
@@ -17,6 +18,10 @@ pub trait ContextExt {
     /// The authenticated caller, integration tokens included.
     fn integration(&self) -> ApiResult<&Viewer>;
     fn loaders(&self) -> ApiResult<&DataLoader<Loaders>>;
+    /// The page size a client asked for, within the server's largest page.
+    fn page_size(&self, requested: Option<i32>) -> ApiResult<PageSize> {
+        PageSize::parse(requested, self.state()?.limits.max_page_size)
+    }
     /// The state and the viewer, as services take them.
     fn service(&self) -> ApiResult<Ctx<'_>> {
         Ok(Ctx { app: self.state()?, viewer: self.viewer()? })

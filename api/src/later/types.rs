@@ -7,7 +7,7 @@ use super::service::{self, LaterEntry};
 use crate::graphql::context::ContextExt;
 use crate::graphql::pages::{offset_after, offset_connection};
 use crate::messages::types::{Message, readable_message};
-use crate::paging::PageSize;
+
 use crate::reminders::types::Reminder;
 use crate::rooms::types::{Room, readable_room};
 use entity::enums::ReminderStatus;
@@ -85,7 +85,7 @@ pub async fn later_page(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<LaterConnection> {
-    let (limit, offset) = (PageSize::parse(first)?, offset_after(after.as_deref())?);
+    let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
     let (entries, more) = service::page(&ctx.state()?.store, ctx.viewer()?, offset, limit).await?;
     Ok(offset_connection(offset, more, entries.into_iter().map(LaterItem).collect()))
 }

@@ -10,14 +10,13 @@ use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::to_id;
 use crate::messages::types::{Message, MessageConnection};
-use crate::paging::PageSize;
 
 pub async fn mention_page(
     ctx: &Context<'_>,
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<MessageConnection> {
-    let limit = PageSize::parse(first)?;
+    let limit = ctx.page_size(first)?;
     let after = match after.as_deref() {
         Some(cursor) => Some(Uuid::parse_str(cursor).map_err(|_| ApiError::bad_input("invalid cursor"))?),
         None => None,

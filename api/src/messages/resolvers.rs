@@ -14,7 +14,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
 use crate::graphql::live::live;
 use crate::graphql::pages::seq_cursor;
-use crate::paging::PageSize;
+use crate::paging;
 
 #[derive(Default)]
 pub struct MessageQuery;
@@ -23,6 +23,7 @@ pub struct MessageQuery;
 impl MessageQuery {
     /// A room's messages in seq order. `first`/`after` pages forward, `last`/`before`
     /// backward, `aroundSeq` centres on a message; with none of them, the newest page.
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn messages(
         &self,
@@ -44,14 +45,14 @@ impl MessageQuery {
                 .into());
             }
             Some(seq) if seq < 0 => return Err(ApiError::bad_input("aroundSeq must be ≥ 0").into()),
-            Some(seq) => Page::Around { seq, limit: PageSize::parse(first.or(last))?.get() },
+            Some(seq) => Page::Around { seq, limit: ctx.page_size(first.or(last))?.get() },
             None if forward => {
                 let after = after.as_deref().map(seq_cursor).transpose()?.unwrap_or(0);
-                Page::After { after, limit: PageSize::parse(first)?.get() }
+                Page::After { after, limit: ctx.page_size(first)?.get() }
             }
             None => {
                 let before = before.as_deref().map(seq_cursor).transpose()?.unwrap_or(i64::MAX);
-                Page::Before { before, limit: PageSize::parse(last)?.get() }
+                Page::Before { before, limit: ctx.page_size(last)?.get() }
             }
         };
         let store = &ctx.state()?.store;

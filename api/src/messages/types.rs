@@ -11,13 +11,15 @@ use crate::graphql::ids::to_id;
 use crate::graphql::live::LiveItem;
 use crate::graphql::loaders::{MessageKey, ReceiptsKey, RoomKey, SavedKey, UserKey};
 use crate::notifications::types::NotificationDelivery;
-use crate::paging::PageSize;
 use crate::rooms::types::{Room, readable_room, room_by_id};
 use crate::support::loaders::{ContactKey, OutboundDeliveryKey};
 use crate::support::types::Contact;
 use crate::users::types::User;
 use entity::enums::RoomKind;
 use entity::{rooms, users};
+
+/// Receipts read to count who read a message: every member of a direct room (at most 9).
+const RECEIPTS_READ_FOR_READ_BY: u64 = 100;
 
 /// A message. Delivered live, it carries its author and room as they were when it was sent,
 /// so the common selections resolve without the database; otherwise they are looked up
@@ -132,7 +134,7 @@ impl Message {
         if kind != Some(RoomKind::Direct) {
             return Ok(None);
         }
-        let key = ReceiptsKey { room_id: self.record.room_id, limit: PageSize::MAX };
+        let key = ReceiptsKey { room_id: self.record.room_id, limit: RECEIPTS_READ_FOR_READ_BY };
         let receipts = loaders.load_one(key).await?.unwrap_or_default();
         let read = receipts
             .iter()

@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
 use crate::graphql::pages::{offset_after, offset_connection};
-use crate::paging::{PageSize, split_page};
+use crate::paging::{self, split_page};
 
 #[derive(Default)]
 pub struct NotificationQuery;
@@ -29,6 +29,7 @@ impl NotificationQuery {
 
     /// The organisation's webhook deliveries, newest first (admins). A user's own emails and
     /// pushes are `viewer.notificationDeliveries`.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn notification_deliveries(
         &self,
         ctx: &Context<'_>,
@@ -53,7 +54,7 @@ pub async fn deliveries_page(
     after: Option<String>,
 ) -> Result<NotificationDeliveryConnection> {
     let filter = filter.unwrap_or_default();
-    let (limit, offset) = (PageSize::parse(first)?.get(), offset_after(after.as_deref())?);
+    let (limit, offset) = (ctx.page_size(first)?.get(), offset_after(after.as_deref())?);
     let kind = filter.kind.map(|k| k.stored());
     let status = filter.status.map(Into::into);
     let rows = outbox::list(&ctx.state()?.store, whose, status, kind, offset, limit).await?;

@@ -9,7 +9,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::ids::to_id;
 use crate::graphql::pages::{offset_after, offset_connection};
 use crate::messages::types::{Message, readable_message};
-use crate::paging::PageSize;
+
 use crate::rooms::types::{Room, readable_room};
 use entity::enums::ReminderStatus as Stored;
 use entity::reminders;
@@ -153,7 +153,7 @@ pub async fn reminder_page(
         Some(status) => vec![status.into()],
         None => vec![Stored::Pending, Stored::Fired],
     };
-    let (limit, offset) = (PageSize::parse(first)?, offset_after(after.as_deref())?);
+    let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
     let (rows, more) = service::list(&ctx.state()?.store, ctx.viewer()?, &statuses, offset, limit).await?;
     Ok(offset_connection(offset, more, rows.into_iter().map(Reminder).collect()))
 }

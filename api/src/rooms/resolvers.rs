@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_id, parse_ids};
 use crate::graphql::live::live;
+use crate::paging;
 use chrono::{DateTime, Utc};
 
 #[derive(Default)]
@@ -36,6 +37,7 @@ impl RoomQuery {
     }
 
     /// The viewer's rooms, most recent activity first (or favorites first).
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn rooms(
         &self,
         ctx: &Context<'_>,

@@ -16,7 +16,7 @@ use crate::graphql::loaders::{
 };
 use crate::graphql::pages::{offset_after, offset_connection, offset_connection_with};
 use crate::messages::types::Message;
-use crate::paging::{PageSize, split_page};
+use crate::paging::{self, split_page};
 use crate::read_state::types::ReadReceipt;
 use crate::support::types::Conversation;
 use crate::users::types::User;
@@ -82,13 +82,14 @@ impl Room {
         self.model.visibility.into()
     }
     /// The members, in the order they joined, a page at a time (with `totalCount`).
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<MemberConnection> {
-        let (limit, offset) = (PageSize::parse(first)?, offset_after(after.as_deref())?);
+        let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
         let key = MembersPageKey { room_id: self.model.id, offset, limit: limit.get() };
         let page = ctx.loaders()?.load_one(key).await?.unwrap_or_default();
         let (page, more) = split_page(page, limit.get());
@@ -119,9 +120,10 @@ impl Room {
         Ok(membership.map_or(0, |m| m.last_read_seq))
     }
     /// How far the members who share read receipts have read, furthest first (`first`:
-    /// default 50, at most 100); members who have read nothing yet are left out.
+    /// default 50, at most `PARLEY_MAX_PAGE_SIZE`); members who have read nothing yet are left out.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn read_receipts(&self, ctx: &Context<'_>, first: Option<i32>) -> Result<Vec<ReadReceipt>> {
-        let key = ReceiptsKey { room_id: self.model.id, limit: PageSize::parse(first)?.get() };
+        let key = ReceiptsKey { room_id: self.model.id, limit: ctx.page_size(first)?.get() };
         let receipts = ctx.loaders()?.load_one(key).await?.unwrap_or_default();
         Ok(receipts.into_iter().map(ReadReceipt).collect())
     }
@@ -239,7 +241,7 @@ pub async fn room_page(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<RoomConnection> {
-    let (limit, offset) = (PageSize::parse(first)?, offset_after(after.as_deref())?);
+    let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
     let filter = filter.unwrap_or_default();
     let filter = RoomFilter {
         kind: filter.kind.map(Into::into),

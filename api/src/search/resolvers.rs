@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
 use crate::messages::types::Message;
-use crate::paging::PageSize;
+use crate::paging;
 
 #[derive(Default)]
 pub struct SearchQueryRoot;
@@ -21,6 +21,7 @@ impl SearchQueryRoot {
     /// (all must match), `"exact phrases"`, `-excluded` words, `a OR b`, prefixes `deploy*`,
     /// and `from:@handle` / `in:#channel`; anything else is searched as plain words.
     /// `roomId` is short for `filter: {roomId}`.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn search_messages(
         &self,
         ctx: &Context<'_>,
@@ -39,7 +40,7 @@ impl SearchQueryRoot {
             filter.room_id = Some(room_id);
         }
         let after = after.as_deref().map(HitCursor::parse).transpose()?;
-        let limit = PageSize::parse(first)?;
+        let limit = ctx.page_size(first)?;
         let (hits, more) =
             service::search(ctx.state()?, ctx.viewer()?, &query, &filter, after, limit).await?;
         let mut connection = Connection::new(after.is_some(), more);

@@ -16,6 +16,7 @@ use crate::bus::{ConversationChangePayload, Event, Topic};
 use crate::db::{WriteTx, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::outbox;
+use crate::paging::{PageSize, fetch_limit, split_page};
 use crate::rooms::access;
 use crate::state::{AppState, Ctx};
 use crate::users::service as users;
@@ -177,13 +178,16 @@ pub async fn drain_quietly(app: &AppState, inbox_id: Uuid) {
     }
 }
 
-/// A user's assigned conversations that are not resolved, most recent activity first.
+/// A page of a user's assigned conversations that are not resolved, most recent activity
+/// first, and whether more follow.
 pub async fn assigned_to(
     store: &crate::db::Store,
     org_id: Uuid,
     user_id: Uuid,
-) -> ApiResult<Vec<rooms::Model>> {
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    offset: u64,
+    limit: PageSize,
+) -> ApiResult<(Vec<rooms::Model>, bool)> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
     let rows = rooms::Entity::find()
         .filter(rooms::Column::OrgId.eq(org_id))
         .filter(rooms::Column::AssigneeId.eq(user_id))
@@ -191,9 +195,11 @@ pub async fn assigned_to(
         .filter(rooms::Column::DeletedAt.is_null())
         .order_by_desc(rooms::Column::LastMessageAt)
         .order_by_desc(rooms::Column::Id)
+        .offset(offset)
+        .limit(fetch_limit(limit.get()))
         .all(&store.db)
         .await?;
-    Ok(rows)
+    Ok(split_page(rows, limit.get()))
 }
 
 async fn found(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {

@@ -14,7 +14,7 @@ use crate::graphql::ids::to_id;
 use crate::graphql::loaders::UserKey;
 use crate::graphql::pages::{offset_after, offset_connection};
 use crate::messages::types::AttachmentInput;
-use crate::paging::{PageSize, fetch_limit, split_page};
+use crate::paging::{self, fetch_limit, split_page};
 use crate::rooms::types::{Room, RoomConnection};
 use crate::users::types::User;
 use entity::enums::ConversationStatus as StoredStatus;
@@ -51,6 +51,7 @@ impl SupportInbox {
         Ok(rows.into_iter().map(InboxMember).collect())
     }
     /// The inbox's conversations, most recent activity first, a page at a time.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn conversations(
         &self,
         ctx: &Context<'_>,
@@ -59,7 +60,7 @@ impl SupportInbox {
         after: Option<String>,
     ) -> Result<RoomConnection> {
         let filter = filter.unwrap_or_default();
-        let (limit, offset) = (PageSize::parse(first)?.get(), offset_after(after.as_deref())?);
+        let (limit, offset) = (ctx.page_size(first)?.get(), offset_after(after.as_deref())?);
         let mut query = rooms::Entity::find().filter(rooms::Column::InboxId.eq(self.0.id));
         if let Some(status) = filter.status {
             query = query.filter(rooms::Column::Status.eq(StoredStatus::from(status)));

@@ -8,7 +8,7 @@ use super::types::{CreateUserInput, UpdateProfileInput, UpdateUserInput, User, U
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
 use crate::graphql::pages::{offset_after, offset_connection};
-use crate::paging::PageSize;
+use crate::paging;
 
 #[derive(Default)]
 pub struct UserQuery;
@@ -22,6 +22,7 @@ impl UserQuery {
     }
 
     /// People of the viewer's organisation, by handle or display name.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -29,7 +30,7 @@ impl UserQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<UserConnection> {
-        let (limit, offset) = (PageSize::parse(first)?, offset_after(after.as_deref())?);
+        let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
         let (users, has_more) =
             service::search(&ctx.state()?.store, ctx.viewer()?, search.as_deref(), offset, limit).await?;
         Ok(offset_connection(offset, has_more, users.into_iter().map(User).collect()))

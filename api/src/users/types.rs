@@ -7,6 +7,7 @@ use crate::favorites::types::saved_message_page;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{UserKind, UserRole};
 use crate::graphql::ids::to_id;
+use crate::graphql::pages::{offset_after, offset_connection};
 use crate::later::types::{LaterConnection, later_page};
 use crate::mentions::types::mention_page;
 use crate::messages::types::MessageConnection;
@@ -16,6 +17,7 @@ use crate::notifications::settings as notification_settings;
 use crate::notifications::types::{
     NotificationDeliveryConnection, NotificationDeliveryFilter, NotificationSettings,
 };
+use crate::paging;
 use crate::presence::resolvers::{Presence, presence_of_user};
 use crate::read_state::service as read_state;
 use crate::reminders::types::{ReminderConnection, ReminderFilter, reminder_page};
@@ -75,13 +77,23 @@ impl Viewer {
         self.0.email.as_deref()
     }
     /// Support conversations assigned to the viewer that are not resolved, most recent
-    /// activity first.
-    async fn assigned_conversations(&self, ctx: &Context<'_>) -> Result<Vec<Room>> {
-        let rows =
-            crate::support::conversations::assigned_to(&ctx.state()?.store, self.0.org_id, self.0.id).await?;
-        Ok(rows.into_iter().map(Room::from).collect())
+    /// activity first, a page at a time.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    async fn assigned_conversations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<RoomConnection> {
+        let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
+        let store = &ctx.state()?.store;
+        let (rows, more) =
+            crate::support::conversations::assigned_to(store, self.0.org_id, self.0.id, offset, limit)
+                .await?;
+        Ok(offset_connection(offset, more, rows.into_iter().map(Room::from).collect()))
     }
     /// The viewer's own emails and pushes, newest first: sent, failed, or cancelled and why.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn notification_deliveries(
         &self,
         ctx: &Context<'_>,
@@ -97,6 +109,7 @@ impl Viewer {
         Ok(NotificationSettings { choices, user_id: self.0.id })
     }
     /// The viewer's rooms, most recent activity first (or favorites first).
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn rooms(
         &self,
         ctx: &Context<'_>,
@@ -108,6 +121,7 @@ impl Viewer {
         room_page(ctx, filter, order_by, first, after).await
     }
     /// Messages the viewer saved and may still read, newest saved first.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn favorite_messages(
         &self,
         ctx: &Context<'_>,
@@ -117,6 +131,7 @@ impl Viewer {
         saved_message_page(ctx, first, after).await
     }
     /// The viewer's reminders: pending and due ones by default, soonest first.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn reminders(
         &self,
         ctx: &Context<'_>,
@@ -128,6 +143,7 @@ impl Viewer {
     }
     /// What the viewer set aside: pending and due reminders by due time, then saved messages,
     /// newest saved first.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn later(
         &self,
         ctx: &Context<'_>,
@@ -138,6 +154,7 @@ impl Viewer {
     }
     /// Messages that mention you (`@handle`, `@channel`, `@here`) in rooms you may read,
     /// newest first.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn mentions(
         &self,
         ctx: &Context<'_>,

@@ -49,9 +49,18 @@ async fn round_robin_takes_three_agents_in_turn(backend: Backend) {
         inbox(&app, &ada, json!({ "name": "RR", "assignment": "ROUND_ROBIN" }), &[&a, &b, &c]).await;
     let assignees = nine_conversations(&app, &ada, &id, &secret).await;
     assert_eq!(assignees, ["a1", "b2", "c3", "a1", "b2", "c3", "a1", "b2", "c3"]);
-    let mine = "{ viewer { assignedConversations { conversation { assignee { handle } } } } }";
+    let mine = "query($first: Int, $after: String) { viewer { assignedConversations(first: $first, after: $after) { \
+        nodes { conversation { assignee { handle } } } pageInfo { hasNextPage endCursor } } } }";
     let assigned = app.ok(&a, mine, json!({})).await;
-    assert_eq!(assigned["viewer"]["assignedConversations"].as_array().map(Vec::len), Some(3));
+    let page = &assigned["viewer"]["assignedConversations"];
+    assert_eq!(page["nodes"].as_array().map(Vec::len), Some(3));
+    assert!(page["nodes"].as_array().into_iter().flatten().all(|n| n["conversation"]["assignee"]["handle"] == "a1"));
+    // A page at a time: two, then the third.
+    let first = app.ok(&a, mine, json!({ "first": 2 })).await["viewer"]["assignedConversations"].clone();
+    assert_eq!((first["nodes"].as_array().map(Vec::len), &first["pageInfo"]["hasNextPage"]), (Some(2), &json!(true)));
+    let rest = app.ok(&a, mine, json!({ "first": 2, "after": first["pageInfo"]["endCursor"] })).await;
+    let rest = &rest["viewer"]["assignedConversations"];
+    assert_eq!((rest["nodes"].as_array().map(Vec::len), &rest["pageInfo"]["hasNextPage"]), (Some(1), &json!(false)));
     let filtered = "query($inbox: ID!, $agent: ID!) { viewer { rooms(filter: {inboxId: $inbox, status: OPEN, assigneeId: $agent}) { \
         edges { node { kind } } } } }";
     let rooms = app.ok(&b, filtered, json!({ "inbox": id, "agent": b.id })).await;
