@@ -2,7 +2,8 @@
 //! gap-free, unique seqs; a `clientId` retried in parallel stores one
 //! message; parallel `openDirectRoom` calls agree on one room; parallel
 //! channel creations with one name yield one channel and CONFLICTs; sends
-//! that share a commit (PostgreSQL) still get their own answers.
+//! that share a commit (PostgreSQL) still get their own answers; parallel joins of one user
+//! announce one join.
 //!
 //! The checks are `pub(crate)` so `cross_instance` runs them across two
 //! processes as well.
@@ -16,7 +17,9 @@ use crate::helpers::api::{
     all_messages, create_channel, create_channel_query, create_private_channel, id_of, latest_seq,
     my_room_ids, send_query, seqs, spawn_sender,
 };
-use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, data, spawn_app};
+use crate::helpers::services::HeldTransaction;
+use crate::helpers::ws::WsClient;
+use crate::helpers::{Backend, QUIET, TestApp, TestUser, assert_error_code, data, pg_redis_urls, spawn_app};
 
 backend_tests!(
     concurrent_senders_get_gap_free_seqs,
@@ -24,6 +27,7 @@ backend_tests!(
     concurrent_direct_room_opens_agree,
     concurrent_channel_creates_with_one_name_conflict,
     concurrent_sends_keep_their_own_answers,
+    concurrent_joins_announce_one_join,
 );
 
 /// `tasks` senders (round-robin over `apps` and `authors`), `per_task`
@@ -191,4 +195,49 @@ async fn concurrent_sends_keep_their_own_answers(backend: Backend) {
     if backend == Backend::PostgresRedis {
         assert!(app.metric("parley_sends_grouped_total").await > 0.0, "no two sends shared a commit");
     }
+}
+
+/// A user joining one channel from several tabs at once (or an admin's simultaneous first
+/// replies to a conversation) is one member, announced once: each join announces only the
+/// row it wrote. On PostgreSQL the race is forced: a transaction holding the room's row
+/// (as a rename would) stops both joins at their insert, past their check for an existing
+/// membership; SQLite's writes take turns.
+async fn concurrent_joins_announce_one_join(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, carol) = (org.user("alice").await, org.user("carol").await);
+    let open = create_channel(&app, &carol, "open", &[]).await;
+    let mut ws = WsClient::connect(&app, &alice).await;
+    let query = "subscription { roomUpdated { roomId reason } }";
+    let mut updates = ws.subscribe("rooms", query, json!({})).await;
+
+    let holder = match pg_redis_urls().filter(|_| backend == Backend::PostgresRedis) {
+        Some((url, _)) => {
+            let lock = format!(
+                "SELECT count(*) FROM (SELECT id FROM rooms WHERE id = '{open}' FOR UPDATE) AS held;"
+            );
+            let (holder, locked) = HeldTransaction::hold(&url, &lock).await;
+            assert_eq!(locked.as_deref(), Some("1"), "the room's row is held");
+            Some(holder)
+        }
+        None => None,
+    };
+    let join = "mutation($id: ID!) { joinRoom(roomId: $id) { id } }";
+    let joins = join_all((0..4).map(|_| app.gql(&alice, join, json!({ "id": open }))));
+    let release = async {
+        if let Some(holder) = holder {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            holder.commit().await;
+        }
+    };
+    for joined in tokio::join!(joins, release).0 {
+        assert_eq!(data(joined)["joinRoom"]["id"], json!(open));
+    }
+    let seen = updates.drain("roomUpdated", QUIET).await;
+    let count =
+        |reason: &str| seen.iter().filter(|u| u["roomId"] == json!(open) && u["reason"] == reason).count();
+    // MEMBERS_CHANGED reaches alice only if her subscription follows the room by then.
+    assert!(count("JOINED") == 1 && count("MEMBERS_CHANGED") <= 1, "{seen:#?}");
+    let members = "query($id: ID!) { room(id: $id) { members { totalCount } } }";
+    assert_eq!(app.ok(&alice, members, json!({ "id": open })).await["room"]["members"]["totalCount"], 2);
 }

@@ -4,7 +4,9 @@
 use chrono::Utc;
 use std::collections::HashSet;
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TryInsertResult,
+};
 use uuid::Uuid;
 
 use super::access;
@@ -104,12 +106,20 @@ pub(crate) async fn add(
         favorite_at: Set(None),
         muted_until: Set(None),
     });
-    // A concurrent join of the same user (another instance) is not an error: they are in.
-    room_members::Entity::insert_many(rows)
+    // A concurrent join of the same user (another instance) is not an error: they are in, and
+    // that join announces them, so only the rows written here are.
+    let written = room_members::Entity::insert_many(rows)
         .on_conflict_do_nothing_on([room_members::Column::RoomId, room_members::Column::UserId])
-        .exec_without_returning(&tx.txn)
+        .exec_with_returning_keys(&tx.txn)
         .await?;
     tx.commit().await?;
+    let new_ids: Vec<Uuid> = match written {
+        TryInsertResult::Inserted(keys) => keys.into_iter().map(|(_, user_id)| user_id).collect(),
+        TryInsertResult::Empty | TryInsertResult::Conflicted => return Ok(()),
+    };
+    if new_ids.is_empty() {
+        return Ok(());
+    }
     for user_id in &new_ids {
         let event = Event::MembershipChanged { room_id: room.id, change: MembershipChange::Joined, seq };
         bus.publish(Topic::User(*user_id), event).await;

@@ -1,13 +1,15 @@
 //! Throwaway dependencies for tests that stop or kill them: a Redis server and a
 //! PostgreSQL cluster of the test's own, on free ports, removed when dropped; and a database
 //! of the test's own on the shared server, for tests whose background workers must not meet
-//! other tests' rows. The machine's services are never stopped.
+//! other tests' rows; and a transaction held open in `psql`, for races a test must force.
+//! The machine's services are never stopped.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// A free TCP port on 127.0.0.1 (free when asked; good enough for a test server).
 fn free_port() -> u16 {
@@ -202,4 +204,36 @@ fn psql(url: &str, sql: &str) -> bool {
     let status =
         std::process::Command::new("psql").args([url, "-q", "-c", sql]).stdout(Stdio::null()).status();
     status.is_ok_and(|s| s.success())
+}
+
+/// A transaction held open in a `psql` session, with the locks its query took, until
+/// [`HeldTransaction::commit`] (or a rollback when dropped, as `psql` is killed).
+pub struct HeldTransaction {
+    stdin: ChildStdin,
+    _psql: Child,
+}
+
+impl HeldTransaction {
+    /// Begins a transaction on `url`, runs `query` in it and returns its output's first line
+    /// once it has run, so its locks are held.
+    pub async fn hold(url: &str, query: &str) -> (HeldTransaction, Option<String>) {
+        let mut psql = Command::new("psql")
+            .args([url, "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("psql runs");
+        let mut stdin = psql.stdin.take().expect("psql's stdin");
+        stdin.write_all(format!("BEGIN; {query}\n").as_bytes()).await.expect("psql reads");
+        let mut lines: Lines<BufReader<ChildStdout>> =
+            BufReader::new(psql.stdout.take().expect("psql's stdout")).lines();
+        let first = tokio::time::timeout(super::WAIT, lines.next_line()).await.expect("psql answers in time");
+        (HeldTransaction { stdin, _psql: psql }, first.expect("psql's output"))
+    }
+
+    pub async fn commit(mut self) {
+        self.stdin.write_all(b"COMMIT;\n").await.expect("psql reads");
+        self.stdin.flush().await.expect("psql reads");
+    }
 }

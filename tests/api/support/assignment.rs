@@ -54,13 +54,25 @@ async fn round_robin_takes_three_agents_in_turn(backend: Backend) {
     let assigned = app.ok(&a, mine, json!({})).await;
     let page = &assigned["viewer"]["assignedConversations"];
     assert_eq!(page["nodes"].as_array().map(Vec::len), Some(3));
-    assert!(page["nodes"].as_array().into_iter().flatten().all(|n| n["conversation"]["assignee"]["handle"] == "a1"));
+    assert!(
+        page["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|n| n["conversation"]["assignee"]["handle"] == "a1")
+    );
     // A page at a time: two, then the third.
     let first = app.ok(&a, mine, json!({ "first": 2 })).await["viewer"]["assignedConversations"].clone();
-    assert_eq!((first["nodes"].as_array().map(Vec::len), &first["pageInfo"]["hasNextPage"]), (Some(2), &json!(true)));
+    assert_eq!(
+        (first["nodes"].as_array().map(Vec::len), &first["pageInfo"]["hasNextPage"]),
+        (Some(2), &json!(true))
+    );
     let rest = app.ok(&a, mine, json!({ "first": 2, "after": first["pageInfo"]["endCursor"] })).await;
     let rest = &rest["viewer"]["assignedConversations"];
-    assert_eq!((rest["nodes"].as_array().map(Vec::len), &rest["pageInfo"]["hasNextPage"]), (Some(1), &json!(false)));
+    assert_eq!(
+        (rest["nodes"].as_array().map(Vec::len), &rest["pageInfo"]["hasNextPage"]),
+        (Some(1), &json!(false))
+    );
     let filtered = "query($inbox: ID!, $agent: ID!) { viewer { rooms(filter: {inboxId: $inbox, status: OPEN, assigneeId: $agent}) { \
         edges { node { kind } } } } }";
     let rooms = app.ok(&b, filtered, json!({ "inbox": id, "agent": b.id })).await;

@@ -7,13 +7,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
 
 use super::{PAST_A_POLL, deliveries, delivery_of, everything_to, own_app, register};
 use crate::helpers::api::{create_channel, id_of, send};
 use crate::helpers::receiver::Receiver;
-use crate::helpers::services::OwnDatabase;
+use crate::helpers::services::{HeldTransaction, OwnDatabase};
 use crate::helpers::{Backend, TestApp, TestUser, WAIT, spawn_app_with};
 
 pg_test!(
@@ -122,20 +120,9 @@ async fn an_expired_lease_another_transaction_holds_delays_no_other_delivery() {
     // Another transaction holds that row (as one settling it, or another instance expiring
     // it, would for a moment) until the test lets go.
     let url = database.as_ref().map(|d| d.url.clone()).expect("a database of its own");
-    let mut holder = Command::new("psql")
-        .args([url.as_str(), "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("psql runs");
-    let mut stdin = holder.stdin.take().expect("psql's stdin");
-    let lock = "BEGIN; SELECT count(*) FROM (SELECT id FROM notification_deliveries \
-        WHERE status = 'delivering' FOR UPDATE) AS held;\n";
-    stdin.write_all(lock.as_bytes()).await.expect("psql reads");
-    let mut lines = BufReader::new(holder.stdout.take().expect("psql's stdout")).lines();
-    let locked = tokio::time::timeout(WAIT, lines.next_line()).await.expect("psql answers in time");
-    let locked = locked.expect("psql's output");
+    let leased = "SELECT count(*) FROM (SELECT id FROM notification_deliveries \
+        WHERE status = 'delivering' FOR UPDATE) AS held;";
+    let (holder, locked) = HeldTransaction::hold(&url, leased).await;
     assert_eq!(locked.as_deref(), Some("1"), "the leased row is held");
 
     // Past the lease, a claim on B meets the expired, held row first.
@@ -145,7 +132,7 @@ async fn an_expired_lease_another_transaction_holds_delays_no_other_delivery() {
     let received = receiver.wait_for(2, WAIT).await;
     assert_eq!(received[1].json()["message"]["id"], free.as_str(), "delivered while the other row is held");
 
-    stdin.write_all(b"COMMIT;\n").await.expect("psql reads");
+    holder.commit().await;
     let received = receiver.wait_for(3, WAIT).await;
     assert_eq!(received[2].json()["message"]["id"], held.as_str());
     assert_eq!(received[0].header("idempotency-key"), received[2].header("idempotency-key"));
