@@ -100,7 +100,7 @@ async fn seed_support_inbox(tx: &DatabaseTransaction, org_id: Uuid, agents: &[Uu
         agent_capacity: Some(10),
         webhook_secret: secrets::random_hex(),
         outbound_webhook_url: None,
-        round_robin_cursor: 0,
+        round_robin_last_agent_id: None,
         created_at: now,
     };
     support_inboxes::ActiveModel::from(inbox.clone()).insert(tx).await?;
@@ -171,7 +171,7 @@ async fn seed_support_inbox(tx: &DatabaseTransaction, org_id: Uuid, agents: &[Uu
         assignment_decisions::ActiveModel::from(decision).insert(tx).await?;
     }
     let mut cursor: support_inboxes::ActiveModel = inbox.into();
-    cursor.round_robin_cursor = Set(i64::try_from(agents.len()).unwrap_or(0));
+    cursor.round_robin_last_agent_id = Set(agents.last().copied());
     cursor.update(tx).await?;
     Ok(())
 }

@@ -19,8 +19,9 @@ pub struct Model {
     pub webhook_secret: String,
     /// Where agents' replies to sms and email conversations are posted.
     pub outbound_webhook_url: Option<String>,
-    /// Assignments made so far: round robin starts after the agent this points past.
-    pub round_robin_cursor: i64,
+    /// The agent round robin chose last: the next turn is whoever joined the inbox after
+    /// them. (The column `round_robin_cursor` before it is no longer read.)
+    pub round_robin_last_agent_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
 }
 

@@ -8,7 +8,7 @@
 //!
 //! - `manual`: nobody; agents assign themselves or each other.
 //! - `round_robin`: the agents in a stable order (who joined first), starting after the
-//!   last one chosen (the inbox's cursor).
+//!   last one chosen (stored by id, so pausing or resuming others does not move the turn).
 //! - `least_busy`: the fewest open conversations; ties in round-robin order.
 //!
 //! Both skip paused agents and agents at capacity, and prefer agents who are online (a live
@@ -66,13 +66,19 @@ pub async fn lock_inbox(
 
 /// Decides for one conversation of `inbox` (locked by the caller); pure but for presence.
 pub async fn decide(app: &AppState, tx: &DatabaseTransaction, inbox: &inboxes::Model) -> ApiResult<Decision> {
-    let agents = members::Entity::find()
+    let members = members::Entity::find()
         .filter(members::Column::InboxId.eq(inbox.id))
-        .filter(members::Column::Active.eq(true))
         .order_by_asc(members::Column::CreatedAt)
         .order_by_asc(members::Column::UserId)
         .all(tx)
         .await?;
+    // The turn passes to whoever joined after the last agent chosen, paused or not; the
+    // first active one from there starts the round. (A removed last agent: from the top.)
+    let last = inbox.round_robin_last_agent_id;
+    let after_last =
+        last.and_then(|last| members.iter().position(|m| m.user_id == last)).map_or(0, |i| i + 1);
+    let start = members.iter().take(after_last).filter(|m| m.active).count();
+    let agents: Vec<&members::Model> = members.iter().filter(|m| m.active).collect();
     let ids: Vec<Uuid> = agents.iter().map(|a| a.user_id).collect();
     let seen = app.presence.seen(&ids).await;
     let candidates: Vec<Candidate> = agents
@@ -84,11 +90,11 @@ pub async fn decide(app: &AppState, tx: &DatabaseTransaction, inbox: &inboxes::M
             online: seen.get(&a.user_id).is_some_and(|s| s.connected),
         })
         .collect();
-    Ok(choose(inbox.assignment, inbox.round_robin_cursor, candidates))
+    Ok(choose(inbox.assignment, start, candidates))
 }
 
-/// The choice itself, on candidates in their stable order.
-pub fn choose(strategy: AssignmentStrategy, cursor: i64, candidates: Vec<Candidate>) -> Decision {
+/// The choice itself, on candidates in their stable order, whose turn starts at `start`.
+pub fn choose(strategy: AssignmentStrategy, start: usize, candidates: Vec<Candidate>) -> Decision {
     let decision =
         |chosen, reason: String| Decision { strategy, candidates: candidates.clone(), chosen, reason };
     if strategy == AssignmentStrategy::Manual {
@@ -103,9 +109,9 @@ pub fn choose(strategy: AssignmentStrategy, cursor: i64, candidates: Vec<Candida
     }
     let online_first = candidates.iter().any(|c| has_room(c) && c.online);
     let eligible = |c: &Candidate| has_room(c) && (c.online || !online_first);
-    // Round-robin order: from the cursor's position round the list.
+    // Round-robin order: from `start` round the list.
     let n = candidates.len();
-    let start = usize::try_from(cursor.rem_euclid(n as i64)).unwrap_or(0);
+    let start = start % n;
     let in_turn = (0..n).map(|k| (start + k) % n).filter(|&i| eligible(&candidates[i]));
     let chosen = match strategy {
         AssignmentStrategy::LeastBusy => in_turn.min_by_key(|&i| candidates[i].load),
@@ -121,7 +127,7 @@ pub fn choose(strategy: AssignmentStrategy, cursor: i64, candidates: Vec<Candida
 }
 
 /// Stores the decision and, when someone was chosen, assigns: the room, the agent's load,
-/// and the cursor (past the chosen agent).
+/// and whose turn it was (round robin's next starts after them).
 pub async fn apply(
     store: &Store,
     tx: &DatabaseTransaction,
@@ -145,10 +151,9 @@ pub async fn apply(
     set_assignee(tx, room_id, Some(agent)).await?;
     change_load(tx, inbox.id, agent, 1).await?;
     outbox::enqueue_conversation_assigned(tx, store, inbox.org_id, room_id).await?;
-    let position = decision.candidates.iter().position(|c| c.agent == agent).unwrap_or(0);
-    let mut cursor: inboxes::ActiveModel = inbox.clone().into();
-    cursor.round_robin_cursor = Set(i64::try_from(position + 1).unwrap_or(0));
-    cursor.update(tx).await?;
+    let mut turn: inboxes::ActiveModel = inbox.clone().into();
+    turn.round_robin_last_agent_id = Set(Some(agent));
+    turn.update(tx).await?;
     Ok(())
 }
 
@@ -258,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn round_robin_takes_turns_from_the_cursor() {
+    fn round_robin_takes_turns_from_the_start() {
         let list = agents(&[(0, false), (0, false), (0, false)], None);
         let picks: Vec<_> = (0..4).map(|cursor| choose(RoundRobin, cursor, list.clone()).chosen).collect();
         let ids: Vec<_> = list.iter().map(|c| Some(c.agent)).collect();

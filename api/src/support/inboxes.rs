@@ -79,7 +79,7 @@ pub async fn create(cx: &Ctx<'_>, settings: InboxSettings) -> ApiResult<inboxes:
         agent_capacity: settings.agent_capacity.flatten(),
         webhook_secret: secrets::random_hex(),
         outbound_webhook_url: settings.outbound_webhook_url.flatten(),
-        round_robin_cursor: 0,
+        round_robin_last_agent_id: None,
         created_at: Utc::now(),
     };
     let tx = cx.app.store.begin_write().await?;

@@ -16,6 +16,7 @@ backend_tests!(
     round_robin_takes_three_agents_in_turn,
     least_busy_honours_capacity_and_drains_the_queue,
     a_paused_agent_gets_no_new_conversations_until_resumed,
+    round_robin_keeps_its_turn_across_a_pause,
     unassigned_or_removed_agents_conversations_go_back_to_the_queue,
     online_agents_are_preferred,
     assignments_are_posted_to_webhooks_that_want_them,
@@ -170,6 +171,35 @@ async fn a_paused_agent_gets_no_new_conversations_until_resumed(backend: Backend
     let third = new_conversation(3).await;
     assert_eq!(assignee(&third).await["handle"], "b2", "a1 is still paused");
     assert_eq!(assignee(&first).await["handle"], "a1", "a pause keeps what was assigned");
+}
+
+/// The turn passes to whoever joined after the last agent chosen: pausing or resuming
+/// someone else neither skips nor repeats anyone.
+async fn round_robin_keeps_its_turn_across_a_pause(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (a, b) = (org.user_with_role("a1", "agent").await, org.user_with_role("b2", "agent").await);
+    let c = org.user_with_role("c3", "agent").await;
+    let (id, secret) =
+        inbox(&app, &ada, json!({ "name": "Turns", "assignment": "ROUND_ROBIN" }), &[&a, &b, &c]).await;
+    let set = "mutation($inbox: ID!, $user: ID!, $active: Boolean!) { \
+        setInboxMemberActive(inboxId: $inbox, userId: $user, active: $active) { id } }";
+    let mut assignees = Vec::new();
+    for n in 1..=4 {
+        match n {
+            2 => app.ok(&ada, set, json!({ "inbox": id, "user": a.id, "active": false })).await,
+            3 => app.ok(&ada, set, json!({ "inbox": id, "user": a.id, "active": true })).await,
+            _ => json!(null),
+        };
+        let (_, stored) =
+            post(&app, &id, &secret, &sms(&format!("turn-{n}"), &format!("+4179000050{n}"), "hi")).await;
+        let room = stored["conversationId"].as_str().expect("a room").to_owned();
+        let assignee = conversation(&app, &ada, &room).await["conversation"]["assignee"]["handle"].clone();
+        assignees.push(assignee.as_str().unwrap_or("nobody").to_owned());
+    }
+    // a1; a1 paused: b2 (not c3); a1 back: c3 (not b2 again); then a1.
+    assert_eq!(assignees, ["a1", "b2", "c3", "a1"]);
 }
 
 async fn unassigned_or_removed_agents_conversations_go_back_to_the_queue(backend: Backend) {
