@@ -163,7 +163,7 @@ pub struct Limits {
     pub max_query_depth: usize,
     /// Highest query complexity accepted: one per field, a page's fields once per item it
     /// may hold (`first`/`last`, 50 when not given).
-    #[arg(long, env = "PARLEY_MAX_QUERY_COMPLEXITY", default_value_t = 20_000)]
+    #[arg(long, env = "PARLEY_MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
     pub max_query_complexity: usize,
     /// Largest page a client may ask for (`first`/`last`).
     #[arg(long, env = "PARLEY_MAX_PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]

@@ -131,6 +131,20 @@ async fn queries_past_the_depth_complexity_or_alias_limits_are_refused(backend: 
         "22 run"
     );
 
+    // A document holding two operations of 20 aliases each (a GraphiQL tab, say) runs either:
+    // the limit is per operation, not for the document's sum.
+    let twenty = |name: &str| {
+        let aliased: Vec<String> = (0..20).map(|i| format!("{name}{i}: handle")).collect();
+        format!("query {name} {{ viewer {{ {} }} }}", aliased.join(" "))
+    };
+    let tab = format!("{} {}", twenty("A"), twenty("B"));
+    for operation in ["A", "B"] {
+        let body = json!({ "query": tab, "operationName": operation });
+        let answer: serde_json::Value =
+            app.post_graphql(Some(&alice.token), &body).await.json().await.expect("a JSON answer");
+        assert_eq!(answer["data"]["viewer"][format!("{operation}19")], "alice", "{answer}");
+    }
+
     // Fragments each spreading the next twice, 28 deep (within every depth limit): 2²⁷ fields
     // once spread, refused before anything walks them all.
     let mut bomb = String::from("{ viewer { ...F0 } } fragment F27 on Viewer { handle }");
@@ -144,9 +158,10 @@ async fn queries_past_the_depth_complexity_or_alias_limits_are_refused(backend: 
     refused(&app, &alice, cycle, "a fragment cycle").await;
 
     // Complexity: one per field, and what a page selects once per item it may hold. 100
-    // rooms × 100 members of one field is 20 201 (over the default 20 000), whether the size
-    // is written out or a variable's; pages of 10 members fit.
-    let pages = "query($n: Int) { rooms(first: 100) { nodes { members(first: $n) { nodes { role } } } } }";
+    // rooms × 100 members of six fields is 60 201 (over the default 50 000), whether the
+    // size is written out or a variable's; pages of 10 members fit.
+    let pages = "query($n: Int) { rooms(first: 100) { nodes { members(first: $n) { \
+        nodes { role lastReadSeq user { id handle } } } } } }";
     let answer = app.gql(&alice, pages, json!({ "n": 100 })).await;
     assert_error_code(&answer, "BAD_USER_INPUT");
     assert!(

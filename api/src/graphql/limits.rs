@@ -1,4 +1,4 @@
-//! The limits checked on a document before async-graphql walks it: the aliases one request
+//! The limits checked on a document before async-graphql walks it: the aliases one operation
 //! executes (a limit async-graphql lacks, which otherwise lets a small query fan out into
 //! thousands of resolver calls) and the fields it executes once fragments are spread.
 
@@ -17,13 +17,17 @@ use crate::error::{ErrorCode, graphql_error};
 /// spreading the next twice, within every depth limit, kept a core busy past the test's 30 s
 /// request timeout, and the work doubles with each level. Here each fragment is counted
 /// once, so such a document is refused at once.
+///
+/// A request runs one of a document's operations, and the document is checked once, when it
+/// is not cached yet, whichever operation runs: so each operation is counted on its own and
+/// the costliest must fit (a GraphiQL tab holding several queries is not refused for their sum).
 pub fn check(document: &ExecutableDocument, max_fields: usize, max_aliases: usize) -> ServerResult<()> {
     let mut counter = Counter { document, counted: HashMap::new(), open: HashSet::new() };
     let (fields, aliases) = document
         .operations
         .iter()
         .map(|(_, operation)| counter.count(&operation.node.selection_set.node))
-        .fold((0, 0), add);
+        .fold((0, 0), |(f1, a1), (f2, a2)| (f1.max(f2), a1.max(a2)));
     if aliases > max_aliases {
         return Err(graphql_error(
             ErrorCode::BadUserInput,

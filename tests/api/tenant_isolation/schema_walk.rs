@@ -26,6 +26,9 @@ fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofT
 
 /// How deep below a root field the generic selection reads.
 const SELECTION_DEPTH: usize = 3;
+/// The page every paged field is asked for: enough to show another organisation's rows, and
+/// small enough that pages nested three deep stay within the complexity limit.
+const PAGE: u32 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {
@@ -145,6 +148,7 @@ impl SchemaWalk {
             let value = match probed {
                 Some(p) => self.value(&arg["type"], name, &p[1..], Some(probe), own),
                 None if required(arg) => self.value(&arg["type"], name, &[], None, own),
+                None if name == "first" => json!(PAGE),
                 None => continue,
             };
             declarations.push(format!("${name}: {}", render(&arg["type"])));
@@ -240,9 +244,11 @@ impl SchemaWalk {
             }
             let name = field["name"].as_str().expect("field name");
             let inner = named(&field["type"]);
+            let paged = field["args"].as_array().into_iter().flatten().any(|a| a["name"] == "first");
+            let page = if paged { format!("(first: {PAGE})") } else { String::new() };
             match self.types[inner]["kind"].as_str() {
                 Some("OBJECT" | "INTERFACE") if depth > 0 => {
-                    items.push(format!("{name} {}", self.selection(inner, depth - 1)));
+                    items.push(format!("{name}{page} {}", self.selection(inner, depth - 1)));
                 }
                 Some("OBJECT" | "INTERFACE" | "UNION") => {}
                 _ => items.push(name.to_owned()),
