@@ -1,7 +1,8 @@
 //! GraphQL over HTTP and the operational endpoints: `Accept` negotiation and
 //! status codes, GET queries, mutations over GET (405), the body size limit
-//! (413), `operationName`, gzip for clients that accept it, and `/healthz`, `/readyz`,
-//! `/metrics`. The pages (`/`, `/app`) are in `pages`.
+//! (413), `operationName`, gzip for clients that accept it, `/healthz`, `/readyz`,
+//! `/metrics`, and request ids (echoed, and in every JSON log line of the request). The
+//! pages (`/`, `/app`) are in `pages`.
 
 use serde_json::{Value, json};
 
@@ -18,6 +19,7 @@ backend_tests!(
     operation_name_selects_the_operation,
     large_answers_are_gzipped_for_clients_that_accept_them,
     health_readiness_and_metrics,
+    request_ids_are_echoed_and_logged,
 );
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -254,4 +256,39 @@ async fn health_readiness_and_metrics(backend: Backend) {
     assert!(content_type(&metrics).starts_with("text/plain"), "prometheus text format");
     let text = metrics.text().await.expect("metrics body");
     assert!(text.contains("# TYPE"), "prometheus exposition expected, got:\n{text}");
+}
+
+/// A request's id (the client's `x-request-id`, or one generated) comes back in the answer
+/// and is in the JSON log lines of that request, so an operator finds what one request did;
+/// `/metrics` counts requests by operation name.
+async fn request_ids_are_echoed_and_logged(backend: Backend) {
+    let settings = [("PARLEY_LOG_FORMAT", "json"), ("RUST_LOG", "info,tower_http=debug")];
+    let app = spawn_app_with(backend, &settings).await;
+    let alice = app.create_org().await.user("alice").await;
+    let request = |id: Option<&str>| {
+        let mut request = app.http.post(app.url("/graphql")).bearer_auth(&alice.token);
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.json(&json!({ "query": "query WhoAmI { viewer { handle } }" })).send()
+    };
+    let request_id = |response: &reqwest::Response| {
+        response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    };
+
+    let given = request(Some("trace-me-7f3a")).await.expect("POST /graphql");
+    assert_eq!(given.status().as_u16(), 200);
+    assert_eq!(request_id(&given), "trace-me-7f3a", "the client's id is echoed");
+    let generated = request(None).await.expect("POST /graphql");
+    let id = request_id(&generated);
+    assert_eq!(id.len(), 36, "a UUID is generated when the client sends none: {id:?}");
+
+    for id in ["trace-me-7f3a", id.as_str()] {
+        let line = app.log_line(id).await;
+        let line: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
+        assert_eq!(line["span"]["request_id"], id, "{line}");
+        assert_eq!(line["span"]["path"], "/graphql", "{line}");
+    }
+    let count = app.metric("parley_graphql_request_seconds_count{operation=\"WhoAmI\",outcome=\"ok\"}").await;
+    assert_eq!(count, 2.0, "both requests counted under their operation name");
 }

@@ -9,14 +9,20 @@
 //! A document not cached yet is parsed here, as the request is prepared, and checked
 //! (`limits::check`: aliases, and fields once fragments are spread) before async-graphql
 //! walks it at all: its own first walk is exponential in nested fragment spreads.
+//!
+//! The same per-request extension (one, because every extension adds a hop to every field
+//! resolved) tells the HTTP handler which operation ran ([`RanOperation`]): a document's only
+//! operation is named by the document even when the request sends no `operationName`, as most
+//! clients outside Apollo's do, and the latency metric is labelled with it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
 use moka::sync::Cache;
 
 use super::limits;
@@ -42,6 +48,16 @@ impl DocumentCache {
 impl ExtensionFactory for DocumentCache {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(PerRequest { cache: self.clone(), validation_key: Mutex::new(None) })
+    }
+}
+
+/// Put into a request's data; holds the name of the operation it ran, once it runs.
+#[derive(Clone, Default)]
+pub struct RanOperation(Arc<OnceLock<String>>);
+
+impl RanOperation {
+    pub fn name(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
     }
 }
 
@@ -85,6 +101,18 @@ impl Extension for PerRequest {
         let document = next.run(ctx, query, variables).await.map_err(bad_user_input)?;
         self.cache.parsed.insert(key, Arc::new(document.clone()));
         Ok(document)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        if let (Some(name), Some(ran)) = (operation_name, ctx.data_opt::<RanOperation>()) {
+            let _ = ran.0.set(name.to_owned());
+        }
+        next.run(ctx, operation_name).await
     }
 
     async fn validation(

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use super::{HttpState, ws};
 use crate::auth::{Viewer, bearer_token};
 use crate::error::{ErrorCode, graphql_error};
+use crate::graphql::documents::RanOperation;
 use crate::graphql::loaders::Loaders;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -131,9 +132,10 @@ async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, mut r
             }
         }
     }
-    let operation = operation_label(request.operation_name.as_deref());
+    let (ran, asked) = (RanOperation::default(), request.operation_name.clone());
     let started = Instant::now();
-    let response = state.schema.execute(request).await;
+    let response = state.schema.execute(request.data(ran.clone())).await;
+    let operation = operation_label(ran.name().or(asked.as_deref()));
     let outcome = if response.errors.is_empty() { "ok" } else { "error" };
     metrics::histogram!("parley_graphql_request_seconds", "operation" => operation, "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
