@@ -165,6 +165,10 @@ pub struct Limits {
     /// may hold (`first`/`last`, 50 when not given).
     #[arg(long, env = "PARLEY_MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
     pub max_query_complexity: usize,
+    /// Most fields one document selects once its fragments are spread, whatever its pages
+    /// (async-graphql walks them all, in every operation, before it weighs any).
+    #[arg(long, env = "PARLEY_MAX_QUERY_FIELDS", default_value_t = 5_000)]
+    pub max_query_fields: usize,
     /// Largest page a client may ask for (`first`/`last`).
     #[arg(long, env = "PARLEY_MAX_PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_page_size: u64,

@@ -174,7 +174,8 @@ async fn queries_past_the_depth_complexity_or_alias_limits_are_refused(backend: 
 
     // With a limit of 12: a page of 2 users' id and handle costs 1 + 2 × 4, a page of 3
     // costs 13, and so does any page left at its default of 50.
-    let strict = spawn_app_with(backend, &[("PARLEY_MAX_QUERY_COMPLEXITY", "12")]).await;
+    let limits = [("PARLEY_MAX_QUERY_COMPLEXITY", "12"), ("PARLEY_MAX_QUERY_FIELDS", "10")];
+    let strict = spawn_app_with(backend, &limits).await;
     let bob = strict.create_org().await.user("bob").await;
     let page = |first: &str| format!("{{ users{first} {{ edges {{ node {{ id handle }} }} }} }}");
     refused(&strict, &bob, &page("(first: 3)"), "three users").await;
@@ -183,6 +184,25 @@ async fn queries_past_the_depth_complexity_or_alias_limits_are_refused(backend: 
         strict.ok(&bob, &page("(first: 2)"), json!({})).await["users"]["edges"][0]["node"]["handle"],
         "bob"
     );
+
+    // Fields count over the whole document (10 here), each operation's 4 included: every
+    // operation is walked before one runs.
+    let operations = |n: usize| {
+        (0..n)
+            .map(|i| format!("query Q{i} {{ viewer {{ id handle displayName }} }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (n, allowed) in [(2, true), (3, false)] {
+        let body = json!({ "query": operations(n), "operationName": "Q0" });
+        let answer: serde_json::Value =
+            strict.post_graphql(Some(&bob.token), &body).await.json().await.expect("a JSON answer");
+        if allowed {
+            assert_eq!(answer["data"]["viewer"]["handle"], "bob", "{answer}");
+        } else {
+            assert_error_code(&answer, "BAD_USER_INPUT");
+        }
+    }
 }
 
 /// `PARLEY_MAX_PAGE_SIZE` bounds every page, and a page asked for with no size stops there too.

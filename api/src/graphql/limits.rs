@@ -18,16 +18,19 @@ use crate::error::{ErrorCode, graphql_error};
 /// request timeout, and the work doubles with each level. Here each fragment is counted
 /// once, so such a document is refused at once.
 ///
-/// A request runs one of a document's operations, and the document is checked once, when it
-/// is not cached yet, whichever operation runs: so each operation is counted on its own and
-/// the costliest must fit (a GraphiQL tab holding several queries is not refused for their sum).
+/// Fields are counted over the whole document, because async-graphql walks every operation
+/// (twice) before it runs one: many operations each within the limit would otherwise add up
+/// to any amount of work. Aliases are what one operation runs, and a request runs one, so
+/// the operation with the most must fit: a GraphiQL tab holding several queries is not
+/// refused for their sum. (The document is checked once, when it is not cached yet,
+/// whichever of its operations a request then runs.)
 pub fn check(document: &ExecutableDocument, max_fields: usize, max_aliases: usize) -> ServerResult<()> {
     let mut counter = Counter { document, counted: HashMap::new(), open: HashSet::new() };
     let (fields, aliases) = document
         .operations
         .iter()
         .map(|(_, operation)| counter.count(&operation.node.selection_set.node))
-        .fold((0, 0), |(f1, a1), (f2, a2)| (f1.max(f2), a1.max(a2)));
+        .fold((0, 0), |(f1, a1): (usize, usize), (f2, a2)| (f1.saturating_add(f2), a1.max(a2)));
     if aliases > max_aliases {
         return Err(graphql_error(
             ErrorCode::BadUserInput,
@@ -45,6 +48,7 @@ pub fn check(document: &ExecutableDocument, max_fields: usize, max_aliases: usiz
     Ok(())
 }
 
+/// Fields and aliases of two selections, run one after the other.
 fn add((f1, a1): (usize, usize), (f2, a2): (usize, usize)) -> (usize, usize) {
     (f1.saturating_add(f2), a1.saturating_add(a2))
 }
