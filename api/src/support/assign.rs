@@ -8,7 +8,8 @@
 //!
 //! - `manual`: nobody; agents assign themselves or each other.
 //! - `round_robin`: the agents in a stable order (who joined first), starting after the
-//!   last one chosen (stored by id, so pausing or resuming others does not move the turn).
+//!   last one chosen (stored by id, so pausing or resuming others does not move the turn;
+//!   if that agent leaves, the turn goes back to whoever joined before them).
 //! - `least_busy`: the fewest open conversations; ties in round-robin order.
 //!
 //! Both skip paused agents and agents at capacity, and prefer agents who are online (a live
@@ -153,6 +154,31 @@ pub async fn apply(
     outbox::enqueue_conversation_assigned(tx, store, inbox.org_id, room_id).await?;
     let mut turn: inboxes::ActiveModel = inbox.clone().into();
     turn.round_robin_last_agent_id = Set(Some(agent));
+    turn.update(tx).await?;
+    Ok(())
+}
+
+/// Before the agent round robin chose last leaves, the turn is handed to whoever joined
+/// just before them (the last one, if they were first), so it still passes to whoever
+/// joined after them rather than back to the first agent.
+pub async fn pass_turn_back(
+    tx: &DatabaseTransaction,
+    inbox: &inboxes::Model,
+    leaving: Uuid,
+) -> ApiResult<()> {
+    let order: Vec<Uuid> = members::Entity::find()
+        .filter(members::Column::InboxId.eq(inbox.id))
+        .order_by_asc(members::Column::CreatedAt)
+        .order_by_asc(members::Column::UserId)
+        .all(tx)
+        .await?
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    let Some(at) = order.iter().position(|id| *id == leaving) else { return Ok(()) };
+    let before = if at > 0 { order.get(at - 1) } else { order.last().filter(|id| **id != leaving) };
+    let mut turn: inboxes::ActiveModel = inbox.clone().into();
+    turn.round_robin_last_agent_id = Set(before.copied());
     turn.update(tx).await?;
     Ok(())
 }

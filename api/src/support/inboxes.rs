@@ -190,7 +190,10 @@ pub async fn remove_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiRe
     let inbox = managed(cx, inbox_id).await?;
     let tx = cx.app.store.begin_write().await?;
     // Under the inbox's lock: no decision picks them while they leave.
-    assign::lock_inbox(&cx.app.store, &tx.txn, inbox_id).await?;
+    let locked = assign::lock_inbox(&cx.app.store, &tx.txn, inbox_id).await?;
+    if locked.round_robin_last_agent_id == Some(user_id) {
+        assign::pass_turn_back(&tx.txn, &locked, user_id).await?;
+    }
     let removed = members::Entity::delete_by_id((inbox_id, user_id)).exec(&tx.txn).await?;
     if removed.rows_affected == 0 {
         return Err(ApiError::not_found("inbox member"));

@@ -185,7 +185,7 @@ async fn round_robin_keeps_its_turn_across_a_pause(backend: Backend) {
         inbox(&app, &ada, json!({ "name": "Turns", "assignment": "ROUND_ROBIN" }), &[&a, &b, &c]).await;
     let set = "mutation($inbox: ID!, $user: ID!, $active: Boolean!) { \
         setInboxMemberActive(inboxId: $inbox, userId: $user, active: $active) { id } }";
-    let mut assignees = Vec::new();
+    let (mut assignees, mut rooms) = (Vec::new(), Vec::new());
     for n in 1..=4 {
         match n {
             2 => app.ok(&ada, set, json!({ "inbox": id, "user": a.id, "active": false })).await,
@@ -197,9 +197,28 @@ async fn round_robin_keeps_its_turn_across_a_pause(backend: Backend) {
         let room = stored["conversationId"].as_str().expect("a room").to_owned();
         let assignee = conversation(&app, &ada, &room).await["conversation"]["assignee"]["handle"].clone();
         assignees.push(assignee.as_str().unwrap_or("nobody").to_owned());
+        rooms.push(room);
     }
     // a1; a1 paused: b2 (not c3); a1 back: c3 (not b2 again); then a1.
     assert_eq!(assignees, ["a1", "b2", "c3", "a1"]);
+
+    // b2 takes the fifth and leaves: their two open conversations go back to the queue and
+    // the turn is still after b2's place: the second to c3, the fifth to a1, a sixth to c3.
+    for n in [5, 6] {
+        if n == 6 {
+            let remove = "mutation($inbox: ID!, $user: ID!) { removeInboxMember(inboxId: $inbox, userId: $user) { id } }";
+            app.ok(&ada, remove, json!({ "inbox": id, "user": b.id })).await;
+        }
+        let (_, stored) =
+            post(&app, &id, &secret, &sms(&format!("turn-{n}"), &format!("+4179000050{n}"), "hi")).await;
+        rooms.push(stored["conversationId"].as_str().expect("a room").to_owned());
+    }
+    let handle = async |room: &str| {
+        let assignee = conversation(&app, &ada, room).await["conversation"]["assignee"]["handle"].clone();
+        assignee.as_str().unwrap_or("nobody").to_owned()
+    };
+    let after = [handle(&rooms[1]).await, handle(&rooms[4]).await, handle(&rooms[5]).await];
+    assert_eq!(after, ["c3", "a1", "c3"], "the second and fifth requeued, then the sixth");
 }
 
 async fn unassigned_or_removed_agents_conversations_go_back_to_the_queue(backend: Backend) {
