@@ -67,12 +67,7 @@ pub async fn lock_inbox(
 
 /// Decides for one conversation of `inbox` (locked by the caller); pure but for presence.
 pub async fn decide(app: &AppState, tx: &DatabaseTransaction, inbox: &inboxes::Model) -> ApiResult<Decision> {
-    let members = members::Entity::find()
-        .filter(members::Column::InboxId.eq(inbox.id))
-        .order_by_asc(members::Column::CreatedAt)
-        .order_by_asc(members::Column::UserId)
-        .all(tx)
-        .await?;
+    let members = in_turn_order(tx, inbox.id).await?;
     // The turn passes to whoever joined after the last agent chosen, paused or not; the
     // first active one from there starts the round. (A removed last agent: from the top.)
     let last = inbox.round_robin_last_agent_id;
@@ -92,6 +87,17 @@ pub async fn decide(app: &AppState, tx: &DatabaseTransaction, inbox: &inboxes::M
         })
         .collect();
     Ok(choose(inbox.assignment, start, candidates))
+}
+
+/// An inbox's agents, paused or not, in round robin's stable order: who joined first.
+async fn in_turn_order(tx: &DatabaseTransaction, inbox_id: Uuid) -> ApiResult<Vec<members::Model>> {
+    let members = members::Entity::find()
+        .filter(members::Column::InboxId.eq(inbox_id))
+        .order_by_asc(members::Column::CreatedAt)
+        .order_by_asc(members::Column::UserId)
+        .all(tx)
+        .await?;
+    Ok(members)
 }
 
 /// The choice itself, on candidates in their stable order, whose turn starts at `start`.
@@ -166,15 +172,7 @@ pub async fn pass_turn_back(
     inbox: &inboxes::Model,
     leaving: Uuid,
 ) -> ApiResult<()> {
-    let order: Vec<Uuid> = members::Entity::find()
-        .filter(members::Column::InboxId.eq(inbox.id))
-        .order_by_asc(members::Column::CreatedAt)
-        .order_by_asc(members::Column::UserId)
-        .all(tx)
-        .await?
-        .into_iter()
-        .map(|m| m.user_id)
-        .collect();
+    let order: Vec<Uuid> = in_turn_order(tx, inbox.id).await?.into_iter().map(|m| m.user_id).collect();
     let Some(at) = order.iter().position(|id| *id == leaving) else { return Ok(()) };
     let before = if at > 0 { order.get(at - 1) } else { order.last().filter(|id| **id != leaving) };
     let mut turn: inboxes::ActiveModel = inbox.clone().into();
