@@ -201,6 +201,8 @@ async fn queries_past_the_depth_complexity_or_alias_limits_are_refused(backend: 
             assert_eq!(answer["data"]["viewer"]["handle"], "bob", "{answer}");
         } else {
             assert_error_code(&answer, "BAD_USER_INPUT");
+            let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("12 fields"), "refused by the field cap: {answer}");
         }
     }
 }

@@ -69,7 +69,8 @@ pub async fn lock_inbox(
 pub async fn decide(app: &AppState, tx: &DatabaseTransaction, inbox: &inboxes::Model) -> ApiResult<Decision> {
     let members = in_turn_order(tx, inbox.id).await?;
     // The turn passes to whoever joined after the last agent chosen, paused or not; the
-    // first active one from there starts the round. (A removed last agent: from the top.)
+    // first active one from there starts the round. An agent no longer in the inbox (left
+    // before 2026-12-04, when leaving started to hand the turn back): from the first.
     let last = inbox.round_robin_last_agent_id;
     let after_last =
         last.and_then(|last| members.iter().position(|m| m.user_id == last)).map_or(0, |i| i + 1);
@@ -89,13 +90,14 @@ pub async fn decide(app: &AppState, tx: &DatabaseTransaction, inbox: &inboxes::M
     Ok(choose(inbox.assignment, start, candidates))
 }
 
-/// An inbox's agents, paused or not, in round robin's stable order: who joined first.
-async fn in_turn_order(tx: &DatabaseTransaction, inbox_id: Uuid) -> ApiResult<Vec<members::Model>> {
+/// An inbox's agents, paused or not, in round robin's stable order: who joined first. The
+/// inbox's `members` field lists them in the same order.
+pub async fn in_turn_order(db: &impl ConnectionTrait, inbox_id: Uuid) -> ApiResult<Vec<members::Model>> {
     let members = members::Entity::find()
         .filter(members::Column::InboxId.eq(inbox_id))
         .order_by_asc(members::Column::CreatedAt)
         .order_by_asc(members::Column::UserId)
-        .all(tx)
+        .all(db)
         .await?;
     Ok(members)
 }

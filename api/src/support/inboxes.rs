@@ -277,11 +277,5 @@ pub async fn list(cx: &Ctx<'_>) -> ApiResult<Vec<inboxes::Model>> {
 
 /// An inbox's agents in their stable order (who joined first).
 pub async fn members_of(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<Vec<members::Model>> {
-    let rows = members::Entity::find()
-        .filter(members::Column::InboxId.eq(inbox_id))
-        .order_by_asc(members::Column::CreatedAt)
-        .order_by_asc(members::Column::UserId)
-        .all(&cx.app.store.db)
-        .await?;
-    Ok(rows)
+    assign::in_turn_order(&cx.app.store.db, inbox_id).await
 }
