@@ -115,7 +115,7 @@ pub(crate) async fn add(
     tx.commit().await?;
     let new_ids: Vec<Uuid> = match written {
         TryInsertResult::Inserted(keys) => keys.into_iter().map(|(_, user_id)| user_id).collect(),
-        TryInsertResult::Empty | TryInsertResult::Conflicted => return Ok(()),
+        TryInsertResult::Empty | TryInsertResult::Conflicted => Vec::new(),
     };
     if new_ids.is_empty() {
         return Ok(());

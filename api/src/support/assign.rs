@@ -160,10 +160,7 @@ pub async fn apply(
     set_assignee(tx, room_id, Some(agent)).await?;
     change_load(tx, inbox.id, agent, 1).await?;
     outbox::enqueue_conversation_assigned(tx, store, inbox.org_id, room_id).await?;
-    let mut turn: inboxes::ActiveModel = inbox.clone().into();
-    turn.round_robin_last_agent_id = Set(Some(agent));
-    turn.update(tx).await?;
-    Ok(())
+    set_last_agent(tx, inbox, Some(agent)).await
 }
 
 /// Before the agent round robin chose last leaves, the turn is handed to whoever joined
@@ -177,8 +174,17 @@ pub async fn pass_turn_back(
     let order: Vec<Uuid> = in_turn_order(tx, inbox.id).await?.into_iter().map(|m| m.user_id).collect();
     let Some(at) = order.iter().position(|id| *id == leaving) else { return Ok(()) };
     let before = if at > 0 { order.get(at - 1) } else { order.last().filter(|id| **id != leaving) };
+    set_last_agent(tx, inbox, before.copied()).await
+}
+
+/// Round robin's next turn starts after `agent`.
+async fn set_last_agent(
+    tx: &DatabaseTransaction,
+    inbox: &inboxes::Model,
+    agent: Option<Uuid>,
+) -> ApiResult<()> {
     let mut turn: inboxes::ActiveModel = inbox.clone().into();
-    turn.round_robin_last_agent_id = Set(before.copied());
+    turn.round_robin_last_agent_id = Set(agent);
     turn.update(tx).await?;
     Ok(())
 }
