@@ -39,6 +39,7 @@ mod personal_notifications;
 mod presence;
 mod read_receipts;
 mod read_state;
+mod readme;
 mod reminders;
 mod rolling_deploy;
 mod room_listing;

@@ -4,7 +4,9 @@
 //! validation also checks variable values against argument types, so its key adds the
 //! variables and the operation name. Only documents that passed are cached: a failure is
 //! always recomputed and reported as the first time. A failure is the client's: each of its
-//! errors carries `extensions.code` BAD_USER_INPUT, like every other refused input.
+//! errors carries `extensions.code` BAD_USER_INPUT, like every other refused input. So do
+//! async-graphql's own refusals after validation (an unknown `operationName`, none given for a
+//! document of several operations, a subscription sent over HTTP), which it sends without one.
 //!
 //! A document not cached yet is parsed here, as the request is prepared, and checked
 //! (`limits::check`: aliases, and fields once fragments are spread) before async-graphql
@@ -19,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-    NextValidation,
+    NextRequest, NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
@@ -69,6 +71,15 @@ struct PerRequest {
 
 #[async_trait::async_trait]
 impl Extension for PerRequest {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        // An error without a path refused the request before any field ran.
+        for error in response.errors.iter_mut().filter(|e| e.path.is_empty()) {
+            mark_bad_user_input(error);
+        }
+        response
+    }
+
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -134,11 +145,15 @@ impl Extension for PerRequest {
 /// Gives an error about the document or its variables the code of refused input, unless it
 /// has a code already (the alias limit's).
 fn bad_user_input(mut error: ServerError) -> ServerError {
+    mark_bad_user_input(&mut error);
+    error
+}
+
+fn mark_bad_user_input(error: &mut ServerError) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
         extensions.set("code", ErrorCode::BadUserInput.as_str());
     }
-    error
 }
 
 fn all_bad_user_input(errors: Vec<ServerError>) -> Vec<ServerError> {

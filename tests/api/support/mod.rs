@@ -32,7 +32,12 @@ const ROOM_UPDATES: &str = "subscription { roomUpdated { roomId reason conversat
     assigneeFrom assigneeTo by } } }";
 
 /// An inbox of `org`'s admin with `agents`; returns its id and secret.
-async fn inbox(app: &TestApp, admin: &TestUser, input: Value, agents: &[&TestUser]) -> (String, String) {
+pub(crate) async fn inbox(
+    app: &TestApp,
+    admin: &TestUser,
+    input: Value,
+    agents: &[&TestUser],
+) -> (String, String) {
     let created = app.ok(admin, CREATE, json!({ "input": input })).await;
     let created = &created["createSupportInbox"];
     let id = created["inbox"]["id"].as_str().expect("an id").to_owned();
@@ -50,7 +55,7 @@ fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
 }
 
 /// Posts `body` to the inbox's webhook, signed with `secret` now; returns status and JSON.
-async fn post(app: &TestApp, inbox_id: &str, secret: &str, body: &Value) -> (u16, Value) {
+pub(crate) async fn post(app: &TestApp, inbox_id: &str, secret: &str, body: &Value) -> (u16, Value) {
     let raw = body.to_string();
     let now = chrono::Utc::now().timestamp().to_string();
     let signature = sign(secret, &now, raw.as_bytes());
@@ -80,7 +85,7 @@ async fn post_raw(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn sms(external_id: &str, phone: &str, body: &str) -> Value {
+pub(crate) fn sms(external_id: &str, phone: &str, body: &str) -> Value {
     json!({ "externalId": external_id, "source": "sms", "contact": { "phone": phone, "name": format!("Customer {phone}") }, "body": body })
 }
 
