@@ -77,13 +77,17 @@ fn page(state: &HttpState, path: &str, headers: &HeaderMap) -> Response {
 
 /// The embedded file with its type and an ETag: browsers revalidate (`no-cache`) and get a
 /// 304 until a new binary ships different bytes.
+///
+/// The tag is weak: the compression layer sends the file gzipped to some clients and plain to
+/// others under this one tag, and a strong tag promises one byte sequence (RFC 9110 §8.8.1).
+/// `If-None-Match` compares weakly in any case (§13.1.2).
 fn file(path: &str, headers: &HeaderMap) -> Response {
     let Some(file) = Assets::get(path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let etag = format!("\"{}\"", hex::encode(file.metadata.sha256_hash()));
-    let common = [(header::ETAG, etag.clone()), (header::CACHE_CONTROL, "no-cache".to_owned())];
-    if headers.get(header::IF_NONE_MATCH).is_some_and(|tag| tag.as_bytes() == etag.as_bytes()) {
+    let opaque = format!("\"{}\"", hex::encode(file.metadata.sha256_hash()));
+    let common = [(header::ETAG, format!("W/{opaque}")), (header::CACHE_CONTROL, "no-cache".to_owned())];
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|tags| none_match_hits(tags, &opaque)) {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
     let kind = (header::CONTENT_TYPE, file.metadata.mimetype().to_owned());
@@ -97,4 +101,10 @@ fn file(path: &str, headers: &HeaderMap) -> Response {
         page_headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     }
     response
+}
+
+/// Whether an `If-None-Match` list (`*`, or tags with or without `W/`) names `opaque`.
+fn none_match_hits(tags: &HeaderValue, opaque: &str) -> bool {
+    let Ok(tags) = tags.to_str() else { return false };
+    tags.split(',').map(str::trim).any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == opaque)
 }
