@@ -62,8 +62,7 @@ impl App {
             .await
             .map_err(|e| anyhow::anyhow!("PARLEY_BIND: cannot listen on {}: {e}", config.bind))?;
         let addr = listener.local_addr()?;
-        let timeout = config.limits.webhook_timeout();
-        let notifier = Notifier::new(&config.notifications, &store, addr, timeout).await?;
+        let notifier = Notifier::new(&config.notifications, &config.limits, &store, addr).await?;
         let state = AppState::new(store, bus, auth, config.limits.clone(), send_limiter, notifier);
         state.directory.spawn_invalidator(&state.store, &state.bus, shutdown_rx.clone()).await;
         reminders::scheduler::spawn(state.clone(), shutdown_rx.clone()).await;

@@ -10,13 +10,15 @@
 //!   message that causes them (see `messages::send`), claimed, settled, listed.
 //! - `worker`: one task per instance that delivers due rows through `render` (webhook bodies
 //!   and signatures), `post` (signed JSON posts), `email` (SMTP) and `push` (RFC 8291), with
-//!   `slots` keeping each organisation to its share of the attempts in flight.
+//!   `slots` keeping each organisation to its share of the attempts in flight and `breaker`
+//!   pausing the targets that keep failing.
 //! - `unsubscribe`: the one-click links that turn email off.
 //!
 //! Architecture invariant: nothing is delivered that was not committed with its cause, and
 //! nothing committed is dropped: a delivery ends delivered, failed (with its last error) or
 //! cancelled (with the reason it was no longer wanted), never silently.
 
+pub mod breaker;
 pub mod email;
 pub mod outbox;
 pub mod personal;
@@ -35,7 +37,7 @@ pub mod worker;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::config::NotificationConfig;
+use crate::config::{Limits, NotificationConfig};
 use crate::db::Store;
 use crate::secrets;
 
@@ -49,15 +51,18 @@ pub struct Notifier {
     pub email_delay: Duration,
     /// Signs unsubscribe links (kept in the database, like the VAPID key).
     link_key: Vec<u8>,
+    /// The posted-to URLs that keep failing, paused (this instance's view).
+    pub breakers: breaker::Breakers,
 }
 
 impl Notifier {
     pub async fn new(
         config: &NotificationConfig,
+        limits: &Limits,
         store: &Store,
         bind: SocketAddr,
-        attempt_timeout: Duration,
     ) -> anyhow::Result<Self> {
+        let attempt_timeout = limits.webhook_timeout();
         let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{bind}"));
         let public_url = public_url.trim_end_matches('/').to_owned();
         let mailer = match &config.smtp_url {
@@ -70,6 +75,8 @@ impl Notifier {
         let pusher = push::Pusher::new(config, store, &public_url).await?;
         let link_key = secrets::kept(store, "notification_link_key", secrets::random_hex).await?;
         let email_delay = Duration::from_secs(config.email_delay_secs);
-        Ok(Self { mailer, pusher, public_url, email_delay, link_key: link_key.into_bytes() })
+        // A probe ends within two attempt timeouts of its claim (`worker::deliver`).
+        let breakers = breaker::Breakers::new(limits.webhook_pause(), attempt_timeout * 2);
+        Ok(Self { mailer, pusher, public_url, email_delay, link_key: link_key.into_bytes(), breakers })
     }
 }

@@ -238,6 +238,12 @@ pub enum Settled {
     Released {
         at: DateTime<Utc>,
     },
+    /// Not attempted because its target is paused: handed back uncounted, due when the
+    /// pause ends, with the reason shown as its last error.
+    Deferred {
+        at: DateTime<Utc>,
+        reason: String,
+    },
 }
 
 /// Records how the attempt numbered `attempt` ended; false when the row is no longer that
@@ -267,8 +273,13 @@ pub async fn settle(store: &Store, id: uuid::Uuid, attempt: i32, outcome: &Settl
             change.status = Set(DeliveryStatus::Pending);
             change.next_attempt_at = Set(*at);
         }
+        Settled::Deferred { at, reason } => {
+            change.status = Set(DeliveryStatus::Pending);
+            change.next_attempt_at = Set(*at);
+            change.last_error = Set(Some(reason.clone()));
+        }
     }
-    let uncounted = matches!(outcome, Settled::Released { .. });
+    let uncounted = matches!(outcome, Settled::Released { .. } | Settled::Deferred { .. });
     let tx = store.begin_write().await?;
     let mut update = deliveries::Entity::update_many().set(change);
     if uncounted {

@@ -1,9 +1,10 @@
 //! Posting a signed JSON delivery (a webhook's, a support inbox's outbound message) and
 //! describing a failed request without its URL.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use reqwest::Url;
 
+use super::breaker::{Gate, TRIP_AFTER};
 use super::worker::Failure;
 use super::{render, target};
 use crate::state::AppState;
@@ -17,7 +18,8 @@ pub(crate) struct Target<'a> {
 }
 
 /// Posts a signed JSON body (`X-Parley-Signature` over `"<timestamp>.<body>"`) with the
-/// delivery's id as `Idempotency-Key`; a 2xx answer delivers.
+/// delivery's id as `Idempotency-Key`; a 2xx answer delivers. A target that keeps failing
+/// is paused (`breaker`): its deliveries wait without an attempt.
 pub(crate) async fn post(
     state: &AppState,
     client: &reqwest::Client,
@@ -32,6 +34,25 @@ pub(crate) async fn post(
     }
     let signature = render::signature(target.secret, now, body.as_bytes())
         .map_err(|e| Failure::Permanent(format!("signing: {e}")))?;
+    let breakers = &state.notifier.breakers;
+    if let Gate::Wait(wait) = breakers.admit(target.url) {
+        let reason = format!("paused: the target failed {TRIP_AFTER} attempts in a row");
+        return Err(Failure::Paused { wait, reason });
+    }
+    let answered = exchange(client, url, delivery, now, signature, body).await;
+    breakers.record(target.url, answered.is_ok());
+    answered
+}
+
+/// The request and its answer.
+async fn exchange(
+    client: &reqwest::Client,
+    url: Url,
+    delivery: &notification_deliveries::Model,
+    now: DateTime<Utc>,
+    signature: String,
+    body: String,
+) -> Result<(), Failure> {
     let response = client
         .post(url)
         .header("Content-Type", "application/json")

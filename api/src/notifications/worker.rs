@@ -12,7 +12,8 @@
 //! claim. Every attempt carries the delivery's id as `Idempotency-Key`, so a receiver can
 //! drop the repeat that a worker dying between the post and the record can cause. A 2xx answer delivers; anything else (an error status, a
 //! timeout, a refused connection) is retried after an exponential, jittered wait until
-//! `PARLEY_WEBHOOK_MAX_ATTEMPTS`; a deleted webhook or message fails at once, and so does a
+//! `PARLEY_WEBHOOK_MAX_ATTEMPTS`, unless the target is paused (`breaker`), which hands the
+//! delivery back uncounted; a deleted webhook or message fails at once, and so does a
 //! room-scoped webhook of a private room once its creator is no longer an admin in that
 //! room. An outcome is recorded only while the row is still this attempt's (see
 //! `outbox::settle`). Beside it, a task deletes the deliveries settled longer ago than
@@ -54,12 +55,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3_600);
 /// The longest time between two prunings of settled deliveries.
 const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 
-/// Why an attempt did not deliver: worth another try, never going to work, or no longer
-/// wanted (and so never sent).
+/// Why an attempt did not deliver: worth another try, never going to work, no longer
+/// wanted (and so never sent), or not made because its target is paused (`breaker`).
 pub(crate) enum Failure {
     Retry(String),
     Permanent(String),
     Cancelled(String),
+    Paused { wait: Duration, reason: String },
 }
 
 impl Failure {
@@ -245,6 +247,10 @@ async fn deliver(
     let outcome = match attempted {
         Ok(()) => Settled::Delivered { at: Utc::now() },
         Err(Failure::Cancelled(reason)) => Settled::Cancelled { reason },
+        Err(Failure::Paused { wait, reason }) => {
+            let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+            Settled::Deferred { at, reason }
+        }
         Err(Failure::Retry(error)) if delivery.attempts < state.limits.webhook_max_attempts as i32 => {
             Settled::RetryAt { at: Utc::now() + backoff(state, delivery.attempts), error }
         }
@@ -279,6 +285,7 @@ fn count(delivery: &notification_deliveries::Model, outcome: &Settled, email_del
         Settled::Failed { .. } => "failed",
         Settled::Cancelled { .. } => "cancelled",
         Settled::Released { .. } => "released",
+        Settled::Deferred { .. } => "deferred",
     };
     metrics::counter!("parley_notification_attempts_total", "channel" => channel, "outcome" => label)
         .increment(1);

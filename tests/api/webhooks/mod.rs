@@ -1,8 +1,8 @@
 //! Outgoing webhooks, against a receiver the test starts: registration rules and refusals
 //! (admins only, bad URLs, private targets, other organisations), signed JSON and Slack
 //! bodies posted once per message of the rooms a webhook follows, retries until delivered or
-//! given up, deletion, and one organisation's hanging target holding up no other
-//! organisation. `instances` has what takes PostgreSQL + Redis, `limit` the 50-webhook limit.
+//! given up, deletion, one organisation's hanging target holding up no other
+//! organisation, and a target that keeps failing paused until a probe gets through. `instances` has what takes PostgreSQL + Redis, `limit` the 50-webhook limit.
 
 mod instances;
 mod limit;
@@ -26,6 +26,7 @@ backend_tests!(
     failed_attempts_are_retried_until_delivered_or_given_up,
     a_deleted_webhook_gets_nothing_more,
     a_hanging_target_holds_up_only_its_own_organisation,
+    a_failing_target_is_paused_without_spending_attempts,
 );
 
 /// Longer than a worker's poll (1 s): what has not arrived by then is not coming.
@@ -76,15 +77,7 @@ async fn deliveries(app: &TestApp, admin: &TestUser) -> Vec<Value> {
 
 /// The delivery of `message_id` once it reached `status`.
 async fn delivery_of(app: &TestApp, admin: &TestUser, message_id: &str, status: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let all = deliveries(app, admin).await;
-        if let Some(found) = all.iter().find(|d| d["messageId"] == message_id && d["status"] == status) {
-            return found.clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no {status} delivery of {message_id}: {all:#?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    delivery_of_where(app, admin, message_id, |d| d["status"] == status).await
 }
 
 async fn admins_register_webhooks_and_bad_input_is_refused(backend: Backend) {
@@ -317,6 +310,68 @@ async fn a_hanging_target_holds_up_only_its_own_organisation(backend: Backend) {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "each delivered at its first attempt: {settled:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_failing_target_is_paused_without_spending_attempts(backend: Backend) {
+    // Retries 50 ms apart, so five failures come fast; a pause long enough to look at; a probe
+    // window (two timeouts) short enough to wait out.
+    let settings = [
+        ("PARLEY_WEBHOOK_RETRY_BASE_MS", "50"),
+        ("PARLEY_WEBHOOK_MAX_ATTEMPTS", "10"),
+        ("PARLEY_WEBHOOK_PAUSE_MS", "6000"),
+        ("PARLEY_WEBHOOK_TIMEOUT_MS", "1000"),
+    ];
+    let (_database, app) = own_app(backend, &settings).await;
+    let receiver = Receiver::start().await;
+    let org = app.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let general = create_channel(&app, &ada, "general", &[&bob]).await;
+    register(&app, &ada, everything_to(&receiver.url)).await;
+
+    // Down for five attempts, then back (the receiver answers 200 once its statuses run out).
+    receiver.answer_with(&[500; 5]);
+    let first = id_of(&send(&app, &bob, &general, "before the outage was noticed").await);
+    receiver.wait_for(5, WAIT).await;
+    app.wait_for_metric_above("parley_notification_targets_paused_total", 0.0, "the target is paused").await;
+
+    let mut later = Vec::new();
+    for i in 0..3 {
+        later.push(id_of(&send(&app, &bob, &general, &format!("while paused {i}")).await));
+    }
+    for message in &later {
+        let waiting = delivery_of_where(&app, &ada, message, |d| d["lastError"] != Value::Null).await;
+        assert_eq!(waiting["status"], "PENDING");
+        assert_eq!(waiting["attempts"], 0, "a paused delivery spends no attempt: {waiting}");
+        assert!(waiting["lastError"].as_str().is_some_and(|e| e.starts_with("paused")), "{waiting}");
+    }
+    assert_eq!(receiver.received().len(), 5, "nothing is posted to a paused target");
+
+    // After the pause one delivery probes; it is answered, and the rest follow.
+    let delivered = delivery_of(&app, &ada, &first, "DELIVERED").await;
+    assert_eq!(delivered["attempts"], 6, "five failures and the delivery, nothing for the pause");
+    for message in &later {
+        let delivered = delivery_of(&app, &ada, message, "DELIVERED").await;
+        assert_eq!(delivered["attempts"], 1, "{delivered}");
+    }
+    assert_eq!(receiver.received().len(), 9);
+}
+
+/// The delivery of `message_id` once it satisfies `condition`.
+async fn delivery_of_where(
+    app: &TestApp,
+    admin: &TestUser,
+    message_id: &str,
+    condition: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let all = deliveries(app, admin).await;
+        if let Some(found) = all.iter().find(|d| d["messageId"] == message_id && condition(d)) {
+            return found.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no such delivery of {message_id}: {all:#?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
