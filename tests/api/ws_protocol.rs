@@ -132,6 +132,13 @@ async fn invalid_subscription_gets_an_error_frame(backend: Backend) {
 
     let mut syntax = client.subscribe("syntax", "subscription {", json!({})).await;
     assert_eq!(syntax.next_frame(WAIT).await["type"], "error");
+
+    // Refused after validation by async-graphql itself, which gives no code; the server does.
+    let two = "subscription A { messageAdded { seq } } subscription B { messageAdded { seq } }";
+    let mut unnamed = client.subscribe("unnamed", two, json!({})).await;
+    let frame = unnamed.next_frame(WAIT).await;
+    assert_eq!(frame["type"], "error");
+    assert_eq!(frame["payload"][0]["extensions"]["code"], "BAD_USER_INPUT", "{frame:#}");
     client.ping_pong().await;
     client.assert_open();
 }

@@ -6,7 +6,8 @@
 //! always recomputed and reported as the first time. A failure is the client's: each of its
 //! errors carries `extensions.code` BAD_USER_INPUT, like every other refused input. So do
 //! async-graphql's own refusals after validation (an unknown `operationName`, none given for a
-//! document of several operations, a subscription sent over HTTP), which it sends without one.
+//! document of several operations, a subscription sent over HTTP), which it sends without one,
+//! over HTTP and WebSocket alike ([`mark_request_errors`]).
 //!
 //! A document not cached yet is parsed here, as the request is prepared, and checked
 //! (`limits::check`: aliases, and fields once fragments are spread) before async-graphql
@@ -73,10 +74,7 @@ struct PerRequest {
 impl Extension for PerRequest {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
-        // An error without a path refused the request before any field ran.
-        for error in response.errors.iter_mut().filter(|e| e.path.is_empty()) {
-            mark_bad_user_input(error);
-        }
+        mark_request_errors(&mut response.errors);
         response
     }
 
@@ -153,6 +151,15 @@ fn mark_bad_user_input(error: &mut ServerError) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
         extensions.set("code", ErrorCode::BadUserInput.as_str());
+    }
+}
+
+/// Gives the errors that refused a request before any field ran (they have no path) the code
+/// of refused input. HTTP requests pass through the `request` hook, which calls this; a
+/// WebSocket subscription's first response does not, so its set-up calls it itself.
+pub fn mark_request_errors(errors: &mut [ServerError]) {
+    for error in errors.iter_mut().filter(|e| e.path.is_empty()) {
+        mark_bad_user_input(error);
     }
 }
 

@@ -1,37 +1,46 @@
 //! Circuit breakers for the URLs deliveries are posted to (webhooks, support inboxes'
-//! outbound gateways), one set per instance.
+//! outbound gateways), one per organisation and URL, kept by each instance.
 //!
 //! A target that keeps failing (an error status, a refused connection, a timeout) is paused
 //! after `TRIP_AFTER` failures in a row: its deliveries are handed back without an attempt
 //! until the pause ends, so they do not spend their attempts while it is down, nor hold the
 //! worker's slots for a timeout each. Then one delivery is let through as a probe: if it is
 //! answered with a 2xx the circuit closes and the rest follow; if not, the next pause is twice
-//! as long (at most an hour). What Stripe and Svix do for endpoints that keep failing, kept
-//! per instance: each instance learns of a dead target from its own attempts, so a target
-//! takes at most `TRIP_AFTER` failed attempts per instance (and the attempts already in
-//! flight) before every instance pauses it.
+//! as long (at most an hour). What Stripe and Svix do for endpoints that keep failing.
+//!
+//! Per organisation, because one organisation's failures (a wrong secret at a shared gateway,
+//! a webhook aimed at someone else's URL on purpose) must not pause another's deliveries; per
+//! instance, because each learns of a dead target from its own attempts: a target costs at
+//! most `TRIP_AFTER` failed attempts per instance (and the attempts already in flight) before
+//! every instance pauses it, and a restart forgets the pause.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use uuid::Uuid;
 
 /// Failures in a row that pause a target.
 pub const TRIP_AFTER: u32 = 5;
 /// The longest pause.
 const MAX_PAUSE: Duration = Duration::from_secs(3_600);
 
+/// Whose target: the organisation and the URL.
+pub type TargetKey = (Uuid, String);
+
 /// Whether a delivery to a target may be attempted now.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Gate {
     Pass,
-    /// Paused: try again after this long.
-    Wait(Duration),
+    /// The one attempt after a pause; only its failure lengthens the next pause.
+    Probe,
+    /// Paused: try again after this long; the target's last failure.
+    Wait(Duration, String),
 }
 
 pub struct Breakers {
-    circuits: Mutex<HashMap<String, Circuit>>,
+    circuits: Mutex<HashMap<TargetKey, Circuit>>,
     /// The first pause; each failed probe doubles it.
     pause: Duration,
     /// How long a probe may take before another is let through (its worker may have died).
@@ -40,8 +49,9 @@ pub struct Breakers {
 
 struct Circuit {
     failures: u32,
-    /// The last failure: a target that has not failed for two of the longest pauses (its
-    /// webhook deleted, say) is forgotten.
+    /// The last failure and when it was: a target that has not failed for two of the longest
+    /// pauses (its webhook deleted, say) is forgotten.
+    last_error: String,
     last_failure: Instant,
     /// Set once the circuit has opened: pauses so far, and when the current one ends.
     paused: Option<(u32, Instant)>,
@@ -54,48 +64,51 @@ impl Breakers {
         Self { circuits: Mutex::default(), pause, probe_timeout }
     }
 
-    /// Lets an attempt to `url` through, or says how long it waits.
-    pub fn admit(&self, url: &str) -> Gate {
+    /// Lets an attempt at `target` through, as a probe after a pause, or says how long it waits.
+    pub fn admit(&self, target: &TargetKey) -> Gate {
         let now = Instant::now();
         let mut circuits = self.circuits.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(circuit) = circuits.get_mut(url) else { return Gate::Pass };
+        let Some(circuit) = circuits.get_mut(target) else { return Gate::Pass };
         let Some((_, until)) = circuit.paused else { return Gate::Pass };
         if now < until {
-            return Gate::Wait(until - now);
+            return Gate::Wait(until - now, circuit.last_error.clone());
         }
         match circuit.probe {
             Some(started) if now < started + self.probe_timeout => {
-                Gate::Wait(started + self.probe_timeout - now)
+                Gate::Wait(started + self.probe_timeout - now, circuit.last_error.clone())
             }
             _ => {
                 circuit.probe = Some(now);
-                Gate::Pass
+                Gate::Probe
             }
         }
     }
 
-    /// Records how an attempt to `url` was answered.
-    pub fn record(&self, url: &str, answered_ok: bool) {
+    /// Records how an attempt at `target` that `admit` let through (`probe`: as the probe) was
+    /// answered: `Ok`, or the failure.
+    pub fn record(&self, target: &TargetKey, probe: bool, answer: Result<(), &str>) {
         let mut circuits = self.circuits.lock().unwrap_or_else(|p| p.into_inner());
-        if answered_ok {
-            circuits.remove(url);
+        let Err(error) = answer else {
+            circuits.remove(target);
             return;
-        }
+        };
         let now = Instant::now();
-        if !circuits.contains_key(url) {
+        if !circuits.contains_key(target) {
             circuits.retain(|_, circuit| now < circuit.last_failure + MAX_PAUSE * 2);
         }
-        let circuit = circuits.entry(url.to_owned()).or_insert(Circuit {
+        let circuit = circuits.entry(target.clone()).or_insert(Circuit {
             failures: 0,
+            last_error: String::new(),
             last_failure: now,
             paused: None,
             probe: None,
         });
         circuit.failures += 1;
+        circuit.last_error = error.to_owned();
         circuit.last_failure = now;
         let pauses = match circuit.paused {
-            // A probe failed (or an attempt that was in flight when the circuit opened).
-            Some((pauses, until)) if now >= until => pauses + 1,
+            Some((pauses, _)) if probe => pauses + 1,
+            // An attempt let through before the pause began, ending late: the probe decides.
             Some(_) => return,
             None if circuit.failures >= TRIP_AFTER => 1,
             None => return,
@@ -104,11 +117,9 @@ impl Breakers {
         circuit.paused = Some((pauses, now + pause));
         circuit.probe = None;
         metrics::counter!("parley_notification_targets_paused_total").increment(1);
-        tracing::warn!(
-            failures = circuit.failures,
-            pause_secs = pause.as_secs_f64(),
-            "a delivery target is paused"
-        );
+        // The organisation, not the URL: a URL may carry a token (Slack's do).
+        tracing::warn!(org = %target.0, failures = circuit.failures, pause_secs = pause.as_secs_f64(), error,
+            "a delivery target is paused");
     }
 }
 
@@ -116,63 +127,76 @@ impl Breakers {
 mod tests {
     use super::*;
 
-    const URL: &str = "https://hooks.example.com/x";
+    fn target(url: &str) -> TargetKey {
+        (Uuid::nil(), url.to_owned())
+    }
 
     fn breakers() -> Breakers {
         Breakers::new(Duration::from_secs(30), Duration::from_secs(20))
     }
 
+    fn fail(breakers: &Breakers, times: usize) {
+        for _ in 0..times {
+            breakers.record(&target("a"), false, Err("HTTP 500"));
+        }
+    }
+
+    fn wait(secs: u64) -> Gate {
+        Gate::Wait(Duration::from_secs(secs), "HTTP 500".into())
+    }
+
     #[tokio::test(start_paused = true)]
     async fn five_failures_in_a_row_pause_a_target() {
         let breakers = breakers();
-        for _ in 0..4 {
-            breakers.record(URL, false);
-        }
-        breakers.record(URL, true);
-        for _ in 0..4 {
-            breakers.record(URL, false);
-            assert_eq!(breakers.admit(URL), Gate::Pass, "a success in between starts the count again");
-        }
-        breakers.record(URL, false);
-        assert_eq!(breakers.admit(URL), Gate::Wait(Duration::from_secs(30)));
-        assert_eq!(breakers.admit("https://other.example.com/"), Gate::Pass, "other targets go on");
+        fail(&breakers, 4);
+        breakers.record(&target("a"), false, Ok(()));
+        fail(&breakers, 4);
+        assert_eq!(breakers.admit(&target("a")), Gate::Pass, "a success in between starts the count again");
+        fail(&breakers, 1);
+        assert_eq!(breakers.admit(&target("a")), wait(30));
+        assert_eq!(breakers.admit(&target("b")), Gate::Pass, "other targets go on");
+        let elsewhere = (Uuid::max(), "a".to_owned());
+        assert_eq!(
+            breakers.admit(&elsewhere),
+            Gate::Pass,
+            "another organisation's attempts at the URL go on"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn one_probe_after_the_pause_and_a_failed_probe_doubles_it() {
         let breakers = breakers();
-        for _ in 0..5 {
-            breakers.record(URL, false);
-        }
+        fail(&breakers, 5);
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert_eq!(breakers.admit(URL), Gate::Pass, "the probe");
-        assert_eq!(breakers.admit(URL), Gate::Wait(Duration::from_secs(20)), "one probe at a time");
-        breakers.record(URL, false);
-        assert_eq!(breakers.admit(URL), Gate::Wait(Duration::from_secs(60)));
+        assert_eq!(breakers.admit(&target("a")), Gate::Probe);
+        assert_eq!(breakers.admit(&target("a")), wait(20), "one probe at a time");
+        breakers.record(&target("a"), true, Err("HTTP 500"));
+        assert_eq!(breakers.admit(&target("a")), wait(60));
         tokio::time::advance(Duration::from_secs(60)).await;
-        assert_eq!(breakers.admit(URL), Gate::Pass);
-        breakers.record(URL, true);
-        assert_eq!(breakers.admit(URL), Gate::Pass, "closed: everything goes");
+        assert_eq!(breakers.admit(&target("a")), Gate::Probe);
+        breakers.record(&target("a"), true, Ok(()));
+        assert_eq!(breakers.admit(&target("a")), Gate::Pass, "closed: everything goes");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_probe_that_never_reports_is_replaced() {
         let breakers = breakers();
-        for _ in 0..5 {
-            breakers.record(URL, false);
-        }
+        fail(&breakers, 5);
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert_eq!(breakers.admit(URL), Gate::Pass);
+        assert_eq!(breakers.admit(&target("a")), Gate::Probe);
         tokio::time::advance(Duration::from_secs(20)).await;
-        assert_eq!(breakers.admit(URL), Gate::Pass, "the first probe's worker died");
+        assert_eq!(breakers.admit(&target("a")), Gate::Probe, "the first probe's worker died");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn failures_of_attempts_in_flight_do_not_extend_the_pause() {
+    async fn attempts_already_in_flight_do_not_lengthen_the_pause() {
         let breakers = breakers();
-        for _ in 0..9 {
-            breakers.record(URL, false);
-        }
-        assert_eq!(breakers.admit(URL), Gate::Wait(Duration::from_secs(30)));
+        fail(&breakers, 9);
+        assert_eq!(breakers.admit(&target("a")), wait(30));
+        // One ends after the pause, while the probe is out: the probe decides.
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(breakers.admit(&target("a")), Gate::Probe);
+        fail(&breakers, 1);
+        assert_eq!(breakers.admit(&target("a")), wait(20), "still the probe's turn");
     }
 }

@@ -19,7 +19,8 @@ pub(crate) struct Target<'a> {
 
 /// Posts a signed JSON body (`X-Parley-Signature` over `"<timestamp>.<body>"`) with the
 /// delivery's id as `Idempotency-Key`; a 2xx answer delivers. A target that keeps failing
-/// is paused (`breaker`): its deliveries wait without an attempt.
+/// is paused (`breaker`): its deliveries wait without an attempt, for at most `GIVE_UP_AFTER`
+/// from when they were written.
 pub(crate) async fn post(
     state: &AppState,
     client: &reqwest::Client,
@@ -35,16 +36,27 @@ pub(crate) async fn post(
     let signature = render::signature(target.secret, now, body.as_bytes())
         .map_err(|e| Failure::Permanent(format!("signing: {e}")))?;
     let breakers = &state.notifier.breakers;
-    if let Gate::Wait(wait) = breakers.admit(target.url) {
-        let reason = format!("paused: the target failed {TRIP_AFTER} attempts in a row");
-        return Err(Failure::Paused { wait, reason });
-    }
+    let key = (delivery.org_id, target.url.to_owned());
+    let probe = match breakers.admit(&key) {
+        Gate::Wait(_, last) if now - delivery.created_at > GIVE_UP_AFTER => {
+            return Err(Failure::Permanent(format!("the target failed for a day (last: {last})")));
+        }
+        Gate::Wait(wait, last) => {
+            let reason = format!("paused after {TRIP_AFTER} failed attempts in a row (last: {last})");
+            return Err(Failure::Paused { wait, reason });
+        }
+        gate => gate == Gate::Probe,
+    };
     let answered = exchange(client, url, delivery, now, signature, body).await;
-    breakers.record(target.url, answered.is_ok());
-    answered
+    breakers.record(&key, probe, answered.as_ref().map(|_| ()).map_err(String::as_str));
+    answered.map_err(Failure::Retry)
 }
 
-/// The request and its answer.
+/// How long a delivery to a paused target may wait before it fails: a pending row is never
+/// pruned, and an admin looks for failed ones.
+const GIVE_UP_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// The request, and what failed if it was not answered with a 2xx.
 async fn exchange(
     client: &reqwest::Client,
     url: Url,
@@ -52,7 +64,7 @@ async fn exchange(
     now: DateTime<Utc>,
     signature: String,
     body: String,
-) -> Result<(), Failure> {
+) -> Result<(), String> {
     let response = client
         .post(url)
         .header("Content-Type", "application/json")
@@ -64,9 +76,9 @@ async fn exchange(
         .body(body)
         .send()
         .await
-        .map_err(|e| Failure::Retry(without_url(&e)))?;
+        .map_err(|e| without_url(&e))?;
     let status = response.status();
-    if status.is_success() { Ok(()) } else { Err(Failure::Retry(format!("HTTP {}", status.as_u16()))) }
+    if status.is_success() { Ok(()) } else { Err(format!("HTTP {}", status.as_u16())) }
 }
 
 /// reqwest's error text names the URL, which may carry a token (Slack's and push services'

@@ -99,11 +99,21 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
 /// killed on purpose, would otherwise claim this test's rows and announce them where its
 /// subscribers never hear.
 pub async fn spawn_app_alone(backend: Backend) -> (Option<OwnDatabase>, TestApp) {
+    spawn_app_alone_with(backend, &[]).await
+}
+
+/// [`spawn_app_alone`] with settings of its own.
+pub async fn spawn_app_alone_with(
+    backend: Backend,
+    overrides: &[(&str, &str)],
+) -> (Option<OwnDatabase>, TestApp) {
     match backend {
-        Backend::Sqlite => (None, spawn_app(backend).await),
+        Backend::Sqlite => (None, spawn_app_with(backend, overrides).await),
         Backend::PostgresRedis => {
             let database = OwnDatabase::create();
-            let app = spawn_app_with(backend, &[("DATABASE_URL", database.url.as_str())]).await;
+            let mut settings = vec![("DATABASE_URL", database.url.as_str())];
+            settings.extend_from_slice(overrides);
+            let app = spawn_app_with(backend, &settings).await;
             (Some(database), app)
         }
     }

@@ -28,7 +28,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-pub use app::{TestApp, TestUser, parley_command, spawn_app, spawn_app_alone, spawn_app_with};
+pub use app::{
+    TestApp, TestUser, parley_command, spawn_app, spawn_app_alone, spawn_app_alone_with, spawn_app_with,
+};
 
 /// The HS256 secret every test server is started with, so tests can forge
 /// tokens (valid and invalid) themselves.

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{PAST_A_POLL, deliveries, delivery_of, everything_to, own_app, register};
+use super::{PAST_A_POLL, deliveries, delivery_of, everything_to, register};
 use crate::helpers::api::{create_channel, id_of, send};
 use crate::helpers::receiver::Receiver;
 use crate::helpers::services::{HeldTransaction, OwnDatabase};
-use crate::helpers::{Backend, TestApp, TestUser, WAIT, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, TestUser, WAIT, spawn_app_alone, spawn_app_alone_with, spawn_app_with,
+};
 
 pg_test!(
     two_instances_deliver_each_notification_once,
@@ -23,7 +25,7 @@ pg_test!(
 );
 
 async fn two_instances_deliver_each_notification_once() {
-    let (_database, a) = own_app(Backend::PostgresRedis, &[]).await;
+    let (_database, a) = spawn_app_alone(Backend::PostgresRedis).await;
     let b = a.spawn_second_instance().await;
     let receiver = Receiver::start().await;
     let org = a.create_org().await;
@@ -54,7 +56,7 @@ async fn two_instances_deliver_each_notification_once() {
 
 async fn a_delivery_outlives_the_instance_that_tried_it() {
     let (_database, mut a) =
-        own_app(Backend::PostgresRedis, &[("PARLEY_WEBHOOK_RETRY_BASE_MS", "1500")]).await;
+        spawn_app_alone_with(Backend::PostgresRedis, &[("PARLEY_WEBHOOK_RETRY_BASE_MS", "1500")]).await;
     let receiver = Receiver::start().await;
     let org = a.create_org().await;
     let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
@@ -92,7 +94,8 @@ struct CutOff {
 }
 
 async fn cut_off_mid_attempt(body: &str) -> CutOff {
-    let (database, mut a) = own_app(Backend::PostgresRedis, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "1000")]).await;
+    let (database, mut a) =
+        spawn_app_alone_with(Backend::PostgresRedis, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "1000")]).await;
     let receiver = Receiver::start().await;
     let org = a.create_org().await;
     let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
@@ -141,7 +144,7 @@ async fn an_expired_lease_another_transaction_holds_delays_no_other_delivery() {
 }
 
 async fn targets_are_checked_again_at_delivery() {
-    let (database, mut allowed) = own_app(Backend::PostgresRedis, &[]).await;
+    let (database, mut allowed) = spawn_app_alone(Backend::PostgresRedis).await;
     let receiver = Receiver::start().await;
     let org = allowed.create_org().await;
     let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);

@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::{CREATE, DELETE, LIST, everything_to, own_app};
+use super::{CREATE, DELETE, LIST, everything_to};
 use crate::helpers::api::id_of;
-use crate::helpers::{Backend, assert_error_code};
+use crate::helpers::{Backend, assert_error_code, spawn_app_alone};
 
 backend_tests!(fifty_webhooks_at_most_even_when_created_at_once);
 
@@ -12,7 +12,7 @@ backend_tests!(fifty_webhooks_at_most_even_when_created_at_once);
 /// let concurrent creates all pass. Deleting one frees its place; another organisation is not
 /// counted against this one.
 async fn fifty_webhooks_at_most_even_when_created_at_once(backend: Backend) {
-    let (_database, app) = own_app(backend, &[]).await;
+    let (_database, app) = spawn_app_alone(backend).await;
     let org = app.create_org().await;
     let (ada, cy) = (org.user_with_role("ada", "admin").await, org.user_with_role("cy", "admin").await);
     let other = app.create_org().await.user_with_role("eve", "admin").await;

@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, create_private_channel, id_of, open_dm, send};
 use crate::helpers::receiver::Receiver;
-use crate::helpers::services::OwnDatabase;
-use crate::helpers::{Backend, TestApp, TestUser, WAIT, assert_error_code, data, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, TestUser, WAIT, assert_error_code, data, spawn_app_alone, spawn_app_alone_with,
+};
 
 backend_tests!(
     admins_register_webhooks_and_bad_input_is_refused,
@@ -31,21 +32,6 @@ backend_tests!(
 
 /// Longer than a worker's poll (1 s): what has not arrived by then is not coming.
 const PAST_A_POLL: Duration = Duration::from_millis(1_500);
-
-/// A server whose deliveries no other test's server can claim: on PostgreSQL, a database of
-/// its own (the guard drops it after the server).
-async fn own_app(backend: Backend, overrides: &[(&str, &str)]) -> (Option<OwnDatabase>, TestApp) {
-    match backend {
-        Backend::Sqlite => (None, spawn_app_with(backend, overrides).await),
-        Backend::PostgresRedis => {
-            let database = OwnDatabase::create();
-            let mut settings = vec![("DATABASE_URL", database.url.as_str())];
-            settings.extend_from_slice(overrides);
-            let app = spawn_app_with(backend, &settings).await;
-            (Some(database), app)
-        }
-    }
-}
 
 const CREATE: &str = "mutation($input: CreateOutgoingWebhookInput!) { createOutgoingWebhook(input: $input) { \
     secret webhook { id url events roomId format } } }";
@@ -77,11 +63,11 @@ async fn deliveries(app: &TestApp, admin: &TestUser) -> Vec<Value> {
 
 /// The delivery of `message_id` once it reached `status`.
 async fn delivery_of(app: &TestApp, admin: &TestUser, message_id: &str, status: &str) -> Value {
-    delivery_of_where(app, admin, message_id, |d| d["status"] == status).await
+    delivery_of_where(app, admin, message_id, WAIT, |d| d["status"] == status).await
 }
 
 async fn admins_register_webhooks_and_bad_input_is_refused(backend: Backend) {
-    let (_database, app) = own_app(backend, &[]).await;
+    let (_database, app) = spawn_app_alone(backend).await;
     let org = app.create_org().await;
     let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
     let other = app.create_org().await.user_with_role("eve", "admin").await;
@@ -120,7 +106,7 @@ async fn admins_register_webhooks_and_bad_input_is_refused(backend: Backend) {
 }
 
 async fn private_targets_are_refused_unless_allowed(backend: Backend) {
-    let (_database, app) = own_app(backend, &[("PARLEY_WEBHOOK_ALLOW_PRIVATE", "false")]).await;
+    let (_database, app) = spawn_app_alone_with(backend, &[("PARLEY_WEBHOOK_ALLOW_PRIVATE", "false")]).await;
     let ada = app.create_org().await.user_with_role("ada", "admin").await;
     for url in [
         "http://127.0.0.1:9/x",
@@ -137,7 +123,7 @@ async fn private_targets_are_refused_unless_allowed(backend: Backend) {
 }
 
 async fn public_channel_messages_are_posted_signed_once(backend: Backend) {
-    let (_database, app) = own_app(backend, &[]).await;
+    let (_database, app) = spawn_app_alone(backend).await;
     let receiver = Receiver::start().await;
     let org = app.create_org().await;
     let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
@@ -185,7 +171,7 @@ async fn public_channel_messages_are_posted_signed_once(backend: Backend) {
 }
 
 async fn a_room_webhook_in_slack_format_posts_text(backend: Backend) {
-    let (_database, app) = own_app(backend, &[]).await;
+    let (_database, app) = spawn_app_alone(backend).await;
     let receiver = Receiver::start().await;
     let org = app.create_org().await;
     let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
@@ -205,7 +191,7 @@ async fn a_room_webhook_in_slack_format_posts_text(backend: Backend) {
 }
 
 async fn failed_attempts_are_retried_until_delivered_or_given_up(backend: Backend) {
-    let (_database, app) = own_app(backend, &[("PARLEY_WEBHOOK_MAX_ATTEMPTS", "3")]).await;
+    let (_database, app) = spawn_app_alone_with(backend, &[("PARLEY_WEBHOOK_MAX_ATTEMPTS", "3")]).await;
     let receiver = Receiver::start().await;
     let org = app.create_org().await;
     let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
@@ -234,7 +220,7 @@ async fn failed_attempts_are_retried_until_delivered_or_given_up(backend: Backen
 
 async fn a_deleted_webhook_gets_nothing_more(backend: Backend) {
     // Retries wait at least a second, so the deletion lands between two attempts.
-    let (_database, app) = own_app(backend, &[("PARLEY_WEBHOOK_RETRY_BASE_MS", "2000")]).await;
+    let (_database, app) = spawn_app_alone_with(backend, &[("PARLEY_WEBHOOK_RETRY_BASE_MS", "2000")]).await;
     let receiver = Receiver::start().await;
     let org = app.create_org().await;
     let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
@@ -265,7 +251,7 @@ async fn a_deleted_webhook_gets_nothing_more(backend: Backend) {
 /// holding more than a quarter of the slots is passed over until it is back to a quarter, so
 /// a first claim that took 12 rows stays at 12 while they hang.
 async fn a_hanging_target_holds_up_only_its_own_organisation(backend: Backend) {
-    let (_database, app) = own_app(backend, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "30000")]).await;
+    let (_database, app) = spawn_app_alone_with(backend, &[("PARLEY_WEBHOOK_TIMEOUT_MS", "30000")]).await;
     let (hanging, healthy) = (Receiver::start().await, Receiver::start().await);
     hanging.stall_with(&[Duration::from_secs(10); 16]);
     let stuck = app.create_org().await;
@@ -320,15 +306,18 @@ async fn a_failing_target_is_paused_without_spending_attempts(backend: Backend) 
     let settings = [
         ("PARLEY_WEBHOOK_RETRY_BASE_MS", "50"),
         ("PARLEY_WEBHOOK_MAX_ATTEMPTS", "10"),
-        ("PARLEY_WEBHOOK_PAUSE_MS", "6000"),
-        ("PARLEY_WEBHOOK_TIMEOUT_MS", "1000"),
+        ("PARLEY_WEBHOOK_PAUSE_MS", "12000"),
+        ("PARLEY_WEBHOOK_TIMEOUT_MS", "500"),
     ];
-    let (_database, app) = own_app(backend, &settings).await;
+    let (_database, app) = spawn_app_alone_with(backend, &settings).await;
     let receiver = Receiver::start().await;
     let org = app.create_org().await;
     let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
     let general = create_channel(&app, &ada, "general", &[&bob]).await;
     register(&app, &ada, everything_to(&receiver.url)).await;
+    let other = app.create_org().await.user_with_role("eve", "admin").await;
+    let elsewhere = create_channel(&app, &other, "elsewhere", &[]).await;
+    register(&app, &other, everything_to(&receiver.url)).await;
 
     // Down for five attempts, then back (the receiver answers 200 once its statuses run out).
     receiver.answer_with(&[500; 5]);
@@ -340,32 +329,41 @@ async fn a_failing_target_is_paused_without_spending_attempts(backend: Backend) 
     for i in 0..3 {
         later.push(id_of(&send(&app, &bob, &general, &format!("while paused {i}")).await));
     }
+    let paused = |d: &Value| {
+        d["status"] == "PENDING" && d["lastError"].as_str().is_some_and(|e| e.starts_with("paused"))
+    };
     for message in &later {
-        let waiting = delivery_of_where(&app, &ada, message, |d| d["lastError"] != Value::Null).await;
-        assert_eq!(waiting["status"], "PENDING");
+        let waiting = delivery_of_where(&app, &ada, message, WAIT, paused).await;
         assert_eq!(waiting["attempts"], 0, "a paused delivery spends no attempt: {waiting}");
-        assert!(waiting["lastError"].as_str().is_some_and(|e| e.starts_with("paused")), "{waiting}");
+        assert!(waiting["lastError"].as_str().is_some_and(|e| e.ends_with("(last: HTTP 500)")), "{waiting}");
     }
-    assert_eq!(receiver.received().len(), 5, "nothing is posted to a paused target");
+    // Another organisation's failures pause nothing of this one's, at the same URL: delivered
+    // well before the pause ends (paused, it would wait the whole 12 s).
+    let unaffected = id_of(&send(&app, &other, &elsewhere, "not paused").await);
+    let in_time = Duration::from_secs(6);
+    let delivered =
+        delivery_of_where(&app, &other, &unaffected, in_time, |d| d["status"] == "DELIVERED").await;
+    assert_eq!(delivered["attempts"], 1);
 
     // After the pause one delivery probes; it is answered, and the rest follow.
-    let delivered = delivery_of(&app, &ada, &first, "DELIVERED").await;
-    assert_eq!(delivered["attempts"], 6, "five failures and the delivery, nothing for the pause");
-    for message in &later {
-        let delivered = delivery_of(&app, &ada, message, "DELIVERED").await;
-        assert_eq!(delivered["attempts"], 1, "{delivered}");
+    let after_the_pause = WAIT + Duration::from_secs(12);
+    for (message, attempts) in [(&first, 6)].into_iter().chain(later.iter().map(|m| (m, 1))) {
+        let delivered =
+            delivery_of_where(&app, &ada, message, after_the_pause, |d| d["status"] == "DELIVERED").await;
+        assert_eq!(delivered["attempts"], attempts, "only the attempts made count: {delivered}");
     }
-    assert_eq!(receiver.received().len(), 9);
+    assert_eq!(receiver.received().len(), 10, "5 failures, 1 + 3 delivered here, 1 elsewhere");
 }
 
-/// The delivery of `message_id` once it satisfies `condition`.
+/// The delivery of `message_id` once it satisfies `condition` (panics after `wait`).
 async fn delivery_of_where(
     app: &TestApp,
     admin: &TestUser,
     message_id: &str,
+    wait: Duration,
     condition: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let all = deliveries(app, admin).await;
         if let Some(found) = all.iter().find(|d| d["messageId"] == message_id && condition(d)) {

@@ -11,6 +11,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::protocol::Protocol;
 use crate::auth::Viewer;
+use crate::graphql::documents;
 use crate::graphql::frames::ShareKey;
 use crate::graphql::live::{Feeds, LiveEvent, LiveFeed, Rendering};
 use crate::http::HttpState;
@@ -84,7 +85,7 @@ impl Subscription {
         loop {
             match &mut self.phase {
                 Phase::SettingUp { responses, feeds, first } => {
-                    let Some(response) = responses.next().await else {
+                    let Some(mut response) = responses.next().await else {
                         match feeds.take() {
                             Some(feed) => self.phase = Phase::Live(feed),
                             None => return self.complete(),
@@ -95,6 +96,7 @@ impl Subscription {
                         && response.data == async_graphql::Value::Null
                         && !response.errors.is_empty()
                     {
+                        documents::mark_request_errors(&mut response.errors);
                         let errors = serde_json::to_value(&response.errors).unwrap_or_default();
                         return Some(((self.protocol.error(&self.id, errors), true), None));
                     }
