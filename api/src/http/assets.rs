@@ -86,8 +86,13 @@ fn file(path: &str, headers: &HeaderMap) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     };
     let opaque = format!("\"{}\"", hex::encode(file.metadata.sha256_hash()));
-    let common = [(header::ETAG, format!("W/{opaque}")), (header::CACHE_CONTROL, "no-cache".to_owned())];
-    if headers.get(header::IF_NONE_MATCH).is_some_and(|tags| none_match_hits(tags, &opaque)) {
+    // Vary on every answer, the 304 too: the compression layer adds it only to what it may compress.
+    let common = [
+        (header::ETAG, format!("W/{opaque}")),
+        (header::CACHE_CONTROL, "no-cache".to_owned()),
+        (header::VARY, "accept-encoding".to_owned()),
+    ];
+    if headers.get_all(header::IF_NONE_MATCH).iter().any(|tags| none_match_hits(tags, &opaque)) {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
     let kind = (header::CONTENT_TYPE, file.metadata.mimetype().to_owned());
@@ -103,7 +108,7 @@ fn file(path: &str, headers: &HeaderMap) -> Response {
     response
 }
 
-/// Whether an `If-None-Match` list (`*`, or tags with or without `W/`) names `opaque`.
+/// Whether an `If-None-Match` line (`*`, or tags with or without `W/`) names `opaque`.
 fn none_match_hits(tags: &HeaderValue, opaque: &str) -> bool {
     let Ok(tags) = tags.to_str() else { return false };
     tags.split(',').map(str::trim).any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == opaque)
