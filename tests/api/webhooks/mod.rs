@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, create_private_channel, id_of, open_dm, send};
 use crate::helpers::receiver::Receiver;
+use crate::helpers::services::OwnDatabase;
 use crate::helpers::{
     Backend, TestApp, TestUser, WAIT, assert_error_code, data, spawn_app_alone, spawn_app_alone_with,
 };
@@ -49,6 +50,31 @@ async fn register(app: &TestApp, admin: &TestUser, input: Value) -> (String, Str
 
 fn everything_to(url: &str) -> Value {
     json!({ "url": url, "events": ["MESSAGE_ADDED"] })
+}
+
+/// A server of its own (with `settings`) and an organisation whose admin, ada, has one webhook
+/// posting every public channel's messages to a receiver of the test's; bob is a member of
+/// `general`.
+struct Hooked {
+    app: TestApp,
+    receiver: Receiver,
+    ada: TestUser,
+    bob: TestUser,
+    general: String,
+    webhook: String,
+    /// Dropped after the server. A destructuring `let` binds it first (locals drop in reverse
+    /// order), not under `..`, which would drop it at once.
+    _database: Option<OwnDatabase>,
+}
+
+async fn hooked(backend: Backend, settings: &[(&str, &str)]) -> Hooked {
+    let (_database, app) = spawn_app_alone_with(backend, settings).await;
+    let receiver = Receiver::start().await;
+    let org = app.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let general = create_channel(&app, &ada, "general", &[&bob]).await;
+    let (webhook, _) = register(&app, &ada, everything_to(&receiver.url)).await;
+    Hooked { app, receiver, ada, bob, general, webhook, _database }
 }
 
 async fn deliveries(app: &TestApp, admin: &TestUser) -> Vec<Value> {
@@ -191,12 +217,8 @@ async fn a_room_webhook_in_slack_format_posts_text(backend: Backend) {
 }
 
 async fn failed_attempts_are_retried_until_delivered_or_given_up(backend: Backend) {
-    let (_database, app) = spawn_app_alone_with(backend, &[("PARLEY_WEBHOOK_MAX_ATTEMPTS", "3")]).await;
-    let receiver = Receiver::start().await;
-    let org = app.create_org().await;
-    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
-    let general = create_channel(&app, &ada, "general", &[&bob]).await;
-    register(&app, &ada, everything_to(&receiver.url)).await;
+    let Hooked { _database, app, receiver, ada, bob, general, .. } =
+        hooked(backend, &[("PARLEY_WEBHOOK_MAX_ATTEMPTS", "3")]).await;
 
     receiver.answer_with(&[500, 503]);
     let first = id_of(&send(&app, &bob, &general, "third time lucky").await);
@@ -220,12 +242,8 @@ async fn failed_attempts_are_retried_until_delivered_or_given_up(backend: Backen
 
 async fn a_deleted_webhook_gets_nothing_more(backend: Backend) {
     // Retries wait at least a second, so the deletion lands between two attempts.
-    let (_database, app) = spawn_app_alone_with(backend, &[("PARLEY_WEBHOOK_RETRY_BASE_MS", "2000")]).await;
-    let receiver = Receiver::start().await;
-    let org = app.create_org().await;
-    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
-    let general = create_channel(&app, &ada, "general", &[&bob]).await;
-    let (id, _) = register(&app, &ada, everything_to(&receiver.url)).await;
+    let Hooked { _database, app, receiver, ada, bob, general, webhook: id } =
+        hooked(backend, &[("PARLEY_WEBHOOK_RETRY_BASE_MS", "2000")]).await;
 
     receiver.answer_with(&[500]);
     let message = id_of(&send(&app, &bob, &general, "retried later").await);
@@ -309,12 +327,7 @@ async fn a_failing_target_is_paused_without_spending_attempts(backend: Backend) 
         ("PARLEY_WEBHOOK_PAUSE_MS", "12000"),
         ("PARLEY_WEBHOOK_TIMEOUT_MS", "500"),
     ];
-    let (_database, app) = spawn_app_alone_with(backend, &settings).await;
-    let receiver = Receiver::start().await;
-    let org = app.create_org().await;
-    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
-    let general = create_channel(&app, &ada, "general", &[&bob]).await;
-    register(&app, &ada, everything_to(&receiver.url)).await;
+    let Hooked { _database, app, receiver, ada, bob, general, .. } = hooked(backend, &settings).await;
     let other = app.create_org().await.user_with_role("eve", "admin").await;
     let elsewhere = create_channel(&app, &other, "elsewhere", &[]).await;
     register(&app, &other, everything_to(&receiver.url)).await;

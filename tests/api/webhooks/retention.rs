@@ -4,10 +4,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{deliveries, delivery_of, everything_to, register};
-use crate::helpers::api::{create_channel, id_of, send};
-use crate::helpers::receiver::Receiver;
-use crate::helpers::{Backend, WAIT, spawn_app_alone_with};
+use super::{Hooked, deliveries, delivery_of, hooked};
+use crate::helpers::api::{id_of, send};
+use crate::helpers::{Backend, WAIT};
 
 backend_tests!(settled_deliveries_are_pruned_after_their_retention);
 
@@ -19,12 +18,7 @@ async fn settled_deliveries_are_pruned_after_their_retention(backend: Backend) {
         ("PARLEY_WEBHOOK_TIMEOUT_MS", "1000"),
         ("PARLEY_WEBHOOK_RETRY_BASE_MS", "600000"),
     ];
-    let (_database, app) = spawn_app_alone_with(backend, &settings).await;
-    let receiver = Receiver::start().await;
-    let org = app.create_org().await;
-    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
-    let general = create_channel(&app, &ada, "general", &[&bob]).await;
-    register(&app, &ada, everything_to(&receiver.url)).await;
+    let Hooked { _database, app, receiver, ada, bob, general, .. } = hooked(backend, &settings).await;
 
     let delivered = id_of(&send(&app, &bob, &general, "delivered, then forgotten").await);
     delivery_of(&app, &ada, &delivered, "DELIVERED").await;
