@@ -1,7 +1,10 @@
-//! Posting a signed JSON delivery (a webhook's, a support inbox's outbound message) and
+//! Posting a signed JSON delivery (a webhook's, a support inbox's outbound message) through
+//! the target's circuit breaker, and
 //! describing a failed request without its URL.
 
-use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::Url;
 
 use super::breaker::{Gate, TRIP_AFTER};
@@ -38,13 +41,7 @@ pub(crate) async fn post(
     let breakers = &state.notifier.breakers;
     let key = (delivery.org_id, target.url.to_owned());
     let probe = match breakers.admit(&key) {
-        Gate::Wait(_, last) if now - delivery.created_at > GIVE_UP_AFTER => {
-            return Err(Failure::Permanent(format!("the target failed for a day (last: {last})")));
-        }
-        Gate::Wait(wait, last) => {
-            let reason = format!("paused after {TRIP_AFTER} failed attempts in a row (last: {last})");
-            return Err(Failure::Paused { wait, reason });
-        }
+        Gate::Wait(wait, last) => return Err(paused(now - delivery.created_at, wait, &last)),
         gate => gate == Gate::Probe,
     };
     let answered = exchange(client, url, delivery, now, signature, body).await;
@@ -54,7 +51,17 @@ pub(crate) async fn post(
 
 /// How long a delivery to a paused target may wait before it fails: a pending row is never
 /// pruned, and an admin looks for failed ones.
-const GIVE_UP_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(1);
+const GIVE_UP_AFTER: TimeDelta = TimeDelta::days(1);
+
+/// What a delivery to a paused target becomes, `waited` since it was written: handed back
+/// until the pause ends, or failed once it has waited `GIVE_UP_AFTER`.
+fn paused(waited: TimeDelta, wait: Duration, last: &str) -> Failure {
+    if waited > GIVE_UP_AFTER {
+        return Failure::Permanent(format!("the target failed for a day (last: {last})"));
+    }
+    let reason = format!("paused after {TRIP_AFTER} failed attempts in a row (last: {last})");
+    Failure::Paused { wait, reason }
+}
 
 /// The request, and what failed if it was not answered with a 2xx.
 async fn exchange(
@@ -93,4 +100,21 @@ pub(crate) fn without_url(error: &reqwest::Error) -> String {
     };
     let detail = std::error::Error::source(error).map(ToString::to_string).unwrap_or_default();
     if detail.is_empty() { kind.to_owned() } else { format!("{kind}: {detail}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paused_delivery_waits_a_day_at_most() {
+        let wait = Duration::from_secs(30);
+        let waiting = paused(TimeDelta::hours(23), wait, "HTTP 503");
+        assert!(matches!(&waiting, Failure::Paused { wait: w, reason }
+            if *w == wait && reason == "paused after 5 failed attempts in a row (last: HTTP 503)"));
+        let given_up = paused(TimeDelta::hours(25), wait, "HTTP 503");
+        assert!(
+            matches!(&given_up, Failure::Permanent(e) if e == "the target failed for a day (last: HTTP 503)")
+        );
+    }
 }
