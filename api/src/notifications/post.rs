@@ -1,6 +1,5 @@
 //! Posting a signed JSON delivery (a webhook's, a support inbox's outbound message) through
-//! the target's circuit breaker, and
-//! describing a failed request without its URL.
+//! the target's circuit breaker, and describing a failed request without its URL.
 
 use std::time::Duration;
 
