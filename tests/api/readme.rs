@@ -5,6 +5,9 @@
 //! (a channel, a direct room, a message, an inbox with a conversation, a webhook, a reminder).
 //! Subscriptions pass validation and are then refused over HTTP POST, with a code; the
 //! subscription tests cover what they deliver.
+//!
+//! And its settings: every variable the server reads (as `parley --help` lists them) is in
+//! README.md, and every `PARLEY_…` name README.md gives is one the server or the test suite reads.
 
 use async_graphql_parser::types::{
     BaseType, DocumentOperations, OperationDefinition, OperationType, Selection,
@@ -13,10 +16,18 @@ use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, id_of, open_dm, send};
 use crate::helpers::push::Browser;
-use crate::helpers::{Backend, TestApp, TestUser, spawn_app_alone_with};
+use crate::helpers::{Backend, TestApp, TestUser, parley_command, spawn_app_alone_with};
 use crate::support;
 
 const README: &str = include_str!("../../README.md");
+/// What the test suite reads, as README.md's "Tests" section says.
+const TEST_SETTINGS: [&str; 5] = [
+    "PARLEY_TEST_DATABASE_URL",
+    "PARLEY_TEST_REDIS_URL",
+    "PARLEY_TEST_REQUIRE_BACKENDS",
+    "PARLEY_TEST_REQUIRE_BROWSER",
+    "PARLEY_CHROMIUM",
+];
 
 backend_tests!(every_readme_example_runs);
 
@@ -56,6 +67,32 @@ async fn every_readme_example_runs(backend: Backend) {
         }
     }
     assert!(ran >= 60, "README.md's examples hold {ran} operations");
+}
+
+#[tokio::test]
+async fn every_setting_is_in_the_readme_and_every_setting_named_there_exists() {
+    let output = parley_command(&[]).arg("--help").output().await.expect("run `parley --help`");
+    let help = String::from_utf8(output.stdout).expect("UTF-8 help");
+    let read: Vec<&str> = help.split("[env: ").skip(1).map(setting_name).collect();
+    assert!(read.len() >= 40 && read.contains(&"PARLEY_BIND"), "`parley --help` lists the settings: {help}");
+    for name in &read {
+        assert!(README.contains(&format!("`{name}`")), "README.md does not document {name}");
+    }
+    let named = README.split("PARLEY_").skip(1).map(|rest| format!("PARLEY_{}", setting_name(rest)));
+    for name in named.filter(|name| !name.ends_with('_')) {
+        assert!(
+            read.contains(&name.as_str()) || TEST_SETTINGS.contains(&name.as_str()),
+            "README.md names {name}, which nothing reads"
+        );
+    }
+}
+
+/// The setting name at the start of `text`.
+fn setting_name(text: &str) -> &str {
+    let end = text
+        .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .unwrap_or(text.len());
+    &text[..end]
 }
 
 /// What the examples' variables name, made beforehand by an admin (ada, the one who runs
