@@ -207,9 +207,9 @@ pub struct Limits {
     /// claimed delivery is its worker's for three times this, then another instance retries it.
     #[arg(long, env = "PARLEY_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub webhook_timeout_ms: u64,
-    /// How long a delivery target (a webhook's or an inbox gateway's URL) is paused after 5
-    /// failed attempts in a row, in milliseconds; its deliveries wait without spending
-    /// attempts. Each failed probe after a pause doubles it, up to an hour.
+    /// How long a delivery target (a webhook's or an inbox gateway's URL) is paused for an
+    /// organisation after 5 failed attempts in a row, in milliseconds; its deliveries wait
+    /// without spending attempts. Each failed probe after a pause doubles it, up to an hour.
     #[arg(long, env = "PARLEY_WEBHOOK_PAUSE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub webhook_pause_ms: u64,
     /// Allow webhook targets on loopback, private and link-local addresses (tests, trusted

@@ -35,8 +35,16 @@ pub enum Gate {
     Pass,
     /// The one attempt after a pause; only its failure lengthens the next pause.
     Probe,
-    /// Paused: try again after this long; the target's last failure.
-    Wait(Duration, String),
+    /// Paused: try again after this long.
+    Wait(Paused),
+}
+
+/// A paused target: when to try again, the last failure, and how long it has been failing.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Paused {
+    pub wait: Duration,
+    pub last_error: String,
+    pub down_for: Duration,
 }
 
 pub struct Breakers {
@@ -55,6 +63,8 @@ struct Circuit {
     last_failure: Instant,
     /// Set once the circuit has opened: pauses so far, and when the current one ends.
     paused: Option<(u32, Instant)>,
+    /// When it first opened (a failed probe keeps it; a success forgets the circuit).
+    opened: Option<Instant>,
     /// When the probe in flight was let through.
     probe: Option<Instant>,
 }
@@ -70,13 +80,15 @@ impl Breakers {
         let mut circuits = self.circuits.lock().unwrap_or_else(|p| p.into_inner());
         let Some(circuit) = circuits.get_mut(target) else { return Gate::Pass };
         let Some((_, until)) = circuit.paused else { return Gate::Pass };
+        let paused = |wait| {
+            let down_for = now - circuit.opened.unwrap_or(now);
+            Gate::Wait(Paused { wait, last_error: circuit.last_error.clone(), down_for })
+        };
         if now < until {
-            return Gate::Wait(until - now, circuit.last_error.clone());
+            return paused(until - now);
         }
         match circuit.probe {
-            Some(started) if now < started + self.probe_timeout => {
-                Gate::Wait(started + self.probe_timeout - now, circuit.last_error.clone())
-            }
+            Some(started) if now < started + self.probe_timeout => paused(started + self.probe_timeout - now),
             _ => {
                 circuit.probe = Some(now);
                 Gate::Probe
@@ -101,6 +113,7 @@ impl Breakers {
             last_error: String::new(),
             last_failure: now,
             paused: None,
+            opened: None,
             probe: None,
         });
         circuit.failures += 1;
@@ -115,6 +128,7 @@ impl Breakers {
         };
         let pause = self.pause.saturating_mul(1 << (pauses - 1).min(16)).min(MAX_PAUSE);
         circuit.paused = Some((pauses, now + pause));
+        circuit.opened.get_or_insert(now);
         circuit.probe = None;
         metrics::counter!("parley_notification_targets_paused_total").increment(1);
         // The organisation, not the URL: a URL may carry a token (Slack's do).
@@ -141,8 +155,10 @@ mod tests {
         }
     }
 
-    fn wait(secs: u64) -> Gate {
-        Gate::Wait(Duration::from_secs(secs), "HTTP 500".into())
+    /// Paused for `secs` more, failing for `down` seconds.
+    fn wait(secs: u64, down: u64) -> Gate {
+        let (wait, down_for) = (Duration::from_secs(secs), Duration::from_secs(down));
+        Gate::Wait(Paused { wait, last_error: "HTTP 500".into(), down_for })
     }
 
     #[tokio::test(start_paused = true)]
@@ -153,7 +169,7 @@ mod tests {
         fail(&breakers, 4);
         assert_eq!(breakers.admit(&target("a")), Gate::Pass, "a success in between starts the count again");
         fail(&breakers, 1);
-        assert_eq!(breakers.admit(&target("a")), wait(30));
+        assert_eq!(breakers.admit(&target("a")), wait(30, 0));
         assert_eq!(breakers.admit(&target("b")), Gate::Pass, "other targets go on");
         let elsewhere = (Uuid::max(), "a".to_owned());
         assert_eq!(
@@ -169,9 +185,9 @@ mod tests {
         fail(&breakers, 5);
         tokio::time::advance(Duration::from_secs(30)).await;
         assert_eq!(breakers.admit(&target("a")), Gate::Probe);
-        assert_eq!(breakers.admit(&target("a")), wait(20), "one probe at a time");
+        assert_eq!(breakers.admit(&target("a")), wait(20, 30), "one probe at a time");
         breakers.record(&target("a"), true, Err("HTTP 500"));
-        assert_eq!(breakers.admit(&target("a")), wait(60));
+        assert_eq!(breakers.admit(&target("a")), wait(60, 30), "failing since the first pause");
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(breakers.admit(&target("a")), Gate::Probe);
         breakers.record(&target("a"), true, Ok(()));
@@ -192,11 +208,11 @@ mod tests {
     async fn attempts_already_in_flight_do_not_lengthen_the_pause() {
         let breakers = breakers();
         fail(&breakers, 9);
-        assert_eq!(breakers.admit(&target("a")), wait(30));
+        assert_eq!(breakers.admit(&target("a")), wait(30, 0));
         // One ends after the pause, while the probe is out: the probe decides.
         tokio::time::advance(Duration::from_secs(30)).await;
         assert_eq!(breakers.admit(&target("a")), Gate::Probe);
         fail(&breakers, 1);
-        assert_eq!(breakers.admit(&target("a")), wait(20), "still the probe's turn");
+        assert_eq!(breakers.admit(&target("a")), wait(20, 30), "still the probe's turn");
     }
 }

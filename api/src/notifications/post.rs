@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use reqwest::Url;
 
-use super::breaker::{Gate, TRIP_AFTER};
+use super::breaker::{Gate, Paused, TRIP_AFTER};
 use super::worker::Failure;
 use super::{render, target};
 use crate::state::AppState;
@@ -21,8 +21,8 @@ pub(crate) struct Target<'a> {
 
 /// Posts a signed JSON body (`X-Parley-Signature` over `"<timestamp>.<body>"`) with the
 /// delivery's id as `Idempotency-Key`; a 2xx answer delivers. A target that keeps failing
-/// is paused (`breaker`): its deliveries wait without an attempt, for at most `GIVE_UP_AFTER`
-/// from when they were written.
+/// is paused (`breaker`): its deliveries wait without an attempt, until it has failed for
+/// `GIVE_UP_AFTER`.
 pub(crate) async fn post(
     state: &AppState,
     client: &reqwest::Client,
@@ -40,7 +40,7 @@ pub(crate) async fn post(
     let breakers = &state.notifier.breakers;
     let key = (delivery.org_id, target.url.to_owned());
     let probe = match breakers.admit(&key) {
-        Gate::Wait(wait, last) => return Err(paused(now - delivery.created_at, wait, &last)),
+        Gate::Wait(paused_target) => return Err(paused(paused_target)),
         gate => gate == Gate::Probe,
     };
     let answered = exchange(client, url, delivery, now, signature, body).await;
@@ -48,17 +48,19 @@ pub(crate) async fn post(
     answered.map_err(Failure::Retry)
 }
 
-/// How long a delivery to a paused target may wait before it fails: a pending row is never
-/// pruned, and an admin looks for failed ones.
-const GIVE_UP_AFTER: TimeDelta = TimeDelta::days(1);
+/// How long a target may stay paused before the deliveries that meet it fail: a pending row
+/// is never pruned, and an admin looks for failed ones.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3_600);
 
-/// What a delivery to a paused target becomes, `waited` since it was written: handed back
-/// until the pause ends, or failed once it has waited `GIVE_UP_AFTER`.
-fn paused(waited: TimeDelta, wait: Duration, last: &str) -> Failure {
-    if waited > GIVE_UP_AFTER {
-        return Failure::Permanent(format!("the target failed for a day (last: {last})"));
+/// What a delivery to a paused target becomes: handed back until the pause ends, or failed
+/// once the target has been failing for `GIVE_UP_AFTER` (counted from its first pause, not
+/// from the delivery's age: a backlog that waited out an outage of its own is not failed).
+fn paused(target: Paused) -> Failure {
+    let Paused { wait, last_error, down_for } = target;
+    if down_for > GIVE_UP_AFTER {
+        return Failure::Permanent(format!("the target has failed for a day (last: {last_error})"));
     }
-    let reason = format!("paused after {TRIP_AFTER} failed attempts in a row (last: {last})");
+    let reason = format!("paused after {TRIP_AFTER} failed attempts in a row (last: {last_error})");
     Failure::Paused { wait, reason }
 }
 
@@ -106,14 +108,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_paused_delivery_waits_a_day_at_most() {
+    fn deliveries_wait_for_a_target_failing_a_day_at_most() {
         let wait = Duration::from_secs(30);
-        let waiting = paused(TimeDelta::hours(23), wait, "HTTP 503");
+        let target = |hours: u64| Paused {
+            wait,
+            last_error: "HTTP 503".into(),
+            down_for: Duration::from_secs(hours * 3_600),
+        };
+        let waiting = paused(target(23));
         assert!(matches!(&waiting, Failure::Paused { wait: w, reason }
             if *w == wait && reason == "paused after 5 failed attempts in a row (last: HTTP 503)"));
-        let given_up = paused(TimeDelta::hours(25), wait, "HTTP 503");
-        assert!(
-            matches!(&given_up, Failure::Permanent(e) if e == "the target failed for a day (last: HTTP 503)")
-        );
+        let given_up = paused(target(25));
+        let expected = "the target has failed for a day (last: HTTP 503)";
+        assert!(matches!(&given_up, Failure::Permanent(e) if e == expected));
     }
 }

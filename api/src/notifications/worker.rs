@@ -248,6 +248,9 @@ async fn deliver(
         Ok(()) => Settled::Delivered { at: Utc::now() },
         Err(Failure::Cancelled(reason)) => Settled::Cancelled { reason },
         Err(Failure::Paused { wait, reason }) => {
+            // Spread over a tenth of the wait: a pause would otherwise end with the target's
+            // whole backlog due at one instant, claimed and handed back together.
+            let wait = wait.mul_f64(rand::rng().random_range(1.0..1.1));
             let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
             Settled::Deferred { at, reason }
         }
