@@ -61,12 +61,18 @@ struct Circuit {
     /// pauses (its webhook deleted, say) is forgotten.
     last_error: String,
     last_failure: Instant,
-    /// Set once the circuit has opened: pauses so far, and when the current one ends.
-    paused: Option<(u32, Instant)>,
-    /// When it first opened (a failed probe keeps it; a success forgets the circuit).
-    opened: Option<Instant>,
+    /// Set once the circuit has opened.
+    open: Option<Open>,
     /// When the probe in flight was let through.
     probe: Option<Instant>,
+}
+
+struct Open {
+    /// When it first opened (a failed probe keeps it; a success forgets the circuit).
+    since: Instant,
+    /// Pauses so far, and when the current one ends.
+    pauses: u32,
+    until: Instant,
 }
 
 impl Breakers {
@@ -79,11 +85,9 @@ impl Breakers {
         let now = Instant::now();
         let mut circuits = self.circuits.lock().unwrap_or_else(|p| p.into_inner());
         let Some(circuit) = circuits.get_mut(target) else { return Gate::Pass };
-        let Some((_, until)) = circuit.paused else { return Gate::Pass };
-        let paused = |wait| {
-            let down_for = now - circuit.opened.unwrap_or(now);
-            Gate::Wait(Paused { wait, last_error: circuit.last_error.clone(), down_for })
-        };
+        let Some(Open { since, until, .. }) = circuit.open else { return Gate::Pass };
+        let paused =
+            |wait| Gate::Wait(Paused { wait, last_error: circuit.last_error.clone(), down_for: now - since });
         if now < until {
             return paused(until - now);
         }
@@ -112,23 +116,22 @@ impl Breakers {
             failures: 0,
             last_error: String::new(),
             last_failure: now,
-            paused: None,
-            opened: None,
+            open: None,
             probe: None,
         });
         circuit.failures += 1;
         circuit.last_error = error.to_owned();
         circuit.last_failure = now;
-        let pauses = match circuit.paused {
-            Some((pauses, _)) if probe => pauses + 1,
+        let pauses = match &circuit.open {
+            Some(open) if probe => open.pauses + 1,
             // An attempt let through before the pause began, ending late: the probe decides.
             Some(_) => return,
             None if circuit.failures >= TRIP_AFTER => 1,
             None => return,
         };
         let pause = self.pause.saturating_mul(1 << (pauses - 1).min(16)).min(MAX_PAUSE);
-        circuit.paused = Some((pauses, now + pause));
-        circuit.opened.get_or_insert(now);
+        let since = circuit.open.as_ref().map_or(now, |open| open.since);
+        circuit.open = Some(Open { since, pauses, until: now + pause });
         circuit.probe = None;
         metrics::counter!("parley_notification_targets_paused_total").increment(1);
         // The organisation, not the URL: a URL may carry a token (Slack's do).
