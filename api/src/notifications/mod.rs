@@ -8,8 +8,8 @@
 //! - `settings`: a user's choices and their browsers' push subscriptions.
 //! - `outbox`: the `notification_deliveries` statements: enqueued in the transaction of the
 //!   message that causes them (see `messages::send`), claimed, settled, listed.
-//! - `worker`: one task per instance that delivers due rows through `render` (webhook bodies
-//!   and signatures), `post` (signed JSON posts), `email` (SMTP) and `push` (RFC 8291), with
+//! - `worker`: one task per instance that delivers due rows through `webhook_attempt` (what
+//!   a webhook may still post), `render` (webhook bodies and signatures), `post` (signed JSON posts), `email` (SMTP) and `push` (RFC 8291), with
 //!   `slots` keeping each organisation to its share of the attempts in flight and `breaker`
 //!   pausing the targets that keep failing.
 //! - `unsubscribe`: the one-click links that turn email off.
@@ -31,6 +31,7 @@ mod slots;
 pub mod target;
 pub mod types;
 pub mod unsubscribe;
+mod webhook_attempt;
 pub mod webhooks;
 pub mod worker;
 
