@@ -1,7 +1,7 @@
 //! Test servers as child processes: `spawn_app` starts `parley serve` with a
 //! fresh SQLite file or the shared PostgreSQL + Redis, waits for its
-//! `listening on` line and keeps draining its output; `Org` and `TestUser`
-//! come from the admin CLI run against the same configuration.
+//! `listening on` line and keeps draining its output. Its organisations and
+//! users come from the admin CLI (`cli`) run against the same configuration.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
+use super::cli::{Org, TestUser, parley_command, run_cli};
 use super::services::OwnDatabase;
 use super::{Backend, JWT_SECRET, data, pg_redis_urls};
 
@@ -23,7 +24,7 @@ const LOG_LINES: usize = 300;
 
 /// The environment of one deployment (database, bus, secret, limits); shared
 /// by its server processes and the CLI invocations against it.
-type Env = Arc<Vec<(String, String)>>;
+pub(super) type Env = Arc<Vec<(String, String)>>;
 
 /// A running `parley serve` process and a client for it. The process is
 /// killed when this is dropped.
@@ -38,21 +39,6 @@ pub struct TestApp {
     child: Child,
     /// Keeps the SQLite directory alive as long as any instance uses it.
     _dir: Option<Arc<tempfile::TempDir>>,
-}
-
-/// A test user and a token minted for it by `parley token`.
-#[derive(Clone, Debug)]
-pub struct TestUser {
-    pub id: String,
-    pub handle: String,
-    pub token: String,
-}
-
-/// An organisation created through `parley org create` with a unique slug.
-pub struct Org {
-    pub id: String,
-    pub slug: String,
-    env: Env,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -280,43 +266,6 @@ impl Drop for TestApp {
     }
 }
 
-impl Org {
-    /// A member user of this organisation with a CLI-minted token.
-    pub async fn user(&self, handle: &str) -> TestUser {
-        self.user_with_role(handle, "member").await
-    }
-
-    /// A user with an organisation role: `owner`, `admin`, `agent` or `member`.
-    pub async fn user_with_role(&self, handle: &str, role: &str) -> TestUser {
-        let display = display_name(handle);
-        let id = run_cli(
-            &self.env,
-            &[
-                "user",
-                "create",
-                "--org",
-                &self.slug,
-                "--handle",
-                handle,
-                "--display-name",
-                &display,
-                "--role",
-                role,
-            ],
-        )
-        .await;
-        uuid::Uuid::parse_str(&id).unwrap_or_else(|_| panic!("`user create` printed {id:?}, not a uuid"));
-        let token = run_cli(&self.env, &["token", "--user", handle, "--org", &self.slug]).await;
-        TestUser { id, handle: handle.to_owned(), token }
-    }
-}
-
-/// `alice` → `Alice`: the display name the fixture gives every user.
-pub fn display_name(handle: &str) -> String {
-    let mut chars = handle.chars();
-    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
-}
-
 async fn start(backend: Backend, env: Env, dir: Option<Arc<tempfile::TempDir>>) -> TestApp {
     let mut command = parley_command(&env);
     command
@@ -373,36 +322,4 @@ async fn drain(
             logs.push_back(line);
         }
     }
-}
-
-/// A `parley` command with exactly `env` as its configuration: inherited
-/// `PARLEY_*`, `DATABASE_URL` and `REDIS_URL` variables are removed first.
-pub fn parley_command(env: &[(String, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_parley"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("PARLEY_") || key == "DATABASE_URL" || key == "REDIS_URL" {
-            command.env_remove(key);
-        }
-    }
-    command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    command
-}
-
-async fn run_cli(env: &Env, args: &[&str]) -> String {
-    let output =
-        parley_command(env).args(args).stdin(Stdio::null()).output().await.expect("run the parley CLI");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "`parley {}` failed ({}):\n{stdout}\n{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-        .lines()
-        .map(str::trim)
-        .rfind(|line| !line.is_empty())
-        .unwrap_or_else(|| panic!("`parley {}` printed nothing", args.join(" ")))
-        .to_owned()
 }

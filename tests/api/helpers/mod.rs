@@ -14,6 +14,7 @@
 
 pub mod api;
 mod app;
+mod cli;
 pub mod proxy;
 pub mod push;
 pub mod receiver;
@@ -28,9 +29,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-pub use app::{
-    TestApp, TestUser, parley_command, spawn_app, spawn_app_alone, spawn_app_alone_with, spawn_app_with,
-};
+pub use app::{TestApp, spawn_app, spawn_app_alone, spawn_app_alone_with, spawn_app_with};
+pub use cli::{TestUser, parley_command};
 
 /// The HS256 secret every test server is started with, so tests can forge
 /// tokens (valid and invalid) themselves.
