@@ -1,8 +1,9 @@
 //! Outgoing webhooks, against a receiver the test starts: registration rules and refusals
 //! (admins only, bad URLs, private targets, other organisations), signed JSON and Slack
 //! bodies posted once per message of the rooms a webhook follows, retries until delivered or
-//! given up, deletion, one organisation's hanging target holding up no other
-//! organisation, and a target that keeps failing paused until a probe gets through. `instances` has what takes PostgreSQL + Redis, `limit` the 50-webhook limit.
+//! given up, deletion, one organisation's hanging target holding up no other organisation,
+//! and a target that keeps failing paused until a probe gets through. `instances` has what
+//! takes PostgreSQL + Redis, `limit` the 50-webhook limit, `retention` the pruning.
 
 mod instances;
 mod limit;
