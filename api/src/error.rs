@@ -7,7 +7,7 @@
 //! conversion. Internal errors are logged there, with their cause, and masked for the client.
 
 use async_graphql::ErrorExtensions;
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 /// The codes a client can rely on, sent as `extensions.code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,9 +126,30 @@ impl<T> ConflictOnUnique<T> for Result<T, DbErr> {
     }
 }
 
+/// What a client is told when its text holds U+0000, which PostgreSQL's `text` cannot store.
+pub const NUL_REFUSED: &str = "text may not contain the NUL character (U+0000)";
+
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
+        // GraphQL requests are refused before this (`graphql::nul`); anything else that
+        // carries a client's text to PostgreSQL is caught here, with nothing written.
+        if sqlstate(&err).as_deref() == Some(CHARACTER_NOT_IN_REPERTOIRE) {
+            return Self::bad_input(NUL_REFUSED);
+        }
         Self::Internal(err.into())
+    }
+}
+
+/// PostgreSQL's refusal of a character its encoding lacks: for Rust's UTF-8 strings, only NUL.
+const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+
+fn sqlstate(err: &DbErr) -> Option<String> {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match &**e {
+            sqlx::Error::Database(db) => db.code().map(|code| code.into_owned()),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

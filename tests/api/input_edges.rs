@@ -1,9 +1,8 @@
 //! Inputs at the edges: wildcard characters in searches, cursors that do not fit, paging
 //! arguments on their own, writes into archived rooms, and queries too deep, too costly,
 //! too large once their fragments are spread, or with too many aliases (fragments counted per
-//! spread, pages weighed by their size), and pages past the largest configured. Each is a
-//! clear error or the
-//! literal answer, and changes nothing.
+//! spread, pages weighed by their size), pages past the largest configured, and text holding
+//! NUL. Each is a clear error or the literal answer, and changes nothing.
 
 use serde_json::json;
 
@@ -17,6 +16,7 @@ backend_tests!(
     archived_rooms_refuse_deletions_and_removals,
     queries_past_the_depth_complexity_or_alias_limits_are_refused,
     pages_stop_at_the_largest_page_configured,
+    text_holding_nul_is_refused_and_changes_nothing,
 );
 
 const USERS: &str = "query($search: String) { users(search: $search) { edges { node { id handle } } } }";
@@ -232,4 +232,31 @@ async fn pages_stop_at_the_largest_page_configured(backend: Backend) {
     let newest = app.ok(&alice, MESSAGES, json!({ "room": room, "last": 3 })).await;
     let edges = newest["messages"]["edges"].as_array().cloned().unwrap_or_default();
     assert_eq!(seqs(&edges.iter().map(|e| e["node"].clone()).collect::<Vec<_>>()), vec![2, 3, 4]);
+}
+
+/// PostgreSQL's `text` cannot hold U+0000: before, a body holding it failed as INTERNAL there
+/// and was stored on SQLite. Now it is refused alike, in variables and in literals, before
+/// anything runs; a backslash followed by `u0000` is plain text.
+async fn text_holding_nul_is_refused_and_changes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let room = create_channel(&app, &alice, "general", &[]).await;
+    let send = "mutation($input: SendMessageInput!) { sendMessage(input: $input) { body } }";
+    let refused = app.gql(&alice, send, json!({ "input": { "roomId": room, "body": "a\u{0}b" } })).await;
+    assert_error_code(&refused, "BAD_USER_INPUT");
+    assert!(refused["errors"][0]["message"].as_str().is_some_and(|m| m.contains("NUL")), "{refused}");
+    let literal =
+        format!(r#"mutation {{ sendMessage(input: {{ roomId: "{room}", body: "a\u0000b" }}) {{ body }} }}"#);
+    assert_error_code(&app.gql(&alice, &literal, json!({})).await, "BAD_USER_INPUT");
+    let search = "query($q: String!) { searchMessages(query: $q) { edges { node { id } } } }";
+    assert_error_code(&app.gql(&alice, search, json!({ "q": "from:@alice\u{0}" })).await, "BAD_USER_INPUT");
+    let rename = "mutation($name: String!) { updateProfile(input: { displayName: $name }) { displayName } }";
+    assert_error_code(&app.gql(&alice, rename, json!({ "name": "Al\u{0}ice" })).await, "BAD_USER_INPUT");
+
+    let history = "query($room: ID!) { messages(roomId: $room) { edges { node { body } } } }";
+    let stored = app.ok(&alice, history, json!({ "room": room })).await;
+    assert_eq!(stored["messages"]["edges"], json!([]), "nothing was stored");
+    let text = r"a \u0000 b";
+    let sent = app.ok(&alice, send, json!({ "input": { "roomId": room, "body": text } })).await;
+    assert_eq!(sent["sendMessage"]["body"], text, "a backslash and `u0000` are kept as typed");
 }

@@ -11,7 +11,8 @@
 //!
 //! A document not cached yet is parsed here, as the request is prepared, and checked
 //! (`limits::check`: aliases, and fields once fragments are spread) before async-graphql
-//! walks it at all: its own first walk is exponential in nested fragment spreads.
+//! walks it at all: its own first walk is exponential in nested fragment spreads. Its
+//! strings and the request's variables are checked for NUL there too (`nul`).
 //!
 //! The same per-request extension (one, because every extension adds a hop to every field
 //! resolved) tells the HTTP handler which operation ran ([`RanOperation`]): a document's only
@@ -28,7 +29,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
 use moka::sync::Cache;
 
-use super::limits;
+use super::{limits, nul};
 use crate::error::ErrorCode;
 
 const CAPACITY: u64 = 1_000;
@@ -85,9 +86,11 @@ impl Extension for PerRequest {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         let mut request = request;
+        nul::check_variables(&request.variables)?;
         if !self.cache.parsed.contains_key(request.query.as_str()) {
             let document = request.parsed_query().map_err(bad_user_input)?;
             limits::check(document, self.cache.max_fields, self.cache.max_aliases)?;
+            nul::check_document(document)?;
         }
         let variables = serde_json::to_string(&request.variables).unwrap_or_default();
         let operation = request.operation_name.as_deref().unwrap_or("");

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod live;
 pub mod loaders;
 pub mod node;
+pub mod nul;
 pub mod pages;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};

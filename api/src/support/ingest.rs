@@ -22,7 +22,7 @@ use super::contacts::{self, ContactInput};
 use super::{assign, conversations};
 use crate::bus::{ConversationChangePayload, Event, MembershipChange, MessagePayload, RoomPayload, Topic};
 use crate::db::columns;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, NUL_REFUSED};
 use crate::messages::input::MessageBody;
 use crate::messages::record::{Attachment, MessageRecord, attachments_json};
 use crate::rooms::membership;
@@ -72,10 +72,35 @@ pub struct RawAttachment {
     pub size: i64,
 }
 
+impl RawInbound {
+    /// The first field whose text holds NUL, which no backend may store (see `graphql::nul`).
+    fn field_holding_nul(&self) -> Option<&'static str> {
+        let nul = |text: &Option<String>| text.as_deref().is_some_and(|t| t.contains('\0'));
+        let contact = self.contact.as_ref();
+        let attachment =
+            |a: &RawAttachment| [&a.name, &a.url, &a.content_type].iter().any(|t| t.contains('\0'));
+        [
+            ("externalId", nul(&self.external_id)),
+            ("source", nul(&self.source)),
+            (
+                "contact",
+                contact.is_some_and(|c| [&c.external_ref, &c.phone, &c.email, &c.name].into_iter().any(nul)),
+            ),
+            ("body", nul(&self.body)),
+            ("attachments", self.attachments.iter().any(attachment)),
+        ]
+        .into_iter()
+        .find_map(|(field, holds)| holds.then_some(field))
+    }
+}
+
 impl Inbound {
     /// Checks every field; an error's message starts with the field it is about
     /// (`externalId: …`), which the webhook's 400 answer names.
     pub fn parse(raw: RawInbound, max_chars: usize, max_attachments: usize) -> ApiResult<Self> {
+        if let Some(field) = raw.field_holding_nul() {
+            return Err(ApiError::bad_input(format!("{field}: {NUL_REFUSED}")));
+        }
         let external_id = raw.external_id.as_deref().map(str::trim).unwrap_or_default();
         if external_id.is_empty() || external_id.chars().count() > 200 {
             return Err(ApiError::bad_input("externalId: 1 to 200 characters"));

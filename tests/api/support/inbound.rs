@@ -142,6 +142,15 @@ async fn signed_webhooks_are_stored_and_bad_ones_refused(backend: Backend) {
             json!({ "externalId": "b", "source": "sms", "contact": { "phone": "+41790000001" }, "body": "  " }),
             "body",
         ),
+        // PostgreSQL cannot store NUL and SQLite could: refused alike.
+        (
+            json!({ "externalId": "b", "source": "sms", "contact": { "phone": "+41790000001" }, "body": "a\u{0}b" }),
+            "body",
+        ),
+        (
+            json!({ "externalId": "b", "source": "sms", "contact": { "phone": "+41790000001", "name": "\u{0}" }, "body": "x" }),
+            "contact",
+        ),
     ] {
         let (status, answer) = post(&app, &id, &secret, &bad).await;
         assert_eq!((status, answer["field"].as_str()), (400, Some(field)), "{answer}");
