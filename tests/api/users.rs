@@ -49,11 +49,20 @@ async fn create_user_is_for_org_admins(backend: Backend) {
     let duplicate =
         app.gql(&root, CREATE, json!({ "input": { "handle": "zed", "displayName": "Zed 2" } })).await;
     assert_error_code(&duplicate, "CONFLICT");
+    // Names no mention could reach: `@here.` is `@here` ending a sentence.
+    for handle in ["here", "Channel", "everyone.", ".zed"] {
+        let refused = app.gql(&root, CREATE, json!({ "input": { "handle": handle } })).await;
+        assert_error_code(&refused, "BAD_USER_INPUT");
+    }
 
     let all = app.ok(&alice, USERS, json!({ "first": 100 })).await;
     let mut seen = handles(&all["users"]);
     seen.sort();
-    assert_eq!(seen, vec!["alice", "helper", "root", "zed"], "eve was not created, zed only once");
+    assert_eq!(
+        seen,
+        vec!["alice", "helper", "root", "zed"],
+        "eve and the refused handles were not created, zed only once"
+    );
 }
 
 async fn users_are_searched_within_the_org(backend: Backend) {

@@ -61,6 +61,10 @@ pub fn parse(body: &str) -> Mentions {
                 }
                 mentions.handles.insert(written);
             }
+            // Too long to be a handle as written, so the punctuation is the sentence's.
+            _ if trimmed.len() <= MAX_HANDLE => {
+                mentions.handles.insert(trimmed.to_owned());
+            }
             _ => {}
         }
     }
@@ -97,6 +101,13 @@ mod tests {
         assert_eq!(handles("mail bob@example.com or @ me"), Vec::<String>::new());
         assert_eq!(handles("@@alice"), Vec::<String>::new());
         assert_eq!(handles(&format!("@{}", "a".repeat(41))), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_longest_handle_ends_a_sentence() {
+        let longest = "a".repeat(MAX_HANDLE);
+        assert_eq!(handles(&format!("ask @{longest}.")), [longest.clone()]);
+        assert_eq!(handles(&format!("ask @{longest}...")), [longest]);
     }
 
     #[test]

@@ -2,22 +2,31 @@
 
 use crate::error::{ApiError, ApiResult};
 
-/// A handle: lower-cased, without a leading `@`, 1–40 of letters, digits, `-`, `_`, `.`.
+/// A handle: lower-cased, without a leading `@`, 1–40 of letters, digits, `-`, `_`, `.`,
+/// starting with a letter or digit; one that a mention could reach (`mentions::parse`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handle(String);
 
 impl Handle {
     const MAX_CHARS: usize = 40;
+    /// `@channel`, `@everyone` and `@here` mean rooms' members: a user so named (or with
+    /// punctuation after it, which a mention takes as the sentence's) could never be named.
+    const RESERVED: [&str; 3] = ["channel", "everyone", "here"];
 
     pub fn parse(raw: &str) -> ApiResult<Self> {
         let handle = raw.trim().trim_start_matches('@').to_lowercase();
-        let valid = !handle.is_empty()
+        let valid = handle.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
             && handle.chars().count() <= Self::MAX_CHARS
             && handle.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !valid {
             return Err(ApiError::bad_input(
-                "a handle has 1–40 characters: letters, digits, '-', '_' or '.'",
+                "a handle has 1–40 characters: letters, digits, '-', '_' or '.', and starts with a letter or digit",
             ));
+        }
+        if Self::RESERVED.contains(&handle.trim_end_matches(['.', '-', '_'])) {
+            return Err(ApiError::bad_input(format!(
+                "`{handle}` is reserved: @channel, @everyone and @here mention a room's members"
+            )));
         }
         Ok(Self(handle))
     }
@@ -91,10 +100,21 @@ mod tests {
 
     #[test]
     fn a_handle_refuses_other_characters_and_lengths() {
-        for raw in ["", "@", "da na", "dana!", "ダナ", &"a".repeat(41)] {
+        for raw in ["", "@", "da na", "dana!", "ダナ", &"a".repeat(41), ".dana", "_", "-x"] {
             assert!(Handle::parse(raw).is_err(), "{raw:?} should be refused");
         }
         assert!(Handle::parse(&"a".repeat(40)).is_ok());
+    }
+
+    #[test]
+    fn a_handle_may_not_be_a_room_wide_mention() {
+        for raw in ["channel", "@Everyone", "here", "here.", "channel__"] {
+            let refused = Handle::parse(raw).err().map(|e| e.public_message().to_owned());
+            assert!(refused.is_some_and(|m| m.contains("reserved")), "{raw:?} should be reserved");
+        }
+        for raw in ["channels", "here1", "everyone.else", "there"] {
+            assert!(Handle::parse(raw).is_ok(), "{raw:?} is an ordinary handle");
+        }
     }
 
     #[test]

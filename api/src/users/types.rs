@@ -175,6 +175,8 @@ impl Viewer {
 
 #[derive(InputObject)]
 pub struct CreateUserInput {
+    /// 1–40 letters, digits, `-`, `_` or `.`, starting with a letter or digit; `channel`,
+    /// `everyone` and `here` are reserved for mentions of a room's members.
     pub handle: String,
     pub display_name: Option<String>,
     /// Where notification emails go; only the user sees it (`viewer.email`).
