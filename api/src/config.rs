@@ -193,6 +193,11 @@ pub struct Limits {
     /// instance go offline within four.
     #[arg(long, env = "PARLEY_PRESENCE_HEARTBEAT_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub presence_heartbeat_ms: u64,
+    /// Most members (the author aside) that `@channel`, `@everyone` or `@here` may reach: in
+    /// a larger channel they are refused, since each would read every member and write a
+    /// mention and a notification for each inside the send (Mattermost's default is the same).
+    #[arg(long, env = "PARLEY_MAX_ROOM_MENTION_MEMBERS", default_value_t = 1_000)]
+    pub max_room_mention_members: usize,
     /// Most pending reminders one user may have.
     #[arg(long, env = "PARLEY_MAX_PENDING_REMINDERS", default_value_t = 1_000)]
     pub max_pending_reminders: u64,

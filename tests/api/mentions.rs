@@ -1,18 +1,20 @@
 //! Mentions: `@handle` parsed when a message is stored (punctuation around it, unknown
 //! handles, addresses and non-members mention nobody), `@channel` and `@here` in channels,
 //! `Room.mentionCount` after reads, edits and deletions, `viewer.mentions`, and
-//! `unreadCountChanged.mentionCount`, also on another instance.
+//! `unreadCountChanged.mentionCount`, also on another instance; room-wide mentions refused in
+//! channels past `PARLEY_MAX_ROOM_MENTION_MEMBERS`.
 
 use serde_json::{Value, json};
 
-use crate::helpers::api::{create_channel, edge_ids, id_of, mark_read, open_dm, send};
+use crate::helpers::api::{create_channel, edge_ids, id_of, mark_read, open_dm, send, try_send};
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, spawn_app};
+use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, spawn_app, spawn_app_with};
 
 backend_tests!(
     mentions_are_parsed_counted_and_listed,
     channel_and_here_reach_members_and_those_online,
     unread_changes_carry_the_mention_count,
+    room_wide_mentions_stop_at_the_configured_size,
 );
 pg_test!(mention_counts_reach_the_other_instance);
 
@@ -93,6 +95,39 @@ async fn channel_and_here_reach_members_and_those_online(backend: Backend) {
     let dm = open_dm(&app, &alice, &[&bob]).await;
     send(&app, &alice, &dm, "@channel is for channels").await;
     assert_eq!(mention_count(&app, &bob, &dm).await, 0);
+}
+
+/// A room-wide mention writes a row per member inside the send: past the configured size it
+/// is refused (messages and edits alike), and nothing is stored; handles still work there.
+async fn room_wide_mentions_stop_at_the_configured_size(backend: Backend) {
+    let app = spawn_app_with(backend, &[("PARLEY_MAX_ROOM_MENTION_MEMBERS", "2")]).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol, dave) =
+        (org.user("alice").await, org.user("bob").await, org.user("carol").await, org.user("dave").await);
+    let small = create_channel(&app, &alice, "small", &[&bob, &carol]).await;
+    send(&app, &alice, &small, "@channel two of us").await;
+    assert_eq!(mention_count(&app, &carol, &small).await, 1, "two members besides the author: allowed");
+
+    let large = create_channel(&app, &alice, "large", &[&bob, &carol, &dave]).await;
+    for body in ["@channel release day", "@everyone", "@here standup"] {
+        let refused = try_send(&app, &alice, json!({ "roomId": large, "body": body })).await;
+        assert_error_code(&refused, "BAD_USER_INPUT");
+    }
+    let history = "query($room: ID!) { messages(roomId: $room) { edges { node { body } } } }";
+    let stored = app.ok(&alice, history, json!({ "room": large })).await;
+    assert_eq!(stored["messages"]["edges"], json!([]), "nothing was stored");
+
+    let named = id_of(&send(&app, &alice, &large, "@bob and @dave").await);
+    let edit = app.gql(&alice, EDIT, json!({ "id": named, "body": "@channel after all" })).await;
+    assert_error_code(&edit, "BAD_USER_INPUT");
+    let stored = app.ok(&alice, history, json!({ "room": large })).await;
+    assert_eq!(
+        stored["messages"]["edges"],
+        json!([{ "node": { "body": "@bob and @dave" } }]),
+        "the edit changed nothing"
+    );
+    assert_eq!(mention_count(&app, &carol, &large).await, 0);
+    assert_eq!(mention_count(&app, &dave, &large).await, 1);
 }
 
 async fn unread_changes_carry_the_mention_count(backend: Backend) {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::parse::Mentions;
 use crate::auth::Viewer;
 use crate::db::{Store, columns};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::messages::MessageRecord;
 use crate::paging::{PageSize, fetch_limit, split_page};
 use crate::rooms::access;
@@ -25,7 +25,9 @@ const INSERT_BATCH: usize = 150;
 
 /// The members of `room_id` whom `mentions` name, the author left out: by handle, and in a
 /// channel every member for `@channel` or those online for `@here`. Members only: someone who
-/// cannot read the room, or has not joined it, is not notified.
+/// cannot read the room, or has not joined it, is not notified. Refuses a room-wide mention
+/// in a channel with more members than `PARLEY_MAX_ROOM_MENTION_MEMBERS`, before anything
+/// is written.
 pub async fn resolve(
     app: &AppState,
     room_id: Uuid,
@@ -78,6 +80,13 @@ pub async fn resolve(
     users.dedup();
     // The rest were read for `@channel` / `@here`, which only mean something in a channel.
     everyone.retain(|u| !users.contains(u));
+    let max = app.limits.max_room_mention_members;
+    if channel && (mentions.channel || mentions.here) && everyone.len() > max {
+        return Err(ApiError::bad_input(format!(
+            "@channel, @everyone and @here reach at most {max} members, and this channel has more: \
+             mention people by their handles"
+        )));
+    }
     if channel && mentions.channel {
         users.extend(everyone);
     } else if channel && mentions.here {
