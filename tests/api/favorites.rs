@@ -17,12 +17,14 @@ use crate::helpers::ws::WsClient;
 use crate::helpers::{
     Backend, QUIET, TestApp, TestUser, assert_error_code, data, pg_redis_urls, spawn_app, spawn_app_with,
 };
+use crate::support::{inbox, post, sms};
 
 backend_tests!(
     favorite_rooms_are_per_user_idempotent_and_listed_first,
     saved_messages_follow_what_the_viewer_may_read,
     other_devices_hear_of_favorites,
     a_room_starred_again_after_a_rejoin_is_heard,
+    an_admin_finds_what_they_saved_in_a_support_conversation,
 );
 pg_test!(
     favorites_reach_devices_on_the_other_instance,
@@ -102,6 +104,50 @@ async fn favorite_rooms_are_per_user_idempotent_and_listed_first(backend: Backen
     data(set_room(&app, &alice, &older, false).await);
     assert_eq!(rooms(&app, &alice, json!(true), "RECENT_ACTIVITY").await, Vec::<String>::new());
     assert_eq!(rooms(&app, &alice, Value::Null, "FAVORITES_FIRST").await, [newer, older]);
+}
+
+/// An org admin reads every support conversation without joining it: what they save there
+/// is listed in `favoriteMessages` and `later`, and found by search, as `messages` shows it.
+/// (Before, saving worked and the lists, which apply the rule in SQL, left it out.) An agent
+/// of the organisation who is not in the conversation still cannot save it.
+async fn an_admin_finds_what_they_saved_in_a_support_conversation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (sam, tom) = (org.user_with_role("sam", "agent").await, org.user_with_role("tom", "agent").await);
+    let (inbox_id, secret) = inbox(&app, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let (status, stored) = post(&app, &inbox_id, &secret, &sms("f-1", "+41790000501", "parcel lost")).await;
+    assert_eq!(status, 201, "{stored}");
+    let (room, message) = (stored["conversationId"].clone(), stored["messageId"].clone());
+
+    let history = "query($room: ID!) { messages(roomId: $room) { edges { node { id } } } }";
+    let seen = app.ok(&ada, history, json!({ "room": room })).await;
+    assert_eq!(edge_ids(&seen["messages"]), [message.as_str().unwrap_or_default()]);
+    assert_eq!(
+        data(set_message(&app, &ada, message.as_str().unwrap_or_default(), true).await)["setMessageFavorite"]
+            ["isFavorite"],
+        true
+    );
+
+    let saved = app.ok(&ada, SAVED, json!({ "first": 10 })).await;
+    assert_eq!(edge_ids(&saved["viewer"]["favoriteMessages"]), [message.as_str().unwrap_or_default()]);
+    let later = "query { viewer { later(first: 10) { edges { node { kind message { id } } } } } }";
+    let listed = app.ok(&ada, later, json!({})).await;
+    assert_eq!(
+        listed["viewer"]["later"]["edges"],
+        json!([{ "node": { "kind": "SAVED_MESSAGE", "message": { "id": message } } }])
+    );
+    let search =
+        "query($room: ID!) { searchMessages(query: \"parcel\", roomId: $room) { edges { node { id } } } }";
+    let found = app.ok(&ada, search, json!({ "room": room })).await;
+    assert_eq!(edge_ids(&found["searchMessages"]), [message.as_str().unwrap_or_default()]);
+
+    assert_error_code(
+        &set_message(&app, &tom, message.as_str().unwrap_or_default(), true).await,
+        "NOT_FOUND",
+    );
+    let found = app.ok(&tom, search, json!({ "room": room })).await;
+    assert_eq!(edge_ids(&found["searchMessages"]), Vec::<String>::new(), "not the agent's conversation");
 }
 
 async fn saved_messages_follow_what_the_viewer_may_read(backend: Backend) {

@@ -160,7 +160,7 @@ pub async fn saved_among(store: &Store, user_id: Uuid, message_ids: &[Uuid]) -> 
 }
 
 /// The viewer's saved messages that they may still read, newest saved first: one page at
-/// `offset`, and whether more follow, readable by `rooms::access::READABLE_SQL`.
+/// `offset`, and whether more follow, readable by `rooms::access::readable_sql`.
 pub async fn saved_messages(
     store: &Store,
     viewer: &crate::auth::Viewer,
@@ -175,7 +175,7 @@ pub async fn saved_messages(
          WHERE f.user_id = $1 AND r.org_id = $2 AND {} \
          ORDER BY f.created_at DESC, f.message_id DESC LIMIT {} OFFSET {offset}",
         columns::<message_rows::Entity>(Some("m")),
-        access::READABLE_SQL,
+        access::readable_sql(viewer),
         fetch_limit(limit.get())
     );
     let rows = message_rows::Entity::find()

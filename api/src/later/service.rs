@@ -41,7 +41,7 @@ pub async fn page(
          ) later \
          ORDER BY CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, saved_at DESC, item_id \
          LIMIT {} OFFSET {offset}",
-        access::READABLE_SQL,
+        access::readable_sql(viewer),
         fetch_limit(limit.get())
     );
     let rows = store.db.query_all_raw(store.stmt(&sql, vec![viewer.id.into(), viewer.org_id.into()])).await?;

@@ -155,7 +155,7 @@ pub async fn list(
          WHERE x.user_id = $1 AND r.org_id = $2 AND m.deleted_at IS NULL AND {} {cursor} \
          ORDER BY x.message_id DESC LIMIT {}",
         columns::<messages::Entity>(Some("m")),
-        access::READABLE_SQL,
+        access::readable_sql(viewer),
         fetch_limit(limit.get())
     );
     let rows = messages::Entity::find().from_raw_sql(store.stmt(&sql, values)).all(&store.db).await?;

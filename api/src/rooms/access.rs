@@ -47,9 +47,16 @@ impl RoomAccess {
 
 /// The read rule of [`readable`] in SQL, for a read that filters many rooms' rows in one
 /// statement: `r` is the room, `rm` the viewer's membership (LEFT JOINed: NULL when none).
-/// The caller scopes `r` to the viewer's organisation.
-pub const READABLE_SQL: &str =
-    "r.deleted_at IS NULL AND (rm.user_id IS NOT NULL OR (r.kind = 'channel' AND r.visibility = 'public'))";
+/// The caller scopes `r` to the viewer's organisation. As [`viewer_may_read`]: an org admin
+/// also reads every support conversation, so what they may save they also find listed.
+pub fn readable_sql(viewer: &Viewer) -> &'static str {
+    if viewer.is_admin() {
+        "r.deleted_at IS NULL AND (rm.user_id IS NOT NULL OR (r.kind = 'channel' AND r.visibility = 'public') \
+         OR r.kind = 'support')"
+    } else {
+        "r.deleted_at IS NULL AND (rm.user_id IS NOT NULL OR (r.kind = 'channel' AND r.visibility = 'public'))"
+    }
+}
 
 pub fn is_public_channel(room: &rooms::Model) -> bool {
     room.kind == RoomKind::Channel && room.visibility == Visibility::Public

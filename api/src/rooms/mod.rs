@@ -4,7 +4,7 @@
 //! `access` (NOT_FOUND for rooms they may not read), with one exception: the one-statement
 //! send on PostgreSQL checks the same rules in its SQL and falls back to `access` to explain a
 //! refusal. Reads that filter many rooms' rows at once (saved messages) use the rule's SQL
-//! form, `access::READABLE_SQL`. Other reads of `rooms` either scope by the viewer's organisation and membership
+//! form, `access::readable_sql`. Other reads of `rooms` either scope by the viewer's organisation and membership
 //! themselves (listing, the direct-room lookup, the directory cache) or take ids that already
 //! passed `access` or came from the viewer's memberships (loaders, latest seqs, read positions).
 

@@ -22,7 +22,7 @@ use crate::db::{Store, equals_ci_sql};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::MessageRecord;
 use crate::paging::{PageSize, fetch_limit, split_page};
-use crate::rooms::access::READABLE_SQL;
+use crate::rooms::access::readable_sql;
 use crate::state::AppState;
 use entity::enums::RoomKind;
 use entity::messages;
@@ -179,7 +179,11 @@ fn page(
     let mut sql = Sql::default();
     let org = sql.bind(viewer.org_id);
     let viewer_id = sql.bind(viewer.id);
-    sql.conditions.extend([format!("m.org_id = {org}"), "m.deleted_at IS NULL".into(), READABLE_SQL.into()]);
+    sql.conditions.extend([
+        format!("m.org_id = {org}"),
+        "m.deleted_at IS NULL".into(),
+        readable_sql(viewer).into(),
+    ]);
     if let Some(floor) = floor {
         let floor = sql.bind(floor);
         let operator = if tier == Tier::Recent { ">=" } else { "<" };
