@@ -1,7 +1,8 @@
 //! Typing indicators: other members see who starts and stops typing, a state lapses 6 s after
 //! its last renewal, sending a message ends it, keystroke-rate calls reach the bus at most once
 //! a second (also when they are spread over two instances), only members who may post can
-//! type, and all of it crosses instances.
+//! type (and org admins in support conversations, where their reply joins them), and all of
+//! it crosses instances.
 
 use std::time::{Duration, Instant};
 
@@ -10,11 +11,13 @@ use serde_json::{Value, json};
 use crate::helpers::api::{TwoInstances, create_channel, create_private_channel, send, two_instances};
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, QUIET, TestApp, TestUser, assert_error_code, data, spawn_app};
+use crate::support::{inbox, post, sms};
 
 backend_tests!(
     members_see_others_type_until_it_stops_or_lapses,
     keystrokes_are_coalesced_to_one_publish_a_second,
     only_those_who_may_post_can_type,
+    an_admin_types_in_a_support_conversation_before_replying,
 );
 pg_test!(
     typing_reaches_members_on_the_other_instance,
@@ -30,6 +33,25 @@ async fn set_typing(app: &TestApp, user: &TestUser, room: &str, typing: bool) ->
 
 fn change(room: &str, handle: &str, typing: bool) -> Value {
     json!({ "roomId": room, "user": { "handle": handle }, "typing": typing })
+}
+
+/// An org admin replies to any support conversation (the reply joins them), so they may type
+/// there first, as the agents see; before, typing answered "join the channel first".
+async fn an_admin_types_in_a_support_conversation_before_replying(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (sam, tom) = (org.user_with_role("sam", "agent").await, org.user_with_role("tom", "agent").await);
+    let (inbox_id, secret) = inbox(&app, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let (status, stored) = post(&app, &inbox_id, &secret, &sms("t-1", "+41790000601", "hello?")).await;
+    assert_eq!(status, 201, "{stored}");
+    let room = stored["conversationId"].as_str().expect("a conversation").to_owned();
+    let mut sams = WsClient::connect(&app, &sam).await;
+    let mut sam_sees = sams.subscribe("typing", TYPING, json!({ "room": room })).await;
+
+    assert_eq!(data(set_typing(&app, &ada, &room, true).await)["setTyping"], true);
+    assert_eq!(sam_sees.next("typing").await, change(&room, "ada", true));
+    assert_error_code(&set_typing(&app, &tom, &room, true).await, "NOT_FOUND");
 }
 
 async fn members_see_others_type_until_it_stops_or_lapses(backend: Backend) {

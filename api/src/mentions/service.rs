@@ -70,6 +70,14 @@ pub async fn resolve(
         everyone.push(user);
         by_handle.insert(handle, user);
     }
+    // Every other active member was read, for a room-wide mention in a channel.
+    let max = app.limits.max_room_mention_members;
+    if channel && (mentions.channel || mentions.here) && everyone.len() > max {
+        return Err(ApiError::bad_input(format!(
+            "@channel, @everyone and @here reach at most {max} members, and this channel has more: \
+             mention people by their handles"
+        )));
+    }
     // `@bob_` is bob_ if there is one, else bob.
     let mut users: Vec<Uuid> = written
         .iter()
@@ -80,13 +88,6 @@ pub async fn resolve(
     users.dedup();
     // The rest were read for `@channel` / `@here`, which only mean something in a channel.
     everyone.retain(|u| !users.contains(u));
-    let max = app.limits.max_room_mention_members;
-    if channel && (mentions.channel || mentions.here) && everyone.len() > max {
-        return Err(ApiError::bad_input(format!(
-            "@channel, @everyone and @here reach at most {max} members, and this channel has more: \
-             mention people by their handles"
-        )));
-    }
     if channel && mentions.channel {
         users.extend(everyone);
     } else if channel && mentions.here {

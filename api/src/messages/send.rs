@@ -33,7 +33,7 @@ use crate::rooms::{access, membership};
 use crate::state::Ctx;
 use crate::support::outbound;
 use crate::typing::service as typing;
-use entity::enums::{MessageSource, RoomKind, SenderRole, UserKind};
+use entity::enums::{MessageSource, SenderRole, UserKind};
 use entity::{messages, rooms};
 
 /// A message to send, parsed.
@@ -258,7 +258,7 @@ async fn check_writable(cx: &Ctx<'_>, new: &NewMessage) -> ApiResult<()> {
             return Err(ApiError::not_found("message to reply to"));
         }
     }
-    if access.membership.is_none() && access.room.kind == RoomKind::Support && cx.viewer.is_admin() {
+    if access.joins_on_reply(cx.viewer) {
         return membership::add(&cx.app.store, &cx.app.bus, &access.room, &[cx.viewer.id]).await;
     }
     access.require_member().map(|_| ())

@@ -37,6 +37,12 @@ impl RoomAccess {
         }
     }
 
+    /// An org admin outside a support conversation: they may reply (their first reply joins
+    /// them to it, `messages::send`) and so may type there without being a member yet.
+    pub fn joins_on_reply(&self, viewer: &Viewer) -> bool {
+        self.membership.is_none() && self.room.kind == RoomKind::Support && viewer.is_admin()
+    }
+
     pub fn require_writable(&self) -> ApiResult<()> {
         match self.room.archived_at {
             Some(_) => Err(ApiError::forbidden("the room is archived and read-only")),

@@ -13,8 +13,13 @@ use crate::state::{AppState, Ctx};
 
 pub async fn set_typing(cx: &Ctx<'_>, room_id: Uuid, typing: bool) -> ApiResult<bool> {
     // Only those who may post are typing; anyone else learns nothing (NOT_FOUND) or is told
-    // to join first (FORBIDDEN), exactly as `sendMessage` answers.
-    access::writable(&cx.app.store, cx.viewer, room_id).await?;
+    // to join first (FORBIDDEN), exactly as `sendMessage` answers: so an org admin types in
+    // a support conversation before the reply that joins them.
+    let access = access::readable(&cx.app.store, cx.viewer, room_id).await?;
+    access.require_writable()?;
+    if !access.joins_on_reply(cx.viewer) {
+        access.require_member()?;
+    }
     let key = (cx.viewer.id, room_id);
     match cx.app.typing.offer(key, typing, Instant::now()) {
         Offer::Publish => publish(cx.app, key, typing).await,
