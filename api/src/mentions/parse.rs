@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn a_longest_handle_ends_a_sentence() {
         let longest = "a".repeat(MAX_HANDLE);
-        assert_eq!(handles(&format!("ask @{longest}.")), [longest.clone()]);
+        assert_eq!(handles(&format!("ask @{longest}.")), std::slice::from_ref(&longest));
         assert_eq!(handles(&format!("ask @{longest}...")), [longest]);
     }
 
