@@ -164,7 +164,7 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
             ),
             _ => anyhow::anyhow!("{error}"),
         })?;
-    let user = users::find_by_handle(&store, org.id, &Handle::parse(&args.user)?)
+    let user = users::find_by_handle(&store, org.id, &Handle::lookup(&args.user))
         .await
         .map_err(|_| anyhow::anyhow!("--user: no user `{}` in `{}`", args.user, org.slug))?;
     let role = sea_orm::ActiveEnum::to_value(&user.role);

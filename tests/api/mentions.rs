@@ -113,6 +113,10 @@ async fn room_wide_mentions_stop_at_the_configured_size(backend: Backend) {
         let refused = try_send(&app, &alice, json!({ "roomId": large, "body": body })).await;
         assert_error_code(&refused, "BAD_USER_INPUT");
     }
+    // Someone who may not post there learns nothing of the channel's size: the usual answer.
+    let outsider = org.user("erin").await;
+    let refused = try_send(&app, &outsider, json!({ "roomId": large, "body": "@channel hi" })).await;
+    assert_error_code(&refused, "FORBIDDEN");
     let history = "query($room: ID!) { messages(roomId: $room) { edges { node { body } } } }";
     let stored = app.ok(&alice, history, json!({ "room": large })).await;
     assert_eq!(stored["messages"]["edges"], json!([]), "nothing was stored");

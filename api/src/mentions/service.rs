@@ -25,7 +25,9 @@ const INSERT_BATCH: usize = 150;
 
 /// The members of `room_id` whom `mentions` name, the author left out: by handle, and in a
 /// channel every member for `@channel` or those online for `@here`. Members only: someone who
-/// cannot read the room, or has not joined it, is not notified. Refuses a room-wide mention
+/// cannot read the room, or has not joined it, is not notified. Runs before the send checks
+/// access, so it reads nothing unless the author is a member of a live room: anyone else
+/// learns nothing here and is answered by that check. Refuses a room-wide mention
 /// in a channel with more members than `PARLEY_MAX_ROOM_MENTION_MEMBERS`, before anything
 /// is written.
 pub async fn resolve(
@@ -58,6 +60,8 @@ pub async fn resolve(
                 "SELECT rm.user_id, u.handle, r.kind FROM room_members rm \
                  JOIN users u ON u.id = rm.user_id JOIN rooms r ON r.id = rm.room_id \
                  WHERE rm.room_id = $1 AND rm.user_id <> $2 AND u.deactivated_at IS NULL \
+                   AND r.archived_at IS NULL \
+                   AND EXISTS (SELECT 1 FROM room_members me WHERE me.room_id = $1 AND me.user_id = $2) \
                    AND ({named}{room_wide})"
             ),
             values,

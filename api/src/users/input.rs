@@ -31,6 +31,12 @@ impl Handle {
         Ok(Self(handle))
     }
 
+    /// A handle as typed to find an existing user: trimmed, without `@`, lower-cased, but
+    /// not held to the rules of new handles (users created before a rule keep their handles).
+    pub fn lookup(raw: &str) -> Self {
+        Self(raw.trim().trim_start_matches('@').to_lowercase())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
