@@ -133,7 +133,7 @@ impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
         // GraphQL requests are refused before this (`graphql::nul`); anything else that
         // carries a client's text to PostgreSQL is caught here, with nothing written.
-        if sqlstate(&err).as_deref() == Some(CHARACTER_NOT_IN_REPERTOIRE) {
+        if database_error(&err).and_then(|db| db.code()).as_deref() == Some(CHARACTER_NOT_IN_REPERTOIRE) {
             return Self::bad_input(NUL_REFUSED);
         }
         Self::Internal(err.into())
@@ -143,10 +143,12 @@ impl From<DbErr> for ApiError {
 /// PostgreSQL's refusal of a character its encoding lacks: for Rust's UTF-8 strings, only NUL.
 const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
 
-fn sqlstate(err: &DbErr) -> Option<String> {
+/// The database's own answer inside `err` (it carries a SQLSTATE): the connection worked and
+/// the statement or its data was refused. `None` for a broken connection, a pool timeout …
+pub fn database_error(err: &DbErr) -> Option<&(dyn sqlx::error::DatabaseError + 'static)> {
     match err {
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match &**e {
-            sqlx::Error::Database(db) => db.code().map(|code| code.into_owned()),
+            sqlx::Error::Database(db) => Some(&**db),
             _ => None,
         },
         _ => None,

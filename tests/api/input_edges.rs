@@ -7,6 +7,7 @@
 use serde_json::json;
 
 use crate::helpers::api::{create_channel, edge_ids, send, seqs};
+use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, spawn_app, spawn_app_with};
 
 backend_tests!(
@@ -252,6 +253,17 @@ async fn text_holding_nul_is_refused_and_changes_nothing(backend: Backend) {
     assert_error_code(&app.gql(&alice, search, json!({ "q": "from:@alice\u{0}" })).await, "BAD_USER_INPUT");
     let rename = "mutation($name: String!) { updateProfile(input: { displayName: $name }) { displayName } }";
     assert_error_code(&app.gql(&alice, rename, json!({ "name": "Al\u{0}ice" })).await, "BAD_USER_INPUT");
+    // Over WebSocket too: an operation's variables, and a literal of a document not seen yet.
+    let mut ws = WsClient::connect(&app, &alice).await;
+    let mut over_ws =
+        ws.subscribe_raw("v", send, json!({ "input": { "roomId": room, "body": "a\u{0}b" } })).await;
+    assert_eq!(over_ws.next_error_code().await, "BAD_USER_INPUT");
+    let live = "subscription($room: ID!) { messageAdded(roomId: $room) { body } }";
+    let mut subscription = ws.subscribe("l", live, json!({ "room": room })).await;
+    let ws_literal =
+        format!(r#"mutation {{ sendMessage(input: {{ roomId: "{room}", body: "w\u0000" }}) {{ body }} }}"#);
+    assert_eq!(ws.subscribe_raw("w", &ws_literal, json!({})).await.next_error_code().await, "BAD_USER_INPUT");
+    ws.settle().await;
 
     let history = "query($room: ID!) { messages(roomId: $room) { edges { node { body } } } }";
     let stored = app.ok(&alice, history, json!({ "room": room })).await;
@@ -259,4 +271,5 @@ async fn text_holding_nul_is_refused_and_changes_nothing(backend: Backend) {
     let text = r"a \u0000 b";
     let sent = app.ok(&alice, send, json!({ "input": { "roomId": room, "body": text } })).await;
     assert_eq!(sent["sendMessage"]["body"], text, "a backslash and `u0000` are kept as typed");
+    assert_eq!(subscription.next("messageAdded").await["body"], text, "the refused sends published nothing");
 }

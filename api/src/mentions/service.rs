@@ -52,7 +52,14 @@ pub async fn resolve(
         0 => "1 = 0".to_owned(),
         n => format!("u.handle IN ({})", (3..3 + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")),
     };
-    let room_wide = if mentions.channel || mentions.here { " OR r.kind = 'channel'" } else { "" };
+    let room_wide = mentions.channel || mentions.here;
+    // A room-wide mention reads one member past the limit at most: enough to refuse it.
+    let (wide, limit) = if room_wide {
+        values.push(Value::from(app.limits.max_room_mention_members as i64 + 1));
+        (" OR r.kind = 'channel'", format!(" LIMIT ${}", values.len()))
+    } else {
+        ("", String::new())
+    };
     let rows = store
         .db
         .query_all_raw(store.stmt(
@@ -62,7 +69,7 @@ pub async fn resolve(
                  WHERE rm.room_id = $1 AND rm.user_id <> $2 AND u.deactivated_at IS NULL \
                    AND r.archived_at IS NULL \
                    AND EXISTS (SELECT 1 FROM room_members me WHERE me.room_id = $1 AND me.user_id = $2) \
-                   AND ({named}{room_wide})"
+                   AND ({named}{wide}){limit}"
             ),
             values,
         ))
@@ -74,9 +81,10 @@ pub async fn resolve(
         everyone.push(user);
         by_handle.insert(handle, user);
     }
-    // Every other active member was read, for a room-wide mention in a channel.
+    // Every other active member was read (or one past the limit), for a room-wide mention in
+    // a channel.
     let max = app.limits.max_room_mention_members;
-    if channel && (mentions.channel || mentions.here) && everyone.len() > max {
+    if channel && room_wide && everyone.len() > max {
         return Err(ApiError::bad_input(format!(
             "@channel, @everyone and @here reach at most {max} members, and this channel has more: \
              mention people by their handles"

@@ -18,12 +18,12 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 
-use sea_orm::{DbErr, FromQueryResult, RuntimeErr, Statement, TransactionTrait};
+use sea_orm::{DbErr, FromQueryResult, Statement, TransactionTrait};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::db::Store;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, database_error};
 use entity::rooms;
 
 /// Most sends one transaction takes: a longer turn would make the first of them wait long.
@@ -190,21 +190,10 @@ async fn in_one_transaction(
     for statement in statements {
         match rooms::Model::find_by_statement(Statement::clone(statement)).one(&txn).await {
             Ok(room) => rooms.push(room),
-            Err(err) if refused_by_database(&err) => return Err(Failed::Refused(err)),
+            Err(err) if database_error(&err).is_some() => return Err(Failed::Refused(err)),
             Err(err) => return Err(Failed::Broken(err)),
         }
     }
     txn.commit().await.map_err(Failed::Broken)?;
     Ok(rooms)
-}
-
-/// The database answered the statement with an error of its own (SQLSTATE): the connection
-/// works, the statement or its data was refused.
-fn refused_by_database(err: &DbErr) -> bool {
-    match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            matches!(**e, sqlx::Error::Database(_))
-        }
-        _ => false,
-    }
 }
