@@ -1,12 +1,14 @@
-//! Page sizes, what a page weighs in a query's complexity, and "fetch one more than the
-//! page" reads, shared by every list that can grow: the extra row says whether more follow,
-//! without a count.
+//! Page sizes, windows (which slice of a list a page is), what a page weighs in a query's
+//! complexity, and "fetch one more than the page" reads, shared by every list that can grow:
+//! the extra row says whether more follow, without a count.
+
+use sea_orm::Order;
 
 use crate::error::{ApiError, ApiResult};
 
 /// A page size: 0 to the server's largest page (`PARLEY_MAX_PAGE_SIZE`), 50 (or the largest
 /// page, if smaller) when the client asks for none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PageSize(u64);
 
 impl PageSize {
@@ -25,6 +27,62 @@ impl PageSize {
 
     pub fn get(self) -> u64 {
         self.0
+    }
+
+    /// This size, or `n` if smaller: a page that stops at a cursor.
+    pub fn at_most(self, n: u64) -> Self {
+        Self(self.0.min(n))
+    }
+}
+
+/// The slice of a list one page reads: `limit` items after skipping `offset`, counted from the
+/// list's start, or with `from_end` from its end. A window from the end reads the list in
+/// reverse order (every `ORDER BY` term flipped, which mirrors NULLs too on both databases)
+/// and [`Window::split`] turns the rows round, so `last: 10` costs what `first: 10` does and
+/// needs no count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window {
+    pub offset: u64,
+    pub limit: PageSize,
+    pub from_end: bool,
+}
+
+impl Window {
+    /// `limit` items after skipping `offset` from the start.
+    pub fn from_start(offset: u64, limit: PageSize) -> Self {
+        Self { offset, limit, from_end: false }
+    }
+
+    /// A sort direction as this window reads the list (`"ASC"` or `"DESC"` for raw SQL).
+    pub fn sql_order(self, natural: Order) -> &'static str {
+        match self.order(natural) {
+            Order::Desc => "DESC",
+            _ => "ASC",
+        }
+    }
+
+    /// A sort direction as this window reads the list.
+    pub fn order(self, natural: Order) -> Order {
+        match (natural, self.from_end) {
+            (Order::Asc, true) => Order::Desc,
+            (Order::Desc, true) => Order::Asc,
+            (natural, _) => natural,
+        }
+    }
+
+    /// Rows to read: the page and one more ([`fetch_limit`]).
+    pub fn fetch_limit(self) -> u64 {
+        fetch_limit(self.limit.get())
+    }
+
+    /// Rows read with [`Window::fetch_limit`] from `offset`, cut to the page and put in the
+    /// list's own order; and whether more lie beyond the page, in the direction it was read.
+    pub fn split<T>(self, rows: Vec<T>) -> (Vec<T>, bool) {
+        let (mut rows, more) = split_page(rows, self.limit.get());
+        if self.from_end {
+            rows.reverse();
+        }
+        (rows, more)
     }
 }
 
@@ -71,6 +129,21 @@ mod tests {
         assert_eq!(complexity(Some(0), 5), 1);
         assert_eq!(complexity(Some(-3), 5), 1);
         assert_eq!(complexity(Some(i32::MAX), usize::MAX), usize::MAX);
+    }
+
+    #[test]
+    fn a_window_from_the_end_reads_in_reverse_and_turns_the_page_round() {
+        let size = PageSize::parse(Some(2), 100).unwrap_or(PageSize(0));
+        let start = Window::from_start(4, size);
+        assert_eq!((start.sql_order(Order::Desc), start.order(Order::Asc)), ("DESC", Order::Asc));
+        assert_eq!(start.split(vec![1, 2, 3]), (vec![1, 2], true));
+        let end = Window { from_end: true, ..start };
+        assert_eq!((end.sql_order(Order::Desc), end.order(Order::Asc)), ("ASC", Order::Desc));
+        assert_eq!(end.split(vec![9, 8, 7]), (vec![8, 9], true), "read 9, 8 from the end");
+        assert_eq!(end.split(vec![9]), (vec![9], false));
+        assert_eq!(end.fetch_limit(), 3);
+        assert_eq!(size.at_most(1).get(), 1);
+        assert_eq!(size.at_most(5).get(), 2);
     }
 
     #[test]

@@ -40,6 +40,7 @@ mod presence;
 mod read_receipts;
 mod read_state;
 mod readme;
+mod relay_paging;
 mod reminders;
 mod rolling_deploy;
 mod room_listing;

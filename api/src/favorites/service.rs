@@ -7,14 +7,14 @@ use std::collections::HashSet;
 
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, Set};
 use uuid::Uuid;
 
 use crate::bus::{Event, Topic};
 use crate::db::{Store, WriteTx, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::{MessageRecord, service as messages};
-use crate::paging::{PageSize, fetch_limit, split_page};
+use crate::paging::Window;
 use crate::rooms::access;
 use crate::state::Ctx;
 use entity::{message_favorites, messages as message_rows, room_members, rooms};
@@ -159,13 +159,12 @@ pub async fn saved_among(store: &Store, user_id: Uuid, message_ids: &[Uuid]) -> 
     Ok(rows.into_iter().map(|row| row.message_id).collect())
 }
 
-/// The viewer's saved messages that they may still read, newest saved first: one page at
-/// `offset`, and whether more follow, readable by `rooms::access::readable_sql`.
+/// The viewer's saved messages that they may still read, newest saved first: one window of
+/// them, and whether more lie beyond it, readable by `rooms::access::readable_sql`.
 pub async fn saved_messages(
     store: &Store,
     viewer: &crate::auth::Viewer,
-    offset: u64,
-    limit: PageSize,
+    window: Window,
 ) -> ApiResult<(Vec<MessageRecord>, bool)> {
     let sql = format!(
         "SELECT {} FROM message_favorites f \
@@ -173,15 +172,17 @@ pub async fn saved_messages(
          JOIN rooms r ON r.id = m.room_id \
          LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
          WHERE f.user_id = $1 AND r.org_id = $2 AND {} \
-         ORDER BY f.created_at DESC, f.message_id DESC LIMIT {} OFFSET {offset}",
+         ORDER BY f.created_at {order}, f.message_id {order} LIMIT {} OFFSET {}",
         columns::<message_rows::Entity>(Some("m")),
         access::readable_sql(viewer),
-        fetch_limit(limit.get())
+        window.fetch_limit(),
+        window.offset,
+        order = window.sql_order(Order::Desc),
     );
     let rows = message_rows::Entity::find()
         .from_raw_sql(store.stmt(&sql, vec![viewer.id.into(), viewer.org_id.into()]))
         .all(&store.db)
         .await?;
-    let (rows, more) = split_page(rows, limit.get());
+    let (rows, more) = window.split(rows);
     Ok((rows.into_iter().map(MessageRecord::from).collect(), more))
 }

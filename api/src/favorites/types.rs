@@ -5,8 +5,9 @@ use async_graphql::{ComplexObject, Context, ID, Result, SimpleObject};
 use super::{feed, service};
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_id, to_id};
-use crate::graphql::pages::{offset_after, offset_connection};
+use crate::graphql::pages::window_connection;
 use crate::messages::types::{Message, MessageConnection, readable_message};
+use crate::paging::Window;
 
 use crate::rooms::types::{Room, readable_room};
 
@@ -45,12 +46,7 @@ impl FavoriteChange {
 }
 
 /// A page of the viewer's saved messages, newest saved first.
-pub async fn saved_message_page(
-    ctx: &Context<'_>,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<MessageConnection> {
-    let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
-    let (messages, more) = service::saved_messages(&ctx.state()?.store, ctx.viewer()?, offset, limit).await?;
-    Ok(offset_connection(offset, more, messages.into_iter().map(Message::from).collect()))
+pub async fn saved_message_page(ctx: &Context<'_>, window: Window) -> Result<MessageConnection> {
+    let (messages, more) = service::saved_messages(&ctx.state()?.store, ctx.viewer()?, window).await?;
+    Ok(window_connection(window, messages.into_iter().map(Message::from).collect(), more))
 }

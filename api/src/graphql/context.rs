@@ -6,7 +6,7 @@ use async_graphql::dataloader::DataLoader;
 use super::loaders::Loaders;
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
-use crate::paging::PageSize;
+use crate::paging::{PageSize, Window};
 use crate::state::{AppState, Ctx};
 use entity::enums::UserRole;
 
@@ -21,6 +21,16 @@ pub trait ContextExt {
     /// The page size a client asked for, within the server's largest page.
     fn page_size(&self, requested: Option<i32>) -> ApiResult<PageSize> {
         PageSize::parse(requested, self.state()?.limits.max_page_size)
+    }
+    /// The window a page's Relay arguments ask for ([`super::pages::window`]).
+    fn window(
+        &self,
+        first: Option<i32>,
+        after: Option<&str>,
+        last: Option<i32>,
+        before: Option<&str>,
+    ) -> ApiResult<Window> {
+        super::pages::window(first, after, last, before, self.state()?.limits.max_page_size)
     }
     /// The state and the viewer, as services take them.
     fn service(&self) -> ApiResult<Ctx<'_>> {

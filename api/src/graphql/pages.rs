@@ -1,37 +1,109 @@
-//! Relay cursors: offsets for lists ordered by the server, seqs for messages. Page sizes are
-//! `paging::PageSize`.
+//! Relay cursors: list positions for lists ordered by the server, seqs for messages. What a
+//! page reads is a `paging::Window`; page sizes are `paging::PageSize`.
+//!
+//! A position cursor counts from the end of the list the page was read from: `"12"` is the
+//! thirteenth item from the start, `"e12"` the thirteenth from the end. `last` without
+//! `before` reads from the end, so its cursors count from there, and paging on from them
+//! stays there: no page needs the list's length.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{ObjectType, OutputType};
 
 use crate::error::{ApiError, ApiResult};
+use crate::paging::{PageSize, Window};
 
-/// Offset cursors (`"12"`): the position after which the next page starts. Bounded, so no
-/// cursor can overflow the database's integer types.
-pub fn offset_after(after: Option<&str>) -> ApiResult<u64> {
-    match after {
-        None => Ok(0),
-        Some(cursor) => {
-            cursor.parse::<u32>().map(|n| u64::from(n) + 1).map_err(|_| ApiError::bad_input("invalid cursor"))
-        }
+/// Where a position cursor points. Bounded, so no cursor can overflow the database's
+/// integer types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    index: u64,
+    from_end: bool,
+}
+
+impl Position {
+    fn parse(cursor: &str) -> ApiResult<Self> {
+        let (digits, from_end) = match cursor.strip_prefix('e') {
+            Some(digits) => (digits, true),
+            None => (cursor, false),
+        };
+        // `u32::from_str` takes a leading `+`; a cursor is only ever digits.
+        let index = digits
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| digits.parse::<u32>().ok())
+            .flatten()
+            .ok_or_else(|| ApiError::bad_input("invalid cursor"))?;
+        Ok(Self { index: index.into(), from_end })
+    }
+
+    fn cursor(self) -> String {
+        if self.from_end { format!("e{}", self.index) } else { self.index.to_string() }
     }
 }
 
-/// A page read at `offset` as a connection whose cursors are the items' positions.
-pub fn offset_connection<T: OutputType>(offset: u64, has_more: bool, items: Vec<T>) -> Connection<String, T> {
-    offset_connection_with(offset, has_more, items, EmptyFields)
+/// Whether a page's Relay arguments page backward (`last`/`before`) rather than forward
+/// (`first`/`after`, or none); both at once is refused.
+pub fn backward<T, U>(
+    first: Option<T>,
+    after: Option<U>,
+    last: Option<T>,
+    before: Option<U>,
+) -> ApiResult<bool> {
+    let forward = first.is_some() || after.is_some();
+    let backward = last.is_some() || before.is_some();
+    if forward && backward {
+        return Err(ApiError::bad_input("page forward (first/after) or backward (last/before), not both"));
+    }
+    Ok(backward)
 }
 
-/// [`offset_connection`] with fields of the connection's own (`totalCount`).
-pub fn offset_connection_with<T: OutputType, F: ObjectType>(
-    offset: u64,
-    has_more: bool,
+/// The window a page's Relay arguments ask for: `first`/`after` page forward, `last`/`before`
+/// backward (from the end with no `before`); both directions at once is refused.
+pub fn window(
+    first: Option<i32>,
+    after: Option<&str>,
+    last: Option<i32>,
+    before: Option<&str>,
+    max_page: u64,
+) -> ApiResult<Window> {
+    let backward = backward(first, after, last, before)?;
+    let (size, cursor) = if backward { (last, before) } else { (first, after) };
+    let limit = PageSize::parse(size, max_page)?;
+    let Some(cursor) = cursor.map(Position::parse).transpose()? else {
+        return Ok(Window { offset: 0, limit, from_end: backward });
+    };
+    let Position { index, from_end } = cursor;
+    // Moving away from the end the cursor counts from: the items past it. Moving towards
+    // it: the `limit` items just before it, fewer if the end comes first.
+    Ok(if backward == from_end {
+        Window { offset: index + 1, limit, from_end }
+    } else {
+        Window { offset: index.saturating_sub(limit.get()), limit: limit.at_most(index), from_end }
+    })
+}
+
+/// A page read through `window` ([`Window::split`]) as a connection whose cursors are the
+/// items' positions.
+pub fn window_connection<T: OutputType>(window: Window, items: Vec<T>, more: bool) -> Connection<String, T> {
+    window_connection_with(window, items, more, EmptyFields)
+}
+
+/// [`window_connection`] with fields of the connection's own (`totalCount`).
+pub fn window_connection_with<T: OutputType, F: ObjectType>(
+    window: Window,
     items: Vec<T>,
+    more: bool,
     fields: F,
 ) -> Connection<String, T, F> {
-    let mut connection = Connection::with_additional_fields(offset > 0, has_more, fields);
+    let Window { offset, from_end, .. } = window;
+    // `more` lies beyond the page in the direction it was read.
+    let (has_previous, has_next) = if from_end { (more, offset > 0) } else { (offset > 0, more) };
+    let mut connection = Connection::with_additional_fields(has_previous, has_next, fields);
+    let last = items.len().saturating_sub(1) as u64;
     for (i, item) in items.into_iter().enumerate() {
-        connection.edges.push(Edge::new((offset + i as u64).to_string(), item));
+        let i = i as u64;
+        let index = if from_end { offset + (last - i) } else { offset + i };
+        connection.edges.push(Edge::new(Position { index, from_end }.cursor(), item));
     }
     connection
 }
@@ -39,4 +111,69 @@ pub fn offset_connection_with<T: OutputType, F: ObjectType>(
 /// A seq cursor (`"42"`): a non-negative seq.
 pub fn seq_cursor(cursor: &str) -> ApiResult<i64> {
     cursor.parse::<i64>().ok().filter(|seq| *seq >= 0).ok_or_else(|| ApiError::bad_input("invalid cursor"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(
+        first: Option<i32>,
+        after: Option<&str>,
+        last: Option<i32>,
+        before: Option<&str>,
+    ) -> (u64, u64, bool) {
+        let window = window(first, after, last, before, 100).map_err(|e| e.public_message().to_string());
+        let window = window.unwrap_or_else(|e| panic!("{e}"));
+        (window.offset, window.limit.get(), window.from_end)
+    }
+
+    #[test]
+    fn forward_pages_count_from_the_start() {
+        assert_eq!(at(None, None, None, None), (0, 50, false));
+        assert_eq!(at(Some(3), None, None, None), (0, 3, false));
+        assert_eq!(at(Some(3), Some("4"), None, None), (5, 3, false));
+    }
+
+    #[test]
+    fn backward_pages_without_a_cursor_count_from_the_end() {
+        assert_eq!(at(None, None, Some(3), None), (0, 3, true));
+        assert_eq!(at(None, None, Some(3), Some("e0")), (1, 3, true), "the 3 before the last");
+        assert_eq!(at(Some(3), Some("e5"), None, None), (2, 3, true), "the 3 after the sixth from the end");
+        assert_eq!(at(Some(9), Some("e2"), None, None), (0, 2, true), "only 2 follow it");
+    }
+
+    #[test]
+    fn backward_pages_before_a_cursor_from_the_start_stop_at_the_start() {
+        assert_eq!(at(None, None, Some(3), Some("10")), (7, 3, false));
+        assert_eq!(at(None, None, Some(3), Some("2")), (0, 2, false));
+        assert_eq!(at(None, None, Some(3), Some("0")), (0, 0, false));
+    }
+
+    #[test]
+    fn bad_cursors_and_mixed_directions_are_refused() {
+        for cursor in ["x", "-1", "+1", "e", "e-1", "4294967296", "e4294967296", " 1"] {
+            assert!(window(None, Some(cursor), None, None, 100).is_err(), "{cursor:?}");
+            assert!(window(None, None, None, Some(cursor), 100).is_err(), "{cursor:?}");
+        }
+        assert!(window(Some(1), None, None, Some("3"), 100).is_err());
+        assert!(window(None, Some("3"), Some(1), None, 100).is_err());
+        assert!(window(None, None, Some(101), None, 100).is_err());
+    }
+
+    #[test]
+    fn cursors_name_each_item_counted_from_the_end_it_was_read_from() {
+        let cursors = |window: Window, items: Vec<u8>, more| {
+            let connection = window_connection(window, items, more);
+            let edges = connection.edges.iter().map(|e| e.cursor.clone()).collect::<Vec<_>>();
+            (edges, connection.has_previous_page, connection.has_next_page)
+        };
+        let size = PageSize::parse(Some(2), 100).unwrap_or_else(|_| panic!("a size"));
+        let start = Window::from_start(3, size);
+        assert_eq!(cursors(start, vec![1, 2], true), (vec!["3".into(), "4".into()], true, true));
+        let end = Window { offset: 0, limit: size, from_end: true };
+        assert_eq!(cursors(end, vec![1, 2], false), (vec!["e1".into(), "e0".into()], false, false));
+        let inner = Window { offset: 4, ..end };
+        assert_eq!(cursors(inner, vec![1, 2], true), (vec!["e5".into(), "e4".into()], true, true));
+    }
 }

@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter};
 use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::db::Store;
 use crate::error::ApiResult;
 use crate::messages::{MessageRecord, service as messages};
-use crate::paging::{PageSize, fetch_limit, split_page};
+use crate::paging::Window;
 use crate::rooms::access;
 use entity::reminders;
 
@@ -21,14 +21,9 @@ pub enum LaterEntry {
     Saved { message: MessageRecord, saved_at: DateTime<Utc> },
 }
 
-/// The viewer's Later list at `offset`, and whether more follow. Saved messages the viewer can
-/// no longer read drop out, as in `viewer.favoriteMessages`.
-pub async fn page(
-    store: &Store,
-    viewer: &Viewer,
-    offset: u64,
-    limit: PageSize,
-) -> ApiResult<(Vec<LaterEntry>, bool)> {
+/// One window of the viewer's Later list, and whether more lie beyond it. Saved messages the
+/// viewer can no longer read drop out, as in `viewer.favoriteMessages`.
+pub async fn page(store: &Store, viewer: &Viewer, window: Window) -> ApiResult<(Vec<LaterEntry>, bool)> {
     let sql = format!(
         "SELECT kind, item_id, saved_at FROM ( \
            SELECT 'reminder' AS kind, r.id AS item_id, r.remind_at AS due_at, r.created_at AS saved_at \
@@ -39,10 +34,13 @@ pub async fn page(
            LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
            WHERE f.user_id = $1 AND r.org_id = $2 AND {} \
          ) later \
-         ORDER BY CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, saved_at DESC, item_id \
-         LIMIT {} OFFSET {offset}",
+         ORDER BY CASE WHEN due_at IS NULL THEN 1 ELSE 0 END {asc}, due_at {asc}, saved_at {desc}, item_id {asc} \
+         LIMIT {} OFFSET {}",
         access::readable_sql(viewer),
-        fetch_limit(limit.get())
+        window.fetch_limit(),
+        window.offset,
+        asc = window.sql_order(Order::Asc),
+        desc = window.sql_order(Order::Desc),
     );
     let rows = store.db.query_all_raw(store.stmt(&sql, vec![viewer.id.into(), viewer.org_id.into()])).await?;
     let mut order = Vec::with_capacity(rows.len());
@@ -52,7 +50,7 @@ pub async fn page(
         let saved_at: DateTime<Utc> = row.try_get("", "saved_at")?;
         order.push((kind == "reminder", id, saved_at));
     }
-    let (order, more) = split_page(order, limit.get());
+    let (order, more) = window.split(order);
     let reminder_ids = order.iter().filter(|(reminder, ..)| *reminder).map(|(_, id, _)| *id);
     let mut reminders: HashMap<Uuid, reminders::Model> = reminders::Entity::find()
         .filter(reminders::Column::UserId.eq(viewer.id))

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 
 use super::service::{self, LaterEntry};
 use crate::graphql::context::ContextExt;
-use crate::graphql::pages::{offset_after, offset_connection};
+use crate::graphql::pages::window_connection;
 use crate::messages::types::{Message, readable_message};
-
+use crate::paging::Window;
 use crate::reminders::types::Reminder;
 use crate::rooms::types::{Room, readable_room};
 use entity::enums::ReminderStatus;
@@ -80,12 +80,7 @@ impl LaterItem {
 pub type LaterConnection = async_graphql::connection::Connection<String, LaterItem>;
 
 /// A page of the viewer's Later list.
-pub async fn later_page(
-    ctx: &Context<'_>,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<LaterConnection> {
-    let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
-    let (entries, more) = service::page(&ctx.state()?.store, ctx.viewer()?, offset, limit).await?;
-    Ok(offset_connection(offset, more, entries.into_iter().map(LaterItem).collect()))
+pub async fn later_page(ctx: &Context<'_>, window: Window) -> Result<LaterConnection> {
+    let (entries, more) = service::page(&ctx.state()?.store, ctx.viewer()?, window).await?;
+    Ok(window_connection(window, entries.into_iter().map(LaterItem).collect(), more))
 }

@@ -144,21 +144,26 @@ pub async fn write(
     Ok(())
 }
 
-/// The messages mentioning the viewer in rooms they may read, newest first, after the message
-/// `after` (the cursor), and whether more follow.
-pub async fn list(
-    store: &Store,
-    viewer: &Viewer,
-    after: Option<Uuid>,
-    limit: PageSize,
-) -> ApiResult<(Vec<MessageRecord>, bool)> {
+/// Which page of `viewer.mentions` to read: `limit` messages older than `cursor` (all, with
+/// none), or with `backward` newer than it (from the oldest, with none).
+pub struct Page {
+    pub cursor: Option<Uuid>,
+    pub limit: PageSize,
+    pub backward: bool,
+}
+
+/// The messages mentioning the viewer in rooms they may read, newest first: one page, and
+/// whether more lie beyond it in the direction it was read. Message ids grow with time
+/// (UUIDv7), so they are the order and the cursor.
+pub async fn list(store: &Store, viewer: &Viewer, page: Page) -> ApiResult<(Vec<MessageRecord>, bool)> {
     let mut values: Vec<Value> = vec![viewer.id.into(), viewer.org_id.into()];
-    let cursor = match after {
+    let (beyond, order) = if page.backward { (">", "ASC") } else { ("<", "DESC") };
+    let cursor = match page.cursor {
         Some(id) => {
             values.push(id.into());
-            "AND x.message_id < $3"
+            format!("AND x.message_id {beyond} $3")
         }
-        None => "",
+        None => String::new(),
     };
     let sql = format!(
         "SELECT {} FROM mentions x \
@@ -166,12 +171,15 @@ pub async fn list(
          JOIN rooms r ON r.id = x.room_id \
          LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
          WHERE x.user_id = $1 AND r.org_id = $2 AND m.deleted_at IS NULL AND {} {cursor} \
-         ORDER BY x.message_id DESC LIMIT {}",
+         ORDER BY x.message_id {order} LIMIT {}",
         columns::<messages::Entity>(Some("m")),
         access::readable_sql(viewer),
-        fetch_limit(limit.get())
+        fetch_limit(page.limit.get())
     );
     let rows = messages::Entity::find().from_raw_sql(store.stmt(&sql, values)).all(&store.db).await?;
-    let (rows, more) = split_page(rows, limit.get());
+    let (mut rows, more) = split_page(rows, page.limit.get());
+    if page.backward {
+        rows.reverse();
+    }
     Ok((rows.into_iter().map(MessageRecord::from).collect(), more))
 }

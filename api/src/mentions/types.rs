@@ -1,5 +1,6 @@
 //! `viewer.mentions`: the messages that mention the viewer, newest first, with message ids
-//! as cursors (stable while new mentions arrive).
+//! as cursors (stable while new mentions arrive): `first`/`after` page towards older ones,
+//! `last`/`before` towards newer ones (from the oldest, with no `before`).
 
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Result};
@@ -9,20 +10,29 @@ use super::service;
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::to_id;
+use crate::graphql::pages;
 use crate::messages::types::{Message, MessageConnection};
 
 pub async fn mention_page(
     ctx: &Context<'_>,
     first: Option<i32>,
     after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
 ) -> Result<MessageConnection> {
-    let limit = ctx.page_size(first)?;
-    let after = match after.as_deref() {
+    let backward = pages::backward(first, after.as_deref(), last, before.as_deref())?;
+    let (size, cursor) = if backward { (last, before) } else { (first, after) };
+    let limit = ctx.page_size(size)?;
+    let cursor = match cursor.as_deref() {
         Some(cursor) => Some(Uuid::parse_str(cursor).map_err(|_| ApiError::bad_input("invalid cursor"))?),
         None => None,
     };
-    let (messages, more) = service::list(&ctx.state()?.store, ctx.viewer()?, after, limit).await?;
-    let mut connection = Connection::new(after.is_some(), more);
+    let page = service::Page { cursor, limit, backward };
+    let (messages, more) = service::list(&ctx.state()?.store, ctx.viewer()?, page).await?;
+    // `more` lies beyond the page in the direction it was read; the cursor's side holds at
+    // least the message it names.
+    let (has_previous, has_next) = if backward { (more, cursor.is_some()) } else { (cursor.is_some(), more) };
+    let mut connection = Connection::new(has_previous, has_next);
     for message in messages {
         connection.edges.push(Edge::new(to_id(message.id).to_string(), Message::from(message)));
     }

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
 use crate::graphql::live::live;
-use crate::graphql::pages::seq_cursor;
+use crate::graphql::pages::{self, seq_cursor};
 use crate::paging;
 
 #[derive(Default)]
@@ -35,15 +35,10 @@ impl MessageQuery {
         before: Option<String>,
         around_seq: Option<i64>,
     ) -> Result<MessageConnection> {
-        let forward = first.is_some() || after.is_some();
-        let backward = last.is_some() || before.is_some();
+        // With no paging argument, the newest page: backward from the end.
+        let forward = !pages::backward(first, after.as_deref(), last, before.as_deref())?
+            && (first.is_some() || after.is_some());
         let page = match around_seq {
-            _ if forward && backward => {
-                return Err(ApiError::bad_input(
-                    "page forward (first/after) or backward (last/before), not both",
-                )
-                .into());
-            }
             Some(seq) if seq < 0 => return Err(ApiError::bad_input("aroundSeq must be ≥ 0").into()),
             Some(seq) => Page::Around { seq, limit: ctx.page_size(first.or(last))?.get() },
             None if forward => {

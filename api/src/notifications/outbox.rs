@@ -12,13 +12,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, FromQueryResult,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, FromQueryResult, Order,
     QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use super::slots::ClaimPlan;
 use crate::db::{Store, columns};
 use crate::error::{ApiError, ApiResult};
+use crate::paging::Window;
 use entity::enums::DeliveryStatus;
 use entity::notification_deliveries::{self as deliveries, Column};
 
@@ -305,15 +306,14 @@ pub enum Whose {
     Recipient(uuid::Uuid),
 }
 
-/// Deliveries, newest first, one page of `limit` (+1 to tell whether more follow) from
-/// `offset`.
+/// Deliveries, newest first: one window of them, with one more row to tell whether more lie
+/// beyond it (`Window::split`).
 pub async fn list(
     store: &Store,
     whose: Whose,
     status: Option<DeliveryStatus>,
     channel: Option<&str>,
-    offset: u64,
-    limit: u64,
+    window: Window,
 ) -> ApiResult<Vec<deliveries::Model>> {
     let mut query = match whose {
         Whose::Organisation(org_id) => {
@@ -328,10 +328,10 @@ pub async fn list(
         query = query.filter(Column::Channel.eq(channel));
     }
     let rows = query
-        .order_by_desc(Column::CreatedAt)
-        .order_by_desc(Column::Id)
-        .offset(offset)
-        .limit(crate::paging::fetch_limit(limit))
+        .order_by(Column::CreatedAt, window.order(Order::Desc))
+        .order_by(Column::Id, window.order(Order::Desc))
+        .offset(window.offset)
+        .limit(window.fetch_limit())
         .all(&store.db)
         .await?;
     Ok(rows)

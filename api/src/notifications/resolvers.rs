@@ -14,8 +14,8 @@ use super::webhooks::{self, NewWebhook};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
-use crate::graphql::pages::{offset_after, offset_connection};
-use crate::paging::{self, split_page};
+use crate::graphql::pages::window_connection;
+use crate::paging::{self, Window};
 
 #[derive(Default)]
 pub struct NotificationQuery;
@@ -29,19 +29,22 @@ impl NotificationQuery {
 
     /// The organisation's webhook deliveries, newest first (admins). A user's own emails and
     /// pushes are `viewer.notificationDeliveries`.
-    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
     async fn notification_deliveries(
         &self,
         ctx: &Context<'_>,
         filter: Option<NotificationDeliveryFilter>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<NotificationDeliveryConnection> {
+        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
         let viewer = ctx.viewer()?;
         if !viewer.is_admin() {
             return Err(ApiError::forbidden("only organisation admins see deliveries").into());
         }
-        deliveries_page(ctx, Whose::Organisation(viewer.org_id), filter, first, after).await
+        deliveries_page(ctx, Whose::Organisation(viewer.org_id), filter, window).await
     }
 }
 
@@ -50,16 +53,14 @@ pub async fn deliveries_page(
     ctx: &Context<'_>,
     whose: Whose,
     filter: Option<NotificationDeliveryFilter>,
-    first: Option<i32>,
-    after: Option<String>,
+    window: Window,
 ) -> Result<NotificationDeliveryConnection> {
     let filter = filter.unwrap_or_default();
-    let (limit, offset) = (ctx.page_size(first)?.get(), offset_after(after.as_deref())?);
     let kind = filter.kind.map(|k| k.stored());
     let status = filter.status.map(Into::into);
-    let rows = outbox::list(&ctx.state()?.store, whose, status, kind, offset, limit).await?;
-    let (rows, more) = split_page(rows, limit);
-    Ok(offset_connection(offset, more, rows.into_iter().map(NotificationDelivery).collect()))
+    let rows = outbox::list(&ctx.state()?.store, whose, status, kind, window).await?;
+    let (rows, more) = window.split(rows);
+    Ok(window_connection(window, rows.into_iter().map(NotificationDelivery).collect(), more))
 }
 
 #[derive(Default)]

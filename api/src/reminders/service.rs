@@ -17,7 +17,7 @@ use crate::bus::{Event, Topic};
 use crate::db::{Store, WriteTx};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::service as messages;
-use crate::paging::{PageSize, fetch_limit, split_page};
+use crate::paging::Window;
 use crate::rooms::access;
 use crate::state::Ctx;
 use entity::enums::ReminderStatus;
@@ -113,26 +113,25 @@ async fn settle(cx: &Ctx<'_>, id: Uuid, outcome: ReminderStatus) -> ApiResult<re
 }
 
 /// The viewer's reminders in `statuses`: pending and due ones soonest first, settled ones
-/// latest first. One page at `offset`, and whether more follow.
+/// latest first. One window of them, and whether more lie beyond it.
 pub async fn list(
     store: &Store,
     viewer: &Viewer,
     statuses: &[ReminderStatus],
-    offset: u64,
-    limit: PageSize,
+    window: Window,
 ) -> ApiResult<(Vec<reminders::Model>, bool)> {
     let settled = statuses.iter().all(|s| matches!(s, ReminderStatus::Done | ReminderStatus::Cancelled));
-    let order = if settled { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
+    let order = window.order(if settled { sea_orm::Order::Desc } else { sea_orm::Order::Asc });
     let rows = reminders::Entity::find()
         .filter(reminders::Column::UserId.eq(viewer.id))
         .filter(reminders::Column::Status.is_in(statuses.iter().copied()))
         .order_by(reminders::Column::RemindAt, order.clone())
         .order_by(reminders::Column::Id, order)
-        .offset(offset)
-        .limit(fetch_limit(limit.get()))
+        .offset(window.offset)
+        .limit(window.fetch_limit())
         .all(&store.db)
         .await?;
-    Ok(split_page(rows, limit.get()))
+    Ok(window.split(rows))
 }
 
 /// The viewer's due reminders fired at or after `since`: the latest `limit` of them, in the

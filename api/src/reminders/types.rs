@@ -7,8 +7,9 @@ use super::service;
 use crate::bus::ReminderPayload;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::to_id;
-use crate::graphql::pages::{offset_after, offset_connection};
+use crate::graphql::pages::window_connection;
 use crate::messages::types::{Message, readable_message};
+use crate::paging::Window;
 
 use crate::rooms::types::{Room, readable_room};
 use entity::enums::ReminderStatus as Stored;
@@ -146,14 +147,12 @@ impl ReminderDue {
 pub async fn reminder_page(
     ctx: &Context<'_>,
     filter: Option<ReminderFilter>,
-    first: Option<i32>,
-    after: Option<String>,
+    window: Window,
 ) -> Result<ReminderConnection> {
     let statuses = match filter.unwrap_or_default().status {
         Some(status) => vec![status.into()],
         None => vec![Stored::Pending, Stored::Fired],
     };
-    let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
-    let (rows, more) = service::list(&ctx.state()?.store, ctx.viewer()?, &statuses, offset, limit).await?;
-    Ok(offset_connection(offset, more, rows.into_iter().map(Reminder).collect()))
+    let (rows, more) = service::list(&ctx.state()?.store, ctx.viewer()?, &statuses, window).await?;
+    Ok(window_connection(window, rows.into_iter().map(Reminder).collect(), more))
 }

@@ -5,20 +5,20 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::db::{Store, columns};
 use crate::error::ApiResult;
+use crate::paging::Window;
 use entity::room_members;
 
-/// Up to `limit` + 1 members of each room after the first `offset`, in joining order (the
-/// extra one tells whether more follow).
+/// One window of each room's members, in the order the window reads (`Window::split` puts
+/// them in joining order), with one more to tell whether more lie beyond it.
 pub async fn pages(
     store: &Store,
     room_ids: &[Uuid],
-    offset: u64,
-    limit: u64,
+    window: Window,
 ) -> ApiResult<HashMap<Uuid, Vec<room_members::Model>>> {
     if room_ids.is_empty() {
         return Ok(HashMap::new());
@@ -26,11 +26,13 @@ pub async fn pages(
     let (in_rooms, values) = store.in_ids("rm.room_id", room_ids, 1);
     let sql = format!(
         "SELECT {} FROM (SELECT rm.*, ROW_NUMBER() OVER \
-           (PARTITION BY rm.room_id ORDER BY rm.joined_at, rm.user_id) AS position \
+           (PARTITION BY rm.room_id ORDER BY rm.joined_at {order}, rm.user_id {order}) AS position \
          FROM room_members rm WHERE {in_rooms}) p \
-         WHERE p.position > {offset} AND p.position <= {} ORDER BY p.room_id, p.position",
+         WHERE p.position > {} AND p.position <= {} ORDER BY p.room_id, p.position",
         columns::<room_members::Entity>(Some("p")),
-        offset + limit + 1
+        window.offset,
+        window.offset + window.fetch_limit(),
+        order = window.sql_order(Order::Asc),
     );
     let rows = room_members::Entity::find().from_raw_sql(store.stmt(&sql, values)).all(&store.db).await?;
     let mut pages: HashMap<Uuid, Vec<room_members::Model>> = HashMap::new();

@@ -37,7 +37,9 @@ impl RoomQuery {
     }
 
     /// The viewer's rooms, most recent activity first (or favorites first).
-    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
+    // A GraphQL field's arguments: a filter, an order and the four Relay ones.
+    #[allow(clippy::too_many_arguments)]
     async fn rooms(
         &self,
         ctx: &Context<'_>,
@@ -45,8 +47,11 @@ impl RoomQuery {
         #[graphql(default)] order_by: RoomOrder,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<RoomConnection> {
-        room_page(ctx, filter, order_by, first, after).await
+        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
+        room_page(ctx, filter, order_by, window).await
     }
 }
 

@@ -4,8 +4,8 @@ use chrono::Utc;
 use sea_orm::ExprTrait;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
-    RelationTrait, Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, JoinType, Order, QueryFilter, QueryOrder,
+    QuerySelect, RelationTrait, Select, Set,
 };
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use crate::auth::Viewer;
 use crate::bus::{Event, MembershipChange, RoomChange, Topic};
 use crate::db::{Store, contains_ci};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
-use crate::paging::{PageSize, fetch_limit, split_page};
+use crate::paging::Window;
 use crate::read_state::service as read_state;
 use crate::state::Ctx;
 use crate::users::service as users;
@@ -246,17 +246,16 @@ async fn find_direct(store: &Store, org_id: Uuid, dm_key: &str) -> ApiResult<Opt
         .await?)
 }
 
-/// The viewer's rooms, most recent activity first, as one page plus whether more follow (or,
-/// with `joined: false`, the channels to browse).
+/// The viewer's rooms, most recent activity first, as one window plus whether more lie
+/// beyond it (or, with `joined: false`, the channels to browse).
 pub async fn list(
     store: &Store,
     viewer: &Viewer,
     filter: &RoomFilter,
-    offset: u64,
-    limit: PageSize,
+    window: Window,
 ) -> ApiResult<(Vec<rooms::Model>, bool)> {
     if filter.joined == Some(false) {
-        return browse(store, viewer, filter, offset, limit).await;
+        return browse(store, viewer, filter, window).await;
     }
     let joined = rooms::Entity::find()
         .join(JoinType::InnerJoin, rooms::Relation::Members.def())
@@ -274,12 +273,12 @@ pub async fn list(
         None => query,
     };
     if filter.favorites_first {
-        query = query.order_by_asc(Expr::cust("room_members.favorite_at IS NULL"));
+        query = query.order_by(Expr::cust("room_members.favorite_at IS NULL"), window.order(Order::Asc));
     }
     let query = query
-        .order_by_desc(Expr::cust("COALESCE(rooms.last_message_at, rooms.created_at)"))
-        .order_by_desc(rooms::Column::Id);
-    page_of(store, query, offset, limit).await
+        .order_by(Expr::cust("COALESCE(rooms.last_message_at, rooms.created_at)"), window.order(Order::Desc))
+        .order_by(rooms::Column::Id, window.order(Order::Desc));
+    page_of(store, query, window).await
 }
 
 /// What the viewer's rooms and browsing share: live rooms (or archived ones), of a kind,
@@ -313,15 +312,14 @@ fn narrowed(store: &Store, query: Select<rooms::Entity>, filter: &RoomFilter) ->
     query
 }
 
-/// One page of an ordered room query at `offset`, and whether more follow.
+/// One window of a room query ordered for it, and whether more lie beyond it.
 async fn page_of(
     store: &Store,
     query: Select<rooms::Entity>,
-    offset: u64,
-    limit: PageSize,
+    window: Window,
 ) -> ApiResult<(Vec<rooms::Model>, bool)> {
-    let rows = query.offset(offset).limit(fetch_limit(limit.get())).all(&store.db).await?;
-    Ok(split_page(rows, limit.get()))
+    let rows = query.offset(window.offset).limit(window.fetch_limit()).all(&store.db).await?;
+    Ok(window.split(rows))
 }
 
 /// The organisation's public channels the viewer has not joined, by name: what a "browse
@@ -330,8 +328,7 @@ async fn browse(
     store: &Store,
     viewer: &Viewer,
     filter: &RoomFilter,
-    offset: u64,
-    limit: PageSize,
+    window: Window,
 ) -> ApiResult<(Vec<rooms::Model>, bool)> {
     if filter.unread.is_some() || filter.favorite.is_some() || filter.favorites_first {
         return Err(ApiError::bad_input(
@@ -349,7 +346,7 @@ async fn browse(
         .filter(rooms::Column::Visibility.eq(Visibility::Public))
         .filter(rooms::Column::Id.not_in_subquery(joined));
     let query = narrowed(store, unjoined_public, filter)
-        .order_by_asc(rooms::Column::Name)
-        .order_by_asc(rooms::Column::Id);
-    page_of(store, query, offset, limit).await
+        .order_by(rooms::Column::Name, window.order(Order::Asc))
+        .order_by(rooms::Column::Id, window.order(Order::Asc));
+    page_of(store, query, window).await
 }

@@ -14,9 +14,9 @@ use crate::graphql::ids::to_id;
 use crate::graphql::loaders::{
     LastMessageKey, MemberCountKey, MembersPageKey, MembershipKey, ReceiptsKey, RoomKey, UnreadKey, UserKey,
 };
-use crate::graphql::pages::{offset_after, offset_connection, offset_connection_with};
+use crate::graphql::pages::{window_connection, window_connection_with};
 use crate::messages::types::Message;
-use crate::paging::{self, split_page};
+use crate::paging::{self, Window};
 use crate::read_state::types::ReadReceipt;
 use crate::support::types::Conversation;
 use crate::users::types::User;
@@ -82,19 +82,21 @@ impl Room {
         self.model.visibility.into()
     }
     /// The members, in the order they joined, a page at a time (with `totalCount`).
-    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<MemberConnection> {
-        let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
-        let key = MembersPageKey { room_id: self.model.id, offset, limit: limit.get() };
+        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
+        let key = MembersPageKey { room_id: self.model.id, window };
         let page = ctx.loaders()?.load_one(key).await?.unwrap_or_default();
-        let (page, more) = split_page(page, limit.get());
+        let (page, more) = window.split(page);
         let members = page.into_iter().map(RoomMember).collect();
-        Ok(offset_connection_with(offset, more, members, MemberCount(self.model.id)))
+        Ok(window_connection_with(window, members, more, MemberCount(self.model.id)))
     }
     async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
         if self.fresh && self.model.last_seq == 0 {
@@ -238,10 +240,8 @@ pub async fn room_page(
     ctx: &Context<'_>,
     filter: Option<RoomFilterInput>,
     order_by: RoomOrder,
-    first: Option<i32>,
-    after: Option<String>,
+    window: Window,
 ) -> Result<RoomConnection> {
-    let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
     let filter = filter.unwrap_or_default();
     let filter = RoomFilter {
         kind: filter.kind.map(Into::into),
@@ -255,8 +255,8 @@ pub async fn room_page(
         status: filter.status.map(Into::into),
         assignee_id: filter.assignee_id.as_ref().map(crate::graphql::ids::parse_id).transpose()?,
     };
-    let (rooms, has_more) = service::list(&ctx.state()?.store, ctx.viewer()?, &filter, offset, limit).await?;
-    Ok(offset_connection(offset, has_more, rooms.into_iter().map(Room::from).collect()))
+    let (rooms, more) = service::list(&ctx.state()?.store, ctx.viewer()?, &filter, window).await?;
+    Ok(window_connection(window, rooms.into_iter().map(Room::from).collect(), more))
 }
 
 /// The room, if the viewer may (still) read it: null after losing access. Through the

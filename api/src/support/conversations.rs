@@ -16,7 +16,7 @@ use crate::bus::{ConversationChangePayload, Event, Topic};
 use crate::db::{WriteTx, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::outbox;
-use crate::paging::{PageSize, fetch_limit, split_page};
+use crate::paging::Window;
 use crate::rooms::access;
 use crate::state::{AppState, Ctx};
 use crate::users::service as users;
@@ -178,28 +178,27 @@ pub async fn drain_quietly(app: &AppState, inbox_id: Uuid) {
     }
 }
 
-/// A page of a user's assigned conversations that are not resolved, most recent activity
-/// first, and whether more follow.
+/// A window of a user's assigned conversations that are not resolved, most recent activity
+/// first, and whether more lie beyond it.
 pub async fn assigned_to(
     store: &crate::db::Store,
     org_id: Uuid,
     user_id: Uuid,
-    offset: u64,
-    limit: PageSize,
+    window: Window,
 ) -> ApiResult<(Vec<rooms::Model>, bool)> {
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    use sea_orm::{ColumnTrait, Order, QueryFilter, QueryOrder, QuerySelect};
     let rows = rooms::Entity::find()
         .filter(rooms::Column::OrgId.eq(org_id))
         .filter(rooms::Column::AssigneeId.eq(user_id))
         .filter(rooms::Column::Status.ne(ConversationStatus::Resolved))
         .filter(rooms::Column::DeletedAt.is_null())
-        .order_by_desc(rooms::Column::LastMessageAt)
-        .order_by_desc(rooms::Column::Id)
-        .offset(offset)
-        .limit(fetch_limit(limit.get()))
+        .order_by(rooms::Column::LastMessageAt, window.order(Order::Desc))
+        .order_by(rooms::Column::Id, window.order(Order::Desc))
+        .offset(window.offset)
+        .limit(window.fetch_limit())
         .all(&store.db)
         .await?;
-    Ok(split_page(rows, limit.get()))
+    Ok(window.split(rows))
 }
 
 async fn found(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {

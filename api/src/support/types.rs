@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
 
 use super::assign::Candidate;
 use super::loaders::{ContactKey, DecisionKey, ReadableInboxKey};
@@ -12,9 +12,9 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{AssignmentStrategy, ConversationStatus};
 use crate::graphql::ids::to_id;
 use crate::graphql::loaders::UserKey;
-use crate::graphql::pages::{offset_after, offset_connection};
+use crate::graphql::pages::window_connection;
 use crate::messages::types::AttachmentInput;
-use crate::paging::{self, fetch_limit, split_page};
+use crate::paging;
 use crate::rooms::types::{Room, RoomConnection};
 use crate::users::types::User;
 use entity::enums::ConversationStatus as StoredStatus;
@@ -51,16 +51,18 @@ impl SupportInbox {
         Ok(rows.into_iter().map(InboxMember).collect())
     }
     /// The inbox's conversations, most recent activity first, a page at a time.
-    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
     async fn conversations(
         &self,
         ctx: &Context<'_>,
         filter: Option<ConversationFilter>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<RoomConnection> {
         let filter = filter.unwrap_or_default();
-        let (limit, offset) = (ctx.page_size(first)?.get(), offset_after(after.as_deref())?);
+        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
         let mut query = rooms::Entity::find().filter(rooms::Column::InboxId.eq(self.0.id));
         if let Some(status) = filter.status {
             query = query.filter(rooms::Column::Status.eq(StoredStatus::from(status)));
@@ -72,15 +74,15 @@ impl SupportInbox {
             query = query.filter(rooms::Column::AssigneeId.is_null());
         }
         let rows = query
-            .order_by_desc(rooms::Column::LastMessageAt)
-            .order_by_desc(rooms::Column::Id)
-            .offset(offset)
-            .limit(fetch_limit(limit))
+            .order_by(rooms::Column::LastMessageAt, window.order(Order::Desc))
+            .order_by(rooms::Column::Id, window.order(Order::Desc))
+            .offset(window.offset)
+            .limit(window.fetch_limit())
             .all(&ctx.state()?.store.db)
             .await
             .map_err(ApiError::from)?;
-        let (rows, more) = split_page(rows, limit);
-        Ok(offset_connection(offset, more, rows.into_iter().map(Room::from).collect()))
+        let (rows, more) = window.split(rows);
+        Ok(window_connection(window, rows.into_iter().map(Room::from).collect(), more))
     }
 }
 

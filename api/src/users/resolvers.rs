@@ -7,7 +7,7 @@ use super::service::{self, NewUser, ProfileChanges, UserChanges};
 use super::types::{CreateUserInput, UpdateProfileInput, UpdateUserInput, User, UserConnection, Viewer};
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
-use crate::graphql::pages::{offset_after, offset_connection};
+use crate::graphql::pages::window_connection;
 use crate::paging;
 
 #[derive(Default)]
@@ -22,18 +22,20 @@ impl UserQuery {
     }
 
     /// People of the viewer's organisation, by handle or display name.
-    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
         search: Option<String>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<UserConnection> {
-        let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
-        let (users, has_more) =
-            service::search(&ctx.state()?.store, ctx.viewer()?, search.as_deref(), offset, limit).await?;
-        Ok(offset_connection(offset, has_more, users.into_iter().map(User).collect()))
+        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
+        let (users, more) =
+            service::search(&ctx.state()?.store, ctx.viewer()?, search.as_deref(), window).await?;
+        Ok(window_connection(window, users.into_iter().map(User).collect(), more))
     }
 }
 

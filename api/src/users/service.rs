@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
 use uuid::Uuid;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::auth::Viewer;
 use crate::db::{Store, contains_ci};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
-use crate::paging::{PageSize, fetch_limit, split_page};
+use crate::paging::Window;
 use crate::state::Ctx;
 use sea_orm::Set;
 
@@ -72,10 +72,8 @@ pub async fn search(
     store: &Store,
     viewer: &Viewer,
     search: Option<&str>,
-    offset: u64,
-    limit: PageSize,
+    window: Window,
 ) -> ApiResult<(Vec<users::Model>, bool)> {
-    let limit = limit.get();
     let mut query = users::Entity::find()
         .filter(users::Column::OrgId.eq(viewer.org_id))
         .filter(users::Column::DeactivatedAt.is_null());
@@ -87,12 +85,12 @@ pub async fn search(
         );
     }
     let rows = query
-        .order_by_asc(users::Column::Handle)
-        .offset(offset)
-        .limit(fetch_limit(limit))
+        .order_by(users::Column::Handle, window.order(Order::Asc))
+        .offset(window.offset)
+        .limit(window.fetch_limit())
         .all(&store.db)
         .await?;
-    Ok(split_page(rows, limit))
+    Ok(window.split(rows))
 }
 
 /// Creates a user in the viewer's organisation; org owners and admins only.

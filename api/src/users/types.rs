@@ -7,7 +7,7 @@ use crate::favorites::types::saved_message_page;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{UserKind, UserRole};
 use crate::graphql::ids::to_id;
-use crate::graphql::pages::{offset_after, offset_connection};
+use crate::graphql::pages::window_connection;
 use crate::later::types::{LaterConnection, later_page};
 use crate::mentions::types::mention_page;
 use crate::messages::types::MessageConnection;
@@ -78,30 +78,34 @@ impl Viewer {
     }
     /// Support conversations assigned to the viewer that are not resolved, most recent
     /// activity first, a page at a time.
-    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
     async fn assigned_conversations(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<RoomConnection> {
-        let (limit, offset) = (ctx.page_size(first)?, offset_after(after.as_deref())?);
+        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
         let store = &ctx.state()?.store;
         let (rows, more) =
-            crate::support::conversations::assigned_to(store, self.0.org_id, self.0.id, offset, limit)
-                .await?;
-        Ok(offset_connection(offset, more, rows.into_iter().map(Room::from).collect()))
+            crate::support::conversations::assigned_to(store, self.0.org_id, self.0.id, window).await?;
+        Ok(window_connection(window, rows.into_iter().map(Room::from).collect(), more))
     }
     /// The viewer's own emails and pushes, newest first: sent, failed, or cancelled and why.
-    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
     async fn notification_deliveries(
         &self,
         ctx: &Context<'_>,
         filter: Option<NotificationDeliveryFilter>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<NotificationDeliveryConnection> {
-        deliveries_page(ctx, Whose::Recipient(self.0.id), filter, first, after).await
+        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
+        deliveries_page(ctx, Whose::Recipient(self.0.id), filter, window).await
     }
     /// How the viewer hears of direct messages and mentions while away.
     async fn notification_settings(&self, ctx: &Context<'_>) -> Result<NotificationSettings> {
@@ -109,7 +113,9 @@ impl Viewer {
         Ok(NotificationSettings { choices, user_id: self.0.id })
     }
     /// The viewer's rooms, most recent activity first (or favorites first).
-    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
+    // A GraphQL field's arguments: a filter, an order and the four Relay ones.
+    #[allow(clippy::too_many_arguments)]
     async fn rooms(
         &self,
         ctx: &Context<'_>,
@@ -117,51 +123,65 @@ impl Viewer {
         #[graphql(default)] order_by: RoomOrder,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<RoomConnection> {
-        room_page(ctx, filter, order_by, first, after).await
+        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
+        room_page(ctx, filter, order_by, window).await
     }
     /// Messages the viewer saved and may still read, newest saved first.
-    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
     async fn favorite_messages(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<MessageConnection> {
-        saved_message_page(ctx, first, after).await
+        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
+        saved_message_page(ctx, window).await
     }
     /// The viewer's reminders: pending and due ones by default, soonest first.
-    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
     async fn reminders(
         &self,
         ctx: &Context<'_>,
         filter: Option<ReminderFilter>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<ReminderConnection> {
-        reminder_page(ctx, filter, first, after).await
+        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
+        reminder_page(ctx, filter, window).await
     }
     /// What the viewer set aside: pending and due reminders by due time, then saved messages,
     /// newest saved first.
-    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
     async fn later(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<LaterConnection> {
-        later_page(ctx, first, after).await
+        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
+        later_page(ctx, window).await
     }
     /// Messages that mention you (`@handle`, `@channel`, `@here`) in rooms you may read,
     /// newest first.
-    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
     async fn mentions(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<MessageConnection> {
-        mention_page(ctx, first, after).await
+        mention_page(ctx, first, after, last, before).await
     }
     /// Whether others see how far you have read (`updateProfile`).
     async fn share_read_receipts(&self) -> bool {
