@@ -8,10 +8,11 @@
 //! resync (events may have been lost) drops both caches whole, and entries expire after
 //! `TIME_TO_LIVE` whatever happens, which bounds what a lost event could leave behind.
 //!
-//! Open WebSockets outlive a token check, so the directory also tells them which users
-//! changed (`user_changes`): a connection whose viewer was deactivated closes itself. After a
-//! resync, when events may have been lost, the users deactivated meanwhile are announced again
-//! from one query.
+//! Open WebSockets outlive a token check, so the directory also tells each the changes to its
+//! own viewer (`watch_user`, in `watchers.rs`): a connection whose viewer was deactivated
+//! closes itself, and a change to one user wakes no other connection. After a resync, when
+//! events may have been lost, the users deactivated meanwhile are announced again from one
+//! query.
 //!
 //! A third cache holds the kind of each room this instance sent into (`room_kind`): a room's
 //! kind never changes, so it is neither invalidated nor dropped on a resync, only bounded.
@@ -21,8 +22,10 @@
 //! room's live fields (`last_seq`, `last_message_at`) are never served from here.
 
 mod payload;
+mod watchers;
 
 pub use payload::{room_of, user_of};
+pub use watchers::UserWatch;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -42,9 +45,6 @@ use entity::{rooms, users};
 const CAPACITY: u64 = 100_000;
 const TIME_TO_LIVE: Duration = Duration::from_secs(30);
 
-/// Users announced changed: rare (renames, role changes, deactivations), so every open
-/// connection may hear every one; a connection that falls this far behind rechecks its viewer.
-const USER_CHANGES: usize = 64;
 /// Deactivations are announced again after a resync if they happened up to this long before
 /// the previous one: covers clock skew between instances and the moment Redis went away.
 const RESYNC_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
@@ -58,7 +58,7 @@ pub struct Directory {
     /// Kinds of the rooms this instance sent into. A room's kind never changes, so these need
     /// no invalidation and no time to live; only the bound.
     kinds: Cache<Uuid, RoomKind>,
-    user_changes: broadcast::Sender<Uuid>,
+    watchers: watchers::Watchers,
 }
 
 impl Default for Directory {
@@ -67,7 +67,7 @@ impl Default for Directory {
             users: bounded(),
             rooms: bounded(),
             kinds: Cache::new(CAPACITY),
-            user_changes: broadcast::channel(USER_CHANGES).0,
+            watchers: watchers::Watchers::default(),
         }
     }
 }
@@ -166,16 +166,21 @@ impl Directory {
         self.users.invalidate(&id);
     }
 
-    /// The ids of users changed from now on, on any instance (a lagged receiver should recheck
-    /// what it cares about).
-    pub fn user_changes(&self) -> broadcast::Receiver<Uuid> {
-        self.user_changes.subscribe()
+    /// Changes to `user` from now on, announced on any instance.
+    pub fn watch_user(&self, user: Uuid) -> UserWatch {
+        self.watchers.watch(user)
+    }
+
+    /// How many user changes were announced so far: read before an authentication and again
+    /// once its user is watched, a difference says a change may have come in between.
+    pub fn user_changes_announced(&self) -> u64 {
+        self.watchers.announced()
     }
 
     fn announce_user_change(&self, id: Uuid) {
+        // Forgotten first: whoever is woken rereads the user.
         self.forget_user(id);
-        // No receiver (no open connection) is not an error.
-        let _ = self.user_changes.send(id);
+        self.watchers.announce(id);
     }
 
     pub fn forget_room(&self, id: Uuid) {

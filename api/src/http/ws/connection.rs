@@ -10,7 +10,6 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 use tokio_stream::StreamMap;
 use uuid::Uuid;
@@ -18,6 +17,7 @@ use uuid::Uuid;
 use super::protocol::{ClientMessage, Protocol, close, init_token};
 use super::subscription::{Frames, frames};
 use crate::auth::Viewer;
+use crate::directory::UserWatch;
 use crate::error::{ErrorCode, graphql_error};
 use crate::http::HttpState;
 use crate::presence::service::SocketPresence;
@@ -33,6 +33,8 @@ pub struct Connection {
     state: Arc<HttpState>,
     protocol: Protocol,
     viewer: Option<Viewer>,
+    /// Wakes the connection when its viewer changes (renamed, role, deactivated).
+    viewer_watch: Option<UserWatch>,
     /// Counts the viewer as connected (presence) while the socket lives.
     presence: Option<SocketPresence>,
     init_received: bool,
@@ -51,6 +53,7 @@ impl Connection {
             state,
             protocol,
             viewer: None,
+            viewer_watch: None,
             presence: None,
             init_received: false,
             subscriptions: StreamMap::new(),
@@ -66,8 +69,6 @@ impl Connection {
         let mut keepalive = interval_at(Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut shutdown = self.state.shutdown.clone();
-        // Followed from the start, so a deactivation racing connection_init is still heard.
-        let mut user_changes = self.state.app.directory.user_changes();
         // When to recheck the viewer: at once after a change was announced, later again
         // while the database cannot answer.
         let mut recheck_at: Option<Instant> = None;
@@ -81,7 +82,7 @@ impl Connection {
                 _ = keepalive.tick(), if self.viewer.is_some() => {
                     if send(&mut sink, &self.protocol.keepalive()).await.is_err() { break None; }
                 }
-                () = viewer_changed(&mut user_changes, self.viewer.as_ref().map(|v| v.id)) => {
+                () = viewer_changed(self.viewer_watch.as_mut()) => {
                     recheck_at = Some(Instant::now());
                 }
                 // The database work below (the recheck, `connection_init`'s authentication)
@@ -166,8 +167,15 @@ impl Connection {
                 "Forbidden: connection_init needs an Authorization token".into(),
             )));
         };
+        let announced = app.directory.user_changes_announced();
         match app.auth.authenticate(&app.store, &app.directory, &token).await {
             Ok(viewer) => {
+                let mut watch = app.directory.watch_user(viewer.id);
+                // A change announced while the user was read may be this one's: recheck.
+                if app.directory.user_changes_announced() != announced {
+                    watch.mark_changed();
+                }
+                self.viewer_watch = Some(watch);
                 self.presence = Some(SocketPresence::hold(app, viewer.id).await);
                 self.viewer = Some(viewer);
                 Ok(vec![serde_json::json!({ "type": "connection_ack" }).to_string()])
@@ -280,17 +288,11 @@ async fn recheck_viewer(state: &HttpState, connection: Uuid, viewer: Option<&Vie
     }
 }
 
-/// Resolves when `viewer` was announced changed, or when this receiver fell behind and may
-/// have missed it; never while there is no viewer yet.
-async fn viewer_changed(changes: &mut broadcast::Receiver<Uuid>, viewer: Option<Uuid>) {
-    let Some(viewer) = viewer else { return std::future::pending().await };
-    loop {
-        match changes.recv().await {
-            Ok(id) if id == viewer => return,
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(_)) => return,
-            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
-        }
+/// Resolves when the viewer was announced changed; never while there is no viewer yet.
+async fn viewer_changed(watch: Option<&mut UserWatch>) {
+    match watch {
+        Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
     }
 }
 
