@@ -201,4 +201,52 @@ mod tests {
         let std_error: &dyn std::error::Error = &err;
         assert!(std_error.to_string().starts_with("internal error"));
     }
+
+    /// A database's refusal carrying `code`, as sqlx reports one.
+    #[derive(Debug)]
+    struct Refusal(&'static str);
+
+    impl std::fmt::Display for Refusal {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "refused with {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Refusal {}
+
+    impl sqlx::error::DatabaseError for Refusal {
+        fn message(&self) -> &str {
+            "refused"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn refused(code: &'static str) -> DbErr {
+        DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(Box::new(Refusal(code))).into()))
+    }
+
+    #[test]
+    fn postgres_refusing_nul_is_bad_input_and_other_refusals_stay_internal() {
+        let nul = ApiError::from(refused("22021"));
+        assert_eq!((nul.code(), nul.public_message()), (ErrorCode::BadUserInput, NUL_REFUSED));
+        assert_eq!(ApiError::from(refused("22P05")).code(), ErrorCode::Internal, "jsonb's NUL: not mapped");
+        assert!(database_error(&refused("23505")).is_some(), "a refusal, whatever its code");
+        let broken = DbErr::Conn(RuntimeErr::Internal("connection reset".into()));
+        assert!(database_error(&broken).is_none());
+        assert_eq!(ApiError::from(broken).code(), ErrorCode::Internal);
+    }
 }
