@@ -132,6 +132,15 @@ async fn room_wide_mentions_stop_at_the_configured_size(backend: Backend) {
     );
     assert_eq!(mention_count(&app, &carol, &large).await, 0);
     assert_eq!(mention_count(&app, &dave, &large).await, 1);
+
+    // The limit is on members reached by `@here`, never on people named: in a direct room
+    // (where `@here` means nothing) all four named are mentioned.
+    let frank = org.user("frank").await;
+    let dm = open_dm(&app, &alice, &[&bob, &carol, &dave, &frank]).await;
+    send(&app, &alice, &dm, "@here @bob @carol @dave @frank").await;
+    for named in [&bob, &carol, &dave, &frank] {
+        assert_eq!(mention_count(&app, named, &dm).await, 1, "{}", named.handle);
+    }
 }
 
 async fn unread_changes_carry_the_mention_count(backend: Backend) {

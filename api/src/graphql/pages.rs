@@ -96,8 +96,11 @@ pub fn window_connection_with<T: OutputType, F: ObjectType>(
     fields: F,
 ) -> Connection<String, T, F> {
     let Window { offset, from_end, .. } = window;
-    // `more` lies beyond the page in the direction it was read.
-    let (has_previous, has_next) = if from_end { (more, offset > 0) } else { (offset > 0, more) };
+    // `more` lies beyond the page in the direction it was read; behind it, the skipped items,
+    // unless the page is empty (its cursor pointed past the end): with no cursor to page on
+    // from, "more that way" would send a client round in circles.
+    let behind = offset > 0 && !items.is_empty();
+    let (has_previous, has_next) = if from_end { (more, behind) } else { (behind, more) };
     let mut connection = Connection::with_additional_fields(has_previous, has_next, fields);
     let last = items.len().saturating_sub(1) as u64;
     for (i, item) in items.into_iter().enumerate() {
@@ -175,5 +178,8 @@ mod tests {
         assert_eq!(cursors(end, vec![1, 2], false), (vec!["e1".into(), "e0".into()], false, false));
         let inner = Window { offset: 4, ..end };
         assert_eq!(cursors(inner, vec![1, 2], true), (vec!["e5".into(), "e4".into()], true, true));
+        let past_the_end = (vec![], false, false);
+        assert_eq!(cursors(inner, vec![], false), past_the_end, "no cursor to page on from");
+        assert_eq!(cursors(start, vec![], false), past_the_end);
     }
 }

@@ -53,9 +53,11 @@ pub async fn resolve(
         n => format!("u.handle IN ({})", (3..3 + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")),
     };
     let room_wide = mentions.channel || mentions.here;
-    // A room-wide mention reads one member past the limit at most: enough to refuse it.
+    // A room-wide mention reads one member past the limit at most: enough to refuse it, and
+    // never fewer rows than the handles named can match (all there is outside a channel).
     let (wide, limit) = if room_wide {
-        values.push(Value::from(app.limits.max_room_mention_members as i64 + 1));
+        let rows = (app.limits.max_room_mention_members + 1).max(handles.len());
+        values.push(Value::from(i64::try_from(rows).unwrap_or(i64::MAX)));
         (" OR r.kind = 'channel'", format!(" LIMIT ${}", values.len()))
     } else {
         ("", String::new())

@@ -13,6 +13,7 @@ use crate::graphql::ids::to_id;
 use crate::graphql::pages;
 use crate::messages::types::{Message, MessageConnection};
 
+/// A page of `viewer.mentions` from the four Relay arguments.
 pub async fn mention_page(
     ctx: &Context<'_>,
     first: Option<i32>,

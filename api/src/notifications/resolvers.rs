@@ -39,11 +39,11 @@ impl NotificationQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<NotificationDeliveryConnection> {
-        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
         let viewer = ctx.viewer()?;
         if !viewer.is_admin() {
             return Err(ApiError::forbidden("only organisation admins see deliveries").into());
         }
+        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
         deliveries_page(ctx, Whose::Organisation(viewer.org_id), filter, window).await
     }
 }
