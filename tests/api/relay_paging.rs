@@ -139,6 +139,20 @@ async fn every_list_pages_backward_as_it_pages_forward(backend: Backend) {
         let at = (chrono::Utc::now() + chrono::Duration::hours(i + 1)).to_rfc3339();
         app.ok(&ada, remind, json!({ "input": { "remindAt": at, "note": format!("n{i}") } })).await;
     }
+    let cancel = "mutation($id: ID!) { cancelReminder(id: $id) { id } }";
+    for i in 0..5 {
+        let at = (chrono::Utc::now() + chrono::Duration::days(i + 1)).to_rfc3339();
+        let created = app.ok(&ada, remind, json!({ "input": { "remindAt": at } })).await;
+        app.ok(&ada, cancel, json!({ "id": id_of(&created["createReminder"]) })).await;
+    }
+    // A webhook on general (nothing listens: its deliveries fail and stay listed).
+    let hook =
+        "mutation($input: CreateOutgoingWebhookInput!) { createOutgoingWebhook(input: $input) { secret } }";
+    let input = json!({ "url": "http://127.0.0.1:9/hook", "events": ["MESSAGE_ADDED"], "roomId": general });
+    app.ok(&ada, hook, json!({ "input": input })).await;
+    for i in 0..5 {
+        send(&app, &people[2], &general, &format!("for the webhook {i}")).await;
+    }
     let (inbox_id, secret) = inbox(&app, &ada, json!({ "name": "SMS" }), &[&sam]).await;
     for i in 0..5 {
         let (status, stored) =
@@ -166,6 +180,22 @@ async fn every_list_pages_backward_as_it_pages_forward(backend: Backend) {
         )
         .node("id"),
         List::new("reminders", &ada, "/viewer/reminders", "viewer { reminders(PAGE) { EDGES } }").node("id"),
+        List::new(
+            "cancelled reminders",
+            &ada,
+            "/viewer/reminders",
+            "viewer { reminders(filter: { status: CANCELLED }, PAGE) { EDGES } }",
+        )
+        .node("id"),
+        List::new("deliveries", &ada, "/notificationDeliveries", "notificationDeliveries(PAGE) { EDGES }")
+            .node("id"),
+        List::new(
+            "assignedConversations",
+            &sam,
+            "/viewer/assignedConversations",
+            "viewer { assignedConversations(PAGE) { EDGES } }",
+        )
+        .node("id"),
         List::new("later", &ada, "/viewer/later", "viewer { later(PAGE) { EDGES } }")
             .node("kind reminder { id } message { id }"),
         List::new("mentions", &ada, "/viewer/mentions", "viewer { mentions(PAGE) { EDGES } }").node("id"),
