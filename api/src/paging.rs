@@ -48,11 +48,6 @@ pub struct Window {
 }
 
 impl Window {
-    /// `limit` items after skipping `offset` from the start.
-    pub fn from_start(offset: u64, limit: PageSize) -> Self {
-        Self { offset, limit, from_end: false }
-    }
-
     /// A sort direction as this window reads the list (`"ASC"` or `"DESC"` for raw SQL).
     pub fn sql_order(self, natural: Order) -> &'static str {
         match self.order(natural) {
@@ -134,7 +129,7 @@ mod tests {
     #[test]
     fn a_window_from_the_end_reads_in_reverse_and_turns_the_page_round() {
         let size = PageSize::parse(Some(2), 100).unwrap_or(PageSize(0));
-        let start = Window::from_start(4, size);
+        let start = Window { offset: 4, limit: size, from_end: false };
         assert_eq!((start.sql_order(Order::Desc), start.order(Order::Asc)), ("DESC", Order::Asc));
         assert_eq!(start.split(vec![1, 2, 3]), (vec![1, 2], true));
         let end = Window { from_end: true, ..start };

@@ -17,7 +17,7 @@ use crate::helpers::ws::WsClient;
 use crate::helpers::{
     Backend, QUIET, TestApp, TestUser, assert_error_code, data, pg_redis_urls, spawn_app, spawn_app_with,
 };
-use crate::support::{inbox, post, sms};
+use crate::support::admin_agents_and_a_conversation;
 
 backend_tests!(
     favorite_rooms_are_per_user_idempotent_and_listed_first,
@@ -112,12 +112,8 @@ async fn favorite_rooms_are_per_user_idempotent_and_listed_first(backend: Backen
 /// of the organisation who is not in the conversation still cannot save it.
 async fn an_admin_finds_what_they_saved_in_a_support_conversation(backend: Backend) {
     let app = spawn_app(backend).await;
-    let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let (sam, tom) = (org.user_with_role("sam", "agent").await, org.user_with_role("tom", "agent").await);
-    let (inbox_id, secret) = inbox(&app, &ada, json!({ "name": "SMS" }), &[&sam]).await;
-    let (status, stored) = post(&app, &inbox_id, &secret, &sms("f-1", "+41790000501", "parcel lost")).await;
-    assert_eq!(status, 201, "{stored}");
+    let (ada, _sam, tom, stored) =
+        admin_agents_and_a_conversation(&app, "f-1", "+41790000501", "parcel lost").await;
     let (room, message) = (stored["conversationId"].clone(), stored["messageId"].clone());
 
     let history = "query($room: ID!) { messages(roomId: $room) { edges { node { id } } } }";

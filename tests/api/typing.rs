@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::helpers::api::{TwoInstances, create_channel, create_private_channel, send, two_instances};
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, QUIET, TestApp, TestUser, assert_error_code, data, spawn_app};
-use crate::support::{inbox, post, sms};
+use crate::support::admin_agents_and_a_conversation;
 
 backend_tests!(
     members_see_others_type_until_it_stops_or_lapses,
@@ -39,12 +39,8 @@ fn change(room: &str, handle: &str, typing: bool) -> Value {
 /// there first, as the agents see; before, typing answered "join the channel first".
 async fn an_admin_types_in_a_support_conversation_before_replying(backend: Backend) {
     let app = spawn_app(backend).await;
-    let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let (sam, tom) = (org.user_with_role("sam", "agent").await, org.user_with_role("tom", "agent").await);
-    let (inbox_id, secret) = inbox(&app, &ada, json!({ "name": "SMS" }), &[&sam]).await;
-    let (status, stored) = post(&app, &inbox_id, &secret, &sms("t-1", "+41790000601", "hello?")).await;
-    assert_eq!(status, 201, "{stored}");
+    let (ada, sam, tom, stored) =
+        admin_agents_and_a_conversation(&app, "t-1", "+41790000601", "hello?").await;
     let room = stored["conversationId"].as_str().expect("a conversation").to_owned();
     let mut sams = WsClient::connect(&app, &sam).await;
     let mut sam_sees = sams.subscribe("typing", TYPING, json!({ "room": room })).await;

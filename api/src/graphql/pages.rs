@@ -172,7 +172,7 @@ mod tests {
             (edges, connection.has_previous_page, connection.has_next_page)
         };
         let size = PageSize::parse(Some(2), 100).unwrap_or_else(|_| panic!("a size"));
-        let start = Window::from_start(3, size);
+        let start = Window { offset: 3, limit: size, from_end: false };
         assert_eq!(cursors(start, vec![1, 2], true), (vec!["3".into(), "4".into()], true, true));
         let end = Window { offset: 0, limit: size, from_end: true };
         assert_eq!(cursors(end, vec![1, 2], false), (vec!["e1".into(), "e0".into()], false, false));

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait, Value};
+use sea_orm::{ConnectionTrait, EntityTrait, Order, Value};
 use uuid::Uuid;
 
 use super::parse::Mentions;
@@ -12,7 +12,7 @@ use crate::auth::Viewer;
 use crate::db::{Store, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::MessageRecord;
-use crate::paging::{PageSize, fetch_limit, split_page};
+use crate::paging::Window;
 use crate::rooms::access;
 use crate::state::AppState;
 use entity::enums::RoomKind;
@@ -146,12 +146,12 @@ pub async fn write(
     Ok(())
 }
 
-/// Which page of `viewer.mentions` to read: `limit` messages older than `cursor` (all, with
-/// none), or with `backward` newer than it (from the oldest, with none).
+/// Which page of `viewer.mentions` to read: `window.limit` messages older than `cursor` (from
+/// the newest, with none), or, read from the end (`window.from_end`), newer than it (from the
+/// oldest, with none). The cursor does what a window's offset does elsewhere: it stays 0.
 pub struct Page {
     pub cursor: Option<Uuid>,
-    pub limit: PageSize,
-    pub backward: bool,
+    pub window: Window,
 }
 
 /// The messages mentioning the viewer in rooms they may read, newest first: one page, and
@@ -159,7 +159,8 @@ pub struct Page {
 /// (UUIDv7), so they are the order and the cursor.
 pub async fn list(store: &Store, viewer: &Viewer, page: Page) -> ApiResult<(Vec<MessageRecord>, bool)> {
     let mut values: Vec<Value> = vec![viewer.id.into(), viewer.org_id.into()];
-    let (beyond, order) = if page.backward { (">", "ASC") } else { ("<", "DESC") };
+    let window = page.window;
+    let beyond = if window.from_end { ">" } else { "<" };
     let cursor = match page.cursor {
         Some(id) => {
             values.push(id.into());
@@ -173,15 +174,13 @@ pub async fn list(store: &Store, viewer: &Viewer, page: Page) -> ApiResult<(Vec<
          JOIN rooms r ON r.id = x.room_id \
          LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
          WHERE x.user_id = $1 AND r.org_id = $2 AND m.deleted_at IS NULL AND {} {cursor} \
-         ORDER BY x.message_id {order} LIMIT {}",
+         ORDER BY x.message_id {} LIMIT {}",
         columns::<messages::Entity>(Some("m")),
         access::readable_sql(viewer),
-        fetch_limit(page.limit.get())
+        window.sql_order(Order::Desc),
+        window.fetch_limit()
     );
     let rows = messages::Entity::find().from_raw_sql(store.stmt(&sql, values)).all(&store.db).await?;
-    let (mut rows, more) = split_page(rows, page.limit.get());
-    if page.backward {
-        rows.reverse();
-    }
+    let (rows, more) = window.split(rows);
     Ok((rows.into_iter().map(MessageRecord::from).collect(), more))
 }

@@ -12,6 +12,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::ids::to_id;
 use crate::graphql::pages;
 use crate::messages::types::{Message, MessageConnection};
+use crate::paging::Window;
 
 /// A page of `viewer.mentions` from the four Relay arguments.
 pub async fn mention_page(
@@ -23,12 +24,12 @@ pub async fn mention_page(
 ) -> Result<MessageConnection> {
     let backward = pages::backward(first, after.as_deref(), last, before.as_deref())?;
     let (size, cursor) = if backward { (last, before) } else { (first, after) };
-    let limit = ctx.page_size(size)?;
+    let window = Window { offset: 0, limit: ctx.page_size(size)?, from_end: backward };
     let cursor = match cursor.as_deref() {
         Some(cursor) => Some(Uuid::parse_str(cursor).map_err(|_| ApiError::bad_input("invalid cursor"))?),
         None => None,
     };
-    let page = service::Page { cursor, limit, backward };
+    let page = service::Page { cursor, window };
     let (messages, more) = service::list(&ctx.state()?.store, ctx.viewer()?, page).await?;
     // `more` lies beyond the page in the direction it was read; the cursor's side holds at
     // least the message it names.

@@ -47,6 +47,24 @@ pub(crate) async fn inbox(
     (id, created["webhookSecret"].as_str().expect("a secret").to_owned())
 }
 
+/// An organisation's admin (ada), an inbox's agent (sam), an agent outside it (tom), and the
+/// conversation one SMS (`external_id` from `phone`) opened there: the webhook's answer
+/// (`conversationId`, `messageId`).
+pub(crate) async fn admin_agents_and_a_conversation(
+    app: &TestApp,
+    external_id: &str,
+    phone: &str,
+    text: &str,
+) -> (TestUser, TestUser, TestUser, Value) {
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (sam, tom) = (org.user_with_role("sam", "agent").await, org.user_with_role("tom", "agent").await);
+    let (inbox_id, secret) = inbox(app, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let (status, stored) = post(app, &inbox_id, &secret, &sms(external_id, phone, text)).await;
+    assert_eq!(status, 201, "{stored}");
+    (ada, sam, tom, stored)
+}
+
 fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(format!("{timestamp}.").as_bytes());
