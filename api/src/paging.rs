@@ -1,6 +1,7 @@
-//! Page sizes, windows (which slice of a list a page is), what a page weighs in a query's
-//! complexity, and "fetch one more than the page" reads, shared by every list that can grow:
-//! the extra row says whether more follow, without a count.
+//! Page sizes, windows (which slice of a list a page is), keysets (a window that starts at an
+//! item's key rather than a position), what a page weighs in a query's complexity, and "fetch
+//! one more than the page" reads, shared by every list that can grow: the extra row says
+//! whether more follow, without a count.
 
 use sea_orm::Order;
 
@@ -81,6 +82,28 @@ impl Window {
     }
 }
 
+/// A page that starts beyond an item's key instead of a position: `window.limit` items past
+/// `cursor` in the direction the window reads (the window's offset stays 0; the cursor does
+/// its work). Lists a user changes while paging them read this way, because a key, unlike a
+/// position, does not move when items are added or removed ahead of it, even the item it
+/// names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keyset<K> {
+    pub cursor: Option<K>,
+    pub window: Window,
+}
+
+impl<K> Keyset<K> {
+    /// The SQL comparison that keeps the rows beyond the cursor in a list whose `natural`
+    /// order is that of its key: `<` where the window reads it descending, else `>`.
+    pub fn sql_beyond(&self, natural: Order) -> &'static str {
+        match self.window.order(natural) {
+            Order::Desc => "<",
+            _ => ">",
+        }
+    }
+}
+
 /// A paged field's share of a query's complexity (async-graphql's `complexity` attribute):
 /// what it selects counts once per item the page may hold, so a few fields nested in pages
 /// of pages weigh what they may return. A size the page refuses weighs as asked (a negative
@@ -139,6 +162,15 @@ mod tests {
         assert_eq!(end.fetch_limit(), 3);
         assert_eq!(size.at_most(1).get(), 1);
         assert_eq!(size.at_most(5).get(), 2);
+    }
+
+    #[test]
+    fn a_keyset_keeps_the_rows_beyond_its_cursor_in_the_direction_it_reads() {
+        let limit = PageSize::parse(Some(2), 100).unwrap_or(PageSize(0));
+        let forward = Keyset { cursor: Some(7), window: Window { offset: 0, limit, from_end: false } };
+        assert_eq!((forward.sql_beyond(Order::Desc), forward.sql_beyond(Order::Asc)), ("<", ">"));
+        let backward = Keyset { window: Window { from_end: true, ..forward.window }, ..forward };
+        assert_eq!((backward.sql_beyond(Order::Desc), backward.sql_beyond(Order::Asc)), (">", "<"));
     }
 
     #[test]

@@ -1,20 +1,21 @@
 //! Setting favorites and reading them back: which of some rooms or messages the viewer
-//! favored (one query per batch), the viewer's saved messages, newest saved first, and all
+//! favored (one query per batch), the viewer's saved messages, newest saved first (paged by
+//! when each was saved, so saving and forgetting while paging moves no page), and all
 //! of a user's favorites as ids with their version (what `favoritesChanged` starts from and
 //! compares after a resync or a gap). Each change counts one more `users.favorites_version`.
 
 use std::collections::HashSet;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Order, QueryFilter, Set, Value};
 use uuid::Uuid;
 
 use crate::bus::{Event, Topic};
 use crate::db::{Store, WriteTx, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::{MessageRecord, service as messages};
-use crate::paging::Window;
+use crate::paging::Keyset;
 use crate::rooms::access;
 use crate::state::Ctx;
 use entity::{message_favorites, messages as message_rows, room_members, rooms};
@@ -159,30 +160,50 @@ pub async fn saved_among(store: &Store, user_id: Uuid, message_ids: &[Uuid]) -> 
     Ok(rows.into_iter().map(|row| row.message_id).collect())
 }
 
-/// The viewer's saved messages that they may still read, newest saved first: one window of
-/// them, and whether more lie beyond it, readable by `rooms::access::readable_sql`.
+/// Where a saved message stands in the viewer's list: when it was saved, then its id. The
+/// time is the one the database holds, so it compares equal to the row: on SQLite a bound
+/// time is written as the stored one was (RFC 3339, UTC), whose text sorts as the time does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedAt {
+    pub at: DateTime<Utc>,
+    pub message_id: Uuid,
+}
+
+/// The viewer's saved messages that they may still read, newest saved first: one page beyond
+/// a saved message's place (which stays put when messages are saved or forgotten around it,
+/// even itself), and whether more lie beyond the page. Readable by
+/// `rooms::access::readable_sql`.
 pub async fn saved_messages(
     store: &Store,
     viewer: &crate::auth::Viewer,
-    window: Window,
-) -> ApiResult<(Vec<MessageRecord>, bool)> {
+    page: Keyset<SavedAt>,
+) -> ApiResult<(Vec<(SavedAt, MessageRecord)>, bool)> {
+    let mut values: Vec<Value> = vec![viewer.id.into(), viewer.org_id.into()];
+    let beyond = match page.cursor {
+        Some(SavedAt { at, message_id }) => {
+            values.extend([at.into(), message_id.into()]);
+            format!("AND (f.created_at, f.message_id) {} ($3, $4)", page.sql_beyond(Order::Desc))
+        }
+        None => String::new(),
+    };
     let sql = format!(
-        "SELECT {} FROM message_favorites f \
+        "SELECT {}, f.created_at AS saved_at FROM message_favorites f \
          JOIN messages m ON m.id = f.message_id \
          JOIN rooms r ON r.id = m.room_id \
          LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
-         WHERE f.user_id = $1 AND r.org_id = $2 AND {} \
-         ORDER BY f.created_at {order}, f.message_id {order} LIMIT {} OFFSET {}",
+         WHERE f.user_id = $1 AND r.org_id = $2 AND {} {beyond} \
+         ORDER BY f.created_at {order}, f.message_id {order} LIMIT {}",
         columns::<message_rows::Entity>(Some("m")),
         access::readable_sql(viewer),
-        window.fetch_limit(),
-        window.offset,
-        order = window.sql_order(Order::Desc),
+        page.window.fetch_limit(),
+        order = page.window.sql_order(Order::Desc),
     );
-    let rows = message_rows::Entity::find()
-        .from_raw_sql(store.stmt(&sql, vec![viewer.id.into(), viewer.org_id.into()]))
-        .all(&store.db)
-        .await?;
-    let (rows, more) = window.split(rows);
-    Ok((rows.into_iter().map(MessageRecord::from).collect(), more))
+    let rows = store.db.query_all_raw(store.stmt(&sql, values)).await?;
+    let mut saved = Vec::with_capacity(rows.len());
+    for row in rows {
+        let message = message_rows::Model::from_query_result(&row, "")?;
+        let at = row.try_get("", "saved_at")?;
+        saved.push((SavedAt { at, message_id: message.id }, MessageRecord::from(message)));
+    }
+    Ok(page.window.split(saved))
 }

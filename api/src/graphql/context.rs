@@ -4,9 +4,10 @@ use async_graphql::Context;
 use async_graphql::dataloader::DataLoader;
 
 use super::loaders::Loaders;
+use super::pages::KeyCursor;
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
-use crate::paging::{PageSize, Window};
+use crate::paging::{Keyset, PageSize, Window};
 use crate::state::{AppState, Ctx};
 use entity::enums::UserRole;
 
@@ -31,6 +32,16 @@ pub trait ContextExt {
         before: Option<&str>,
     ) -> ApiResult<Window> {
         super::pages::window(first, after, last, before, self.state()?.limits.max_page_size)
+    }
+    /// The keyset a page's Relay arguments ask for ([`super::pages::keyset`]).
+    fn keyset<K: KeyCursor>(
+        &self,
+        first: Option<i32>,
+        after: Option<&str>,
+        last: Option<i32>,
+        before: Option<&str>,
+    ) -> ApiResult<Keyset<K>> {
+        super::pages::keyset(first, after, last, before, self.state()?.limits.max_page_size)
     }
     /// The state and the viewer, as services take them.
     fn service(&self) -> ApiResult<Ctx<'_>> {

@@ -1,5 +1,6 @@
-//! Relay cursors: list positions for lists ordered by the server, seqs for messages. What a
-//! page reads is a `paging::Window`; page sizes are `paging::PageSize`.
+//! Relay cursors: list positions for lists ordered by the server, items' keys for lists read
+//! by key (`paging::Keyset`: mentions, saved messages), seqs for messages. What a page reads
+//! is a `paging::Window`; page sizes are `paging::PageSize`.
 //!
 //! A position cursor counts from the end of the list the page was read from: `"12"` is the
 //! thirteenth item from the start, `"e12"` the thirteenth from the end. `last` without
@@ -9,8 +10,10 @@
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{ObjectType, OutputType};
 
+use uuid::Uuid;
+
 use crate::error::{ApiError, ApiResult};
-use crate::paging::{PageSize, Window};
+use crate::paging::{Keyset, PageSize, Window};
 
 /// Where a position cursor points. Bounded, so no cursor can overflow the database's
 /// integer types.
@@ -111,6 +114,58 @@ pub fn window_connection_with<T: OutputType, F: ObjectType>(
     connection
 }
 
+/// An item's key written as a cursor, and read back: the cursors of a [`Keyset`] page.
+pub trait KeyCursor: Sized {
+    /// The key a cursor names; `None` if it names none.
+    fn parse(cursor: &str) -> Option<Self>;
+    fn cursor(&self) -> String;
+}
+
+/// A message id (UUIDv7, so ids grow with time), for lists ordered by message.
+impl KeyCursor for Uuid {
+    fn parse(cursor: &str) -> Option<Self> {
+        Uuid::parse_str(cursor).ok()
+    }
+
+    fn cursor(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// The keyset a page's Relay arguments ask for: `first` items after the key `after`, or, from
+/// the list's end, `last` items before the key `before`; both directions at once is refused.
+pub fn keyset<K: KeyCursor>(
+    first: Option<i32>,
+    after: Option<&str>,
+    last: Option<i32>,
+    before: Option<&str>,
+    max_page: u64,
+) -> ApiResult<Keyset<K>> {
+    let backward = backward(first, after, last, before)?;
+    let (size, cursor) = if backward { (last, before) } else { (first, after) };
+    let limit = PageSize::parse(size, max_page)?;
+    let cursor = cursor.map(|c| K::parse(c).ok_or_else(|| ApiError::bad_input("invalid cursor")));
+    Ok(Keyset { cursor: cursor.transpose()?, window: Window { offset: 0, limit, from_end: backward } })
+}
+
+/// A page read through `keyset` ([`Window::split`]) as a connection whose cursors are the
+/// items' keys.
+pub fn keyset_connection<K: KeyCursor, T: OutputType>(
+    keyset: &Keyset<K>,
+    items: Vec<(K, T)>,
+    more: bool,
+) -> Connection<String, T> {
+    // As in `window_connection`: `more` lies ahead, and behind lies what the cursor's side
+    // held, unless the page is empty (the cursor named the list's last item).
+    let behind = keyset.cursor.is_some() && !items.is_empty();
+    let (has_previous, has_next) = if keyset.window.from_end { (more, behind) } else { (behind, more) };
+    let mut connection = Connection::new(has_previous, has_next);
+    for (key, item) in items {
+        connection.edges.push(Edge::new(key.cursor(), item));
+    }
+    connection
+}
+
 /// A seq cursor (`"42"`): a non-negative seq.
 pub fn seq_cursor(cursor: &str) -> ApiResult<i64> {
     cursor.parse::<i64>().ok().filter(|seq| *seq >= 0).ok_or_else(|| ApiError::bad_input("invalid cursor"))
@@ -181,5 +236,28 @@ mod tests {
         let past_the_end = (vec![], false, false);
         assert_eq!(cursors(inner, vec![], false), past_the_end, "no cursor to page on from");
         assert_eq!(cursors(start, vec![], false), past_the_end);
+    }
+
+    #[test]
+    fn key_cursors_read_beyond_the_key_and_say_what_lies_either_side() {
+        let id = Uuid::now_v7();
+        let page = keyset::<Uuid>(Some(2), Some(&id.to_string()), None, None, 100);
+        let page = page.unwrap_or_else(|e| panic!("{}", e.public_message()));
+        assert_eq!((page.cursor, page.window.limit.get(), page.window.from_end), (Some(id), 2, false));
+        let end = keyset::<Uuid>(None, None, Some(3), None, 100).unwrap_or_else(|_| panic!("a keyset"));
+        assert_eq!((end.cursor, end.window.from_end), (None, true));
+        for cursor in ["12", "e12", "x"] {
+            assert!(keyset::<Uuid>(None, Some(cursor), None, None, 100).is_err(), "{cursor:?}");
+        }
+        assert!(keyset::<Uuid>(Some(1), None, None, Some(&id.to_string()), 100).is_err());
+
+        let flags = |page: &Keyset<Uuid>, items: Vec<(Uuid, u8)>, more| {
+            let connection = keyset_connection(page, items, more);
+            let cursors = connection.edges.iter().map(|e| e.cursor.clone()).collect::<Vec<_>>();
+            (cursors, connection.has_previous_page, connection.has_next_page)
+        };
+        assert_eq!(flags(&page, vec![(id, 1)], true), (vec![id.to_string()], true, true));
+        assert_eq!(flags(&page, vec![], false), (vec![], false, false), "nothing beyond the last item");
+        assert_eq!(flags(&end, vec![(id, 1)], true), (vec![id.to_string()], true, false));
     }
 }

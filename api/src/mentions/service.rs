@@ -12,7 +12,7 @@ use crate::auth::Viewer;
 use crate::db::{Store, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::MessageRecord;
-use crate::paging::Window;
+use crate::paging::Keyset;
 use crate::rooms::access;
 use crate::state::AppState;
 use entity::enums::RoomKind;
@@ -146,25 +146,21 @@ pub async fn write(
     Ok(())
 }
 
-/// Which page of `viewer.mentions` to read: `window.limit` messages older than `cursor` (from
-/// the newest, with none), or, read from the end (`window.from_end`), newer than it (from the
-/// oldest, with none). The cursor does what a window's offset does elsewhere: it stays 0.
-pub struct Page {
-    pub cursor: Option<Uuid>,
-    pub window: Window,
-}
-
 /// The messages mentioning the viewer in rooms they may read, newest first: one page, and
 /// whether more lie beyond it in the direction it was read. Message ids grow with time
-/// (UUIDv7), so they are the order and the cursor.
-pub async fn list(store: &Store, viewer: &Viewer, page: Page) -> ApiResult<(Vec<MessageRecord>, bool)> {
+/// (UUIDv7), so they are the order and the key: `first` pages towards older messages,
+/// `last` towards newer ones (from the oldest, with no cursor).
+pub async fn list(
+    store: &Store,
+    viewer: &Viewer,
+    page: Keyset<Uuid>,
+) -> ApiResult<(Vec<MessageRecord>, bool)> {
     let mut values: Vec<Value> = vec![viewer.id.into(), viewer.org_id.into()];
     let window = page.window;
-    let beyond = if window.from_end { ">" } else { "<" };
     let cursor = match page.cursor {
         Some(id) => {
             values.push(id.into());
-            format!("AND x.message_id {beyond} $3")
+            format!("AND x.message_id {} $3", page.sql_beyond(Order::Desc))
         }
         None => String::new(),
     };

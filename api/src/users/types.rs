@@ -139,8 +139,8 @@ impl Viewer {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<MessageConnection> {
-        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
-        saved_message_page(ctx, window).await
+        let page = ctx.keyset(first, after.as_deref(), last, before.as_deref())?;
+        saved_message_page(ctx, page).await
     }
     /// The viewer's reminders: pending and due ones by default, soonest first.
     #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
@@ -181,7 +181,8 @@ impl Viewer {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<MessageConnection> {
-        mention_page(ctx, first, after, last, before).await
+        let page = ctx.keyset(first, after.as_deref(), last, before.as_deref())?;
+        mention_page(ctx, page).await
     }
     /// Whether others see how far you have read (`updateProfile`).
     async fn share_read_receipts(&self) -> bool {
