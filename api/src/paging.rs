@@ -3,7 +3,9 @@
 //! one more than the page" reads, shared by every list that can grow: the extra row says
 //! whether more follow, without a count.
 
+use chrono::{DateTime, Utc};
 use sea_orm::Order;
+use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -102,6 +104,17 @@ impl<K> Keyset<K> {
             _ => ">",
         }
     }
+}
+
+/// An item's place in a list ordered by a time, then by the item's id: a saved message's
+/// (when it was saved), a reminder's (when it is due). The time is the one the database
+/// holds, so it compares equal to the row's: on SQLite a bound time is written as the
+/// stored one was (RFC 3339 in UTC, 0, 3, 6 or 9 fraction digits), and that text sorts as
+/// the time does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeKey {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
 }
 
 /// A paged field's share of a query's complexity (async-graphql's `complexity` attribute):

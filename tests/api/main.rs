@@ -27,6 +27,7 @@ mod fuzzing;
 mod http_protocol;
 mod input_edges;
 mod introspection;
+mod keyset_paging;
 mod later;
 mod live_path;
 mod mentions;

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Order, QueryFilter, Set, Value};
 use uuid::Uuid;
@@ -15,7 +15,7 @@ use crate::bus::{Event, Topic};
 use crate::db::{Store, WriteTx, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::{MessageRecord, service as messages};
-use crate::paging::Keyset;
+use crate::paging::{Keyset, TimeKey};
 use crate::rooms::access;
 use crate::state::Ctx;
 use entity::{message_favorites, messages as message_rows, room_members, rooms};
@@ -160,28 +160,19 @@ pub async fn saved_among(store: &Store, user_id: Uuid, message_ids: &[Uuid]) -> 
     Ok(rows.into_iter().map(|row| row.message_id).collect())
 }
 
-/// Where a saved message stands in the viewer's list: when it was saved, then its id. The
-/// time is the one the database holds, so it compares equal to the row: on SQLite a bound
-/// time is written as the stored one was (RFC 3339, UTC), whose text sorts as the time does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SavedAt {
-    pub at: DateTime<Utc>,
-    pub message_id: Uuid,
-}
-
 /// The viewer's saved messages that they may still read, newest saved first: one page beyond
-/// a saved message's place (which stays put when messages are saved or forgotten around it,
+/// a saved message's place (when it was saved, then its id) (which stays put when messages are saved or forgotten around it,
 /// even itself), and whether more lie beyond the page. Readable by
 /// `rooms::access::readable_sql`.
 pub async fn saved_messages(
     store: &Store,
     viewer: &crate::auth::Viewer,
-    page: Keyset<SavedAt>,
-) -> ApiResult<(Vec<(SavedAt, MessageRecord)>, bool)> {
+    page: Keyset<TimeKey>,
+) -> ApiResult<(Vec<(TimeKey, MessageRecord)>, bool)> {
     let mut values: Vec<Value> = vec![viewer.id.into(), viewer.org_id.into()];
     let beyond = match page.cursor {
-        Some(SavedAt { at, message_id }) => {
-            values.extend([at.into(), message_id.into()]);
+        Some(TimeKey { at, id }) => {
+            values.extend([at.into(), id.into()]);
             format!("AND (f.created_at, f.message_id) {} ($3, $4)", page.sql_beyond(Order::Desc))
         }
         None => String::new(),
@@ -203,7 +194,7 @@ pub async fn saved_messages(
     for row in rows {
         let message = message_rows::Model::from_query_result(&row, "")?;
         let at = row.try_get("", "saved_at")?;
-        saved.push((SavedAt { at, message_id: message.id }, MessageRecord::from(message)));
+        saved.push((TimeKey { at, id: message.id }, MessageRecord::from(message)));
     }
     Ok(page.window.split(saved))
 }

@@ -1,5 +1,5 @@
 //! Relay cursors: list positions for lists ordered by the server, items' keys for lists read
-//! by key (`paging::Keyset`: mentions, saved messages), seqs for messages. What a page reads
+//! by key (`paging::Keyset`: mentions, saved messages, reminders, Later), seqs for messages. What a page reads
 //! is a `paging::Window`; page sizes are `paging::PageSize`.
 //!
 //! A position cursor counts from the end of the list the page was read from: `"12"` is the
@@ -10,10 +10,11 @@
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{ObjectType, OutputType};
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::paging::{Keyset, PageSize, Window};
+use crate::paging::{Keyset, PageSize, TimeKey, Window};
 
 /// Where a position cursor points. Bounded, so no cursor can overflow the database's
 /// integer types.
@@ -129,6 +130,34 @@ impl KeyCursor for Uuid {
 
     fn cursor(&self) -> String {
         self.to_string()
+    }
+}
+
+/// A time in a key cursor: `<seconds>.<nanoseconds>`, all nine digits, so that the time read
+/// back is exactly the one the database holds.
+pub fn time_cursor(at: DateTime<Utc>) -> String {
+    format!("{}.{:09}", at.timestamp(), at.timestamp_subsec_nanos())
+}
+
+/// The time a [`time_cursor`] names.
+pub fn parse_time_cursor(cursor: &str) -> Option<DateTime<Utc>> {
+    let (seconds, nanos) = cursor.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(seconds) || nanos.len() != 9 || !digits(nanos) {
+        return None;
+    }
+    DateTime::from_timestamp(seconds.parse().ok()?, nanos.parse().ok()?)
+}
+
+/// An item's place in a list ordered by time as a cursor: `<time>_<id>`.
+impl KeyCursor for TimeKey {
+    fn parse(cursor: &str) -> Option<Self> {
+        let (at, id) = cursor.split_once('_')?;
+        Some(Self { at: parse_time_cursor(at)?, id: Uuid::parse_str(id).ok()? })
+    }
+
+    fn cursor(&self) -> String {
+        format!("{}_{}", time_cursor(self.at), self.id)
     }
 }
 
@@ -259,5 +288,22 @@ mod tests {
         assert_eq!(flags(&page, vec![(id, 1)], true), (vec![id.to_string()], true, true));
         assert_eq!(flags(&page, vec![], false), (vec![], false, false), "nothing beyond the last item");
         assert_eq!(flags(&end, vec![(id, 1)], true), (vec![id.to_string()], true, false));
+    }
+
+    #[test]
+    fn times_in_cursors_keep_every_nanosecond() {
+        let at = DateTime::from_timestamp(1_796_000_000, 5_000).unwrap_or_default();
+        assert_eq!(time_cursor(at), "1796000000.000005000");
+        assert_eq!(parse_time_cursor(&time_cursor(at)), Some(at));
+        for bad in ["", "12", "1.5", "-1.000000000", "1.+00000000", ".000000000", "1.0000000000"] {
+            assert_eq!(parse_time_cursor(bad), None, "{bad:?}");
+        }
+        let key = TimeKey { at, id: Uuid::nil() };
+        assert_eq!(key.cursor(), "1796000000.000005000_00000000-0000-0000-0000-000000000000");
+        assert_eq!(TimeKey::parse(&key.cursor()), Some(key));
+        let id = Uuid::nil();
+        for bad in ["e12", "1796000000.000005000", "1796000000.000005000_x", &format!("x_{id}")] {
+            assert_eq!(TimeKey::parse(bad), None, "{bad:?}");
+        }
     }
 }

@@ -7,7 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -17,7 +18,7 @@ use crate::bus::{Event, Topic};
 use crate::db::{Store, WriteTx};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::service as messages;
-use crate::paging::Window;
+use crate::paging::{Keyset, TimeKey};
 use crate::rooms::access;
 use crate::state::Ctx;
 use entity::enums::ReminderStatus;
@@ -113,25 +114,37 @@ async fn settle(cx: &Ctx<'_>, id: Uuid, outcome: ReminderStatus) -> ApiResult<re
 }
 
 /// The viewer's reminders in `statuses`: pending and due ones soonest first, settled ones
-/// latest first. One window of them, and whether more lie beyond it.
+/// latest first. One page beyond a reminder's place (its due time, then its id: completing
+/// or snoozing reminders while paging moves no page), and whether more lie beyond it.
 pub async fn list(
     store: &Store,
     viewer: &Viewer,
     statuses: &[ReminderStatus],
-    window: Window,
-) -> ApiResult<(Vec<reminders::Model>, bool)> {
+    page: Keyset<TimeKey>,
+) -> ApiResult<(Vec<(TimeKey, reminders::Model)>, bool)> {
     let settled = statuses.iter().all(|s| matches!(s, ReminderStatus::Done | ReminderStatus::Cancelled));
-    let order = window.order(if settled { sea_orm::Order::Desc } else { sea_orm::Order::Asc });
-    let rows = reminders::Entity::find()
+    let natural = if settled { Order::Desc } else { Order::Asc };
+    let order = page.window.order(natural.clone());
+    let mut query = reminders::Entity::find()
         .filter(reminders::Column::UserId.eq(viewer.id))
-        .filter(reminders::Column::Status.is_in(statuses.iter().copied()))
+        .filter(reminders::Column::Status.is_in(statuses.iter().copied()));
+    if let Some(TimeKey { at, id }) = page.cursor {
+        use reminders::Column::{Id, RemindAt};
+        let (later, tie) = match order {
+            Order::Desc => (RemindAt.lt(at), Id.lt(id)),
+            _ => (RemindAt.gt(at), Id.gt(id)),
+        };
+        let beyond = Condition::any().add(later).add(Condition::all().add(RemindAt.eq(at)).add(tie));
+        query = query.filter(beyond);
+    }
+    let rows = query
         .order_by(reminders::Column::RemindAt, order.clone())
         .order_by(reminders::Column::Id, order)
-        .offset(window.offset)
-        .limit(window.fetch_limit())
+        .limit(page.window.fetch_limit())
         .all(&store.db)
         .await?;
-    Ok(window.split(rows))
+    let keyed = rows.into_iter().map(|row| (TimeKey { at: row.remind_at, id: row.id }, row)).collect();
+    Ok(page.window.split(keyed))
 }
 
 /// The viewer's due reminders fired at or after `since`: the latest `limit` of them, in the

@@ -7,9 +7,9 @@ use super::service;
 use crate::bus::ReminderPayload;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::to_id;
-use crate::graphql::pages::window_connection;
+use crate::graphql::pages::keyset_connection;
 use crate::messages::types::{Message, readable_message};
-use crate::paging::Window;
+use crate::paging::{Keyset, TimeKey};
 
 use crate::rooms::types::{Room, readable_room};
 use entity::enums::ReminderStatus as Stored;
@@ -147,12 +147,13 @@ impl ReminderDue {
 pub async fn reminder_page(
     ctx: &Context<'_>,
     filter: Option<ReminderFilter>,
-    window: Window,
+    page: Keyset<TimeKey>,
 ) -> Result<ReminderConnection> {
     let statuses = match filter.unwrap_or_default().status {
         Some(status) => vec![status.into()],
         None => vec![Stored::Pending, Stored::Fired],
     };
-    let (rows, more) = service::list(&ctx.state()?.store, ctx.viewer()?, &statuses, window).await?;
-    Ok(window_connection(window, rows.into_iter().map(Reminder).collect(), more))
+    let (rows, more) = service::list(&ctx.state()?.store, ctx.viewer()?, &statuses, page).await?;
+    let items = rows.into_iter().map(|(key, row)| (key, Reminder(row))).collect();
+    Ok(keyset_connection(&page, items, more))
 }

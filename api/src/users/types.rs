@@ -153,8 +153,8 @@ impl Viewer {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<ReminderConnection> {
-        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
-        reminder_page(ctx, filter, window).await
+        let page = ctx.keyset(first, after.as_deref(), last, before.as_deref())?;
+        reminder_page(ctx, filter, page).await
     }
     /// What the viewer set aside: pending and due reminders by due time, then saved messages,
     /// newest saved first.
@@ -167,8 +167,8 @@ impl Viewer {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<LaterConnection> {
-        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
-        later_page(ctx, window).await
+        let page = ctx.keyset(first, after.as_deref(), last, before.as_deref())?;
+        later_page(ctx, page).await
     }
     /// Messages that mention you (`@handle`, `@channel`, `@here`) in rooms you may read,
     /// newest first.

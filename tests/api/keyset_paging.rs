@@ -1,0 +1,215 @@
+//! Lists a user changes while paging them page by each item's place, not its position:
+//! saved messages (saving and forgetting), reminders (completing and snoozing) and the Later
+//! list (both, across its two sections). After each change the next page, forward or
+//! backward, starts beside the item its cursor named, even when that item is gone; with
+//! positions as cursors each of these tests fails at its first page after a change.
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::api::{create_channel, id_of, send};
+use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, data, spawn_app};
+
+backend_tests!(
+    saving_and_forgetting_while_paging_skips_nothing,
+    settling_reminders_while_paging_skips_nothing,
+    settling_later_items_while_paging_skips_nothing,
+);
+
+const SAVE: &str =
+    "mutation($id: ID!, $f: Boolean!) { setMessageFavorite(messageId: $id, favorite: $f) { id } }";
+const REMIND: &str = "mutation($input: CreateReminderInput!) { createReminder(input: $input) { id } }";
+const COMPLETE: &str = "mutation($id: ID!) { completeReminder(id: $id) { id } }";
+
+/// One list, read a page at a time with the four Relay arguments.
+struct List<'a> {
+    app: &'a TestApp,
+    reader: &'a TestUser,
+    /// The list's field under `viewer`, and its arguments besides paging.
+    field: &'static str,
+    args: &'static str,
+    /// What each node selects; `name` reads an item's name from it.
+    node: &'static str,
+    name: fn(&Value) -> Option<&str>,
+}
+
+impl List<'_> {
+    async fn page(&self, variables: Value) -> Page {
+        let query = format!(
+            "query($first: Int, $after: String, $last: Int, $before: String) {{ viewer {{ {}({}first: $first, \
+             after: $after, last: $last, before: $before) {{ edges {{ cursor node {{ {} }} }} \
+             pageInfo {{ hasNextPage hasPreviousPage }} }} }} }}",
+            self.field, self.args, self.node
+        );
+        let connection = self.app.ok(self.reader, &query, variables).await["viewer"][self.field].clone();
+        let edges = connection["edges"].as_array().cloned().unwrap_or_default();
+        Page {
+            names: edges.iter().map(|e| (self.name)(&e["node"]).unwrap_or_default().to_owned()).collect(),
+            cursors: edges.iter().map(|e| e["cursor"].clone()).collect(),
+            more: (
+                connection["pageInfo"]["hasPreviousPage"].clone(),
+                connection["pageInfo"]["hasNextPage"].clone(),
+            ),
+        }
+    }
+}
+
+struct Page {
+    names: Vec<String>,
+    cursors: Vec<Value>,
+    /// (hasPreviousPage, hasNextPage)
+    more: (Value, Value),
+}
+
+const BOTH: (Value, Value) = (Value::Bool(true), Value::Bool(true));
+
+fn in_minutes(minutes: i64) -> String {
+    (Utc::now() + chrono::Duration::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+async fn remind(app: &TestApp, user: &TestUser, input: Value) -> String {
+    id_of(&data(app.gql(user, REMIND, json!({ "input": input })).await)["createReminder"])
+}
+
+/// Forgetting the message a page ended with, and one before it, and saving a new one.
+async fn saving_and_forgetting_while_paging_skips_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let general = create_channel(&app, &bob, "general", &[&alice]).await;
+    let mut ids = Vec::new();
+    for body in ["m1", "m2", "m3", "m4", "m5", "m6"] {
+        ids.push(id_of(&send(&app, &bob, &general, body).await));
+    }
+    for id in &ids[..5] {
+        data(app.gql(&alice, SAVE, json!({ "id": id, "f": true })).await);
+    }
+    let saved = List {
+        app: &app,
+        reader: &alice,
+        field: "favoriteMessages",
+        args: "",
+        node: "body",
+        name: |node| node["body"].as_str(),
+    };
+    let first = saved.page(json!({ "first": 2 })).await;
+    assert_eq!(first.names, ["m5", "m4"]);
+
+    for id in [&ids[4], &ids[3]] {
+        data(app.gql(&alice, SAVE, json!({ "id": id, "f": false })).await);
+    }
+    data(app.gql(&alice, SAVE, json!({ "id": ids[5], "f": true })).await);
+    let next = saved.page(json!({ "first": 2, "after": first.cursors[1] })).await;
+    assert_eq!(next.names, ["m3", "m2"], "the page after a forgotten message");
+    assert_eq!(next.more, BOTH);
+    let newer = saved.page(json!({ "last": 2, "before": next.cursors[0] })).await;
+    assert_eq!(newer.names, ["m6"], "saved since, and nothing forgotten");
+    assert_eq!(newer.more, (json!(false), json!(true)));
+    let rest = saved.page(json!({ "first": 5, "after": first.cursors[0] })).await;
+    assert_eq!(rest.names, ["m3", "m2", "m1"]);
+    assert_eq!(rest.more, (json!(true), json!(false)));
+
+    let query = "query($c: String) { viewer { favoriteMessages(after: $c) { edges { cursor } } } }";
+    for bad in ["4", "e0", "1.000000000_x", &format!("-1.000000000_{}", ids[0])] {
+        assert_error_code(&app.gql(&alice, query, json!({ "c": bad })).await, "BAD_USER_INPUT");
+    }
+}
+
+/// Completing the reminders of a page and snoozing one past the next: the pending list, soonest
+/// first, goes on after the completed ones; the done list, latest first, pages the same way.
+async fn settling_reminders_while_paging_skips_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let mut ids = Vec::new();
+    for hours in 1..=5 {
+        ids.push(
+            remind(&app, &alice, json!({ "remindAt": in_minutes(60 * hours), "note": format!("r{hours}") }))
+                .await,
+        );
+    }
+    let pending = List {
+        app: &app,
+        reader: &alice,
+        field: "reminders",
+        args: "",
+        node: "note",
+        name: |node| node["note"].as_str(),
+    };
+    let first = pending.page(json!({ "first": 2 })).await;
+    assert_eq!(first.names, ["r1", "r2"]);
+
+    for id in &ids[..2] {
+        app.ok(&alice, COMPLETE, json!({ "id": id })).await;
+    }
+    let snooze = "mutation($id: ID!, $until: DateTime!) { snoozeReminder(id: $id, until: $until) { id } }";
+    app.ok(&alice, snooze, json!({ "id": ids[2], "until": in_minutes(60 * 9) })).await;
+    let next = pending.page(json!({ "first": 2, "after": first.cursors[1] })).await;
+    assert_eq!(next.names, ["r4", "r5"], "after a completed reminder; the snoozed one moved on");
+    assert_eq!(next.more, BOTH);
+    let back = pending.page(json!({ "last": 5, "before": next.cursors[0] })).await;
+    assert_eq!(back.names, Vec::<String>::new(), "nothing pending before r4 now");
+    assert_eq!(back.more, (json!(false), json!(false)));
+    let whole = pending.page(json!({ "last": 10 })).await;
+    assert_eq!(whole.names, ["r4", "r5", "r3"]);
+
+    // Done, latest first: r2, r1; completing r4 while paging puts it before them.
+    let done = List { args: "filter: { status: DONE }, ", ..pending };
+    let first = done.page(json!({ "first": 1 })).await;
+    assert_eq!(first.names, ["r2"]);
+    app.ok(&alice, COMPLETE, json!({ "id": ids[3] })).await;
+    let next = done.page(json!({ "first": 1, "after": first.cursors[0] })).await;
+    assert_eq!((next.names, next.more), (vec!["r1".to_owned()], (json!(true), json!(false))));
+    let back = done.page(json!({ "last": 5, "before": first.cursors[0] })).await;
+    assert_eq!((back.names, back.more), (vec!["r4".to_owned()], (json!(false), json!(true))));
+}
+
+/// Completing the reminders of a page, forgetting a saved message and adding a reminder:
+/// each next page starts after the item its cursor named, across the two sections and both
+/// ways.
+async fn settling_later_items_while_paging_skips_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&app, &bob, "deals", &[&alice]).await;
+    let older = id_of(&send(&app, &bob, &room, "older").await);
+    let newer = id_of(&send(&app, &bob, &room, "newer").await);
+    for message in [&older, &newer] {
+        app.ok(&alice, SAVE, json!({ "id": message, "f": true })).await;
+    }
+    let mut reminders = Vec::new();
+    for hours in 1..=3 {
+        reminders.push(
+            remind(&app, &alice, json!({ "remindAt": in_minutes(60 * hours), "note": format!("r{hours}") }))
+                .await,
+        );
+    }
+    let later = List {
+        app: &app,
+        reader: &alice,
+        field: "later",
+        args: "",
+        node: "reminder { note } message { body }",
+        name: |node| node["reminder"]["note"].as_str().or(node["message"]["body"].as_str()),
+    };
+    let first = later.page(json!({ "first": 2 })).await;
+    assert_eq!(first.names, ["r1", "r2"]);
+
+    for id in &reminders[..2] {
+        app.ok(&alice, COMPLETE, json!({ "id": id })).await;
+    }
+    remind(&app, &alice, json!({ "remindAt": in_minutes(30), "note": "r0" })).await;
+    let next = later.page(json!({ "first": 2, "after": first.cursors[1] })).await;
+    assert_eq!(next.names, ["r3", "newer"], "after a completed reminder, into the saved messages");
+    assert_eq!(next.more, BOTH);
+
+    app.ok(&alice, SAVE, json!({ "id": newer, "f": false })).await;
+    let last = later.page(json!({ "first": 2, "after": next.cursors[1] })).await;
+    assert_eq!(last.names, ["older"], "after a forgotten message");
+    assert_eq!(last.more, (json!(true), json!(false)));
+    let back = later.page(json!({ "last": 1, "before": next.cursors[1] })).await;
+    assert_eq!(back.names, ["r3"], "back from a forgotten message into the reminders");
+    let back = later.page(json!({ "last": 5, "before": next.cursors[0] })).await;
+    assert_eq!(back.names, ["r0"], "added since, before the completed ones");
+    assert_eq!(back.more, (json!(false), json!(true)));
+    assert_eq!(later.page(json!({ "last": 10 })).await.names, ["r0", "r3", "older"]);
+}
