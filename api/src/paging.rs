@@ -4,7 +4,7 @@
 //! whether more follow, without a count.
 
 use chrono::{DateTime, Utc};
-use sea_orm::Order;
+use sea_orm::{ColumnTrait, Condition, Order};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -115,6 +115,19 @@ impl<K> Keyset<K> {
 pub struct TimeKey {
     pub at: DateTime<Utc>,
     pub id: Uuid,
+}
+
+impl Keyset<TimeKey> {
+    /// The rows beyond the cursor (every row, without one) of a list ordered by the columns
+    /// `at`, then `id`, both in `natural` order.
+    pub fn beyond<C: ColumnTrait>(&self, at: C, id: C, natural: Order) -> Condition {
+        let Some(TimeKey { at: time, id: key }) = self.cursor else { return Condition::all() };
+        let (past, tie) = match self.window.order(natural) {
+            Order::Desc => (at.lt(time), id.lt(key)),
+            _ => (at.gt(time), id.gt(key)),
+        };
+        Condition::any().add(past).add(Condition::all().add(at.eq(time)).add(tie))
+    }
 }
 
 /// A paged field's share of a query's complexity (async-graphql's `complexity` attribute):

@@ -1,6 +1,6 @@
 //! Lists a user changes while paging them page by each item's place, not its position:
-//! saved messages (saving and forgetting), reminders (completing and snoozing) and the Later
-//! list (both, across its two sections). After each change the next page, forward or
+//! saved messages (saving and forgetting), reminders (completing and snoozing), the Later
+//! list (both, across its two sections) and the deliveries log (new deliveries). After each change the next page, forward or
 //! backward, starts beside the item its cursor named, even when that item is gone; with
 //! positions as cursors each of these tests fails at its first page after a change.
 
@@ -14,6 +14,7 @@ backend_tests!(
     saving_and_forgetting_while_paging_skips_nothing,
     settling_reminders_while_paging_skips_nothing,
     settling_later_items_while_paging_skips_nothing,
+    deliveries_made_while_paging_repeat_nothing,
 );
 
 const SAVE: &str =
@@ -25,7 +26,7 @@ const COMPLETE: &str = "mutation($id: ID!) { completeReminder(id: $id) { id } }"
 struct List<'a> {
     app: &'a TestApp,
     reader: &'a TestUser,
-    /// The list's field under `viewer`, and its arguments besides paging.
+    /// The list's field (`viewer.later`: under `viewer`), and its arguments besides paging.
     field: &'static str,
     args: &'static str,
     /// What each node selects; `name` reads an item's name from it.
@@ -35,13 +36,17 @@ struct List<'a> {
 
 impl List<'_> {
     async fn page(&self, variables: Value) -> Page {
-        let query = format!(
-            "query($first: Int, $after: String, $last: Int, $before: String) {{ viewer {{ {}({}first: $first, \
-             after: $after, last: $last, before: $before) {{ edges {{ cursor node {{ {} }} }} \
-             pageInfo {{ hasNextPage hasPreviousPage }} }} }} }}",
-            self.field, self.args, self.node
+        let (parent, field) = self.field.rsplit_once('.').unwrap_or(("", self.field));
+        let list = format!(
+            "{field}({}first: $first, after: $after, last: $last, before: $before) {{ edges {{ cursor \
+             node {{ {} }} }} pageInfo {{ hasNextPage hasPreviousPage }} }}",
+            self.args, self.node
         );
-        let connection = self.app.ok(self.reader, &query, variables).await["viewer"][self.field].clone();
+        let selection = if parent.is_empty() { list } else { format!("{parent} {{ {list} }}") };
+        let query =
+            format!("query($first: Int, $after: String, $last: Int, $before: String) {{ {selection} }}");
+        let answer = self.app.ok(self.reader, &query, variables).await;
+        let connection = if parent.is_empty() { &answer[field] } else { &answer[parent][field] };
         let edges = connection["edges"].as_array().cloned().unwrap_or_default();
         Page {
             names: edges.iter().map(|e| (self.name)(&e["node"]).unwrap_or_default().to_owned()).collect(),
@@ -87,7 +92,7 @@ async fn saving_and_forgetting_while_paging_skips_nothing(backend: Backend) {
     let saved = List {
         app: &app,
         reader: &alice,
-        field: "favoriteMessages",
+        field: "viewer.favoriteMessages",
         args: "",
         node: "body",
         name: |node| node["body"].as_str(),
@@ -130,7 +135,7 @@ async fn settling_reminders_while_paging_skips_nothing(backend: Backend) {
     let pending = List {
         app: &app,
         reader: &alice,
-        field: "reminders",
+        field: "viewer.reminders",
         args: "",
         node: "note",
         name: |node| node["note"].as_str(),
@@ -186,7 +191,7 @@ async fn settling_later_items_while_paging_skips_nothing(backend: Backend) {
     let later = List {
         app: &app,
         reader: &alice,
-        field: "later",
+        field: "viewer.later",
         args: "",
         node: "reminder { note } message { body }",
         name: |node| node["reminder"]["note"].as_str().or(node["message"]["body"].as_str()),
@@ -212,4 +217,43 @@ async fn settling_later_items_while_paging_skips_nothing(backend: Backend) {
     assert_eq!(back.names, ["r0"], "added since, before the completed ones");
     assert_eq!(back.more, (json!(false), json!(true)));
     assert_eq!(later.page(json!({ "last": 10 })).await.names, ["r0", "r3", "older"]);
+}
+
+/// Deliveries made while an admin pages the log, newest first, go before its first page: the
+/// next page repeats none of the first.
+async fn deliveries_made_while_paging_repeat_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let general = create_channel(&app, &bob, "general", &[]).await;
+    // Nothing listens on port 9: the deliveries fail and stay listed.
+    let hook =
+        "mutation($input: CreateOutgoingWebhookInput!) { createOutgoingWebhook(input: $input) { secret } }";
+    let input = json!({ "url": "http://127.0.0.1:9/hook", "events": ["MESSAGE_ADDED"], "roomId": general });
+    app.ok(&ada, hook, json!({ "input": input })).await;
+    let mut sent = Vec::new();
+    for i in 0..7 {
+        sent.push(id_of(&send(&app, &bob, &general, &format!("d{i}")).await));
+    }
+    let log = List {
+        app: &app,
+        reader: &ada,
+        field: "notificationDeliveries",
+        args: "",
+        node: "messageId",
+        name: |node| node["messageId"].as_str(),
+    };
+    let first = log.page(json!({ "first": 2 })).await;
+    assert_eq!(first.names, sent[5..7].iter().rev().cloned().collect::<Vec<_>>());
+    for i in 7..9 {
+        sent.push(id_of(&send(&app, &bob, &general, &format!("d{i}")).await));
+    }
+    let next = log.page(json!({ "first": 2, "after": first.cursors[1] })).await;
+    assert_eq!(
+        next.names,
+        sent[3..5].iter().rev().cloned().collect::<Vec<_>>(),
+        "the page after, not a repeat of the first"
+    );
+    let newer = log.page(json!({ "last": 5, "before": first.cursors[0] })).await;
+    assert_eq!(newer.names, sent[7..9].iter().rev().cloned().collect::<Vec<_>>(), "made since");
 }

@@ -19,7 +19,7 @@ use sea_orm::{
 use super::slots::ClaimPlan;
 use crate::db::{Store, columns};
 use crate::error::{ApiError, ApiResult};
-use crate::paging::Window;
+use crate::paging::{Keyset, TimeKey};
 use entity::enums::DeliveryStatus;
 use entity::notification_deliveries::{self as deliveries, Column};
 
@@ -306,15 +306,15 @@ pub enum Whose {
     Recipient(uuid::Uuid),
 }
 
-/// Deliveries, newest first: one window of them, with one more row to tell whether more lie
-/// beyond it (`Window::split`).
+/// Deliveries, newest first: one page beyond a delivery's place (when it was made, then its
+/// id, so deliveries made while paging move no page), and whether more lie beyond it.
 pub async fn list(
     store: &Store,
     whose: Whose,
     status: Option<DeliveryStatus>,
     channel: Option<&str>,
-    window: Window,
-) -> ApiResult<Vec<deliveries::Model>> {
+    page: Keyset<TimeKey>,
+) -> ApiResult<(Vec<(TimeKey, deliveries::Model)>, bool)> {
     let mut query = match whose {
         Whose::Organisation(org_id) => {
             deliveries::Entity::find().filter(Column::OrgId.eq(org_id)).filter(Column::RecipientId.is_null())
@@ -327,14 +327,16 @@ pub async fn list(
     if let Some(channel) = channel {
         query = query.filter(Column::Channel.eq(channel));
     }
+    let order = page.window.order(Order::Desc);
     let rows = query
-        .order_by(Column::CreatedAt, window.order(Order::Desc))
-        .order_by(Column::Id, window.order(Order::Desc))
-        .offset(window.offset)
-        .limit(window.fetch_limit())
+        .filter(page.beyond(Column::CreatedAt, Column::Id, Order::Desc))
+        .order_by(Column::CreatedAt, order.clone())
+        .order_by(Column::Id, order)
+        .limit(page.window.fetch_limit())
         .all(&store.db)
         .await?;
-    Ok(rows)
+    let keyed = rows.into_iter().map(|row| (TimeKey { at: row.created_at, id: row.id }, row)).collect();
+    Ok(page.window.split(keyed))
 }
 
 /// Settled deliveries deleted per statement by [`prune`].

@@ -14,8 +14,8 @@ use super::webhooks::{self, NewWebhook};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
-use crate::graphql::pages::window_connection;
-use crate::paging::{self, Window};
+use crate::graphql::pages::keyset_connection;
+use crate::paging::{self, Keyset, TimeKey};
 
 #[derive(Default)]
 pub struct NotificationQuery;
@@ -43,8 +43,8 @@ impl NotificationQuery {
         if !viewer.is_admin() {
             return Err(ApiError::forbidden("only organisation admins see deliveries").into());
         }
-        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
-        deliveries_page(ctx, Whose::Organisation(viewer.org_id), filter, window).await
+        let page = ctx.keyset(first, after.as_deref(), last, before.as_deref())?;
+        deliveries_page(ctx, Whose::Organisation(viewer.org_id), filter, page).await
     }
 }
 
@@ -53,14 +53,14 @@ pub async fn deliveries_page(
     ctx: &Context<'_>,
     whose: Whose,
     filter: Option<NotificationDeliveryFilter>,
-    window: Window,
+    page: Keyset<TimeKey>,
 ) -> Result<NotificationDeliveryConnection> {
     let filter = filter.unwrap_or_default();
     let kind = filter.kind.map(|k| k.stored());
     let status = filter.status.map(Into::into);
-    let rows = outbox::list(&ctx.state()?.store, whose, status, kind, window).await?;
-    let (rows, more) = window.split(rows);
-    Ok(window_connection(window, rows.into_iter().map(NotificationDelivery).collect(), more))
+    let (rows, more) = outbox::list(&ctx.state()?.store, whose, status, kind, page).await?;
+    let items = rows.into_iter().map(|(key, row)| (key, NotificationDelivery(row))).collect();
+    Ok(keyset_connection(&page, items, more))
 }
 
 #[derive(Default)]

@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set,
 };
 use uuid::Uuid;
 
@@ -125,19 +125,10 @@ pub async fn list(
     let settled = statuses.iter().all(|s| matches!(s, ReminderStatus::Done | ReminderStatus::Cancelled));
     let natural = if settled { Order::Desc } else { Order::Asc };
     let order = page.window.order(natural.clone());
-    let mut query = reminders::Entity::find()
+    let rows = reminders::Entity::find()
         .filter(reminders::Column::UserId.eq(viewer.id))
-        .filter(reminders::Column::Status.is_in(statuses.iter().copied()));
-    if let Some(TimeKey { at, id }) = page.cursor {
-        use reminders::Column::{Id, RemindAt};
-        let (later, tie) = match order {
-            Order::Desc => (RemindAt.lt(at), Id.lt(id)),
-            _ => (RemindAt.gt(at), Id.gt(id)),
-        };
-        let beyond = Condition::any().add(later).add(Condition::all().add(RemindAt.eq(at)).add(tie));
-        query = query.filter(beyond);
-    }
-    let rows = query
+        .filter(reminders::Column::Status.is_in(statuses.iter().copied()))
+        .filter(page.beyond(reminders::Column::RemindAt, reminders::Column::Id, natural))
         .order_by(reminders::Column::RemindAt, order.clone())
         .order_by(reminders::Column::Id, order)
         .limit(page.window.fetch_limit())

@@ -104,8 +104,8 @@ impl Viewer {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<NotificationDeliveryConnection> {
-        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
-        deliveries_page(ctx, Whose::Recipient(self.0.id), filter, window).await
+        let page = ctx.keyset(first, after.as_deref(), last, before.as_deref())?;
+        deliveries_page(ctx, Whose::Recipient(self.0.id), filter, page).await
     }
     /// How the viewer hears of direct messages and mentions while away.
     async fn notification_settings(&self, ctx: &Context<'_>) -> Result<NotificationSettings> {
