@@ -1,6 +1,8 @@
 //! Lists a user changes while paging them page by each item's place, not its position:
 //! saved messages (saving and forgetting), reminders (completing and snoozing), the Later
-//! list (both, across its two sections) and the deliveries log (new deliveries). After each change the next page, forward or
+//! list (both, across its two sections) and the deliveries log (new deliveries). Equal
+//! times, times a fraction of a second apart (which SQLite keeps as text of different
+//! lengths) and a leap second page one at a time in the same order both ways. After each change the next page, forward or
 //! backward, starts beside the item its cursor named, even when that item is gone; with
 //! positions as cursors each of these tests fails at its first page after a change.
 
@@ -15,6 +17,7 @@ backend_tests!(
     settling_reminders_while_paging_skips_nothing,
     settling_later_items_while_paging_skips_nothing,
     deliveries_made_while_paging_repeat_nothing,
+    equal_times_and_fractions_of_a_second_page_in_order,
 );
 
 const SAVE: &str =
@@ -256,4 +259,75 @@ async fn deliveries_made_while_paging_repeat_nothing(backend: Backend) {
     );
     let newer = log.page(json!({ "last": 5, "before": first.cursors[0] })).await;
     assert_eq!(newer.names, sent[7..9].iter().rev().cloned().collect::<Vec<_>>(), "made since");
+}
+
+/// One item at a time, forward and then backward: every item once, the same order both ways.
+async fn walk_one_at_a_time(list: &List<'_>) -> Vec<String> {
+    let (mut forward, mut after) = (Vec::new(), Value::Null);
+    for _ in 0..20 {
+        let page = list.page(json!({ "first": 1, "after": after })).await;
+        forward.extend(page.names);
+        if page.more.1 != json!(true) {
+            break;
+        }
+        after = page.cursors[0].clone();
+    }
+    let (mut backward, mut before) = (Vec::new(), Value::Null);
+    for _ in 0..20 {
+        let page = list.page(json!({ "last": 1, "before": before })).await;
+        backward.splice(0..0, page.names);
+        if page.more.0 != json!(true) {
+            break;
+        }
+        before = page.cursors[0].clone();
+    }
+    assert_eq!(backward, forward, "{}: walked backward", list.field);
+    forward
+}
+
+/// Three reminders due at the same time (a "tomorrow at 9" preset), three a millionth, half
+/// and a whole second later, and one in the leap second before: both lists that page by due
+/// time walk them in order, one at a time, both ways.
+async fn equal_times_and_fractions_of_a_second_page_in_order(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let minute = (Utc::now() + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M").to_string();
+    let earlier =
+        (Utc::now() + chrono::Duration::hours(2) - chrono::Duration::minutes(1)).format("%Y-%m-%dT%H:%M");
+    let times = [
+        ("tie-a", format!("{minute}:00Z")),
+        ("tie-b", format!("{minute}:00Z")),
+        ("tie-c", format!("{minute}:00Z")),
+        ("micro", format!("{minute}:00.000001Z")),
+        ("half", format!("{minute}:00.5Z")),
+        ("second", format!("{minute}:01Z")),
+        ("leap", format!("{earlier}:60Z")),
+    ];
+    for (note, at) in &times {
+        remind(&app, &alice, json!({ "remindAt": at, "note": note })).await;
+    }
+    let reminders = List {
+        app: &app,
+        reader: &alice,
+        field: "viewer.reminders",
+        args: "",
+        node: "note",
+        name: |node| node["note"].as_str(),
+    };
+    let later = List {
+        field: "viewer.later",
+        node: "reminder { note }",
+        name: |node| node["reminder"]["note"].as_str(),
+        ..reminders
+    };
+    for list in [&reminders, &later] {
+        let walked = walk_one_at_a_time(list).await;
+        // PostgreSQL stores the leap second as the full minute (a fourth tie), SQLite as text
+        // that sorts just before it: either way among the first four.
+        let (first, rest) = walked.split_at(4);
+        let mut first = first.to_vec();
+        first.sort();
+        assert_eq!(first, ["leap", "tie-a", "tie-b", "tie-c"], "{}: {walked:?}", list.field);
+        assert_eq!(rest, ["micro", "half", "second"], "{}: {walked:?}", list.field);
+    }
 }

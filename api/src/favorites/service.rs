@@ -160,10 +160,10 @@ pub async fn saved_among(store: &Store, user_id: Uuid, message_ids: &[Uuid]) -> 
     Ok(rows.into_iter().map(|row| row.message_id).collect())
 }
 
-/// The viewer's saved messages that they may still read, newest saved first: one page beyond
-/// a saved message's place (when it was saved, then its id) (which stays put when messages are saved or forgotten around it,
-/// even itself), and whether more lie beyond the page. Readable by
-/// `rooms::access::readable_sql`.
+/// The viewer's saved messages that they may still read (`rooms::access::readable_sql`),
+/// newest saved first: one page beyond a saved message's place (when it was saved, then its
+/// id, which stays put when messages are saved or forgotten, even that one), and whether
+/// more lie beyond the page.
 pub async fn saved_messages(
     store: &Store,
     viewer: &crate::auth::Viewer,

@@ -133,8 +133,9 @@ impl KeyCursor for Uuid {
     }
 }
 
-/// A time in a key cursor: `<seconds>.<nanoseconds>`, all nine digits, so that the time read
-/// back is exactly the one the database holds.
+/// A time in a key cursor: `<seconds>.<nanoseconds>`, nine digits (ten in a leap second,
+/// which chrono keeps as a nanosecond count past 10⁹ and SQLite as text), so that the time
+/// read back is exactly the one the database holds.
 pub fn time_cursor(at: DateTime<Utc>) -> String {
     format!("{}.{:09}", at.timestamp(), at.timestamp_subsec_nanos())
 }
@@ -143,7 +144,7 @@ pub fn time_cursor(at: DateTime<Utc>) -> String {
 pub fn parse_time_cursor(cursor: &str) -> Option<DateTime<Utc>> {
     let (seconds, nanos) = cursor.split_once('.')?;
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(seconds) || nanos.len() != 9 || !digits(nanos) {
+    if !digits(seconds) || !(9..=10).contains(&nanos.len()) || !digits(nanos) {
         return None;
     }
     DateTime::from_timestamp(seconds.parse().ok()?, nanos.parse().ok()?)
@@ -295,7 +296,11 @@ mod tests {
         let at = DateTime::from_timestamp(1_796_000_000, 5_000).unwrap_or_default();
         assert_eq!(time_cursor(at), "1796000000.000005000");
         assert_eq!(parse_time_cursor(&time_cursor(at)), Some(at));
-        for bad in ["", "12", "1.5", "-1.000000000", "1.+00000000", ".000000000", "1.0000000000"] {
+        let leap = DateTime::from_timestamp(1_796_000_039, 1_000_000_005).unwrap_or_default();
+        assert_eq!(time_cursor(leap), "1796000039.1000000005", "second 60 of a minute");
+        assert_eq!(parse_time_cursor(&time_cursor(leap)), Some(leap));
+        let bad = ["", "12", "1.5", "-1.000000000", "1.+00000000", ".000000000", "1.00000000000"];
+        for bad in bad.into_iter().chain(["1796000000.1000000000"]) {
             assert_eq!(parse_time_cursor(bad), None, "{bad:?}");
         }
         let key = TimeKey { at, id: Uuid::nil() };
