@@ -4,7 +4,7 @@
 //! whether more follow, without a count.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, Condition, Order};
+use sea_orm::{Condition, IntoSimpleExpr, Order};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -118,15 +118,18 @@ pub struct TimeKey {
 }
 
 impl Keyset<TimeKey> {
-    /// The rows beyond the cursor (every row, without one) of a list ordered by the columns
-    /// `at`, then `id`, both in `natural` order.
-    pub fn beyond<C: ColumnTrait>(&self, at: C, id: C, natural: Order) -> Condition {
+    /// The rows beyond the cursor (every row, without one) of a list ordered by `at`, then
+    /// `id` (columns, or expressions such as a `COALESCE`), both in `natural` order.
+    pub fn beyond(&self, at: impl IntoSimpleExpr, id: impl IntoSimpleExpr, natural: Order) -> Condition {
+        // Called as functions: in scope as a trait, its `min`/`eq` would shadow `Ord`'s.
+        use sea_orm::sea_query::ExprTrait as E;
         let Some(TimeKey { at: time, id: key }) = self.cursor else { return Condition::all() };
+        let (at, id) = (at.into_simple_expr(), id.into_simple_expr());
         let (past, tie) = match self.window.order(natural) {
-            Order::Desc => (at.lt(time), id.lt(key)),
-            _ => (at.gt(time), id.gt(key)),
+            Order::Desc => (E::lt(at.clone(), time), E::lt(id, key)),
+            _ => (E::gt(at.clone(), time), E::gt(id, key)),
         };
-        Condition::any().add(past).add(Condition::all().add(at.eq(time)).add(tie))
+        Condition::any().add(past).add(Condition::all().add(E::eq(at, time)).add(tie))
     }
 }
 

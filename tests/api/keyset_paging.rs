@@ -1,6 +1,7 @@
 //! Lists a user changes while paging them page by each item's place, not its position:
 //! saved messages (saving and forgetting), reminders (completing and snoozing), the Later
-//! list (both, across its two sections) and the deliveries log (new deliveries). Equal
+//! list (both, across its two sections), the deliveries log (new deliveries) and an inbox's
+//! queue (conversations resolved, new ones arriving). Equal
 //! times, times a fraction of a second apart (which SQLite keeps as text of different
 //! lengths) and a leap second page one at a time in the same order both ways. After each change the next page, forward or
 //! backward, starts beside the item its cursor named, even when that item is gone; with
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, id_of, send};
 use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, data, spawn_app};
+use crate::support::{inbox, post, sms};
 
 backend_tests!(
     saving_and_forgetting_while_paging_skips_nothing,
@@ -18,6 +20,7 @@ backend_tests!(
     settling_later_items_while_paging_skips_nothing,
     deliveries_made_while_paging_repeat_nothing,
     equal_times_and_fractions_of_a_second_page_in_order,
+    resolving_conversations_while_paging_the_queue_skips_none,
 );
 
 const SAVE: &str =
@@ -29,8 +32,9 @@ const COMPLETE: &str = "mutation($id: ID!) { completeReminder(id: $id) { id } }"
 struct List<'a> {
     app: &'a TestApp,
     reader: &'a TestUser,
-    /// The list's field (`viewer.later`: under `viewer`), and its arguments besides paging.
-    field: &'static str,
+    /// The list's field (`viewer.later`: under `viewer`; the parent may take arguments), and
+    /// its arguments besides paging.
+    field: &'a str,
     args: &'static str,
     /// What each node selects; `name` reads an item's name from it.
     node: &'static str,
@@ -49,7 +53,9 @@ impl List<'_> {
         let query =
             format!("query($first: Int, $after: String, $last: Int, $before: String) {{ {selection} }}");
         let answer = self.app.ok(self.reader, &query, variables).await;
-        let connection = if parent.is_empty() { &answer[field] } else { &answer[parent][field] };
+        // A parent's answer is under its name, without its arguments.
+        let parent_key = parent.split('(').next().unwrap_or_default();
+        let connection = if parent.is_empty() { &answer[field] } else { &answer[parent_key][field] };
         let edges = connection["edges"].as_array().cloned().unwrap_or_default();
         Page {
             names: edges.iter().map(|e| (self.name)(&e["node"]).unwrap_or_default().to_owned()).collect(),
@@ -330,4 +336,44 @@ async fn equal_times_and_fractions_of_a_second_page_in_order(backend: Backend) {
         assert_eq!(first, ["leap", "tie-a", "tie-b", "tie-c"], "{}: {walked:?}", list.field);
         assert_eq!(rest, ["micro", "half", "second"], "{}: {walked:?}", list.field);
     }
+}
+
+/// An agent works through an inbox's open conversations, most recent first, resolving each
+/// page's: the next page starts after the last one resolved, and a conversation opened
+/// meanwhile goes before the first page.
+async fn resolving_conversations_while_paging_the_queue_skips_none(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (ada, sam) = (org.user_with_role("ada", "admin").await, org.user_with_role("sam", "agent").await);
+    let (inbox_id, secret) = inbox(&app, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let mut opened = Vec::new();
+    for i in 0..6 {
+        let (status, stored) =
+            post(&app, &inbox_id, &secret, &sms(&format!("q-{i}"), &format!("+4179000080{i}"), "help")).await;
+        assert_eq!(status, 201, "{stored}");
+        opened.push(stored["conversationId"].as_str().unwrap_or_default().to_owned());
+    }
+    let field = format!("supportInbox(id: \"{inbox_id}\").conversations");
+    let queue = List {
+        app: &app,
+        reader: &sam,
+        field: &field,
+        args: "filter: { status: OPEN }, ",
+        node: "id",
+        name: |node| node["id"].as_str(),
+    };
+    let newest = |range: std::ops::Range<usize>| opened[range].iter().rev().cloned().collect::<Vec<_>>();
+    let first = queue.page(json!({ "first": 2 })).await;
+    assert_eq!(first.names, newest(4..6));
+
+    let resolve = "mutation($id: ID!) { setConversationStatus(roomId: $id, status: RESOLVED) { id } }";
+    for id in &opened[4..6] {
+        app.ok(&sam, resolve, json!({ "id": id })).await;
+    }
+    let (status, stored) = post(&app, &inbox_id, &secret, &sms("q-6", "+41790000806", "me too")).await;
+    assert_eq!(status, 201, "{stored}");
+    let next = queue.page(json!({ "first": 2, "after": first.cursors[1] })).await;
+    assert_eq!(next.names, newest(2..4), "after the resolved ones");
+    let newer = queue.page(json!({ "last": 5, "before": next.cursors[0] })).await;
+    assert_eq!(newer.names, [stored["conversationId"].as_str().unwrap_or_default()], "opened since");
 }

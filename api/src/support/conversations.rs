@@ -7,7 +7,11 @@
 //! resolved (open, pending and snoozed ones all wait on them).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, FromQueryResult, Set};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, FromQueryResult, Order,
+    QueryFilter, QueryOrder, QuerySelect, Select, Set,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -16,7 +20,7 @@ use crate::bus::{ConversationChangePayload, Event, Topic};
 use crate::db::{WriteTx, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::outbox;
-use crate::paging::Window;
+use crate::paging::{Keyset, TimeKey};
 use crate::rooms::access;
 use crate::state::{AppState, Ctx};
 use crate::users::service as users;
@@ -178,27 +182,73 @@ pub async fn drain_quietly(app: &AppState, inbox_id: Uuid) {
     }
 }
 
-/// A window of a user's assigned conversations that are not resolved, most recent activity
+/// Which of an inbox's conversations a page lists.
+#[derive(Default)]
+pub struct InboxFilter {
+    pub status: Option<ConversationStatus>,
+    pub assignee_id: Option<Uuid>,
+    pub unassigned: bool,
+}
+
+/// A page of an inbox's conversations, most recent activity first, and whether more lie
+/// beyond it. Its caller checked that the viewer may read the inbox.
+pub async fn in_inbox(
+    store: &crate::db::Store,
+    inbox_id: Uuid,
+    filter: InboxFilter,
+    page: Keyset<TimeKey>,
+) -> ApiResult<(Vec<(TimeKey, rooms::Model)>, bool)> {
+    let mut query = rooms::Entity::find().filter(rooms::Column::InboxId.eq(inbox_id));
+    if let Some(status) = filter.status {
+        query = query.filter(rooms::Column::Status.eq(status));
+    }
+    if let Some(assignee) = filter.assignee_id {
+        query = query.filter(rooms::Column::AssigneeId.eq(assignee));
+    }
+    if filter.unassigned {
+        query = query.filter(rooms::Column::AssigneeId.is_null());
+    }
+    by_activity(store, query, page).await
+}
+
+/// A page of a user's assigned conversations that are not resolved, most recent activity
 /// first, and whether more lie beyond it.
 pub async fn assigned_to(
     store: &crate::db::Store,
     org_id: Uuid,
     user_id: Uuid,
-    window: Window,
-) -> ApiResult<(Vec<rooms::Model>, bool)> {
-    use sea_orm::{ColumnTrait, Order, QueryFilter, QueryOrder, QuerySelect};
-    let rows = rooms::Entity::find()
+    page: Keyset<TimeKey>,
+) -> ApiResult<(Vec<(TimeKey, rooms::Model)>, bool)> {
+    let query = rooms::Entity::find()
         .filter(rooms::Column::OrgId.eq(org_id))
         .filter(rooms::Column::AssigneeId.eq(user_id))
         .filter(rooms::Column::Status.ne(ConversationStatus::Resolved))
-        .filter(rooms::Column::DeletedAt.is_null())
-        .order_by(rooms::Column::LastMessageAt, window.order(Order::Desc))
-        .order_by(rooms::Column::Id, window.order(Order::Desc))
-        .offset(window.offset)
-        .limit(window.fetch_limit())
+        .filter(rooms::Column::DeletedAt.is_null());
+    by_activity(store, query, page).await
+}
+
+/// Conversations by their last message's time (their creation's, before one; in practice
+/// a conversation is created with its first message), newest first, paged by that time and
+/// the id: a conversation resolved or assigned away while an agent pages the queue moves
+/// none of the others.
+async fn by_activity(
+    store: &crate::db::Store,
+    query: Select<rooms::Entity>,
+    page: Keyset<TimeKey>,
+) -> ApiResult<(Vec<(TimeKey, rooms::Model)>, bool)> {
+    let activity = || Expr::cust("COALESCE(rooms.last_message_at, rooms.created_at)");
+    let order = page.window.order(Order::Desc);
+    let rows = query
+        .filter(page.beyond(activity(), rooms::Column::Id, Order::Desc))
+        .order_by(activity(), order.clone())
+        .order_by(rooms::Column::Id, order)
+        .limit(page.window.fetch_limit())
         .all(&store.db)
         .await?;
-    Ok(window.split(rows))
+    let keyed = rows
+        .into_iter()
+        .map(|row| (TimeKey { at: row.last_message_at.unwrap_or(row.created_at), id: row.id }, row));
+    Ok(page.window.split(keyed.collect()))
 }
 
 async fn found(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {

@@ -3,16 +3,15 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
 
 use super::assign::Candidate;
+use super::conversations;
 use super::loaders::{ContactKey, DecisionKey, ReadableInboxKey};
-use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{AssignmentStrategy, ConversationStatus};
-use crate::graphql::ids::to_id;
+use crate::graphql::ids::{parse_id, to_id};
 use crate::graphql::loaders::UserKey;
-use crate::graphql::pages::window_connection;
+use crate::graphql::pages::keyset_connection;
 use crate::messages::types::AttachmentInput;
 use crate::paging;
 use crate::rooms::types::{Room, RoomConnection};
@@ -62,27 +61,15 @@ impl SupportInbox {
         before: Option<String>,
     ) -> Result<RoomConnection> {
         let filter = filter.unwrap_or_default();
-        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
-        let mut query = rooms::Entity::find().filter(rooms::Column::InboxId.eq(self.0.id));
-        if let Some(status) = filter.status {
-            query = query.filter(rooms::Column::Status.eq(StoredStatus::from(status)));
-        }
-        if let Some(assignee) = filter.assignee_id {
-            query = query.filter(rooms::Column::AssigneeId.eq(crate::graphql::ids::parse_id(&assignee)?));
-        }
-        if filter.unassigned == Some(true) {
-            query = query.filter(rooms::Column::AssigneeId.is_null());
-        }
-        let rows = query
-            .order_by(rooms::Column::LastMessageAt, window.order(Order::Desc))
-            .order_by(rooms::Column::Id, window.order(Order::Desc))
-            .offset(window.offset)
-            .limit(window.fetch_limit())
-            .all(&ctx.state()?.store.db)
-            .await
-            .map_err(ApiError::from)?;
-        let (rows, more) = window.split(rows);
-        Ok(window_connection(window, rows.into_iter().map(Room::from).collect(), more))
+        let page = ctx.keyset(first, after.as_deref(), last, before.as_deref())?;
+        let filter = conversations::InboxFilter {
+            status: filter.status.map(StoredStatus::from),
+            assignee_id: filter.assignee_id.as_ref().map(parse_id).transpose()?,
+            unassigned: filter.unassigned == Some(true),
+        };
+        let (rows, more) = conversations::in_inbox(&ctx.state()?.store, self.0.id, filter, page).await?;
+        let items = rows.into_iter().map(|(key, row)| (key, Room::from(row))).collect();
+        Ok(keyset_connection(&page, items, more))
     }
 }
 

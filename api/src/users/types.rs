@@ -7,7 +7,7 @@ use crate::favorites::types::saved_message_page;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{UserKind, UserRole};
 use crate::graphql::ids::to_id;
-use crate::graphql::pages::window_connection;
+use crate::graphql::pages::keyset_connection;
 use crate::later::types::{LaterConnection, later_page};
 use crate::mentions::types::mention_page;
 use crate::messages::types::MessageConnection;
@@ -87,11 +87,12 @@ impl Viewer {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<RoomConnection> {
-        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
+        let page = ctx.keyset(first, after.as_deref(), last, before.as_deref())?;
         let store = &ctx.state()?.store;
         let (rows, more) =
-            crate::support::conversations::assigned_to(store, self.0.org_id, self.0.id, window).await?;
-        Ok(window_connection(window, rows.into_iter().map(Room::from).collect(), more))
+            crate::support::conversations::assigned_to(store, self.0.org_id, self.0.id, page).await?;
+        let items = rows.into_iter().map(|(key, row)| (key, Room::from(row))).collect();
+        Ok(keyset_connection(&page, items, more))
     }
     /// The viewer's own emails and pushes, newest first: sent, failed, or cancelled and why.
     #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
