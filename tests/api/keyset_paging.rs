@@ -1,7 +1,8 @@
 //! Lists a user changes while paging them page by each item's place, not its position:
 //! saved messages (saving and forgetting), reminders (completing and snoozing), the Later
-//! list (both, across its two sections), the deliveries log (new deliveries) and an inbox's
-//! queue (conversations resolved, new ones arriving). Equal
+//! list (both, across its two sections), the deliveries log (new deliveries), an inbox's
+//! queue (conversations resolved, new ones arriving), and rooms (an unread list read, a
+//! browse list joined, favorites first). Equal
 //! times, times a fraction of a second apart (which SQLite keeps as text of different
 //! lengths) and a leap second page one at a time in the same order both ways. After each change the next page, forward or
 //! backward, starts beside the item its cursor named, even when that item is gone; with
@@ -21,6 +22,7 @@ backend_tests!(
     deliveries_made_while_paging_repeat_nothing,
     equal_times_and_fractions_of_a_second_page_in_order,
     resolving_conversations_while_paging_the_queue_skips_none,
+    reading_and_joining_rooms_while_paging_skips_none,
 );
 
 const SAVE: &str =
@@ -376,4 +378,62 @@ async fn resolving_conversations_while_paging_the_queue_skips_none(backend: Back
     assert_eq!(next.names, newest(2..4), "after the resolved ones");
     let newer = queue.page(json!({ "last": 5, "before": next.cursors[0] })).await;
     assert_eq!(newer.names, [stored["conversationId"].as_str().unwrap_or_default()], "opened since");
+}
+
+/// Reading the rooms of an unread list's page, and joining the channels of a browse page: the
+/// next page starts after them. Favorites first pages across its two parts both ways.
+async fn reading_and_joining_rooms_while_paging_skips_none(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let mut talked = Vec::new();
+    for i in 0..5 {
+        let room = create_channel(&app, &bob, &format!("c{i}"), &[&alice]).await;
+        send(&app, &bob, &room, "news").await;
+        talked.push(room);
+    }
+    let unread = List {
+        app: &app,
+        reader: &alice,
+        field: "viewer.rooms",
+        args: "filter: { unread: true }, ",
+        node: "name",
+        name: |node| node["name"].as_str(),
+    };
+    let first = unread.page(json!({ "first": 2 })).await;
+    assert_eq!(first.names, ["c4", "c3"]);
+    let read = "mutation($id: ID!) { markRoomRead(roomId: $id) { unreadCount } }";
+    for room in &talked[3..] {
+        app.ok(&alice, read, json!({ "id": room })).await;
+    }
+    let next = unread.page(json!({ "first": 2, "after": first.cursors[1] })).await;
+    assert_eq!(next.names, ["c2", "c1"], "after the rooms read");
+
+    let mut browsable = Vec::new();
+    for i in 0..5 {
+        browsable.push(create_channel(&app, &bob, &format!("b{i}"), &[]).await);
+    }
+    let browse = List { field: "rooms", args: "filter: { joined: false }, ", ..unread };
+    let first = browse.page(json!({ "first": 2 })).await;
+    assert_eq!(first.names, ["b0", "b1"]);
+    for room in &browsable[..2] {
+        app.ok(&alice, "mutation($id: ID!) { joinRoom(roomId: $id) { id } }", json!({ "id": room })).await;
+    }
+    let next = browse.page(json!({ "first": 2, "after": first.cursors[1] })).await;
+    assert_eq!(next.names, ["b2", "b3"], "after the channels joined");
+    let back = browse.page(json!({ "last": 5, "before": next.cursors[0] })).await;
+    assert_eq!((back.names.len(), back.more), (0, (json!(false), json!(false))), "the joined ones left");
+
+    let star = "mutation($id: ID!) { setRoomFavorite(roomId: $id, favorite: true) { id } }";
+    for room in [&talked[0], &talked[2]] {
+        app.ok(&alice, star, json!({ "id": room })).await;
+    }
+    let favorites_first = List { field: "viewer.rooms", args: "orderBy: FAVORITES_FIRST, ", ..unread };
+    // The channels joined have no message: their activity is their creation, after the news.
+    let walked = walk_one_at_a_time(&favorites_first).await;
+    assert_eq!(walked, ["c2", "c0", "b1", "b0", "c4", "c3", "c1"]);
+    let cursor = |page: Page| page.cursors[0].clone();
+    let browse_cursor = cursor(browse.page(json!({ "first": 1 })).await);
+    let refused = "query($c: String) { viewer { rooms(after: $c) { edges { cursor } } } }";
+    assert_error_code(&app.gql(&alice, refused, json!({ "c": browse_cursor })).await, "BAD_USER_INPUT");
 }

@@ -1,5 +1,5 @@
 //! Relay cursors: list positions for lists ordered by the server, items' keys for lists read
-//! by key (`paging::Keyset`: mentions, saved messages, reminders, Later, deliveries,
+//! by key (`paging::Keyset`: rooms, mentions, saved messages, reminders, Later, deliveries,
 //! conversations), seqs for messages. What a page reads is a `paging::Window`; page sizes are `paging::PageSize`.
 //!
 //! A position cursor counts from the end of the list the page was read from: `"12"` is the

@@ -11,6 +11,8 @@
 pub mod access;
 pub mod context;
 mod feed;
+pub mod listing;
+pub mod listing_page;
 pub mod members;
 pub mod membership;
 pub mod mute;

@@ -4,10 +4,10 @@ use async_graphql::{Context, ID, Object, Result, Subscription};
 use futures_util::Stream;
 
 use super::context::{self, ContextRef};
+use super::listing_page::{RoomFilterInput, RoomOrder, room_page};
 use super::name::ChannelName;
 use super::types::{
-    CreateChannelInput, OpenContextRoomInput, Room, RoomConnection, RoomFilterInput, RoomOrder, RoomUpdate,
-    UpdateRoomInput, room_page,
+    CreateChannelInput, OpenContextRoomInput, Room, RoomConnection, RoomUpdate, UpdateRoomInput,
 };
 use super::{access, feed, membership, mute, service};
 use crate::error::ApiError;
@@ -50,8 +50,8 @@ impl RoomQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<RoomConnection> {
-        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
-        room_page(ctx, filter, order_by, window).await
+        let page = ctx.keyset(first, after.as_deref(), last, before.as_deref())?;
+        room_page(ctx, filter, order_by, page).await
     }
 }
 

@@ -1,12 +1,7 @@
 //! Creating, changing and listing rooms.
 
 use chrono::Utc;
-use sea_orm::ExprTrait;
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, JoinType, Order, QueryFilter, QueryOrder,
-    QuerySelect, RelationTrait, Select, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::access::{self, RoomAccess};
@@ -14,14 +9,12 @@ use super::membership;
 use super::name::ChannelName;
 use crate::auth::Viewer;
 use crate::bus::{Event, MembershipChange, RoomChange, Topic};
-use crate::db::{Store, contains_ci};
+use crate::db::Store;
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
-use crate::paging::Window;
-use crate::read_state::service as read_state;
 use crate::state::Ctx;
 use crate::users::service as users;
 use entity::enums::{MemberRole, RoomKind, Visibility};
-use entity::{room_members, rooms};
+use entity::rooms;
 
 const MAX_TOPIC_CHARS: usize = 250;
 const MAX_DIRECT_MEMBERS: usize = 9;
@@ -37,24 +30,6 @@ pub struct NewChannel {
 pub struct RoomChanges {
     pub name: Option<ChannelName>,
     pub topic: Option<String>,
-}
-
-#[derive(Default)]
-pub struct RoomFilter {
-    pub kind: Option<RoomKind>,
-    pub unread: Option<bool>,
-    pub archived: Option<bool>,
-    pub search: Option<String>,
-    /// Only favorites (true) or only the others (false).
-    pub favorite: Option<bool>,
-    /// Favorites before the others, each group by recent activity.
-    pub favorites_first: bool,
-    /// False: public channels the viewer has not joined instead of the viewer's rooms.
-    pub joined: Option<bool>,
-    /// Support conversations of an inbox, in a status, assigned to someone.
-    pub inbox_id: Option<Uuid>,
-    pub status: Option<entity::enums::ConversationStatus>,
-    pub assignee_id: Option<Uuid>,
 }
 
 fn topic_text(raw: Option<String>) -> ApiResult<Option<String>> {
@@ -244,109 +219,4 @@ async fn find_direct(store: &Store, org_id: Uuid, dm_key: &str) -> ApiResult<Opt
         .filter(rooms::Column::DmKey.eq(dm_key))
         .one(&store.db)
         .await?)
-}
-
-/// The viewer's rooms, most recent activity first, as one window plus whether more lie
-/// beyond it (or, with `joined: false`, the channels to browse).
-pub async fn list(
-    store: &Store,
-    viewer: &Viewer,
-    filter: &RoomFilter,
-    window: Window,
-) -> ApiResult<(Vec<rooms::Model>, bool)> {
-    if filter.joined == Some(false) {
-        return browse(store, viewer, filter, window).await;
-    }
-    let joined = rooms::Entity::find()
-        .join(JoinType::InnerJoin, rooms::Relation::Members.def())
-        .filter(room_members::Column::UserId.eq(viewer.id))
-        .filter(rooms::Column::OrgId.eq(viewer.org_id));
-    let mut query = narrowed(store, joined, filter);
-    if let Some(unread) = filter.unread {
-        // Precise: live messages above the watermark, deletions subtracted.
-        let unread_count = Expr::cust(read_state::UNREAD_COUNT_SQL);
-        query = query.filter(if unread { unread_count.gt(0) } else { ExprTrait::eq(unread_count, 0) });
-    }
-    query = match filter.favorite {
-        Some(true) => query.filter(room_members::Column::FavoriteAt.is_not_null()),
-        Some(false) => query.filter(room_members::Column::FavoriteAt.is_null()),
-        None => query,
-    };
-    if filter.favorites_first {
-        query = query.order_by(Expr::cust("room_members.favorite_at IS NULL"), window.order(Order::Asc));
-    }
-    let query = query
-        .order_by(Expr::cust("COALESCE(rooms.last_message_at, rooms.created_at)"), window.order(Order::Desc))
-        .order_by(rooms::Column::Id, window.order(Order::Desc));
-    page_of(store, query, window).await
-}
-
-/// What the viewer's rooms and browsing share: live rooms (or archived ones), of a kind,
-/// whose name or topic contains `search`, ignoring case in any script.
-fn narrowed(store: &Store, query: Select<rooms::Entity>, filter: &RoomFilter) -> Select<rooms::Entity> {
-    let mut query = query.filter(rooms::Column::DeletedAt.is_null());
-    query = match filter.archived {
-        Some(true) => query.filter(rooms::Column::ArchivedAt.is_not_null()),
-        _ => query.filter(rooms::Column::ArchivedAt.is_null()),
-    };
-    if let Some(kind) = filter.kind {
-        query = query.filter(rooms::Column::Kind.eq(kind));
-    }
-    if let Some(inbox_id) = filter.inbox_id {
-        query = query.filter(rooms::Column::InboxId.eq(inbox_id));
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(rooms::Column::Status.eq(status));
-    }
-    if let Some(assignee_id) = filter.assignee_id {
-        query = query.filter(rooms::Column::AssigneeId.eq(assignee_id));
-    }
-    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        query =
-            query.filter(
-                Condition::any()
-                    .add(contains_ci(store.backend(), rooms::Column::Name, search))
-                    .add(contains_ci(store.backend(), rooms::Column::Topic, search)),
-            );
-    }
-    query
-}
-
-/// One window of a room query ordered for it, and whether more lie beyond it.
-async fn page_of(
-    store: &Store,
-    query: Select<rooms::Entity>,
-    window: Window,
-) -> ApiResult<(Vec<rooms::Model>, bool)> {
-    let rows = query.offset(window.offset).limit(window.fetch_limit()).all(&store.db).await?;
-    Ok(window.split(rows))
-}
-
-/// The organisation's public channels the viewer has not joined, by name: what a "browse
-/// channels" screen lists. Live ones unless `archived`; `search` and `kind` apply.
-async fn browse(
-    store: &Store,
-    viewer: &Viewer,
-    filter: &RoomFilter,
-    window: Window,
-) -> ApiResult<(Vec<rooms::Model>, bool)> {
-    if filter.unread.is_some() || filter.favorite.is_some() || filter.favorites_first {
-        return Err(ApiError::bad_input(
-            "unread and favorites apply to rooms you joined, not to joined: false",
-        ));
-    }
-    let joined = Query::select()
-        .column(room_members::Column::RoomId)
-        .from(room_members::Entity)
-        .and_where(room_members::Column::UserId.eq(viewer.id))
-        .to_owned();
-    let unjoined_public = rooms::Entity::find()
-        .filter(rooms::Column::OrgId.eq(viewer.org_id))
-        .filter(rooms::Column::Kind.eq(RoomKind::Channel))
-        .filter(rooms::Column::Visibility.eq(Visibility::Public))
-        .filter(rooms::Column::Id.not_in_subquery(joined));
-    let query = narrowed(store, unjoined_public, filter)
-        .order_by(rooms::Column::Name, window.order(Order::Asc))
-        .order_by(rooms::Column::Id, window.order(Order::Asc));
-    page_of(store, query, window).await
 }

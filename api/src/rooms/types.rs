@@ -5,7 +5,6 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject
 use chrono::{DateTime, Utc};
 
 use super::access;
-use super::service::{self, RoomFilter};
 use crate::bus::{ConversationChangePayload, MembershipChange, RoomChange};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
@@ -14,9 +13,9 @@ use crate::graphql::ids::to_id;
 use crate::graphql::loaders::{
     LastMessageKey, MemberCountKey, MembersPageKey, MembershipKey, ReceiptsKey, RoomKey, UnreadKey, UserKey,
 };
-use crate::graphql::pages::{window_connection, window_connection_with};
+use crate::graphql::pages::window_connection_with;
 use crate::messages::types::Message;
-use crate::paging::{self, Window};
+use crate::paging;
 use crate::read_state::types::ReadReceipt;
 use crate::support::types::Conversation;
 use crate::users::types::User;
@@ -200,63 +199,6 @@ impl MemberCount {
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(ctx.loaders()?.load_one(MemberCountKey(self.0)).await?.unwrap_or(0))
     }
-}
-
-#[derive(InputObject, Default)]
-#[graphql(name = "RoomFilter")]
-pub struct RoomFilterInput {
-    pub kind: Option<RoomKind>,
-    /// Only rooms with (true) or without (false) unread messages.
-    pub unread: Option<bool>,
-    /// Archived rooms instead of live ones.
-    pub archived: Option<bool>,
-    /// Part of the room's name or topic, in any case.
-    pub search: Option<String>,
-    /// Only the viewer's favorite rooms (true) or the others (false).
-    pub favorite: Option<bool>,
-    /// False: browse the organisation's public channels the viewer has not joined, by name
-    /// (with `members { totalCount }`). Absent or true: the viewer's rooms.
-    pub joined: Option<bool>,
-    /// Support conversations of this inbox.
-    pub inbox_id: Option<ID>,
-    /// Support conversations in this status.
-    pub status: Option<ConversationStatus>,
-    /// Support conversations assigned to this user.
-    pub assignee_id: Option<ID>,
-}
-
-/// How the viewer's rooms are ordered.
-#[derive(Enum, Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub enum RoomOrder {
-    /// Most recent activity first.
-    #[default]
-    RecentActivity,
-    /// Favorite rooms first, each group by most recent activity.
-    FavoritesFirst,
-}
-
-/// A page of the viewer's rooms; shared by `rooms` and `viewer.rooms`.
-pub async fn room_page(
-    ctx: &Context<'_>,
-    filter: Option<RoomFilterInput>,
-    order_by: RoomOrder,
-    window: Window,
-) -> Result<RoomConnection> {
-    let filter = filter.unwrap_or_default();
-    let filter = RoomFilter {
-        kind: filter.kind.map(Into::into),
-        unread: filter.unread,
-        archived: filter.archived,
-        search: filter.search,
-        favorite: filter.favorite,
-        favorites_first: order_by == RoomOrder::FavoritesFirst,
-        joined: filter.joined,
-        inbox_id: filter.inbox_id.as_ref().map(crate::graphql::ids::parse_id).transpose()?,
-        status: filter.status.map(Into::into),
-        assignee_id: filter.assignee_id.as_ref().map(crate::graphql::ids::parse_id).transpose()?,
-    };
-    let (rooms, more) = service::list(&ctx.state()?.store, ctx.viewer()?, &filter, window).await?;
-    Ok(window_connection(window, rooms.into_iter().map(Room::from).collect(), more))
 }
 
 /// The room, if the viewer may (still) read it: null after losing access. Through the

@@ -21,7 +21,8 @@ use crate::paging;
 use crate::presence::resolvers::{Presence, presence_of_user};
 use crate::read_state::service as read_state;
 use crate::reminders::types::{ReminderConnection, ReminderFilter, reminder_page};
-use crate::rooms::types::{Room, RoomConnection, RoomFilterInput, RoomOrder, room_page};
+use crate::rooms::listing_page::{RoomFilterInput, RoomOrder, room_page};
+use crate::rooms::types::{Room, RoomConnection};
 use entity::users;
 
 pub struct User(pub users::Model);
@@ -127,8 +128,8 @@ impl Viewer {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<RoomConnection> {
-        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
-        room_page(ctx, filter, order_by, window).await
+        let page = ctx.keyset(first, after.as_deref(), last, before.as_deref())?;
+        room_page(ctx, filter, order_by, page).await
     }
     /// Messages the viewer saved and may still read, newest saved first.
     #[graphql(complexity = "paging::complexity(first.or(last), child_complexity)")]
