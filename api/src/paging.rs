@@ -1,7 +1,7 @@
-//! Page sizes, windows (which slice of a list a page is), keysets (a window that starts at an
-//! item's key rather than a position), what a page weighs in a query's complexity, and "fetch
-//! one more than the page" reads, shared by every list that can grow: the extra row says
-//! whether more follow, without a count.
+//! Page sizes, windows (how many rows a page reads, from which end), keysets (a window that
+//! starts beyond an item's key), what a page weighs in a query's complexity, and "fetch one
+//! more than the page" reads, shared by every list that can grow: the extra row says whether
+//! more follow, without a count.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{Condition, IntoSimpleExpr, Order};
@@ -38,14 +38,12 @@ impl PageSize {
     }
 }
 
-/// The slice of a list one page reads: `limit` items after skipping `offset`, counted from the
-/// list's start, or with `from_end` from its end. A window from the end reads the list in
-/// reverse order (every `ORDER BY` term flipped, which mirrors NULLs too on both databases)
-/// and [`Window::split`] turns the rows round, so `last: 10` costs what `first: 10` does and
-/// needs no count.
+/// How a page reads its list: `limit` items, from the list's start or, with `from_end`, from
+/// its end (beyond a cursor, if the page has one: [`Keyset`]). A window from the end reads the
+/// list in reverse order (every `ORDER BY` term flipped) and [`Window::split`] turns the rows
+/// round, so `last: 10` costs what `first: 10` does and needs no count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Window {
-    pub offset: u64,
     pub limit: PageSize,
     pub from_end: bool,
 }
@@ -73,7 +71,7 @@ impl Window {
         fetch_limit(self.limit.get())
     }
 
-    /// Rows read with [`Window::fetch_limit`] from `offset`, cut to the page and put in the
+    /// Rows read with [`Window::fetch_limit`], cut to the page and put in the
     /// list's own order; and whether more lie beyond the page, in the direction it was read.
     pub fn split<T>(self, rows: Vec<T>) -> (Vec<T>, bool) {
         let (mut rows, more) = split_page(rows, self.limit.get());
@@ -84,12 +82,11 @@ impl Window {
     }
 }
 
-/// A page that starts beyond an item's key instead of a position: `window.limit` items past
-/// `cursor` in the direction the window reads (the window's offset stays 0; the cursor does
-/// its work). Lists a user changes while paging them read this way, because a key, unlike a
-/// position, does not move when items are added or removed ahead of it, even the item it
-/// names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A page: `window.limit` items beyond `cursor`, an item's key, in the direction the window
+/// reads (from the list's start or end, without a cursor). Every list that grows pages this
+/// way: a key, unlike a position, does not move when items are added or removed ahead of it,
+/// even the item it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Keyset<K> {
     pub cursor: Option<K>,
     pub window: Window,
@@ -111,7 +108,7 @@ impl<K> Keyset<K> {
 /// holds, so it compares equal to the row's: on SQLite a bound time is written as the
 /// stored one was (RFC 3339 in UTC, 0, 3, 6 or 9 fraction digits), and that text sorts as
 /// the time does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimeKey {
     pub at: DateTime<Utc>,
     pub id: Uuid,
@@ -181,7 +178,7 @@ mod tests {
     #[test]
     fn a_window_from_the_end_reads_in_reverse_and_turns_the_page_round() {
         let size = PageSize::parse(Some(2), 100).unwrap_or(PageSize(0));
-        let start = Window { offset: 4, limit: size, from_end: false };
+        let start = Window { limit: size, from_end: false };
         assert_eq!((start.sql_order(Order::Desc), start.order(Order::Asc)), ("DESC", Order::Asc));
         assert_eq!(start.split(vec![1, 2, 3]), (vec![1, 2], true));
         let end = Window { from_end: true, ..start };
@@ -196,7 +193,7 @@ mod tests {
     #[test]
     fn a_keyset_keeps_the_rows_beyond_its_cursor_in_the_direction_it_reads() {
         let limit = PageSize::parse(Some(2), 100).unwrap_or(PageSize(0));
-        let forward = Keyset { cursor: Some(7), window: Window { offset: 0, limit, from_end: false } };
+        let forward = Keyset { cursor: Some(7), window: Window { limit, from_end: false } };
         assert_eq!((forward.sql_beyond(Order::Desc), forward.sql_beyond(Order::Asc)), ("<", ">"));
         let backward = Keyset { window: Window { from_end: true, ..forward.window }, ..forward };
         assert_eq!((backward.sql_beyond(Order::Desc), backward.sql_beyond(Order::Asc)), (">", "<"));

@@ -23,6 +23,7 @@ backend_tests!(
     equal_times_and_fractions_of_a_second_page_in_order,
     resolving_conversations_while_paging_the_queue_skips_none,
     reading_and_joining_rooms_while_paging_skips_none,
+    members_leaving_while_paging_skip_nobody,
 );
 
 const SAVE: &str =
@@ -436,4 +437,38 @@ async fn reading_and_joining_rooms_while_paging_skips_none(backend: Backend) {
     let browse_cursor = cursor(browse.page(json!({ "first": 1 })).await);
     let refused = "query($c: String) { viewer { rooms(after: $c) { edges { cursor } } } }";
     assert_error_code(&app.gql(&alice, refused, json!({ "c": browse_cursor })).await, "BAD_USER_INPUT");
+}
+
+/// Members who leave between two pages of a channel's member list: the next page starts
+/// after the last one shown, gone or not.
+async fn members_leaving_while_paging_skip_nobody(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let owner = org.user("owner").await;
+    let mut people = Vec::new();
+    for i in 0..5 {
+        people.push(org.user(&format!("m{i}")).await);
+    }
+    let general = create_channel(&app, &owner, "general", &[]).await;
+    let join = "mutation($id: ID!) { joinRoom(roomId: $id) { id } }";
+    for person in &people {
+        app.ok(person, join, json!({ "id": general })).await;
+    }
+    let field = format!("room(id: \"{general}\").members");
+    let members = List {
+        app: &app,
+        reader: &owner,
+        field: &field,
+        args: "",
+        node: "user { handle }",
+        name: |node| node["user"]["handle"].as_str(),
+    };
+    let first = members.page(json!({ "first": 3 })).await;
+    assert_eq!(first.names, ["owner", "m0", "m1"]);
+    let leave = "mutation($id: ID!) { leaveRoom(roomId: $id) }";
+    for person in &people[..2] {
+        app.ok(person, leave, json!({ "id": general })).await;
+    }
+    let next = members.page(json!({ "first": 3, "after": first.cursors[2] })).await;
+    assert_eq!(next.names, ["m2", "m3", "m4"], "after a member who left");
 }

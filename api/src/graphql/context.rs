@@ -7,7 +7,7 @@ use super::loaders::Loaders;
 use super::pages::KeyCursor;
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
-use crate::paging::{Keyset, PageSize, Window};
+use crate::paging::{Keyset, PageSize};
 use crate::state::{AppState, Ctx};
 use entity::enums::UserRole;
 
@@ -22,16 +22,6 @@ pub trait ContextExt {
     /// The page size a client asked for, within the server's largest page.
     fn page_size(&self, requested: Option<i32>) -> ApiResult<PageSize> {
         PageSize::parse(requested, self.state()?.limits.max_page_size)
-    }
-    /// The window a page's Relay arguments ask for ([`super::pages::window`]).
-    fn window(
-        &self,
-        first: Option<i32>,
-        after: Option<&str>,
-        last: Option<i32>,
-        before: Option<&str>,
-    ) -> ApiResult<Window> {
-        super::pages::window(first, after, last, before, self.state()?.limits.max_page_size)
     }
     /// The keyset a page's Relay arguments ask for ([`super::pages::keyset`]).
     fn keyset<K: KeyCursor>(

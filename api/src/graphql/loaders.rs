@@ -15,7 +15,7 @@ use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::favorites::service as favorites;
 use crate::messages::{MessageRecord, service as messages};
-use crate::paging::Window;
+use crate::paging::{Keyset, TimeKey};
 use crate::presence::service::{UserPresence, shown};
 use crate::presence::tracker::Presence;
 use crate::read_state::receipts::{self, Receipt};
@@ -68,11 +68,11 @@ pub struct LastMessageKey(pub Uuid);
 /// The viewer's own membership of a room.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MembershipKey(pub Uuid);
-/// A window of a room's members, with one more to tell whether more lie beyond it.
+/// A page of a room's members, with one more to tell whether more lie beyond it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MembersPageKey {
     pub room_id: Uuid,
-    pub window: Window,
+    pub page: Keyset<TimeKey>,
 }
 /// How many members a room has.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,14 +167,14 @@ impl Loader<MembersPageKey> for Loaders {
         &self,
         keys: &[MembersPageKey],
     ) -> Result<HashMap<MembersPageKey, Self::Value>, Self::Error> {
-        let mut by_page: HashMap<Window, Vec<Uuid>> = HashMap::new();
+        let mut by_page: HashMap<Keyset<TimeKey>, Vec<Uuid>> = HashMap::new();
         for key in keys {
-            by_page.entry(key.window).or_default().push(key.room_id);
+            by_page.entry(key.page).or_default().push(key.room_id);
         }
         let mut found = HashMap::new();
-        for (window, room_ids) in by_page {
-            for (room_id, page) in members::pages(&self.store, &room_ids, window).await? {
-                found.insert(MembersPageKey { room_id, window }, page);
+        for (page, room_ids) in by_page {
+            for (room_id, members) in members::pages(&self.store, &room_ids, page).await? {
+                found.insert(MembersPageKey { room_id, page }, members);
             }
         }
         Ok(found)

@@ -1,38 +1,47 @@
 //! Reading rooms' member lists: a page of members, and how many there are, for many rooms at
 //! once (one statement each), so a page of rooms with their members costs a constant number
 //! of queries and a channel of 5 000 members never comes back as one list. Members are in the
-//! order they joined.
+//! order they joined, paged by that place.
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter, QuerySelect, Value};
 use uuid::Uuid;
 
 use crate::db::{Store, columns};
 use crate::error::ApiResult;
-use crate::paging::Window;
+use crate::paging::{Keyset, TimeKey};
 use entity::room_members;
 
-/// One window of each room's members, in the order the window reads (`Window::split` puts
-/// them in joining order), with one more to tell whether more lie beyond it.
+/// One page of each room's members beyond a member's place (when they joined, then their
+/// id), in the order the window reads (`Window::split` puts them in joining order), with one
+/// more to tell whether more lie beyond it.
 pub async fn pages(
     store: &Store,
     room_ids: &[Uuid],
-    window: Window,
+    page: Keyset<TimeKey>,
 ) -> ApiResult<HashMap<Uuid, Vec<room_members::Model>>> {
     if room_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let (in_rooms, values) = store.in_ids("rm.room_id", room_ids, 1);
+    let mut values = Vec::new();
+    let beyond = match page.cursor {
+        Some(TimeKey { at, id }) => {
+            values.extend([Value::from(at), Value::from(id)]);
+            format!(" AND (rm.joined_at, rm.user_id) {} ($1, $2)", page.sql_beyond(Order::Asc))
+        }
+        None => String::new(),
+    };
+    let (in_rooms, ids) = store.in_ids("rm.room_id", room_ids, values.len() + 1);
+    values.extend(ids);
     let sql = format!(
         "SELECT {} FROM (SELECT rm.*, ROW_NUMBER() OVER \
            (PARTITION BY rm.room_id ORDER BY rm.joined_at {order}, rm.user_id {order}) AS position \
-         FROM room_members rm WHERE {in_rooms}) p \
-         WHERE p.position > {} AND p.position <= {} ORDER BY p.room_id, p.position",
+         FROM room_members rm WHERE {in_rooms}{beyond}) p \
+         WHERE p.position <= {} ORDER BY p.room_id, p.position",
         columns::<room_members::Entity>(Some("p")),
-        window.offset,
-        window.offset + window.fetch_limit(),
-        order = window.sql_order(Order::Asc),
+        page.window.fetch_limit(),
+        order = page.window.sql_order(Order::Asc),
     );
     let rows = room_members::Entity::find().from_raw_sql(store.stmt(&sql, values)).all(&store.db).await?;
     let mut pages: HashMap<Uuid, Vec<room_members::Model>> = HashMap::new();

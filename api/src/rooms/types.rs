@@ -13,9 +13,9 @@ use crate::graphql::ids::to_id;
 use crate::graphql::loaders::{
     LastMessageKey, MemberCountKey, MembersPageKey, MembershipKey, ReceiptsKey, RoomKey, UnreadKey, UserKey,
 };
-use crate::graphql::pages::window_connection_with;
+use crate::graphql::pages::keyset_connection_with;
 use crate::messages::types::Message;
-use crate::paging;
+use crate::paging::{self, TimeKey};
 use crate::read_state::types::ReadReceipt;
 use crate::support::types::Conversation;
 use crate::users::types::User;
@@ -90,12 +90,13 @@ impl Room {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<MemberConnection> {
-        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
-        let key = MembersPageKey { room_id: self.model.id, window };
-        let page = ctx.loaders()?.load_one(key).await?.unwrap_or_default();
-        let (page, more) = window.split(page);
-        let members = page.into_iter().map(RoomMember).collect();
-        Ok(window_connection_with(window, members, more, MemberCount(self.model.id)))
+        let page = ctx.keyset(first, after.as_deref(), last, before.as_deref())?;
+        let key = MembersPageKey { room_id: self.model.id, page };
+        let members = ctx.loaders()?.load_one(key).await?.unwrap_or_default();
+        let (members, more) = page.window.split(members);
+        let members =
+            members.into_iter().map(|m| (TimeKey { at: m.joined_at, id: m.user_id }, RoomMember(m)));
+        Ok(keyset_connection_with(&page, members.collect(), more, MemberCount(self.model.id)))
     }
     async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
         if self.fresh && self.model.last_seq == 0 {

@@ -7,7 +7,7 @@ use super::service::{self, NewUser, ProfileChanges, UserChanges};
 use super::types::{CreateUserInput, UpdateProfileInput, UpdateUserInput, User, UserConnection, Viewer};
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
-use crate::graphql::pages::window_connection;
+use crate::graphql::pages::keyset_connection;
 use crate::paging;
 
 #[derive(Default)]
@@ -32,10 +32,12 @@ impl UserQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<UserConnection> {
-        let window = ctx.window(first, after.as_deref(), last, before.as_deref())?;
+        let page = ctx.keyset(first, after.as_deref(), last, before.as_deref())?;
         let (users, more) =
-            service::search(&ctx.state()?.store, ctx.viewer()?, search.as_deref(), window).await?;
-        Ok(window_connection(window, users.into_iter().map(User).collect(), more))
+            service::search(&ctx.state()?.store, ctx.viewer()?, search.as_deref(), page.clone()).await?;
+        let items =
+            users.into_iter().map(|user| (service::HandleKey(user.handle.clone()), User(user))).collect();
+        Ok(keyset_connection(&page, items, more))
     }
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::auth::Viewer;
 use crate::db::{Store, contains_ci};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
-use crate::paging::Window;
+use crate::paging::Keyset;
 use crate::state::Ctx;
 use sea_orm::Set;
 
@@ -67,12 +67,18 @@ pub async fn find(store: &Store, org_id: Uuid, id: Uuid) -> ApiResult<users::Mod
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
-/// Active users of the viewer's organisation matching `search` in handle or display name.
+/// A user's place in the people list: their handle, unique in an organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandleKey(pub String);
+
+/// Active users of the viewer's organisation matching `search` in handle or display name, by
+/// handle: one page beyond a handle (users added or deactivated meanwhile move no page), and
+/// whether more lie beyond it.
 pub async fn search(
     store: &Store,
     viewer: &Viewer,
     search: Option<&str>,
-    window: Window,
+    page: Keyset<HandleKey>,
 ) -> ApiResult<(Vec<users::Model>, bool)> {
     let mut query = users::Entity::find()
         .filter(users::Column::OrgId.eq(viewer.org_id))
@@ -84,13 +90,16 @@ pub async fn search(
                 .add(contains_ci(store.backend(), users::Column::DisplayName, search)),
         );
     }
-    let rows = query
-        .order_by(users::Column::Handle, window.order(Order::Asc))
-        .offset(window.offset)
-        .limit(window.fetch_limit())
-        .all(&store.db)
-        .await?;
-    Ok(window.split(rows))
+    let order = page.window.order(Order::Asc);
+    if let Some(HandleKey(handle)) = page.cursor {
+        query = query.filter(match order {
+            Order::Desc => users::Column::Handle.lt(handle),
+            _ => users::Column::Handle.gt(handle),
+        });
+    }
+    let rows =
+        query.order_by(users::Column::Handle, order).limit(page.window.fetch_limit()).all(&store.db).await?;
+    Ok(page.window.split(rows))
 }
 
 /// Creates a user in the viewer's organisation; org owners and admins only.

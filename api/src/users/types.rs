@@ -3,11 +3,12 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 
+use super::service;
 use crate::favorites::types::saved_message_page;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{UserKind, UserRole};
 use crate::graphql::ids::to_id;
-use crate::graphql::pages::keyset_connection;
+use crate::graphql::pages::{KeyCursor, keyset_connection};
 use crate::later::types::{LaterConnection, later_page};
 use crate::mentions::types::mention_page;
 use crate::messages::types::MessageConnection;
@@ -226,4 +227,15 @@ pub struct UpdateUserInput {
     pub display_name: Option<String>,
     /// Admins only; only owners grant or take the owner role.
     pub role: Option<UserRole>,
+}
+
+/// A user's place in the people list as a cursor: `@<handle>`.
+impl KeyCursor for service::HandleKey {
+    fn parse(cursor: &str) -> Option<Self> {
+        cursor.strip_prefix('@').filter(|handle| !handle.is_empty()).map(|handle| Self(handle.to_owned()))
+    }
+
+    fn cursor(&self) -> String {
+        format!("@{}", self.0)
+    }
 }
