@@ -31,11 +31,6 @@ impl PageSize {
     pub fn get(self) -> u64 {
         self.0
     }
-
-    /// This size, or `n` if smaller: a page that stops at a cursor.
-    pub fn at_most(self, n: u64) -> Self {
-        Self(self.0.min(n))
-    }
 }
 
 /// How a page reads its list: `limit` items, from the list's start or, with `from_end`, from
@@ -186,8 +181,6 @@ mod tests {
         assert_eq!(end.split(vec![9, 8, 7]), (vec![8, 9], true), "read 9, 8 from the end");
         assert_eq!(end.split(vec![9]), (vec![9], false));
         assert_eq!(end.fetch_limit(), 3);
-        assert_eq!(size.at_most(1).get(), 1);
-        assert_eq!(size.at_most(5).get(), 2);
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub fn backward<T, U>(
     Ok(backward)
 }
 
+/// The longest cursor read: room cursors carry a channel's name (80 characters), user cursors
+/// a handle; anything longer names no place and is refused before it is parsed.
+const MAX_CURSOR_BYTES: usize = 512;
+
 /// An item's key written as a cursor, and read back: the cursors of a [`Keyset`] page.
 pub trait KeyCursor: Sized {
     /// The key a cursor names; `None` if it names none.
@@ -87,7 +91,8 @@ pub fn keyset<K: KeyCursor>(
     let backward = backward(first, after, last, before)?;
     let (size, cursor) = if backward { (last, before) } else { (first, after) };
     let limit = PageSize::parse(size, max_page)?;
-    let cursor = cursor.map(|c| K::parse(c).ok_or_else(|| ApiError::bad_input("invalid cursor")));
+    let parse = |c: &str| Some(c).filter(|c| c.len() <= MAX_CURSOR_BYTES).and_then(K::parse);
+    let cursor = cursor.map(|c| parse(c).ok_or_else(|| ApiError::bad_input("invalid cursor")));
     Ok(Keyset { cursor: cursor.transpose()?, window: Window { limit, from_end: backward } })
 }
 
@@ -136,7 +141,7 @@ mod tests {
         assert_eq!((page.cursor, page.window.limit.get(), page.window.from_end), (Some(id), 2, false));
         let end = keyset::<Uuid>(None, None, Some(3), None, 100).unwrap_or_else(|_| panic!("a keyset"));
         assert_eq!((end.cursor, end.window.from_end), (None, true));
-        for cursor in ["12", "e12", "x"] {
+        for cursor in ["12", "e12", "x", &format!("{id}{}", " ".repeat(512))] {
             assert!(keyset::<Uuid>(None, Some(cursor), None, None, 100).is_err(), "{cursor:?}");
         }
         assert!(keyset::<Uuid>(Some(1), None, None, Some(&id.to_string()), 100).is_err(), "both ways");

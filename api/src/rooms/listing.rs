@@ -40,9 +40,11 @@ pub struct RoomFilter {
 /// A room's place in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListingKey {
-    /// The viewer's rooms: by latest activity (the last message's time, or the room's
-    /// creation before one), then id; with favorites first, `favorite` says in which part.
-    Activity { favorite: bool, at: TimeKey },
+    /// The viewer's rooms by latest activity (the last message's time, or the room's creation
+    /// before one), then id.
+    Activity(TimeKey),
+    /// The same, favorites first: `favorite` says in which part the room is.
+    FavoritesFirst { favorite: bool, at: TimeKey },
     /// Channels to browse: by name, then id.
     Name { name: String, id: Uuid },
 }
@@ -79,15 +81,16 @@ pub async fn list(
         None => query,
     };
     let window = page.window;
-    let cursor = match page.cursor {
-        Some(ListingKey::Activity { favorite, at }) => Some((favorite, at)),
-        Some(ListingKey::Name { .. }) => return Err(ApiError::bad_input("invalid cursor")),
-        None => None,
+    // A cursor of another order names no place in this one.
+    let (favorite, at) = match (page.cursor, filter.favorites_first) {
+        (None, _) => (None, None),
+        (Some(ListingKey::Activity(at)), false) => (None, Some(at)),
+        (Some(ListingKey::FavoritesFirst { favorite, at }), true) => (Some(favorite), Some(at)),
+        _ => return Err(ApiError::bad_input("invalid cursor")),
     };
-    let by_time = Keyset { cursor: cursor.map(|(_, at)| at), window };
-    let beyond = by_time.beyond(activity(), rooms::Column::Id, Order::Desc);
-    query = query.filter(match cursor {
-        Some((favorite, _)) if filter.favorites_first => {
+    let beyond = Keyset { cursor: at, window }.beyond(activity(), rooms::Column::Id, Order::Desc);
+    query = query.filter(match favorite {
+        Some(favorite) => {
             // Favorites, then the others: beyond the cursor in its own part, and all of the
             // other part if it lies ahead in the direction read.
             let (favorites, others) =
@@ -97,39 +100,32 @@ pub async fn list(
             let within = Condition::all().add(own).add(beyond);
             if other_ahead { Condition::any().add(within).add(other) } else { within }
         }
-        _ => beyond,
+        None => beyond,
     });
     if filter.favorites_first {
         query = query.order_by(Expr::cust("room_members.favorite_at IS NULL"), window.order(Order::Asc));
     }
-    let rows = query
+    let query = query
         .order_by(activity(), window.order(Order::Desc))
         .order_by(rooms::Column::Id, window.order(Order::Desc))
-        .limit(window.fetch_limit())
-        .all(&store.db)
-        .await?;
-    let (rows, more) = window.split(rows);
-    let favorites =
-        if filter.favorites_first { favorites_among(store, viewer, &rows).await? } else { Vec::new() };
-    let keyed = rows
-        .into_iter()
-        .map(|room| {
-            let at = TimeKey { at: room.last_message_at.unwrap_or(room.created_at), id: room.id };
-            (ListingKey::Activity { favorite: favorites.contains(&room.id), at }, room)
-        })
-        .collect();
-    Ok((keyed, more))
-}
-
-/// Which of `rooms` the viewer favored: their places in a favorites-first listing.
-async fn favorites_among(store: &Store, viewer: &Viewer, rooms: &[rooms::Model]) -> ApiResult<Vec<Uuid>> {
-    let rows = room_members::Entity::find()
-        .filter(room_members::Column::UserId.eq(viewer.id))
-        .filter(room_members::Column::RoomId.is_in(rooms.iter().map(|room| room.id)))
-        .filter(room_members::Column::FavoriteAt.is_not_null())
-        .all(&store.db)
-        .await?;
-    Ok(rows.into_iter().map(|row| row.room_id).collect())
+        .limit(window.fetch_limit());
+    let place =
+        |room: &rooms::Model| TimeKey { at: room.last_message_at.unwrap_or(room.created_at), id: room.id };
+    let keyed: Vec<(ListingKey, rooms::Model)> = if filter.favorites_first {
+        // The viewer's membership comes with each room (the join is there already), so a
+        // room's part is read in the same snapshot as its place.
+        let rows = query.select_also(room_members::Entity).all(&store.db).await?;
+        rows.into_iter()
+            .map(|(room, membership)| {
+                let favorite = membership.is_some_and(|m| m.favorite_at.is_some());
+                (ListingKey::FavoritesFirst { favorite, at: place(&room) }, room)
+            })
+            .collect()
+    } else {
+        let rows = query.all(&store.db).await?;
+        rows.into_iter().map(|room| (ListingKey::Activity(place(&room)), room)).collect()
+    };
+    Ok(window.split(keyed))
 }
 
 /// What the viewer's rooms and browsing share: live rooms (or archived ones), of a kind,
@@ -185,6 +181,9 @@ async fn browse(
         .filter(rooms::Column::OrgId.eq(viewer.org_id))
         .filter(rooms::Column::Kind.eq(RoomKind::Channel))
         .filter(rooms::Column::Visibility.eq(Visibility::Public))
+        // Every public channel has one (`createChannel` requires it); a nameless one would
+        // have no place in this order.
+        .filter(rooms::Column::Name.is_not_null())
         .filter(rooms::Column::Id.not_in_subquery(joined));
     let window: Window = page.window;
     let beyond = match page.cursor {
@@ -197,7 +196,7 @@ async fn browse(
             };
             Condition::any().add(past).add(Condition::all().add(Name.eq(name)).add(tie))
         }
-        Some(ListingKey::Activity { .. }) => return Err(ApiError::bad_input("invalid cursor")),
+        Some(_) => return Err(ApiError::bad_input("invalid cursor")),
     };
     let rows = narrowed(store, unjoined_public, filter)
         .filter(beyond)

@@ -69,13 +69,14 @@ pub async fn room_page(
     Ok(keyset_connection(&page, items, more))
 }
 
-/// A room's place as a cursor: `a<activity>_<id>` (`f…` for a favorite, when favorites come
-/// first), or `n<id>_<name>` for a channel to browse.
+/// A room's place as a cursor: `a<activity>_<id>` by activity, `f…` or `o…` with favorites
+/// first (a favorite, or one of the others), `n<id>_<name>` for a channel to browse.
 impl KeyCursor for ListingKey {
     fn parse(cursor: &str) -> Option<Self> {
         let (tag, rest) = (cursor.get(..1)?, cursor.get(1..)?);
         match tag {
-            "a" | "f" => Some(Self::Activity { favorite: tag == "f", at: TimeKey::parse(rest)? }),
+            "a" => Some(Self::Activity(TimeKey::parse(rest)?)),
+            "f" | "o" => Some(Self::FavoritesFirst { favorite: tag == "f", at: TimeKey::parse(rest)? }),
             "n" => {
                 let (id, name) = rest.split_once('_')?;
                 Some(Self::Name { name: name.to_owned(), id: Uuid::parse_str(id).ok()? })
@@ -86,10 +87,40 @@ impl KeyCursor for ListingKey {
 
     fn cursor(&self) -> String {
         match self {
-            Self::Activity { favorite, at } => {
-                format!("{}{}", if *favorite { "f" } else { "a" }, at.cursor())
+            Self::Activity(at) => format!("a{}", at.cursor()),
+            Self::FavoritesFirst { favorite, at } => {
+                format!("{}{}", if *favorite { "f" } else { "o" }, at.cursor())
             }
             Self::Name { name, id } => format!("n{id}_{name}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+
+    use super::*;
+
+    #[test]
+    fn a_room_cursor_says_which_order_it_belongs_to() {
+        let at =
+            TimeKey { at: DateTime::from_timestamp(1_796_000_000, 0).unwrap_or_default(), id: Uuid::nil() };
+        let keys = [
+            ListingKey::Activity(at),
+            ListingKey::FavoritesFirst { favorite: true, at },
+            ListingKey::FavoritesFirst { favorite: false, at },
+            ListingKey::Name { name: "dev_ops_2".into(), id: Uuid::nil() },
+        ];
+        let mut tags = Vec::new();
+        for key in keys {
+            let cursor = key.cursor();
+            assert_eq!(ListingKey::parse(&cursor), Some(key), "{cursor}");
+            tags.push(cursor[..1].to_owned());
+        }
+        assert_eq!(tags, ["a", "f", "o", "n"]);
+        for bad in ["", "x", "a", "e12", "n", "nnot-an-id_dev"] {
+            assert_eq!(ListingKey::parse(bad), None, "{bad:?}");
         }
     }
 }

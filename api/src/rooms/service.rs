@@ -1,4 +1,5 @@
-//! Creating, changing and listing rooms.
+//! Creating and changing rooms: channels, direct rooms, renaming, archiving (listing them is
+//! `listing`).
 
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};

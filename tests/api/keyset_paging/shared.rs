@@ -145,10 +145,20 @@ async fn reading_and_joining_rooms_while_paging_skips_none(backend: Backend) {
     // The channels joined have no message: their activity is their creation, after the news.
     let walked = walk_one_at_a_time(&favorites_first).await;
     assert_eq!(walked, ["c2", "c0", "b1", "b0", "c4", "c3", "c1"]);
+    // A cursor names a place in the order it came from only: another order refuses it.
     let cursor = |page: Page| page.cursors[0].clone();
-    let browse_cursor = cursor(browse.page(json!({ "first": 1 })).await);
-    let refused = "query($c: String) { viewer { rooms(after: $c) { edges { cursor } } } }";
-    assert_error_code(&app.gql(&alice, refused, json!({ "c": browse_cursor })).await, "BAD_USER_INPUT");
+    let by_activity = List { args: "", ..favorites_first };
+    let cursors = [
+        ("", cursor(browse.page(json!({ "first": 1 })).await)),
+        ("", cursor(favorites_first.page(json!({ "first": 1 })).await)),
+        ("orderBy: FAVORITES_FIRST, ", cursor(by_activity.page(json!({ "first": 1 })).await)),
+        ("filter: { joined: false }, ", cursor(by_activity.page(json!({ "first": 1 })).await)),
+    ];
+    for (args, cursor) in cursors {
+        let refused =
+            format!("query($c: String) {{ viewer {{ rooms({args}after: $c) {{ edges {{ cursor }} }} }} }}");
+        assert_error_code(&app.gql(&alice, &refused, json!({ "c": cursor })).await, "BAD_USER_INPUT");
+    }
 }
 
 /// Members who leave between two pages of a channel's member list: the next page starts
