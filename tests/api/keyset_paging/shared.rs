@@ -12,6 +12,7 @@ backend_tests!(
     resolving_conversations_while_paging_the_queue_skips_none,
     reading_and_joining_rooms_while_paging_skips_none,
     members_leaving_while_paging_skip_nobody,
+    channels_of_one_name_page_by_id,
 );
 
 /// Deliveries made while an admin pages the log, newest first, go before its first page: the
@@ -193,4 +194,30 @@ async fn members_leaving_while_paging_skip_nobody(backend: Backend) {
     }
     let next = members.page(json!({ "first": 3, "after": first.cursors[2] })).await;
     assert_eq!(next.names, ["m2", "m3", "m4"], "after a member who left");
+}
+
+/// Archived channels may share a name (only live ones are unique): browsing them, the name
+/// ties and their ids order them, one at a time, the same both ways.
+async fn channels_of_one_name_page_by_id(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let mut archived = Vec::new();
+    for _ in 0..3 {
+        let room = create_channel(&app, &bob, "retro", &[]).await;
+        app.ok(&bob, "mutation($id: ID!) { archiveRoom(roomId: $id) { id } }", json!({ "id": room })).await;
+        archived.push(room);
+    }
+    let browse = List {
+        app: &app,
+        reader: &alice,
+        field: "rooms",
+        args: "filter: { joined: false, archived: true }, ",
+        node: "id",
+        name: |node| node["id"].as_str(),
+    };
+    let mut walked = walk_one_at_a_time(&browse).await;
+    walked.sort();
+    archived.sort();
+    assert_eq!(walked, archived, "each once");
 }
