@@ -4,7 +4,7 @@
 //! more follow, without a count.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{Condition, IntoSimpleExpr, Order};
+use sea_orm::{Condition, IntoSimpleExpr, Order, Value};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -113,16 +113,26 @@ impl Keyset<TimeKey> {
     /// The rows beyond the cursor (every row, without one) of a list ordered by `at`, then
     /// `id` (columns, or expressions such as a `COALESCE`), both in `natural` order.
     pub fn beyond(&self, at: impl IntoSimpleExpr, id: impl IntoSimpleExpr, natural: Order) -> Condition {
-        // Called as functions: in scope as a trait, its `min`/`eq` would shadow `Ord`'s.
-        use sea_orm::sea_query::ExprTrait as E;
         let Some(TimeKey { at: time, id: key }) = self.cursor else { return Condition::all() };
-        let (at, id) = (at.into_simple_expr(), id.into_simple_expr());
-        let (past, tie) = match self.window.order(natural) {
-            Order::Desc => (E::lt(at.clone(), time), E::lt(id, key)),
-            _ => (E::gt(at.clone(), time), E::gt(id, key)),
-        };
-        Condition::any().add(past).add(Condition::all().add(E::eq(at, time)).add(tie))
+        beyond_pair((at, time.into()), (id, key.into()), self.window.order(natural))
     }
+}
+
+/// The rows past the key `(first, then)` of a list ordered by those two terms, both read in
+/// `order` (before it, reading descending): `first` past the key's, or equal and `then` past.
+pub fn beyond_pair(
+    (first, first_key): (impl IntoSimpleExpr, Value),
+    (then, then_key): (impl IntoSimpleExpr, Value),
+    order: Order,
+) -> Condition {
+    // Called as functions: in scope as a trait, its `min`/`eq` would shadow `Ord`'s.
+    use sea_orm::sea_query::ExprTrait as E;
+    let (first, then) = (first.into_simple_expr(), then.into_simple_expr());
+    let (past, tie) = match order {
+        Order::Desc => (E::lt(first.clone(), first_key.clone()), E::lt(then, then_key)),
+        _ => (E::gt(first.clone(), first_key.clone()), E::gt(then, then_key)),
+    };
+    Condition::any().add(past).add(Condition::all().add(E::eq(first, first_key)).add(tie))
 }
 
 /// A paged field's share of a query's complexity (async-graphql's `complexity` attribute):

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::auth::Viewer;
 use crate::db::{Store, contains_ci};
 use crate::error::{ApiError, ApiResult};
-use crate::paging::{Keyset, TimeKey, Window};
+use crate::paging::{Keyset, TimeKey, Window, beyond_pair};
 use crate::read_state::service as read_state;
 use entity::enums::{RoomKind, Visibility};
 use entity::{room_members, rooms};
@@ -49,9 +49,15 @@ pub enum ListingKey {
     Name { name: String, id: Uuid },
 }
 
-/// A room's latest activity, as listings order by it.
-fn activity() -> Expr {
+/// A room's latest activity, as listings order by it: its last message's time, or its
+/// creation's before one.
+pub fn activity() -> Expr {
     Expr::cust("COALESCE(rooms.last_message_at, rooms.created_at)")
+}
+
+/// A room's place in a list by [`activity`].
+pub fn activity_key(room: &rooms::Model) -> TimeKey {
+    TimeKey { at: room.last_message_at.unwrap_or(room.created_at), id: room.id }
 }
 
 /// One page of the viewer's rooms, most recent activity first (or, with `joined: false`, the
@@ -109,8 +115,6 @@ pub async fn list(
         .order_by(activity(), window.order(Order::Desc))
         .order_by(rooms::Column::Id, window.order(Order::Desc))
         .limit(window.fetch_limit());
-    let place =
-        |room: &rooms::Model| TimeKey { at: room.last_message_at.unwrap_or(room.created_at), id: room.id };
     let keyed: Vec<(ListingKey, rooms::Model)> = if filter.favorites_first {
         // The viewer's membership comes with each room (the join is there already), so a
         // room's part is read in the same snapshot as its place.
@@ -118,12 +122,12 @@ pub async fn list(
         rows.into_iter()
             .map(|(room, membership)| {
                 let favorite = membership.is_some_and(|m| m.favorite_at.is_some());
-                (ListingKey::FavoritesFirst { favorite, at: place(&room) }, room)
+                (ListingKey::FavoritesFirst { favorite, at: activity_key(&room) }, room)
             })
             .collect()
     } else {
         let rows = query.all(&store.db).await?;
-        rows.into_iter().map(|room| (ListingKey::Activity(place(&room)), room)).collect()
+        rows.into_iter().map(|room| (ListingKey::Activity(activity_key(&room)), room)).collect()
     };
     Ok(window.split(keyed))
 }
@@ -188,14 +192,11 @@ async fn browse(
     let window: Window = page.window;
     let beyond = match page.cursor {
         None => Condition::all(),
-        Some(ListingKey::Name { name, id }) => {
-            use rooms::Column::{Id, Name};
-            let (past, tie) = match window.order(Order::Asc) {
-                Order::Desc => (Name.lt(name.clone()), Id.lt(id)),
-                _ => (Name.gt(name.clone()), Id.gt(id)),
-            };
-            Condition::any().add(past).add(Condition::all().add(Name.eq(name)).add(tie))
-        }
+        Some(ListingKey::Name { name, id }) => beyond_pair(
+            (rooms::Column::Name, name.into()),
+            (rooms::Column::Id, id.into()),
+            window.order(Order::Asc),
+        ),
         Some(_) => return Err(ApiError::bad_input("invalid cursor")),
     };
     let rows = narrowed(store, unjoined_public, filter)

@@ -7,7 +7,6 @@
 //! resolved (open, pending and snoozed ones all wait on them).
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, FromQueryResult, Order,
     QueryFilter, QueryOrder, QuerySelect, Select, Set,
@@ -22,6 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::notifications::outbox;
 use crate::paging::{Keyset, TimeKey};
 use crate::rooms::access;
+use crate::rooms::listing::{activity, activity_key};
 use crate::state::{AppState, Ctx};
 use crate::users::service as users;
 use entity::enums::{ConversationStatus, RoomKind};
@@ -227,8 +227,8 @@ pub async fn assigned_to(
     by_activity(store, query, page).await
 }
 
-/// Conversations by their last message's time (their creation's, before one; in practice
-/// a conversation is created with its first message), newest first, paged by that time and
+/// Conversations by their latest activity (`rooms::listing::activity`; in practice a
+/// conversation is created with its first message), newest first, paged by that time and
 /// the id: a conversation resolved or assigned away while an agent pages the queue moves
 /// none of the others.
 async fn by_activity(
@@ -236,7 +236,6 @@ async fn by_activity(
     query: Select<rooms::Entity>,
     page: Keyset<TimeKey>,
 ) -> ApiResult<(Vec<(TimeKey, rooms::Model)>, bool)> {
-    let activity = || Expr::cust("COALESCE(rooms.last_message_at, rooms.created_at)");
     let order = page.window.order(Order::Desc);
     let rows = query
         .filter(page.beyond(activity(), rooms::Column::Id, Order::Desc))
@@ -245,10 +244,7 @@ async fn by_activity(
         .limit(page.window.fetch_limit())
         .all(&store.db)
         .await?;
-    let keyed = rows
-        .into_iter()
-        .map(|row| (TimeKey { at: row.last_message_at.unwrap_or(row.created_at), id: row.id }, row));
-    Ok(page.window.split(keyed.collect()))
+    Ok(page.window.split(rows.into_iter().map(|room| (activity_key(&room), room)).collect()))
 }
 
 async fn found(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
