@@ -7,13 +7,15 @@
 //! after a backoff, and the feed reads again what failed. So a failed read delays a delivery;
 //! it never drops one.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
-use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
 use uuid::Uuid;
 
 use super::hub::{BusItem, TopicGuard};
@@ -48,11 +50,25 @@ enum Key {
     Signals(Uuid),
 }
 
+/// A followed topic's events. Holding it keeps the topic followed: the guard lives in the
+/// same entry as the stream, so one map, not two keyed alike, says what is followed.
+struct Followed {
+    events: BroadcastStream<BusItem>,
+    _guard: TopicGuard,
+}
+
+impl Stream for Followed {
+    type Item = <BroadcastStream<BusItem> as Stream>::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.events).poll_next(cx)
+    }
+}
+
 pub struct Watcher {
     bus: EventBus,
     scope: Scope,
-    streams: StreamMap<Key, BroadcastStream<BusItem>>,
-    guards: HashMap<Key, TopicGuard>,
+    streams: StreamMap<Key, Followed>,
     /// Events read while coalescing a burst of resyncs, yielded next.
     backlog: VecDeque<(Key, Arc<Envelope>)>,
     /// A retry asked for by the feed after a failed read.
@@ -68,7 +84,6 @@ impl Watcher {
             bus: bus.clone(),
             scope,
             streams: StreamMap::new(),
-            guards: HashMap::new(),
             backlog: VecDeque::new(),
             retry: Retry::default(),
         };
@@ -82,14 +97,14 @@ impl Watcher {
 
     /// Follows a room; once this returns, its events published from now on arrive.
     pub async fn follow(&mut self, room_id: Uuid) {
-        if !self.guards.contains_key(&Key::Room(room_id)) {
+        if !self.streams.contains_key(&Key::Room(room_id)) {
             self.add(Key::Room(room_id), Topic::Room(room_id)).await;
         }
     }
 
     /// Also follows a room's typing and read receipts (`Topic::Signals`).
     pub async fn follow_signals(&mut self, room_id: Uuid) {
-        if !self.guards.contains_key(&Key::Signals(room_id)) {
+        if !self.streams.contains_key(&Key::Signals(room_id)) {
             self.add(Key::Signals(room_id), Topic::Signals(room_id)).await;
         }
     }
@@ -97,7 +112,6 @@ impl Watcher {
     pub fn unfollow(&mut self, room_id: Uuid) {
         for key in [Key::Room(room_id), Key::Signals(room_id)] {
             self.streams.remove(&key);
-            self.guards.remove(&key);
         }
     }
 
@@ -106,13 +120,13 @@ impl Watcher {
             Key::Room(room_id) => Some(*room_id),
             Key::User | Key::Signals(_) => None,
         };
-        self.guards.keys().filter_map(room).collect()
+        self.streams.keys().filter_map(room).collect()
     }
 
     async fn add(&mut self, key: Key, topic: Topic) {
         let subscription = self.bus.subscribe(topic).await;
-        self.streams.insert(key, BroadcastStream::new(subscription.receiver));
-        self.guards.insert(key, subscription.guard);
+        let events = BroadcastStream::new(subscription.receiver);
+        self.streams.insert(key, Followed { events, _guard: subscription.guard });
     }
 
     /// Yields `Retry` after a backoff: the caller's database read failed, and what it was to

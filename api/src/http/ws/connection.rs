@@ -63,37 +63,43 @@ impl Connection {
     pub async fn run(mut self, socket: WebSocket) {
         metrics::gauge!("parley_ws_connections").increment(1.0);
         let (mut sink, mut stream) = socket.split();
-        let limits = self.state.app.limits.clone();
-        let init_deadline = Instant::now() + limits.ws_init_timeout();
-        let period = Duration::from_secs(limits.ws_keepalive_secs.max(1));
+        let (init_timeout, period) = {
+            let limits = &self.state.app.limits;
+            (limits.ws_init_timeout(), Duration::from_secs(limits.ws_keepalive_secs.max(1)))
+        };
         let mut keepalive = interval_at(Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut shutdown = self.state.shutdown.clone();
-        // When to recheck the viewer: at once after a change was announced, later again
-        // while the database cannot answer.
-        let mut recheck_at: Option<Instant> = None;
+        // One timer, set once, for the connection's two deadlines: `connection_init` until a
+        // viewer is known, then the recheck of a viewer announced changed (at once, and again
+        // while the database cannot answer). A timer made afresh in the loop would be built
+        // on every frame written, and two would both stay in every idle connection's task.
+        let deadline = sleep_until(Instant::now() + init_timeout);
+        tokio::pin!(deadline);
+        let mut recheck_due = false;
 
         let closing: Closing = loop {
             tokio::select! {
-                _ = sleep_until(init_deadline), if self.viewer.is_none() => {
-                    break Some((close::INIT_TIMEOUT, "Connection initialisation timeout".into()));
+                () = &mut deadline, if self.viewer.is_none() || recheck_due => {
+                    if self.viewer.is_none() {
+                        break Some((close::INIT_TIMEOUT, "Connection initialisation timeout".into()));
+                    }
+                    // The database work here and below (`connection_init`'s authentication)
+                    // is boxed: inline, its large futures would stay allocated in every idle
+                    // connection's task.
+                    match Box::pin(recheck_viewer(&self.state, self.id, self.viewer.as_ref())).await {
+                        Recheck::Keep => recheck_due = false,
+                        Recheck::Close(closing) => break closing,
+                        Recheck::Failed => deadline.as_mut().reset(Instant::now() + RECHECK_RETRY),
+                    }
                 }
                 _ = shutdown.changed() => break Some((close::GOING_AWAY, "server shutting down".into())),
                 _ = keepalive.tick(), if self.viewer.is_some() => {
                     if send(&mut sink, &self.protocol.keepalive()).await.is_err() { break None; }
                 }
                 () = viewer_changed(self.viewer_watch.as_mut()) => {
-                    recheck_at = Some(Instant::now());
-                }
-                // The database work below (the recheck, `connection_init`'s authentication)
-                // is boxed: inline, its large futures would stay allocated in every idle
-                // connection's task.
-                _ = sleep_until(recheck_at.unwrap_or_else(Instant::now)), if recheck_at.is_some() => {
-                    match Box::pin(recheck_viewer(&self.state, self.id, self.viewer.as_ref())).await {
-                        Recheck::Keep => recheck_at = None,
-                        Recheck::Close(closing) => break closing,
-                        Recheck::Failed => recheck_at = Some(Instant::now() + RECHECK_RETRY),
-                    }
+                    recheck_due = true;
+                    deadline.as_mut().reset(Instant::now());
                 }
                 Some(first) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
                     if self.write_frames(&mut sink, first).await.is_err() { break None; }

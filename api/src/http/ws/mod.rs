@@ -25,9 +25,10 @@ pub fn upgrade(state: Arc<HttpState>, upgrade: WebSocketUpgrade) -> Response {
         .max_message_size(max)
         .max_frame_size(max)
         // tungstenite's default 128 KiB read buffer is zero-filled on first read and then
-        // kept: with it an idle connection costs ~200 KiB. Clients send small messages
-        // (`subscribe` is a few hundred bytes), and the buffer grows for a larger frame.
-        .read_buffer_size(1 << 10)
+        // kept: with it an idle connection costs ~200 KiB. Clients send few and small
+        // messages (`connection_init` with a token, `subscribe`: a few hundred bytes each),
+        // and the buffer grows to the size of a larger frame.
+        .read_buffer_size(512)
         .write_buffer_size(4 << 10)
         .on_upgrade(move |socket| {
             let protocol = socket

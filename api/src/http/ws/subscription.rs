@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use async_graphql::{Request, Response, Variables};
+use futures_util::future::{self, Either};
 use futures_util::stream::{self, BoxStream};
 use futures_util::{Stream, StreamExt};
 
@@ -46,7 +47,12 @@ pub fn frames(
         phase: Phase::SettingUp { responses, feeds, first: true },
         _active: ActiveSubscription::new(),
     };
-    Box::pin(stream::unfold(Some(subscription), |subscription| async move { subscription?.step().await }))
+    // The step's future is the stream's state: an `async` block around it would hold the
+    // subscription a second time in every idle subscription's stream.
+    Box::pin(stream::unfold(Some(subscription), |subscription| match subscription {
+        Some(subscription) => Either::Left(subscription.step()),
+        None => Either::Right(future::ready(None)),
+    }))
 }
 
 struct Subscription {
