@@ -160,7 +160,7 @@ async fn complete_stops_delivery(backend: Backend) {
     client.assert_open();
 }
 
-/// The server reads with a 1 KiB buffer (idle connections stay small); a larger message,
+/// The server reads at most 512 bytes at a time (idle connections stay small); a larger message,
 /// here a 64 KiB document, still arrives whole, and the connection goes on.
 async fn a_subscribe_larger_than_the_read_buffer_works(backend: Backend) {
     let app = spawn_app(backend).await;

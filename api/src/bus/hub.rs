@@ -104,9 +104,12 @@ impl Hub {
             slot.subscribers += 1;
             (slot.sender.subscribe(), slot.ready.clone())
         };
+        // Counted, so guarded before the first await: a caller that gives up while Redis has
+        // not confirmed (its connection closed) must still release the topic.
+        let guard = TopicGuard { topic, hub: self.clone() };
         // Err: the subscriber task is gone (shutdown); do not wait for it.
         let _ = ready.wait_for(|ready| *ready).await;
-        TopicSubscription { receiver, guard: TopicGuard { topic, hub: self.clone() } }
+        TopicSubscription { receiver, guard }
     }
 
     fn release(&self, topic: Topic) {
@@ -138,5 +141,50 @@ pub struct TopicGuard {
 impl Drop for TopicGuard {
     fn drop(&mut self) {
         self.hub.release(self.topic);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A subscriber that gives up before Redis confirmed leaves nothing behind: the topic is
+    /// dropped and Redis is told to unsubscribe (before, the count stayed at one for good).
+    #[tokio::test]
+    async fn a_subscribe_abandoned_before_ready_releases_the_topic() {
+        let (remote, mut commands) = mpsc::unbounded_channel();
+        let hub = Arc::new(Hub::new(Uuid::new_v4(), Some(remote)));
+        let topic = Topic::Room(Uuid::new_v4());
+
+        let waited = tokio::time::timeout(Duration::from_millis(20), hub.subscribe(topic)).await;
+
+        assert!(waited.is_err(), "nothing confirmed the subscription");
+        assert!(!hub.is_active(&topic));
+        assert!(matches!(commands.try_recv(), Ok(Command::Subscribe { topic: t, .. }) if t == topic));
+        assert!(matches!(commands.try_recv(), Ok(Command::Unsubscribe { topic: t }) if t == topic));
+    }
+
+    /// Once confirmed, the subscription holds the topic until its guard is dropped.
+    #[tokio::test]
+    async fn a_confirmed_subscription_holds_the_topic_until_dropped() {
+        let (remote, mut commands) = mpsc::unbounded_channel();
+        let hub = Arc::new(Hub::new(Uuid::new_v4(), Some(remote)));
+        let topic = Topic::Room(Uuid::new_v4());
+        let subscribing = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.subscribe(topic).await }
+        });
+        let Some(Command::Subscribe { ready, .. }) = commands.recv().await else {
+            panic!("the hub asked Redis for nothing");
+        };
+        ready.send_replace(true);
+        let subscription = subscribing.await.expect("subscribing panicked");
+
+        assert!(hub.is_active(&topic));
+        drop(subscription);
+        assert!(!hub.is_active(&topic));
+        assert!(matches!(commands.try_recv(), Ok(Command::Unsubscribe { topic: t }) if t == topic));
     }
 }

@@ -26,8 +26,9 @@ pub fn upgrade(state: Arc<HttpState>, upgrade: WebSocketUpgrade) -> Response {
         .max_frame_size(max)
         // tungstenite's default 128 KiB read buffer is zero-filled on first read and then
         // kept: with it an idle connection costs ~200 KiB. Clients send few and small
-        // messages (`connection_init` with a token, `subscribe`: a few hundred bytes each),
-        // and the buffer grows to the size of a larger frame.
+        // messages (`subscribe`: a few hundred bytes; `connection_init` with an RS256 token:
+        // ≈ 650, two reads). Each read takes at most 512 bytes, so a larger frame costs
+        // about size / 512 reads while the buffer grows to hold it whole.
         .read_buffer_size(512)
         .write_buffer_size(4 << 10)
         .on_upgrade(move |socket| {
