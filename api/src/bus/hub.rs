@@ -3,9 +3,13 @@
 //! to SUBSCRIBE and UNSUBSCRIBE at those moments.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 use super::event::{Envelope, Topic};
@@ -131,6 +135,28 @@ pub struct TopicSubscription {
     pub receiver: broadcast::Receiver<BusItem>,
     /// Keeps the topic followed; dropping it releases the topic.
     pub guard: TopicGuard,
+}
+
+impl TopicSubscription {
+    /// The subscription as a stream, for a map of followed topics: the guard lives in the
+    /// same entry as the events, so one map, not two keyed alike, says what is followed.
+    pub fn into_stream(self) -> TopicStream {
+        TopicStream { events: BroadcastStream::new(self.receiver), _guard: self.guard }
+    }
+}
+
+/// A followed topic's events; holding it keeps the topic followed.
+pub struct TopicStream {
+    events: BroadcastStream<BusItem>,
+    _guard: TopicGuard,
+}
+
+impl Stream for TopicStream {
+    type Item = <BroadcastStream<BusItem> as Stream>::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.events).poll_next(cx)
+    }
 }
 
 pub struct TopicGuard {

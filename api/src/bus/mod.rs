@@ -22,7 +22,7 @@ pub use event::{
     AttachmentPayload, ConversationChangePayload, Envelope, Event, MembershipChange, MessagePayload,
     ReminderPayload, RoomChange, RoomPayload, Topic, UserPayload,
 };
-pub use hub::{BusItem, TopicGuard, TopicSubscription};
+pub use hub::{BusItem, TopicGuard, TopicStream, TopicSubscription};
 pub use link::RedisLink;
 pub use retry::Retry;
 pub use watcher::{Scope, Watched, Watcher};

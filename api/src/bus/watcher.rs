@@ -8,17 +8,14 @@
 //! it never drops one.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
+use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::{Stream, StreamExt};
 use uuid::Uuid;
 
-use super::hub::{BusItem, TopicGuard};
+use super::hub::{BusItem, TopicStream};
 use super::retry::Retry;
 use super::{Envelope, Event, EventBus, Topic};
 
@@ -50,25 +47,10 @@ enum Key {
     Signals(Uuid),
 }
 
-/// A followed topic's events. Holding it keeps the topic followed: the guard lives in the
-/// same entry as the stream, so one map, not two keyed alike, says what is followed.
-struct Followed {
-    events: BroadcastStream<BusItem>,
-    _guard: TopicGuard,
-}
-
-impl Stream for Followed {
-    type Item = <BroadcastStream<BusItem> as Stream>::Item;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.events).poll_next(cx)
-    }
-}
-
 pub struct Watcher {
     bus: EventBus,
     scope: Scope,
-    streams: StreamMap<Key, Followed>,
+    streams: StreamMap<Key, TopicStream>,
     /// Events read while coalescing a burst of resyncs, yielded next.
     backlog: VecDeque<(Key, Arc<Envelope>)>,
     /// A retry asked for by the feed after a failed read.
@@ -124,9 +106,7 @@ impl Watcher {
     }
 
     async fn add(&mut self, key: Key, topic: Topic) {
-        let subscription = self.bus.subscribe(topic).await;
-        let events = BroadcastStream::new(subscription.receiver);
-        self.streams.insert(key, Followed { events, _guard: subscription.guard });
+        self.streams.insert(key, self.bus.subscribe(topic).await.into_stream());
     }
 
     /// Yields `Retry` after a backoff: the caller's database read failed, and what it was to

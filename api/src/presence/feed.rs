@@ -24,14 +24,13 @@ use futures_util::future::join_all;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use sea_orm::ConnectionTrait;
 use tokio_stream::StreamMap;
-use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use uuid::Uuid;
 
 use super::Status;
 use super::service::{UserPresence, presence_of, presence_of_exactly};
 use crate::auth::Viewer;
-use crate::bus::{BusItem, Event, Retry, Topic, TopicGuard};
+use crate::bus::{BusItem, Event, Retry, Topic, TopicStream};
 use crate::error::{ApiError, ApiResult};
 use crate::rooms::access::member_room_ids;
 use crate::state::AppState;
@@ -90,9 +89,7 @@ struct PresenceFeed {
     /// The people the client named, if it did: only those of them who share a room are
     /// followed.
     named: Option<Vec<Uuid>>,
-    streams: StreamMap<Key, BroadcastStream<BusItem>>,
-    /// Keep the topic subscriptions alive.
-    guards: HashMap<Key, TopicGuard>,
+    streams: StreamMap<Key, TopicStream>,
     /// The people followed, and which of the viewer's rooms each shares.
     shared: HashMap<Uuid, HashSet<Uuid>>,
     /// What was last delivered (or read at the start) for each person followed; someone
@@ -117,7 +114,6 @@ pub async fn presence_changes(
         viewer,
         named,
         streams: StreamMap::new(),
-        guards: HashMap::new(),
         shared: HashMap::new(),
         last: HashMap::new(),
         pending: VecDeque::new(),
@@ -235,7 +231,7 @@ impl PresenceFeed {
             let rooms: HashSet<Uuid> =
                 member_room_ids(&self.state.store, self.viewer.id).await?.into_iter().collect();
             let followed: HashSet<Uuid> = self
-                .guards
+                .streams
                 .keys()
                 .filter_map(|key| if let Key::Members(room_id) = key { Some(*room_id) } else { None })
                 .collect();
@@ -310,19 +306,17 @@ impl PresenceFeed {
 
     /// Subscribes the topics not followed yet, all at once (each waits for Redis to confirm).
     async fn follow(&mut self, keys: impl IntoIterator<Item = Key>) {
-        let keys: Vec<Key> = keys.into_iter().filter(|key| !self.guards.contains_key(key)).collect();
+        let keys: Vec<Key> = keys.into_iter().filter(|key| !self.streams.contains_key(key)).collect();
         let viewer_id = self.viewer.id;
         let bus = &self.state.bus;
         let subscriptions = join_all(keys.iter().map(|key| bus.subscribe(key.topic(viewer_id)))).await;
         for (key, subscription) in keys.into_iter().zip(subscriptions) {
-            self.streams.insert(key, BroadcastStream::new(subscription.receiver));
-            self.guards.insert(key, subscription.guard);
+            self.streams.insert(key, subscription.into_stream());
         }
     }
 
     fn unfollow(&mut self, key: Key) {
         self.streams.remove(&key);
-        self.guards.remove(&key);
     }
 
     /// Offers what was heard of people still followed (not of someone who stopped sharing a
