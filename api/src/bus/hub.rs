@@ -145,7 +145,8 @@ impl TopicSubscription {
     }
 }
 
-/// A followed topic's events; holding it keeps the topic followed.
+/// A followed topic's events; holding it keeps the topic followed, so it never ends while
+/// held (the topic's sender lives as long as any subscriber's guard).
 pub struct TopicStream {
     events: BroadcastStream<BusItem>,
     _guard: TopicGuard,
@@ -172,7 +173,7 @@ impl Drop for TopicGuard {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use futures_util::FutureExt;
 
     use super::*;
 
@@ -184,9 +185,10 @@ mod tests {
         let hub = Arc::new(Hub::new(Uuid::new_v4(), Some(remote)));
         let topic = Topic::Room(Uuid::new_v4());
 
-        let waited = tokio::time::timeout(Duration::from_millis(20), hub.subscribe(topic)).await;
+        // Polled once: the topic is counted and Redis asked, then the future waits and is dropped.
+        let waited = hub.subscribe(topic).now_or_never();
 
-        assert!(waited.is_err(), "nothing confirmed the subscription");
+        assert!(waited.is_none(), "nothing confirmed the subscription");
         assert!(!hub.is_active(&topic));
         assert!(matches!(commands.try_recv(), Ok(Command::Subscribe { topic: t, .. }) if t == topic));
         assert!(matches!(commands.try_recv(), Ok(Command::Unsubscribe { topic: t }) if t == topic));
@@ -211,6 +213,32 @@ mod tests {
         assert!(hub.is_active(&topic));
         drop(subscription);
         assert!(!hub.is_active(&topic));
+        assert!(matches!(commands.try_recv(), Ok(Command::Unsubscribe { topic: t }) if t == topic));
+    }
+
+    /// One of two subscribers giving up before Redis confirmed leaves the topic to the other:
+    /// still followed, and Redis is not told to unsubscribe.
+    #[tokio::test]
+    async fn a_subscriber_giving_up_leaves_the_topic_to_the_other() {
+        let (remote, mut commands) = mpsc::unbounded_channel();
+        let hub = Arc::new(Hub::new(Uuid::new_v4(), Some(remote)));
+        let topic = Topic::Room(Uuid::new_v4());
+        let staying = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.subscribe(topic).await }
+        });
+        let Some(Command::Subscribe { ready, .. }) = commands.recv().await else {
+            panic!("the hub asked Redis for nothing");
+        };
+
+        assert!(hub.subscribe(topic).now_or_never().is_none(), "nothing confirmed the subscription");
+        assert!(hub.is_active(&topic));
+        ready.send_replace(true);
+        let subscription = staying.await.expect("subscribing panicked");
+
+        assert!(hub.is_active(&topic));
+        assert!(commands.try_recv().is_err(), "one Subscribe, and no Unsubscribe while one stays");
+        drop(subscription);
         assert!(matches!(commands.try_recv(), Ok(Command::Unsubscribe { topic: t }) if t == topic));
     }
 }
