@@ -2,8 +2,8 @@
 //! gap-free, unique seqs; a `clientId` retried in parallel stores one
 //! message; parallel `openDirectRoom` calls agree on one room; parallel
 //! channel creations with one name yield one channel and CONFLICTs; sends
-//! that share a commit (PostgreSQL) still get their own answers; parallel joins of one user
-//! announce one join.
+//! that share a commit (PostgreSQL) still get their own answers, and so do sends into many
+//! rooms that share a statement; parallel joins of one user announce one join.
 //!
 //! The checks are `pub(crate)` so `cross_instance` runs them across two
 //! processes as well.
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::api::{
     all_messages, create_channel, create_channel_query, create_private_channel, id_of, latest_seq,
-    my_room_ids, send_query, seqs, spawn_sender,
+    my_room_ids, send_query, seqs, spawn_sender, unread_count,
 };
 use crate::helpers::services::HeldTransaction;
 use crate::helpers::ws::WsClient;
@@ -27,6 +27,7 @@ backend_tests!(
     concurrent_direct_room_opens_agree,
     concurrent_channel_creates_with_one_name_conflict,
     concurrent_sends_keep_their_own_answers,
+    sends_into_many_rooms_at_once_keep_their_own_answers,
     concurrent_joins_announce_one_join,
 );
 
@@ -194,6 +195,106 @@ async fn concurrent_sends_keep_their_own_answers(backend: Backend) {
     assert_eq!(bodies, expected, "the members' messages, none of the refused ones");
     if backend == Backend::PostgresRedis {
         assert!(app.metric("parley_sends_grouped_total").await > 0.0, "no two sends shared a commit");
+    }
+}
+
+/// Sends into ten channels at once, as a busy instance meets them. On PostgreSQL the sends
+/// into different rooms share statements (`messages::group_commit`), and each still gets its
+/// own answer: members their seqs (with the attachments they sent), another organisation's
+/// user NOT_FOUND, a
+/// reply to another room's message NOT_FOUND, a retried `clientId` the message it stored
+/// first. Each stored message moved its sender's watermark and got its one webhook delivery.
+async fn sends_into_many_rooms_at_once_keep_their_own_answers(backend: Backend) {
+    const WEBHOOK: &str =
+        "mutation($input: CreateOutgoingWebhookInput!) { createOutgoingWebhook(input: $input) { secret } }";
+    const DELIVERIES: &str =
+        "{ notificationDeliveries(first: 100) { edges { node { event messageId roomId } } } }";
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let mallory = app.create_org().await.user("mallory").await;
+    let hook = json!({ "url": "http://127.0.0.1:9/hook", "events": ["MESSAGE_ADDED"] });
+    app.ok(&ada, WEBHOOK, json!({ "input": hook })).await;
+    let mut rooms = Vec::new();
+    for r in 0..10 {
+        rooms.push(create_channel(&app, &ada, &format!("lane-{r}"), &[&bob]).await);
+    }
+    // One send per room first: afterwards this instance knows each room is a channel, which
+    // is what lets a send join a batch.
+    let mut first = Vec::new();
+    for room in &rooms {
+        let input = json!({ "roomId": room, "body": "first", "clientId": format!("first-{room}") });
+        first
+            .push(data(app.gql(&ada, &send_query(), json!({ "input": input })).await)["sendMessage"].clone());
+    }
+    let file = json!([{ "name": "a.txt", "url": "https://files.example/a.txt", "contentType": "text/plain", "size": 3 }]);
+
+    let mut sends = Vec::new();
+    for (r, room) in rooms.iter().enumerate() {
+        for i in 0..3 {
+            let attachments = if i == 0 { file.clone() } else { json!([]) };
+            sends.push((
+                &bob,
+                json!({ "roomId": room, "body": format!("r{r} b{i}"), "attachments": attachments }),
+            ));
+        }
+    }
+    for room in &rooms[..3] {
+        sends.push((&mallory, json!({ "roomId": room, "body": "let me in" })));
+    }
+    let elsewhere = first[4]["id"].clone();
+    sends.push((&bob, json!({ "roomId": rooms[5], "body": "re", "replyToId": elsewhere })));
+    sends.push((
+        &ada,
+        json!({ "roomId": rooms[0], "body": "first", "clientId": format!("first-{}", rooms[0]) }),
+    ));
+    let query = send_query();
+    let answers =
+        join_all(sends.iter().map(|(author, input)| app.gql(author, &query, json!({ "input": input }))))
+            .await;
+
+    for (answer, (author, input)) in answers.iter().zip(&sends).skip(30) {
+        match author.id == mallory.id || input.get("replyToId").is_some() {
+            true => assert_error_code(answer, "NOT_FOUND"),
+            false => assert_eq!(answer["data"]["sendMessage"], first[0], "the retry gets the first answer"),
+        }
+    }
+    for (r, room) in rooms.iter().enumerate() {
+        let mut seqs_returned: Vec<i64> = answers[r * 3..r * 3 + 3]
+            .iter()
+            .map(|a| a["data"]["sendMessage"]["seq"].as_i64().expect("a seq"))
+            .collect();
+        seqs_returned.sort_unstable();
+        assert_eq!(seqs_returned, vec![2, 3, 4], "room {r}: every send got its own seq");
+        let stored = all_messages(&app, &ada, room).await;
+        assert_eq!(seqs(&stored), vec![1, 2, 3, 4], "room {r}: nothing else stored");
+        let mut bodies: Vec<&str> = stored[1..].iter().filter_map(|m| m["body"].as_str()).collect();
+        bodies.sort_unstable();
+        assert_eq!(bodies, [0, 1, 2].map(|i| format!("r{r} b{i}")));
+        let attached = stored.iter().find(|m| m["body"] == format!("r{r} b0")).expect("the first of bob's");
+        assert_eq!(attached["attachments"], file);
+        assert_eq!(unread_count(&app, &bob, room).await, 0, "room {r}: bob read up to his own messages");
+        assert_eq!(unread_count(&app, &ada, room).await, 3, "room {r}: bob's three are unread for ada");
+    }
+    let deliveries = app.ok(&ada, DELIVERIES, json!({})).await;
+    let mut delivered: Vec<&str> = deliveries["notificationDeliveries"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter_map(|e| e["node"]["messageId"].as_str())
+        .collect();
+    delivered.sort_unstable();
+    let mut stored: Vec<String> = Vec::new();
+    for room in &rooms {
+        stored.extend(all_messages(&app, &ada, room).await.iter().map(|m| id_of(m)));
+    }
+    stored.sort_unstable();
+    assert_eq!(delivered, stored, "one webhook delivery per stored message");
+    if backend == Backend::PostgresRedis {
+        assert!(
+            app.metric("parley_sends_batched_total").await > 0.0,
+            "no sends into two rooms shared a statement"
+        );
     }
 }
 

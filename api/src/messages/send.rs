@@ -162,12 +162,12 @@ async fn insert_in_one_statement(
     let kind = cx.app.directory.room_kind(new.room_id);
     let parts = Parts::of(kind, !mentioned.is_empty());
     let commit = &cx.app.group_commit;
-    let mut room = commit.send(&cx.app.store, new.room_id, binds.statement(parts)).await?;
+    let mut room = commit.send(&cx.app.store, new.room_id, binds.send(parts)).await?;
     if room.is_none() {
         // It wrote nothing: say which check failed. None does when an admin just joined a
         // conversation to reply, or access changed meanwhile: then it is sent once more.
         check_writable(cx, new).await?;
-        room = commit.send(&cx.app.store, new.room_id, binds.statement(parts)).await?;
+        room = commit.send(&cx.app.store, new.room_id, binds.send(parts)).await?;
     }
     let room = room.ok_or_else(|| ApiError::conflict("the room changed while sending; retry"))?;
     if kind.is_none() {

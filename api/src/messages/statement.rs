@@ -8,6 +8,10 @@
 //! in the throughput benchmark, leaving out the email, push and outbound parts cut its CPU per
 //! send by about a fifth (BENCHMARKS.md). A part is left out only when the room's kind is known
 //! on this instance (kinds never change) and says it would write nothing.
+//!
+//! The sends that need none of them (a message into a channel that mentions nobody, the
+//! common case) can also run several at once, into different rooms: [`BATCH_SQL`], the same
+//! checks and writes row by row, with the rows as one JSON parameter (`group_commit`).
 
 use std::sync::LazyLock;
 
@@ -49,6 +53,11 @@ impl Parts {
         Parts { personal: false, outbound: true },
         Parts { personal: true, outbound: true },
     ];
+
+    /// True when the send can join a batch across rooms ([`BATCH_SQL`] has no optional part).
+    fn batchable(self) -> bool {
+        !self.personal && !self.outbound
+    }
 
     fn index(self) -> usize {
         usize::from(self.personal) | usize::from(self.outbound) << 1
@@ -94,6 +103,53 @@ fn sql(parts: Parts) -> String {
     )
 }
 
+/// Sends into different rooms in one statement, each room at most once (an `UPDATE … FROM`
+/// bumps a row once, however many input rows join it): `$1` is a JSON array of
+/// [`Binds::row`]s. It returns the rooms written, each with the id of its message; a send
+/// missing from the answer failed a check. Rooms are locked in id order, so two instances'
+/// batches over the same rooms queue instead of deadlocking.
+pub static BATCH_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH input AS MATERIALIZED ( \
+          SELECT * FROM jsonb_to_recordset($1::jsonb) AS input(room_id uuid, org_id uuid, at timestamptz, \
+            author_id uuid, id uuid, body text, client_id text, reply_to_id uuid, attachments jsonb, \
+            sender_role text)), \
+        locked AS MATERIALIZED ( \
+          SELECT rooms.id FROM rooms JOIN input ON rooms.id = input.room_id ORDER BY rooms.id FOR UPDATE OF rooms), \
+        room AS ( \
+          UPDATE rooms SET last_seq = rooms.last_seq + 1, last_message_at = input.at, \
+            first_response_at = CASE WHEN rooms.kind = 'support' THEN COALESCE(rooms.first_response_at, input.at) END \
+          FROM input JOIN locked ON locked.id = input.room_id \
+          WHERE rooms.id = input.room_id AND rooms.org_id = input.org_id \
+            AND rooms.deleted_at IS NULL AND rooms.archived_at IS NULL \
+            AND EXISTS (SELECT 1 FROM room_members WHERE room_id = input.room_id AND user_id = input.author_id) \
+            AND (input.reply_to_id IS NULL OR EXISTS ( \
+              SELECT 1 FROM messages WHERE id = input.reply_to_id AND room_id = input.room_id)) \
+          RETURNING {room_columns}, input.id AS message_id), \
+        message AS ( \
+          INSERT INTO messages (id, org_id, room_id, seq, author_user_id, sender_role, body, source, \
+            client_id, reply_to_id, attachments, created_at) \
+          SELECT input.id, input.org_id, input.room_id, room.last_seq, input.author_id, input.sender_role, \
+            input.body, 'chat', input.client_id, input.reply_to_id, input.attachments, input.at \
+          FROM room JOIN input ON input.id = room.message_id \
+          RETURNING id, room_id, seq, author_user_id, created_at), \
+        watermark AS ( \
+          UPDATE room_members SET last_read_seq = message.seq, last_read_at = message.created_at FROM message \
+          WHERE room_members.room_id = message.room_id AND room_members.user_id = message.author_user_id \
+            AND room_members.last_read_seq < message.seq), \
+        {deliveries} \
+        SELECT room.* FROM room JOIN message ON message.id = room.message_id",
+        room_columns = columns::<rooms::Entity>(Some("rooms")),
+        deliveries = outbox::enqueue_messages_added_cte(),
+    )
+});
+
+/// A send's statement, and its values as a row of [`BATCH_SQL`] when it can join a batch.
+pub struct SendStatement {
+    pub statement: Statement,
+    pub row: Option<serde_json::Value>,
+}
+
 /// The statement's values, in placeholder order. Built in one place, so that a warm-up binds
 /// the same types as a send: sqlx finds a prepared statement by its SQL alone, so the send
 /// then runs the statement the warm-up prepared.
@@ -131,12 +187,34 @@ impl Binds<'_> {
         ];
         Statement::from_sql_and_values(DatabaseBackend::Postgres, SEND_SQL[parts.index()].as_str(), values)
     }
+
+    /// The statement, with the send's row of a batch when its parts allow one.
+    pub fn send(self, parts: Parts) -> SendStatement {
+        let row = (parts.batchable() && self.mentioned.is_empty()).then(|| self.row());
+        SendStatement { statement: self.statement(parts), row }
+    }
+
+    /// The send as a row of [`BATCH_SQL`]'s input.
+    fn row(self) -> serde_json::Value {
+        serde_json::json!({
+            "room_id": self.room_id,
+            "org_id": self.org_id,
+            "at": self.now,
+            "author_id": self.author_id,
+            "id": self.id,
+            "body": self.body,
+            "client_id": self.client_id,
+            "reply_to_id": self.reply_to_id,
+            "attachments": attachments_json(self.attachments),
+            "sender_role": self.sender_role.to_value(),
+        })
+    }
 }
 
 /// The send statement for `db::WarmUp`, into no room (so it writes nothing), in the two
 /// variants most sends use: the first send into a room (kind not known yet, every part) and
-/// a message into a channel that mentions nobody. Each variant warmed costs every new
-/// connection six executions.
+/// a message into a channel that mentions nobody; and the batch, of no rows. Each statement
+/// warmed costs every new connection six executions.
 pub fn warm_up() -> Vec<Statement> {
     let now = Utc::now().trunc_subsecs(6);
     [Parts::of(None, false), Parts::of(Some(RoomKind::Channel), false)]
@@ -157,7 +235,13 @@ pub fn warm_up() -> Vec<Statement> {
             }
             .statement(parts)
         })
-        .into()
+        .into_iter()
+        .chain([Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            BATCH_SQL.as_str(),
+            [serde_json::json!([]).into()],
+        )])
+        .collect()
 }
 
 #[cfg(test)]

@@ -48,6 +48,20 @@ pub fn enqueue_message_added_cte() -> String {
     )
 }
 
+/// PostgreSQL: the same CTE in the statement that sends into several rooms at once
+/// (`messages::statement::BATCH_SQL`; its `message` CTE returns each stored message).
+pub fn enqueue_messages_added_cte() -> String {
+    format!(
+        "deliveries AS ( \
+           INSERT INTO notification_deliveries (id, org_id, channel, webhook_id, event, room_id, \
+             message_id, status, attempts, next_attempt_at, created_at) \
+           SELECT gen_random_uuid(), r.org_id, 'webhook', w.id, 'MESSAGE_ADDED', r.id, message.id, \
+             'pending', 0, message.created_at, message.created_at \
+           FROM message JOIN room r ON r.id = message.room_id JOIN outgoing_webhooks w ON w.org_id = r.org_id \
+           WHERE {MATCHING_WEBHOOKS})"
+    )
+}
+
 /// SQLite: a statement of the send's transaction (`$1` room, `$2` message id, `$3` time).
 /// Ids are 16 random bytes, which is how SQLite keeps a uuid.
 pub fn enqueue_message_added_statement() -> String {
