@@ -201,9 +201,9 @@ async fn concurrent_sends_keep_their_own_answers(backend: Backend) {
 /// Sends into ten channels at once, as a busy instance meets them. On PostgreSQL the sends
 /// into different rooms share statements (`messages::group_commit`), and each still gets its
 /// own answer: members their seqs (with the attachments they sent), another organisation's
-/// user NOT_FOUND, a
-/// reply to another room's message NOT_FOUND, a retried `clientId` the message it stored
-/// first. Each stored message moved its sender's watermark and got its one webhook delivery.
+/// user NOT_FOUND, a reply to another room's message NOT_FOUND, a retried `clientId` the
+/// message it stored first. Each stored message moved its sender's watermark and got its one
+/// webhook delivery. On PostgreSQL a held row forces the sends to meet.
 async fn sends_into_many_rooms_at_once_keep_their_own_answers(backend: Backend) {
     const WEBHOOK: &str =
         "mutation($input: CreateOutgoingWebhookInput!) { createOutgoingWebhook(input: $input) { secret } }";
@@ -244,19 +244,50 @@ async fn sends_into_many_rooms_at_once_keep_their_own_answers(backend: Backend) 
     }
     let elsewhere = first[4]["id"].clone();
     sends.push((&bob, json!({ "roomId": rooms[5], "body": "re", "replyToId": elsewhere })));
-    sends.push((
-        &ada,
-        json!({ "roomId": rooms[0], "body": "first", "clientId": format!("first-{}", rooms[0]) }),
-    ));
+    // The gate room's lane is busy with the gated send below, so this retry waits there and
+    // runs alone: in a batch it would send the whole batch back to run alone.
+    let gate = create_channel(&app, &ada, "lane-gate", &[&bob]).await;
+    let retried = json!({ "roomId": gate, "body": "first", "clientId": "gate-first" });
+    let gate_first = data(app.gql(&ada, &send_query(), json!({ "input": retried.clone() })).await);
+    sends.push((&ada, retried));
+    let batched = app.metric("parley_sends_batched_total").await;
+    // On PostgreSQL the race is forced: a transaction holding the gate room's row stops a
+    // send in the lane all rooms share, so the burst queues behind it and runs in batches.
+    let holder = match pg_redis_urls().filter(|_| backend == Backend::PostgresRedis) {
+        Some((url, _)) => {
+            let lock = format!(
+                "SELECT count(*) FROM (SELECT id FROM rooms WHERE id = '{gate}' FOR UPDATE) AS held;"
+            );
+            let (holder, locked) = HeldTransaction::hold(&url, &lock).await;
+            assert_eq!(locked.as_deref(), Some("1"), "the gate room's row is held");
+            Some(holder)
+        }
+        None => None,
+    };
     let query = send_query();
-    let answers =
-        join_all(sends.iter().map(|(author, input)| app.gql(author, &query, json!({ "input": input }))))
-            .await;
+    let gated = app.gql(&ada, &query, json!({ "input": { "roomId": gate, "body": "gated" } }));
+    let burst = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        join_all(sends.iter().map(|(author, input)| app.gql(author, &query, json!({ "input": input })))).await
+    };
+    let release = async {
+        if let Some(holder) = holder {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            holder.commit().await;
+        }
+    };
+    let (gated, answers, ()) = tokio::join!(gated, burst, release);
+    assert_eq!(data(gated)["sendMessage"]["seq"], json!(2));
 
     for (answer, (author, input)) in answers.iter().zip(&sends).skip(30) {
         match author.id == mallory.id || input.get("replyToId").is_some() {
             true => assert_error_code(answer, "NOT_FOUND"),
-            false => assert_eq!(answer["data"]["sendMessage"], first[0], "the retry gets the first answer"),
+            false => {
+                assert_eq!(
+                    answer["data"]["sendMessage"], gate_first["sendMessage"],
+                    "the retry gets the first answer"
+                )
+            }
         }
     }
     for (r, room) in rooms.iter().enumerate() {
@@ -285,16 +316,14 @@ async fn sends_into_many_rooms_at_once_keep_their_own_answers(backend: Backend) 
         .collect();
     delivered.sort_unstable();
     let mut stored: Vec<String> = Vec::new();
-    for room in &rooms {
+    for room in rooms.iter().chain([&gate]) {
         stored.extend(all_messages(&app, &ada, room).await.iter().map(|m| id_of(m)));
     }
     stored.sort_unstable();
     assert_eq!(delivered, stored, "one webhook delivery per stored message");
     if backend == Backend::PostgresRedis {
-        assert!(
-            app.metric("parley_sends_batched_total").await > 0.0,
-            "no sends into two rooms shared a statement"
-        );
+        let more = app.metric("parley_sends_batched_total").await - batched;
+        assert!(more >= 10.0, "the burst's sends into ten rooms shared statements: {more} batched");
     }
 }
 
