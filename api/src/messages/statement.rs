@@ -115,7 +115,7 @@ pub static BATCH_SQL: LazyLock<String> = LazyLock::new(|| {
             author_id uuid, id uuid, body text, client_id text, reply_to_id uuid, attachments jsonb, \
             sender_role text)), \
         locked AS MATERIALIZED ( \
-          SELECT rooms.id FROM rooms JOIN input ON rooms.id = input.room_id ORDER BY rooms.id FOR UPDATE OF rooms), \
+          SELECT rooms.id FROM rooms JOIN input ON rooms.id = input.room_id ORDER BY rooms.id FOR NO KEY UPDATE OF rooms), \
         room AS ( \
           UPDATE rooms SET last_seq = rooms.last_seq + 1, last_message_at = input.at, \
             first_response_at = CASE WHEN rooms.kind = 'support' THEN COALESCE(rooms.first_response_at, input.at) END \
