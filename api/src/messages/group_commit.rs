@@ -203,8 +203,7 @@ async fn run_across_rooms(store: &Store, mut batch: Vec<Waiting>) {
             Ok(mut rooms) => {
                 metrics::counter!("parley_sends_batched_total").increment(batch.len() as u64);
                 for waiting in batch {
-                    let room =
-                        waiting.send.row.as_ref().and_then(message_id).and_then(|id| rooms.remove(&id));
+                    let room = waiting.send.row.as_ref().and_then(|row| rooms.remove(&row.message_id));
                     let _ = waiting.reply.send(Ok(room));
                 }
                 return;
@@ -237,17 +236,14 @@ async fn each_alone(store: &Store, batch: Vec<Waiting>, failed: impl Into<Option
     }
 }
 
-fn message_id(row: &serde_json::Value) -> Option<Uuid> {
-    row.get("id")?.as_str()?.parse().ok()
-}
-
 async fn alone(store: &Store, statement: Statement) -> Sent {
     Ok(rooms::Model::find_by_statement(statement).one(&store.db).await?)
 }
 
 /// The batch as one statement: the rooms written, by the id of the message each got.
 async fn in_one_statement(store: &Store, batch: &[Waiting]) -> Result<HashMap<Uuid, rooms::Model>, Failed> {
-    let rows: Vec<&serde_json::Value> = batch.iter().filter_map(|w| w.send.row.as_ref()).collect();
+    let rows: Vec<&serde_json::Value> =
+        batch.iter().filter_map(|w| Some(&w.send.row.as_ref()?.values)).collect();
     let rows = serde_json::to_value(rows).map_err(|err| Failed::Broken(DbErr::Custom(err.to_string())))?;
     let statement =
         Statement::from_sql_and_values(DatabaseBackend::Postgres, BATCH_SQL.as_str(), [rows.into()]);

@@ -147,7 +147,13 @@ pub static BATCH_SQL: LazyLock<String> = LazyLock::new(|| {
 /// A send's statement, and its values as a row of [`BATCH_SQL`] when it can join a batch.
 pub struct SendStatement {
     pub statement: Statement,
-    pub row: Option<serde_json::Value>,
+    pub row: Option<BatchRow>,
+}
+
+/// A send's row of [`BATCH_SQL`], and the id of its message, by which the answer is found.
+pub struct BatchRow {
+    pub message_id: Uuid,
+    pub values: serde_json::Value,
 }
 
 /// The statement's values, in placeholder order. Built in one place, so that a warm-up binds
@@ -190,7 +196,8 @@ impl Binds<'_> {
 
     /// The statement, with the send's row of a batch when its parts allow one.
     pub fn send(self, parts: Parts) -> SendStatement {
-        let row = (parts.batchable() && self.mentioned.is_empty()).then(|| self.row());
+        let row = (parts.batchable() && self.mentioned.is_empty())
+            .then(|| BatchRow { message_id: self.id, values: self.row() });
         SendStatement { statement: self.statement(parts), row }
     }
 
