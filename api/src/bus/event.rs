@@ -5,6 +5,8 @@
 //! subscriber's common selection needs — the stored message, its author and its room as they
 //! were when it was sent — so delivering a frame needs no database work on any instance.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -85,11 +87,12 @@ impl Envelope {
 #[serde(tag = "type")]
 pub enum Event {
     /// A new message (room topic), with its author and room as they were when it was sent, and
-    /// the members it mentions.
+    /// the members it mentions. Shared (`Arc`): every local subscriber's feed holds the same
+    /// payloads until a frame is rendered from them, instead of a copy each.
     MessageAdded {
-        message: Box<MessagePayload>,
-        author: Option<Box<UserPayload>>,
-        room: Box<RoomPayload>,
+        message: Arc<MessagePayload>,
+        author: Option<Arc<UserPayload>>,
+        room: Arc<RoomPayload>,
         #[serde(default)]
         mentioned: Vec<Uuid>,
     },

@@ -14,6 +14,7 @@
 //! values never do.
 
 use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,9 +32,13 @@ const PER_VIEWER_FIELDS: [&str; 7] =
     ["unreadCount", "unreadTotal", "lastReadSeq", "viewerRole", "isFavorite", "isMuted", "mutedUntil"];
 
 /// What makes two subscriptions' frames interchangeable: organisation, operation, variables,
-/// document, and the viewer when the document reads per-viewer fields.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ShareKey(Arc<str>);
+/// document, and the viewer when the document reads per-viewer fields. Hashed once, when the
+/// subscription starts: every event looks its frame up by this key for every subscriber.
+#[derive(Clone)]
+pub struct ShareKey {
+    text: Arc<str>,
+    hash: u64,
+}
 
 impl ShareKey {
     pub fn new(org_id: Uuid, viewer_id: Uuid, request: &async_graphql::Request) -> Self {
@@ -41,35 +46,81 @@ impl ShareKey {
             if selects_per_viewer_fields(&request.query) { viewer_id.to_string() } else { String::new() };
         let variables = serde_json::to_string(&request.variables).unwrap_or_default();
         let operation = request.operation_name.as_deref().unwrap_or("");
-        Self(format!("{org_id}\n{viewer}\n{operation}\n{variables}\n{}", request.query).into())
+        let text: Arc<str> =
+            format!("{org_id}\n{viewer}\n{operation}\n{variables}\n{}", request.query).into();
+        // Equal texts get equal hashes, which is all `Hash` must promise.
+        let mut hasher = DefaultHasher::new();
+        text.hash(&mut hasher);
+        Self { text, hash: hasher.finish() }
     }
 }
 
-/// An event's identity and version, unique across item kinds.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
-pub struct FrameKey(pub String);
+impl PartialEq for ShareKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.text == other.text
+    }
+}
 
-/// This instance's recent payloads, by share key, root field and event.
+impl Eq for ShareKey {}
+
+impl Hash for ShareKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// An event's identity and version, unique across item kinds: what kind of item it is, the id
+/// of what changed, and the numbers that tell two versions of it apart (0 where unused). Plain
+/// values: building and hashing one allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FrameKey {
+    kind: &'static str,
+    id: Uuid,
+    version: [i64; 6],
+}
+
+impl FrameKey {
+    pub fn new(kind: &'static str, id: Uuid, version: [i64; 6]) -> Self {
+        Self { kind, id, version }
+    }
+}
+
+type MemoKey = (ShareKey, Arc<str>, FrameKey);
+
+/// This instance's recent payloads, by share key, root field and event. Every subscriber
+/// looks its frame up here, so the keys are hashed with foldhash (SipHash, the default,
+/// cost more than the rest of the lookup); what a client controls in a key (its document)
+/// is already reduced to `ShareKey`'s own hash.
 #[derive(Clone)]
-pub struct FrameMemo(Cache<(ShareKey, Arc<str>, FrameKey), Arc<str>>);
+pub struct FrameMemo(Cache<MemoKey, Arc<str>, foldhash::fast::RandomState>);
 
 impl Default for FrameMemo {
     fn default() -> Self {
-        Self(Cache::builder().max_capacity(FRAME_CAPACITY).time_to_live(FRAME_TTL).build())
+        let builder = Cache::builder().max_capacity(FRAME_CAPACITY).time_to_live(FRAME_TTL);
+        Self(builder.build_with_hasher(foldhash::fast::RandomState::default()))
     }
 }
 
 impl FrameMemo {
-    /// The payload of one event for one share key: `render`ed by the first subscriber to
-    /// ask, waited for by concurrent ones. A rendering that fails (`None`) is not kept.
-    pub async fn payload(
+    /// The payload of one event for one share key: rendered by the first subscriber to ask,
+    /// waited for by concurrent ones, taken as it is by the rest. `render` makes the
+    /// rendering's future only on a miss: it is large, and most subscribers never need it.
+    /// A rendering that fails (`None`) is not kept.
+    pub async fn payload<F>(
         &self,
         share: &ShareKey,
         field: Arc<str>,
         key: FrameKey,
-        render: impl Future<Output = Option<Arc<str>>>,
-    ) -> Option<Arc<str>> {
-        self.0.optionally_get_with((share.clone(), field, key), render).await
+        render: impl FnOnce() -> F,
+    ) -> Option<Arc<str>>
+    where
+        F: Future<Output = Option<Arc<str>>>,
+    {
+        let key = (share.clone(), field, key);
+        if let Some(payload) = self.0.get(&key).await {
+            return Some(payload);
+        }
+        self.0.optionally_get_with(key, render()).await
     }
 }
 
@@ -106,7 +157,34 @@ fn mentions(set: &SelectionSet) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::selects_per_viewer_fields as per_viewer;
+    use std::hash::BuildHasher;
+
+    use uuid::Uuid;
+
+    use super::{FrameKey, ShareKey, selects_per_viewer_fields as per_viewer};
+
+    #[test]
+    fn share_keys_are_equal_exactly_when_their_requests_are() {
+        let (org, alice, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let bare = async_graphql::Request::new("subscription { messageAdded { id body } }");
+        let counted = async_graphql::Request::new("subscription { messageAdded { room { unreadCount } } }");
+        let hasher = foldhash::fast::RandomState::default();
+        let same = (ShareKey::new(org, alice, &bare), ShareKey::new(org, bob, &bare));
+        assert!(same.0 == same.1 && hasher.hash_one(&same.0) == hasher.hash_one(&same.1));
+        assert!(ShareKey::new(org, alice, &bare) != ShareKey::new(Uuid::now_v7(), alice, &bare));
+        assert!(ShareKey::new(org, alice, &counted) != ShareKey::new(org, bob, &counted));
+        assert!(ShareKey::new(org, alice, &bare) != ShareKey::new(org, alice, &counted));
+    }
+
+    #[test]
+    fn frame_keys_differ_by_kind_id_and_every_version_number() {
+        let id = Uuid::now_v7();
+        let key = FrameKey::new("added", id, [1, 0, 0, 0, 0, 0]);
+        assert_eq!(key, FrameKey::new("added", id, [1, 0, 0, 0, 0, 0]));
+        assert_ne!(key, FrameKey::new("updated", id, [1, 0, 0, 0, 0, 0]));
+        assert_ne!(key, FrameKey::new("added", Uuid::now_v7(), [1, 0, 0, 0, 0, 0]));
+        assert_ne!(key, FrameKey::new("added", id, [1, 0, 0, 0, 0, 1]));
+    }
 
     #[test]
     fn plain_message_selections_are_shared_across_viewers() {

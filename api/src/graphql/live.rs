@@ -28,20 +28,40 @@ use super::frames::FrameKey;
 /// A subscription item, and when subscribers with equal documents may share its frame, the
 /// key naming its event.
 pub struct LiveItem<T> {
-    pub share: Option<FrameKey>,
-    pub item: T,
+    share: Option<FrameKey>,
+    item: Deferred<T>,
+}
+
+/// An item, or how to make it: subscribers that reuse a shared frame never need theirs.
+enum Deferred<T> {
+    Ready(T),
+    Later(Box<dyn FnOnce() -> T + Send>),
+}
+
+impl<T> Deferred<T> {
+    fn get(self) -> T {
+        match self {
+            Self::Ready(item) => item,
+            Self::Later(make) => make(),
+        }
+    }
 }
 
 impl<T> LiveItem<T> {
     pub fn shared(key: FrameKey, item: T) -> Self {
-        Self { share: Some(key), item }
+        Self { share: Some(key), item: Deferred::Ready(item) }
+    }
+
+    /// A shared item made only if this subscriber renders the frame.
+    pub fn shared_later(key: FrameKey, make: impl FnOnce() -> T + Send + 'static) -> Self {
+        Self { share: Some(key), item: Deferred::Later(Box::new(make)) }
     }
 }
 
 /// An item rendered for its subscriber alone (its frame depends on more than its key).
 impl<T> From<T> for LiveItem<T> {
     fn from(item: T) -> Self {
-        Self { share: None, item }
+        Self { share: None, item: Deferred::Ready(item) }
     }
 }
 
@@ -89,7 +109,7 @@ impl Rendering {
             return None;
         }
         let item = self.item.lock().unwrap_or_else(|p| p.into_inner()).take()?;
-        item.downcast::<T>().ok().map(|item| *item)
+        item.downcast::<Deferred<T>>().ok().map(|item| item.get())
     }
 }
 
@@ -112,7 +132,7 @@ where
     // Boxed: the set-up's state is large, and it need not stay inline in the caller's future.
     let feed = Box::pin(setup).await.map_err(Into::into)?;
     let Some(feeds) = ctx.data_opt::<Arc<Feeds>>() else {
-        return Ok(feed.map(|item| item.into().item).boxed());
+        return Ok(feed.map(|item| item.into().item.get()).boxed());
     };
     let field: Arc<str> = field.into();
     let events = feed.map(move |item| {

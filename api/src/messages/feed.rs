@@ -15,7 +15,6 @@ use super::record::{LiveMessage, MessageRecord};
 use super::service;
 use crate::auth::Viewer;
 use crate::bus::{Event, Scope, Watched, Watcher};
-use crate::directory::{room_of, user_of};
 use crate::error::{ApiError, ApiResult};
 use crate::read_state::service as read_state;
 use crate::rooms::watch::{repair_or_retry, watch};
@@ -60,7 +59,8 @@ pub async fn message_added(
         delivered.entry(room_id).and_modify(|seq| *seq = after.min(*seq));
         behind.push_back(room_id);
     }
-    let feed = MessageFeed {
+    // Boxed: each item then moves a pointer in and out of the stream, not the feed.
+    let feed = Box::new(MessageFeed {
         state,
         viewer,
         watcher,
@@ -69,7 +69,7 @@ pub async fn message_added(
         failed: Vec::new(),
         resync_failed: false,
         pending: VecDeque::new(),
-    };
+    });
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|m| (m, feed)) }).boxed())
 }
 
@@ -91,9 +91,8 @@ impl MessageFeed {
             match self.watcher.next().await? {
                 Watched::Room(_, envelope) => {
                     if let Event::MessageAdded { message, author, room, .. } = &envelope.event {
-                        let author = author.as_deref().and_then(user_of).map(Box::new);
-                        let room = room_of(room).map(Box::new);
-                        self.accept(LiveMessage { message: message.as_ref().into(), author, room });
+                        let (message, author, room) = (message.clone(), author.clone(), room.clone());
+                        self.accept(LiveMessage::Event { message, author, room });
                     }
                 }
                 Watched::User(envelope) => {
@@ -128,7 +127,7 @@ impl MessageFeed {
     }
 
     fn accept(&mut self, live: LiveMessage) {
-        let (room_id, seq) = (live.message.room_id, live.message.seq);
+        let (room_id, seq) = (live.room_id(), live.seq());
         let Some(&last) = self.delivered.get(&room_id) else { return };
         if seq == last + 1 && !self.behind.contains(&room_id) {
             self.delivered.insert(room_id, seq);

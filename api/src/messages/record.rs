@@ -1,10 +1,13 @@
 //! `MessageRecord`: a message as services return it, and `LiveMessage`: a message as the
 //! `messageAdded` feed delivers it. Conversions to and from the bus payloads live here.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::bus::{AttachmentPayload, MessagePayload};
+use crate::bus::{AttachmentPayload, MessagePayload, RoomPayload, UserPayload};
+use crate::directory::{room_of, user_of};
 use entity::enums::{MessageSource, SenderRole};
 use entity::{messages, rooms, users};
 
@@ -37,19 +40,67 @@ pub struct MessageRecord {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-/// A message on its way to subscribers. Live events carry the author and the room as they
-/// were at sending time, so a frame needs no database work; messages read back from the
-/// database (catch-up, replay) carry neither and are completed through the directory cache.
+/// A message on its way to subscribers. One that arrived in a bus event keeps the event's
+/// payloads (shared with every other local subscriber's feed) and its author and room as they
+/// were at sending time, so a frame needs no database work; it is converted into a record only
+/// when a frame is rendered from it, which subscribers sharing a document do once between
+/// them. Messages read back from the database (catch-up, replay, edits) carry neither author
+/// nor room and are completed through the directory cache.
 #[derive(Debug, Clone)]
-pub struct LiveMessage {
-    pub message: MessageRecord,
-    pub author: Option<Box<users::Model>>,
-    pub room: Option<Box<rooms::Model>>,
+pub enum LiveMessage {
+    Event {
+        message: Arc<MessagePayload>,
+        author: Option<Arc<UserPayload>>,
+        room: Arc<RoomPayload>,
+    },
+    /// Boxed: the event variant is three pointers, and feeds move these on every item.
+    Stored(Box<MessageRecord>),
 }
 
 impl From<MessageRecord> for LiveMessage {
     fn from(message: MessageRecord) -> Self {
-        Self { message, author: None, room: None }
+        Self::Stored(Box::new(message))
+    }
+}
+
+impl LiveMessage {
+    pub fn id(&self) -> Uuid {
+        match self {
+            Self::Event { message, .. } => message.id,
+            Self::Stored(m) => m.id,
+        }
+    }
+
+    pub fn room_id(&self) -> Uuid {
+        match self {
+            Self::Event { message, .. } => message.room_id,
+            Self::Stored(m) => m.room_id,
+        }
+    }
+
+    pub fn seq(&self) -> i64 {
+        match self {
+            Self::Event { message, .. } => message.seq,
+            Self::Stored(m) => m.seq,
+        }
+    }
+
+    /// What tells this message's versions apart: when it was deleted or last edited.
+    pub fn version(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Event { message, .. } => message.deleted_at.or(message.edited_at),
+            Self::Stored(m) => m.deleted_at.or(m.edited_at),
+        }
+    }
+
+    /// The record, and the author and room it was sent with when it came from an event.
+    pub fn into_parts(self) -> (MessageRecord, Option<users::Model>, Option<rooms::Model>) {
+        match self {
+            Self::Event { message, author, room } => {
+                (MessageRecord::from(&*message), author.as_deref().and_then(user_of), room_of(&room))
+            }
+            Self::Stored(record) => (*record, None, None),
+        }
     }
 }
 

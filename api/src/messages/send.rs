@@ -11,7 +11,7 @@
 //! (`group_commit`). SQLite, in process and with one writer, runs the same steps in a
 //! transaction.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
@@ -120,7 +120,7 @@ pub async fn send(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
     let record = new.record(cx, sent, room.last_seq);
     metrics::counter!("parley_messages_sent_total").increment(1);
     typing::message_sent(cx.app, cx.viewer.id, new.room_id);
-    let author = author.as_ref().map(|a| Box::new(UserPayload::from(a)));
+    let author = author.as_ref().map(|a| Arc::new(UserPayload::from(a)));
     announce(cx, &record, &room, author, mentioned).await;
     Ok(record)
 }
@@ -130,11 +130,11 @@ async fn announce(
     cx: &Ctx<'_>,
     record: &MessageRecord,
     room: &rooms::Model,
-    author: Option<Box<UserPayload>>,
+    author: Option<Arc<UserPayload>>,
     mentioned: Vec<Uuid>,
 ) {
     let topic = Topic::Room(room.id);
-    let (message, room) = (Box::new(MessagePayload::from(record)), Box::new(RoomPayload::from(room)));
+    let (message, room) = (Arc::new(MessagePayload::from(record)), Arc::new(RoomPayload::from(room)));
     cx.app.bus.publish(topic, Event::MessageAdded { message, author, room, mentioned }).await;
 }
 

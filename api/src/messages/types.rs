@@ -38,7 +38,8 @@ impl From<MessageRecord> for Message {
 
 impl From<LiveMessage> for Message {
     fn from(live: LiveMessage) -> Self {
-        Self { record: live.message, author: live.author, room: live.room }
+        let (record, author, room) = live.into_parts();
+        Self { record, author: author.map(Box::new), room: room.map(Box::new) }
     }
 }
 
@@ -46,11 +47,12 @@ impl Message {
     /// A `messageAdded` item, shared by the subscribers of one document. The key names the
     /// message's version and whether it came from an event (with its author and room as they
     /// were) or from the database.
-    pub fn shared(live: LiveMessage, kind: &str) -> LiveItem<Self> {
-        let m = &live.message;
-        let version = m.deleted_at.or(m.edited_at).map(|t| t.timestamp_micros()).unwrap_or(0);
-        let key = FrameKey(format!("{kind}:{}:{version}:{}", m.id, live.room.is_some()));
-        LiveItem::shared(key, Self::from(live))
+    /// The item is converted from `live` only if a frame is rendered from it.
+    pub fn shared(live: LiveMessage, kind: &'static str) -> LiveItem<Self> {
+        let version = live.version().map(|t| t.timestamp_micros()).unwrap_or(0);
+        let from_event = matches!(live, LiveMessage::Event { .. });
+        let key = FrameKey::new(kind, live.id(), [version, i64::from(from_event), 0, 0, 0, 0]);
+        LiveItem::shared_later(key, move || Self::from(live))
     }
 }
 

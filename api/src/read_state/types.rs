@@ -59,9 +59,8 @@ impl UnreadCountChange {
     /// counts share a frame and different counts never do.
     pub fn shared(change: UnreadChange) -> LiveItem<Self> {
         let UnreadChange { room_id, unread_count, mention_count, unread_total, seq, member, notify } = change;
-        let key = FrameKey(format!(
-            "unread:{room_id}:{unread_count}:{mention_count}:{unread_total}:{seq}:{member}:{notify}"
-        ));
+        let version = [unread_count, mention_count, unread_total, seq, i64::from(member), i64::from(notify)];
+        let key = FrameKey::new("unread", room_id, version);
         let item =
             Self { room_id: to_id(room_id), unread_count, mention_count, unread_total, seq, member, notify };
         LiveItem::shared(key, item)

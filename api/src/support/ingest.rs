@@ -11,6 +11,8 @@
 //! opening, reopening or assigning a conversation takes the inbox's row first, so
 //! assignment decisions are serial per inbox (see `assign`).
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
@@ -370,9 +372,9 @@ async fn announce(app: &AppState, message: &MessageRecord, announcement: Announc
         conversations::publish(app, room.id, change).await;
     }
     let event = Event::MessageAdded {
-        message: Box::new(MessagePayload::from(message)),
+        message: Arc::new(MessagePayload::from(message)),
         author: None,
-        room: Box::new(RoomPayload::from(&room)),
+        room: Arc::new(RoomPayload::from(&room)),
         mentioned: Vec::new(),
     };
     app.bus.publish(Topic::Room(room.id), event).await;

@@ -27,12 +27,11 @@ impl Protocol {
         }
     }
 
-    /// A result; `payload` is the serialised GraphQL response, shared between subscribers
-    /// of one document, so only the envelope is written per connection.
-    pub fn next(self, id: &str, payload: &str) -> String {
+    /// The envelope of a subscription's results, made once when it starts.
+    pub fn next_envelope(self, id: &str) -> NextEnvelope {
         let ty = if self == Self::TransportWs { "next" } else { "data" };
         let id = Value::from(id);
-        format!(r#"{{"id":{id},"type":"{ty}","payload":{payload}}}"#)
+        NextEnvelope(format!(r#"{{"id":{id},"type":"{ty}","payload":"#).into())
     }
 
     pub fn error(self, id: &str, errors: Value) -> String {
@@ -47,6 +46,21 @@ impl Protocol {
     pub fn keepalive(self) -> String {
         let ty = if self == Self::TransportWs { "ping" } else { "ka" };
         json!({ "type": ty }).to_string()
+    }
+}
+
+/// The start of one subscription's `next` (legacy: `data`) messages, up to the payload.
+pub struct NextEnvelope(Box<str>);
+
+impl NextEnvelope {
+    /// A result; `payload` is the serialised GraphQL response, shared between subscribers of
+    /// one document, so a frame costs one allocation of its exact size per connection.
+    pub fn frame(&self, payload: &str) -> String {
+        let mut frame = String::with_capacity(self.0.len() + payload.len() + 1);
+        frame.push_str(&self.0);
+        frame.push_str(payload);
+        frame.push('}');
+        frame
     }
 }
 
@@ -112,13 +126,13 @@ mod tests {
 
     #[test]
     fn a_result_envelope_is_valid_json_with_an_escaped_id() {
-        let frame = Protocol::TransportWs.next("a\"b", r#"{"data":{"x":1}}"#);
+        let frame = Protocol::TransportWs.next_envelope("a\"b").frame(r#"{"data":{"x":1}}"#);
         let parsed: serde_json::Value = serde_json::from_str(&frame).unwrap_or_default();
         assert_eq!(parsed["id"], "a\"b");
         assert_eq!(parsed["type"], "next");
         assert_eq!(parsed["payload"]["data"]["x"], 1);
         let legacy: serde_json::Value =
-            serde_json::from_str(&Protocol::LegacyWs.next("1", "{}")).unwrap_or_default();
+            serde_json::from_str(&Protocol::LegacyWs.next_envelope("1").frame("{}")).unwrap_or_default();
         assert_eq!(legacy["type"], "data");
     }
 }

@@ -10,7 +10,7 @@ use futures_util::future::{self, Either};
 use futures_util::stream::{self, BoxStream};
 use futures_util::{Stream, StreamExt};
 
-use super::protocol::Protocol;
+use super::protocol::{NextEnvelope, Protocol};
 use crate::auth::Viewer;
 use crate::graphql::documents;
 use crate::graphql::frames::ShareKey;
@@ -39,16 +39,18 @@ pub fn frames(
     };
     let feeds = Arc::new(Feeds::default());
     let responses = state.schema.execute_stream(with_viewer(&state, request, viewer).data(feeds.clone()));
-    let subscription = Subscription {
+    let subscription = Box::new(Subscription {
         state,
         protocol,
+        envelope: protocol.next_envelope(&id),
         id: id.into(),
         document,
         phase: Phase::SettingUp { responses, feeds, first: true },
         _active: ActiveSubscription::new(),
-    };
+    });
     // The step's future is the stream's state: an `async` block around it would hold the
-    // subscription a second time in every idle subscription's stream.
+    // subscription a second time in every idle subscription's stream. Boxed, so each step
+    // moves a pointer in and out of the stream, not the subscription.
     Box::pin(stream::unfold(Some(subscription), |subscription| match subscription {
         Some(subscription) => Either::Left(subscription.step()),
         None => Either::Right(future::ready(None)),
@@ -58,6 +60,7 @@ pub fn frames(
 struct Subscription {
     state: Arc<HttpState>,
     protocol: Protocol,
+    envelope: NextEnvelope,
     id: Arc<str>,
     document: Document,
     phase: Phase,
@@ -84,10 +87,10 @@ enum Phase {
 }
 
 /// A protocol message, and the subscription to go on with unless it was the last.
-type Step = Option<((String, bool), Option<Subscription>)>;
+type Step = Option<((String, bool), Option<Box<Subscription>>)>;
 
 impl Subscription {
-    async fn step(mut self) -> Step {
+    async fn step(mut self: Box<Self>) -> Step {
         loop {
             match &mut self.phase {
                 Phase::SettingUp { responses, feeds, first } => {
@@ -125,11 +128,11 @@ impl Subscription {
         }
     }
 
-    fn next(self, payload: &str) -> Step {
-        Some(((self.protocol.next(&self.id, payload), false), Some(self)))
+    fn next(self: Box<Self>, payload: &str) -> Step {
+        Some(((self.envelope.frame(payload), false), Some(self)))
     }
 
-    fn complete(self) -> Step {
+    fn complete(self: Box<Self>) -> Step {
         Some(((self.protocol.complete(&self.id), true), None))
     }
 }
@@ -140,7 +143,7 @@ async fn render(state: &HttpState, document: &Document, mut event: LiveEvent) ->
     match event.share.take() {
         Some(key) => {
             let field = event.field.clone();
-            state.frames.payload(&document.share, field, key, execute(state, document, event)).await
+            state.frames.payload(&document.share, field, key, || execute(state, document, event)).await
         }
         None => execute(state, document, event).await,
     }
