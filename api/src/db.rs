@@ -193,7 +193,13 @@ impl Store {
     /// SQLite has no arrays.
     pub fn in_ids(&self, column: &str, ids: &[Uuid], first: usize) -> (String, Vec<Value>) {
         if self.backend() == sea_orm::DatabaseBackend::Postgres {
-            let list = ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+            let mut list = String::with_capacity(ids.len() * (uuid::fmt::Hyphenated::LENGTH + 1));
+            for id in ids {
+                if !list.is_empty() {
+                    list.push(',');
+                }
+                list.push_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+            }
             let condition = format!("{column} IN (SELECT unnest(string_to_array(${first}, ',')::uuid[]))");
             return (condition, vec![list.into()]);
         }

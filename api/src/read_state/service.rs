@@ -216,14 +216,15 @@ pub async fn unread_counts(store: &Store, viewer: &Viewer, room_ids: &[Uuid]) ->
             values,
         ))
         .await?;
+    // By position: a column looked up by name is hashed, once per row and column.
     let mut counts = Vec::with_capacity(rows.len());
     for row in rows {
-        let unread_count: i64 = row.try_get("", "unread")?;
+        let unread_count: i64 = row.try_get_by_index(2)?;
         if unread_count > 0 {
             counts.push(RoomUnread {
-                room_id: row.try_get("", "room_id")?,
+                room_id: row.try_get_by_index(0)?,
                 unread_count,
-                seq: row.try_get("", "last_seq")?,
+                seq: row.try_get_by_index(1)?,
             });
         }
     }

@@ -85,7 +85,7 @@ impl UnreadCount {
 impl FlatObject for UnreadCount {
     fn plain_field(&self, name: &str) -> Option<Value> {
         match name {
-            "roomId" => Some(Value::String(self.room_id.to_string())),
+            "roomId" => Some(Value::String(self.room_id.0.clone())),
             "unreadCount" => Some(Value::from(self.unread_count)),
             "seq" => Some(Value::from(self.seq)),
             _ => None,
