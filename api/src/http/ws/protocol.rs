@@ -27,11 +27,28 @@ impl Protocol {
         }
     }
 
-    /// The envelope of a subscription's results, made once when it starts.
-    pub fn next_envelope(self, id: &str) -> NextEnvelope {
+    /// A result; `payload` is the serialised GraphQL response, shared between subscribers
+    /// of one document, so only the envelope is written per connection: into one buffer of
+    /// the frame's size, without the formatting machinery (this runs for every subscriber
+    /// of every event).
+    pub fn next(self, id: &str, payload: &str) -> String {
         let ty = if self == Self::TransportWs { "next" } else { "data" };
-        let id = Value::from(id);
-        NextEnvelope(format!(r#"{{"id":{id},"type":"{ty}","payload":"#).into())
+        let mut frame = String::with_capacity(id.len() + payload.len() + 40);
+        frame.push_str(r#"{"id":"#);
+        // Clients choose ids; one that JSON must escape is written by serde_json.
+        if id.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            frame.push('"');
+            frame.push_str(id);
+            frame.push('"');
+        } else {
+            frame.push_str(&Value::from(id).to_string());
+        }
+        frame.push_str(r#","type":""#);
+        frame.push_str(ty);
+        frame.push_str(r#"","payload":"#);
+        frame.push_str(payload);
+        frame.push('}');
+        frame
     }
 
     pub fn error(self, id: &str, errors: Value) -> String {
@@ -46,21 +63,6 @@ impl Protocol {
     pub fn keepalive(self) -> String {
         let ty = if self == Self::TransportWs { "ping" } else { "ka" };
         json!({ "type": ty }).to_string()
-    }
-}
-
-/// The start of one subscription's `next` (legacy: `data`) messages, up to the payload.
-pub struct NextEnvelope(Box<str>);
-
-impl NextEnvelope {
-    /// A result; `payload` is the serialised GraphQL response, shared between subscribers of
-    /// one document, so a frame costs one allocation of its exact size per connection.
-    pub fn frame(&self, payload: &str) -> String {
-        let mut frame = String::with_capacity(self.0.len() + payload.len() + 1);
-        frame.push_str(&self.0);
-        frame.push_str(payload);
-        frame.push('}');
-        frame
     }
 }
 
@@ -126,13 +128,17 @@ mod tests {
 
     #[test]
     fn a_result_envelope_is_valid_json_with_an_escaped_id() {
-        let frame = Protocol::TransportWs.next_envelope("a\"b").frame(r#"{"data":{"x":1}}"#);
+        let frame = Protocol::TransportWs.next("a\"b", r#"{"data":{"x":1}}"#);
         let parsed: serde_json::Value = serde_json::from_str(&frame).unwrap_or_default();
         assert_eq!(parsed["id"], "a\"b");
         assert_eq!(parsed["type"], "next");
         assert_eq!(parsed["payload"]["data"]["x"], 1);
         let legacy: serde_json::Value =
-            serde_json::from_str(&Protocol::LegacyWs.next_envelope("1").frame("{}")).unwrap_or_default();
+            serde_json::from_str(&Protocol::LegacyWs.next("m1", "{}")).unwrap_or_default();
         assert_eq!(legacy["type"], "data");
+        assert_eq!(legacy["id"], "m1");
+        let control: serde_json::Value =
+            serde_json::from_str(&Protocol::TransportWs.next("a\nb\\", "{}")).unwrap_or_default();
+        assert_eq!(control["id"], "a\nb\\");
     }
 }

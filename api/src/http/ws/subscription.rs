@@ -10,7 +10,7 @@ use futures_util::future::{self, Either};
 use futures_util::stream::{self, BoxStream};
 use futures_util::{Stream, StreamExt};
 
-use super::protocol::{NextEnvelope, Protocol};
+use super::protocol::Protocol;
 use crate::auth::Viewer;
 use crate::graphql::documents;
 use crate::graphql::frames::ShareKey;
@@ -42,7 +42,6 @@ pub fn frames(
     let subscription = Box::new(Subscription {
         state,
         protocol,
-        envelope: protocol.next_envelope(&id),
         id: id.into(),
         document,
         phase: Phase::SettingUp { responses, feeds, first: true },
@@ -60,7 +59,6 @@ pub fn frames(
 struct Subscription {
     state: Arc<HttpState>,
     protocol: Protocol,
-    envelope: NextEnvelope,
     id: Arc<str>,
     document: Document,
     phase: Phase,
@@ -129,10 +127,10 @@ impl Subscription {
     }
 
     fn next(self: Box<Self>, payload: &str) -> Step {
-        Some(((self.envelope.frame(payload), false), Some(self)))
+        Some(((self.protocol.next(&self.id, payload), false), Some(self)))
     }
 
-    fn complete(self: Box<Self>) -> Step {
+    fn complete(&self) -> Step {
         Some(((self.protocol.complete(&self.id), true), None))
     }
 }
