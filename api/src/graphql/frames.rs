@@ -25,6 +25,10 @@ use uuid::Uuid;
 /// Long enough for every local subscriber to take its frame, short enough to hold little.
 const FRAME_TTL: Duration = Duration::from_secs(10);
 const FRAME_CAPACITY: u64 = 20_000;
+/// Distinct subscription documents kept: clients send a few, each from many connections.
+const DOCUMENT_CAPACITY: u64 = 1_000;
+/// Distinct share keys kept: one per document and variables, or per viewer as well.
+const SHARE_KEY_CAPACITY: u64 = 10_000;
 
 /// Fields whose value depends on who is asking (besides the items of `unreadCountChanged`,
 /// whose own values are their key).
@@ -32,22 +36,18 @@ const PER_VIEWER_FIELDS: [&str; 7] =
     ["unreadCount", "unreadTotal", "lastReadSeq", "viewerRole", "isFavorite", "isMuted", "mutedUntil"];
 
 /// What makes two subscriptions' frames interchangeable: organisation, operation, variables,
-/// document, and the viewer when the document reads per-viewer fields. Hashed once, when the
-/// subscription starts: every event looks its frame up by this key for every subscriber.
+/// document, and the viewer when the document reads per-viewer fields. Made by
+/// [`FrameMemo::share_key`] and hashed once, when the subscription starts: every event looks
+/// its frame up by this key for every subscriber.
 #[derive(Clone)]
 pub struct ShareKey {
+    /// Interned: subscriptions with equal keys hold one text, and compare by pointer first.
     text: Arc<str>,
     hash: u64,
 }
 
 impl ShareKey {
-    pub fn new(org_id: Uuid, viewer_id: Uuid, request: &async_graphql::Request) -> Self {
-        let viewer =
-            if selects_per_viewer_fields(&request.query) { viewer_id.to_string() } else { String::new() };
-        let variables = serde_json::to_string(&request.variables).unwrap_or_default();
-        let operation = request.operation_name.as_deref().unwrap_or("");
-        let text: Arc<str> =
-            format!("{org_id}\n{viewer}\n{operation}\n{variables}\n{}", request.query).into();
+    fn new(text: Arc<str>) -> Self {
         // Equal texts get equal hashes, which is all `Hash` must promise.
         let mut hasher = DefaultHasher::new();
         text.hash(&mut hasher);
@@ -87,21 +87,69 @@ impl FrameKey {
 
 type MemoKey = (ShareKey, Arc<str>, FrameKey);
 
-/// This instance's recent payloads, by share key, root field and event. Every subscriber
-/// looks its frame up here, so the keys are hashed with foldhash (SipHash, the default,
-/// cost more than the rest of the lookup); what a client controls in a key (its document)
-/// is already reduced to `ShareKey`'s own hash.
+/// This instance's recent payloads, by share key, root field and event, and the subscription
+/// documents and share keys it has seen. Every subscriber looks its frame up here, so the
+/// keys are hashed with foldhash (SipHash, the default, cost more than the rest of the
+/// lookup); what a client controls in a key (its document) is already reduced to
+/// `ShareKey`'s own hash.
 #[derive(Clone)]
-pub struct FrameMemo(Cache<MemoKey, Arc<str>, foldhash::fast::RandomState>);
+pub struct FrameMemo {
+    payloads: Cache<MemoKey, Arc<str>, foldhash::fast::RandomState>,
+    /// Each subscription document's text once, and whether it reads per-viewer fields:
+    /// deciding that parses the document, which thousands of connections send alike.
+    documents: moka::sync::Cache<Arc<str>, SubscriptionDocument>,
+    /// Share keys by their text, so that equal keys share one allocation. One that was
+    /// evicted is made afresh: it is still equal to the others, only compared by content.
+    keys: moka::sync::Cache<Arc<str>, Arc<str>>,
+}
+
+/// A subscription document as the memo keeps it.
+#[derive(Clone)]
+pub struct SubscriptionDocument {
+    /// The text, one allocation for every subscription that sent it.
+    pub query: Arc<str>,
+    per_viewer: bool,
+}
 
 impl Default for FrameMemo {
     fn default() -> Self {
         let builder = Cache::builder().max_capacity(FRAME_CAPACITY).time_to_live(FRAME_TTL);
-        Self(builder.build_with_hasher(foldhash::fast::RandomState::default()))
+        Self {
+            payloads: builder.build_with_hasher(foldhash::fast::RandomState::default()),
+            documents: moka::sync::Cache::new(DOCUMENT_CAPACITY),
+            keys: moka::sync::Cache::new(SHARE_KEY_CAPACITY),
+        }
     }
 }
 
 impl FrameMemo {
+    /// A subscription's share key, and its document as kept here.
+    pub fn share_key(
+        &self,
+        org_id: Uuid,
+        viewer_id: Uuid,
+        request: &async_graphql::Request,
+    ) -> (ShareKey, SubscriptionDocument) {
+        let document = self.documents.get(request.query.as_str()).unwrap_or_else(|| {
+            let document = SubscriptionDocument {
+                query: request.query.as_str().into(),
+                per_viewer: selects_per_viewer_fields(&request.query),
+            };
+            self.documents.insert(document.query.clone(), document.clone());
+            document
+        });
+        let viewer = if document.per_viewer { viewer_id.to_string() } else { String::new() };
+        let variables = serde_json::to_string(&request.variables).unwrap_or_default();
+        let operation = request.operation_name.as_deref().unwrap_or("");
+        let text = format!("{org_id}\n{viewer}\n{operation}\n{variables}\n{}", request.query);
+        let text = self.keys.get(text.as_str()).unwrap_or_else(|| {
+            let text: Arc<str> = text.into();
+            self.keys.insert(text.clone(), text.clone());
+            text
+        });
+        (ShareKey::new(text), document)
+    }
+
     /// The payload of one event for one share key: rendered by the first subscriber to ask,
     /// waited for by concurrent ones, taken as it is by the rest. `render` makes the
     /// rendering's future only on a miss: it is large, and most subscribers never need it.
@@ -117,10 +165,10 @@ impl FrameMemo {
         F: Future<Output = Option<Arc<str>>>,
     {
         let key = (share.clone(), field, key);
-        if let Some(payload) = self.0.get(&key).await {
+        if let Some(payload) = self.payloads.get(&key).await {
             return Some(payload);
         }
-        self.0.optionally_get_with(key, render()).await
+        self.payloads.optionally_get_with(key, render()).await
     }
 }
 
@@ -158,22 +206,44 @@ fn mentions(set: &SelectionSet) -> bool {
 #[cfg(test)]
 mod tests {
     use std::hash::BuildHasher;
+    use std::sync::Arc;
 
+    use async_graphql::Variables;
     use uuid::Uuid;
 
-    use super::{FrameKey, ShareKey, selects_per_viewer_fields as per_viewer};
+    use super::{FrameKey, FrameMemo, selects_per_viewer_fields as per_viewer};
 
     #[test]
     fn share_keys_are_equal_exactly_when_their_requests_are() {
+        let memo = FrameMemo::default();
+        let key = |org, viewer, request: &async_graphql::Request| memo.share_key(org, viewer, request).0;
         let (org, alice, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         let bare = async_graphql::Request::new("subscription { messageAdded { id body } }");
         let counted = async_graphql::Request::new("subscription { messageAdded { room { unreadCount } } }");
         let hasher = foldhash::fast::RandomState::default();
-        let same = (ShareKey::new(org, alice, &bare), ShareKey::new(org, bob, &bare));
+        let same = (key(org, alice, &bare), key(org, bob, &bare));
         assert!(same.0 == same.1 && hasher.hash_one(&same.0) == hasher.hash_one(&same.1));
-        assert!(ShareKey::new(org, alice, &bare) != ShareKey::new(Uuid::now_v7(), alice, &bare));
-        assert!(ShareKey::new(org, alice, &counted) != ShareKey::new(org, bob, &counted));
-        assert!(ShareKey::new(org, alice, &bare) != ShareKey::new(org, alice, &counted));
+        assert!(key(org, alice, &bare) != key(Uuid::now_v7(), alice, &bare));
+        assert!(key(org, alice, &counted) != key(org, bob, &counted));
+        assert!(key(org, alice, &bare) != key(org, alice, &counted));
+        let room = |id: &str| {
+            async_graphql::Request::new("subscription($room: ID!) { messageAdded(roomId: $room) { id } }")
+                .variables(Variables::from_json(serde_json::json!({ "room": id })))
+        };
+        assert!(key(org, alice, &room("a")) == key(org, bob, &room("a")));
+        assert!(key(org, alice, &room("a")) != key(org, alice, &room("b")));
+    }
+
+    #[test]
+    fn subscriptions_alike_share_one_key_text_and_one_document_text() {
+        let memo = FrameMemo::default();
+        let org = Uuid::now_v7();
+        let request = || async_graphql::Request::new("subscription { messageAdded { id body } }");
+        let (first, first_document) = memo.share_key(org, Uuid::now_v7(), &request());
+        let (second, second_document) = memo.share_key(org, Uuid::now_v7(), &request());
+        assert!(Arc::ptr_eq(&first.text, &second.text));
+        assert!(Arc::ptr_eq(&first_document.query, &second_document.query));
+        assert_eq!(&*first_document.query, request().query);
     }
 
     #[test]

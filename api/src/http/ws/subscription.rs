@@ -30,9 +30,10 @@ pub fn frames(
     request: Request,
     viewer: Viewer,
 ) -> Frames {
+    let (share, kept) = state.frames.share_key(viewer.org_id, viewer.id, &request);
     let document = Document {
-        share: ShareKey::new(viewer.org_id, viewer.id, &request),
-        query: request.query.clone(),
+        share,
+        query: kept.query,
         operation: request.operation_name.clone(),
         variables: request.variables.clone(),
         viewer: viewer.clone(),
@@ -68,7 +69,8 @@ struct Subscription {
 /// What each rendering executes again.
 struct Document {
     share: ShareKey,
-    query: String,
+    /// Shared by every subscription that sent the same text.
+    query: Arc<str>,
     operation: Option<String>,
     variables: Variables,
     viewer: Viewer,
@@ -149,7 +151,7 @@ async fn render(state: &HttpState, document: &Document, mut event: LiveEvent) ->
 
 /// Runs the document in rendering mode for one event.
 async fn execute(state: &HttpState, document: &Document, event: LiveEvent) -> Option<Arc<str>> {
-    let mut request = Request::new(document.query.clone()).variables(document.variables.clone());
+    let mut request = Request::new(&*document.query).variables(document.variables.clone());
     if let Some(operation) = &document.operation {
         request = request.operation_name(operation.clone());
     }
