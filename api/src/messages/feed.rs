@@ -23,12 +23,17 @@ use crate::state::AppState;
 /// Rows read per database round trip while catching up.
 const CATCH_UP_BATCH: u64 = 100;
 
+/// Seqs by room. Looked up for every event by every subscriber, so hashed with foldhash:
+/// SipHash, the default, cost two 150-instruction hashes per frame; the keys are the rooms
+/// the viewer follows, not values a client picks.
+type Seqs = HashMap<Uuid, i64, foldhash::fast::RandomState>;
+
 struct MessageFeed {
     state: AppState,
     viewer: Viewer,
     watcher: Watcher,
     /// The last seq delivered per followed room.
-    delivered: HashMap<Uuid, i64>,
+    delivered: Seqs,
     /// Rooms with messages in the database beyond `delivered`.
     behind: VecDeque<Uuid>,
     /// Rooms whose catch-up failed, caught up again on the watcher's `Retry`.
@@ -53,7 +58,7 @@ pub async fn message_added(
     let watcher = watch(&state, &viewer, scope).await?;
     // Read seqs after subscribing, so no message falls between the two.
     let latest = read_state::latest_seqs(&state.store, &watcher.rooms()).await?;
-    let mut delivered: HashMap<Uuid, i64> = latest.into_iter().collect();
+    let mut delivered: Seqs = latest.into_iter().collect();
     let mut behind = VecDeque::new();
     if let (Some(room_id), Some(after)) = (room_id, after) {
         delivered.entry(room_id).and_modify(|seq| *seq = after.min(*seq));

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::future::Fuse;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
@@ -33,7 +34,7 @@ pub struct Connection {
     state: Arc<HttpState>,
     protocol: Protocol,
     viewer: Option<Viewer>,
-    /// Wakes the connection when its viewer changes (renamed, role, deactivated).
+    /// Set by `connection_init`, then moved into the loop's pending viewer-change future.
     viewer_watch: Option<UserWatch>,
     /// Counts the viewer as connected (presence) while the socket lives.
     presence: Option<SocketPresence>,
@@ -69,7 +70,18 @@ impl Connection {
         };
         let mut keepalive = interval_at(Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The loop's waits on shared signals are futures made once, not per turn: a
+        // `changed()` made per turn registers with, and on drop leaves, a waiter list
+        // shared by every connection, once for every frame written.
         let mut shutdown = self.state.shutdown.clone();
+        let shutting_down = async move {
+            let _ = shutdown.changed().await;
+        };
+        tokio::pin!(shutting_down);
+        // Wakes the connection when its viewer changes (renamed, role, deactivated); none
+        // until `connection_init` made the viewer's watch.
+        let viewer_changed = Fuse::terminated();
+        tokio::pin!(viewer_changed);
         // One timer, set once, for the connection's two deadlines: `connection_init` until a
         // viewer is known, then the recheck of a viewer announced changed (at once, and again
         // while the database cannot answer). A timer made afresh in the loop would be built
@@ -93,11 +105,12 @@ impl Connection {
                         Recheck::Failed => deadline.as_mut().reset(Instant::now() + RECHECK_RETRY),
                     }
                 }
-                _ = shutdown.changed() => break Some((close::GOING_AWAY, "server shutting down".into())),
+                () = &mut shutting_down => break Some((close::GOING_AWAY, "server shutting down".into())),
                 _ = keepalive.tick(), if self.viewer.is_some() => {
                     if send(&mut sink, &self.protocol.keepalive()).await.is_err() { break None; }
                 }
-                () = viewer_changed(self.viewer_watch.as_mut()) => {
+                watch = &mut viewer_changed => {
+                    viewer_changed.set(next_change(watch).fuse());
                     recheck_due = true;
                     deadline.as_mut().reset(Instant::now());
                 }
@@ -107,6 +120,9 @@ impl Connection {
                 frame = stream.next() => match frame {
                     Some(Ok(Message::Text(text))) => match Box::pin(self.handle(text.as_str())).await {
                         Ok(replies) => {
+                            if let Some(watch) = self.viewer_watch.take() {
+                                viewer_changed.set(next_change(watch).fuse());
+                            }
                             let mut failed = false;
                             for reply in replies {
                                 failed |= send(&mut sink, &reply).await.is_err();
@@ -294,12 +310,10 @@ async fn recheck_viewer(state: &HttpState, connection: Uuid, viewer: Option<&Vie
     }
 }
 
-/// Resolves when the viewer was announced changed; never while there is no viewer yet.
-async fn viewer_changed(watch: Option<&mut UserWatch>) {
-    match watch {
-        Some(watch) => watch.changed().await,
-        None => std::future::pending().await,
-    }
+/// Resolves with the watch when the viewer was announced changed.
+async fn next_change(mut watch: UserWatch) -> UserWatch {
+    watch.changed().await;
+    watch
 }
 
 async fn send<S>(sink: &mut S, frame: &str) -> Result<(), axum::Error>
