@@ -25,10 +25,14 @@ use uuid::Uuid;
 /// Long enough for every local subscriber to take its frame, short enough to hold little.
 const FRAME_TTL: Duration = Duration::from_secs(10);
 const FRAME_CAPACITY: u64 = 20_000;
-/// Distinct subscription documents kept: clients send a few, each from many connections.
-const DOCUMENT_CAPACITY: u64 = 1_000;
-/// Distinct share keys kept: one per document and variables, or per viewer as well.
-const SHARE_KEY_CAPACITY: u64 = 10_000;
+/// Bytes of subscription document text kept: clients send a few documents, each from many
+/// connections. Weighed in bytes, and dropped when idle, because a client chooses the text
+/// (up to the frame limit) and it is kept before the schema has validated it.
+const DOCUMENT_BYTES: u64 = 4 << 20;
+/// Bytes of share-key text kept: one key per document and variables, or per viewer as well.
+const SHARE_KEY_BYTES: u64 = 16 << 20;
+/// A kept text nobody subscribed with for this long is dropped.
+const TEXT_IDLE: Duration = Duration::from_secs(600);
 
 /// Fields whose value depends on who is asking (besides the items of `unreadCountChanged`,
 /// whose own values are their key).
@@ -41,7 +45,7 @@ const PER_VIEWER_FIELDS: [&str; 7] =
 /// its frame up by this key for every subscriber.
 #[derive(Clone)]
 pub struct ShareKey {
-    /// Interned: subscriptions with equal keys hold one text, and compare by pointer first.
+    /// Interned: subscriptions with equal keys mostly hold one text, compared by pointer first.
     text: Arc<str>,
     hash: u64,
 }
@@ -57,7 +61,8 @@ impl ShareKey {
 
 impl PartialEq for ShareKey {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.text == other.text
+        // `Arc<str>`'s own `==` compares the bytes even of one allocation.
+        Arc::ptr_eq(&self.text, &other.text) || (self.hash == other.hash && self.text == other.text)
     }
 }
 
@@ -116,10 +121,19 @@ impl Default for FrameMemo {
         let builder = Cache::builder().max_capacity(FRAME_CAPACITY).time_to_live(FRAME_TTL);
         Self {
             payloads: builder.build_with_hasher(foldhash::fast::RandomState::default()),
-            documents: moka::sync::Cache::new(DOCUMENT_CAPACITY),
-            keys: moka::sync::Cache::new(SHARE_KEY_CAPACITY),
+            documents: texts(DOCUMENT_BYTES),
+            keys: texts(SHARE_KEY_BYTES),
         }
     }
+}
+
+/// A cache of texts by their text, bounded in bytes.
+fn texts<V: Clone + Send + Sync + 'static>(bytes: u64) -> moka::sync::Cache<Arc<str>, V> {
+    moka::sync::Cache::builder()
+        .weigher(|text: &Arc<str>, _: &V| u32::try_from(text.len()).unwrap_or(u32::MAX))
+        .max_capacity(bytes)
+        .time_to_idle(TEXT_IDLE)
+        .build()
 }
 
 impl FrameMemo {

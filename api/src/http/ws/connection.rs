@@ -70,9 +70,9 @@ impl Connection {
         };
         let mut keepalive = interval_at(Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // The loop's waits on shared signals are futures made once, not per turn: a
-        // `changed()` made per turn registers with, and on drop leaves, a waiter list
-        // shared by every connection, once for every frame written.
+        // The loop's waits on signals are futures made once, not per turn: a `changed()`
+        // made per turn joins, and on drop leaves, the signal's waiter list for every frame
+        // written (the shutdown signal's is shared by every connection).
         let mut shutdown = self.state.shutdown.clone();
         let shutting_down = async move {
             let _ = shutdown.changed().await;
