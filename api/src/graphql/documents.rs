@@ -1,4 +1,4 @@
-//! Parsed and validated documents, cached per instance (bounded LRU, keyed by the document's
+//! Parsed and validated documents, cached per instance (bounded in bytes, keyed by the document's
 //! text). Live UIs send the same few documents over and over: a `sendMessage` mutation, a
 //! subscription opened by thousands of connections. Parsing is keyed by the document alone;
 //! validation also checks variable values against argument types, so its key adds the
@@ -32,7 +32,10 @@ use moka::sync::Cache;
 use super::{limits, nul};
 use crate::error::ErrorCode;
 
-const CAPACITY: u64 = 1_000;
+/// Bytes of document text (with variables, for validation) each cache keeps. Weighed in
+/// bytes, not counted in entries: a client chooses the text, up to the body limit, and a
+/// thousand large valid documents would otherwise stay allocated whole.
+const CAPACITY_BYTES: u64 = 8 << 20;
 
 #[derive(Clone)]
 pub struct DocumentCache {
@@ -45,8 +48,16 @@ pub struct DocumentCache {
 
 impl DocumentCache {
     pub fn new(max_fields: usize, max_aliases: usize) -> Self {
-        Self { parsed: Cache::new(CAPACITY), validated: Cache::new(CAPACITY), max_fields, max_aliases }
+        Self { parsed: by_text_size(), validated: by_text_size(), max_fields, max_aliases }
     }
+}
+
+/// A cache keyed by a text, bounded by the texts' bytes.
+fn by_text_size<V: Clone + Send + Sync + 'static>() -> Cache<Arc<str>, V> {
+    Cache::builder()
+        .weigher(|text: &Arc<str>, _: &V| u32::try_from(text.len()).unwrap_or(u32::MAX))
+        .max_capacity(CAPACITY_BYTES)
+        .build()
 }
 
 impl ExtensionFactory for DocumentCache {
