@@ -27,7 +27,7 @@ use async_graphql::extensions::{
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
-use moka::sync::Cache;
+use moka::sync::{Cache, CacheBuilder};
 
 use super::{limits, nul};
 use crate::error::ErrorCode;
@@ -48,16 +48,19 @@ pub struct DocumentCache {
 
 impl DocumentCache {
     pub fn new(max_fields: usize, max_aliases: usize) -> Self {
-        Self { parsed: by_text_size(), validated: by_text_size(), max_fields, max_aliases }
+        let (parsed, validated) =
+            (by_text_size(CAPACITY_BYTES).build(), by_text_size(CAPACITY_BYTES).build());
+        Self { parsed, validated, max_fields, max_aliases }
     }
 }
 
-/// A cache keyed by a text, bounded by the texts' bytes.
-fn by_text_size<V: Clone + Send + Sync + 'static>() -> Cache<Arc<str>, V> {
+/// A cache keyed by a text, bounded by the texts' bytes: for texts a client chooses.
+pub(crate) fn by_text_size<V: Clone + Send + Sync + 'static>(
+    bytes: u64,
+) -> CacheBuilder<Arc<str>, V, Cache<Arc<str>, V>> {
     Cache::builder()
         .weigher(|text: &Arc<str>, _: &V| u32::try_from(text.len()).unwrap_or(u32::MAX))
-        .max_capacity(CAPACITY_BYTES)
-        .build()
+        .max_capacity(bytes)
 }
 
 impl ExtensionFactory for DocumentCache {

@@ -22,6 +22,8 @@ use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
 use moka::future::Cache;
 use uuid::Uuid;
 
+use super::documents::by_text_size;
+
 /// Long enough for every local subscriber to take its frame, short enough to hold little.
 const FRAME_TTL: Duration = Duration::from_secs(10);
 const FRAME_CAPACITY: u64 = 20_000;
@@ -121,19 +123,10 @@ impl Default for FrameMemo {
         let builder = Cache::builder().max_capacity(FRAME_CAPACITY).time_to_live(FRAME_TTL);
         Self {
             payloads: builder.build_with_hasher(foldhash::fast::RandomState::default()),
-            documents: texts(DOCUMENT_BYTES),
-            keys: texts(SHARE_KEY_BYTES),
+            documents: by_text_size(DOCUMENT_BYTES).time_to_idle(TEXT_IDLE).build(),
+            keys: by_text_size(SHARE_KEY_BYTES).time_to_idle(TEXT_IDLE).build(),
         }
     }
-}
-
-/// A cache of texts by their text, bounded in bytes.
-fn texts<V: Clone + Send + Sync + 'static>(bytes: u64) -> moka::sync::Cache<Arc<str>, V> {
-    moka::sync::Cache::builder()
-        .weigher(|text: &Arc<str>, _: &V| u32::try_from(text.len()).unwrap_or(u32::MAX))
-        .max_capacity(bytes)
-        .time_to_idle(TEXT_IDLE)
-        .build()
 }
 
 impl FrameMemo {
