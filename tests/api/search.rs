@@ -16,6 +16,7 @@ backend_tests!(
     search_treats_engine_syntax_as_words_and_refuses_bad_input,
     search_pages_walk_every_hit_once,
     search_ranks_the_newest_messages_first_and_pages_across_the_window,
+    search_matches_phrases_exactly_inside_the_window,
     rooms_and_users_are_found_in_any_case_and_script,
 );
 
@@ -332,6 +333,34 @@ async fn search_ranks_the_newest_messages_first_and_pages_across_the_window(back
         "a message sent meanwhile neither repeats nor shifts a page"
     );
     assert_eq!(found(&app, &alice, "kiwi").await[0], "kiwi kiwi kiwi kiwi newest", "a new search sees it");
+}
+
+/// Inside the window PostgreSQL finds a phrase's rows by any of its words, then checks the
+/// phrase itself (`SearchQuery::loosened_tsquery`): the words apart or reversed never match.
+async fn search_matches_phrases_exactly_inside_the_window(backend: Backend) {
+    let app = spawn_app_with(backend, &[("PARLEY_SEARCH_WINDOW", "4")]).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    let room = create_channel(&app, &alice, "log", &[]).await;
+    filler(&app, &alice, &room).await;
+    for body in
+        ["green apple crumble", "ok", "apple is green", "green and ripe apple", "a green apple", "done"]
+    {
+        send(&app, &alice, &room, body).await;
+    }
+
+    assert_eq!(
+        found(&app, &alice, "\"green apple\"").await,
+        ["a green apple", "green apple crumble"],
+        "the window's exact match, then the older one"
+    );
+    assert_eq!(found(&app, &alice, "\"green apple\" -crumble").await, ["a green apple"]);
+    assert_eq!(found(&app, &alice, "ripe \"green apple\"").await, Vec::<String>::new());
+    assert_eq!(
+        sorted(found(&app, &alice, "green-app*").await),
+        ["a green apple", "green apple crumble"],
+        "a phrase ending in a prefix"
+    );
 }
 
 async fn rooms_and_users_are_found_in_any_case_and_script(backend: Backend) {

@@ -96,8 +96,24 @@ impl SearchQuery {
 
     /// The wanted terms as a PostgreSQL `to_tsquery` text: `a & (b | c:*) & d <-> e`.
     pub fn tsquery(&self) -> Option<String> {
+        self.wanted_tsquery(ts_term)
+    }
+
+    /// [`Self::tsquery`] with each phrase loosened to any of its words (`a & (b | c)` for
+    /// `a "b c"`), or `None` when the query holds no phrase: an index condition that
+    /// PostgreSQL's planner estimates at or above the truth. It estimates a phrase as if its
+    /// words were independent, so a phrase of words that go together looks a hundred times
+    /// rarer than it is, and the planner then skips the search window's index range (see
+    /// [`super::window`]) and rechecks every older match as well. The rows found are checked
+    /// against the exact query.
+    pub fn loosened_tsquery(&self) -> Option<String> {
+        let has_phrase = self.all_of.iter().flatten().any(|term| term.words.len() > 1);
+        if has_phrase { self.wanted_tsquery(loose_ts_term) } else { None }
+    }
+
+    fn wanted_tsquery(&self, render: fn(&Term) -> String) -> Option<String> {
         join(&self.all_of, " & ", |alternatives| {
-            let parts: Vec<String> = alternatives.iter().map(ts_term).collect();
+            let parts: Vec<String> = alternatives.iter().map(render).collect();
             if parts.len() == 1 { parts.concat() } else { format!("({})", parts.join(" | ")) }
         })
     }
@@ -130,6 +146,13 @@ fn ts_term(term: &Term) -> String {
     let suffix = if term.prefix { ":*" } else { "" };
     let phrase = term.words.join(" <-> ");
     if term.words.len() > 1 { format!("({phrase}{suffix})") } else { format!("{phrase}{suffix}") }
+}
+
+/// A term with its words as alternatives: `(a | b:*)` for the phrase `a b*`.
+fn loose_ts_term(term: &Term) -> String {
+    let suffix = if term.prefix { ":*" } else { "" };
+    let words = term.words.join(" | ");
+    if term.words.len() > 1 { format!("({words}{suffix})") } else { format!("{words}{suffix}") }
 }
 
 /// Quoted, so FTS5 keywords (`NEAR`, `AND`) among the words stay words.
@@ -254,6 +277,23 @@ mod tests {
         assert_eq!(parsed("NEAR(near lake)").tsquery().as_deref(), Some("near & near & lake"));
         assert_eq!(parsed("-x(y) z*").tsquery().as_deref(), Some("z:*"));
         assert_eq!(parsed("-x(y) z*").excluded_tsquery().as_deref(), Some("x | y"));
+    }
+
+    #[test]
+    fn phrases_loosen_to_any_of_their_words_and_nothing_else_does() {
+        let q = parsed("deploy \"release notes\" api OR \"rest call\" wor*");
+        assert_eq!(
+            q.tsquery().as_deref(),
+            Some("deploy & (release <-> notes) & (api | (rest <-> call)) & wor:*")
+        );
+        assert_eq!(
+            q.loosened_tsquery().as_deref(),
+            Some("deploy & (release | notes) & (api | (rest | call)) & wor:*")
+        );
+        assert_eq!(parsed("e-mail*").tsquery().as_deref(), Some("(e <-> mail:*)"));
+        assert_eq!(parsed("e-mail*").loosened_tsquery().as_deref(), Some("(e | mail:*)"));
+        assert!(parsed("deploy api OR rest wor*").loosened_tsquery().is_none());
+        assert!(parsed("from:@alice").loosened_tsquery().is_none());
     }
 
     #[test]

@@ -189,7 +189,8 @@ fn page(
         let operator = if tier == Tier::Recent { ">=" } else { "<" };
         sql.conditions.push(format!("m.id {operator} {floor}"));
     }
-    let (from, rank) = matches(store, query, &mut sql);
+    let windowed = tier == Tier::Recent && floor.is_some();
+    let (from, rank) = matches(store, query, windowed, &mut sql);
     narrow(store, query, filter, &org, &mut sql);
     if let Some(cursor) = after {
         let (r, id) = (sql.bind(cursor.rank), sql.bind(cursor.id));
@@ -210,12 +211,28 @@ fn page(
 
 /// The engine's side: what the query reads from and the rank of a row. Without words, the
 /// operators alone select messages and every rank is 0, so the newest come first.
-fn matches(store: &Store, query: &SearchQuery, sql: &mut Sql) -> (String, String) {
+///
+/// Within the window (`windowed`), a query with a phrase finds its rows by the phrase's
+/// words, any of them ([`SearchQuery::loosened_tsquery`]), so that PostgreSQL ANDs the
+/// window's id range into the index scan instead of rechecking every match in the
+/// organisation; `ts_match_vq` (`@@` called as a function, which no index serves) then keeps
+/// the rows that match exactly. The older tier has no range to AND and keeps the exact query,
+/// which GIN narrows further.
+fn matches(store: &Store, query: &SearchQuery, windowed: bool, sql: &mut Sql) -> (String, String) {
     match (store.backend(), query.tsquery(), query.fts5()) {
         (DatabaseBackend::Postgres, Some(tsquery), _) => {
             let (config, words) = (sql.bind(store.search_config()), sql.bind(tsquery));
             let ts = format!("to_tsquery({config}::regconfig, {words})");
-            sql.conditions.push(format!("m.search_vector @@ {ts}"));
+            match query.loosened_tsquery().filter(|_| windowed) {
+                Some(loosened) => {
+                    let loosened = sql.bind(loosened);
+                    sql.conditions.extend([
+                        format!("m.search_vector @@ to_tsquery({config}::regconfig, {loosened})"),
+                        format!("ts_match_vq(m.search_vector, {ts})"),
+                    ]);
+                }
+                None => sql.conditions.push(format!("m.search_vector @@ {ts}")),
+            }
             ("messages m".into(), format!("ts_rank_cd(m.search_vector, {ts})::float8"))
         }
         (DatabaseBackend::Sqlite, _, Some(fts5)) => {
