@@ -1,14 +1,19 @@
 //! Contacts: who writes to a support inbox. Parsed from what an inbound message says of its
 //! sender (phone normalised to E.164, email lower-cased), and upserted by the first of
-//! external reference, phone and email that matches a stored contact.
+//! external reference, phone and email that matches a stored contact, read together with
+//! their conversation in the inbox the message came to (one statement for both).
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::sea_query::{Expr, IntoCondition};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, JoinType, QueryFilter,
+    QuerySelect, Set,
+};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::users::input::EmailAddress;
-use entity::contacts;
+use entity::{contacts, rooms};
 
 /// What an inbound message says of its sender, checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,11 +69,14 @@ pub fn e164(raw: &str) -> ApiResult<String> {
 
 /// The contact this input names (by external reference, then phone, then email), with what
 /// is new filled in; or a new one. Inside the caller's transaction.
+/// The contact `input` names (stored now if new), and their conversation in `inbox_id` if
+/// they have one.
 pub async fn upsert(
     conn: &impl ConnectionTrait,
     org_id: Uuid,
+    inbox_id: Uuid,
     input: &ContactInput,
-) -> ApiResult<contacts::Model> {
+) -> ApiResult<(contacts::Model, Option<rooms::Model>)> {
     let mut any = Condition::any();
     if let Some(r) = &input.external_ref {
         any = any.add(contacts::Column::ExternalRef.eq(r.as_str()));
@@ -79,9 +87,21 @@ pub async fn upsert(
     if let Some(e) = &input.email {
         any = any.add(contacts::Column::Email.eq(e.as_str()));
     }
-    let found =
-        contacts::Entity::find().filter(contacts::Column::OrgId.eq(org_id)).filter(any).all(conn).await?;
-    let best = found.into_iter().min_by_key(|c| {
+    let conversation = rooms::Entity::belongs_to(contacts::Entity)
+        .from(rooms::Column::ContactId)
+        .to(contacts::Column::Id)
+        .on_condition(move |_, _| {
+            Expr::col((rooms::Entity, rooms::Column::InboxId)).eq(inbox_id).into_condition()
+        })
+        .into();
+    let found = contacts::Entity::find()
+        .select_also(rooms::Entity)
+        .join_rev(JoinType::LeftJoin, conversation)
+        .filter(contacts::Column::OrgId.eq(org_id))
+        .filter(any)
+        .all(conn)
+        .await?;
+    let best = found.into_iter().min_by_key(|(c, _)| {
         if input.external_ref.is_some() && c.external_ref == input.external_ref {
             0
         } else if input.phone.is_some() && c.phone == input.phone {
@@ -91,19 +111,15 @@ pub async fn upsert(
         }
     });
     match best {
-        Some(contact) => {
+        Some((contact, conversation)) => {
             // Fill in what the contact did not have; never overwrite (another contact may
             // hold that phone or email already, and a name given once stays).
-            let mut change: contacts::ActiveModel = contact.clone().into();
-            let mut changed = false;
-            if contact.display_name.is_none() && input.name.is_some() {
-                change.display_name = Set(input.name.clone());
-                changed = true;
+            if contact.display_name.is_some() || input.name.is_none() {
+                return Ok((contact, conversation));
             }
-            if !changed {
-                return Ok(contact);
-            }
-            Ok(change.update(conn).await?)
+            let mut change: contacts::ActiveModel = contact.into();
+            change.display_name = Set(input.name.clone());
+            Ok((change.update(conn).await?, conversation))
         }
         None => {
             let contact = contacts::Model {
@@ -115,7 +131,7 @@ pub async fn upsert(
                 external_ref: input.external_ref.clone(),
                 created_at: Utc::now(),
             };
-            Ok(contacts::ActiveModel::from(contact).insert(conn).await?)
+            Ok((contacts::ActiveModel::from(contact).insert(conn).await?, None))
         }
     }
 }

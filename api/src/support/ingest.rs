@@ -2,10 +2,11 @@
 //! conversation in the inbox, reopen it if it was resolved or snoozed, assign it if nobody
 //! has it, store the message; then announce it.
 //!
-//! Idempotency: `(org, source, external_id)` is unique on messages. A redelivery finds the
-//! stored message before doing anything; of two deliveries racing (on two instances) the
-//! loser's insert hits the unique index (the room's row lock orders them): either way the
-//! answer is the stored message and nothing changes twice.
+//! Idempotency: `(org, source, external_id)` is unique on messages. A redelivery's insert hits
+//! the unique index, which rolls back everything its transaction did (a reopening, a seq),
+//! and the answer is the stored message: nothing changes twice, also when deliveries race on
+//! two instances (the room's row lock orders them). A new message, the common case, thus costs
+//! no lookup of its `externalId` first.
 //!
 //! Locks: a message into an open, assigned conversation takes only its room's row (the seq);
 //! opening, reopening or assigning a conversation takes the inbox's row first, so
@@ -159,27 +160,27 @@ struct Announcement {
 /// finds it.
 const ATTEMPTS: usize = 3;
 
+/// Stores `inbound` into `inbox` (as read by the caller, which checked the signature with it)
+/// and announces it; a redelivery answers with the message stored before.
 pub async fn ingest(app: &AppState, inbox: &support_inboxes::Model, inbound: Inbound) -> ApiResult<Ingested> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        if let Some(stored) = stored(app, inbox, &inbound).await? {
-            return Ok(Ingested { message: stored, created: false });
-        }
         // After a first attempt found its conversation changed meanwhile, decide under the lock.
-        match store_inbound(app, inbox.id, &inbound, attempt > 1).await {
+        match store_inbound(app, inbox, &inbound, attempt > 1).await {
             Ok(Some((message, announcement))) => {
                 announce(app, &message, announcement).await;
                 return Ok(Ingested { message, created: true });
             }
             Ok(None) if attempt < ATTEMPTS => continue,
             Ok(None) => return Err(ApiError::conflict("the conversation kept changing; retry")),
-            Err(error) if error.is_unique_violation() && attempt < ATTEMPTS => continue,
             Err(error) if error.is_unique_violation() => {
-                return match stored(app, inbox, &inbound).await? {
-                    Some(stored) => Ok(Ingested { message: stored, created: false }),
-                    None => Err(error),
-                };
+                if let Some(stored) = stored(app, inbox, &inbound).await? {
+                    return Ok(Ingested { message: stored, created: false });
+                }
+                if attempt == ATTEMPTS {
+                    return Err(error);
+                }
             }
             Err(error) => return Err(error),
         }
@@ -211,26 +212,29 @@ async fn stored(
 /// `None`: the conversation was open and assigned when read, but no longer is at the seq bump
 /// (an agent resolved it meanwhile): nothing was stored, and the caller tries again under the
 /// inbox's lock.
+///
+/// `unlocked` is the inbox as read before the transaction: what decides nothing (its
+/// organisation, whether assignment is manual) may be a moment old; decisions read it again
+/// under its lock.
 async fn store_inbound(
     app: &AppState,
-    inbox_id: Uuid,
+    unlocked: &support_inboxes::Model,
     inbound: &Inbound,
     lock: bool,
 ) -> ApiResult<Option<(MessageRecord, Announcement)>> {
     let store = &app.store;
+    let inbox_id = unlocked.id;
     let tx = store.begin_write().await?;
-    let unlocked = self::inbox(&tx.txn, inbox_id).await?;
-    let contact = contacts::upsert(&tx.txn, unlocked.org_id, &inbound.contact).await?;
+    let (contact, existing) = contacts::upsert(&tx.txn, unlocked.org_id, inbox_id, &inbound.contact).await?;
     // The common case, an open conversation someone has, needs no decision: it takes only
     // the room's row lock (the seq), so messages of different contacts are stored in
     // parallel. Anything else is decided under the inbox's lock, and read again under it.
-    let existing = find_conversation(&tx.txn, inbox_id, contact.id).await?;
     let settled = !lock
         && existing.as_ref().is_some_and(|room| {
             matches!(room.status, Some(ConversationStatus::Open | ConversationStatus::Pending))
                 && (room.assignee_id.is_some() || unlocked.assignment == AssignmentStrategy::Manual)
         });
-    let inbox = if settled { unlocked } else { assign::lock_inbox(store, &tx.txn, inbox_id).await? };
+    let inbox = if settled { unlocked.clone() } else { assign::lock_inbox(store, &tx.txn, inbox_id).await? };
     let (room, new_members) = match existing.filter(|_| settled) {
         Some(room) => (room, Vec::new()),
         None => conversation(&tx.txn, &inbox, &contact).await?,

@@ -207,11 +207,22 @@ async fn a_redelivered_message_is_stored_once(backend: Backend) {
     assert!(answers.iter().all(|(status, _)| *status == 201 || *status == 200), "{answers:?}");
     let room = stored["conversationId"].as_str().expect("a room");
     assert_eq!(unread_count(&app, &sam, room).await, 2, "one unread per distinct message");
+    // A redelivery into a resolved conversation neither reopens it nor takes a seq.
+    app.ok(&sam, SET_STATUS, json!({ "room": room, "status": "RESOLVED" })).await;
+    let (status, repeat) = post(&app, &id, &secret, &message).await;
+    assert_eq!((status, &repeat["messageId"]), (200, &stored["messageId"]), "{repeat}");
+    assert_eq!(conversation(&app, &sam, room).await["conversation"]["status"], "RESOLVED");
+    let (status, next) = post(&app, &id, &secret, &sms("dup-3", "+41790000002", "later")).await;
+    assert_eq!((status, &next["seq"]), (201, &json!(3)), "{next}");
     // Another inbox of the organisation cannot reuse (or read through) that id.
     let (other, other_secret) = inbox(&app, &ada, json!({ "name": "Email" }), &[&sam]).await;
     let (status, answer) = post(&app, &other, &other_secret, &message).await;
     assert_eq!(status, 409, "{answer}");
     assert!(answer.get("messageId").is_none(), "nothing of the other inbox's message: {answer}");
+    // The same contact writing to the other inbox has a conversation of its own there.
+    let (status, elsewhere) = post(&app, &other, &other_secret, &sms("dup-4", "+41790000002", "hi")).await;
+    assert_eq!((status, &elsewhere["seq"]), (201, &json!(1)), "{elsewhere}");
+    assert_ne!(elsewhere["conversationId"], stored["conversationId"]);
     // The inbox decides who is in its conversations.
     let add = "mutation($room: ID!, $user: ID!) { addMembers(roomId: $room, userIds: [$user]) { id } }";
     let olga = org.user("olga").await;
