@@ -225,8 +225,7 @@ async fn insert_in_transaction(
     ))
     .await?;
     mentions::write(&tx.txn, store, (id, room.id, room.last_seq), mentioned, false, now).await?;
-    static ENQUEUE: LazyLock<String> = LazyLock::new(outbox::enqueue_message_added_statement);
-    tx.execute_raw(store.stmt(&ENQUEUE, vec![room.id.into(), id.into(), now.into()])).await?;
+    outbox::enqueue_message_added(&tx.txn, store, room.id, id, now).await?;
     static OUTBOUND: LazyLock<String> = LazyLock::new(outbound::enqueue_statement);
     tx.execute_raw(store.stmt(&OUTBOUND, vec![room.id.into(), id.into(), now.into()])).await?;
     static PERSONAL: LazyLock<[String; 2]> = LazyLock::new(personal::enqueue_statements);

@@ -7,6 +7,7 @@
 //! (`FOR UPDATE SKIP LOCKED`), SQLite has one writer. A worker that dies leaves its rows leased: they are claimed again when the lease
 //! ends, which is the at-least-once edge the idempotency key (the row's id) covers.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -62,13 +63,28 @@ pub fn enqueue_messages_added_cte() -> String {
     )
 }
 
-/// SQLite: a statement of the send's transaction (`$1` room, `$2` message id, `$3` time).
-/// Ids are 16 random bytes, which is how SQLite keeps a uuid.
-pub fn enqueue_message_added_statement() -> String {
+/// The `MESSAGE_ADDED` deliveries of a message stored by statements of its own transaction
+/// (a send on SQLite, an inbound customer message on either backend), in that transaction.
+pub async fn enqueue_message_added(
+    conn: &impl ConnectionTrait,
+    store: &Store,
+    room_id: uuid::Uuid,
+    message_id: uuid::Uuid,
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
+    // A new id is a uuid on PostgreSQL, 16 random bytes on SQLite (how it keeps a uuid).
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| message_added_statement("gen_random_uuid()"));
+    static SQLITE: LazyLock<String> = LazyLock::new(|| message_added_statement("randomblob(16)"));
+    let sql = if store.backend() == DatabaseBackend::Postgres { &POSTGRES } else { &SQLITE };
+    conn.execute_raw(store.stmt(sql, vec![room_id.into(), message_id.into(), at.into()])).await?;
+    Ok(())
+}
+
+fn message_added_statement(new_id: &str) -> String {
     format!(
         "INSERT INTO notification_deliveries (id, org_id, channel, webhook_id, event, room_id, \
            message_id, status, attempts, next_attempt_at, created_at) \
-         SELECT randomblob(16), r.org_id, 'webhook', w.id, 'MESSAGE_ADDED', r.id, $2, 'pending', 0, $3, $3 \
+         SELECT {new_id}, r.org_id, 'webhook', w.id, 'MESSAGE_ADDED', r.id, $2, 'pending', 0, $3, $3 \
          FROM outgoing_webhooks w JOIN rooms r ON r.id = $1 AND w.org_id = r.org_id \
          WHERE {MATCHING_WEBHOOKS}"
     )

@@ -28,6 +28,7 @@ use crate::db::columns;
 use crate::error::{ApiError, ApiResult, NUL_REFUSED};
 use crate::messages::input::MessageBody;
 use crate::messages::record::{Attachment, MessageRecord, attachments_json};
+use crate::notifications::outbox;
 use crate::rooms::membership;
 use crate::rooms::service::new_room;
 use crate::state::AppState;
@@ -308,6 +309,8 @@ async fn store_inbound(
         deleted_at: None,
     };
     let message = messages::ActiveModel::from(message).insert(&tx.txn).await?;
+    // Webhooks made for this conversation hear the customer as they hear the agents' replies.
+    outbox::enqueue_message_added(&tx.txn, store, room.id, message.id, now).await?;
     tx.commit().await?;
     Ok(Some((MessageRecord::from(message), Announcement { room, new_members, changes })))
 }

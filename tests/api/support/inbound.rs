@@ -8,15 +8,17 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::helpers::api::unread_count;
+use crate::helpers::api::{send, unread_count};
+use crate::helpers::receiver::Receiver;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, assert_error_code, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, WAIT, assert_error_code, spawn_app, spawn_app_with};
 
 backend_tests!(
     admins_manage_inboxes_and_agents_see_only_theirs,
     signed_webhooks_are_stored_and_bad_ones_refused,
     a_redelivered_message_is_stored_once,
     agents_see_the_first_message_of_every_new_conversation_in_a_burst,
+    a_conversation_webhook_hears_the_customer_and_the_agents,
 );
 
 pg_test!(concurrent_redeliveries_on_two_instances_store_once,);
@@ -273,4 +275,34 @@ async fn agents_see_the_first_message_of_every_new_conversation_in_a_burst(backe
     bodies.sort();
     bodies.dedup();
     assert_eq!(bodies.len(), N, "every first message, once");
+}
+
+/// A webhook made for one conversation is posted every message of it: the customer's, which
+/// arrive through the inbound webhook, as well as the agents' replies.
+async fn a_conversation_webhook_hears_the_customer_and_the_agents(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let hook = Receiver::start().await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let sam = org.user_with_role("sam", "agent").await;
+    let (id, secret) = inbox(&app, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let (_, first) = post(&app, &id, &secret, &sms("w-1", "+41790000222", "hello")).await;
+    let room = first["conversationId"].as_str().expect("a room").to_owned();
+    // A room's webhook exports it while its maker is in it: an admin joins by replying.
+    send(&app, &ada, &room, "Ada here").await;
+    let create =
+        "mutation($input: CreateOutgoingWebhookInput!) { createOutgoingWebhook(input: $input) { secret } }";
+    let input = json!({ "url": hook.url, "events": ["MESSAGE_ADDED"], "roomId": room });
+    app.ok(&ada, create, json!({ "input": input })).await;
+
+    let (status, asked) = post(&app, &id, &secret, &sms("w-2", "+41790000222", "anyone there?")).await;
+    assert_eq!(status, 201, "{asked}");
+    send(&app, &sam, &room, "yes, how can I help?").await;
+    let posted = hook.wait_for(2, WAIT).await;
+    let mut heard: Vec<(Value, Value)> = posted
+        .iter()
+        .map(|p| (p.json()["message"]["seq"].clone(), p.json()["message"]["body"].clone()))
+        .collect();
+    heard.sort_by_key(|(seq, _)| seq.as_i64());
+    assert_eq!(heard, [(json!(3), json!("anyone there?")), (json!(4), json!("yes, how can I help?"))]);
 }
