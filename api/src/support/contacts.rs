@@ -68,9 +68,8 @@ pub fn e164(raw: &str) -> ApiResult<String> {
 }
 
 /// The contact this input names (by external reference, then phone, then email), with what
-/// is new filled in; or a new one. Inside the caller's transaction.
-/// The contact `input` names (stored now if new), and their conversation in `inbox_id` if
-/// they have one.
+/// is new filled in, or a new one; and their conversation in `inbox_id` if they have one.
+/// Inside the caller's transaction.
 pub async fn upsert(
     conn: &impl ConnectionTrait,
     org_id: Uuid,

@@ -2,11 +2,12 @@
 //! conversation in the inbox, reopen it if it was resolved or snoozed, assign it if nobody
 //! has it, store the message; then announce it.
 //!
-//! Idempotency: `(org, source, external_id)` is unique on messages. A redelivery's insert hits
-//! the unique index, which rolls back everything its transaction did (a reopening, a seq),
-//! and the answer is the stored message: nothing changes twice, also when deliveries race on
-//! two instances (the room's row lock orders them). A new message, the common case, thus costs
-//! no lookup of its `externalId` first.
+//! Idempotency: `(org, source, external_id)` is unique on messages. A redelivery's insert
+//! meets the stored message (`ON CONFLICT DO NOTHING`), its transaction is rolled back with
+//! whatever it did (a reopening, a seq), and the answer is the stored message: nothing changes
+//! twice, also when deliveries race on two instances (the room's row lock orders them). A new
+//! message, the common case, thus costs no lookup of its `externalId` first; a redelivery
+//! costs a transaction that is rolled back.
 //!
 //! Locks: a message into an open, assigned conversation takes only its room's row (the seq);
 //! opening, reopening or assigning a conversation takes the inbox's row first, so
@@ -14,10 +15,10 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
-    QueryFilter,
+    QueryFilter, TryInsertResult,
 };
 use uuid::Uuid;
 
@@ -149,6 +150,17 @@ pub struct Ingested {
     pub created: bool,
 }
 
+/// How one attempt at storing ended.
+enum Attempt {
+    /// Committed: the message, and what to announce.
+    Stored(Box<(MessageRecord, Announcement)>),
+    /// The conversation was open and assigned when read, but no longer at the seq bump (an
+    /// agent resolved it meanwhile): nothing was stored; try again under the inbox's lock.
+    Changed,
+    /// The `externalId` is stored already: nothing was stored.
+    Redelivery,
+}
+
 /// What a committed ingest announces.
 struct Announcement {
     room: rooms::Model,
@@ -168,22 +180,23 @@ pub async fn ingest(app: &AppState, inbox: &support_inboxes::Model, inbound: Inb
     loop {
         attempt += 1;
         // After a first attempt found its conversation changed meanwhile, decide under the lock.
-        match store_inbound(app, inbox, &inbound, attempt > 1).await {
-            Ok(Some((message, announcement))) => {
+        let error = match store_inbound(app, inbox, &inbound, attempt > 1).await {
+            Ok(Attempt::Stored(stored)) => {
+                let (message, announcement) = *stored;
                 announce(app, &message, announcement).await;
                 return Ok(Ingested { message, created: true });
             }
-            Ok(None) if attempt < ATTEMPTS => continue,
-            Ok(None) => return Err(ApiError::conflict("the conversation kept changing; retry")),
-            Err(error) if error.is_unique_violation() => {
-                if let Some(stored) = stored(app, inbox, &inbound).await? {
-                    return Ok(Ingested { message: stored, created: false });
-                }
-                if attempt == ATTEMPTS {
-                    return Err(error);
-                }
-            }
+            Ok(Attempt::Redelivery) => match stored(app, inbox, &inbound).await? {
+                Some(message) => return Ok(Ingested { message, created: false }),
+                // Deleted since: store it again, as the sender asks.
+                None => ApiError::conflict("the message was deleted while it was redelivered; retry"),
+            },
+            Ok(Attempt::Changed) => ApiError::conflict("the conversation kept changing; retry"),
+            Err(error) if error.is_unique_violation() => error,
             Err(error) => return Err(error),
+        };
+        if attempt == ATTEMPTS {
+            return Err(error);
         }
     }
 }
@@ -210,19 +223,18 @@ async fn stored(
     Ok(Some(MessageRecord::from(found)))
 }
 
-/// `None`: the conversation was open and assigned when read, but no longer is at the seq bump
-/// (an agent resolved it meanwhile): nothing was stored, and the caller tries again under the
-/// inbox's lock.
+/// One attempt, in one transaction.
 ///
-/// `unlocked` is the inbox as read before the transaction: what decides nothing (its
-/// organisation, whether assignment is manual) may be a moment old; decisions read it again
-/// under its lock.
+/// `unlocked` is the inbox as the caller read it: its id and organisation never change, and
+/// whether its assignment is manual, which picks the unlocked path and guards the seq bump,
+/// may be a moment old, as it was when read unlocked in the transaction (a switch of strategy
+/// drains the waiting conversations itself). Decisions read it again under its lock.
 async fn store_inbound(
     app: &AppState,
     unlocked: &support_inboxes::Model,
     inbound: &Inbound,
     lock: bool,
-) -> ApiResult<Option<(MessageRecord, Announcement)>> {
+) -> ApiResult<Attempt> {
     let store = &app.store;
     let inbox_id = unlocked.id;
     let tx = store.begin_write().await?;
@@ -272,7 +284,8 @@ async fn store_inbound(
             });
         }
     }
-    let now = Utc::now();
+    // In microseconds, as both backends store it, so the announced message is the stored one.
+    let now = Utc::now().trunc_subsecs(6);
     // Unlocked, the seq bump also checks that the conversation is still open and assigned.
     let still = if settled {
         "AND status IN ('open', 'pending') AND (assignee_id IS NOT NULL OR $3)"
@@ -289,7 +302,7 @@ async fn store_inbound(
     ))
     .one(&tx.txn)
     .await?;
-    let Some(room) = bumped else { return Ok(None) };
+    let Some(room) = bumped else { return Ok(Attempt::Changed) };
     let message = messages::Model {
         id: Uuid::now_v7(),
         org_id: inbox.org_id,
@@ -308,11 +321,24 @@ async fn store_inbound(
         edited_at: None,
         deleted_at: None,
     };
-    let message = messages::ActiveModel::from(message).insert(&tx.txn).await?;
+    // Without `RETURNING`: sea-orm 2.0.4 reports a `DO NOTHING` as "record not found" when
+    // it asks for the row back. The row is `message` as built (times already in microseconds).
+    let inserted = messages::Entity::insert(messages::ActiveModel::from(message.clone()))
+        .on_conflict_do_nothing_on([
+            messages::Column::OrgId,
+            messages::Column::Source,
+            messages::Column::ExternalId,
+        ])
+        .exec_without_returning(&tx.txn)
+        .await?;
+    if !matches!(inserted, TryInsertResult::Inserted(1)) {
+        // Dropping the transaction rolls back what this attempt did.
+        return Ok(Attempt::Redelivery);
+    }
     // Webhooks made for this conversation hear the customer as they hear the agents' replies.
     outbox::enqueue_message_added(&tx.txn, store, room.id, message.id, now).await?;
     tx.commit().await?;
-    Ok(Some((MessageRecord::from(message), Announcement { room, new_members, changes })))
+    Ok(Attempt::Stored(Box::new((MessageRecord::from(message), Announcement { room, new_members, changes }))))
 }
 
 async fn find_conversation(
