@@ -16,7 +16,8 @@ use serde_json::json;
 
 use super::HttpState;
 use crate::error::ErrorCode;
-use crate::support::ingest::{self, Inbound, RawInbound};
+use crate::support::ingest;
+use crate::support::payload::{Inbound, RawInbound};
 use crate::support::signature;
 
 pub async fn receive(

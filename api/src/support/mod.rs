@@ -5,7 +5,8 @@
 //! - `inboxes`: inboxes and their agents (org admins manage them); agents are members of
 //!   their inbox's conversations, so unread counts and subscriptions work unchanged.
 //! - `contacts`: who writes, parsed and upserted (E.164 phones, lower-cased emails).
-//! - `ingest`: one inbound message, atomically and idempotently; `signature`: the webhook's
+//! - `payload`: an inbound message as sent, checked field by field; `ingest`: storing one,
+//!   atomically and idempotently; `signature`: the webhook's
 //!   HMAC (served by `http::inbound`).
 //! - `assign`: round robin and least busy, capacity, online first, the queue, the decision
 //!   log; `conversations`: assign, unassign, statuses, and reopening snoozed ones on time.
@@ -24,6 +25,7 @@ pub mod ingest;
 pub mod loaders;
 pub mod metrics;
 pub mod outbound;
+pub mod payload;
 pub mod resolvers;
 pub mod signature;
 pub mod types;

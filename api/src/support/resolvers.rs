@@ -5,8 +5,9 @@ use async_graphql::{Context, ID, MaybeUndefined, Object, Result};
 
 use super::conversations;
 use super::inboxes::{self, InboxSettings};
-use super::ingest::{self, Inbound, RawAttachment, RawContact, RawInbound};
+use super::ingest;
 use super::metrics;
+use super::payload::{Inbound, RawAttachment, RawContact, RawInbound};
 use super::types::{
     CreateSupportInboxInput, InboundMessageInput, SupportInbox, SupportInboxWithSecret, SupportMetrics,
     UpdateSupportInboxInput,

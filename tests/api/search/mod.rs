@@ -1,12 +1,14 @@
 //! Search: `searchMessages` ranks, highlights, parses the query syntax users know, pages with
 //! stable cursors, sees only what the viewer may read, forgets deleted messages and re-indexes
 //! edits; rooms and users are found by name in any case and script. The same assertions run
-//! on SQLite (FTS5) and PostgreSQL (tsvector).
+//! on SQLite (FTS5) and PostgreSQL (tsvector); `window` holds the recency window's cases.
+
+mod window;
 
 use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, create_private_channel, id_of, open_dm, send, send_input};
-use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, data, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, data, spawn_app};
 
 backend_tests!(
     search_ranks_and_highlights_matches,
@@ -15,8 +17,6 @@ backend_tests!(
     search_sees_only_readable_messages_and_follows_edits_and_deletions,
     search_treats_engine_syntax_as_words_and_refuses_bad_input,
     search_pages_walk_every_hit_once,
-    search_ranks_the_newest_messages_first_and_pages_across_the_window,
-    search_matches_phrases_exactly_inside_the_window,
     rooms_and_users_are_found_in_any_case_and_script,
 );
 
@@ -285,82 +285,6 @@ async fn search_pages_walk_every_hit_once(backend: Backend) {
     for first in [1, 2, 3] {
         assert_eq!(hits(&app, &alice, "kiwi", Value::Null, first).await, whole, "pages of {first}");
     }
-}
-
-/// With a window of the organisation's 4 newest messages, hits among them come first, however
-/// strong an older match; cursors keep the window their first page saw.
-async fn search_ranks_the_newest_messages_first_and_pages_across_the_window(backend: Backend) {
-    let app = spawn_app_with(backend, &[("PARLEY_SEARCH_WINDOW", "4")]).await;
-    let org = app.create_org().await;
-    let alice = org.user("alice").await;
-    let room = create_channel(&app, &alice, "log", &[]).await;
-    filler(&app, &alice, &room).await;
-    let (strong_old, weak_old) = ("kiwi kiwi kiwi strong and old", "kiwi old");
-    let (weak_new, strong_new) = ("kiwi new", "kiwi kiwi newer");
-    for body in [strong_old, weak_old, "ok", "fine", "sure", weak_new, strong_new, "done"] {
-        send(&app, &alice, &room, body).await;
-    }
-
-    let whole = found(&app, &alice, "kiwi").await;
-    assert_eq!(whole, [strong_new, weak_new, strong_old, weak_old], "the window first, each tier by rank");
-    for first in [1, 2, 3] {
-        assert_eq!(hits(&app, &alice, "kiwi", Value::Null, first).await, whole, "pages of {first}");
-    }
-
-    if backend == Backend::Sqlite {
-        // FTS5's bm25 weighs a word by how many messages hold it, so every new message moves
-        // every rank and a cursor's rank with them; PostgreSQL's ranks are the message's own.
-        return;
-    }
-    let variables = json!({ "q": "kiwi", "first": 1 });
-    let page = app.ok(&alice, SEARCH, variables).await["searchMessages"]["pageInfo"]["endCursor"].clone();
-    send(&app, &alice, &room, "kiwi kiwi kiwi kiwi newest").await;
-    let mut rest = Vec::new();
-    let mut after = page;
-    while after != Value::Null {
-        let variables = json!({ "q": "kiwi", "first": 2, "after": after });
-        let page = &app.ok(&alice, SEARCH, variables).await["searchMessages"];
-        rest.extend(page["edges"].as_array().expect("edges").iter().map(|e| e["node"]["body"].clone()));
-        after = if page["pageInfo"]["hasNextPage"] == json!(true) {
-            page["pageInfo"]["endCursor"].clone()
-        } else {
-            Value::Null
-        };
-    }
-    assert_eq!(
-        rest,
-        [weak_new, strong_old, weak_old],
-        "a message sent meanwhile neither repeats nor shifts a page"
-    );
-    assert_eq!(found(&app, &alice, "kiwi").await[0], "kiwi kiwi kiwi kiwi newest", "a new search sees it");
-}
-
-/// Inside the window PostgreSQL finds a phrase's rows by any of its words, then checks the
-/// phrase itself (`SearchQuery::loosened_tsquery`): the words apart or reversed never match.
-async fn search_matches_phrases_exactly_inside_the_window(backend: Backend) {
-    let app = spawn_app_with(backend, &[("PARLEY_SEARCH_WINDOW", "4")]).await;
-    let org = app.create_org().await;
-    let alice = org.user("alice").await;
-    let room = create_channel(&app, &alice, "log", &[]).await;
-    filler(&app, &alice, &room).await;
-    for body in
-        ["green apple crumble", "ok", "apple is green", "green and ripe apple", "a green apple", "done"]
-    {
-        send(&app, &alice, &room, body).await;
-    }
-
-    assert_eq!(
-        found(&app, &alice, "\"green apple\"").await,
-        ["a green apple", "green apple crumble"],
-        "the window's exact match, then the older one"
-    );
-    assert_eq!(found(&app, &alice, "\"green apple\" -crumble").await, ["a green apple"]);
-    assert_eq!(found(&app, &alice, "ripe \"green apple\"").await, Vec::<String>::new());
-    assert_eq!(
-        sorted(found(&app, &alice, "green-app*").await),
-        ["a green apple", "green apple crumble"],
-        "a phrase ending in a prefix"
-    );
 }
 
 async fn rooms_and_users_are_found_in_any_case_and_script(backend: Backend) {
