@@ -42,6 +42,7 @@ impl App {
     /// Connects, migrates (and seeds the demo on an empty database), and binds.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         config.auth.validate(&config.database)?;
+        let warm_connections = config.database.warm_connections()?;
         let store = Store::connect(&config.database, WarmUp::new(messages::statement::warm_up())).await?;
         let seed = config.seed_demo();
         let demo_users = store
@@ -49,6 +50,7 @@ impl App {
                 |store| async move { if seed { demo::seed_if_empty(&store).await } else { Ok(None) } },
             )
             .await?;
+        store.open_warm(warm_connections).await?;
         let secret = secrets::jwt_secret(&store, &config.database, &config.auth).await?;
         let auth = JwtAuth::new(&config.auth, secret.as_deref())?;
         let (shutdown, shutdown_rx) = watch::channel(false);

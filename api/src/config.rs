@@ -49,6 +49,10 @@ pub struct DatabaseConfig {
     /// Connections in the database pool.
     #[arg(long, env = "PARLEY_DB_POOL_SIZE", default_value_t = 12)]
     pub db_pool_size: u32,
+    /// PostgreSQL connections opened and warmed before the server listens, and kept (default:
+    /// the whole pool). Fewer means the first burst opens the rest while it waits.
+    #[arg(long, env = "PARLEY_DB_POOL_WARM")]
+    pub db_pool_warm: Option<u32>,
     /// PostgreSQL text search configuration of message search (`simple`, `english`, …); a
     /// change rebuilds the index at start-up.
     #[arg(long, env = "PARLEY_SEARCH_CONFIG", default_value = "simple")]
@@ -58,6 +62,19 @@ pub struct DatabaseConfig {
 impl DatabaseConfig {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
+    }
+
+    /// The connections `Store::open_warm` opens at start-up: `PARLEY_DB_POOL_WARM`, refused
+    /// above the pool's size (no silent cap).
+    pub fn warm_connections(&self) -> anyhow::Result<u32> {
+        match self.db_pool_warm {
+            None => Ok(self.db_pool_size),
+            Some(warm) if warm <= self.db_pool_size => Ok(warm),
+            Some(warm) => anyhow::bail!(
+                "PARLEY_DB_POOL_WARM: {warm} is more than the pool's {} connections (PARLEY_DB_POOL_SIZE)",
+                self.db_pool_size
+            ),
+        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! Start-up configuration: a bad setting stops the server with one line naming it, before
-//! anything touches the database.
+//! anything touches the database; what a server opens before it listens.
 
 use std::process::Stdio;
 
-use crate::helpers::parley_command;
+use crate::helpers::{Backend, parley_command, spawn_app_alone_with};
 
 /// Runs `parley` with `env` and returns (success, stderr lines).
 async fn start(env: &[(&str, String)]) -> (bool, Vec<String>) {
@@ -23,6 +23,7 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("PARLEY_DEMO", "maybe"),
         ("PARLEY_JWT_PUBLIC_KEY", "/no/such/key.pem"),
         ("PARLEY_REDIS_NAMESPACE", "it's"),
+        ("PARLEY_DB_POOL_WARM", "13"),
     ] {
         let (ok, lines) = start(&[("DATABASE_URL", db.clone()), (name, value.to_owned())]).await;
         assert!(!ok, "{name}={value} must stop start-up");
@@ -61,4 +62,26 @@ async fn a_token_before_the_demo_exists_says_how_to_get_one() {
         ),
         "a new user is told what to do: {stderr}"
     );
+}
+
+/// A burst right after start-up (or after a quiet hour) must not wait while a dozen new
+/// connections open and warm up at once: the server opens them before it listens.
+#[tokio::test]
+async fn a_postgres_server_opens_its_pool_before_it_listens() {
+    let Some(backend) = Backend::postgres_redis() else { return };
+    let settings = [("PARLEY_DB_POOL_SIZE", "12"), ("PARLEY_DB_POOL_WARM", "10")];
+    let (database, _app) = spawn_app_alone_with(backend, &settings).await;
+    let url = &database.as_ref().expect("PostgreSQL has a database of its own").url;
+    let count = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND backend_type = 'client backend'";
+    let output = tokio::process::Command::new("psql")
+        .args([url.as_str(), "-Atc", count])
+        .output()
+        .await
+        .expect("psql runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let backends: u32 =
+        stdout.trim().parse().unwrap_or_else(|_| panic!("a count of backends, not {stdout:?}"));
+    // Start-up work alone leaves about five open.
+    assert!((10..=12).contains(&backends), "10 to 12 pooled connections expected, found {backends}");
 }

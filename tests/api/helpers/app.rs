@@ -69,6 +69,9 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
         // Webhook receivers in tests listen on 127.0.0.1; retries come fast.
         ("PARLEY_WEBHOOK_ALLOW_PRIVATE", "true"),
         ("PARLEY_WEBHOOK_RETRY_BASE_MS", "100"),
+        // Many servers share the test PostgreSQL (100 connections): each opens two at start,
+        // not its whole pool, and grows under load.
+        ("PARLEY_DB_POOL_WARM", "2"),
     ] {
         env.push((key.to_owned(), value.to_owned()));
     }
