@@ -124,7 +124,7 @@ impl Store {
             .connect_timeout(Duration::from_secs(5))
             // A ping only for a connection idle 100 ms or more, as HikariCP's bypass window:
             // under load (a connection reused every few ms) a round trip before each use cost
-            // 15–20 % of the support inbound rate; a database restarted within the window
+            // about 5 % of the support inbound rate; a database restarted within the window
             // fails the request that meets its dead connection instead of a ping.
             .test_before_acquire_if_idle_for(Duration::from_millis(100))
             .sqlx_logging(false);
