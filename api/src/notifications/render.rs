@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::support::contacts::label as contact_label;
 use entity::enums::WebhookFormat;
 use entity::{contacts, messages, rooms, support_inboxes, users};
 
@@ -21,6 +22,23 @@ pub struct MessageAdded<'a> {
     pub message: &'a messages::Model,
     pub room: &'a rooms::Model,
     pub author: Option<&'a users::Model>,
+    /// The conversation's customer, in a support conversation (the message's writer when
+    /// `message.author_contact_id` says so; `author` is then `None`).
+    pub customer: Customer<'a>,
+}
+
+impl MessageAdded<'_> {
+    /// The contact who wrote the message, if a customer did.
+    fn contact(&self) -> Option<&contacts::Model> {
+        self.customer.contact.filter(|_| self.message.author_contact_id.is_some())
+    }
+}
+
+/// A support conversation's customer and inbox, as stored now; `None` for other rooms.
+#[derive(Clone, Copy, Default)]
+pub struct Customer<'a> {
+    pub contact: Option<&'a contacts::Model>,
+    pub inbox: Option<&'a support_inboxes::Model>,
 }
 
 pub fn message_added(format: WebhookFormat, event: &MessageAdded<'_>) -> Value {
@@ -31,7 +49,7 @@ pub fn message_added(format: WebhookFormat, event: &MessageAdded<'_>) -> Value {
 }
 
 fn json_body(event: &MessageAdded<'_>) -> Value {
-    let MessageAdded { delivery_id, message, room, author } = event;
+    let MessageAdded { delivery_id, message, room, author, .. } = event;
     let deleted = message.deleted_at.is_some();
     json!({
         "event": "MESSAGE_ADDED",
@@ -47,7 +65,13 @@ fn json_body(event: &MessageAdded<'_>) -> Value {
         },
         "room": { "id": room.id, "name": room.name, "kind": sea_orm::ActiveEnum::to_value(&room.kind) },
         "author": author.map(|a| json!({ "id": a.id, "handle": a.handle, "displayName": a.display_name })),
+        "contact": event.contact().map(contact_json),
     })
+}
+
+/// A contact as both events show one.
+fn contact_json(c: &contacts::Model) -> Value {
+    json!({ "id": c.id, "name": c.display_name, "phone": c.phone, "email": c.email, "externalRef": c.external_ref })
 }
 
 /// A support conversation's assignment, as stored now.
@@ -73,9 +97,7 @@ pub fn conversation_assigned(format: WebhookFormat, event: &ConversationAssigned
                 "inbox": inbox.map(|i| json!({ "id": i.id, "name": i.name })),
             },
             "assignee": assignee.map(|a| json!({ "id": a.id, "handle": a.handle, "displayName": a.display_name })),
-            "contact": contact.map(|c| json!({
-                "id": c.id, "name": c.display_name, "phone": c.phone, "email": c.email, "externalRef": c.external_ref,
-            })),
+            "contact": contact.map(contact_json),
         }),
         WebhookFormat::Slack => {
             let who = room.name.as_deref().unwrap_or("a customer");
@@ -86,11 +108,18 @@ pub fn conversation_assigned(format: WebhookFormat, event: &ConversationAssigned
     }
 }
 
-/// "*Alice* in #general: hello", escaped as Slack's mrkdwn requires (`&`, `<`, `>`).
+/// "*Alice* in #general: hello", or from a customer "*Dana* in SMS: hello" (a support
+/// conversation is named after its customer), escaped as Slack's mrkdwn requires (`&`, `<`,
+/// `>`).
 fn slack_text(event: &MessageAdded<'_>) -> String {
-    let author = event.author.map_or("Someone", |a| a.display_name.as_str());
-    let room =
-        event.room.name.as_deref().map_or_else(|| "a conversation".to_owned(), |name| format!("#{name}"));
+    let MessageAdded { author, customer, room, .. } = event;
+    let writer = event.contact().map(contact_label);
+    let author = author.map(|a| a.display_name.as_str()).or(writer).unwrap_or("Someone");
+    let room = match (customer.inbox, room.name.as_deref()) {
+        (Some(inbox), _) => inbox.name.clone(),
+        (None, Some(name)) => format!("#{name}"),
+        (None, None) => "a conversation".to_owned(),
+    };
     let body = if event.message.deleted_at.is_some() { "(deleted)" } else { event.message.body.as_str() };
     format!("*{}* in {}: {}", escape(author), escape(&room), escape(body))
 }

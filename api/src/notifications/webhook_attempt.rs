@@ -12,7 +12,7 @@ use super::worker::{Failure, Subjects};
 use crate::error::ApiResult;
 use crate::rooms::access;
 use crate::state::AppState;
-use entity::{contacts, notification_deliveries, outgoing_webhooks, room_members, support_inboxes};
+use entity::{contacts, notification_deliveries, outgoing_webhooks, room_members, rooms, support_inboxes};
 
 pub(super) async fn attempt(
     state: &AppState,
@@ -37,7 +37,10 @@ pub(super) async fn attempt(
         Some(id) => state.directory.user(&state.store, id).await.map_err(retry)?,
         None => None,
     };
-    let event = render::MessageAdded { delivery_id: delivery.id, message, room, author: author.as_ref() };
+    let (contact, inbox) = customer_of(state, room).await.map_err(retry)?;
+    let customer = render::Customer { contact: contact.as_ref(), inbox: inbox.as_ref() };
+    let event =
+        render::MessageAdded { delivery_id: delivery.id, message, room, author: author.as_ref(), customer };
     let body = render::message_added(webhook.format, &event).to_string();
     post(state, client, Target { url: &webhook.url, secret: &webhook.secret }, delivery, body).await
 }
@@ -62,19 +65,11 @@ async fn attempt_assigned(
     if !allowed {
         return Err(Failure::Permanent("the webhook's creator can no longer read the conversation".into()));
     }
-    let db = &state.store.db;
     let assignee = match room.assignee_id {
         Some(id) => state.directory.user(&state.store, id).await.map_err(retry)?,
         None => None,
     };
-    let contact = match room.contact_id {
-        Some(id) => contacts::Entity::find_by_id(id).one(db).await.map_err(|e| retry(e.into()))?,
-        None => None,
-    };
-    let inbox = match room.inbox_id {
-        Some(id) => support_inboxes::Entity::find_by_id(id).one(db).await.map_err(|e| retry(e.into()))?,
-        None => None,
-    };
+    let (contact, inbox) = customer_of(state, room).await.map_err(retry)?;
     let event = render::ConversationAssigned {
         delivery_id: delivery.id,
         room,
@@ -84,6 +79,23 @@ async fn attempt_assigned(
     };
     let body = render::conversation_assigned(webhook.format, &event).to_string();
     post(state, client, Target { url: &webhook.url, secret: &webhook.secret }, delivery, body).await
+}
+
+/// A support conversation's contact and inbox as stored now (neither, for other rooms).
+async fn customer_of(
+    state: &AppState,
+    room: &rooms::Model,
+) -> ApiResult<(Option<contacts::Model>, Option<support_inboxes::Model>)> {
+    let db = &state.store.db;
+    let contact = match room.contact_id {
+        Some(id) => contacts::Entity::find_by_id(id).one(db).await?,
+        None => None,
+    };
+    let inbox = match room.inbox_id {
+        Some(id) => support_inboxes::Entity::find_by_id(id).one(db).await?,
+        None => None,
+    };
+    Ok((contact, inbox))
 }
 
 async fn creator_is_admin(state: &AppState, webhook: &outgoing_webhooks::Model) -> ApiResult<bool> {

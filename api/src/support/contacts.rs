@@ -49,6 +49,15 @@ impl ContactInput {
     }
 }
 
+/// What a contact is called: their name, else the first of phone, email and external
+/// reference they gave (inbound messages give at least one).
+pub fn label(contact: &contacts::Model) -> &str {
+    [&contact.display_name, &contact.phone, &contact.email, &contact.external_ref]
+        .into_iter()
+        .find_map(|v| v.as_deref())
+        .unwrap_or("a customer")
+}
+
 /// A phone number in E.164: `+`, then 8 to 15 digits. Spaces, dashes, dots and parentheses
 /// are dropped and a leading `00` reads as `+`; a number without its country code is refused
 /// (guessing the country would merge two customers).

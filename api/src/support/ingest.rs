@@ -259,12 +259,8 @@ async fn conversation(
     if let Some(room) = find_conversation(tx, inbox.id, contact.id).await? {
         return Ok((room, Vec::new()));
     }
-    let name = [&contact.display_name, &contact.phone, &contact.email, &contact.external_ref]
-        .into_iter()
-        .find_map(|v| v.clone())
-        .unwrap_or_else(|| "contact".to_owned());
     let room = rooms::Model {
-        name: Some(name),
+        name: Some(contacts::label(contact).to_owned()),
         inbox_id: Some(inbox.id),
         contact_id: Some(contact.id),
         status: Some(ConversationStatus::Open),

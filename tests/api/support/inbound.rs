@@ -278,10 +278,11 @@ async fn agents_see_the_first_message_of_every_new_conversation_in_a_burst(backe
 }
 
 /// A webhook made for one conversation is posted every message of it: the customer's, which
-/// arrive through the inbound webhook, as well as the agents' replies.
+/// arrive through the inbound webhook, as well as the agents' replies, each saying who wrote
+/// it (Slack's text names the customer and the inbox, not the conversation's name).
 async fn a_conversation_webhook_hears_the_customer_and_the_agents(backend: Backend) {
     let app = spawn_app(backend).await;
-    let hook = Receiver::start().await;
+    let (hook, slack) = (Receiver::start().await, Receiver::start().await);
     let org = app.create_org().await;
     let ada = org.user_with_role("ada", "admin").await;
     let sam = org.user_with_role("sam", "agent").await;
@@ -294,15 +295,34 @@ async fn a_conversation_webhook_hears_the_customer_and_the_agents(backend: Backe
         "mutation($input: CreateOutgoingWebhookInput!) { createOutgoingWebhook(input: $input) { secret } }";
     let input = json!({ "url": hook.url, "events": ["MESSAGE_ADDED"], "roomId": room });
     app.ok(&ada, create, json!({ "input": input })).await;
+    let input = json!({ "url": slack.url, "events": ["MESSAGE_ADDED"], "roomId": room, "format": "SLACK" });
+    app.ok(&ada, create, json!({ "input": input })).await;
 
     let (status, asked) = post(&app, &id, &secret, &sms("w-2", "+41790000222", "anyone there?")).await;
     assert_eq!(status, 201, "{asked}");
     send(&app, &sam, &room, "yes, how can I help?").await;
-    let posted = hook.wait_for(2, WAIT).await;
-    let mut heard: Vec<(Value, Value)> = posted
-        .iter()
-        .map(|p| (p.json()["message"]["seq"].clone(), p.json()["message"]["body"].clone()))
-        .collect();
-    heard.sort_by_key(|(seq, _)| seq.as_i64());
-    assert_eq!(heard, [(json!(3), json!("anyone there?")), (json!(4), json!("yes, how can I help?"))]);
+    let mut posted: Vec<Value> = hook.wait_for(2, WAIT).await.iter().map(|p| p.json()).collect();
+    posted.sort_by_key(|p| p["message"]["seq"].as_i64());
+    let heard = |p: &Value| {
+        (
+            p["message"]["seq"].clone(),
+            p["message"]["body"].clone(),
+            p["author"]["handle"].clone(),
+            p["contact"]["phone"].clone(),
+        )
+    };
+    assert_eq!(
+        posted.iter().map(heard).collect::<Vec<_>>(),
+        [
+            (json!(3), json!("anyone there?"), Value::Null, json!("+41790000222")),
+            (json!(4), json!("yes, how can I help?"), json!("sam"), Value::Null),
+        ]
+    );
+    let mut texts: Vec<Value> =
+        slack.wait_for(2, WAIT).await.iter().map(|p| p.json()["text"].clone()).collect();
+    texts.sort_by_key(|t| t.to_string());
+    assert_eq!(
+        texts,
+        [json!("*Customer +41790000222* in SMS: anyone there?"), json!("*Sam* in SMS: yes, how can I help?")]
+    );
 }
