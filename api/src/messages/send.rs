@@ -226,11 +226,16 @@ async fn insert_in_transaction(
     .await?;
     mentions::write(&tx.txn, store, (id, room.id, room.last_seq), mentioned, false, now).await?;
     outbox::enqueue_message_added(&tx.txn, store, room.id, id, now).await?;
+    // As on PostgreSQL, the statements that cannot write for this room's kind are left out:
+    // each is a round trip to SQLite's worker thread, under the write gate.
+    let parts = Parts::of(Some(room.kind), !mentioned.is_empty());
     static OUTBOUND: LazyLock<String> = LazyLock::new(outbound::enqueue_statement);
-    tx.execute_raw(store.stmt(&OUTBOUND, vec![room.id.into(), id.into(), now.into()])).await?;
+    if parts.outbound() {
+        tx.execute_raw(store.stmt(&OUTBOUND, vec![room.id.into(), id.into(), now.into()])).await?;
+    }
     static PERSONAL: LazyLock<[String; 2]> = LazyLock::new(personal::enqueue_statements);
     let email_due = personal::email_due(cx.app, now);
-    for sql in PERSONAL.iter() {
+    for sql in PERSONAL.iter().filter(|_| parts.personal()) {
         let values = vec![
             room.id.into(),
             cx.viewer.org_id.into(),

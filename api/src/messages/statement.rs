@@ -54,6 +54,16 @@ impl Parts {
         Parts { personal: true, outbound: true },
     ];
 
+    /// Whether email and push rows may be written.
+    pub fn personal(self) -> bool {
+        self.personal
+    }
+
+    /// Whether an outbound delivery may be written.
+    pub fn outbound(self) -> bool {
+        self.outbound
+    }
+
     /// True when the send can join a batch across rooms ([`BATCH_SQL`] has no optional part).
     fn batchable(self) -> bool {
         !self.personal && !self.outbound
