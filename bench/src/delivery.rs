@@ -196,11 +196,13 @@ async fn measure(
     let offered = total as f64 / start.elapsed().as_secs_f64().max(1e-6);
     let mut sent: HashMap<u64, Sent> = HashMap::new();
     let (mut send_hist, mut send_errors, mut first_error) = (Hist::default(), 0u64, None);
+    let mut stalls = Stalls::default();
     for (k, task) in tasks.into_iter().enumerate() {
         let (room, at, took, result) = task.await.context("send task panicked")?;
         match result {
             Ok(seq) => {
                 send_hist.record(took);
+                stalls.record(at.duration_since(start), took);
                 sent.insert(k as u64, Sent { room, at, seq });
             }
             Err(err) => {
@@ -266,6 +268,7 @@ async fn measure(
     let mut notes = cpu;
     notes.push(format!("offered {offered:.0} msg/s"));
     notes.extend(variant.note.clone());
+    notes.extend(stalls.note());
     if let Some(err) = &first_error {
         notes.push(format!("first send error: {err}"));
     }
@@ -302,4 +305,33 @@ async fn measure(
 
 fn id(node: &Value) -> Result<Uuid> {
     node["id"].as_str().context("no id in the response")?.parse().context("the id is not a UUID")
+}
+
+/// When the slow sends were started, relative to the pass's start: a stall at the start (a
+/// pool still opening, say) and one in the middle (a checkpoint) call for different fixes.
+#[derive(Default)]
+struct Stalls {
+    /// Start offsets of the sends slower than `SLOW`.
+    starts: Vec<Duration>,
+}
+
+impl Stalls {
+    const SLOW: Duration = Duration::from_millis(50);
+
+    fn record(&mut self, started: Duration, took: Duration) {
+        if took > Self::SLOW {
+            self.starts.push(started);
+        }
+    }
+
+    fn note(&self) -> Option<String> {
+        let (first, last) = (self.starts.iter().min()?, self.starts.iter().max()?);
+        Some(format!(
+            "{} sends over {} ms, started +{:.2} s to +{:.2} s into the pass",
+            self.starts.len(),
+            Self::SLOW.as_millis(),
+            first.as_secs_f64(),
+            last.as_secs_f64()
+        ))
+    }
 }

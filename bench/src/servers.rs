@@ -210,14 +210,22 @@ pub fn cpu_time(pid: Option<u32>) -> Result<Duration> {
     Ok(Duration::from_secs_f64(ticks / clock_ticks()))
 }
 
-/// (busy, total) jiffies of the whole machine.
-fn machine_jiffies() -> (u64, u64) {
+/// Jiffies of the whole machine since boot.
+#[derive(Clone, Copy)]
+struct Jiffies {
+    busy: u64,
+    /// Time the hypervisor ran something else while this machine had work (in `busy` too).
+    steal: u64,
+    total: u64,
+}
+
+fn machine_jiffies() -> Jiffies {
     let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let values: Vec<u64> =
         text.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
     let total: u64 = values.iter().take(8).sum();
     let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    (total.saturating_sub(idle), total)
+    Jiffies { busy: total.saturating_sub(idle), steal: values.get(7).copied().unwrap_or(0), total }
 }
 
 /// CPU use of some processes (and the machine) over an interval.
@@ -225,7 +233,7 @@ pub struct CpuMeter {
     procs: Vec<(String, Option<u32>, Duration)>,
     /// PostgreSQL backends and Redis: CPU time per pid at the start.
     services: Vec<(&'static str, HashMap<u32, Duration>)>,
-    machine: (u64, u64),
+    machine: Jiffies,
     started: Instant,
 }
 
@@ -279,9 +287,10 @@ impl CpuMeter {
                 (name.to_string(), used / wall)
             })
             .collect();
-        let (busy, total) = machine_jiffies();
-        let (db, dt) = (busy.saturating_sub(self.machine.0), total.saturating_sub(self.machine.1));
-        CpuUse { procs, services, machine: (dt > 0).then(|| db as f64 / dt as f64) }
+        let (now, then) = (machine_jiffies(), self.machine);
+        let dt = now.total.saturating_sub(then.total);
+        let share = |now: u64, then: u64| (dt > 0).then(|| now.saturating_sub(then) as f64 / dt as f64);
+        CpuUse { procs, services, machine: share(now.busy, then.busy), steal: share(now.steal, then.steal) }
     }
 }
 
@@ -292,6 +301,9 @@ pub struct CpuUse {
     pub services: Vec<(String, f64)>,
     /// Busy share of all cores.
     pub machine: Option<f64>,
+    /// Share of all cores the hypervisor gave to other machines while this one had work: a
+    /// stall with little CPU used and steal > 0 was not Parley's.
+    pub steal: Option<f64>,
 }
 
 impl CpuUse {
@@ -306,6 +318,9 @@ impl CpuUse {
         out.extend(self.services.iter().map(|(name, cores)| format!("cpu {name} {cores:.2} cores")));
         if let Some(m) = self.machine {
             out.push(format!("machine {:.0}% busy", 100.0 * m));
+        }
+        if let Some(s) = self.steal.filter(|s| *s > 0.0) {
+            out.push(format!("steal {:.2} %", 100.0 * s));
         }
         out
     }
