@@ -320,7 +320,7 @@ impl CpuUse {
             out.push(format!("machine {:.0}% busy", 100.0 * m));
         }
         if let Some(s) = self.steal.filter(|s| *s > 0.0) {
-            out.push(format!("steal {:.2} %", 100.0 * s));
+            out.push(format!("steal {:.2}%", 100.0 * s));
         }
         out
     }

@@ -234,17 +234,19 @@ async fn insert_in_transaction(
         tx.execute_raw(store.stmt(&OUTBOUND, vec![room.id.into(), id.into(), now.into()])).await?;
     }
     static PERSONAL: LazyLock<[String; 2]> = LazyLock::new(personal::enqueue_statements);
-    let email_due = personal::email_due(cx.app, now);
-    for sql in PERSONAL.iter().filter(|_| parts.personal()) {
-        let values = vec![
-            room.id.into(),
-            cx.viewer.org_id.into(),
-            now.into(),
-            cx.viewer.id.into(),
-            id.into(),
-            email_due.into(),
-        ];
-        tx.execute_raw(store.stmt(sql, values)).await?;
+    if parts.personal() {
+        let email_due = personal::email_due(cx.app, now);
+        for sql in PERSONAL.iter() {
+            let values = vec![
+                room.id.into(),
+                cx.viewer.org_id.into(),
+                now.into(),
+                cx.viewer.id.into(),
+                id.into(),
+                email_due.into(),
+            ];
+            tx.execute_raw(store.stmt(sql, values)).await?;
+        }
     }
     tx.commit().await?;
     Ok(room)

@@ -30,7 +30,7 @@ pub struct MessageAdded<'a> {
 impl MessageAdded<'_> {
     /// The contact who wrote the message, if a customer did.
     fn contact(&self) -> Option<&contacts::Model> {
-        self.customer.contact.filter(|_| self.message.author_contact_id.is_some())
+        self.customer.contact.filter(|c| self.message.author_contact_id == Some(c.id))
     }
 }
 
@@ -108,15 +108,18 @@ pub fn conversation_assigned(format: WebhookFormat, event: &ConversationAssigned
     }
 }
 
-/// "*Alice* in #general: hello", or from a customer "*Dana* in SMS: hello" (a support
-/// conversation is named after its customer), escaped as Slack's mrkdwn requires (`&`, `<`,
-/// `>`).
+/// "*Alice* in #general: hello"; in a support conversation (named after its customer) the
+/// inbox and, for an agent's reply, whom it answers: "*Dana* in SMS: hello", "*Sam* in SMS
+/// with Dana: hi". Escaped as Slack's mrkdwn requires (`&`, `<`, `>`).
 fn slack_text(event: &MessageAdded<'_>) -> String {
     let MessageAdded { author, customer, room, .. } = event;
     let writer = event.contact().map(contact_label);
     let author = author.map(|a| a.display_name.as_str()).or(writer).unwrap_or("Someone");
     let room = match (customer.inbox, room.name.as_deref()) {
-        (Some(inbox), _) => inbox.name.clone(),
+        (Some(inbox), _) => match customer.contact.filter(|_| writer.is_none()) {
+            Some(contact) => format!("{} with {}", inbox.name, contact_label(contact)),
+            None => inbox.name.clone(),
+        },
         (None, Some(name)) => format!("#{name}"),
         (None, None) => "a conversation".to_owned(),
     };

@@ -238,7 +238,8 @@ fn matches(store: &Store, query: &SearchQuery, windowed: bool, sql: &mut Sql) ->
         (DatabaseBackend::Sqlite, _, Some(fts5)) => {
             // CROSS JOIN: the matches drive, whatever the planner thinks. Without statistics
             // (Parley never runs ANALYZE on SQLite) the bundled SQLite walked the window's
-            // messages by `org_id` and matched each one: a rare word took 1 s instead of 2 ms.
+            // messages by `org_id` and matched each one: 1–1.8 s a query on 200 000 messages
+            // instead of 10–30 ms (BENCHMARKS.md).
             let words = sql.bind(fts5);
             let hits = format!(
                 "(SELECT rowid, -bm25(messages_fts) AS rank FROM messages_fts WHERE messages_fts MATCH {words}) hits \

@@ -279,7 +279,7 @@ async fn agents_see_the_first_message_of_every_new_conversation_in_a_burst(backe
 
 /// A webhook made for one conversation is posted every message of it: the customer's, which
 /// arrive through the inbound webhook, as well as the agents' replies, each saying who wrote
-/// it (Slack's text names the customer and the inbox, not the conversation's name).
+/// it (Slack's text names the inbox and the customer, not the conversation's name).
 async fn a_conversation_webhook_hears_the_customer_and_the_agents(backend: Backend) {
     let app = spawn_app(backend).await;
     let (hook, slack) = (Receiver::start().await, Receiver::start().await);
@@ -323,6 +323,9 @@ async fn a_conversation_webhook_hears_the_customer_and_the_agents(backend: Backe
     texts.sort_by_key(|t| t.to_string());
     assert_eq!(
         texts,
-        [json!("*Customer +41790000222* in SMS: anyone there?"), json!("*Sam* in SMS: yes, how can I help?")]
+        [
+            json!("*Customer +41790000222* in SMS: anyone there?"),
+            json!("*Sam* in SMS with Customer +41790000222: yes, how can I help?")
+        ]
     );
 }
