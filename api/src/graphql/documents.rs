@@ -1,13 +1,18 @@
-//! Parsed and validated documents, cached per instance (bounded in bytes, keyed by the document's
-//! text). Live UIs send the same few documents over and over: a `sendMessage` mutation, a
-//! subscription opened by thousands of connections. Parsing is keyed by the document alone;
-//! validation also checks variable values against argument types, so its key adds the
-//! variables and the operation name. Only documents that passed are cached: a failure is
-//! always recomputed and reported as the first time. A failure is the client's: each of its
-//! errors carries `extensions.code` BAD_USER_INPUT, like every other refused input. So do
-//! async-graphql's own refusals after validation (an unknown `operationName`, none given for a
-//! document of several operations, a subscription sent over HTTP), which it sends without one,
-//! over HTTP and WebSocket alike ([`mark_request_errors`]).
+//! Parsed and validated documents, cached per instance. Live UIs send the same few documents
+//! over and over: a `sendMessage` mutation, a subscription opened by thousands of connections.
+//! Parsing is keyed by the document alone (bounded in bytes of text). Validation also checks
+//! variable values against argument types, so its key adds the variables and the operation
+//! name; most variables are new each time (a message's body and client id), so that key is
+//! their SHA-256 digest, and an entry costs the same whatever a client sent (kept whole, the
+//! texts filled ≈ 24 MiB over minutes of steady sends). A digest, not a fast hash: a
+//! collision would let a document skip the complexity limits another one passed.
+//!
+//! Only documents that passed are cached: a failure is always recomputed and reported as the
+//! first time. A failure is the client's: each of its errors carries `extensions.code`
+//! BAD_USER_INPUT, like every other refused input. So do async-graphql's own refusals after
+//! validation (an unknown `operationName`, none given for a document of several operations, a
+//! subscription sent over HTTP), which it sends without one, over HTTP and WebSocket alike
+//! ([`mark_request_errors`]).
 //!
 //! A document not cached yet is parsed here, as the request is prepared, and checked
 //! (`limits::check`: aliases, and fields once fragments are spread) before async-graphql
@@ -28,19 +33,25 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
 use moka::sync::{Cache, CacheBuilder};
+use sha2::{Digest, Sha256};
 
 use super::{limits, nul};
 use crate::error::ErrorCode;
 
-/// Bytes of document text (with variables, for validation) each cache keeps. Weighed in
-/// bytes, not counted in entries: a client chooses the text, up to the body limit, and a
-/// thousand large valid documents would otherwise stay allocated whole.
-const CAPACITY_BYTES: u64 = 8 << 20;
+/// Bytes of document text the parsed cache keeps. Weighed in bytes, not counted in entries: a
+/// client chooses the text, up to the body limit, and a thousand large valid documents would
+/// otherwise stay allocated whole.
+const PARSED_BYTES: u64 = 8 << 20;
+/// Validations kept: each is a 32-byte digest and a few counters.
+const VALIDATIONS: u64 = 10_000;
+
+/// What a validation depends on (operation name, variables, document), digested.
+type ValidationKey = [u8; 32];
 
 #[derive(Clone)]
 pub struct DocumentCache {
     parsed: Cache<Arc<str>, Arc<ExecutableDocument>>,
-    validated: Cache<Arc<str>, ValidationResult>,
+    validated: Cache<ValidationKey, ValidationResult>,
     /// What a document may execute once its fragments are spread: fields, aliases.
     max_fields: usize,
     max_aliases: usize,
@@ -48,8 +59,7 @@ pub struct DocumentCache {
 
 impl DocumentCache {
     pub fn new(max_fields: usize, max_aliases: usize) -> Self {
-        let (parsed, validated) =
-            (by_text_size(CAPACITY_BYTES).build(), by_text_size(CAPACITY_BYTES).build());
+        let (parsed, validated) = (by_text_size(PARSED_BYTES).build(), Cache::new(VALIDATIONS));
         Self { parsed, validated, max_fields, max_aliases }
     }
 }
@@ -82,7 +92,7 @@ impl RanOperation {
 /// One request's view of the cache: `prepare_request` learns the key that `validation` uses.
 struct PerRequest {
     cache: DocumentCache,
-    validation_key: Mutex<Option<Arc<str>>>,
+    validation_key: Mutex<Option<ValidationKey>>,
 }
 
 #[async_trait::async_trait]
@@ -106,10 +116,8 @@ impl Extension for PerRequest {
             limits::check(document, self.cache.max_fields, self.cache.max_aliases)?;
             nul::check_document(document)?;
         }
-        let variables = serde_json::to_string(&request.variables).unwrap_or_default();
-        let operation = request.operation_name.as_deref().unwrap_or("");
-        let key = format!("{operation}\n{variables}\n{}", request.query);
-        *self.validation_key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key.into());
+        let key = validation_key(&request);
+        *self.validation_key.lock().unwrap_or_else(|p| p.into_inner()) = key;
         next.run(ctx, request).await
     }
 
@@ -157,6 +165,20 @@ impl Extension for PerRequest {
     }
 }
 
+/// The digest of what validating `request` depends on; none if its variables cannot be written
+/// out (then it is validated uncached). Each part is preceded by its length, so no two different
+/// requests give the same bytes.
+fn validation_key(request: &Request) -> Option<ValidationKey> {
+    let variables = serde_json::to_vec(&request.variables).ok()?;
+    let operation = request.operation_name.as_deref().unwrap_or("").as_bytes();
+    let mut digest = Sha256::new();
+    for part in [operation, &variables, request.query.as_bytes()] {
+        digest.update((part.len() as u64).to_le_bytes());
+        digest.update(part);
+    }
+    Some(digest.finalize().into())
+}
+
 /// Gives an error about the document or its variables the code of refused input, unless it
 /// has a code already (the alias limit's).
 fn bad_user_input(mut error: ServerError) -> ServerError {
@@ -182,4 +204,32 @@ pub fn mark_request_errors(errors: &mut [ServerError]) {
 
 fn all_bad_user_input(errors: Vec<ServerError>) -> Vec<ServerError> {
     errors.into_iter().map(bad_user_input).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(query: &str, operation: Option<&str>, variables: serde_json::Value) -> Option<ValidationKey> {
+        let mut request = Request::new(query).variables(Variables::from_json(variables));
+        if let Some(operation) = operation {
+            request = request.operation_name(operation);
+        }
+        validation_key(&request)
+    }
+
+    #[test]
+    fn a_validation_key_changes_with_every_part_it_digests() {
+        let query = "query A($n: Int) { a(n: $n) } query B { b }";
+        let n = |n: i64| serde_json::json!({ "n": n });
+        let base = key(query, Some("A"), n(1));
+        assert!(base.is_some());
+        assert_eq!(base, key(query, Some("A"), n(1)), "the same request, the same key");
+        assert_ne!(base, key(query, Some("A"), n(2)), "another variable value");
+        assert_ne!(base, key(query, Some("B"), n(1)), "another operation");
+        assert_ne!(base, key(query, None, n(1)), "no operation name");
+        assert_ne!(base, key("query A($n: Int) { a(n: $n) }", Some("A"), n(1)), "another document");
+        // Bytes moved from one part to the next still give another key.
+        assert_ne!(key("{ a }", Some("x"), n(1)), key("x{ a }", Some(""), n(1)));
+    }
 }
