@@ -7,10 +7,13 @@
 //! subscribers per second connect to E (`messageAdded` for all their rooms plus
 //! `unreadCountChanged`), live between half a second and `soak_lifetime` seconds, and vanish:
 //! the client task is dropped, so the TCP connection ends with no `complete` and no close
-//! frame, as a phone losing its network or a killed tab does. E's VmRSS, and its split into
-//! anonymous and file-backed pages, is sampled throughout; the figure is the least-squares
-//! slope after the warm-up (the first fifth of the run). At the end, with every client gone,
-//! E's `parley_ws_connections` and `parley_active_subscriptions` gauges must come back to 0.
+//! frame, as a phone losing its network or a killed tab does. `/metrics` is scraped every
+//! [`SCRAPE_EVERY`] from the start, as a monitored instance is (before, only the end's gauge
+//! check scraped, so whatever a scrape keeps landed in the last sample). E's VmRSS, and its
+//! split into anonymous and file-backed pages, is sampled throughout; the figure is the
+//! least-squares slope after the warm-up (the first fifth of the run). At the end, with every
+//! client gone, E's `parley_ws_connections` and `parley_active_subscriptions` gauges must come
+//! back to 0.
 //! Send failures, WebSocket errors and failed connects count as errors.
 
 use std::hash::{BuildHasher, RandomState};
@@ -36,6 +39,8 @@ const MESSAGES: &str = "subscription { messageAdded { seq body } }";
 const UNREAD: &str = "subscription { unreadCountChanged { roomId seq } }";
 /// Sends in flight at most: beyond it the offered load waits (and the run says so).
 const IN_FLIGHT: usize = 256;
+/// How often `/metrics` is scraped: the interval of Prometheus's example configuration.
+const SCRAPE_EVERY: Duration = Duration::from_secs(15);
 /// How long E may take to notice the last vanished clients.
 const GAUGE_GRACE: Duration = Duration::from_secs(30);
 
@@ -46,8 +51,9 @@ struct Room {
     sender_token: String,
 }
 
+/// Requests made on a schedule: the sends, or the scrapes.
 #[derive(Default)]
-struct SendTally {
+struct Tally {
     sent: u64,
     failed: u64,
     /// Sends that had to wait because [`IN_FLIGHT`] were still running.
@@ -86,6 +92,7 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
     let started = Instant::now();
     let end = started + length;
     let sender = tokio::spawn(send_steadily(Gql::new(&e.http())?, rooms.to_vec(), sizes.soak_rate, end));
+    let scraper = tokio::spawn(scrape_steadily(e.http(), end));
 
     let mut inbox = Inbox::default();
     let mut subscribers = Subscribers::default();
@@ -119,6 +126,7 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
             .await;
     }
     let sends = sender.await.context("the sender task panicked")?;
+    let scrapes = scraper.await.context("the scraper task panicked")?;
     // The rest vanish now; then E gets a grace period to notice.
     while let Some(done) = subscribers.connecting.join_next().await {
         subscribers.admit(done);
@@ -143,7 +151,7 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
         sizes.soak_lifetime_secs,
         sample_every.as_secs_f64()
     );
-    let errors = sends.failed + subscribers.failures + inbox.errors.len() as u64;
+    let errors = sends.failed + scrapes.failed + subscribers.failures + inbox.errors.len() as u64;
     let per_minute = (60.0 / sample_every.as_secs_f64()).max(1.0) as usize;
     let minutes: Vec<String> =
         rss.iter().step_by(per_minute).map(|(_, kib)| format!("{:.1}", kib / 1024.0)).collect();
@@ -164,10 +172,13 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
         let growth = per_min * (sizes.soak_secs - warm) / 60.0;
         figure = figure.value(per_min, "KiB/min").target("growth < 5 % of RSS", Some(growth < 0.05 * first));
     }
-    for err in [sends.first_error.as_ref(), subscribers.first_error.as_ref(), inbox.errors.first()]
-        .into_iter()
-        .flatten()
-    {
+    let first_errors = [
+        sends.first_error.as_ref(),
+        scrapes.first_error.as_ref(),
+        subscribers.first_error.as_ref(),
+        inbox.errors.first(),
+    ];
+    for err in first_errors.into_iter().flatten() {
         figure = figure.note(format!("first error: {err}"));
     }
     ctx.report.push(figure);
@@ -194,8 +205,8 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
         .errors(errors)
         .note(format!(
             "{} sent, {} failed, {} waited for a free slot ({IN_FLIGHT} in flight); \
-                 {results} subscription results received",
-            sends.sent, sends.failed, sends.waited
+                 {results} subscription results received; /metrics scraped {} times, {} failed",
+            sends.sent, sends.failed, sends.waited, scrapes.sent, scrapes.failed
         )),
     );
     if connections + subscriptions != 0.0 {
@@ -256,10 +267,10 @@ async fn subscribe_for(
 
 /// Posts `rate` messages per second until `end`, each on its own schedule (open loop, at most
 /// [`IN_FLIGHT`] at once), round-robin over `rooms`.
-async fn send_steadily(gql: Gql, rooms: Vec<Room>, rate: u32, end: Instant) -> SendTally {
+async fn send_steadily(gql: Gql, rooms: Vec<Room>, rate: u32, end: Instant) -> Tally {
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut tally = SendTally::default();
+    let mut tally = Tally::default();
     let mut tasks = JoinSet::new();
     let start = Instant::now();
     for k in 0u64.. {
@@ -289,14 +300,37 @@ async fn send_steadily(gql: Gql, rooms: Vec<Room>, rate: u32, end: Instant) -> S
     tally
 }
 
-fn count(tally: &mut SendTally, done: Result<Result<i64>, JoinError>) {
+fn count(tally: &mut Tally, done: Result<Result<i64>, JoinError>) {
     let failure = match done {
         Ok(Ok(_)) => return tally.sent += 1,
         Ok(Err(err)) => format!("{err:#}"),
         Err(err) => format!("send task: {err}"),
     };
+    failed(tally, failure);
+}
+
+/// Scrapes `{base}/metrics` every [`SCRAPE_EVERY`] until `end`, from the start.
+async fn scrape_steadily(base: String, end: Instant) -> Tally {
+    let http = reqwest::Client::new();
+    let mut tally = Tally::default();
+    let mut next = Instant::now();
+    while next < end {
+        tokio::time::sleep_until(next).await;
+        match http.get(format!("{base}/metrics")).send().await.and_then(|r| r.error_for_status()) {
+            Ok(response) => match response.bytes().await {
+                Ok(_) => tally.sent += 1,
+                Err(err) => failed(&mut tally, format!("scrape: {err}")),
+            },
+            Err(err) => failed(&mut tally, format!("scrape: {err}")),
+        }
+        next += SCRAPE_EVERY;
+    }
+    tally
+}
+
+fn failed(tally: &mut Tally, why: String) {
     tally.failed += 1;
-    tally.first_error.get_or_insert(failure);
+    tally.first_error.get_or_insert(why);
 }
 
 /// E's connection and subscription gauges, polled until both are 0 or [`GAUGE_GRACE`] passed.
