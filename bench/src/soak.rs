@@ -9,12 +9,12 @@
 //! the client task is dropped, so the TCP connection ends with no `complete` and no close
 //! frame, as a phone losing its network or a killed tab does. `/metrics` is scraped every
 //! [`SCRAPE_EVERY`] from the start, as a monitored instance is (before, only the end's gauge
-//! check scraped, so whatever a scrape keeps landed in the last sample). E's VmRSS, and its
+//! check scraped, so the last sample was also the first after a scrape). E's VmRSS, and its
 //! split into anonymous and file-backed pages, is sampled throughout; the figure is the
 //! least-squares slope after the warm-up (the first fifth of the run). At the end, with every
 //! client gone, E's `parley_ws_connections` and `parley_active_subscriptions` gauges must come
 //! back to 0.
-//! Send failures, WebSocket errors and failed connects count as errors.
+//! Send failures, failed scrapes, WebSocket errors and failed connects count as errors.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -54,7 +54,7 @@ struct Room {
 /// Requests made on a schedule: the sends, or the scrapes.
 #[derive(Default)]
 struct Tally {
-    sent: u64,
+    ok: u64,
     failed: u64,
     /// Sends that had to wait because [`IN_FLIGHT`] were still running.
     waited: u64,
@@ -92,7 +92,8 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
     let started = Instant::now();
     let end = started + length;
     let sender = tokio::spawn(send_steadily(Gql::new(&e.http())?, rooms.to_vec(), sizes.soak_rate, end));
-    let scraper = tokio::spawn(scrape_steadily(e.http(), end));
+    let scrape_client = reqwest::Client::builder().timeout(SCRAPE_EVERY).build()?;
+    let scraper = tokio::spawn(scrape_steadily(scrape_client, e.http(), end));
 
     let mut inbox = Inbox::default();
     let mut subscribers = Subscribers::default();
@@ -201,12 +202,12 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
             "traffic",
             format!("{churned} subscribers ({:.1}/s) connected and vanished", f64::from(churned) / secs),
         )
-        .value(sends.sent as f64 / secs, "msg/s")
+        .value(sends.ok as f64 / secs, "msg/s")
         .errors(errors)
         .note(format!(
             "{} sent, {} failed, {} waited for a free slot ({IN_FLIGHT} in flight); \
                  {results} subscription results received; /metrics scraped {} times, {} failed",
-            sends.sent, sends.failed, sends.waited, scrapes.sent, scrapes.failed
+            sends.ok, sends.failed, sends.waited, scrapes.ok, scrapes.failed
         )),
     );
     if connections + subscriptions != 0.0 {
@@ -302,23 +303,23 @@ async fn send_steadily(gql: Gql, rooms: Vec<Room>, rate: u32, end: Instant) -> T
 
 fn count(tally: &mut Tally, done: Result<Result<i64>, JoinError>) {
     let failure = match done {
-        Ok(Ok(_)) => return tally.sent += 1,
+        Ok(Ok(_)) => return tally.ok += 1,
         Ok(Err(err)) => format!("{err:#}"),
         Err(err) => format!("send task: {err}"),
     };
     failed(tally, failure);
 }
 
-/// Scrapes `{base}/metrics` every [`SCRAPE_EVERY`] until `end`, from the start.
-async fn scrape_steadily(base: String, end: Instant) -> Tally {
-    let http = reqwest::Client::new();
+/// Scrapes `{base}/metrics` every [`SCRAPE_EVERY`] until `end`, from the start; a scrape that
+/// takes longer than that fails.
+async fn scrape_steadily(http: reqwest::Client, base: String, end: Instant) -> Tally {
     let mut tally = Tally::default();
     let mut next = Instant::now();
     while next < end {
         tokio::time::sleep_until(next).await;
         match http.get(format!("{base}/metrics")).send().await.and_then(|r| r.error_for_status()) {
             Ok(response) => match response.bytes().await {
-                Ok(_) => tally.sent += 1,
+                Ok(_) => tally.ok += 1,
                 Err(err) => failed(&mut tally, format!("scrape: {err}")),
             },
             Err(err) => failed(&mut tally, format!("scrape: {err}")),

@@ -175,6 +175,7 @@ async fn queries_past_the_depth_complexity_or_alias_limits_are_refused(backend: 
     // The document passed with one variable's value; with the other it is still refused.
     let answer = app.gql(&alice, pages, json!({ "n": 100 })).await;
     assert_error_code(&answer, "BAD_USER_INPUT");
+    assert!(answer.get("data").is_none_or(serde_json::Value::is_null), "still refused: {answer}");
 
     // With a limit of 12: a page of 2 users' id and handle costs 1 + 2 × 4, a page of 3
     // costs 13, and so does any page left at its default of 50.

@@ -4,8 +4,9 @@
 //! variable values against argument types, so its key adds the variables and the operation
 //! name; most variables are new each time (a message's body and client id), so that key is
 //! their SHA-256 digest, and an entry costs the same whatever a client sent (kept whole, the
-//! texts filled ≈ 24 MiB over minutes of steady sends). A digest, not a fast hash: a
-//! collision would let a document skip the complexity limits another one passed.
+//! texts filled their 8 MiB, ≈ 24 MiB of RSS with the cache's own, over minutes of steady
+//! sends). A digest, not a fast hash: a collision would let a document skip the complexity
+//! limits another one passed.
 //!
 //! Only documents that passed are cached: a failure is always recomputed and reported as the
 //! first time. A failure is the client's: each of its errors carries `extensions.code`
@@ -42,7 +43,9 @@ use crate::error::ErrorCode;
 /// client chooses the text, up to the body limit, and a thousand large valid documents would
 /// otherwise stay allocated whole.
 const PARSED_BYTES: u64 = 8 << 20;
-/// Validations kept: each is a 32-byte digest and a few counters.
+/// Validations kept: each is a 32-byte digest and a few counters, plus moka's own bookkeeping.
+/// Enough for the documents a busy instance sees again and again (queries, subscriptions);
+/// the one-off validations of sends, whose variables are always new, pass through.
 const VALIDATIONS: u64 = 10_000;
 
 /// What a validation depends on (operation name, variables, document), digested.
@@ -166,17 +169,26 @@ impl Extension for PerRequest {
 }
 
 /// The digest of what validating `request` depends on; none if its variables cannot be written
-/// out (then it is validated uncached). Each part is preceded by its length, so no two different
-/// requests give the same bytes.
+/// out (then it is validated uncached). Each part is preceded by its length, and a missing
+/// operation name by a length no name has (async-graphql validates `operationName: ""` unlike
+/// none given: every named operation counts as not selected), so no two requests that validate
+/// differently give the same bytes. Variables come from JSON, so writing them back out is
+/// faithful: they hold no enums or binary values that would print like strings or lists.
 fn validation_key(request: &Request) -> Option<ValidationKey> {
     let variables = serde_json::to_vec(&request.variables).ok()?;
-    let operation = request.operation_name.as_deref().unwrap_or("").as_bytes();
     let mut digest = Sha256::new();
-    for part in [operation, &variables, request.query.as_bytes()] {
-        digest.update((part.len() as u64).to_le_bytes());
-        digest.update(part);
+    match &request.operation_name {
+        Some(name) => part(&mut digest, name.as_bytes()),
+        None => digest.update(u64::MAX.to_le_bytes()),
     }
+    part(&mut digest, &variables);
+    part(&mut digest, request.query.as_bytes());
     Some(digest.finalize().into())
+}
+
+fn part(digest: &mut Sha256, bytes: &[u8]) {
+    digest.update((bytes.len() as u64).to_le_bytes());
+    digest.update(bytes);
 }
 
 /// Gives an error about the document or its variables the code of refused input, unless it
@@ -228,6 +240,7 @@ mod tests {
         assert_ne!(base, key(query, Some("A"), n(2)), "another variable value");
         assert_ne!(base, key(query, Some("B"), n(1)), "another operation");
         assert_ne!(base, key(query, None, n(1)), "no operation name");
+        assert_ne!(key(query, None, n(1)), key(query, Some(""), n(1)), "an empty operation name");
         assert_ne!(base, key("query A($n: Int) { a(n: $n) }", Some("A"), n(1)), "another document");
         // Bytes moved from one part to the next still give another key.
         assert_ne!(key("{ a }", Some("x"), n(1)), key("x{ a }", Some(""), n(1)));
