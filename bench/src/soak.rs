@@ -336,7 +336,7 @@ fn failed(tally: &mut Tally, why: String) {
 
 /// E's connection and subscription gauges, polled until both are 0 or [`GAUGE_GRACE`] passed.
 async fn settled_gauges(base: &str) -> Result<(f64, f64)> {
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().timeout(GAUGE_GRACE).build()?;
     let deadline = Instant::now() + GAUGE_GRACE;
     loop {
         let text = http.get(format!("{base}/metrics")).send().await?.error_for_status()?.text().await?;
