@@ -13,8 +13,8 @@
 //! split into anonymous and file-backed pages, is sampled throughout; the figure is the
 //! least-squares slope after the warm-up (the first fifth of the run). At the end, with every
 //! client gone, E's `parley_ws_connections` and `parley_active_subscriptions` gauges must come
-//! back to 0.
-//! Send failures, failed scrapes, WebSocket errors and failed connects count as errors.
+//! back to 0. Send failures, failed scrapes, WebSocket errors and failed connects count as
+//! errors.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -317,11 +317,10 @@ async fn scrape_steadily(http: reqwest::Client, base: String, end: Instant) -> T
     let mut next = Instant::now();
     while next < end {
         tokio::time::sleep_until(next).await;
-        match http.get(format!("{base}/metrics")).send().await.and_then(|r| r.error_for_status()) {
-            Ok(response) => match response.bytes().await {
-                Ok(_) => tally.ok += 1,
-                Err(err) => failed(&mut tally, format!("scrape: {err}")),
-            },
+        let scraped =
+            async { http.get(format!("{base}/metrics")).send().await?.error_for_status()?.bytes().await };
+        match scraped.await {
+            Ok(_) => tally.ok += 1,
             Err(err) => failed(&mut tally, format!("scrape: {err}")),
         }
         next += SCRAPE_EVERY;
