@@ -182,6 +182,7 @@ async fn measure(
     let total = (f64::from(sizes.rate) * sizes.delivery_secs).round().max(1.0) as usize;
     let interval = Duration::from_secs_f64(1.0 / f64::from(sizes.rate.max(1)));
     let start = Instant::now();
+    let mut stalls = Stalls::new();
     let mut tasks = Vec::with_capacity(total);
     for k in 0..total {
         tokio::time::sleep_until(start + interval * k as u32).await;
@@ -196,7 +197,6 @@ async fn measure(
     let offered = total as f64 / start.elapsed().as_secs_f64().max(1e-6);
     let mut sent: HashMap<u64, Sent> = HashMap::new();
     let (mut send_hist, mut send_errors, mut first_error) = (Hist::default(), 0u64, None);
-    let mut stalls = Stalls::default();
     for (k, task) in tasks.into_iter().enumerate() {
         let (room, at, took, result) = task.await.context("send task panicked")?;
         match result {
@@ -308,15 +308,21 @@ fn id(node: &Value) -> Result<Uuid> {
 }
 
 /// When the slow sends were started, relative to the pass's start: a stall at the start (a
-/// pool still opening, say) and one in the middle (a checkpoint) call for different fixes.
-#[derive(Default)]
+/// pool still opening, say) and one in the middle (a checkpoint) call for different fixes. The
+/// wall-clock time lets a stall be matched against PostgreSQL's log (`log_checkpoints`).
 struct Stalls {
+    /// The pass's start on the wall clock.
+    began: chrono::DateTime<chrono::Utc>,
     /// Start offsets of the sends slower than `SLOW`.
     starts: Vec<Duration>,
 }
 
 impl Stalls {
     const SLOW: Duration = Duration::from_millis(50);
+
+    fn new() -> Self {
+        Self { began: chrono::Utc::now(), starts: Vec::new() }
+    }
 
     fn record(&mut self, started: Duration, took: Duration) {
         if took > Self::SLOW {
@@ -326,12 +332,14 @@ impl Stalls {
 
     fn note(&self) -> Option<String> {
         let (first, last) = (self.starts.iter().min()?, self.starts.iter().max()?);
+        let first_at = self.began + chrono::Duration::from_std(*first).ok()?;
         Some(format!(
-            "{} sends over {} ms, started +{:.2} s to +{:.2} s into the pass",
+            "{} sends over {} ms, started +{:.2} s to +{:.2} s into the pass (the first at {} UTC)",
             self.starts.len(),
             Self::SLOW.as_millis(),
             first.as_secs_f64(),
-            last.as_secs_f64()
+            last.as_secs_f64(),
+            first_at.format("%H:%M:%S%.3f")
         ))
     }
 }
