@@ -186,6 +186,11 @@ pub struct Limits {
     /// (async-graphql walks them all, in every operation, before it weighs any).
     #[arg(long, env = "PARLEY_MAX_QUERY_FIELDS", default_value_t = 5_000)]
     pub max_query_fields: usize,
+    /// Longest document (query text) accepted, in bytes. Parsing holds ≈ 200 bytes per byte of
+    /// a dense document (a list literal of small numbers) until it is done, so the body limit
+    /// alone would let one request hold hundreds of MiB.
+    #[arg(long, env = "PARLEY_MAX_QUERY_BYTES", default_value_t = 128 << 10)]
+    pub max_query_bytes: usize,
     /// Largest page a client may ask for (`first`/`last`).
     #[arg(long, env = "PARLEY_MAX_PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_page_size: u64,

@@ -179,7 +179,11 @@ async fn queries_past_the_depth_complexity_or_alias_limits_are_refused(backend: 
 
     // With a limit of 12: a page of 2 users' id and handle costs 1 + 2 × 4, a page of 3
     // costs 13, and so does any page left at its default of 50.
-    let limits = [("PARLEY_MAX_QUERY_COMPLEXITY", "12"), ("PARLEY_MAX_QUERY_FIELDS", "10")];
+    let limits = [
+        ("PARLEY_MAX_QUERY_COMPLEXITY", "12"),
+        ("PARLEY_MAX_QUERY_FIELDS", "10"),
+        ("PARLEY_MAX_QUERY_BYTES", "300"),
+    ];
     let strict = spawn_app_with(backend, &limits).await;
     let bob = strict.create_org().await.user("bob").await;
     let page = |first: &str| format!("{{ users{first} {{ edges {{ node {{ id handle }} }} }} }}");
@@ -189,6 +193,23 @@ async fn queries_past_the_depth_complexity_or_alias_limits_are_refused(backend: 
         strict.ok(&bob, &page("(first: 2)"), json!({})).await["users"]["edges"][0]["node"]["handle"],
         "bob"
     );
+
+    // A document longer than 300 bytes is refused before anything parses it: over HTTP with
+    // a token or without, and as a subscription.
+    let padded = |bytes: usize| {
+        let query = "{ viewer { handle } }";
+        format!("{query}{}", " ".repeat(bytes - query.len()))
+    };
+    assert_eq!(strict.ok(&bob, &padded(300), json!({})).await["viewer"]["handle"], "bob");
+    refused(&strict, &bob, &padded(301), "301 bytes").await;
+    let anonymous = strict.gql_token(None, &padded(301), json!({})).await;
+    assert_error_code(&anonymous, "BAD_USER_INPUT");
+    let message = anonymous["errors"][0]["message"].as_str().unwrap_or_default();
+    assert_eq!(message, "the query is 301 bytes long; at most 300 are allowed", "{anonymous}");
+    let mut client = WsClient::connect(&strict, &bob).await;
+    let long = format!("subscription {{ messageAdded {{ seq }} }}{}", " ".repeat(300));
+    let mut subscription = client.subscribe("1", &long, json!({})).await;
+    assert_eq!(subscription.next_error_code().await, "BAD_USER_INPUT");
 
     // Fields count over the whole document (10 here), each operation's 4 included: every
     // operation is walked before one runs.

@@ -1,6 +1,11 @@
 //! Parsed and validated documents, cached per instance. Live UIs send the same few documents
 //! over and over: a `sendMessage` mutation, a subscription opened by thousands of connections.
-//! Parsing is keyed by the document alone (bounded in bytes of text). Validation also checks
+//! Parsing is keyed by the document alone. A parsed document is far larger than its text (a
+//! list literal `[1,1,…]` of 600 KB held ≈ 28 MiB; weighed by its text, twelve such
+//! anonymous requests made an instance hold ≈ 400 MiB), so it is weighed at
+//! [`PARSED_WEIGHT_PER_BYTE`] times its text, a document over [`LARGEST_CACHED_DOCUMENT`] is
+//! parsed anew each time, and only a document that passed validation is kept (one full of
+//! unused fragments never is). Validation also checks
 //! variable values against argument types, so its key adds the variables and the operation
 //! name; most variables are new each time (a message's body and client id), so that key is
 //! their SHA-256 digest, and an entry costs the same whatever a client sent (kept whole, the
@@ -15,6 +20,9 @@
 //! subscription sent over HTTP), which it sends without one, over HTTP and WebSocket alike
 //! ([`mark_request_errors`]).
 //!
+//! A document longer than `PARLEY_MAX_QUERY_BYTES` is refused before anything parses it:
+//! parsing holds ≈ 200 bytes per byte of a dense document (one 600 KB list literal, within the
+//! body limit, took an instance from 18 to 153 MiB), so the body limit is no bound on memory.
 //! A document not cached yet is parsed here, as the request is prepared, and checked
 //! (`limits::check`: aliases, and fields once fragments are spread) before async-graphql
 //! walks it at all: its own first walk is exponential in nested fragment spreads. Its
@@ -37,12 +45,20 @@ use moka::sync::{Cache, CacheBuilder};
 use sha2::{Digest, Sha256};
 
 use super::{limits, nul};
-use crate::error::ErrorCode;
+use crate::config::Limits;
+use crate::error::{ErrorCode, graphql_error};
 
-/// Bytes of document text the parsed cache keeps. Weighed in bytes, not counted in entries: a
-/// client chooses the text, up to the body limit, and a thousand large valid documents would
-/// otherwise stay allocated whole.
-const PARSED_BYTES: u64 = 8 << 20;
+/// What the parsed cache may hold, in estimated bytes of parsed documents: about 500
+/// documents of 2 KiB, more than the operations of all of a deployment's clients.
+const PARSED_BYTES: u64 = 64 << 20;
+/// A parsed document's estimated size per byte of its text: an upper bound of what was
+/// measured, 40–50 for a list literal of small numbers or fields of unused fragments (every
+/// value and selection a node of 70–200 bytes, plus the spare capacity of the lists holding
+/// them); an everyday document holds less.
+const PARSED_WEIGHT_PER_BYTE: u32 = 64;
+/// Documents longer than this are not kept parsed: no client's everyday operation comes near
+/// it (GraphiQL's introspection query is a few KiB), and one request cannot push much else out.
+const LARGEST_CACHED_DOCUMENT: usize = 64 << 10;
 /// Validations kept: each is a 32-byte digest and a few counters, plus moka's own bookkeeping.
 /// Enough for the documents a busy instance sees again and again (queries, subscriptions);
 /// the one-off validations of sends, whose variables are always new, pass through.
@@ -55,15 +71,29 @@ type ValidationKey = [u8; 32];
 pub struct DocumentCache {
     parsed: Cache<Arc<str>, Arc<ExecutableDocument>>,
     validated: Cache<ValidationKey, ValidationResult>,
+    /// The longest document parsed at all, in bytes.
+    max_bytes: usize,
     /// What a document may execute once its fragments are spread: fields, aliases.
     max_fields: usize,
     max_aliases: usize,
 }
 
 impl DocumentCache {
-    pub fn new(max_fields: usize, max_aliases: usize) -> Self {
-        let (parsed, validated) = (by_text_size(PARSED_BYTES).build(), Cache::new(VALIDATIONS));
-        Self { parsed, validated, max_fields, max_aliases }
+    pub fn new(limits: &Limits) -> Self {
+        let parsed = Cache::builder()
+            .weigher(|text: &Arc<str>, _: &Arc<ExecutableDocument>| {
+                u32::try_from(text.len()).unwrap_or(u32::MAX).saturating_mul(PARSED_WEIGHT_PER_BYTE)
+            })
+            .max_capacity(PARSED_BYTES)
+            .build();
+        let validated = Cache::new(VALIDATIONS);
+        Self {
+            parsed,
+            validated,
+            max_bytes: limits.max_query_bytes,
+            max_fields: limits.max_query_fields,
+            max_aliases: limits.max_aliases,
+        }
     }
 }
 
@@ -78,7 +108,11 @@ pub(crate) fn by_text_size<V: Clone + Send + Sync + 'static>(
 
 impl ExtensionFactory for DocumentCache {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(PerRequest { cache: self.clone(), validation_key: Mutex::new(None) })
+        Arc::new(PerRequest {
+            cache: self.clone(),
+            validation_key: Mutex::new(None),
+            parsed_anew: Mutex::new(None),
+        })
     }
 }
 
@@ -92,10 +126,12 @@ impl RanOperation {
     }
 }
 
-/// One request's view of the cache: `prepare_request` learns the key that `validation` uses.
+/// One request's view of the cache: `prepare_request` learns the key that `validation` uses,
+/// and `parse_query` leaves a document parsed anew for `validation` to keep once it passed.
 struct PerRequest {
     cache: DocumentCache,
     validation_key: Mutex<Option<ValidationKey>>,
+    parsed_anew: Mutex<Option<(Arc<str>, Arc<ExecutableDocument>)>>,
 }
 
 #[async_trait::async_trait]
@@ -113,6 +149,13 @@ impl Extension for PerRequest {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         let mut request = request;
+        let (bytes, max_bytes) = (request.query.len(), self.cache.max_bytes);
+        if bytes > max_bytes {
+            return Err(graphql_error(
+                ErrorCode::BadUserInput,
+                format!("the query is {bytes} bytes long; at most {max_bytes} are allowed"),
+            ));
+        }
         nul::check_variables(&request.variables)?;
         if !self.cache.parsed.contains_key(request.query.as_str()) {
             let document = request.parsed_query().map_err(bad_user_input)?;
@@ -120,7 +163,7 @@ impl Extension for PerRequest {
             nul::check_document(document)?;
         }
         let key = validation_key(&request);
-        *self.validation_key.lock().unwrap_or_else(|p| p.into_inner()) = key;
+        *lock(&self.validation_key) = key;
         next.run(ctx, request).await
     }
 
@@ -131,12 +174,13 @@ impl Extension for PerRequest {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let key: Arc<str> = query.into();
-        if let Some(document) = self.cache.parsed.get(&key) {
+        if let Some(document) = self.cache.parsed.get(query) {
             return Ok(ExecutableDocument::clone(&document));
         }
         let document = next.run(ctx, query, variables).await.map_err(bad_user_input)?;
-        self.cache.parsed.insert(key, Arc::new(document.clone()));
+        if query.len() <= LARGEST_CACHED_DOCUMENT {
+            *lock(&self.parsed_anew) = Some((query.into(), Arc::new(document.clone())));
+        }
         Ok(document)
     }
 
@@ -157,15 +201,26 @@ impl Extension for PerRequest {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let key = self.validation_key.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(key) = key else { return next.run(ctx).await.map_err(all_bad_user_input) };
-        if let Some(result) = self.cache.validated.get(&key) {
-            return Ok(result);
+        let key = lock(&self.validation_key).take();
+        let cached = key.and_then(|key| self.cache.validated.get(&key));
+        let result = match cached {
+            Some(result) => result,
+            None => next.run(ctx).await.map_err(all_bad_user_input)?,
+        };
+        if let (Some(key), None) = (key, cached) {
+            self.cache.validated.insert(key, result);
         }
-        let result = next.run(ctx).await.map_err(all_bad_user_input)?;
-        self.cache.validated.insert(key, result);
+        if let Some((text, document)) = lock(&self.parsed_anew).take() {
+            self.cache.parsed.insert(text, document);
+        }
         Ok(result)
     }
+}
+
+/// A request's own slot: a panic elsewhere cannot leave it half-written, so a poisoned lock
+/// is still good.
+fn lock<T>(slot: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    slot.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The digest of what validating `request` depends on; none if its variables cannot be written
@@ -220,7 +275,65 @@ fn all_bad_user_input(errors: Vec<ServerError>) -> Vec<ServerError> {
 
 #[cfg(test)]
 mod tests {
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+
     use super::*;
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        async fn a(&self, n: Option<i32>) -> i32 {
+            n.unwrap_or(0)
+        }
+    }
+
+    /// Runs `query` through a schema with `cache`; whether it was refused.
+    async fn refused(cache: &DocumentCache, query: &str) -> bool {
+        let schema = Schema::build(Query, EmptyMutation, EmptySubscription).extension(cache.clone()).finish();
+        schema.execute(query).await.is_err()
+    }
+
+    /// The limits a server starts with when nothing is configured.
+    fn default_limits() -> Limits {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            limits: Limits,
+        }
+        <Defaults as clap::Parser>::parse_from(["parley"]).limits
+    }
+
+    #[tokio::test]
+    async fn only_small_documents_that_passed_validation_are_kept_parsed() {
+        let cache = DocumentCache::new(&default_limits());
+        assert!(!refused(&cache, "{ a(n: 1) }").await);
+        assert!(cache.parsed.contains_key("{ a(n: 1) }"), "a valid document is kept");
+
+        let unused_fragment = "{ a } fragment F on Query { a }";
+        assert!(refused(&cache, unused_fragment).await);
+        assert!(!cache.parsed.contains_key(unused_fragment), "a refused document is not");
+
+        let large = format!("{{ a(n: 2) }} #{}", "x".repeat(LARGEST_CACHED_DOCUMENT));
+        assert!(!refused(&cache, &large).await, "a large document still runs");
+        assert!(!cache.parsed.contains_key(large.as_str()), "but is not kept");
+    }
+
+    #[tokio::test]
+    async fn a_document_over_the_size_limit_is_refused_before_it_is_parsed() {
+        let limits = Limits { max_query_bytes: 100, ..default_limits() };
+        let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+            .extension(DocumentCache::new(&limits))
+            .finish();
+        let at_limit = format!("{{ a }}{}", " ".repeat(100 - 5));
+        assert!(schema.execute(at_limit).await.is_ok());
+        // Not a document at all: refused for its length, not for its syntax.
+        let response = schema.execute("{".repeat(101)).await;
+        let error = &response.errors[0];
+        assert_eq!(error.message, "the query is 101 bytes long; at most 100 are allowed");
+        let code = error.extensions.as_ref().and_then(|e| e.get("code")).cloned();
+        assert_eq!(code, Some(async_graphql::Value::from("BAD_USER_INPUT")));
+    }
 
     fn key(query: &str, operation: Option<&str>, variables: serde_json::Value) -> Option<ValidationKey> {
         let mut request = Request::new(query).variables(Variables::from_json(variables));

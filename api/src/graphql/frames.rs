@@ -179,9 +179,18 @@ impl FrameMemo {
     }
 }
 
+/// Subscription documents longer than this are taken to read per-viewer fields without being
+/// parsed here: the subscription's set-up parses after checking `PARLEY_MAX_QUERY_BYTES`,
+/// and this runs before it (a WebSocket message may be up to 256 KiB).
+const LARGEST_DOCUMENT_SHARED: usize = 64 << 10;
+
 /// Whether a subscription document reads fields that depend on the viewer. Conservative:
-/// any such name anywhere counts, except the item fields of `unreadCountChanged` itself.
+/// any such name anywhere counts, except the item fields of `unreadCountChanged` itself, and
+/// a document too long to parse here counts as reading them.
 pub fn selects_per_viewer_fields(query: &str) -> bool {
+    if query.len() > LARGEST_DOCUMENT_SHARED {
+        return true;
+    }
     let Ok(document) = async_graphql::parser::parse_query(query) else { return true };
     let fragments = document.fragments.values().any(|f| mentions(&f.node.selection_set.node));
     let operations = document.operations.iter().any(|(_, op)| {

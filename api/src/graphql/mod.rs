@@ -82,7 +82,7 @@ pub fn build_schema(state: Option<AppState>, limits: Option<&Limits>, introspect
             .limit_complexity(limits.max_query_complexity)
             .limit_recursive_depth(32)
             .limit_directives(50)
-            .extension(documents::DocumentCache::new(limits.max_query_fields, limits.max_aliases));
+            .extension(documents::DocumentCache::new(limits));
     }
     if !introspection {
         // "Did you mean …?" in errors would reveal field names that introspection hides.

@@ -93,7 +93,7 @@ pub async fn get_or_upgrade(
             return refuse(media, StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message);
         }
     };
-    if is_mutation(&request) {
+    if is_mutation(&request, state.app.limits.max_query_bytes) {
         let mut response =
             refuse(media, StatusCode::METHOD_NOT_ALLOWED, ErrorCode::BadUserInput, "mutations need POST");
         response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -102,8 +102,12 @@ pub async fn get_or_upgrade(
     execute(&state, &headers, media, request).await
 }
 
-/// Whether the operation to run is a mutation (unparsable queries fail later, in execution).
-fn is_mutation(request: &Request) -> bool {
+/// Whether the operation to run is a mutation (unparsable queries, and those too long to
+/// parse, are refused later, in execution).
+fn is_mutation(request: &Request, max_bytes: usize) -> bool {
+    if request.query.len() > max_bytes {
+        return false;
+    }
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
     let name = request.operation_name.as_deref();
     document
