@@ -119,6 +119,9 @@ async fn measure(
     let messages = ctx.sizes.fanout_messages;
     let wait = Duration::from_secs(if ctx.quick { 10 } else { 30 });
     let (mut last_hist, mut each_hist) = (Hist::default(), Hist::default());
+    // Each message's time to its last subscriber, in order: the p99 of 20 is their slowest,
+    // and which one it was (the first after the barrier, say) tells a cause from noise.
+    let mut per_message = Vec::with_capacity(messages);
     let (mut lost, mut errors, mut first_error) = (0u64, 0u64, None);
     for m in first..first + messages as u64 {
         let started = Instant::now();
@@ -146,6 +149,7 @@ async fn measure(
             .await;
         if got.len() == size {
             last_hist.record(last - started);
+            per_message.push(format!("{:.0}", (last - started).as_secs_f64() * 1e3));
         }
         lost += (size - got.len()) as u64;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -153,6 +157,7 @@ async fn measure(
     let mut notes = meter.finish().notes();
     notes.push(format!("RSS after connect A {} MiB, B {} MiB", rss.0 / 1024, rss.1 / 1024));
     notes.push(format!("connect+subscribe {connect_secs:.1} s"));
+    notes.push(format!("last subscriber per message, in order: {} ms", per_message.join(" ")));
     notes.extend(pass.note.clone());
     if let Some(err) = first_error {
         notes.push(format!("first send error: {err}"));

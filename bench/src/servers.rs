@@ -116,11 +116,18 @@ impl Instance {
         rss_kib(&format!("/proc/{}/status", self.pid))
     }
 
-    /// Its resident memory split by kind: `RssAnon` (heap, stacks: what the process allocated)
-    /// and `RssFile` (pages of the binary and libraries, mapped once touched), in KiB.
-    pub fn rss_split_kib(&self) -> Result<(u64, u64)> {
+    /// Its resident memory split by kind: `RssAnon` (heap, stacks: what the process allocated),
+    /// `RssFile` (pages of the binary and libraries, mapped once touched) and, of `RssAnon`,
+    /// `AnonHugePages` (transparent huge pages: mimalloc asks for them, and each counts its
+    /// whole 2 MiB once touched), in KiB.
+    pub fn rss_split_kib(&self) -> Result<(u64, u64, u64)> {
         let path = format!("/proc/{}/status", self.pid);
-        Ok((status_kib(&path, "RssAnon:")?, status_kib(&path, "RssFile:")?))
+        let rollup = format!("/proc/{}/smaps_rollup", self.pid);
+        Ok((
+            status_kib(&path, "RssAnon:")?,
+            status_kib(&path, "RssFile:")?,
+            status_kib(&rollup, "AnonHugePages:")?,
+        ))
     }
 
     /// Its recent output, for error reports.
@@ -170,7 +177,7 @@ pub fn rss_kib(status_path: &str) -> Result<u64> {
     status_kib(status_path, "VmRSS:")
 }
 
-/// One `… kB` line of a `/proc/PID/status` file.
+/// One `… kB` line of a `/proc/PID/status` (or `smaps_rollup`) file.
 fn status_kib(status_path: &str, field: &str) -> Result<u64> {
     let text = std::fs::read_to_string(status_path).with_context(|| format!("reading {status_path}"))?;
     text.lines()
