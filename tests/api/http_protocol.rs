@@ -16,6 +16,7 @@ backend_tests!(
     mutations_over_get_are_405,
     bodies_over_the_limit_are_413,
     a_body_limit_above_2_mib_is_honoured,
+    bodies_of_too_many_json_values_are_refused,
     operation_name_selects_the_operation,
     large_answers_are_gzipped_for_clients_that_accept_them,
     health_readiness_and_metrics,
@@ -193,6 +194,24 @@ async fn a_body_limit_above_2_mib_is_honoured(backend: Backend) {
     assert_eq!(response.status().as_u16(), 200, "3 MiB is under the 4 MiB limit");
     assert_eq!(data(response.json().await.expect("JSON body"))["viewer"]["handle"], "alice");
     app.post_too_large(Some(&alice.token), &padded(5 << 20)).await;
+}
+
+/// One JSON value per 10 bytes of the body limit (10 000 here): each costs far more memory
+/// read than sent, so a body within the limit may still hold too many.
+async fn bodies_of_too_many_json_values_are_refused(backend: Backend) {
+    let app = spawn_app_with(backend, &[("PARLEY_MAX_BODY_BYTES", "100000")]).await;
+    let alice = app.create_org().await.user("alice").await;
+    let listed = |n: usize| json!({ "query": "{ viewer { handle } }", "variables": { "pad": vec![1; n] } });
+
+    let response = app.post_graphql(Some(&alice.token), &listed(9_990)).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(data(response.json().await.expect("JSON body"))["viewer"]["handle"], "alice");
+
+    let response = app.post_graphql(Some(&alice.token), &listed(10_000)).await;
+    assert_eq!(response.status().as_u16(), 400, "about 20 KB, but 10 004 values");
+    let answer: Value = response.json().await.expect("JSON body");
+    assert_error_code(&answer, "BAD_USER_INPUT");
+    assert_eq!(answer["errors"][0]["message"], "the body holds more than 10000 JSON values", "{answer}");
 }
 
 async fn operation_name_selects_the_operation(backend: Backend) {
