@@ -98,6 +98,20 @@ async fn malformed_messages_close_4400(backend: Backend) {
     let mut client = WsClient::open(&app, Protocol::TransportWs).await;
     client.send_text("{").await;
     assert_eq!(client.expect_close(WAIT).await.code, Some(4400));
+
+    // A message may hold one JSON value per 10 bytes of the 256 KiB frame limit: 26 214.
+    let padded = |n: usize| {
+        let payload = json!({ "query": ALL, "variables": { "pad": vec![1; n] } });
+        json!({ "id": "p", "type": "subscribe", "payload": payload }).to_string()
+    };
+    let mut client = WsClient::connect(&app, &alice).await;
+    client.send_text(&padded(20_000)).await;
+    client.ping_pong().await;
+    client.assert_open();
+    client.send_text(&padded(30_000)).await;
+    let closed = client.expect_close(WAIT).await;
+    assert_eq!(closed.code, Some(4400), "{closed:?}");
+    assert_eq!(closed.reason, "invalid message: more than 26214 JSON values");
 }
 
 async fn ping_is_answered_with_pong(backend: Backend) {

@@ -16,17 +16,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{HttpState, ws};
+use super::{HttpState, json_values, ws};
 use crate::auth::{Viewer, bearer_token};
 use crate::error::{ErrorCode, graphql_error};
 use crate::graphql::documents::RanOperation;
 use crate::graphql::loaders::Loaders;
-
-/// A body may hold one JSON value per this many bytes of the body limit (≈ 100 000 by
-/// default). Read into GraphQL values, each takes ≈ 200 bytes while the request is handled:
-/// a 1 MB body of `[1,1,…]` in its variables, within the body limit, took an instance from
-/// 16 to 130 MiB. Everyday requests hold a few dozen values; a list of 10 000 ids, 400 KB.
-const BODY_BYTES_PER_VALUE: usize = 10;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -63,8 +57,8 @@ pub async fn post(State(state): State<Arc<HttpState>>, headers: HeaderMap, body:
             "send application/json",
         );
     }
-    let max_values = state.app.limits.max_body_bytes / BODY_BYTES_PER_VALUE;
-    if json_values(&body) > max_values {
+    let max_values = json_values::allowed(state.app.limits.max_body_bytes);
+    if json_values::count(&body) > max_values {
         let message = format!("the body holds more than {max_values} JSON values");
         return refuse(media, StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message);
     }
@@ -216,44 +210,5 @@ fn respond(media: MediaType, status: StatusCode, response: &GqlResponse) -> Resp
             tracing::error!(%err, "cannot encode a GraphQL response");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
-    }
-}
-
-/// About how many values a JSON text holds, counted without parsing it: one, plus one per
-/// comma and per opening bracket outside strings. Exact for arrays of scalars, over by one
-/// per nested container; an invalid text gets some count and fails to parse next.
-fn json_values(text: &[u8]) -> usize {
-    let (mut count, mut in_string, mut escaped) = (1usize, false, false);
-    for &byte in text {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-        } else {
-            match byte {
-                b'"' => in_string = true,
-                b',' | b'[' | b'{' => count += 1,
-                _ => {}
-            }
-        }
-    }
-    count
-}
-
-#[cfg(test)]
-mod tests {
-    use super::json_values;
-
-    #[test]
-    fn json_values_are_counted_outside_strings_only() {
-        assert_eq!(json_values(b"1"), 1);
-        assert_eq!(json_values(b"[1,2,3]"), 4, "the list and its three numbers");
-        assert_eq!(json_values(br#"{"a":[1,{"b":2}]}"#), 5);
-        assert_eq!(json_values(br#"{"q":"{ a, b [c] }"}"#), 2, "brackets and commas in a string");
-        assert_eq!(json_values(br#"["a\"b,[", 1]"#), 3, "an escaped quote does not end the string");
-        assert_eq!(json_values(br#"["a\\", 1]"#), 3, "an escaped backslash does not escape the quote");
     }
 }

@@ -10,6 +10,7 @@ mod assets;
 mod body_limit;
 mod graphql;
 mod inbound;
+mod json_values;
 mod ops;
 mod unsubscribe;
 mod ws;

@@ -20,7 +20,7 @@ use super::subscription::{Frames, frames};
 use crate::auth::Viewer;
 use crate::directory::UserWatch;
 use crate::error::{ErrorCode, graphql_error};
-use crate::http::HttpState;
+use crate::http::{HttpState, json_values};
 use crate::presence::service::SocketPresence;
 
 /// Frames written before one flush: a burst becomes few large writes, not one per frame.
@@ -155,6 +155,11 @@ impl Connection {
 
     /// Handles one client message; replies to send, or the close to perform.
     async fn handle(&mut self, text: &str) -> Result<Vec<String>, Closing> {
+        let max_values = json_values::allowed(self.state.app.limits.max_ws_frame_bytes);
+        if json_values::count(text.as_bytes()) > max_values {
+            let reason = format!("invalid message: more than {max_values} JSON values");
+            return Err(Some((close::BAD_REQUEST, reason)));
+        }
         let message: ClientMessage = serde_json::from_str(text)
             .map_err(|err| Some((close::BAD_REQUEST, format!("invalid message: {err}"))))?;
         match message {
