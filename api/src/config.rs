@@ -188,8 +188,9 @@ pub struct Limits {
     pub max_query_fields: usize,
     /// Longest document (query text) accepted, in bytes. Parsing holds ≈ 200 bytes per byte of
     /// a dense document (a list literal of small numbers) until it is done, so the body limit
-    /// alone would let one request hold hundreds of MiB.
-    #[arg(long, env = "PARLEY_MAX_QUERY_BYTES", default_value_t = 128 << 10)]
+    /// alone would let one request hold hundreds of MiB. Longer documents than the default are
+    /// parsed anew each time they run (a subscription's, for every event).
+    #[arg(long, env = "PARLEY_MAX_QUERY_BYTES", default_value_t = crate::graphql::documents::LARGEST_CACHED_DOCUMENT)]
     pub max_query_bytes: usize,
     /// Largest page a client may ask for (`first`/`last`).
     #[arg(long, env = "PARLEY_MAX_PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]

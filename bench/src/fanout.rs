@@ -128,6 +128,7 @@ async fn measure(
         if let Err(err) = poster.send(&format!("b{m}")).await {
             errors += 1;
             first_error.get_or_insert(format!("{err:#}"));
+            per_message.push("error".to_owned());
             continue;
         }
         let mut got: HashSet<u32> = HashSet::with_capacity(size);
@@ -150,6 +151,8 @@ async fn measure(
         if got.len() == size {
             last_hist.record(last - started);
             per_message.push(format!("{:.0}", (last - started).as_secs_f64() * 1e3));
+        } else {
+            per_message.push("lost".to_owned());
         }
         lost += (size - got.len()) as u64;
         tokio::time::sleep(Duration::from_millis(50)).await;

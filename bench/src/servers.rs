@@ -119,15 +119,11 @@ impl Instance {
     /// Its resident memory split by kind: `RssAnon` (heap, stacks: what the process allocated),
     /// `RssFile` (pages of the binary and libraries, mapped once touched) and, of `RssAnon`,
     /// `AnonHugePages` (transparent huge pages: mimalloc asks for them, and each counts its
-    /// whole 2 MiB once touched), in KiB.
-    pub fn rss_split_kib(&self) -> Result<(u64, u64, u64)> {
+    /// whole 2 MiB once touched; none where the kernel has no `smaps_rollup`), in KiB.
+    pub fn rss_split_kib(&self) -> Result<(u64, u64, Option<u64>)> {
         let path = format!("/proc/{}/status", self.pid);
-        let rollup = format!("/proc/{}/smaps_rollup", self.pid);
-        Ok((
-            status_kib(&path, "RssAnon:")?,
-            status_kib(&path, "RssFile:")?,
-            status_kib(&rollup, "AnonHugePages:")?,
-        ))
+        let huge = status_kib(&format!("/proc/{}/smaps_rollup", self.pid), "AnonHugePages:").ok();
+        Ok((status_kib(&path, "RssAnon:")?, status_kib(&path, "RssFile:")?, huge))
     }
 
     /// Its recent output, for error reports.

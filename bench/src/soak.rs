@@ -164,7 +164,10 @@ async fn soak_on(ctx: &mut Ctx, e: &Instance, rooms: &[Room], tokens: &[String])
     let anon_file: Vec<String> = split
         .iter()
         .step_by(per_minute)
-        .map(|&(anon, file, huge)| format!("{:.1}/{:.1}/{:.0}", mib(anon), mib(file), mib(huge)))
+        .map(|&(anon, file, huge)| {
+            let huge = huge.map_or("?".to_owned(), |kib| format!("{:.0}", mib(kib)));
+            format!("{:.1}/{:.1}/{huge}", mib(anon), mib(file))
+        })
         .collect();
     let mut figure = Figure::new(S, "RSS slope after warm-up", params)
         .errors(errors)

@@ -199,7 +199,8 @@ async fn a_body_limit_above_2_mib_is_honoured(backend: Backend) {
 /// One JSON value per 10 bytes of the body limit (10 000 here): each costs far more memory
 /// read than sent, so a body within the limit may still hold too many.
 async fn bodies_of_too_many_json_values_are_refused(backend: Backend) {
-    let app = spawn_app_with(backend, &[("PARLEY_MAX_BODY_BYTES", "100000")]).await;
+    let limits = [("PARLEY_MAX_BODY_BYTES", "100000"), ("PARLEY_MAX_QUERY_BYTES", "1000")];
+    let app = spawn_app_with(backend, &limits).await;
     let alice = app.create_org().await.user("alice").await;
     let listed = |n: usize| json!({ "query": "{ viewer { handle } }", "variables": { "pad": vec![1; n] } });
 
@@ -212,6 +213,26 @@ async fn bodies_of_too_many_json_values_are_refused(backend: Backend) {
     let answer: Value = response.json().await.expect("JSON body");
     assert_error_code(&answer, "BAD_USER_INPUT");
     assert_eq!(answer["errors"][0]["message"], "the body holds more than 10000 JSON values", "{answer}");
+
+    // The same in a GET request's URL, and a document over `PARLEY_MAX_QUERY_BYTES` (1 000
+    // here) there is refused before the check for mutations parses it.
+    let get = |params: Vec<(&'static str, String)>| {
+        app.http.get(app.url("/graphql")).bearer_auth(&alice.token).query(&params).send()
+    };
+    let pad = |n: usize| serde_json::to_string(&json!({ "pad": vec![1; n] })).expect("JSON");
+    let query = || ("query", "{ viewer { handle } }".to_owned());
+    let response = get(vec![query(), ("variables", pad(1_000))]).await.expect("GET /graphql");
+    assert_eq!(data(response.json().await.expect("JSON body"))["viewer"]["handle"], "alice");
+    let response = get(vec![query(), ("variables", pad(10_000))]).await.expect("GET /graphql");
+    assert_eq!(response.status().as_u16(), 400);
+    let answer: Value = response.json().await.expect("JSON body");
+    assert_eq!(answer["errors"][0]["message"], "the URL holds more than 10000 JSON values", "{answer}");
+    let long = format!("mutation {{ x }}{}", " ".repeat(1_000));
+    let answer: Value =
+        get(vec![("query", long)]).await.expect("GET /graphql").json().await.expect("JSON body");
+    assert_error_code(&answer, "BAD_USER_INPUT");
+    let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+    assert_eq!(message, "the query is 1014 bytes long; at most 1000 are allowed", "{answer}");
 }
 
 async fn operation_name_selects_the_operation(backend: Backend) {

@@ -175,14 +175,14 @@ async fn complete_stops_delivery(backend: Backend) {
 }
 
 /// The server reads at most 512 bytes at a time (idle connections stay small); a larger message,
-/// here a 64 KiB document, still arrives whole, and the connection goes on.
+/// here a 32 KiB document, still arrives whole, and the connection goes on.
 async fn a_subscribe_larger_than_the_read_buffer_works(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.create_org().await;
     let alice = org.user("alice").await;
     let room = create_channel(&app, &alice, "general", &[]).await;
     let mut client = WsClient::connect(&app, &alice).await;
-    let padded = format!("subscription {{ messageAdded {{ seq {} body }} }}", " ".repeat(64 << 10));
+    let padded = format!("subscription {{ messageAdded {{ seq {} body }} }}", " ".repeat(32 << 10));
     let mut sub = client.subscribe("1", &padded, json!({})).await;
 
     send(&app, &alice, &room, "through a large document").await;

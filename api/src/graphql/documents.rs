@@ -51,14 +51,18 @@ use crate::error::{ErrorCode, graphql_error};
 /// What the parsed cache may hold, in estimated bytes of parsed documents: about 500
 /// documents of 2 KiB, more than the operations of all of a deployment's clients.
 const PARSED_BYTES: u64 = 64 << 20;
-/// A parsed document's estimated size per byte of its text: an upper bound of what was
-/// measured, 40–50 for a list literal of small numbers or fields of unused fragments (every
-/// value and selection a node of 70–200 bytes, plus the spare capacity of the lists holding
-/// them); an everyday document holds less.
+/// A parsed document's estimated size per byte of its text: above what was measured, 40–50
+/// for a list literal of small numbers or the fields of unused fragments (every value and
+/// selection a node of 70–200 bytes, plus the spare capacity of the lists holding them). Not
+/// a strict bound: a list of small object literals may reach ≈ 90 (from the types' sizes, not
+/// measured), so the cache can hold ≈ 1.4× its weight at worst. An everyday document holds
+/// far less.
 const PARSED_WEIGHT_PER_BYTE: u32 = 64;
 /// Documents longer than this are not kept parsed: no client's everyday operation comes near
 /// it (GraphiQL's introspection query is a few KiB), and one request cannot push much else out.
-const LARGEST_CACHED_DOCUMENT: usize = 64 << 10;
+/// It is also `PARLEY_MAX_QUERY_BYTES`' default, so that every document accepted can be kept:
+/// a subscription's document runs again for every event.
+pub const LARGEST_CACHED_DOCUMENT: usize = 64 << 10;
 /// Validations kept: each is a 32-byte digest and a few counters, plus moka's own bookkeeping.
 /// Enough for the documents a busy instance sees again and again (queries, subscriptions);
 /// the one-off validations of sends, whose variables are always new, pass through.
@@ -149,12 +153,8 @@ impl Extension for PerRequest {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         let mut request = request;
-        let (bytes, max_bytes) = (request.query.len(), self.cache.max_bytes);
-        if bytes > max_bytes {
-            return Err(graphql_error(
-                ErrorCode::BadUserInput,
-                format!("the query is {bytes} bytes long; at most {max_bytes} are allowed"),
-            ));
+        if let Some(message) = over_length(&request.query, self.cache.max_bytes) {
+            return Err(graphql_error(ErrorCode::BadUserInput, message));
         }
         nul::check_variables(&request.variables)?;
         if !self.cache.parsed.contains_key(request.query.as_str()) {
@@ -221,6 +221,12 @@ impl Extension for PerRequest {
 /// is still good.
 fn lock<T>(slot: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     slot.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Why a document is refused for its length, if it is longer than `max_bytes`.
+pub fn over_length(query: &str, max_bytes: usize) -> Option<String> {
+    let bytes = query.len();
+    (bytes > max_bytes).then(|| format!("the query is {bytes} bytes long; at most {max_bytes} are allowed"))
 }
 
 /// The digest of what validating `request` depends on; none if its variables cannot be written
@@ -306,7 +312,9 @@ mod tests {
 
     #[tokio::test]
     async fn only_small_documents_that_passed_validation_are_kept_parsed() {
-        let cache = DocumentCache::new(&default_limits());
+        // A limit above the largest document kept, as an operator may set.
+        let limits = Limits { max_query_bytes: 2 * LARGEST_CACHED_DOCUMENT, ..default_limits() };
+        let cache = DocumentCache::new(&limits);
         assert!(!refused(&cache, "{ a(n: 1) }").await);
         assert!(cache.parsed.contains_key("{ a(n: 1) }"), "a valid document is kept");
 

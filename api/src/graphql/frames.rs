@@ -22,7 +22,7 @@ use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
 use moka::future::Cache;
 use uuid::Uuid;
 
-use super::documents::by_text_size;
+use super::documents::{LARGEST_CACHED_DOCUMENT, by_text_size};
 
 /// Long enough for every local subscriber to take its frame, short enough to hold little.
 const FRAME_TTL: Duration = Duration::from_secs(10);
@@ -179,16 +179,13 @@ impl FrameMemo {
     }
 }
 
-/// Subscription documents longer than this are taken to read per-viewer fields without being
-/// parsed here: the subscription's set-up parses after checking `PARLEY_MAX_QUERY_BYTES`,
-/// and this runs before it (a WebSocket message may be up to 256 KiB).
-const LARGEST_DOCUMENT_SHARED: usize = 64 << 10;
-
 /// Whether a subscription document reads fields that depend on the viewer. Conservative:
 /// any such name anywhere counts, except the item fields of `unreadCountChanged` itself, and
 /// a document too long to parse here counts as reading them.
 pub fn selects_per_viewer_fields(query: &str) -> bool {
-    if query.len() > LARGEST_DOCUMENT_SHARED {
+    // This runs before the set-up checks `PARLEY_MAX_QUERY_BYTES` (a WebSocket message may
+    // hold 256 KiB): longer documents than the default limit are not parsed here.
+    if query.len() > LARGEST_CACHED_DOCUMENT {
         return true;
     }
     let Ok(document) = async_graphql::parser::parse_query(query) else { return true };

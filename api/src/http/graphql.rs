@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use super::{HttpState, json_values, ws};
 use crate::auth::{Viewer, bearer_token};
 use crate::error::{ErrorCode, graphql_error};
-use crate::graphql::documents::RanOperation;
+use crate::graphql::documents::{self, RanOperation};
 use crate::graphql::loaders::Loaders;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -91,14 +91,23 @@ pub async fn get_or_upgrade(
         return ws::upgrade(state, upgrade);
     }
     let media = MediaType::negotiate(&headers);
-    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
+    let query = query.as_deref().unwrap_or("");
+    let max_values = json_values::allowed(state.app.limits.max_body_bytes);
+    if json_values::count_in_url(query) > max_values {
+        let message = format!("the URL holds more than {max_values} JSON values");
+        return refuse(media, StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message);
+    }
+    let request = match async_graphql::http::parse_query_string(query) {
         Ok(request) => request,
         Err(err) => {
             let message = format!("invalid GraphQL request in the URL: {err}");
             return refuse(media, StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message);
         }
     };
-    if is_mutation(&request, state.app.limits.max_query_bytes) {
+    if let Some(message) = documents::over_length(&request.query, state.app.limits.max_query_bytes) {
+        return refuse(media, StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message);
+    }
+    if is_mutation(&request) {
         let mut response =
             refuse(media, StatusCode::METHOD_NOT_ALLOWED, ErrorCode::BadUserInput, "mutations need POST");
         response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -107,12 +116,8 @@ pub async fn get_or_upgrade(
     execute(&state, &headers, media, request).await
 }
 
-/// Whether the operation to run is a mutation (unparsable queries, and those too long to
-/// parse, are refused later, in execution).
-fn is_mutation(request: &Request, max_bytes: usize) -> bool {
-    if request.query.len() > max_bytes {
-        return false;
-    }
+/// Whether the operation to run is a mutation (unparsable queries fail later, in execution).
+fn is_mutation(request: &Request) -> bool {
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
     let name = request.operation_name.as_deref();
     document
