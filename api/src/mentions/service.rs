@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait, Order, Value};
+use sea_orm::{ConnectionTrait, EntityTrait, Order, Statement, Value};
 use uuid::Uuid;
 
 use super::parse::Mentions;
@@ -121,29 +121,51 @@ pub async fn write(
     replace: bool,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
-    let (message_id, room_id, seq) = message;
     if replace {
-        conn.execute_raw(store.stmt("DELETE FROM mentions WHERE message_id = $1", vec![message_id.into()]))
+        conn.execute_raw(store.stmt("DELETE FROM mentions WHERE message_id = $1", vec![message.0.into()]))
             .await?;
     }
-    for batch in users.chunks(INSERT_BATCH) {
-        let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 5);
-        let rows: Vec<String> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, user)| {
-                values.extend([message_id.into(), (*user).into(), room_id.into(), seq.into(), now.into()]);
-                let p = i * 5;
-                format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO mentions (message_id, user_id, room_id, seq, created_at) VALUES {}",
-            rows.join(", ")
-        );
-        conn.execute_raw(store.stmt(&sql, values)).await?;
+    for statement in inserts(store, message, users, now) {
+        conn.execute_raw(statement).await?;
     }
     Ok(())
+}
+
+/// The statements that write that a new message (id, room, seq) mentions `users`: none when
+/// it mentions nobody.
+pub fn inserts(
+    store: &Store,
+    message: (Uuid, Uuid, i64),
+    users: &[Uuid],
+    now: DateTime<Utc>,
+) -> Vec<Statement> {
+    let (message_id, room_id, seq) = message;
+    users
+        .chunks(INSERT_BATCH)
+        .map(|batch| {
+            let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 5);
+            let rows: Vec<String> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, user)| {
+                    values.extend([
+                        message_id.into(),
+                        (*user).into(),
+                        room_id.into(),
+                        seq.into(),
+                        now.into(),
+                    ]);
+                    let p = i * 5;
+                    format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO mentions (message_id, user_id, room_id, seq, created_at) VALUES {}",
+                rows.join(", ")
+            );
+            store.stmt(&sql, values)
+        })
+        .collect()
 }
 
 /// The messages mentioning the viewer in rooms they may read, newest first: one page, and

@@ -6,17 +6,17 @@
 //! senders, so seqs are gap-free and commit in order; a rolled-back insert rolls its seq back.
 //!
 //! On PostgreSQL a send is one statement (`statement.rs`), with the mentions resolved just
-//! before. Only when it writes nothing are the checks run one by one, to say which one
-//! failed. Sends into one room that meet on this instance share a transaction
-//! (`group_commit`). SQLite, in process and with one writer, runs the same steps in a
-//! transaction.
+//! before; sends into one room that meet on this instance share a transaction
+//! (`group_commit`). SQLite, in process and with one writer, bumps the seq with the same
+//! checks and runs the other writes as one batch, in a transaction. On both, only when the
+//! write writes nothing are the checks run one by one, to say which one failed.
 
 use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait,
-    FromQueryResult, QueryFilter, Set,
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, QueryFilter,
+    QueryTrait, Set,
 };
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ use super::input::{ClientId, MessageBody};
 use super::record::{Attachment, MessageRecord, attachments_json};
 use super::statement::{Binds, Parts};
 use crate::bus::{Event, MessagePayload, RoomPayload, Topic, UserPayload};
-use crate::db::columns;
+use crate::db::{self, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::mentions::parse::parse;
 use crate::mentions::service as mentions;
@@ -109,11 +109,7 @@ pub async fn send(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
     // Resolved before the insert, so that it stores them atomically; only bodies with an `@`
     // cost a query.
     let mentioned = mentions::resolve(cx.app, new.room_id, cx.viewer.id, &parse(new.body.as_str())).await?;
-    let stored = match cx.app.store.backend() {
-        DatabaseBackend::Postgres => insert_in_one_statement(cx, &new, sent, &mentioned).await,
-        _ => insert_in_transaction(cx, &new, sent, &mentioned).await,
-    };
-    let room = match stored {
+    let room = match stored(cx, &new, sent, &mentioned).await {
         Ok(room) => room,
         Err(err) => return retried_or(cx, &new, err).await,
     };
@@ -138,13 +134,39 @@ async fn announce(
     cx.app.bus.publish(topic, Event::MessageAdded { message, author, room, mentioned }).await;
 }
 
-/// The room after the seq bump, or NOT_FOUND/FORBIDDEN/BAD_USER_INPUT from the checks.
-async fn insert_in_one_statement(
+/// Stores the message; the room after the seq bump, or NOT_FOUND/FORBIDDEN/BAD_USER_INPUT
+/// from the checks. The write checks access itself; only when it writes nothing are the
+/// checks run one by one, to say which one failed.
+async fn stored(cx: &Ctx<'_>, new: &NewMessage, sent: Sent, mentioned: &[Uuid]) -> ApiResult<rooms::Model> {
+    let mut room = write(cx, new, sent, mentioned).await?;
+    if room.is_none() {
+        // None does when an admin just joined a conversation to reply, or access changed
+        // meanwhile: then it is sent once more.
+        check_writable(cx, new).await?;
+        room = write(cx, new, sent, mentioned).await?;
+    }
+    room.ok_or_else(|| ApiError::conflict("the room changed while sending; retry"))
+}
+
+/// The room after the seq bump, or `None` when a check failed and nothing was written.
+async fn write(
+    cx: &Ctx<'_>,
+    new: &NewMessage,
+    sent: Sent,
+    mentioned: &[Uuid],
+) -> ApiResult<Option<rooms::Model>> {
+    match cx.app.store.backend() {
+        DatabaseBackend::Postgres => write_in_one_statement(cx, new, sent, mentioned).await,
+        _ => write_in_transaction(cx, new, sent, mentioned).await,
+    }
+}
+
+async fn write_in_one_statement(
     cx: &Ctx<'_>,
     new: &NewMessage,
     Sent { id, now, role }: Sent,
     mentioned: &[Uuid],
-) -> ApiResult<rooms::Model> {
+) -> ApiResult<Option<rooms::Model>> {
     let binds = Binds {
         room_id: new.room_id,
         org_id: cx.viewer.org_id,
@@ -161,48 +183,51 @@ async fn insert_in_one_statement(
     };
     let kind = cx.app.directory.room_kind(new.room_id);
     let parts = Parts::of(kind, !mentioned.is_empty());
-    let commit = &cx.app.group_commit;
-    let mut room = commit.send(&cx.app.store, new.room_id, binds.send(parts)).await?;
-    if room.is_none() {
-        // It wrote nothing: say which check failed. None does when an admin just joined a
-        // conversation to reply, or access changed meanwhile: then it is sent once more.
-        check_writable(cx, new).await?;
-        room = commit.send(&cx.app.store, new.room_id, binds.send(parts)).await?;
-    }
-    let room = room.ok_or_else(|| ApiError::conflict("the room changed while sending; retry"))?;
-    if kind.is_none() {
-        cx.app.directory.remember_kind(&room);
+    let room = cx.app.group_commit.send(&cx.app.store, new.room_id, binds.send(parts)).await?;
+    if let Some(room) = room.as_ref().filter(|_| kind.is_none()) {
+        cx.app.directory.remember_kind(room);
     }
     Ok(room)
 }
 
-async fn insert_in_transaction(
+/// SQLite, in process and with one writer: the seq bump, with the checks of PostgreSQL's
+/// statement, then every other write as one batch (`db::batch`), in a transaction under the
+/// write gate. Four calls to SQLite's worker thread, where a statement each took seven to
+/// nine: the gate is held for each, and every send waits for the one before it.
+async fn write_in_transaction(
     cx: &Ctx<'_>,
     new: &NewMessage,
     Sent { id, now, role }: Sent,
     mentioned: &[Uuid],
-) -> ApiResult<rooms::Model> {
-    check_writable(cx, new).await?;
-    let store = &cx.app.store;
-    let tx = store.begin_write().await?;
-    let room = rooms::Model::find_by_statement(store.stmt(
-        &format!(
-            "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $2, \
-               first_response_at = CASE WHEN kind = 'support' THEN COALESCE(first_response_at, $2) END \
-             WHERE id = $1 RETURNING {}",
+) -> ApiResult<Option<rooms::Model>> {
+    static BUMP: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $3, \
+               first_response_at = CASE WHEN kind = 'support' THEN COALESCE(first_response_at, $3) END \
+             WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL AND archived_at IS NULL \
+               AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $4) \
+               AND ($5 IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $5 AND room_id = $1)) \
+             RETURNING {}",
             columns::<rooms::Entity>(None)
-        ),
-        vec![new.room_id.into(), now.into()],
-    ))
-    .one(&tx.txn)
-    .await?
-    .ok_or_else(|| ApiError::not_found("room"))?;
-    messages::ActiveModel {
+        )
+    });
+    let store = &cx.app.store;
+    let (room_id, org_id, author_id) = (new.room_id, cx.viewer.org_id, cx.viewer.id);
+    let tx = store.begin_write().await?;
+    let bump = store.stmt(
+        &BUMP,
+        vec![room_id.into(), org_id.into(), now.into(), author_id.into(), new.reply_to_id.into()],
+    );
+    // Nothing written: dropping the transaction rolls it back.
+    let Some(room) = rooms::Model::find_by_statement(bump).one(&tx.txn).await? else {
+        return Ok(None);
+    };
+    let message = messages::ActiveModel {
         id: Set(id),
-        org_id: Set(cx.viewer.org_id),
-        room_id: Set(room.id),
+        org_id: Set(org_id),
+        room_id: Set(room_id),
         seq: Set(room.last_seq),
-        author_user_id: Set(Some(cx.viewer.id)),
+        author_user_id: Set(Some(author_id)),
         author_contact_id: Set(None),
         sender_role: Set(role),
         body: Set(new.body.as_str().to_owned()),
@@ -214,42 +239,43 @@ async fn insert_in_transaction(
         created_at: Set(now),
         edited_at: Set(None),
         deleted_at: Set(None),
-    }
-    .insert(&tx.txn)
-    .await?;
-    // The sender has read everything up to their own message.
-    tx.execute_raw(store.stmt(
-        "UPDATE room_members SET last_read_seq = $3, last_read_at = $4 \
-         WHERE room_id = $1 AND user_id = $2 AND last_read_seq < $3",
-        vec![room.id.into(), cx.viewer.id.into(), room.last_seq.into(), now.into()],
-    ))
-    .await?;
-    mentions::write(&tx.txn, store, (id, room.id, room.last_seq), mentioned, false, now).await?;
-    outbox::enqueue_message_added(&tx.txn, store, room.id, id, now).await?;
-    // As on PostgreSQL, the statements that cannot write for this room's kind are left out:
-    // each is a round trip to SQLite's worker thread, under the write gate.
+    };
+    let mut writes = vec![
+        messages::Entity::insert(message).build(DatabaseBackend::Sqlite),
+        // The sender has read everything up to their own message.
+        store.stmt(
+            "UPDATE room_members SET last_read_seq = $3, last_read_at = $4 \
+             WHERE room_id = $1 AND user_id = $2 AND last_read_seq < $3",
+            vec![room_id.into(), author_id.into(), room.last_seq.into(), now.into()],
+        ),
+    ];
+    writes.extend(mentions::inserts(store, (id, room_id, room.last_seq), mentioned, now));
+    writes.push(outbox::message_added(store, room_id, id, now));
+    // As on PostgreSQL, the statements that cannot write for this room's kind are left out.
     let parts = Parts::of(Some(room.kind), !mentioned.is_empty());
     static OUTBOUND: LazyLock<String> = LazyLock::new(outbound::enqueue_statement);
     if parts.outbound() {
-        tx.execute_raw(store.stmt(&OUTBOUND, vec![room.id.into(), id.into(), now.into()])).await?;
+        writes.push(store.stmt(&OUTBOUND, vec![room_id.into(), id.into(), now.into()]));
     }
+    // After the mentions: they choose whom a channel message notifies.
     static PERSONAL: LazyLock<[String; 2]> = LazyLock::new(personal::enqueue_statements);
     if parts.personal() {
         let email_due = personal::email_due(cx.app, now);
         for sql in PERSONAL.iter() {
             let values = vec![
-                room.id.into(),
-                cx.viewer.org_id.into(),
+                room_id.into(),
+                org_id.into(),
                 now.into(),
-                cx.viewer.id.into(),
+                author_id.into(),
                 id.into(),
                 email_due.into(),
             ];
-            tx.execute_raw(store.stmt(sql, values)).await?;
+            writes.push(store.stmt(sql, values));
         }
     }
+    tx.execute_raw(db::batch(writes)).await?;
     tx.commit().await?;
-    Ok(room)
+    Ok(Some(room))
 }
 
 /// The room is writable by the viewer, a member, and a reply's parent is in it. An org

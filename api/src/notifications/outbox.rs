@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, FromQueryResult, Order,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 
 use super::slots::ClaimPlan;
@@ -72,12 +72,22 @@ pub async fn enqueue_message_added(
     message_id: uuid::Uuid,
     at: DateTime<Utc>,
 ) -> ApiResult<()> {
+    conn.execute_raw(message_added(store, room_id, message_id, at)).await?;
+    Ok(())
+}
+
+/// The statement of [`enqueue_message_added`], for a caller that runs it among others.
+pub fn message_added(
+    store: &Store,
+    room_id: uuid::Uuid,
+    message_id: uuid::Uuid,
+    at: DateTime<Utc>,
+) -> Statement {
     // A new id is a uuid on PostgreSQL, 16 random bytes on SQLite (how it keeps a uuid).
     static POSTGRES: LazyLock<String> = LazyLock::new(|| message_added_statement("gen_random_uuid()"));
     static SQLITE: LazyLock<String> = LazyLock::new(|| message_added_statement("randomblob(16)"));
     let sql = if store.backend() == DatabaseBackend::Postgres { &POSTGRES } else { &SQLITE };
-    conn.execute_raw(store.stmt(sql, vec![room_id.into(), message_id.into(), at.into()])).await?;
-    Ok(())
+    store.stmt(sql, vec![room_id.into(), message_id.into(), at.into()])
 }
 
 fn message_added_statement(new_id: &str) -> String {

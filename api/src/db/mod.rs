@@ -9,6 +9,8 @@
 //! ([`WarmUp`]) before the pool hands it out: requests meet warm connections, except the one
 //! that makes the pool grow, which waits for the warm-up. On PostgreSQL the pool is opened to
 //! its size at start-up (`Store::open_warm`) and kept: it never shrinks while idle.
+//!
+//! On SQLite a write of several statements goes to the database as one text ([`batch`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +29,9 @@ use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
 use migration::{Migrator, MigratorTrait};
+
+mod batch;
+pub use batch::batch;
 
 /// Executions that leave PostgreSQL's plan cache settled: the first five of a prepared
 /// statement get custom plans, the sixth builds the generic plan and chooses between them.
