@@ -17,7 +17,8 @@
 //! same with the rich selection of a real client (`schema::RICH_FIELDS`:
 //! `id seq body createdAt clientId roomId author { id handle displayName kind } room { id name
 //! kind }`, reduced with a warning to the fields the server has, e.g. without `roomId`); one
-//! instance with the in-process bus on PostgreSQL; one instance on SQLite.
+//! instance with the in-process bus on PostgreSQL; one instance on SQLite. Beside each
+//! PostgreSQL pass a commit witness (`stalls`) tells a stall of the sends from the database's.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -34,6 +35,7 @@ use crate::report::{Figure, Hist, Report};
 use crate::schema;
 use crate::seed::{self, Db};
 use crate::servers::{CpuMeter, Instance, Spec};
+use crate::stalls::{CommitWitness, Stalls};
 use crate::ws::{Sub, close_all, connect_many};
 
 const S: &str = "delivery";
@@ -50,6 +52,8 @@ struct Variant {
     spec_target: bool,
     /// Said on its figures (the rich selection used).
     note: Option<String>,
+    /// PostgreSQL's URL, for a commit witness beside the pass (`stalls`).
+    witness: Option<String>,
 }
 
 pub async fn run(ctx: &mut Ctx) -> Result<()> {
@@ -61,6 +65,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         floor: "pg+redis",
         spec_target: true,
         note: None,
+        witness: Some(ctx.env.database_url.clone()),
     };
     measure(&mut ctx.report, &sizes, &secret, &ctx.db, &ctx.a, &ctx.b, &cross).await?;
     let fields = schema::rich(ctx).await?;
@@ -70,6 +75,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         floor: "pg+redis",
         spec_target: false,
         note: Some(fields.note().unwrap_or_else(|| format!("selection `{}`", fields.fields))),
+        witness: Some(ctx.env.database_url.clone()),
     };
     measure(&mut ctx.report, &sizes, &secret, &ctx.db, &ctx.a, &ctx.b, &rich).await?;
 
@@ -86,6 +92,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         floor: "pg_insert",
         spec_target: false,
         note: None,
+        witness: Some(ctx.env.database_url.clone()),
     };
     let result = measure(&mut ctx.report, &sizes, &secret, &ctx.db, &c, &c, &local).await;
     c.stop().await;
@@ -107,6 +114,8 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             floor: "sqlite_insert",
             spec_target: false,
             note: None,
+            // Its commits would queue on the instance's own write lock.
+            witness: None,
         };
         measure(&mut ctx.report, &sizes, &secret, &db, &lite, &lite, &variant).await
     }
@@ -181,7 +190,12 @@ async fn measure(
     ]);
     let total = (f64::from(sizes.rate) * sizes.delivery_secs).round().max(1.0) as usize;
     let interval = Duration::from_secs_f64(1.0 / f64::from(sizes.rate.max(1)));
+    let witness = match &variant.witness {
+        Some(url) => Some(CommitWitness::connect(url).await?),
+        None => None,
+    };
     let start = Instant::now();
+    let witness = witness.map(|w| w.run(start));
     let mut stalls = Stalls::new();
     let mut tasks = Vec::with_capacity(total);
     for k in 0..total {
@@ -211,6 +225,10 @@ async fn measure(
             }
         }
     }
+    let witness = match witness {
+        Some(running) => Some(running.finish().await?),
+        None => None,
+    };
     let expected: usize = sent.values().map(|s| rooms[s.room].subscribers.len()).sum();
     collector
         .wait_for(2 * expected, Duration::from_secs(if sizes.delivery_secs < 5.0 { 5 } else { 15 }))
@@ -269,6 +287,10 @@ async fn measure(
     notes.push(format!("offered {offered:.0} msg/s"));
     notes.extend(variant.note.clone());
     notes.extend(stalls.note());
+    if let Some(witness) = &witness {
+        notes.extend(witness.note());
+        notes.extend(stalls.witnessed(witness));
+    }
     if let Some(err) = &first_error {
         notes.push(format!("first send error: {err}"));
     }
@@ -305,41 +327,4 @@ async fn measure(
 
 fn id(node: &Value) -> Result<Uuid> {
     node["id"].as_str().context("no id in the response")?.parse().context("the id is not a UUID")
-}
-
-/// When the slow sends were started, relative to the pass's start: a stall at the start (a
-/// pool still opening, say) and one in the middle (a checkpoint) call for different fixes. The
-/// wall-clock time lets a stall be matched against PostgreSQL's log (`log_checkpoints`).
-struct Stalls {
-    /// The pass's start on the wall clock.
-    began: chrono::DateTime<chrono::Utc>,
-    /// Start offsets of the sends slower than `SLOW`.
-    starts: Vec<Duration>,
-}
-
-impl Stalls {
-    const SLOW: Duration = Duration::from_millis(50);
-
-    fn new() -> Self {
-        Self { began: chrono::Utc::now(), starts: Vec::new() }
-    }
-
-    fn record(&mut self, started: Duration, took: Duration) {
-        if took > Self::SLOW {
-            self.starts.push(started);
-        }
-    }
-
-    fn note(&self) -> Option<String> {
-        let (first, last) = (self.starts.iter().min()?, self.starts.iter().max()?);
-        let first_at = self.began + chrono::Duration::from_std(*first).ok()?;
-        Some(format!(
-            "{} sends over {} ms, started +{:.2} s to +{:.2} s into the pass (the first at {} UTC)",
-            self.starts.len(),
-            Self::SLOW.as_millis(),
-            first.as_secs_f64(),
-            last.as_secs_f64(),
-            first_at.format("%H:%M:%S%.3f")
-        ))
-    }
 }

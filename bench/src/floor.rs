@@ -27,9 +27,9 @@ use crate::report::{Dist, Figure, Floor, Hist};
 use crate::seed::Db;
 
 const S: &str = "floor";
-const CREATE: &str = "CREATE TABLE IF NOT EXISTS bench_floor (id uuid PRIMARY KEY, room_id uuid NOT NULL, \
+pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS bench_floor (id uuid PRIMARY KEY, room_id uuid NOT NULL, \
                       seq bigint NOT NULL, body text NOT NULL, created_at timestamptz NOT NULL)";
-const INSERT: &str =
+pub const INSERT: &str =
     "INSERT INTO bench_floor (id, room_id, seq, body, created_at) VALUES ($1, $2, $3, $4, $5)";
 
 pub async fn run(ctx: &mut Ctx) -> Result<()> {
@@ -114,7 +114,7 @@ fn floor(ctx: &mut Ctx, key: &str, figure: Figure, hist: &Hist) {
     ctx.report.push(figure.dist(hist));
 }
 
-fn row(seq: usize) -> (Uuid, Vec<sea_orm::Value>) {
+pub fn row(seq: usize) -> (Uuid, Vec<sea_orm::Value>) {
     let id = Uuid::now_v7();
     let values = vec![
         id.into(),

@@ -28,6 +28,7 @@ mod seed;
 mod servers;
 mod sizes;
 mod soak;
+mod stalls;
 mod throughput;
 mod unread;
 mod ws;
