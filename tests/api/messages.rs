@@ -165,7 +165,13 @@ async fn sending_requires_access(backend: Backend) {
     let unknown_reply = json!({ "roomId": dm, "body": "hi", "replyToId": uuid::Uuid::now_v7().to_string() });
     let reply = try_send(&app, &alice, unknown_reply).await;
     assert!(reply["errors"].is_array(), "a reply to an unknown message is refused: {reply:#}");
+    // The parent must be in the same room, even one the sender reads.
+    let general = create_channel(&app, &alice, "general", &[]).await;
+    let parent = send(&app, &alice, &general, "in general").await;
+    let elsewhere = json!({ "roomId": dm, "body": "hi", "replyToId": parent["id"] });
+    assert_error_code(&try_send(&app, &alice, elsewhere).await, "NOT_FOUND");
     assert_eq!(latest_seq(&app, &alice, &dm).await, 0);
+    assert_eq!(latest_seq(&app, &alice, &general).await, 1);
     assert_eq!(latest_seq(&app, &mallory, &theirs).await, 0);
 
     let messages = "query($id: ID!) { messages(roomId: $id) { edges { node { id } } } }";
