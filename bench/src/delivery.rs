@@ -225,8 +225,11 @@ async fn measure(
             }
         }
     }
+    // A witness that failed loses its note, not the pass.
     let witness = match witness {
-        Some(running) => Some(running.finish().await?),
+        Some(running) => {
+            Some(running.finish().await.map_err(|e| format!("the commit witness failed: {e:#}")))
+        }
         None => None,
     };
     let expected: usize = sent.values().map(|s| rooms[s.room].subscribers.len()).sum();
@@ -287,9 +290,13 @@ async fn measure(
     notes.push(format!("offered {offered:.0} msg/s"));
     notes.extend(variant.note.clone());
     notes.extend(stalls.note());
-    if let Some(witness) = &witness {
-        notes.extend(witness.note());
-        notes.extend(stalls.witnessed(witness));
+    match &witness {
+        Some(Ok(witness)) => {
+            notes.extend(witness.note());
+            notes.extend(stalls.witnessed(witness));
+        }
+        Some(Err(failed)) => notes.push(failed.clone()),
+        None => {}
     }
     if let Some(err) = &first_error {
         notes.push(format!("first send error: {err}"));

@@ -4,7 +4,8 @@
 //! [`CommitWitness`] runs beside the pass: one bare INSERT + commit (the floor's statement)
 //! every 50 ms on a PostgreSQL connection of its own. When the sends stall and the witness's
 //! commits stall at the same moment, PostgreSQL (or the disk or the machine under it)
-//! stalled, not Parley; when the witness stays fast, the stall was Parley's.
+//! stalled, not Parley; when the witness stays fast, the stall was Parley's. The witness runs
+//! in the bench's process, so its times include the bench's own waits for a core.
 
 use std::time::Duration;
 

@@ -14,7 +14,8 @@ use sea_orm::{DatabaseBackend, Statement, Value};
 
 /// The statements as one, run in order in one call. Rows and affected counts are those of
 /// all of them together; on an error the statements before it have run, so a batch belongs
-/// in a transaction.
+/// in a transaction. The statements hold no comments (a quote in one would hide the
+/// placeholders after it).
 pub fn batch(statements: impl IntoIterator<Item = Statement>) -> Statement {
     let (mut sql, mut values) = (String::new(), Vec::<Value>::new());
     for statement in statements {
@@ -24,17 +25,20 @@ pub fn batch(statements: impl IntoIterator<Item = Statement>) -> Statement {
             "one text runs as one statement on PostgreSQL"
         );
         if !sql.is_empty() {
-            sql.push_str("; ");
+            sql.push_str(";\n");
         }
-        renumber(statement.sql.trim_end().trim_end_matches(';'), values.len(), &mut sql);
-        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+        let own = statement.values.map(|v| v.0).unwrap_or_default();
+        let highest = renumber(statement.sql.trim_end().trim_end_matches(';'), values.len(), &mut sql);
+        // A placeholder past its statement's values would take the next statement's.
+        debug_assert!(highest <= own.len(), "a placeholder without a value in {}", statement.sql);
+        values.extend(own);
     }
     Statement::from_sql_and_values(DatabaseBackend::Sqlite, sql, values)
 }
 
-/// Copies `sql` to `out` with every placeholder numbered and moved up by `offset`. Quoted
-/// text and identifiers are copied as they are.
-fn renumber(sql: &str, offset: usize, out: &mut String) {
+/// Copies `sql` to `out` with every placeholder numbered and moved up by `offset`; returns
+/// the highest number before the move. Quoted text and identifiers are copied as they are.
+fn renumber(sql: &str, offset: usize, out: &mut String) -> usize {
     let mut chars = sql.chars().peekable();
     let (mut quote, mut highest) = (None, 0);
     while let Some(c) = chars.next() {
@@ -59,6 +63,7 @@ fn renumber(sql: &str, offset: usize, out: &mut String) {
         }
         out.push(c);
     }
+    highest
 }
 
 #[cfg(test)]
@@ -79,7 +84,7 @@ mod tests {
         ]);
         assert_eq!(
             joined.sql,
-            "UPDATE t SET a = $2 WHERE id = $1; INSERT INTO t (id, a) VALUES ($3, $4); \
+            "UPDATE t SET a = $2 WHERE id = $1;\nINSERT INTO t (id, a) VALUES ($3, $4);\n\
              INSERT INTO u (x, y) VALUES ($5, $6)"
         );
         assert_eq!(joined.values.map(|v| v.0.len()), Some(6));
@@ -88,8 +93,9 @@ mod tests {
     #[test]
     fn quoted_text_is_left_alone() {
         let mut out = String::new();
-        renumber(r#"SELECT '$1 it''s ?', "a$2", $1, ?3, ? FROM t"#, 10, &mut out);
+        let highest = renumber(r#"SELECT '$1 it''s ?', "a$2", $1, ?3, ? FROM t"#, 10, &mut out);
         assert_eq!(out, r#"SELECT '$1 it''s ?', "a$2", $11, $13, $14 FROM t"#);
+        assert_eq!(highest, 4, "numbered before the move");
     }
 
     /// What the renumbering relies on: sqlx-sqlite binds a numbered placeholder to the value

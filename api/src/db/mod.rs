@@ -118,6 +118,21 @@ impl WriteTx {
     pub async fn commit(self) -> Result<(), DbErr> {
         self.txn.commit().await
     }
+
+    /// Rolls back before the gate opens. A dropped transaction only queues its rollback on
+    /// the connection, and the next writer's `BEGIN IMMEDIATE` would find the write lock
+    /// still held (and wait in SQLite's busy handler).
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+
+    /// Rolls back after `err`, which is what the caller reports (a failed rollback is logged).
+    pub async fn rolled_back(self, err: DbErr) -> DbErr {
+        if let Err(rollback) = self.rollback().await {
+            tracing::warn!(error = %rollback, "rolling back after an error failed");
+        }
+        err
+    }
 }
 
 impl Store {

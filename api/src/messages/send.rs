@@ -16,15 +16,15 @@ use std::sync::{Arc, LazyLock};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, QueryFilter,
-    QueryTrait, Set,
+    QueryTrait, Set, Statement,
 };
 use uuid::Uuid;
 
 use super::input::{ClientId, MessageBody};
 use super::record::{Attachment, MessageRecord, attachments_json};
-use super::statement::{Binds, Parts};
+use super::statement::{Binds, Parts, bump_sql};
 use crate::bus::{Event, MessagePayload, RoomPayload, Topic, UserPayload};
-use crate::db::{self, columns};
+use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::mentions::parse::parse;
 use crate::mentions::service as mentions;
@@ -190,38 +190,58 @@ async fn write_in_one_statement(
     Ok(room)
 }
 
-/// SQLite, in process and with one writer: the seq bump, with the checks of PostgreSQL's
-/// statement, then every other write as one batch (`db::batch`), in a transaction under the
-/// write gate. Four calls to SQLite's worker thread, where a statement each took seven to
-/// nine: the gate is held for each, and every send waits for the one before it.
+/// SQLite, in process and with one writer: the seq bump (`statement::bump_sql`, the checks
+/// of PostgreSQL's statement), then every other write as one batch (`db::batch`), in a
+/// transaction under the write gate. Four calls to SQLite's worker thread, where a statement
+/// each made seven to ten: the gate is held for each, and every send waits for the one
+/// before it.
 async fn write_in_transaction(
     cx: &Ctx<'_>,
     new: &NewMessage,
-    Sent { id, now, role }: Sent,
+    sent: Sent,
     mentioned: &[Uuid],
 ) -> ApiResult<Option<rooms::Model>> {
-    static BUMP: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $3, \
-               first_response_at = CASE WHEN kind = 'support' THEN COALESCE(first_response_at, $3) END \
-             WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL AND archived_at IS NULL \
-               AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $4) \
-               AND ($5 IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $5 AND room_id = $1)) \
-             RETURNING {}",
-            columns::<rooms::Entity>(None)
-        )
-    });
+    static BUMP: LazyLock<String> = LazyLock::new(|| bump_sql("$5"));
     let store = &cx.app.store;
-    let (room_id, org_id, author_id) = (new.room_id, cx.viewer.org_id, cx.viewer.id);
     let tx = store.begin_write().await?;
-    let bump = store.stmt(
-        &BUMP,
-        vec![room_id.into(), org_id.into(), now.into(), author_id.into(), new.reply_to_id.into()],
-    );
-    // Nothing written: dropping the transaction rolls it back.
-    let Some(room) = rooms::Model::find_by_statement(bump).one(&tx.txn).await? else {
-        return Ok(None);
+    let values = vec![
+        new.room_id.into(),
+        cx.viewer.org_id.into(),
+        sent.now.into(),
+        cx.viewer.id.into(),
+        new.reply_to_id.into(),
+    ];
+    let room = match rooms::Model::find_by_statement(store.stmt(&BUMP, values)).one(&tx.txn).await {
+        Ok(Some(room)) => room,
+        Ok(None) => {
+            // A check failed: nothing is written.
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        Err(err) => return Err(tx.rolled_back(err).await.into()),
     };
+    let writes = db::batch(sqlite_writes(cx, new, sent, &room, mentioned));
+    match tx.execute_raw(writes).await {
+        Ok(_) => tx.commit().await?,
+        // A unique violation here is a retry of the same `clientId` (`retried_or`).
+        Err(err) => return Err(tx.rolled_back(err).await.into()),
+    }
+    Ok(Some(room))
+}
+
+/// The writes of a SQLite send after its seq bump, in order: the message, the sender's
+/// watermark, mentions, then the deliveries (email and push after the mentions, which
+/// choose whom a channel message notifies). As on PostgreSQL, those that cannot write for
+/// the room's kind are left out.
+fn sqlite_writes(
+    cx: &Ctx<'_>,
+    new: &NewMessage,
+    Sent { id, now, role }: Sent,
+    room: &rooms::Model,
+    mentioned: &[Uuid],
+) -> Vec<Statement> {
+    let store = &cx.app.store;
+    let (room_id, org_id, author_id) = (room.id, cx.viewer.org_id, cx.viewer.id);
     let message = messages::ActiveModel {
         id: Set(id),
         org_id: Set(org_id),
@@ -251,13 +271,11 @@ async fn write_in_transaction(
     ];
     writes.extend(mentions::inserts(store, (id, room_id, room.last_seq), mentioned, now));
     writes.push(outbox::message_added(store, room_id, id, now));
-    // As on PostgreSQL, the statements that cannot write for this room's kind are left out.
     let parts = Parts::of(Some(room.kind), !mentioned.is_empty());
     static OUTBOUND: LazyLock<String> = LazyLock::new(outbound::enqueue_statement);
     if parts.outbound() {
         writes.push(store.stmt(&OUTBOUND, vec![room_id.into(), id.into(), now.into()]));
     }
-    // After the mentions: they choose whom a channel message notifies.
     static PERSONAL: LazyLock<[String; 2]> = LazyLock::new(personal::enqueue_statements);
     if parts.personal() {
         let email_due = personal::email_due(cx.app, now);
@@ -273,9 +291,7 @@ async fn write_in_transaction(
             writes.push(store.stmt(sql, values));
         }
     }
-    tx.execute_raw(db::batch(writes)).await?;
-    tx.commit().await?;
-    Ok(Some(room))
+    writes
 }
 
 /// The room is writable by the viewer, a member, and a reply's parent is in it. An org

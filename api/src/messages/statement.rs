@@ -87,13 +87,7 @@ fn sql(parts: Parts) -> String {
         optional.push(outbound::enqueue_cte());
     }
     format!(
-        "WITH room AS ( \
-          UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $3, \
-            first_response_at = CASE WHEN kind = 'support' THEN COALESCE(first_response_at, $3) END \
-          WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL AND archived_at IS NULL \
-            AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $4) \
-            AND ($8::uuid IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $8 AND room_id = $1)) \
-          RETURNING {room_columns}), \
+        "WITH room AS ({bump}), \
         message AS ( \
           INSERT INTO messages (id, org_id, room_id, seq, author_user_id, sender_role, body, source, \
             client_id, reply_to_id, attachments, created_at) \
@@ -108,8 +102,24 @@ fn sql(parts: Parts) -> String {
           FROM message, unnest(string_to_array($10, ',')::uuid[]) AS mentioned(id)), \
         {optional} \
         SELECT room.* FROM room, message",
+        bump = bump_sql("$8::uuid"),
         optional = optional.join(", "),
-        room_columns = columns::<rooms::Entity>(None),
+    )
+}
+
+/// A send's seq bump with its checks (the room in the sender's organisation, not deleted or
+/// archived, the sender a member, a reply's parent in the room), returning the room: `$1` the
+/// room, `$2` the organisation, `$3` the time, `$4` the author, `reply` the parent (null for
+/// none). Both backends' sends start with it, so that their checks cannot drift apart.
+pub fn bump_sql(reply: &str) -> String {
+    format!(
+        "UPDATE rooms SET last_seq = last_seq + 1, last_message_at = $3, \
+           first_response_at = CASE WHEN kind = 'support' THEN COALESCE(first_response_at, $3) END \
+         WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL AND archived_at IS NULL \
+           AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $4) \
+           AND ({reply} IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = {reply} AND room_id = $1)) \
+         RETURNING {}",
+        columns::<rooms::Entity>(None)
     )
 }
 
