@@ -64,19 +64,8 @@ pub fn enqueue_messages_added_cte() -> String {
 }
 
 /// The `MESSAGE_ADDED` deliveries of a message stored by statements of its own transaction
-/// (a send on SQLite, an inbound customer message on either backend), in that transaction.
-pub async fn enqueue_message_added(
-    conn: &impl ConnectionTrait,
-    store: &Store,
-    room_id: uuid::Uuid,
-    message_id: uuid::Uuid,
-    at: DateTime<Utc>,
-) -> ApiResult<()> {
-    conn.execute_raw(message_added(store, room_id, message_id, at)).await?;
-    Ok(())
-}
-
-/// The statement of [`enqueue_message_added`], for a caller that runs it among others.
+/// (a send on SQLite, an inbound customer message on either backend), to run in that
+/// transaction.
 pub fn message_added(
     store: &Store,
     room_id: uuid::Uuid,

@@ -227,7 +227,7 @@ async fn store_inbound(
         return Ok(Attempt::Redelivery);
     }
     // Webhooks made for this conversation hear the customer as they hear the agents' replies.
-    outbox::enqueue_message_added(&tx.txn, store, room.id, message.id, now).await?;
+    tx.execute_raw(outbox::message_added(store, room.id, message.id, now)).await?;
     tx.commit().await?;
     Ok(Attempt::Stored(Box::new((MessageRecord::from(message), Announcement { room, new_members, changes }))))
 }
