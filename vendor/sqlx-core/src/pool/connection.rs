@@ -304,14 +304,15 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             }
         }
 
-        // test the connection on-release to ensure it is still viable,
-        // and flush anything time-sensitive like transaction rollbacks
-        // if an Executor future/stream is dropped during an `.await` call, the connection
-        // is likely to be left in an inconsistent state, in which case it should not be
-        // returned to the pool; also of course, if it was dropped due to an error
-        // this is simply a band-aid as SQLx-next connections should be able
-        // to recover from cancellations
-        if let Err(error) = self.raw.ping().await {
+        // flush anything time-sensitive like transaction rollbacks, and read what a
+        // cancelled Executor future/stream left unread: if that fails, the connection is
+        // in an inconsistent state and should not be returned to the pool.
+        //
+        // Parley's patch: upstream pings here, a round trip to the server on every release
+        // even when the connection is clean. `flush` does the same work when something is
+        // pending (PostgreSQL: the write buffer and outstanding `ReadyForQuery`s) and nothing
+        // otherwise; a connection that died while idle is still found by the acquire test.
+        if let Err(error) = self.raw.flush().await {
             tracing::warn!(
                 %error,
                 "error occurred while testing the connection on-release",
