@@ -131,6 +131,8 @@ pub enum Event {
     UserChanged { user_id: Uuid },
     /// A room was renamed, archived or otherwise changed (directory topic).
     RoomInfoChanged { room_id: Uuid },
+    /// A support inbox's settings or secret changed (directory topic).
+    InboxChanged { inbox_id: Uuid },
     /// A reminder was created or moved to `remind_at` (scheduler topic): a scheduler sleeping
     /// past that moment wakes up early.
     ReminderScheduled { remind_at: DateTime<Utc> },

@@ -1,10 +1,11 @@
 //! The directory: this instance's bounded caches of users and rooms, so that resolving a
 //! message's author or room on every subscription frame, or the caller of every request,
-//! costs no database round trip.
+//! costs no database round trip; and of support inboxes, whose secret every inbound webhook
+//! is checked with.
 //!
-//! Invalidation: a change to a user (renamed, deactivated, role changed) or to a room's
-//! metadata (renamed, topic, archived) is forgotten locally by the service that made it and
-//! published on the directory topic, which every instance follows for its whole life. A bus
+//! Invalidation: a change to a user (renamed, deactivated, role changed), to a room's
+//! metadata (renamed, topic, archived) or to an inbox (settings, a rotated secret) is
+//! forgotten locally by the service that made it and published on the directory topic, which every instance follows for its whole life. A bus
 //! resync (events may have been lost) drops both caches whole, and entries expire after
 //! `TIME_TO_LIVE` whatever happens, which bounds what a lost event could leave behind.
 //!
@@ -40,7 +41,7 @@ use crate::bus::{BusItem, Event, EventBus, Topic};
 use crate::db::Store;
 use crate::error::ApiResult;
 use entity::enums::RoomKind;
-use entity::{rooms, users};
+use entity::{rooms, support_inboxes, users};
 
 const CAPACITY: u64 = 100_000;
 const TIME_TO_LIVE: Duration = Duration::from_secs(30);
@@ -55,6 +56,7 @@ const RESYNC_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Directory {
     users: Cache<Uuid, users::Model>,
     rooms: Cache<Uuid, rooms::Model>,
+    inboxes: Cache<Uuid, support_inboxes::Model>,
     /// Kinds of the rooms this instance sent into. A room's kind never changes, so these need
     /// no invalidation and no time to live; only the bound.
     kinds: Cache<Uuid, RoomKind>,
@@ -66,6 +68,7 @@ impl Default for Directory {
         Self {
             users: bounded(),
             rooms: bounded(),
+            inboxes: bounded(),
             kinds: Cache::new(CAPACITY),
             watchers: watchers::Watchers::default(),
         }
@@ -162,6 +165,19 @@ impl Directory {
         Ok(found)
     }
 
+    /// A support inbox by id, in any organisation (the webhook's signature decides). Its
+    /// round-robin turn may be stale: decisions read the inbox again under its lock.
+    pub async fn inbox(&self, store: &Store, id: Uuid) -> ApiResult<Option<support_inboxes::Model>> {
+        if let Some(inbox) = self.inboxes.get(&id) {
+            return Ok(Some(inbox));
+        }
+        let inbox = support_inboxes::Entity::find_by_id(id).one(&store.db).await?;
+        if let Some(inbox) = &inbox {
+            self.inboxes.insert(id, inbox.clone());
+        }
+        Ok(inbox)
+    }
+
     pub fn forget_user(&self, id: Uuid) {
         self.users.invalidate(&id);
     }
@@ -190,6 +206,7 @@ impl Directory {
     fn forget_all(&self) {
         self.users.invalidate_all();
         self.rooms.invalidate_all();
+        self.inboxes.invalidate_all();
     }
 
     /// Follows the directory topic until shutdown. Returns once the topic is subscribed, so
@@ -224,6 +241,7 @@ impl Directory {
                         match envelope.event {
                             Event::UserChanged { user_id } => directory.announce_user_change(user_id),
                             Event::RoomInfoChanged { room_id } => directory.forget_room(room_id),
+                            Event::InboxChanged { inbox_id } => directory.inboxes.invalidate(&inbox_id),
                             _ => {}
                         }
                         continue;
@@ -281,5 +299,11 @@ impl Directory {
     pub async fn room_changed(&self, bus: &EventBus, room_id: Uuid) {
         self.forget_room(room_id);
         bus.publish(Topic::Directory, Event::RoomInfoChanged { room_id }).await;
+    }
+
+    /// Announces a change to a support inbox, like `user_changed`.
+    pub async fn inbox_changed(&self, bus: &EventBus, inbox_id: Uuid) {
+        self.inboxes.invalidate(&inbox_id);
+        bus.publish(Topic::Directory, Event::InboxChanged { inbox_id }).await;
     }
 }

@@ -29,7 +29,7 @@ pub async fn receive(
     let app = &state.app;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let inbox = match uuid::Uuid::parse_str(&inbox_id) {
-        Ok(id) => crate::error::found(ingest::inbox(&app.store.db, id).await),
+        Ok(id) => crate::error::found(ingest::inbox(app, id).await),
         Err(_) => Ok(None),
     };
     let inbox = match inbox {

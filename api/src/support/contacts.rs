@@ -76,15 +76,14 @@ pub fn e164(raw: &str) -> ApiResult<String> {
     }
 }
 
-/// The contact this input names (by external reference, then phone, then email), with what
-/// is new filled in, or a new one; and their conversation in `inbox_id` if they have one.
-/// Inside the caller's transaction.
-pub async fn upsert(
+/// The contact this input names (by external reference, then phone, then email), with their
+/// conversation in `inbox_id` if they have one; `None` when no contact matches.
+pub async fn find(
     conn: &impl ConnectionTrait,
     org_id: Uuid,
     inbox_id: Uuid,
     input: &ContactInput,
-) -> ApiResult<(contacts::Model, Option<rooms::Model>)> {
+) -> ApiResult<Option<(contacts::Model, Option<rooms::Model>)>> {
     let mut any = Condition::any();
     if let Some(r) = &input.external_ref {
         any = any.add(contacts::Column::ExternalRef.eq(r.as_str()));
@@ -109,7 +108,7 @@ pub async fn upsert(
         .filter(any)
         .all(conn)
         .await?;
-    let best = found.into_iter().min_by_key(|(c, _)| {
+    Ok(found.into_iter().min_by_key(|(c, _)| {
         if input.external_ref.is_some() && c.external_ref == input.external_ref {
             0
         } else if input.phone.is_some() && c.phone == input.phone {
@@ -117,12 +116,28 @@ pub async fn upsert(
         } else {
             2
         }
-    });
-    match best {
+    }))
+}
+
+/// Whether storing a message from `input` would change `contact` (a name given for the
+/// first time).
+pub fn needs_update(contact: &contacts::Model, input: &ContactInput) -> bool {
+    contact.display_name.is_none() && input.name.is_some()
+}
+
+/// The contact this input names, with what is new filled in, or a new one; and their
+/// conversation in `inbox_id` if they have one. Inside the caller's transaction.
+pub async fn upsert(
+    conn: &impl ConnectionTrait,
+    org_id: Uuid,
+    inbox_id: Uuid,
+    input: &ContactInput,
+) -> ApiResult<(contacts::Model, Option<rooms::Model>)> {
+    match find(conn, org_id, inbox_id, input).await? {
         Some((contact, conversation)) => {
             // Fill in what the contact did not have; never overwrite (another contact may
             // hold that phone or email already, and a name given once stays).
-            if contact.display_name.is_some() || input.name.is_none() {
+            if !needs_update(&contact, input) {
                 return Ok((contact, conversation));
             }
             let mut change: contacts::ActiveModel = contact.into();

@@ -107,12 +107,14 @@ pub async fn update(cx: &Ctx<'_>, inbox_id: Uuid, settings: InboxSettings) -> Ap
     let tx = cx.app.store.begin_write().await?;
     let inbox = change.update(&tx.txn).await?;
     tx.commit().await?;
+    cx.app.directory.inbox_changed(&cx.app.bus, inbox.id).await;
     // A higher capacity or another strategy may take conversations off the queue.
     conversations::drain_quietly(cx.app, inbox.id).await;
     Ok(inbox)
 }
 
-/// A new secret; the old one stops working at once.
+/// A new secret; the old one stops working at once (on other instances, when the directory
+/// event reaches them).
 pub async fn rotate_secret(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<inboxes::Model> {
     let inbox = managed(cx, inbox_id).await?;
     let mut change: inboxes::ActiveModel = inbox.into();
@@ -120,6 +122,7 @@ pub async fn rotate_secret(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<inboxes::M
     let tx = cx.app.store.begin_write().await?;
     let inbox = change.update(&tx.txn).await?;
     tx.commit().await?;
+    cx.app.directory.inbox_changed(&cx.app.bus, inbox.id).await;
     Ok(inbox)
 }
 

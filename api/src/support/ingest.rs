@@ -23,7 +23,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::payload::Inbound;
-use super::{assign, contacts, conversations};
+use super::{assign, contacts, conversations, settled};
 use crate::bus::{ConversationChangePayload, Event, MembershipChange, MessagePayload, RoomPayload, Topic};
 use crate::db::columns;
 use crate::error::{ApiError, ApiResult};
@@ -67,6 +67,11 @@ const ATTEMPTS: usize = 3;
 /// Stores `inbound` into `inbox` (as read by the caller, which checked the signature with it)
 /// and announces it; a redelivery answers with the message stored before.
 pub async fn ingest(app: &AppState, inbox: &support_inboxes::Model, inbound: Inbound) -> ApiResult<Ingested> {
+    if let Some((message, room)) = settled::store(app, inbox, &inbound).await? {
+        let announcement = Announcement { room, new_members: Vec::new(), changes: Vec::new() };
+        announce(app, &message, announcement).await;
+        return Ok(Ingested { message, created: true });
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -301,7 +306,8 @@ async fn announce(app: &AppState, message: &MessageRecord, announcement: Announc
     metrics::counter!("parley_inbound_messages_total").increment(1);
 }
 
-/// The inbox an inbound webhook names, whoever sends it (the signature decides the rest).
-pub async fn inbox(conn: &impl ConnectionTrait, inbox_id: Uuid) -> ApiResult<support_inboxes::Model> {
-    support_inboxes::Entity::find_by_id(inbox_id).one(conn).await?.ok_or_else(|| ApiError::not_found("inbox"))
+/// The inbox an inbound webhook names, whoever sends it (the signature decides the rest),
+/// from the directory's cache.
+pub async fn inbox(app: &AppState, inbox_id: Uuid) -> ApiResult<support_inboxes::Model> {
+    app.directory.inbox(&app.store, inbox_id).await?.ok_or_else(|| ApiError::not_found("inbox"))
 }

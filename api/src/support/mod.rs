@@ -6,8 +6,9 @@
 //!   their inbox's conversations, so unread counts and subscriptions work unchanged.
 //! - `contacts`: who writes, parsed and upserted (E.164 phones, lower-cased emails).
 //! - `payload`: an inbound message as sent, checked field by field; `ingest`: storing one,
-//!   atomically and idempotently; `signature`: the webhook's
-//!   HMAC (served by `http::inbound`).
+//!   atomically and idempotently; `settled`: its shortcut on PostgreSQL for a message into
+//!   an open conversation that has its agent (one read, one statement); `signature`: the
+//!   webhook's HMAC (served by `http::inbound`).
 //! - `assign`: round robin and least busy, capacity, online first, the queue, the decision
 //!   log; `conversations`: assign, unassign, statuses, and reopening snoozed ones on time.
 //! - `outbound`: agents' replies posted to the inbox's outbound webhook, through the
@@ -27,5 +28,6 @@ pub mod metrics;
 pub mod outbound;
 pub mod payload;
 pub mod resolvers;
+pub mod settled;
 pub mod signature;
 pub mod types;

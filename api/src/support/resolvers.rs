@@ -169,7 +169,7 @@ impl SupportMutation {
                 .collect(),
         };
         // The inbox first: an id of another organisation is NOT_FOUND whatever else is wrong.
-        let inbox = ingest::inbox(&app.store.db, parse_id(&inbox_id)?).await?;
+        let inbox = ingest::inbox(app, parse_id(&inbox_id)?).await?;
         if inbox.org_id != caller.org_id {
             return Err(ApiError::not_found("inbox").into());
         }

@@ -21,7 +21,10 @@ backend_tests!(
     a_conversation_webhook_hears_the_customer_and_the_agents,
 );
 
-pg_test!(concurrent_redeliveries_on_two_instances_store_once,);
+pg_test!(
+    concurrent_redeliveries_on_two_instances_store_once,
+    a_rotated_secret_stops_working_on_every_instance,
+);
 
 /// The README's example: the demo's inbox takes the `curl` that `parley sign` prints (SQLite:
 /// the demo needs an empty database).
@@ -248,6 +251,46 @@ async fn concurrent_redeliveries_on_two_instances_store_once() {
     assert_eq!(ids.len(), 1, "every answer names the one stored message: {answers:?}");
     let room = answers[0].1["conversationId"].as_str().expect("a room").to_owned();
     assert_eq!(unread_count(&a, &sam, &room).await, 1);
+    // Into the conversation as it stands (open, assigned): PostgreSQL's one-statement way,
+    // where a racing copy must neither store twice nor skip a seq.
+    let next = sms("storm-2", "+41790000601", "twice");
+    let posts = (0..10).map(|n| post(if n % 2 == 0 { &a } else { &b }, &id, &secret, &next));
+    let answers = futures_util::future::join_all(posts).await;
+    assert_eq!(answers.iter().filter(|(status, _)| *status == 201).count(), 1, "{answers:?}");
+    assert!(answers.iter().all(|(_, body)| body["seq"] == 2), "{answers:?}");
+    let (status, last) = post(&b, &id, &secret, &sms("storm-3", "+41790000601", "thrice")).await;
+    assert_eq!((status, &last["seq"]), (201, &json!(3)), "{last}");
+    assert_eq!(unread_count(&a, &sam, &room).await, 3);
+}
+
+/// Each instance keeps the inboxes it checked webhooks with: rotating the secret on one must
+/// reach the other's cache through the bus.
+async fn a_rotated_secret_stops_working_on_every_instance() {
+    let Some(backend) = Backend::postgres_redis() else { return };
+    let a = spawn_app(backend).await;
+    let b = a.spawn_second_instance().await;
+    let org = a.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let sam = org.user_with_role("sam", "agent").await;
+    let (id, secret) = inbox(&a, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let (status, _) = post(&b, &id, &secret, &sms("r-1", "+41790000701", "before")).await;
+    assert_eq!(status, 201, "B now holds the inbox with its first secret");
+    let rotate = "mutation($id: ID!) { rotateInboxSecret(inboxId: $id) { webhookSecret } }";
+    let rotated = a.ok(&ada, rotate, json!({ "id": id })).await;
+    let new_secret = rotated["rotateInboxSecret"]["webhookSecret"].as_str().expect("a secret").to_owned();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, answer) = post(&b, &id, &secret, &sms("r-2", "+41790000701", "stale")).await;
+        if status == 401 {
+            break;
+        }
+        // Taken (201, then 200 for the same id) until the event reaches B.
+        assert!(status == 201 || status == 200, "{status} {answer}");
+        assert!(tokio::time::Instant::now() < deadline, "B still takes the old secret");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, answer) = post(&b, &id, &new_secret, &sms("r-3", "+41790000701", "after")).await;
+    assert_eq!(status, 201, "{answer}");
 }
 
 async fn agents_see_the_first_message_of_every_new_conversation_in_a_burst(backend: Backend) {
