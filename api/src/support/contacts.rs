@@ -1,16 +1,17 @@
 //! Contacts: who writes to a support inbox. Parsed from what an inbound message says of its
 //! sender (phone normalised to E.164, email lower-cased), and upserted by the first of
 //! external reference, phone and email that matches a stored contact, read together with
-//! their conversation in the inbox the message came to (one statement for both).
+//! their conversation in the inbox the message came to (one SQL text, `best_match_sql`).
+
+use std::sync::LazyLock;
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, IntoCondition};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, JoinType, QueryFilter,
-    QuerySelect, Set,
+    ActiveModelTrait, ConnectionTrait, FromQueryResult, IdenStatic, Iterable, Set, Statement, Value,
 };
 use uuid::Uuid;
 
+use crate::db::columns;
 use crate::error::{ApiError, ApiResult};
 use crate::users::input::EmailAddress;
 use entity::{contacts, rooms};
@@ -76,47 +77,59 @@ pub fn e164(raw: &str) -> ApiResult<String> {
     }
 }
 
-/// The contact this input names (by external reference, then phone, then email), with their
-/// conversation in `inbox_id` if they have one; `None` when no contact matches.
+/// The contact an inbound message names, and their conversation in an inbox (its columns
+/// prefixed `r_`, null when there is none):
+/// `$1` the organisation, `$2` the inbox, `$3` the external reference, `$4` the phone, `$5`
+/// the email (each null when not given). The first of external reference, phone and email
+/// that matches a stored contact decides. One text for both uses, [`find`] and PostgreSQL's
+/// one-statement message (`settled`), so that they cannot pick different contacts.
+pub fn best_match_sql() -> String {
+    format!(
+        "SELECT {contact}, {room} FROM contacts c \
+         LEFT JOIN rooms r ON r.contact_id = c.id AND r.inbox_id = $2 \
+         WHERE c.org_id = $1 AND (c.external_ref = $3 OR c.phone = $4 OR c.email = $5) \
+         ORDER BY CASE WHEN c.external_ref = $3 THEN 0 WHEN c.phone = $4 THEN 1 ELSE 2 END \
+         LIMIT 1",
+        contact = columns::<contacts::Entity>(Some("c")),
+        room = rooms::Column::iter()
+            .map(|c| format!("r.\"{0}\" AS \"r_{0}\"", c.as_str()))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// [`best_match_sql`]'s values.
+pub fn best_match_values(org_id: Uuid, inbox_id: Uuid, input: &ContactInput) -> Vec<Value> {
+    vec![
+        org_id.into(),
+        inbox_id.into(),
+        input.external_ref.clone().into(),
+        input.phone.clone().into(),
+        input.email.clone().into(),
+    ]
+}
+
+/// The contact this input names, with their conversation in `inbox_id` if they have one;
+/// `None` when no contact matches.
 pub async fn find(
     conn: &impl ConnectionTrait,
     org_id: Uuid,
     inbox_id: Uuid,
     input: &ContactInput,
 ) -> ApiResult<Option<(contacts::Model, Option<rooms::Model>)>> {
-    let mut any = Condition::any();
-    if let Some(r) = &input.external_ref {
-        any = any.add(contacts::Column::ExternalRef.eq(r.as_str()));
-    }
-    if let Some(p) = &input.phone {
-        any = any.add(contacts::Column::Phone.eq(p.as_str()));
-    }
-    if let Some(e) = &input.email {
-        any = any.add(contacts::Column::Email.eq(e.as_str()));
-    }
-    let conversation = rooms::Entity::belongs_to(contacts::Entity)
-        .from(rooms::Column::ContactId)
-        .to(contacts::Column::Id)
-        .on_condition(move |_, _| {
-            Expr::col((rooms::Entity, rooms::Column::InboxId)).eq(inbox_id).into_condition()
-        })
-        .into();
-    let found = contacts::Entity::find()
-        .select_also(rooms::Entity)
-        .join_rev(JoinType::LeftJoin, conversation)
-        .filter(contacts::Column::OrgId.eq(org_id))
-        .filter(any)
-        .all(conn)
-        .await?;
-    Ok(found.into_iter().min_by_key(|(c, _)| {
-        if input.external_ref.is_some() && c.external_ref == input.external_ref {
-            0
-        } else if input.phone.is_some() && c.phone == input.phone {
-            1
-        } else {
-            2
-        }
-    }))
+    static SQL: LazyLock<String> = LazyLock::new(best_match_sql);
+    let statement = Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        SQL.as_str(),
+        best_match_values(org_id, inbox_id, input),
+    );
+    let Some(row) = conn.query_one_raw(statement).await? else { return Ok(None) };
+    let contact = contacts::Model::from_query_result(&row, "")?;
+    let room = match row.try_get::<Option<Uuid>>("", "r_id")? {
+        Some(_) => Some(rooms::Model::from_query_result(&row, "r_")?),
+        None => None,
+    };
+    Ok(Some((contact, room)))
 }
 
 /// Whether storing a message from `input` would change `contact` (a name given for the
