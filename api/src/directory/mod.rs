@@ -5,9 +5,11 @@
 //!
 //! Invalidation: a change to a user (renamed, deactivated, role changed), to a room's
 //! metadata (renamed, topic, archived) or to an inbox (settings, a rotated secret) is
-//! forgotten locally by the service that made it and published on the directory topic, which every instance follows for its whole life. A bus
-//! resync (events may have been lost) drops both caches whole, and entries expire after
-//! `TIME_TO_LIVE` whatever happens, which bounds what a lost event could leave behind.
+//! forgotten locally by the service that made it and published on the directory topic, which
+//! every instance follows for its whole life. A bus resync (events may have been lost) drops
+//! the three caches whole, and entries expire after `TIME_TO_LIVE` whatever happens, which
+//! bounds what a lost event could leave behind. A webhook signature the cached secret refuses
+//! is checked again with the inbox read afresh, so a rotated secret works at once everywhere.
 //!
 //! Open WebSockets outlive a token check, so the directory also tells each the changes to its
 //! own viewer (`watch_user`, in `watchers.rs`): a connection whose viewer was deactivated
@@ -29,6 +31,8 @@ pub use payload::{room_of, user_of};
 pub use watchers::UserWatch;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -57,6 +61,9 @@ pub struct Directory {
     users: Cache<Uuid, users::Model>,
     rooms: Cache<Uuid, rooms::Model>,
     inboxes: Cache<Uuid, support_inboxes::Model>,
+    /// Moves on whenever inboxes are forgotten, so that a read overtaken by a change does not
+    /// cache the row it read before it (shared by clones, like the caches).
+    inbox_generation: Arc<AtomicU64>,
     /// Kinds of the rooms this instance sent into. A room's kind never changes, so these need
     /// no invalidation and no time to live; only the bound.
     kinds: Cache<Uuid, RoomKind>,
@@ -69,6 +76,7 @@ impl Default for Directory {
             users: bounded(),
             rooms: bounded(),
             inboxes: bounded(),
+            inbox_generation: Arc::default(),
             kinds: Cache::new(CAPACITY),
             watchers: watchers::Watchers::default(),
         }
@@ -168,14 +176,31 @@ impl Directory {
     /// A support inbox by id, in any organisation (the webhook's signature decides). Its
     /// round-robin turn may be stale: decisions read the inbox again under its lock.
     pub async fn inbox(&self, store: &Store, id: Uuid) -> ApiResult<Option<support_inboxes::Model>> {
-        if let Some(inbox) = self.inboxes.get(&id) {
-            return Ok(Some(inbox));
+        match self.inboxes.get(&id) {
+            Some(inbox) => Ok(Some(inbox)),
+            None => self.inbox_fresh(store, id).await,
         }
+    }
+
+    /// A support inbox read from the database whatever is cached, and cached again: for a
+    /// signature the cached secret refused, which may be one rotated meanwhile.
+    pub async fn inbox_fresh(&self, store: &Store, id: Uuid) -> ApiResult<Option<support_inboxes::Model>> {
+        let generation = self.inbox_generation.load(Ordering::Acquire);
         let inbox = support_inboxes::Entity::find_by_id(id).one(&store.db).await?;
         if let Some(inbox) = &inbox {
             self.inboxes.insert(id, inbox.clone());
+            // An inbox forgotten since the read began may have changed after the row was read:
+            // forgotten again (checked after the insert, so no change slips in between).
+            if self.inbox_generation.load(Ordering::Acquire) != generation {
+                self.inboxes.invalidate(&id);
+            }
         }
         Ok(inbox)
+    }
+
+    fn forget_inbox(&self, id: Uuid) {
+        self.inbox_generation.fetch_add(1, Ordering::AcqRel);
+        self.inboxes.invalidate(&id);
     }
 
     pub fn forget_user(&self, id: Uuid) {
@@ -206,6 +231,7 @@ impl Directory {
     fn forget_all(&self) {
         self.users.invalidate_all();
         self.rooms.invalidate_all();
+        self.inbox_generation.fetch_add(1, Ordering::AcqRel);
         self.inboxes.invalidate_all();
     }
 
@@ -241,7 +267,7 @@ impl Directory {
                         match envelope.event {
                             Event::UserChanged { user_id } => directory.announce_user_change(user_id),
                             Event::RoomInfoChanged { room_id } => directory.forget_room(room_id),
-                            Event::InboxChanged { inbox_id } => directory.inboxes.invalidate(&inbox_id),
+                            Event::InboxChanged { inbox_id } => directory.forget_inbox(inbox_id),
                             _ => {}
                         }
                         continue;
@@ -303,7 +329,7 @@ impl Directory {
 
     /// Announces a change to a support inbox, like `user_changed`.
     pub async fn inbox_changed(&self, bus: &EventBus, inbox_id: Uuid) {
-        self.inboxes.invalidate(&inbox_id);
+        self.forget_inbox(inbox_id);
         bus.publish(Topic::Directory, Event::InboxChanged { inbox_id }).await;
     }
 }

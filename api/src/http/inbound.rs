@@ -19,6 +19,7 @@ use crate::error::ErrorCode;
 use crate::support::ingest;
 use crate::support::payload::{Inbound, RawInbound};
 use crate::support::signature;
+use entity::support_inboxes;
 
 pub async fn receive(
     State(state): State<Arc<HttpState>>,
@@ -32,19 +33,34 @@ pub async fn receive(
         Ok(id) => crate::error::found(ingest::inbox(app, id).await),
         Err(_) => Ok(None),
     };
-    let inbox = match inbox {
+    let mut inbox = match inbox {
         Ok(Some(inbox)) => inbox,
         Ok(None) => return refused("unknown inbox or bad signature"),
         // A gateway retries a 5xx, not a 4xx: a database hiccup must not lose the message.
         Err(e) => return unavailable(&e),
     };
-    let signed = signature::verify(
-        &inbox.webhook_secret,
-        header("x-parley-timestamp"),
-        header("x-parley-signature"),
-        &body,
-        Utc::now(),
-    );
+    let verify = |inbox: &support_inboxes::Model| {
+        signature::verify(
+            &inbox.webhook_secret,
+            header("x-parley-timestamp"),
+            header("x-parley-signature"),
+            &body,
+            Utc::now(),
+        )
+    };
+    let mut signed = verify(&inbox);
+    if signed.is_err() {
+        // The inbox is cached: its secret may have been rotated since, and a message signed
+        // with the new one must not be refused (a gateway does not retry a 401).
+        match app.directory.inbox_fresh(&app.store, inbox.id).await {
+            Ok(Some(fresh)) => {
+                signed = verify(&fresh);
+                inbox = fresh;
+            }
+            Ok(None) => return refused("unknown inbox or bad signature"),
+            Err(e) => return unavailable(&e),
+        }
+    }
     if let Err(why) = signed {
         tracing::info!(inbox = %inbox.id, why, "inbound webhook refused");
         return refused("unknown inbox or bad signature");

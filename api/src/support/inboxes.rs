@@ -113,8 +113,10 @@ pub async fn update(cx: &Ctx<'_>, inbox_id: Uuid, settings: InboxSettings) -> Ap
     Ok(inbox)
 }
 
-/// A new secret; the old one stops working at once (on other instances, when the directory
-/// event reaches them).
+/// A new secret. It works at once on every instance (a signature the cached secret refuses is
+/// checked again with the inbox read afresh); the old one stops working here at once, and on
+/// other instances when the directory event reaches them (30 s at worst, the cache's time to
+/// live, should the event be lost).
 pub async fn rotate_secret(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<inboxes::Model> {
     let inbox = managed(cx, inbox_id).await?;
     let mut change: inboxes::ActiveModel = inbox.into();

@@ -69,7 +69,7 @@ const ATTEMPTS: usize = 3;
 pub async fn ingest(app: &AppState, inbox: &support_inboxes::Model, inbound: Inbound) -> ApiResult<Ingested> {
     if let Some((message, room)) = settled::store(app, inbox, &inbound).await? {
         let announcement = Announcement { room, new_members: Vec::new(), changes: Vec::new() };
-        announce(app, &message, announcement).await;
+        announce(app, &message, announcement, "statement").await;
         return Ok(Ingested { message, created: true });
     }
     let mut attempt = 0;
@@ -79,7 +79,7 @@ pub async fn ingest(app: &AppState, inbox: &support_inboxes::Model, inbound: Inb
         let error = match store_inbound(app, inbox, &inbound, attempt > 1).await {
             Ok(Attempt::Stored(stored)) => {
                 let (message, announcement) = *stored;
-                announce(app, &message, announcement).await;
+                announce(app, &message, announcement, "transaction").await;
                 return Ok(Ingested { message, created: true });
             }
             Ok(Attempt::Redelivery) => match stored(app, inbox, &inbound).await? {
@@ -286,8 +286,9 @@ async fn conversation(
 }
 
 /// After commit: agents of a new conversation learn of it first (their subscriptions start
-/// following it), then the status and assignment changes, then the message.
-async fn announce(app: &AppState, message: &MessageRecord, announcement: Announcement) {
+/// following it), then the status and assignment changes, then the message. `way` is how it
+/// was stored (`settled`'s one statement, or a transaction), counted on `/metrics`.
+async fn announce(app: &AppState, message: &MessageRecord, announcement: Announcement, way: &'static str) {
     let Announcement { room, new_members, changes } = announcement;
     for user_id in new_members {
         let event = Event::MembershipChanged { room_id: room.id, change: MembershipChange::Created, seq: 0 };
@@ -303,7 +304,7 @@ async fn announce(app: &AppState, message: &MessageRecord, announcement: Announc
         mentioned: Vec::new(),
     };
     app.bus.publish(Topic::Room(room.id), event).await;
-    metrics::counter!("parley_inbound_messages_total").increment(1);
+    metrics::counter!("parley_inbound_messages_total", "way" => way).increment(1);
 }
 
 /// The inbox an inbound webhook names, whoever sends it (the signature decides the rest),

@@ -264,8 +264,8 @@ async fn concurrent_redeliveries_on_two_instances_store_once() {
     assert_eq!(unread_count(&a, &sam, &room).await, 3);
 }
 
-/// Each instance keeps the inboxes it checked webhooks with: rotating the secret on one must
-/// reach the other's cache through the bus.
+/// Each instance keeps the inboxes it checked webhooks with: after a rotation on one, the new
+/// secret works on the other at once, and the old one stops once the bus has told it.
 async fn a_rotated_secret_stops_working_on_every_instance() {
     let Some(backend) = Backend::postgres_redis() else { return };
     let a = spawn_app(backend).await;
@@ -279,6 +279,8 @@ async fn a_rotated_secret_stops_working_on_every_instance() {
     let rotate = "mutation($id: ID!) { rotateInboxSecret(inboxId: $id) { webhookSecret } }";
     let rotated = a.ok(&ada, rotate, json!({ "id": id })).await;
     let new_secret = rotated["rotateInboxSecret"]["webhookSecret"].as_str().expect("a secret").to_owned();
+    let (status, answer) = post(&b, &id, &new_secret, &sms("r-0", "+41790000701", "at once")).await;
+    assert_eq!(status, 201, "the new secret works on B at once, event or not: {answer}");
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (status, answer) = post(&b, &id, &secret, &sms("r-2", "+41790000701", "stale")).await;
@@ -414,4 +416,18 @@ async fn contacts_are_found_by_reference_then_phone_then_email(backend: Backend)
     assert_eq!(name(by_phone.clone()).await, "Dana", "and stays");
     let (status, answer) = post(&app, &id, &secret, &message("c-9", json!({ "phone": phone }))).await;
     assert_eq!((status, &answer["seq"]), (200, &json!(5)), "a redelivery, {answer}");
+    // How each was stored: on PostgreSQL every message into an existing conversation with
+    // nothing to fill in took the one statement (c-4 to c-7, c-9); new conversations and the
+    // first name the transactional way.
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("GET /metrics");
+    let metrics = metrics.text().await.expect("metrics");
+    let stored = |way: &str| {
+        let series = format!("parley_inbound_messages_total{{way=\"{way}\"}} ");
+        metrics.lines().find_map(|line| line.strip_prefix(&series)).unwrap_or("0").to_owned()
+    };
+    let expected = match backend {
+        Backend::PostgresRedis => ("5", "4"),
+        Backend::Sqlite => ("0", "9"),
+    };
+    assert_eq!((stored("statement").as_str(), stored("transaction").as_str()), expected, "{metrics}");
 }

@@ -312,7 +312,10 @@ impl<DB: Database> Floating<DB, Live<DB>> {
         // even when the connection is clean. `flush` does the same work when something is
         // pending (PostgreSQL: the write buffer and outstanding `ReadyForQuery`s) and nothing
         // otherwise; a connection that died while idle is still found by the acquire test.
-        if let Err(error) = self.raw.flush().await {
+        // SQLite keeps the ping: its `flush` does nothing, and the ping is what finds a worker
+        // thread that stopped (it does when it cannot roll back a cancelled transaction).
+        let checked = if DB::NAME == "SQLite" { self.raw.ping().await } else { self.raw.flush().await };
+        if let Err(error) = checked {
             tracing::warn!(
                 %error,
                 "error occurred while testing the connection on-release",
