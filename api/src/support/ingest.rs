@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
     QueryFilter, TryInsertResult,
@@ -199,24 +199,7 @@ async fn store_inbound(
     .one(&tx.txn)
     .await?;
     let Some(room) = bumped else { return Ok(Attempt::Changed) };
-    let message = messages::Model {
-        id: Uuid::now_v7(),
-        org_id: inbox.org_id,
-        room_id: room.id,
-        seq: room.last_seq,
-        author_user_id: None,
-        author_contact_id: Some(contact.id),
-        sender_role: SenderRole::User,
-        body: inbound.body.as_str().to_owned(),
-        source: inbound.source,
-        external_id: Some(inbound.external_id.clone()),
-        client_id: None,
-        reply_to_id: None,
-        attachments: attachments_json(&inbound.attachments),
-        created_at: now,
-        edited_at: None,
-        deleted_at: None,
-    };
+    let message = customer_message(Uuid::now_v7(), &room, contact.id, inbound, now);
     // Without `RETURNING`: sea-orm 2.0.4 reports a `DO NOTHING` as "record not found" when
     // it asks for the row back. The row is `message` as built (times already in microseconds).
     let inserted = messages::Entity::insert(messages::ActiveModel::from(message.clone()))
@@ -235,6 +218,35 @@ async fn store_inbound(
     tx.execute_raw(outbox::message_added(store, room.id, message.id, now)).await?;
     tx.commit().await?;
     Ok(Attempt::Stored(Box::new((MessageRecord::from(message), Announcement { room, new_members, changes }))))
+}
+
+/// The row of a customer's message `id`, stored into `room` (as bumped: its seq is the
+/// message's) at `now`.
+pub(super) fn customer_message(
+    id: Uuid,
+    room: &rooms::Model,
+    contact_id: Uuid,
+    inbound: &Inbound,
+    now: DateTime<Utc>,
+) -> messages::Model {
+    messages::Model {
+        id,
+        org_id: room.org_id,
+        room_id: room.id,
+        seq: room.last_seq,
+        author_user_id: None,
+        author_contact_id: Some(contact_id),
+        sender_role: SenderRole::User,
+        body: inbound.body.as_str().to_owned(),
+        source: inbound.source,
+        external_id: Some(inbound.external_id.clone()),
+        client_id: None,
+        reply_to_id: None,
+        attachments: attachments_json(&inbound.attachments),
+        created_at: now,
+        edited_at: None,
+        deleted_at: None,
+    }
 }
 
 async fn find_conversation(

@@ -17,15 +17,15 @@ use chrono::{SubsecRound, Utc};
 use sea_orm::{ActiveEnum, ConnectionTrait, DatabaseBackend, FromQueryResult};
 use uuid::Uuid;
 
-use super::contacts;
 use super::payload::Inbound;
+use super::{contacts, ingest};
 use crate::db::columns;
 use crate::error::ApiResult;
 use crate::messages::record::{MessageRecord, attachments_json};
 use crate::notifications::outbox;
 use crate::state::AppState;
 use entity::enums::{AssignmentStrategy, SenderRole};
-use entity::{messages, rooms, support_inboxes};
+use entity::{rooms, support_inboxes};
 
 /// `$1`–`$5` those of `contacts::best_match_sql`, `$6` the time, `$7` the message's id, `$8`
 /// its body, `$9` source, `$10` external id, `$11` attachments, `$12` whether the inbox
@@ -75,7 +75,6 @@ pub async fn store(
     // In microseconds, as it is stored, so the announced message is the stored one.
     let now = Utc::now().trunc_subsecs(6);
     let id = Uuid::now_v7();
-    let attachments = attachments_json(&inbound.attachments);
     let mut values = contacts::best_match_values(inbox.org_id, inbox.id, &inbound.contact);
     values.extend([
         now.into(),
@@ -83,29 +82,12 @@ pub async fn store(
         inbound.body.as_str().into(),
         inbound.source.to_value().into(),
         inbound.external_id.clone().into(),
-        attachments.clone().into(),
+        attachments_json(&inbound.attachments).into(),
         (inbox.assignment == AssignmentStrategy::Manual).into(),
         inbound.contact.name.clone().into(),
     ]);
     let Some(row) = store.db.query_one_raw(store.stmt(&SQL, values)).await? else { return Ok(None) };
     let room = rooms::Model::from_query_result(&row, "")?;
-    let message = messages::Model {
-        id,
-        org_id: inbox.org_id,
-        room_id: room.id,
-        seq: room.last_seq,
-        author_user_id: None,
-        author_contact_id: Some(row.try_get("", "contact_id")?),
-        sender_role: SenderRole::User,
-        body: inbound.body.as_str().to_owned(),
-        source: inbound.source,
-        external_id: Some(inbound.external_id.clone()),
-        client_id: None,
-        reply_to_id: None,
-        attachments,
-        created_at: now,
-        edited_at: None,
-        deleted_at: None,
-    };
+    let message = ingest::customer_message(id, &room, row.try_get("", "contact_id")?, inbound, now);
     Ok(Some((MessageRecord::from(message), room)))
 }

@@ -11,7 +11,7 @@ use super::*;
 use crate::helpers::api::{send, unread_count};
 use crate::helpers::receiver::Receiver;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, WAIT, assert_error_code, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, TestUser, WAIT, assert_error_code, spawn_app, spawn_app_with};
 
 backend_tests!(
     admins_manage_inboxes_and_agents_see_only_theirs,
@@ -235,14 +235,21 @@ async fn a_redelivered_message_is_stored_once(backend: Backend) {
     assert_error_code(&app.gql(&sam, add, json!({ "room": room, "user": olga.id })).await, "BAD_USER_INPUT");
 }
 
-async fn concurrent_redeliveries_on_two_instances_store_once() {
-    let Some(backend) = Backend::postgres_redis() else { return };
+/// Two instances on PostgreSQL + Redis, an organisation's admin and agent, and an inbox of
+/// theirs: its id and secret.
+async fn two_instances_and_an_inbox(backend: Backend) -> ([TestApp; 2], [TestUser; 2], String, String) {
     let a = spawn_app(backend).await;
     let b = a.spawn_second_instance().await;
     let org = a.create_org().await;
     let ada = org.user_with_role("ada", "admin").await;
     let sam = org.user_with_role("sam", "agent").await;
     let (id, secret) = inbox(&a, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    ([a, b], [ada, sam], id, secret)
+}
+
+async fn concurrent_redeliveries_on_two_instances_store_once() {
+    let Some(backend) = Backend::postgres_redis() else { return };
+    let ([a, b], [_, sam], id, secret) = two_instances_and_an_inbox(backend).await;
     let message = sms("storm-1", "+41790000601", "once");
     let posts = (0..10).map(|n| post(if n % 2 == 0 { &a } else { &b }, &id, &secret, &message));
     let answers = futures_util::future::join_all(posts).await;
@@ -268,12 +275,7 @@ async fn concurrent_redeliveries_on_two_instances_store_once() {
 /// secret works on the other at once, and the old one stops once the bus has told it.
 async fn a_rotated_secret_stops_working_on_every_instance() {
     let Some(backend) = Backend::postgres_redis() else { return };
-    let a = spawn_app(backend).await;
-    let b = a.spawn_second_instance().await;
-    let org = a.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let sam = org.user_with_role("sam", "agent").await;
-    let (id, secret) = inbox(&a, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let ([a, b], [ada, _], id, secret) = two_instances_and_an_inbox(backend).await;
     let (status, _) = post(&b, &id, &secret, &sms("r-1", "+41790000701", "before")).await;
     assert_eq!(status, 201, "B now holds the inbox with its first secret");
     let rotate = "mutation($id: ID!) { rotateInboxSecret(inboxId: $id) { webhookSecret } }";
