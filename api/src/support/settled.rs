@@ -14,13 +14,13 @@
 use std::sync::LazyLock;
 
 use chrono::{SubsecRound, Utc};
-use sea_orm::{ActiveEnum, ConnectionTrait, DatabaseBackend, FromQueryResult};
+use sea_orm::{ActiveEnum, DatabaseBackend, FromQueryResult};
 use uuid::Uuid;
 
 use super::payload::Inbound;
 use super::{contacts, ingest};
 use crate::db::columns;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::messages::record::{MessageRecord, attachments_json};
 use crate::notifications::outbox;
 use crate::state::AppState;
@@ -31,8 +31,8 @@ use entity::{rooms, support_inboxes};
 /// its body, `$9` source, `$10` external id, `$11` attachments, `$12` whether the inbox
 /// assigns by hand (an unassigned conversation then still takes messages here), `$13` the
 /// contact's name as sent (a contact without one takes the transactional way, which fills it
-/// in). Returns the room as bumped and the contact's id, or nothing when the message needs
-/// the transactional way.
+/// in). Returns the room as bumped (its `contact_id` the message's author), or nothing when
+/// the message needs the transactional way.
 static SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH contact AS ({best_match}), \
@@ -47,11 +47,11 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
            SELECT $7, $1, locked.id, locked.last_seq + 1, locked.contact_id, '{user}', $8, $9, $10, $11, $6 \
            FROM locked \
            ON CONFLICT (org_id, source, external_id) DO NOTHING \
-           RETURNING id, room_id, seq, author_contact_id, created_at), \
+           RETURNING id, room_id, seq, created_at), \
          room AS ( \
            UPDATE rooms SET last_seq = message.seq, last_message_at = message.created_at FROM message \
            WHERE rooms.id = message.room_id \
-           RETURNING {room_columns}, message.author_contact_id AS contact_id), \
+           RETURNING {room_columns}), \
          {deliveries} \
          SELECT * FROM room",
         best_match = contacts::best_match_sql(),
@@ -86,8 +86,13 @@ pub async fn store(
         (inbox.assignment == AssignmentStrategy::Manual).into(),
         inbound.contact.name.clone().into(),
     ]);
-    let Some(row) = store.db.query_one_raw(store.stmt(&SQL, values)).await? else { return Ok(None) };
-    let room = rooms::Model::from_query_result(&row, "")?;
-    let message = ingest::customer_message(id, &room, row.try_get("", "contact_id")?, inbound, now);
+    let Some(room) = rooms::Model::find_by_statement(store.stmt(&SQL, values)).one(&store.db).await? else {
+        return Ok(None);
+    };
+    // The statement found the room by its contact, so it has one.
+    let contact_id = room
+        .contact_id
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a conversation without contact")))?;
+    let message = ingest::customer_message(id, &room, contact_id, inbound, now);
     Ok(Some((MessageRecord::from(message), room)))
 }
