@@ -133,8 +133,9 @@ pub async fn find(
 }
 
 /// Whether storing a message from `input` would change `contact` (a name given for the
-/// first time).
-pub fn needs_update(contact: &contacts::Model, input: &ContactInput) -> bool {
+/// first time). `settled`'s statement asks the same in SQL, and leaves such a message to the
+/// transactional way.
+fn needs_update(contact: &contacts::Model, input: &ContactInput) -> bool {
     contact.display_name.is_none() && input.name.is_some()
 }
 

@@ -7,7 +7,7 @@
 //! - `contacts`: who writes, parsed and upserted (E.164 phones, lower-cased emails).
 //! - `payload`: an inbound message as sent, checked field by field; `ingest`: storing one,
 //!   atomically and idempotently; `settled`: its shortcut on PostgreSQL for a message into
-//!   an open conversation that has its agent (one read, one statement); `signature`: the
+//!   an open conversation that has its agent (one statement); `signature`: the
 //!   webhook's HMAC (served by `http::inbound`).
 //! - `assign`: round robin and least busy, capacity, online first, the queue, the decision
 //!   log; `conversations`: assign, unassign, statuses, and reopening snoozed ones on time.
