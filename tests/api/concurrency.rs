@@ -19,7 +19,7 @@ use crate::helpers::api::{
 };
 use crate::helpers::services::HeldTransaction;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, QUIET, TestApp, TestUser, assert_error_code, data, pg_redis_urls, spawn_app};
+use crate::helpers::{Backend, QUIET, TestApp, TestUser, assert_error_code, data, spawn_app};
 
 backend_tests!(
     concurrent_senders_get_gap_free_seqs,
@@ -256,7 +256,7 @@ async fn sends_into_many_rooms_at_once_keep_their_own_answers(backend: Backend) 
     let batched = app.metric("parley_sends_batched_total").await;
     // On PostgreSQL the race is forced: a transaction holding the gate room's row stops a
     // send in the lane all rooms share, so the burst queues behind it and runs as one batch.
-    let holder = hold_room_row(backend, &gate).await;
+    let holder = HeldTransaction::room_row(backend, &gate).await;
     let query = send_query();
     let gated = app.gql(&ada, &query, json!({ "input": { "roomId": gate, "body": "gated" } }));
     let burst = async {
@@ -328,7 +328,7 @@ async fn concurrent_joins_announce_one_join(backend: Backend) {
     let query = "subscription { roomUpdated { roomId reason } }";
     let mut updates = ws.subscribe("rooms", query, json!({})).await;
 
-    let holder = hold_room_row(backend, &open).await;
+    let holder = HeldTransaction::room_row(backend, &open).await;
     let join = "mutation($id: ID!) { joinRoom(roomId: $id) { id } }";
     let joins = join_all((0..4).map(|_| app.gql(&alice, join, json!({ "id": open }))));
     let release = async {
@@ -347,14 +347,4 @@ async fn concurrent_joins_announce_one_join(backend: Backend) {
     assert!(count("JOINED") == 1 && count("MEMBERS_CHANGED") <= 1, "{seen:#?}");
     let members = "query($id: ID!) { room(id: $id) { members { totalCount } } }";
     assert_eq!(app.ok(&alice, members, json!({ "id": open })).await["room"]["members"]["totalCount"], 2);
-}
-
-/// On PostgreSQL, a transaction (of `psql`'s) holding `room`'s row until committed, as a
-/// rename would; `None` on SQLite, whose writes take turns anyway.
-async fn hold_room_row(backend: Backend, room: &str) -> Option<HeldTransaction> {
-    let (url, _) = pg_redis_urls().filter(|_| backend == Backend::PostgresRedis)?;
-    let lock = format!("SELECT count(*) FROM (SELECT id FROM rooms WHERE id = '{room}' FOR UPDATE) AS held;");
-    let (holder, locked) = HeldTransaction::hold(&url, &lock).await;
-    assert_eq!(locked.as_deref(), Some("1"), "the room's row is held");
-    Some(holder)
 }

@@ -14,8 +14,13 @@
 //! wait together, and the next turn runs them as one statement. A room has at most one send
 //! in that lane, as its own lane runs one turn at a time, which is what the batch requires.
 //!
-//! In either lane, a lone send runs alone in its own request, as before: no wait, no
-//! hand-over between tasks.
+//! Inbound customer messages into settled conversations (`support::settled`) have a third
+//! lane of the same kind: the ones that arrive while one is in flight run as one statement.
+//! Their rooms are found by the statement, not known before, so a message that meets another
+//! one's room in its batch is not stored by it, and runs again alone.
+//!
+//! In any lane, a lone send runs alone in its own request, as before: no wait, no hand-over
+//! between tasks.
 //!
 //! A statement the database refuses in a batch (a retried `clientId`, say) rolls back the
 //! whole batch; then each of its sends runs again alone, so every one gets its own answer and
@@ -32,7 +37,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult, Statemen
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::statement::{BATCH_SQL, SendStatement};
+use super::statement::{BatchRow, SendStatement};
 use crate::db::Store;
 use crate::error::{ApiError, ApiResult, database_error};
 use entity::rooms;
@@ -51,6 +56,9 @@ enum Lane {
     /// First turns of sends into different rooms that can join a batch: a turn runs them as
     /// one statement.
     Rooms,
+    /// Inbound customer messages into settled conversations: a turn runs them as one
+    /// statement.
+    Inbound,
 }
 
 struct Waiting {
@@ -69,6 +77,11 @@ impl GroupCommit {
     /// Runs the send `send` into `room_id`, with the sends that wait beside it.
     pub async fn send(&self, store: &Store, room_id: Uuid, send: SendStatement) -> Sent {
         self.in_lane(store, Lane::Room(room_id), send).await
+    }
+
+    /// Runs the inbound message `send` (`support::settled`), with the ones that wait beside it.
+    pub async fn inbound(&self, store: &Store, send: SendStatement) -> Sent {
+        self.in_lane(store, Lane::Inbound, send).await
     }
 
     async fn in_lane(&self, store: &Store, lane: Lane, send: SendStatement) -> Sent {
@@ -118,7 +131,7 @@ impl GroupCommit {
             };
             match lane {
                 Lane::Room(_) => run(&store, batch).await,
-                Lane::Rooms => run_across_rooms(&store, batch).await,
+                Lane::Rooms | Lane::Inbound => run_as_one_statement(&store, lane, batch).await,
             }
         }
     }
@@ -195,18 +208,32 @@ async fn run(store: &Store, mut batch: Vec<Waiting>) {
     each_alone(store, batch, None).await
 }
 
-/// One turn across rooms: a lone send as its own statement, several as one batch statement.
-async fn run_across_rooms(store: &Store, mut batch: Vec<Waiting>) {
+/// One turn across rooms or of inbound messages: a lone send as its own statement, several as
+/// one batch statement. A send into a room missing from the answer failed a check. An inbound
+/// message missing from it may have met another one's room, so it runs again alone, which
+/// answers `None` when the statement does not fit it (the transactional way's messages pay
+/// this one statement more when they arrive in a batch).
+async fn run_as_one_statement(store: &Store, lane: Lane, mut batch: Vec<Waiting>) {
     batch.retain(|waiting| !waiting.reply.is_closed());
     if batch.len() > 1 {
         match in_one_statement(store, &batch).await {
             Ok(mut rooms) => {
-                metrics::counter!("parley_sends_batched_total").increment(batch.len() as u64);
+                let size = batch.len();
+                let mut again = Vec::new();
                 for waiting in batch {
-                    let room = waiting.send.row.as_ref().and_then(|row| rooms.remove(&row.message_id));
-                    let _ = waiting.reply.send(Ok(room));
+                    match waiting.send.row.as_ref().and_then(|row| rooms.remove(&row.message_id)) {
+                        None if lane == Lane::Inbound => again.push(waiting),
+                        room => {
+                            let _ = waiting.reply.send(Ok(room));
+                        }
+                    }
                 }
-                return;
+                let name = match lane {
+                    Lane::Inbound => "parley_inbound_batched_total",
+                    _ => "parley_sends_batched_total",
+                };
+                metrics::counter!(name).increment((size - again.len()) as u64);
+                return each_alone(store, again, None).await;
             }
             Err(failed) => return each_alone(store, batch, failed).await,
         }
@@ -242,11 +269,12 @@ async fn alone(store: &Store, statement: Statement) -> Sent {
 
 /// The batch as one statement: the rooms written, by the id of the message each got.
 async fn in_one_statement(store: &Store, batch: &[Waiting]) -> Result<HashMap<Uuid, rooms::Model>, Failed> {
-    let rows: Vec<&serde_json::Value> =
-        batch.iter().filter_map(|w| Some(&w.send.row.as_ref()?.values)).collect();
+    let rows: Vec<&BatchRow> = batch.iter().filter_map(|w| w.send.row.as_ref()).collect();
+    // The sends of a lane are of one kind, so their rows are of one statement.
+    let Some(sql) = rows.first().map(|row| row.sql) else { return Ok(HashMap::new()) };
+    let rows: Vec<&serde_json::Value> = rows.iter().map(|row| &row.values).collect();
     let rows = serde_json::to_value(rows).map_err(|err| Failed::Broken(DbErr::Custom(err.to_string())))?;
-    let statement =
-        Statement::from_sql_and_values(DatabaseBackend::Postgres, BATCH_SQL.as_str(), [rows.into()]);
+    let statement = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [rows.into()]);
     let answer = match store.db.query_all_raw(statement).await {
         Ok(answer) => answer,
         Err(err) if database_error(&err).is_some() => return Err(Failed::Refused(err)),

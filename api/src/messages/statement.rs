@@ -170,8 +170,11 @@ pub struct SendStatement {
     pub row: Option<BatchRow>,
 }
 
-/// A send's row of [`BATCH_SQL`], and the id of its message, by which the answer is found.
+/// A send's row of a batch statement ([`BATCH_SQL`], or an inbound message's
+/// `support::settled::SQL`), and the id of its message, by which the answer is found.
 pub struct BatchRow {
+    /// The statement that runs rows like this one, as the elements of its `$1`.
+    pub sql: &'static str,
     pub message_id: Uuid,
     pub values: serde_json::Value,
 }
@@ -216,8 +219,11 @@ impl Binds<'_> {
 
     /// The statement, with the send's row of a batch when its parts allow one.
     pub fn send(self, parts: Parts) -> SendStatement {
-        let row = (parts.batchable() && self.mentioned.is_empty())
-            .then(|| BatchRow { message_id: self.id, values: self.row() });
+        let row = (parts.batchable() && self.mentioned.is_empty()).then(|| BatchRow {
+            sql: BATCH_SQL.as_str(),
+            message_id: self.id,
+            values: self.row(),
+        });
         SendStatement { statement: self.statement(parts), row }
     }
 

@@ -78,17 +78,17 @@ pub fn e164(raw: &str) -> ApiResult<String> {
 }
 
 /// The contact an inbound message names, and their conversation in an inbox (its columns
-/// prefixed `r_`, null when there is none):
-/// `$1` the organisation, `$2` the inbox, `$3` the external reference, `$4` the phone, `$5`
-/// the email (each null when not given). The first of external reference, phone and email
-/// that matches a stored contact decides. One text for both uses, [`find`] and PostgreSQL's
-/// one-statement message (`settled`), so that they cannot pick different contacts.
-pub fn best_match_sql() -> String {
+/// prefixed `r_`, null when there is none). `input` names, as SQL, the organisation, the
+/// inbox, the external reference, the phone and the email (each null when not given):
+/// placeholders for [`find`], the columns of a batch's input for `settled`. The first of
+/// external reference, phone and email that matches a stored contact decides. One text for
+/// both uses, so that they cannot pick different contacts.
+pub fn best_match_sql([org, inbox, external_ref, phone, email]: [&str; 5]) -> String {
     format!(
         "SELECT {contact}, {room} FROM contacts c \
-         LEFT JOIN rooms r ON r.contact_id = c.id AND r.inbox_id = $2 \
-         WHERE c.org_id = $1 AND (c.external_ref = $3 OR c.phone = $4 OR c.email = $5) \
-         ORDER BY CASE WHEN c.external_ref = $3 THEN 0 WHEN c.phone = $4 THEN 1 ELSE 2 END \
+         LEFT JOIN rooms r ON r.contact_id = c.id AND r.inbox_id = {inbox} \
+         WHERE c.org_id = {org} AND (c.external_ref = {external_ref} OR c.phone = {phone} OR c.email = {email}) \
+         ORDER BY CASE WHEN c.external_ref = {external_ref} THEN 0 WHEN c.phone = {phone} THEN 1 ELSE 2 END \
          LIMIT 1",
         contact = columns::<contacts::Entity>(Some("c")),
         room = rooms::Column::iter()
@@ -96,17 +96,6 @@ pub fn best_match_sql() -> String {
             .collect::<Vec<_>>()
             .join(", "),
     )
-}
-
-/// [`best_match_sql`]'s values.
-pub fn best_match_values(org_id: Uuid, inbox_id: Uuid, input: &ContactInput) -> Vec<Value> {
-    vec![
-        org_id.into(),
-        inbox_id.into(),
-        input.external_ref.clone().into(),
-        input.phone.clone().into(),
-        input.email.clone().into(),
-    ]
 }
 
 /// The contact this input names, with their conversation in `inbox_id` if they have one;
@@ -117,12 +106,15 @@ pub async fn find(
     inbox_id: Uuid,
     input: &ContactInput,
 ) -> ApiResult<Option<(contacts::Model, Option<rooms::Model>)>> {
-    static SQL: LazyLock<String> = LazyLock::new(best_match_sql);
-    let statement = Statement::from_sql_and_values(
-        conn.get_database_backend(),
-        SQL.as_str(),
-        best_match_values(org_id, inbox_id, input),
-    );
+    static SQL: LazyLock<String> = LazyLock::new(|| best_match_sql(["$1", "$2", "$3", "$4", "$5"]));
+    let values: Vec<Value> = vec![
+        org_id.into(),
+        inbox_id.into(),
+        input.external_ref.clone().into(),
+        input.phone.clone().into(),
+        input.email.clone().into(),
+    ];
+    let statement = Statement::from_sql_and_values(conn.get_database_backend(), SQL.as_str(), values);
     let Some(row) = conn.query_one_raw(statement).await? else { return Ok(None) };
     let contact = contacts::Model::from_query_result(&row, "")?;
     let room = match row.try_get::<Option<Uuid>>("", "r_id")? {

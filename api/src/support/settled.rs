@@ -6,6 +6,11 @@
 //! outbox rows. Anything else — a new contact or conversation, a name to fill in, a
 //! conversation to reopen or assign, a redelivery — goes the transactional way in `ingest`.
 //!
+//! The statement takes its messages as rows, so the ones that arrive on this instance while
+//! one is being stored run together as one statement and one commit (the inbound lane of
+//! `messages::group_commit`): PostgreSQL spends most of a message's CPU starting a statement
+//! and committing it, not writing its rows. A lone message is a batch of one.
+//!
 //! The statement inserts before it bumps: the seq is read under the room's row lock, and the
 //! bump follows only a row the insert wrote. A redelivery's insert meets the stored
 //! `externalId` (`ON CONFLICT DO NOTHING`), so nothing is bumped and no seq is skipped, with
@@ -13,8 +18,9 @@
 
 use std::sync::LazyLock;
 
-use chrono::{SubsecRound, Utc};
-use sea_orm::{ActiveEnum, DatabaseBackend, FromQueryResult};
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{ActiveEnum, DatabaseBackend, Statement};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::payload::Inbound;
@@ -22,71 +28,80 @@ use super::{contacts, ingest};
 use crate::db::columns;
 use crate::error::{ApiError, ApiResult};
 use crate::messages::record::{MessageRecord, attachments_json};
+use crate::messages::statement::{BatchRow, SendStatement};
 use crate::notifications::outbox;
 use crate::state::AppState;
 use entity::enums::{AssignmentStrategy, SenderRole};
 use entity::{rooms, support_inboxes};
 
-/// `$1`–`$5` those of `contacts::best_match_sql`, `$6` the time, `$7` the message's id, `$8`
-/// its body, `$9` source, `$10` external id, `$11` attachments, `$12` whether the inbox
-/// assigns by hand (an unassigned conversation then still takes messages here), `$13` the
-/// contact's name as sent (a contact without one takes the transactional way, which fills it
-/// in). Returns the room as bumped (its `contact_id` the message's author), or nothing when
-/// the message needs the transactional way.
-static SQL: LazyLock<String> = LazyLock::new(|| {
+/// `$1` a JSON array of [`row`]s, each its own message. Returns the rooms as bumped (each
+/// `contact_id` its message's author), each with the id of the message it took
+/// (`message_id`); a message missing from the answer needs the transactional way, or, in a
+/// batch, came after another one into the same conversation (a room is bumped once per
+/// statement), and is run again alone. Rooms are locked in id order, so two instances'
+/// batches over the same rooms queue instead of deadlocking.
+pub static SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH contact AS ({best_match}), \
+        "WITH input AS MATERIALIZED ( \
+           SELECT * FROM jsonb_to_recordset($1::jsonb) AS input(org_id uuid, inbox_id uuid, external_ref text, \
+             phone text, email text, name text, manual boolean, id uuid, at timestamptz, body text, source text, \
+             external_id text, attachments jsonb)), \
+         found AS MATERIALIZED ( \
+           SELECT DISTINCT ON (contact.r_id) input.id AS message_id, contact.id AS contact_id, contact.r_id AS room_id \
+           FROM input CROSS JOIN LATERAL ({best_match}) AS contact \
+           WHERE contact.r_id IS NOT NULL AND (contact.display_name IS NOT NULL OR input.name IS NULL) \
+           ORDER BY contact.r_id, input.id), \
          locked AS ( \
-           SELECT rooms.id, rooms.last_seq, contact.id AS contact_id FROM rooms JOIN contact ON rooms.id = contact.r_id \
-           WHERE rooms.status IN ('open', 'pending') AND (rooms.assignee_id IS NOT NULL OR $12) \
-             AND (contact.display_name IS NOT NULL OR $13::text IS NULL) \
-           FOR NO KEY UPDATE OF rooms), \
+           SELECT rooms.id, rooms.last_seq, found.message_id, found.contact_id \
+           FROM rooms JOIN found ON rooms.id = found.room_id JOIN input ON input.id = found.message_id \
+           WHERE rooms.status IN ('open', 'pending') AND (rooms.assignee_id IS NOT NULL OR input.manual) \
+           ORDER BY rooms.id FOR NO KEY UPDATE OF rooms), \
          message AS ( \
            INSERT INTO messages (id, org_id, room_id, seq, author_contact_id, sender_role, body, source, \
              external_id, attachments, created_at) \
-           SELECT $7, $1, locked.id, locked.last_seq + 1, locked.contact_id, '{user}', $8, $9, $10, $11, $6 \
-           FROM locked \
+           SELECT input.id, input.org_id, locked.id, locked.last_seq + 1, locked.contact_id, '{user}', input.body, \
+             input.source, input.external_id, input.attachments, input.at \
+           FROM locked JOIN input ON input.id = locked.message_id \
            ON CONFLICT (org_id, source, external_id) DO NOTHING \
            RETURNING id, room_id, seq, created_at), \
          room AS ( \
            UPDATE rooms SET last_seq = message.seq, last_message_at = message.created_at FROM message \
            WHERE rooms.id = message.room_id \
-           RETURNING {room_columns}), \
+           RETURNING {room_columns}, message.id AS message_id), \
          {deliveries} \
          SELECT * FROM room",
-        best_match = contacts::best_match_sql(),
+        best_match = contacts::best_match_sql([
+            "input.org_id",
+            "input.inbox_id",
+            "input.external_ref",
+            "input.phone",
+            "input.email"
+        ]),
         user = SenderRole::User.to_value(),
         room_columns = columns::<rooms::Entity>(Some("rooms")),
         deliveries = outbox::enqueue_messages_added_cte(),
     )
 });
 
-/// Stores `inbound` the short way when it can: the stored message and the room as bumped, or
+/// Stores `inbound` the short way when it can, with the messages that arrive beside it on
+/// this instance (`messages::group_commit`): the stored message and the room as bumped, or
 /// `None` when the message needs the transactional way (nothing was written then).
 pub async fn store(
     app: &AppState,
     inbox: &support_inboxes::Model,
     inbound: &Inbound,
 ) -> ApiResult<Option<(MessageRecord, rooms::Model)>> {
-    let store = &app.store;
-    if store.backend() != DatabaseBackend::Postgres {
+    if app.store.backend() != DatabaseBackend::Postgres {
         return Ok(None);
     }
     // In microseconds, as it is stored, so the announced message is the stored one.
     let now = Utc::now().trunc_subsecs(6);
     let id = Uuid::now_v7();
-    let mut values = contacts::best_match_values(inbox.org_id, inbox.id, &inbound.contact);
-    values.extend([
-        now.into(),
-        id.into(),
-        inbound.body.as_str().into(),
-        inbound.source.to_value().into(),
-        inbound.external_id.clone().into(),
-        attachments_json(&inbound.attachments).into(),
-        (inbox.assignment == AssignmentStrategy::Manual).into(),
-        inbound.contact.name.clone().into(),
-    ]);
-    let Some(room) = rooms::Model::find_by_statement(store.stmt(&SQL, values)).one(&store.db).await? else {
+    let values = row(inbox, inbound, id, now);
+    let statement =
+        Statement::from_sql_and_values(DatabaseBackend::Postgres, SQL.as_str(), [json!([values]).into()]);
+    let send = SendStatement { statement, row: Some(BatchRow { sql: SQL.as_str(), message_id: id, values }) };
+    let Some(room) = app.group_commit.inbound(&app.store, send).await? else {
         return Ok(None);
     };
     // The statement found the room by its contact, so it has one.
@@ -95,4 +110,26 @@ pub async fn store(
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a conversation without contact")))?;
     let message = ingest::customer_message(id, &room, contact_id, inbound, now);
     Ok(Some((MessageRecord::from(message), room)))
+}
+
+/// `inbound`, to be stored as message `id` at `now`, as a row of [`SQL`]'s input. The name
+/// is there to be compared: a contact without one takes the transactional way, which fills
+/// it in. Under manual assignment an unassigned conversation still takes messages here.
+fn row(inbox: &support_inboxes::Model, inbound: &Inbound, id: Uuid, now: DateTime<Utc>) -> serde_json::Value {
+    let contact = &inbound.contact;
+    json!({
+        "org_id": inbox.org_id,
+        "inbox_id": inbox.id,
+        "external_ref": contact.external_ref,
+        "phone": contact.phone,
+        "email": contact.email,
+        "name": contact.name,
+        "manual": inbox.assignment == AssignmentStrategy::Manual,
+        "id": id,
+        "at": now,
+        "body": inbound.body.as_str(),
+        "source": inbound.source.to_value(),
+        "external_id": inbound.external_id,
+        "attachments": attachments_json(&inbound.attachments),
+    })
 }

@@ -232,6 +232,17 @@ impl HeldTransaction {
         (HeldTransaction { stdin, _psql: psql }, first.expect("psql's output"))
     }
 
+    /// On PostgreSQL, a transaction holding `room`'s row until committed, as a rename would;
+    /// `None` on SQLite, whose writes take turns anyway.
+    pub async fn room_row(backend: super::Backend, room: &str) -> Option<HeldTransaction> {
+        let (url, _) = super::pg_redis_urls().filter(|_| backend == super::Backend::PostgresRedis)?;
+        let lock =
+            format!("SELECT count(*) FROM (SELECT id FROM rooms WHERE id = '{room}' FOR UPDATE) AS held;");
+        let (holder, locked) = HeldTransaction::hold(&url, &lock).await;
+        assert_eq!(locked.as_deref(), Some("1"), "the room's row is held");
+        Some(holder)
+    }
+
     pub async fn commit(mut self) {
         self.stdin.write_all(b"COMMIT;\n").await.expect("psql reads");
         self.stdin.flush().await.expect("psql reads");

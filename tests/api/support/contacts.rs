@@ -1,13 +1,22 @@
 //! Which stored contact an inbound message is from, and which way it is stored: PostgreSQL's
 //! one statement (`settled`) for a message into an existing conversation with nothing to
-//! fill in, the transactional way for the rest, each counted on `/metrics`.
+//! fill in, the transactional way for the rest, each counted on `/metrics`; messages that
+//! arrive together share that statement, and each is still stored once, in its place.
 
+use std::time::Duration;
+
+use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::helpers::api::{all_messages, seqs};
+use crate::helpers::services::HeldTransaction;
 use crate::helpers::{Backend, spawn_app};
 
-backend_tests!(contacts_are_found_by_reference_then_phone_then_email,);
+backend_tests!(
+    contacts_are_found_by_reference_then_phone_then_email,
+    messages_arriving_together_are_each_stored_once_in_their_place,
+);
 
 /// Which stored contact a message is from: the first of external reference, phone and email
 /// that matches one; a name fills in once and is never overwritten. On PostgreSQL a message
@@ -63,4 +72,72 @@ async fn contacts_are_found_by_reference_then_phone_then_email(backend: Backend)
         Backend::Sqlite => ("0", "9"),
     };
     assert_eq!((stored("statement").as_str(), stored("transaction").as_str()), expected, "{metrics}");
+}
+
+/// A burst of inbound messages while one is being stored. On PostgreSQL the race is forced: a
+/// transaction holds one conversation's row, so that conversation's message waits in the
+/// statement, and the burst queues behind it and runs as one statement (`group_commit`'s
+/// inbound lane). In the burst: six conversations' next messages, a second one into the
+/// first conversation (its room is taken in the batch: it runs again alone), a new contact
+/// (the transactional way) and a redelivery. Each gets its own answer, and every
+/// conversation's seqs run on without a gap.
+async fn messages_arriving_together_are_each_stored_once_in_their_place(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let sam = org.user_with_role("sam", "agent").await;
+    let (id, secret) = inbox(&app, &ada, json!({ "name": "Burst" }), &[&sam]).await;
+    let phone = |c: usize| format!("+4179000{c:04}");
+    // Conversations 0–5 and the gate's, each opened by a first message and assigned.
+    let mut rooms = Vec::new();
+    for c in 0..7 {
+        let (status, opened) = post(&app, &id, &secret, &sms(&format!("b-{c}-1"), &phone(c), "hello")).await;
+        assert_eq!(status, 201, "{opened}");
+        rooms.push(opened["conversationId"].as_str().expect("a conversation").to_owned());
+    }
+    let (gate, first_of_1) = (&rooms[6], sms("b-1-1", &phone(1), "hello"));
+    let batched = app.metric("parley_inbound_batched_total").await;
+    let holder = HeldTransaction::room_row(backend, gate).await;
+    let gated = sms("b-6-2", &phone(6), "gated");
+    let gated = post(&app, &id, &secret, &gated);
+    let mut burst: Vec<Value> =
+        (0..6).map(|c| sms(&format!("b-{c}-2"), &phone(c), &format!("m{c}"))).collect();
+    burst.extend([sms("b-0-3", &phone(0), "m0 again"), sms("b-new-1", &phone(99), "new"), first_of_1]);
+    let burst = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        join_all(burst.iter().map(|message| post(&app, &id, &secret, message))).await
+    };
+    let release = async {
+        if let Some(holder) = holder {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            holder.commit().await;
+        }
+    };
+    let (gated, answers, ()) = tokio::join!(gated, burst, release);
+    assert_eq!((gated.0, &gated.1["seq"]), (201, &json!(2)), "{gated:?}");
+    for (c, (status, answer)) in answers[1..6].iter().enumerate().map(|(c, a)| (c + 1, a)) {
+        assert_eq!((*status, &answer["seq"]), (201, &json!(2)), "conversation {c}: {answer}");
+        assert_eq!(answer["conversationId"], json!(rooms[c]));
+    }
+    let mut zero: Vec<i64> =
+        [&answers[0], &answers[6]].iter().map(|(_, a)| a["seq"].as_i64().unwrap_or(0)).collect();
+    zero.sort_unstable();
+    assert_eq!(zero, [2, 3], "both of conversation 0's messages, each its own seq: {answers:?}");
+    assert_eq!((answers[7].0, &answers[7].1["seq"]), (201, &json!(1)), "a new contact's first message");
+    assert_eq!(
+        (answers[8].0, &answers[8].1["seq"]),
+        (200, &json!(1)),
+        "the redelivery gets the stored message"
+    );
+    for (c, room) in rooms.iter().enumerate() {
+        let stored = all_messages(&app, &sam, room).await;
+        let expected: Vec<i64> = if c == 0 { vec![1, 2, 3] } else { vec![1, 2] };
+        assert_eq!(seqs(&stored), expected, "conversation {c}");
+    }
+    if backend == Backend::PostgresRedis {
+        // Conversations 0–5's messages at least (a redelivery met in the batch can send its
+        // conversation's new message to run alone).
+        let more = app.metric("parley_inbound_batched_total").await - batched;
+        assert!(more >= 5.0, "the burst shared a statement: {more} batched");
+    }
 }
