@@ -1,7 +1,11 @@
 //! Start-up configuration: a bad setting stops the server with one line naming it, before
-//! anything touches the database; what a server opens before it listens.
+//! anything touches the database; what a server opens before it listens; a start killed
+//! while it migrates.
 
 use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::{Backend, parley_command, spawn_app_alone_with};
 
@@ -84,4 +88,59 @@ async fn a_postgres_server_opens_its_pool_before_it_listens() {
         stdout.trim().parse().unwrap_or_else(|_| panic!("a count of backends, not {stdout:?}"));
     // Start-up work alone leaves about five open.
     assert!((10..=12).contains(&backends), "10 to 12 pooled connections expected, found {backends}");
+}
+
+/// A start killed while it migrates a new SQLite database (a deploy, Ctrl-C) leaves it as it
+/// was, not a table without its migration's record, which would stop every later start with
+/// "table … already exists". Each of five fresh databases is killed as soon as its start
+/// reports its third migration applied, so the kill lands among the later ones; the next
+/// start then migrates it and listens.
+#[tokio::test]
+async fn a_start_killed_while_migrating_leaves_a_database_the_next_start_opens() {
+    for attempt in 0..5 {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let env = [
+            ("DATABASE_URL", format!("sqlite://{}/killed.db?mode=rwc", dir.path().display())),
+            ("PARLEY_BIND", "127.0.0.1:0".to_owned()),
+            ("PARLEY_DEMO", "false".to_owned()),
+            ("RUST_LOG", "warn,sea_orm_migration=info".to_owned()),
+        ];
+        let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let serve = || {
+            parley_command(&env)
+                .arg("serve")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn parley")
+        };
+        let mut killed = serve();
+        let mut logs = BufReader::new(killed.stderr.take().expect("piped stderr")).lines();
+        let mut applied = 0;
+        while applied < 3 {
+            let line = logs.next_line().await.expect("parley's log").expect("parley migrates");
+            applied += usize::from(line.contains("has been applied"));
+        }
+        killed.start_kill().expect("kill parley");
+        killed.wait().await.expect("parley ends");
+
+        let mut next = serve();
+        let output = BufReader::new(next.stdout.take().expect("piped stdout")).lines();
+        let listening = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut output = output;
+            while let Ok(Some(line)) = output.next_line().await {
+                if line.contains("listening on") {
+                    return true;
+                }
+            }
+            false
+        });
+        if !listening.await.unwrap_or(false) {
+            next.start_kill().expect("kill parley");
+            let output = next.wait_with_output().await.expect("parley's output");
+            panic!("attempt {attempt}: the next start failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+    }
 }

@@ -240,45 +240,45 @@ impl Store {
 
     /// Applies pending migrations and the search configuration, then runs `after` (e.g. the
     /// demo seed) under the same lock, so concurrent starts on one PostgreSQL database
-    /// serialise.
+    /// serialise. The migrations run in one transaction on either backend: a start killed
+    /// halfway (a deploy, Ctrl-C) leaves the schema as it was, not a table without its
+    /// migration's record, which would stop every later start (sea-orm-migration wraps each
+    /// migration in a transaction of its own on PostgreSQL only).
     pub async fn migrate_then<T, F, Fut>(&self, after: F) -> anyhow::Result<T>
     where
         F: FnOnce(Store) -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<T>>,
     {
-        match self.backend() {
-            DatabaseBackend::Postgres => {
-                let txn = self.db.begin().await?;
-                txn.execute_raw(Statement::from_sql_and_values(
-                    DatabaseBackend::Postgres,
-                    "SELECT pg_advisory_xact_lock($1)",
-                    [STARTUP_LOCK_KEY.into()],
-                ))
-                .await?;
-                Migrator::up(&txn, None).await?;
-                crate::search::index::apply_config(&txn, &self.search_config).await?;
-                txn.commit().await?;
-                self.warm_up.arm();
-                // The seed runs under a second lock, held by a transaction of its own while
-                // the seed writes on other connections: an instance that waits here then
-                // finds the seed already there.
-                let lock = self.db.begin().await?;
-                lock.execute_raw(Statement::from_sql_and_values(
-                    DatabaseBackend::Postgres,
-                    "SELECT pg_advisory_xact_lock($1)",
-                    [(STARTUP_LOCK_KEY + 1).into()],
-                ))
-                .await?;
-                let result = after(self.clone()).await;
-                lock.commit().await?;
-                result
-            }
-            _ => {
-                Migrator::up(&self.db, None).await?;
-                crate::search::index::apply_config(&self.db, &self.search_config).await?;
-                after(self.clone()).await
-            }
+        let postgres = self.backend() == DatabaseBackend::Postgres;
+        let txn = self.db.begin().await?;
+        if postgres {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [STARTUP_LOCK_KEY.into()],
+            ))
+            .await?;
         }
+        Migrator::up(&txn, None).await?;
+        crate::search::index::apply_config(&txn, &self.search_config).await?;
+        txn.commit().await?;
+        if !postgres {
+            return after(self.clone()).await;
+        }
+        self.warm_up.arm();
+        // The seed runs under a second lock, held by a transaction of its own while the seed
+        // writes on other connections: an instance that waits here then finds the seed
+        // already there.
+        let lock = self.db.begin().await?;
+        lock.execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [(STARTUP_LOCK_KEY + 1).into()],
+        ))
+        .await?;
+        let result = after(self.clone()).await;
+        lock.commit().await?;
+        result
     }
 
     /// Opens PostgreSQL connections until the pool holds `count`, all at once, each warmed
