@@ -81,18 +81,18 @@ async fn attempt_assigned(
     post(state, client, Target { url: &webhook.url, secret: &webhook.secret }, delivery, body).await
 }
 
-/// A support conversation's contact and inbox as stored now (neither, for other rooms).
+/// A support conversation's contact as stored now and its inbox (neither, for other rooms).
 async fn customer_of(
     state: &AppState,
     room: &rooms::Model,
 ) -> ApiResult<(Option<contacts::Model>, Option<support_inboxes::Model>)> {
-    let db = &state.store.db;
     let contact = match room.contact_id {
-        Some(id) => contacts::Entity::find_by_id(id).one(db).await?,
+        Some(id) => contacts::Entity::find_by_id(id).one(&state.store.db).await?,
         None => None,
     };
+    // The directory's copy: invalidated on every instance when the inbox changes.
     let inbox = match room.inbox_id {
-        Some(id) => support_inboxes::Entity::find_by_id(id).one(db).await?,
+        Some(id) => state.directory.inbox(&state.store, id).await?,
         None => None,
     };
     Ok((contact, inbox))
