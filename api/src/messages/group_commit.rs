@@ -14,10 +14,12 @@
 //! wait together, and the next turn runs them as one statement. A room has at most one send
 //! in that lane, as its own lane runs one turn at a time, which is what the batch requires.
 //!
-//! Inbound customer messages into settled conversations (`support::settled`) have a third
-//! lane of the same kind: the ones that arrive while one is in flight run as one statement.
+//! Inbound customer messages into settled conversations (`support::settled`) have a lane of
+//! the same kind per inbox: the ones that arrive while one is in flight run as one statement.
 //! Their rooms are found by the statement, not known before, so a message that meets another
-//! one's room in its batch is not stored by it, and runs again alone.
+//! one's room in its batch is not stored by it, and runs again alone, in a task of its own
+//! (the lane goes on meanwhile). A lane per inbox, not one for the instance: a conversation
+//! whose row is held stops only its own inbox's messages, not every organisation's.
 //!
 //! In any lane, a lone send runs alone in its own request, as before: no wait, no hand-over
 //! between tasks.
@@ -56,9 +58,9 @@ enum Lane {
     /// First turns of sends into different rooms that can join a batch: a turn runs them as
     /// one statement.
     Rooms,
-    /// Inbound customer messages into settled conversations: a turn runs them as one
-    /// statement.
-    Inbound,
+    /// Inbound customer messages into settled conversations of one inbox: a turn runs them
+    /// as one statement.
+    Inbound(Uuid),
 }
 
 struct Waiting {
@@ -79,9 +81,10 @@ impl GroupCommit {
         self.in_lane(store, Lane::Room(room_id), send).await
     }
 
-    /// Runs the inbound message `send` (`support::settled`), with the ones that wait beside it.
-    pub async fn inbound(&self, store: &Store, send: SendStatement) -> Sent {
-        self.in_lane(store, Lane::Inbound, send).await
+    /// Runs the inbound message `send` into `inbox_id` (`support::settled`), with the ones
+    /// that wait beside it.
+    pub async fn inbound(&self, store: &Store, inbox_id: Uuid, send: SendStatement) -> Sent {
+        self.in_lane(store, Lane::Inbound(inbox_id), send).await
     }
 
     async fn in_lane(&self, store: &Store, lane: Lane, send: SendStatement) -> Sent {
@@ -131,7 +134,7 @@ impl GroupCommit {
             };
             match lane {
                 Lane::Room(_) => run(&store, batch).await,
-                Lane::Rooms | Lane::Inbound => run_as_one_statement(&store, lane, batch).await,
+                Lane::Rooms | Lane::Inbound(_) => run_as_one_statement(&store, lane, batch).await,
             }
         }
     }
@@ -210,30 +213,32 @@ async fn run(store: &Store, mut batch: Vec<Waiting>) {
 
 /// One turn across rooms or of inbound messages: a lone send as its own statement, several as
 /// one batch statement. A send into a room missing from the answer failed a check. An inbound
-/// message missing from it may have met another one's room, so it runs again alone, which
-/// answers `None` when the statement does not fit it (the transactional way's messages pay
-/// this one statement more when they arrive in a batch).
+/// message missing from it may have met another one's room, so it runs again alone, in a task
+/// of its own, which answers `None` when the statement does not fit it (the transactional
+/// way's messages pay this one statement more when they arrive in a batch).
 async fn run_as_one_statement(store: &Store, lane: Lane, mut batch: Vec<Waiting>) {
     batch.retain(|waiting| !waiting.reply.is_closed());
     if batch.len() > 1 {
         match in_one_statement(store, &batch).await {
             Ok(mut rooms) => {
-                let size = batch.len();
-                let mut again = Vec::new();
+                let (size, inbound) = (batch.len(), matches!(lane, Lane::Inbound(_)));
+                let mut again = 0;
                 for waiting in batch {
                     match waiting.send.row.as_ref().and_then(|row| rooms.remove(&row.message_id)) {
-                        None if lane == Lane::Inbound => again.push(waiting),
+                        None if inbound => {
+                            again += 1;
+                            let store = store.clone();
+                            tokio::spawn(async move { alone_then_reply(&store, waiting).await });
+                        }
                         room => {
                             let _ = waiting.reply.send(Ok(room));
                         }
                     }
                 }
-                let name = match lane {
-                    Lane::Inbound => "parley_inbound_batched_total",
-                    _ => "parley_sends_batched_total",
-                };
-                metrics::counter!(name).increment((size - again.len()) as u64);
-                return each_alone(store, again, None).await;
+                let name =
+                    if inbound { "parley_inbound_batched_total" } else { "parley_sends_batched_total" };
+                metrics::counter!(name).increment((size - again) as u64);
+                return;
             }
             Err(failed) => return each_alone(store, batch, failed).await,
         }
@@ -256,10 +261,15 @@ async fn each_alone(store: &Store, batch: Vec<Waiting>, failed: impl Into<Option
         None => {}
     }
     for waiting in batch {
-        if !waiting.reply.is_closed() {
-            let room = alone(store, waiting.send.statement).await;
-            let _ = waiting.reply.send(room);
-        }
+        alone_then_reply(store, waiting).await;
+    }
+}
+
+/// Runs a send alone and answers it, unless its request is gone.
+async fn alone_then_reply(store: &Store, waiting: Waiting) {
+    if !waiting.reply.is_closed() {
+        let room = alone(store, waiting.send.statement).await;
+        let _ = waiting.reply.send(room);
     }
 }
 

@@ -34,7 +34,8 @@ impl MessageAdded<'_> {
     }
 }
 
-/// A support conversation's customer and inbox, as stored now; `None` for other rooms.
+/// A support conversation's customer as stored now and its inbox (the directory's copy);
+/// `None` for other rooms.
 #[derive(Clone, Copy, Default)]
 pub struct Customer<'a> {
     pub contact: Option<&'a contacts::Model>,

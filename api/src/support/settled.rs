@@ -6,9 +6,9 @@
 //! outbox rows. Anything else — a new contact or conversation, a name to fill in, a
 //! conversation to reopen or assign, a redelivery — goes the transactional way in `ingest`.
 //!
-//! The statement takes its messages as rows, so the ones that arrive on this instance while
-//! one is being stored run together as one statement and one commit (the inbound lane of
-//! `messages::group_commit`): PostgreSQL spends most of a message's CPU starting a statement
+//! The statement takes its messages as rows, so the ones that arrive at an inbox on this
+//! instance while one is being stored run together as one statement and one commit (the
+//! inbox's lane in `messages::group_commit`): PostgreSQL spends most of a message's CPU starting a statement
 //! and committing it, not writing its rows. A lone message is a batch of one.
 //!
 //! The statement inserts before it bumps: the seq is read under the room's row lock, and the
@@ -39,7 +39,10 @@ use entity::{rooms, support_inboxes};
 /// (`message_id`); a message missing from the answer needs the transactional way, or, in a
 /// batch, came after another one into the same conversation (a room is bumped once per
 /// statement), and is run again alone. Rooms are locked in id order, so two instances'
-/// batches over the same rooms queue instead of deadlocking.
+/// batches over the same rooms queue instead of deadlocking; two batches that carry one
+/// `externalId` into different rooms (one email's id sent to two inboxes) can still deadlock
+/// on the insert, and PostgreSQL then refuses one, whose messages run again alone. The lock
+/// re-checks the room's status, assignee, contact and inbox as they are once it is held.
 pub static SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH input AS MATERIALIZED ( \
@@ -55,6 +58,7 @@ pub static SQL: LazyLock<String> = LazyLock::new(|| {
            SELECT rooms.id, rooms.last_seq, found.message_id, found.contact_id \
            FROM rooms JOIN found ON rooms.id = found.room_id JOIN input ON input.id = found.message_id \
            WHERE rooms.status IN ('open', 'pending') AND (rooms.assignee_id IS NOT NULL OR input.manual) \
+             AND rooms.contact_id = found.contact_id AND rooms.inbox_id = input.inbox_id \
            ORDER BY rooms.id FOR NO KEY UPDATE OF rooms), \
          message AS ( \
            INSERT INTO messages (id, org_id, room_id, seq, author_contact_id, sender_role, body, source, \
@@ -83,8 +87,8 @@ pub static SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Stores `inbound` the short way when it can, with the messages that arrive beside it on
-/// this instance (`messages::group_commit`): the stored message and the room as bumped, or
+/// Stores `inbound` the short way when it can, with the messages that arrive beside it at
+/// the inbox on this instance (`messages::group_commit`): the stored message and the room as bumped, or
 /// `None` when the message needs the transactional way (nothing was written then).
 pub async fn store(
     app: &AppState,
@@ -101,7 +105,7 @@ pub async fn store(
     let statement =
         Statement::from_sql_and_values(DatabaseBackend::Postgres, SQL.as_str(), [json!([values]).into()]);
     let send = SendStatement { statement, row: Some(BatchRow { sql: SQL.as_str(), message_id: id, values }) };
-    let Some(room) = app.group_commit.inbound(&app.store, send).await? else {
+    let Some(room) = app.group_commit.inbound(&app.store, inbox.id, send).await? else {
         return Ok(None);
     };
     // The statement found the room by its contact, so it has one.
