@@ -8,8 +8,9 @@
 //!
 //! The statement takes its messages as rows, so the ones that arrive at an inbox on this
 //! instance while one is being stored run together as one statement and one commit (the
-//! inbox's lane in `messages::group_commit`): PostgreSQL spends most of a message's CPU starting a statement
-//! and committing it, not writing its rows. A lone message is a batch of one.
+//! inbox's lane in `messages::group_commit`): PostgreSQL spends most of a message's CPU
+//! starting a statement and committing it, not writing its rows. A lone message is a batch
+//! of one.
 //!
 //! The statement inserts before it bumps: the seq is read under the room's row lock, and the
 //! bump follows only a row the insert wrote. A redelivery's insert meets the stored

@@ -23,10 +23,7 @@ backend_tests!(
 /// into an existing conversation takes the one-statement way, which must pick the same.
 async fn contacts_are_found_by_reference_then_phone_then_email(backend: Backend) {
     let app = spawn_app(backend).await;
-    let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let sam = org.user_with_role("sam", "agent").await;
-    let (id, secret) = inbox(&app, &ada, json!({ "name": "Any" }), &[&sam]).await;
+    let ([_, sam], id, secret) = an_inbox(&app, "Any").await;
     let message = |external_id: &str, contact: Value| json!({ "externalId": external_id, "source": "api", "contact": contact, "body": external_id });
     let room_of = |answer: (u16, Value)| {
         assert!(answer.0 == 201, "{answer:?}");
@@ -83,10 +80,7 @@ async fn contacts_are_found_by_reference_then_phone_then_email(backend: Backend)
 /// conversation's seqs run on without a gap.
 async fn messages_arriving_together_are_each_stored_once_in_their_place(backend: Backend) {
     let app = spawn_app(backend).await;
-    let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let sam = org.user_with_role("sam", "agent").await;
-    let (id, secret) = inbox(&app, &ada, json!({ "name": "Burst" }), &[&sam]).await;
+    let ([_, sam], id, secret) = an_inbox(&app, "Burst").await;
     let phone = |c: usize| format!("+4179000{c:04}");
     // Conversations 0–5 and the gate's, each opened by a first message and assigned.
     let mut rooms = Vec::new();

@@ -100,10 +100,7 @@ async fn admins_manage_inboxes_and_agents_see_only_theirs(backend: Backend) {
 
 async fn signed_webhooks_are_stored_and_bad_ones_refused(backend: Backend) {
     let app = spawn_app(backend).await;
-    let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let sam = org.user_with_role("sam", "agent").await;
-    let (id, secret) = inbox(&app, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let ([_, sam], id, secret) = an_inbox(&app, "SMS").await;
     let mut ws = WsClient::connect(&app, &sam).await;
     let mut live = ws
         .subscribe(
@@ -243,11 +240,8 @@ async fn a_redelivered_message_is_stored_once(backend: Backend) {
 async fn two_instances_and_an_inbox(backend: Backend) -> ([TestApp; 2], [TestUser; 2], String, String) {
     let a = spawn_app(backend).await;
     let b = a.spawn_second_instance().await;
-    let org = a.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let sam = org.user_with_role("sam", "agent").await;
-    let (id, secret) = inbox(&a, &ada, json!({ "name": "SMS" }), &[&sam]).await;
-    ([a, b], [ada, sam], id, secret)
+    let (users, id, secret) = an_inbox(&a, "SMS").await;
+    ([a, b], users, id, secret)
 }
 
 async fn concurrent_redeliveries_on_two_instances_store_once() {
@@ -284,9 +278,7 @@ async fn a_rotated_secret_stops_working_on_every_instance() {
     let (redis, redis_via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
     let a = spawn_app(Backend::PostgresRedis).await;
     let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", redis_via_proxy.as_str())]).await;
-    let org = a.create_org().await;
-    let (ada, sam) = (org.user_with_role("ada", "admin").await, org.user_with_role("sam", "agent").await);
-    let (id, first) = inbox(&a, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let ([ada, _], id, first) = an_inbox(&a, "SMS").await;
     let rotate = || async {
         let rotate = "mutation($id: ID!) { rotateInboxSecret(inboxId: $id) { webhookSecret } }";
         let rotated = a.ok(&ada, rotate, json!({ "id": id })).await;
@@ -324,10 +316,7 @@ async fn agents_see_the_first_message_of_every_new_conversation_in_a_burst(backe
     // still deliver every conversation's first message.
     const N: usize = 60;
     let app = spawn_app(backend).await;
-    let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let sam = org.user_with_role("sam", "agent").await;
-    let (id, secret) = inbox(&app, &ada, json!({ "name": "Burst" }), &[&sam]).await;
+    let ([_, sam], id, secret) = an_inbox(&app, "Burst").await;
     let mut ws = WsClient::connect(&app, &sam).await;
     let mut live = ws.subscribe("live", "subscription { messageAdded { body } }", json!({})).await;
     ws.settle().await;
@@ -352,10 +341,7 @@ async fn agents_see_the_first_message_of_every_new_conversation_in_a_burst(backe
 async fn a_conversation_webhook_hears_the_customer_and_the_agents(backend: Backend) {
     let app = spawn_app(backend).await;
     let (hook, slack) = (Receiver::start().await, Receiver::start().await);
-    let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let sam = org.user_with_role("sam", "agent").await;
-    let (id, secret) = inbox(&app, &ada, json!({ "name": "SMS" }), &[&sam]).await;
+    let ([ada, sam], id, secret) = an_inbox(&app, "SMS").await;
     let (_, first) = post(&app, &id, &secret, &sms("w-1", "+41790000222", "hello")).await;
     let room = first["conversationId"].as_str().expect("a room").to_owned();
     // A room's webhook exports it while its maker is in it: an admin joins by replying.

@@ -49,6 +49,16 @@ pub(crate) async fn inbox(
     (id, created["webhookSecret"].as_str().expect("a secret").to_owned())
 }
 
+/// A new organisation's admin (ada) and agent (sam), and an inbox of ada's named `name` with
+/// sam in it: `[ada, sam]`, the inbox's id and its secret.
+pub(crate) async fn an_inbox(app: &TestApp, name: &str) -> ([TestUser; 2], String, String) {
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let sam = org.user_with_role("sam", "agent").await;
+    let (id, secret) = inbox(app, &ada, json!({ "name": name }), &[&sam]).await;
+    ([ada, sam], id, secret)
+}
+
 /// An organisation's admin (ada), an inbox's agent (sam), an agent outside it (tom), and the
 /// conversation one SMS (`external_id` from `phone`) opened there: the webhook's answer
 /// (`conversationId`, `messageId`).
