@@ -17,6 +17,7 @@ backend_tests!(
     message_frames_carry_ids_author_and_room,
     shared_documents_keep_per_viewer_counts,
     per_viewer_room_fields_stay_exact_in_shared_documents,
+    a_mention_count_alone_stays_each_viewers_own,
     each_root_field_frames_its_own_events,
     admins_rename_and_deactivate_users,
     a_deactivated_users_open_sockets_close,
@@ -117,6 +118,25 @@ async fn per_viewer_room_fields_stay_exact_in_shared_documents(backend: Backend)
         room_of(to_carol.next("messageAdded").await),
         json!({ "id": room, "unreadCount": 2, "lastReadSeq": 0, "viewerRole": "MEMBER" })
     );
+}
+
+/// `mentionCount` alone makes a document per viewer: it once did not, and the first
+/// subscriber's count reached every other one.
+async fn a_mention_count_alone_stays_each_viewers_own(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    let room = create_channel(&app, &alice, "general", &[&bob, &carol]).await;
+    let query = "subscription { messageAdded { seq room { mentionCount } } }";
+    let (mut ws_bob, mut ws_carol) =
+        (WsClient::connect(&app, &bob).await, WsClient::connect(&app, &carol).await);
+    let mut to_bob = ws_bob.subscribe("m", query, json!({})).await;
+    let mut to_carol = ws_carol.subscribe("m", query, json!({})).await;
+
+    send(&app, &alice, &room, "@bob have a look").await;
+    let mentions = |frame: Value| frame["room"]["mentionCount"].clone();
+    assert_eq!(mentions(to_bob.next("messageAdded").await), json!(1));
+    assert_eq!(mentions(to_carol.next("messageAdded").await), json!(0));
 }
 
 /// One document with two root fields (two feeds): each event arrives once, under the alias

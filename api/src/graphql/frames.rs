@@ -37,9 +37,22 @@ const SHARE_KEY_BYTES: u64 = 16 << 20;
 const TEXT_IDLE: Duration = Duration::from_secs(600);
 
 /// Fields whose value depends on who is asking (besides the items of `unreadCountChanged`,
-/// whose own values are their key).
-const PER_VIEWER_FIELDS: [&str; 7] =
-    ["unreadCount", "unreadTotal", "lastReadSeq", "viewerRole", "isFavorite", "isMuted", "mutedUntil"];
+/// whose own values are their key): read through the viewer's membership, read position or
+/// saved items, or null unless the viewer may read it (`Conversation.inbox`). By name, on
+/// every type: a name that is per viewer on one type makes every field of that name so. A
+/// test walks the schema from the shared items and fails on a field name it does not know,
+/// so a new field is sorted here or among the shared ones before it ships.
+const PER_VIEWER_FIELDS: [&str; 9] = [
+    "unreadCount",
+    "mentionCount",
+    "unreadTotal",
+    "lastReadSeq",
+    "viewerRole",
+    "isFavorite",
+    "isMuted",
+    "mutedUntil",
+    "inbox",
+];
 
 /// What makes two subscriptions' frames interchangeable: organisation, operation, variables,
 /// document, and the viewer when the document reads per-viewer fields. Made by
@@ -224,7 +237,7 @@ mod tests {
     use async_graphql::Variables;
     use uuid::Uuid;
 
-    use super::{FrameKey, FrameMemo, selects_per_viewer_fields as per_viewer};
+    use super::{FrameKey, FrameMemo, PER_VIEWER_FIELDS, selects_per_viewer_fields as per_viewer};
 
     #[test]
     fn share_keys_are_equal_exactly_when_their_requests_are() {
@@ -290,5 +303,92 @@ mod tests {
     #[test]
     fn an_unparsable_document_is_never_shared() {
         assert!(per_viewer("subscription {"));
+    }
+
+    #[test]
+    fn mention_counts_and_a_conversations_inbox_are_per_viewer() {
+        assert!(per_viewer("subscription { messageAdded { room { mentionCount } } }"));
+        assert!(per_viewer("subscription { messageAdded { room { conversation { inbox { name } } } } }"));
+        // An item of `unreadCountChanged` carries its own counts in its key.
+        assert!(!per_viewer("subscription { unreadCountChanged { roomId mentionCount } }"));
+    }
+
+    /// Field names reachable from the items whose frames are shared (`Message`, and
+    /// `UnreadCountChange` below its own counts) that read nothing of the viewer: each
+    /// resolver reads its object, or data every reader of the room sees alike.
+    #[rustfmt::skip]
+    const SHARED_FIELDS: [&str; 85] = [
+        "active", "agent", "agentCapacity", "archivedAt", "assignee", "assignment",
+        "assignmentDecision", "attachments", "attempts", "author", "authorId", "body", "candidates",
+        "capacity", "chosen", "clientId", "contact", "contentType", "contextRef", "conversation",
+        "conversations", "createdAt", "cursor", "deactivatedAt", "decidedAt", "deletedAt",
+        "deliveredAt", "delivery", "displayName", "edges", "editedAt", "email", "endCursor",
+        "event", "externalRef", "firstResponseAt", "handle", "hasNextPage", "hasPreviousPage", "id",
+        "joinedAt", "kind", "lastError", "lastMessage", "lastMessageAt", "lastReadAt", "lastSeenAt",
+        "latestSeq", "load", "members", "messageId", "name", "nextAttemptAt", "node", "nodes",
+        "online", "openAssigned", "outboundWebhookUrl", "pageInfo", "phone", "presence", "readBy",
+        "readReceipts", "reason", "recipientId", "replyTo", "resolvedAt", "role", "room", "roomId",
+        "senderRole", "seq", "size", "snoozedUntil", "source", "startCursor", "status", "strategy",
+        "topic", "totalCount", "url", "user", "userId", "visibility", "webhookId",
+    ];
+
+    /// Sharing is decided by field name, so every name a shared frame can reach must be
+    /// sorted: per viewer, or shared above. A new field fails here until someone decides.
+    #[test]
+    fn every_field_a_shared_frame_reaches_is_sorted() {
+        use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
+        use std::collections::{HashMap, HashSet};
+
+        let schema = async_graphql::parser::parse_schema(crate::graphql::sdl()).expect("the schema parses");
+        let fields: HashMap<String, Vec<(String, String)>> = schema
+            .definitions
+            .iter()
+            .filter_map(|definition| match definition {
+                TypeSystemDefinition::Type(t) => match &t.node.kind {
+                    TypeKind::Object(o) => Some((t.node.name.node.to_string(), &o.fields)),
+                    TypeKind::Interface(i) => Some((t.node.name.node.to_string(), &i.fields)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .map(|(name, list)| {
+                fn named(ty: &Type) -> String {
+                    match &ty.base {
+                        BaseType::Named(name) => name.to_string(),
+                        BaseType::List(inner) => named(inner),
+                    }
+                }
+                let list =
+                    list.iter().map(|f| (f.node.name.node.to_string(), named(&f.node.ty.node))).collect();
+                (name, list)
+            })
+            .collect();
+        let (mut seen, mut reached) = (HashSet::new(), HashSet::new());
+        let mut todo = vec!["Message".to_string()];
+        // `unreadCountChanged`'s own fields are keyed by value; what lies below them is not.
+        todo.extend(fields["UnreadCountChange"].iter().map(|(_, ty)| ty.clone()));
+        while let Some(ty) = todo.pop() {
+            let Some(list) = fields.get(&ty) else { continue };
+            if !seen.insert(ty) {
+                continue;
+            }
+            for (name, ty) in list {
+                reached.insert(name.clone());
+                todo.push(ty.clone());
+            }
+        }
+        assert!(
+            reached.contains("body") && reached.contains("mentionCount"),
+            "the walk reached the items' fields"
+        );
+        let unsorted: Vec<_> = reached
+            .iter()
+            .filter(|name| {
+                !PER_VIEWER_FIELDS.contains(&name.as_str()) && !SHARED_FIELDS.contains(&name.as_str())
+            })
+            .collect();
+        assert!(unsorted.is_empty(), "sort these into PER_VIEWER_FIELDS or SHARED_FIELDS: {unsorted:?}");
+        let both: Vec<_> = SHARED_FIELDS.iter().filter(|name| PER_VIEWER_FIELDS.contains(name)).collect();
+        assert!(both.is_empty(), "both per viewer and shared: {both:?}");
     }
 }
