@@ -12,10 +12,12 @@
 //!   if that agent leaves, the turn goes back to whoever joined before them).
 //! - `least_busy`: the fewest open conversations; ties in round-robin order.
 //!
-//! Both skip paused agents and agents at capacity, and prefer agents who are online (a live
+//! Both skip paused agents, deactivated accounts and agents at capacity, and prefer agents who are online (a live
 //! WebSocket on any instance) when any is eligible. When nobody is, the conversation waits
 //! unassigned; [`drain`] assigns waiting conversations, oldest first, when capacity frees.
 //! Every decision is stored with its candidates as they stood.
+
+use std::collections::HashSet;
 
 use chrono::Utc;
 use sea_orm::{
@@ -31,7 +33,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::notifications::outbox;
 use crate::state::AppState;
 use entity::enums::{AssignmentStrategy, ConversationStatus, RoomKind};
-use entity::{assignment_decisions, rooms, support_inbox_members as members, support_inboxes as inboxes};
+use entity::{
+    assignment_decisions, rooms, support_inbox_members as members, support_inboxes as inboxes, users,
+};
 
 /// One agent as the decision saw them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,14 +72,17 @@ pub async fn lock_inbox(
 /// Decides for one conversation of `inbox` (locked by the caller); pure but for presence.
 pub async fn decide(app: &AppState, tx: &DatabaseTransaction, inbox: &inboxes::Model) -> ApiResult<Decision> {
     let members = in_turn_order(tx, inbox.id).await?;
+    // A deactivated account keeps its inbox memberships (it may come back) but takes nothing.
+    let gone = deactivated(tx, members.iter().map(|m| m.user_id)).await?;
+    let takes = |m: &&members::Model| m.active && !gone.contains(&m.user_id);
     // The turn passes to whoever joined after the last agent chosen, paused or not; the
     // first active one from there starts the round. An agent no longer in the inbox (left
     // before 2026-12-04, when leaving started to hand the turn back): from the first.
     let last = inbox.round_robin_last_agent_id;
     let after_last =
         last.and_then(|last| members.iter().position(|m| m.user_id == last)).map_or(0, |i| i + 1);
-    let start = members.iter().take(after_last).filter(|m| m.active).count();
-    let agents: Vec<&members::Model> = members.iter().filter(|m| m.active).collect();
+    let start = members.iter().take(after_last).filter(takes).count();
+    let agents: Vec<&members::Model> = members.iter().filter(takes).collect();
     let ids: Vec<Uuid> = agents.iter().map(|a| a.user_id).collect();
     let seen = app.presence.seen(&ids).await;
     let candidates: Vec<Candidate> = agents
@@ -100,6 +107,30 @@ pub async fn in_turn_order(db: &impl ConnectionTrait, inbox_id: Uuid) -> ApiResu
         .all(db)
         .await?;
     Ok(members)
+}
+
+/// Which of `users` are deactivated.
+async fn deactivated(
+    db: &impl ConnectionTrait,
+    users: impl Iterator<Item = Uuid>,
+) -> ApiResult<HashSet<Uuid>> {
+    let rows = users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
+        .filter(users::Column::Id.is_in(users))
+        .filter(users::Column::DeactivatedAt.is_not_null())
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Whether `agent` may still hold a conversation of `inbox_id`: an agent of it, active or
+/// paused, whose account is not deactivated. A conversation that reopens keeps its agent
+/// only then; otherwise it is decided again.
+pub async fn still_agent(db: &impl ConnectionTrait, inbox_id: Uuid, agent: Uuid) -> ApiResult<bool> {
+    let member = members::Entity::find_by_id((inbox_id, agent)).one(db).await?;
+    Ok(member.is_some() && deactivated(db, [agent].into_iter()).await?.is_empty())
 }
 
 /// The choice itself, on candidates in their stable order, whose turn starts at `start`.

@@ -151,12 +151,18 @@ async fn store_inbound(
     let mut changes = Vec::new();
     let mut room = room;
     if matches!(room.status, Some(ConversationStatus::Resolved | ConversationStatus::Snoozed)) {
+        // Its agent keeps it unless they left the inbox (a resolved conversation keeps the
+        // agent who resolved it) or were deactivated since: then it is decided again below.
+        let assignee = match room.assignee_id {
+            Some(agent) if assign::still_agent(&tx.txn, inbox.id, agent).await? => Some(agent),
+            _ => None,
+        };
         let change = conversations::transition(
             &tx.txn,
             &room,
             ConversationStatus::Open,
             None,
-            room.assignee_id,
+            assignee,
             "contact".into(),
         )
         .await?;

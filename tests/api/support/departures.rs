@@ -1,0 +1,85 @@
+//! Agents who leave: a resolved conversation keeps the agent who resolved it, but when its
+//! contact writes again after that agent left the inbox or was deactivated, it goes to an
+//! agent who is still there; and a deactivated account is never chosen, online or not.
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::helpers::{Backend, TestApp, TestUser, spawn_app};
+
+backend_tests!(
+    a_conversation_reopened_after_its_agent_left_goes_to_one_still_there,
+    deactivated_agents_are_never_chosen,
+);
+
+const REMOVE: &str =
+    "mutation($inbox: ID!, $user: ID!) { removeInboxMember(inboxId: $inbox, userId: $user) { id } }";
+const DEACTIVATE: &str = "mutation($id: ID!) { deactivateUser(userId: $id) { deactivatedAt } }";
+
+/// A round-robin inbox of ada's with sam then tia, and the conversation one contact opened
+/// (sam's, first in turn), which sam then resolved: the inbox's id and secret, and the room.
+async fn resolved_by_sam(app: &TestApp, ada: &TestUser, agents: [&TestUser; 2]) -> (String, String, String) {
+    let input = json!({ "name": "RR", "assignment": "ROUND_ROBIN" });
+    let (id, secret) = inbox(app, ada, input, &agents).await;
+    let (status, stored) = post(app, &id, &secret, &sms("d-1", "+41790000601", "hello")).await;
+    assert_eq!(status, 201, "{stored}");
+    let room = stored["conversationId"].as_str().expect("a room").to_owned();
+    assert_eq!(assignee(app, ada, &room).await, "sam");
+    app.ok(agents[0], SET_STATUS, json!({ "room": room, "status": "RESOLVED" })).await;
+    (id, secret, room)
+}
+
+async fn assignee(app: &TestApp, viewer: &TestUser, room: &str) -> String {
+    let conversation = conversation(app, viewer, room).await["conversation"].clone();
+    conversation["assignee"]["handle"].as_str().unwrap_or("nobody").to_owned()
+}
+
+async fn a_conversation_reopened_after_its_agent_left_goes_to_one_still_there(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
+    let (id, secret, room) = resolved_by_sam(&app, &ada, [&sam, &tia]).await;
+    // Resolved, it keeps sam (the metrics' history), also once sam has left.
+    app.ok(&ada, REMOVE, json!({ "inbox": id, "user": sam.id })).await;
+    assert_eq!(assignee(&app, &ada, &room).await, "sam");
+
+    let (status, again) = post(&app, &id, &secret, &sms("d-2", "+41790000601", "still there?")).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["conversationId"], json!(room), "the contact's one conversation");
+    let reopened = conversation(&app, &ada, &room).await["conversation"].clone();
+    assert_eq!(reopened["status"], "OPEN");
+    assert_eq!(reopened["assignee"]["handle"], "tia", "{reopened}");
+    // And tia, now its agent, reads it.
+    let seen = app.ok(&tia, "query($id: ID!) { room(id: $id) { latestSeq } }", json!({ "id": room })).await;
+    assert_eq!(seen["room"]["latestSeq"], 2);
+}
+
+async fn deactivated_agents_are_never_chosen(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
+    let (id, secret, room) = resolved_by_sam(&app, &ada, [&sam, &tia]).await;
+    app.ok(&ada, DEACTIVATE, json!({ "id": sam.id })).await;
+
+    // Nobody is online, so an offline agent may be chosen: but not a deactivated one.
+    let (_, again) = post(&app, &id, &secret, &sms("d-2", "+41790000601", "hello again")).await;
+    assert_eq!(again["conversationId"], json!(room));
+    assert_eq!(assignee(&app, &ada, &room).await, "tia");
+    for n in 3..=4 {
+        let (status, stored) =
+            post(&app, &id, &secret, &sms(&format!("d-{n}"), &format!("+4179000060{n}"), "hi")).await;
+        assert_eq!(status, 201, "{stored}");
+        let new = conversation(&app, &ada, stored["conversationId"].as_str().expect("a room")).await;
+        let decision = &new["conversation"]["assignmentDecision"];
+        assert_eq!(decision["chosen"]["handle"], "tia", "{decision}");
+        let candidates: Vec<Value> = decision["candidates"]
+            .as_array()
+            .expect("candidates")
+            .iter()
+            .map(|c| c["agent"]["handle"].clone())
+            .collect();
+        assert_eq!(candidates, [json!("tia")], "a deactivated agent is no candidate");
+    }
+}
