@@ -26,7 +26,7 @@ use super::statement::{Binds, Parts, bump_sql};
 use crate::bus::{Event, MessagePayload, RoomPayload, Topic, UserPayload};
 use crate::db;
 use crate::error::{ApiError, ApiResult};
-use crate::mentions::parse::parse;
+use crate::mentions::parse::{Mentions, parse};
 use crate::mentions::service as mentions;
 use crate::notifications::{outbox, personal};
 use crate::rooms::{access, membership};
@@ -108,9 +108,10 @@ pub async fn send(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
     let sent = Sent { id: Uuid::now_v7(), now: Utc::now().trunc_subsecs(6), role };
     // Resolved before the insert, so that it stores them atomically; only bodies with an `@`
     // cost a query.
-    let mentioned = mentions::resolve(cx.app, new.room_id, cx.viewer.id, &parse(new.body.as_str())).await?;
-    let room = match stored(cx, &new, sent, &mentioned).await {
-        Ok(room) => room,
+    let asked = parse(new.body.as_str());
+    let mentioned = mentions::resolve(cx.app, new.room_id, cx.viewer.id, &asked).await?;
+    let (room, mentioned) = match stored(cx, &new, sent, &asked, mentioned).await {
+        Ok(stored) => stored,
         Err(err) => return retried_or(cx, &new, err).await,
     };
     let record = new.record(cx, sent, room.last_seq);
@@ -134,18 +135,27 @@ async fn announce(
     cx.app.bus.publish(topic, Event::MessageAdded { message, author, room, mentioned }).await;
 }
 
-/// Stores the message; the room after the seq bump, or NOT_FOUND/FORBIDDEN/BAD_USER_INPUT
-/// from the checks. The write checks access itself; only when it writes nothing are the
-/// checks run one by one, to say which one failed.
-async fn stored(cx: &Ctx<'_>, new: &NewMessage, sent: Sent, mentioned: &[Uuid]) -> ApiResult<rooms::Model> {
-    let mut room = write(cx, new, sent, mentioned).await?;
+/// Stores the message; the room after the seq bump and the users it mentions, or
+/// NOT_FOUND/FORBIDDEN/BAD_USER_INPUT from the checks. The write checks access itself; only
+/// when it writes nothing are the checks run one by one, to say which one failed.
+async fn stored(
+    cx: &Ctx<'_>,
+    new: &NewMessage,
+    sent: Sent,
+    asked: &Mentions,
+    mut mentioned: Vec<Uuid>,
+) -> ApiResult<(rooms::Model, Vec<Uuid>)> {
+    let mut room = write(cx, new, sent, &mentioned).await?;
     if room.is_none() {
         // None does when an admin just joined a conversation to reply, or access changed
-        // meanwhile: then it is sent once more.
+        // meanwhile: then it is sent once more. Mentions resolve among the room's members
+        // for a member only, so an admin's are resolved again now that they are one.
         check_writable(cx, new).await?;
-        room = write(cx, new, sent, mentioned).await?;
+        mentioned = mentions::resolve(cx.app, new.room_id, cx.viewer.id, asked).await?;
+        room = write(cx, new, sent, &mentioned).await?;
     }
-    room.ok_or_else(|| ApiError::conflict("the room changed while sending; retry"))
+    let room = room.ok_or_else(|| ApiError::conflict("the room changed while sending; retry"))?;
+    Ok((room, mentioned))
 }
 
 /// The room after the seq bump, or `None` when a check failed and nothing was written.

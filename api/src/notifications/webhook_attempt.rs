@@ -30,7 +30,7 @@ pub(super) async fn attempt(
     let message =
         delivery.message_id.and_then(|id| subjects.messages.get(&id)).ok_or_else(|| gone("message"))?;
     let room = subjects.rooms.get(&message.room_id).ok_or_else(|| gone("room"))?;
-    if !access::is_public_channel(room) && !creator_still_reads(state, webhook).await.map_err(retry)? {
+    if !access::is_public_channel(room) && !creator_still_reads(state, webhook, room).await.map_err(retry)? {
         return Err(Failure::Permanent("the webhook's creator can no longer read the room".into()));
     }
     let author = match message.author_user_id {
@@ -59,7 +59,7 @@ async fn attempt_assigned(
     let room = delivery.room_id.and_then(|id| subjects.rooms.get(&id));
     let room = room.ok_or_else(|| Failure::Permanent("the conversation no longer exists".into()))?;
     let allowed = match webhook.room_id {
-        Some(_) => creator_still_reads(state, webhook).await.map_err(retry)?,
+        Some(_) => creator_still_reads(state, webhook, room).await.map_err(retry)?,
         None => creator_is_admin(state, webhook).await.map_err(retry)?,
     };
     if !allowed {
@@ -104,13 +104,19 @@ async fn creator_is_admin(state: &AppState, webhook: &outgoing_webhooks::Model) 
 }
 
 /// A room-scoped webhook exports a room only while whoever made it is an active admin who
-/// is still a member of it.
-async fn creator_still_reads(state: &AppState, webhook: &outgoing_webhooks::Model) -> ApiResult<bool> {
-    let (Some(room_id), creator) = (webhook.room_id, webhook.created_by) else { return Ok(false) };
-    let admin = state.directory.user(&state.store, creator).await?;
-    if !admin.is_some_and(|u| u.deactivated_at.is_none() && u.role.is_admin()) {
+/// may still read it: by the rule its creation was checked with (`access::readable`), so a
+/// support conversation, which every admin reads, needs no membership.
+async fn creator_still_reads(
+    state: &AppState,
+    webhook: &outgoing_webhooks::Model,
+    room: &rooms::Model,
+) -> ApiResult<bool> {
+    if webhook.room_id != Some(room.id) || !creator_is_admin(state, webhook).await? {
         return Ok(false);
     }
-    let member = room_members::Entity::find_by_id((room_id, creator)).one(&state.store.db).await?;
-    Ok(member.is_some())
+    if access::user_may_read(room, false, true) {
+        return Ok(true);
+    }
+    let member = room_members::Entity::find_by_id((room.id, webhook.created_by)).one(&state.store.db).await?;
+    Ok(access::user_may_read(room, member.is_some(), true))
 }

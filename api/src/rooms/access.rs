@@ -77,8 +77,12 @@ pub fn may_read(room: &rooms::Model, member: bool) -> bool {
 /// [`may_read`] for a viewer: org admins also read every support conversation (as in
 /// Chatwoot; their first reply joins them to it, `messages::send`).
 pub fn viewer_may_read(room: &rooms::Model, member: bool, viewer: &Viewer) -> bool {
-    may_read(room, member)
-        || (room.deleted_at.is_none() && room.kind == RoomKind::Support && viewer.is_admin())
+    user_may_read(room, member, viewer.is_admin())
+}
+
+/// [`viewer_may_read`] for someone not making the request (a webhook's creator), by role.
+pub fn user_may_read(room: &rooms::Model, member: bool, admin: bool) -> bool {
+    may_read(room, member) || (room.deleted_at.is_none() && room.kind == RoomKind::Support && admin)
 }
 
 /// Loads a room the viewer may read, with the viewer's membership, in one query; or NOT_FOUND.

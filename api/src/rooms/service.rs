@@ -149,6 +149,13 @@ pub async fn update_room(cx: &Ctx<'_>, room_id: Uuid, changes: RoomChanges) -> A
 pub async fn archive_room(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
     let (store, bus) = (&cx.app.store, &cx.app.bus);
     let access = manageable_channel(store, cx.viewer, room_id).await?;
+    // A contact's every later message lands in their one conversation of the inbox, which
+    // archiving would leave read-only for the agents: a conversation is resolved instead.
+    if access.room.kind == RoomKind::Support {
+        return Err(ApiError::bad_input(
+            "a support conversation is resolved (setConversationStatus), not archived",
+        ));
+    }
     if access.room.archived_at.is_some() {
         return Ok(access.room);
     }

@@ -2,10 +2,12 @@
 //! `inbound` (the signed webhook, idempotency, live first messages, the demo's `parley sign`),
 //! `contacts` (which contact a message is from; which way it is stored),
 //! `assignment` (round robin, least busy, capacity and the queue, online first, two
-//! instances, assignment webhooks), `departures` (agents who leave or are deactivated) and
-//! `conversations` (statuses and snoozes, access, replies going out, metrics). The helpers here create inboxes and post signed messages as a sender
+//! instances, assignment webhooks), `departures` (agents who leave or are deactivated),
+//! `conversations` (statuses and snoozes, access, replies going out, metrics) and `admins`
+//! (an admin in a conversation they are not in). The helpers here create inboxes and post signed messages as a sender
 //! would, with `hmac` of their own.
 
+mod admins;
 mod assignment;
 mod contacts;
 mod conversations;

@@ -1,0 +1,39 @@
+//! What an organisation admin does in a conversation they are not in (admins read every
+//! conversation, as in Chatwoot): their first reply, which joins them, mentions agents like
+//! any other; and archiving a conversation is refused, because a contact's every later
+//! message lands in it (a conversation is resolved instead).
+
+use serde_json::json;
+
+use super::*;
+use crate::helpers::api::send;
+use crate::helpers::{Backend, assert_error_code, spawn_app};
+
+backend_tests!(an_admins_first_reply_mentions_agents, a_conversation_cannot_be_archived,);
+
+async fn an_admins_first_reply_mentions_agents(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ada, sam, _tom, stored) = admin_agents_and_a_conversation(&app, "m-1", "+41790000701", "help").await;
+    let room = stored["conversationId"].as_str().expect("a room").to_owned();
+
+    send(&app, &ada, &room, "@sam please take this one").await;
+    let counted = "query($id: ID!) { room(id: $id) { mentionCount } viewer { mentions(first: 5) { edges { node { body } } } } }";
+    let seen = app.ok(&sam, counted, json!({ "id": room })).await;
+    assert_eq!(seen["room"]["mentionCount"], 1, "{seen}");
+    assert_eq!(seen["viewer"]["mentions"]["edges"][0]["node"]["body"], "@sam please take this one");
+}
+
+async fn a_conversation_cannot_be_archived(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ada, sam, _tom, stored) = admin_agents_and_a_conversation(&app, "a-1", "+41790000702", "help").await;
+    let room = stored["conversationId"].as_str().expect("a room").to_owned();
+
+    let archive = "mutation($id: ID!) { archiveRoom(roomId: $id) { archivedAt } }";
+    let refused = app.gql(&ada, archive, json!({ "id": room })).await;
+    assert_error_code(&refused, "BAD_USER_INPUT");
+    let room_now =
+        app.ok(&ada, "query($id: ID!) { room(id: $id) { archivedAt } }", json!({ "id": room })).await;
+    assert_eq!(room_now["room"]["archivedAt"], serde_json::Value::Null, "nothing changed");
+    // The agent still answers there.
+    send(&app, &sam, &room, "on it").await;
+}
