@@ -1,15 +1,21 @@
 //! `messageAdded` over `graphql-transport-ws`: all rooms or one room, rooms joined after
 //! subscribing, removal and leaving (with `roomUpdated` telling the viewer), `after` replay
-//! (also longer than one write batch), and rooms the viewer may not read. Every test
+//! (also longer than one write batch, and a replay a removal stops while its client reads
+//! slowly), and rooms the viewer may not read. Every test
 //! subscribes first, then mutates over HTTP, then asserts what arrives (and what does not).
 
 use std::time::Duration;
 
-use serde_json::json;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::helpers::api::{create_channel, create_private_channel, int, open_dm, send, spawn_sender};
-use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, QUIET, spawn_app};
+use crate::helpers::ws::{WsClient, bearer};
+use crate::helpers::{Backend, QUIET, TestApp, TestUser, WAIT, spawn_app};
 
 backend_tests!(
     message_added_for_all_rooms_and_one_room,
@@ -17,6 +23,7 @@ backend_tests!(
     removal_stops_delivery_and_revokes_access,
     after_replays_then_goes_live_without_gap_or_duplicate,
     a_replay_of_many_writes_arrives_whole,
+    a_slow_replay_stops_at_a_removal,
     subscribing_to_an_unreadable_room_fails,
 );
 
@@ -187,4 +194,70 @@ async fn subscribing_to_an_unreadable_room_fails(backend: Backend) {
     send(&app, &alice, &mine, "still working").await;
     assert_eq!(fine.next("messageAdded").await["body"], "still working");
     ws.assert_open();
+}
+
+/// A replay whose client reads slowly is still reading the room's history when the viewer
+/// is removed: what was sent after the removal never reaches them, and the replay ends.
+async fn a_slow_replay_stops_at_a_removal(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let team = create_private_channel(&app, &bob, "team", &[&alice]).await;
+    // ≈ 600 KB of history: far more than the socket buffers of a client that reads nothing.
+    let filler = "x".repeat(2_000);
+    for n in 1..=300 {
+        send(&app, &bob, &team, &format!("{n} {filler}")).await;
+    }
+    let mut slow = slow_reader(&app, &alice).await;
+    let subscribe = json!({ "id": "one", "type": "subscribe",
+        "payload": { "query": ONE, "variables": { "room": team, "after": 0 } } });
+    slow.send(Message::text(subscribe.to_string())).await.expect("subscribe");
+    let frame = |message: Message| -> Value {
+        serde_json::from_str(message.to_text().unwrap_or("{}")).unwrap_or_default()
+    };
+    let first =
+        frame(tokio::time::timeout(WAIT, slow.next()).await.expect("a frame").expect("open").expect("read"));
+    assert_eq!(first["payload"]["data"]["messageAdded"]["seq"], 1, "{first}");
+
+    let remove = "mutation($id: ID!, $user: ID!) { removeMember(roomId: $id, userId: $user) { id } }";
+    app.ok(&bob, remove, json!({ "id": team, "user": alice.id })).await;
+    send(&app, &bob, &team, "after the removal").await;
+
+    let (mut seqs, mut completed) = (vec![1], false);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(WAIT, slow.next()).await {
+        let parsed = frame(message);
+        match parsed["type"].as_str() {
+            Some("next") => {
+                let added = &parsed["payload"]["data"]["messageAdded"];
+                assert_ne!(added["body"], "after the removal", "a message sent after the removal arrived");
+                seqs.push(int(&added["seq"]));
+            }
+            Some("complete") => {
+                completed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(completed, "the replay ends once the viewer is removed");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "in order, without a gap, as far as it went");
+}
+
+/// An acknowledged `graphql-transport-ws` connection as `user`, whose socket has a receive
+/// buffer of a few KiB: until it reads, the server can write it little.
+async fn slow_reader(
+    app: &TestApp,
+    user: &TestUser,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small receive buffer");
+    let stream = socket.connect(app.addr.parse().expect("an address")).await.expect("connect");
+    let mut request = app.ws_url().into_client_request().expect("a ws:// url");
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream).await.expect("handshake");
+    let init = json!({ "type": "connection_init", "payload": bearer(&user.token) });
+    ws.send(Message::text(init.to_string())).await.expect("init");
+    let ack = ws.next().await.expect("open").expect("read");
+    assert!(ack.to_text().unwrap_or("").contains("connection_ack"), "{ack:?}");
+    ws
 }

@@ -154,7 +154,10 @@ impl MessageFeed {
             self.behind.retain(|id| *id != room_id);
             return;
         };
-        match service::range(&self.state.store, room_id, last, i64::MAX, CATCH_UP_BATCH, true).await {
+        let store = &self.state.store;
+        // Only while the viewer may still read the room: a removal ends the catch-up even
+        // before its event, queued behind it, is read.
+        match service::readable_after(store, &self.viewer, room_id, last, CATCH_UP_BATCH).await {
             Ok(rows) => {
                 if (rows.len() as u64) < CATCH_UP_BATCH {
                     self.behind.retain(|id| *id != room_id);

@@ -140,6 +140,27 @@ pub async fn page(store: &Store, viewer: &Viewer, room_id: Uuid, page: Page) -> 
     })
 }
 
+/// The next `limit` messages of a room after seq `after`, ascending, while `viewer` may read
+/// it (`access::readable_sql`, in the same statement): a feed catching up from the database
+/// stops at a removal, whenever it hears of the removal itself.
+pub async fn readable_after(
+    store: &Store,
+    viewer: &Viewer,
+    room_id: Uuid,
+    after: i64,
+    limit: u64,
+) -> ApiResult<Vec<messages::Model>> {
+    let sql = format!(
+        "SELECT {} FROM messages m JOIN rooms r ON r.id = m.room_id \
+         LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
+         WHERE m.room_id = $2 AND m.seq > $3 AND r.org_id = $4 AND {} ORDER BY m.seq LIMIT {limit}",
+        columns::<messages::Entity>(Some("m")),
+        access::readable_sql(viewer),
+    );
+    let values: Vec<Value> = vec![viewer.id.into(), room_id.into(), after.into(), viewer.org_id.into()];
+    Ok(messages::Entity::find().from_raw_sql(store.stmt(&sql, values)).all(&store.db).await?)
+}
+
 /// Messages with `after < seq < before`, ascending or descending.
 pub async fn range(
     store: &Store,
