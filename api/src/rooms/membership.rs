@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::Ctx;
 use crate::users::service as users;
 use entity::enums::{MemberRole, RoomKind};
-use entity::{room_members, rooms};
+use entity::{room_members, rooms, support_inbox_members};
 
 pub async fn insert(
     conn: &impl ConnectionTrait,
@@ -137,6 +137,17 @@ pub async fn leave(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<()> {
     }
     if access.membership.is_none() {
         return Err(ApiError::not_found("membership"));
+    }
+    // The inbox decides who is in its conversations: an agent who left one would keep it
+    // assigned and counted against their capacity, yet could no longer read it. Others (an
+    // admin who joined by replying) may leave.
+    if let Some(inbox_id) = access.room.inbox_id.filter(|_| access.room.kind == RoomKind::Support) {
+        let agent = support_inbox_members::Entity::find_by_id((inbox_id, viewer.id)).one(&store.db).await?;
+        if agent.is_some() {
+            return Err(ApiError::bad_input(
+                "an inbox's agents are its conversations' members: leave the inbox (removeInboxMember)",
+            ));
+        }
     }
     remove(store, bus, &access.room, viewer.id, MembershipChange::Left).await
 }

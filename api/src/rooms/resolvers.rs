@@ -87,7 +87,8 @@ impl RoomMutation {
         Ok(Room::from(membership::join(&ctx.service()?, parse_id(&room_id)?).await?))
     }
 
-    /// Leaves a channel; direct rooms cannot be left.
+    /// Leaves a channel; direct rooms cannot be left, and an inbox's agents leave its
+    /// conversations by leaving the inbox (an admin who joined one by replying may leave it).
     async fn leave_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<bool> {
         membership::leave(&ctx.service()?, parse_id(&room_id)?).await?;
         Ok(true)

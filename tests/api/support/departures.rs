@@ -1,15 +1,18 @@
 //! Agents who leave: a resolved conversation keeps the agent who resolved it, but when its
 //! contact writes again after that agent left the inbox or was deactivated, it goes to an
-//! agent who is still there; and a deactivated account is never chosen, online or not.
+//! agent who is still there; a deactivated account is never chosen, online or not; and an
+//! agent leaves conversations only by leaving the inbox (an admin who joined one may leave).
 
 use serde_json::{Value, json};
 
 use super::*;
-use crate::helpers::{Backend, TestApp, TestUser, spawn_app};
+use crate::helpers::api::send;
+use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, spawn_app};
 
 backend_tests!(
     a_conversation_reopened_after_its_agent_left_goes_to_one_still_there,
     deactivated_agents_are_never_chosen,
+    agents_leave_conversations_only_with_the_inbox,
 );
 
 const REMOVE: &str =
@@ -82,4 +85,20 @@ async fn deactivated_agents_are_never_chosen(backend: Backend) {
             .collect();
         assert_eq!(candidates, [json!("tia")], "a deactivated agent is no candidate");
     }
+}
+
+async fn agents_leave_conversations_only_with_the_inbox(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ada, sam, _tom, stored) = admin_agents_and_a_conversation(&app, "l-1", "+41790000611", "help").await;
+    let room = stored["conversationId"].as_str().expect("a room").to_owned();
+    let leave = "mutation($id: ID!) { leaveRoom(roomId: $id) }";
+
+    assert_error_code(&app.gql(&sam, leave, json!({ "id": room })).await, "BAD_USER_INPUT");
+    let seen = app.ok(&sam, "query($id: ID!) { room(id: $id) { viewerRole } }", json!({ "id": room })).await;
+    assert_eq!(seen["room"]["viewerRole"], "MEMBER", "sam is still in it");
+    // An admin who joined by replying may leave again, and still reads it (as admins do).
+    send(&app, &ada, &room, "Ada here").await;
+    app.ok(&ada, leave, json!({ "id": room })).await;
+    let seen = app.ok(&ada, "query($id: ID!) { room(id: $id) { viewerRole } }", json!({ "id": room })).await;
+    assert_eq!(seen["room"]["viewerRole"], Value::Null);
 }
