@@ -1,8 +1,9 @@
 //! Inputs at the edges: wildcard characters in searches, cursors that do not fit, paging
 //! arguments on their own, writes into archived rooms, and queries too deep, too costly,
 //! too large once their fragments are spread, or with too many aliases (fragments counted per
-//! spread, pages weighed by their size), pages past the largest configured, and text holding
-//! NUL. Each is a clear error or the literal answer, and changes nothing.
+//! spread, pages weighed by their size), pages past the largest configured, text holding
+//! NUL, and arguments that do not parse into their type. Each is a clear error or the
+//! literal answer, and changes nothing.
 
 use serde_json::json;
 
@@ -18,6 +19,7 @@ backend_tests!(
     queries_past_the_depth_complexity_or_alias_limits_are_refused,
     pages_stop_at_the_largest_page_configured,
     text_holding_nul_is_refused_and_changes_nothing,
+    arguments_that_do_not_parse_are_bad_input,
 );
 
 const USERS: &str = "query($search: String) { users(search: $search) { edges { node { id handle } } } }";
@@ -297,4 +299,24 @@ async fn text_holding_nul_is_refused_and_changes_nothing(backend: Backend) {
     let sent = app.ok(&alice, send, json!({ "input": { "roomId": room, "body": text } })).await;
     assert_eq!(sent["sendMessage"]["body"], text, "a backslash and `u0000` are kept as typed");
     assert_eq!(subscription.next("messageAdded").await["body"], text, "the refused sends published nothing");
+}
+
+/// A `DateTime` that is no date and an `Int` past 32 bits pass validation and are refused as
+/// the field runs: still `BAD_USER_INPUT`, as variables and as literals, and nothing changes.
+async fn arguments_that_do_not_parse_are_bad_input(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let room = create_channel(&app, &alice, "general", &[]).await;
+    let mute =
+        "mutation($room: ID!, $until: DateTime) { muteRoom(roomId: $room, until: $until) { isMuted } }";
+    let refused = app.gql(&alice, mute, json!({ "room": room, "until": "tomorrow" })).await;
+    assert_error_code(&refused, "BAD_USER_INPUT");
+    let literal = format!("mutation {{ muteRoom(roomId: \"{room}\", until: \"soon\") {{ isMuted }} }}");
+    assert_error_code(&app.gql(&alice, &literal, json!({})).await, "BAD_USER_INPUT");
+    let muted = app.ok(&alice, "query($id: ID!) { room(id: $id) { isMuted } }", json!({ "id": room })).await;
+    assert_eq!(muted["room"]["isMuted"], false, "nothing changed");
+
+    let rooms = "query($first: Int) { viewer { rooms(first: $first) { edges { node { id } } } } }";
+    let too_large = app.gql(&alice, rooms, json!({ "first": 2_147_483_648_i64 })).await;
+    assert_error_code(&too_large, "BAD_USER_INPUT");
 }

@@ -17,7 +17,8 @@
 //! first time. A failure is the client's: each of its errors carries `extensions.code`
 //! BAD_USER_INPUT, like every other refused input. So do async-graphql's own refusals after
 //! validation (an unknown `operationName`, none given for a document of several operations, a
-//! subscription sent over HTTP), which it sends without one, over HTTP and WebSocket alike
+//! subscription sent over HTTP) and its refusals of an argument that does not parse into its
+//! type as the field runs, which it sends without one, over HTTP and WebSocket alike
 //! ([`mark_request_errors`]).
 //!
 //! A document longer than `PARLEY_MAX_QUERY_BYTES` is refused before anything parses it:
@@ -266,13 +267,21 @@ fn mark_bad_user_input(error: &mut ServerError) {
     }
 }
 
-/// Gives the errors that refused a request before any field ran (they have no path) the code
-/// of refused input. HTTP requests pass through the `request` hook, which calls this; a
-/// WebSocket subscription's first response does not, so its set-up calls it itself.
+/// Gives the errors that refused a request before any field ran (they have no path), and
+/// async-graphql's refusals of an argument, the code of refused input. HTTP requests pass
+/// through the `request` hook, which calls this; a WebSocket subscription's first response
+/// does not, so its set-up calls it itself.
 pub fn mark_request_errors(errors: &mut [ServerError]) {
-    for error in errors.iter_mut().filter(|e| e.path.is_empty()) {
+    for error in errors.iter_mut().filter(|e| e.path.is_empty() || is_argument_refusal(e)) {
         mark_bad_user_input(error);
     }
+}
+
+/// async-graphql's refusal of an argument that does not parse into its type (a `DateTime`
+/// that is no date, an `Int` past 32 bits): validation lets such values through, and the
+/// field refuses them as it runs, so the error has a path, and no code of its own.
+fn is_argument_refusal(error: &ServerError) -> bool {
+    ["Failed to parse \"", "Expected input type \""].iter().any(|start| error.message.starts_with(start))
 }
 
 fn all_bad_user_input(errors: Vec<ServerError>) -> Vec<ServerError> {
