@@ -212,6 +212,14 @@ async fn send_rate_is_limited_per_user(backend: Backend) {
     let org = app.create_org().await;
     let (alice, bob) = (org.user("alice").await, org.user("bob").await);
     let general = create_channel(&app, &alice, "general", &[&bob]).await;
+    // Refused input spends nothing of the budget: a bad attachment is refused first.
+    let bad =
+        json!([{ "name": "a.png", "url": "https://x.test/a.png", "contentType": "image/png", "size": -1 }]);
+    for _ in 0..3 {
+        let refused =
+            try_send(&app, &alice, json!({ "roomId": general, "body": "x", "attachments": bad })).await;
+        assert_error_code(&refused, "BAD_USER_INPUT");
+    }
 
     let mut accepted = 0;
     let mut limited = 0;

@@ -76,7 +76,8 @@ impl MessageMutation {
             reply_to_id: input.reply_to_id.as_ref().map(parse_id).transpose()?,
             attachments: input.attachments.into_iter().map(Attachment::from).collect(),
         };
-        // After parsing: bad input spends nothing of the sender's budget.
+        new.check_attachments(cx.app.limits.max_attachments)?;
+        // After parsing and checking: bad input spends nothing of the sender's budget.
         cx.app.check_send_rate(cx.viewer).await?;
         Ok(Message::from(send::send(&cx, new).await?))
     }
