@@ -38,6 +38,7 @@ mod outages;
 mod pages;
 mod personal_notifications;
 mod presence;
+mod pushed_mentions;
 mod read_receipts;
 mod read_state;
 mod readme;

@@ -34,7 +34,7 @@ const SETTINGS: &str = "{ viewer { email notificationSettings { emailEnabled pus
     emailDelaySeconds vapidPublicKey pushSubscriptions { id endpoint } } } }";
 const UPDATE: &str = "mutation($input: UpdateNotificationSettingsInput!) { updateNotificationSettings(input: $input) \
     { emailEnabled pushEnabled } }";
-const REGISTER: &str = "mutation($input: RegisterPushSubscriptionInput!) { registerPushSubscription(input: $input) \
+pub(crate) const REGISTER: &str = "mutation($input: RegisterPushSubscriptionInput!) { registerPushSubscription(input: $input) \
     { id endpoint } }";
 const MY_DELIVERIES: &str = "query($filter: NotificationDeliveryFilter) { viewer { notificationDeliveries(filter: $filter, first: 50) { \
     edges { node { kind status attempts lastError recipientId messageId } } } } }";
@@ -43,7 +43,7 @@ const ORG_DELIVERIES: &str = "query($filter: NotificationDeliveryFilter) { notif
 
 /// A server with email to `smtp` (after `DELAY`), links under `http://parley.test`, and an
 /// outbox no other test's server claims (on PostgreSQL, a database of its own).
-async fn own_app(
+pub(crate) async fn own_app(
     backend: Backend,
     smtp: &SmtpSink,
     overrides: &[(&str, &str)],
@@ -84,7 +84,7 @@ async fn deliveries(app: &TestApp, recipient: &TestUser, kind: &str) -> Vec<Valu
 }
 
 /// Waits until `recipient` sees a delivery of `kind` in `status`.
-async fn delivery_to(app: &TestApp, kind: &str, recipient: &TestUser, status: &str) -> Value {
+pub(crate) async fn delivery_to(app: &TestApp, kind: &str, recipient: &TestUser, status: &str) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let all = deliveries(app, recipient, kind).await;
