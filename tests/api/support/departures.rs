@@ -19,17 +19,21 @@ const REMOVE: &str =
     "mutation($inbox: ID!, $user: ID!) { removeInboxMember(inboxId: $inbox, userId: $user) { id } }";
 const DEACTIVATE: &str = "mutation($id: ID!) { deactivateUser(userId: $id) { deactivatedAt } }";
 
-/// A round-robin inbox of ada's with sam then tia, and the conversation one contact opened
-/// (sam's, first in turn), which sam then resolved: the inbox's id and secret, and the room.
-async fn resolved_by_sam(app: &TestApp, ada: &TestUser, agents: [&TestUser; 2]) -> (String, String, String) {
+/// A new organisation's admin ada and agents sam then tia, a round-robin inbox of ada's with
+/// both, and the conversation one contact opened there (sam's, first in turn), which sam
+/// then resolved: the three, the inbox's id and secret, and the room.
+async fn resolved_by_sam(app: &TestApp) -> ([TestUser; 3], String, String, String) {
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
     let input = json!({ "name": "RR", "assignment": "ROUND_ROBIN" });
-    let (id, secret) = inbox(app, ada, input, &agents).await;
+    let (id, secret) = inbox(app, &ada, input, &[&sam, &tia]).await;
     let (status, stored) = post(app, &id, &secret, &sms("d-1", "+41790000601", "hello")).await;
     assert_eq!(status, 201, "{stored}");
     let room = stored["conversationId"].as_str().expect("a room").to_owned();
-    assert_eq!(assignee(app, ada, &room).await, "sam");
-    app.ok(agents[0], SET_STATUS, json!({ "room": room, "status": "RESOLVED" })).await;
-    (id, secret, room)
+    assert_eq!(assignee(app, &ada, &room).await, "sam");
+    app.ok(&sam, SET_STATUS, json!({ "room": room, "status": "RESOLVED" })).await;
+    ([ada, sam, tia], id, secret, room)
 }
 
 async fn assignee(app: &TestApp, viewer: &TestUser, room: &str) -> String {
@@ -39,10 +43,7 @@ async fn assignee(app: &TestApp, viewer: &TestUser, room: &str) -> String {
 
 async fn a_conversation_reopened_after_its_agent_left_goes_to_one_still_there(backend: Backend) {
     let app = spawn_app(backend).await;
-    let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
-    let (id, secret, room) = resolved_by_sam(&app, &ada, [&sam, &tia]).await;
+    let ([ada, sam, tia], id, secret, room) = resolved_by_sam(&app).await;
     // Resolved, it keeps sam (the metrics' history), also once sam has left.
     app.ok(&ada, REMOVE, json!({ "inbox": id, "user": sam.id })).await;
     assert_eq!(assignee(&app, &ada, &room).await, "sam");
@@ -60,10 +61,7 @@ async fn a_conversation_reopened_after_its_agent_left_goes_to_one_still_there(ba
 
 async fn deactivated_agents_are_never_chosen(backend: Backend) {
     let app = spawn_app(backend).await;
-    let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
-    let (id, secret, room) = resolved_by_sam(&app, &ada, [&sam, &tia]).await;
+    let ([ada, sam, _tia], id, secret, room) = resolved_by_sam(&app).await;
     app.ok(&ada, DEACTIVATE, json!({ "id": sam.id })).await;
 
     // Nobody is online, so an offline agent may be chosen: but not a deactivated one.
