@@ -197,7 +197,9 @@ async fn replies_go_out_signed_and_are_retried_across_a_restart(backend: Backend
     gateway.wait_for(1, WAIT).await;
     app.kill().await;
     let second = app.spawn_second_instance().await;
-    let received = gateway.wait_for(2, WAIT).await;
+    // A lease or a backoff of up to 3 s, then a poll: twice the usual wait, as a loaded
+    // two-core CI machine once took longer than 10 s (2026-12-06, on PostgreSQL).
+    let received = gateway.wait_for(2, 2 * WAIT).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(gateway.received().len(), 2, "one failed attempt, one delivery: {received:#?}");
     let delivered = &received[1];
