@@ -111,6 +111,14 @@ pub async fn resolve(
     Ok(users)
 }
 
+/// Whether message `message_id` mentions `user_id` as it stands now (an edit rewrites its
+/// mentions).
+pub async fn mentions_user(store: &Store, message_id: Uuid, user_id: Uuid) -> ApiResult<bool> {
+    let sql = "SELECT 1 AS one FROM mentions WHERE message_id = $1 AND user_id = $2";
+    let found = store.db.query_one_raw(store.stmt(sql, vec![message_id.into(), user_id.into()])).await?;
+    Ok(found.is_some())
+}
+
 /// Writes that a message (id, room, seq) mentions `users`, in the caller's transaction.
 /// `replace`: first forget whom it mentioned before (an edit, a deletion).
 pub async fn write(

@@ -18,7 +18,7 @@
 //! the same kind per inbox: the ones that arrive while one is in flight run as one statement.
 //! Their rooms are found by the statement, not known before, so a message that meets another
 //! one's room in its batch is not stored by it, and runs again alone before the lane's next
-//! turn (run beside that turn, such messages met it at their rooms' locks: 3 724–3 876
+//! turn (run beside that turn, such messages met it at their rooms' locks: 3 355–3 876
 //! messages/s against 4 080–4 422, BENCHMARKS.md). A lane per inbox, not one for the
 //! instance: a conversation whose row is held stops only its own inbox's messages, not every
 //! organisation's.

@@ -13,7 +13,7 @@ use web_push_native::jwt_simple::algorithms::ES256KeyPair;
 use web_push_native::p256::{self, elliptic_curve::sec1::ToEncodedPoint};
 use web_push_native::{Auth, WebPushBuilder};
 
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use super::personal::{self, Channel};
@@ -23,6 +23,7 @@ use super::{email, settings, target};
 use crate::config::NotificationConfig;
 use crate::db::Store;
 use crate::error::{ApiError, ApiResult};
+use crate::mentions::service as mentions;
 use crate::secrets;
 use crate::state::AppState;
 use entity::enums::RoomKind;
@@ -126,15 +127,10 @@ pub(super) async fn attempt(
     // Outside direct rooms a push is for a mention; an edit since may have taken it out
     // (the email batch reads the mentions as it sends, too).
     if room.kind != RoomKind::Direct {
-        let sql = "SELECT 1 AS one FROM mentions WHERE message_id = $1 AND user_id = $2";
-        let values = vec![message.id.into(), subscription.user_id.into()];
-        let mention = state
-            .store
-            .db
-            .query_one_raw(state.store.stmt(sql, values))
+        let mentioned = mentions::mentions_user(&state.store, message.id, subscription.user_id)
             .await
-            .map_err(|e| Failure::reading(e.into()))?;
-        if mention.is_none() {
+            .map_err(Failure::reading)?;
+        if !mentioned {
             return Err(Failure::Cancelled("the message no longer mentions them".into()));
         }
     }

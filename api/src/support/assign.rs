@@ -12,8 +12,8 @@
 //!   if that agent leaves, the turn goes back to whoever joined before them).
 //! - `least_busy`: the fewest open conversations; ties in round-robin order.
 //!
-//! Both skip paused agents, deactivated accounts and agents at capacity, and prefer agents who are online (a live
-//! WebSocket on any instance) when any is eligible. When nobody is, the conversation waits
+//! Both skip paused agents, deactivated accounts and agents at capacity, and prefer agents
+//! who are online (a live WebSocket on any instance) when any is eligible. When nobody is, the conversation waits
 //! unassigned; [`drain`] assigns waiting conversations, oldest first, when capacity frees.
 //! Every decision is stored with its candidates as they stood.
 

@@ -89,8 +89,8 @@ pub static SQL: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Stores `inbound` the short way when it can, with the messages that arrive beside it at
-/// the inbox on this instance (`messages::group_commit`): the stored message and the room as bumped, or
-/// `None` when the message needs the transactional way (nothing was written then).
+/// the inbox on this instance (`messages::group_commit`): the stored message and the room as
+/// bumped, or `None` when the message needs the transactional way (nothing was written then).
 pub async fn store(
     app: &AppState,
     inbox: &support_inboxes::Model,
