@@ -37,9 +37,11 @@ impl SupportInbox {
     async fn agent_capacity(&self) -> Option<i32> {
         self.0.agent_capacity
     }
-    /// Where agents' replies to sms and email conversations are posted.
-    async fn outbound_webhook_url(&self) -> Option<&str> {
-        self.0.outbound_webhook_url.as_deref()
+    /// Where agents' replies to sms and email conversations are posted. Org admins only
+    /// (null for agents): a gateway's URL may carry its token.
+    async fn outbound_webhook_url(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let admin = ctx.viewer()?.is_admin();
+        Ok(self.0.outbound_webhook_url.as_deref().filter(|_| admin))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

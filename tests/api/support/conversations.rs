@@ -185,6 +185,14 @@ async fn replies_go_out_signed_and_are_retried_across_a_restart(backend: Backend
     let sam = org.user_with_role("sam", "agent").await;
     let input = json!({ "name": "SMS", "outboundWebhookUrl": format!("{}/sms/out", gateway.url) });
     let (id, secret) = inbox(&app, &ada, input, &[&sam]).await;
+    // The gateway's URL may carry its token: admins see it, agents do not.
+    let url = "query($id: ID!) { supportInbox(id: $id) { outboundWebhookUrl } }";
+    let seen = app.ok(&ada, url, json!({ "id": id })).await;
+    assert_eq!(seen["supportInbox"]["outboundWebhookUrl"], json!(format!("{}/sms/out", gateway.url)));
+    assert_eq!(
+        app.ok(&sam, url, json!({ "id": id })).await["supportInbox"]["outboundWebhookUrl"],
+        Value::Null
+    );
     let (_, stored) = post(&app, &id, &secret, &sms("o-1", "+41790000701", "Is it shipped?")).await;
     let room = stored["conversationId"].as_str().expect("a room").to_owned();
     assert_eq!(conversation(&app, &sam, &room).await["conversation"]["status"], "OPEN");
