@@ -1,13 +1,18 @@
 //! Direct rooms: `openDirectRoom` is idempotent by member set (whoever opens
 //! it, in whatever order), holds 2–9 members including the viewer, and cannot
-//! be left.
+//! be left; a direct room of two turns read-only when the other is deactivated.
 
 use serde_json::json;
 
-use crate::helpers::api::{id_of, member_ids, my_room_ids, open_dm, room};
+use crate::helpers::api::{id_of, member_ids, my_room_ids, open_dm, room, send};
+use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, assert_error_code, spawn_app};
 
-backend_tests!(open_direct_room_is_idempotent_by_member_set, open_direct_room_needs_two_to_nine_members);
+backend_tests!(
+    open_direct_room_is_idempotent_by_member_set,
+    open_direct_room_needs_two_to_nine_members,
+    a_direct_room_with_a_deactivated_user_turns_read_only,
+);
 
 const OPEN_DM: &str = "mutation($ids: [ID!]!) { openDirectRoom(userIds: $ids) { id kind members { edges { node { user { id } } } } } }";
 const LEAVE: &str = "mutation($id: ID!) { leaveRoom(roomId: $id) }";
@@ -64,4 +69,39 @@ async fn open_direct_room_needs_two_to_nine_members(backend: Backend) {
 
     let nine = app.ok(&root, OPEN_DM, json!({ "ids": others[..8] })).await["openDirectRoom"].clone();
     assert_eq!(member_ids(&nine).len(), 9);
+}
+
+/// Nobody will read what is sent to a deactivated account: alice's room with bob alone
+/// turns read-only (archived, its history kept), live, while their group with carol goes on.
+async fn a_direct_room_with_a_deactivated_user_turns_read_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let root = org.user_with_role("root", "admin").await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    let (dm, group) = (open_dm(&app, &alice, &[&bob]).await, open_dm(&app, &alice, &[&bob, &carol]).await);
+    send(&app, &bob, &dm, "see you").await;
+    let mut ws = WsClient::connect(&app, &alice).await;
+    let mut updates =
+        ws.subscribe("updates", "subscription { roomUpdated { roomId reason } }", json!({})).await;
+    ws.settle().await;
+
+    let deactivate = "mutation($id: ID!) { deactivateUser(userId: $id) { deactivatedAt } }";
+    app.ok(&root, deactivate, json!({ "id": bob.id })).await;
+    updates.next_room_update(&dm, &["ARCHIVED"]).await;
+    let refused = app
+        .gql(
+            &alice,
+            "mutation($id: ID!) { sendMessage(input: { roomId: $id, body: \"hello?\" }) { id } }",
+            json!({ "id": dm }),
+        )
+        .await;
+    assert_error_code(&refused, "FORBIDDEN");
+    let history = "query($id: ID!) { room(id: $id) { archivedAt } messages(roomId: $id, last: 10) { edges { node { body } } } }";
+    let seen = app.ok(&alice, history, json!({ "id": dm })).await;
+    assert!(seen["room"]["archivedAt"].is_string(), "{seen}");
+    assert_eq!(seen["messages"]["edges"], json!([{ "node": { "body": "see you" } }]), "only what bob sent");
+    assert_eq!(my_room_ids(&app, &alice, json!({ "archived": true })).await, [dm]);
+
+    send(&app, &alice, &group, "bob left us").await;
+    assert_eq!(my_room_ids(&app, &carol, json!({ "kind": "DIRECT" })).await, [group]);
 }

@@ -1,13 +1,18 @@
 //! Users and global lookups: `createUser` (org admins only), the `users`
 //! directory with search and paging, and `node(id)` for every node type,
-//! never leaking another organisation's objects.
+//! never leaking another organisation's objects; an organisation keeps an owner.
 
 use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, id_of, send};
 use crate::helpers::{Backend, assert_error_code, error_codes, spawn_app};
 
-backend_tests!(create_user_is_for_org_admins, users_are_searched_within_the_org, node_resolves_every_kind);
+backend_tests!(
+    create_user_is_for_org_admins,
+    users_are_searched_within_the_org,
+    node_resolves_every_kind,
+    the_last_owner_stays_an_owner,
+);
 
 const CREATE: &str =
     "mutation($input: CreateUserInput!) { createUser(input: $input) { id handle displayName role kind } }";
@@ -119,3 +124,30 @@ async fn node_resolves_every_kind(backend: Backend) {
     }
     assert_error_code(&app.gql(&alice, NODE, json!({ "id": "nope" })).await, "BAD_USER_INPUT");
 }
+
+/// Nobody could make an owner again once the last one is gone, so the last active owner
+/// cannot demote themselves; with a second owner, either may step down.
+async fn the_last_owner_stays_an_owner(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (olga, ada) = (org.user_with_role("olga", "owner").await, org.user_with_role("ada", "admin").await);
+    let set_role =
+        "mutation($id: ID!, $role: UserRole!) { updateUser(input: { userId: $id, role: $role }) { role } }";
+    let role_of = |id: &str| app.ok(&ada, NODE_ROLE, json!({ "id": id }));
+
+    for role in ["ADMIN", "MEMBER", "INTEGRATION"] {
+        let refused = app.gql(&olga, set_role, json!({ "id": olga.id, "role": role })).await;
+        assert_error_code(&refused, "BAD_USER_INPUT");
+    }
+    assert_eq!(role_of(&olga.id).await["node"]["role"], "OWNER", "nothing changed");
+
+    app.ok(&olga, set_role, json!({ "id": ada.id, "role": "OWNER" })).await;
+    app.ok(&olga, set_role, json!({ "id": olga.id, "role": "ADMIN" })).await;
+    assert_eq!(role_of(&olga.id).await["node"]["role"], "ADMIN");
+    // Now ada is the last one.
+    let refused = app.gql(&ada, set_role, json!({ "id": ada.id, "role": "MEMBER" })).await;
+    assert_error_code(&refused, "BAD_USER_INPUT");
+    assert_eq!(role_of(&ada.id).await["node"]["role"], "OWNER");
+}
+
+const NODE_ROLE: &str = "query($id: ID!) { node(id: $id) { ... on User { role } } }";

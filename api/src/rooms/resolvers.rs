@@ -76,7 +76,8 @@ impl RoomMutation {
         Ok(Room::from(service::update_room(&ctx.service()?, parse_id(&input.room_id)?, changes).await?))
     }
 
-    /// Archives a channel: read-only from then on. Direct rooms cannot be archived, and a
+    /// Archives a channel: read-only from then on. Direct rooms cannot be archived (a direct
+    /// room of two is archived when the other member's account is deactivated), and a
     /// support conversation is resolved instead (`setConversationStatus`).
     async fn archive_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Room> {
         Ok(Room::from(service::archive_room(&ctx.service()?, parse_id(&room_id)?).await?))

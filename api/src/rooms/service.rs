@@ -1,8 +1,8 @@
 //! Creating and changing rooms: channels, direct rooms, renaming, archiving (listing them is
-//! `listing`).
+//! `listing`), and making a deactivated user's direct rooms of two read-only.
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::access::{self, RoomAccess};
@@ -167,6 +167,28 @@ pub async fn archive_room(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model
     cx.app.directory.room_changed(bus, room_id).await;
     bus.publish(Topic::Room(room_id), Event::RoomChanged { room_id, change: RoomChange::Archived }).await;
     Ok(updated)
+}
+
+/// Archives the direct rooms of two that `user_id` is in, once their account is deactivated:
+/// the other member still reads the history, but no longer writes to someone who will never
+/// read it (Mattermost makes such rooms read-only too). Direct rooms of three or more stay
+/// live for the others.
+pub async fn archive_direct_rooms_of(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<()> {
+    let (store, bus) = (&cx.app.store, &cx.app.bus);
+    let sql = "UPDATE rooms SET archived_at = $2 \
+         WHERE kind = 'direct' AND archived_at IS NULL AND deleted_at IS NULL \
+           AND id IN (SELECT room_id FROM room_members WHERE user_id = $1) \
+           AND (SELECT COUNT(*) FROM room_members m WHERE m.room_id = rooms.id) = 2 \
+         RETURNING id";
+    let tx = store.begin_write().await?;
+    let rows = tx.txn.query_all_raw(store.stmt(sql, vec![user_id.into(), Utc::now().into()])).await?;
+    tx.commit().await?;
+    for row in rows {
+        let room_id: Uuid = row.try_get_by_index(0)?;
+        cx.app.directory.room_changed(bus, room_id).await;
+        bus.publish(Topic::Room(room_id), Event::RoomChanged { room_id, change: RoomChange::Archived }).await;
+    }
+    Ok(())
 }
 
 /// A channel the viewer may manage; direct rooms have nothing to manage.

@@ -4,14 +4,16 @@
 //! An inbox's agents are members of each of its conversations (rooms), so everything rooms
 //! already do — unread counts, `messageAdded`, read state — works for them unchanged: adding
 //! an agent adds them to every conversation of the inbox, removing one removes them and
-//! hands their open conversations back to the queue. Org admins read every conversation
-//! without being members (`rooms::access`).
+//! hands their open conversations back to the queue, as deactivating their account does.
+//! Org admins read every conversation without being members (`rooms::access`).
 //!
 //! Who sees an inbox: org admins and its agents; anyone else gets NOT_FOUND.
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 use uuid::Uuid;
 
 use super::{assign, conversations};
@@ -203,27 +205,7 @@ pub async fn remove_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiRe
     if removed.rows_affected == 0 {
         return Err(ApiError::not_found("inbox member"));
     }
-    // Their open conversations go back to the queue; resolved ones keep their agent (the
-    // metrics' history).
-    let theirs = rooms::Entity::find()
-        .filter(rooms::Column::InboxId.eq(inbox_id))
-        .filter(rooms::Column::AssigneeId.eq(user_id))
-        .filter(rooms::Column::Status.ne(ConversationStatus::Resolved))
-        .all(&tx.txn)
-        .await?;
-    let mut changes = Vec::with_capacity(theirs.len());
-    for room in &theirs {
-        assign::set_assignee(&tx.txn, room.id, None).await?;
-        let status = room.status.map(|s| conversations::status_name(s).to_owned());
-        let change = ConversationChangePayload {
-            status_from: status.clone(),
-            status_to: status,
-            assignee_from: Some(user_id),
-            assignee_to: None,
-            by: cx.viewer.id.to_string(),
-        };
-        changes.push((room.id, change));
-    }
+    let changes = hand_back(&tx.txn, inbox_id, user_id, cx.viewer.id.to_string()).await?;
     tx.commit().await?;
     for (room_id, change) in changes {
         conversations::publish(cx.app, room_id, change).await;
@@ -233,6 +215,50 @@ pub async fn remove_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiRe
     }
     conversations::drain_quietly(cx.app, inbox_id).await;
     Ok(inbox)
+}
+
+/// A deactivated agent's open conversations go back to their inboxes' queues (and to other
+/// agents, if the strategy assigns), as when an agent leaves an inbox. They stay an agent of
+/// it, never chosen again (`assign::still_agent`). A repeat hands back nothing more.
+pub async fn release_deactivated(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<()> {
+    let agent_of =
+        members::Entity::find().filter(members::Column::UserId.eq(user_id)).all(&cx.app.store.db).await?;
+    for inbox_id in agent_of.into_iter().map(|m| m.inbox_id) {
+        let tx = cx.app.store.begin_write().await?;
+        assign::lock_inbox(&cx.app.store, &tx.txn, inbox_id).await?;
+        let changes = hand_back(&tx.txn, inbox_id, user_id, cx.viewer.id.to_string()).await?;
+        tx.commit().await?;
+        for (room_id, change) in changes {
+            conversations::publish(cx.app, room_id, change).await;
+        }
+        conversations::drain_quietly(cx.app, inbox_id).await;
+    }
+    Ok(())
+}
+
+/// Unassigns `agent`'s conversations of the inbox that are not resolved, inside a transaction
+/// holding the inbox's lock; resolved ones keep their agent (the metrics' history). Returns
+/// the changes to publish once committed.
+async fn hand_back(
+    tx: &DatabaseTransaction,
+    inbox_id: Uuid,
+    agent: Uuid,
+    by: String,
+) -> ApiResult<Vec<(Uuid, ConversationChangePayload)>> {
+    let theirs = rooms::Entity::find()
+        .filter(rooms::Column::InboxId.eq(inbox_id))
+        .filter(rooms::Column::AssigneeId.eq(agent))
+        .filter(rooms::Column::Status.ne(ConversationStatus::Resolved))
+        .all(tx)
+        .await?;
+    let mut changes = Vec::with_capacity(theirs.len());
+    for room in &theirs {
+        let status = room.status.unwrap_or(ConversationStatus::Open);
+        let change =
+            conversations::transition(tx, room, status, room.snoozed_until, None, by.clone()).await?;
+        changes.push((room.id, change));
+    }
+    Ok(changes)
 }
 
 async fn conversations(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<Vec<rooms::Model>> {

@@ -2,8 +2,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
+    EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -11,7 +11,9 @@ use crate::auth::Viewer;
 use crate::db::{Store, contains_ci};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use crate::paging::Keyset;
+use crate::rooms::service as rooms;
 use crate::state::Ctx;
+use crate::support::inboxes;
 use sea_orm::Set;
 
 use super::input::{DisplayName, EmailAddress, Handle};
@@ -146,6 +148,8 @@ pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiRes
     if !own_name_only {
         require_admin_over(cx.viewer, &user, changes.role)?;
     }
+    let ends_ownership = user.role == UserRole::Owner && changes.role.is_some_and(|r| r != UserRole::Owner);
+    let user_id = user.id;
     let mut active: users::ActiveModel = user.into();
     if let Some(name) = changes.display_name {
         active.display_name = Set(name.into_string());
@@ -156,7 +160,7 @@ pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiRes
         active.role = Set(role);
         active.role_changed_at = Set(Some(Utc::now()));
     }
-    save(cx, active).await
+    save(cx, active, ends_ownership.then_some(user_id)).await
 }
 
 /// The viewer's own profile. Every instance forgets its cached copy, so a read receipt
@@ -177,10 +181,12 @@ pub async fn update_profile(cx: &Ctx<'_>, changes: ProfileChanges) -> ApiResult<
     if let Some(email) = changes.email {
         active.email = Set(email.map(EmailAddress::into_string));
     }
-    save(cx, active).await
+    save(cx, active, None).await
 }
 
-/// Deactivates a user: their tokens are refused from now on, on every instance.
+/// Deactivates a user: their tokens are refused from now on, on every instance, the support
+/// conversations assigned to them go back to their inboxes' queues, and their direct rooms of
+/// two become read-only.
 #[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
 pub async fn deactivate(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<users::Model> {
     let user = find(&cx.app.store, cx.viewer.org_id, user_id).await?;
@@ -188,12 +194,46 @@ pub async fn deactivate(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<users::Model> 
         return Err(ApiError::bad_input("you cannot deactivate yourself"));
     }
     require_admin_over(cx.viewer, &user, None)?;
-    if user.deactivated_at.is_some() {
-        return Ok(user);
+    let user = if user.deactivated_at.is_some() {
+        user
+    } else {
+        let owner = (user.role == UserRole::Owner).then_some(user.id);
+        let mut active: users::ActiveModel = user.into();
+        active.deactivated_at = Set(Some(Utc::now()));
+        save(cx, active, owner).await?
+    };
+    // On a repeat too: it finishes what a first call that failed halfway did not.
+    inboxes::release_deactivated(cx, user.id).await?;
+    rooms::archive_direct_rooms_of(cx, user.id).await?;
+    Ok(user)
+}
+
+/// BAD_USER_INPUT unless the organisation has an active owner besides `owner`. Holds the
+/// organisation's row until the caller's transaction ends (on PostgreSQL; SQLite has one
+/// writer), so two owners demoting each other at once cannot both succeed.
+async fn keep_another_owner(
+    store: &Store,
+    txn: &DatabaseTransaction,
+    org_id: Uuid,
+    owner: Uuid,
+) -> ApiResult<()> {
+    if store.backend() == DatabaseBackend::Postgres {
+        let lock = "SELECT id FROM organizations WHERE id = $1 FOR UPDATE";
+        txn.execute_raw(store.stmt(lock, vec![org_id.into()])).await?;
     }
-    let mut active: users::ActiveModel = user.into();
-    active.deactivated_at = Set(Some(Utc::now()));
-    save(cx, active).await
+    let others = users::Entity::find()
+        .filter(users::Column::OrgId.eq(org_id))
+        .filter(users::Column::Role.eq(UserRole::Owner))
+        .filter(users::Column::DeactivatedAt.is_null())
+        .filter(users::Column::Id.ne(owner))
+        .count(txn)
+        .await?;
+    if others == 0 {
+        return Err(ApiError::bad_input(
+            "the organisation's last owner stays an owner: make someone else an owner first",
+        ));
+    }
+    Ok(())
 }
 
 /// Admins manage users; only owners manage owners or make someone an owner.
@@ -208,8 +248,18 @@ fn require_admin_over(viewer: &Viewer, user: &users::Model, new_role: Option<Use
     Ok(())
 }
 
-async fn save(cx: &Ctx<'_>, change: users::ActiveModel) -> ApiResult<users::Model> {
+/// Writes a change to a user. `ending_ownership_of`: the owner the change demotes or
+/// deactivates, refused when no other active owner would remain (nobody could manage owners
+/// again).
+async fn save(
+    cx: &Ctx<'_>,
+    change: users::ActiveModel,
+    ending_ownership_of: Option<Uuid>,
+) -> ApiResult<users::Model> {
     let tx = cx.app.store.begin_write().await?;
+    if let Some(owner) = ending_ownership_of {
+        keep_another_owner(&cx.app.store, &tx.txn, cx.viewer.org_id, owner).await?;
+    }
     let user = change.update(&tx.txn).await?;
     tx.commit().await?;
     cx.app.directory.user_changed(&cx.app.bus, user.id).await;

@@ -2,17 +2,20 @@
 //! contact writes again after that agent left the inbox or was deactivated, it goes to an
 //! agent who is still there; a deactivated account is never chosen, online or not; and an
 //! agent leaves conversations only by leaving the inbox (an admin who joined one may leave).
+//! Deactivating an agent hands their open and snoozed conversations back to the queue.
 
 use serde_json::{Value, json};
 
 use super::*;
 use crate::helpers::api::send;
+use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, spawn_app};
 
 backend_tests!(
     a_conversation_reopened_after_its_agent_left_goes_to_one_still_there,
     deactivated_agents_are_never_chosen,
     agents_leave_conversations_only_with_the_inbox,
+    deactivating_an_agent_hands_their_conversations_back,
 );
 
 const REMOVE: &str =
@@ -99,4 +102,75 @@ async fn agents_leave_conversations_only_with_the_inbox(backend: Backend) {
     app.ok(&ada, leave, json!({ "id": room })).await;
     let seen = app.ok(&ada, "query($id: ID!) { room(id: $id) { viewerRole } }", json!({ "id": room })).await;
     assert_eq!(seen["room"]["viewerRole"], Value::Null);
+}
+
+async fn deactivating_an_agent_hands_their_conversations_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
+    let (id, secret) =
+        inbox(&app, &ada, json!({ "name": "RR", "assignment": "ROUND_ROBIN" }), &[&sam, &tia]).await;
+    // Round robin: sam, tia, sam.
+    let mut rooms = Vec::new();
+    for n in 1..=3 {
+        let (status, stored) =
+            post(&app, &id, &secret, &sms(&format!("h-{n}"), &format!("+4179000070{n}"), "help")).await;
+        assert_eq!(status, 201, "{stored}");
+        rooms.push(stored["conversationId"].as_str().expect("a room").to_owned());
+    }
+    let [open, tias, snoozed] = [&rooms[0], &rooms[1], &rooms[2]];
+    assert_eq!(
+        [
+            assignee(&app, &ada, open).await,
+            assignee(&app, &ada, tias).await,
+            assignee(&app, &ada, snoozed).await
+        ],
+        ["sam", "tia", "sam"]
+    );
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    app.ok(&sam, SET_STATUS, json!({ "room": snoozed, "status": "SNOOZED", "until": later })).await;
+    let mut ws = WsClient::connect(&app, &tia).await;
+    let mut updates = ws.subscribe("updates", ROOM_UPDATES, json!({})).await;
+    ws.settle().await;
+
+    app.ok(&ada, DEACTIVATE, json!({ "id": sam.id })).await;
+    // The open one goes to tia, now the only agent; the snoozed one waits unassigned for its time.
+    let mut changes = Vec::new();
+    while changes.len() < 3 {
+        let update = updates.next("roomUpdated").await;
+        if update["reason"] == "CONVERSATION_CHANGED" {
+            changes.push((update["roomId"].clone(), update["conversationChange"].clone()));
+        }
+    }
+    let change = |room: &str, status: &str, from: &TestUser, to: Option<&TestUser>, by: &TestUser| {
+        let ids = (json!(from.id), to.map(|t| json!(t.id)).unwrap_or(Value::Null));
+        (
+            json!(room),
+            json!({ "statusFrom": status, "statusTo": status, "assigneeFrom": ids.0, "assigneeTo": ids.1, "by": by.id }),
+        )
+    };
+    assert!(changes.contains(&change(open, "OPEN", &sam, None, &ada)), "{changes:?}");
+    assert!(changes.contains(&change(snoozed, "SNOOZED", &sam, None, &ada)), "{changes:?}");
+    let taken = changes.iter().find(|(room, c)| room == open && c["assigneeTo"] == json!(tia.id));
+    assert!(taken.is_some(), "tia takes it: {changes:?}");
+    assert_eq!(assignee(&app, &ada, open).await, "tia");
+    let waiting = conversation(&app, &ada, snoozed).await["conversation"].clone();
+    assert_eq!((waiting["status"].as_str(), &waiting["assignee"]), (Some("SNOOZED"), &Value::Null));
+    let mine = "query { viewer { assignedConversations(first: 10) { edges { node { id } } } } }";
+    let listed = app.ok(&tia, mine, json!({})).await;
+    let mut ids: Vec<&str> = listed["viewer"]["assignedConversations"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter_map(|e| e["node"]["id"].as_str())
+        .collect();
+    ids.sort();
+    let mut expected = [open.as_str(), tias.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // A repeat changes nothing and is not refused.
+    app.ok(&ada, DEACTIVATE, json!({ "id": sam.id })).await;
+    assert_eq!(assignee(&app, &ada, open).await, "tia");
 }
