@@ -1,7 +1,8 @@
 //! Authentication: which tokens open the API over HTTP and WebSocket, and what
 //! every other token gets (missing, expired, forged, `alg: none`, wrong
 //! organisation, another issuer or audience when those are checked, a shared-secret token
-//! where a public key verifies). Also `viewer`, the caller's own identity.
+//! where a public key verifies), and a WebSocket outliving its token. Also `viewer`, the
+//! caller's own identity.
 
 use serde_json::{Value, json};
 
@@ -22,6 +23,7 @@ backend_tests!(
     token_mixing_two_orgs_is_unauthenticated,
     websocket_init_with_bad_token_closes_4403,
     websocket_init_accepts_token_key_variants,
+    a_websocket_closes_once_its_token_expires,
     an_issuers_tokens_are_checked_with_its_public_key_issuer_and_audience,
 );
 
@@ -209,7 +211,8 @@ async fn websocket_init_accepts_token_key_variants(backend: Backend) {
 
 /// A deployment behind an identity provider: tokens are verified with its public key
 /// (EdDSA here), and `iss` and `aud` are checked. Its tokens open the API; one of another
-/// issuer, for another audience, or signed with a shared secret does not.
+/// issuer, for another audience, without either claim, or signed with a shared secret does
+/// not.
 async fn an_issuers_tokens_are_checked_with_its_public_key_issuer_and_audience(backend: Backend) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (private, public) = (dir.path().join("private.pem"), dir.path().join("public.pem"));
@@ -232,20 +235,52 @@ async fn an_issuers_tokens_are_checked_with_its_public_key_issuer_and_audience(b
     let key = jsonwebtoken::EncodingKey::from_ed_pem(&std::fs::read(&private).expect("the private key"))
         .expect("an Ed25519 key");
     let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-    let signed = |iss: &str, aud: &str| {
+    let signed = |iss: Option<&str>, aud: Option<&str>| {
         let mut claims = claims(&dana, &org.id, "member");
-        claims["iss"] = json!(iss);
-        claims["aud"] = json!(aud);
+        if let Some(iss) = iss {
+            claims["iss"] = json!(iss);
+        }
+        if let Some(aud) = aud {
+            claims["aud"] = json!(aud);
+        }
         jsonwebtoken::encode(&header, &claims, &key).expect("sign a token")
     };
 
-    let (status, body) = viewer_with(&app, &signed("https://id.example", "parley")).await;
+    let (status, body) = viewer_with(&app, &signed(Some("https://id.example"), Some("parley"))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(data(body)["viewer"]["handle"], "dana");
-    assert_rejected(&app, &signed("https://other.example", "parley")).await;
-    assert_rejected(&app, &signed("https://id.example", "another-app")).await;
+    assert_rejected(&app, &signed(Some("https://other.example"), Some("parley"))).await;
+    assert_rejected(&app, &signed(Some("https://id.example"), Some("another-app"))).await;
+    // A token the provider made for no audience, or without an issuer, is not one for us.
+    assert_rejected(&app, &signed(Some("https://id.example"), None)).await;
+    assert_rejected(&app, &signed(None, Some("parley"))).await;
     let mut shared = claims(&dana, &org.id, "member");
     shared["iss"] = json!("https://id.example");
     shared["aud"] = json!("parley");
     assert_rejected(&app, &mint_token(&shared, JWT_SECRET)).await;
+}
+
+/// A WebSocket lives only as long as its token is accepted: `exp` plus the 5 s leeway. This
+/// token expired 2 s ago, so `connection_init` still accepts it, and the socket closes with
+/// 4403 about 3 s later, as a request with it would be refused; another token's stays open.
+async fn a_websocket_closes_once_its_token_expires(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
+    let mut expiring = claims(&alice.id, &org.id, "member");
+    expiring["exp"] = json!(now - 2);
+    let token = mint_token(&expiring, JWT_SECRET);
+    let started = std::time::Instant::now();
+    let mut brief = WsClient::connect_with(&app, Protocol::TransportWs, bearer(&token)).await;
+    let _sub = brief.subscribe("1", "subscription { unreadCountChanged { roomId } }", json!({})).await;
+    let mut lasting = WsClient::connect(&app, &alice).await;
+    let _kept = lasting.subscribe("1", "subscription { unreadCountChanged { roomId } }", json!({})).await;
+
+    let closed = brief.expect_close(std::time::Duration::from_secs(10)).await;
+    assert_eq!(closed.code, Some(4403), "{closed:?}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "not before the leeway ran out");
+    assert_rejected(&app, &token).await;
+    lasting.assert_open();
 }

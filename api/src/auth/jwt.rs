@@ -65,7 +65,12 @@ impl JwtAuth {
         validation.algorithms = vec![algorithm];
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A checked claim must also be present: the library rejects only a wrong `iss` or
+        // `aud`, and accepts a token that leaves it out (one minted for another service).
+        let mut required = vec!["exp", "sub"];
+        required.extend(config.jwt_issuer.as_ref().map(|_| "iss"));
+        required.extend(config.jwt_audience.as_ref().map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
         match &config.jwt_audience {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
@@ -86,6 +91,11 @@ impl JwtAuth {
         decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|err| ApiError::unauthenticated(format!("invalid token: {err}")))
+    }
+
+    /// The last second (Unix time) in which `verify` still accepts a token with these claims.
+    pub fn accepted_until(&self, claims: &Claims) -> u64 {
+        claims.exp.saturating_add(self.validation.leeway)
     }
 
     /// Mints a token for development and tests.

@@ -43,12 +43,24 @@ impl JwtAuth {
     /// user on every instance as soon as they are deactivated or change role), who must
     /// exist, be active, and belong to the token's organisation.
     pub async fn authenticate(&self, store: &Store, directory: &Directory, token: &str) -> ApiResult<Viewer> {
+        Ok(self.authenticate_until(store, directory, token).await?.0)
+    }
+
+    /// As [`Self::authenticate`], and the last second (Unix time, the leeway included) in
+    /// which the token is still accepted: a WebSocket opened with it closes after that.
+    pub async fn authenticate_until(
+        &self,
+        store: &Store,
+        directory: &Directory,
+        token: &str,
+    ) -> ApiResult<(Viewer, u64)> {
         let claims = self.verify(token)?;
         let user = directory
             .user(store, claims.sub)
             .await?
             .filter(|u| u.org_id == claims.org && u.deactivated_at.is_none())
             .ok_or_else(|| ApiError::unauthenticated("unknown user or organisation"))?;
-        Ok(Viewer { id: user.id, org_id: user.org_id, role: user.role })
+        let viewer = Viewer { id: user.id, org_id: user.org_id, role: user.role };
+        Ok((viewer, self.accepted_until(&claims)))
     }
 }

@@ -34,6 +34,9 @@ pub struct Connection {
     state: Arc<HttpState>,
     protocol: Protocol,
     viewer: Option<Viewer>,
+    /// The last second (Unix time) in which the token of `connection_init` is accepted: the
+    /// socket closes after it, as a request with that token would be refused.
+    accepted_until: u64,
     /// Set by `connection_init`, then moved into the loop's pending viewer-change future.
     viewer_watch: Option<UserWatch>,
     /// Counts the viewer as connected (presence) while the socket lives.
@@ -54,6 +57,7 @@ impl Connection {
             state,
             protocol,
             viewer: None,
+            accepted_until: 0,
             viewer_watch: None,
             presence: None,
             init_received: false,
@@ -82,27 +86,38 @@ impl Connection {
         // until `connection_init` made the viewer's watch.
         let viewer_changed = Fuse::terminated();
         tokio::pin!(viewer_changed);
-        // One timer, set once, for the connection's two deadlines: `connection_init` until a
-        // viewer is known, then the recheck of a viewer announced changed (at once, and again
-        // while the database cannot answer). A timer made afresh in the loop would be built
-        // on every frame written, and two would both stay in every idle connection's task.
+        // One timer, set once, for the connection's deadlines: `connection_init` until a
+        // viewer is known, then the token's expiry, and the recheck of a viewer announced
+        // changed (at once, and again while the database cannot answer). A timer made afresh
+        // in the loop would be built on every frame written, and two would both stay in every
+        // idle connection's task.
         let deadline = sleep_until(Instant::now() + init_timeout);
         tokio::pin!(deadline);
         let mut recheck_due = false;
 
         let closing: Closing = loop {
             tokio::select! {
-                () = &mut deadline, if self.viewer.is_none() || recheck_due => {
+                () = &mut deadline => {
                     if self.viewer.is_none() {
                         break Some((close::INIT_TIMEOUT, "Connection initialisation timeout".into()));
                     }
-                    // The database work here and below (`connection_init`'s authentication)
-                    // is boxed: inline, its large futures would stay allocated in every idle
-                    // connection's task.
-                    match Box::pin(recheck_viewer(&self.state, self.id, self.viewer.as_ref())).await {
-                        Recheck::Keep => recheck_due = false,
-                        Recheck::Close(closing) => break closing,
-                        Recheck::Failed => deadline.as_mut().reset(Instant::now() + RECHECK_RETRY),
+                    if !recheck_due {
+                        if expired(self.accepted_until) {
+                            break Some((close::FORBIDDEN, "Forbidden: the token expired".into()));
+                        }
+                        deadline.as_mut().reset(expiry(self.accepted_until));
+                    } else {
+                        // The database work here and below (`connection_init`'s
+                        // authentication) is boxed: inline, its large futures would stay
+                        // allocated in every idle connection's task.
+                        match Box::pin(recheck_viewer(&self.state, self.id, self.viewer.as_ref())).await {
+                            Recheck::Keep => {
+                                recheck_due = false;
+                                deadline.as_mut().reset(expiry(self.accepted_until));
+                            }
+                            Recheck::Close(closing) => break closing,
+                            Recheck::Failed => deadline.as_mut().reset(Instant::now() + RECHECK_RETRY),
+                        }
                     }
                 }
                 () = &mut shutting_down => break Some((close::GOING_AWAY, "server shutting down".into())),
@@ -121,7 +136,10 @@ impl Connection {
                     Some(Ok(Message::Text(text))) => match Box::pin(self.handle(text.as_str())).await {
                         Ok(replies) => {
                             if let Some(watch) = self.viewer_watch.take() {
+                                // `connection_init` succeeded: the timer now waits for the
+                                // token's expiry.
                                 viewer_changed.set(next_change(watch).fuse());
+                                deadline.as_mut().reset(expiry(self.accepted_until));
                             }
                             let mut failed = false;
                             for reply in replies {
@@ -195,8 +213,9 @@ impl Connection {
             )));
         };
         let announced = app.directory.user_changes_announced();
-        match app.auth.authenticate(&app.store, &app.directory, &token).await {
-            Ok(viewer) => {
+        match app.auth.authenticate_until(&app.store, &app.directory, &token).await {
+            Ok((viewer, accepted_until)) => {
+                self.accepted_until = accepted_until;
                 let mut watch = app.directory.watch_user(viewer.id);
                 // A change announced while the user was read may be this one's: recheck.
                 if app.directory.user_changes_announced() != announced {
@@ -313,6 +332,26 @@ async fn recheck_viewer(state: &HttpState, connection: Uuid, viewer: Option<&Vie
             Recheck::Failed
         }
     }
+}
+
+/// The longest the timer waits for a token's expiry before it looks again: tokio's timer
+/// does not take deadlines years ahead, which a long-lived token may have.
+const EXPIRY_CHECK_MAX: Duration = Duration::from_secs(24 * 3600);
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Whether a token accepted until `accepted_until` (Unix seconds) is refused now.
+fn expired(accepted_until: u64) -> bool {
+    unix_now() > accepted_until
+}
+
+/// When to look at the token's expiry again: the first second in which it is refused, or a
+/// day from now, whichever comes first.
+fn expiry(accepted_until: u64) -> Instant {
+    let left = Duration::from_secs(accepted_until.saturating_add(1).saturating_sub(unix_now()));
+    Instant::now() + left.min(EXPIRY_CHECK_MAX)
 }
 
 /// Resolves with the watch when the viewer was announced changed.
