@@ -1,6 +1,6 @@
 //! GraphQL over HTTP and the operational endpoints: `Accept` negotiation and
 //! status codes, GET queries, mutations over GET (405), the body size limit
-//! (413), `operationName`, gzip for clients that accept it, `/healthz`, `/readyz`,
+//! (413, readable cross-origin), `operationName`, gzip for clients that accept it, `/healthz`, `/readyz`,
 //! `/metrics`, and request ids (echoed, and in every JSON log line of the request). The
 //! pages (`/`, `/app`) are in `pages`.
 
@@ -141,6 +141,23 @@ async fn bodies_over_the_limit_are_413(backend: Backend) {
     let body: Value = response.json().await.expect("a GraphQL error body");
     assert_error_code(&body, "BAD_USER_INPUT");
     assert_eq!(latest_seq(&app, &alice, &room).await, 0, "the oversized request changed nothing");
+
+    // A page on another origin reads the refusal too: it carries the CORS and request-id
+    // headers every other answer has.
+    let from_a_page = app
+        .http
+        .post(app.url("/graphql"))
+        .header("Origin", "https://app.example")
+        .header("Content-Type", "application/json")
+        .bearer_auth(&alice.token)
+        .body(big.to_string())
+        .send()
+        .await
+        .expect("POST /graphql");
+    assert_eq!(from_a_page.status().as_u16(), 413);
+    let headers = from_a_page.headers();
+    assert!(headers.contains_key("access-control-allow-origin"), "{headers:?}");
+    assert!(headers.contains_key("x-request-id"), "{headers:?}");
 
     // Far beyond the limit (the client is still sending when the answer is decided).
     let padded = json!({ "query": "{ viewer { id } }", "variables": { "pad": "p".repeat(1 << 20) } });

@@ -61,13 +61,15 @@ pub fn router(state: HttpState, cors_origins: &str) -> Router {
         let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
     });
+    // The first layer is the outermost: every answer, a refusal of the body limit included,
+    // gets a request id and CORS headers (a page on another origin reads its 413).
     let layers = ServiceBuilder::new()
-        // One limit for every route, enforced before any handler reads the body.
-        .layer(axum::middleware::from_fn_with_state(max_body, body_limit::limit_body))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(cors(cors_origins));
+        .layer(cors(cors_origins))
+        // One limit for every route, enforced before any handler reads the body.
+        .layer(axum::middleware::from_fn_with_state(max_body, body_limit::limit_body));
     Router::new()
         .route("/", compressed(assets::graphiql))
         .route("/app", compressed(assets::app))
