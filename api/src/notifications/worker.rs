@@ -60,9 +60,16 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
-    /// Reading what the delivery is about failed: the database will answer again.
+    /// Reading what the delivery is about failed: the database will answer again. The cause
+    /// goes to the log; `lastError`, which admins, recipients and a conversation's readers
+    /// see, gets only its public message (no SQL, no driver text).
     pub(crate) fn reading(error: ApiError) -> Self {
-        Self::Retry(format!("reading the delivery: {error}"))
+        Self::read_failed(&error)
+    }
+
+    fn read_failed(error: &ApiError) -> Self {
+        tracing::warn!(%error, "notifications: cannot read a delivery's subject; retrying");
+        Self::Retry(format!("reading the delivery: {}", error.public_message()))
     }
 }
 
@@ -233,7 +240,7 @@ async fn deliver(
                 crate::support::outbound::attempt(state, client, message, &delivery).await
             }
             (Ok(subjects), _) => webhook_attempt::attempt(state, client, subjects, &delivery).await,
-            (Err(error), _) => Err(Failure::Retry(format!("reading the delivery: {error}"))),
+            (Err(error), _) => Err(Failure::read_failed(error)),
         }
     };
     let attempted = tokio::time::timeout_at(deadline, attempted)
@@ -309,4 +316,19 @@ async fn attempt_push(
         delivery.message_id.and_then(|id| subjects.messages.get(&id)).ok_or_else(|| gone("message"))?;
     let room = subjects.rooms.get(&message.room_id).ok_or_else(|| gone("room"))?;
     push::attempt(state, client, message, room, delivery).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_read_records_no_internal_text() {
+        let error =
+            ApiError::internal(anyhow::anyhow!("error returned from database: relation \"deliveries\""));
+        let Failure::Retry(recorded) = Failure::reading(error) else { panic!("a read is retried") };
+        assert_eq!(recorded, "reading the delivery: internal error");
+        let refused = Failure::reading(ApiError::not_found("room"));
+        assert!(matches!(refused, Failure::Retry(text) if text == "reading the delivery: room not found"));
+    }
 }
