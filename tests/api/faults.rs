@@ -5,7 +5,8 @@
 //! restarted, the sender's instance stopped with SIGTERM — the subscriber receives exactly
 //! the acknowledged messages, once each and in order, and the database holds each once.
 //! `/readyz` reports the outage while it lasts, and no instance exits because a dependency
-//! went away. Redis and PostgreSQL are the tests' own where they are stopped.
+//! went away. Redis and PostgreSQL are the tests' own where they are stopped. A sender that
+//! gives up waiting does not take the announcement of its stored message with it.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::helpers::api::{all_messages, create_channel, send, seqs};
-use crate::helpers::services::{PrivatePostgres, PrivateRedis};
+use crate::helpers::services::{HeldTransaction, PrivatePostgres, PrivateRedis};
 use crate::helpers::subscription::Subscription;
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, TestApp, TestUser, WAIT, spawn_app, spawn_app_with};
@@ -25,6 +26,7 @@ pg_test!(
     a_postgres_restart_loses_nothing,
     the_senders_instance_stopped_loses_nothing,
     a_resync_that_meets_postgres_down_is_retried,
+    a_send_whose_client_gave_up_is_still_announced,
 );
 
 const FEED: &str =
@@ -275,4 +277,35 @@ async fn wait_until_ready(apps: &[&TestApp]) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// A client that gives up while its send waits for its turn (here behind a transaction
+/// holding the room's row, as a busy room's queue would) closes its connection, and the
+/// server drops the request. The send is stored once its turn comes, and so it is announced:
+/// bob's subscription gets it live, not only with the room's next message.
+async fn a_send_whose_client_gave_up_is_still_announced() {
+    let app = spawn_app(Backend::PostgresRedis).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&app, &alice, "general", &[&bob]).await;
+    let mut ws = WsClient::connect(&app, &bob).await;
+    let mut feed = ws.subscribe("feed", FEED, json!({ "room": room })).await;
+    ws.settle().await;
+
+    let holder = HeldTransaction::room_row(Backend::PostgresRedis, &room).await.expect("on PostgreSQL");
+    let input = json!({ "roomId": room, "body": "are you there?", "clientId": "gave-up-1" });
+    let gave_up = app
+        .http
+        .post(app.url("/graphql"))
+        .bearer_auth(&alice.token)
+        .json(&json!({ "query": SEND, "variables": { "input": input } }))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client stopped waiting: {gave_up:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    holder.commit().await;
+
+    assert_eq!(feed.next("messageAdded").await["seq"], 1, "announced once stored");
+    assert_eq!(seqs(&all_messages(&app, &bob, &room).await), vec![1]);
 }

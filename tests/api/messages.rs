@@ -197,6 +197,18 @@ async fn client_id_makes_retries_safe(backend: Backend) {
     assert_error_code(&changed, "CONFLICT");
     assert_eq!(latest_seq(&app, &alice, &general).await, 1);
 
+    // A retry whose first answer was lost while the message was edited, or deleted, on
+    // another device: the stored message is still its answer.
+    let edit = "mutation($id: ID!) { editMessage(input: { messageId: $id, body: \"hello, all\" }) { id } }";
+    app.ok(&alice, edit, json!({ "id": original["id"] })).await;
+    let after_edit = send_input(&app, &alice, input.clone()).await;
+    assert_eq!((&after_edit["id"], &after_edit["body"]), (&original["id"], &json!("hello, all")));
+    let delete = "mutation($id: ID!) { deleteMessage(messageId: $id) { id } }";
+    app.ok(&alice, delete, json!({ "id": original["id"] })).await;
+    let after_delete = send_input(&app, &alice, input.clone()).await;
+    assert_eq!(after_delete["id"], original["id"]);
+    assert_eq!(latest_seq(&app, &alice, &general).await, 1);
+
     // The key is (room, author, clientId).
     let bobs = send_input(&app, &bob, input).await;
     assert_eq!(bobs["seq"], 2);

@@ -74,7 +74,7 @@ pub async fn receive(
         Ok(inbound) => inbound,
         Err(e) => return bad_input(e.public_message()),
     };
-    match ingest::ingest(app, &inbox, inbound).await {
+    match ingest::ingest_detached(app, &inbox, inbound).await {
         Ok(done) => {
             let status = if done.created { StatusCode::CREATED } else { StatusCode::OK };
             let m = &done.message;

@@ -79,7 +79,7 @@ impl MessageMutation {
         new.check_attachments(cx.app.limits.max_attachments)?;
         // After parsing and checking: bad input spends nothing of the sender's budget.
         cx.app.check_send_rate(cx.viewer).await?;
-        Ok(Message::from(send::send(&cx, new).await?))
+        Ok(Message::from(send::send_detached(&cx, new).await?))
     }
 
     /// Edits one's own message within the edit window.

@@ -35,6 +35,7 @@ use crate::support::outbound;
 use crate::typing::service as typing;
 use entity::enums::{MessageSource, SenderRole, UserKind};
 use entity::{messages, rooms};
+use tracing::Instrument;
 
 /// A message to send, parsed.
 pub struct NewMessage {
@@ -99,9 +100,20 @@ fn sender_role(kind: UserKind) -> SenderRole {
     }
 }
 
+/// Sends `new` to the end even if the request that asked is dropped meanwhile (its client
+/// went away while the send waited for its turn in `group_commit`): a queued send is
+/// stored, and a stored message must be announced. In the request's own future, a drop
+/// after the commit skipped the announcement, and subscribers saw the message only with the
+/// room's next one (a retry with its `clientId` returns it without announcing it).
+pub async fn send_detached(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
+    let (app, viewer) = (cx.app.clone(), cx.viewer.clone());
+    let sending = async move { send(&Ctx { app: &app, viewer: &viewer }, new).await };
+    tokio::spawn(sending.in_current_span()).await.map_err(ApiError::internal)?
+}
+
 /// Sends `new`, parsed and checked by the resolver (`NewMessage::check_attachments` too).
 #[tracing::instrument(skip(cx, new), fields(viewer = %cx.viewer.id, room = %new.room_id))]
-pub async fn send(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
+async fn send(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
     // Cached when the request was authenticated: no query.
     let author = cx.app.directory.user(&cx.app.store, cx.viewer.id).await?;
     let role = author.as_ref().map_or(SenderRole::User, |a| sender_role(a.kind));
@@ -325,7 +337,9 @@ async fn check_writable(cx: &Ctx<'_>, new: &NewMessage) -> ApiResult<()> {
 
 /// A unique violation on `clientId` means this is a retry (or a race between two instances
 /// that the other one won): the stored message is the answer. There is no lookup before the
-/// insert: the unique index decides, and retries are the rare case.
+/// insert: the unique index decides, and retries are the rare case. A different body under
+/// the same key is CONFLICT, unless the stored message was edited or deleted since: its text
+/// no longer says what was sent, and a retry whose first answer was lost must not fail.
 async fn retried_or(cx: &Ctx<'_>, new: &NewMessage, err: ApiError) -> ApiResult<MessageRecord> {
     let Some(client_id) = new.client_id.as_ref().filter(|_| err.is_unique_violation()) else {
         return Err(err);
@@ -338,7 +352,8 @@ async fn retried_or(cx: &Ctx<'_>, new: &NewMessage, err: ApiError) -> ApiResult<
         .await?
         .ok_or(err)?;
     let existing = MessageRecord::from(existing);
-    if existing.body == new.body.as_str() && existing.attachments == new.attachments {
+    let changed_since = existing.edited_at.is_some() || existing.deleted_at.is_some();
+    if changed_since || (existing.body == new.body.as_str() && existing.attachments == new.attachments) {
         Ok(existing)
     } else {
         Err(ApiError::conflict("this clientId was already used for a different message"))

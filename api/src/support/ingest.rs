@@ -34,6 +34,7 @@ use crate::rooms::service::new_room;
 use crate::state::AppState;
 use entity::enums::{AssignmentStrategy, ConversationStatus, MemberRole, RoomKind, SenderRole};
 use entity::{contacts as contact_rows, messages, rooms, support_inbox_members, support_inboxes};
+use tracing::Instrument;
 
 /// The stored message, and whether this delivery stored it (false: a redelivery).
 pub struct Ingested {
@@ -64,9 +65,22 @@ struct Announcement {
 /// finds it.
 const ATTEMPTS: usize = 3;
 
+/// [`ingest`] to the end even if the request that asked is dropped meanwhile (the gateway
+/// stopped waiting): a stored message must be announced, and the gateway's redelivery is
+/// answered as a duplicate without announcing it (as `messages::send::send_detached`).
+pub async fn ingest_detached(
+    app: &AppState,
+    inbox: &support_inboxes::Model,
+    inbound: Inbound,
+) -> ApiResult<Ingested> {
+    let (app, inbox) = (app.clone(), inbox.clone());
+    let ingesting = async move { ingest(&app, &inbox, inbound).await };
+    tokio::spawn(ingesting.in_current_span()).await.map_err(ApiError::internal)?
+}
+
 /// Stores `inbound` into `inbox` (as read by the caller, which checked the signature with it)
 /// and announces it; a redelivery answers with the message stored before.
-pub async fn ingest(app: &AppState, inbox: &support_inboxes::Model, inbound: Inbound) -> ApiResult<Ingested> {
+async fn ingest(app: &AppState, inbox: &support_inboxes::Model, inbound: Inbound) -> ApiResult<Ingested> {
     if let Some((message, room)) = settled::store(app, inbox, &inbound).await? {
         let announcement = Announcement { room, new_members: Vec::new(), changes: Vec::new() };
         announce(app, &message, announcement, "statement").await;

@@ -174,7 +174,7 @@ impl SupportMutation {
             return Err(ApiError::not_found("inbox").into());
         }
         let inbound = Inbound::parse(raw, app.limits.max_message_chars, app.limits.max_attachments)?;
-        Ok(Message::from(ingest::ingest(app, &inbox, inbound).await?.message))
+        Ok(Message::from(ingest::ingest_detached(app, &inbox, inbound).await?.message))
     }
 
     /// Gives a conversation to an agent of its inbox.
