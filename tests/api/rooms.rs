@@ -1,6 +1,6 @@
 //! Channels: create, update, archive, join, leave, add and remove members,
 //! with every access rule (another organisation's ids, private channels,
-//! non-members, room and org roles).
+//! non-members, room and org roles); a private channel keeps a member and an owner.
 
 use serde_json::json;
 
@@ -19,6 +19,7 @@ backend_tests!(
     update_room_requires_room_or_org_admin,
     archive_room_makes_it_read_only_and_hidden,
     add_and_remove_members,
+    a_private_channel_keeps_a_member_and_an_owner,
 );
 
 const JOIN: &str = "mutation($id: ID!) { joinRoom(roomId: $id) { id viewerRole members { edges { node { user { id } } } } } }";
@@ -239,4 +240,38 @@ async fn add_and_remove_members(backend: Backend) {
         "NOT_FOUND",
     );
     assert_eq!(latest_seq(&app, &alice, &team).await, 0);
+}
+
+/// Nobody outside a private channel sees it, org admins included. So when its owner leaves,
+/// the member who joined first becomes its owner, and its last member cannot leave it: they
+/// archive it, which also frees its name.
+async fn a_private_channel_keeps_a_member_and_an_owner(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    let launch = create_private_channel(&app, &alice, "launch", &[&bob]).await;
+    app.ok(&alice, ADD, json!({ "id": launch, "users": [carol.id] })).await;
+    let role = "query($id: ID!) { room(id: $id) { viewerRole archivedAt } }";
+
+    app.ok(&alice, LEAVE, json!({ "id": launch })).await;
+    assert_eq!(app.ok(&bob, role, json!({ "id": launch })).await["room"]["viewerRole"], "OWNER");
+    assert_eq!(app.ok(&carol, role, json!({ "id": launch })).await["room"]["viewerRole"], "MEMBER");
+    let renamed = json!({ "input": { "roomId": launch, "name": "launch-2027" } });
+    assert_eq!(app.ok(&bob, UPDATE, renamed).await["updateRoom"]["name"], "launch-2027");
+
+    app.ok(&bob, REMOVE, json!({ "id": launch, "user": carol.id })).await;
+    assert_error_code(&app.gql(&bob, LEAVE, json!({ "id": launch })).await, "BAD_USER_INPUT");
+    assert_error_code(
+        &app.gql(&bob, REMOVE, json!({ "id": launch, "user": bob.id })).await,
+        "BAD_USER_INPUT",
+    );
+    assert_eq!(
+        app.ok(&bob, role, json!({ "id": launch })).await["room"]["viewerRole"],
+        "OWNER",
+        "still in it"
+    );
+
+    app.ok(&bob, ARCHIVE, json!({ "id": launch })).await;
+    app.ok(&bob, LEAVE, json!({ "id": launch })).await;
+    create_private_channel(&app, &carol, "launch-2027", &[]).await;
 }

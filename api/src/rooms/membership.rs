@@ -1,11 +1,15 @@
 //! Joining, leaving, adding and removing members. New members start with everything read:
-//! joining a busy channel should not greet you with its whole history as unread.
+//! joining a busy channel should not greet you with its whole history as unread. A private
+//! channel stays reachable by its members: nobody else sees it, so its last member cannot
+//! leave it (they archive it), and its last owner leaving hands the room to a member.
 
 use chrono::Utc;
 use std::collections::HashSet;
 
+use sea_orm::ActiveValue::Unchanged;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TryInsertResult,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, Set, TryInsertResult,
 };
 use uuid::Uuid;
 
@@ -15,7 +19,7 @@ use crate::db::Store;
 use crate::error::{ApiError, ApiResult};
 use crate::state::Ctx;
 use crate::users::service as users;
-use entity::enums::{MemberRole, RoomKind};
+use entity::enums::{MemberRole, RoomKind, Visibility};
 use entity::{room_members, rooms, support_inbox_members};
 
 pub async fn insert(
@@ -195,6 +199,9 @@ async fn remove(
     change: MembershipChange,
 ) -> ApiResult<()> {
     let tx = store.begin_write().await?;
+    if change == MembershipChange::Left && is_private_channel(room) {
+        keep_reachable(store, &tx.txn, room, user_id).await?;
+    }
     room_members::Entity::delete_by_id((room.id, user_id)).exec(&tx.txn).await?;
     tx.commit().await?;
     // The user topic first: the removed member's subscriptions stop before anything else
@@ -202,6 +209,51 @@ async fn remove(
     let event = Event::MembershipChanged { room_id: room.id, change, seq: room.last_seq };
     bus.publish(Topic::User(user_id), event).await;
     announce_members_changed(bus, room.id, Vec::new(), vec![user_id]).await;
+    Ok(())
+}
+
+fn is_private_channel(room: &rooms::Model) -> bool {
+    room.kind == RoomKind::Channel && room.visibility == Visibility::Private && room.archived_at.is_none()
+}
+
+/// Before `leaving` leaves a live private channel, in the leave's transaction: nobody
+/// outside such a room sees it (org admins included), so its last member may not leave it
+/// (it would block its name, and its `contextRef`, for good: they archive it instead), and
+/// when its last owner or admin leaves, the member who joined first becomes its owner (no
+/// one else could rename, archive or manage it). On PostgreSQL the room's row is held, so
+/// two members leaving at once see each other.
+async fn keep_reachable(
+    store: &Store,
+    txn: &DatabaseTransaction,
+    room: &rooms::Model,
+    leaving: Uuid,
+) -> ApiResult<()> {
+    if store.backend() == DatabaseBackend::Postgres {
+        let lock = "SELECT id FROM rooms WHERE id = $1 FOR UPDATE";
+        txn.execute_raw(store.stmt(lock, vec![room.id.into()])).await?;
+    }
+    let members = room_members::Entity::find()
+        .filter(room_members::Column::RoomId.eq(room.id))
+        .order_by_asc(room_members::Column::JoinedAt)
+        .order_by_asc(room_members::Column::UserId)
+        .all(txn)
+        .await?;
+    let manages = |m: &room_members::Model| matches!(m.role, MemberRole::Owner | MemberRole::Admin);
+    let (gone, staying): (Vec<_>, Vec<_>) = members.into_iter().partition(|m| m.user_id == leaving);
+    let Some(heir) = staying.first() else {
+        return Err(ApiError::bad_input(
+            "you are this private channel's last member: archive it (archiveRoom) instead of leaving",
+        ));
+    };
+    if gone.iter().any(manages) && !staying.iter().any(manages) {
+        let promoted = room_members::ActiveModel {
+            room_id: Unchanged(room.id),
+            user_id: Unchanged(heir.user_id),
+            role: Set(MemberRole::Owner),
+            ..Default::default()
+        };
+        promoted.update(txn).await?;
+    }
     Ok(())
 }
 
