@@ -299,11 +299,13 @@ async fn a_send_whose_client_gave_up_is_still_announced() {
         .post(app.url("/graphql"))
         .bearer_auth(&alice.token)
         .json(&json!({ "query": SEND, "variables": { "input": input } }))
-        .timeout(Duration::from_millis(500))
+        // Long enough for a loaded machine to have queued the send behind the held row.
+        .timeout(Duration::from_secs(2))
         .send()
         .await;
     assert!(gave_up.is_err(), "the client stopped waiting: {gave_up:?}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // And for the server to notice the closed connection and drop the request.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     holder.commit().await;
 
     assert_eq!(feed.next("messageAdded").await["seq"], 1, "announced once stored");

@@ -20,6 +20,7 @@ backend_tests!(
     archive_room_makes_it_read_only_and_hidden,
     add_and_remove_members,
     a_private_channel_keeps_a_member_and_an_owner,
+    deactivated_members_do_not_keep_a_private_channel,
 );
 
 const JOIN: &str = "mutation($id: ID!) { joinRoom(roomId: $id) { id viewerRole members { edges { node { user { id } } } } } }";
@@ -243,8 +244,8 @@ async fn add_and_remove_members(backend: Backend) {
 }
 
 /// Nobody outside a private channel sees it, org admins included. So when its owner leaves,
-/// the member who joined first becomes its owner, and its last member cannot leave it: they
-/// archive it, which also frees its name.
+/// the member who joined first becomes its owner, and its last member cannot leave it, even
+/// archived: they archive it, which frees its name.
 async fn a_private_channel_keeps_a_member_and_an_owner(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.create_org().await;
@@ -271,7 +272,26 @@ async fn a_private_channel_keeps_a_member_and_an_owner(backend: Backend) {
         "still in it"
     );
 
+    // Archived, it frees its name, and still keeps its last member.
     app.ok(&bob, ARCHIVE, json!({ "id": launch })).await;
-    app.ok(&bob, LEAVE, json!({ "id": launch })).await;
     create_private_channel(&app, &carol, "launch-2027", &[]).await;
+    assert_error_code(&app.gql(&bob, LEAVE, json!({ "id": launch })).await, "BAD_USER_INPUT");
+}
+
+/// Deactivated members cannot reach a private channel either: they are no heirs, and do
+/// not make its last active member's leave possible.
+async fn deactivated_members_do_not_keep_a_private_channel(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let root = org.user_with_role("root", "admin").await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    let launch = create_private_channel(&app, &alice, "launch", &[&bob]).await;
+    app.ok(&alice, ADD, json!({ "id": launch, "users": [carol.id] })).await;
+    let deactivate = "mutation($id: ID!) { deactivateUser(userId: $id) { id } }";
+    app.ok(&root, deactivate, json!({ "id": bob.id })).await;
+
+    app.ok(&alice, LEAVE, json!({ "id": launch })).await;
+    let role = "query($id: ID!) { room(id: $id) { viewerRole } }";
+    assert_eq!(app.ok(&carol, role, json!({ "id": launch })).await["room"]["viewerRole"], "OWNER", "not bob");
+    assert_error_code(&app.gql(&carol, LEAVE, json!({ "id": launch })).await, "BAD_USER_INPUT");
 }

@@ -38,11 +38,12 @@ const TEXT_IDLE: Duration = Duration::from_secs(600);
 
 /// Fields whose value depends on who is asking (besides the items of `unreadCountChanged`,
 /// whose own values are their key): read through the viewer's membership, read position or
-/// saved items, or null unless the viewer may read it (`Conversation.inbox`). By name, on
+/// saved items, or null unless the viewer may read it (`Conversation.inbox`, and
+/// `SupportInbox.outboundWebhookUrl` for admins only). By name, on
 /// every type: a name that is per viewer on one type makes every field of that name so. A
 /// test walks the schema from the shared items and fails on a field name it does not know,
 /// so a new field is sorted here or among the shared ones before it ships.
-const PER_VIEWER_FIELDS: [&str; 9] = [
+const PER_VIEWER_FIELDS: [&str; 10] = [
     "unreadCount",
     "mentionCount",
     "unreadTotal",
@@ -52,6 +53,7 @@ const PER_VIEWER_FIELDS: [&str; 9] = [
     "isMuted",
     "mutedUntil",
     "inbox",
+    "outboundWebhookUrl",
 ];
 
 /// What makes two subscriptions' frames interchangeable: organisation, operation, variables,
@@ -317,7 +319,7 @@ mod tests {
     /// `UnreadCountChange` below its own counts) that read nothing of the viewer: each
     /// resolver reads its object, or data every reader of the room sees alike.
     #[rustfmt::skip]
-    const SHARED_FIELDS: [&str; 85] = [
+    const SHARED_FIELDS: [&str; 84] = [
         "active", "agent", "agentCapacity", "archivedAt", "assignee", "assignment",
         "assignmentDecision", "attachments", "attempts", "author", "authorId", "body", "candidates",
         "capacity", "chosen", "clientId", "contact", "contentType", "contextRef", "conversation",
@@ -326,7 +328,7 @@ mod tests {
         "event", "externalRef", "firstResponseAt", "handle", "hasNextPage", "hasPreviousPage", "id",
         "joinedAt", "kind", "lastError", "lastMessage", "lastMessageAt", "lastReadAt", "lastSeenAt",
         "latestSeq", "load", "members", "messageId", "name", "nextAttemptAt", "node", "nodes",
-        "online", "openAssigned", "outboundWebhookUrl", "pageInfo", "phone", "presence", "readBy",
+        "online", "openAssigned", "pageInfo", "phone", "presence", "readBy",
         "readReceipts", "reason", "recipientId", "replyTo", "resolvedAt", "role", "room", "roomId",
         "senderRole", "seq", "size", "snoozedUntil", "source", "startCursor", "status", "strategy",
         "topic", "totalCount", "url", "user", "userId", "visibility", "webhookId",

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use sea_orm::ActiveValue::Unchanged;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, Set, TryInsertResult,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TryInsertResult,
 };
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::Ctx;
 use crate::users::service as users;
 use entity::enums::{MemberRole, RoomKind, Visibility};
-use entity::{room_members, rooms, support_inbox_members};
+use entity::{room_members, rooms, support_inbox_members, users as user_rows};
 
 pub async fn insert(
     conn: &impl ConnectionTrait,
@@ -213,15 +213,16 @@ async fn remove(
 }
 
 fn is_private_channel(room: &rooms::Model) -> bool {
-    room.kind == RoomKind::Channel && room.visibility == Visibility::Private && room.archived_at.is_none()
+    room.kind == RoomKind::Channel && room.visibility == Visibility::Private
 }
 
-/// Before `leaving` leaves a live private channel, in the leave's transaction: nobody
-/// outside such a room sees it (org admins included), so its last member may not leave it
-/// (it would block its name, and its `contextRef`, for good: they archive it instead), and
-/// when its last owner or admin leaves, the member who joined first becomes its owner (no
-/// one else could rename, archive or manage it). On PostgreSQL the room's row is held, so
-/// two members leaving at once see each other.
+/// Before `leaving` leaves a private channel, in the leave's transaction: nobody outside
+/// such a room sees it (org admins included), so its last active member may not leave it
+/// (it would block its name, and its `contextRef`, for good: they archive it instead, which
+/// frees the name), and when its last active owner or admin leaves, the active member who
+/// joined first becomes its owner (no one else could rename, archive or manage it).
+/// Deactivated members count for neither. On PostgreSQL the room's row is held, so two
+/// members leaving at once see each other.
 async fn keep_reachable(
     store: &Store,
     txn: &DatabaseTransaction,
@@ -229,11 +230,18 @@ async fn keep_reachable(
     leaving: Uuid,
 ) -> ApiResult<()> {
     if store.backend() == DatabaseBackend::Postgres {
-        let lock = "SELECT id FROM rooms WHERE id = $1 FOR UPDATE";
+        // As a send's: it does not stall inserts that reference the room.
+        let lock = "SELECT id FROM rooms WHERE id = $1 FOR NO KEY UPDATE";
         txn.execute_raw(store.stmt(lock, vec![room.id.into()])).await?;
     }
+    let active = user_rows::Entity::find()
+        .filter(user_rows::Column::DeactivatedAt.is_null())
+        .select_only()
+        .column(user_rows::Column::Id)
+        .into_query();
     let members = room_members::Entity::find()
         .filter(room_members::Column::RoomId.eq(room.id))
+        .filter(room_members::Column::UserId.in_subquery(active))
         .order_by_asc(room_members::Column::JoinedAt)
         .order_by_asc(room_members::Column::UserId)
         .all(txn)
@@ -242,7 +250,7 @@ async fn keep_reachable(
     let (gone, staying): (Vec<_>, Vec<_>) = members.into_iter().partition(|m| m.user_id == leaving);
     let Some(heir) = staying.first() else {
         return Err(ApiError::bad_input(
-            "you are this private channel's last member: archive it (archiveRoom) instead of leaving",
+            "a private channel keeps its last member: archive it (archiveRoom) instead of leaving",
         ));
     };
     if gone.iter().any(manages) && !staying.iter().any(manages) {

@@ -182,9 +182,11 @@ pub async fn archive_direct_rooms_of(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<(
          RETURNING id";
     let tx = store.begin_write().await?;
     let rows = tx.txn.query_all_raw(store.stmt(sql, vec![user_id.into(), Utc::now().into()])).await?;
+    // Read before the commit: a room archived must be announced, and a repeat would not
+    // find it again.
+    let archived = rows.iter().map(|row| row.try_get_by_index::<Uuid>(0)).collect::<Result<Vec<_>, _>>()?;
     tx.commit().await?;
-    for row in rows {
-        let room_id: Uuid = row.try_get_by_index(0)?;
+    for room_id in archived {
         cx.app.directory.room_changed(bus, room_id).await;
         bus.publish(Topic::Room(room_id), Event::RoomChanged { room_id, change: RoomChange::Archived }).await;
     }

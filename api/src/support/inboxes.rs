@@ -12,7 +12,8 @@
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -205,7 +206,7 @@ pub async fn remove_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiRe
     if removed.rows_affected == 0 {
         return Err(ApiError::not_found("inbox member"));
     }
-    let changes = hand_back(&tx.txn, inbox_id, user_id, cx.viewer.id.to_string()).await?;
+    let changes = hand_back(cx, &tx.txn, inbox_id, user_id).await?;
     tx.commit().await?;
     for (room_id, change) in changes {
         conversations::publish(cx.app, room_id, change).await;
@@ -226,7 +227,7 @@ pub async fn release_deactivated(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<()> {
     for inbox_id in agent_of.into_iter().map(|m| m.inbox_id) {
         let tx = cx.app.store.begin_write().await?;
         assign::lock_inbox(&cx.app.store, &tx.txn, inbox_id).await?;
-        let changes = hand_back(&tx.txn, inbox_id, user_id, cx.viewer.id.to_string()).await?;
+        let changes = hand_back(cx, &tx.txn, inbox_id, user_id).await?;
         tx.commit().await?;
         for (room_id, change) in changes {
             conversations::publish(cx.app, room_id, change).await;
@@ -240,17 +241,22 @@ pub async fn release_deactivated(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<()> {
 /// holding the inbox's lock; resolved ones keep their agent (the metrics' history). Returns
 /// the changes to publish once committed.
 async fn hand_back(
+    cx: &Ctx<'_>,
     tx: &DatabaseTransaction,
     inbox_id: Uuid,
     agent: Uuid,
-    by: String,
 ) -> ApiResult<Vec<(Uuid, ConversationChangePayload)>> {
-    let theirs = rooms::Entity::find()
+    let mut theirs = rooms::Entity::find()
         .filter(rooms::Column::InboxId.eq(inbox_id))
         .filter(rooms::Column::AssigneeId.eq(agent))
-        .filter(rooms::Column::Status.ne(ConversationStatus::Resolved))
-        .all(tx)
-        .await?;
+        .filter(rooms::Column::Status.ne(ConversationStatus::Resolved));
+    // Held (after the inbox, as every writer): a snooze running out meanwhile skips them
+    // rather than having its reopening overwritten by a status read before it.
+    if cx.app.store.backend() == DatabaseBackend::Postgres {
+        theirs = theirs.lock_exclusive();
+    }
+    let theirs = theirs.all(tx).await?;
+    let by = cx.viewer.id.to_string();
     let mut changes = Vec::with_capacity(theirs.len());
     for room in &theirs {
         let status = room.status.unwrap_or(ConversationStatus::Open);

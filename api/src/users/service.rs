@@ -218,7 +218,9 @@ async fn keep_another_owner(
     owner: Uuid,
 ) -> ApiResult<()> {
     if store.backend() == DatabaseBackend::Postgres {
-        let lock = "SELECT id FROM organizations WHERE id = $1 FOR UPDATE";
+        // Not FOR UPDATE: that would also wait for, and stall, every insert that references
+        // the organisation (users, rooms, deliveries).
+        let lock = "SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE";
         txn.execute_raw(store.stmt(lock, vec![org_id.into()])).await?;
     }
     let others = users::Entity::find()

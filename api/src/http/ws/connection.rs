@@ -101,10 +101,10 @@ impl Connection {
                     if self.viewer.is_none() {
                         break Some((close::INIT_TIMEOUT, "Connection initialisation timeout".into()));
                     }
+                    if expired(self.accepted_until) {
+                        break Some((close::FORBIDDEN, "Forbidden: the token expired".into()));
+                    }
                     if !recheck_due {
-                        if expired(self.accepted_until) {
-                            break Some((close::FORBIDDEN, "Forbidden: the token expired".into()));
-                        }
                         deadline.as_mut().reset(expiry(self.accepted_until));
                     } else {
                         // The database work here and below (`connection_init`'s
