@@ -1,7 +1,8 @@
 //! Joining, leaving, adding and removing members. New members start with everything read:
 //! joining a busy channel should not greet you with its whole history as unread. A private
-//! channel stays reachable by its members: nobody else sees it, so its last member cannot
-//! leave it (they archive it), and its last owner leaving hands the room to a member.
+//! channel stays reachable by its members: nobody else sees it, so its last active member
+//! cannot leave it, archived or not (archiving frees its name), and its last owner leaving
+//! hands the room to a member.
 
 use chrono::Utc;
 use std::collections::HashSet;
