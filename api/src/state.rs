@@ -1,6 +1,9 @@
 //! `AppState`: what every request and subscription shares.
 
+use std::future::Future;
 use std::sync::Arc;
+
+use tracing::Instrument;
 
 use crate::auth::{JwtAuth, Viewer};
 use crate::bus::EventBus;
@@ -98,4 +101,13 @@ impl std::ops::Deref for AppState {
 pub struct Ctx<'a> {
     pub app: &'a AppState,
     pub viewer: &'a Viewer,
+}
+
+/// Runs `work` in a task of its own and waits for it, in the caller's span: dropping the
+/// caller (a request whose client went away) no longer stops it halfway, e.g. between
+/// storing a message and announcing it.
+pub async fn to_the_end<T: Send + 'static>(
+    work: impl Future<Output = ApiResult<T>> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::spawn(work.in_current_span()).await.map_err(ApiError::internal)?
 }

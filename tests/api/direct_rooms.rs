@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::helpers::api::{id_of, member_ids, my_room_ids, open_dm, room, send};
+use crate::helpers::api::{id_of, member_ids, my_room_ids, open_dm, room, send, try_send};
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, assert_error_code, spawn_app};
 
@@ -88,13 +88,7 @@ async fn a_direct_room_with_a_deactivated_user_turns_read_only(backend: Backend)
     let deactivate = "mutation($id: ID!) { deactivateUser(userId: $id) { deactivatedAt } }";
     app.ok(&root, deactivate, json!({ "id": bob.id })).await;
     updates.next_room_update(&dm, &["ARCHIVED"]).await;
-    let refused = app
-        .gql(
-            &alice,
-            "mutation($id: ID!) { sendMessage(input: { roomId: $id, body: \"hello?\" }) { id } }",
-            json!({ "id": dm }),
-        )
-        .await;
+    let refused = try_send(&app, &alice, json!({ "roomId": dm, "body": "hello?" })).await;
     assert_error_code(&refused, "FORBIDDEN");
     let history = "query($id: ID!) { room(id: $id) { archivedAt } messages(roomId: $id, last: 10) { edges { node { body } } } }";
     let seen = app.ok(&alice, history, json!({ "id": dm })).await;

@@ -211,6 +211,18 @@ impl Store {
         Ok(WriteTx { txn: self.db.begin_with_options(options).await?, _gate: gate })
     }
 
+    /// Holds row `id` of `table` until `txn` ends, so writers that check a rule under it (a
+    /// count, a last owner) take turns. PostgreSQL: `FOR NO KEY UPDATE`, so rows that merely
+    /// reference it are not held up; SQLite's write transaction already excludes every other
+    /// writer.
+    pub async fn hold_row(&self, txn: &DatabaseTransaction, table: &str, id: Uuid) -> Result<(), DbErr> {
+        if self.backend() == DatabaseBackend::Postgres {
+            let hold = format!("SELECT id FROM {table} WHERE id = $1 FOR NO KEY UPDATE");
+            txn.execute_raw(self.stmt(&hold, vec![id.into()])).await?;
+        }
+        Ok(())
+    }
+
     /// A statement in portable SQL: `$1`-style placeholders read the same on both backends.
     pub fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
         Statement::from_sql_and_values(self.backend(), sql, values)

@@ -30,12 +30,11 @@ use crate::mentions::parse::{Mentions, parse};
 use crate::mentions::service as mentions;
 use crate::notifications::{outbox, personal};
 use crate::rooms::{access, membership};
-use crate::state::Ctx;
+use crate::state::{self, Ctx};
 use crate::support::outbound;
 use crate::typing::service as typing;
 use entity::enums::{MessageSource, SenderRole, UserKind};
 use entity::{messages, rooms};
-use tracing::Instrument;
 
 /// A message to send, parsed.
 pub struct NewMessage {
@@ -107,8 +106,7 @@ fn sender_role(kind: UserKind) -> SenderRole {
 /// room's next one (a retry with its `clientId` returns it without announcing it).
 pub async fn send_detached(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
     let (app, viewer) = (cx.app.clone(), cx.viewer.clone());
-    let sending = async move { send(&Ctx { app: &app, viewer: &viewer }, new).await };
-    tokio::spawn(sending.in_current_span()).await.map_err(ApiError::internal)?
+    state::to_the_end(async move { send(&Ctx { app: &app, viewer: &viewer }, new).await }).await
 }
 
 /// Sends `new`, parsed and checked by the resolver (`NewMessage::check_attachments` too).

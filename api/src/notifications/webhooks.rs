@@ -3,10 +3,7 @@
 //! here and shown once, in the answer that creates the webhook.
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 use super::target;
@@ -85,11 +82,8 @@ pub async fn create(cx: &Ctx<'_>, new: NewWebhook) -> ApiResult<(webhooks::Model
     // Counted in the transaction that inserts, one create of the organisation at a time:
     // creates counted side by side would each see room for one more. SQLite's write
     // transaction already excludes every other writer; on PostgreSQL the organisation's row is
-    // held (NO KEY, so rows that merely reference the organisation are not held up).
-    if store.backend() == DatabaseBackend::Postgres {
-        let hold = "SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE";
-        tx.txn.execute_raw(store.stmt(hold, vec![cx.viewer.org_id.into()])).await?;
-    }
+    // held.
+    store.hold_row(&tx.txn, "organizations", cx.viewer.org_id).await?;
     let live = webhooks::Entity::find()
         .filter(Column::OrgId.eq(cx.viewer.org_id))
         .filter(Column::DeletedAt.is_null())

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 
 use sea_orm::ActiveValue::Unchanged;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TryInsertResult,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Set, TryInsertResult,
 };
 use uuid::Uuid;
 
@@ -230,11 +230,7 @@ async fn keep_reachable(
     room: &rooms::Model,
     leaving: Uuid,
 ) -> ApiResult<()> {
-    if store.backend() == DatabaseBackend::Postgres {
-        // As a send's: it does not stall inserts that reference the room.
-        let lock = "SELECT id FROM rooms WHERE id = $1 FOR NO KEY UPDATE";
-        txn.execute_raw(store.stmt(lock, vec![room.id.into()])).await?;
-    }
+    store.hold_row(txn, "rooms", room.id).await?;
     let active = user_rows::Entity::find()
         .filter(user_rows::Column::DeactivatedAt.is_null())
         .select_only()

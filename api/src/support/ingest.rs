@@ -31,10 +31,9 @@ use crate::messages::record::{MessageRecord, attachments_json};
 use crate::notifications::outbox;
 use crate::rooms::membership;
 use crate::rooms::service::new_room;
-use crate::state::AppState;
+use crate::state::{self, AppState};
 use entity::enums::{AssignmentStrategy, ConversationStatus, MemberRole, RoomKind, SenderRole};
 use entity::{contacts as contact_rows, messages, rooms, support_inbox_members, support_inboxes};
-use tracing::Instrument;
 
 /// The stored message, and whether this delivery stored it (false: a redelivery).
 pub struct Ingested {
@@ -74,8 +73,7 @@ pub async fn ingest_detached(
     inbound: Inbound,
 ) -> ApiResult<Ingested> {
     let (app, inbox) = (app.clone(), inbox.clone());
-    let ingesting = async move { ingest(&app, &inbox, inbound).await };
-    tokio::spawn(ingesting.in_current_span()).await.map_err(ApiError::internal)?
+    state::to_the_end(async move { ingest(&app, &inbox, inbound).await }).await
 }
 
 /// Stores `inbound` into `inbox` (as read by the caller, which checked the signature with it)

@@ -2,8 +2,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
-    EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -149,7 +149,6 @@ pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiRes
         require_admin_over(cx.viewer, &user, changes.role)?;
     }
     let ends_ownership = user.role == UserRole::Owner && changes.role.is_some_and(|r| r != UserRole::Owner);
-    let user_id = user.id;
     let mut active: users::ActiveModel = user.into();
     if let Some(name) = changes.display_name {
         active.display_name = Set(name.into_string());
@@ -217,12 +216,7 @@ async fn keep_another_owner(
     org_id: Uuid,
     owner: Uuid,
 ) -> ApiResult<()> {
-    if store.backend() == DatabaseBackend::Postgres {
-        // Not FOR UPDATE: that would also wait for, and stall, every insert that references
-        // the organisation (users, rooms, deliveries).
-        let lock = "SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE";
-        txn.execute_raw(store.stmt(lock, vec![org_id.into()])).await?;
-    }
+    store.hold_row(txn, "organizations", org_id).await?;
     let others = users::Entity::find()
         .filter(users::Column::OrgId.eq(org_id))
         .filter(users::Column::Role.eq(UserRole::Owner))

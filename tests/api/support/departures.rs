@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::helpers::api::send;
+use crate::helpers::api::{edge_ids, send};
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, spawn_app};
 
@@ -159,14 +159,9 @@ async fn deactivating_an_agent_hands_their_conversations_back(backend: Backend) 
     assert_eq!((waiting["status"].as_str(), &waiting["assignee"]), (Some("SNOOZED"), &Value::Null));
     let mine = "query { viewer { assignedConversations(first: 10) { edges { node { id } } } } }";
     let listed = app.ok(&tia, mine, json!({})).await;
-    let mut ids: Vec<&str> = listed["viewer"]["assignedConversations"]["edges"]
-        .as_array()
-        .expect("edges")
-        .iter()
-        .filter_map(|e| e["node"]["id"].as_str())
-        .collect();
+    let mut ids = edge_ids(&listed["viewer"]["assignedConversations"]);
     ids.sort();
-    let mut expected = [open.as_str(), tias.as_str()];
+    let mut expected = [open.clone(), tias.clone()];
     expected.sort();
     assert_eq!(ids, expected);
 
