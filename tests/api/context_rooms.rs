@@ -5,10 +5,15 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::api::{id_of, member_ids, my_room_ids};
+use crate::helpers::api::{id_of, member_ids, my_room_ids, send};
+use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, data, spawn_app};
 
-backend_tests!(a_context_room_is_opened_once_and_private_to_its_members, racing_opens_get_one_room);
+backend_tests!(
+    a_context_room_is_opened_once_and_private_to_its_members,
+    racing_opens_get_one_room,
+    a_live_frame_carries_the_context_ref,
+);
 pg_test!(racing_opens_on_two_instances_get_one_room);
 
 const OPEN: &str = "mutation($input: OpenContextRoomInput!) { openContextRoom(input: $input) { \
@@ -110,4 +115,19 @@ async fn racing_opens(apps: &[&TestApp; 2]) {
         .collect();
     assert!(ids.iter().all(|id| *id == ids[0]), "one room for one reference: {ids:?}");
     assert_eq!(my_room_ids(apps[0], &alice, json!({})).await, [ids[0].clone()]);
+}
+
+/// `messageAdded { room { contextRef } }` shows the reference live, as a query does.
+async fn a_live_frame_carries_the_context_ref(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (buyer, seller) = (org.user("buyer").await, org.user("seller").await);
+    let room = data(open(&app, &buyer, json!({ "contextRef": "order-7", "userIds": [seller.id] })).await);
+    let id = id_of(&room["openContextRoom"]);
+    let mut ws = WsClient::connect(&app, &seller).await;
+    let mut live =
+        ws.subscribe("live", "subscription { messageAdded { room { id contextRef } } }", json!({})).await;
+    ws.settle().await;
+    send(&app, &buyer, &id, "shipped").await;
+    assert_eq!(live.next("messageAdded").await, json!({ "room": { "id": id, "contextRef": "order-7" } }));
 }

@@ -232,6 +232,25 @@ pub struct RoomPayload {
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
     pub archived_at: Option<DateTime<Utc>>,
+    /// Context rooms only (`openContextRoom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_ref: Option<String>,
+    /// Support conversations only: where the conversation stood right after the message, so
+    /// that a live frame's `room { conversation }` needs no lookup either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Box<ConversationPayload>>,
+}
+
+/// The support side of a room, as `RoomPayload` carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationPayload {
+    pub inbox_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub assignee_id: Option<Uuid>,
+    pub status: Option<String>,
+    pub snoozed_until: Option<DateTime<Utc>>,
+    pub first_response_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,8 +19,8 @@ mod retry;
 mod watcher;
 
 pub use event::{
-    AttachmentPayload, ConversationChangePayload, Envelope, Event, MembershipChange, MessagePayload,
-    ReminderPayload, RoomChange, RoomPayload, Topic, UserPayload,
+    AttachmentPayload, ConversationChangePayload, ConversationPayload, Envelope, Event, MembershipChange,
+    MessagePayload, ReminderPayload, RoomChange, RoomPayload, Topic, UserPayload,
 };
 pub use hub::{BusItem, TopicGuard, TopicStream, TopicSubscription};
 pub use link::RedisLink;

@@ -4,7 +4,8 @@
 
 use sea_orm::ActiveEnum;
 
-use crate::bus::{RoomPayload, UserPayload};
+use crate::bus::{ConversationPayload, RoomPayload, UserPayload};
+use entity::enums::RoomKind;
 use entity::{rooms, users};
 
 impl From<&users::Model> for UserPayload {
@@ -55,11 +56,28 @@ impl From<&rooms::Model> for RoomPayload {
             created_by: r.created_by,
             created_at: r.created_at,
             archived_at: r.archived_at,
+            context_ref: r.context_ref.clone(),
+            conversation: (r.kind == RoomKind::Support).then(|| {
+                Box::new(ConversationPayload {
+                    inbox_id: r.inbox_id,
+                    contact_id: r.contact_id,
+                    assignee_id: r.assignee_id,
+                    status: r.status.map(|s| s.to_value()),
+                    snoozed_until: r.snoozed_until,
+                    first_response_at: r.first_response_at,
+                    resolved_at: r.resolved_at,
+                })
+            }),
         }
     }
 }
 
 pub fn room_of(p: &RoomPayload) -> Option<rooms::Model> {
+    let c = p.conversation.as_deref();
+    let status = match c.and_then(|c| c.status.as_ref()) {
+        Some(status) => Some(ActiveEnum::try_from_value(status).ok()?),
+        None => None,
+    };
     Some(rooms::Model {
         id: p.id,
         org_id: p.org_id,
@@ -68,27 +86,27 @@ pub fn room_of(p: &RoomPayload) -> Option<rooms::Model> {
         topic: p.topic.clone(),
         visibility: ActiveEnum::try_from_value(&p.visibility).ok()?,
         dm_key: None,
-        context_ref: None,
+        context_ref: p.context_ref.clone(),
         last_seq: p.last_seq,
         last_message_at: p.last_message_at,
         created_by: p.created_by,
         created_at: p.created_at,
         archived_at: p.archived_at,
         deleted_at: None,
-        inbox_id: None,
-        contact_id: None,
-        assignee_id: None,
-        status: None,
-        snoozed_until: None,
-        first_response_at: None,
-        resolved_at: None,
+        inbox_id: c.and_then(|c| c.inbox_id),
+        contact_id: c.and_then(|c| c.contact_id),
+        assignee_id: c.and_then(|c| c.assignee_id),
+        status,
+        snoozed_until: c.and_then(|c| c.snoozed_until),
+        first_response_at: c.and_then(|c| c.first_response_at),
+        resolved_at: c.and_then(|c| c.resolved_at),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use entity::enums::{RoomKind, UserKind, UserRole, Visibility};
+    use entity::enums::{ConversationStatus, RoomKind, UserKind, UserRole, Visibility};
     use uuid::Uuid;
 
     #[test]
@@ -151,6 +169,40 @@ mod tests {
             first_response_at: None,
             resolved_at: None,
         };
-        assert_eq!(room_of(&RoomPayload::from(&room)), Some(room));
+        assert_eq!(room_of(&RoomPayload::from(&room)), Some(room.clone()));
+        let json = serde_json::to_string(&RoomPayload::from(&room)).unwrap_or_default();
+        assert!(!json.contains("conversation") && !json.contains("context_ref"), "{json}");
+    }
+
+    /// A live frame's `room { contextRef conversation { … } }` is read from the payload.
+    #[test]
+    fn a_conversation_survives_the_round_trip_through_json() {
+        let now = chrono::Utc::now();
+        let room = rooms::Model {
+            id: Uuid::now_v7(),
+            org_id: Uuid::now_v7(),
+            kind: RoomKind::Support,
+            name: None,
+            topic: None,
+            visibility: Visibility::Private,
+            dm_key: None,
+            context_ref: Some("order-7".into()),
+            last_seq: 3,
+            last_message_at: Some(now),
+            created_by: Uuid::now_v7(),
+            created_at: now,
+            archived_at: None,
+            deleted_at: None,
+            inbox_id: Some(Uuid::now_v7()),
+            contact_id: Some(Uuid::now_v7()),
+            assignee_id: Some(Uuid::now_v7()),
+            status: Some(ConversationStatus::Snoozed),
+            snoozed_until: Some(now),
+            first_response_at: Some(now),
+            resolved_at: None,
+        };
+        let json = serde_json::to_string(&RoomPayload::from(&room)).unwrap_or_default();
+        let payload: RoomPayload = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        assert_eq!(room_of(&payload), Some(room));
     }
 }

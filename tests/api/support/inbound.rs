@@ -20,6 +20,7 @@ use crate::helpers::{
 backend_tests!(
     admins_manage_inboxes_and_agents_see_only_theirs,
     signed_webhooks_are_stored_and_bad_ones_refused,
+    live_frames_show_the_conversation_as_it_stands,
     a_redelivered_message_is_stored_once,
     agents_see_the_first_message_of_every_new_conversation_in_a_burst,
     a_conversation_webhook_hears_the_customer_and_the_agents,
@@ -190,6 +191,37 @@ async fn signed_webhooks_are_stored_and_bad_ones_refused(backend: Backend) {
         )
         .await;
     assert_eq!(reply["sendMessage"]["seq"], 2);
+}
+
+/// A live frame's room is the one the message left behind, support side included: what an
+/// agent's conversation view renders without asking again.
+async fn live_frames_show_the_conversation_as_it_stands(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ([_, sam], id, secret) = an_inbox(&app, "SMS").await;
+    let (status, stored) = post(&app, &id, &secret, &sms("m-1", "+41790000001", "hi")).await;
+    assert_eq!(status, 201, "{stored}");
+    let room_id = stored["conversationId"].as_str().expect("a conversation").to_owned();
+    let mut ws = WsClient::connect(&app, &sam).await;
+    let mut live = ws
+        .subscribe(
+            "live",
+            "subscription { messageAdded { body room { id conversation { status assignee { handle } \
+             contact { displayName } inbox { name } } } } }",
+            json!({}),
+        )
+        .await;
+    ws.settle().await;
+
+    let expected = |body: &str| {
+        json!({ "body": body, "room": { "id": room_id, "conversation": {
+            "status": "OPEN", "assignee": { "handle": "sam" },
+            "contact": { "displayName": "Customer +41790000001" }, "inbox": { "name": "SMS" } } } })
+    };
+    let (status, _) = post(&app, &id, &secret, &sms("m-2", "+41790000001", "still there?")).await;
+    assert_eq!(status, 201);
+    assert_eq!(live.next("messageAdded").await, expected("still there?"));
+    send(&app, &sam, &room_id, "yes").await;
+    assert_eq!(live.next("messageAdded").await, expected("yes"));
 }
 
 async fn a_redelivered_message_is_stored_once(backend: Backend) {
