@@ -50,6 +50,9 @@ enum Key {
 pub struct Watcher {
     bus: EventBus,
     scope: Scope,
+    /// The viewer's user topic, read before the rooms' (see `next`).
+    user: TopicStream,
+    /// The rooms' topics and signals topics.
     streams: StreamMap<Key, TopicStream>,
     /// Events read while coalescing a burst of resyncs, yielded next.
     backlog: VecDeque<(Key, Arc<Envelope>)>,
@@ -62,15 +65,14 @@ impl Watcher {
     /// database and `follow` them: a membership change after this point arrives as an event,
     /// so none falls between the read and the subscription.
     pub async fn start(bus: &EventBus, viewer_id: Uuid, scope: Scope) -> Self {
-        let mut watcher = Self {
+        Self {
             bus: bus.clone(),
             scope,
+            user: bus.subscribe(Topic::User(viewer_id)).await.into_stream(),
             streams: StreamMap::new(),
             backlog: VecDeque::new(),
             retry: Retry::default(),
-        };
-        watcher.add(Key::User, Topic::User(viewer_id)).await;
-        watcher
+        }
     }
 
     pub fn scope(&self) -> Scope {
@@ -122,9 +124,15 @@ impl Watcher {
             Some(event) => event,
             None => {
                 let item = tokio::select! {
-                    // Both are cancel-safe: the retry is kept, and StreamMap loses no item.
+                    // The user topic first: when a removal from a room and that room's later
+                    // messages are both waiting, the removal must win, and StreamMap starts
+                    // each poll at a random stream. All three are cancel-safe: the retry is
+                    // kept, and no stream loses an item.
+                    biased;
+                    item = self.user.next() => (Key::User, item?),
                     () = self.retry.due() => return Some(Watched::Retry),
-                    item = self.streams.next() => item?,
+                    // An empty StreamMap answers `None` at once: no room followed yet.
+                    Some(item) = self.streams.next(), if !self.streams.is_empty() => item,
                 };
                 match item {
                     (key, Ok(BusItem::Event(envelope))) => (key, envelope),
@@ -164,6 +172,11 @@ impl Watcher {
     /// covers them all. Events already waiting are kept, to be yielded after the resync
     /// (feeds ignore what they already have, by seq).
     fn coalesce_resyncs(&mut self) {
+        while let Some(Some(item)) = self.user.next().now_or_never() {
+            if let Ok(BusItem::Event(envelope)) = item {
+                self.backlog.push_back((Key::User, envelope));
+            }
+        }
         while let Some(Some((key, item))) = self.streams.next().now_or_never() {
             if let Ok(BusItem::Event(envelope)) = item {
                 self.backlog.push_back((key, envelope));
@@ -179,6 +192,7 @@ mod tests {
     use tokio::time::{Instant, timeout};
 
     use super::*;
+    use crate::bus::{MembershipChange, RoomChange};
 
     /// A room-less user event, as a read on another device sends.
     fn user_event() -> Event {
@@ -202,6 +216,27 @@ mod tests {
             timeout(Duration::from_millis(200), watcher.next()).await.is_err(),
             "one retry, however often asked"
         );
+    }
+
+    /// A removal published before the room's next event is applied first, although both are
+    /// waiting when the watcher is read: the room is no longer followed, so its event is not
+    /// yielded at all.
+    #[tokio::test]
+    async fn a_removal_waiting_beside_the_rooms_next_event_wins() {
+        let bus = EventBus::in_process();
+        for _ in 0..32 {
+            let (viewer, room_id) = (Uuid::now_v7(), Uuid::now_v7());
+            let mut watcher = Watcher::start(&bus, viewer, Scope::AllRooms).await;
+            watcher.follow(room_id).await;
+            let removed = Event::MembershipChanged { room_id, change: MembershipChange::Revoked, seq: 1 };
+            bus.publish(Topic::User(viewer), removed).await;
+            bus.publish(Topic::Room(room_id), Event::RoomChanged { room_id, change: RoomChange::Renamed })
+                .await;
+
+            assert!(matches!(watcher.next().await, Some(Watched::User(_))));
+            assert!(watcher.rooms().is_empty());
+            assert!(timeout(Duration::from_millis(20), watcher.next()).await.is_err(), "nothing of the room");
+        }
     }
 
     #[tokio::test]
