@@ -201,7 +201,8 @@ pub struct Limits {
     /// Time a WebSocket has to send `connection_init`, in milliseconds.
     #[arg(long, env = "PARLEY_WS_INIT_TIMEOUT_MS", default_value_t = 5_000)]
     pub ws_init_timeout_ms: u64,
-    /// Server-side keepalive ping interval on WebSockets, in seconds.
+    /// Server-side keepalive ping interval on WebSockets, in seconds; a client that sends
+    /// nothing for three intervals is taken for dead and closed.
     #[arg(long, env = "PARLEY_WS_KEEPALIVE_SECS", default_value_t = 15)]
     pub ws_keepalive_secs: u64,
     /// Most active subscriptions on one WebSocket connection.

@@ -1,11 +1,18 @@
 //! WebSocket protocol conformance: every close code `graphql-transport-ws`
 //! prescribes (4400, 4401, 4403 is in `auth`, 4408, 4409, 4429), ping/pong,
 //! `complete`, errors for bad subscriptions, the per-connection subscription
-//! cap, the legacy `graphql-ws` flow, and 1001 on graceful shutdown.
+//! cap, the legacy `graphql-ws` flow, 1001 on graceful shutdown, and 1001 for a client
+//! that stopped answering pings.
 
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio::time::{timeout, timeout_at};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::helpers::api::{create_channel, send};
 use crate::helpers::ws::{Protocol, WsClient, bearer};
@@ -24,6 +31,7 @@ backend_tests!(
     subscription_cap_answers_rate_limited,
     legacy_graphql_ws_flow,
     shutdown_closes_websockets_with_1001,
+    a_client_that_answers_nothing_is_closed_and_live_ones_kept,
 );
 
 const ALL: &str = "subscription { messageAdded { seq body } }";
@@ -255,4 +263,51 @@ async fn shutdown_closes_websockets_with_1001(backend: Backend) {
     let closed = client.expect_close(WAIT).await;
     assert_eq!(closed.code, Some(1001), "clients are told to reconnect elsewhere: {closed:?}");
     assert!(status.success(), "a graceful shutdown exits cleanly: {status}");
+}
+
+/// A phone that lost its network sends no FIN: its connection is closed after three quiet
+/// keepalive periods, so it stops showing online. Clients that read, of either protocol,
+/// answer the pings (the legacy one only at the WebSocket level) and are kept.
+async fn a_client_that_answers_nothing_is_closed_and_live_ones_kept(backend: Backend) {
+    let app = spawn_app_with(backend, &[("PARLEY_WS_KEEPALIVE_SECS", "1")]).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&app, &alice, "general", &[&bob]).await;
+    let mut current = WsClient::connect(&app, &bob).await;
+    let mut legacy = WsClient::connect_with(&app, Protocol::LegacyWs, bearer(&bob.token)).await;
+    let mut request = app.ws_url().into_client_request().expect("a valid ws:// url");
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
+    let (mut silent, _) = connect_async(request).await.expect("WebSocket handshake");
+    let init = json!({ "type": "connection_init", "payload": bearer(&bob.token) });
+    silent.send(Message::text(init.to_string())).await.expect("connection_init sent");
+    match timeout(WAIT, silent.next()).await.expect("an answer") {
+        Some(Ok(Message::Text(text))) => assert!(text.contains("connection_ack"), "{text}"),
+        other => panic!("expected connection_ack, got {other:?}"),
+    }
+
+    // Not read (so not answered) for six periods; then what it was sent ends in a close
+    // (or, as the client's pong now meets a closed socket, in a broken pipe).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match timeout_at(deadline, silent.next()).await.expect("the server closes") {
+            Some(Ok(Message::Close(frame))) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1001));
+                break;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+    assert_eq!(app.metric("parley_ws_unanswered_closed_total").await, 1.0, "closed as unanswered");
+
+    current.assert_open();
+    legacy.assert_open();
+    let mut a = current.subscribe("1", ALL, json!({})).await;
+    let mut b = legacy.subscribe("1", ALL, json!({})).await;
+    current.settle().await;
+    legacy.settle().await;
+    send(&app, &alice, &room, "still here").await;
+    assert_eq!(a.next("messageAdded").await["body"], "still here");
+    assert_eq!(b.next("messageAdded").await["body"], "still here");
 }

@@ -11,7 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::future::Fuse;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
+use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until, timeout};
 use tokio_stream::StreamMap;
 use uuid::Uuid;
 
@@ -27,6 +27,13 @@ use crate::presence::service::SocketPresence;
 const WRITE_BATCH: usize = 64;
 /// The pause before a recheck of the viewer that met a failing database is tried again.
 const RECHECK_RETRY: Duration = Duration::from_secs(1);
+/// Keepalive periods without a frame from the client after which its connection is taken
+/// for dead (a phone that lost its network sends no FIN): closed, so that its presence
+/// ends and its subscriptions stop. A live client answers the WebSocket ping sent after
+/// one quiet period, whatever its protocol.
+const QUIET_PERIODS: u32 = 3;
+/// The longest the closing handshake may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 pub struct Connection {
     /// Names the connection in logs (its upgrade request's span has ended by then).
@@ -74,6 +81,7 @@ impl Connection {
         };
         let mut keepalive = interval_at(Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut heard = Instant::now();
         // The loop's waits on signals are futures made once, not per turn: a `changed()`
         // made per turn joins, and on drop leaves, the signal's waiter list for every frame
         // written (the shutdown signal's is shared by every connection).
@@ -122,7 +130,15 @@ impl Connection {
                 }
                 () = &mut shutting_down => break Some((close::GOING_AWAY, "server shutting down".into())),
                 _ = keepalive.tick(), if self.viewer.is_some() => {
+                    let quiet = heard.elapsed();
+                    if quiet >= period * QUIET_PERIODS {
+                        metrics::counter!("parley_ws_unanswered_closed_total").increment(1);
+                        break Some((close::GOING_AWAY, "no answer to pings".into()));
+                    }
                     if send(&mut sink, &self.protocol.keepalive()).await.is_err() { break None; }
+                    if quiet >= period && sink.send(Message::Ping(Default::default())).await.is_err() {
+                        break None;
+                    }
                 }
                 watch = &mut viewer_changed => {
                     viewer_changed.set(next_change(watch).fuse());
@@ -132,7 +148,7 @@ impl Connection {
                 Some(first) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
                     if self.write_frames(&mut sink, first).await.is_err() { break None; }
                 }
-                frame = stream.next() => match frame {
+                frame = stream.next() => match frame.inspect(|_| heard = Instant::now()) {
                     Some(Ok(Message::Text(text))) => match Box::pin(self.handle(text.as_str())).await {
                         Ok(replies) => {
                             if let Some(watch) = self.viewer_watch.take() {
@@ -162,12 +178,17 @@ impl Connection {
 
         // Dropping the streams ends the subscriptions.
         self.subscriptions = StreamMap::new();
-        if let Some((code, reason)) = closing {
-            let frame = CloseFrame { code, reason: close_reason(reason).into() };
-            let _ = sink.send(Message::Close(Some(frame))).await;
-        }
-        // Flushes the close handshake (ours, or the reply to the client's).
-        let _ = sink.close().await;
+        // Flushes the close handshake (ours, or the reply to the client's), for a bounded
+        // time: a dead peer's full send buffer would hold the task for as long as TCP
+        // retransmits.
+        let close = async {
+            if let Some((code, reason)) = closing {
+                let frame = CloseFrame { code, reason: close_reason(reason).into() };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+            }
+            let _ = sink.close().await;
+        };
+        let _ = timeout(CLOSE_WAIT, close).await;
         metrics::gauge!("parley_ws_connections").decrement(1.0);
     }
 
