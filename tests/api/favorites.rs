@@ -190,11 +190,15 @@ async fn saved_messages_follow_what_the_viewer_may_read(backend: Backend) {
     let hidden = id_of(&send(&app, &carol, &elsewhere, "hidden").await);
     assert_error_code(&set_message(&app, &alice, &hidden, true).await, "NOT_FOUND");
     assert_error_code(&set_message(&app, &alice, &private, false).await, "NOT_FOUND");
+    // A deleted message is not saved again (forgetting it stays possible, below).
+    assert_error_code(&set_message(&app, &alice, &first, true).await, "BAD_USER_INPUT");
     assert_eq!(saved(&app, &alice, 50).await, [second.clone(), first.clone()]);
 
     data(set_message(&app, &alice, &second, false).await);
     data(set_message(&app, &alice, &second, false).await);
-    assert_eq!(saved(&app, &alice, 50).await, [first]);
+    assert_eq!(saved(&app, &alice, 50).await, std::slice::from_ref(&first));
+    data(set_message(&app, &alice, &first, false).await);
+    assert!(saved(&app, &alice, 50).await.is_empty(), "a deleted message is forgotten");
 }
 
 async fn other_devices_hear_of_favorites(backend: Backend) {

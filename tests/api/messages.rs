@@ -118,7 +118,12 @@ async fn messages_page_by_seq_in_both_directions(backend: Backend) {
         "around means both sides: {around:?}"
     );
 
-    for vars in [json!({ "room": id, "first": 101 }), json!({ "room": id, "last": 101 })] {
+    for vars in [
+        json!({ "room": id, "first": 101 }),
+        json!({ "room": id, "last": 101 }),
+        json!({ "room": id, "around": 5, "after": "40" }),
+        json!({ "room": id, "around": 5, "before": "40" }),
+    ] {
         assert_error_code(&app.gql(&alice, PAGE, vars).await, "BAD_USER_INPUT");
     }
 }
@@ -130,11 +135,20 @@ async fn body_and_attachment_limits_change_nothing(backend: Backend) {
     let id = create_channel(&app, &alice, "limits", &[]).await;
 
     let too_many: Vec<Value> = (0..11).map(attachment).collect();
+    let file = |name: &str, url: &str, content_type: &str| json!([{ "name": name, "url": url, "contentType": content_type, "size": 1 }]);
+    let long = "n".repeat(256);
+    let long_url = format!("https://files.example/{}", "u".repeat(2048));
     for input in [
         json!({ "roomId": id, "body": "" }),
         json!({ "roomId": id, "body": "  \n\t  " }),
         json!({ "roomId": id, "body": "x".repeat(10_001) }),
         json!({ "roomId": id, "body": "eleven files", "attachments": too_many }),
+        json!({ "roomId": id, "body": "x", "attachments": file("a.png", "javascript:alert(1)", "image/png") }),
+        json!({ "roomId": id, "body": "x", "attachments": file("a.png", "data:text/html,hi", "image/png") }),
+        json!({ "roomId": id, "body": "x", "attachments": file("a.png", "files/a.png", "image/png") }),
+        json!({ "roomId": id, "body": "x", "attachments": file("a.png", &long_url, "image/png") }),
+        json!({ "roomId": id, "body": "x", "attachments": file(&long, "https://f.example/a", "image/png") }),
+        json!({ "roomId": id, "body": "x", "attachments": file("a.png", "https://f.example/a", &long) }),
     ] {
         assert_error_code(&try_send(&app, &alice, input).await, "BAD_USER_INPUT");
     }
@@ -146,6 +160,9 @@ async fn body_and_attachment_limits_change_nothing(backend: Backend) {
     let ten: Vec<Value> = (0..10).map(attachment).collect();
     let input = json!({ "roomId": id, "body": "ten files", "attachments": ten });
     assert_eq!(send_input(&app, &alice, input).await["attachments"].as_array().map(Vec::len), Some(10));
+    let longest = file(&"n".repeat(255), "http://f.example/a", &"t".repeat(255));
+    let input = json!({ "roomId": id, "body": "longest names", "attachments": longest });
+    assert_eq!(send_input(&app, &alice, input).await["attachments"], longest);
 }
 
 async fn sending_requires_access(backend: Backend) {

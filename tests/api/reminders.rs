@@ -130,6 +130,9 @@ async fn a_reminder_fires_once_to_its_owner_and_can_be_snoozed_completed_or_canc
     assert_eq!(fired["message"]["id"], doomed);
     assert_eq!(fired["message"]["body"], Value::Null);
     assert!(fired["message"]["deletedAt"].is_string());
+    // A new one on the deleted message: nothing to come back to.
+    let late = create(&app, &alice, json!({ "messageId": doomed, "remindAt": in_millis(60_000) })).await;
+    assert_error_code(&late, "BAD_USER_INPUT");
     let plain = create_ok(&app, &alice, json!({ "remindAt": in_millis(800), "note": "stretch" })).await;
     let fired = due.next("reminderDue").await;
     assert_eq!(

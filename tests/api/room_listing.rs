@@ -45,4 +45,7 @@ async fn room_listing_filters_and_pages(backend: Backend) {
 
     let too_many = app.gql(&alice, "{ rooms(first: 101) { edges { node { id } } } }", json!({})).await;
     assert_error_code(&too_many, "BAD_USER_INPUT");
+    let search = "query($search: String) { rooms(filter: { search: $search }) { edges { node { id } } } }";
+    let too_long = app.gql(&alice, search, json!({ "search": "a".repeat(257) })).await;
+    assert_error_code(&too_long, "BAD_USER_INPUT");
 }

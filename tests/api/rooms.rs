@@ -231,6 +231,9 @@ async fn add_and_remove_members(backend: Backend) {
         &app.gql(&alice, ADD, json!({ "id": team, "users": ["nope"] })).await,
         "BAD_USER_INPUT",
     );
+    // Past 1 000 ids a call is refused whole, before one is looked up.
+    let many: Vec<String> = (0..1001).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    assert_error_code(&app.gql(&alice, ADD, json!({ "id": team, "users": many })).await, "BAD_USER_INPUT");
 
     let removed =
         app.ok(&alice, REMOVE, json!({ "id": team, "user": carol.id })).await["removeMember"].clone();

@@ -95,6 +95,10 @@ async fn users_are_searched_within_the_org(backend: Backend) {
     assert_eq!(everyone, vec!["alice", "bob", "carol"]);
 
     assert_error_code(&app.gql(&alice, USERS, json!({ "first": 101 })).await, "BAD_USER_INPUT");
+    let long = "b".repeat(257);
+    assert_error_code(&app.gql(&alice, USERS, json!({ "search": long })).await, "BAD_USER_INPUT");
+    let longest = format!("  {}  ", "b".repeat(256));
+    assert!(handles(&app.ok(&alice, USERS, json!({ "search": longest })).await["users"]).is_empty());
 }
 
 async fn node_resolves_every_kind(backend: Backend) {

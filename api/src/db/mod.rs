@@ -28,6 +28,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
+use crate::error::{ApiError, ApiResult};
 use migration::{Migrator, MigratorTrait};
 
 mod batch;
@@ -308,6 +309,21 @@ impl Store {
 
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.db.ping().await
+    }
+}
+
+/// Longest text [`contains_ci`] looks for, in characters: longer than any name it is compared
+/// with, and on SQLite it becomes a regex, whose compile limit a long enough text passes.
+pub const MAX_CONTAINED: usize = 256;
+
+/// A search text as a client gave it: trimmed, `None` when empty, BAD_USER_INPUT naming
+/// `field` past [`MAX_CONTAINED`].
+pub fn search_text<'a>(text: Option<&'a str>, field: &str) -> ApiResult<Option<&'a str>> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) if t.chars().count() > MAX_CONTAINED => {
+            Err(ApiError::bad_input(format!("{field}: at most {MAX_CONTAINED} characters")))
+        }
+        found => Ok(found),
     }
 }
 

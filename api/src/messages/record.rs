@@ -19,6 +19,30 @@ pub struct Attachment {
     pub size: i64,
 }
 
+impl Attachment {
+    /// Longest name and content type, in characters.
+    pub const MAX_NAME: usize = 255;
+    /// Longest url, in bytes.
+    pub const MAX_URL: usize = 2048;
+
+    /// What is wrong with the attachment as given, if anything. Its text travels with every
+    /// frame of the message, so it is bounded like the body; its url is a link a client will
+    /// open, so only http(s) is taken (never `javascript:` or `data:`).
+    pub fn problem(&self) -> Option<String> {
+        let (max_name, max_url) = (Self::MAX_NAME, Self::MAX_URL);
+        let web = url::Url::parse(&self.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if self.name.trim().is_empty() || self.url.trim().is_empty() || self.size < 0 {
+            Some("each needs a name, a url and a size ≥ 0".into())
+        } else if self.name.chars().count() > max_name || self.content_type.chars().count() > max_name {
+            Some(format!("name and contentType: at most {max_name} characters"))
+        } else if self.url.len() > max_url || !web {
+            Some(format!("url: an http or https address of at most {max_url} bytes"))
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageRecord {
     pub id: Uuid,

@@ -40,6 +40,10 @@ impl MessageQuery {
             && (first.is_some() || after.is_some());
         let page = match around_seq {
             Some(seq) if seq < 0 => return Err(ApiError::bad_input("aroundSeq must be ≥ 0").into()),
+            // A cursor would be ignored: say so rather than answer another page.
+            Some(_) if after.is_some() || before.is_some() => {
+                return Err(ApiError::bad_input("aroundSeq takes no after or before cursor").into());
+            }
             Some(seq) => Page::Around { seq, limit: ctx.page_size(first.or(last))?.get() },
             None if forward => {
                 let after = after.as_deref().map(seq_cursor).transpose()?.unwrap_or(0);

@@ -51,12 +51,10 @@ impl NewMessage {
         if self.attachments.len() > max {
             return Err(ApiError::bad_input(format!("a message has at most {max} attachments")));
         }
-        for a in &self.attachments {
-            if a.name.trim().is_empty() || a.url.trim().is_empty() || a.size < 0 {
-                return Err(ApiError::bad_input("an attachment needs a name, a url and a size ≥ 0"));
-            }
+        match self.attachments.iter().find_map(Attachment::problem) {
+            Some(problem) => Err(ApiError::bad_input(format!("attachments: {problem}"))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn record(&self, cx: &Ctx<'_>, sent: Sent, seq: i64) -> MessageRecord {

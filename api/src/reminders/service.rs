@@ -22,7 +22,7 @@ use crate::paging::{Keyset, TimeKey};
 use crate::rooms::access;
 use crate::state::Ctx;
 use entity::enums::ReminderStatus;
-use entity::{reminders, users};
+use entity::reminders;
 
 /// What a new reminder points at: a message, a room, or (neither) only its note.
 pub struct NewReminder {
@@ -158,8 +158,9 @@ pub async fn fired_since(
     Ok(rows)
 }
 
-/// The room a reminder belongs to: the message's (which the viewer must be able to read), or
-/// the room given (likewise). Both given: the message must be in that room.
+/// The room a reminder belongs to: the message's (which the viewer must be able to read, and
+/// which must not be deleted: there would be nothing to come back to), or the room given
+/// (likewise). Both given: the message must be in that room.
 async fn target_room(
     store: &Store,
     viewer: &Viewer,
@@ -169,6 +170,9 @@ async fn target_room(
     match (message_id, room_id) {
         (Some(message_id), room_id) => {
             let (message, _) = messages::readable(store, viewer, message_id).await?;
+            if message.deleted_at.is_some() {
+                return Err(ApiError::bad_input("a deleted message cannot get a reminder"));
+            }
             if room_id.is_some_and(|room_id| room_id != message.room_id) {
                 return Err(ApiError::bad_input("the message is not in that room"));
             }
@@ -189,10 +193,10 @@ async fn own_locked(tx: &WriteTx, viewer: &Viewer, id: Uuid) -> ApiResult<remind
         .ok_or_else(|| ApiError::not_found("reminder"))
 }
 
-/// Refuses one more pending reminder beyond the limit. The user's row lock (PostgreSQL; on
-/// SQLite the write gate) makes two racing creations count one after the other.
+/// Refuses one more pending reminder beyond the limit. The user's row, held (`hold_row`),
+/// makes two racing creations count one after the other.
 async fn ensure_room_for_one_more(tx: &WriteTx, cx: &Ctx<'_>) -> ApiResult<()> {
-    users::Entity::find_by_id(cx.viewer.id).lock_exclusive().one(&**tx).await?;
+    cx.app.store.hold_row(tx, "users", cx.viewer.id).await?;
     let pending = reminders::Entity::find()
         .filter(reminders::Column::UserId.eq(cx.viewer.id))
         .filter(reminders::Column::Status.eq(ReminderStatus::Pending))

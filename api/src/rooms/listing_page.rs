@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::listing::{self, ListingKey, RoomFilter};
 use super::types::{Room, RoomConnection};
+use crate::db::search_text;
 use crate::graphql::context::ContextExt;
 use crate::graphql::enums::{ConversationStatus, RoomKind};
 use crate::graphql::pages::{KeyCursor, keyset_connection};
@@ -56,7 +57,7 @@ pub async fn room_page(
         kind: filter.kind.map(Into::into),
         unread: filter.unread,
         archived: filter.archived,
-        search: filter.search,
+        search: search_text(filter.search.as_deref(), "filter.search")?.map(str::to_owned),
         favorite: filter.favorite,
         favorites_first: order_by == RoomOrder::FavoritesFirst,
         joined: filter.joined,

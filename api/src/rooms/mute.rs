@@ -13,6 +13,7 @@ use super::access;
 use crate::bus::{Event, Topic};
 use crate::error::{ApiError, ApiResult};
 use crate::state::Ctx;
+use crate::times;
 use entity::{room_members, rooms};
 
 /// What "until unmuted" is stored as: a time no one reaches.
@@ -23,6 +24,7 @@ pub fn forever() -> DateTime<Utc> {
 /// Mutes a room the viewer is a member of until `until` (in the future), or until unmuted.
 #[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
 pub async fn mute(cx: &Ctx<'_>, room_id: Uuid, until: Option<DateTime<Utc>>) -> ApiResult<rooms::Model> {
+    let until = until.map(|at| times::storable(at, "until")).transpose()?;
     let until = match until {
         Some(until) if until <= Utc::now() => return Err(ApiError::bad_input("until must be in the future")),
         Some(until) => until,

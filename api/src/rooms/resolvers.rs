@@ -10,12 +10,23 @@ use super::types::{
     CreateChannelInput, OpenContextRoomInput, Room, RoomConnection, RoomUpdate, UpdateRoomInput,
 };
 use super::{access, feed, membership, mute, service};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::{parse_id, parse_ids};
 use crate::graphql::live::live;
 use crate::paging;
 use chrono::{DateTime, Utc};
+
+/// Most users one call adds to a room: a larger list is a script's work, to be split (one
+/// insert holds every row of the call).
+const MAX_MEMBERS_PER_CALL: usize = 1000;
+
+fn member_ids(ids: &[ID]) -> ApiResult<Vec<uuid::Uuid>> {
+    if ids.len() > MAX_MEMBERS_PER_CALL {
+        return Err(ApiError::bad_input(format!("at most {MAX_MEMBERS_PER_CALL} users per call")));
+    }
+    parse_ids(ids)
+}
 
 #[derive(Default)]
 pub struct RoomQuery;
@@ -65,7 +76,7 @@ impl RoomMutation {
             name: ChannelName::parse(&input.name)?,
             topic: input.topic,
             visibility: input.visibility.into(),
-            member_ids: parse_ids(&input.member_ids)?,
+            member_ids: member_ids(&input.member_ids)?,
         };
         Ok(Room::from(service::create_channel(&ctx.service()?, new).await?))
     }
@@ -96,7 +107,7 @@ impl RoomMutation {
     }
 
     async fn add_members(&self, ctx: &Context<'_>, room_id: ID, user_ids: Vec<ID>) -> Result<Room> {
-        let (room_id, user_ids) = (parse_id(&room_id)?, parse_ids(&user_ids)?);
+        let (room_id, user_ids) = (parse_id(&room_id)?, member_ids(&user_ids)?);
         Ok(Room::from(membership::add_members(&ctx.service()?, room_id, user_ids).await?))
     }
 
@@ -112,7 +123,7 @@ impl RoomMutation {
         let new = context::NewContextRoom {
             context_ref: ContextRef::parse(&input.context_ref)?,
             name: input.name.as_deref().map(ChannelName::parse).transpose()?,
-            member_ids: parse_ids(&input.user_ids)?,
+            member_ids: member_ids(&input.user_ids)?,
         };
         Ok(Room::from(context::open(&ctx.service()?, new).await?))
     }

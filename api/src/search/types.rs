@@ -10,6 +10,7 @@ use crate::error::ApiResult;
 use crate::graphql::enums::RoomKind;
 use crate::graphql::ids::parse_id;
 use crate::messages::types::Message;
+use crate::times;
 
 /// Narrows `searchMessages` beyond its words; all given conditions apply.
 #[derive(InputObject, Default)]
@@ -30,8 +31,8 @@ impl MessageSearchFilter {
         Ok(SearchFilter {
             room_id: self.room_id.as_ref().map(parse_id).transpose()?,
             author_id: self.author_id.as_ref().map(parse_id).transpose()?,
-            before: self.before,
-            after: self.after,
+            before: self.before.map(|at| times::storable(at, "filter.before")).transpose()?,
+            after: self.after.map(|at| times::storable(at, "filter.after")).transpose()?,
             room_kind: self.kind.map(Into::into),
             has_attachments: self.has_attachments,
         })

@@ -16,6 +16,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::users::input::EmailAddress;
 use entity::{contacts, rooms};
 
+/// Longest contact name, in characters.
+const MAX_NAME: usize = 120;
+
 /// What an inbound message says of its sender, checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContactInput {
@@ -42,7 +45,10 @@ impl ContactInput {
             .map(|e| EmailAddress::parse(&e).map(EmailAddress::into_string))
             .transpose()
             .map_err(|_| ApiError::bad_input("contact.email: not an email address"))?;
-        let name = present(name).map(|n| n.chars().take(120).collect());
+        let name = present(name);
+        if name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME) {
+            return Err(ApiError::bad_input(format!("contact.name: at most {MAX_NAME} characters")));
+        }
         if external_ref.is_none() && phone.is_none() && email.is_none() {
             return Err(ApiError::bad_input("contact: give externalRef, phone or email"));
         }

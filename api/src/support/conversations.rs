@@ -23,6 +23,7 @@ use crate::paging::{Keyset, TimeKey};
 use crate::rooms::access;
 use crate::rooms::listing::{activity, activity_key};
 use crate::state::{AppState, Ctx};
+use crate::times;
 use crate::users::service as users;
 use entity::enums::{ConversationStatus, RoomKind};
 use entity::{assignment_decisions, rooms, support_inbox_members as members};
@@ -136,6 +137,7 @@ pub async fn set_status(
 ) -> ApiResult<rooms::Model> {
     // The room first: an id of another organisation is NOT_FOUND whatever else is wrong.
     actionable(cx, room_id).await?;
+    let snoozed_until = snoozed_until.map(|at| times::storable(at, "snoozedUntil")).transpose()?;
     match (status, snoozed_until) {
         (ConversationStatus::Snoozed, Some(until)) if until > Utc::now() => {}
         (ConversationStatus::Snoozed, _) => {

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::Ctx;
+use crate::times;
 
 /// One group's figures (the inbox, or one agent).
 #[derive(Debug, Clone, FromQueryResult)]
@@ -76,6 +77,7 @@ pub async fn compute(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> ApiResult<Metrics> {
+    let (since, until) = (times::storable(since, "since")?, times::storable(until, "until")?);
     if until <= since {
         return Err(ApiError::bad_input("until: must be after since"));
     }

@@ -98,17 +98,13 @@ impl Inbound {
         if raw.attachments.len() > max_attachments {
             return Err(ApiError::bad_input(format!("attachments: at most {max_attachments}")));
         }
-        let mut attachments = Vec::with_capacity(raw.attachments.len());
-        for a in raw.attachments {
-            if a.name.trim().is_empty() || a.url.trim().is_empty() || a.size < 0 {
-                return Err(ApiError::bad_input("attachments: each needs a name, a url and a size ≥ 0"));
-            }
-            attachments.push(Attachment {
-                name: a.name,
-                url: a.url,
-                content_type: a.content_type,
-                size: a.size,
-            });
+        let attachments: Vec<Attachment> = raw
+            .attachments
+            .into_iter()
+            .map(|a| Attachment { name: a.name, url: a.url, content_type: a.content_type, size: a.size })
+            .collect();
+        if let Some(problem) = attachments.iter().find_map(Attachment::problem) {
+            return Err(ApiError::bad_input(format!("attachments: {problem}")));
         }
         Ok(Self { external_id: external_id.to_owned(), source, contact, body, attachments })
     }

@@ -8,7 +8,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::auth::Viewer;
-use crate::db::{Store, contains_ci};
+use crate::db::{Store, contains_ci, search_text};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use crate::paging::Keyset;
 use crate::rooms::service as rooms;
@@ -85,7 +85,7 @@ pub async fn search(
     let mut query = users::Entity::find()
         .filter(users::Column::OrgId.eq(viewer.org_id))
         .filter(users::Column::DeactivatedAt.is_null());
-    if let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) {
+    if let Some(search) = search_text(search, "search")? {
         query = query.filter(
             Condition::any()
                 .add(contains_ci(store.backend(), users::Column::Handle, search))

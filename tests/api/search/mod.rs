@@ -266,6 +266,11 @@ async fn search_treats_engine_syntax_as_words_and_refuses_bad_input(backend: Bac
     let bad_cursor = app.gql(&alice, SEARCH, json!({ "q": "lake", "after": "1.5~not-a-uuid" })).await;
     assert_error_code(&bad_cursor, "BAD_USER_INPUT");
     assert_error_code(&app.gql(&alice, SEARCH, json!({ "q": "lake", "first": 101 })).await, "BAD_USER_INPUT");
+    for filter in [json!({ "before": "+10000-01-01T00:00:00Z" }), json!({ "after": "-0001-01-01T00:00:00Z" })]
+    {
+        let answer = app.gql(&alice, SEARCH, json!({ "q": "lake", "filter": filter })).await;
+        assert_error_code(&answer, "BAD_USER_INPUT");
+    }
 }
 
 async fn search_pages_walk_every_hit_once(backend: Backend) {

@@ -158,6 +158,16 @@ async fn signed_webhooks_are_stored_and_bad_ones_refused(backend: Backend) {
             json!({ "externalId": "b", "source": "sms", "contact": { "phone": "+41790000001", "name": "\u{0}" }, "body": "x" }),
             "contact",
         ),
+        // Refused, never cut to fit.
+        (
+            json!({ "externalId": "b", "source": "sms", "contact": { "phone": "+41790000001", "name": "n".repeat(121) }, "body": "x" }),
+            "contact.name",
+        ),
+        (
+            json!({ "externalId": "b", "source": "sms", "contact": { "phone": "+41790000001" }, "body": "x",
+                    "attachments": [{ "name": "a", "url": "javascript:alert(1)", "contentType": "text/plain", "size": 1 }] }),
+            "attachments",
+        ),
     ] {
         let (status, answer) = post(&app, &id, &secret, &bad).await;
         assert_eq!((status, answer["field"].as_str()), (400, Some(field)), "{answer}");
