@@ -1,7 +1,8 @@
 //! Contacts: who writes to a support inbox. Parsed from what an inbound message says of its
 //! sender (phone normalised to E.164, email lower-cased), and upserted by the first of
 //! external reference, phone and email that matches a stored contact, read together with
-//! their conversation in the inbox the message came to (one SQL text, `best_match_sql`).
+//! their conversation in the inbox the message came to (one SQL text, `best_match_sql`);
+//! what the message gives and the contact lacks is filled in (`fill_in`).
 
 use std::sync::LazyLock;
 
@@ -130,11 +131,15 @@ pub async fn find(
     Ok(Some((contact, room)))
 }
 
-/// Whether storing a message from `input` would change `contact` (a name given for the
-/// first time). `settled`'s statement asks the same in SQL, and leaves such a message to the
-/// transactional way.
+/// Whether a message from `input` may teach `contact` something: a name, phone, email or
+/// external reference given that the contact lacks. `settled`'s statement asks the same in
+/// SQL, and leaves such a message to the transactional way.
 fn needs_update(contact: &contacts::Model, input: &ContactInput) -> bool {
-    contact.display_name.is_none() && input.name.is_some()
+    let new = |have: &Option<String>, given: &Option<String>| have.is_none() && given.is_some();
+    new(&contact.display_name, &input.name)
+        || new(&contact.phone, &input.phone)
+        || new(&contact.email, &input.email)
+        || new(&contact.external_ref, &input.external_ref)
 }
 
 /// The contact this input names, with what is new filled in, or a new one; and their
@@ -147,14 +152,10 @@ pub async fn upsert(
 ) -> ApiResult<(contacts::Model, Option<rooms::Model>)> {
     match find(conn, org_id, inbox_id, input).await? {
         Some((contact, conversation)) => {
-            // Fill in what the contact did not have; never overwrite (another contact may
-            // hold that phone or email already, and a name given once stays).
             if !needs_update(&contact, input) {
                 return Ok((contact, conversation));
             }
-            let mut change: contacts::ActiveModel = contact.into();
-            change.display_name = Set(input.name.clone());
-            Ok((change.update(conn).await?, conversation))
+            Ok((fill_in(conn, contact, input).await?, conversation))
         }
         None => {
             let contact = contacts::Model {
@@ -169,6 +170,52 @@ pub async fn upsert(
             Ok((contacts::ActiveModel::from(contact).insert(conn).await?, None))
         }
     }
+}
+
+/// `contact` with what `input` gives and it lacks filled in: an SMS from the customer who
+/// wrote by email leaves their phone, so that an agent's reply can go by SMS. Never
+/// overwrites (a name given once stays), and leaves a phone, email or reference that another
+/// contact holds with that contact (each is unique in an organisation; merging contacts is
+/// for an admin to decide).
+async fn fill_in(
+    conn: &impl ConnectionTrait,
+    contact: contacts::Model,
+    input: &ContactInput,
+) -> ApiResult<contacts::Model> {
+    let sql = "SELECT phone, email, external_ref FROM contacts \
+               WHERE org_id = $1 AND (phone = $2 OR email = $3 OR external_ref = $4)";
+    let values: Vec<Value> = vec![
+        contact.org_id.into(),
+        input.phone.clone().into(),
+        input.email.clone().into(),
+        input.external_ref.clone().into(),
+    ];
+    let held =
+        conn.query_all_raw(Statement::from_sql_and_values(conn.get_database_backend(), sql, values)).await?;
+    let held_by_another = |column: &str, value: &Option<String>| {
+        held.iter().any(|row| row.try_get::<Option<String>>("", column).ok().flatten() == *value)
+    };
+    let pick = |have: &Option<String>, given: &Option<String>, column: &str| match have {
+        Some(_) => have.clone(),
+        None if held_by_another(column, given) => None,
+        None => given.clone(),
+    };
+    let filled = contacts::Model {
+        display_name: contact.display_name.clone().or_else(|| input.name.clone()),
+        phone: pick(&contact.phone, &input.phone, "phone"),
+        email: pick(&contact.email, &input.email, "email"),
+        external_ref: pick(&contact.external_ref, &input.external_ref, "external_ref"),
+        ..contact.clone()
+    };
+    if filled == contact {
+        return Ok(contact);
+    }
+    let mut change: contacts::ActiveModel = contact.into();
+    change.display_name = Set(filled.display_name);
+    change.phone = Set(filled.phone);
+    change.email = Set(filled.email);
+    change.external_ref = Set(filled.external_ref);
+    Ok(change.update(conn).await?)
 }
 
 #[cfg(test)]

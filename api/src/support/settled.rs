@@ -3,8 +3,9 @@
 //! Such a message decides nothing, so it needs no transaction of its own: one statement finds
 //! the contact and their conversation (`contacts::best_match_sql`, the text the
 //! transactional way reads them with), stores the message, bumps the seq and writes the
-//! outbox rows. Anything else — a new contact or conversation, a name to fill in, a
-//! conversation to reopen or assign, a redelivery — goes the transactional way in `ingest`.
+//! outbox rows. Anything else — a new contact or conversation, a name, phone, email or
+//! reference to fill in, a conversation to reopen or assign, a redelivery — goes the
+//! transactional way in `ingest`.
 //!
 //! The statement takes its messages as rows, so the ones that arrive at an inbox on this
 //! instance while one is being stored run together as one statement and one commit (the
@@ -54,6 +55,9 @@ pub static SQL: LazyLock<String> = LazyLock::new(|| {
            SELECT DISTINCT ON (contact.r_id) input.id AS message_id, contact.id AS contact_id, contact.r_id AS room_id \
            FROM input CROSS JOIN LATERAL ({best_match}) AS contact \
            WHERE contact.r_id IS NOT NULL AND (contact.display_name IS NOT NULL OR input.name IS NULL) \
+             AND (contact.phone IS NOT NULL OR input.phone IS NULL) \
+             AND (contact.email IS NOT NULL OR input.email IS NULL) \
+             AND (contact.external_ref IS NOT NULL OR input.external_ref IS NULL) \
            ORDER BY contact.r_id, input.id), \
          locked AS ( \
            SELECT rooms.id, rooms.last_seq, found.message_id, found.contact_id \
@@ -118,8 +122,8 @@ pub async fn store(
 }
 
 /// `inbound`, to be stored as message `id` at `now`, as a row of [`SQL`]'s input. The name
-/// is there to be compared: a contact without one takes the transactional way, which fills
-/// it in. Under manual assignment an unassigned conversation still takes messages here.
+/// is there to be compared: a contact without one (or without a phone, email or reference
+/// given) takes the transactional way, which fills it in. Under manual assignment an unassigned conversation still takes messages here.
 fn row(inbox: &support_inboxes::Model, inbound: &Inbound, id: Uuid, now: DateTime<Utc>) -> serde_json::Value {
     let contact = &inbound.contact;
     json!({
