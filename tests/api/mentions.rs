@@ -70,6 +70,11 @@ async fn mentions_are_parsed_counted_and_listed(backend: Backend) {
     send(&app, &alice, &side, "thanks @eve_, and @bob_.").await;
     assert_eq!(mention_count(&app, &eve, &side).await, 1);
     assert_eq!(mention_count(&app, &bob, &side).await, 1, "nobody is bob_: bob is meant");
+    // gus_ exists, though not in the room: `@gus_` means him, never gus.
+    let (gus, _gus_) = (org.user("gus").await, org.user("gus_").await);
+    let third = create_channel(&app, &alice, "third", &[&gus]).await;
+    send(&app, &alice, &third, "@gus_ can you review?").await;
+    assert_eq!(mention_count(&app, &gus, &third).await, 0, "gus_ is meant, and is not a member");
 
     let page = app.gql(&bob, LIST, json!({ "after": "not-a-cursor" })).await;
     assert_error_code(&page, "BAD_USER_INPUT");
@@ -82,11 +87,17 @@ async fn channel_and_here_reach_members_and_those_online(backend: Backend) {
     let org = app.create_org().await;
     let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
     let room = create_channel(&app, &alice, "general", &[&bob, &carol]).await;
-    let _carol_online = WsClient::connect(&app, &carol).await;
+    let carol_online = WsClient::connect(&app, &carol).await;
 
-    send(&app, &alice, &room, "@here standup").await;
+    let standup = id_of(&send(&app, &alice, &room, "@here standup").await);
     assert_eq!(mention_count(&app, &carol, &room).await, 1, "online");
     assert_eq!(mention_count(&app, &bob, &room).await, 0, "offline: @here is not for him");
+    // An edit keeps whom `@here` reached when sent, whoever is online now.
+    drop(carol_online);
+    let _bob_online = WsClient::connect(&app, &bob).await;
+    app.ok(&alice, EDIT, json!({ "id": standup, "body": "@here standup!" })).await;
+    assert_eq!(mention_count(&app, &carol, &room).await, 1, "still hers");
+    assert_eq!(mention_count(&app, &bob, &room).await, 0, "not handed to him");
     send(&app, &alice, &room, "@channel release day").await;
     assert_eq!(mention_count(&app, &carol, &room).await, 2);
     assert_eq!(mention_count(&app, &bob, &room).await, 1);
@@ -105,8 +116,16 @@ async fn room_wide_mentions_stop_at_the_configured_size(backend: Backend) {
     let (alice, bob, carol, dave) =
         (org.user("alice").await, org.user("bob").await, org.user("carol").await, org.user("dave").await);
     let small = create_channel(&app, &alice, "small", &[&bob, &carol]).await;
-    send(&app, &alice, &small, "@channel two of us").await;
+    let two = id_of(&send(&app, &alice, &small, "@channel two of us").await);
     assert_eq!(mention_count(&app, &carol, &small).await, 1, "two members besides the author: allowed");
+    // Grown past the limit since: fixing a typo still works, and reaches whom it reached.
+    let add = "mutation($room: ID!, $users: [ID!]!) { addMembers(roomId: $room, userIds: $users) { id } }";
+    app.ok(&alice, add, json!({ "room": small, "users": [dave.id] })).await;
+    app.ok(&alice, EDIT, json!({ "id": two, "body": "@channel two of us!" })).await;
+    assert_eq!(
+        (mention_count(&app, &carol, &small).await, mention_count(&app, &dave, &small).await),
+        (json!(1), json!(0))
+    );
 
     let large = create_channel(&app, &alice, "large", &[&bob, &carol, &dave]).await;
     for body in ["@channel release day", "@everyone", "@here standup"] {

@@ -8,13 +8,18 @@
 //! has it, else the handle without the trailing characters. Handles compare lower-cased, as
 //! stored.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+/// Most handles of one message that are looked up: the first written. Later ones mention
+/// nobody (a pasted stack trace full of `@Override` must not cost a lookup per word).
+pub const MAX_HANDLES: usize = 50;
 
 /// What a body mentions.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Mentions {
-    /// Lower-cased handles as written, each once.
-    pub handles: BTreeSet<String>,
+    /// Lower-cased handles as written, each once, in the order written; at most
+    /// [`MAX_HANDLES`].
+    pub handles: Vec<String>,
     /// For a handle written with trailing `.`, `-` or `_`: the handle without them, meant
     /// when nobody has the handle as written.
     pub fallbacks: BTreeMap<String, String>,
@@ -27,6 +32,17 @@ pub struct Mentions {
 impl Mentions {
     pub fn is_empty(&self) -> bool {
         self.handles.is_empty() && !self.channel && !self.here
+    }
+
+    /// The handles only, without `@channel` and `@here`.
+    pub fn named(&self) -> Self {
+        Self { channel: false, here: false, ..self.clone() }
+    }
+
+    fn add(&mut self, handle: String) {
+        if self.handles.len() < MAX_HANDLES && !self.handles.contains(&handle) {
+            self.handles.push(handle);
+        }
     }
 }
 
@@ -59,12 +75,10 @@ pub fn parse(body: &str) -> Mentions {
                 if trimmed != written {
                     mentions.fallbacks.insert(written.clone(), trimmed.to_owned());
                 }
-                mentions.handles.insert(written);
+                mentions.add(written);
             }
             // Too long to be a handle as written, so the punctuation is the sentence's.
-            _ if trimmed.len() <= MAX_HANDLE => {
-                mentions.handles.insert(trimmed.to_owned());
-            }
+            _ if trimmed.len() <= MAX_HANDLE => mentions.add(trimmed.to_owned()),
             _ => {}
         }
     }
@@ -73,6 +87,8 @@ pub fn parse(body: &str) -> Mentions {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     /// The handles meant when nobody has a handle ending in punctuation.
@@ -91,7 +107,7 @@ mod tests {
         assert_eq!(handles("@alice, can you ask @Bob.Smith?"), ["alice", "bob.smith"]);
         assert_eq!(handles("(@carol) and @dave... and @erin-"), ["carol", "dave", "erin"]);
         let m = parse("thanks @bob_!");
-        assert!(m.handles.contains("bob_") && m.fallbacks.get("bob_").is_some_and(|h| h == "bob"));
+        assert!(m.handles == ["bob_"] && m.fallbacks.get("bob_").is_some_and(|h| h == "bob"));
         assert_eq!(handles("@alice @alice"), ["alice"]);
         assert_eq!(handles("héllo@zoé"), Vec::<String>::new(), "after a letter in any script");
     }
@@ -108,6 +124,15 @@ mod tests {
         let longest = "a".repeat(MAX_HANDLE);
         assert_eq!(handles(&format!("ask @{longest}.")), std::slice::from_ref(&longest));
         assert_eq!(handles(&format!("ask @{longest}...")), [longest]);
+    }
+
+    #[test]
+    fn the_first_handles_written_count() {
+        let body = format!("{} and @bob", (0..60).map(|i| format!("@a{i}")).collect::<Vec<_>>().join(" "));
+        let m = parse(&format!("@zoe {body}"));
+        assert_eq!(m.handles.len(), MAX_HANDLES);
+        assert_eq!((m.handles[0].as_str(), m.handles[1].as_str()), ("zoe", "a0"));
+        assert!(!m.handles.iter().any(|h| h == "bob"), "written after the first 50");
     }
 
     #[test]

@@ -18,8 +18,6 @@ use crate::state::AppState;
 use entity::enums::RoomKind;
 use entity::messages;
 
-/// Most handles of one message that are looked up; the rest mention nobody.
-pub const MAX_HANDLES: usize = 50;
 /// Rows per insert statement (SQLite allows 999 placeholders).
 const INSERT_BATCH: usize = 150;
 
@@ -40,7 +38,7 @@ pub async fn resolve(
         return Ok(Vec::new());
     }
     let store = &app.store;
-    let written: Vec<&String> = mentions.handles.iter().take(MAX_HANDLES).collect();
+    let written: Vec<&String> = mentions.handles.iter().collect();
     let fallback = |h: &String| mentions.fallbacks.get(h);
     let mut handles: Vec<&String> =
         written.iter().copied().chain(written.iter().filter_map(|h| fallback(h))).collect();
@@ -92,10 +90,21 @@ pub async fn resolve(
              mention people by their handles"
         )));
     }
-    // `@bob_` is bob_ if there is one, else bob.
+    // `@bob_` is bob_ if anyone in the organisation has that handle (a member or not), else
+    // bob: asked only for handles where that decides.
+    let undecided: Vec<&String> = written
+        .iter()
+        .copied()
+        .filter(|h| !by_handle.contains_key(*h) && fallback(h).is_some_and(|f| by_handle.contains_key(f)))
+        .collect();
+    let taken = taken_in_org(store, room_id, &undecided).await?;
     let mut users: Vec<Uuid> = written
         .iter()
-        .filter_map(|h| by_handle.get(*h).or_else(|| fallback(h).and_then(|f| by_handle.get(f))))
+        .filter_map(|h| match by_handle.get(*h) {
+            Some(user) => Some(user),
+            None if taken.contains(*h) => None,
+            None => fallback(h).and_then(|f| by_handle.get(f)),
+        })
         .copied()
         .collect();
     users.sort_unstable();
@@ -109,6 +118,50 @@ pub async fn resolve(
         users.extend(everyone.into_iter().filter(|u| seen.get(u).is_some_and(|s| s.connected)));
     }
     Ok(users)
+}
+
+/// Whom message `message_id` mentions after an edit from `before` to `after`. Handles are
+/// resolved as for a send. A room-wide mention that the old text made too (`@channel`
+/// then and now, or `@here`) keeps whom it reached when sent, as Slack and Mattermost do:
+/// presence and membership have moved on since, and fixing a typo must neither take a
+/// mention from someone nor hand it to someone new, nor meet the size limit again. One the
+/// edit adds is resolved as for a send.
+pub async fn resolve_edit(
+    app: &AppState,
+    message: (Uuid, Uuid),
+    author: Uuid,
+    before: &Mentions,
+    after: &Mentions,
+) -> ApiResult<Vec<Uuid>> {
+    let (message_id, room_id) = message;
+    let kept = (before.channel && after.channel) || (before.here && after.here);
+    if !kept {
+        return resolve(app, room_id, author, after).await;
+    }
+    let mut users = resolve(app, room_id, author, &after.named()).await?;
+    let sql = "SELECT user_id FROM mentions WHERE message_id = $1";
+    let rows = app.store.db.query_all_raw(app.store.stmt(sql, vec![message_id.into()])).await?;
+    for row in rows {
+        users.push(row.try_get("", "user_id")?);
+    }
+    users.sort_unstable();
+    users.dedup();
+    Ok(users)
+}
+
+/// Which of `handles` someone in the organisation of room `room_id` has; no query for none.
+async fn taken_in_org(store: &Store, room_id: Uuid, handles: &[&String]) -> ApiResult<Vec<String>> {
+    if handles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut values: Vec<Value> = vec![room_id.into()];
+    values.extend(handles.iter().map(|h| Value::from(h.as_str())));
+    let list = (2..2 + handles.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(",");
+    let sql = format!(
+        "SELECT handle FROM users WHERE org_id = (SELECT org_id FROM rooms WHERE id = $1) AND handle IN ({list})"
+    );
+    let rows = store.db.query_all_raw(store.stmt(&sql, values)).await?;
+    Ok(rows.iter().map(|row| row.try_get::<String>("", "handle")).collect::<Result<_, _>>()?)
 }
 
 /// Whether message `message_id` mentions `user_id` as it stands now (an edit rewrites its

@@ -44,7 +44,9 @@ pub async fn edit(cx: &Ctx<'_>, id: Uuid, body: MessageBody) -> ApiResult<Messag
     }
     access.require_writable()?;
     access.require_member()?;
-    let mentioned = mentions::resolve(cx.app, message.room_id, viewer.id, &parse(body.as_str())).await?;
+    let (before, after) = (parse(&message.body), parse(body.as_str()));
+    let mentioned =
+        mentions::resolve_edit(cx.app, (message.id, message.room_id), viewer.id, &before, &after).await?;
     let mut active: messages::ActiveModel = message.into();
     active.body = Set(body.into_string());
     active.edited_at = Set(Some(Utc::now()));
