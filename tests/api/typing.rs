@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::api::{TwoInstances, create_channel, create_private_channel, send, two_instances};
+use crate::helpers::proxy::CuttableProxy;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, QUIET, TestApp, TestUser, assert_error_code, data, spawn_app};
+use crate::helpers::{
+    Backend, QUIET, TestApp, TestUser, assert_error_code, data, pg_redis_urls, spawn_app, spawn_app_with,
+};
 use crate::support::admin_agents_and_a_conversation;
 
 backend_tests!(
@@ -20,6 +23,7 @@ backend_tests!(
     an_admin_types_in_a_support_conversation_before_replying,
 );
 pg_test!(
+    typing_lives_on_through_a_resync_the_database_could_not_answer,
     typing_reaches_members_on_the_other_instance,
     keystrokes_through_two_instances_are_one_publish_a_second
 );
@@ -33,6 +37,44 @@ async fn set_typing(app: &TestApp, user: &TestUser, room: &str, typing: bool) ->
 
 fn change(room: &str, handle: &str, typing: bool) -> Value {
     json!({ "roomId": room, "user": { "handle": handle }, "typing": typing })
+}
+
+/// B is cut off from Redis and PostgreSQL; once Redis is back, the access check after the
+/// resync fails on the database. The subscription is not completed (graphql-ws clients would
+/// not subscribe again): the check is retried, and once the database answers, typing shows
+/// again.
+async fn typing_lives_on_through_a_resync_the_database_could_not_answer() {
+    let Some((database_url, redis_url)) = pg_redis_urls() else { return };
+    let (redis, redis_via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
+    let (pg, pg_via_proxy) = CuttableProxy::in_front_of(&database_url, 5432).await;
+    let a = spawn_app(Backend::PostgresRedis).await;
+    let b_env = [("DATABASE_URL", pg_via_proxy.as_str()), ("REDIS_URL", redis_via_proxy.as_str())];
+    let b = spawn_app_with(Backend::PostgresRedis, &b_env).await;
+    let org = a.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&a, &alice, "general", &[&bob]).await;
+    let mut bobs = WsClient::connect(&b, &bob).await;
+    let mut bob_sees = bobs.subscribe("typing", TYPING, json!({ "room": room })).await;
+    bobs.settle().await;
+
+    redis.cut();
+    pg.cut();
+    let retries = b.metric("parley_feed_retries_total").await;
+    redis.restore();
+    b.wait_for_metric_above("parley_feed_retries_total", retries, "B never retried its access check").await;
+    pg.restore();
+    // Typing until the retried check lets it through: each call renews it.
+    let mut seen = None;
+    for _ in 0..40 {
+        data(set_typing(&a, &alice, &room, true).await);
+        if let Ok(Some(frame)) = bob_sees.poll(Duration::from_millis(500)).await {
+            seen = Some(frame);
+            break;
+        }
+    }
+    let frame = seen.expect("typing shows again once the database answers");
+    assert_eq!(frame["type"], "next", "not completed: {frame}");
+    assert_eq!(frame["payload"]["data"]["typing"], change(&room, "alice", true));
 }
 
 /// An org admin replies to any support conversation (the reply joins them), so they may type

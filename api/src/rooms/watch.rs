@@ -82,15 +82,27 @@ pub struct RoomEvents {
     viewer: Viewer,
     room_id: Uuid,
     watcher: Watcher,
-    /// A resync arrived and access has not been checked again since.
-    repairing: bool,
+    access: Access,
+}
+
+/// Whether the viewer's access is known to hold since the last resync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Checked,
+    /// A resync or a retry arrived: check again before the next event.
+    CheckDue,
+    /// The check failed (the database did not answer): events are held back until a retry,
+    /// after a backoff, succeeds. Typing and receipts are of the moment, so they are dropped,
+    /// and the subscription lives on: graphql-ws clients do not subscribe again after
+    /// `complete`.
+    CheckFailed,
 }
 
 impl RoomEvents {
     pub async fn open(state: AppState, viewer: Viewer, room_id: Uuid) -> ApiResult<Self> {
         let mut watcher = watch(&state, &viewer, Scope::Room(room_id)).await?;
         watcher.follow_signals(room_id).await;
-        Ok(Self { state, viewer, room_id, watcher, repairing: false })
+        Ok(Self { state, viewer, room_id, watcher, access: Access::Checked })
     }
 
     pub fn viewer_id(&self) -> Uuid {
@@ -101,17 +113,18 @@ impl RoomEvents {
     /// a feed may race it against a timer, and an interrupted access check is done again.
     pub async fn next(&mut self) -> Option<Arc<Envelope>> {
         loop {
-            if self.repairing {
-                // Events may have been lost, a membership change among them. A failed check
-                // ends the feed: a client resubscribes, and nobody keeps access by accident.
-                let repaired = repair(&self.state, &self.viewer, &mut self.watcher).await.ok()?;
-                self.repairing = false;
-                if repaired.left.contains(&self.room_id) {
-                    return None;
+            if self.access == Access::CheckDue {
+                // Events may have been lost, a membership change among them.
+                let repaired = repair_or_retry(&self.state, &self.viewer, &mut self.watcher).await;
+                match repaired {
+                    Some(repaired) if repaired.left.contains(&self.room_id) => return None,
+                    Some(_) => self.access = Access::Checked,
+                    None => self.access = Access::CheckFailed,
                 }
             }
             match self.watcher.next().await? {
-                Watched::Room(_, envelope) => return Some(envelope),
+                Watched::Room(_, envelope) if self.access == Access::Checked => return Some(envelope),
+                Watched::Room(..) => {}
                 Watched::User(envelope) => {
                     if let Event::MembershipChanged { room_id, change, .. } = envelope.event
                         && room_id == self.room_id
@@ -120,8 +133,7 @@ impl RoomEvents {
                         return None;
                     }
                 }
-                // (A retry is never asked for here: a failed check ends the feed.)
-                Watched::Resync | Watched::Retry => self.repairing = true,
+                Watched::Resync | Watched::Retry => self.access = Access::CheckDue,
             }
         }
     }
