@@ -21,8 +21,9 @@
 //! kind never changes, so it is neither invalidated nor dropped on a resync, only bounded.
 //!
 //! Architecture invariant: the caches hold rows as read from the database, never values
-//! taken from bus payloads (an event can arrive after the change that supersedes it), and a
-//! room's live fields (`last_seq`, `last_message_at`) are never served from here.
+//! taken from bus payloads (an event can arrive after the change that supersedes it), never a
+//! row whose read a change overtook (`Rows::keep`), and a room's live fields (`last_seq`,
+//! `last_message_at`) are never served from here.
 
 mod payload;
 mod watchers;
@@ -58,12 +59,9 @@ const RESYNC_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Directory {
-    users: Cache<Uuid, users::Model>,
-    rooms: Cache<Uuid, rooms::Model>,
-    inboxes: Cache<Uuid, support_inboxes::Model>,
-    /// Moves on whenever inboxes are forgotten, so that a read overtaken by a change does not
-    /// cache the row it read before it (shared by clones, like the caches).
-    inbox_generation: Arc<AtomicU64>,
+    users: Rows<users::Model>,
+    rooms: Rows<rooms::Model>,
+    inboxes: Rows<support_inboxes::Model>,
     /// Kinds of the rooms this instance sent into. A room's kind never changes, so these need
     /// no invalidation and no time to live; only the bound.
     kinds: Cache<Uuid, RoomKind>,
@@ -73,24 +71,65 @@ pub struct Directory {
 impl Default for Directory {
     fn default() -> Self {
         Self {
-            users: bounded(),
-            rooms: bounded(),
-            inboxes: bounded(),
-            inbox_generation: Arc::default(),
+            users: Rows::default(),
+            rooms: Rows::default(),
+            inboxes: Rows::default(),
             kinds: Cache::new(CAPACITY),
             watchers: watchers::Watchers::default(),
         }
     }
 }
 
-fn bounded<V: Clone + Send + Sync + 'static>() -> Cache<Uuid, V> {
-    Cache::builder().max_capacity(CAPACITY).time_to_live(TIME_TO_LIVE).build()
+/// Rows cached by id, and how many times any was forgotten: a read that a change overtook
+/// (the change forgotten while the read was on its way) must not cache the row it read
+/// before the change, e.g. a user's row from before their deactivation. Clones share both.
+#[derive(Clone)]
+struct Rows<V: Clone + Send + Sync + 'static> {
+    cache: Cache<Uuid, V>,
+    forgotten: Arc<AtomicU64>,
+}
+
+impl<V: Clone + Send + Sync + 'static> Default for Rows<V> {
+    fn default() -> Self {
+        let cache = Cache::builder().max_capacity(CAPACITY).time_to_live(TIME_TO_LIVE).build();
+        Self { cache, forgotten: Arc::default() }
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> Rows<V> {
+    fn get(&self, id: &Uuid) -> Option<V> {
+        self.cache.get(id)
+    }
+
+    /// To be read before a database read whose rows are then [`keep`](Self::keep)s.
+    fn generation(&self) -> u64 {
+        self.forgotten.load(Ordering::Acquire)
+    }
+
+    /// Caches a row read since `generation`, unless a row was forgotten meanwhile (checked
+    /// after the insert, so that no change slips in between).
+    fn keep(&self, id: Uuid, value: V, generation: u64) {
+        self.cache.insert(id, value);
+        if self.generation() != generation {
+            self.cache.invalidate(&id);
+        }
+    }
+
+    fn forget(&self, id: &Uuid) {
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        self.cache.invalidate(id);
+    }
+
+    fn forget_all(&self) {
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        self.cache.invalidate_all();
+    }
 }
 
 /// The cached values of `ids`, plus those `load` reads (in one call) for the rest, which are
 /// then cached.
 async fn cached_or_loaded<V, F, Fut>(
-    cache: &Cache<Uuid, V>,
+    rows: &Rows<V>,
     ids: &[Uuid],
     id_of: fn(&V) -> Uuid,
     load: F,
@@ -100,11 +139,12 @@ where
     F: FnOnce(Vec<Uuid>) -> Fut,
     Fut: std::future::Future<Output = ApiResult<Vec<V>>>,
 {
-    let mut found: HashMap<Uuid, V> = ids.iter().filter_map(|id| cache.get(id).map(|v| (*id, v))).collect();
+    let mut found: HashMap<Uuid, V> = ids.iter().filter_map(|id| rows.get(id).map(|v| (*id, v))).collect();
     let missing: Vec<Uuid> = ids.iter().copied().filter(|id| !found.contains_key(id)).collect();
     if !missing.is_empty() {
+        let generation = rows.generation();
         for value in load(missing).await? {
-            cache.insert(id_of(&value), value.clone());
+            rows.keep(id_of(&value), value.clone(), generation);
             found.insert(id_of(&value), value);
         }
     }
@@ -144,10 +184,11 @@ impl Directory {
     /// after a resync: the cache may still hold rows older than the events that were lost,
     /// until this instance's own resync drops it.
     pub async fn users_fresh(&self, store: &Store, ids: &[Uuid]) -> ApiResult<HashMap<Uuid, users::Model>> {
+        let generation = self.users.generation();
         let rows = users::Entity::find().filter(users::Column::Id.is_in(ids.to_vec())).all(&store.db).await?;
         let fresh = rows.into_iter().map(|user| (user.id, user)).collect::<HashMap<_, _>>();
         for user in fresh.values() {
-            self.users.insert(user.id, user.clone());
+            self.users.keep(user.id, user.clone(), generation);
         }
         Ok(fresh)
     }
@@ -185,26 +226,20 @@ impl Directory {
     /// A support inbox read from the database whatever is cached, and cached again: for a
     /// signature the cached secret refused, which may be one rotated meanwhile.
     pub async fn inbox_fresh(&self, store: &Store, id: Uuid) -> ApiResult<Option<support_inboxes::Model>> {
-        let generation = self.inbox_generation.load(Ordering::Acquire);
+        let generation = self.inboxes.generation();
         let inbox = support_inboxes::Entity::find_by_id(id).one(&store.db).await?;
         if let Some(inbox) = &inbox {
-            self.inboxes.insert(id, inbox.clone());
-            // An inbox forgotten since the read began may have changed after the row was read:
-            // forgotten again (checked after the insert, so no change slips in between).
-            if self.inbox_generation.load(Ordering::Acquire) != generation {
-                self.inboxes.invalidate(&id);
-            }
+            self.inboxes.keep(id, inbox.clone(), generation);
         }
         Ok(inbox)
     }
 
     fn forget_inbox(&self, id: Uuid) {
-        self.inbox_generation.fetch_add(1, Ordering::AcqRel);
-        self.inboxes.invalidate(&id);
+        self.inboxes.forget(&id);
     }
 
     pub fn forget_user(&self, id: Uuid) {
-        self.users.invalidate(&id);
+        self.users.forget(&id);
     }
 
     /// Changes to `user` from now on, announced on any instance.
@@ -225,14 +260,13 @@ impl Directory {
     }
 
     pub fn forget_room(&self, id: Uuid) {
-        self.rooms.invalidate(&id);
+        self.rooms.forget(&id);
     }
 
     fn forget_all(&self) {
-        self.users.invalidate_all();
-        self.rooms.invalidate_all();
-        self.inbox_generation.fetch_add(1, Ordering::AcqRel);
-        self.inboxes.invalidate_all();
+        self.users.forget_all();
+        self.rooms.forget_all();
+        self.inboxes.forget_all();
     }
 
     /// Follows the directory topic until shutdown. Returns once the topic is subscribed, so
@@ -331,5 +365,28 @@ impl Directory {
     pub async fn inbox_changed(&self, bus: &EventBus, inbox_id: Uuid) {
         self.forget_inbox(inbox_id);
         bus.publish(Topic::Directory, Event::InboxChanged { inbox_id }).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row read before a change and kept after the change was forgotten is not served: it
+    /// could be a user's row from before their deactivation.
+    #[test]
+    fn a_read_overtaken_by_a_change_is_not_kept() {
+        let rows: Rows<u32> = Rows::default();
+        let (id, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let before = rows.generation();
+        rows.forget(&other);
+        rows.keep(id, 1, before);
+        assert_eq!(rows.get(&id), None);
+
+        let now = rows.generation();
+        rows.keep(id, 2, now);
+        assert_eq!(rows.get(&id), Some(2));
+        rows.forget_all();
+        assert_eq!(rows.get(&id), None);
     }
 }
