@@ -10,10 +10,10 @@
 //! Who sees an inbox: org admins and its agents; anyone else gets NOT_FOUND.
 
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -23,10 +23,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::notifications::target;
 use crate::rooms::membership;
 use crate::secrets;
-use crate::state::Ctx;
+use crate::state::{self, Ctx};
 use crate::users::service as users;
 use entity::enums::{AssignmentStrategy, ConversationStatus, RoomKind};
-use entity::{rooms, support_inbox_members as members, support_inboxes as inboxes};
+use entity::{room_members, rooms, support_inbox_members as members, support_inboxes as inboxes};
 
 /// What an admin sets on an inbox; `None` leaves a field as it is (on update).
 #[derive(Default)]
@@ -193,9 +193,19 @@ pub async fn set_member_active(
 }
 
 /// Removes an agent: out of the inbox and its conversations; their open conversations go
-/// back to the queue (and to other agents, if the strategy assigns).
+/// back to the queue (and to other agents, if the strategy assigns). Runs to the end in a
+/// task of its own (an inbox may hold thousands of conversations, and a client that gives up
+/// must not leave the agent reading half of them), and a repeat finishes what a failure
+/// midway left: NOT_FOUND only once the user is in neither the inbox nor its conversations.
 pub async fn remove_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<inboxes::Model> {
     let inbox = managed(cx, inbox_id).await?;
+    let (app, viewer) = (cx.app.clone(), cx.viewer.clone());
+    let removal = async move { remove_agent(&Ctx { app: &app, viewer: &viewer }, inbox_id, user_id).await };
+    state::to_the_end(removal).await?;
+    Ok(inbox)
+}
+
+async fn remove_agent(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<()> {
     let tx = cx.app.store.begin_write().await?;
     // Under the inbox's lock: no decision picks them while they leave.
     let locked = assign::lock_inbox(&cx.app.store, &tx.txn, inbox_id).await?;
@@ -203,7 +213,8 @@ pub async fn remove_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiRe
         assign::pass_turn_back(&tx.txn, &locked, user_id).await?;
     }
     let removed = members::Entity::delete_by_id((inbox_id, user_id)).exec(&tx.txn).await?;
-    if removed.rows_affected == 0 {
+    let left_in = conversations_joined_by(&tx.txn, inbox_id, user_id).await?;
+    if removed.rows_affected == 0 && left_in.is_empty() {
         return Err(ApiError::not_found("inbox member"));
     }
     let changes = hand_back(cx, &tx.txn, inbox_id, user_id).await?;
@@ -211,11 +222,11 @@ pub async fn remove_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiRe
     for (room_id, change) in changes {
         conversations::publish(cx.app, room_id, change).await;
     }
-    for room in conversations(cx, inbox_id).await? {
+    for room in left_in {
         membership::remove_quietly(&cx.app.store, &cx.app.bus, &room, user_id).await?;
     }
     conversations::drain_quietly(cx.app, inbox_id).await;
-    Ok(inbox)
+    Ok(())
 }
 
 /// A deactivated agent's open conversations go back to their inboxes' queues (and to other
@@ -272,6 +283,26 @@ async fn conversations(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<Vec<rooms::Mod
         .filter(rooms::Column::InboxId.eq(inbox_id))
         .filter(rooms::Column::Kind.eq(RoomKind::Support))
         .all(&cx.app.store.db)
+        .await?;
+    Ok(rows)
+}
+
+/// The inbox's conversations that `user_id` is a member of.
+async fn conversations_joined_by(
+    conn: &impl ConnectionTrait,
+    inbox_id: Uuid,
+    user_id: Uuid,
+) -> ApiResult<Vec<rooms::Model>> {
+    let joined = Query::select()
+        .column(room_members::Column::RoomId)
+        .from(room_members::Entity)
+        .and_where(room_members::Column::UserId.eq(user_id))
+        .to_owned();
+    let rows = rooms::Entity::find()
+        .filter(rooms::Column::InboxId.eq(inbox_id))
+        .filter(rooms::Column::Kind.eq(RoomKind::Support))
+        .filter(rooms::Column::Id.in_subquery(joined))
+        .all(conn)
         .await?;
     Ok(rows)
 }

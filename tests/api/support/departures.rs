@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::helpers::api::{edge_ids, send};
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, spawn_app};
+use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, pg_redis_urls, spawn_app};
 
 backend_tests!(
     a_conversation_reopened_after_its_agent_left_goes_to_one_still_there,
@@ -17,6 +17,7 @@ backend_tests!(
     agents_leave_conversations_only_with_the_inbox,
     deactivating_an_agent_hands_their_conversations_back,
 );
+pg_test!(a_removal_cut_off_midway_is_finished_by_a_repeat);
 
 const REMOVE: &str =
     "mutation($inbox: ID!, $user: ID!) { removeInboxMember(inboxId: $inbox, userId: $user) { id } }";
@@ -102,6 +103,37 @@ async fn agents_leave_conversations_only_with_the_inbox(backend: Backend) {
     app.ok(&ada, leave, json!({ "id": room })).await;
     let seen = app.ok(&ada, "query($id: ID!) { room(id: $id) { viewerRole } }", json!({ "id": room })).await;
     assert_eq!(seen["room"]["viewerRole"], Value::Null);
+}
+
+/// A removal whose first step committed (sam is no longer an agent of the inbox) and that
+/// stopped before taking sam out of the conversations: asking again finishes it, rather than
+/// answering NOT_FOUND and leaving sam reading the customers' messages.
+async fn a_removal_cut_off_midway_is_finished_by_a_repeat() {
+    let Some((database_url, _)) = pg_redis_urls() else { return };
+    let app = spawn_app(Backend::PostgresRedis).await;
+    let (ada, sam, _tom, stored) = admin_agents_and_a_conversation(&app, "r-1", "+41790000621", "help").await;
+    let room = stored["conversationId"].as_str().expect("a room").to_owned();
+    let inbox_of = "query($id: ID!) { room(id: $id) { conversation { inbox { id } } } }";
+    let inbox_of = app.ok(&ada, inbox_of, json!({ "id": room })).await;
+    let inbox_id = inbox_of["room"]["conversation"]["inbox"]["id"].as_str().expect("an inbox").to_owned();
+    let only_the_first_step = format!(
+        "WITH gone AS (DELETE FROM support_inbox_members WHERE inbox_id = '{inbox_id}' AND user_id = '{}' \
+         RETURNING 1) SELECT count(*) FROM gone;",
+        sam.id
+    );
+    let psql = tokio::process::Command::new("psql")
+        .args([database_url.as_str(), "-q", "-t", "-A", "-c", &only_the_first_step])
+        .output()
+        .await
+        .expect("psql runs");
+    assert_eq!(String::from_utf8_lossy(&psql.stdout).trim(), "1", "{psql:?}");
+    let role = "query($id: ID!) { room(id: $id) { viewerRole } }";
+    assert_eq!(app.ok(&sam, role, json!({ "id": room })).await["room"]["viewerRole"], "MEMBER");
+
+    app.ok(&ada, REMOVE, json!({ "inbox": inbox_id, "user": sam.id })).await;
+    assert_error_code(&app.gql(&sam, role, json!({ "id": room })).await, "NOT_FOUND");
+    let again = app.gql(&ada, REMOVE, json!({ "inbox": inbox_id, "user": sam.id })).await;
+    assert_error_code(&again, "NOT_FOUND");
 }
 
 async fn deactivating_an_agent_hands_their_conversations_back(backend: Backend) {
