@@ -33,6 +33,8 @@ pub struct App {
     shutdown: watch::Sender<bool>,
     /// Closes once every WebSocket connection has ended (each holds a sender).
     websockets_done: mpsc::Receiver<()>,
+    /// Each connection's `TCP_USER_TIMEOUT` (`Limits::dead_peer_after`).
+    dead_peer_after: Duration,
 }
 
 /// How long shutdown waits for WebSockets to send their close frames.
@@ -94,7 +96,8 @@ impl App {
             shutdown: shutdown_rx,
         };
         let router = http::router(http_state, &config.cors_origins);
-        Ok(Self { listener, router, shutdown, websockets_done })
+        let dead_peer_after = config.limits.dead_peer_after();
+        Ok(Self { listener, router, shutdown, websockets_done, dead_peer_after })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -117,10 +120,15 @@ impl App {
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         // Without TCP_NODELAY, Nagle's algorithm holds a small write (a frame, the tail of a
         // response) while an earlier one is unacknowledged, and clients delay ACKs by up to
-        // 40 ms. axum's `serve` leaves it off.
-        let listener = self.listener.tap_io(|tcp| {
+        // 40 ms. axum's `serve` leaves it off. Without TCP_USER_TIMEOUT, a write to a peer that
+        // vanished (no FIN) waits while TCP retransmits, about 15 minutes.
+        let dead_peer_after = self.dead_peer_after;
+        let listener = self.listener.tap_io(move |tcp| {
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::warn!(%error, "cannot set TCP_NODELAY");
+            }
+            if let Err(error) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(dead_peer_after)) {
+                tracing::warn!(%error, "cannot set TCP_USER_TIMEOUT");
             }
         });
         axum::serve(listener, service).with_graceful_shutdown(stop).await?;

@@ -258,6 +258,16 @@ impl Limits {
     pub fn ws_init_timeout(&self) -> Duration {
         Duration::from_millis(self.ws_init_timeout_ms)
     }
+    pub fn ws_keepalive(&self) -> Duration {
+        Duration::from_secs(self.ws_keepalive_secs.max(1))
+    }
+    /// How long a peer may leave us unanswered before its connection is taken for dead:
+    /// three keepalive periods without a frame from a WebSocket client, and as long for the
+    /// acknowledgement of anything sent on any connection (`TCP_USER_TIMEOUT`, so a write to a
+    /// phone that lost its network fails instead of waiting for TCP's 15 minutes).
+    pub fn dead_peer_after(&self) -> Duration {
+        self.ws_keepalive() * 3
+    }
     pub fn presence_heartbeat(&self) -> Duration {
         Duration::from_millis(self.presence_heartbeat_ms)
     }

@@ -27,11 +27,6 @@ use crate::presence::service::SocketPresence;
 const WRITE_BATCH: usize = 64;
 /// The pause before a recheck of the viewer that met a failing database is tried again.
 const RECHECK_RETRY: Duration = Duration::from_secs(1);
-/// Keepalive periods without a frame from the client after which its connection is taken
-/// for dead (a phone that lost its network sends no FIN): closed, so that its presence
-/// ends and its subscriptions stop. A live client answers the WebSocket ping sent after
-/// one quiet period, whatever its protocol.
-const QUIET_PERIODS: u32 = 3;
 /// The longest the closing handshake may take.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -75,12 +70,15 @@ impl Connection {
     pub async fn run(mut self, socket: WebSocket) {
         metrics::gauge!("parley_ws_connections").increment(1.0);
         let (mut sink, mut stream) = socket.split();
-        let (init_timeout, period) = {
-            let limits = &self.state.app.limits;
-            (limits.ws_init_timeout(), Duration::from_secs(limits.ws_keepalive_secs.max(1)))
-        };
+        let limits = &self.state.app.limits;
+        let (init_timeout, period, dead_after) =
+            (limits.ws_init_timeout(), limits.ws_keepalive(), limits.dead_peer_after());
         let mut keepalive = interval_at(Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // When the client was last heard from. One that sent nothing for `dead_after` (a
+        // phone that lost its network sends no FIN) is closed, so that its presence ends and
+        // its subscriptions stop; a live one answers the WebSocket ping sent once it has been
+        // quiet for a period, whatever its protocol.
         let mut heard = Instant::now();
         // The loop's waits on signals are futures made once, not per turn: a `changed()`
         // made per turn joins, and on drop leaves, the signal's waiter list for every frame
@@ -131,7 +129,7 @@ impl Connection {
                 () = &mut shutting_down => break Some((close::GOING_AWAY, "server shutting down".into())),
                 _ = keepalive.tick(), if self.viewer.is_some() => {
                     let quiet = heard.elapsed();
-                    if quiet >= period * QUIET_PERIODS {
+                    if quiet >= dead_after {
                         metrics::counter!("parley_ws_unanswered_closed_total").increment(1);
                         break Some((close::GOING_AWAY, "no answer to pings".into()));
                     }
@@ -146,7 +144,14 @@ impl Connection {
                     deadline.as_mut().reset(Instant::now());
                 }
                 Some(first) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
+                    let writing = Instant::now();
                     if self.write_frames(&mut sink, first).await.is_err() { break None; }
+                    // A write that waited for the client to read, and went through: it was
+                    // acknowledged, so the client lives, however slowly it reads. (A dead one
+                    // fails the write after `dead_after`: `TCP_USER_TIMEOUT`.)
+                    if writing.elapsed() >= period {
+                        heard = Instant::now();
+                    }
                 }
                 frame = stream.next() => match frame.inspect(|_| heard = Instant::now()) {
                     Some(Ok(Message::Text(text))) => match Box::pin(self.handle(text.as_str())).await {
