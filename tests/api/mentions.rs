@@ -98,6 +98,12 @@ async fn channel_and_here_reach_members_and_those_online(backend: Backend) {
     app.ok(&alice, EDIT, json!({ "id": standup, "body": "@here standup!" })).await;
     assert_eq!(mention_count(&app, &carol, &room).await, 1, "still hers");
     assert_eq!(mention_count(&app, &bob, &room).await, 0, "not handed to him");
+    // Handles are resolved again: named, then no more.
+    app.ok(&alice, EDIT, json!({ "id": standup, "body": "@here standup! @bob too" })).await;
+    assert_eq!(mention_count(&app, &bob, &room).await, 1);
+    app.ok(&alice, EDIT, json!({ "id": standup, "body": "@here standup!" })).await;
+    assert_eq!(mention_count(&app, &bob, &room).await, 0);
+    assert_eq!(mention_count(&app, &carol, &room).await, 1);
     send(&app, &alice, &room, "@channel release day").await;
     assert_eq!(mention_count(&app, &carol, &room).await, 2);
     assert_eq!(mention_count(&app, &bob, &room).await, 1);

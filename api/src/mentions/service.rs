@@ -120,12 +120,14 @@ pub async fn resolve(
     Ok(users)
 }
 
-/// Whom message `message_id` mentions after an edit from `before` to `after`. Handles are
-/// resolved as for a send. A room-wide mention that the old text made too (`@channel`
-/// then and now, or `@here`) keeps whom it reached when sent, as Slack and Mattermost do:
-/// presence and membership have moved on since, and fixing a typo must neither take a
-/// mention from someone nor hand it to someone new, nor meet the size limit again. One the
-/// edit adds is resolved as for a send.
+/// Whom message `message_id` mentions after an edit from `before` to `after`. An edit that
+/// keeps the same room-wide mentions (`@channel`, `@here`, or both) keeps whom they reached
+/// when it was sent, as Slack and Mattermost do: presence and membership have moved on
+/// since, and fixing a typo must neither take a mention from someone nor hand it to someone
+/// new, nor meet the size limit again. Handles are resolved again: one the edit adds
+/// mentions its member; one it removes no longer does, unless `@channel` reaches them anyway
+/// (whether `@here` reached them too, the stored mentions do not tell: they lose it). An edit
+/// that adds or drops a room-wide mention is resolved as a send.
 pub async fn resolve_edit(
     app: &AppState,
     message: (Uuid, Uuid),
@@ -134,15 +136,25 @@ pub async fn resolve_edit(
     after: &Mentions,
 ) -> ApiResult<Vec<Uuid>> {
     let (message_id, room_id) = message;
-    let kept = (before.channel && after.channel) || (before.here && after.here);
-    if !kept {
+    let same_reach = (before.channel, before.here) == (after.channel, after.here);
+    if !same_reach || !(after.channel || after.here) {
         return resolve(app, room_id, author, after).await;
     }
     let mut users = resolve(app, room_id, author, &after.named()).await?;
+    let unnamed: Vec<Uuid> = match after.channel {
+        true => Vec::new(),
+        false => {
+            let named_before = resolve(app, room_id, author, &before.named()).await?;
+            named_before.into_iter().filter(|u| !users.contains(u)).collect()
+        }
+    };
     let sql = "SELECT user_id FROM mentions WHERE message_id = $1";
     let rows = app.store.db.query_all_raw(app.store.stmt(sql, vec![message_id.into()])).await?;
     for row in rows {
-        users.push(row.try_get("", "user_id")?);
+        let user: Uuid = row.try_get("", "user_id")?;
+        if !unnamed.contains(&user) {
+            users.push(user);
+        }
     }
     users.sort_unstable();
     users.dedup();
