@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::db::columns;
 use crate::error::{ApiError, ApiResult};
 use crate::users::input::EmailAddress;
+use entity::enums::MessageSource;
 use entity::{contacts, rooms};
 
 /// Longest contact name, in characters.
@@ -131,31 +132,48 @@ pub async fn find(
     Ok(Some((contact, room)))
 }
 
-/// Whether a message from `input` may teach `contact` something: a name, phone, email or
-/// external reference given that the contact lacks. `settled`'s statement asks the same in
-/// SQL, and leaves such a message to the transactional way.
-fn needs_update(contact: &contacts::Model, input: &ContactInput) -> bool {
+/// Whether a message from `input` may teach `contact` something: a name it lacks, or the
+/// address the message came by (`vouched`). `settled`'s statement asks the same in SQL, and
+/// leaves such a message to the transactional way.
+fn needs_update(contact: &contacts::Model, input: &ContactInput, source: MessageSource) -> bool {
     let new = |have: &Option<String>, given: &Option<String>| have.is_none() && given.is_some();
+    let vouched = vouched(input, source);
     new(&contact.display_name, &input.name)
-        || new(&contact.phone, &input.phone)
-        || new(&contact.email, &input.email)
-        || new(&contact.external_ref, &input.external_ref)
+        || new(&contact.phone, &vouched.phone)
+        || new(&contact.email, &vouched.email)
+        || new(&contact.external_ref, &vouched.external_ref)
 }
 
-/// The contact this input names, with what is new filled in, or a new one; and their
-/// conversation in `inbox_id` if they have one. Inside the caller's transaction.
+/// Of the phone, email and reference `input` gives, the one its channel vouches for: the
+/// number an SMS came from, the address an email came from, the gateway's own reference of
+/// an API message. Only that one is filled in: a message giving someone's email beside its
+/// own number must not send SMS replies of that person's conversation to its number.
+fn vouched(input: &ContactInput, source: MessageSource) -> ContactInput {
+    let only = |wanted: MessageSource, value: &Option<String>| value.clone().filter(|_| source == wanted);
+    ContactInput {
+        phone: only(MessageSource::Sms, &input.phone),
+        email: only(MessageSource::Email, &input.email),
+        external_ref: only(MessageSource::Api, &input.external_ref),
+        name: input.name.clone(),
+    }
+}
+
+/// The contact this input (of a message that came by `source`) names, with what is new
+/// filled in, or a new one; and their conversation in `inbox_id` if they have one. Inside the
+/// caller's transaction.
 pub async fn upsert(
     conn: &impl ConnectionTrait,
     org_id: Uuid,
     inbox_id: Uuid,
     input: &ContactInput,
+    source: MessageSource,
 ) -> ApiResult<(contacts::Model, Option<rooms::Model>)> {
     match find(conn, org_id, inbox_id, input).await? {
         Some((contact, conversation)) => {
-            if !needs_update(&contact, input) {
+            if !needs_update(&contact, input, source) {
                 return Ok((contact, conversation));
             }
-            Ok((fill_in(conn, contact, input).await?, conversation))
+            Ok((fill_in(conn, contact, &vouched(input, source)).await?, conversation))
         }
         None => {
             let contact = contacts::Model {
@@ -172,8 +190,8 @@ pub async fn upsert(
     }
 }
 
-/// `contact` with what `input` gives and it lacks filled in: an SMS from the customer who
-/// wrote by email leaves their phone, so that an agent's reply can go by SMS. Never
+/// `contact` with what `input` (vouched for) gives and it lacks filled in: an SMS from the
+/// customer who wrote by email leaves their phone, so that an agent's reply can go by SMS. Never
 /// overwrites (a name given once stays), and leaves a phone, email or reference that another
 /// contact holds with that contact (each is unique in an organisation; merging contacts is
 /// for an admin to decide).

@@ -146,7 +146,8 @@ async fn store_inbound(
     let store = &app.store;
     let inbox_id = unlocked.id;
     let tx = store.begin_write().await?;
-    let (contact, existing) = contacts::upsert(&tx.txn, unlocked.org_id, inbox_id, &inbound.contact).await?;
+    let (contact, existing) =
+        contacts::upsert(&tx.txn, unlocked.org_id, inbox_id, &inbound.contact, inbound.source).await?;
     // The common case, an open conversation someone has, needs no decision: it takes only
     // the room's row lock (the seq), so messages of different contacts are stored in
     // parallel. Anything else is decided under the inbox's lock, and read again under it.

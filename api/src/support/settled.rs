@@ -55,9 +55,9 @@ pub static SQL: LazyLock<String> = LazyLock::new(|| {
            SELECT DISTINCT ON (contact.r_id) input.id AS message_id, contact.id AS contact_id, contact.r_id AS room_id \
            FROM input CROSS JOIN LATERAL ({best_match}) AS contact \
            WHERE contact.r_id IS NOT NULL AND (contact.display_name IS NOT NULL OR input.name IS NULL) \
-             AND (contact.phone IS NOT NULL OR input.phone IS NULL) \
-             AND (contact.email IS NOT NULL OR input.email IS NULL) \
-             AND (contact.external_ref IS NOT NULL OR input.external_ref IS NULL) \
+             AND (contact.phone IS NOT NULL OR input.phone IS NULL OR input.source <> 'sms') \
+             AND (contact.email IS NOT NULL OR input.email IS NULL OR input.source <> 'email') \
+             AND (contact.external_ref IS NOT NULL OR input.external_ref IS NULL OR input.source <> 'api') \
            ORDER BY contact.r_id, input.id), \
          locked AS ( \
            SELECT rooms.id, rooms.last_seq, found.message_id, found.contact_id \
@@ -122,8 +122,8 @@ pub async fn store(
 }
 
 /// `inbound`, to be stored as message `id` at `now`, as a row of [`SQL`]'s input. The name
-/// is there to be compared: a contact without one (or without a phone, email or reference
-/// given) takes the transactional way, which fills it in. Under manual assignment an unassigned conversation still takes messages here.
+/// is there to be compared: a contact without one (or without the address the message came
+/// by, `contacts::vouched`) takes the transactional way, which fills it in. Under manual assignment an unassigned conversation still takes messages here.
 fn row(inbox: &support_inboxes::Model, inbound: &Inbound, id: Uuid, now: DateTime<Utc>) -> serde_json::Value {
     let contact = &inbound.contact;
     json!({
