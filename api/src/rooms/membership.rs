@@ -181,17 +181,6 @@ pub async fn remove_member(cx: &Ctx<'_>, room_id: Uuid, user_id: Uuid) -> ApiRes
     Ok(access.room)
 }
 
-/// Removes a member who is being removed from elsewhere (an agent leaving an inbox): no
-/// access check, since the caller made it.
-pub(crate) async fn remove_quietly(
-    store: &Store,
-    bus: &EventBus,
-    room: &rooms::Model,
-    user_id: Uuid,
-) -> ApiResult<()> {
-    remove(store, bus, room, user_id, MembershipChange::Revoked).await
-}
-
 async fn remove(
     store: &Store,
     bus: &EventBus,
@@ -205,12 +194,22 @@ async fn remove(
     }
     room_members::Entity::delete_by_id((room.id, user_id)).exec(&tx.txn).await?;
     tx.commit().await?;
-    // The user topic first: the removed member's subscriptions stop before anything else
-    // about the room is announced.
+    announce_removed(bus, room, user_id, change).await;
+    Ok(())
+}
+
+/// Announces that `user_id` is no longer a member of `room` (committed by the caller). The
+/// user topic first: the removed member's subscriptions stop before anything else about the
+/// room is announced.
+pub(crate) async fn announce_removed(
+    bus: &EventBus,
+    room: &rooms::Model,
+    user_id: Uuid,
+    change: MembershipChange,
+) {
     let event = Event::MembershipChanged { room_id: room.id, change, seq: room.last_seq };
     bus.publish(Topic::User(user_id), event).await;
     announce_members_changed(bus, room.id, Vec::new(), vec![user_id]).await;
-    Ok(())
 }
 
 fn is_private_channel(room: &rooms::Model) -> bool {

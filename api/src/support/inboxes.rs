@@ -10,7 +10,7 @@
 //! Who sees an inbox: org admins and its agents; anyone else gets NOT_FOUND.
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Expr, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -18,7 +18,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{assign, conversations};
-use crate::bus::ConversationChangePayload;
+use crate::bus::{ConversationChangePayload, MembershipChange};
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::target;
 use crate::rooms::membership;
@@ -192,11 +192,11 @@ pub async fn set_member_active(
     Ok(inbox)
 }
 
-/// Removes an agent: out of the inbox and its conversations; their open conversations go
-/// back to the queue (and to other agents, if the strategy assigns). Runs to the end in a
-/// task of its own (an inbox may hold thousands of conversations, and a client that gives up
-/// must not leave the agent reading half of them), and a repeat finishes what a failure
-/// midway left: NOT_FOUND only once the user is in neither the inbox nor its conversations.
+/// Removes an agent: out of the inbox and its conversations, in one transaction (one
+/// conversation at a time, a failure or a client giving up midway left the agent reading
+/// the rest, and a repeat answered NOT_FOUND); their open conversations go back to the queue
+/// (and to other agents, if the strategy assigns). Runs to the end in a task of its own, so
+/// that what was committed is also announced.
 pub async fn remove_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<inboxes::Model> {
     let inbox = managed(cx, inbox_id).await?;
     let (app, viewer) = (cx.app.clone(), cx.viewer.clone());
@@ -213,17 +213,22 @@ async fn remove_agent(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<
         assign::pass_turn_back(&tx.txn, &locked, user_id).await?;
     }
     let removed = members::Entity::delete_by_id((inbox_id, user_id)).exec(&tx.txn).await?;
-    let left_in = conversations_joined_by(&tx.txn, inbox_id, user_id).await?;
-    if removed.rows_affected == 0 && left_in.is_empty() {
+    if removed.rows_affected == 0 {
         return Err(ApiError::not_found("inbox member"));
     }
     let changes = hand_back(cx, &tx.txn, inbox_id, user_id).await?;
+    let left = conversations_joined_by(&tx.txn, inbox_id, user_id).await?;
+    room_members::Entity::delete_many()
+        .filter(room_members::Column::UserId.eq(user_id))
+        .filter(room_members::Column::RoomId.in_subquery(support_rooms_of(inbox_id)))
+        .exec(&tx.txn)
+        .await?;
     tx.commit().await?;
     for (room_id, change) in changes {
         conversations::publish(cx.app, room_id, change).await;
     }
-    for room in left_in {
-        membership::remove_quietly(&cx.app.store, &cx.app.bus, &room, user_id).await?;
+    for room in &left {
+        membership::announce_removed(&cx.app.bus, room, user_id, MembershipChange::Revoked).await;
     }
     conversations::drain_quietly(cx.app, inbox_id).await;
     Ok(())
@@ -299,12 +304,21 @@ async fn conversations_joined_by(
         .and_where(room_members::Column::UserId.eq(user_id))
         .to_owned();
     let rows = rooms::Entity::find()
-        .filter(rooms::Column::InboxId.eq(inbox_id))
-        .filter(rooms::Column::Kind.eq(RoomKind::Support))
+        .filter(rooms::Column::Id.in_subquery(support_rooms_of(inbox_id)))
         .filter(rooms::Column::Id.in_subquery(joined))
         .all(conn)
         .await?;
     Ok(rows)
+}
+
+/// The ids of the inbox's conversations, as a subquery.
+fn support_rooms_of(inbox_id: Uuid) -> SelectStatement {
+    Query::select()
+        .column(rooms::Column::Id)
+        .from(rooms::Entity)
+        .and_where(rooms::Column::InboxId.eq(inbox_id))
+        .and_where(rooms::Column::Kind.eq(RoomKind::Support))
+        .to_owned()
 }
 
 /// The inbox for an admin of its organisation: NOT_FOUND elsewhere, FORBIDDEN for others.
