@@ -93,10 +93,12 @@ impl Watcher {
         }
     }
 
+    /// Stops following a room, and forgets its events still waiting in the backlog.
     pub fn unfollow(&mut self, room_id: Uuid) {
         for key in [Key::Room(room_id), Key::Signals(room_id)] {
             self.streams.remove(&key);
         }
+        self.backlog.retain(|(key, _)| !matches!(key, Key::Room(r) | Key::Signals(r) if *r == room_id));
     }
 
     pub fn rooms(&self) -> Vec<Uuid> {

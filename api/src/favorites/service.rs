@@ -57,8 +57,12 @@ pub async fn set_room(cx: &Ctx<'_>, room_id: Uuid, favorite: bool) -> ApiResult<
 pub async fn set_message(cx: &Ctx<'_>, message_id: Uuid, favorite: bool) -> ApiResult<MessageRecord> {
     let store = &cx.app.store;
     let (message, _) = messages::readable(store, cx.viewer, message_id).await?;
-    // Forgetting a deleted message stays possible (it was saved before it was deleted).
-    if favorite && message.deleted_at.is_some() {
+    // Forgetting a deleted message stays possible (it was saved before it was deleted), and
+    // saving it again is the no-op it always is.
+    if favorite
+        && message.deleted_at.is_some()
+        && saved_among(store, cx.viewer.id, &[message.id]).await?.is_empty()
+    {
         return Err(ApiError::bad_input("a deleted message cannot be saved"));
     }
     let tx = store.begin_write().await?;

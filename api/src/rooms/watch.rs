@@ -91,7 +91,7 @@ enum Access {
     Checked,
     /// A resync or a retry arrived: check again before the next event.
     CheckDue,
-    /// The check failed (the database did not answer): events are held back until a retry,
+    /// The check failed (the database did not answer): events are dropped until a retry,
     /// after a backoff, succeeds. Typing and receipts are of the moment, so they are dropped,
     /// and the subscription lives on: graphql-ws clients do not subscribe again after
     /// `complete`.

@@ -31,8 +31,8 @@ impl MessageSearchFilter {
         Ok(SearchFilter {
             room_id: self.room_id.as_ref().map(parse_id).transpose()?,
             author_id: self.author_id.as_ref().map(parse_id).transpose()?,
-            before: self.before.map(|at| times::storable(at, "filter.before")).transpose()?,
-            after: self.after.map(|at| times::storable(at, "filter.after")).transpose()?,
+            before: self.before.map(times::clamped),
+            after: self.after.map(times::clamped),
             room_kind: self.kind.map(Into::into),
             has_attachments: self.has_attachments,
         })

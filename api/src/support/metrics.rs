@@ -77,7 +77,7 @@ pub async fn compute(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> ApiResult<Metrics> {
-    let (since, until) = (times::storable(since, "since")?, times::storable(until, "until")?);
+    let (since, until) = (times::clamped(since), times::clamped(until));
     if until <= since {
         return Err(ApiError::bad_input("until: must be after since"));
     }
