@@ -137,7 +137,7 @@ async fn body_and_attachment_limits_change_nothing(backend: Backend) {
     let too_many: Vec<Value> = (0..11).map(attachment).collect();
     let file = |name: &str, url: &str, content_type: &str| json!([{ "name": name, "url": url, "contentType": content_type, "size": 1 }]);
     let long = "n".repeat(256);
-    let long_url = format!("https://files.example/{}", "u".repeat(2048));
+    let long_url = format!("https://files.example/{}", "u".repeat(8192));
     for input in [
         json!({ "roomId": id, "body": "" }),
         json!({ "roomId": id, "body": "  \n\t  " }),

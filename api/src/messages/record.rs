@@ -23,7 +23,7 @@ impl Attachment {
     /// Longest name and content type, in characters.
     pub const MAX_NAME: usize = 255;
     /// Longest url, in bytes.
-    pub const MAX_URL: usize = 2048;
+    pub const MAX_URL: usize = 8192;
 
     /// What is wrong with the attachment as given, if anything. Its text travels with every
     /// frame of the message, so it is bounded like the body; its url is a link a client will
