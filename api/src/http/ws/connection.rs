@@ -70,12 +70,16 @@ impl Connection {
     pub async fn run(mut self, socket: WebSocket) {
         metrics::gauge!("parley_ws_connections").increment(1.0);
         let (mut sink, mut stream) = socket.split();
+        // What lives across the loop's awaits is kept in every idle connection's task (1 816
+        // bytes in a release build), so the keepalive's period is read back from its interval
+        // rather than kept twice, and `Limits` is read when needed: 48 bytes more cost 1.5-2.5
+        // KiB of RSS per connection in the bench (BENCHMARKS, 2026-12-07; likely an
+        // allocation size step crossed).
         let limits = &self.state.app.limits;
-        let (init_timeout, period, dead_after) =
-            (limits.ws_init_timeout(), limits.ws_keepalive(), limits.dead_peer_after());
+        let (init_timeout, period) = (limits.ws_init_timeout(), limits.ws_keepalive());
         let mut keepalive = interval_at(Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // When the client was last heard from. One that sent nothing for `dead_after` (a
+        // When the client was last heard from. One that sent nothing for `dead_peer_after` (a
         // phone that lost its network sends no FIN) is closed, so that its presence ends and
         // its subscriptions stop; a live one answers the WebSocket ping sent once it has been
         // quiet for a period, whatever its protocol.
@@ -128,13 +132,13 @@ impl Connection {
                 }
                 () = &mut shutting_down => break Some((close::GOING_AWAY, "server shutting down".into())),
                 _ = keepalive.tick(), if self.viewer.is_some() => {
-                    let quiet = heard.elapsed();
-                    if quiet >= dead_after {
+                    if heard.elapsed() >= self.state.app.limits.dead_peer_after() {
                         metrics::counter!("parley_ws_unanswered_closed_total").increment(1);
                         break Some((close::GOING_AWAY, "no answer to pings".into()));
                     }
+                    let ping = heard.elapsed() >= keepalive.period();
                     if send(&mut sink, &self.protocol.keepalive()).await.is_err() { break None; }
-                    if quiet >= period && sink.send(Message::Ping(Default::default())).await.is_err() {
+                    if ping && sink.send(Message::Ping(Default::default())).await.is_err() {
                         break None;
                     }
                 }
@@ -148,8 +152,8 @@ impl Connection {
                     if self.write_frames(&mut sink, first).await.is_err() { break None; }
                     // A write that waited for the client to read, and went through: it was
                     // acknowledged, so the client lives, however slowly it reads. (A dead one
-                    // fails the write after `dead_after`: `TCP_USER_TIMEOUT`.)
-                    if writing.elapsed() >= period {
+                    // fails the write after `dead_peer_after`: `TCP_USER_TIMEOUT`.)
+                    if writing.elapsed() >= keepalive.period() {
                         heard = Instant::now();
                     }
                 }
