@@ -2,15 +2,16 @@
 //! machine's services are never stopped): a database outage is not an invalid
 //! token, and a Redis outage neither slows sends nor loses messages, nor keeps a deactivated
 //! user's sockets open, nor a demoted admin's subscriptions running on the old role, nor a
-//! removed member's subscription on another instance following the room; and the resync an
-//! instance asks for after an outage stays inside its deployment's Redis namespace.
+//! removed member's subscription on another instance following the room, nor an edit or a
+//! deletion it could not publish off other instances' screens; and the resync an instance
+//! asks for after an outage stays inside its deployment's Redis namespace.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::cross_instance::send_alternately;
-use crate::helpers::api::{create_channel, create_private_channel, int, latest_seq, send};
+use crate::helpers::api::{create_channel, create_private_channel, id_of, int, latest_seq, send};
 use crate::helpers::proxy::CuttableProxy;
 use crate::helpers::services::{PrivatePostgres, PrivateRedis};
 use crate::helpers::ws::{Protocol, WsClient, bearer};
@@ -23,6 +24,7 @@ pg_test!(
     a_deactivation_missed_during_a_redis_outage_still_closes_sockets,
     a_role_change_missed_during_a_redis_outage_still_reconnects_sockets,
     a_removal_its_instance_could_not_publish_still_stops_the_room,
+    changes_their_instance_could_not_publish_still_reach_message_updated,
     a_deployment_in_another_namespace_does_not_answer_a_resync_notice,
 );
 
@@ -249,6 +251,44 @@ async fn a_removal_its_instance_could_not_publish_still_stops_the_room() {
             break;
         }
     }
+}
+
+/// Alice edits one message and deletes another through A while A is cut off from Redis: the
+/// events reach no other instance. Once A is back it tells the others to resync, and Bob's
+/// `messageUpdated` on B rereads both changes from the database.
+async fn changes_their_instance_could_not_publish_still_reach_message_updated() {
+    let private = PrivateRedis::start().await;
+    let (redis, via_proxy) = CuttableProxy::in_front_of(&private.url, 6379).await;
+    let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", via_proxy.as_str())]).await;
+    let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", private.url.as_str())]).await;
+    let org = a.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let general = create_channel(&a, &alice, "general", &[&bob]).await;
+    let typo = id_of(&send(&a, &alice, &general, "tpyo").await);
+    let oops = id_of(&send(&a, &alice, &general, "oops").await);
+    let mut ws = WsClient::connect(&b, &bob).await;
+    let mut updates =
+        ws.subscribe("updates", "subscription { messageUpdated { id body deletedAt } }", json!({})).await;
+    updates.assert_nothing(QUIET).await;
+
+    redis.cut();
+    let edit = "mutation($input: EditMessageInput!) { editMessage(input: $input) { id } }";
+    data(a.gql(&alice, edit, json!({ "input": { "messageId": typo, "body": "typo" } })).await);
+    data(
+        a.gql(&alice, "mutation($id: ID!) { deleteMessage(messageId: $id) { id } }", json!({ "id": oops }))
+            .await,
+    );
+    updates.assert_nothing(QUIET).await;
+    redis.restore();
+
+    // In the order they were made.
+    assert_eq!(
+        updates.next("messageUpdated").await,
+        json!({ "id": typo, "body": "typo", "deletedAt": null })
+    );
+    let deleted = updates.next("messageUpdated").await;
+    assert_eq!((deleted["id"].clone(), deleted["body"].clone()), (json!(oops), Value::Null));
+    assert!(deleted["deletedAt"].is_string(), "{deleted}");
 }
 
 /// Two deployments share one Redis, each in its namespace. A, cut off from Redis, loses a

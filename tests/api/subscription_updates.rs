@@ -1,16 +1,22 @@
 //! Subscriptions to changes other than new messages: `unreadCountChanged`
-//! through every kind of change, `messageUpdated` on edits and deletions, and
-//! `roomUpdated` on create, rename, membership, join and archive.
+//! through every kind of change, `messageUpdated` on edits and deletions (also those a
+//! lagging client's buffer let go), and `roomUpdated` on create, rename, membership, join
+//! and archive.
 
+use std::collections::HashSet;
+
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::api::{create_channel, create_private_channel, id_of, mark_read, open_dm, send};
-use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, QUIET, spawn_app};
+use crate::helpers::ws::{WsClient, slow_reader};
+use crate::helpers::{Backend, QUIET, WAIT, spawn_app};
 
 backend_tests!(
     unread_count_changed_follows_every_change,
     message_updated_on_edit_and_delete,
+    a_lagging_message_updated_rereads_the_changes_it_missed,
     room_updated_on_create_rename_join_archive,
 );
 
@@ -95,6 +101,72 @@ async fn message_updated_on_edit_and_delete(backend: Backend) {
     app.ok(&bob, edit, json!({ "input": { "messageId": in_dm, "body": "typo" } })).await;
     assert_eq!(all.next("messageUpdated").await["room"]["id"], json!(dm));
     one.assert_nothing(QUIET).await;
+}
+
+/// A client that stops reading falls further behind on `messageUpdated` than the server
+/// buffers, which let its oldest events go; a deletion among them still reaches it when it
+/// reads again: the feed rereads from the database what changed meanwhile.
+async fn a_lagging_message_updated_rereads_the_changes_it_missed(backend: Backend) {
+    // Twenty subscriptions on one socket fill its buffers twenty times faster than one.
+    const SUBSCRIPTIONS: usize = 20;
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    let general = create_channel(&app, &alice, "general", &[]).await;
+    let long = id_of(&send(&app, &alice, &general, "long").await);
+    let doomed = id_of(&send(&app, &alice, &general, "doomed").await);
+    let mut slow = slow_reader(&app, &alice).await;
+    for n in 0..SUBSCRIPTIONS {
+        let subscribe = json!({ "id": n.to_string(), "type": "subscribe",
+            "payload": { "query": UPDATED, "variables": { "room": general } } });
+        slow.send(Message::text(subscribe.to_string())).await.expect("subscribe");
+    }
+    let edit = "mutation($input: EditMessageInput!) { editMessage(input: $input) { id } }";
+    let filler = "x".repeat(2_000);
+    let edit_long = |n: usize| json!({ "input": { "messageId": long, "body": format!("{n} {filler}") } });
+    let frame = |message: Message| -> Value {
+        serde_json::from_str(message.to_text().unwrap_or("{}")).unwrap_or_default()
+    };
+    // Edited until every subscription is live, which graphql-ws does not acknowledge.
+    let mut live = HashSet::new();
+    for round in 0.. {
+        assert!(round < 20, "{} of {SUBSCRIPTIONS} subscriptions went live", live.len());
+        app.ok(&alice, edit, edit_long(0)).await;
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(QUIET, slow.next()).await {
+            live.insert(frame(message)["id"].clone());
+        }
+        if live.len() == SUBSCRIPTIONS {
+            break;
+        }
+    }
+
+    // 150 edits make ≈ 6 MB of frames, more than the socket buffers hold (4 MiB at most on
+    // Linux); the deletion then waits in the server's buffer, and 200 more edits push it out.
+    for n in 1..=150 {
+        app.ok(&alice, edit, edit_long(n)).await;
+    }
+    app.ok(&alice, "mutation($id: ID!) { deleteMessage(messageId: $id) { id } }", json!({ "id": doomed }))
+        .await;
+    for n in 151..=350 {
+        app.ok(&alice, edit, edit_long(n)).await;
+    }
+
+    let (mut deleted, mut done) = (HashSet::new(), HashSet::new());
+    while deleted.len() < SUBSCRIPTIONS || done.len() < SUBSCRIPTIONS {
+        let message = tokio::time::timeout(WAIT, slow.next()).await;
+        let Ok(Some(Ok(message))) = message else {
+            panic!("{} saw the deletion, {} the last edit", deleted.len(), done.len())
+        };
+        let message = frame(message);
+        let update = &message["payload"]["data"]["messageUpdated"];
+        if update["id"] == json!(doomed) {
+            assert!(update["body"].is_null() && update["deletedAt"].is_string(), "{update}");
+            deleted.insert(message["id"].clone());
+        } else if update["body"].as_str().is_some_and(|body| body.starts_with("350 ")) {
+            done.insert(message["id"].clone());
+        }
+    }
+    assert!(app.metric("parley_subscription_lagged_total").await >= 1.0, "no subscription lagged");
 }
 
 async fn room_updated_on_create_rename_join_archive(backend: Backend) {

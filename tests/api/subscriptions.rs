@@ -8,14 +8,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::helpers::api::{create_channel, create_private_channel, int, open_dm, send, spawn_sender};
-use crate::helpers::ws::{WsClient, bearer};
-use crate::helpers::{Backend, QUIET, TestApp, TestUser, WAIT, spawn_app};
+use crate::helpers::ws::{WsClient, slow_reader};
+use crate::helpers::{Backend, QUIET, WAIT, spawn_app};
 
 backend_tests!(
     message_added_for_all_rooms_and_one_room,
@@ -241,23 +238,4 @@ async fn a_slow_replay_stops_at_a_removal(backend: Backend) {
     }
     assert!(completed, "the replay ends once the viewer is removed");
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "in order, without a gap, as far as it went");
-}
-
-/// An acknowledged `graphql-transport-ws` connection as `user`, whose socket has a receive
-/// buffer of a few KiB: until it reads, the server can write it little.
-async fn slow_reader(
-    app: &TestApp,
-    user: &TestUser,
-) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
-    let socket = TcpSocket::new_v4().expect("a socket");
-    socket.set_recv_buffer_size(4096).expect("a small receive buffer");
-    let stream = socket.connect(app.addr.parse().expect("an address")).await.expect("connect");
-    let mut request = app.ws_url().into_client_request().expect("a ws:// url");
-    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
-    let (mut ws, _) = tokio_tungstenite::client_async(request, stream).await.expect("handshake");
-    let init = json!({ "type": "connection_init", "payload": bearer(&user.token) });
-    ws.send(Message::text(init.to_string())).await.expect("init");
-    let ack = ws.next().await.expect("open").expect("read");
-    assert!(ack.to_text().unwrap_or("").contains("connection_ack"), "{ack:?}");
-    ws
 }

@@ -1,4 +1,4 @@
-//! The `messageAdded` and `messageUpdated` feeds.
+//! The `messageAdded` feed (`messageUpdated`'s is `changes.rs`).
 //!
 //! `messageAdded` keeps, per room, the last seq it delivered. An event with the next seq is
 //! delivered as it is; an older one is a duplicate and dropped; a newer one means events were
@@ -219,44 +219,4 @@ impl MessageFeed {
         }
         true
     }
-}
-
-pub async fn message_updated(
-    state: AppState,
-    viewer: Viewer,
-    room_id: Option<Uuid>,
-) -> ApiResult<BoxStream<'static, MessageRecord>> {
-    let scope = room_id.map_or(Scope::AllRooms, Scope::Room);
-    let watcher = watch(&state, &viewer, scope).await?;
-    let context = (state, viewer, watcher);
-    Ok(stream::unfold(context, |(state, viewer, mut watcher)| async move {
-        loop {
-            match watcher.next().await? {
-                Watched::Room(_, envelope) => {
-                    if let Event::MessageUpdated { message, .. } = &envelope.event {
-                        return Some((MessageRecord::from(message.as_ref()), (state, viewer, watcher)));
-                    }
-                }
-                Watched::User(envelope) => {
-                    if let Event::MembershipChanged { room_id, change, .. } = envelope.event
-                        && !change.is_member()
-                        && watcher.scope() == Scope::Room(room_id)
-                    {
-                        return None;
-                    }
-                }
-                Watched::Resync | Watched::Retry => {
-                    // Edits are not replayed (clients refetch on reconnect), but access is.
-                    let repaired =
-                        Box::pin(repair_or_retry(&state, &viewer, &mut watcher)).await.unwrap_or_default();
-                    if let Scope::Room(room_id) = watcher.scope()
-                        && repaired.left.contains(&room_id)
-                    {
-                        return None;
-                    }
-                }
-            }
-        }
-    })
-    .boxed())
 }

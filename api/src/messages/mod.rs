@@ -1,6 +1,7 @@
 //! Messages: sending (seq assignment, idempotent retries), editing, soft deletion, history
 //! pages, and the `messageAdded` / `messageUpdated` subscriptions.
 
+mod changes;
 mod feed;
 pub mod group_commit;
 pub mod input;

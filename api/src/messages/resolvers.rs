@@ -8,7 +8,7 @@ use super::input::{ClientId, MessageBody};
 use super::send::{self, NewMessage};
 use super::service::{self, Page};
 use super::types::{EditMessageInput, Message, MessageConnection, SendMessageInput};
-use super::{Attachment, feed};
+use super::{Attachment, changes, feed};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::ids::parse_id;
@@ -125,7 +125,7 @@ impl MessageSubscription {
         room_id: Option<ID>,
     ) -> Result<impl Stream<Item = Message>> {
         let room_id = room_id.as_ref().map(parse_id).transpose()?;
-        let feed = feed::message_updated(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id);
+        let feed = changes::message_updated(ctx.state()?.clone(), ctx.viewer()?.clone(), room_id);
         live(ctx, feed.map_ok(|messages| messages.map(|message| Message::shared(message.into(), "updated"))))
             .await
     }

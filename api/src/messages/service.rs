@@ -1,6 +1,6 @@
 //! Editing, deleting and paging messages (sending is `send.rs`).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Value};
 use uuid::Uuid;
 
@@ -160,6 +160,40 @@ pub async fn readable_after(
         access::readable_sql(viewer),
     );
     let values: Vec<Value> = vec![viewer.id.into(), room_id.into(), after.into(), viewer.org_id.into()];
+    Ok(messages::Entity::find().from_raw_sql(store.stmt(&sql, values)).all(&store.db).await?)
+}
+
+/// Where a reread of changed messages stands: the moment of a change, then a message id.
+pub type ChangeCursor = (DateTime<Utc>, Uuid);
+
+/// The next `limit` messages of `room_ids` edited or deleted after `cursor`, ordered by the
+/// moment of their last change (then id), in rooms the viewer may still read.
+pub async fn changed_after(
+    store: &Store,
+    viewer: &Viewer,
+    room_ids: &[Uuid],
+    cursor: ChangeCursor,
+    limit: u64,
+) -> ApiResult<Vec<messages::Model>> {
+    if room_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The literal `edited_at IS NOT NULL OR deleted_at IS NOT NULL` lets both backends use
+    // the partial index `messages_room_changed`.
+    let (rooms, ids) = store.in_ids("m.room_id", room_ids, 5);
+    let sql = format!(
+        "SELECT {} FROM messages m JOIN rooms r ON r.id = m.room_id \
+         LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
+         WHERE r.org_id = $2 AND {} AND {rooms} \
+         AND (m.edited_at IS NOT NULL OR m.deleted_at IS NOT NULL) \
+         AND (COALESCE(m.deleted_at, m.edited_at), m.id) > ($3, $4) \
+         ORDER BY COALESCE(m.deleted_at, m.edited_at), m.id LIMIT {limit}",
+        columns::<messages::Entity>(Some("m")),
+        access::readable_sql(viewer),
+    );
+    let mut values: Vec<Value> =
+        vec![viewer.id.into(), viewer.org_id.into(), cursor.0.into(), cursor.1.into()];
+    values.extend(ids);
     Ok(messages::Entity::find().from_raw_sql(store.stmt(&sql, values)).all(&store.db).await?)
 }
 

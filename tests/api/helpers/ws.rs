@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -250,4 +250,23 @@ async fn read_loop(
     let _ = closed.send(Some(end));
     // Dropping the routes ends every subscription's stream.
     routes.lock().expect("routes lock").clear();
+}
+
+/// An acknowledged `graphql-transport-ws` connection as `user`, whose socket has a receive
+/// buffer of a few KiB: until it reads, the server can write it little.
+pub async fn slow_reader(
+    app: &TestApp,
+    user: &TestUser,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small receive buffer");
+    let stream = socket.connect(app.addr.parse().expect("an address")).await.expect("connect");
+    let mut request = app.ws_url().into_client_request().expect("a ws:// url");
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream).await.expect("handshake");
+    let init = json!({ "type": "connection_init", "payload": bearer(&user.token) });
+    ws.send(Message::text(init.to_string())).await.expect("init");
+    let ack = ws.next().await.expect("open").expect("read");
+    assert!(ack.to_text().unwrap_or("").contains("connection_ack"), "{ack:?}");
+    ws
 }

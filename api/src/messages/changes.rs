@@ -1,0 +1,148 @@
+//! The `messageUpdated` feed: edits and deletions in one room or in all the viewer's rooms.
+//!
+//! Events bring each change as it is made. After a bus resync, when events may have been
+//! lost, the feed rereads from the database every message changed since its previous reread,
+//! a batch at a time as the client consumes them: a deletion made while Redis was away still
+//! clears the body on every screen. Changes already delivered live come again in that reread;
+//! a frame carries the message's whole state, so a repeat changes nothing on screen, and
+//! resyncs are rare.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, Utc};
+use futures_util::stream::{self, BoxStream, StreamExt};
+use uuid::Uuid;
+
+use super::record::MessageRecord;
+use super::service::{self, ChangeCursor};
+use crate::auth::Viewer;
+use crate::bus::{Event, Scope, Watched, Watcher};
+use crate::error::ApiResult;
+use crate::rooms::watch::{repair_or_retry, watch};
+use crate::state::AppState;
+
+/// Rows read per database round trip while rereading.
+const REREAD_BATCH: u64 = 100;
+
+/// Changes are stamped by the instance that made them, before they commit: a reread reaches
+/// this far back past the previous one, for another instance's clock and a slow commit.
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
+struct ChangeFeed {
+    state: AppState,
+    viewer: Viewer,
+    watcher: Watcher,
+    /// Changes stamped after this moment are reread at the next resync. One stamped before it
+    /// committed before the previous reread read (or before the feed started), so it was
+    /// either read then or is older than the feed.
+    since: DateTime<Utc>,
+    /// Where the reread under way stands.
+    reread: Option<ChangeCursor>,
+    /// The reread's last batch failed: it goes on at the watcher's `Retry`.
+    reread_failed: bool,
+    /// A resync's membership repair failed: the watcher's `Retry` resyncs again.
+    resync_failed: bool,
+    pending: VecDeque<MessageRecord>,
+}
+
+pub async fn message_updated(
+    state: AppState,
+    viewer: Viewer,
+    room_id: Option<Uuid>,
+) -> ApiResult<BoxStream<'static, MessageRecord>> {
+    let scope = room_id.map_or(Scope::AllRooms, Scope::Room);
+    let since = Utc::now() - CLOCK_SKEW;
+    let watcher = watch(&state, &viewer, scope).await?;
+    // Boxed, as `messageAdded`'s feed: an idle subscription holds one pointer in its stream.
+    let feed = Box::new(ChangeFeed {
+        state,
+        viewer,
+        watcher,
+        since,
+        reread: None,
+        reread_failed: false,
+        resync_failed: false,
+        pending: VecDeque::new(),
+    });
+    Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|m| (m, feed)) }).boxed())
+}
+
+impl ChangeFeed {
+    async fn next(&mut self) -> Option<MessageRecord> {
+        loop {
+            if let Some(message) = self.pending.pop_front() {
+                return Some(message);
+            }
+            self.pending = VecDeque::new();
+            if let Some(cursor) = self.reread
+                && !self.reread_failed
+            {
+                Box::pin(self.reread_from(cursor)).await;
+                continue;
+            }
+            match self.watcher.next().await? {
+                Watched::Room(_, envelope) => {
+                    if let Event::MessageUpdated { message, .. } = &envelope.event {
+                        return Some(MessageRecord::from(message.as_ref()));
+                    }
+                }
+                Watched::User(envelope) => {
+                    if let Event::MembershipChanged { room_id, change, .. } = envelope.event
+                        && !change.is_member()
+                        && self.watcher.scope() == Scope::Room(room_id)
+                    {
+                        return None;
+                    }
+                }
+                Watched::Resync => {
+                    if !Box::pin(self.resync()).await {
+                        return None;
+                    }
+                }
+                Watched::Retry => {
+                    self.reread_failed = false;
+                    if self.resync_failed && !Box::pin(self.resync()).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Events may have been lost: repair membership, then reread what changed. False when the
+    /// one room of this feed is no longer readable.
+    async fn resync(&mut self) -> bool {
+        self.resync_failed = false;
+        let Some(repaired) = repair_or_retry(&self.state, &self.viewer, &mut self.watcher).await else {
+            self.resync_failed = true;
+            return true;
+        };
+        if let Scope::Room(room_id) = self.watcher.scope()
+            && repaired.left.contains(&room_id)
+        {
+            return false;
+        }
+        // A reread still under way goes on from where it stands, if that is further back.
+        let from = (self.since, Uuid::nil());
+        self.reread = Some(self.reread.map_or(from, |cursor| cursor.min(from)));
+        self.since = Utc::now() - CLOCK_SKEW;
+        true
+    }
+
+    /// Reads the next batch of changed messages from the database.
+    async fn reread_from(&mut self, cursor: ChangeCursor) {
+        let rooms = self.watcher.rooms();
+        match service::changed_after(&self.state.store, &self.viewer, &rooms, cursor, REREAD_BATCH).await {
+            Ok(rows) => {
+                let last = rows.last().and_then(|row| Some((row.deleted_at.or(row.edited_at)?, row.id)));
+                self.reread = last.filter(|_| rows.len() as u64 == REREAD_BATCH);
+                self.pending.extend(rows.into_iter().map(MessageRecord::from));
+            }
+            Err(err) => {
+                tracing::warn!(?err, "rereading changed messages failed; retried");
+                self.reread_failed = true;
+                self.watcher.retry_later();
+            }
+        }
+    }
+}
