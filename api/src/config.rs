@@ -163,7 +163,7 @@ pub struct Limits {
     /// How long an author may edit a message, in seconds.
     #[arg(long, env = "PARLEY_EDIT_WINDOW_SECS", default_value_t = 900)]
     pub edit_window_secs: u64,
-    /// Sustained messages per second per user (token bucket refill).
+    /// Sustained messages and edits per second per user (token bucket refill).
     #[arg(long, env = "PARLEY_SEND_RATE_PER_SEC", default_value_t = 10)]
     pub send_rate_per_sec: u32,
     /// Messages a user may send in a burst.

@@ -1,6 +1,6 @@
 //! Changing sent messages: `editMessage` (author only, within the configured
-//! window) and `deleteMessage` (author or org admin; soft, the message keeps
-//! its seq and loses its body).
+//! window, from the author's send budget) and `deleteMessage` (author or org admin; soft,
+//! the message keeps its seq and loses its body).
 
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ backend_tests!(
     author_edits_within_the_window,
     edit_after_the_window_is_forbidden,
     delete_is_soft_and_for_author_or_admin,
+    edits_spend_the_send_budget,
 );
 
 const EDIT: &str =
@@ -96,4 +97,36 @@ async fn delete_is_soft_and_for_author_or_admin(backend: Backend) {
     assert_eq!(bodies, vec![Value::Null, Value::Null, json!("after")]);
     let query = format!("query($id: ID!) {{ node(id: $id) {{ ... on Message {{ {MESSAGE} }} }} }}");
     assert!(app.ok(&bob, &query, json!({ "id": alices })).await["node"]["body"].is_null());
+}
+
+/// Every edit reaches every subscriber of the room, as a message does: a client looping on
+/// `editMessage` is limited as one looping on `sendMessage`, from the same budget.
+async fn edits_spend_the_send_budget(backend: Backend) {
+    let limits = [("PARLEY_SEND_RATE_PER_SEC", "1"), ("PARLEY_SEND_BURST", "3")];
+    let app = spawn_app_with(backend, &limits).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    let general = create_channel(&app, &alice, "general", &[]).await;
+    let id = id_of(&send(&app, &alice, &general, "draft").await);
+    // A refused body spends nothing.
+    let empty = app.gql(&alice, EDIT, json!({ "input": { "messageId": id, "body": "  " } })).await;
+    assert_error_code(&empty, "BAD_USER_INPUT");
+
+    let mut accepted = Vec::new();
+    for n in 0..6 {
+        let response =
+            app.gql(&alice, EDIT, json!({ "input": { "messageId": id, "body": format!("v{n}") } })).await;
+        if response["errors"].is_array() {
+            assert_error_code(&response, "RATE_LIMITED");
+        } else {
+            accepted.push(format!("v{n}"));
+        }
+    }
+    // The send spent one of the burst of 3; at most one more refilled meanwhile.
+    assert!((2..=3).contains(&accepted.len()), "accepted {accepted:?}");
+    let stored = all_messages(&app, &alice, &general).await;
+    assert_eq!(stored[0]["body"], json!(accepted.last()), "a limited edit changed nothing");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.ok(&alice, EDIT, json!({ "input": { "messageId": id, "body": "refilled" } })).await;
 }

@@ -86,11 +86,15 @@ impl MessageMutation {
         Ok(Message::from(send::send_detached(&cx, new).await?))
     }
 
-    /// Edits one's own message within the edit window.
+    /// Edits one's own message within the edit window; edits share the sender's rate limit.
     async fn edit_message(&self, ctx: &Context<'_>, input: EditMessageInput) -> Result<Message> {
         let cx = ctx.service()?;
         let body = MessageBody::parse(&input.body, cx.app.limits.max_message_chars)?;
-        Ok(Message::from(service::edit(&cx, parse_id(&input.message_id)?, body).await?))
+        let message_id = parse_id(&input.message_id)?;
+        // An edit reaches every subscriber as a message does, so it spends the same budget.
+        // Deletions do not: there are at most as many as messages sent.
+        cx.app.check_send_rate(cx.viewer).await?;
+        Ok(Message::from(service::edit(&cx, message_id, body).await?))
     }
 
     /// Deletes a message (soft): its author, or an organisation admin.
