@@ -35,6 +35,9 @@ pub struct Model {
     /// The first agent reply after the conversation was opened.
     pub first_response_at: Option<DateTimeUtc>,
     pub resolved_at: Option<DateTimeUtc>,
+    /// When the room's own state last changed (name, topic, archiving; a conversation's status
+    /// or assignee), for `roomUpdated`'s reread after a bus resync. Not membership.
+    pub changed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,6 +19,7 @@ mod m20261203_000012_role_changes;
 mod m20261204_000013_favorites_version;
 mod m20261204_000014_round_robin_last_agent;
 mod m20261207_000015_message_changes;
+mod m20261207_000016_room_changes;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000013_favorites_version::Migration),
             Box::new(m20261204_000014_round_robin_last_agent::Migration),
             Box::new(m20261207_000015_message_changes::Migration),
+            Box::new(m20261207_000016_room_changes::Migration),
         ]
     }
 }

@@ -2,10 +2,12 @@
 //! machine's services are never stopped): a database outage is not an invalid
 //! token, and a Redis outage neither slows sends nor loses messages, nor keeps a deactivated
 //! user's sockets open, nor a demoted admin's subscriptions running on the old role, nor a
-//! removed member's subscription on another instance following the room, nor an edit or a
-//! deletion it could not publish off other instances' screens; and the resync an instance
-//! asks for after an outage stays inside its deployment's Redis namespace.
+//! removed member's subscription on another instance following the room, nor an edit, a
+//! deletion, a rename, an archiving or a conversation's new status it could not publish off
+//! other instances' screens; and the resync an instance asks for after an outage stays
+//! inside its deployment's Redis namespace.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -16,6 +18,7 @@ use crate::helpers::proxy::CuttableProxy;
 use crate::helpers::services::{PrivatePostgres, PrivateRedis};
 use crate::helpers::ws::{Protocol, WsClient, bearer};
 use crate::helpers::{Backend, QUIET, TestUser, claims, data, error_codes, mint_token, spawn_app_with};
+use crate::support::admin_agents_and_a_conversation;
 
 pg_test!(
     a_login_during_a_database_outage_is_not_a_bad_token,
@@ -25,6 +28,7 @@ pg_test!(
     a_role_change_missed_during_a_redis_outage_still_reconnects_sockets,
     a_removal_its_instance_could_not_publish_still_stops_the_room,
     changes_their_instance_could_not_publish_still_reach_message_updated,
+    room_changes_their_instance_could_not_publish_still_reach_room_updated,
     a_deployment_in_another_namespace_does_not_answer_a_resync_notice,
 );
 
@@ -289,6 +293,53 @@ async fn changes_their_instance_could_not_publish_still_reach_message_updated() 
     let deleted = updates.next("messageUpdated").await;
     assert_eq!((deleted["id"].clone(), deleted["body"].clone()), (json!(oops), Value::Null));
     assert!(deleted["deletedAt"].is_string(), "{deleted}");
+}
+
+/// Sam renames a channel, archives another and resolves a conversation through A while A is
+/// cut off from Redis. Once A is back and tells the others to resync, Sam's `roomUpdated` on
+/// B (another device) reports each room once, and the room's fields show the change.
+async fn room_changes_their_instance_could_not_publish_still_reach_room_updated() {
+    let private = PrivateRedis::start().await;
+    let (redis, via_proxy) = CuttableProxy::in_front_of(&private.url, 6379).await;
+    let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", via_proxy.as_str())]).await;
+    let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", private.url.as_str())]).await;
+    let (_, sam, _, stored) = admin_agents_and_a_conversation(&a, "r-1", "+41790000601", "hello").await;
+    let conversation = stored["conversationId"].as_str().expect("a conversation").to_owned();
+    let (plans, old) =
+        (create_channel(&a, &sam, "plans", &[]).await, create_channel(&a, &sam, "old", &[]).await);
+    let mut ws = WsClient::connect(&b, &sam).await;
+    let query = "subscription { roomUpdated { roomId reason conversationChange { statusTo } \
+        room { name archivedAt conversation { status } } } }";
+    let mut updates = ws.subscribe("rooms", query, json!({})).await;
+    updates.assert_nothing(QUIET).await;
+
+    redis.cut();
+    let rename = "mutation($input: UpdateRoomInput!) { updateRoom(input: $input) { id } }";
+    a.ok(&sam, rename, json!({ "input": { "roomId": plans, "name": "roadmap" } })).await;
+    a.ok(&sam, "mutation($id: ID!) { archiveRoom(roomId: $id) { id } }", json!({ "id": old })).await;
+    let resolve = "mutation($room: ID!) { setConversationStatus(roomId: $room, status: RESOLVED) { id } }";
+    a.ok(&sam, resolve, json!({ "room": conversation })).await;
+    updates.assert_nothing(QUIET).await;
+    redis.restore();
+
+    let mut seen = HashMap::new();
+    for _ in 0..3 {
+        let update = updates.next("roomUpdated").await;
+        seen.insert(update["roomId"].as_str().unwrap_or_default().to_owned(), update);
+    }
+    assert_eq!(
+        (&seen[&plans]["reason"], &seen[&plans]["room"]["name"]),
+        (&json!("UPDATED"), &json!("roadmap"))
+    );
+    assert_eq!(seen[&old]["reason"], "ARCHIVED");
+    assert!(seen[&old]["room"]["archivedAt"].is_string(), "{}", seen[&old]);
+    let resolved = &seen[&conversation];
+    assert_eq!(resolved["reason"], "CONVERSATION_CHANGED");
+    assert_eq!(
+        (&resolved["conversationChange"], &resolved["room"]["conversation"]["status"]),
+        (&Value::Null, &json!("RESOLVED"))
+    );
+    updates.assert_nothing(QUIET).await;
 }
 
 /// Two deployments share one Redis, each in its namespace. A, cut off from Redis, loses a

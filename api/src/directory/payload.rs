@@ -100,6 +100,8 @@ pub fn room_of(p: &RoomPayload) -> Option<rooms::Model> {
         snoozed_until: c.and_then(|c| c.snoozed_until),
         first_response_at: c.and_then(|c| c.first_response_at),
         resolved_at: c.and_then(|c| c.resolved_at),
+        // Not carried: only a `roomUpdated` reread reads it, from the database.
+        changed_at: None,
     })
 }
 

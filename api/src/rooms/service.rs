@@ -1,8 +1,10 @@
 //! Creating and changing rooms: channels, direct rooms, renaming, archiving (listing them is
 //! `listing`), and making a deactivated user's direct rooms of two read-only.
 
-use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, Set, Value,
+};
 use uuid::Uuid;
 
 use super::access::{self, RoomAccess};
@@ -10,7 +12,7 @@ use super::membership;
 use super::name::ChannelName;
 use crate::auth::Viewer;
 use crate::bus::{Event, MembershipChange, RoomChange, Topic};
-use crate::db::Store;
+use crate::db::{Store, columns};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use crate::state::Ctx;
 use crate::users::service as users;
@@ -95,6 +97,7 @@ pub(crate) fn new_room(org_id: Uuid, kind: RoomKind, created_by: Uuid) -> rooms:
         snoozed_until: None,
         first_response_at: None,
         resolved_at: None,
+        changed_at: None,
     }
 }
 
@@ -135,6 +138,7 @@ pub async fn update_room(cx: &Ctx<'_>, room_id: Uuid, changes: RoomChanges) -> A
     if changes.topic.is_some() {
         room.topic = Set(topic_text(changes.topic)?);
     }
+    room.changed_at = Set(Some(Utc::now()));
     let tx = store.begin_write().await?;
     let updated = room.update(&tx.txn).await.conflict_on_unique(NAME_TAKEN)?;
     tx.commit().await?;
@@ -160,7 +164,9 @@ pub async fn archive_room(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model
         return Ok(access.room);
     }
     let mut room: rooms::ActiveModel = access.room.into();
-    room.archived_at = Set(Some(Utc::now()));
+    let now = Utc::now();
+    room.archived_at = Set(Some(now));
+    room.changed_at = Set(Some(now));
     let tx = store.begin_write().await?;
     let updated = room.update(&tx.txn).await?;
     tx.commit().await?;
@@ -175,7 +181,7 @@ pub async fn archive_room(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model
 /// live for the others.
 pub async fn archive_direct_rooms_of(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<()> {
     let (store, bus) = (&cx.app.store, &cx.app.bus);
-    let sql = "UPDATE rooms SET archived_at = $2 \
+    let sql = "UPDATE rooms SET archived_at = $2, changed_at = $2 \
          WHERE kind = 'direct' AND archived_at IS NULL AND deleted_at IS NULL \
            AND id IN (SELECT room_id FROM room_members WHERE user_id = $1) \
            AND (SELECT COUNT(*) FROM room_members m WHERE m.room_id = rooms.id) = 2 \
@@ -191,6 +197,24 @@ pub async fn archive_direct_rooms_of(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<(
         bus.publish(Topic::Room(room_id), Event::RoomChanged { room_id, change: RoomChange::Archived }).await;
     }
     Ok(())
+}
+
+/// Those of `room_ids` whose own state changed after `since` (`rooms.changed_at`): a
+/// `roomUpdated` feed's reread after a resync. The ids are rooms the feed follows.
+pub async fn changed_since(
+    store: &Store,
+    room_ids: &[Uuid],
+    since: DateTime<Utc>,
+) -> ApiResult<Vec<rooms::Model>> {
+    if room_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (rooms_in, ids) = store.in_ids("id", room_ids, 2);
+    let sql =
+        format!("SELECT {} FROM rooms WHERE changed_at > $1 AND {rooms_in}", columns::<rooms::Entity>(None));
+    let mut values: Vec<Value> = vec![since.into()];
+    values.extend(ids);
+    Ok(rooms::Model::find_by_statement(store.stmt(&sql, values)).all(&store.db).await?)
 }
 
 /// A channel the viewer may manage; direct rooms have nothing to manage.

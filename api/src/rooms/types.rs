@@ -256,7 +256,8 @@ pub enum RoomUpdateReason {
     Joined,
     Left,
     Renamed,
-    /// Changed otherwise (e.g. the topic).
+    /// Changed otherwise (e.g. the topic), or renamed when the server lost the event and
+    /// found the change by rereading.
     Updated,
     Archived,
     MembersChanged,
@@ -293,7 +294,8 @@ impl From<MembershipChange> for RoomUpdateReason {
 pub struct RoomUpdate {
     pub room_id: ID,
     pub reason: RoomUpdateReason,
-    /// With `CONVERSATION_CHANGED`: the status and assignee before and after.
+    /// With `CONVERSATION_CHANGED`: the status and assignee before and after. Null when the
+    /// change was found by a reread after the server lost events: `room` shows where it stands.
     pub conversation_change: Option<ConversationChange>,
 }
 

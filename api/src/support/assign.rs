@@ -232,6 +232,7 @@ pub async fn set_assignee(conn: &impl ConnectionTrait, room_id: Uuid, agent: Opt
     let change = rooms::ActiveModel {
         id: sea_orm::ActiveValue::Unchanged(room_id),
         assignee_id: Set(agent),
+        changed_at: Set(Some(Utc::now())),
         ..Default::default()
     };
     change.update(conn).await?;

@@ -78,6 +78,7 @@ pub async fn transition(
     change.assignee_id = Set(assignee);
     change.snoozed_until = Set(snoozed_until.filter(|_| status == ConversationStatus::Snoozed));
     change.resolved_at = Set((status == ConversationStatus::Resolved).then_some(now));
+    change.changed_at = Set(Some(now));
     change.update(tx).await?;
     Ok(ConversationChangePayload {
         status_from: room.status.map(|s| status_name(s).to_owned()),
@@ -294,7 +295,7 @@ async fn reopen_expired(app: &AppState) -> ApiResult<()> {
     let store = &app.store;
     let lock = if store.backend() == DatabaseBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
-        "UPDATE rooms SET status = 'open', snoozed_until = NULL \
+        "UPDATE rooms SET status = 'open', snoozed_until = NULL, changed_at = $1 \
          WHERE id IN (SELECT id FROM rooms WHERE status = 'snoozed' AND snoozed_until <= $1 LIMIT 100 {lock}) \
          RETURNING {}",
         columns::<rooms::Entity>(None)
