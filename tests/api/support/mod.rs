@@ -3,8 +3,8 @@
 //! `contacts` (which contact a message is from; which way it is stored),
 //! `assignment` (round robin, least busy, capacity and the queue, online first, two
 //! instances, assignment webhooks), `departures` (agents who leave or are deactivated),
-//! `conversations` (statuses and snoozes, access, replies going out, metrics) and `admins`
-//! (an admin in a conversation they are not in). The helpers here create inboxes and post signed messages as a sender
+//! `conversations` (statuses and snoozes, access, replies going out, metrics), `live` (what
+//! agents see live) and `admins` (an admin in a conversation they are not in). The helpers here create inboxes and post signed messages as a sender
 //! would, with `hmac` of their own.
 
 mod admins;
@@ -13,6 +13,7 @@ mod contacts;
 mod conversations;
 mod departures;
 mod inbound;
+mod live;
 
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
