@@ -17,7 +17,9 @@ use crate::helpers::api::{create_channel, create_private_channel, id_of, int, la
 use crate::helpers::proxy::CuttableProxy;
 use crate::helpers::services::{PrivatePostgres, PrivateRedis};
 use crate::helpers::ws::{Protocol, WsClient, bearer};
-use crate::helpers::{Backend, QUIET, TestUser, claims, data, error_codes, mint_token, spawn_app_with};
+use crate::helpers::{
+    Backend, QUIET, TestApp, TestUser, claims, data, error_codes, mint_token, spawn_app_with,
+};
 use crate::support::admin_agents_and_a_conversation;
 
 pg_test!(
@@ -217,16 +219,22 @@ async fn a_role_change_missed_during_a_redis_outage_still_reconnects_sockets() {
     bystander.assert_open();
 }
 
+/// Instances A and B on a Redis of their own (no other test's resync notice may repair B
+/// before A's does), A through a proxy the test cuts to lose A's publishes.
+async fn a_cut_off_and_b() -> (PrivateRedis, CuttableProxy, TestApp, TestApp) {
+    let private = PrivateRedis::start().await;
+    let (redis, via_proxy) = CuttableProxy::in_front_of(&private.url, 6379).await;
+    let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", via_proxy.as_str())]).await;
+    let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", private.url.as_str())]).await;
+    (private, redis, a, b)
+}
+
 /// Alice removes Bob from a private room through A while A is cut off from Redis: the event
 /// reaches no other instance, and B, whose link never dropped, has nothing to resync on. Once
 /// A is back it tells the other instances to resync, and Bob's subscription on B stops
 /// following the room.
 async fn a_removal_its_instance_could_not_publish_still_stops_the_room() {
-    // A Redis of their own: no other test's resync notice may repair B before A's does.
-    let private = PrivateRedis::start().await;
-    let (redis, via_proxy) = CuttableProxy::in_front_of(&private.url, 6379).await;
-    let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", via_proxy.as_str())]).await;
-    let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", private.url.as_str())]).await;
+    let (_private, redis, a, b) = a_cut_off_and_b().await;
     let org = a.create_org().await;
     let (alice, bob) = (org.user("alice").await, org.user("bob").await);
     let secret = create_private_channel(&a, &alice, "secret", &[&bob]).await;
@@ -261,10 +269,7 @@ async fn a_removal_its_instance_could_not_publish_still_stops_the_room() {
 /// events reach no other instance. Once A is back it tells the others to resync, and Bob's
 /// `messageUpdated` on B rereads both changes from the database.
 async fn changes_their_instance_could_not_publish_still_reach_message_updated() {
-    let private = PrivateRedis::start().await;
-    let (redis, via_proxy) = CuttableProxy::in_front_of(&private.url, 6379).await;
-    let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", via_proxy.as_str())]).await;
-    let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", private.url.as_str())]).await;
+    let (_private, redis, a, b) = a_cut_off_and_b().await;
     let org = a.create_org().await;
     let (alice, bob) = (org.user("alice").await, org.user("bob").await);
     let general = create_channel(&a, &alice, "general", &[&bob]).await;
@@ -299,10 +304,7 @@ async fn changes_their_instance_could_not_publish_still_reach_message_updated() 
 /// cut off from Redis. Once A is back and tells the others to resync, Sam's `roomUpdated` on
 /// B (another device) reports each room once, and the room's fields show the change.
 async fn room_changes_their_instance_could_not_publish_still_reach_room_updated() {
-    let private = PrivateRedis::start().await;
-    let (redis, via_proxy) = CuttableProxy::in_front_of(&private.url, 6379).await;
-    let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", via_proxy.as_str())]).await;
-    let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", private.url.as_str())]).await;
+    let (_private, redis, a, b) = a_cut_off_and_b().await;
     let (_, sam, _, stored) = admin_agents_and_a_conversation(&a, "r-1", "+41790000601", "hello").await;
     let conversation = stored["conversationId"].as_str().expect("a conversation").to_owned();
     let (plans, old) =
