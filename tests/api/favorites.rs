@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::api::{create_channel, create_private_channel, edge_ids, id_of, send};
-use crate::helpers::proxy::CuttableProxy;
+use crate::helpers::proxy::{CuttableProxy, b_behind_proxies};
 use crate::helpers::services::PrivateRedis;
 use crate::helpers::ws::WsClient;
 use crate::helpers::{
@@ -335,12 +335,7 @@ async fn a_change_its_instance_could_not_publish_still_arrives() {
 /// B misses a star while cut off from Redis and PostgreSQL; once Redis is back, its reread
 /// fails on the database and is tried again until the database answers.
 async fn a_missed_change_is_reread_once_the_database_answers() {
-    let Some((database_url, redis_url)) = pg_redis_urls() else { return };
-    let (redis, redis_via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
-    let (pg, pg_via_proxy) = CuttableProxy::in_front_of(&database_url, 5432).await;
-    let a = spawn_app(Backend::PostgresRedis).await;
-    let b_env = [("DATABASE_URL", pg_via_proxy.as_str()), ("REDIS_URL", redis_via_proxy.as_str())];
-    let b = spawn_app_with(Backend::PostgresRedis, &b_env).await;
+    let Some((redis, pg, a, b)) = b_behind_proxies().await else { return };
     let alice = a.create_org().await.user("alice").await;
     let general = create_channel(&a, &alice, "general", &[]).await;
     let mut phone = WsClient::connect(&b, &alice).await;

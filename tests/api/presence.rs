@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::api::create_channel;
-use crate::helpers::proxy::CuttableProxy;
+use crate::helpers::proxy::{CuttableProxy, b_behind_proxies};
 use crate::helpers::subscription::Subscription;
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, QUIET, TestApp, TestUser, data, pg_redis_urls, spawn_app, spawn_app_with};
@@ -186,12 +186,7 @@ async fn presence_crosses_instances_and_outlives_a_killed_one() {
 /// B misses a change while cut off from Redis and PostgreSQL; once Redis is back its reread
 /// fails on the database, and is tried again until the database answers.
 async fn a_missed_change_is_reread_once_the_database_answers() {
-    let Some((database_url, redis_url)) = pg_redis_urls() else { return };
-    let (redis, redis_via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
-    let (pg, pg_via_proxy) = CuttableProxy::in_front_of(&database_url, 5432).await;
-    let a = spawn_app(Backend::PostgresRedis).await;
-    let b_env = [("DATABASE_URL", pg_via_proxy.as_str()), ("REDIS_URL", redis_via_proxy.as_str())];
-    let b = spawn_app_with(Backend::PostgresRedis, &b_env).await;
+    let Some((redis, pg, a, b)) = b_behind_proxies().await else { return };
     let org = a.create_org().await;
     let (alice, bob) = (org.user("alice").await, org.user("bob").await);
     create_channel(&a, &alice, "general", &[&bob]).await;

@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::api::{TwoInstances, create_channel, create_private_channel, send, two_instances};
-use crate::helpers::proxy::CuttableProxy;
+use crate::helpers::proxy::b_behind_proxies;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{
-    Backend, QUIET, TestApp, TestUser, assert_error_code, data, pg_redis_urls, spawn_app, spawn_app_with,
-};
+use crate::helpers::{Backend, QUIET, TestApp, TestUser, assert_error_code, data, spawn_app};
 use crate::support::admin_agents_and_a_conversation;
 
 backend_tests!(
@@ -44,12 +42,7 @@ fn change(room: &str, handle: &str, typing: bool) -> Value {
 /// not subscribe again): the check is retried, and once the database answers, typing shows
 /// again.
 async fn typing_lives_on_through_a_resync_the_database_could_not_answer() {
-    let Some((database_url, redis_url)) = pg_redis_urls() else { return };
-    let (redis, redis_via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
-    let (pg, pg_via_proxy) = CuttableProxy::in_front_of(&database_url, 5432).await;
-    let a = spawn_app(Backend::PostgresRedis).await;
-    let b_env = [("DATABASE_URL", pg_via_proxy.as_str()), ("REDIS_URL", redis_via_proxy.as_str())];
-    let b = spawn_app_with(Backend::PostgresRedis, &b_env).await;
+    let Some((redis, pg, a, b)) = b_behind_proxies().await else { return };
     let org = a.create_org().await;
     let (alice, bob) = (org.user("alice").await, org.user("bob").await);
     let room = create_channel(&a, &alice, "general", &[&bob]).await;

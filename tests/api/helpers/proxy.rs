@@ -5,6 +5,20 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::{Backend, TestApp, pg_redis_urls, spawn_app, spawn_app_with};
+
+/// Instance A, and instance B reaching Redis and PostgreSQL through proxies the test cuts:
+/// `(redis, postgres, a, b)`. None (the test is skipped) without PostgreSQL and Redis.
+pub async fn b_behind_proxies() -> Option<(CuttableProxy, CuttableProxy, TestApp, TestApp)> {
+    let (database_url, redis_url) = pg_redis_urls()?;
+    let (redis, redis_via_proxy) = CuttableProxy::in_front_of(&redis_url, 6379).await;
+    let (pg, pg_via_proxy) = CuttableProxy::in_front_of(&database_url, 5432).await;
+    let a = spawn_app(Backend::PostgresRedis).await;
+    let b_env = [("DATABASE_URL", pg_via_proxy.as_str()), ("REDIS_URL", redis_via_proxy.as_str())];
+    let b = spawn_app_with(Backend::PostgresRedis, &b_env).await;
+    Some((redis, pg, a, b))
+}
+
 pub struct CuttableProxy {
     /// On 127.0.0.1: put it in a URL in place of the target's address.
     pub port: u16,
