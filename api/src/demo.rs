@@ -190,6 +190,7 @@ fn room(
         org_id: Set(org_id),
         kind: Set(kind),
         name: Set(name.map(str::to_owned)),
+        name_key: Set(name.filter(|_| kind == RoomKind::Channel).map(str::to_lowercase)),
         topic: Set(name.map(|_| "Company-wide announcements and chatter".to_owned())),
         visibility: Set(visibility),
         dm_key: Set(dm_key),

@@ -15,6 +15,9 @@ pub struct Model {
     pub org_id: Uuid,
     pub kind: RoomKind,
     pub name: Option<String>,
+    /// A channel's name lowercased (`ChannelName::key`): live channels' keys are unique in
+    /// their organisation, so `General` and `general` are one name. Null for other rooms.
+    pub name_key: Option<String>,
     pub topic: Option<String>,
     pub visibility: Visibility,
     /// The sorted member set of a direct room, so opening the same DM twice finds one room.

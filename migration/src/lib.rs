@@ -20,6 +20,7 @@ mod m20261204_000013_favorites_version;
 mod m20261204_000014_round_robin_last_agent;
 mod m20261207_000015_message_changes;
 mod m20261207_000016_room_changes;
+mod m20261207_000017_channel_name_keys;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000014_round_robin_last_agent::Migration),
             Box::new(m20261207_000015_message_changes::Migration),
             Box::new(m20261207_000016_room_changes::Migration),
+            Box::new(m20261207_000017_channel_name_keys::Migration),
         ]
     }
 }

@@ -77,9 +77,22 @@ async fn duplicate_channel_name_conflicts(backend: Backend) {
     let mallory = globex.user("mallory").await;
     create_channel(&app, &alice, "general", &[]).await;
 
-    let again = app.gql(&bob, &create_channel_query(), json!({ "input": { "name": "general" } })).await;
-    assert_error_code(&again, "CONFLICT");
+    // Whatever the case, as in Slack: `General` would be a second #general.
+    for name in ["general", "General", "#GENERAL"] {
+        let again = app.gql(&bob, &create_channel_query(), json!({ "input": { "name": name } })).await;
+        assert_error_code(&again, "CONFLICT");
+    }
     assert!(my_room_ids(&app, &bob, json!(null)).await.is_empty(), "the failed create left nothing behind");
+    let equipe = create_channel(&app, &bob, "Équipe", &[]).await;
+    let clash = app.gql(&bob, UPDATE, json!({ "input": { "roomId": equipe, "name": "GENERAL" } })).await;
+    assert_error_code(&clash, "CONFLICT");
+    let taken = app.gql(&alice, &create_channel_query(), json!({ "input": { "name": "éQUIPE" } })).await;
+    assert_error_code(&taken, "CONFLICT");
+    // A channel renamed in its own case keeps its name; one archived frees it.
+    let renamed = app.ok(&bob, UPDATE, json!({ "input": { "roomId": equipe, "name": "ÉQUIPE" } })).await;
+    assert_eq!(renamed["updateRoom"]["name"], "ÉQUIPE");
+    app.ok(&bob, ARCHIVE, json!({ "id": equipe })).await;
+    create_channel(&app, &alice, "équipe", &[]).await;
     // Names are unique per organisation only.
     create_channel(&app, &mallory, "general", &[]).await;
 }

@@ -83,6 +83,8 @@ pub fn room_of(p: &RoomPayload) -> Option<rooms::Model> {
         org_id: p.org_id,
         kind: ActiveEnum::try_from_value(&p.kind).ok()?,
         name: p.name.clone(),
+        // Not carried: only uniqueness reads it, in the database.
+        name_key: None,
         topic: p.topic.clone(),
         visibility: ActiveEnum::try_from_value(&p.visibility).ok()?,
         dm_key: None,
@@ -170,6 +172,8 @@ mod tests {
             snoozed_until: None,
             first_response_at: None,
             resolved_at: None,
+            name_key: None,
+            changed_at: None,
         };
         assert_eq!(room_of(&RoomPayload::from(&room)), Some(room.clone()));
         let json = serde_json::to_string(&RoomPayload::from(&room)).unwrap_or_default();
@@ -202,6 +206,8 @@ mod tests {
             snoozed_until: Some(now),
             first_response_at: Some(now),
             resolved_at: None,
+            name_key: None,
+            changed_at: None,
         };
         let json = serde_json::to_string(&RoomPayload::from(&room)).unwrap_or_default();
         let payload: RoomPayload = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));

@@ -54,6 +54,7 @@ pub async fn open(cx: &Ctx<'_>, new: NewContextRoom) -> ApiResult<rooms::Model> 
     }
     let member_ids = other_members(cx, new.member_ids).await?;
     let room = rooms::Model {
+        name_key: new.name.as_ref().map(ChannelName::key),
         name: new.name.map(ChannelName::into_string),
         context_ref: Some(new.context_ref.as_str().to_owned()),
         ..new_channel(cx.viewer)

@@ -18,6 +18,13 @@ impl ChannelName {
         }
     }
 
+    /// What is unique among an organisation's live channels: the name lowercased, so that
+    /// `General` and `general` are one name, as in Slack and Mattermost (which show the
+    /// name as it was typed).
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+
     pub fn into_string(self) -> String {
         self.0
     }
@@ -41,6 +48,15 @@ mod tests {
     fn empty_names_are_refused() {
         assert_eq!(parsed(""), None);
         assert_eq!(parsed(" # "), None);
+    }
+
+    #[test]
+    fn names_that_differ_only_by_case_share_a_key() {
+        let key = |raw: &str| ChannelName::parse(raw).map(|name| name.key()).ok();
+        assert_eq!(key("#General"), key("general"));
+        assert_eq!(key("ÉQUIPE Nord"), key("équipe nord"));
+        assert_ne!(key("general"), key("generals"));
+        assert_eq!(parsed("General"), Some("General".into()), "the name keeps its case");
     }
 
     #[test]

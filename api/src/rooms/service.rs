@@ -48,11 +48,12 @@ fn topic_text(raw: Option<String>) -> ApiResult<Option<String>> {
 #[tracing::instrument(skip(cx, input), fields(viewer = %cx.viewer.id))]
 pub async fn create_channel(cx: &Ctx<'_>, input: NewChannel) -> ApiResult<rooms::Model> {
     let viewer = cx.viewer;
-    let name = input.name.into_string();
+    let name_key = Some(input.name.key());
+    let name = Some(input.name.into_string());
     let topic = topic_text(input.topic)?;
     let member_ids = other_members(cx, input.member_ids).await?;
 
-    let room = rooms::Model { name: Some(name), topic, visibility: input.visibility, ..new_channel(viewer) };
+    let room = rooms::Model { name, name_key, topic, visibility: input.visibility, ..new_channel(viewer) };
     create_with_members(cx, room, member_ids)
         .await
         .map_err(|err| if err.is_unique_violation() { ApiError::conflict(NAME_TAKEN) } else { err })
@@ -80,6 +81,7 @@ pub(crate) fn new_room(org_id: Uuid, kind: RoomKind, created_by: Uuid) -> rooms:
         org_id,
         kind,
         name: None,
+        name_key: None,
         topic: None,
         visibility: Visibility::Private,
         dm_key: None,
@@ -133,6 +135,7 @@ pub async fn update_room(cx: &Ctx<'_>, room_id: Uuid, changes: RoomChanges) -> A
     let renamed = changes.name.is_some();
     let mut room: rooms::ActiveModel = access.room.into();
     if let Some(name) = changes.name {
+        room.name_key = Set(Some(name.key()));
         room.name = Set(Some(name.into_string()));
     }
     if changes.topic.is_some() {
