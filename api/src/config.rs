@@ -166,7 +166,7 @@ pub struct Limits {
     /// Sustained messages and edits per second per user (token bucket refill).
     #[arg(long, env = "PARLEY_SEND_RATE_PER_SEC", default_value_t = 10)]
     pub send_rate_per_sec: u32,
-    /// Messages a user may send in a burst.
+    /// Messages and edits a user may send in a burst.
     #[arg(long, env = "PARLEY_SEND_BURST", default_value_t = 30)]
     pub send_burst: u32,
     /// Largest HTTP request body, in bytes.

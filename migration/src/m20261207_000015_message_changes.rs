@@ -1,7 +1,8 @@
 //! Finds the messages edited or deleted since a moment, room by room: a `messageUpdated`
 //! subscription rereads them after a bus resync, when their events may have been lost. Only
-//! changed rows are indexed (most messages are never edited), by the moment of their last
-//! change: a deletion comes after any edit, and a deleted message cannot be edited.
+//! changed rows are indexed (most messages are never edited), by the moment that decides what
+//! they show: the deletion's once deleted (whatever an edit racing it wrote), else the last
+//! edit's.
 
 use sea_orm_migration::prelude::*;
 

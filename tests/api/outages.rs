@@ -298,6 +298,7 @@ async fn changes_their_instance_could_not_publish_still_reach_message_updated() 
     let deleted = updates.next("messageUpdated").await;
     assert_eq!((deleted["id"].clone(), deleted["body"].clone()), (json!(oops), Value::Null));
     assert!(deleted["deletedAt"].is_string(), "{deleted}");
+    updates.assert_nothing(QUIET).await;
 }
 
 /// Sam renames a channel, archives another and resolves a conversation through A while A is

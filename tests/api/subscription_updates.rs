@@ -1,15 +1,17 @@
 //! Subscriptions to changes other than new messages: `unreadCountChanged`
 //! through every kind of change, `messageUpdated` on edits and deletions (also those a
-//! lagging client's buffer let go), and `roomUpdated` on create, rename, membership, join
-//! and archive.
+//! lagging client's buffer let go, and those an instance missed while its database did not
+//! answer), and `roomUpdated` on create, rename, membership, join and archive.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::api::{create_channel, create_private_channel, id_of, mark_read, open_dm, send};
+use crate::helpers::proxy::b_behind_proxies;
 use crate::helpers::ws::{WsClient, slow_reader};
 use crate::helpers::{Backend, QUIET, WAIT, spawn_app};
 
@@ -19,6 +21,8 @@ backend_tests!(
     a_lagging_message_updated_rereads_the_changes_it_missed,
     room_updated_on_create_rename_join_archive,
 );
+
+pg_test!(a_missed_deletion_is_reread_once_the_database_answers,);
 
 const UNREAD: &str = "subscription { unreadCountChanged { roomId unreadCount unreadTotal seq } }";
 const UPDATED: &str = "subscription($room: ID) { messageUpdated(roomId: $room) { id seq body editedAt deletedAt room { id } } }";
@@ -105,7 +109,8 @@ async fn message_updated_on_edit_and_delete(backend: Backend) {
 
 /// A client that stops reading falls further behind on `messageUpdated` than the server
 /// buffers, which let its oldest events go; a deletion among them still reaches it when it
-/// reads again: the feed rereads from the database what changed meanwhile.
+/// reads again: the feed rereads from the database what changed meanwhile. The events still
+/// queued then, older than the reread's state, do not take the screen back in time.
 async fn a_lagging_message_updated_rereads_the_changes_it_missed(backend: Backend) {
     // Twenty subscriptions on one socket fill its buffers twenty times faster than one.
     const SUBSCRIPTIONS: usize = 20;
@@ -151,7 +156,7 @@ async fn a_lagging_message_updated_rereads_the_changes_it_missed(backend: Backen
         app.ok(&alice, edit, edit_long(n)).await;
     }
 
-    let (mut deleted, mut done) = (HashSet::new(), HashSet::new());
+    let (mut deleted, mut done, mut shown) = (HashSet::new(), HashSet::new(), HashMap::new());
     while deleted.len() < SUBSCRIPTIONS || done.len() < SUBSCRIPTIONS {
         let message = tokio::time::timeout(WAIT, slow.next()).await;
         let Ok(Some(Ok(message))) = message else {
@@ -162,11 +167,48 @@ async fn a_lagging_message_updated_rereads_the_changes_it_missed(backend: Backen
         if update["id"] == json!(doomed) {
             assert!(update["body"].is_null() && update["deletedAt"].is_string(), "{update}");
             deleted.insert(message["id"].clone());
-        } else if update["body"].as_str().is_some_and(|body| body.starts_with("350 ")) {
-            done.insert(message["id"].clone());
+        } else if let Some(body) = update["body"].as_str() {
+            let n: usize = body.split(' ').next().and_then(|n| n.parse().ok()).expect("a numbered edit");
+            let before = shown.insert(message["id"].to_string(), n).unwrap_or(0);
+            assert!(n >= before, "subscription {} went back from edit {before} to {n}", message["id"]);
+            if n == 350 {
+                done.insert(message["id"].clone());
+            }
         }
     }
+    tokio::time::sleep(QUIET).await;
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(QUIET, slow.next()).await {
+        let message = frame(message);
+        let body =
+            message["payload"]["data"]["messageUpdated"]["body"].as_str().unwrap_or_default().to_owned();
+        assert!(body.starts_with("350 "), "after the last edit: {:.8}", body);
+    }
     assert!(app.metric("parley_subscription_lagged_total").await >= 1.0, "no subscription lagged");
+}
+
+/// B misses a deletion while cut off from Redis and PostgreSQL; once Redis is back, its
+/// reread fails on the database and is tried again until the database answers.
+async fn a_missed_deletion_is_reread_once_the_database_answers() {
+    let Some((redis, pg, a, b)) = b_behind_proxies().await else { return };
+    let alice = a.create_org().await.user("alice").await;
+    let general = create_channel(&a, &alice, "general", &[]).await;
+    let oops = id_of(&send(&a, &alice, &general, "oops").await);
+    let mut ws = WsClient::connect(&b, &alice).await;
+    let mut updates = ws.subscribe("updates", UPDATED, json!({ "room": general })).await;
+    updates.assert_nothing(QUIET).await;
+
+    redis.cut();
+    pg.cut();
+    a.ok(&alice, "mutation($id: ID!) { deleteMessage(messageId: $id) { id } }", json!({ "id": oops })).await;
+    updates.assert_nothing(Duration::from_secs(1)).await;
+    let retries = b.metric("parley_feed_retries_total").await;
+    redis.restore();
+    b.wait_for_metric_above("parley_feed_retries_total", retries, "B never retried its failed reread").await;
+    updates.assert_nothing(QUIET).await;
+    pg.restore();
+    let deleted = updates.next("messageUpdated").await;
+    assert_eq!((&deleted["id"], &deleted["body"]), (&json!(oops), &Value::Null), "{deleted}");
+    updates.assert_nothing(QUIET).await;
 }
 
 async fn room_updated_on_create_rename_join_archive(backend: Backend) {

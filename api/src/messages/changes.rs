@@ -5,9 +5,11 @@
 //! a batch at a time as the client consumes them: a deletion made while Redis was away still
 //! clears the body on every screen. Changes already delivered live come again in that reread;
 //! a frame carries the message's whole state, so a repeat changes nothing on screen, and
-//! resyncs are rare.
+//! resyncs are rare. Events queued before the resync may still come after the reread (the
+//! watcher reads its topics in turn): one no newer than what the reread delivered for its
+//! message is dropped, or it would put an older state back on screen.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -24,6 +26,9 @@ use crate::state::AppState;
 /// Rows read per database round trip while rereading.
 const REREAD_BATCH: u64 = 100;
 
+/// Most messages whose reread state a feed remembers, to drop older queued events.
+const REMEMBERED: usize = 1_000;
+
 /// Changes are stamped by the instance that made them, before they commit: a reread reaches
 /// this far back past the previous one, for another instance's clock and a slow commit.
 const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
@@ -37,11 +42,13 @@ struct ChangeFeed {
     /// either read then or is older than the feed.
     since: DateTime<Utc>,
     /// Where the reread under way stands.
-    reread: Option<ChangeCursor>,
+    cursor: Option<ChangeCursor>,
     /// The reread's last batch failed: it goes on at the watcher's `Retry`.
     reread_failed: bool,
     /// A resync's membership repair failed: the watcher's `Retry` resyncs again.
     resync_failed: bool,
+    /// The moment of the change the reread delivered, by message (up to `REMEMBERED`).
+    reread: HashMap<Uuid, DateTime<Utc>>,
     pending: VecDeque<MessageRecord>,
 }
 
@@ -59,9 +66,10 @@ pub async fn message_updated(
         viewer,
         watcher,
         since,
-        reread: None,
+        cursor: None,
         reread_failed: false,
         resync_failed: false,
+        reread: HashMap::new(),
         pending: VecDeque::new(),
     });
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|m| (m, feed)) }).boxed())
@@ -74,7 +82,7 @@ impl ChangeFeed {
                 return Some(message);
             }
             self.pending = VecDeque::new();
-            if let Some(cursor) = self.reread
+            if let Some(cursor) = self.cursor
                 && !self.reread_failed
             {
                 Box::pin(self.reread_from(cursor)).await;
@@ -83,7 +91,10 @@ impl ChangeFeed {
             match self.watcher.next().await? {
                 Watched::Room(_, envelope) => {
                     if let Event::MessageUpdated { message, .. } = &envelope.event {
-                        return Some(MessageRecord::from(message.as_ref()));
+                        let message = MessageRecord::from(message.as_ref());
+                        if self.is_news(&message) {
+                            return Some(message);
+                        }
                     }
                 }
                 Watched::User(envelope) => {
@@ -112,7 +123,8 @@ impl ChangeFeed {
     /// Events may have been lost: repair membership, then reread what changed. False when the
     /// one room of this feed is no longer readable.
     async fn resync(&mut self) -> bool {
-        self.resync_failed = false;
+        // A failed batch's retry was cancelled by this resync, which rereads anyway.
+        (self.resync_failed, self.reread_failed) = (false, false);
         let Some(repaired) = repair_or_retry(&self.state, &self.viewer, &mut self.watcher).await else {
             self.resync_failed = true;
             return true;
@@ -124,9 +136,20 @@ impl ChangeFeed {
         }
         // A reread still under way goes on from where it stands, if that is further back.
         let from = (self.since, Uuid::nil());
-        self.reread = Some(self.reread.map_or(from, |cursor| cursor.min(from)));
+        self.cursor = Some(self.cursor.map_or(from, |cursor| cursor.min(from)));
         self.since = Utc::now() - CLOCK_SKEW;
+        self.reread.clear();
         true
+    }
+
+    /// False for a live event no newer than what the reread delivered of its message.
+    fn is_news(&mut self, message: &MessageRecord) -> bool {
+        let Some(&reread) = self.reread.get(&message.id) else { return true };
+        let newer = message.deleted_at.or(message.edited_at).is_some_and(|changed| changed > reread);
+        if newer {
+            self.reread.remove(&message.id);
+        }
+        newer
     }
 
     /// Reads the next batch of changed messages from the database.
@@ -135,8 +158,15 @@ impl ChangeFeed {
         match service::changed_after(&self.state.store, &self.viewer, &rooms, cursor, REREAD_BATCH).await {
             Ok(rows) => {
                 let last = rows.last().and_then(|row| Some((row.deleted_at.or(row.edited_at)?, row.id)));
-                self.reread = last.filter(|_| rows.len() as u64 == REREAD_BATCH);
-                self.pending.extend(rows.into_iter().map(MessageRecord::from));
+                self.cursor = last.filter(|_| rows.len() as u64 == REREAD_BATCH);
+                for row in rows {
+                    if let Some(changed) = row.deleted_at.or(row.edited_at)
+                        && self.reread.len() < REMEMBERED
+                    {
+                        self.reread.insert(row.id, changed);
+                    }
+                    self.pending.push_back(MessageRecord::from(row));
+                }
             }
             Err(err) => {
                 tracing::warn!(?err, "rereading changed messages failed; retried");

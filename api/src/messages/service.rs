@@ -47,10 +47,7 @@ pub async fn edit(cx: &Ctx<'_>, id: Uuid, body: MessageBody) -> ApiResult<Messag
     let (before, after) = (parse(&message.body), parse(body.as_str()));
     let mentioned =
         mentions::resolve_edit(cx.app, (message.id, message.room_id), viewer.id, &before, &after).await?;
-    let mut active: messages::ActiveModel = message.into();
-    active.body = Set(body.into_string());
-    active.edited_at = Set(Some(Utc::now()));
-    save_change(cx, active, mentioned).await
+    save_change(cx, message, Change::Edit(body.into_string()), mentioned).await
 }
 
 #[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
@@ -64,25 +61,41 @@ pub async fn delete(cx: &Ctx<'_>, id: Uuid) -> ApiResult<MessageRecord> {
         return Ok(message.into());
     }
     access.require_writable()?;
-    let mut active: messages::ActiveModel = message.into();
-    active.deleted_at = Set(Some(Utc::now()));
-    save_change(cx, active, Vec::new()).await
+    save_change(cx, message, Change::Delete, Vec::new()).await
+}
+
+enum Change {
+    Edit(String),
+    Delete,
 }
 
 /// Stores an edit or deletion with whom the message now mentions (nobody once deleted), then
 /// announces it to the room.
 async fn save_change(
     cx: &Ctx<'_>,
-    change: messages::ActiveModel,
+    message: messages::Model,
+    change: Change,
     mentioned: Vec<Uuid>,
 ) -> ApiResult<MessageRecord> {
     let store = &cx.app.store;
     let tx = store.begin_write().await?;
-    let updated = change.update(&tx.txn).await?;
+    // Stamped once the write may go ahead: `messageUpdated`'s reread after a resync allows
+    // a change 2 s between its moment and its commit, and waiting for the pool or SQLite's
+    // write gate is not part of it.
+    let now = Utc::now();
+    let mut active: messages::ActiveModel = message.into();
+    match change {
+        Change::Edit(body) => {
+            active.body = Set(body);
+            active.edited_at = Set(Some(now));
+        }
+        Change::Delete => active.deleted_at = Set(Some(now)),
+    }
+    let updated = active.update(&tx.txn).await?;
     // An edit that waited for a deletion's lock finds the message deleted: it mentions nobody.
     let mentioned = if updated.deleted_at.is_some() { Vec::new() } else { mentioned };
     let message = (updated.id, updated.room_id, updated.seq);
-    mentions::write(&tx.txn, store, message, &mentioned, true, Utc::now()).await?;
+    mentions::write(&tx.txn, store, message, &mentioned, true, now).await?;
     tx.commit().await?;
     let record = MessageRecord::from(updated);
     let event = Event::MessageUpdated { message: Box::new(MessagePayload::from(&record)), mentioned };

@@ -141,8 +141,9 @@ pub async fn update_room(cx: &Ctx<'_>, room_id: Uuid, changes: RoomChanges) -> A
     if changes.topic.is_some() {
         room.topic = Set(topic_text(changes.topic)?);
     }
-    room.changed_at = Set(Some(Utc::now()));
     let tx = store.begin_write().await?;
+    // Stamped once the write may go ahead (see `roomUpdated`'s reread, `feed.rs`).
+    room.changed_at = Set(Some(Utc::now()));
     let updated = room.update(&tx.txn).await.conflict_on_unique(NAME_TAKEN)?;
     tx.commit().await?;
     cx.app.directory.room_changed(bus, room_id).await;
@@ -167,10 +168,10 @@ pub async fn archive_room(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model
         return Ok(access.room);
     }
     let mut room: rooms::ActiveModel = access.room.into();
+    let tx = store.begin_write().await?;
     let now = Utc::now();
     room.archived_at = Set(Some(now));
     room.changed_at = Set(Some(now));
-    let tx = store.begin_write().await?;
     let updated = room.update(&tx.txn).await?;
     tx.commit().await?;
     cx.app.directory.room_changed(bus, room_id).await;
