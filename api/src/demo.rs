@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::db::Store;
 use crate::rooms::membership;
+use crate::rooms::name::ChannelName;
 use crate::secrets;
 use crate::state::AppState;
 use crate::users::input::{DisplayName, EmailAddress, Handle};
@@ -190,7 +191,10 @@ fn room(
         org_id: Set(org_id),
         kind: Set(kind),
         name: Set(name.map(str::to_owned)),
-        name_key: Set(name.filter(|_| kind == RoomKind::Channel).map(str::to_lowercase)),
+        name_key: Set(name
+            .filter(|_| kind == RoomKind::Channel)
+            .and_then(|name| ChannelName::parse(name).ok())
+            .map(|name| name.key())),
         topic: Set(name.map(|_| "Company-wide announcements and chatter".to_owned())),
         visibility: Set(visibility),
         dm_key: Set(dm_key),

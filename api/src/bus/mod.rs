@@ -34,6 +34,11 @@ use uuid::Uuid;
 
 use hub::Hub;
 
+/// How far a feed's reread after a resync reaches back past its previous reread
+/// (`messageUpdated`, `roomUpdated`): a change is stamped by the instance that made it, by
+/// that instance's clock, and commits a little later.
+pub const REREAD_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
 #[derive(Clone)]
 pub struct EventBus {
     hub: Arc<Hub>,

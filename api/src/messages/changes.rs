@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::record::MessageRecord;
 use super::service::{self, ChangeCursor};
 use crate::auth::Viewer;
-use crate::bus::{Event, Scope, Watched, Watcher};
+use crate::bus::{Event, REREAD_OVERLAP, Scope, Watched, Watcher};
 use crate::error::ApiResult;
 use crate::rooms::watch::{repair_or_retry, watch};
 use crate::state::AppState;
@@ -28,10 +28,6 @@ const REREAD_BATCH: u64 = 100;
 
 /// Most messages whose reread state a feed remembers, to drop older queued events.
 const REMEMBERED: usize = 1_000;
-
-/// Changes are stamped by the instance that made them, before they commit: a reread reaches
-/// this far back past the previous one, for another instance's clock and a slow commit.
-const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 struct ChangeFeed {
     state: AppState,
@@ -58,7 +54,7 @@ pub async fn message_updated(
     room_id: Option<Uuid>,
 ) -> ApiResult<BoxStream<'static, MessageRecord>> {
     let scope = room_id.map_or(Scope::AllRooms, Scope::Room);
-    let since = Utc::now() - CLOCK_SKEW;
+    let since = Utc::now() - REREAD_OVERLAP;
     let watcher = watch(&state, &viewer, scope).await?;
     // Boxed, as `messageAdded`'s feed: an idle subscription holds one pointer in its stream.
     let feed = Box::new(ChangeFeed {
@@ -137,7 +133,7 @@ impl ChangeFeed {
         // A reread still under way goes on from where it stands, if that is further back.
         let from = (self.since, Uuid::nil());
         self.cursor = Some(self.cursor.map_or(from, |cursor| cursor.min(from)));
-        self.since = Utc::now() - CLOCK_SKEW;
+        self.since = Utc::now() - REREAD_OVERLAP;
         self.reread.clear();
         true
     }
@@ -145,7 +141,7 @@ impl ChangeFeed {
     /// False for a live event no newer than what the reread delivered of its message.
     fn is_news(&mut self, message: &MessageRecord) -> bool {
         let Some(&reread) = self.reread.get(&message.id) else { return true };
-        let newer = message.deleted_at.or(message.edited_at).is_some_and(|changed| changed > reread);
+        let newer = message.version().is_some_and(|changed| changed > reread);
         if newer {
             self.reread.remove(&message.id);
         }
@@ -157,15 +153,17 @@ impl ChangeFeed {
         let rooms = self.watcher.rooms();
         match service::changed_after(&self.state.store, &self.viewer, &rooms, cursor, REREAD_BATCH).await {
             Ok(rows) => {
-                let last = rows.last().and_then(|row| Some((row.deleted_at.or(row.edited_at)?, row.id)));
-                self.cursor = last.filter(|_| rows.len() as u64 == REREAD_BATCH);
-                for row in rows {
-                    if let Some(changed) = row.deleted_at.or(row.edited_at)
-                        && self.reread.len() < REMEMBERED
-                    {
-                        self.reread.insert(row.id, changed);
+                let full = rows.len() as u64 == REREAD_BATCH;
+                self.cursor = None;
+                for message in rows.into_iter().map(MessageRecord::from) {
+                    // Every row read has a version: the query reads changed messages only.
+                    if let Some(changed) = message.version() {
+                        self.cursor = Some((changed, message.id)).filter(|_| full);
+                        if self.reread.len() < REMEMBERED {
+                            self.reread.insert(message.id, changed);
+                        }
                     }
-                    self.pending.push_back(MessageRecord::from(row));
+                    self.pending.push_back(message);
                 }
             }
             Err(err) => {

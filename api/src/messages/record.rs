@@ -113,7 +113,7 @@ impl LiveMessage {
     pub fn version(&self) -> Option<DateTime<Utc>> {
         match self {
             Self::Event { message, .. } => message.deleted_at.or(message.edited_at),
-            Self::Stored(m) => m.deleted_at.or(m.edited_at),
+            Self::Stored(m) => m.version(),
         }
     }
 
@@ -129,6 +129,11 @@ impl LiveMessage {
 }
 
 impl MessageRecord {
+    /// What tells this message's versions apart: when it was deleted or last edited.
+    pub fn version(&self) -> Option<DateTime<Utc>> {
+        self.deleted_at.or(self.edited_at)
+    }
+
     pub fn is_deleted(&self) -> bool {
         self.deleted_at.is_some()
     }

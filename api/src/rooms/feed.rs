@@ -13,14 +13,10 @@ use super::service;
 use super::types::{RoomUpdate, RoomUpdateReason};
 use super::watch::{repair_or_retry, watch};
 use crate::auth::Viewer;
-use crate::bus::{ConversationChangePayload, Event, Scope, Watched, Watcher};
+use crate::bus::{ConversationChangePayload, Event, REREAD_OVERLAP, Scope, Watched, Watcher};
 use crate::error::ApiResult;
 use crate::state::AppState;
 use entity::rooms;
-
-/// Changes are stamped by the instance that made them, before they commit: a reread reaches
-/// this far back past the previous one, for another instance's clock and a slow commit.
-const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 struct RoomFeed {
     state: AppState,
@@ -36,7 +32,7 @@ struct RoomFeed {
 }
 
 pub async fn room_updates(state: AppState, viewer: Viewer) -> ApiResult<BoxStream<'static, RoomUpdate>> {
-    let since = Utc::now() - CLOCK_SKEW;
+    let since = Utc::now() - REREAD_OVERLAP;
     let watcher = watch(&state, &viewer, Scope::AllRooms).await?;
     let feed = RoomFeed { state, viewer, watcher, since, reread_from: None, pending: VecDeque::new() };
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|u| (u, feed)) }).boxed())
@@ -68,7 +64,7 @@ impl RoomFeed {
                 Watched::Resync => {
                     let from = self.reread_from.map_or(self.since, |from| from.min(self.since));
                     self.reread_from = Some(from);
-                    self.since = Utc::now() - CLOCK_SKEW;
+                    self.since = Utc::now() - REREAD_OVERLAP;
                     self.resync().await;
                 }
                 Watched::Retry => self.resync().await,
