@@ -6,7 +6,7 @@
 //! (`sqlite::…`) and against PostgreSQL + Redis (`postgres::…`, skipped with
 //! one notice on stderr unless `PARLEY_TEST_DATABASE_URL` and
 //! `PARLEY_TEST_REDIS_URL` are set; `PARLEY_TEST_REQUIRE_BACKENDS=1` turns the
-//! skip into a failure). `cross_instance`, `outages` and `faults` run on
+//! skip into a failure). `cross_instance`, `membership_order`, `outages` and `faults` run on
 //! PostgreSQL + Redis only (`postgres_redis::…`); `outages` and `faults` start
 //! a PostgreSQL or a Redis of their own to stop.
 
@@ -30,6 +30,7 @@ mod introspection;
 mod keyset_paging;
 mod later;
 mod live_path;
+mod membership_order;
 mod mentions;
 mod message_edits;
 mod messages;

@@ -25,7 +25,7 @@ pub use event::{
 pub use hub::{BusItem, TopicGuard, TopicStream, TopicSubscription};
 pub use link::RedisLink;
 pub use retry::Retry;
-pub use watcher::{Scope, Watched, Watcher};
+pub use watcher::{MembershipCheck, Scope, Watched, Watcher};
 
 use std::sync::Arc;
 

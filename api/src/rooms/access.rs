@@ -116,6 +116,19 @@ pub async fn writable(
     access.require_member()
 }
 
+/// Whether a user is a member of a room (not deleted): [`member_room_ids`] for one room.
+pub async fn is_member(store: &Store, user_id: Uuid, room_id: Uuid) -> ApiResult<bool> {
+    let row = store
+        .db
+        .query_one_raw(store.stmt(
+            "SELECT 1 AS member FROM room_members rm JOIN rooms r ON r.id = rm.room_id \
+             WHERE rm.user_id = $1 AND rm.room_id = $2 AND r.deleted_at IS NULL",
+            vec![user_id.into(), room_id.into()],
+        ))
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Ids of the rooms a user is a member of (not deleted).
 pub async fn member_room_ids(store: &Store, user_id: Uuid) -> ApiResult<Vec<Uuid>> {
     let rows = store

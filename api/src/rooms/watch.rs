@@ -6,11 +6,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::access;
 use crate::auth::Viewer;
-use crate::bus::{Envelope, Event, Scope, Watched, Watcher};
+use crate::bus::{Envelope, Event, MembershipCheck, Scope, Watched, Watcher};
 use crate::error::{ApiResult, found};
 use crate::state::AppState;
 
@@ -21,7 +22,7 @@ pub async fn watch(state: &AppState, viewer: &Viewer, scope: Scope) -> ApiResult
         access::readable(&state.store, viewer, room_id).await?;
     }
     // The user topic first, so a membership change after the read below arrives as an event.
-    let mut watcher = Watcher::start(&state.bus, viewer.id, scope).await;
+    let mut watcher = Watcher::start(&state.bus, viewer.id, scope, Box::new(state.clone())).await;
     let rooms = match scope {
         Scope::Room(room_id) => vec![room_id],
         Scope::AllRooms => access::member_room_ids(&state.store, viewer.id).await?,
@@ -30,6 +31,20 @@ pub async fn watch(state: &AppState, viewer: &Viewer, scope: Scope) -> ApiResult
         watcher.follow(room_id).await;
     }
     Ok(watcher)
+}
+
+/// The database's answer to a watcher about to apply a membership event.
+#[async_trait]
+impl MembershipCheck for AppState {
+    async fn is_member(&self, user_id: Uuid, room_id: Uuid) -> Option<bool> {
+        match access::is_member(&self.store, user_id, room_id).await {
+            Ok(member) => Some(member),
+            Err(err) => {
+                tracing::warn!(?err, "membership check failed; resynced");
+                None
+            }
+        }
+    }
 }
 
 /// What changed while events may have been lost.

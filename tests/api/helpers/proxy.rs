@@ -1,6 +1,8 @@
 //! A TCP proxy a test can cut: one server loses its link to a dependency (Redis, say) while
-//! the other servers still reach it, as when one host's network fails.
+//! the other servers still reach it, as when one host's network fails. Or hold: what the
+//! server sends waits in the proxy until released, as on a slow link.
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,6 +25,7 @@ pub struct CuttableProxy {
     /// On 127.0.0.1: put it in a URL in place of the target's address.
     pub port: u16,
     cut: watch::Sender<bool>,
+    held: watch::Sender<bool>,
     accepting: JoinHandle<()>,
 }
 
@@ -44,23 +47,37 @@ impl CuttableProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
         let port = listener.local_addr().expect("the proxy's address").port();
         let (cut, cut_rx) = watch::channel(false);
+        let (held, held_rx) = watch::channel(false);
         let target = target.to_owned();
         let accepting = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if *cut_rx.borrow() {
                     continue; // closed at once while cut
                 }
-                let (target, mut cut_rx) = (target.clone(), cut_rx.clone());
+                let (target, mut cut_rx, held_rx) = (target.clone(), cut_rx.clone(), held_rx.clone());
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
+                    let Ok(outbound) = TcpStream::connect(&target).await else { return };
+                    let (mut from_server, mut to_server) = outbound.into_split();
+                    let (mut from_client, mut to_client) = inbound.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = forward_unless_held(&mut from_client, &mut to_server, held_rx) => {}
+                        _ = tokio::io::copy(&mut from_server, &mut to_client) => {}
                         _ = cut_rx.wait_for(|cut| *cut) => {}
                     }
                 });
             }
         });
-        CuttableProxy { port, cut, accepting }
+        CuttableProxy { port, cut, held, accepting }
+    }
+
+    /// Holds what the server sends (its commands) until [`Self::release`]; the connections
+    /// stay open.
+    pub fn hold(&self) {
+        let _ = self.held.send(true);
+    }
+
+    pub fn release(&self) {
+        let _ = self.held.send(false);
     }
 
     /// Closes every forwarded connection, and new ones as they come, until [`Self::restore`].
@@ -77,5 +94,22 @@ impl Drop for CuttableProxy {
     fn drop(&mut self) {
         self.accepting.abort();
         self.cut();
+    }
+}
+
+/// Copies `from` to `to`, each chunk waiting while the proxy is held.
+async fn forward_unless_held(
+    from: &mut (impl AsyncReadExt + Unpin),
+    to: &mut (impl AsyncWriteExt + Unpin),
+    mut held: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut chunk = vec![0; 16 * 1024];
+    loop {
+        let read = from.read(&mut chunk).await?;
+        if read == 0 {
+            return Ok(());
+        }
+        let _ = held.wait_for(|held| !*held).await;
+        to.write_all(&chunk[..read]).await?;
     }
 }
