@@ -222,7 +222,7 @@ async fn a_role_change_missed_during_a_redis_outage_still_reconnects_sockets() {
 
 /// Instances A and B on a Redis of their own (no other test's resync notice may repair B
 /// before A's does), A through a proxy the test cuts to lose A's publishes.
-async fn a_cut_off_and_b() -> (PrivateRedis, CuttableProxy, TestApp, TestApp) {
+pub(crate) async fn a_cut_off_and_b() -> (PrivateRedis, CuttableProxy, TestApp, TestApp) {
     let private = PrivateRedis::start().await;
     let (redis, via_proxy) = CuttableProxy::in_front_of(&private.url, 6379).await;
     let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", via_proxy.as_str())]).await;
@@ -303,7 +303,7 @@ async fn changes_their_instance_could_not_publish_still_reach_message_updated() 
 }
 
 /// What else comes within `QUIET`: each result the same as the one seen of its `key`.
-async fn assert_only_repeats(
+pub(crate) async fn assert_only_repeats(
     subscription: &mut Subscription,
     field: &str,
     key: &str,

@@ -1,7 +1,8 @@
 //! Subscriptions to changes other than new messages: `unreadCountChanged`
 //! through every kind of change, `messageUpdated` on edits and deletions (also those a
 //! lagging client's buffer let go, and those an instance missed while its database did not
-//! answer), and `roomUpdated` on create, rename, membership, join and archive.
+//! answer; what it rereads then starts where the loss began), and `roomUpdated` on create,
+//! rename, membership, join and archive.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use crate::helpers::api::{create_channel, create_private_channel, id_of, mark_re
 use crate::helpers::proxy::b_behind_proxies;
 use crate::helpers::ws::{WsClient, slow_reader};
 use crate::helpers::{Backend, QUIET, WAIT, spawn_app};
+use crate::outages::{a_cut_off_and_b, assert_only_repeats};
 
 backend_tests!(
     unread_count_changed_follows_every_change,
@@ -22,7 +24,10 @@ backend_tests!(
     room_updated_on_create_rename_join_archive,
 );
 
-pg_test!(a_missed_deletion_is_reread_once_the_database_answers,);
+pg_test!(
+    a_missed_deletion_is_reread_once_the_database_answers,
+    the_reread_after_an_outage_starts_where_the_loss_began,
+);
 
 const UNREAD: &str = "subscription { unreadCountChanged { roomId unreadCount unreadTotal seq } }";
 const UPDATED: &str = "subscription($room: ID) { messageUpdated(roomId: $room) { id seq body editedAt deletedAt room { id } } }";
@@ -209,6 +214,38 @@ async fn a_missed_deletion_is_reread_once_the_database_answers() {
     let deleted = updates.next("messageUpdated").await;
     assert_eq!((&deleted["id"], &deleted["body"]), (&json!(oops), &Value::Null), "{deleted}");
     updates.assert_nothing(QUIET).await;
+}
+
+/// Bob's edit reached Bob's `messageUpdated` live; seconds later Alice's deletion is lost
+/// (A cut off from Redis). A's notice says when its loss began, and B rereads from there: the
+/// deletion, not the edit made before (a subscription open for days would reread days).
+async fn the_reread_after_an_outage_starts_where_the_loss_began() {
+    let (_private, redis, a, b) = a_cut_off_and_b().await;
+    let org = a.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let general = create_channel(&a, &alice, "general", &[&bob]).await;
+    let typo = id_of(&send(&b, &bob, &general, "tpyo").await);
+    let oops = id_of(&send(&a, &alice, &general, "oops").await);
+    let mut ws = WsClient::connect(&b, &bob).await;
+    let mut updates = ws.subscribe("updates", UPDATED, json!({})).await;
+    updates.assert_nothing(QUIET).await;
+    let edit = "mutation($input: EditMessageInput!) { editMessage(input: $input) { id } }";
+    b.ok(&bob, edit, json!({ "input": { "messageId": typo, "body": "typo" } })).await;
+    assert_eq!(updates.next("messageUpdated").await["body"], "typo");
+    // Further back than the reread's overlap (`REREAD_OVERLAP`, 2 s).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    redis.cut();
+    a.ok(&alice, "mutation($id: ID!) { deleteMessage(messageId: $id) { id } }", json!({ "id": oops })).await;
+    updates.assert_nothing(QUIET).await;
+    redis.restore();
+    let deleted = updates.next("messageUpdated").await;
+    assert_eq!(
+        (&deleted["id"], &deleted["body"]),
+        (&json!(oops), &Value::Null),
+        "only the deletion: {deleted}"
+    );
+    assert_only_repeats(&mut updates, "messageUpdated", "id", [deleted]).await;
 }
 
 async fn room_updated_on_create_rename_join_archive(backend: Backend) {

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::BroadcastStream;
@@ -21,12 +22,18 @@ use super::event::{Envelope, Topic};
 const ROOM_TOPIC_CAPACITY: usize = 128;
 const USER_TOPIC_CAPACITY: usize = 16;
 
+/// From when events may have been lost: none published before this moment was, by the clock
+/// of the instance that knows. `None`: unknown, so at any time. (`None` sorts first, so the
+/// `min` of two is the earlier.)
+pub type LostAfter = Option<DateTime<Utc>>;
+
 /// What a subscriber receives.
 #[derive(Debug, Clone)]
 pub enum BusItem {
     Event(Arc<Envelope>),
-    /// Events may have been missed (bus reconnect or local lag): reread from the database.
-    Resync,
+    /// Events may have been missed (a bus reconnect, another instance's lost publishes):
+    /// reread from the database what changed after the moment given.
+    Resync(LostAfter),
 }
 
 /// Asks the Redis subscriber task to follow or drop a channel; the task sets `ready` once
@@ -72,10 +79,11 @@ impl Hub {
         }
     }
 
-    /// Tells every local subscriber that events may have been missed.
-    pub fn resync_all(&self) {
+    /// Tells every local subscriber that events published after `lost_after` may have been
+    /// missed.
+    pub fn resync_all(&self, lost_after: LostAfter) {
         for slot in self.topics().values() {
-            let _ = slot.sender.send(BusItem::Resync);
+            let _ = slot.sender.send(BusItem::Resync(lost_after));
         }
     }
 

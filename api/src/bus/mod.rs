@@ -15,6 +15,7 @@ mod event;
 mod hub;
 mod link;
 mod redis;
+mod reread;
 mod retry;
 mod watcher;
 
@@ -22,8 +23,9 @@ pub use event::{
     AttachmentPayload, ConversationChangePayload, ConversationPayload, Envelope, Event, MembershipChange,
     MessagePayload, ReminderPayload, RoomChange, RoomPayload, Topic, UserPayload,
 };
-pub use hub::{BusItem, TopicGuard, TopicStream, TopicSubscription};
+pub use hub::{BusItem, LostAfter, TopicGuard, TopicStream, TopicSubscription};
 pub use link::RedisLink;
+pub use reread::{REREAD_OVERLAP, RereadWindow};
 pub use retry::Retry;
 pub use watcher::{MembershipCheck, Scope, Watched, Watcher};
 
@@ -33,11 +35,6 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use hub::Hub;
-
-/// How far a feed's reread after a resync reaches back past its previous reread
-/// (`messageUpdated`, `roomUpdated`): a change is stamped by the instance that made it, by
-/// that instance's clock, and commits a little later.
-pub const REREAD_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 #[derive(Clone)]
 pub struct EventBus {

@@ -4,30 +4,34 @@
 //!
 //! Redis pub/sub is at-most-once: whatever is published while the subscriber connection is
 //! down is lost. So after every reconnect the task resubscribes all live topics and tells
-//! every local subscriber to `Resync` from the database.
+//! every local subscriber to `Resync` from the database, with the moment the link was last
+//! known to work (the last ping sent that Redis answered): nothing published before it was
+//! lost, so feeds that reread by time reread no further back than that.
 //!
 //! Publishes go through the instance's `RedisLink`, which returns at once while Redis is
 //! known to be down. What this instance could not publish, no other instance knows it
 //! missed: its link may never have dropped. So the first lost publish of an outage starts a
 //! task that, once Redis answers, publishes this instance's id on `RESYNC_CHANNEL`, which
-//! every instance follows; each other instance then resyncs its subscribers, as after its
-//! own reconnect (half a second later, so that the notices of several instances back from
-//! one outage share a resync). Usually one notice per outage, however many publishes it
-//! lost; at most about one a second from a flapping link. Instances of a release before the
-//! notice neither send nor follow it.
+//! every instance follows, with the moment its earliest unreported lost publish began; each
+//! other instance then resyncs its subscribers, as after its own reconnect (half a second
+//! later, so that the notices of several instances back from one outage share a resync).
+//! Usually one notice per outage, however many publishes it lost; at most about one a second
+//! from a flapping link. Instances of a release before the notice neither send nor follow it;
+//! a notice without its moment (from the release that introduced the notice) resyncs as one
+//! whose loss may have begun at any time.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::PubSubSink;
 use tokio::sync::{mpsc, watch};
 
 use super::event::{ENVELOPE_VERSION, Envelope, Topic};
-use super::hub::{Command, Hub};
+use super::hub::{Command, Hub, LostAfter};
 use super::link::{Backoff, RedisLink};
 
 /// How long a Redis command may take before the connection counts as dead.
@@ -35,8 +39,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the idle subscriber connection proves it is alive (a half-open TCP connection
 /// would otherwise look like a quiet one forever).
 const PING_EVERY: Duration = Duration::from_secs(10);
-/// Where an instance that lost publishes tells the others to resync (payload: its id), in the
-/// deployment's namespace. Outside `Topic`: every instance follows it for its whole life,
+/// Where an instance that lost publishes tells the others to resync (payload: its id, a space,
+/// and the moment its loss began in microseconds since the epoch), in the deployment's
+/// namespace. Outside `Topic`: every instance follows it for its whole life,
 /// whatever its subscribers.
 const RESYNC_CHANNEL: &str = "resync";
 /// How long after a notice the subscribers resync: notices that come meanwhile share it.
@@ -50,8 +55,9 @@ pub struct RedisTransport {
     client: redis::Client,
     link: RedisLink,
     instance_id: uuid::Uuid,
-    /// Set from a lost publish until a resync notice goes out for it.
-    lost: Arc<AtomicBool>,
+    /// From a lost publish until a resync notice goes out for it: the moment the earliest
+    /// such publish began.
+    lost: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
 
 /// The receiving end of the hub's commands, handed to the subscriber task.
@@ -75,7 +81,7 @@ impl RedisTransport {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
         let link = RedisLink::connect(client.clone(), namespace).await?;
         let (sender, receiver) = mpsc::unbounded_channel();
-        let lost = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(Mutex::new(None));
         Ok((Self { client, link, instance_id, lost }, Commands { sender, receiver }))
     }
 
@@ -90,12 +96,24 @@ impl RedisTransport {
             Ok(payload) => payload,
             Err(err) => return tracing::error!(%err, "cannot encode bus event"),
         };
+        // Before the send: the change was stamped before this, so a reread from here (less
+        // `REREAD_OVERLAP`, for a slow commit) finds it.
+        let began = Utc::now();
         if !self.send(topic.channel_name(self.link.namespace()), payload).await {
             metrics::counter!("parley_bus_publish_errors_total").increment(1);
-            if !self.lost.swap(true, Ordering::AcqRel) {
+            if self.note_lost(began) {
                 tokio::spawn(self.clone().tell_others_to_resync());
             }
         }
+    }
+
+    /// Adds a lost publish that began at `began` to the next notice; true when no notice was
+    /// pending, and one must be started.
+    fn note_lost(&self, began: DateTime<Utc>) -> bool {
+        let mut lost = self.lost.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let first = lost.is_none();
+        *lost = Some(lost.map_or(began, |earliest| earliest.min(began)));
+        first
     }
 
     async fn send(&self, channel: String, payload: Vec<u8>) -> bool {
@@ -110,15 +128,17 @@ impl RedisTransport {
         let mut backoff = Backoff::default();
         tokio::time::sleep(NOTICE_DELAY).await;
         loop {
-            // Cleared before the notice: a publish lost after it starts another notice.
-            self.lost.store(false, Ordering::Release);
-            let notice = self.instance_id.to_string().into_bytes();
-            if self.send(self.link.key(RESYNC_CHANNEL), notice).await {
+            // Taken before the notice: a publish lost after it starts another notice.
+            let taken = self.lost.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+            let Some(began) = taken else { return };
+            let notice = format!("{} {}", self.instance_id, began.timestamp_micros());
+            if self.send(self.link.key(RESYNC_CHANNEL), notice.into_bytes()).await {
                 metrics::counter!("parley_bus_resync_notices_total").increment(1);
                 return tracing::info!("told the other instances to resync: this one lost publishes");
             }
-            // Set again, unless a publish lost meanwhile set it and started a notice of its own.
-            if self.lost.swap(true, Ordering::AcqRel) {
+            // Put back; if a publish lost meanwhile started a notice of its own, that one
+            // carries this one's moment too.
+            if !self.note_lost(began) {
                 return;
             }
             tokio::time::sleep(backoff.next_delay()).await;
@@ -155,48 +175,60 @@ async fn subscriber_loop(
 ) {
     let namespace = channels.namespace.as_str();
     let mut backoff = Backoff::default();
-    let mut connected_before = false;
+    // The last moment the link was known to work: what was published before it reached this
+    // instance. None before the first connect (subscribers then reread from their start).
+    let mut worked_at: Option<DateTime<Utc>> = None;
     loop {
         match tokio::time::timeout(COMMAND_TIMEOUT, client.get_async_pubsub()).await {
             Ok(Ok(pubsub)) => {
                 backoff = Backoff::default();
                 let (mut sink, mut stream) = pubsub.split();
                 let mut followed = HashSet::new();
+                // Taken before the subscribes: anything published after it reaches this
+                // instance, once subscribed, or is reread in the resync below.
+                let subscribing_at = Utc::now();
                 let follow = tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(&channels.resync));
                 let mut ok = matches!(follow.await, Ok(Ok(())));
                 for topic in hub.active_topics() {
                     ok = ok && subscribe(&mut sink, namespace, &topic).await;
                     followed.insert(topic);
                 }
-                if connected_before {
+                if worked_at.is_some() {
                     metrics::counter!("parley_bus_reconnects_total").increment(1);
                     tracing::info!("bus reconnected; subscribers resync from the database");
                 }
                 // Also on the first connect: subscribers told `ready` while Redis was not yet
                 // reachable may have missed events.
-                hub.resync_all();
-                connected_before = true;
+                hub.resync_all(worked_at);
+                worked_at = Some(subscribing_at);
                 let mut ping = tokio::time::interval(PING_EVERY);
-                // When to resync for other instances' notices: they come spread over a second
-                // or two after a Redis outage, and one resync answers them all.
-                let mut resync_at: Option<tokio::time::Instant> = None;
+                // When to resync for other instances' notices, and from when: they come
+                // spread over a second or two after a Redis outage, and one resync answers
+                // them all.
+                let mut notices: Option<(tokio::time::Instant, LostAfter)> = None;
                 while ok {
+                    let resync_at = notices.map(|(at, _)| at);
                     tokio::select! {
                         _ = shutdown.changed() => return,
                         () = tokio::time::sleep_until(resync_at.unwrap_or_else(tokio::time::Instant::now)),
                             if resync_at.is_some() =>
                         {
-                            resync_at = None;
+                            let lost_after = notices.take().and_then(|(_, lost_after)| lost_after);
                             metrics::counter!("parley_bus_notice_resyncs_total").increment(1);
                             tracing::info!("another instance lost publishes; subscribers resync from the database");
-                            hub.resync_all();
+                            hub.resync_all(lost_after);
                         }
                         _ = ping.tick() => {
+                            let sent_at = Utc::now();
                             let pong = tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await;
                             ok = matches!(pong, Ok(Ok(_)));
+                            // What was published before the ping came before its answer.
+                            if ok {
+                                worked_at = Some(sent_at);
+                            }
                         }
                         message = stream.next() => match message {
-                            Some(message) => dispatch(&hub, &channels, &message, &mut resync_at),
+                            Some(message) => dispatch(&hub, &channels, &message, &mut notices),
                             None => break,
                         },
                         command = commands.recv() => match command {
@@ -252,13 +284,17 @@ fn dispatch(
     hub: &Hub,
     channels: &Channels,
     message: &redis::Msg,
-    resync_at: &mut Option<tokio::time::Instant>,
+    notices: &mut Option<(tokio::time::Instant, LostAfter)>,
 ) {
     if message.get_channel_name() == channels.resync {
         // Our subscribers may have missed what that instance could not publish. Later than
         // the notice, never earlier, so answering after a pause loses nothing.
-        if message.get_payload_bytes() != hub.instance_id().to_string().as_bytes() {
-            resync_at.get_or_insert_with(|| tokio::time::Instant::now() + RESYNC_PAUSE);
+        let (origin, lost_after) = parse_notice(message.get_payload_bytes());
+        if origin != Some(hub.instance_id()) {
+            let resync_at = tokio::time::Instant::now() + RESYNC_PAUSE;
+            // `None` (unknown) is the earliest: `Option`'s order puts it first.
+            *notices =
+                Some(notices.map_or((resync_at, lost_after), |(at, earlier)| (at, earlier.min(lost_after))));
         }
         return;
     }
@@ -273,5 +309,32 @@ fn dispatch(
     // Our own events were delivered locally at publish time.
     if envelope.v == ENVELOPE_VERSION && envelope.origin != hub.instance_id() {
         hub.deliver(&topic, Arc::new(envelope));
+    }
+}
+
+/// A resync notice's sender and the moment its loss began (`None` from the release that sent
+/// only its id, or if garbled: then the loss may have begun at any time).
+fn parse_notice(payload: &[u8]) -> (Option<uuid::Uuid>, LostAfter) {
+    let text = String::from_utf8_lossy(payload);
+    let mut parts = text.split(' ');
+    let origin = parts.next().and_then(|id| id.parse().ok());
+    let lost_after =
+        parts.next().and_then(|micros| micros.parse().ok()).and_then(DateTime::from_timestamp_micros);
+    (origin, lost_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_says_who_lost_publishes_and_from_when() {
+        let (id, began) = (uuid::Uuid::now_v7(), Utc::now());
+        let notice = format!("{id} {}", began.timestamp_micros());
+        let micros = DateTime::from_timestamp_micros(began.timestamp_micros());
+        assert_eq!(parse_notice(notice.as_bytes()), (Some(id), micros));
+        // The release that introduced notices sent the id alone.
+        assert_eq!(parse_notice(id.to_string().as_bytes()), (Some(id), None));
+        assert_eq!(parse_notice(b"garbled"), (None, None));
     }
 }

@@ -11,15 +11,19 @@
 //! it never drops one.
 
 use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::Utc;
 use futures_util::FutureExt;
 use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use uuid::Uuid;
 
-use super::hub::{BusItem, TopicStream};
+use super::hub::{BusItem, LostAfter, TopicStream};
 use super::retry::Retry;
 use super::{Envelope, Event, EventBus, Topic};
 
@@ -45,8 +49,9 @@ pub enum Watched {
     /// An event of a room's topic or of its signals topic.
     Room(Uuid, Arc<Envelope>),
     User(Arc<Envelope>),
-    /// Events may have been missed: reread state from the database.
-    Resync,
+    /// Events published after the moment given may have been missed: reread state from the
+    /// database.
+    Resync(LostAfter),
     /// Asked for with [`Watcher::retry_later`]: read again what failed.
     Retry,
 }
@@ -59,6 +64,31 @@ enum Applied {
     Stale,
     /// The database did not answer: the watcher resyncs.
     Unknown,
+}
+
+/// Waits for the next item of a followed topic, or for a retry; `None` once the user topic is
+/// closed (the bus shut down).
+async fn wait(
+    user: &mut TopicStream,
+    retry: &mut Retry,
+    streams: &mut StreamMap<Key, TopicStream>,
+) -> Option<Woken> {
+    Some(tokio::select! {
+        // The user topic first: when a removal from a room and that room's later messages are
+        // both waiting, the removal must win, and StreamMap starts each poll at a random
+        // stream. All three are cancel-safe: the retry is kept, and no stream loses an item.
+        biased;
+        item = user.next() => Woken::Item(Key::User, item?),
+        () = retry.due() => Woken::Retry,
+        // An empty StreamMap answers `None` at once: no room followed yet.
+        Some((key, item)) = streams.next(), if !streams.is_empty() => Woken::Item(key, item),
+    })
+}
+
+/// What woke a waiting watcher.
+enum Woken {
+    Item(Key, Result<BusItem, BroadcastStreamRecvError>),
+    Retry,
 }
 
 /// Which followed topic an event came from.
@@ -83,6 +113,9 @@ pub struct Watcher {
     backlog: VecDeque<(Key, Arc<Envelope>)>,
     /// A retry asked for by the feed after a failed read.
     retry: Retry,
+    /// The last moment the watcher found none of its topics with an event waiting: a lag
+    /// lost only events published after it.
+    caught_up_at: LostAfter,
 }
 
 impl Watcher {
@@ -104,6 +137,7 @@ impl Watcher {
             streams: StreamMap::new(),
             backlog: VecDeque::new(),
             retry: Retry::default(),
+            caught_up_at: None,
         }
     }
 
@@ -158,26 +192,33 @@ impl Watcher {
             let (key, envelope) = match self.backlog.pop_front() {
                 Some(event) => event,
                 None => {
-                    let item = tokio::select! {
-                        // The user topic first: when a removal from a room and that room's
-                        // later messages are both waiting, the removal must win, and StreamMap
-                        // starts each poll at a random stream. All three are cancel-safe: the
-                        // retry is kept, and no stream loses an item.
-                        biased;
-                        item = self.user.next() => (Key::User, item?),
-                        () = self.retry.due() => return Some(Watched::Retry),
-                        // An empty StreamMap answers `None` at once: no room followed yet.
-                        Some(item) = self.streams.next(), if !self.streams.is_empty() => item,
-                    };
-                    match item {
-                        (key, Ok(BusItem::Event(envelope))) => (key, envelope),
-                        // Lagged behind the topic's buffer, or the bus reconnected.
-                        (_, item @ (Ok(BusItem::Resync) | Err(_))) => {
-                            if item.is_err() {
-                                // A slow reader: it catches up from the database, nobody waits.
-                                metrics::counter!("parley_subscription_lagged_total").increment(1);
+                    let woken = {
+                        let caught_up_at = &mut self.caught_up_at;
+                        let mut waiting = pin!(wait(&mut self.user, &mut self.retry, &mut self.streams));
+                        poll_fn(|cx| {
+                            let poll = waiting.as_mut().poll(cx);
+                            // Not when the task's scheduling budget ran out: a topic then
+                            // answers `Pending` with events waiting. Read just after the
+                            // poll: an event published in between is within
+                            // `REREAD_OVERLAP` of it.
+                            if poll.is_pending() && tokio::task::coop::has_budget_remaining() {
+                                *caught_up_at = Some(Utc::now());
                             }
-                            return Some(self.resync());
+                            poll
+                        })
+                        .await
+                    };
+                    match woken? {
+                        Woken::Retry => return Some(Watched::Retry),
+                        Woken::Item(key, Ok(BusItem::Event(envelope))) => (key, envelope),
+                        // The bus reconnected, or another instance lost publishes.
+                        Woken::Item(_, Ok(BusItem::Resync(lost_after))) => {
+                            return Some(self.resync(lost_after));
+                        }
+                        Woken::Item(_, Err(_)) => {
+                            // A slow reader: it catches up from the database, nobody waits.
+                            metrics::counter!("parley_subscription_lagged_total").increment(1);
+                            return Some(self.resync(self.caught_up_at));
                         }
                     }
                 }
@@ -193,7 +234,8 @@ impl Watcher {
                         match Box::pin(self.apply_membership(room_id, change.is_member())).await {
                             Applied::Current => {}
                             Applied::Stale => continue,
-                            Applied::Unknown => return Some(self.resync()),
+                            // Nothing was lost: the resync's repair reads membership again.
+                            Applied::Unknown => return Some(self.resync(Some(Utc::now()))),
                         }
                     }
                     return Some(Watched::User(envelope));
@@ -231,164 +273,35 @@ impl Watcher {
         Applied::Current
     }
 
-    /// Events may have been missed: one database reread covers them, whatever a pending retry
-    /// was for.
-    fn resync(&mut self) -> Watched {
-        self.coalesce_resyncs();
+    /// Events published after `lost_after` may have been missed: one database reread covers
+    /// them, whatever a pending retry was for.
+    fn resync(&mut self, lost_after: LostAfter) -> Watched {
+        let lost_after = self.coalesce_resyncs(lost_after);
         self.retry.cancel();
-        Watched::Resync
+        Watched::Resync(lost_after)
     }
 
     /// A reconnect sends a resync down every followed topic at once; one database reread
-    /// covers them all. Events already waiting are kept, to be yielded after the resync
-    /// (feeds ignore what they already have, by seq).
-    fn coalesce_resyncs(&mut self) {
+    /// covers them all, from the earliest moment any of them gives. Events already waiting are
+    /// kept, to be yielded after the resync (feeds ignore what they already have, by seq).
+    fn coalesce_resyncs(&mut self, mut lost_after: LostAfter) -> LostAfter {
+        let mut waiting = Vec::new();
         while let Some(Some(item)) = self.user.next().now_or_never() {
-            if let Ok(BusItem::Event(envelope)) = item {
-                self.backlog.push_back((Key::User, envelope));
+            waiting.push((Key::User, item));
+        }
+        while let Some(Some(item)) = self.streams.next().now_or_never() {
+            waiting.push(item);
+        }
+        for (key, item) in waiting {
+            match item {
+                Ok(BusItem::Event(envelope)) => self.backlog.push_back((key, envelope)),
+                Ok(BusItem::Resync(also)) => lost_after = lost_after.min(also),
+                Err(_) => lost_after = lost_after.min(self.caught_up_at),
             }
         }
-        while let Some(Some((key, item))) = self.streams.next().now_or_never() {
-            if let Ok(BusItem::Event(envelope)) = item {
-                self.backlog.push_back((key, envelope));
-            }
-        }
+        lost_after
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use tokio::time::{Instant, timeout};
-
-    use super::*;
-    use crate::bus::{MembershipChange, RoomChange};
-
-    /// A room-less user event, as a read on another device sends.
-    fn user_event() -> Event {
-        Event::MuteChanged { room_id: Uuid::now_v7() }
-    }
-
-    /// The database's answer to every membership check: member or not, or no answer.
-    struct Answer(Option<bool>);
-
-    #[async_trait]
-    impl MembershipCheck for Answer {
-        async fn is_member(&self, _: Uuid, _: Uuid) -> Option<bool> {
-            self.0
-        }
-    }
-
-    async fn start(bus: &EventBus, viewer: Uuid, answer: Option<bool>) -> Watcher {
-        Watcher::start(bus, viewer, Scope::AllRooms, Box::new(Answer(answer))).await
-    }
-
-    fn membership(room_id: Uuid, change: MembershipChange) -> Event {
-        Event::MembershipChanged { room_id, change, seq: 1 }
-    }
-
-    #[tokio::test]
-    async fn a_retry_comes_once_after_a_backoff_while_events_keep_flowing() {
-        let bus = EventBus::in_process();
-        let viewer = Uuid::now_v7();
-        let mut watcher = start(&bus, viewer, Some(true)).await;
-        let asked = Instant::now();
-        watcher.retry_later();
-        watcher.retry_later();
-        bus.publish(Topic::User(viewer), user_event()).await;
-
-        assert!(matches!(watcher.next().await, Some(Watched::User(_))), "the event does not wait");
-        assert!(matches!(watcher.next().await, Some(Watched::Retry)));
-        assert!(asked.elapsed() >= Duration::from_millis(25), "after the backoff: {:?}", asked.elapsed());
-        assert!(
-            timeout(Duration::from_millis(200), watcher.next()).await.is_err(),
-            "one retry, however often asked"
-        );
-    }
-
-    /// A removal published before the room's next event is applied first, although both are
-    /// waiting when the watcher is read: the room is no longer followed, so its event is not
-    /// yielded at all.
-    #[tokio::test]
-    async fn a_removal_waiting_beside_the_rooms_next_event_wins() {
-        let bus = EventBus::in_process();
-        for _ in 0..32 {
-            let (viewer, room_id) = (Uuid::now_v7(), Uuid::now_v7());
-            let mut watcher = start(&bus, viewer, Some(false)).await;
-            watcher.follow(room_id).await;
-            bus.publish(Topic::User(viewer), membership(room_id, MembershipChange::Revoked)).await;
-            bus.publish(Topic::Room(room_id), Event::RoomChanged { room_id, change: RoomChange::Renamed })
-                .await;
-
-            assert!(matches!(watcher.next().await, Some(Watched::User(_))));
-            assert!(watcher.rooms().is_empty());
-            assert!(timeout(Duration::from_millis(20), watcher.next()).await.is_err(), "nothing of the room");
-        }
-    }
-
-    #[tokio::test]
-    async fn the_backoff_grows_while_each_retry_fails() {
-        let bus = EventBus::in_process();
-        let mut watcher = start(&bus, Uuid::now_v7(), Some(true)).await;
-        let started = Instant::now();
-        for _ in 0..3 {
-            // Each retry fails again at once: asked for before the watcher is read again.
-            watcher.retry_later();
-            assert!(matches!(watcher.next().await, Some(Watched::Retry)));
-        }
-        // 25–50, then 50–100, then 100–200 ms.
-        assert!(started.elapsed() >= Duration::from_millis(175), "{:?}", started.elapsed());
-    }
-
-    /// An addition on one instance and a removal on another, whose events arrive in the other
-    /// order: the addition comes last, and the database, which says the viewer is no longer a
-    /// member, has it dropped.
-    #[tokio::test]
-    async fn a_join_the_database_denies_is_dropped_and_its_room_not_followed() {
-        let bus = EventBus::in_process();
-        let (viewer, room_id) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut watcher = start(&bus, viewer, Some(false)).await;
-        bus.publish(Topic::User(viewer), membership(room_id, MembershipChange::Joined)).await;
-        bus.publish(Topic::User(viewer), user_event()).await;
-
-        let next = watcher.next().await;
-        assert!(
-            matches!(&next, Some(Watched::User(e)) if matches!(e.event, Event::MuteChanged { .. })),
-            "the join is not yielded: {next:?}"
-        );
-        assert!(watcher.rooms().is_empty(), "the room is not followed");
-    }
-
-    /// The other way round: a removal older than the viewer's rejoin keeps the room followed.
-    #[tokio::test]
-    async fn a_removal_the_database_denies_is_dropped_and_its_room_kept() {
-        let bus = EventBus::in_process();
-        let (viewer, room_id) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut watcher = start(&bus, viewer, Some(true)).await;
-        watcher.follow(room_id).await;
-        bus.publish(Topic::User(viewer), membership(room_id, MembershipChange::Revoked)).await;
-        bus.publish(Topic::User(viewer), user_event()).await;
-
-        let next = watcher.next().await;
-        assert!(
-            matches!(&next, Some(Watched::User(e)) if matches!(e.event, Event::MuteChanged { .. })),
-            "the removal is not yielded: {next:?}"
-        );
-        assert_eq!(watcher.rooms(), vec![room_id]);
-    }
-
-    /// Unconfirmed, a membership event leaves the room unfollowed and asks for a resync, whose
-    /// repair reads membership again.
-    #[tokio::test]
-    async fn a_membership_event_the_database_cannot_confirm_resyncs() {
-        let bus = EventBus::in_process();
-        let (viewer, room_id) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut watcher = start(&bus, viewer, None).await;
-        watcher.follow(room_id).await;
-        bus.publish(Topic::User(viewer), membership(room_id, MembershipChange::Joined)).await;
-
-        assert!(matches!(watcher.next().await, Some(Watched::Resync)));
-        assert!(watcher.rooms().is_empty());
-    }
-}
+mod tests;

@@ -306,7 +306,7 @@ impl Directory {
                         }
                         continue;
                     }
-                    Some(Ok(BusItem::Resync) | Err(broadcast::error::RecvError::Lagged(_))) => {
+                    Some(Ok(BusItem::Resync(_)) | Err(broadcast::error::RecvError::Lagged(_))) => {
                         directory.forget_all()
                     }
                     Some(Err(broadcast::error::RecvError::Closed)) => return,

@@ -92,7 +92,7 @@ impl FavoritesFeed {
                     }
                     _ => {}
                 },
-                Ok(BusItem::Resync) | Err(RecvError::Lagged(_)) => {
+                Ok(BusItem::Resync(_)) | Err(RecvError::Lagged(_)) => {
                     self.retry.cancel();
                     self.reread().await;
                 }

@@ -1,9 +1,10 @@
 //! The `messageUpdated` feed: edits and deletions in one room or in all the viewer's rooms.
 //!
 //! Events bring each change as it is made. After a bus resync, when events may have been
-//! lost, the feed rereads from the database every message changed since its previous reread,
-//! a batch at a time as the client consumes them: a deletion made while Redis was away still
-//! clears the body on every screen. Changes already delivered live come again in that reread;
+//! lost, the feed rereads from the database every message changed since its previous reread
+//! or since the loss began, whichever is later (`bus::RereadWindow`), a batch at a time as
+//! the client consumes them: a deletion made while Redis was away still clears the body on
+//! every screen. Changes already delivered live come again in that reread;
 //! a frame carries the message's whole state, so a repeat changes nothing on screen, and
 //! resyncs are rare. Events queued before the resync may still come after the reread (the
 //! watcher reads its topics in turn): one no newer than what the reread delivered for its
@@ -18,7 +19,7 @@ use uuid::Uuid;
 use super::record::MessageRecord;
 use super::service::{self, ChangeCursor};
 use crate::auth::Viewer;
-use crate::bus::{Event, REREAD_OVERLAP, Scope, Watched, Watcher};
+use crate::bus::{Event, RereadWindow, Scope, Watched, Watcher};
 use crate::error::ApiResult;
 use crate::rooms::watch::{repair_or_retry, watch};
 use crate::state::AppState;
@@ -33,10 +34,8 @@ struct ChangeFeed {
     state: AppState,
     viewer: Viewer,
     watcher: Watcher,
-    /// Changes stamped after this moment are reread at the next resync. One stamped before it
-    /// committed before the previous reread read (or before the feed started), so it was
-    /// either read then or is older than the feed.
-    since: DateTime<Utc>,
+    /// From when the next reread reads.
+    window: RereadWindow,
     /// Where the reread under way stands.
     cursor: Option<ChangeCursor>,
     /// The reread's last batch failed: it goes on at the watcher's `Retry`.
@@ -54,14 +53,14 @@ pub async fn message_updated(
     room_id: Option<Uuid>,
 ) -> ApiResult<BoxStream<'static, MessageRecord>> {
     let scope = room_id.map_or(Scope::AllRooms, Scope::Room);
-    let since = Utc::now() - REREAD_OVERLAP;
+    let window = RereadWindow::starting_now();
     let watcher = watch(&state, &viewer, scope).await?;
     // Boxed, as `messageAdded`'s feed: an idle subscription holds one pointer in its stream.
     let feed = Box::new(ChangeFeed {
         state,
         viewer,
         watcher,
-        since,
+        window,
         cursor: None,
         reread_failed: false,
         resync_failed: false,
@@ -101,7 +100,8 @@ impl ChangeFeed {
                         return None;
                     }
                 }
-                Watched::Resync => {
+                Watched::Resync(lost_after) => {
+                    self.window.resync(lost_after);
                     if !Box::pin(self.resync()).await {
                         return None;
                     }
@@ -130,11 +130,12 @@ impl ChangeFeed {
         {
             return false;
         }
-        // A reread still under way goes on from where it stands, if that is further back.
-        let from = (self.since, Uuid::nil());
-        self.cursor = Some(self.cursor.map_or(from, |cursor| cursor.min(from)));
-        self.since = Utc::now() - REREAD_OVERLAP;
-        self.reread.clear();
+        if let Some(due) = self.window.begin() {
+            // A reread still under way goes on from where it stands, if that is further back.
+            let from = (due, Uuid::nil());
+            self.cursor = Some(self.cursor.map_or(from, |cursor| cursor.min(from)));
+            self.reread.clear();
+        }
         true
     }
 

@@ -112,7 +112,7 @@ impl MessageFeed {
                         }
                     }
                 }
-                Watched::Resync => {
+                Watched::Resync(_) => {
                     if !Box::pin(self.resync()).await {
                         return None;
                     }

@@ -178,7 +178,7 @@ impl PresenceFeed {
         let envelope = match item {
             Ok(BusItem::Event(envelope)) => envelope,
             // Changes may have been lost: of presence, and of who shares a room.
-            Ok(BusItem::Resync) | Err(_) => {
+            Ok(BusItem::Resync(_)) | Err(_) => {
                 self.stale = Stale::EVERYTHING;
                 return;
             }

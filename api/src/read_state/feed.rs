@@ -116,7 +116,7 @@ impl UnreadFeed {
                     _ => {}
                 },
                 // One statement rereads every position: a retry does the same as a resync.
-                Watched::Resync | Watched::Retry => Box::pin(self.resync()).await,
+                Watched::Resync(_) | Watched::Retry => Box::pin(self.resync()).await,
             }
         }
     }

@@ -74,7 +74,7 @@ impl DueFeed {
                         self.deliver(reminders.iter().cloned());
                     }
                 }
-                Ok(BusItem::Resync) | Err(RecvError::Lagged(_)) => {
+                Ok(BusItem::Resync(_)) | Err(RecvError::Lagged(_)) => {
                     self.retry.cancel();
                     self.recover().await;
                 }

@@ -83,7 +83,7 @@ async fn sleep_unless_sooner(
                         return true;
                     }
                 }
-                Ok(BusItem::Resync) | Err(RecvError::Lagged(_)) => return true,
+                Ok(BusItem::Resync(_)) | Err(RecvError::Lagged(_)) => return true,
                 Err(RecvError::Closed) => return false,
             },
         }

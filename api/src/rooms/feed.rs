@@ -6,14 +6,13 @@
 
 use std::collections::VecDeque;
 
-use chrono::{DateTime, Utc};
 use futures_util::stream::{self, BoxStream, StreamExt};
 
 use super::service;
 use super::types::{RoomUpdate, RoomUpdateReason};
 use super::watch::{repair_or_retry, watch};
 use crate::auth::Viewer;
-use crate::bus::{ConversationChangePayload, Event, REREAD_OVERLAP, Scope, Watched, Watcher};
+use crate::bus::{ConversationChangePayload, Event, RereadWindow, Scope, Watched, Watcher};
 use crate::error::ApiResult;
 use crate::state::AppState;
 use entity::rooms;
@@ -22,19 +21,15 @@ struct RoomFeed {
     state: AppState,
     viewer: Viewer,
     watcher: Watcher,
-    /// Rooms changed after this moment are reread at the next resync (as `messageUpdated`'s
-    /// `since`, `messages/changes.rs`).
-    since: DateTime<Utc>,
-    /// A reread is due of the rooms changed after this moment (it waits for a repair that
-    /// failed, or failed itself, until the watcher's `Retry`).
-    reread_from: Option<DateTime<Utc>>,
+    /// From when the next reread of changed rooms reads.
+    window: RereadWindow,
     pending: VecDeque<RoomUpdate>,
 }
 
 pub async fn room_updates(state: AppState, viewer: Viewer) -> ApiResult<BoxStream<'static, RoomUpdate>> {
-    let since = Utc::now() - REREAD_OVERLAP;
+    let window = RereadWindow::starting_now();
     let watcher = watch(&state, &viewer, Scope::AllRooms).await?;
-    let feed = RoomFeed { state, viewer, watcher, since, reread_from: None, pending: VecDeque::new() };
+    let feed = RoomFeed { state, viewer, watcher, window, pending: VecDeque::new() };
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|u| (u, feed)) }).boxed())
 }
 
@@ -61,10 +56,8 @@ impl RoomFeed {
                         return Some(RoomUpdate::new(room_id, change.into()));
                     }
                 }
-                Watched::Resync => {
-                    let from = self.reread_from.map_or(self.since, |from| from.min(self.since));
-                    self.reread_from = Some(from);
-                    self.since = Utc::now() - REREAD_OVERLAP;
+                Watched::Resync(lost_after) => {
+                    self.window.resync(lost_after);
                     self.resync().await;
                 }
                 Watched::Retry => self.resync().await,
@@ -73,7 +66,7 @@ impl RoomFeed {
     }
 
     /// Repairs membership (again, after a failure: a repair that finds nothing new reports
-    /// nothing), then rereads the rooms changed since `reread_from`.
+    /// nothing), then rereads the rooms changed in the window.
     async fn resync(&mut self) {
         let Some(repaired) = repair_or_retry(&self.state, &self.viewer, &mut self.watcher).await else {
             return;
@@ -83,14 +76,14 @@ impl RoomFeed {
         for (room_id, reason) in joined.chain(left) {
             self.pending.push_back(RoomUpdate::new(room_id, reason));
         }
-        let Some(from) = self.reread_from else { return };
+        let Some(from) = self.window.begin() else { return };
         match service::changed_since(&self.state.store, &self.watcher.rooms(), from).await {
             Ok(changed) => {
-                self.reread_from = None;
                 self.pending
                     .extend(changed.iter().map(|room| RoomUpdate::new(room.id, reason_after_reread(room))));
             }
             Err(err) => {
+                self.window.failed(from);
                 tracing::warn!(?err, "rereading changed rooms failed; retried");
                 self.watcher.retry_later();
             }

@@ -148,7 +148,7 @@ impl RoomEvents {
                         return None;
                     }
                 }
-                Watched::Resync | Watched::Retry => self.access = Access::CheckDue,
+                Watched::Resync(_) | Watched::Retry => self.access = Access::CheckDue,
             }
         }
     }
