@@ -205,7 +205,8 @@ pub struct Limits {
     /// nothing for three intervals is taken for dead and closed.
     #[arg(long, env = "PARLEY_WS_KEEPALIVE_SECS", default_value_t = 15)]
     pub ws_keepalive_secs: u64,
-    /// Most active subscriptions on one WebSocket connection.
+    /// Most active subscriptions on one WebSocket connection, each root field of a document
+    /// counting one (`graphql::live::FeedBudget`).
     #[arg(long, env = "PARLEY_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub max_subscriptions: usize,
     /// Newest messages of an organisation that search ranks before the older ones (see

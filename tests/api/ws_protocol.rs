@@ -29,6 +29,7 @@ backend_tests!(
     complete_stops_delivery,
     a_subscribe_larger_than_the_read_buffer_works,
     subscription_cap_answers_rate_limited,
+    the_subscription_cap_counts_root_fields,
     legacy_graphql_ws_flow,
     shutdown_closes_websockets_with_1001,
     a_client_that_answers_nothing_is_closed_and_live_ones_kept,
@@ -222,6 +223,40 @@ async fn subscription_cap_answers_rate_limited(backend: Backend) {
     let mut four = client.subscribe("4", ALL, json!({})).await;
     send(&app, &alice, &room, "to the new one").await;
     assert_eq!(four.next("messageAdded").await["seq"], 2);
+}
+
+/// A document with several root fields takes a slot per field: aliasing one field many
+/// times in each document cannot multiply what one connection follows.
+async fn the_subscription_cap_counts_root_fields(backend: Backend) {
+    let app = spawn_app_with(backend, &[("PARLEY_MAX_SUBSCRIPTIONS", "3")]).await;
+    let org = app.create_org().await;
+    let alice = org.user("alice").await;
+    let room = create_channel(&app, &alice, "general", &[]).await;
+    let mut client = WsClient::connect(&app, &alice).await;
+    let twice = "subscription { a: messageAdded { seq } b: messageAdded { seq } }";
+    let mut two = client.subscribe("1", twice, json!({})).await;
+    let mut over = client.subscribe("2", twice, json!({})).await;
+    assert_eq!(over.next_error_code().await, "RATE_LIMITED");
+    client.assert_open();
+    // The refused document gave back the slot its first field took.
+    let mut third = client.subscribe("3", ALL, json!({})).await;
+
+    send(&app, &alice, &room, "to three feeds").await;
+    let mut fields: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        let data = two.next_data().await;
+        fields.extend(data.as_object().expect("a result").keys().cloned());
+    }
+    fields.sort();
+    assert_eq!(fields, ["a", "b"]);
+    assert_eq!(third.next("messageAdded").await["seq"], 1);
+
+    two.complete().await;
+    client.settle().await;
+    let mut again = client.subscribe("4", twice, json!({})).await;
+    send(&app, &alice, &room, "to the slots given back").await;
+    assert_eq!(again.next_data().await.as_object().map(|data| data.len()), Some(1));
+    assert_eq!(again.next_data().await.as_object().map(|data| data.len()), Some(1));
 }
 
 async fn legacy_graphql_ws_flow(backend: Backend) {

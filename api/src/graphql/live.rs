@@ -7,7 +7,10 @@
 //!
 //! - **Set-up** (request data [`Feeds`]): each root field's resolver checks its arguments and
 //!   access, opens its domain feed and leaves it in `Feeds`; the execution then ends. The
-//!   connection keeps only the feeds.
+//!   connection keeps only the feeds. Each feed takes a slot of its connection's
+//!   [`FeedBudget`] (`PARLEY_MAX_SUBSCRIPTIONS`) for its life: a document may alias one root
+//!   field many times, and one `presenceChanged` follows everyone the viewer shares a room
+//!   with, so counting documents alone left a connection's cost unbounded.
 //! - **Rendering** (request data [`Rendering`]): for one event of one root field, the
 //!   resolver yields just that item, and the execution produces the frame's payload. Events
 //!   that subscribers may share carry a [`FrameKey`], and the payload is rendered once per
@@ -18,12 +21,14 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::Context;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
 use super::frames::FrameKey;
+use crate::error::ApiError;
 
 /// A subscription item, and when subscribers with equal documents may share its frame, the
 /// key naming its event.
@@ -76,14 +81,57 @@ pub struct LiveEvent {
 /// The feeds of one subscription (several when its document has several root fields).
 pub type LiveFeed = BoxStream<'static, LiveEvent>;
 
-/// Set-up mode: where the resolvers leave their feeds.
-#[derive(Default)]
-pub struct Feeds(Mutex<Vec<LiveFeed>>);
+/// How many feeds one connection may hold open at once, and how many it holds.
+#[derive(Clone)]
+pub struct FeedBudget {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl FeedBudget {
+    pub fn new(max: usize) -> Self {
+        Self { open: Arc::new(AtomicUsize::new(0)), max }
+    }
+
+    /// A slot for one feed, given back when the slot is dropped; RATE_LIMITED when all are
+    /// taken.
+    fn take_slot(&self) -> Result<FeedSlot, ApiError> {
+        let max = self.max;
+        let taken = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| (open < max).then_some(open + 1));
+        match taken {
+            Ok(_) => Ok(FeedSlot(self.open.clone())),
+            Err(_) => Err(ApiError::rate_limited(format!(
+                "at most {max} subscriptions per connection, each root field counting one"
+            ))),
+        }
+    }
+}
+
+/// One open feed's place in its connection's budget.
+struct FeedSlot(Arc<AtomicUsize>);
+
+impl Drop for FeedSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Set-up mode: where the resolvers leave their feeds, within their connection's budget.
+pub struct Feeds {
+    opened: Mutex<Vec<LiveFeed>>,
+    budget: FeedBudget,
+}
 
 impl Feeds {
+    pub fn new(budget: FeedBudget) -> Self {
+        Self { opened: Mutex::new(Vec::new()), budget }
+    }
+
     /// The feeds opened, merged into one stream; `None` when no resolver opened one.
     pub fn take(&self) -> Option<LiveFeed> {
-        let mut feeds = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut feeds = std::mem::take(&mut *self.opened.lock().unwrap_or_else(|p| p.into_inner()));
         match feeds.len() {
             0 => None,
             1 => feeds.pop(),
@@ -129,16 +177,21 @@ where
     if let Some(rendering) = ctx.data_opt::<Rendering>() {
         return Ok(stream::iter(rendering.take::<T>(field)).boxed());
     }
+    let feeds = ctx.data_opt::<Arc<Feeds>>();
+    // Taken before the feed opens, which may follow thousands of topics.
+    let slot = feeds.map(|feeds| feeds.budget.take_slot()).transpose()?;
     // Boxed: the set-up's state is large, and it need not stay inline in the caller's future.
     let feed = Box::pin(setup).await.map_err(Into::into)?;
-    let Some(feeds) = ctx.data_opt::<Arc<Feeds>>() else {
+    let (Some(feeds), Some(slot)) = (feeds, slot) else {
         return Ok(feed.map(|item| item.into().item.get()).boxed());
     };
     let field: Arc<str> = field.into();
     let events = feed.map(move |item| {
+        // The slot goes with the feed's stream.
+        let _ = &slot;
         let LiveItem { share, item } = item.into();
         LiveEvent { field: field.clone(), share, item: Box::new(item) }
     });
-    feeds.0.lock().unwrap_or_else(|p| p.into_inner()).push(events.boxed());
+    feeds.opened.lock().unwrap_or_else(|p| p.into_inner()).push(events.boxed());
     Ok(stream::empty().boxed())
 }

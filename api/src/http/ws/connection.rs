@@ -20,6 +20,7 @@ use super::subscription::{Frames, frames};
 use crate::auth::Viewer;
 use crate::directory::UserWatch;
 use crate::error::{ErrorCode, graphql_error};
+use crate::graphql::live::FeedBudget;
 use crate::http::{HttpState, json_values};
 use crate::presence::service::SocketPresence;
 
@@ -47,6 +48,8 @@ pub struct Connection {
     /// Active subscriptions by client id. An entry leaves when its last frame is taken, so
     /// the id is free again by the time the client reads `complete`.
     subscriptions: StreamMap<String, Frames>,
+    /// The subscriptions' feeds, one per root field, within `PARLEY_MAX_SUBSCRIPTIONS`.
+    feeds: FeedBudget,
 }
 
 /// Why the loop stopped: a close code and reason, or the peer went away.
@@ -54,6 +57,7 @@ type Closing = Option<(u16, String)>;
 
 impl Connection {
     pub fn new(state: Arc<HttpState>, protocol: Protocol) -> Self {
+        let feeds = FeedBudget::new(state.app.limits.max_subscriptions);
         Self {
             id: Uuid::now_v7(),
             state,
@@ -64,6 +68,7 @@ impl Connection {
             presence: None,
             init_received: false,
             subscriptions: StreamMap::new(),
+            feeds,
         }
     }
 
@@ -281,7 +286,8 @@ impl Connection {
                 graphql_error(ErrorCode::RateLimited, format!("at most {max} subscriptions per connection"));
             return Ok(vec![self.protocol.error(&id, serde_json::json!([error]))]);
         }
-        let frames = frames(self.state.clone(), self.protocol, id.clone(), request, viewer);
+        let frames =
+            frames(self.state.clone(), self.protocol, id.clone(), request, viewer, self.feeds.clone());
         self.subscriptions.insert(id, frames);
         Ok(vec![])
     }

@@ -14,7 +14,7 @@ use super::protocol::Protocol;
 use crate::auth::Viewer;
 use crate::graphql::documents;
 use crate::graphql::frames::ShareKey;
-use crate::graphql::live::{Feeds, LiveEvent, LiveFeed, Rendering};
+use crate::graphql::live::{FeedBudget, Feeds, LiveEvent, LiveFeed, Rendering};
 use crate::http::HttpState;
 use crate::http::graphql::with_viewer;
 
@@ -29,6 +29,7 @@ pub fn frames(
     id: String,
     request: Request,
     viewer: Viewer,
+    budget: FeedBudget,
 ) -> Frames {
     let (share, kept) = state.frames.share_key(viewer.org_id, viewer.id, &request);
     let document = Document {
@@ -38,7 +39,7 @@ pub fn frames(
         variables: request.variables.clone(),
         viewer: viewer.clone(),
     };
-    let feeds = Arc::new(Feeds::default());
+    let feeds = Arc::new(Feeds::new(budget));
     let responses = state.schema.execute_stream(with_viewer(&state, request, viewer).data(feeds.clone()));
     let subscription = Box::new(Subscription {
         state,
