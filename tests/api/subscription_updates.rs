@@ -232,8 +232,9 @@ async fn the_reread_after_an_outage_starts_where_the_loss_began() {
     let edit = "mutation($input: EditMessageInput!) { editMessage(input: $input) { id } }";
     b.ok(&bob, edit, json!({ "input": { "messageId": typo, "body": "typo" } })).await;
     assert_eq!(updates.next("messageUpdated").await["body"], "typo");
-    // Further back than the reread's overlap (`REREAD_OVERLAP`, 2 s).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Further back than a lost publish's margin: the overlap (`REREAD_OVERLAP`, 2 s) and a
+    // command's timeout (2 s: an earlier publish of the same change may have taken it).
+    tokio::time::sleep(Duration::from_secs(5)).await;
 
     redis.cut();
     a.ok(&alice, "mutation($id: ID!) { deleteMessage(messageId: $id) { id } }", json!({ "id": oops })).await;

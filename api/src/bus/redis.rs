@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use redis::AsyncCommands;
 use redis::aio::PubSubSink;
 use tokio::sync::{mpsc, watch};
@@ -96,9 +96,10 @@ impl RedisTransport {
             Ok(payload) => payload,
             Err(err) => return tracing::error!(%err, "cannot encode bus event"),
         };
-        // Before the send: the change was stamped before this, so a reread from here (less
-        // `REREAD_OVERLAP`, for a slow commit) finds it.
-        let began = Utc::now();
+        // The change was stamped before its first publish began, and a change's publishes go
+        // out one after another, an earlier one taking up to `COMMAND_TIMEOUT`: a reread from
+        // here (less `REREAD_OVERLAP`, for a slow commit) finds it.
+        let began = Utc::now() - COMMAND_TIMEOUT;
         if !self.send(topic.channel_name(self.link.namespace()), payload).await {
             metrics::counter!("parley_bus_publish_errors_total").increment(1);
             if self.note_lost(began) {
@@ -178,6 +179,10 @@ async fn subscriber_loop(
     // The last moment the link was known to work: what was published before it reached this
     // instance. None before the first connect (subscribers then reread from their start).
     let mut worked_at: Option<DateTime<Utc>> = None;
+    // When to resync for other instances' notices, and from when: they come spread over a
+    // second or two after a Redis outage, and one resync answers them all. Kept across a
+    // reconnect, whose resync then answers them.
+    let mut notices: Option<(tokio::time::Instant, LostAfter)> = None;
     loop {
         match tokio::time::timeout(COMMAND_TIMEOUT, client.get_async_pubsub()).await {
             Ok(Ok(pubsub)) => {
@@ -199,13 +204,10 @@ async fn subscriber_loop(
                 }
                 // Also on the first connect: subscribers told `ready` while Redis was not yet
                 // reachable may have missed events.
-                hub.resync_all(worked_at);
+                let noticed = notices.take().map(|(_, lost_after)| lost_after);
+                hub.resync_all(noticed.map_or(worked_at, |lost_after| lost_after.min(worked_at)));
                 worked_at = Some(subscribing_at);
                 let mut ping = tokio::time::interval(PING_EVERY);
-                // When to resync for other instances' notices, and from when: they come
-                // spread over a second or two after a Redis outage, and one resync answers
-                // them all.
-                let mut notices: Option<(tokio::time::Instant, LostAfter)> = None;
                 while ok {
                     let resync_at = notices.map(|(at, _)| at);
                     tokio::select! {
@@ -251,6 +253,11 @@ async fn subscriber_loop(
                             }
                         },
                     }
+                }
+                // What came before the last answered ping counts as heard (`worked_at`):
+                // hand on what is still buffered.
+                while let Some(Some(message)) = stream.next().now_or_never() {
+                    dispatch(&hub, &channels, &message, &mut notices);
                 }
                 tracing::warn!("bus subscriber connection lost");
             }

@@ -4,7 +4,9 @@
 //! not hammer it), so a failed read delays a delivery and never drops one. Counted in
 //! `parley_feed_retries_total`.
 
+use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use tokio::time::Sleep;
 
@@ -46,10 +48,14 @@ impl Retry {
     /// Resolves when the pending retry is due, and clears it; never while none is pending.
     /// Cancel-safe: a cancelled wait keeps the retry.
     pub async fn due(&mut self) {
-        match self.due.as_mut() {
-            Some(sleep) => sleep.await,
-            None => std::future::pending().await,
-        }
+        std::future::poll_fn(|cx| self.poll_due(cx)).await;
+    }
+
+    /// [`Self::due`] as a poll, for a caller that polls several sources by hand.
+    pub fn poll_due(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(sleep) = self.due.as_mut() else { return Poll::Pending };
+        ready!(sleep.as_mut().poll(cx));
         self.due = None;
+        Poll::Ready(())
     }
 }

@@ -11,16 +11,16 @@
 //! it never drops one.
 
 use std::collections::VecDeque;
-use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use chrono::Utc;
 use futures_util::FutureExt;
-use tokio_stream::StreamExt;
-use tokio_stream::StreamMap;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::{Stream, StreamExt, StreamMap};
 use uuid::Uuid;
 
 use super::hub::{BusItem, LostAfter, TopicStream};
@@ -64,25 +64,6 @@ enum Applied {
     Stale,
     /// The database did not answer: the watcher resyncs.
     Unknown,
-}
-
-/// Waits for the next item of a followed topic, or for a retry; `None` once the user topic is
-/// closed (the bus shut down).
-async fn wait(
-    user: &mut TopicStream,
-    retry: &mut Retry,
-    streams: &mut StreamMap<Key, TopicStream>,
-) -> Option<Woken> {
-    Some(tokio::select! {
-        // The user topic first: when a removal from a room and that room's later messages are
-        // both waiting, the removal must win, and StreamMap starts each poll at a random
-        // stream. All three are cancel-safe: the retry is kept, and no stream loses an item.
-        biased;
-        item = user.next() => Woken::Item(Key::User, item?),
-        () = retry.due() => Woken::Retry,
-        // An empty StreamMap answers `None` at once: no room followed yet.
-        Some((key, item)) = streams.next(), if !streams.is_empty() => Woken::Item(key, item),
-    })
 }
 
 /// What woke a waiting watcher.
@@ -192,22 +173,7 @@ impl Watcher {
             let (key, envelope) = match self.backlog.pop_front() {
                 Some(event) => event,
                 None => {
-                    let woken = {
-                        let caught_up_at = &mut self.caught_up_at;
-                        let mut waiting = pin!(wait(&mut self.user, &mut self.retry, &mut self.streams));
-                        poll_fn(|cx| {
-                            let poll = waiting.as_mut().poll(cx);
-                            // Not when the task's scheduling budget ran out: a topic then
-                            // answers `Pending` with events waiting. Read just after the
-                            // poll: an event published in between is within
-                            // `REREAD_OVERLAP` of it.
-                            if poll.is_pending() && tokio::task::coop::has_budget_remaining() {
-                                *caught_up_at = Some(Utc::now());
-                            }
-                            poll
-                        })
-                        .await
-                    };
+                    let woken = poll_fn(|cx| self.poll_wait(cx)).await;
                     match woken? {
                         Woken::Retry => return Some(Watched::Retry),
                         Woken::Item(key, Ok(BusItem::Event(envelope))) => (key, envelope),
@@ -229,13 +195,19 @@ impl Watcher {
                     if let Event::MembershipChanged { room_id, change, .. } = envelope.event
                         && self.concerns(room_id)
                     {
-                        // Boxed: a large future, rarely run, that would otherwise stay
+                        // Kept at the front of the backlog while checked: a caller that gives up
+                        // waiting (a feed racing a timer) finds it there next time, checked
+                        // again. Boxed: a large future, rarely run, that would otherwise stay
                         // allocated in every idle subscription's stream.
-                        match Box::pin(self.apply_membership(room_id, change.is_member())).await {
+                        self.backlog.push_front((key, envelope.clone()));
+                        let applied = Box::pin(self.apply_membership(room_id, change.is_member())).await;
+                        self.backlog.pop_front();
+                        match applied {
                             Applied::Current => {}
                             Applied::Stale => continue,
-                            // Nothing was lost: the resync's repair reads membership again.
-                            Applied::Unknown => return Some(self.resync(Some(Utc::now()))),
+                            // The room's unread events went with it: published after the
+                            // watcher last caught up.
+                            Applied::Unknown => return Some(self.resync(self.caught_up_at)),
                         }
                     }
                     return Some(Watched::User(envelope));
@@ -243,6 +215,34 @@ impl Watcher {
             };
             return Some(Watched::Room(room_id, envelope));
         }
+    }
+
+    /// The next item of a followed topic, or a due retry; `None` once the user topic is closed
+    /// (the bus shut down). By hand rather than `select!`: no state of its own to keep in
+    /// every idle subscription's future, and it sees when nothing is waiting. The user topic
+    /// first: when a removal from a room and that room's later messages are both waiting, the
+    /// removal must win, and StreamMap starts each poll at a random stream. Cancel-safe: the
+    /// retry is kept, and no stream loses an item.
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<Option<Woken>> {
+        if let Poll::Ready(item) = Pin::new(&mut self.user).poll_next(cx) {
+            return Poll::Ready(item.map(|item| Woken::Item(Key::User, item)));
+        }
+        if self.retry.poll_due(cx).is_ready() {
+            return Poll::Ready(Some(Woken::Retry));
+        }
+        // An empty StreamMap answers `None` at once: no room followed yet.
+        if !self.streams.is_empty()
+            && let Poll::Ready(Some((key, item))) = Pin::new(&mut self.streams).poll_next(cx)
+        {
+            return Poll::Ready(Some(Woken::Item(key, item)));
+        }
+        // Not when the task's scheduling budget ran out: a topic then answers `Pending` with
+        // events waiting. Read just after the polls: an event published in between is within
+        // `REREAD_OVERLAP` of it.
+        if tokio::task::coop::has_budget_remaining() {
+            self.caught_up_at = Some(Utc::now());
+        }
+        Poll::Pending
     }
 
     /// Whether a membership change of `room_id` changes what this watcher follows.

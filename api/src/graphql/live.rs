@@ -81,27 +81,19 @@ pub struct LiveEvent {
 /// The feeds of one subscription (several when its document has several root fields).
 pub type LiveFeed = BoxStream<'static, LiveEvent>;
 
-/// How many feeds one connection may hold open at once, and how many it holds.
-#[derive(Clone)]
-pub struct FeedBudget {
-    open: Arc<AtomicUsize>,
-    max: usize,
-}
+/// How many feeds one connection holds open. One pointer in the connection: every byte of a
+/// connection task's future counts (BENCHMARKS.md: allocation size steps).
+#[derive(Clone, Default)]
+pub struct FeedBudget(Arc<AtomicUsize>);
 
 impl FeedBudget {
-    pub fn new(max: usize) -> Self {
-        Self { open: Arc::new(AtomicUsize::new(0)), max }
-    }
-
-    /// A slot for one feed, given back when the slot is dropped; RATE_LIMITED when all are
+    /// A slot for one feed, given back when the slot is dropped; RATE_LIMITED when `max` are
     /// taken.
-    fn take_slot(&self) -> Result<FeedSlot, ApiError> {
-        let max = self.max;
-        let taken = self
-            .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| (open < max).then_some(open + 1));
+    fn take_slot(&self, max: usize) -> Result<FeedSlot, ApiError> {
+        let taken =
+            self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| (open < max).then_some(open + 1));
         match taken {
-            Ok(_) => Ok(FeedSlot(self.open.clone())),
+            Ok(_) => Ok(FeedSlot(self.0.clone())),
             Err(_) => Err(ApiError::rate_limited(format!(
                 "at most {max} subscriptions per connection, each root field counting one"
             ))),
@@ -122,11 +114,13 @@ impl Drop for FeedSlot {
 pub struct Feeds {
     opened: Mutex<Vec<LiveFeed>>,
     budget: FeedBudget,
+    /// Most feeds the connection may hold (`PARLEY_MAX_SUBSCRIPTIONS`).
+    max: usize,
 }
 
 impl Feeds {
-    pub fn new(budget: FeedBudget) -> Self {
-        Self { opened: Mutex::new(Vec::new()), budget }
+    pub fn new(budget: FeedBudget, max: usize) -> Self {
+        Self { opened: Mutex::new(Vec::new()), budget, max }
     }
 
     /// The feeds opened, merged into one stream; `None` when no resolver opened one.
@@ -179,7 +173,7 @@ where
     }
     let feeds = ctx.data_opt::<Arc<Feeds>>();
     // Taken before the feed opens, which may follow thousands of topics.
-    let slot = feeds.map(|feeds| feeds.budget.take_slot()).transpose()?;
+    let slot = feeds.map(|feeds| feeds.budget.take_slot(feeds.max)).transpose()?;
     // Boxed: the set-up's state is large, and it need not stay inline in the caller's future.
     let feed = Box::pin(setup).await.map_err(Into::into)?;
     let (Some(feeds), Some(slot)) = (feeds, slot) else {

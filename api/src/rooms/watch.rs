@@ -133,7 +133,12 @@ impl RoomEvents {
                 let repaired = repair_or_retry(&self.state, &self.viewer, &mut self.watcher).await;
                 match repaired {
                     Some(repaired) if repaired.left.contains(&self.room_id) => return None,
-                    Some(_) => self.access = Access::Checked,
+                    Some(_) => {
+                        // A membership event the database could not confirm dropped both
+                        // topics; the repair follows the room's again, not its signals'.
+                        self.watcher.follow_signals(self.room_id).await;
+                        self.access = Access::Checked;
+                    }
                     None => self.access = Access::CheckFailed,
                 }
             }

@@ -39,7 +39,9 @@ pub struct Connection {
     viewer: Option<Viewer>,
     /// The last second (Unix time) in which the token of `connection_init` is accepted: the
     /// socket closes after it, as a request with that token would be refused.
-    accepted_until: u64,
+    /// Four bytes, not eight: they make room for `feeds` in the connection task's future,
+    /// whose every byte counts (BENCHMARKS.md: allocation size steps). Enough until 2106.
+    accepted_until: u32,
     /// Set by `connection_init`, then moved into the loop's pending viewer-change future.
     viewer_watch: Option<UserWatch>,
     /// Counts the viewer as connected (presence) while the socket lives.
@@ -57,7 +59,6 @@ type Closing = Option<(u16, String)>;
 
 impl Connection {
     pub fn new(state: Arc<HttpState>, protocol: Protocol) -> Self {
-        let feeds = FeedBudget::new(state.app.limits.max_subscriptions);
         Self {
             id: Uuid::now_v7(),
             state,
@@ -68,7 +69,7 @@ impl Connection {
             presence: None,
             init_received: false,
             subscriptions: StreamMap::new(),
-            feeds,
+            feeds: FeedBudget::default(),
         }
     }
 
@@ -250,7 +251,7 @@ impl Connection {
         let announced = app.directory.user_changes_announced();
         match app.auth.authenticate_until(&app.store, &app.directory, &token).await {
             Ok((viewer, accepted_until)) => {
-                self.accepted_until = accepted_until;
+                self.accepted_until = u32::try_from(accepted_until).unwrap_or(u32::MAX);
                 let mut watch = app.directory.watch_user(viewer.id);
                 // A change announced while the user was read may be this one's: recheck.
                 if app.directory.user_changes_announced() != announced {
@@ -379,14 +380,14 @@ fn unix_now() -> u64 {
 }
 
 /// Whether a token accepted until `accepted_until` (Unix seconds) is refused now.
-fn expired(accepted_until: u64) -> bool {
-    unix_now() > accepted_until
+fn expired(accepted_until: u32) -> bool {
+    unix_now() > u64::from(accepted_until)
 }
 
 /// When to look at the token's expiry again: the first second in which it is refused, or a
 /// day from now, whichever comes first.
-fn expiry(accepted_until: u64) -> Instant {
-    let left = Duration::from_secs(accepted_until.saturating_add(1).saturating_sub(unix_now()));
+fn expiry(accepted_until: u32) -> Instant {
+    let left = Duration::from_secs(u64::from(accepted_until).saturating_add(1).saturating_sub(unix_now()));
     Instant::now() + left.min(EXPIRY_CHECK_MAX)
 }
 

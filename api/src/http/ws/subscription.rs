@@ -39,7 +39,7 @@ pub fn frames(
         variables: request.variables.clone(),
         viewer: viewer.clone(),
     };
-    let feeds = Arc::new(Feeds::new(budget));
+    let feeds = Arc::new(Feeds::new(budget, state.app.limits.max_subscriptions));
     let responses = state.schema.execute_stream(with_viewer(&state, request, viewer).data(feeds.clone()));
     let subscription = Box::new(Subscription {
         state,
