@@ -6,7 +6,7 @@
 //! (`sqlite::…`) and against PostgreSQL + Redis (`postgres::…`, skipped with
 //! one notice on stderr unless `PARLEY_TEST_DATABASE_URL` and
 //! `PARLEY_TEST_REDIS_URL` are set; `PARLEY_TEST_REQUIRE_BACKENDS=1` turns the
-//! skip into a failure). `cross_instance`, `membership_order`, `outages` and `faults` run on
+//! skip into a failure). `cross_instance`, `membership_order`, `missed_notices`, `outages` and `faults` run on
 //! PostgreSQL + Redis only (`postgres_redis::…`); `outages` and `faults` start
 //! a PostgreSQL or a Redis of their own to stop.
 
@@ -34,6 +34,7 @@ mod membership_order;
 mod mentions;
 mod message_edits;
 mod messages;
+mod missed_notices;
 mod muting;
 mod outages;
 mod pages;

@@ -14,6 +14,7 @@
 mod event;
 mod hub;
 mod link;
+mod notice;
 mod redis;
 mod reread;
 mod retry;

@@ -11,12 +11,13 @@
 //! Publishes go through the instance's `RedisLink`, which returns at once while Redis is
 //! known to be down. What this instance could not publish, no other instance knows it
 //! missed: its link may never have dropped. So the first lost publish of an outage starts a
-//! task that, once Redis answers, publishes this instance's id on `RESYNC_CHANNEL`, which
+//! task that, once Redis answers, publishes this instance's id on `{ns}:resync`, which
 //! every instance follows, with the moment its earliest unreported lost publish began; each
 //! other instance then resyncs its subscribers, as after its own reconnect (half a second
 //! later, so that the notices of several instances back from one outage share a resync).
 //! Usually one notice per outage, however many publishes it lost; at most about one a second
-//! from a flapping link. Instances of a release before the notice neither send nor follow it;
+//! from a flapping link. An instance reconnecting meanwhile finds the notice in a log
+//! (`notice.rs`). Instances of a release before the notice neither send nor follow it;
 //! a notice without its moment (from the release that introduced the notice) resyncs as one
 //! whose loss may have begun at any time.
 
@@ -33,17 +34,13 @@ use tokio::sync::{mpsc, watch};
 use super::event::{ENVELOPE_VERSION, Envelope, Topic};
 use super::hub::{Command, Hub, LostAfter};
 use super::link::{Backoff, RedisLink};
+use super::notice::{self, Notice};
 
 /// How long a Redis command may take before the connection counts as dead.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the idle subscriber connection proves it is alive (a half-open TCP connection
 /// would otherwise look like a quiet one forever).
 const PING_EVERY: Duration = Duration::from_secs(10);
-/// Where an instance that lost publishes tells the others to resync (payload: its id, a space,
-/// and the moment its loss began in microseconds since the epoch), in the deployment's
-/// namespace. Outside `Topic`: every instance follows it for its whole life,
-/// whatever its subscribers.
-const RESYNC_CHANNEL: &str = "resync";
 /// How long after a notice the subscribers resync: notices that come meanwhile share it.
 const RESYNC_PAUSE: Duration = Duration::from_millis(500);
 /// How long after its first lost publish an instance sends its notice, at the earliest: a
@@ -132,8 +129,7 @@ impl RedisTransport {
             // Taken before the notice: a publish lost after it starts another notice.
             let taken = self.lost.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
             let Some(began) = taken else { return };
-            let notice = format!("{} {}", self.instance_id, began.timestamp_micros());
-            if self.send(self.link.key(RESYNC_CHANNEL), notice.into_bytes()).await {
+            if notice::send(&self.link, COMMAND_TIMEOUT, Notice::text(self.instance_id, began)).await {
                 metrics::counter!("parley_bus_resync_notices_total").increment(1);
                 return tracing::info!("told the other instances to resync: this one lost publishes");
             }
@@ -155,15 +151,19 @@ pub fn spawn_subscriber(
 ) {
     let channels = Channels {
         namespace: transport.link.namespace().to_owned(),
-        resync: transport.link.key(RESYNC_CHANNEL),
+        // Outside `Topic`: every instance follows it for its whole life, whatever its
+        // subscribers.
+        resync: transport.link.key(notice::CHANNEL),
+        resync_log: transport.link.key(notice::LOG),
     };
     tokio::spawn(subscriber_loop(transport.client.clone(), channels, hub, commands.receiver, shutdown));
 }
 
-/// The names the subscriber follows, in the deployment's namespace.
+/// The names the subscriber follows and reads, in the deployment's namespace.
 struct Channels {
     namespace: String,
     resync: String,
+    resync_log: String,
 }
 
 /// Connect, follow topics, and on loss reconnect with exponential backoff.
@@ -183,6 +183,9 @@ async fn subscriber_loop(
     // second or two after a Redis outage, and one resync answers them all. Kept across a
     // reconnect, whose resync then answers them.
     let mut notices: Option<(tokio::time::Instant, LostAfter)> = None;
+    // Since when notices may have gone unheard, while the log has not been read: kept
+    // across reconnects until a read succeeds.
+    let mut unheard_since: Option<DateTime<Utc>> = None;
     loop {
         match tokio::time::timeout(COMMAND_TIMEOUT, client.get_async_pubsub()).await {
             Ok(Ok(pubsub)) => {
@@ -202,9 +205,20 @@ async fn subscriber_loop(
                     metrics::counter!("parley_bus_reconnects_total").increment(1);
                     tracing::info!("bus reconnected; subscribers resync from the database");
                 }
+                // Notices sent while this connection was down reached other instances only.
+                unheard_since = unheard_since.or(worked_at);
+                let missed = match unheard_since {
+                    Some(since) if ok => {
+                        let read =
+                            notice::missed_since(&client, &channels.resync_log, hub.instance_id(), since);
+                        read.await.inspect(|_| unheard_since = None).unwrap_or(None)
+                    }
+                    _ => None,
+                };
                 // Also on the first connect: subscribers told `ready` while Redis was not yet
                 // reachable may have missed events.
-                let noticed = notices.take().map(|(_, lost_after)| lost_after);
+                let noticed =
+                    [notices.take().map(|(_, lost_after)| lost_after), missed].into_iter().flatten().min();
                 hub.resync_all(noticed.map_or(worked_at, |lost_after| lost_after.min(worked_at)));
                 worked_at = Some(subscribing_at);
                 let mut ping = tokio::time::interval(PING_EVERY);
@@ -296,7 +310,7 @@ fn dispatch(
     if message.get_channel_name() == channels.resync {
         // Our subscribers may have missed what that instance could not publish. Later than
         // the notice, never earlier, so answering after a pause loses nothing.
-        let (origin, lost_after) = parse_notice(message.get_payload_bytes());
+        let Notice { origin, lost_after } = Notice::parse(message.get_payload_bytes());
         if origin != Some(hub.instance_id()) {
             let resync_at = tokio::time::Instant::now() + RESYNC_PAUSE;
             // `None` (unknown) is the earliest: `Option`'s order puts it first.
@@ -316,32 +330,5 @@ fn dispatch(
     // Our own events were delivered locally at publish time.
     if envelope.v == ENVELOPE_VERSION && envelope.origin != hub.instance_id() {
         hub.deliver(&topic, Arc::new(envelope));
-    }
-}
-
-/// A resync notice's sender and the moment its loss began (`None` from the release that sent
-/// only its id, or if garbled: then the loss may have begun at any time).
-fn parse_notice(payload: &[u8]) -> (Option<uuid::Uuid>, LostAfter) {
-    let text = String::from_utf8_lossy(payload);
-    let mut parts = text.split(' ');
-    let origin = parts.next().and_then(|id| id.parse().ok());
-    let lost_after =
-        parts.next().and_then(|micros| micros.parse().ok()).and_then(DateTime::from_timestamp_micros);
-    (origin, lost_after)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_notice_says_who_lost_publishes_and_from_when() {
-        let (id, began) = (uuid::Uuid::now_v7(), Utc::now());
-        let notice = format!("{id} {}", began.timestamp_micros());
-        let micros = DateTime::from_timestamp_micros(began.timestamp_micros());
-        assert_eq!(parse_notice(notice.as_bytes()), (Some(id), micros));
-        // The release that introduced notices sent the id alone.
-        assert_eq!(parse_notice(id.to_string().as_bytes()), (Some(id), None));
-        assert_eq!(parse_notice(b"garbled"), (None, None));
     }
 }
