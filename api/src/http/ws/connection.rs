@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::protocol::{ClientMessage, Protocol, close, init_token};
 use super::subscription::{Frames, frames};
+use super::viewer_checks::{RECHECK_RETRY, Recheck, expired, expiry, next_change, recheck_viewer};
 use crate::auth::Viewer;
 use crate::directory::UserWatch;
 use crate::error::{ErrorCode, graphql_error};
@@ -26,8 +27,6 @@ use crate::presence::service::SocketPresence;
 
 /// Frames written before one flush: a burst becomes few large writes, not one per frame.
 const WRITE_BATCH: usize = 64;
-/// The pause before a recheck of the viewer that met a failing database is tried again.
-const RECHECK_RETRY: Duration = Duration::from_secs(1);
 /// The longest the closing handshake may take.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -55,7 +54,7 @@ pub struct Connection {
 }
 
 /// Why the loop stopped: a close code and reason, or the peer went away.
-type Closing = Option<(u16, String)>;
+pub(super) type Closing = Option<(u16, String)>;
 
 impl Connection {
     pub fn new(state: Arc<HttpState>, protocol: Protocol) -> Self {
@@ -340,61 +339,6 @@ fn close_reason(mut reason: String) -> String {
         reason.truncate(cut);
     }
     reason
-}
-
-/// What a recheck of a changed viewer decided.
-enum Recheck {
-    Keep,
-    Close(Closing),
-    /// The database did not answer: the connection stays, and is rechecked shortly.
-    Failed,
-}
-
-/// After the viewer changed: whether they may stay connected as they are. A new role closes
-/// the socket for the client to reconnect: its subscriptions checked access with the old one
-/// (a demoted admin would go on reading every support conversation). (Not a method: the
-/// subscriptions' streams are `Send` but not `Sync`, so `&Connection` cannot be held across
-/// an await.)
-async fn recheck_viewer(state: &HttpState, connection: Uuid, viewer: Option<&Viewer>) -> Recheck {
-    let Some(viewer) = viewer else { return Recheck::Keep };
-    let app = &state.app;
-    match app.directory.user(&app.store, viewer.id).await {
-        Ok(Some(user)) if user.deactivated_at.is_none() && user.role == viewer.role => Recheck::Keep,
-        Ok(Some(user)) if user.deactivated_at.is_none() => {
-            Recheck::Close(Some((close::RECONNECT, "the account's role changed: reconnect".into())))
-        }
-        Ok(_) => Recheck::Close(Some((close::FORBIDDEN, "Forbidden: the account was deactivated".into()))),
-        Err(error) => {
-            tracing::warn!(%connection, %error, "could not recheck a changed viewer; retried");
-            Recheck::Failed
-        }
-    }
-}
-
-/// The longest the timer waits for a token's expiry before it looks again: tokio's timer
-/// does not take deadlines years ahead, which a long-lived token may have.
-const EXPIRY_CHECK_MAX: Duration = Duration::from_secs(24 * 3600);
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Whether a token accepted until `accepted_until` (Unix seconds) is refused now.
-fn expired(accepted_until: u32) -> bool {
-    unix_now() > u64::from(accepted_until)
-}
-
-/// When to look at the token's expiry again: the first second in which it is refused, or a
-/// day from now, whichever comes first.
-fn expiry(accepted_until: u32) -> Instant {
-    let left = Duration::from_secs(u64::from(accepted_until).saturating_add(1).saturating_sub(unix_now()));
-    Instant::now() + left.min(EXPIRY_CHECK_MAX)
-}
-
-/// Resolves with the watch when the viewer was announced changed.
-async fn next_change(mut watch: UserWatch) -> UserWatch {
-    watch.changed().await;
-    watch
 }
 
 async fn send<S>(sink: &mut S, frame: &str) -> Result<(), axum::Error>

@@ -9,6 +9,7 @@
 mod connection;
 mod protocol;
 mod subscription;
+mod viewer_checks;
 
 use std::sync::Arc;
 
