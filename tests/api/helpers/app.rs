@@ -84,9 +84,9 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
 
 /// A server for `backend`, on PostgreSQL with a database of its own (returned first, so it is
 /// dropped after the server). For tests whose background work claims rows from the whole
-/// database (due reminders, expired snoozes): another test's server, on a Redis of its own or
-/// killed on purpose, would otherwise claim this test's rows and announce them where its
-/// subscribers never hear.
+/// database (due reminders, expired snoozes, deliveries): another test's server, on a Redis of
+/// its own or killed on purpose, would otherwise claim this test's rows and announce them
+/// where its subscribers never hear, or, stopped with its test, hold a delivery for its lease.
 pub async fn spawn_app_alone(backend: Backend) -> (Option<OwnDatabase>, TestApp) {
     spawn_app_alone_with(backend, &[]).await
 }

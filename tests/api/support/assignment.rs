@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::helpers::receiver::Receiver;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, TestApp, TestUser, WAIT, assert_error_code, spawn_app};
+use crate::helpers::{Backend, TestApp, TestUser, WAIT, assert_error_code, spawn_app, spawn_app_alone};
 
 backend_tests!(
     round_robin_takes_three_agents_in_turn,
@@ -319,7 +319,9 @@ async fn two_instances_never_exceed_capacity() {
 }
 
 async fn assignments_are_posted_to_webhooks_that_want_them(backend: Backend) {
-    let app = spawn_app(backend).await;
+    // A database of its own: on the shared one, any other test's server may claim the
+    // delivery and be stopped with its test before posting it, holding it for a 30 s lease.
+    let (_database, app) = spawn_app_alone(backend).await;
     let (slack, json_hook) = (Receiver::start().await, Receiver::start().await);
     let org = app.create_org().await;
     let ada = org.user_with_role("ada", "admin").await;

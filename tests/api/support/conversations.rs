@@ -11,7 +11,7 @@ use super::*;
 use crate::helpers::api::int;
 use crate::helpers::receiver::Receiver;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, WAIT, assert_error_code, spawn_app, spawn_app_alone, spawn_app_with};
+use crate::helpers::{Backend, WAIT, assert_error_code, spawn_app, spawn_app_alone, spawn_app_alone_with};
 
 backend_tests!(
     contacts_reopen_and_snoozes_run_out,
@@ -180,7 +180,9 @@ async fn replies_go_out_signed_and_are_retried_across_a_restart(backend: Backend
     // The retry comes a second or more after the failure, and a lease ends in 3 s: the
     // instance that failed is dead by then, whether or not it recorded the failure.
     let slow_retry = [("PARLEY_WEBHOOK_RETRY_BASE_MS", "2000"), ("PARLEY_WEBHOOK_TIMEOUT_MS", "1000")];
-    let mut app = spawn_app_with(backend, &slow_retry).await;
+    // A database of its own: on the shared one, any other test's server may claim a
+    // delivery and be stopped with its test before posting it, holding it for a 30 s lease.
+    let (_database, mut app) = spawn_app_alone_with(backend, &slow_retry).await;
     let gateway = Receiver::start().await;
     let org = app.create_org().await;
     let ada = org.user_with_role("ada", "admin").await;
@@ -208,7 +210,8 @@ async fn replies_go_out_signed_and_are_retried_across_a_restart(backend: Backend
     app.kill().await;
     let second = app.spawn_second_instance().await;
     // A lease or a backoff of up to 3 s, then a poll: twice the usual wait, as a loaded
-    // two-core CI machine once took longer than 10 s (2026-12-06, on PostgreSQL).
+    // two-core CI machine once took longer than 10 s (2026-12-06, on PostgreSQL; maybe another
+    // test's server holding the delivery, before this test had a database of its own).
     let received = gateway.wait_for(2, 2 * WAIT).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(gateway.received().len(), 2, "one failed attempt, one delivery: {received:#?}");

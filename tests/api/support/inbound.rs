@@ -13,7 +13,8 @@ use crate::helpers::proxy::CuttableProxy;
 use crate::helpers::receiver::Receiver;
 use crate::helpers::ws::WsClient;
 use crate::helpers::{
-    Backend, TestApp, TestUser, WAIT, assert_error_code, pg_redis_urls, spawn_app, spawn_app_with,
+    Backend, TestApp, TestUser, WAIT, assert_error_code, pg_redis_urls, spawn_app, spawn_app_alone,
+    spawn_app_with,
 };
 
 backend_tests!(
@@ -324,7 +325,9 @@ async fn a_rotated_secret_stops_working_on_every_instance() {
 /// it (Slack's text names the inbox and the customer, not the conversation's name). Its
 /// maker, an admin, never joined the conversation: admins read every one.
 async fn a_conversation_webhook_hears_the_customer_and_the_agents(backend: Backend) {
-    let app = spawn_app(backend).await;
+    // A database of its own: on the shared one, any other test's server may claim the
+    // delivery and be stopped with its test before posting it, holding it for a 30 s lease.
+    let (_database, app) = spawn_app_alone(backend).await;
     let (hook, slack) = (Receiver::start().await, Receiver::start().await);
     let ([ada, sam], id, secret) = an_inbox(&app, "SMS").await;
     let (_, first) = post(&app, &id, &secret, &sms("w-1", "+41790000222", "hello")).await;
