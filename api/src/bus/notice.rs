@@ -99,12 +99,13 @@ pub(super) async fn missed_since(
         conn.zrangebyscore::<_, _, _, Vec<Vec<u8>>>(log, since, "+inf").await
     };
     match tokio::time::timeout(READ_TIMEOUT, read).await {
-        Ok(Ok(logged)) => Ok(logged
-            .iter()
-            .map(|text| Notice::parse(text))
-            .filter(|notice| notice.origin != Some(own))
-            .map(|notice| notice.lost_after)
-            .min()),
+        Ok(Ok(logged)) => {
+            let others: Vec<Notice> =
+                logged.iter().map(|text| Notice::parse(text)).filter(|n| n.origin != Some(own)).collect();
+            // Some may have been heard before the drop, within the slack.
+            metrics::counter!("parley_bus_notices_from_log_total").increment(others.len() as u64);
+            Ok(others.into_iter().map(|notice| notice.lost_after).min())
+        }
         Ok(Err(error)) => {
             tracing::warn!(%error, "cannot read the resync log; tried again at the next reconnect");
             Err(LogUnread)
