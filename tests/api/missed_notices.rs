@@ -49,5 +49,6 @@ async fn an_edit_whose_notice_came_while_b_reconnected_still_reaches_message_upd
 
     b.wait_for_metric_above("parley_bus_reconnects_total", 0.0, "B reconnected").await;
     assert_eq!(updates.next("messageUpdated").await, json!({ "id": typo, "body": "typo" }));
-    assert_eq!(b.metric("parley_bus_notices_from_log_total").await, 1.0, "B read A's notice from the log");
+    // At least A's: a publish of A's lost just as Redis came back may have made a second notice.
+    assert!(b.metric("parley_bus_notices_from_log_total").await >= 1.0, "B read A's notice from the log");
 }

@@ -83,7 +83,8 @@ pub(super) async fn send(link: &RedisLink, timeout: Duration, text: String) -> b
 pub(super) struct LogUnread;
 
 /// The earliest loss among the other instances' notices sent since `unheard_since` (when
-/// the subscriber connection was last known to work), which pub/sub may not have brought;
+/// the subscriber connection was last known to work), less `LOG_SLACK`, which pub/sub may
+/// not have brought;
 /// `Ok(None)` when there are none. Read on a connection of its own: the instance's command
 /// connection may still hold the socket that died with the subscriber's, and its first
 /// command after an outage fails.
@@ -102,7 +103,8 @@ pub(super) async fn missed_since(
         Ok(Ok(logged)) => {
             let others: Vec<Notice> =
                 logged.iter().map(|text| Notice::parse(text)).filter(|n| n.origin != Some(own)).collect();
-            // Some may have been heard before the drop, within the slack.
+            // Some may have been heard before the drop, within the slack, or since the new
+            // connection subscribed.
             metrics::counter!("parley_bus_notices_from_log_total").increment(others.len() as u64);
             Ok(others.into_iter().map(|notice| notice.lost_after).min())
         }
