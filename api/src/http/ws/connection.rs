@@ -15,7 +15,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until, timeout
 use tokio_stream::StreamMap;
 use uuid::Uuid;
 
-use super::protocol::{ClientMessage, Protocol, close, init_token};
+use super::protocol::{ClientMessage, Closing, Protocol, close, init_token};
 use super::subscription::{Frames, frames};
 use super::viewer_checks::{RECHECK_RETRY, Recheck, expired, expiry, next_change, recheck_viewer};
 use crate::auth::Viewer;
@@ -52,9 +52,6 @@ pub struct Connection {
     /// The subscriptions' feeds, one per root field, within `PARLEY_MAX_SUBSCRIPTIONS`.
     feeds: FeedBudget,
 }
-
-/// Why the loop stopped: a close code and reason, or the peer went away.
-pub(super) type Closing = Option<(u16, String)>;
 
 impl Connection {
     pub fn new(state: Arc<HttpState>, protocol: Protocol) -> Self {

@@ -66,6 +66,9 @@ impl Protocol {
     }
 }
 
+/// Why a connection's loop stopped: a close code and reason, or the peer went away.
+pub type Closing = Option<(u16, String)>;
+
 /// Close codes of graphql-transport-ws (and WebSocket's own).
 pub mod close {
     pub const NORMAL: u16 = 1000;

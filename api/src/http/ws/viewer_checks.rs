@@ -7,8 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::connection::Closing;
-use super::protocol::close;
+use super::protocol::{Closing, close};
 use crate::auth::Viewer;
 use crate::directory::UserWatch;
 use crate::http::HttpState;
