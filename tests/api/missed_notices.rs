@@ -1,6 +1,7 @@
 //! A resync notice sent while the subscriber's instance is itself reconnecting to Redis
 //! (PostgreSQL + Redis only, on a Redis of the test's own: no other test's notice may repair
-//! B). Pub/sub never brings B that notice; B finds it in the notice log when it is back.
+//! B). Pub/sub never brings B that notice; B finds it in the notice log when it is back, or,
+//! if that read fails, at a later ping.
 
 use std::time::Duration;
 
@@ -9,24 +10,39 @@ use serde_json::json;
 use crate::helpers::api::{create_channel, id_of, send};
 use crate::helpers::proxy::CuttableProxy;
 use crate::helpers::services::PrivateRedis;
+use crate::helpers::subscription::Subscription;
 use crate::helpers::ws::WsClient;
-use crate::helpers::{Backend, QUIET, data, spawn_app_with};
+use crate::helpers::{Backend, QUIET, TestApp, data, spawn_app_with};
 
-pg_test!(an_edit_whose_notice_came_while_b_reconnected_still_reaches_message_updated);
+pg_test!(
+    an_edit_whose_notice_came_while_b_reconnected_still_reaches_message_updated,
+    a_log_read_that_failed_at_the_reconnect_is_tried_again_at_a_later_ping,
+);
 
 /// B's subscriber connection proves itself with a ping every 10 s; its reconnect rereads from
 /// the last one Redis answered, less 2 s. Waiting this long after the loss puts that ping
 /// after the loss began.
 const PAST_B_NEXT_PING: Duration = Duration::from_secs(13);
 
-/// Alice edits a message through A while A is cut off from Redis. B is cut off in turn
-/// before A is back, so B's subscriber connection is down when A sends its notice, and B's
-/// own reconnect rereads only from its last ping, which came after the edit. Bob's
-/// `messageUpdated` on B still shows the edit: B found A's notice in the log.
-async fn an_edit_whose_notice_came_while_b_reconnected_still_reaches_message_updated() {
-    let private = PrivateRedis::start().await;
-    let (to_a, via_a) = CuttableProxy::in_front_of(&private.url, 6379).await;
-    let (to_b, via_b) = CuttableProxy::in_front_of(&private.url, 6379).await;
+/// Alice's edit, made through A while A was cut off from Redis; A's notice of it went out
+/// while B was cut off in turn, and B is still cut off. B's own reconnect will reread only
+/// from its last ping, which came after the edit.
+struct EditNoticedWhileBWasCut {
+    redis: PrivateRedis,
+    _a: TestApp,
+    _to_a: CuttableProxy,
+    to_b: CuttableProxy,
+    b: TestApp,
+    _ws: WsClient,
+    /// Bob's `messageUpdated` on B.
+    updates: Subscription,
+    edited: String,
+}
+
+async fn edit_noticed_while_b_was_cut() -> EditNoticedWhileBWasCut {
+    let redis = PrivateRedis::start().await;
+    let (to_a, via_a) = CuttableProxy::in_front_of(&redis.url, 6379).await;
+    let (to_b, via_b) = CuttableProxy::in_front_of(&redis.url, 6379).await;
     let a = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", via_a.as_str())]).await;
     let b = spawn_app_with(Backend::PostgresRedis, &[("REDIS_URL", via_b.as_str())]).await;
     let org = a.create_org().await;
@@ -45,10 +61,45 @@ async fn an_edit_whose_notice_came_while_b_reconnected_still_reaches_message_upd
     to_a.restore();
     a.wait_for_metric_above("parley_bus_resync_notices_total", 0.0, "A sent its notice").await;
     updates.assert_nothing(QUIET).await;
+    EditNoticedWhileBWasCut { redis, _a: a, _to_a: to_a, to_b, b, _ws: ws, updates, edited: typo }
+}
+
+/// Bob's `messageUpdated` on B still shows the edit: B found A's notice in the log.
+async fn an_edit_whose_notice_came_while_b_reconnected_still_reaches_message_updated() {
+    let EditNoticedWhileBWasCut { to_b, b, mut updates, edited, .. } = edit_noticed_while_b_was_cut().await;
     to_b.restore();
 
     b.wait_for_metric_above("parley_bus_reconnects_total", 0.0, "B reconnected").await;
-    assert_eq!(updates.next("messageUpdated").await, json!({ "id": typo, "body": "typo" }));
+    assert_eq!(updates.next("messageUpdated").await, json!({ "id": edited, "body": "typo" }));
     // At least A's: a publish of A's lost just as Redis came back may have made a second notice.
     assert!(b.metric("parley_bus_notices_from_log_total").await >= 1.0, "B read A's notice from the log");
+}
+
+/// Redis refuses B's read of the log when B is back (an ACL denies ZRANGEBYSCORE), while
+/// SUBSCRIBE and PING work, so the link stays up. Once the read is allowed again, B reads the
+/// log at its next ping (every 10 s), and Bob still gets the edit.
+async fn a_log_read_that_failed_at_the_reconnect_is_tried_again_at_a_later_ping() {
+    let EditNoticedWhileBWasCut { redis, to_b, b, mut updates, edited, .. } =
+        edit_noticed_while_b_was_cut().await;
+    acl_default_user(&redis, "-zrangebyscore").await;
+    to_b.restore();
+
+    b.wait_for_metric_above("parley_bus_notice_log_read_failures_total", 0.0, "B's log read failed").await;
+    updates.assert_nothing(QUIET).await;
+    acl_default_user(&redis, "+zrangebyscore").await;
+    b.wait_for_metric_above("parley_bus_notices_from_log_total", 0.0, "B read the log at a later ping").await;
+    assert_eq!(updates.next("messageUpdated").await, json!({ "id": edited, "body": "typo" }));
+}
+
+/// Changes what the `default` user (every connection's) may run, at once for open connections.
+async fn acl_default_user(redis: &PrivateRedis, rule: &str) {
+    let client = redis::Client::open(redis.url.as_str()).expect("a valid URL");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("the private Redis answers");
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg(rule)
+        .query_async(&mut conn)
+        .await
+        .expect("ACL SETUSER");
 }

@@ -8,7 +8,8 @@
 //! work, which can be later than the sender's loss began. So the same MULTI adds the notice
 //! to `{ns}:resync:log`, a sorted set scored by the moment it was sent that keeps the last
 //! `LOG_KEEP`; a reconnecting instance reads the notices sent since that moment and resyncs
-//! from the earliest loss among them too.
+//! from the earliest loss among them too. A read that fails is tried again at each ping of
+//! the subscriber connection (`redis.rs`) until one succeeds.
 
 use std::time::Duration;
 
@@ -101,19 +102,22 @@ pub(super) async fn missed_since(
     };
     match tokio::time::timeout(READ_TIMEOUT, read).await {
         Ok(Ok(logged)) => {
-            let others: Vec<Notice> =
-                logged.iter().map(|text| Notice::parse(text)).filter(|n| n.origin != Some(own)).collect();
+            let others = logged.iter().map(|text| Notice::parse(text)).filter(|n| n.origin != Some(own));
+            let mut found = 0;
+            let earliest = others.inspect(|_| found += 1).map(|notice| notice.lost_after).min();
             // Some may have been heard before the drop, within the slack, or since the new
             // connection subscribed.
-            metrics::counter!("parley_bus_notices_from_log_total").increment(others.len() as u64);
-            Ok(others.into_iter().map(|notice| notice.lost_after).min())
+            metrics::counter!("parley_bus_notices_from_log_total").increment(found);
+            Ok(earliest)
         }
         Ok(Err(error)) => {
-            tracing::warn!(%error, "cannot read the resync log; tried again at the next reconnect");
+            metrics::counter!("parley_bus_notice_log_read_failures_total").increment(1);
+            tracing::warn!(%error, "cannot read the resync log; tried again at the next ping");
             Err(LogUnread)
         }
         Err(_) => {
-            tracing::warn!("reading the resync log timed out; tried again at the next reconnect");
+            metrics::counter!("parley_bus_notice_log_read_failures_total").increment(1);
+            tracing::warn!("reading the resync log timed out; tried again at the next ping");
             Err(LogUnread)
         }
     }

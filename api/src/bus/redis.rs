@@ -207,14 +207,8 @@ async fn subscriber_loop(
                 }
                 // Notices sent while this connection was down reached other instances only.
                 unheard_since = unheard_since.or(worked_at);
-                let missed = match unheard_since {
-                    Some(since) if ok => {
-                        let read =
-                            notice::missed_since(&client, &channels.resync_log, hub.instance_id(), since);
-                        read.await.inspect(|_| unheard_since = None).unwrap_or(None)
-                    }
-                    _ => None,
-                };
+                let missed =
+                    if ok { read_missed(&client, &channels, &hub, &mut unheard_since).await } else { None };
                 // Also on the first connect: subscribers told `ready` while Redis was not yet
                 // reachable may have missed events.
                 let noticed =
@@ -241,6 +235,11 @@ async fn subscriber_loop(
                             // What was published before the ping came before its answer.
                             if ok {
                                 worked_at = Some(sent_at);
+                            }
+                            // A log read that failed at the reconnect is tried again here, or
+                            // a link that stays up would never read it.
+                            if ok && let Some(lost_after) = read_missed(&client, &channels, &hub, &mut unheard_since).await {
+                                hub.resync_all(lost_after);
                             }
                         }
                         message = stream.next() => match message {
@@ -293,6 +292,20 @@ async fn subscriber_loop(
             }
         }
     }
+}
+
+/// The earliest loss among the notices in the log since `unheard_since`, if it is set; a
+/// successful read clears it, a failed one keeps it for the next try.
+async fn read_missed(
+    client: &redis::Client,
+    channels: &Channels,
+    hub: &Hub,
+    unheard_since: &mut Option<DateTime<Utc>>,
+) -> Option<LostAfter> {
+    let since = (*unheard_since)?;
+    let missed = notice::missed_since(client, &channels.resync_log, hub.instance_id(), since).await.ok()?;
+    *unheard_since = None;
+    missed
 }
 
 async fn subscribe(sink: &mut PubSubSink, namespace: &str, topic: &Topic) -> bool {
