@@ -1,7 +1,7 @@
 //! A resync notice sent while the subscriber's instance is itself reconnecting to Redis
 //! (PostgreSQL + Redis only, on a Redis of the test's own: no other test's notice may repair
 //! B). Pub/sub never brings B that notice; B finds it in the notice log when it is back, or,
-//! if that read fails, at a later ping.
+//! if it cannot read the log, rereads further back.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use crate::helpers::{Backend, QUIET, TestApp, data, spawn_app_with};
 
 pg_test!(
     an_edit_whose_notice_came_while_b_reconnected_still_reaches_message_updated,
-    a_log_read_that_failed_at_the_reconnect_is_tried_again_at_a_later_ping,
+    a_log_b_cannot_read_when_back_still_brings_the_edit,
 );
 
 /// B's subscriber connection proves itself with a ping every 10 s; its reconnect rereads from
@@ -66,7 +66,9 @@ async fn edit_noticed_while_b_was_cut() -> EditNoticedWhileBWasCut {
 
 /// Bob's `messageUpdated` on B still shows the edit: B found A's notice in the log.
 async fn an_edit_whose_notice_came_while_b_reconnected_still_reaches_message_updated() {
-    let EditNoticedWhileBWasCut { to_b, b, mut updates, edited, .. } = edit_noticed_while_b_was_cut().await;
+    // Every part bound: a part left to `..` would be dropped here (Redis killed, sockets closed).
+    let EditNoticedWhileBWasCut { redis: _redis, _a, _to_a, to_b, b, _ws, mut updates, edited } =
+        edit_noticed_while_b_was_cut().await;
     to_b.restore();
 
     b.wait_for_metric_above("parley_bus_reconnects_total", 0.0, "B reconnected").await;
@@ -76,22 +78,23 @@ async fn an_edit_whose_notice_came_while_b_reconnected_still_reaches_message_upd
 }
 
 /// Redis refuses B's read of the log when B is back (an ACL denies ZRANGEBYSCORE), while
-/// SUBSCRIBE and PING work, so the link stays up. Once the read is allowed again, B reads the
-/// log at its next ping (every 10 s), and Bob still gets the edit.
-async fn a_log_read_that_failed_at_the_reconnect_is_tried_again_at_a_later_ping() {
-    let EditNoticedWhileBWasCut { redis, to_b, b, mut updates, edited, .. } =
+/// SUBSCRIBE and PING work. The log may then hold a loss of any moment, so B's feeds reread
+/// from their previous reread, and Bob still gets the edit (B reread only from its own last
+/// ping, and read the log again only at a next reconnect, days away perhaps).
+async fn a_log_b_cannot_read_when_back_still_brings_the_edit() {
+    let EditNoticedWhileBWasCut { redis, _a, _to_a, to_b, b, _ws, mut updates, edited } =
         edit_noticed_while_b_was_cut().await;
     acl_default_user(&redis, "-zrangebyscore").await;
     to_b.restore();
 
     b.wait_for_metric_above("parley_bus_notice_log_read_failures_total", 0.0, "B's log read failed").await;
-    updates.assert_nothing(QUIET).await;
     acl_default_user(&redis, "+zrangebyscore").await;
-    b.wait_for_metric_above("parley_bus_notices_from_log_total", 0.0, "B read the log at a later ping").await;
     assert_eq!(updates.next("messageUpdated").await, json!({ "id": edited, "body": "typo" }));
 }
 
 /// Changes what the `default` user (every connection's) may run, at once for open connections.
+/// While ZRANGEBYSCORE is denied, the presence scripts that prune leases fail too (a moment's
+/// "Redis unreachable" if a heartbeat falls in it); this test publishes nothing meanwhile.
 async fn acl_default_user(redis: &PrivateRedis, rule: &str) {
     let client = redis::Client::open(redis.url.as_str()).expect("a valid URL");
     let mut conn = client.get_multiplexed_async_connection().await.expect("the private Redis answers");

@@ -8,8 +8,8 @@
 //! work, which can be later than the sender's loss began. So the same MULTI adds the notice
 //! to `{ns}:resync:log`, a sorted set scored by the moment it was sent that keeps the last
 //! `LOG_KEEP`; a reconnecting instance reads the notices sent since that moment and resyncs
-//! from the earliest loss among them too. A read that fails is tried again at each ping of
-//! the subscriber connection (`redis.rs`) until one succeeds.
+//! from the earliest loss among them too. A log it cannot read may hold a loss that began at
+//! any time: then its feeds reread from their previous reread (`redis.rs`).
 
 use std::time::Duration;
 
@@ -112,12 +112,12 @@ pub(super) async fn missed_since(
         }
         Ok(Err(error)) => {
             metrics::counter!("parley_bus_notice_log_read_failures_total").increment(1);
-            tracing::warn!(%error, "cannot read the resync log; tried again at the next ping");
+            tracing::warn!(%error, "cannot read the resync log; feeds reread from their previous reread");
             Err(LogUnread)
         }
         Err(_) => {
             metrics::counter!("parley_bus_notice_log_read_failures_total").increment(1);
-            tracing::warn!("reading the resync log timed out; tried again at the next ping");
+            tracing::warn!("reading the resync log timed out; feeds reread from their previous reread");
             Err(LogUnread)
         }
     }

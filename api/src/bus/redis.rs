@@ -184,7 +184,7 @@ async fn subscriber_loop(
     // reconnect, whose resync then answers them.
     let mut notices: Option<(tokio::time::Instant, LostAfter)> = None;
     // Since when notices may have gone unheard, while the log has not been read: kept
-    // across reconnects until a read succeeds.
+    // across reconnects until one subscribes everything and reads it, or fails to.
     let mut unheard_since: Option<DateTime<Utc>> = None;
     loop {
         match tokio::time::timeout(COMMAND_TIMEOUT, client.get_async_pubsub()).await {
@@ -207,8 +207,16 @@ async fn subscriber_loop(
                 }
                 // Notices sent while this connection was down reached other instances only.
                 unheard_since = unheard_since.or(worked_at);
-                let missed =
-                    if ok { read_missed(&client, &channels, &hub, &mut unheard_since).await } else { None };
+                let missed = match unheard_since.take_if(|_| ok) {
+                    Some(since) => {
+                        let read =
+                            notice::missed_since(&client, &channels.resync_log, hub.instance_id(), since);
+                        // Unread, it may hold a loss that began at any time (as an old notice
+                        // says): the feeds reread from their previous reread.
+                        read.await.unwrap_or(Some(None))
+                    }
+                    None => None,
+                };
                 // Also on the first connect: subscribers told `ready` while Redis was not yet
                 // reachable may have missed events.
                 let noticed =
@@ -235,11 +243,6 @@ async fn subscriber_loop(
                             // What was published before the ping came before its answer.
                             if ok {
                                 worked_at = Some(sent_at);
-                            }
-                            // A log read that failed at the reconnect is tried again here, or
-                            // a link that stays up would never read it.
-                            if ok && let Some(lost_after) = read_missed(&client, &channels, &hub, &mut unheard_since).await {
-                                hub.resync_all(lost_after);
                             }
                         }
                         message = stream.next() => match message {
@@ -292,20 +295,6 @@ async fn subscriber_loop(
             }
         }
     }
-}
-
-/// The earliest loss among the notices in the log since `unheard_since`, if it is set; a
-/// successful read clears it, a failed one keeps it for the next try.
-async fn read_missed(
-    client: &redis::Client,
-    channels: &Channels,
-    hub: &Hub,
-    unheard_since: &mut Option<DateTime<Utc>>,
-) -> Option<LostAfter> {
-    let since = (*unheard_since)?;
-    let missed = notice::missed_since(client, &channels.resync_log, hub.instance_id(), since).await.ok()?;
-    *unheard_since = None;
-    missed
 }
 
 async fn subscribe(sink: &mut PubSubSink, namespace: &str, topic: &Topic) -> bool {
