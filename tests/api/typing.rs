@@ -19,6 +19,7 @@ backend_tests!(
     keystrokes_are_coalesced_to_one_publish_a_second,
     only_those_who_may_post_can_type,
     an_admin_types_in_a_support_conversation_before_replying,
+    typing_again_right_after_a_send_shows_at_once,
 );
 pg_test!(
     typing_lives_on_through_a_resync_the_database_could_not_answer,
@@ -218,4 +219,23 @@ async fn keystrokes_through_two_instances_are_one_publish_a_second() {
         publishes <= at_most as f64,
         "11 calls over two instances in {calls_took:?}: {publishes} publishes"
     );
+}
+
+/// Alice sends, and types her next message at once: bob sees her typing again (with Redis,
+/// the cluster's gate still held her "typing" from before the send for up to a second, and
+/// dropped the new one as a repeat, though the message had ended it).
+async fn typing_again_right_after_a_send_shows_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let room = create_channel(&app, &alice, "general", &[&bob]).await;
+    let mut bobs = WsClient::connect(&app, &bob).await;
+    let mut bob_sees = bobs.subscribe("typing", TYPING, json!({ "room": room })).await;
+
+    data(set_typing(&app, &alice, &room, true).await);
+    assert_eq!(bob_sees.next("typing").await, change(&room, "alice", true));
+    send(&app, &alice, &room, "first").await;
+    assert_eq!(bob_sees.next("typing").await, change(&room, "alice", false));
+    data(set_typing(&app, &alice, &room, true).await);
+    assert_eq!(bob_sees.next("typing").await, change(&room, "alice", true));
 }

@@ -125,9 +125,12 @@ async fn send(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
     };
     let record = new.record(cx, sent, room.last_seq);
     metrics::counter!("parley_messages_sent_total").increment(1);
-    typing::message_sent(cx.app, cx.viewer.id, new.room_id);
+    let was_typing = typing::message_sent(cx.app, cx.viewer.id, new.room_id);
     let author = author.as_ref().map(|a| Arc::new(UserPayload::from(a)));
     announce(cx, &record, &room, author, mentioned).await;
+    if was_typing {
+        typing::typing_ended(cx.app, cx.viewer.id, new.room_id).await;
+    }
     Ok(record)
 }
 

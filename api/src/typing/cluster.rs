@@ -9,6 +9,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
 use super::throttle::{INTERVAL, Key};
@@ -53,11 +54,25 @@ pub enum Gate {
     Wait(Duration),
 }
 
+/// The gate's and the wish's keys of a user typing in a room.
+fn keys(link: &RedisLink, (user_id, room_id): Key) -> [String; 2] {
+    [link.key(&format!("typing:{user_id}:{room_id}")), link.key(&format!("typing-wish:{user_id}:{room_id}"))]
+}
+
+/// Opens the gate again for any state, and drops the wish a retry would publish.
+pub async fn clear(link: Option<&RedisLink>, key: Key) {
+    let Some(link) = link else { return };
+    let keys = keys(link, key);
+    let run = |mut c: ConnectionManager| async move { c.del::<_, ()>(&keys).await };
+    link.run(TIMEOUT, run).await;
+}
+
 /// `typing`: the state asked for now; `None` for a retry after [`Gate::Wait`].
-pub async fn gate(link: Option<&RedisLink>, (user_id, room_id): Key, typing: Option<bool>) -> Gate {
+pub async fn gate(link: Option<&RedisLink>, key: Key, typing: Option<bool>) -> Gate {
     let Some(link) = link else { return typing.map_or(Gate::Drop, Gate::Publish) };
-    let mut call = GATE.key(link.key(&format!("typing:{user_id}:{room_id}")));
-    call.key(link.key(&format!("typing-wish:{user_id}:{room_id}")));
+    let [gate, wish] = keys(link, key);
+    let mut call = GATE.key(gate);
+    call.key(wish);
     call.arg(match typing {
         Some(true) => "1",
         Some(false) => "0",

@@ -4,7 +4,7 @@
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::cluster::{Gate, gate};
+use super::cluster::{Gate, clear, gate};
 use super::throttle::{Key, Offer};
 use crate::bus::{Event, EventBus, Topic};
 use crate::error::ApiResult;
@@ -66,9 +66,18 @@ async fn publish(app: &AppState, key: Key, typing: bool) {
 }
 
 /// The user sent a message in the room: their typing there is over, so a change this instance
-/// scheduled before the send must not publish "typing" after it.
-pub fn message_sent(app: &AppState, user_id: Uuid, room_id: Uuid) {
-    app.typing.forget((user_id, room_id));
+/// scheduled before the send must not publish "typing" after it. True if the cluster's gate
+/// may still hold their "typing": then [`typing_ended`] must follow the announcement.
+pub fn message_sent(app: &AppState, user_id: Uuid, room_id: Uuid) -> bool {
+    app.typing.forget((user_id, room_id), Instant::now())
+}
+
+/// Clears the cluster's gate after a message of a user who typed here lately: it holds the
+/// "typing" it published for up to a second, and would drop a "typing" right after the
+/// send as a repeat, though the message ended it for every viewer. After the announcement,
+/// so that the message waits for no Redis call.
+pub async fn typing_ended(app: &AppState, user_id: Uuid, room_id: Uuid) {
+    clear(app.bus.redis_link().as_ref(), (user_id, room_id)).await;
 }
 
 async fn announce(bus: &EventBus, (user_id, room_id): Key, typing: bool) {

@@ -75,9 +75,12 @@ impl TypingThrottle {
         Some(typing)
     }
 
-    /// Forgets a user's slot in a room: a publish scheduled for it will find nothing.
-    pub fn forget(&self, key: Key) {
-        self.slots().remove(&key);
+    /// Forgets a user's slot in a room: a publish scheduled for it will find nothing. True
+    /// if the cluster's gate may still hold what it published (the gate keeps a state for
+    /// `INTERVAL`, the wish for three).
+    pub fn forget(&self, key: Key, now: Instant) -> bool {
+        let slot = self.slots().remove(&key);
+        slot.is_some_and(|slot| slot.scheduled.is_some() || now < slot.published_at + 3 * INTERVAL)
     }
 
     /// Forgets users who have not typed for a while, so memory follows active typists.
