@@ -77,7 +77,13 @@ pub async fn transition(
     change.status = Set(Some(status));
     change.assignee_id = Set(assignee);
     change.snoozed_until = Set(snoozed_until.filter(|_| status == ConversationStatus::Snoozed));
-    change.resolved_at = Set((status == ConversationStatus::Resolved).then_some(now));
+    // Resolved when it first became so: an assignment or a repeat while resolved keeps it
+    // (the metrics' resolution time).
+    change.resolved_at = Set(match status {
+        ConversationStatus::Resolved if room.status == Some(status) => room.resolved_at.or(Some(now)),
+        ConversationStatus::Resolved => Some(now),
+        _ => None,
+    });
     change.changed_at = Set(Some(now));
     change.update(tx).await?;
     Ok(ConversationChangePayload {
@@ -148,11 +154,26 @@ pub async fn set_status(
         _ => {}
     }
     let (tx, room, inbox_id) = begin(cx, room_id).await?;
+    // A resolved conversation keeps the agent who resolved it, also one who has left the
+    // inbox or was deactivated since: reopened, it goes back to the queue instead, as when
+    // its contact writes again.
+    let assignee = match room.assignee_id {
+        Some(agent)
+            if room.status == Some(ConversationStatus::Resolved)
+                && status != ConversationStatus::Resolved =>
+        {
+            assign::still_agent(&tx.txn, inbox_id, agent).await?.then_some(agent)
+        }
+        kept => kept,
+    };
     let change =
-        transition(&tx.txn, &room, status, snoozed_until, room.assignee_id, cx.viewer.id.to_string()).await?;
+        transition(&tx.txn, &room, status, snoozed_until, assignee, cx.viewer.id.to_string()).await?;
     tx.commit().await?;
     publish(cx.app, room_id, change).await;
-    if status == ConversationStatus::Resolved {
+    // Resolving frees a place; a conversation reopened without an agent waits for one.
+    let waits =
+        assignee.is_none() && matches!(status, ConversationStatus::Open | ConversationStatus::Pending);
+    if status == ConversationStatus::Resolved || waits {
         drain_quietly(cx.app, inbox_id).await;
     }
     found(cx, room_id).await

@@ -131,10 +131,19 @@ pub async fn rotate_secret(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<inboxes::M
     Ok(inbox)
 }
 
-/// Makes `user_id` an agent of the inbox (active) and a member of its conversations.
+/// Makes `user_id` an agent of the inbox (active) and a member of its conversations. Runs to
+/// the end in a task of its own: a client giving up midway left the agent in the inbox but
+/// out of some of its conversations, which strategies could still hand them.
 pub async fn add_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<inboxes::Model> {
     let inbox = managed(cx, inbox_id).await?;
     users::require_in_org(&cx.app.store, cx.viewer.org_id, &[user_id]).await?;
+    let (app, viewer) = (cx.app.clone(), cx.viewer.clone());
+    let addition = async move { add_agent(&Ctx { app: &app, viewer: &viewer }, inbox_id, user_id).await };
+    state::to_the_end(addition).await?;
+    Ok(inbox)
+}
+
+async fn add_agent(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<()> {
     let tx = cx.app.store.begin_write().await?;
     // Under the inbox's lock: a conversation opened meanwhile counts them in or out.
     assign::lock_inbox(&cx.app.store, &tx.txn, inbox_id).await?;
@@ -156,7 +165,7 @@ pub async fn add_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResul
         membership::add(&cx.app.store, &cx.app.bus, &room, &[user_id]).await?;
     }
     conversations::drain_quietly(cx.app, inbox_id).await;
-    Ok(inbox)
+    Ok(())
 }
 
 /// Pauses an agent (`active` false: they read and reply, but no strategy gives them new

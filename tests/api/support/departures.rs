@@ -3,6 +3,7 @@
 //! agent who is still there; a deactivated account is never chosen, online or not; and an
 //! agent leaves conversations only by leaving the inbox (an admin who joined one may leave).
 //! Deactivating an agent hands their open and snoozed conversations back to the queue.
+//! Reopened by hand, a resolved conversation whose agent left goes to the queue as well.
 
 use serde_json::{Value, json};
 
@@ -13,6 +14,8 @@ use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, spawn_app};
 
 backend_tests!(
     a_conversation_reopened_after_its_agent_left_goes_to_one_still_there,
+    a_conversation_reopened_by_hand_after_its_agent_left_goes_to_one_still_there,
+    resolved_at_is_when_it_was_resolved_whatever_changes_hands_after,
     deactivated_agents_are_never_chosen,
     agents_leave_conversations_only_with_the_inbox,
     deactivating_an_agent_hands_their_conversations_back,
@@ -61,6 +64,53 @@ async fn a_conversation_reopened_after_its_agent_left_goes_to_one_still_there(ba
     // And tia, now its agent, reads it.
     let seen = app.ok(&tia, "query($id: ID!) { room(id: $id) { latestSeq } }", json!({ "id": room })).await;
     assert_eq!(seen["room"]["latestSeq"], 2);
+}
+
+/// An agent reopens it by hand after sam left the inbox: it goes to tia, and sam no longer
+/// finds it among their assigned conversations (it stayed sam's, out of their reach, and
+/// nothing assigned it again).
+async fn a_conversation_reopened_by_hand_after_its_agent_left_goes_to_one_still_there(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ([ada, sam, tia], id, _secret, room) = resolved_by_sam(&app).await;
+    app.ok(&ada, REMOVE, json!({ "inbox": id, "user": sam.id })).await;
+
+    let reopened = app.ok(&tia, SET_STATUS, json!({ "room": room, "status": "OPEN" })).await;
+    assert_eq!(reopened["setConversationStatus"]["conversation"]["status"], "OPEN");
+    assert_eq!(assignee(&app, &ada, &room).await, "tia");
+    let mine = "query { viewer { assignedConversations(first: 10) { edges { node { id } } } } }";
+    let sams = app.ok(&sam, mine, json!({})).await;
+    assert_eq!(edge_ids(&sams["viewer"]["assignedConversations"]), Vec::<String>::new());
+    let tias = app.ok(&tia, mine, json!({})).await;
+    assert_eq!(edge_ids(&tias["viewer"]["assignedConversations"]), [room]);
+}
+
+/// `resolvedAt` (and so the metrics' resolution time) is the moment it was resolved: handing
+/// the resolved conversation to another agent, or resolving it again, keeps it; reopening
+/// clears it, and resolving anew sets it anew.
+async fn resolved_at_is_when_it_was_resolved_whatever_changes_hands_after(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ([ada, _sam, tia], _id, _secret, room) = resolved_by_sam(&app).await;
+    let resolved_at = || async {
+        let query = "query($id: ID!) { room(id: $id) { conversation { resolvedAt } } }";
+        app.ok(&ada, query, json!({ "id": room })).await["room"]["conversation"]["resolvedAt"].clone()
+    };
+    let first = resolved_at().await;
+    assert!(first.is_string(), "{first}");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    let assign =
+        "mutation($room: ID!, $user: ID!) { assignConversation(roomId: $room, userId: $user) { id } }";
+    app.ok(&ada, assign, json!({ "room": room, "user": tia.id })).await;
+    assert_eq!(assignee(&app, &ada, &room).await, "tia");
+    assert_eq!(resolved_at().await, first, "assigned while resolved");
+    app.ok(&tia, SET_STATUS, json!({ "room": room, "status": "RESOLVED" })).await;
+    assert_eq!(resolved_at().await, first, "resolved again");
+
+    app.ok(&tia, SET_STATUS, json!({ "room": room, "status": "OPEN" })).await;
+    assert_eq!(resolved_at().await, Value::Null, "reopened");
+    app.ok(&tia, SET_STATUS, json!({ "room": room, "status": "RESOLVED" })).await;
+    let second = resolved_at().await;
+    assert!(second.is_string() && second != first, "{first} then {second}");
 }
 
 async fn deactivated_agents_are_never_chosen(backend: Backend) {
