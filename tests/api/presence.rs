@@ -2,7 +2,8 @@
 //! changes nothing; the last one closing makes them offline with a last-seen time; a status
 //! set by hand wins until cleared; `presenceChanged` reaches those who share a room, on every
 //! instance, and follows who joins and leaves; a killed instance's users go offline once its
-//! leases lapse; a change an instance missed while cut off arrives once it can read again.
+//! leases lapse; a change an instance missed while cut off arrives once it can read again;
+//! a deactivated user is offline.
 
 use std::time::Duration;
 
@@ -17,7 +18,8 @@ use crate::helpers::{Backend, QUIET, TestApp, TestUser, data, pg_redis_urls, spa
 backend_tests!(
     presence_follows_the_last_connection,
     a_status_set_by_hand_wins_until_cleared,
-    the_people_followed_change_with_membership
+    the_people_followed_change_with_membership,
+    a_deactivated_user_is_offline_whatever_they_had_set
 );
 pg_test!(
     presence_crosses_instances_and_outlives_a_killed_one,
@@ -224,4 +226,30 @@ async fn a_join_missed_while_cut_off_is_followed_after_the_resync() {
     bob_sees.assert_nothing(Duration::from_secs(1)).await;
     redis.restore();
     assert_eq!(bob_sees.next("presenceChanged").await, change("carol", "ONLINE"));
+}
+
+/// Alice, connected and showing DND, is deactivated: bob sees her go offline at once, live
+/// and when he looks her up (her status set by hand hid her sockets closing, and stayed).
+async fn a_deactivated_user_is_offline_whatever_they_had_set(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let root = org.user_with_role("root", "admin").await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let general = create_channel(&app, &alice, "general", &[&bob]).await;
+    let (_bobs, mut bob_sees) = watch(&app, &bob).await;
+    data(app.gql(&alice, SET, json!({ "status": "DND" })).await);
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "DND"));
+    let _alices = WsClient::connect(&app, &alice).await;
+    bob_sees.assert_nothing(QUIET).await;
+
+    let deactivate = "mutation($id: ID!) { deactivateUser(userId: $id) { id } }";
+    data(app.gql(&root, deactivate, json!({ "id": alice.id })).await);
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "OFFLINE"));
+    // No longer listed among users, she still is among the channel's members.
+    let members = "query($id: ID!) { room(id: $id) { members { edges { node { user { handle presence { status } } } } } } }";
+    let page = app.ok(&bob, members, json!({ "id": general })).await;
+    let edges = page["room"]["members"]["edges"].as_array().expect("edges").clone();
+    let alices = edges.iter().find(|e| e["node"]["user"]["handle"] == "alice").expect("alice is a member");
+    assert_eq!(alices["node"]["user"]["presence"]["status"], "OFFLINE");
+    bob_sees.assert_nothing(QUIET).await;
 }

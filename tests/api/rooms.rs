@@ -21,6 +21,7 @@ backend_tests!(
     add_and_remove_members,
     a_private_channel_keeps_a_member_and_an_owner,
     deactivated_members_do_not_keep_a_private_channel,
+    a_private_channel_whose_owner_is_deactivated_or_removed_gets_another,
 );
 
 const JOIN: &str = "mutation($id: ID!) { joinRoom(roomId: $id) { id viewerRole members { edges { node { user { id } } } } } }";
@@ -310,4 +311,34 @@ async fn deactivated_members_do_not_keep_a_private_channel(backend: Backend) {
     let role = "query($id: ID!) { room(id: $id) { viewerRole } }";
     assert_eq!(app.ok(&carol, role, json!({ "id": launch })).await["room"]["viewerRole"], "OWNER", "not bob");
     assert_error_code(&app.gql(&carol, LEAVE, json!({ "id": launch })).await, "BAD_USER_INPUT");
+}
+
+/// A private channel's owner deactivated by an admin: the member who joined first becomes
+/// its owner, and may archive it (its members were left unable to manage, archive or, the
+/// last of them, leave it). The same when a member who is an org admin removes its owner.
+async fn a_private_channel_whose_owner_is_deactivated_or_removed_gets_another(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let root = org.user_with_role("root", "admin").await;
+    let (alice, bob, carol) = (org.user("alice").await, org.user("bob").await, org.user("carol").await);
+    let role = "query($id: ID!) { room(id: $id) { viewerRole } }";
+
+    let launch = create_private_channel(&app, &alice, "launch", &[&bob]).await;
+    let deactivate = "mutation($id: ID!) { deactivateUser(userId: $id) { id } }";
+    app.ok(&root, deactivate, json!({ "id": alice.id })).await;
+    assert_eq!(app.ok(&bob, role, json!({ "id": launch })).await["room"]["viewerRole"], "OWNER");
+    let archived = app.ok(&bob, ARCHIVE, json!({ "id": launch })).await;
+    assert!(archived["archiveRoom"]["archivedAt"].is_string(), "{archived}");
+
+    let plans = create_private_channel(&app, &carol, "plans", &[&bob]).await;
+    app.ok(&carol, ADD, json!({ "id": plans, "users": [root.id] })).await;
+    app.ok(&root, REMOVE, json!({ "id": plans, "user": carol.id })).await;
+    assert_eq!(
+        app.ok(&bob, role, json!({ "id": plans })).await["room"]["viewerRole"],
+        "OWNER",
+        "joined first"
+    );
+    app.ok(&root, LEAVE, json!({ "id": plans })).await;
+    let update = json!({ "input": { "roomId": plans, "name": "plans-2" } });
+    assert_eq!(app.ok(&bob, UPDATE, update).await["updateRoom"]["name"], "plans-2");
 }

@@ -43,11 +43,15 @@ pub async fn presence_of_exactly(
     Ok(Some(shown(app.directory.users_fresh(&app.store, user_ids).await?, &seen)))
 }
 
-/// What others see of each user: a status set by hand, else their connection state.
+/// What others see of each user: a status set by hand, else their connection state; a
+/// deactivated user is offline, whatever they had set.
 pub fn shown(users: HashMap<Uuid, users::Model>, seen: &HashMap<Uuid, Seen>) -> HashMap<Uuid, UserPresence> {
     let presence = users.into_values().map(|user| {
         let seen = seen.get(&user.id).copied().unwrap_or_default();
-        let status = Status::shown(user.presence_status, seen.connected);
+        let status = match user.deactivated_at {
+            Some(_) => Status::Offline,
+            None => Status::shown(user.presence_status, seen.connected),
+        };
         (user.id, UserPresence { user_id: user.id, status, last_seen_at: seen.last_seen_at })
     });
     presence.collect()
@@ -71,6 +75,16 @@ pub async fn set_presence(cx: &Ctx<'_>, manual: Option<Manual>) -> ApiResult<Use
         publish(app, presence).await;
     }
     Ok(presence)
+}
+
+/// Announces a user just deactivated as offline when they had set a status by hand: their
+/// sockets closing announce only a status shown from the connection state.
+pub async fn announce_deactivated(app: &AppState, user: &users::Model) {
+    if user.presence_status.is_some() {
+        let seen = app.presence.seen(&[user.id]).await.remove(&user.id).unwrap_or_default();
+        let last_seen_at = seen.last_seen_at.or(Some(Utc::now()));
+        publish(app, UserPresence { user_id: user.id, status: Status::Offline, last_seen_at }).await;
+    }
 }
 
 /// Held by an authenticated WebSocket: its user counts as connected until it drops.

@@ -1,8 +1,8 @@
 //! Joining, leaving, adding and removing members. New members start with everything read:
 //! joining a busy channel should not greet you with its whole history as unread. A private
 //! channel stays reachable by its members: nobody else sees it, so its last active member
-//! cannot leave it, archived or not (archiving frees its name), and its last owner leaving
-//! hands the room to a member.
+//! cannot leave it, archived or not (archiving frees its name), and when no active owner
+//! remains (one left, was removed or deactivated), the room goes to a member.
 
 use chrono::Utc;
 use std::collections::HashSet;
@@ -189,8 +189,9 @@ async fn remove(
     change: MembershipChange,
 ) -> ApiResult<()> {
     let tx = store.begin_write().await?;
-    if change == MembershipChange::Left && is_private_channel(room) {
-        keep_reachable(store, &tx.txn, room, user_id).await?;
+    if is_private_channel(room) {
+        // The heir's new role is announced with the removal (members changed).
+        keep_reachable(store, &tx.txn, room, user_id, change == MembershipChange::Left).await?;
     }
     room_members::Entity::delete_by_id((room.id, user_id)).exec(&tx.txn).await?;
     tx.commit().await?;
@@ -216,40 +217,44 @@ fn is_private_channel(room: &rooms::Model) -> bool {
     room.kind == RoomKind::Channel && room.visibility == Visibility::Private
 }
 
-/// Before `leaving` leaves a private channel, in the leave's transaction: nobody outside
-/// such a room sees it (org admins included), so its last active member may not leave it
-/// (it would block its name, and its `contextRef`, for good: they archive it instead, which
-/// frees the name), and when its last active owner or admin leaves, the active member who
-/// joined first becomes its owner (no one else could rename, archive or manage it).
-/// Deactivated members count for neither. On PostgreSQL the room's row is held, so two
-/// members leaving at once see each other.
+/// Before `leaving` leaves a private channel (or is removed, or was deactivated), in that
+/// change's transaction: nobody outside such a room sees it (org admins included), so its
+/// last active member may not leave it (`refuse_last`: it would block its name, and its
+/// `contextRef`, for good: they archive it instead, which frees the name), and when no active
+/// member left manages it, the active member who joined first becomes its owner (no one
+/// else could rename, archive or manage it). Deactivated members count for neither. On
+/// PostgreSQL the room's row is held, so two members leaving at once see each other.
+/// Returns whom it made owner.
 async fn keep_reachable(
     store: &Store,
     txn: &DatabaseTransaction,
     room: &rooms::Model,
     leaving: Uuid,
-) -> ApiResult<()> {
+    refuse_last: bool,
+) -> ApiResult<Option<Uuid>> {
     store.hold_row(txn, "rooms", room.id).await?;
     let active = user_rows::Entity::find()
         .filter(user_rows::Column::DeactivatedAt.is_null())
         .select_only()
         .column(user_rows::Column::Id)
         .into_query();
-    let members = room_members::Entity::find()
+    let staying = room_members::Entity::find()
         .filter(room_members::Column::RoomId.eq(room.id))
+        .filter(room_members::Column::UserId.ne(leaving))
         .filter(room_members::Column::UserId.in_subquery(active))
         .order_by_asc(room_members::Column::JoinedAt)
         .order_by_asc(room_members::Column::UserId)
         .all(txn)
         .await?;
-    let manages = |m: &room_members::Model| matches!(m.role, MemberRole::Owner | MemberRole::Admin);
-    let (gone, staying): (Vec<_>, Vec<_>) = members.into_iter().partition(|m| m.user_id == leaving);
     let Some(heir) = staying.first() else {
-        return Err(ApiError::bad_input(
-            "a private channel keeps its last member: archive it (archiveRoom) instead of leaving",
-        ));
+        if refuse_last {
+            return Err(ApiError::bad_input(
+                "a private channel keeps its last member: archive it (archiveRoom) instead of leaving",
+            ));
+        }
+        return Ok(None);
     };
-    if gone.iter().any(manages) && !staying.iter().any(manages) {
+    if !staying.iter().any(|m| matches!(m.role, MemberRole::Owner | MemberRole::Admin)) {
         let promoted = room_members::ActiveModel {
             room_id: Unchanged(room.id),
             user_id: Unchanged(heir.user_id),
@@ -257,6 +262,41 @@ async fn keep_reachable(
             ..Default::default()
         };
         promoted.update(txn).await?;
+        return Ok(Some(heir.user_id));
+    }
+    Ok(None)
+}
+
+/// After `user_id` was deactivated: each private channel they managed gets an heir as if
+/// they had left it ([`keep_reachable`]), or its members could neither manage nor archive it.
+pub(crate) async fn hand_over_private_channels(
+    store: &Store,
+    bus: &EventBus,
+    user_id: Uuid,
+) -> ApiResult<()> {
+    let managed = rooms::Entity::find()
+        .filter(rooms::Column::Kind.eq(RoomKind::Channel))
+        .filter(rooms::Column::Visibility.eq(Visibility::Private))
+        .filter(
+            rooms::Column::Id.in_subquery(
+                room_members::Entity::find()
+                    .filter(room_members::Column::UserId.eq(user_id))
+                    .filter(room_members::Column::Role.is_in([MemberRole::Owner, MemberRole::Admin]))
+                    .select_only()
+                    .column(room_members::Column::RoomId)
+                    .into_query(),
+            ),
+        )
+        .all(&store.db)
+        .await?;
+    for room in managed {
+        let tx = store.begin_write().await?;
+        let promoted = keep_reachable(store, &tx.txn, &room, user_id, false).await?;
+        tx.commit().await?;
+        if promoted.is_some() {
+            let change = Event::RoomChanged { room_id: room.id, change: RoomChange::MembersChanged };
+            bus.publish(Topic::Room(room.id), change).await;
+        }
     }
     Ok(())
 }

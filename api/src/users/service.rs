@@ -11,6 +11,8 @@ use crate::auth::Viewer;
 use crate::db::{Store, contains_ci, search_text};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use crate::paging::Keyset;
+use crate::presence::service as presence;
+use crate::rooms::membership;
 use crate::rooms::service as rooms;
 use crate::state::Ctx;
 use crate::support::inboxes;
@@ -184,8 +186,9 @@ pub async fn update_profile(cx: &Ctx<'_>, changes: ProfileChanges) -> ApiResult<
 }
 
 /// Deactivates a user: their tokens are refused from now on, on every instance, the support
-/// conversations assigned to them go back to their inboxes' queues, and their direct rooms of
-/// two become read-only.
+/// conversations assigned to them go back to their inboxes' queues, their direct rooms of
+/// two become read-only, the private channels they managed get an active owner, and others
+/// see them offline (also when they had set a status by hand).
 #[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
 pub async fn deactivate(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<users::Model> {
     let user = find(&cx.app.store, cx.viewer.org_id, user_id).await?;
@@ -199,11 +202,14 @@ pub async fn deactivate(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<users::Model> 
         let owner = (user.role == UserRole::Owner).then_some(user.id);
         let mut active: users::ActiveModel = user.into();
         active.deactivated_at = Set(Some(Utc::now()));
-        save(cx, active, owner).await?
+        let user = save(cx, active, owner).await?;
+        presence::announce_deactivated(cx.app, &user).await;
+        user
     };
     // On a repeat too: it finishes what a first call that failed halfway did not.
     inboxes::release_deactivated(cx, user.id).await?;
     rooms::archive_direct_rooms_of(cx, user.id).await?;
+    membership::hand_over_private_channels(&cx.app.store, &cx.app.bus, user.id).await?;
     Ok(user)
 }
 
