@@ -1,6 +1,7 @@
 //! Read state: per-member watermarks and the unread counts derived from them
 //! (others' messages, own messages, marking read on another connection,
-//! deletions, `markUnread`), and the batch `unreadCounts` query over 200 rooms.
+//! deletions, `markUnread`), the batch `unreadCounts` query over 200 rooms, and archived
+//! rooms leaving the total.
 
 use futures_util::{StreamExt, stream};
 use serde_json::{Value, json};
@@ -18,6 +19,7 @@ backend_tests!(
     mark_read_on_one_connection_reaches_the_others,
     deleted_messages_stop_counting,
     unread_counts_batch_of_200_rooms,
+    archived_rooms_leave_the_unread_total,
 );
 
 const UNREAD_COUNTS: &str =
@@ -187,4 +189,35 @@ async fn unread_counts_batch_of_200_rooms(backend: Backend) {
 
     let none = app.ok(&alice, UNREAD_COUNTS, json!({ "ids": expected })).await["unreadCounts"].clone();
     assert_eq!(none, Value::Array(vec![]), "the sender has nothing unread");
+}
+
+/// Bob has unread messages in two channels; alice archives one. It leaves bob's room list, so
+/// it leaves his `unreadTotal` too, live and when asked (the badge stayed until he found the
+/// archived room and read it); the room itself still says what he has not read.
+async fn archived_rooms_leave_the_unread_total(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let general = create_channel(&app, &alice, "general", &[&bob]).await;
+    let old = create_channel(&app, &alice, "old-project", &[&bob]).await;
+    let mut ws = WsClient::connect(&app, &bob).await;
+    let query = "subscription { unreadCountChanged { roomId unreadCount unreadTotal seq } }";
+    let mut changes = ws.subscribe("u", query, json!({})).await;
+    send(&app, &alice, &general, "hi").await;
+    send(&app, &alice, &old, "one").await;
+    send(&app, &alice, &old, "two").await;
+    for _ in 0..3 {
+        changes.next("unreadCountChanged").await;
+    }
+    assert_eq!(unread_total(&app, &bob).await, 3);
+
+    let archive = "mutation($id: ID!) { archiveRoom(roomId: $id) { archivedAt } }";
+    app.ok(&alice, archive, json!({ "id": old })).await;
+    let change = changes.next("unreadCountChanged").await;
+    assert_eq!(change, json!({ "roomId": old, "unreadCount": 2, "unreadTotal": 1, "seq": 2 }));
+    assert_eq!(unread_total(&app, &bob).await, 1);
+    assert_eq!(unread_count(&app, &bob, &old).await, 2);
+    send(&app, &alice, &general, "still here").await;
+    let change = changes.next("unreadCountChanged").await;
+    assert_eq!((change["unreadCount"].clone(), change["unreadTotal"].clone()), (json!(2), json!(2)));
 }

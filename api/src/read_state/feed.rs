@@ -4,7 +4,8 @@
 //! one per member) update it by seq — a message raises `latest_seq`, a deletion above the
 //! watermark is remembered, the viewer's own message moves the watermark — so the result does
 //! not depend on event order. User events (reads on another device, joins) and resyncs reread
-//! that user's positions from the database.
+//! that user's positions from the database. An archived room keeps its counts but leaves the
+//! total, as it leaves the viewer's room list.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -13,7 +14,7 @@ use uuid::Uuid;
 
 use super::service::{self, ReadPosition};
 use crate::auth::Viewer;
-use crate::bus::{Event, Scope, Watched, Watcher};
+use crate::bus::{Event, RoomChange, Scope, Watched, Watcher};
 use crate::error::ApiResult;
 use crate::rooms::watch::{repair_or_retry, watch};
 use crate::state::AppState;
@@ -85,6 +86,14 @@ impl UnreadFeed {
                                 position.last_read_seq,
                                 mentioned.contains(&viewer),
                             );
+                        }
+                        // Out of the total from now on: told with the room's counts.
+                        Event::RoomChanged { change: RoomChange::Archived, .. } => {
+                            position.archived = true;
+                            let (counts, seq) =
+                                ((position.unread(), position.mention_count()), position.latest_seq);
+                            self.push(room_id, counts, seq, false);
+                            continue;
                         }
                         Event::MessageUpdated { message, mentioned } => {
                             position.latest_seq = position.latest_seq.max(message.seq);
@@ -176,7 +185,7 @@ impl UnreadFeed {
     }
 
     fn push(&mut self, room_id: Uuid, (unread_count, mention_count): (i64, i64), seq: i64, notify: bool) {
-        let unread_total = self.positions.values().map(ReadPosition::unread).sum();
+        let unread_total = self.positions.values().filter(|p| !p.archived).map(ReadPosition::unread).sum();
         let member = self.positions.contains_key(&room_id);
         let change = UnreadChange { room_id, unread_count, mention_count, unread_total, seq, member, notify };
         self.pending.push_back(change);

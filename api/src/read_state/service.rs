@@ -32,6 +32,8 @@ pub struct ReadPosition {
     pub mentioned_above: Vec<i64>,
     /// The viewer muted the room until then (`muteRoom`).
     pub muted_until: Option<DateTime<Utc>>,
+    /// Archived: out of the viewer's room list, so out of their unread total.
+    pub archived: bool,
 }
 
 impl ReadPosition {
@@ -136,7 +138,7 @@ pub async fn positions(
         .db
         .query_all_raw(store.stmt(
             &format!(
-                "SELECT rm.room_id, rm.last_read_seq, rm.muted_until, r.last_seq, \
+                "SELECT rm.room_id, rm.last_read_seq, rm.muted_until, r.last_seq, r.archived_at, \
                    CASE WHEN rm.last_read_seq >= r.last_seq THEN NULL ELSE \
                      (SELECT {list} FROM messages d WHERE d.room_id = rm.room_id \
                       AND d.deleted_at IS NOT NULL AND d.seq > rm.last_read_seq AND d.seq <= r.last_seq) \
@@ -162,6 +164,7 @@ pub async fn positions(
             deleted_above: seqs(deleted.as_deref()),
             mentioned_above: seqs(mentioned.as_deref()),
             muted_until: row.try_get("", "muted_until")?,
+            archived: row.try_get::<Option<DateTime<Utc>>>("", "archived_at")?.is_some(),
         });
     }
     Ok(positions)
@@ -231,7 +234,8 @@ pub async fn unread_counts(store: &Store, viewer: &Viewer, room_ids: &[Uuid]) ->
     Ok(counts)
 }
 
-/// The viewer's unread messages across all their rooms, in one query.
+/// The viewer's unread messages across the rooms their room list shows (not archived ones,
+/// which a badge would otherwise count until the viewer found and read them), in one query.
 pub async fn unread_total(store: &Store, viewer: &Viewer) -> ApiResult<i64> {
     let row = store
         .db
@@ -239,7 +243,7 @@ pub async fn unread_total(store: &Store, viewer: &Viewer) -> ApiResult<i64> {
             &format!(
                 "SELECT CAST(COALESCE(SUM({UNREAD_COUNT_SQL}), 0) AS BIGINT) AS total \
                  FROM room_members JOIN rooms ON rooms.id = room_members.room_id \
-                 WHERE room_members.user_id = $1 AND rooms.deleted_at IS NULL"
+                 WHERE room_members.user_id = $1 AND rooms.deleted_at IS NULL AND rooms.archived_at IS NULL"
             ),
             vec![viewer.id.into()],
         ))
