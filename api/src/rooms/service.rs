@@ -132,6 +132,10 @@ pub async fn update_room(cx: &Ctx<'_>, room_id: Uuid, changes: RoomChanges) -> A
     let (store, bus) = (&cx.app.store, &cx.app.bus);
     let access = manageable_channel(store, cx.viewer, room_id).await?;
     access.require_writable()?;
+    // Named after its contact; a name set here would also take a channel's name.
+    if access.room.kind == RoomKind::Support && changes.name.is_some() {
+        return Err(ApiError::bad_input("a support conversation is named after its contact"));
+    }
     let renamed = changes.name.is_some();
     let mut room: rooms::ActiveModel = access.room.into();
     if let Some(name) = changes.name {

@@ -1,7 +1,8 @@
 //! What an organisation admin does in a conversation they are not in (admins read every
 //! conversation, as in Chatwoot): their first reply, which joins them, mentions agents like
 //! any other; and archiving a conversation is refused, because a contact's every later
-//! message lands in it (a conversation is resolved instead).
+//! message lands in it (a conversation is resolved instead), as is renaming it (it is named
+//! after its contact).
 
 use serde_json::json;
 
@@ -9,7 +10,11 @@ use super::*;
 use crate::helpers::api::send;
 use crate::helpers::{Backend, assert_error_code, spawn_app};
 
-backend_tests!(an_admins_first_reply_mentions_agents, a_conversation_cannot_be_archived,);
+backend_tests!(
+    an_admins_first_reply_mentions_agents,
+    a_conversation_cannot_be_archived,
+    a_conversation_cannot_be_renamed,
+);
 
 async fn an_admins_first_reply_mentions_agents(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -36,4 +41,21 @@ async fn a_conversation_cannot_be_archived(backend: Backend) {
     assert_eq!(room_now["room"]["archivedAt"], serde_json::Value::Null, "nothing changed");
     // The agent still answers there.
     send(&app, &sam, &room, "on it").await;
+}
+
+/// Renaming a conversation is refused: it would hide its contact's name and take the name
+/// from the organisation's channels ("general" could no longer be created).
+async fn a_conversation_cannot_be_renamed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ada, _sam, _tom, stored) =
+        admin_agents_and_a_conversation(&app, "n-1", "+41790000703", "help").await;
+    let room = stored["conversationId"].as_str().expect("a room").to_owned();
+    let name = "query($id: ID!) { room(id: $id) { name } }";
+    let before = app.ok(&ada, name, json!({ "id": room })).await["room"]["name"].clone();
+
+    let rename = "mutation($input: UpdateRoomInput!) { updateRoom(input: $input) { name } }";
+    let refused = app.gql(&ada, rename, json!({ "input": { "roomId": room, "name": "general" } })).await;
+    assert_error_code(&refused, "BAD_USER_INPUT");
+    assert_eq!(app.ok(&ada, name, json!({ "id": room })).await["room"]["name"], before, "nothing changed");
+    crate::helpers::api::create_channel(&app, &ada, "general", &[]).await;
 }
