@@ -221,9 +221,10 @@ async fn keystrokes_through_two_instances_are_one_publish_a_second() {
     );
 }
 
-/// Alice sends, and types her next message at once: bob sees her typing again (with Redis,
-/// the cluster's gate still held her "typing" from before the send for up to a second, and
-/// dropped the new one as a repeat, though the message had ended it).
+/// Alice sends, her client says she stopped, and she types her next message at once: bob
+/// sees her typing again, and no second "stop" (with Redis, the cluster's gate still held her
+/// "typing" from before the send for up to a second, and dropped the new one as a repeat,
+/// though the message had ended it).
 async fn typing_again_right_after_a_send_shows_at_once(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.create_org().await;
@@ -236,6 +237,7 @@ async fn typing_again_right_after_a_send_shows_at_once(backend: Backend) {
     assert_eq!(bob_sees.next("typing").await, change(&room, "alice", true));
     send(&app, &alice, &room, "first").await;
     assert_eq!(bob_sees.next("typing").await, change(&room, "alice", false));
+    data(set_typing(&app, &alice, &room, false).await);
     data(set_typing(&app, &alice, &room, true).await);
     assert_eq!(bob_sees.next("typing").await, change(&room, "alice", true));
 }

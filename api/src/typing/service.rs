@@ -66,16 +66,17 @@ async fn publish(app: &AppState, key: Key, typing: bool) {
 }
 
 /// The user sent a message in the room: their typing there is over, so a change this instance
-/// scheduled before the send must not publish "typing" after it. True if the cluster's gate
-/// may still hold their "typing": then [`typing_ended`] must follow the announcement.
+/// scheduled before the send must not publish "typing" after it (the throttle's
+/// `message_sent`). True if the cluster's gate may still hold their "typing": then
+/// [`typing_ended`] must follow the announcement.
 pub fn message_sent(app: &AppState, user_id: Uuid, room_id: Uuid) -> bool {
-    app.typing.forget((user_id, room_id), Instant::now())
+    app.typing.message_sent((user_id, room_id), Instant::now())
 }
 
 /// Clears the cluster's gate after a message of a user who typed here lately: it holds the
 /// "typing" it published for up to a second, and would drop a "typing" right after the
 /// send as a repeat, though the message ended it for every viewer. After the announcement,
-/// so that the message waits for no Redis call.
+/// so that the message's delivery waits for no Redis call (the mutation's answer does).
 pub async fn typing_ended(app: &AppState, user_id: Uuid, room_id: Uuid) {
     clear(app.bus.redis_link().as_ref(), (user_id, room_id)).await;
 }

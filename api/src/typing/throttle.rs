@@ -4,6 +4,8 @@
 //! within the second is dropped (subscribers' states last [`super::EXPIRY`]); a change within
 //! the second is published when the second is over, with whatever state is latest by then,
 //! so the last word always reaches the room and the bus sees one publish per second at most.
+//! A message ends its author's typing for every viewer: within the second after it, a stop
+//! repeats what the message said and is dropped, and a start is news, published at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,6 +40,8 @@ struct Slot {
     published: bool,
     /// The newest state offered since, while a publish of it is scheduled.
     scheduled: Option<bool>,
+    /// The "stop" was the user's message, not a publish: a start within the second is news.
+    after_message: bool,
 }
 
 impl TypingThrottle {
@@ -46,10 +50,20 @@ impl TypingThrottle {
         let slot = match slots.get_mut(&key) {
             Some(slot) if now < slot.published_at + INTERVAL => slot,
             _ => {
-                slots.insert(key, Slot { published_at: now, published: typing, scheduled: None });
+                slots.insert(
+                    key,
+                    Slot { published_at: now, published: typing, scheduled: None, after_message: false },
+                );
                 return Offer::Publish;
             }
         };
+        if slot.after_message {
+            if !typing {
+                return Offer::Drop;
+            }
+            *slot = Slot { published_at: now, published: true, scheduled: None, after_message: false };
+            return Offer::Publish;
+        }
         match slot.scheduled {
             Some(_) => {
                 slot.scheduled = Some(typing);
@@ -75,12 +89,17 @@ impl TypingThrottle {
         Some(typing)
     }
 
-    /// Forgets a user's slot in a room: a publish scheduled for it will find nothing. True
-    /// if the cluster's gate may still hold what it published (the gate keeps a state for
-    /// `INTERVAL`, the wish for three).
-    pub fn forget(&self, key: Key, now: Instant) -> bool {
-        let slot = self.slots().remove(&key);
-        slot.is_some_and(|slot| slot.scheduled.is_some() || now < slot.published_at + 3 * INTERVAL)
+    /// The user sent a message in the room, which ended their typing there: a publish
+    /// scheduled for the slot will find nothing, and the second after it starts afresh. True
+    /// if the cluster's gate may still hold what was published from here (the gate keeps a
+    /// state for `INTERVAL`, the wish for three). Users who did not type here lately have no
+    /// slot and cost nothing.
+    pub fn message_sent(&self, key: Key, now: Instant) -> bool {
+        let mut slots = self.slots();
+        let Some(slot) = slots.get_mut(&key) else { return false };
+        let held = slot.scheduled.is_some() || now < slot.published_at + 3 * INTERVAL;
+        *slot = Slot { published_at: now, published: false, scheduled: None, after_message: true };
+        held
     }
 
     /// Forgets users who have not typed for a while, so memory follows active typists.
@@ -115,5 +134,23 @@ mod tests {
         assert_eq!(throttle.offer(key, false, ms(1600)), Offer::Drop);
         assert_eq!(throttle.take_scheduled(key, ms(2000)), None, "back where it started");
         assert_eq!(throttle.offer(key, true, ms(2100)), Offer::Publish);
+    }
+
+    /// The client's "stop" after a send repeats what the message said; typing again right
+    /// after is shown at once, not when the second is over.
+    #[test]
+    fn after_a_message_a_stop_is_dropped_and_a_start_published_at_once() {
+        let throttle = TypingThrottle::default();
+        let key = (Uuid::nil(), Uuid::max());
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert_eq!(throttle.offer(key, true, t0), Offer::Publish);
+        assert_eq!(throttle.offer(key, false, ms(100)), Offer::Schedule(Duration::from_millis(900)));
+        assert!(throttle.message_sent(key, ms(200)), "the gate may hold the start");
+        assert_eq!(throttle.take_scheduled(key, ms(1000)), None, "the message cancelled it");
+        assert_eq!(throttle.offer(key, false, ms(300)), Offer::Drop);
+        assert_eq!(throttle.offer(key, true, ms(400)), Offer::Publish);
+        assert_eq!(throttle.offer(key, false, ms(500)), Offer::Schedule(Duration::from_millis(900)));
+        assert!(!throttle.message_sent((Uuid::max(), Uuid::nil()), ms(600)), "never typed here");
     }
 }
