@@ -169,10 +169,13 @@ async fn announce_connections(app: &AppState, changes: &[(Uuid, Seen)]) {
     };
     for (user_id, seen) in changes {
         // Unknown users are left out, as are those whose status was set by hand.
-        if users.get(user_id).is_some_and(|user| user.presence_status.is_none()) {
-            let status = Status::shown(None, seen.connected);
-            publish(app, UserPresence { user_id: *user_id, status, last_seen_at: seen.last_seen_at }).await;
-        }
+        let Some(user) = users.get(user_id).filter(|user| user.presence_status.is_none()) else { continue };
+        // A socket of a deactivated user, authenticated just before, is no sign of life.
+        let status = match user.deactivated_at {
+            Some(_) => Status::Offline,
+            None => Status::shown(None, seen.connected),
+        };
+        publish(app, UserPresence { user_id: *user_id, status, last_seen_at: seen.last_seen_at }).await;
     }
 }
 

@@ -90,10 +90,7 @@ impl UnreadFeed {
                         // Out of the total from now on: told with the room's counts.
                         Event::RoomChanged { change: RoomChange::Archived, .. } => {
                             position.archived = true;
-                            let (counts, seq) =
-                                ((position.unread(), position.mention_count()), position.latest_seq);
-                            self.push(room_id, counts, seq, false);
-                            continue;
+                            self.sent.remove(&room_id);
                         }
                         Event::MessageUpdated { message, mentioned } => {
                             position.latest_seq = position.latest_seq.max(message.seq);
@@ -150,9 +147,23 @@ impl UnreadFeed {
                 self.push(room_id, (0, 0), position.latest_seq, false);
             }
         }
-        for position in current {
+        self.update(current);
+    }
+
+    /// Takes reread positions, all of them before telling any: each change carries the
+    /// total over them all. A room archived meanwhile is told even if its counts stayed, as
+    /// the total moved.
+    fn update(&mut self, reread: Vec<ReadPosition>) {
+        let mut changed = Vec::with_capacity(reread.len());
+        for position in reread {
             let room_id = position.room_id;
+            if self.positions.get(&room_id).is_some_and(|old| old.archived != position.archived) {
+                self.sent.remove(&room_id);
+            }
             self.positions.insert(room_id, position);
+            changed.push(room_id);
+        }
+        for room_id in changed {
             self.send_if_changed(room_id, false);
         }
     }
@@ -160,13 +171,7 @@ impl UnreadFeed {
     /// Rereads one room's position from the database.
     async fn reload(&mut self, room_id: Uuid) {
         match service::positions(&self.state.store, self.viewer.id, Some(&[room_id])).await {
-            Ok(positions) => {
-                for position in positions {
-                    let room_id = position.room_id;
-                    self.positions.insert(room_id, position);
-                    self.send_if_changed(room_id, false);
-                }
-            }
+            Ok(positions) => self.update(positions),
             Err(err) => {
                 // The resync rereads every position, this one included.
                 tracing::warn!(?err, "unread positions reload failed; retried");

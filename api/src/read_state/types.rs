@@ -43,7 +43,7 @@ pub struct UnreadCountChange {
     pub unread_count: i64,
     /// Unread messages that mention the viewer (`@handle`, `@channel`, `@here`).
     pub mention_count: i64,
-    /// Unread messages across all the viewer's rooms.
+    /// Unread messages across the viewer's rooms that are not archived.
     pub unread_total: i64,
     /// The room seq the count was computed at.
     pub seq: i64,

@@ -191,7 +191,7 @@ impl Viewer {
     async fn share_read_receipts(&self) -> bool {
         self.0.share_read_receipts
     }
-    /// Unread messages across all the viewer's rooms.
+    /// Unread messages across the viewer's rooms that are not archived.
     async fn unread_total(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(read_state::unread_total(&ctx.state()?.store, ctx.viewer()?).await?)
     }
