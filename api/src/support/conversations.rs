@@ -26,7 +26,7 @@ use crate::state::{AppState, Ctx};
 use crate::times;
 use crate::users::service as users;
 use entity::enums::{ConversationStatus, RoomKind};
-use entity::{assignment_decisions, rooms, support_inbox_members as members};
+use entity::{assignment_decisions, rooms};
 
 /// How often expired snoozes are looked for.
 const SNOOZE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -107,7 +107,9 @@ pub async fn assign_to(cx: &Ctx<'_>, room_id: Uuid, agent: Uuid) -> ApiResult<ro
     access::readable(&cx.app.store, cx.viewer, room_id).await?;
     users::require_in_org(&cx.app.store, cx.viewer.org_id, &[agent]).await?;
     let (tx, room, inbox_id) = begin(cx, room_id).await?;
-    if members::Entity::find_by_id((inbox_id, agent)).one(&tx.txn).await?.is_none() {
+    // Again under the inbox's lock: a deactivation committed since the check above has
+    // handed their conversations back already, and would miss this one.
+    if !assign::still_agent(&tx.txn, inbox_id, agent).await? {
         return Err(ApiError::not_found("agent of this inbox"));
     }
     let status = room.status.unwrap_or(ConversationStatus::Open);
