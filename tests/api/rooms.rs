@@ -316,6 +316,7 @@ async fn deactivated_members_do_not_keep_a_private_channel(backend: Backend) {
 /// A private channel's owner deactivated by an admin: the member who joined first becomes
 /// its owner, and may archive it (its members were left unable to manage, archive or, the
 /// last of them, leave it). The same when a member who is an org admin removes its owner.
+/// One whose last active member is deactivated is archived, and its name is free again.
 async fn a_private_channel_whose_owner_is_deactivated_or_removed_gets_another(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.create_org().await;
@@ -341,4 +342,12 @@ async fn a_private_channel_whose_owner_is_deactivated_or_removed_gets_another(ba
     app.ok(&root, LEAVE, json!({ "id": plans })).await;
     let update = json!({ "input": { "roomId": plans, "name": "plans-2" } });
     assert_eq!(app.ok(&bob, UPDATE, update).await["updateRoom"]["name"], "plans-2");
+
+    // Its last active member deactivated, a private channel is archived, which frees its name.
+    app.ok(&root, deactivate, json!({ "id": bob.id })).await;
+    let input = json!({ "name": "plans-2" });
+    assert_eq!(
+        app.ok(&carol, &create_channel_query(), json!({ "input": input })).await["createChannel"]["name"],
+        "plans-2"
+    );
 }

@@ -217,6 +217,16 @@ fn is_private_channel(room: &rooms::Model) -> bool {
     room.kind == RoomKind::Channel && room.visibility == Visibility::Private
 }
 
+/// Who keeps a private channel once a member has gone.
+enum Keeper {
+    /// An active member who already manages it.
+    Manager,
+    /// The active member who joined first, just made its owner.
+    Heir,
+    /// Nobody: no active member is left.
+    Nobody,
+}
+
 /// Before `leaving` leaves a private channel (or is removed, or was deactivated), in that
 /// change's transaction: nobody outside such a room sees it (org admins included), so its
 /// last active member may not leave it (`refuse_last`: it would block its name, and its
@@ -224,14 +234,13 @@ fn is_private_channel(room: &rooms::Model) -> bool {
 /// member left manages it, the active member who joined first becomes its owner (no one
 /// else could rename, archive or manage it). Deactivated members count for neither. On
 /// PostgreSQL the room's row is held, so two members leaving at once see each other.
-/// Returns whom it made owner.
 async fn keep_reachable(
     store: &Store,
     txn: &DatabaseTransaction,
     room: &rooms::Model,
     leaving: Uuid,
     refuse_last: bool,
-) -> ApiResult<Option<Uuid>> {
+) -> ApiResult<Keeper> {
     store.hold_row(txn, "rooms", room.id).await?;
     let active = user_rows::Entity::find()
         .filter(user_rows::Column::DeactivatedAt.is_null())
@@ -252,36 +261,34 @@ async fn keep_reachable(
                 "a private channel keeps its last member: archive it (archiveRoom) instead of leaving",
             ));
         }
-        return Ok(None);
+        return Ok(Keeper::Nobody);
     };
-    if !staying.iter().any(|m| matches!(m.role, MemberRole::Owner | MemberRole::Admin)) {
-        let promoted = room_members::ActiveModel {
-            room_id: Unchanged(room.id),
-            user_id: Unchanged(heir.user_id),
-            role: Set(MemberRole::Owner),
-            ..Default::default()
-        };
-        promoted.update(txn).await?;
-        return Ok(Some(heir.user_id));
+    if staying.iter().any(|m| matches!(m.role, MemberRole::Owner | MemberRole::Admin)) {
+        return Ok(Keeper::Manager);
     }
-    Ok(None)
+    let promoted = room_members::ActiveModel {
+        room_id: Unchanged(room.id),
+        user_id: Unchanged(heir.user_id),
+        role: Set(MemberRole::Owner),
+        ..Default::default()
+    };
+    promoted.update(txn).await?;
+    Ok(Keeper::Heir)
 }
 
-/// After `user_id` was deactivated: each private channel they managed gets an heir as if
-/// they had left it ([`keep_reachable`]), or its members could neither manage nor archive it.
-pub(crate) async fn hand_over_private_channels(
-    store: &Store,
-    bus: &EventBus,
-    user_id: Uuid,
-) -> ApiResult<()> {
-    let managed = rooms::Entity::find()
+/// After `user_id` was deactivated, each private channel they were in: one left without an
+/// active manager gets an heir as if they had left it ([`keep_reachable`]), or its members
+/// could neither manage nor archive it; one left without an active member is archived, as
+/// its last member would have had to, which frees its name.
+pub(crate) async fn hand_over_private_channels(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<()> {
+    let (store, bus) = (&cx.app.store, &cx.app.bus);
+    let theirs = rooms::Entity::find()
         .filter(rooms::Column::Kind.eq(RoomKind::Channel))
         .filter(rooms::Column::Visibility.eq(Visibility::Private))
         .filter(
             rooms::Column::Id.in_subquery(
                 room_members::Entity::find()
                     .filter(room_members::Column::UserId.eq(user_id))
-                    .filter(room_members::Column::Role.is_in([MemberRole::Owner, MemberRole::Admin]))
                     .select_only()
                     .column(room_members::Column::RoomId)
                     .into_query(),
@@ -289,14 +296,27 @@ pub(crate) async fn hand_over_private_channels(
         )
         .all(&store.db)
         .await?;
-    for room in managed {
+    for room in theirs {
         let tx = store.begin_write().await?;
-        let promoted = keep_reachable(store, &tx.txn, &room, user_id, false).await?;
-        tx.commit().await?;
-        if promoted.is_some() {
-            let change = Event::RoomChanged { room_id: room.id, change: RoomChange::MembersChanged };
-            bus.publish(Topic::Room(room.id), change).await;
+        let keeper = keep_reachable(store, &tx.txn, &room, user_id, false).await?;
+        let archive = matches!(keeper, Keeper::Nobody) && room.archived_at.is_none();
+        if archive {
+            let now = Utc::now();
+            let mut archived: rooms::ActiveModel = room.clone().into();
+            archived.archived_at = Set(Some(now));
+            archived.changed_at = Set(Some(now));
+            archived.update(&tx.txn).await?;
         }
+        tx.commit().await?;
+        let change = match keeper {
+            Keeper::Heir => RoomChange::MembersChanged,
+            Keeper::Nobody if archive => {
+                cx.app.directory.room_changed(bus, room.id).await;
+                RoomChange::Archived
+            }
+            _ => continue,
+        };
+        bus.publish(Topic::Room(room.id), Event::RoomChanged { room_id: room.id, change }).await;
     }
     Ok(())
 }

@@ -187,8 +187,9 @@ pub async fn update_profile(cx: &Ctx<'_>, changes: ProfileChanges) -> ApiResult<
 
 /// Deactivates a user: their tokens are refused from now on, on every instance, the support
 /// conversations assigned to them go back to their inboxes' queues, their direct rooms of
-/// two become read-only, the private channels they managed get an active owner, and others
-/// see them offline (also when they had set a status by hand).
+/// two become read-only, their private channels keep an active owner (or are archived when
+/// no active member is left), and others see them offline (also when they had set a status
+/// by hand).
 #[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
 pub async fn deactivate(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<users::Model> {
     let user = find(&cx.app.store, cx.viewer.org_id, user_id).await?;
@@ -209,7 +210,7 @@ pub async fn deactivate(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<users::Model> 
     // On a repeat too: it finishes what a first call that failed halfway did not.
     inboxes::release_deactivated(cx, user.id).await?;
     rooms::archive_direct_rooms_of(cx, user.id).await?;
-    membership::hand_over_private_channels(&cx.app.store, &cx.app.bus, user.id).await?;
+    membership::hand_over_private_channels(cx, user.id).await?;
     Ok(user)
 }
 
