@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::api::{TwoInstances, create_channel, create_private_channel, send, two_instances};
 use crate::helpers::proxy::b_behind_proxies;
+use crate::helpers::subscription::Subscription;
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, QUIET, TestApp, TestUser, assert_error_code, data, spawn_app};
 use crate::support::admin_agents_and_a_conversation;
@@ -86,13 +87,20 @@ async fn an_admin_types_in_a_support_conversation_before_replying(backend: Backe
     assert_error_code(&set_typing(&app, &tom, &room, true).await, "NOT_FOUND");
 }
 
-async fn members_see_others_type_until_it_stops_or_lapses(backend: Backend) {
-    let app = spawn_app(backend).await;
+/// A new organisation's alice, the #general she shares with bob, and bob's connection
+/// following who types there.
+async fn bob_watching_general(app: &TestApp) -> (TestUser, String, WsClient, Subscription) {
     let org = app.create_org().await;
     let (alice, bob) = (org.user("alice").await, org.user("bob").await);
-    let room = create_channel(&app, &alice, "general", &[&bob]).await;
-    let mut bobs = WsClient::connect(&app, &bob).await;
-    let mut bob_sees = bobs.subscribe("typing", TYPING, json!({ "room": room })).await;
+    let room = create_channel(app, &alice, "general", &[&bob]).await;
+    let mut bobs = WsClient::connect(app, &bob).await;
+    let bob_sees = bobs.subscribe("typing", TYPING, json!({ "room": room })).await;
+    (alice, room, bobs, bob_sees)
+}
+
+async fn members_see_others_type_until_it_stops_or_lapses(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (alice, room, _bobs, mut bob_sees) = bob_watching_general(&app).await;
     let mut alices = WsClient::connect(&app, &alice).await;
     let mut alice_sees = alices.subscribe("typing", TYPING, json!({ "room": room })).await;
 
@@ -227,11 +235,7 @@ async fn keystrokes_through_two_instances_are_one_publish_a_second() {
 /// though the message had ended it).
 async fn typing_again_right_after_a_send_shows_at_once(backend: Backend) {
     let app = spawn_app(backend).await;
-    let org = app.create_org().await;
-    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
-    let room = create_channel(&app, &alice, "general", &[&bob]).await;
-    let mut bobs = WsClient::connect(&app, &bob).await;
-    let mut bob_sees = bobs.subscribe("typing", TYPING, json!({ "room": room })).await;
+    let (alice, room, _bobs, mut bob_sees) = bob_watching_general(&app).await;
 
     data(set_typing(&app, &alice, &room, true).await);
     assert_eq!(bob_sees.next("typing").await, change(&room, "alice", true));
