@@ -79,14 +79,11 @@ pub(super) async fn send(link: &RedisLink, timeout: Duration, text: String) -> b
     link.run(timeout, command).await.is_some()
 }
 
-/// The log could not be read: what it holds stays unknown.
-#[derive(Debug)]
-pub(super) struct LogUnread;
-
 /// The earliest loss among the other instances' notices sent since `unheard_since` (when
 /// the subscriber connection was last known to work), less `LOG_SLACK`, which pub/sub may
-/// not have brought;
-/// `Ok(None)` when there are none. Read on a connection of its own: the instance's command
+/// not have brought; `None` when there are none. A log that cannot be read may hold a loss
+/// that began at any time, so that is `Some(None)`, as an old notice says: feeds then reread
+/// from their previous reread. Read on a connection of its own: the instance's command
 /// connection may still hold the socket that died with the subscriber's, and its first
 /// command after an outage fails.
 pub(super) async fn missed_since(
@@ -94,7 +91,7 @@ pub(super) async fn missed_since(
     log: &str,
     own: Uuid,
     unheard_since: DateTime<Utc>,
-) -> Result<Option<LostAfter>, LogUnread> {
+) -> Option<LostAfter> {
     let since = (unheard_since - LOG_SLACK).timestamp_micros();
     let read = async {
         let mut conn = client.get_multiplexed_async_connection().await?;
@@ -108,17 +105,17 @@ pub(super) async fn missed_since(
             // Some may have been heard before the drop, within the slack, or since the new
             // connection subscribed.
             metrics::counter!("parley_bus_notices_from_log_total").increment(found);
-            Ok(earliest)
+            earliest
         }
         Ok(Err(error)) => {
             metrics::counter!("parley_bus_notice_log_read_failures_total").increment(1);
             tracing::warn!(%error, "cannot read the resync log; feeds reread from their previous reread");
-            Err(LogUnread)
+            Some(None)
         }
         Err(_) => {
             metrics::counter!("parley_bus_notice_log_read_failures_total").increment(1);
             tracing::warn!("reading the resync log timed out; feeds reread from their previous reread");
-            Err(LogUnread)
+            Some(None)
         }
     }
 }

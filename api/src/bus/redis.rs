@@ -209,11 +209,7 @@ async fn subscriber_loop(
                 unheard_since = unheard_since.or(worked_at);
                 let missed = match unheard_since.take_if(|_| ok) {
                     Some(since) => {
-                        let read =
-                            notice::missed_since(&client, &channels.resync_log, hub.instance_id(), since);
-                        // Unread, it may hold a loss that began at any time (as an old notice
-                        // says): the feeds reread from their previous reread.
-                        read.await.unwrap_or(Some(None))
+                        notice::missed_since(&client, &channels.resync_log, hub.instance_id(), since).await
                     }
                     None => None,
                 };

@@ -48,13 +48,19 @@ pub async fn presence_of_exactly(
 pub fn shown(users: HashMap<Uuid, users::Model>, seen: &HashMap<Uuid, Seen>) -> HashMap<Uuid, UserPresence> {
     let presence = users.into_values().map(|user| {
         let seen = seen.get(&user.id).copied().unwrap_or_default();
-        let status = match user.deactivated_at {
-            Some(_) => Status::Offline,
-            None => Status::shown(user.presence_status, seen.connected),
-        };
+        let status = status_of(&user, seen.connected);
         (user.id, UserPresence { user_id: user.id, status, last_seen_at: seen.last_seen_at })
     });
     presence.collect()
+}
+
+/// [`Status::shown`] for `user`, unless they are deactivated: a socket of theirs that
+/// authenticated just before is no sign of life, nor is a status they had set.
+fn status_of(user: &users::Model, connected: bool) -> Status {
+    match user.deactivated_at {
+        Some(_) => Status::Offline,
+        None => Status::shown(user.presence_status, connected),
+    }
 }
 
 /// `setPresence`: a status set by hand, or `None` to show the connection state again.
@@ -170,11 +176,7 @@ async fn announce_connections(app: &AppState, changes: &[(Uuid, Seen)]) {
     for (user_id, seen) in changes {
         // Unknown users are left out, as are those whose status was set by hand.
         let Some(user) = users.get(user_id).filter(|user| user.presence_status.is_none()) else { continue };
-        // A socket of a deactivated user, authenticated just before, is no sign of life.
-        let status = match user.deactivated_at {
-            Some(_) => Status::Offline,
-            None => Status::shown(None, seen.connected),
-        };
+        let status = status_of(user, seen.connected);
         publish(app, UserPresence { user_id: *user_id, status, last_seen_at: seen.last_seen_at }).await;
     }
 }

@@ -15,6 +15,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::access;
+use super::service;
 use crate::bus::{Event, EventBus, MembershipChange, RoomChange, Topic};
 use crate::db::Store;
 use crate::error::{ApiError, ApiResult};
@@ -301,22 +302,17 @@ pub(crate) async fn hand_over_private_channels(cx: &Ctx<'_>, user_id: Uuid) -> A
         let keeper = keep_reachable(store, &tx.txn, &room, user_id, false).await?;
         let archive = matches!(keeper, Keeper::Nobody) && room.archived_at.is_none();
         if archive {
-            let now = Utc::now();
-            let mut archived: rooms::ActiveModel = room.clone().into();
-            archived.archived_at = Set(Some(now));
-            archived.changed_at = Set(Some(now));
-            archived.update(&tx.txn).await?;
+            service::archive_in(&tx.txn, room.clone()).await?;
         }
         tx.commit().await?;
-        let change = match keeper {
-            Keeper::Heir => RoomChange::MembersChanged,
-            Keeper::Nobody if archive => {
-                cx.app.directory.room_changed(bus, room.id).await;
-                RoomChange::Archived
+        match keeper {
+            Keeper::Heir => {
+                let change = Event::RoomChanged { room_id: room.id, change: RoomChange::MembersChanged };
+                bus.publish(Topic::Room(room.id), change).await;
             }
-            _ => continue,
-        };
-        bus.publish(Topic::Room(room.id), Event::RoomChanged { room_id: room.id, change }).await;
+            Keeper::Nobody if archive => service::announce_archived(cx, room.id).await,
+            _ => {}
+        }
     }
     Ok(())
 }

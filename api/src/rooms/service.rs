@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, Set, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
+    QueryFilter, Set, Value,
 };
 use uuid::Uuid;
 
@@ -132,7 +133,7 @@ pub async fn update_room(cx: &Ctx<'_>, room_id: Uuid, changes: RoomChanges) -> A
     let (store, bus) = (&cx.app.store, &cx.app.bus);
     let access = manageable_channel(store, cx.viewer, room_id).await?;
     access.require_writable()?;
-    // Named after its contact; a name set here would also take a channel's name.
+    // Named after its contact, whom another name would hide from the agents.
     if access.room.kind == RoomKind::Support && changes.name.is_some() {
         return Err(ApiError::bad_input("a support conversation is named after its contact"));
     }
@@ -159,7 +160,7 @@ pub async fn update_room(cx: &Ctx<'_>, room_id: Uuid, changes: RoomChanges) -> A
 
 #[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
 pub async fn archive_room(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
-    let (store, bus) = (&cx.app.store, &cx.app.bus);
+    let store = &cx.app.store;
     let access = manageable_channel(store, cx.viewer, room_id).await?;
     // A contact's every later message lands in their one conversation of the inbox, which
     // archiving would leave read-only for the agents: a conversation is resolved instead.
@@ -171,16 +172,31 @@ pub async fn archive_room(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model
     if access.room.archived_at.is_some() {
         return Ok(access.room);
     }
-    let mut room: rooms::ActiveModel = access.room.into();
     let tx = store.begin_write().await?;
-    let now = Utc::now();
-    room.archived_at = Set(Some(now));
-    room.changed_at = Set(Some(now));
-    let updated = room.update(&tx.txn).await?;
+    let updated = archive_in(&tx.txn, access.room).await?;
     tx.commit().await?;
-    cx.app.directory.room_changed(bus, room_id).await;
-    bus.publish(Topic::Room(room_id), Event::RoomChanged { room_id, change: RoomChange::Archived }).await;
+    announce_archived(cx, room_id).await;
     Ok(updated)
+}
+
+/// Stamps `room` archived as of now, in the caller's transaction; [`announce_archived`]
+/// follows its commit.
+pub(crate) async fn archive_in(txn: &DatabaseTransaction, room: rooms::Model) -> ApiResult<rooms::Model> {
+    let now = Utc::now();
+    let mut archived: rooms::ActiveModel = room.into();
+    archived.archived_at = Set(Some(now));
+    archived.changed_at = Set(Some(now));
+    Ok(archived.update(txn).await?)
+}
+
+/// Tells every instance that a room was archived: its cached row is dropped, and its
+/// subscribers hear `ARCHIVED`.
+pub(crate) async fn announce_archived(cx: &Ctx<'_>, room_id: Uuid) {
+    cx.app.directory.room_changed(&cx.app.bus, room_id).await;
+    cx.app
+        .bus
+        .publish(Topic::Room(room_id), Event::RoomChanged { room_id, change: RoomChange::Archived })
+        .await;
 }
 
 /// Archives the direct rooms of two that `user_id` is in, once their account is deactivated:
@@ -188,7 +204,7 @@ pub async fn archive_room(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model
 /// read it (Mattermost makes such rooms read-only too). Direct rooms of three or more stay
 /// live for the others.
 pub async fn archive_direct_rooms_of(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<()> {
-    let (store, bus) = (&cx.app.store, &cx.app.bus);
+    let store = &cx.app.store;
     let sql = "UPDATE rooms SET archived_at = $2, changed_at = $2 \
          WHERE kind = 'direct' AND archived_at IS NULL AND deleted_at IS NULL \
            AND id IN (SELECT room_id FROM room_members WHERE user_id = $1) \
@@ -201,8 +217,7 @@ pub async fn archive_direct_rooms_of(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<(
     let archived = rows.iter().map(|row| row.try_get_by_index::<Uuid>(0)).collect::<Result<Vec<_>, _>>()?;
     tx.commit().await?;
     for room_id in archived {
-        cx.app.directory.room_changed(bus, room_id).await;
-        bus.publish(Topic::Room(room_id), Event::RoomChanged { room_id, change: RoomChange::Archived }).await;
+        announce_archived(cx, room_id).await;
     }
     Ok(())
 }
