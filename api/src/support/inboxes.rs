@@ -10,23 +10,19 @@
 //! Who sees an inbox: org admins and its agents; anyone else gets NOT_FOUND.
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, Query, SelectStatement};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
-use super::{assign, conversations};
-use crate::bus::{ConversationChangePayload, MembershipChange};
+use super::{assign, conversations, departures};
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::target;
 use crate::rooms::membership;
 use crate::secrets;
 use crate::state::{self, Ctx};
 use crate::users::service as users;
-use entity::enums::{AssignmentStrategy, ConversationStatus, RoomKind};
-use entity::{room_members, rooms, support_inbox_members as members, support_inboxes as inboxes};
+use entity::enums::{AssignmentStrategy, RoomKind};
+use entity::{rooms, support_inbox_members as members, support_inboxes as inboxes};
 
 /// What an admin sets on an inbox; `None` leaves a field as it is (on update).
 #[derive(Default)]
@@ -209,87 +205,10 @@ pub async fn set_member_active(
 pub async fn remove_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<inboxes::Model> {
     let inbox = managed(cx, inbox_id).await?;
     let (app, viewer) = (cx.app.clone(), cx.viewer.clone());
-    let removal = async move { remove_agent(&Ctx { app: &app, viewer: &viewer }, inbox_id, user_id).await };
+    let removal =
+        async move { departures::remove_agent(&Ctx { app: &app, viewer: &viewer }, inbox_id, user_id).await };
     state::to_the_end(removal).await?;
     Ok(inbox)
-}
-
-async fn remove_agent(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<()> {
-    let tx = cx.app.store.begin_write().await?;
-    // Under the inbox's lock: no decision picks them while they leave.
-    let locked = assign::lock_inbox(&cx.app.store, &tx.txn, inbox_id).await?;
-    if locked.round_robin_last_agent_id == Some(user_id) {
-        assign::pass_turn_back(&tx.txn, &locked, user_id).await?;
-    }
-    let removed = members::Entity::delete_by_id((inbox_id, user_id)).exec(&tx.txn).await?;
-    if removed.rows_affected == 0 {
-        return Err(ApiError::not_found("inbox member"));
-    }
-    let changes = hand_back(cx, &tx.txn, inbox_id, user_id).await?;
-    let left = conversations_joined_by(&tx.txn, inbox_id, user_id).await?;
-    room_members::Entity::delete_many()
-        .filter(room_members::Column::UserId.eq(user_id))
-        .filter(room_members::Column::RoomId.in_subquery(support_rooms_of(inbox_id)))
-        .exec(&tx.txn)
-        .await?;
-    tx.commit().await?;
-    for (room_id, change) in changes {
-        conversations::publish(cx.app, room_id, change).await;
-    }
-    for room in &left {
-        membership::announce_removed(&cx.app.bus, room, user_id, MembershipChange::Revoked).await;
-    }
-    conversations::drain_quietly(cx.app, inbox_id).await;
-    Ok(())
-}
-
-/// A deactivated agent's open conversations go back to their inboxes' queues (and to other
-/// agents, if the strategy assigns), as when an agent leaves an inbox. They stay an agent of
-/// it, never chosen again (`assign::still_agent`). A repeat hands back nothing more.
-pub async fn release_deactivated(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<()> {
-    let agent_of =
-        members::Entity::find().filter(members::Column::UserId.eq(user_id)).all(&cx.app.store.db).await?;
-    for inbox_id in agent_of.into_iter().map(|m| m.inbox_id) {
-        let tx = cx.app.store.begin_write().await?;
-        assign::lock_inbox(&cx.app.store, &tx.txn, inbox_id).await?;
-        let changes = hand_back(cx, &tx.txn, inbox_id, user_id).await?;
-        tx.commit().await?;
-        for (room_id, change) in changes {
-            conversations::publish(cx.app, room_id, change).await;
-        }
-        conversations::drain_quietly(cx.app, inbox_id).await;
-    }
-    Ok(())
-}
-
-/// Unassigns `agent`'s conversations of the inbox that are not resolved, inside a transaction
-/// holding the inbox's lock; resolved ones keep their agent (the metrics' history). Returns
-/// the changes to publish once committed.
-async fn hand_back(
-    cx: &Ctx<'_>,
-    tx: &DatabaseTransaction,
-    inbox_id: Uuid,
-    agent: Uuid,
-) -> ApiResult<Vec<(Uuid, ConversationChangePayload)>> {
-    let mut theirs = rooms::Entity::find()
-        .filter(rooms::Column::InboxId.eq(inbox_id))
-        .filter(rooms::Column::AssigneeId.eq(agent))
-        .filter(rooms::Column::Status.ne(ConversationStatus::Resolved));
-    // Held (after the inbox, as every writer): a snooze running out meanwhile skips them
-    // rather than having its reopening overwritten by a status read before it.
-    if cx.app.store.backend() == DatabaseBackend::Postgres {
-        theirs = theirs.lock_exclusive();
-    }
-    let theirs = theirs.all(tx).await?;
-    let by = cx.viewer.id.to_string();
-    let mut changes = Vec::with_capacity(theirs.len());
-    for room in &theirs {
-        let status = room.status.unwrap_or(ConversationStatus::Open);
-        let change =
-            conversations::transition(tx, room, status, room.snoozed_until, None, by.clone()).await?;
-        changes.push((room.id, change));
-    }
-    Ok(changes)
 }
 
 async fn conversations(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<Vec<rooms::Model>> {
@@ -299,35 +218,6 @@ async fn conversations(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<Vec<rooms::Mod
         .all(&cx.app.store.db)
         .await?;
     Ok(rows)
-}
-
-/// The inbox's conversations that `user_id` is a member of.
-async fn conversations_joined_by(
-    conn: &impl ConnectionTrait,
-    inbox_id: Uuid,
-    user_id: Uuid,
-) -> ApiResult<Vec<rooms::Model>> {
-    let joined = Query::select()
-        .column(room_members::Column::RoomId)
-        .from(room_members::Entity)
-        .and_where(room_members::Column::UserId.eq(user_id))
-        .to_owned();
-    let rows = rooms::Entity::find()
-        .filter(rooms::Column::Id.in_subquery(support_rooms_of(inbox_id)))
-        .filter(rooms::Column::Id.in_subquery(joined))
-        .all(conn)
-        .await?;
-    Ok(rows)
-}
-
-/// The ids of the inbox's conversations, as a subquery.
-fn support_rooms_of(inbox_id: Uuid) -> SelectStatement {
-    Query::select()
-        .column(rooms::Column::Id)
-        .from(rooms::Entity)
-        .and_where(rooms::Column::InboxId.eq(inbox_id))
-        .and_where(rooms::Column::Kind.eq(RoomKind::Support))
-        .to_owned()
 }
 
 /// The inbox for an admin of its organisation: NOT_FOUND elsewhere, FORBIDDEN for others.

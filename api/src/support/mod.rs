@@ -4,6 +4,8 @@
 //!
 //! - `inboxes`: inboxes and their agents (org admins manage them); agents are members of
 //!   their inbox's conversations, so unread counts and subscriptions work unchanged.
+//! - `departures`: who leaves conversations: an agent leaving an inbox or deactivated, an
+//!   admin demoted out of the conversations they joined by replying.
 //! - `contacts`: who writes, parsed and upserted (E.164 phones, lower-cased emails).
 //! - `payload`: an inbound message as sent, checked field by field; `ingest`: storing one,
 //!   atomically and idempotently; `settled`: its shortcut on PostgreSQL for a message into
@@ -21,6 +23,7 @@
 pub mod assign;
 pub mod contacts;
 pub mod conversations;
+pub mod departures;
 pub mod inboxes;
 pub mod ingest;
 pub mod loaders;

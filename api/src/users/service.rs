@@ -15,7 +15,7 @@ use crate::presence::service as presence;
 use crate::rooms::membership;
 use crate::rooms::service as rooms;
 use crate::state::Ctx;
-use crate::support::inboxes;
+use crate::support::departures;
 use sea_orm::Set;
 
 use super::input::{DisplayName, EmailAddress, Handle};
@@ -161,7 +161,12 @@ pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiRes
         active.role = Set(role);
         active.role_changed_at = Set(Some(Utc::now()));
     }
-    save(cx, active, ends_ownership.then_some(user_id)).await
+    let user = save(cx, active, ends_ownership.then_some(user_id)).await?;
+    // On a repeat too, as for a deactivation: it finishes what a first call left halfway.
+    if changes.role.is_some_and(|role| !role.is_admin()) {
+        departures::release_demoted(cx, user.id).await?;
+    }
+    Ok(user)
 }
 
 /// The viewer's own profile. Every instance forgets its cached copy, so a read receipt
@@ -208,7 +213,7 @@ pub async fn deactivate(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<users::Model> 
         user
     };
     // On a repeat too: it finishes what a first call that failed halfway did not.
-    inboxes::release_deactivated(cx, user.id).await?;
+    departures::release_deactivated(cx, user.id).await?;
     rooms::archive_direct_rooms_of(cx, user.id).await?;
     membership::hand_over_private_channels(cx, user.id).await?;
     Ok(user)
