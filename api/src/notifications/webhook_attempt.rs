@@ -1,5 +1,5 @@
 //! One attempt of an outgoing webhook's delivery: whether its creator may still export what
-//! it is about (a private room's messages, a conversation's assignment), the body rendered
+//! it is about (an active admin, who still reads a private room or a conversation), the body rendered
 //! from the rows as they are now, and the post. The worker claims the row and records the
 //! outcome.
 
@@ -30,7 +30,14 @@ pub(super) async fn attempt(
     let message =
         delivery.message_id.and_then(|id| subjects.messages.get(&id)).ok_or_else(|| gone("message"))?;
     let room = subjects.rooms.get(&message.room_id).ok_or_else(|| gone("room"))?;
-    if !access::is_public_channel(room) && !creator_still_reads(state, webhook, room).await.map_err(retry)? {
+    // A public channel, which the whole organisation reads, needs only that its creator is
+    // still an active admin (as Slack disables a deactivated member's integrations).
+    let allowed = if access::is_public_channel(room) {
+        creator_is_admin(state, webhook).await.map_err(retry)?
+    } else {
+        creator_still_reads(state, webhook, room).await.map_err(retry)?
+    };
+    if !allowed {
         return Err(Failure::Permanent("the webhook's creator can no longer read the room".into()));
     }
     let author = match message.author_user_id {
