@@ -1,6 +1,7 @@
 //! Email and web push for people who are not online, against an SMTP sink and a push service
 //! the test starts: one email per room batch after the delay (plain text, escaped HTML, a
-//! link, one-click unsubscribe), cancelled by reading, suppressed by mute, do-not-disturb,
+//! link, one-click unsubscribe), cancelled by reading, a message after reading waiting its
+//! own delay, suppressed by mute, do-not-disturb,
 //! being online and the user's settings; mentions in channels and nothing else there; pushes
 //! decrypted with the browser's key and signed with the server's VAPID key; a subscription
 //! removed when its push service answers 410; bad input refused.
@@ -20,6 +21,7 @@ use crate::helpers::{Backend, TestApp, TestUser, WAIT, assert_error_code, spawn_
 backend_tests!(
     unread_direct_messages_are_emailed_once_per_batch_after_the_delay,
     reading_mute_presence_and_settings_hold_emails_back,
+    a_message_after_reading_waits_its_own_delay,
     refused_emails_are_retried_or_given_up,
     pushes_are_encrypted_signed_and_stop_at_410,
     push_subscriptions_refuse_bad_input,
@@ -326,6 +328,32 @@ async fn pushes_are_encrypted_signed_and_stop_at_410(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(service.received().len(), before + 1, "one push: {pushes:#?}");
     assert_eq!(shared.decrypt(&pushes[before])["body"], "to bob, who has it now");
+}
+
+/// A batch read before it was due, then written to again, waits for the new message's own
+/// delay: the recipient is not emailed a second after it was sent, only if they leave it
+/// unread for the whole delay.
+async fn a_message_after_reading_waits_its_own_delay(backend: Backend) {
+    let smtp = SmtpSink::start().await;
+    let (_database, app) = own_app(backend, &smtp, &[]).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let alice_email = set_email(&app, &alice).await;
+    let dm = open_dm(&app, &bob, &[&alice]).await;
+    send(&app, &bob, &dm, "lunch?").await;
+    mark_read(&app, &alice, &dm, None).await;
+    tokio::time::sleep(DELAY * 3 / 4).await;
+
+    let sent = tokio::time::Instant::now();
+    send(&app, &bob, &dm, "free now?").await;
+    let emails = smtp.wait_for(1, WAIT).await;
+    let waited = sent.elapsed();
+    assert!(waited >= DELAY, "emailed {waited:?} after the message, before its delay: {emails:#?}");
+    assert_eq!(emails[0].to, vec![alice_email]);
+    assert_eq!(emails[0].subject(), "1 unread message from Bob");
+    assert!(emails[0].text().contains("free now?") && !emails[0].text().contains("lunch?"));
+    let delivered = delivery_to(&app, "EMAIL", &alice, "DELIVERED").await;
+    assert_eq!(delivered["attempts"], 1, "the wait is not an attempt: {delivered}");
 }
 
 async fn refused_emails_are_retried_or_given_up(backend: Backend) {

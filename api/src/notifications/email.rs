@@ -3,11 +3,14 @@
 //!
 //! A batch is read when it is sent, so it shows the messages as they are then: ones read,
 //! deleted or by the recipient themselves are left out, and a batch with nothing left is
-//! cancelled (see `personal` for what a batch covers).
+//! cancelled (see `personal` for what a batch covers). When its oldest unread message has
+//! not yet waited the delay (the batch's first ones were read, a later one came), the batch
+//! waits for it, uncounted.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::Utc;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -75,6 +78,12 @@ pub(super) async fn attempt(
     let batch = batch.map_err(|gone| Failure::Cancelled(gone.into()))?;
     if batch.messages.is_empty() {
         return Err(Failure::Cancelled("read before it was sent".into()));
+    }
+    // Read meanwhile, then written to again: the oldest message still unread waits its own
+    // delay, as it would with no batch before it (as Slack and Mattermost restart the wait).
+    let oldest_unread = batch.messages.first().map_or(delivery.created_at, |m| m.created_at);
+    if let Some(due) = personal::email_due(state, oldest_unread).filter(|due| *due > Utc::now()) {
+        return Err(Failure::NotYet { due });
     }
     let last_seq = batch.messages.last().map_or(0, |m| m.seq);
     let unwanted = personal::still_wanted(state, &recipient, batch.room.id, last_seq, Channel::Email).await;

@@ -264,7 +264,8 @@ pub enum Settled {
     Cancelled {
         reason: String,
     },
-    /// Not attempted: handed back as it was before the claim, its attempt uncounted, due now.
+    /// Not attempted: handed back as it was before the claim, its attempt uncounted, due at
+    /// `at` (now, or when an email batch's oldest unread message has waited the delay).
     Released {
         at: DateTime<Utc>,
     },
@@ -313,6 +314,7 @@ pub async fn settle(store: &Store, id: uuid::Uuid, attempt: i32, outcome: &Settl
     let tx = store.begin_write().await?;
     let mut update = deliveries::Entity::update_many().set(change);
     if uncounted {
+        absorb_later_batch(&tx.txn, id, attempt).await?;
         update = update.col_expr(Column::Attempts, Expr::col(Column::Attempts).sub(1));
     }
     let updated = update
@@ -323,6 +325,32 @@ pub async fn settle(store: &Store, id: uuid::Uuid, attempt: i32, outcome: &Settl
         .await?;
     tx.commit().await?;
     Ok(updated.rows_affected == 1)
+}
+
+/// An email batch handed back uncounted is its room's pending batch again. A batch written
+/// during the attempt (a message sent meanwhile found none pending) joins it, as that message
+/// would have joined it: one pending batch per recipient and room (a partial unique index,
+/// which the handed-back row would otherwise break, failing the record), and this one covers
+/// from its first message on.
+async fn absorb_later_batch(txn: &DatabaseTransaction, id: uuid::Uuid, attempt: i32) -> ApiResult<()> {
+    let ours = deliveries::Entity::find_by_id(id)
+        .filter(Column::Channel.eq("email"))
+        .filter(Column::Status.eq(DeliveryStatus::Delivering))
+        .filter(Column::Attempts.eq(attempt))
+        .one(txn)
+        .await?;
+    let Some((recipient, room)) = ours.and_then(|row| row.recipient_id.zip(row.room_id)) else {
+        return Ok(());
+    };
+    deliveries::Entity::delete_many()
+        .filter(Column::Channel.eq("email"))
+        .filter(Column::Status.eq(DeliveryStatus::Pending))
+        .filter(Column::Attempts.eq(0))
+        .filter(Column::RecipientId.eq(recipient))
+        .filter(Column::RoomId.eq(room))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Whose deliveries a list shows.

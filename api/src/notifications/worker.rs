@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio::sync::watch;
@@ -56,7 +56,15 @@ pub(crate) enum Failure {
     Retry(String),
     Permanent(String),
     Cancelled(String),
-    Paused { wait: Duration, reason: String },
+    Paused {
+        wait: Duration,
+        reason: String,
+    },
+    /// Not due after all (an email batch whose oldest unread message came after it was due):
+    /// handed back uncounted, due at `due`.
+    NotYet {
+        due: DateTime<Utc>,
+    },
 }
 
 impl Failure {
@@ -249,6 +257,7 @@ async fn deliver(
     let outcome = match attempted {
         Ok(()) => Settled::Delivered { at: Utc::now() },
         Err(Failure::Cancelled(reason)) => Settled::Cancelled { reason },
+        Err(Failure::NotYet { due }) => Settled::Released { at: due },
         Err(Failure::Paused { wait, reason }) => {
             // Spread over a tenth of the wait: a pause would otherwise end with the target's
             // whole backlog due at one instant, claimed and handed back together.
