@@ -13,6 +13,7 @@ use crate::helpers::{Backend, TestApp, TestUser, assert_error_code, spawn_app, s
 backend_tests!(
     mentions_are_parsed_counted_and_listed,
     channel_and_here_reach_members_and_those_online,
+    here_follows_a_status_set_by_hand,
     unread_changes_carry_the_mention_count,
     room_wide_mentions_stop_at_the_configured_size,
 );
@@ -112,6 +113,27 @@ async fn channel_and_here_reach_members_and_those_online(backend: Backend) {
     let dm = open_dm(&app, &alice, &[&bob]).await;
     send(&app, &alice, &dm, "@channel is for channels").await;
     assert_eq!(mention_count(&app, &bob, &dm).await, 0);
+}
+
+/// `@here` reaches the members others see as online: not one who set themselves away with a
+/// tab open, but one who set themselves online by hand without one (as Slack's `@here` is for
+/// active members).
+async fn here_follows_a_status_set_by_hand(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let (carol, dave) = (org.user("carol").await, org.user("dave").await);
+    let room = create_channel(&app, &alice, "general", &[&bob, &carol, &dave]).await;
+    let set = "mutation($status: ManualStatus) { setPresence(status: $status) { status } }";
+    let (_bob_online, _carol_online) =
+        (WsClient::connect(&app, &bob).await, WsClient::connect(&app, &carol).await);
+    app.ok(&carol, set, json!({ "status": "AWAY" })).await;
+    app.ok(&dave, set, json!({ "status": "ONLINE" })).await;
+
+    send(&app, &alice, &room, "@here standup").await;
+    assert_eq!(mention_count(&app, &bob, &room).await, 1, "connected");
+    assert_eq!(mention_count(&app, &carol, &room).await, 0, "away, tab open or not");
+    assert_eq!(mention_count(&app, &dave, &room).await, 1, "online by hand");
 }
 
 /// A room-wide mention writes a row per member inside the send: past the configured size it

@@ -22,6 +22,7 @@ backend_tests!(
     unread_direct_messages_are_emailed_once_per_batch_after_the_delay,
     reading_mute_presence_and_settings_hold_emails_back,
     a_message_after_reading_waits_its_own_delay,
+    away_with_a_tab_open_is_still_emailed,
     refused_emails_are_retried_or_given_up,
     pushes_are_encrypted_signed_and_stop_at_410,
     push_subscriptions_refuse_bad_input,
@@ -354,6 +355,24 @@ async fn a_message_after_reading_waits_its_own_delay(backend: Backend) {
     assert!(emails[0].text().contains("free now?") && !emails[0].text().contains("lunch?"));
     let delivered = delivery_to(&app, "EMAIL", &alice, "DELIVERED").await;
     assert_eq!(delivered["attempts"], 1, "the wait is not an attempt: {delivered}");
+}
+
+/// Someone who set themselves away is emailed even with a tab open: an open tab is not
+/// someone reading.
+async fn away_with_a_tab_open_is_still_emailed(backend: Backend) {
+    let smtp = SmtpSink::start().await;
+    let (_database, app) = own_app(backend, &smtp, &[]).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let alice_email = set_email(&app, &alice).await;
+    let _tab = WsClient::connect(&app, &alice).await;
+    app.ok(&alice, "mutation { setPresence(status: AWAY) { status } }", json!({})).await;
+    let dm = open_dm(&app, &bob, &[&alice]).await;
+
+    send(&app, &bob, &dm, "back soon?").await;
+    let emails = smtp.wait_for(1, WAIT).await;
+    assert_eq!(emails[0].to, vec![alice_email]);
+    assert!(emails[0].text().contains("back soon?"));
 }
 
 async fn refused_emails_are_retried_or_given_up(backend: Backend) {

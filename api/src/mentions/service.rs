@@ -13,9 +13,10 @@ use crate::db::{Store, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::MessageRecord;
 use crate::paging::Keyset;
+use crate::presence::Status;
 use crate::rooms::access;
 use crate::state::AppState;
-use entity::enums::RoomKind;
+use entity::enums::{PresenceStatus, RoomKind};
 use entity::messages;
 
 /// Rows per insert statement (SQLite allows 999 placeholders).
@@ -64,7 +65,7 @@ pub async fn resolve(
         .db
         .query_all_raw(store.stmt(
             &format!(
-                "SELECT rm.user_id, u.handle, r.kind FROM room_members rm \
+                "SELECT rm.user_id, u.handle, u.presence_status, r.kind FROM room_members rm \
                  JOIN users u ON u.id = rm.user_id JOIN rooms r ON r.id = rm.room_id \
                  WHERE rm.room_id = $1 AND rm.user_id <> $2 AND u.deactivated_at IS NULL \
                    AND r.archived_at IS NULL \
@@ -74,10 +75,12 @@ pub async fn resolve(
             values,
         ))
         .await?;
-    let (mut by_handle, mut everyone, mut channel) = (HashMap::new(), Vec::new(), false);
+    let (mut by_handle, mut everyone, mut manual, mut channel) =
+        (HashMap::new(), Vec::new(), HashMap::new(), false);
     for row in rows {
         let (user, handle): (Uuid, String) = (row.try_get("", "user_id")?, row.try_get("", "handle")?);
         channel = row.try_get::<RoomKind>("", "kind")? == RoomKind::Channel;
+        manual.insert(user, row.try_get::<Option<PresenceStatus>>("", "presence_status")?);
         everyone.push(user);
         by_handle.insert(handle, user);
     }
@@ -115,7 +118,11 @@ pub async fn resolve(
         users.extend(everyone);
     } else if channel && mentions.here {
         let seen = app.presence.seen(&everyone).await;
-        users.extend(everyone.into_iter().filter(|u| seen.get(u).is_some_and(|s| s.connected)));
+        let here = |u: &Uuid| {
+            let connected = seen.get(u).is_some_and(|s| s.connected);
+            Status::here(manual.get(u).copied().flatten(), connected)
+        };
+        users.extend(everyone.into_iter().filter(here));
     }
     Ok(users)
 }

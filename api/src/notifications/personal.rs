@@ -12,7 +12,8 @@
 //! Push rows are one per message and browser, due at once.
 //!
 //! When a row is due the worker asks [`still_wanted`]: a message read meanwhile, a room
-//! muted since, a recipient who is online (they saw it live) or in do-not-disturb, or a
+//! muted since, a recipient who is online (they saw it live; not one who set themselves
+//! away with a tab open) or in do-not-disturb, or a
 //! channel turned off cancels it, with the reason recorded.
 
 use chrono::{DateTime, Utc};
@@ -21,6 +22,7 @@ use uuid::Uuid;
 
 use super::settings;
 use crate::error::ApiResult;
+use crate::presence::Status;
 use crate::state::AppState;
 use entity::enums::PresenceStatus;
 use entity::{room_members, users};
@@ -134,7 +136,8 @@ pub async fn still_wanted(
         return Ok(Some("the recipient is in do not disturb"));
     }
     let seen = app.presence.seen(&[recipient.id]).await;
-    if seen.get(&recipient.id).is_some_and(|s| s.connected) {
+    let connected = seen.get(&recipient.id).is_some_and(|s| s.connected);
+    if Status::sees_live(recipient.presence_status, connected) {
         return Ok(Some("the recipient is online and sees it live"));
     }
     Ok(None)

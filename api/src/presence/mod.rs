@@ -37,6 +37,23 @@ impl Status {
         }
     }
 
+    /// Whether `@here` reaches the user: shown online (by hand, or connected with no status
+    /// set), or connected in do-not-disturb (the mention counts; no push or email goes out).
+    /// Someone who set themselves away is not here, tab open or not, as in Slack.
+    pub fn here(manual: Option<Manual>, connected: bool) -> bool {
+        match manual {
+            Some(Manual::Online) => true,
+            Some(Manual::Away) => false,
+            Some(Manual::Dnd) | None => connected,
+        }
+    }
+
+    /// Whether the user sees a message live, so that an email or push about it is not needed:
+    /// connected, and not set away (a tab left open while away is not someone reading).
+    pub fn sees_live(manual: Option<Manual>, connected: bool) -> bool {
+        connected && manual != Some(Manual::Away)
+    }
+
     /// The name carried on the bus.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,5 +66,23 @@ impl Status {
 
     pub fn parse(name: &str) -> Option<Self> {
         [Self::Online, Self::Away, Self::Dnd, Self::Offline].into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn away_by_hand_is_neither_here_nor_watching() {
+        for connected in [false, true] {
+            assert!(Status::here(Some(Manual::Online), connected));
+            assert!(!Status::here(Some(Manual::Away), connected));
+            assert!(!Status::sees_live(Some(Manual::Away), connected));
+            assert!(!Status::sees_live(Some(Manual::Online), false));
+        }
+        assert_eq!(Status::here(None, true), Status::sees_live(None, true));
+        assert!(Status::here(Some(Manual::Dnd), true) && !Status::here(Some(Manual::Dnd), false));
+        assert!(!Status::here(None, false) && !Status::sees_live(None, false));
     }
 }
