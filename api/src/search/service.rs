@@ -240,15 +240,32 @@ fn matches(store: &Store, query: &SearchQuery, windowed: bool, sql: &mut Sql) ->
             // (Parley never runs ANALYZE on SQLite) the bundled SQLite walked the window's
             // messages by `org_id` and matched each one: 1–1.8 s a query on 200 000 messages
             // instead of 10–30 ms (BENCHMARKS.md).
+            //
+            // Ranked by the message alone: FTS5's `bm25()` weighs a word by how many rows of
+            // the one index hold it, every organisation's, so its ranks told one organisation
+            // how often the others wrote a word (and moved, a cursor's with them, whenever
+            // anyone wrote). `highlight()` marks each match FTS5 found in the body.
             let words = sql.bind(fts5);
             let hits = format!(
-                "(SELECT rowid, -bm25(messages_fts) AS rank FROM messages_fts WHERE messages_fts MATCH {words}) hits \
-                 CROSS JOIN messages m ON m.rowid = hits.rowid"
+                "(SELECT rowid, highlight(messages_fts, 0, char({}), '') AS marked FROM messages_fts \
+                 WHERE messages_fts MATCH {words}) hits CROSS JOIN messages m ON m.rowid = hits.rowid",
+                u32::from(MARK_START)
             );
-            (hits, "hits.rank".into())
+            (hits, own_bm25("hits.marked", "m.body"))
         }
         _ => ("messages m".into(), "CAST(0 AS DOUBLE PRECISION)".into()),
     }
+}
+
+/// SQLite's rank of a message: BM25 without its corpus weight (which only the organisation's
+/// own messages could give, and FTS5 keeps one index for all). The matches `marked` (by
+/// [`MARK_START`]) count with BM25's saturation (k1 = 1.2), against the body's length over a
+/// typical chat message's 60 characters (b = 0.75): more matches rank higher, a long message
+/// lower, as with `bm25()`, and the same message ranks the same whatever else is stored.
+fn own_bm25(marked: &str, body: &str) -> String {
+    let matches =
+        format!("(length({marked}) - length(replace({marked}, char({}), '')))", u32::from(MARK_START));
+    format!("({matches} * 2.2 / ({matches} + 1.2 * (0.25 + 0.75 * length({body}) / 60.0)))")
 }
 
 /// Everything but the words: exclusions, operators and the filter.

@@ -1,6 +1,6 @@
 //! Search: `searchMessages` ranks, highlights, parses the query syntax users know, pages with
 //! stable cursors, sees only what the viewer may read, forgets deleted messages and re-indexes
-//! edits; rooms and users are found by name in any case and script. The same assertions run
+//! edits, ranks by the message alone (another organisation's words move nothing); rooms and users are found by name in any case and script. The same assertions run
 //! on SQLite (FTS5) and PostgreSQL (tsvector); `window` holds the recency window's cases.
 
 mod window;
@@ -17,6 +17,7 @@ backend_tests!(
     search_sees_only_readable_messages_and_follows_edits_and_deletions,
     search_treats_engine_syntax_as_words_and_refuses_bad_input,
     search_pages_walk_every_hit_once,
+    another_organisations_messages_move_no_rank,
     rooms_and_users_are_found_in_any_case_and_script,
 );
 
@@ -182,6 +183,30 @@ async fn search_filters_narrow_the_hits(backend: Backend) {
         narrowed(json!({ "after": "2000-01-01T00:00:00Z", "kind": "CHANNEL", "authorId": bob.id })).await,
         ["budget draft two"]
     );
+}
+
+/// A hit's rank is the message's own: what another organisation writes (how often it uses
+/// the word searched) changes no rank, nor any cursor. Before, SQLite's `bm25()` weighed the
+/// word by the whole index, every organisation's.
+async fn another_organisations_messages_move_no_rank(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_org().await.user("alice").await;
+    let eve = app.create_org().await.user("eve").await;
+    let ours = create_channel(&app, &alice, "ours", &[]).await;
+    let theirs = create_channel(&app, &eve, "theirs", &[]).await;
+    for body in ["falcon landing at noon", "the falcon and the falcon nest", "no bird here"] {
+        send(&app, &alice, &ours, body).await;
+    }
+    let query = "query { searchMessages(query: \"falcon\") { edges { rank cursor node { body } } } }";
+    let before = app.ok(&alice, query, json!({})).await["searchMessages"]["edges"].clone();
+    assert_eq!(before.as_array().map(Vec::len), Some(2), "{before}");
+    assert_eq!(before[0]["node"]["body"], "the falcon and the falcon nest", "two matches rank higher");
+
+    for n in 0..12 {
+        send(&app, &eve, &theirs, &format!("falcon report {n}")).await;
+    }
+    let after = app.ok(&alice, query, json!({})).await["searchMessages"]["edges"].clone();
+    assert_eq!(after, before, "another organisation's messages changed a rank");
 }
 
 async fn search_sees_only_readable_messages_and_follows_edits_and_deletions(backend: Backend) {
