@@ -258,14 +258,19 @@ fn matches(store: &Store, query: &SearchQuery, windowed: bool, sql: &mut Sql) ->
 }
 
 /// SQLite's rank of a message: BM25 without its corpus weight (which only the organisation's
-/// own messages could give, and FTS5 keeps one index for all). The matches `marked` (by
-/// [`MARK_START`]) count with BM25's saturation (k1 = 1.2), against the body's length over a
-/// typical chat message's 60 characters (b = 0.75): more matches rank higher, a long message
-/// lower, as with `bm25()`, and the same message ranks the same whatever else is stored.
+/// own messages could give, and FTS5 keeps one index for all). The matches count with BM25's
+/// saturation (k1 = 1.2), against the body's length over a typical chat message's 60
+/// characters (b = 0.75): more matches rank higher, a long message lower, as with `bm25()`,
+/// and the same message ranks the same whatever else is stored.
+///
+/// `highlight()` put one [`MARK_START`] before each match, so the matches are what `marked`
+/// has beyond `body` (not its marks: a body may hold the character itself). Written as
+/// `k1 + 1 - (k1 + 1)·K / (matches + K)`, which names `marked` once: SQLite inlines the
+/// subquery, and each mention would highlight the body again.
 fn own_bm25(marked: &str, body: &str) -> String {
-    let matches =
-        format!("(length({marked}) - length(replace({marked}, char({}), '')))", u32::from(MARK_START));
-    format!("({matches} * 2.2 / ({matches} + 1.2 * (0.25 + 0.75 * length({body}) / 60.0)))")
+    let matches = format!("(length({marked}) - length({body}))");
+    let k = format!("(1.2 * (0.25 + 0.75 * length({body}) / 60.0))");
+    format!("(2.2 - 2.2 * {k} / ({matches} + {k}))")
 }
 
 /// Everything but the words: exclusions, operators and the filter.
