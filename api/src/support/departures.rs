@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::rooms::membership;
 use crate::state::Ctx;
 use entity::enums::{ConversationStatus, RoomKind};
-use entity::{room_members, rooms, support_inbox_members as members};
+use entity::{room_members, rooms, support_inbox_members as members, users};
 
 /// Removes an agent from the inbox and its conversations (see `inboxes::remove_member`).
 pub(super) async fn remove_agent(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<()> {
@@ -73,24 +73,31 @@ pub async fn release_deactivated(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<()> {
 /// they are not an agent of: they no longer read those (as in Chatwoot, where an agent sees
 /// only their inboxes' conversations), so they stop counting them unread and being notified
 /// there. Their sockets reconnect on the new role (`http::ws::viewer_checks`). A repeat
-/// leaves nothing more.
+/// leaves nothing more; a promotion that committed meanwhile leaves them where they are.
+#[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]
 pub async fn release_demoted(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<()> {
     let tx = cx.app.store.begin_write().await?;
-    let left = rooms::Entity::find()
-        .filter(rooms::Column::Id.in_subquery(rooms_joined_by(user_id)))
-        .filter(rooms::Column::Id.in_subquery(conversations_outside_inboxes_of(user_id)))
-        .all(&tx.txn)
+    // Held, then read again: the role decided is the one committed last.
+    cx.app.store.hold_row(&tx.txn, "users", user_id).await?;
+    let user = users::Entity::find_by_id(user_id).one(&tx.txn).await?;
+    if user.is_none_or(|user| user.role.is_admin()) {
+        return Ok(());
+    }
+    // The rows deleted are the rooms announced, whatever joined between two statements.
+    let left = room_members::Entity::delete_many()
+        .filter(room_members::Column::UserId.eq(user_id))
+        .filter(room_members::Column::RoomId.in_subquery(conversations_outside_inboxes_of(user_id)))
+        .exec_with_returning(&tx.txn)
         .await?;
     if left.is_empty() {
         return Ok(());
     }
-    room_members::Entity::delete_many()
-        .filter(room_members::Column::UserId.eq(user_id))
-        .filter(room_members::Column::RoomId.in_subquery(conversations_outside_inboxes_of(user_id)))
-        .exec(&tx.txn)
+    let rooms = rooms::Entity::find()
+        .filter(rooms::Column::Id.is_in(left.iter().map(|member| member.room_id)))
+        .all(&tx.txn)
         .await?;
     tx.commit().await?;
-    for room in &left {
+    for room in &rooms {
         membership::announce_removed(&cx.app.bus, room, user_id, MembershipChange::Revoked).await;
     }
     Ok(())

@@ -142,7 +142,8 @@ pub async fn create(store: &Store, org_id: Uuid, new: NewUser) -> ApiResult<user
 }
 
 /// Renames a user or changes their role. Admins change anyone (only owners touch owners);
-/// users may change their own display name. Every instance forgets its cached copy.
+/// users may change their own display name. Every instance forgets its cached copy. A role
+/// without admin rights takes them out of the support conversations they joined as an admin.
 #[tracing::instrument(skip(cx, changes), fields(viewer = %cx.viewer.id))]
 pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiResult<users::Model> {
     let user = find(&cx.app.store, cx.viewer.org_id, user_id).await?;
