@@ -32,12 +32,11 @@ pub(super) async fn attempt(
     let room = subjects.rooms.get(&message.room_id).ok_or_else(|| gone("room"))?;
     // A public channel, which the whole organisation reads, needs only that its creator is
     // still an active admin (as Slack disables a deactivated member's integrations).
-    let allowed = if access::is_public_channel(room) {
-        creator_is_admin(state, webhook).await.map_err(retry)?
-    } else {
-        creator_still_reads(state, webhook, room).await.map_err(retry)?
-    };
-    if !allowed {
+    if access::is_public_channel(room) {
+        if !creator_is_admin(state, webhook).await.map_err(retry)? {
+            return Err(Failure::Permanent("the webhook's creator is no longer an active admin".into()));
+        }
+    } else if !creator_still_reads(state, webhook, room).await.map_err(retry)? {
         return Err(Failure::Permanent("the webhook's creator can no longer read the room".into()));
     }
     let author = match message.author_user_id {
