@@ -366,6 +366,8 @@ async fn away_with_a_tab_open_is_still_emailed(backend: Backend) {
     let (alice, bob) = (org.user("alice").await, org.user("bob").await);
     let alice_email = set_email(&app, &alice).await;
     let _tab = WsClient::connect(&app, &alice).await;
+    // One batch, waited for: not a first one cancelled before the second message came.
+    assert_eq!(deliveries(&app, &alice, "EMAIL").await.len(), 1);
     app.ok(&alice, "mutation { setPresence(status: AWAY) { status } }", json!({})).await;
     let dm = open_dm(&app, &bob, &[&alice]).await;
 

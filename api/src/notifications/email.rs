@@ -10,13 +10,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::Utc;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sea_orm::{EntityTrait, FromQueryResult};
 use uuid::Uuid;
 
+use super::outbox;
 use super::personal::{self, Channel};
 use super::unsubscribe;
 use super::worker::Failure;
@@ -81,9 +81,14 @@ pub(super) async fn attempt(
     }
     // Read meanwhile, then written to again: the oldest message still unread waits its own
     // delay, as it would with no batch before it (as Slack and Mattermost restart the wait).
-    let oldest_unread = batch.messages.first().map_or(delivery.created_at, |m| m.created_at);
-    if let Some(due) = personal::email_due(state, oldest_unread).filter(|due| *due > Utc::now()) {
-        return Err(Failure::NotYet { due });
+    // The row's own first message was due when the row was. Compared on the claim's clock,
+    // which decides when the row is due again: an instance's own clock, a little behind, would
+    // hand a due batch back and forth.
+    if let Some(oldest) = batch.messages.first().filter(|m| Some(m.id) != delivery.message_id) {
+        let claimed_at = outbox::claimed_at(delivery, state.limits.webhook_timeout());
+        if let Some(due) = personal::email_due(state, oldest.created_at).filter(|due| *due > claimed_at) {
+            return Err(Failure::NotYet { due });
+        }
     }
     let last_seq = batch.messages.last().map_or(0, |m| m.seq);
     let unwanted = personal::still_wanted(state, &recipient, batch.room.id, last_seq, Channel::Email).await;

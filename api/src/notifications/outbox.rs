@@ -30,6 +30,13 @@ pub fn lease(attempt_timeout: Duration) -> Duration {
     attempt_timeout * 3
 }
 
+/// When the claim that leased `delivery` read the clock (the lease ends `lease` after it): the
+/// clock that also decides when a row handed back is due again.
+pub fn claimed_at(delivery: &deliveries::Model, attempt_timeout: Duration) -> DateTime<Utc> {
+    let lease = chrono::Duration::from_std(lease(attempt_timeout)).unwrap_or(chrono::Duration::minutes(1));
+    delivery.next_attempt_at - lease
+}
+
 /// The webhooks that want a new message in room `$1`: the room's own, and the organisation's
 /// org-wide ones when the room is a public channel (a DM or a private channel never leaves
 /// the organisation through a webhook nobody in it chose for that room).
@@ -264,9 +271,13 @@ pub enum Settled {
     Cancelled {
         reason: String,
     },
-    /// Not attempted: handed back as it was before the claim, its attempt uncounted, due at
-    /// `at` (now, or when an email batch's oldest unread message has waited the delay).
+    /// Not attempted: handed back as it was before the claim, its attempt uncounted, due now.
     Released {
+        at: DateTime<Utc>,
+    },
+    /// Not due after all (an email batch whose oldest unread message came after it was due):
+    /// handed back uncounted, due when that message has waited the delay.
+    Postponed {
         at: DateTime<Utc>,
     },
     /// Not attempted because its target is paused: handed back uncounted, due when the
@@ -300,7 +311,7 @@ pub async fn settle(store: &Store, id: uuid::Uuid, attempt: i32, outcome: &Settl
             change.status = Set(DeliveryStatus::Cancelled);
             change.last_error = Set(Some(reason.clone()));
         }
-        Settled::Released { at } => {
+        Settled::Released { at } | Settled::Postponed { at } => {
             change.status = Set(DeliveryStatus::Pending);
             change.next_attempt_at = Set(*at);
         }
@@ -310,7 +321,8 @@ pub async fn settle(store: &Store, id: uuid::Uuid, attempt: i32, outcome: &Settl
             change.last_error = Set(Some(reason.clone()));
         }
     }
-    let uncounted = matches!(outcome, Settled::Released { .. } | Settled::Deferred { .. });
+    let uncounted =
+        matches!(outcome, Settled::Released { .. } | Settled::Postponed { .. } | Settled::Deferred { .. });
     let tx = store.begin_write().await?;
     let mut update = deliveries::Entity::update_many().set(change);
     if uncounted {

@@ -257,7 +257,7 @@ async fn deliver(
     let outcome = match attempted {
         Ok(()) => Settled::Delivered { at: Utc::now() },
         Err(Failure::Cancelled(reason)) => Settled::Cancelled { reason },
-        Err(Failure::NotYet { due }) => Settled::Released { at: due },
+        Err(Failure::NotYet { due }) => Settled::Postponed { at: due },
         Err(Failure::Paused { wait, reason }) => {
             // Spread over a tenth of the wait: a pause would otherwise end with the target's
             // whole backlog due at one instant, claimed and handed back together.
@@ -299,6 +299,7 @@ fn count(delivery: &notification_deliveries::Model, outcome: &Settled, email_del
         Settled::Failed { .. } => "failed",
         Settled::Cancelled { .. } => "cancelled",
         Settled::Released { .. } => "released",
+        Settled::Postponed { .. } => "postponed",
         Settled::Deferred { .. } => "deferred",
     };
     metrics::counter!("parley_notification_attempts_total", "channel" => channel, "outcome" => label)
