@@ -170,6 +170,17 @@ async fn unread_direct_messages_are_emailed_once_per_batch_after_the_delay(backe
             app.http.post(&forged).form(&[("List-Unsubscribe", "One-Click")]).send().await.expect("POST");
         assert_eq!(refused.status().as_u16(), 404, "{forged}");
     }
+    // A link a mail client mangled gets the same page, not a plain-text error.
+    let mangled = link.replace(&alice.id, "not-an-id");
+    let clicked = app.http.get(&mangled).send().await.expect("GET");
+    let posted =
+        app.http.post(&mangled).form(&[("List-Unsubscribe", "One-Click")]).send().await.expect("POST");
+    for answer in [clicked, posted] {
+        assert_eq!(answer.status().as_u16(), 404);
+        let policy = answer.headers().get("content-security-policy").and_then(|p| p.to_str().ok());
+        assert_eq!(policy, Some("default-src 'none'; form-action 'self'"));
+        assert!(answer.text().await.expect("a page").contains("This link is not valid."));
+    }
     let bob_settings = app.ok(&bob, SETTINGS, json!({})).await;
     assert_eq!(
         bob_settings["viewer"]["notificationSettings"]["emailEnabled"], true,
@@ -355,6 +366,8 @@ async fn a_message_after_reading_waits_its_own_delay(backend: Backend) {
     assert!(emails[0].text().contains("free now?") && !emails[0].text().contains("lunch?"));
     let delivered = delivery_to(&app, "EMAIL", &alice, "DELIVERED").await;
     assert_eq!(delivered["attempts"], 1, "the wait is not an attempt: {delivered}");
+    // One batch, waited for: not a first one cancelled before the second message came.
+    assert_eq!(deliveries(&app, &alice, "EMAIL").await.len(), 1);
 }
 
 /// Someone who set themselves away is emailed even with a tab open: an open tab is not
@@ -366,8 +379,6 @@ async fn away_with_a_tab_open_is_still_emailed(backend: Backend) {
     let (alice, bob) = (org.user("alice").await, org.user("bob").await);
     let alice_email = set_email(&app, &alice).await;
     let _tab = WsClient::connect(&app, &alice).await;
-    // One batch, waited for: not a first one cancelled before the second message came.
-    assert_eq!(deliveries(&app, &alice, "EMAIL").await.len(), 1);
     app.ok(&alice, "mutation { setPresence(status: AWAY) { status } }", json!({})).await;
     let dm = open_dm(&app, &bob, &[&alice]).await;
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +23,12 @@ pub struct Link {
 /// No scripts, no styles, no other origin: the form posts back to this same URL.
 const POLICY: &str = "default-src 'none'; form-action 'self'";
 
-pub async fn confirm(State(state): State<Arc<HttpState>>, Query(link): Query<Link>) -> Response {
+/// A link a mail client mangled (no user, or not an id) gets the same page as a forged one,
+/// not axum's plain-text rejection.
+type Linked = Result<Query<Link>, QueryRejection>;
+
+pub async fn confirm(State(state): State<Arc<HttpState>>, link: Linked) -> Response {
+    let Ok(Query(link)) = link else { return not_found() };
     if !unsubscribe::verify(&state.app.notifier, link.user, &link.token) {
         return not_found();
     }
@@ -32,7 +38,8 @@ pub async fn confirm(State(state): State<Arc<HttpState>>, Query(link): Query<Lin
     )
 }
 
-pub async fn unsubscribe(State(state): State<Arc<HttpState>>, Query(link): Query<Link>) -> Response {
+pub async fn unsubscribe(State(state): State<Arc<HttpState>>, link: Linked) -> Response {
+    let Ok(Query(link)) = link else { return not_found() };
     match unsubscribe::turn_email_off(&state.app, link.user, &link.token).await {
         Ok(()) => {
             page(StatusCode::OK, "<p>Notification emails are off. Turn them on again in your settings.</p>")
