@@ -12,6 +12,7 @@ backend_tests!(
     users_are_searched_within_the_org,
     node_resolves_every_kind,
     the_last_owner_stays_an_owner,
+    an_update_with_nothing_to_change_is_refused,
 );
 
 const CREATE: &str =
@@ -152,6 +153,26 @@ async fn the_last_owner_stays_an_owner(backend: Backend) {
     let refused = app.gql(&ada, set_role, json!({ "id": ada.id, "role": "MEMBER" })).await;
     assert_error_code(&refused, "BAD_USER_INPUT");
     assert_eq!(role_of(&ada.id).await["node"]["role"], "OWNER");
+}
+
+/// `updateUser` with neither a name nor a role is refused, as `updateProfile` with nothing is,
+/// for a user updating themselves and for an admin alike.
+async fn an_update_with_nothing_to_change_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let (ada, bob) = (org.user_with_role("ada", "admin").await, org.user("bob").await);
+    let update = "mutation($id: ID!) { updateUser(input: { userId: $id }) { displayName role } }";
+    for (viewer, user) in [(&bob, &bob), (&ada, &bob), (&ada, &ada)] {
+        assert_error_code(&app.gql(viewer, update, json!({ "id": user.id })).await, "BAD_USER_INPUT");
+    }
+    let bob_now = app
+        .ok(
+            &ada,
+            "query($id: ID!) { node(id: $id) { ... on User { displayName role } } }",
+            json!({ "id": bob.id }),
+        )
+        .await;
+    assert_eq!(bob_now["node"]["role"], "MEMBER", "nothing changed: {bob_now}");
 }
 
 const NODE_ROLE: &str = "query($id: ID!) { node(id: $id) { ... on User { role } } }";
