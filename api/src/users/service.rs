@@ -146,10 +146,11 @@ pub async fn create(store: &Store, org_id: Uuid, new: NewUser) -> ApiResult<user
 /// without admin rights takes them out of the support conversations they joined as an admin.
 #[tracing::instrument(skip(cx, changes), fields(viewer = %cx.viewer.id))]
 pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiResult<users::Model> {
+    // After the lookup: another organisation's user is NOT_FOUND whatever the input.
+    let user = find(&cx.app.store, cx.viewer.org_id, user_id).await?;
     if changes.display_name.is_none() && changes.role.is_none() {
         return Err(ApiError::bad_input("give displayName or role"));
     }
-    let user = find(&cx.app.store, cx.viewer.org_id, user_id).await?;
     let own_name_only = user.id == cx.viewer.id && changes.role.is_none();
     if !own_name_only {
         require_admin_over(cx.viewer, &user, changes.role)?;
