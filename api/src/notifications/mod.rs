@@ -7,7 +7,8 @@
 //!   mentions), enqueued with it, and whether that is still wanted when it is due.
 //! - `settings`: a user's choices and their browsers' push subscriptions.
 //! - `outbox`: the `notification_deliveries` statements: enqueued in the transaction of the
-//!   message that causes them (see `messages::send`), claimed, settled, listed.
+//!   message that causes them (see `messages::send`), claimed, listed, pruned; `settle`
+//!   records how an attempt ended.
 //! - `worker`: one task per instance that delivers due rows through `webhook_attempt` (what
 //!   a webhook may still post), `render` (webhook bodies and signatures), `post` (signed JSON posts), `email` (SMTP) and `push` (RFC 8291), with
 //!   `slots` keeping each organisation to its share of the attempts in flight and `breaker`
@@ -27,6 +28,7 @@ pub mod push;
 pub(crate) mod render;
 pub mod resolvers;
 pub mod settings;
+pub mod settle;
 mod slots;
 pub mod target;
 pub mod types;

@@ -16,7 +16,7 @@
 //! delivery back uncounted; a deleted webhook or message fails at once, and so does a
 //! room-scoped webhook of a private room once its creator is no longer an admin in that
 //! room. An outcome is recorded only while the row is still this attempt's (see
-//! `outbox::settle`). Beside it, a task deletes the deliveries settled longer ago than
+//! `settle::settle`). Beside it, a task deletes the deliveries settled longer ago than
 //! `PARLEY_DELIVERY_RETENTION_SECS` (at most once per retention period or hour, whichever is
 //! shorter), so the outbox does not grow for ever; every instance does, harmlessly.
 
@@ -31,7 +31,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::outbox::{self, Settled};
+use super::outbox;
+use super::settle::{self, Settled};
 use super::slots::{ClaimPlan, Slots};
 use super::{email, push, target, webhook_attempt};
 use crate::error::{ApiError, ApiResult};
@@ -275,7 +276,7 @@ async fn deliver(
 
 /// Records how an attempt ended, while the row is still this attempt's.
 async fn record(state: &AppState, delivery: &notification_deliveries::Model, outcome: &Settled) {
-    match outbox::settle(&state.store, delivery.id, delivery.attempts, outcome).await {
+    match settle::settle(&state.store, delivery.id, delivery.attempts, outcome).await {
         Ok(true) => count(delivery, outcome, state.notifier.email_delay),
         // The lease ran out and another worker took the row over: its outcome stands.
         Ok(false) => tracing::warn!(delivery = %delivery.id, "a delivery attempt outlived its lease"),

@@ -1,13 +1,15 @@
 //! Outgoing webhooks, against a receiver the test starts: registration rules and refusals
 //! (admins only, bad URLs, private targets, other organisations), signed JSON and Slack
 //! bodies posted once per message of the rooms a webhook follows, retries until delivered or
-//! given up, deletion, a demoted or deactivated creator's webhook stopping, one organisation's hanging target holding up no other organisation,
-//! and a target that keeps failing paused until a probe gets through. `instances` has what
-//! takes PostgreSQL + Redis, `limit` the 50-webhook limit, `retention` the pruning.
+//! given up, one organisation's hanging target holding up no other organisation, and a target
+//! that keeps failing paused until a probe gets through. `stopping` has what ends a webhook's
+//! posts (its deletion, its creator's demotion or deactivation), `instances` what takes
+//! PostgreSQL + Redis, `limit` the 50-webhook limit, `retention` the pruning.
 
 mod instances;
 mod limit;
 mod retention;
+mod stopping;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -27,8 +29,6 @@ backend_tests!(
     public_channel_messages_are_posted_signed_once,
     a_room_webhook_in_slack_format_posts_text,
     failed_attempts_are_retried_until_delivered_or_given_up,
-    a_deleted_webhook_gets_nothing_more,
-    a_demoted_or_deactivated_admins_webhook_gets_nothing_more,
     a_hanging_target_holds_up_only_its_own_organisation,
     a_failing_target_is_paused_without_spending_attempts,
 );
@@ -240,54 +240,6 @@ async fn failed_attempts_are_retried_until_delivered_or_given_up(backend: Backen
     assert_eq!(receiver.received().len(), 6, "no attempt after the last");
     let pending = data(app.gql(&ada, DELIVERIES, json!({ "filter": { "status": "PENDING" } })).await);
     assert_eq!(pending["notificationDeliveries"]["edges"], json!([]));
-}
-
-async fn a_deleted_webhook_gets_nothing_more(backend: Backend) {
-    // Retries wait at least a second, so the deletion lands between two attempts.
-    let Hooked { _database, app, receiver, ada, bob, general, webhook: id } =
-        hooked(backend, &[("PARLEY_WEBHOOK_RETRY_BASE_MS", "2000")]).await;
-
-    receiver.answer_with(&[500]);
-    let message = id_of(&send(&app, &bob, &general, "retried later").await);
-    receiver.wait_for(1, WAIT).await;
-    app.ok(&ada, DELETE, json!({ "id": id })).await;
-    let failed = delivery_of(&app, &ada, &message, "FAILED").await;
-    assert_eq!(failed["lastError"], "the webhook no longer exists");
-    let after = id_of(&send(&app, &bob, &general, "after the deletion").await);
-    tokio::time::sleep(PAST_A_POLL).await;
-    assert_eq!(receiver.received().len(), 1, "nothing after the deletion");
-    assert!(
-        deliveries(&app, &ada).await.iter().all(|d| d["messageId"] != after.as_str()),
-        "no delivery is even queued for a deleted webhook"
-    );
-}
-
-/// A webhook stops with its creator's admin rights: once they are demoted or deactivated, a
-/// public channel's messages (which the whole organisation reads) are no longer posted to it.
-async fn a_demoted_or_deactivated_admins_webhook_gets_nothing_more(backend: Backend) {
-    let (_database, app) = spawn_app_alone(backend).await;
-    let receiver = Receiver::start().await;
-    let org = app.create_org().await;
-    let (ada, amy) = (org.user_with_role("ada", "admin").await, org.user_with_role("amy", "admin").await);
-    let bob = org.user("bob").await;
-    let general = create_channel(&app, &ada, "general", &[&bob]).await;
-    register(&app, &amy, everything_to(&receiver.url)).await;
-    let refused = "the webhook's creator is no longer an active admin";
-    let set_role =
-        "mutation($id: ID!, $role: UserRole) { updateUser(input: { userId: $id, role: $role }) { role } }";
-
-    app.ok(&ada, set_role, json!({ "id": amy.id, "role": "MEMBER" })).await;
-    let demoted = id_of(&send(&app, &bob, &general, "after the demotion").await);
-    assert_eq!(delivery_of(&app, &ada, &demoted, "FAILED").await["lastError"], refused);
-    app.ok(&ada, set_role, json!({ "id": amy.id, "role": "ADMIN" })).await;
-    send(&app, &bob, &general, "an admin again").await;
-    receiver.wait_for(1, WAIT).await;
-
-    let deactivate = "mutation($id: ID!) { deactivateUser(userId: $id) { deactivatedAt } }";
-    app.ok(&ada, deactivate, json!({ "id": amy.id })).await;
-    let after = id_of(&send(&app, &bob, &general, "after the deactivation").await);
-    assert_eq!(delivery_of(&app, &ada, &after, "FAILED").await["lastError"], refused);
-    assert_eq!(receiver.received().len(), 1, "only what was sent while amy was an admin");
 }
 
 /// One organisation's target hangs (its first 16 requests are answered after 10 s): its
