@@ -6,7 +6,8 @@
 //! the acknowledged messages, once each and in order, and the database holds each once.
 //! `/readyz` reports the outage while it lasts, and no instance exits because a dependency
 //! went away. Redis and PostgreSQL are the tests' own where they are stopped. A sender that
-//! gives up waiting does not take the announcement of its stored message with it.
+//! gives up waiting does not take the announcement of its stored message with it, nor does
+//! any other client its change.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::helpers::api::{all_messages, create_channel, send, seqs};
+use crate::helpers::api::{all_messages, create_channel, create_private_channel, send, seqs};
 use crate::helpers::services::{HeldTransaction, PrivatePostgres, PrivateRedis};
 use crate::helpers::subscription::Subscription;
 use crate::helpers::ws::WsClient;
@@ -27,6 +28,7 @@ pg_test!(
     the_senders_instance_stopped_loses_nothing,
     a_resync_that_meets_postgres_down_is_retried,
     a_send_whose_client_gave_up_is_still_announced,
+    a_removal_whose_client_gave_up_is_still_made_and_announced,
 );
 
 const FEED: &str =
@@ -310,4 +312,40 @@ async fn a_send_whose_client_gave_up_is_still_announced() {
 
     assert_eq!(feed.next("messageAdded").await["seq"], 1, "announced once stored");
     assert_eq!(seqs(&all_messages(&app, &bob, &room).await), vec![1]);
+}
+
+/// Any mutation runs to the end once the server has it, whether or not its client waits: a
+/// removal whose client gave up while it waited for the room (held here, as a member leaving
+/// at that moment would hold it) is made once its turn comes, and announced, so the removed
+/// member's subscriptions learn it. In the request's own future it was dropped with the
+/// connection; dropped between its commit and its announcement, it was made and never
+/// announced.
+async fn a_removal_whose_client_gave_up_is_still_made_and_announced() {
+    let app = spawn_app(Backend::PostgresRedis).await;
+    let org = app.create_org().await;
+    let (alice, bob) = (org.user("alice").await, org.user("bob").await);
+    let team = create_private_channel(&app, &alice, "team", &[&bob]).await;
+    let mut ws = WsClient::connect(&app, &bob).await;
+    let mut updates =
+        ws.subscribe("updates", "subscription { roomUpdated { roomId reason } }", json!({})).await;
+    ws.settle().await;
+
+    let holder = HeldTransaction::room_row(Backend::PostgresRedis, &team).await.expect("on PostgreSQL");
+    let remove = "mutation($id: ID!, $user: ID!) { removeMember(roomId: $id, userId: $user) { id } }";
+    let gave_up = app
+        .http
+        .post(app.url("/graphql"))
+        .bearer_auth(&alice.token)
+        .json(&json!({ "query": remove, "variables": { "id": team, "user": bob.id } }))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client stopped waiting: {gave_up:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    holder.commit().await;
+
+    updates.next_room_update(&team, &["ACCESS_REVOKED"]).await;
+    let members = "query($id: ID!) { room(id: $id) { members { totalCount } } }";
+    let members = app.ok(&alice, members, json!({ "id": team })).await;
+    assert_eq!(members["room"]["members"]["totalCount"], 1, "bob was removed");
 }

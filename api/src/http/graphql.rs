@@ -15,10 +15,11 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::{HttpState, json_values, ws};
 use crate::auth::{Viewer, bearer_token};
-use crate::error::{ErrorCode, graphql_error};
+use crate::error::{ApiError, ErrorCode, graphql_error};
 use crate::graphql::documents::{self, RanOperation};
 use crate::graphql::loaders::Loaders;
 
@@ -148,7 +149,16 @@ async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, mut r
     }
     let (ran, asked) = (RanOperation::default(), request.operation_name.clone());
     let started = Instant::now();
-    let response = state.schema.execute(request.data(ran.clone())).await;
+    // In a task of its own: a client that goes away drops this request, and a mutation
+    // dropped between its commit and its announcement was stored but never announced (a
+    // removed member's other sessions kept receiving the room). Queries finish too, harmlessly.
+    let (schema, request) = (state.schema.clone(), request.data(ran.clone()));
+    let response = tokio::spawn(async move { schema.execute(request).await }.in_current_span())
+        .await
+        .unwrap_or_else(|panicked| {
+            let error = async_graphql::Error::from(ApiError::internal(panicked));
+            GqlResponse::from_errors(vec![error.into_server_error(Default::default())])
+        });
     let operation = operation_label(ran.name().or(asked.as_deref()));
     let outcome = if response.errors.is_empty() { "ok" } else { "error" };
     metrics::histogram!("parley_graphql_request_seconds", "operation" => operation, "outcome" => outcome)
