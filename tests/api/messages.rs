@@ -233,6 +233,15 @@ async fn client_id_makes_retries_safe(backend: Backend) {
         send_input(&app, &alice, json!({ "roomId": other, "body": "hello", "clientId": "c-1" })).await;
     assert_eq!(elsewhere["seq"], 1);
     assert_ne!(elsewhere["id"], original["id"]);
+
+    // Still its answer once the room was archived since (as a DM is when its other member is
+    // deactivated): the message everyone sees is not reported as failed. A new one is refused.
+    let last = json!({ "roomId": other, "body": "bye", "clientId": "c-2" });
+    let sent = send_input(&app, &alice, last.clone()).await;
+    app.ok(&alice, "mutation($id: ID!) { archiveRoom(roomId: $id) { id } }", json!({ "id": other })).await;
+    assert_eq!(send_input(&app, &alice, last).await, sent, "the retry after archiving");
+    let new_one = try_send(&app, &alice, json!({ "roomId": other, "body": "bye", "clientId": "c-3" })).await;
+    assert_error_code(&new_one, "FORBIDDEN");
 }
 
 async fn send_rate_is_limited_per_user(backend: Backend) {

@@ -25,7 +25,7 @@ use super::record::{Attachment, MessageRecord, attachments_json};
 use super::statement::{Binds, Parts, bump_sql};
 use crate::bus::{Event, MessagePayload, RoomPayload, Topic, UserPayload};
 use crate::db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::mentions::parse::{Mentions, parse};
 use crate::mentions::service as mentions;
 use crate::notifications::{outbox, personal};
@@ -339,8 +339,15 @@ async fn check_writable(cx: &Ctx<'_>, new: &NewMessage) -> ApiResult<()> {
 /// insert: the unique index decides, and retries are the rare case. A different body under
 /// the same key is CONFLICT, unless the stored message was edited or deleted since: its text
 /// no longer says what was sent, and a retry whose first answer was lost must not fail.
+///
+/// So must a retry that meets a refusal (FORBIDDEN, NOT_FOUND) because the room was archived
+/// (a DM whose other member was deactivated) or the author removed since the first attempt:
+/// the message everyone already sees is the answer, not "failed". The lookup is the author's
+/// own message in that room, so a room they never wrote in stays refused as it was.
 async fn retried_or(cx: &Ctx<'_>, new: &NewMessage, err: ApiError) -> ApiResult<MessageRecord> {
-    let Some(client_id) = new.client_id.as_ref().filter(|_| err.is_unique_violation()) else {
+    let maybe_retried =
+        err.is_unique_violation() || matches!(err.code(), ErrorCode::Forbidden | ErrorCode::NotFound);
+    let Some(client_id) = new.client_id.as_ref().filter(|_| maybe_retried) else {
         return Err(err);
     };
     let existing = messages::Entity::find()
