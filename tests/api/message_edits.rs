@@ -55,6 +55,7 @@ async fn author_edits_within_the_window(backend: Backend) {
     let stored = all_messages(&app, &bob, &general).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0]["body"], "hello", "failed edits changed nothing");
+    assert_eq!(stored[0]["editedAt"], edited["editedAt"], "the time answered is the time kept");
     assert_eq!(latest_seq(&app, &bob, &general).await, 1, "an edit is not a new message");
 }
 

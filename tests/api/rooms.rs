@@ -67,6 +67,7 @@ async fn create_channel_returns_the_room(backend: Backend) {
         (seen_by_bob["name"].clone(), seen_by_bob["viewerRole"].clone()),
         (json!("general"), json!("MEMBER"))
     );
+    assert_eq!(seen_by_bob["createdAt"], created["createdAt"], "the time answered is the time kept");
     assert_eq!(my_room_ids(&app, &bob, json!(null)).await, vec![id]);
 }
 
@@ -224,7 +225,11 @@ async fn archive_room_makes_it_read_only_and_hidden(backend: Backend) {
 
     assert!(my_room_ids(&app, &bob, json!(null)).await.is_empty(), "archived rooms are hidden by default");
     assert_eq!(my_room_ids(&app, &bob, json!({ "archived": true })).await, vec![id.clone()]);
-    assert!(room(&app, &bob, &id).await["archivedAt"].is_string(), "archived rooms stay readable");
+    assert_eq!(
+        room(&app, &bob, &id).await["archivedAt"],
+        archived["archivedAt"],
+        "archived rooms stay readable"
+    );
 }
 
 async fn add_and_remove_members(backend: Backend) {

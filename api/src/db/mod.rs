@@ -364,3 +364,10 @@ pub fn columns<E: EntityTrait>(alias: Option<&str>) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// Now, to the microsecond: all PostgreSQL's timestamps keep, so a time a mutation answers
+/// with (`createdAt`, `editedAt`, `lastReadAt`, …) is the time every later read returns.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}

@@ -12,7 +12,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Order,
 use uuid::Uuid;
 
 use crate::bus::{Event, Topic};
-use crate::db::{Store, WriteTx, columns};
+use crate::db::{self, Store, WriteTx, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::{MessageRecord, service as messages};
 use crate::paging::{Keyset, TimeKey};
@@ -70,7 +70,7 @@ pub async fn set_message(cx: &Ctx<'_>, message_id: Uuid, favorite: bool) -> ApiR
         let row = message_favorites::ActiveModel {
             user_id: Set(cx.viewer.id),
             message_id: Set(message.id),
-            created_at: Set(Utc::now()),
+            created_at: Set(db::now()),
         };
         let keep_first =
             OnConflict::columns([message_favorites::Column::UserId, message_favorites::Column::MessageId])

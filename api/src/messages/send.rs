@@ -13,7 +13,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, QueryFilter,
     QueryTrait, Set, Statement,
@@ -114,7 +114,7 @@ async fn send(cx: &Ctx<'_>, new: NewMessage) -> ApiResult<MessageRecord> {
     let author = cx.app.directory.user(&cx.app.store, cx.viewer.id).await?;
     let role = author.as_ref().map_or(SenderRole::User, |a| sender_role(a.kind));
     // Microseconds: what the database keeps, so the answer equals what is read back later.
-    let sent = Sent { id: Uuid::now_v7(), now: Utc::now().trunc_subsecs(6), role };
+    let sent = Sent { id: Uuid::now_v7(), now: db::now(), role };
     // Resolved before the insert, so that it stores them atomically; only bodies with an `@`
     // cost a query.
     let asked = parse(new.body.as_str());

@@ -8,7 +8,7 @@ use super::input::MessageBody;
 use super::record::MessageRecord;
 use crate::auth::Viewer;
 use crate::bus::{Event, MessagePayload, Topic};
-use crate::db::{Store, columns};
+use crate::db::{self, Store, columns};
 use crate::error::{ApiError, ApiResult, found};
 use crate::mentions::parse::parse;
 use crate::mentions::service as mentions;
@@ -82,7 +82,7 @@ async fn save_change(
     // Stamped once the write may go ahead: `messageUpdated`'s reread after a resync allows
     // a change 2 s between its moment and its commit, and waiting for the pool or SQLite's
     // write gate is not part of it.
-    let now = Utc::now();
+    let now = db::now();
     let mut active: messages::ActiveModel = message.into();
     match change {
         Change::Edit(body) => {

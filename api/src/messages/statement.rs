@@ -15,12 +15,12 @@
 
 use std::sync::LazyLock;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{ActiveEnum, DatabaseBackend, Statement};
 use uuid::Uuid;
 
 use super::record::{Attachment, attachments_json};
-use crate::db::columns;
+use crate::db::{self, columns};
 use crate::notifications::{outbox, personal};
 use crate::support::outbound;
 use entity::enums::{RoomKind, SenderRole};
@@ -249,7 +249,7 @@ impl Binds<'_> {
 /// a message into a channel that mentions nobody; and the batch, of no rows. Each statement
 /// warmed costs every new connection six executions.
 pub fn warm_up() -> Vec<Statement> {
-    let now = Utc::now().trunc_subsecs(6);
+    let now = db::now();
     [Parts::of(None, false), Parts::of(Some(RoomKind::Channel), false)]
         .map(|parts| {
             Binds {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::bus::{Event, Topic};
-use crate::db::Store;
+use crate::db::{self, Store};
 use crate::error::{ApiError, ApiResult};
 use crate::rooms::access;
 use crate::state::Ctx;
@@ -81,7 +81,7 @@ pub async fn mark_unread(cx: &Ctx<'_>, room_id: Uuid, seq: i64) -> ApiResult<Rea
 
 async fn set_watermark(cx: &Ctx<'_>, room_id: Uuid, seq: i64, only_if: &str) -> ApiResult<ReadPosition> {
     let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
-    let now = Utc::now();
+    let now = db::now();
     let tx = store.begin_write().await?;
     let changed = tx
         .execute_raw(store.stmt(

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::input::{RemindAt, ReminderNote};
 use crate::auth::Viewer;
 use crate::bus::{Event, Topic};
-use crate::db::{Store, WriteTx};
+use crate::db::{self, Store, WriteTx};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::service as messages;
 use crate::paging::{Keyset, TimeKey};
@@ -38,7 +38,7 @@ pub async fn create(cx: &Ctx<'_>, new: NewReminder) -> ApiResult<reminders::Mode
     let room_id = target_room(store, cx.viewer, new.message_id, new.room_id).await?;
     let tx = store.begin_write().await?;
     ensure_room_for_one_more(&tx, cx).await?;
-    let now = Utc::now();
+    let now = db::now();
     let row = reminders::ActiveModel {
         id: Set(Uuid::now_v7()),
         org_id: Set(cx.viewer.org_id),
@@ -106,7 +106,7 @@ async fn settle(cx: &Ctx<'_>, id: Uuid, outcome: ReminderStatus) -> ApiResult<re
     let mut active: reminders::ActiveModel = row.into();
     active.status = Set(outcome);
     if outcome == ReminderStatus::Done {
-        active.completed_at = Set(Some(Utc::now()));
+        active.completed_at = Set(Some(db::now()));
     }
     let row = active.update(&*tx).await?;
     tx.commit().await?;

@@ -13,7 +13,7 @@ use super::membership;
 use super::name::ChannelName;
 use crate::auth::Viewer;
 use crate::bus::{Event, MembershipChange, RoomChange, Topic};
-use crate::db::{Store, columns};
+use crate::db::{self, Store, columns};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use crate::state::Ctx;
 use crate::users::service as users;
@@ -90,7 +90,7 @@ pub(crate) fn new_room(org_id: Uuid, kind: RoomKind, created_by: Uuid) -> rooms:
         last_seq: 0,
         last_message_at: None,
         created_by,
-        created_at: Utc::now(),
+        created_at: db::now(),
         archived_at: None,
         deleted_at: None,
         inbox_id: None,
@@ -148,7 +148,7 @@ pub async fn update_room(cx: &Ctx<'_>, room_id: Uuid, changes: RoomChanges) -> A
     }
     let tx = store.begin_write().await?;
     // Stamped once the write may go ahead (see `roomUpdated`'s reread, `feed.rs`).
-    room.changed_at = Set(Some(Utc::now()));
+    room.changed_at = Set(Some(db::now()));
     let updated = room.update(&tx.txn).await.conflict_on_unique(NAME_TAKEN)?;
     tx.commit().await?;
     cx.app.directory.room_changed(bus, room_id).await;
@@ -182,7 +182,7 @@ pub async fn archive_room(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model
 /// Stamps `room` archived as of now, in the caller's transaction; [`announce_archived`]
 /// follows its commit.
 pub(crate) async fn archive_in(txn: &DatabaseTransaction, room: rooms::Model) -> ApiResult<rooms::Model> {
-    let now = Utc::now();
+    let now = db::now();
     let mut archived: rooms::ActiveModel = room.into();
     archived.archived_at = Set(Some(now));
     archived.changed_at = Set(Some(now));

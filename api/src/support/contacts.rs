@@ -6,13 +6,12 @@
 
 use std::sync::LazyLock;
 
-use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, FromQueryResult, IdenStatic, Iterable, Set, Statement, Value,
 };
 use uuid::Uuid;
 
-use crate::db::columns;
+use crate::db::{self, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::users::input::EmailAddress;
 use entity::enums::MessageSource;
@@ -183,7 +182,7 @@ pub async fn upsert(
                 phone: input.phone.clone(),
                 email: input.email.clone(),
                 external_ref: input.external_ref.clone(),
-                created_at: Utc::now(),
+                created_at: db::now(),
             };
             Ok((contacts::ActiveModel::from(contact).insert(conn).await?, None))
         }

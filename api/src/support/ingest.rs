@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
     QueryFilter, TryInsertResult,
@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::payload::Inbound;
 use super::{assign, contacts, conversations, settled};
 use crate::bus::{ConversationChangePayload, Event, MembershipChange, MessagePayload, RoomPayload, Topic};
-use crate::db::columns;
+use crate::db::{self, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::record::{MessageRecord, attachments_json};
 use crate::notifications::outbox;
@@ -200,7 +200,7 @@ async fn store_inbound(
         }
     }
     // In microseconds, as both backends store it, so the announced message is the stored one.
-    let now = Utc::now().trunc_subsecs(6);
+    let now = db::now();
     // Unlocked, the seq bump also checks that the conversation is still open and assigned.
     let still = if settled {
         "AND status IN ('open', 'pending') AND (assignee_id IS NOT NULL OR $3)"

@@ -20,14 +20,14 @@
 
 use std::sync::LazyLock;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{ActiveEnum, DatabaseBackend, Statement};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::payload::Inbound;
 use super::{contacts, ingest};
-use crate::db::columns;
+use crate::db::{self, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::messages::record::{MessageRecord, attachments_json};
 use crate::messages::statement::{BatchRow, SendStatement};
@@ -104,7 +104,7 @@ pub async fn store(
         return Ok(None);
     }
     // In microseconds, as it is stored, so the announced message is the stored one.
-    let now = Utc::now().trunc_subsecs(6);
+    let now = db::now();
     let id = Uuid::now_v7();
     let values = row(inbox, inbound, id, now);
     let statement =

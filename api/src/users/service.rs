@@ -8,7 +8,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::auth::Viewer;
-use crate::db::{Store, contains_ci, search_text};
+use crate::db::{self, Store, contains_ci, search_text};
 use crate::error::{ApiError, ApiResult, ConflictOnUnique};
 use crate::paging::Keyset;
 use crate::presence::service as presence;
@@ -127,7 +127,7 @@ pub async fn create(store: &Store, org_id: Uuid, new: NewUser) -> ApiResult<user
         email: new.email.map(EmailAddress::into_string),
         role: new.role,
         kind: new.kind,
-        created_at: Utc::now(),
+        created_at: db::now(),
         last_seen_at: None,
         deactivated_at: None,
         role_changed_at: None,
@@ -164,7 +164,7 @@ pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiRes
     // since, and a needless reread after an outage only rechecks a socket that stays.
     if let Some(role) = changes.role {
         active.role = Set(role);
-        active.role_changed_at = Set(Some(Utc::now()));
+        active.role_changed_at = Set(Some(db::now()));
     }
     let user = save(cx, active, ends_ownership.then_some(user_id)).await?;
     // On a repeat too, as for a deactivation: it finishes what a first call left halfway.
