@@ -253,7 +253,7 @@ async fn manageable_channel(store: &Store, viewer: &Viewer, room_id: Uuid) -> Ap
 }
 
 /// Opens the direct room of a member set (the viewer is always in it); the same set always
-/// yields the same room.
+/// yields the same room, also once one of them was deactivated.
 #[tracing::instrument(skip(cx, user_ids), fields(viewer = %cx.viewer.id))]
 pub async fn open_direct_room(cx: &Ctx<'_>, user_ids: Vec<Uuid>) -> ApiResult<rooms::Model> {
     let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
@@ -264,11 +264,14 @@ pub async fn open_direct_room(cx: &Ctx<'_>, user_ids: Vec<Uuid>) -> ApiResult<ro
     if !(2..=MAX_DIRECT_MEMBERS).contains(&members.len()) {
         return Err(ApiError::bad_input("a direct room has 2 to 9 members, including you"));
     }
-    users::require_in_org(store, viewer.org_id, &members).await?;
+    // An existing room first: a deactivated member keeps the room (archived, read-only, its
+    // history still the viewer's to reread); only a new one needs every member active. The
+    // key holds the viewer's id, and rooms are looked for in their organisation only.
     let dm_key = members.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
     if let Some(room) = find_direct(store, viewer.org_id, &dm_key).await? {
         return Ok(room);
     }
+    users::require_in_org(store, viewer.org_id, &members).await?;
     let room =
         rooms::Model { dm_key: Some(dm_key.clone()), ..new_room(viewer.org_id, RoomKind::Direct, viewer.id) };
     let tx = store.begin_write().await?;
