@@ -84,8 +84,15 @@ async fn duplicate_channel_name_conflicts(backend: Backend) {
         let again = app.gql(&bob, &create_channel_query(), json!({ "input": { "name": name } })).await;
         assert_error_code(&again, "CONFLICT");
     }
+    // Nor does an invisible character make a second one that looks the same.
+    for name in ["gen\u{200B}eral", "gen\u{AD}eral", "general\nsecond line"] {
+        let lookalike = app.gql(&bob, &create_channel_query(), json!({ "input": { "name": name } })).await;
+        assert_error_code(&lookalike, "BAD_USER_INPUT");
+    }
     assert!(my_room_ids(&app, &bob, json!(null)).await.is_empty(), "the failed create left nothing behind");
-    let equipe = create_channel(&app, &bob, "Équipe", &[]).await;
+    // One name whatever its Unicode form: `É` typed as `E` and a combining accent is `É`.
+    let equipe = create_channel(&app, &bob, "E\u{301}quipe", &[]).await;
+    assert_eq!(room(&app, &bob, &equipe).await["name"], "Équipe");
     let clash = app.gql(&bob, UPDATE, json!({ "input": { "roomId": equipe, "name": "GENERAL" } })).await;
     assert_error_code(&clash, "CONFLICT");
     let taken = app.gql(&alice, &create_channel_query(), json!({ "input": { "name": "éQUIPE" } })).await;
