@@ -4,7 +4,6 @@
 //! cannot leave it, archived or not (archiving frees its name), and when no active owner
 //! remains (one left, was removed or deactivated), the room goes to a member.
 
-use chrono::Utc;
 use std::collections::HashSet;
 
 use sea_orm::ActiveValue::Unchanged;
@@ -17,7 +16,7 @@ use uuid::Uuid;
 use super::access;
 use super::service;
 use crate::bus::{Event, EventBus, MembershipChange, RoomChange, Topic};
-use crate::db::Store;
+use crate::db::{self, Store};
 use crate::error::{ApiError, ApiResult};
 use crate::state::Ctx;
 use crate::users::service as users;
@@ -35,7 +34,7 @@ pub async fn insert(
         room_id: Set(room_id),
         user_id: Set(user_id),
         role: Set(role),
-        joined_at: Set(Utc::now()),
+        joined_at: Set(db::now()),
         last_read_seq: Set(last_read_seq),
         last_read_at: Set(None),
         favorite_at: Set(None),
@@ -85,10 +84,30 @@ pub(crate) async fn add(
     user_ids: &[Uuid],
 ) -> ApiResult<()> {
     let tx = store.begin_write().await?;
+    let joined = add_in(&tx.txn, room, user_ids).await?;
+    tx.commit().await?;
+    announce_joined(bus, joined).await;
+    Ok(())
+}
+
+/// Who joined a room in a transaction: announced once it commits ([`announce_joined`]).
+pub(crate) struct Joined {
+    room_id: Uuid,
+    seq: i64,
+    user_ids: Vec<Uuid>,
+}
+
+/// [`add`]'s writes, in the caller's transaction (an agent joining every conversation of an
+/// inbox under its lock, say).
+pub(crate) async fn add_in(
+    txn: &DatabaseTransaction,
+    room: &rooms::Model,
+    user_ids: &[Uuid],
+) -> ApiResult<Joined> {
     let existing: HashSet<Uuid> = room_members::Entity::find()
         .filter(room_members::Column::RoomId.eq(room.id))
         .filter(room_members::Column::UserId.is_in(user_ids.iter().copied()))
-        .all(&tx.txn)
+        .all(txn)
         .await?
         .into_iter()
         .map(|m| m.user_id)
@@ -96,18 +115,19 @@ pub(crate) async fn add(
     let mut new_ids: Vec<Uuid> = user_ids.iter().copied().filter(|id| !existing.contains(id)).collect();
     new_ids.sort();
     new_ids.dedup();
+    let mut joined = Joined { room_id: room.id, seq: room.last_seq, user_ids: Vec::new() };
     if new_ids.is_empty() {
-        return Ok(());
+        return Ok(joined);
     }
     // Read the seq inside the write transaction so the watermark matches the join moment.
-    let seq = rooms::Entity::find_by_id(room.id).one(&tx.txn).await?.map_or(room.last_seq, |r| r.last_seq);
-    let now = Utc::now();
+    joined.seq = rooms::Entity::find_by_id(room.id).one(txn).await?.map_or(room.last_seq, |r| r.last_seq);
+    let now = db::now();
     let rows = new_ids.iter().map(|user_id| room_members::ActiveModel {
         room_id: Set(room.id),
         user_id: Set(*user_id),
         role: Set(MemberRole::Member),
         joined_at: Set(now),
-        last_read_seq: Set(seq),
+        last_read_seq: Set(joined.seq),
         last_read_at: Set(None),
         favorite_at: Set(None),
         muted_until: Set(None),
@@ -116,22 +136,25 @@ pub(crate) async fn add(
     // that join announces them, so only the rows written here are.
     let written = room_members::Entity::insert_many(rows)
         .on_conflict_do_nothing_on([room_members::Column::RoomId, room_members::Column::UserId])
-        .exec_with_returning_keys(&tx.txn)
+        .exec_with_returning_keys(txn)
         .await?;
-    tx.commit().await?;
-    let new_ids: Vec<Uuid> = match written {
-        TryInsertResult::Inserted(keys) => keys.into_iter().map(|(_, user_id)| user_id).collect(),
-        TryInsertResult::Empty | TryInsertResult::Conflicted => Vec::new(),
-    };
-    if new_ids.is_empty() {
-        return Ok(());
+    if let TryInsertResult::Inserted(keys) = written {
+        joined.user_ids = keys.into_iter().map(|(_, user_id)| user_id).collect();
     }
-    for user_id in &new_ids {
-        let event = Event::MembershipChanged { room_id: room.id, change: MembershipChange::Joined, seq };
+    Ok(joined)
+}
+
+/// Announces the members [`add_in`] wrote, once their transaction committed.
+pub(crate) async fn announce_joined(bus: &EventBus, joined: Joined) {
+    let Joined { room_id, seq, user_ids } = joined;
+    if user_ids.is_empty() {
+        return;
+    }
+    for user_id in &user_ids {
+        let event = Event::MembershipChanged { room_id, change: MembershipChange::Joined, seq };
         bus.publish(Topic::User(*user_id), event).await;
     }
-    announce_members_changed(bus, room.id, new_ids, Vec::new()).await;
-    Ok(())
+    announce_members_changed(bus, room_id, user_ids, Vec::new()).await;
 }
 
 #[tracing::instrument(skip(cx), fields(viewer = %cx.viewer.id))]

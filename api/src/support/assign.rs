@@ -21,18 +21,18 @@ use std::collections::HashSet;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
-    ExprTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
+    EntityTrait, ExprTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::bus::{ConversationChangePayload, Event, Topic};
-use crate::db::{Store, columns};
+use crate::db::{self, Store, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::outbox;
 use crate::state::AppState;
-use entity::enums::{AssignmentStrategy, ConversationStatus, RoomKind};
+use entity::enums::{AssignmentStrategy, ConversationStatus, RoomKind, UserRole};
 use entity::{
     assignment_decisions, rooms, support_inbox_members as members, support_inboxes as inboxes, users,
 };
@@ -69,12 +69,27 @@ pub async fn lock_inbox(
         .ok_or_else(|| ApiError::not_found("inbox"))
 }
 
-/// Decides for one conversation of `inbox` (locked by the caller); pure but for presence.
-pub async fn decide(app: &AppState, tx: &DatabaseTransaction, inbox: &inboxes::Model) -> ApiResult<Decision> {
+/// A conversation its agent just gave back (`unassignConversation`): the drain that follows
+/// hands it to another agent, never straight back to them.
+#[derive(Clone, Copy)]
+pub struct GivenBack {
+    pub room_id: Uuid,
+    pub agent: Uuid,
+}
+
+/// Decides for one conversation of `inbox` (locked by the caller), passing over `passed_over`
+/// (the agent who just gave it back); pure but for presence.
+pub async fn decide(
+    app: &AppState,
+    tx: &DatabaseTransaction,
+    inbox: &inboxes::Model,
+    passed_over: Option<Uuid>,
+) -> ApiResult<Decision> {
     let members = in_turn_order(tx, inbox.id).await?;
     // A deactivated account keeps its inbox memberships (it may come back) but takes nothing.
-    let gone = deactivated(tx, members.iter().map(|m| m.user_id)).await?;
-    let takes = |m: &&members::Model| m.active && !gone.contains(&m.user_id);
+    let gone = takes_nothing(tx, members.iter().map(|m| m.user_id)).await?;
+    let takes =
+        |m: &&members::Model| m.active && !gone.contains(&m.user_id) && passed_over != Some(m.user_id);
     // The turn passes to whoever joined after the last agent chosen, paused or not; the
     // first active one from there starts the round. An agent no longer in the inbox (left
     // before 2026-12-04, when leaving started to hand the turn back): from the first.
@@ -110,7 +125,11 @@ pub async fn in_turn_order(db: &impl ConnectionTrait, inbox_id: Uuid) -> ApiResu
 }
 
 /// Which of `users` are deactivated.
-async fn deactivated(
+/// Who of `users` can hold no conversation: deactivated accounts, and integration accounts
+/// (a service token that posts inbound messages and can send nothing, so a customer handed
+/// to one would wait for ever; `addInboxMember` refuses them, a role changed since is caught
+/// here).
+async fn takes_nothing(
     db: &impl ConnectionTrait,
     users: impl Iterator<Item = Uuid>,
 ) -> ApiResult<HashSet<Uuid>> {
@@ -118,7 +137,11 @@ async fn deactivated(
         .select_only()
         .column(users::Column::Id)
         .filter(users::Column::Id.is_in(users))
-        .filter(users::Column::DeactivatedAt.is_not_null())
+        .filter(
+            Condition::any()
+                .add(users::Column::DeactivatedAt.is_not_null())
+                .add(users::Column::Role.eq(UserRole::Integration)),
+        )
         .into_tuple::<Uuid>()
         .all(db)
         .await?;
@@ -126,11 +149,11 @@ async fn deactivated(
 }
 
 /// Whether `agent` may still hold a conversation of `inbox_id`: an agent of it, active or
-/// paused, whose account is not deactivated. A conversation that reopens keeps its agent
+/// paused, whose account is not deactivated (nor an integration's). A conversation that reopens keeps its agent
 /// only then; otherwise it is decided again.
 pub async fn still_agent(db: &impl ConnectionTrait, inbox_id: Uuid, agent: Uuid) -> ApiResult<bool> {
     let member = members::Entity::find_by_id((inbox_id, agent)).one(db).await?;
-    Ok(member.is_some() && deactivated(db, [agent].into_iter()).await?.is_empty())
+    Ok(member.is_some() && takes_nothing(db, [agent].into_iter()).await?.is_empty())
 }
 
 /// The choice itself, on candidates in their stable order, whose turn starts at `start`.
@@ -232,7 +255,7 @@ pub async fn set_assignee(conn: &impl ConnectionTrait, room_id: Uuid, agent: Opt
     let change = rooms::ActiveModel {
         id: sea_orm::ActiveValue::Unchanged(room_id),
         assignee_id: Set(agent),
-        changed_at: Set(Some(Utc::now())),
+        changed_at: Set(Some(db::now())),
         ..Default::default()
     };
     change.update(conn).await?;
@@ -257,7 +280,7 @@ pub async fn change_load(conn: &impl ConnectionTrait, inbox_id: Uuid, agent: Uui
 /// Assigns waiting conversations (open or pending, unassigned), oldest first, while an agent
 /// has room. Called when capacity may have freed: a resolve, an unassign, an agent added or
 /// the inbox's settings changed.
-pub async fn drain(app: &AppState, inbox_id: Uuid) -> ApiResult<()> {
+pub async fn drain(app: &AppState, inbox_id: Uuid, given_back: Option<GivenBack>) -> ApiResult<()> {
     let store = &app.store;
     let mut assigned = Vec::new();
     let tx = store.begin_write().await?;
@@ -274,8 +297,15 @@ pub async fn drain(app: &AppState, inbox_id: Uuid) -> ApiResult<()> {
             .await?;
         let mut inbox = inbox;
         for room in waiting {
-            let decision = decide(app, &tx.txn, &inbox).await?;
-            let Some(agent) = decision.chosen else { break };
+            let passed_over = given_back.filter(|given| given.room_id == room.id).map(|given| given.agent);
+            let decision = decide(app, &tx.txn, &inbox, passed_over).await?;
+            let Some(agent) = decision.chosen else {
+                // Only the agent who gave it back could take it: it waits, the rest may not.
+                if passed_over.is_some() {
+                    continue;
+                }
+                break;
+            };
             apply(store, &tx.txn, &inbox, room.id, &decision).await?;
             assigned.push((room.id, agent));
             inbox = inboxes::Entity::find_by_id(inbox_id)
@@ -307,7 +337,7 @@ pub async fn agent_online(app: &AppState, user_id: Uuid) {
         .all(&app.store.db)
         .await;
     for member in inboxes.unwrap_or_default() {
-        if let Err(error) = drain(app, member.inbox_id).await {
+        if let Err(error) = drain(app, member.inbox_id, None).await {
             tracing::warn!(%error, inbox = %member.inbox_id, "support: cannot drain the queue");
         }
     }

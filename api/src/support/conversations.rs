@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::assign;
 use crate::bus::{ConversationChangePayload, Event, Topic};
-use crate::db::{WriteTx, columns};
+use crate::db::{self, WriteTx, columns};
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::outbox;
 use crate::paging::{Keyset, TimeKey};
@@ -72,7 +72,7 @@ pub async fn transition(
     if let Some(new) = assignee.filter(|_| is_counted) {
         assign::change_load(tx, inbox_id, new, 1).await?;
     }
-    let now = Utc::now();
+    let now = db::now();
     let mut change: rooms::ActiveModel = room.clone().into();
     change.status = Set(Some(status));
     change.assignee_id = Set(assignee);
@@ -124,16 +124,18 @@ pub async fn assign_to(cx: &Ctx<'_>, room_id: Uuid, agent: Uuid) -> ApiResult<ro
     found(cx, room_id).await
 }
 
-/// `unassignConversation`: back to the queue (and to another agent, if the strategy assigns).
+/// `unassignConversation`: back to the queue, and to another agent if the strategy assigns
+/// (not back to the agent who had it, as the least busy of them after giving it back).
 pub async fn unassign(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<rooms::Model> {
     let (tx, room, inbox_id) = begin(cx, room_id).await?;
+    let given_back = room.assignee_id.map(|agent| assign::GivenBack { room_id, agent });
     let status = room.status.unwrap_or(ConversationStatus::Open);
     let change =
         transition(&tx.txn, &room, status, room.snoozed_until, None, cx.viewer.id.to_string()).await?;
     record_manual(&tx.txn, &room, None, format!("unassigned by {}", cx.viewer.id)).await?;
     tx.commit().await?;
     publish(cx.app, room_id, change).await;
-    drain_quietly(cx.app, inbox_id).await;
+    drain_quietly(cx.app, inbox_id, given_back).await;
     found(cx, room_id).await
 }
 
@@ -176,7 +178,7 @@ pub async fn set_status(
     let waits =
         assignee.is_none() && matches!(status, ConversationStatus::Open | ConversationStatus::Pending);
     if status == ConversationStatus::Resolved || waits {
-        drain_quietly(cx.app, inbox_id).await;
+        drain_quietly(cx.app, inbox_id, None).await;
     }
     found(cx, room_id).await
 }
@@ -202,8 +204,8 @@ async fn begin(cx: &Ctx<'_>, room_id: Uuid) -> ApiResult<(WriteTx, rooms::Model,
 
 /// Assigns what waits once the change that freed room is committed: a failure here is
 /// logged, not reported, since the change the caller asked for did happen.
-pub async fn drain_quietly(app: &AppState, inbox_id: Uuid) {
-    if let Err(error) = assign::drain(app, inbox_id).await {
+pub async fn drain_quietly(app: &AppState, inbox_id: Uuid, given_back: Option<assign::GivenBack>) {
+    if let Err(error) = assign::drain(app, inbox_id, given_back).await {
         tracing::warn!(%error, inbox = %inbox_id, "support: cannot drain the queue");
     }
 }
@@ -292,7 +294,7 @@ async fn record_manual(
         candidates: "[]".into(),
         chosen_id: chosen,
         reason,
-        decided_at: Utc::now(),
+        decided_at: db::now(),
     };
     assignment_decisions::ActiveModel::from(row).insert(tx).await?;
     Ok(())
@@ -343,7 +345,7 @@ async fn reopen_expired(app: &AppState) -> ApiResult<()> {
     }
     // Reopened without an agent: the strategy may have one for it now.
     for inbox_id in waiting {
-        drain_quietly(app, inbox_id).await;
+        drain_quietly(app, inbox_id, None).await;
     }
     Ok(())
 }

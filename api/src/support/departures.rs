@@ -46,7 +46,7 @@ pub(super) async fn remove_agent(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) ->
     for room in &left {
         membership::announce_removed(&cx.app.bus, room, user_id, MembershipChange::Revoked).await;
     }
-    conversations::drain_quietly(cx.app, inbox_id).await;
+    conversations::drain_quietly(cx.app, inbox_id, None).await;
     Ok(())
 }
 
@@ -64,7 +64,7 @@ pub async fn release_deactivated(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<()> {
         for (room_id, change) in changes {
             conversations::publish(cx.app, room_id, change).await;
         }
-        conversations::drain_quietly(cx.app, inbox_id).await;
+        conversations::drain_quietly(cx.app, inbox_id, None).await;
     }
     Ok(())
 }

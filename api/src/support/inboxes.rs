@@ -9,19 +9,19 @@
 //!
 //! Who sees an inbox: org admins and its agents; anyone else gets NOT_FOUND.
 
-use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 use super::{assign, conversations, departures};
+use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::notifications::target;
 use crate::rooms::membership;
 use crate::secrets;
 use crate::state::{self, Ctx};
 use crate::users::service as users;
-use entity::enums::{AssignmentStrategy, RoomKind};
+use entity::enums::{AssignmentStrategy, RoomKind, UserRole};
 use entity::{rooms, support_inbox_members as members, support_inboxes as inboxes};
 
 /// What an admin sets on an inbox; `None` leaves a field as it is (on update).
@@ -79,7 +79,7 @@ pub async fn create(cx: &Ctx<'_>, settings: InboxSettings) -> ApiResult<inboxes:
         webhook_secret: secrets::random_hex(),
         outbound_webhook_url: settings.outbound_webhook_url.flatten(),
         round_robin_last_agent_id: None,
-        created_at: Utc::now(),
+        created_at: db::now(),
     };
     let tx = cx.app.store.begin_write().await?;
     let inbox = inboxes::ActiveModel::from(inbox).insert(&tx.txn).await?;
@@ -108,7 +108,7 @@ pub async fn update(cx: &Ctx<'_>, inbox_id: Uuid, settings: InboxSettings) -> Ap
     tx.commit().await?;
     cx.app.directory.inbox_changed(&cx.app.bus, inbox.id).await;
     // A higher capacity or another strategy may take conversations off the queue.
-    conversations::drain_quietly(cx.app, inbox.id).await;
+    conversations::drain_quietly(cx.app, inbox.id, None).await;
     Ok(inbox)
 }
 
@@ -133,6 +133,11 @@ pub async fn rotate_secret(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<inboxes::M
 pub async fn add_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<inboxes::Model> {
     let inbox = managed(cx, inbox_id).await?;
     users::require_in_org(&cx.app.store, cx.viewer.org_id, &[user_id]).await?;
+    if users::find(&cx.app.store, cx.viewer.org_id, user_id).await?.role == UserRole::Integration {
+        return Err(ApiError::bad_input(
+            "an integration account posts inbound messages and cannot answer them: it cannot be an agent",
+        ));
+    }
     let (app, viewer) = (cx.app.clone(), cx.viewer.clone());
     let addition = async move { add_agent(&Ctx { app: &app, viewer: &viewer }, inbox_id, user_id).await };
     state::to_the_end(addition).await?;
@@ -152,15 +157,21 @@ async fn add_agent(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<()>
         }
         None => {
             let member =
-                members::Model { inbox_id, user_id, active: true, open_assigned: 0, created_at: Utc::now() };
+                members::Model { inbox_id, user_id, active: true, open_assigned: 0, created_at: db::now() };
             members::ActiveModel::from(member).insert(&tx.txn).await?;
         }
     }
-    tx.commit().await?;
-    for room in conversations(cx, inbox_id).await? {
-        membership::add(&cx.app.store, &cx.app.bus, &room, &[user_id]).await?;
+    // Its conversations too, under the same lock: a removal committed meanwhile would
+    // otherwise leave them a member of those added after it, an agent no longer.
+    let mut joined = Vec::new();
+    for room in conversations(&tx.txn, inbox_id).await? {
+        joined.push(membership::add_in(&tx.txn, &room, &[user_id]).await?);
     }
-    conversations::drain_quietly(cx.app, inbox_id).await;
+    tx.commit().await?;
+    for joined in joined {
+        membership::announce_joined(&cx.app.bus, joined).await;
+    }
+    conversations::drain_quietly(cx.app, inbox_id, None).await;
     Ok(())
 }
 
@@ -192,7 +203,7 @@ pub async fn set_member_active(
     }
     tx.commit().await?;
     if active {
-        conversations::drain_quietly(cx.app, inbox_id).await;
+        conversations::drain_quietly(cx.app, inbox_id, None).await;
     }
     Ok(inbox)
 }
@@ -211,11 +222,11 @@ pub async fn remove_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiRe
     Ok(inbox)
 }
 
-async fn conversations(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<Vec<rooms::Model>> {
+async fn conversations(db: &impl ConnectionTrait, inbox_id: Uuid) -> ApiResult<Vec<rooms::Model>> {
     let rows = rooms::Entity::find()
         .filter(rooms::Column::InboxId.eq(inbox_id))
         .filter(rooms::Column::Kind.eq(RoomKind::Support))
-        .all(&cx.app.store.db)
+        .all(db)
         .await?;
     Ok(rows)
 }

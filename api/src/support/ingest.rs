@@ -186,7 +186,7 @@ async fn store_inbound(
     // under manual assignment the decision is recorded once, when the conversation opens.
     let created = !new_members.is_empty() || room.last_seq == 0;
     if room.assignee_id.is_none() && (inbox.assignment != AssignmentStrategy::Manual || created) {
-        let decision = assign::decide(app, &tx.txn, &inbox).await?;
+        let decision = assign::decide(app, &tx.txn, &inbox, None).await?;
         assign::apply(store, &tx.txn, &inbox, room.id, &decision).await?;
         if let Some(agent) = decision.chosen {
             let status = room.status.map(|s| conversations::status_name(s).to_owned());

@@ -1,6 +1,6 @@
 //! Assignment: round robin over three agents, least busy with capacity and the queue
 //! draining, paused agents passed over until they resume, conversations back in the queue
-//! when unassigned or their agent removed, online agents first, two instances deciding at once without exceeding capacity,
+//! when unassigned (to another agent) or their agent removed, online agents first, two instances deciding at once without exceeding capacity,
 //! and assignments posted to the webhooks that want them.
 
 use std::time::Duration;
@@ -254,12 +254,18 @@ async fn unassigned_or_removed_agents_conversations_go_back_to_the_queue(backend
         app.ok(&ada, update, json!({ "input": { "inboxId": id, "assignment": "LEAST_BUSY" } })).await;
     assert_eq!(updated["updateSupportInbox"]["assignment"], "LEAST_BUSY");
     assert_eq!(assignee(&rooms[0]).await["handle"], "a1");
+    // a1 gives it back again: it goes to b2, not straight back to a1 (now the less busy).
+    app.ok(&a, unassign, json!({ "room": rooms[0] })).await;
+    assert_eq!(assignee(&rooms[0]).await["handle"], "b2");
 
-    // b2 leaves the inbox: their conversation goes to a1, and b2 no longer sees it.
+    // b2 leaves the inbox: their conversations go to a1, and b2 no longer sees them.
     let remove = "mutation($inbox: ID!, $user: ID!) { removeInboxMember(inboxId: $inbox, userId: $user) { members { user { handle } } } }";
     let removed = app.ok(&ada, remove, json!({ "inbox": id, "user": b.id })).await;
     assert_eq!(removed["removeInboxMember"]["members"], json!([{ "user": { "handle": "a1" } }]));
-    assert_eq!(assignee(&rooms[1]).await["handle"], "a1");
+    assert_eq!(
+        (assignee(&rooms[0]).await["handle"].clone(), assignee(&rooms[1]).await["handle"].clone()),
+        (json!("a1"), json!("a1"))
+    );
     let seen_by_b = app.gql(&b, "query($id: ID!) { room(id: $id) { id } }", json!({ "id": rooms[1] })).await;
     assert_error_code(&seen_by_b, "NOT_FOUND");
     let again = app.gql(&ada, remove, json!({ "inbox": id, "user": b.id })).await;

@@ -126,6 +126,9 @@ async fn conversations_are_hidden_from_non_agents_and_integration_tokens_only_in
     assert_error_code(&app.gql(&hook, "{ supportInboxes { id } }", json!({})).await, "FORBIDDEN");
     assert_error_code(&app.gql(&olga, ingest, json!({ "inbox": id, "input": input })).await, "FORBIDDEN");
     assert_error_code(&app.gql(&eve, ingest, json!({ "inbox": id, "input": input })).await, "NOT_FOUND");
+    // Nor is it an agent: it could never answer the customers handed to it.
+    let made_agent = app.gql(&ada, ADD, json!({ "inbox": id, "user": hook.id })).await;
+    assert_error_code(&made_agent, "BAD_USER_INPUT");
 
     let read = conversation(&app, &sam, &room).await;
     assert_eq!(read["conversation"]["contact"]["email"], "dana@example.org");
