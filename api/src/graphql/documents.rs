@@ -34,13 +34,14 @@
 //! operation is named by the document even when the request sends no `operationName`, as most
 //! clients outside Apollo's do, and the latency metric is labelled with it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
     NextRequest, NextValidation,
 };
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
 use moka::sync::{Cache, CacheBuilder};
 use sha2::{Digest, Sha256};
@@ -121,13 +122,31 @@ impl ExtensionFactory for DocumentCache {
     }
 }
 
-/// Put into a request's data; holds the name of the operation it ran, once it runs.
+/// Put into a request's data; holds the name of the operation it ran, once it runs, and
+/// whether its document holds a mutation, once it is parsed.
 #[derive(Clone, Default)]
-pub struct RanOperation(Arc<OnceLock<String>>);
+pub struct RanOperation(Arc<Ran>);
+
+#[derive(Default)]
+pub struct Ran {
+    name: OnceLock<String>,
+    mutation: AtomicBool,
+}
 
 impl RanOperation {
     pub fn name(&self) -> Option<&str> {
-        self.0.get().map(String::as_str)
+        self.0.name.get().map(String::as_str)
+    }
+
+    /// Whether the document holds a mutation (false until it is parsed): the HTTP handler lets
+    /// such a request run to the end when its client goes away.
+    pub fn is_mutation(&self) -> bool {
+        self.0.mutation.load(Ordering::Relaxed)
+    }
+
+    fn parsed(&self, document: &ExecutableDocument) {
+        let mutation = document.operations.iter().any(|(_, op)| op.node.ty == OperationType::Mutation);
+        self.0.mutation.store(mutation, Ordering::Relaxed);
     }
 }
 
@@ -175,10 +194,13 @@ impl Extension for PerRequest {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        let ran = ctx.data_opt::<RanOperation>();
         if let Some(document) = self.cache.parsed.get(query) {
+            ran.inspect(|ran| ran.parsed(&document));
             return Ok(ExecutableDocument::clone(&document));
         }
         let document = next.run(ctx, query, variables).await.map_err(bad_user_input)?;
+        ran.inspect(|ran| ran.parsed(&document));
         if query.len() <= LARGEST_CACHED_DOCUMENT {
             *lock(&self.parsed_anew) = Some((query.into(), Arc::new(document.clone())));
         }
@@ -192,7 +214,7 @@ impl Extension for PerRequest {
         next: NextExecute<'_>,
     ) -> Response {
         if let (Some(name), Some(ran)) = (operation_name, ctx.data_opt::<RanOperation>()) {
-            let _ = ran.0.set(name.to_owned());
+            let _ = ran.0.name.set(name.to_owned());
         }
         next.run(ctx, operation_name).await
     }

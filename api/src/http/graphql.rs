@@ -15,6 +15,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use super::{HttpState, json_values, ws};
@@ -149,16 +150,21 @@ async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, mut r
     }
     let (ran, asked) = (RanOperation::default(), request.operation_name.clone());
     let started = Instant::now();
-    // In a task of its own: a client that goes away drops this request, and a mutation
-    // dropped between its commit and its announcement was stored but never announced (a
-    // removed member's other sessions kept receiving the room). Queries finish too, harmlessly.
+    // In a task of its own, which a client that goes away stops only before its document
+    // turns out to hold a mutation: a mutation dropped between its commit and its announcement
+    // was stored but never announced (a removed member's other sessions kept receiving the
+    // room). A query still stops with its client, so no work outlives the one who asked.
     let (schema, request) = (state.schema.clone(), request.data(ran.clone()));
-    let response = tokio::spawn(async move { schema.execute(request).await }.in_current_span())
-        .await
-        .unwrap_or_else(|panicked| {
+    let task = tokio::spawn(async move { schema.execute(request).await }.in_current_span());
+    let _unless_mutation = StopUnlessMutation { task: task.abort_handle(), ran: ran.clone() };
+    let response = match task.await {
+        Ok(response) => response,
+        Err(panicked) => {
             let error = async_graphql::Error::from(ApiError::internal(panicked));
-            GqlResponse::from_errors(vec![error.into_server_error(Default::default())])
-        });
+            let response = GqlResponse::from_errors(vec![error.into_server_error(Default::default())]);
+            return respond(media, StatusCode::INTERNAL_SERVER_ERROR, &response);
+        }
+    };
     let operation = operation_label(ran.name().or(asked.as_deref()));
     let outcome = if response.errors.is_empty() { "ok" } else { "error" };
     metrics::histogram!("parley_graphql_request_seconds", "operation" => operation, "outcome" => outcome)
@@ -169,6 +175,21 @@ async fn execute(state: &HttpState, headers: &HeaderMap, media: MediaType, mut r
         StatusCode::OK
     };
     respond(media, status, &response)
+}
+
+/// Stops a request's task when the request is dropped (its client went away), unless its
+/// document holds a mutation; once the task ended, stopping it does nothing.
+struct StopUnlessMutation {
+    task: AbortHandle,
+    ran: RanOperation,
+}
+
+impl Drop for StopUnlessMutation {
+    fn drop(&mut self) {
+        if !self.ran.is_mutation() {
+            self.task.abort();
+        }
+    }
 }
 
 /// Operation names label the latency metric. Clients choose them, so only the first
