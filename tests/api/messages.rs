@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::api::{
-    all_messages, create_channel, int, latest_seq, open_dm, room, send, send_input, seqs, try_send,
+    all_messages, create_channel, create_private_channel, int, latest_seq, open_dm, room, send, send_input,
+    seqs, try_send,
 };
 use crate::helpers::ws::WsClient;
 use crate::helpers::{Backend, TestUser, assert_error_code, spawn_app, spawn_app_with};
@@ -242,6 +243,14 @@ async fn client_id_makes_retries_safe(backend: Backend) {
     assert_eq!(send_input(&app, &alice, last).await, sent, "the retry after archiving");
     let new_one = try_send(&app, &alice, json!({ "roomId": other, "body": "bye", "clientId": "c-3" })).await;
     assert_error_code(&new_one, "FORBIDDEN");
+
+    // Not once the author was removed from a private room: the answer would show it to them.
+    let team = create_private_channel(&app, &alice, "team", &[&bob]).await;
+    let bobs = json!({ "roomId": team, "body": "in", "clientId": "c-4" });
+    send_input(&app, &bob, bobs.clone()).await;
+    let remove = "mutation($id: ID!, $user: ID!) { removeMember(roomId: $id, userId: $user) { id } }";
+    app.ok(&alice, remove, json!({ "id": team, "user": bob.id })).await;
+    assert_error_code(&try_send(&app, &bob, bobs).await, "NOT_FOUND");
 }
 
 async fn send_rate_is_limited_per_user(backend: Backend) {

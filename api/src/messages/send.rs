@@ -340,16 +340,19 @@ async fn check_writable(cx: &Ctx<'_>, new: &NewMessage) -> ApiResult<()> {
 /// the same key is CONFLICT, unless the stored message was edited or deleted since: its text
 /// no longer says what was sent, and a retry whose first answer was lost must not fail.
 ///
-/// So must a retry that meets a refusal (FORBIDDEN, NOT_FOUND) because the room was archived
-/// (a DM whose other member was deactivated) or the author removed since the first attempt:
-/// the message everyone already sees is the answer, not "failed". The lookup is the author's
-/// own message in that room, so a room they never wrote in stays refused as it was.
+/// So must a retry refused (FORBIDDEN) because the room turned read-only since the first
+/// attempt (archived, as a DM is when its other member is deactivated): the message everyone
+/// already sees is the answer, not "failed". Only while the author may still read the room:
+/// the answer's `room` would show one they were removed from.
 async fn retried_or(cx: &Ctx<'_>, new: &NewMessage, err: ApiError) -> ApiResult<MessageRecord> {
-    let maybe_retried =
-        err.is_unique_violation() || matches!(err.code(), ErrorCode::Forbidden | ErrorCode::NotFound);
-    let Some(client_id) = new.client_id.as_ref().filter(|_| maybe_retried) else {
+    let Some(client_id) = new.client_id.as_ref() else {
         return Err(err);
     };
+    let refused_since = err.code() == ErrorCode::Forbidden
+        && access::readable(&cx.app.store, cx.viewer, new.room_id).await.is_ok();
+    if !(err.is_unique_violation() || refused_since) {
+        return Err(err);
+    }
     let existing = messages::Entity::find()
         .filter(messages::Column::RoomId.eq(new.room_id))
         .filter(messages::Column::AuthorUserId.eq(cx.viewer.id))

@@ -211,7 +211,7 @@ pub async fn archive_direct_rooms_of(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<(
            AND (SELECT COUNT(*) FROM room_members m WHERE m.room_id = rooms.id) = 2 \
          RETURNING id";
     let tx = store.begin_write().await?;
-    let rows = tx.txn.query_all_raw(store.stmt(sql, vec![user_id.into(), Utc::now().into()])).await?;
+    let rows = tx.txn.query_all_raw(store.stmt(sql, vec![user_id.into(), db::now().into()])).await?;
     // Read before the commit: a room archived must be announced, and a repeat would not
     // find it again.
     let archived = rows.iter().map(|row| row.try_get_by_index::<Uuid>(0)).collect::<Result<Vec<_>, _>>()?;

@@ -19,7 +19,6 @@
 
 use std::collections::HashSet;
 
-use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
     EntityTrait, ExprTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -124,7 +123,6 @@ pub async fn in_turn_order(db: &impl ConnectionTrait, inbox_id: Uuid) -> ApiResu
     Ok(members)
 }
 
-/// Which of `users` are deactivated.
 /// Who of `users` can hold no conversation: deactivated accounts, and integration accounts
 /// (a service token that posts inbound messages and can send nothing, so a customer handed
 /// to one would wait for ever; `addInboxMember` refuses them, a role changed since is caught
@@ -198,7 +196,7 @@ pub async fn apply(
     room_id: Uuid,
     decision: &Decision,
 ) -> ApiResult<()> {
-    let now = Utc::now();
+    let now = db::now();
     let row = assignment_decisions::Model {
         id: Uuid::now_v7(),
         org_id: inbox.org_id,
