@@ -294,21 +294,8 @@ async fn a_send_whose_client_gave_up_is_still_announced() {
     let mut feed = ws.subscribe("feed", FEED, json!({ "room": room })).await;
     ws.settle().await;
 
-    let holder = HeldTransaction::room_row(Backend::PostgresRedis, &room).await.expect("on PostgreSQL");
     let input = json!({ "roomId": room, "body": "are you there?", "clientId": "gave-up-1" });
-    let gave_up = app
-        .http
-        .post(app.url("/graphql"))
-        .bearer_auth(&alice.token)
-        .json(&json!({ "query": SEND, "variables": { "input": input } }))
-        // Long enough for a loaded machine to have queued the send behind the held row.
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await;
-    assert!(gave_up.is_err(), "the client stopped waiting: {gave_up:?}");
-    // And for the server to notice the closed connection and drop the request.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    holder.commit().await;
+    give_up_while_the_room_is_held(&app, &alice, &room, SEND, json!({ "input": input })).await;
 
     assert_eq!(feed.next("messageAdded").await["seq"], 1, "announced once stored");
     assert_eq!(seqs(&all_messages(&app, &bob, &room).await), vec![1]);
@@ -330,22 +317,36 @@ async fn a_removal_whose_client_gave_up_is_still_made_and_announced() {
         ws.subscribe("updates", "subscription { roomUpdated { roomId reason } }", json!({})).await;
     ws.settle().await;
 
-    let holder = HeldTransaction::room_row(Backend::PostgresRedis, &team).await.expect("on PostgreSQL");
     let remove = "mutation($id: ID!, $user: ID!) { removeMember(roomId: $id, userId: $user) { id } }";
-    let gave_up = app
-        .http
-        .post(app.url("/graphql"))
-        .bearer_auth(&alice.token)
-        .json(&json!({ "query": remove, "variables": { "id": team, "user": bob.id } }))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await;
-    assert!(gave_up.is_err(), "the client stopped waiting: {gave_up:?}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    holder.commit().await;
+    give_up_while_the_room_is_held(&app, &alice, &team, remove, json!({ "id": team, "user": bob.id })).await;
 
     updates.next_room_update(&team, &["ACCESS_REVOKED"]).await;
     let members = "query($id: ID!) { room(id: $id) { members { totalCount } } }";
     let members = app.ok(&alice, members, json!({ "id": team })).await;
     assert_eq!(members["room"]["members"]["totalCount"], 1, "bob was removed");
+}
+
+/// Sends `query` as `user` while another transaction holds `room`'s row, gives up waiting
+/// after 2 s (closing the connection), and lets the row go once the server dropped the request.
+async fn give_up_while_the_room_is_held(
+    app: &TestApp,
+    user: &TestUser,
+    room: &str,
+    query: &str,
+    variables: Value,
+) {
+    let holder = HeldTransaction::room_row(Backend::PostgresRedis, room).await.expect("on PostgreSQL");
+    let gave_up = app
+        .http
+        .post(app.url("/graphql"))
+        .bearer_auth(&user.token)
+        .json(&json!({ "query": query, "variables": variables }))
+        // Long enough for a loaded machine to have queued the request behind the held row.
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client stopped waiting: {gave_up:?}");
+    // And for the server to notice the closed connection and drop the request.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    holder.commit().await;
 }
