@@ -50,9 +50,10 @@ pub(super) async fn remove_agent(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) ->
     Ok(())
 }
 
-/// A deactivated agent's open conversations go back to their inboxes' queues (and to other
-/// agents, if the strategy assigns), as when an agent leaves an inbox. They stay an agent of
-/// it, never chosen again (`assign::still_agent`). A repeat hands back nothing more.
+/// A deactivated agent's open conversations (or those of an agent made an integration
+/// account) go back to their inboxes' queues (and to other agents, if the strategy assigns),
+/// as when an agent leaves an inbox. They stay an agent of it, never chosen again
+/// (`assign::still_agent`). A repeat hands back nothing more.
 pub async fn release_deactivated(cx: &Ctx<'_>, user_id: Uuid) -> ApiResult<()> {
     let agent_of =
         members::Entity::find().filter(members::Column::UserId.eq(user_id)).all(&cx.app.store.db).await?;

@@ -171,6 +171,11 @@ pub async fn update(cx: &Ctx<'_>, user_id: Uuid, changes: UserChanges) -> ApiRes
     if changes.role.is_some_and(|role| !role.is_admin()) {
         departures::release_demoted(cx, user.id).await?;
     }
+    // An integration account answers no customer: its open conversations go back to the
+    // queue, as a deactivated agent's do (`assign::decide` passes it over from now on).
+    if changes.role == Some(UserRole::Integration) {
+        departures::release_deactivated(cx, user.id).await?;
+    }
     Ok(user)
 }
 

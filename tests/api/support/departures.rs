@@ -20,6 +20,7 @@ backend_tests!(
     agents_leave_conversations_only_with_the_inbox,
     deactivating_an_agent_hands_their_conversations_back,
     a_removed_agent_leaves_every_conversation_at_once,
+    an_agent_made_an_integration_hands_their_conversations_back,
 );
 
 const REMOVE: &str =
@@ -248,4 +249,28 @@ async fn deactivating_an_agent_hands_their_conversations_back(backend: Backend) 
     // A repeat changes nothing and is not refused.
     app.ok(&ada, DEACTIVATE, json!({ "id": sam.id })).await;
     assert_eq!(assignee(&app, &ada, open).await, "tia");
+}
+
+/// An integration account can send nothing: an agent whose role becomes one hands their open
+/// conversations back, as a deactivated agent does, and is chosen no more.
+async fn an_agent_made_an_integration_hands_their_conversations_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
+    let (id, secret) =
+        inbox(&app, &ada, json!({ "name": "RR", "assignment": "ROUND_ROBIN" }), &[&sam, &tia]).await;
+    let (_, stored) = post(&app, &id, &secret, &sms("i-1", "+41790000801", "help")).await;
+    let room = stored["conversationId"].as_str().expect("a room").to_owned();
+    assert_eq!(assignee(&app, &ada, &room).await, "sam");
+
+    let set_role = "mutation($id: ID!) { updateUser(input: { userId: $id, role: INTEGRATION }) { role } }";
+    app.ok(&ada, set_role, json!({ "id": sam.id })).await;
+    assert_eq!(assignee(&app, &ada, &room).await, "tia");
+    for n in 2..=3 {
+        let (_, stored) =
+            post(&app, &id, &secret, &sms(&format!("i-{n}"), &format!("+4179000080{n}"), "hi")).await;
+        let room = stored["conversationId"].as_str().expect("a room").to_owned();
+        assert_eq!(assignee(&app, &ada, &room).await, "tia", "sam is chosen no more");
+    }
 }
