@@ -132,8 +132,7 @@ pub async fn rotate_secret(cx: &Ctx<'_>, inbox_id: Uuid) -> ApiResult<inboxes::M
 /// out of some of its conversations, which strategies could still hand them.
 pub async fn add_member(cx: &Ctx<'_>, inbox_id: Uuid, user_id: Uuid) -> ApiResult<inboxes::Model> {
     let inbox = managed(cx, inbox_id).await?;
-    users::require_in_org(&cx.app.store, cx.viewer.org_id, &[user_id]).await?;
-    if users::find(&cx.app.store, cx.viewer.org_id, user_id).await?.role == UserRole::Integration {
+    if users::find_active(&cx.app.store, cx.viewer.org_id, user_id).await?.role == UserRole::Integration {
         return Err(ApiError::bad_input(
             "an integration account posts inbound messages and cannot answer them: it cannot be an agent",
         ));

@@ -71,6 +71,16 @@ pub async fn find(store: &Store, org_id: Uuid, id: Uuid) -> ApiResult<users::Mod
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
+/// An active user of the organisation: NOT_FOUND for a deactivated one too, as
+/// [`require_in_org`] says of several.
+pub async fn find_active(store: &Store, org_id: Uuid, id: Uuid) -> ApiResult<users::Model> {
+    let user = find(store, org_id, id).await?;
+    if user.deactivated_at.is_some() {
+        return Err(ApiError::not_found("user"));
+    }
+    Ok(user)
+}
+
 /// A user's place in the people list: their handle, unique in an organisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandleKey(pub String);
