@@ -39,6 +39,8 @@ async fn browse_lists_only_unjoined_public_channels_of_the_organisation(backend:
     let zeta = create_channel(&app, &bob, "zeta", &[&carol]).await;
     create_channel(&app, &bob, "alpha", &[]).await;
     create_channel(&app, &alice, "beta", &[]).await;
+    // Case does not decide the order: `Beta two` comes after `alpha` and `beta`.
+    create_channel(&app, &alice, "Beta two", &[]).await;
     create_private_channel(&app, &bob, "gamma", &[&carol]).await;
     open_dm(&app, &bob, &[&carol]).await;
     let delta = create_channel(&app, &bob, "delta", &[]).await;
@@ -49,7 +51,10 @@ async fn browse_lists_only_unjoined_public_channels_of_the_organisation(backend:
     assert_eq!(browse(&app, &alice, json!({})).await, [("alpha".to_owned(), 1), ("zeta".to_owned(), 2)]);
     assert_eq!(browse(&app, &alice, json!({ "search": "ZET" })).await, [("zeta".to_owned(), 2)]);
     assert_eq!(browse(&app, &alice, json!({ "archived": true })).await, [("delta".to_owned(), 1)]);
-    assert_eq!(browse(&app, &carol, json!({})).await, [("alpha".to_owned(), 1), ("beta".to_owned(), 1)]);
+    assert_eq!(
+        browse(&app, &carol, json!({})).await,
+        [("alpha".to_owned(), 1), ("beta".to_owned(), 1), ("Beta two".to_owned(), 1)]
+    );
 
     app.ok(&alice, "mutation($id: ID!) { joinRoom(roomId: $id) { id } }", json!({ "id": zeta })).await;
     assert_eq!(browse(&app, &alice, json!({})).await, [("alpha".to_owned(), 1)]);

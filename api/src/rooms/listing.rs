@@ -45,7 +45,8 @@ pub enum ListingKey {
     Activity(TimeKey),
     /// The same, favorites first: `favorite` says in which part the room is.
     FavoritesFirst { favorite: bool, at: TimeKey },
-    /// Channels to browse: by name, then id.
+    /// Channels to browse: by name as it compares (its key: case and invisible characters
+    /// aside), then id.
     Name { name: String, id: Uuid },
 }
 
@@ -164,7 +165,8 @@ fn narrowed(store: &Store, query: Select<rooms::Entity>, filter: &RoomFilter) ->
 }
 
 /// The organisation's public channels the viewer has not joined, by name: what a "browse
-/// channels" screen lists. Live ones unless `archived`; `search` and `kind` apply.
+/// channels" screen lists. Live ones unless `archived`; `search` and `kind` apply. The order is
+/// the name's key, so `alpha` comes before `Zeta` on every database, as a reader expects.
 async fn browse(
     store: &Store,
     viewer: &Viewer,
@@ -187,13 +189,13 @@ async fn browse(
         .filter(rooms::Column::Visibility.eq(Visibility::Public))
         // Every public channel has one (`createChannel` requires it); a nameless one would
         // have no place in this order.
-        .filter(rooms::Column::Name.is_not_null())
+        .filter(rooms::Column::NameKey.is_not_null())
         .filter(rooms::Column::Id.not_in_subquery(joined));
     let window: Window = page.window;
     let beyond = match page.cursor {
         None => Condition::all(),
         Some(ListingKey::Name { name, id }) => beyond_pair(
-            (rooms::Column::Name, name.into()),
+            (rooms::Column::NameKey, name.into()),
             (rooms::Column::Id, id.into()),
             window.order(Order::Asc),
         ),
@@ -201,7 +203,7 @@ async fn browse(
     };
     let rows = narrowed(store, unjoined_public, filter)
         .filter(beyond)
-        .order_by(rooms::Column::Name, window.order(Order::Asc))
+        .order_by(rooms::Column::NameKey, window.order(Order::Asc))
         .order_by(rooms::Column::Id, window.order(Order::Asc))
         .limit(window.fetch_limit())
         .all(&store.db)
@@ -209,7 +211,7 @@ async fn browse(
     let (rows, more) = window.split(rows);
     let keyed = rows
         .into_iter()
-        .map(|room| (ListingKey::Name { name: room.name.clone().unwrap_or_default(), id: room.id }, room))
+        .map(|room| (ListingKey::Name { name: room.name_key.clone().unwrap_or_default(), id: room.id }, room))
         .collect();
     Ok((keyed, more))
 }

@@ -71,7 +71,7 @@ pub async fn room_page(
 }
 
 /// A room's place as a cursor: `a<activity>_<id>` by activity, `f…` or `o…` with favorites
-/// first (a favorite, or one of the others), `n<id>_<name>` for a channel to browse.
+/// first (a favorite, or one of the others), `n<id>_<name key>` for a channel to browse.
 impl KeyCursor for ListingKey {
     fn parse(cursor: &str) -> Option<Self> {
         let (tag, rest) = (cursor.get(..1)?, cursor.get(1..)?);
