@@ -122,6 +122,26 @@ async fn a_freshly_seeded_demo_offers_its_users_to_this_machine() {
     let me = app.gql_token(Some(token), "{ viewer { handle } }", serde_json::json!({})).await;
     assert_eq!(me["data"]["viewer"]["handle"], "alice");
 
+    // `/app` itself asks as a same-origin page; another site's page in the same browser, or
+    // someone relayed by a reverse proxy on this machine, is not offered the tokens.
+    let asked_with = |name: &'static str, value: String| {
+        let request = app.http.get(app.url("/app/demo-users")).header(name, value);
+        async move { request.send().await.expect("GET").status().as_u16() }
+    };
+    let own_origin = app.url("").trim_end_matches('/').to_owned();
+    assert_eq!(asked_with("Sec-Fetch-Site", "same-origin".into()).await, 200);
+    assert_eq!(asked_with("Origin", own_origin).await, 200);
+    assert_eq!(asked_with("Sec-Fetch-Site", "cross-site".into()).await, 404);
+    assert_eq!(asked_with("Origin", "https://attacker.example".into()).await, 404);
+    assert_eq!(asked_with("X-Forwarded-For", "203.0.113.9".into()).await, 404);
+    // A site whose name resolves to this machine (DNS rebinding) is same-origin with itself.
+    let port = app.addr.rsplit_once(':').map_or("", |(_, port)| port);
+    let rebound = app.http.get(app.url("/app/demo-users")).header("Host", format!("rebound.example:{port}"));
+    let rebound = rebound.header("Sec-Fetch-Site", "same-origin").send().await.expect("GET");
+    assert_eq!(rebound.status().as_u16(), 404);
+    let by_name = app.http.get(app.url("/app/demo-users")).header("Host", format!("localhost:{port}"));
+    assert_eq!(by_name.send().await.expect("GET").status().as_u16(), 200, "localhost is this machine");
+
     let closed =
         spawn_app_with(Backend::Sqlite, &[("PARLEY_DEMO", "true"), ("PARLEY_PLAYGROUND", "false")]).await;
     assert_eq!(get(&closed, "/app/demo-users").await.status().as_u16(), 404);

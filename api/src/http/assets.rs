@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::uri::Authority;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 
@@ -44,18 +45,48 @@ pub async fn app(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Res
 }
 
 /// The demo users with tokens, for `/app`'s sign-in buttons: only when this process seeded the
-/// demo into an empty database at start-up, and only to a browser on this machine (they are
-/// the tokens the start-up banner printed to its terminal). 404 otherwise.
+/// demo into an empty database at start-up, and only to `/app` itself in a browser on this
+/// machine (they are the tokens the start-up banner printed to its terminal). 404 otherwise.
 pub async fn demo_users(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
+    let local = peer.ip().is_loopback() && asked_for_loopback(&headers, &uri);
     match &state.demo_logins {
-        Some(logins) if state.playground && peer.ip().is_loopback() => {
+        Some(logins) if state.playground && local && !relayed_or_cross_site(&headers) => {
             Json(logins.as_slice()).into_response()
         }
         _ => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// Whether the browser addressed this machine by a loopback name. A site whose own name
+/// resolves to 127.0.0.1 (DNS rebinding) is same-origin with itself, so only the name the
+/// browser used tells its page apart from `/app`.
+fn asked_for_loopback(headers: &HeaderMap, uri: &Uri) -> bool {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    // HTTP/2 names it in the request's authority instead.
+    let authority = host.and_then(|host| host.parse::<Authority>().ok()).or_else(|| uri.authority().cloned());
+    authority.is_some_and(|authority| matches!(authority.host(), "localhost" | "127.0.0.1" | "[::1]" | "::1"))
+}
+
+/// True when a loopback peer is not the browser on this machine showing `/app`: a page of
+/// another site fetching from it (CORS would let that page read the answer), or a reverse
+/// proxy on this machine relaying someone from anywhere.
+fn relayed_or_cross_site(headers: &HeaderMap) -> bool {
+    let value = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or_default());
+    let relayed =
+        ["forwarded", "x-forwarded-for", "x-real-ip"].iter().any(|name| headers.contains_key(*name));
+    // Browsers name the requesting site in `Sec-Fetch-Site`, and send `Origin` on a
+    // cross-origin read; a same-origin one must name this server as the origin.
+    let cross_site = value("sec-fetch-site").is_some_and(|site| site != "same-origin" && site != "none");
+    let foreign_origin = value("origin").is_some_and(|origin| {
+        let origin_host = origin.split_once("://").map_or(origin, |(_, host)| host);
+        value("host") != Some(origin_host)
+    });
+    relayed || cross_site || foreign_origin
 }
 
 /// A file the pages load: `/assets/{path}`.
