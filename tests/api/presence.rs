@@ -74,11 +74,20 @@ async fn presence_follows_the_last_connection(backend: Backend) {
     let seen = presence(&app, &bob, "alice").await;
     assert_eq!(seen["status"], "OFFLINE");
     assert!(seen["lastSeenAt"].is_string(), "offline users show when they were last seen: {seen}");
+    let _back = WsClient::connect(&app, &alice).await;
+    assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "ONLINE"));
+    let seen = presence(&app, &bob, "alice").await;
+    assert_eq!(seen, json!({ "status": "ONLINE", "lastSeenAt": null }), "back: not last seen at the close");
 
     // Carol shares no room with Bob: he hears nothing of her.
     let _carols = WsClient::connect(&app, &carol).await;
     bob_sees.assert_nothing(QUIET).await;
     assert_eq!(presence(&app, &bob, "carol").await["status"], "ONLINE", "but may look her up");
+
+    // An integration account (an SMS gateway) may hold a socket to ingest: nobody online.
+    let gateway = org.user_with_role("gateway", "integration").await;
+    let _gateways = WsClient::connect(&app, &gateway).await;
+    assert_eq!(presence(&app, &bob, "gateway").await["status"], "OFFLINE");
 }
 
 async fn a_status_set_by_hand_wins_until_cleared(backend: Backend) {
@@ -109,8 +118,9 @@ async fn a_status_set_by_hand_wins_until_cleared(backend: Backend) {
     assert_eq!(presence(&app, &bob, "alice").await["status"], "OFFLINE");
     bob_sees.assert_nothing(QUIET).await;
 
-    // Naming people narrows the feed to them.
-    let mut only_carol = ws.subscribe("named", CHANGES, json!({ "ids": [carol.id] })).await;
+    // Naming people narrows the feed to them; naming himself too, as a member list on screen
+    // does, is no error.
+    let mut only_carol = ws.subscribe("named", CHANGES, json!({ "ids": [carol.id, bob.id] })).await;
     let _laptop = WsClient::connect(&app, &alice).await;
     assert_eq!(bob_sees.next("presenceChanged").await, change("alice", "ONLINE"));
     only_carol.assert_nothing(QUIET).await;

@@ -104,10 +104,15 @@ struct PresenceFeed {
 pub async fn presence_changes(
     state: AppState,
     viewer: Viewer,
-    named: Option<Vec<Uuid>>,
+    mut named: Option<Vec<Uuid>>,
 ) -> ApiResult<BoxStream<'static, UserPresence>> {
     if named.as_ref().is_some_and(|ids| ids.len() > MAX_NAMED) {
         return Err(ApiError::bad_input("name at most 1000 users"));
+    }
+    // A client names the people on its screen, the viewer among them: their own presence is
+    // not this feed's (as without names), but naming them is no error.
+    if let Some(ids) = named.as_mut() {
+        ids.retain(|id| *id != viewer.id);
     }
     let mut feed = PresenceFeed {
         state,
@@ -195,6 +200,10 @@ impl PresenceFeed {
                 } else {
                     self.unfollow(Key::Members(*room_id));
                 }
+                // Two instances' events can arrive in the other order than their commits: an
+                // older join after the removal would follow the room for good. The reread
+                // of the rooms, from the database, has the last word.
+                self.stale.rooms = true;
                 self.stale.people = true;
             }
             (Key::Members(room_id), Event::RoomMembers { joined, left, .. }) => {

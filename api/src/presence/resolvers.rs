@@ -96,7 +96,8 @@ pub struct PresenceSubscription;
 impl PresenceSubscription {
     /// Presence changes of the people the viewer shares a room with (at most 5 000), or of
     /// `userIds` (at most 1 000, each someone the viewer shares a room with when subscribing,
-    /// else NOT_FOUND). Only changes of what is shown: a fifth tab closing is none. Follows
+    /// else NOT_FOUND; the viewer's own id may be among them, but their own changes are not
+    /// sent). Only changes of what is shown: a fifth tab closing is none. Follows
     /// membership: someone who comes to share a room with the viewer is announced at once
     /// with their presence; someone who no longer shares one is no longer followed.
     async fn presence_changed(

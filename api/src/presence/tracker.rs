@@ -114,9 +114,11 @@ impl Presence {
 
     fn seen_here(&self, users: &[Uuid]) -> HashMap<Uuid, Seen> {
         let (local, last_seen) = (lock(&self.inner.local), lock(&self.inner.last_seen));
-        let seen = |user: &Uuid| Seen {
-            connected: local.contains_key(user),
-            last_seen_at: last_seen.get(user).copied(),
+        let seen = |user: &Uuid| {
+            let connected = local.contains_key(user);
+            // A last-seen time is shown only while offline: once someone is back, their
+            // previous close is no answer to "when were they last here".
+            Seen { connected, last_seen_at: if connected { None } else { last_seen.get(user).copied() } }
         };
         users.iter().map(|user| (*user, seen(user))).collect()
     }

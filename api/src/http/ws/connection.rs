@@ -24,6 +24,7 @@ use crate::error::{ErrorCode, graphql_error};
 use crate::graphql::live::FeedBudget;
 use crate::http::{HttpState, json_values};
 use crate::presence::service::SocketPresence;
+use entity::enums::UserRole;
 
 /// Frames written before one flush: a burst becomes few large writes, not one per frame.
 const WRITE_BATCH: usize = 64;
@@ -254,7 +255,10 @@ impl Connection {
                     watch.mark_changed();
                 }
                 self.viewer_watch = Some(watch);
-                self.presence = Some(SocketPresence::hold(app, viewer.id).await);
+                // An integration account's socket only ingests: nobody to show online.
+                if viewer.role != UserRole::Integration {
+                    self.presence = Some(SocketPresence::hold(app, viewer.id).await);
+                }
                 self.viewer = Some(viewer);
                 Ok(vec![serde_json::json!({ "type": "connection_ack" }).to_string()])
             }
