@@ -42,6 +42,7 @@ mod secrets;
 pub mod state;
 pub mod support;
 pub mod telemetry;
+pub mod text;
 pub mod times;
 pub mod typing;
 pub mod users;

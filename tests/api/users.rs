@@ -60,6 +60,11 @@ async fn create_user_is_for_org_admins(backend: Backend) {
         let refused = app.gql(&root, CREATE, json!({ "input": { "handle": handle } })).await;
         assert_error_code(&refused, "BAD_USER_INPUT");
     }
+    // A display name is one line that shows something.
+    for name in ["\u{200B}", "Ghost\nthe admin"] {
+        let input = json!({ "handle": "ghost", "displayName": name });
+        assert_error_code(&app.gql(&root, CREATE, json!({ "input": input })).await, "BAD_USER_INPUT");
+    }
 
     let all = app.ok(&alice, USERS, json!({ "first": 100 })).await;
     let mut seen = handles(&all["users"]);
@@ -67,7 +72,7 @@ async fn create_user_is_for_org_admins(backend: Backend) {
     assert_eq!(
         seen,
         vec!["alice", "helper", "root", "zed"],
-        "eve and the refused handles were not created, zed only once"
+        "eve, the refused handles and ghost were not created, zed only once"
     );
 }
 

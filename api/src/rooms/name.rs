@@ -3,9 +3,10 @@
 use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{ApiError, ApiResult};
+use crate::text;
 
 /// Trimmed, without a leading `#`, 1–80 characters, in one Unicode form (NFC), without control
-/// characters or line breaks.
+/// characters or line breaks, and not one that shows as nothing (`text`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelName(String);
 
@@ -15,9 +16,9 @@ impl ChannelName {
     pub fn parse(raw: &str) -> ApiResult<Self> {
         let name: String = raw.trim().trim_start_matches('#').trim().nfc().collect();
         match name.chars().count() {
-            0 => Err(ApiError::bad_input("a channel name cannot be empty")),
+            _ if text::shows_nothing(&name) => Err(ApiError::bad_input("a channel name cannot be empty")),
             n if n > Self::MAX_CHARS => Err(ApiError::bad_input("a channel name has at most 80 characters")),
-            _ if name.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) => {
+            _ if !text::is_one_line(&name) => {
                 Err(ApiError::bad_input("a channel name is one line, without control characters"))
             }
             _ => Ok(Self(name)),
@@ -31,39 +32,13 @@ impl ChannelName {
     /// `general` too; the name itself keeps them (Persian needs its zero-width non-joiner, an
     /// emoji sequence its joiner).
     pub fn key(&self) -> String {
-        let visible: String = self.0.chars().filter(|c| !default_ignorable(*c)).collect();
+        let visible: String = self.0.chars().filter(|c| !text::default_ignorable(*c)).collect();
         visible.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
     }
 
     pub fn into_string(self) -> String {
         self.0
     }
-}
-
-/// Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): what a renderer shows
-/// as nothing unless it supports it, from soft hyphens and zero-width spaces to variation
-/// selectors and tags.
-fn default_ignorable(c: char) -> bool {
-    matches!(
-        c,
-        '\u{AD}'
-            | '\u{34F}'
-            | '\u{61C}'
-            | '\u{115F}'..='\u{1160}'
-            | '\u{17B4}'..='\u{17B5}'
-            | '\u{180B}'..='\u{180F}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{206F}'
-            | '\u{3164}'
-            | '\u{FE00}'..='\u{FE0F}'
-            | '\u{FEFF}'
-            | '\u{FFA0}'
-            | '\u{FFF0}'..='\u{FFF8}'
-            | '\u{1BCA0}'..='\u{1BCA3}'
-            | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0000}'..='\u{E0FFF}'
-    )
 }
 
 #[cfg(test)]
@@ -84,6 +59,7 @@ mod tests {
     fn empty_names_are_refused() {
         assert_eq!(parsed(""), None);
         assert_eq!(parsed(" # "), None);
+        assert_eq!(parsed("\u{200B}"), None, "a name that shows as nothing is empty");
     }
 
     #[test]

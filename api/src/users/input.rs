@@ -1,6 +1,9 @@
 //! Validated inputs of users: parse, don't validate.
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::error::{ApiError, ApiResult};
+use crate::text;
 
 /// A handle: lower-cased, without a leading `@`, 1–40 of letters, digits, `-`, `_`, `.`,
 /// starting with a letter or digit; one that a mention could reach (`mentions::parse`).
@@ -42,7 +45,8 @@ impl Handle {
     }
 }
 
-/// A display name: trimmed, 1–80 characters.
+/// A display name: trimmed, 1–80 characters, in one Unicode form (NFC), one line, and not one
+/// that shows as nothing (`text`), as channel names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
@@ -50,11 +54,14 @@ impl DisplayName {
     const MAX_CHARS: usize = 80;
 
     pub fn parse(raw: &str) -> ApiResult<Self> {
-        let name = raw.trim();
+        let name: String = raw.trim().nfc().collect();
         match name.chars().count() {
-            0 => Err(ApiError::bad_input("a display name cannot be empty")),
+            _ if text::shows_nothing(&name) => Err(ApiError::bad_input("a display name cannot be empty")),
             n if n > Self::MAX_CHARS => Err(ApiError::bad_input("a display name has at most 80 characters")),
-            _ => Ok(Self(name.to_owned())),
+            _ if !text::is_one_line(&name) => {
+                Err(ApiError::bad_input("a display name is one line, without control characters"))
+            }
+            _ => Ok(Self(name)),
         }
     }
 
@@ -128,5 +135,15 @@ mod tests {
         assert_eq!(DisplayName::parse("  Dana K ").ok().map(DisplayName::into_string), Some("Dana K".into()));
         assert!(DisplayName::parse("   ").is_err());
         assert!(DisplayName::parse(&"é".repeat(81)).is_err());
+    }
+
+    #[test]
+    fn a_display_name_is_one_visible_line_in_one_unicode_form() {
+        for raw in ["\u{200B}", " \u{2060} ", "Dana\nK", "Dana\tK", "Dana\u{2028}K"] {
+            assert!(DisplayName::parse(raw).is_err(), "{raw:?} should be refused");
+        }
+        let parsed = DisplayName::parse("Rene\u{301}e").ok().map(DisplayName::into_string);
+        assert_eq!(parsed, Some("Ren\u{E9}e".into()));
+        assert!(DisplayName::parse("می\u{200C}خواهم").is_ok(), "a joiner inside a name is its own");
     }
 }

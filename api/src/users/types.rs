@@ -202,6 +202,7 @@ pub struct CreateUserInput {
     /// 1–40 letters, digits, `-`, `_` or `.`, starting with a letter or digit; `channel`,
     /// `everyone` and `here` are reserved for mentions of a room's members.
     pub handle: String,
+    /// 1–80 characters on one line, not only spaces or invisible ones.
     pub display_name: Option<String>,
     /// Where notification emails go; only the user sees it (`viewer.email`).
     pub email: Option<String>,
@@ -213,6 +214,7 @@ pub struct CreateUserInput {
 
 #[derive(InputObject)]
 pub struct UpdateProfileInput {
+    /// 1–80 characters on one line, not only spaces or invisible ones.
     pub display_name: Option<String>,
     /// False: others see nothing of how far you have read (`Room.readReceipts`,
     /// `RoomMember.lastReadSeq`, `Message.readBy`, `readReceipt`).
@@ -224,6 +226,7 @@ pub struct UpdateProfileInput {
 #[derive(InputObject)]
 pub struct UpdateUserInput {
     pub user_id: ID,
+    /// 1–80 characters on one line, not only spaces or invisible ones.
     pub display_name: Option<String>,
     /// Admins only; only owners grant or take the owner role.
     pub role: Option<UserRole>,
