@@ -185,6 +185,11 @@ async fn subscribing_to_an_unreadable_room_fails(backend: Backend) {
     assert_eq!(no_room.next_error_code().await, "BAD_USER_INPUT", "after requires roomId");
     let mut malformed = ws.subscribe("malformed", ONE, json!({ "room": "x" })).await;
     assert_eq!(malformed.next_error_code().await, "BAD_USER_INPUT");
+    // Valid GraphQL, but async-graphql follows only fields named at the root: an error, not a
+    // subscription that ends without a word.
+    let through_fragment = "subscription { ...Live } fragment Live on Subscription { messageAdded { body } }";
+    let mut fragment = ws.subscribe("fragment", through_fragment, json!({})).await;
+    assert_eq!(fragment.next_error_code().await, "BAD_USER_INPUT");
 
     // The connection survives rejected subscriptions.
     let mut fine = ws.subscribe("fine", ONE, json!({ "room": mine })).await;

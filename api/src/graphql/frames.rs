@@ -4,8 +4,9 @@
 //!
 //! An event that may be shared carries a `FrameKey` naming it (a message id and version, a
 //! count and its seq…). Its payload is rendered once per `(ShareKey, field, FrameKey)` in
-//! this instance's `FrameMemo` (see `live.rs`): the first subscriber renders it, concurrent
-//! and later ones wait for and reuse the serialised payload, with no execution of their own.
+//! this instance's `FrameMemo` (see `live.rs`): the first subscriber starts its rendering, in
+//! a task of its own, concurrent and later ones wait for and reuse the serialised payload,
+//! with no execution of their own.
 //!
 //! Per-viewer fields (a room's unread count, the viewer's role or watermark) stay exact: a
 //! document that selects one gets the viewer's id in its `ShareKey`, so it is shared only
@@ -19,7 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use moka::future::Cache;
+use moka::ops::compute::Op;
 use uuid::Uuid;
 
 use super::documents::{LARGEST_CACHED_DOCUMENT, by_text_size};
@@ -109,6 +113,9 @@ impl FrameKey {
 
 type MemoKey = (ShareKey, Arc<str>, FrameKey);
 
+/// A payload being rendered, or rendered: each subscriber awaits a clone of it.
+type Rendering = Shared<BoxFuture<'static, Option<Arc<str>>>>;
+
 /// This instance's recent payloads, by share key, root field and event, and the subscription
 /// documents and share keys it has seen. Every subscriber looks its frame up here, so the
 /// keys are hashed with foldhash (SipHash, the default, cost more than the rest of the
@@ -116,7 +123,7 @@ type MemoKey = (ShareKey, Arc<str>, FrameKey);
 /// `ShareKey`'s own hash.
 #[derive(Clone)]
 pub struct FrameMemo {
-    payloads: Cache<MemoKey, Arc<str>, foldhash::fast::RandomState>,
+    payloads: Cache<MemoKey, Rendering, foldhash::fast::RandomState>,
     /// Each subscription document's text once, and whether it reads per-viewer fields:
     /// deciding that parses the document, which thousands of connections send alike.
     documents: moka::sync::Cache<Arc<str>, SubscriptionDocument>,
@@ -172,10 +179,14 @@ impl FrameMemo {
         (ShareKey::new(text), document)
     }
 
-    /// The payload of one event for one share key: rendered by the first subscriber to ask,
-    /// waited for by concurrent ones, taken as it is by the rest. `render` makes the
-    /// rendering's future only on a miss: it is large, and most subscribers never need it.
-    /// A rendering that fails (`None`) is not kept.
+    /// The payload of one event for one share key: rendered once, for the first subscriber to
+    /// ask, and awaited by every other. `render` makes the rendering's future only on a miss:
+    /// it is large, and most subscribers never need it. A rendering that fails (`None`) is not
+    /// kept: the next subscriber renders again.
+    ///
+    /// The rendering runs as a task of its own, not in the first subscriber's: a connection
+    /// that stops polling (a slow client's full socket) would otherwise hold up every other
+    /// subscriber of the document on this instance.
     pub async fn payload<F>(
         &self,
         share: &ShareKey,
@@ -184,13 +195,57 @@ impl FrameMemo {
         render: impl FnOnce() -> F,
     ) -> Option<Arc<str>>
     where
-        F: Future<Output = Option<Arc<str>>>,
+        F: Future<Output = Option<Arc<str>>> + Send + 'static,
     {
         let key = (share.clone(), field, key);
-        if let Some(payload) = self.payloads.get(&key).await {
-            return Some(payload);
+        let rendering = match self.payloads.get(&key).await {
+            Some(rendering) => match rendering.peek() {
+                // Most subscribers: the payload is there, taken without waiting.
+                Some(Some(payload)) => return Some(payload.clone()),
+                None => rendering,
+                // Failed, and not forgotten yet.
+                Some(None) => {
+                    self.forget(&key, &rendering).await;
+                    self.start(key.clone(), render).await
+                }
+            },
+            None => self.start(key.clone(), render).await,
+        };
+        let payload = rendering.clone().await;
+        if payload.is_none() {
+            self.forget(&key, &rendering).await;
         }
-        self.payloads.optionally_get_with(key, render()).await
+        payload
+    }
+
+    async fn start<F>(&self, key: MemoKey, render: impl FnOnce() -> F) -> Rendering
+    where
+        F: Future<Output = Option<Arc<str>>> + Send + 'static,
+    {
+        let start = async {
+            let task = tokio::spawn(render());
+            let rendered = task.map(|rendered| match rendered {
+                Ok(payload) => payload,
+                Err(err) => {
+                    tracing::error!(error = %err, "rendering a shared frame panicked");
+                    None
+                }
+            });
+            rendered.boxed().shared()
+        };
+        self.payloads.get_with(key, start).await
+    }
+
+    /// Removes a failed rendering, unless a newer one took its place since.
+    async fn forget(&self, key: &MemoKey, failed: &Rendering) {
+        let failed = failed.clone();
+        let decide = |entry: Option<moka::Entry<MemoKey, Rendering>>| async move {
+            match entry {
+                Some(entry) if entry.value().ptr_eq(&failed) => Op::Remove,
+                _ => Op::Nop,
+            }
+        };
+        self.payloads.entry_by_ref(key).and_compute_with(decide).await;
     }
 }
 
@@ -240,6 +295,45 @@ mod tests {
     use uuid::Uuid;
 
     use super::{FrameKey, FrameMemo, PER_VIEWER_FIELDS, selects_per_viewer_fields as per_viewer};
+
+    /// A first subscriber whose connection stops polling once the rendering started (its
+    /// socket is full) holds up none of the others.
+    #[tokio::test]
+    async fn a_subscriber_that_stops_polling_holds_up_nobody() {
+        use futures_util::FutureExt;
+
+        let memo = FrameMemo::default();
+        let request = async_graphql::Request::new("subscription { messageAdded { id body } }");
+        let (share, _) = memo.share_key(Uuid::now_v7(), Uuid::now_v7(), &request);
+        let (field, key): (Arc<str>, _) =
+            ("messageAdded".into(), FrameKey::new("message", Uuid::nil(), [1; 6]));
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let rendering = || async move {
+            released.await.ok();
+            Some(Arc::<str>::from("frame"))
+        };
+        let mut first = Box::pin(memo.payload(&share, field.clone(), key, rendering));
+        assert!((&mut first).now_or_never().is_none(), "the rendering waits");
+        release.send(()).ok();
+        let second =
+            memo.payload(&share, field, key, || async { Some(Arc::<str>::from("a second rendering")) });
+        let second = tokio::time::timeout(std::time::Duration::from_secs(5), second).await;
+        assert_eq!(second.ok().flatten().as_deref(), Some("frame"), "rendered once, taken by the second");
+        drop(first);
+    }
+
+    /// A rendering that fails is not kept: the next subscriber renders again.
+    #[tokio::test]
+    async fn a_failed_rendering_is_rendered_again() {
+        let memo = FrameMemo::default();
+        let request = async_graphql::Request::new("subscription { messageAdded { id body } }");
+        let (share, _) = memo.share_key(Uuid::now_v7(), Uuid::now_v7(), &request);
+        let (field, key): (Arc<str>, _) =
+            ("messageAdded".into(), FrameKey::new("message", Uuid::nil(), [2; 6]));
+        assert_eq!(memo.payload(&share, field.clone(), key, || async { None }).await, None);
+        let again = memo.payload(&share, field, key, || async { Some(Arc::<str>::from("frame")) }).await;
+        assert_eq!(again.as_deref(), Some("frame"));
+    }
 
     #[test]
     fn share_keys_are_equal_exactly_when_their_requests_are() {

@@ -12,6 +12,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::protocol::Protocol;
 use crate::auth::Viewer;
+use crate::error::{ErrorCode, graphql_error};
 use crate::graphql::documents;
 use crate::graphql::frames::ShareKey;
 use crate::graphql::live::{FeedBudget, Feeds, LiveEvent, LiveFeed, Rendering};
@@ -22,7 +23,8 @@ use crate::http::graphql::with_viewer;
 pub type Frames = Pin<Box<dyn Stream<Item = (String, bool)> + Send>>;
 
 /// A first result with errors and no data (invalid document, no access) is a last `error`
-/// message; otherwise `next`s, then a last `complete`.
+/// message, as is a document that follows nothing (its field selected through a fragment);
+/// otherwise `next`s, then a last `complete`.
 pub fn frames(
     state: Arc<HttpState>,
     protocol: Protocol,
@@ -32,13 +34,13 @@ pub fn frames(
     budget: FeedBudget,
 ) -> Frames {
     let (share, kept) = state.frames.share_key(viewer.org_id, viewer.id, &request);
-    let document = Document {
+    let document = Arc::new(Document {
         share,
         query: kept.query,
         operation: request.operation_name.clone(),
         variables: request.variables.clone(),
         viewer: viewer.clone(),
-    };
+    });
     let feeds = Arc::new(Feeds::new(budget, state.app.limits.max_subscriptions));
     let responses = state.schema.execute_stream(with_viewer(&state, request, viewer).data(feeds.clone()));
     let subscription = Box::new(Subscription {
@@ -62,7 +64,8 @@ struct Subscription {
     state: Arc<HttpState>,
     protocol: Protocol,
     id: Arc<str>,
-    document: Document,
+    /// Shared with the renderings it starts, which run as tasks of their own.
+    document: Arc<Document>,
     phase: Phase,
     _active: ActiveSubscription,
 }
@@ -98,6 +101,19 @@ impl Subscription {
                     let Some(mut response) = responses.next().await else {
                         match feeds.take() {
                             Some(feed) => self.phase = Phase::Live(feed),
+                            // async-graphql follows only the fields named at the root: one
+                            // selected through a fragment (`subscription { ...F }`) opens no
+                            // feed and answers nothing, which would end without a word.
+                            None if std::mem::take(first) => {
+                                let error = graphql_error(
+                                    ErrorCode::BadUserInput,
+                                    "this subscription follows nothing: select its field directly, not through a fragment",
+                                );
+                                return Some((
+                                    (self.protocol.error(&self.id, serde_json::json!([error])), true),
+                                    None,
+                                ));
+                            }
                             None => return self.complete(),
                         }
                         continue;
@@ -140,11 +156,17 @@ impl Subscription {
 
 /// The event's payload: shared with the subscribers of the same document when the event has
 /// a key, else rendered for this subscriber alone.
-async fn render(state: &HttpState, document: &Document, mut event: LiveEvent) -> Option<Arc<str>> {
+async fn render(state: &Arc<HttpState>, document: &Arc<Document>, mut event: LiveEvent) -> Option<Arc<str>> {
     match event.share.take() {
         Some(key) => {
             let field = event.field.clone();
-            state.frames.payload(&document.share, field, key, || execute(state, document, event)).await
+            // Owned, on a miss only: the shared rendering runs as a task of its own (see
+            // `FrameMemo::payload`).
+            let rendering = || {
+                let (state, document) = (state.clone(), document.clone());
+                async move { execute(&state, &document, event).await }
+            };
+            state.frames.payload(&document.share, field, key, rendering).await
         }
         None => execute(state, document, event).await,
     }
