@@ -97,6 +97,9 @@ pub struct Watcher {
     /// The last moment the watcher found none of its topics with an event waiting: a lag
     /// lost only events published after it.
     caught_up_at: LostAfter,
+    /// Rooms followed until a membership event the database could not confirm dropped them:
+    /// the resync's repair decides whether they were left (see `take_unconfirmed`).
+    unconfirmed: Vec<Uuid>,
 }
 
 impl Watcher {
@@ -119,6 +122,7 @@ impl Watcher {
             backlog: VecDeque::new(),
             retry: Retry::default(),
             caught_up_at: None,
+            unconfirmed: Vec::new(),
         }
     }
 
@@ -146,6 +150,13 @@ impl Watcher {
             self.streams.remove(&key);
         }
         self.backlog.retain(|(key, _)| !matches!(key, Key::Room(r) | Key::Signals(r) if *r == room_id));
+    }
+
+    /// The rooms dropped since the last call on membership events the database could not
+    /// confirm. No longer followed, so a repair that compared only the rooms followed with
+    /// the readable ones would never tell the feed they were left.
+    pub fn take_unconfirmed(&mut self) -> Vec<Uuid> {
+        std::mem::take(&mut self.unconfirmed)
     }
 
     pub fn rooms(&self) -> Vec<Uuid> {
@@ -258,6 +269,9 @@ impl Watcher {
     async fn apply_membership(&mut self, room_id: Uuid, joined: bool) -> Applied {
         let Some(member) = self.members.is_member(self.viewer_id, room_id).await else {
             // On the safe side until the resync's repair reads membership again.
+            if self.streams.contains_key(&Key::Room(room_id)) && !self.unconfirmed.contains(&room_id) {
+                self.unconfirmed.push(room_id);
+            }
             self.unfollow(room_id);
             return Applied::Unknown;
         };
@@ -265,6 +279,8 @@ impl Watcher {
             metrics::counter!("parley_membership_events_stale_total").increment(1);
             return Applied::Stale;
         }
+        // Confirmed now: the feed hears of this change itself, so the repair must not again.
+        self.unconfirmed.retain(|dropped| *dropped != room_id);
         if !member {
             self.unfollow(room_id);
         } else if self.scope == Scope::AllRooms {

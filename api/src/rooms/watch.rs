@@ -57,7 +57,6 @@ pub struct Repaired {
 /// After a resync, brings the followed rooms back in line with the database: membership
 /// events may have been among the lost ones.
 pub async fn repair(state: &AppState, viewer: &Viewer, watcher: &mut Watcher) -> ApiResult<Repaired> {
-    let followed: HashSet<Uuid> = watcher.rooms().into_iter().collect();
     let readable: HashSet<Uuid> = match watcher.scope() {
         Scope::Room(room_id) => match found(access::readable(&state.store, viewer, room_id).await)? {
             Some(_) => HashSet::from([room_id]),
@@ -65,16 +64,39 @@ pub async fn repair(state: &AppState, viewer: &Viewer, watcher: &mut Watcher) ->
         },
         Scope::AllRooms => access::member_room_ids(&state.store, viewer.id).await?.into_iter().collect(),
     };
-    let mut repaired = Repaired::default();
-    for room_id in followed.difference(&readable) {
+    // Taken once the read succeeded: a repair that fails leaves them for the retry.
+    let followed =
+        Followed { now: watcher.rooms().into_iter().collect(), unconfirmed: watcher.take_unconfirmed() };
+    let repaired = followed.compare(&readable);
+    for room_id in &repaired.left {
         watcher.unfollow(*room_id);
-        repaired.left.push(*room_id);
     }
-    for room_id in readable.difference(&followed) {
+    for room_id in readable.iter().filter(|room_id| !followed.now.contains(room_id)) {
         watcher.follow(*room_id).await;
-        repaired.joined.push(*room_id);
     }
     Ok(repaired)
+}
+
+/// What a watcher followed before a repair.
+struct Followed {
+    now: HashSet<Uuid>,
+    /// Dropped on a membership event the database could not confirm (`Watcher::take_unconfirmed`).
+    unconfirmed: Vec<Uuid>,
+}
+
+impl Followed {
+    /// Left: followed or dropped unconfirmed, and not readable. Joined: readable and neither;
+    /// a room dropped unconfirmed that is still readable is followed again, as it was, not
+    /// announced as joined anew.
+    fn compare(&self, readable: &HashSet<Uuid>) -> Repaired {
+        let was_followed = |room_id: &Uuid| self.now.contains(room_id) || self.unconfirmed.contains(room_id);
+        let left = self.now.iter().chain(&self.unconfirmed).filter(|room_id| !readable.contains(room_id));
+        let mut left: Vec<Uuid> = left.copied().collect();
+        left.sort_unstable();
+        left.dedup();
+        let joined = readable.iter().filter(|room_id| !was_followed(room_id)).copied().collect();
+        Repaired { joined, left }
+    }
 }
 
 /// [`repair`] for feeds that go on when it fails: the failure is logged and the watcher
@@ -156,5 +178,27 @@ impl RoomEvents {
                 Watched::Resync(_) | Watched::Retry => self.access = Access::CheckDue,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use uuid::Uuid;
+
+    use super::Followed;
+
+    /// A removal whose membership check failed dropped the room before the repair: it is still
+    /// left, or a feed would never say so (and typing would follow the room's signals again).
+    #[test]
+    fn a_room_dropped_unconfirmed_is_left_unless_readable() {
+        let (kept, removed, dropped_but_member, new) =
+            (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let followed =
+            Followed { now: HashSet::from([kept]), unconfirmed: vec![removed, dropped_but_member] };
+        let repaired = followed.compare(&HashSet::from([kept, dropped_but_member, new]));
+        assert_eq!(repaired.left, [removed]);
+        assert_eq!(repaired.joined, [new], "a room followed before is not joined anew");
     }
 }

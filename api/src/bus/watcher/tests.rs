@@ -131,6 +131,8 @@ async fn a_membership_event_the_database_cannot_confirm_resyncs() {
 
     assert!(matches!(watcher.next().await, Some(Watched::Resync(_))));
     assert!(watcher.rooms().is_empty());
+    assert_eq!(watcher.take_unconfirmed(), [room_id], "for the repair to decide");
+    assert!(watcher.take_unconfirmed().is_empty());
 }
 
 /// A lag loses only events published after the watcher last found nothing waiting, and
