@@ -8,7 +8,10 @@
 //! a frame carries the message's whole state, so a repeat changes nothing on screen, and
 //! resyncs are rare. Events queued before the resync may still come after the reread (the
 //! watcher reads its topics in turn): one no newer than what the reread delivered for its
-//! message is dropped, or it would put an older state back on screen.
+//! message is dropped, or it would put an older state back on screen. A deletion is final:
+//! an edit that committed just before it but whose event came after it (published by another
+//! instance, or by a task that lost the race) is dropped too, or the message would show its
+//! body again.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -30,6 +33,55 @@ const REREAD_BATCH: u64 = 100;
 /// Most messages whose reread state a feed remembers, to drop older queued events.
 const REMEMBERED: usize = 1_000;
 
+/// Latest deletions a feed remembers: an edit overtaken by a deletion arrives within moments
+/// of it, and a subscription must stay small.
+const DELETIONS_REMEMBERED: usize = 64;
+
+/// What the feed delivered that a later event must not undo.
+#[derive(Default)]
+struct Delivered {
+    /// The moment of the change the reread delivered, by message (up to `REMEMBERED`).
+    reread: HashMap<Uuid, DateTime<Utc>>,
+    /// The latest messages delivered deleted, oldest first (up to `DELETIONS_REMEMBERED`).
+    deleted: VecDeque<Uuid>,
+}
+
+impl Delivered {
+    /// False for a live event that would put an older state back on screen: no newer than
+    /// what the reread delivered of its message, or not deleted when the message was.
+    fn is_news(&mut self, id: Uuid, version: Option<DateTime<Utc>>, deleted: bool) -> bool {
+        if !deleted && self.deleted.contains(&id) {
+            return false;
+        }
+        if let Some(&reread) = self.reread.get(&id) {
+            if !version.is_some_and(|changed| changed > reread) {
+                return false;
+            }
+            self.reread.remove(&id);
+        }
+        self.note_deleted(id, deleted);
+        true
+    }
+
+    /// A message the reread delivered.
+    fn note_reread(&mut self, id: Uuid, version: DateTime<Utc>, deleted: bool) {
+        if self.reread.len() < REMEMBERED {
+            self.reread.insert(id, version);
+        }
+        self.note_deleted(id, deleted);
+    }
+
+    fn note_deleted(&mut self, id: Uuid, deleted: bool) {
+        if !deleted || self.deleted.contains(&id) {
+            return;
+        }
+        if self.deleted.len() == DELETIONS_REMEMBERED {
+            self.deleted.pop_front();
+        }
+        self.deleted.push_back(id);
+    }
+}
+
 struct ChangeFeed {
     state: AppState,
     viewer: Viewer,
@@ -42,8 +94,7 @@ struct ChangeFeed {
     reread_failed: bool,
     /// A resync's membership repair failed: the watcher's `Retry` resyncs again.
     resync_failed: bool,
-    /// The moment of the change the reread delivered, by message (up to `REMEMBERED`).
-    reread: HashMap<Uuid, DateTime<Utc>>,
+    delivered: Delivered,
     pending: VecDeque<MessageRecord>,
 }
 
@@ -64,7 +115,7 @@ pub async fn message_updated(
         cursor: None,
         reread_failed: false,
         resync_failed: false,
-        reread: HashMap::new(),
+        delivered: Delivered::default(),
         pending: VecDeque::new(),
     });
     Ok(stream::unfold(feed, |mut feed| async move { feed.next().await.map(|m| (m, feed)) }).boxed())
@@ -87,7 +138,7 @@ impl ChangeFeed {
                 Watched::Room(_, envelope) => {
                     if let Event::MessageUpdated { message, .. } = &envelope.event {
                         let message = MessageRecord::from(message.as_ref());
-                        if self.is_news(&message) {
+                        if self.delivered.is_news(message.id, message.version(), message.is_deleted()) {
                             return Some(message);
                         }
                     }
@@ -134,19 +185,9 @@ impl ChangeFeed {
             // A reread still under way goes on from where it stands, if that is further back.
             let from = (due, Uuid::nil());
             self.cursor = Some(self.cursor.map_or(from, |cursor| cursor.min(from)));
-            self.reread.clear();
+            self.delivered.reread.clear();
         }
         true
-    }
-
-    /// False for a live event no newer than what the reread delivered of its message.
-    fn is_news(&mut self, message: &MessageRecord) -> bool {
-        let Some(&reread) = self.reread.get(&message.id) else { return true };
-        let newer = message.version().is_some_and(|changed| changed > reread);
-        if newer {
-            self.reread.remove(&message.id);
-        }
-        newer
     }
 
     /// Reads the next batch of changed messages from the database.
@@ -160,9 +201,7 @@ impl ChangeFeed {
                     // Every row read has a version: the query reads changed messages only.
                     if let Some(changed) = message.version() {
                         self.cursor = Some((changed, message.id)).filter(|_| full);
-                        if self.reread.len() < REMEMBERED {
-                            self.reread.insert(message.id, changed);
-                        }
+                        self.delivered.note_reread(message.id, changed, message.is_deleted());
                     }
                     self.pending.push_back(message);
                 }
@@ -173,5 +212,36 @@ impl ChangeFeed {
                 self.watcher.retry_later();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, Utc};
+    use uuid::Uuid;
+
+    use super::Delivered;
+
+    #[test]
+    fn an_edit_arriving_after_the_deletion_is_dropped() {
+        let (mut delivered, id, edited) = (Delivered::default(), Uuid::now_v7(), Utc::now());
+        let deleted = edited + TimeDelta::milliseconds(1);
+        assert!(delivered.is_news(id, Some(deleted), true));
+        assert!(!delivered.is_news(id, Some(edited), false), "the deletion is final");
+        assert!(delivered.is_news(Uuid::now_v7(), Some(edited), false), "other messages go on");
+        for _ in 0..super::DELETIONS_REMEMBERED {
+            assert!(delivered.is_news(Uuid::now_v7(), Some(deleted), true));
+        }
+        assert!(delivered.is_news(id, Some(edited), false), "only the latest deletions are kept");
+    }
+
+    #[test]
+    fn a_live_event_no_newer_than_the_reread_is_dropped() {
+        let (mut delivered, id, at) = (Delivered::default(), Uuid::now_v7(), Utc::now());
+        delivered.note_reread(id, at, false);
+        assert!(!delivered.is_news(id, Some(at), false));
+        assert!(delivered.is_news(id, Some(at + TimeDelta::milliseconds(1)), false));
+        delivered.note_reread(id, at, true);
+        assert!(!delivered.is_news(id, Some(at + TimeDelta::seconds(1)), false), "deleted by the reread");
     }
 }
