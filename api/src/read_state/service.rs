@@ -81,6 +81,11 @@ pub async fn mark_unread(cx: &Ctx<'_>, room_id: Uuid, seq: i64) -> ApiResult<Rea
 
 async fn set_watermark(cx: &Ctx<'_>, room_id: Uuid, seq: i64, only_if: &str) -> ApiResult<ReadPosition> {
     let (store, bus, viewer) = (&cx.app.store, &cx.app.bus, cx.viewer);
+    // Read before the write (the directory's row: every instance forgets it when the user
+    // changes the setting): failing after the commit would leave the receipt unsent for good,
+    // as a retry finds nothing left to change.
+    let shares_receipts =
+        cx.app.directory.user(store, viewer.id).await?.is_some_and(|u| u.share_read_receipts);
     let now = db::now();
     let tx = store.begin_write().await?;
     let changed = tx
@@ -97,9 +102,7 @@ async fn set_watermark(cx: &Ctx<'_>, room_id: Uuid, seq: i64, only_if: &str) -> 
     if changed > 0 {
         let event = Event::ReadStateChanged { room_id, last_read_seq: seq };
         bus.publish(Topic::User(viewer.id), event).await;
-        // The directory's row: every instance forgets it when the user changes the setting.
-        let user = cx.app.directory.user(store, viewer.id).await?;
-        if user.is_some_and(|u| u.share_read_receipts) {
+        if shares_receipts {
             let receipt =
                 Event::ReadReceipt { room_id, user_id: viewer.id, last_read_seq: seq, last_read_at: now };
             bus.publish(Topic::Signals(room_id), receipt).await;
