@@ -187,7 +187,8 @@ async fn subscribing_to_an_unreadable_room_fails(backend: Backend) {
     assert_eq!(malformed.next_error_code().await, "BAD_USER_INPUT");
     // Valid GraphQL, but async-graphql follows only fields named at the root: an error, not a
     // subscription that ends without a word.
-    let through_fragment = "subscription { ...Live } fragment Live on SubscriptionRoot { messageAdded { body } }";
+    let through_fragment =
+        "subscription { ...Live } fragment Live on SubscriptionRoot { messageAdded { body } }";
     let mut fragment = ws.subscribe("fragment", through_fragment, json!({})).await;
     assert_eq!(fragment.next_error_code().await, "BAD_USER_INPUT");
 
