@@ -222,6 +222,9 @@ impl FrameMemo {
     where
         F: Future<Output = Option<Arc<str>>> + Send + 'static,
     {
+        // Yields the rendering's future on purpose: moka runs this only when it inserts, so
+        // a subscriber that lost the race to another spawns nothing.
+        #[allow(clippy::async_yields_async)]
         let start = async {
             let task = tokio::spawn(render());
             let rendered = task.map(|rendered| match rendered {

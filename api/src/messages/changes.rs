@@ -54,7 +54,7 @@ impl Delivered {
             return false;
         }
         if let Some(&reread) = self.reread.get(&id) {
-            if !version.is_some_and(|changed| changed > reread) {
+            if version.is_none_or(|changed| changed <= reread) {
                 return false;
             }
             self.reread.remove(&id);
