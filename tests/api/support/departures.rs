@@ -31,17 +31,23 @@ const DEACTIVATE: &str = "mutation($id: ID!) { deactivateUser(userId: $id) { dea
 /// both, and the conversation one contact opened there (sam's, first in turn), which sam
 /// then resolved: the three, the inbox's id and secret, and the room.
 async fn resolved_by_sam(app: &TestApp) -> ([TestUser; 3], String, String, String) {
-    let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
-    let input = json!({ "name": "RR", "assignment": "ROUND_ROBIN" });
-    let (id, secret) = inbox(app, &ada, input, &[&sam, &tia]).await;
+    let ([ada, sam, tia], id, secret) = round_robin_inbox(app).await;
     let (status, stored) = post(app, &id, &secret, &sms("d-1", "+41790000601", "hello")).await;
     assert_eq!(status, 201, "{stored}");
     let room = stored["conversationId"].as_str().expect("a room").to_owned();
     assert_eq!(assignee(app, &ada, &room).await, "sam");
     app.ok(&sam, SET_STATUS, json!({ "room": room, "status": "RESOLVED" })).await;
     ([ada, sam, tia], id, secret, room)
+}
+
+/// Admin ada, agents sam and tia, and a round-robin inbox of sam and tia: its id and secret.
+async fn round_robin_inbox(app: &TestApp) -> ([TestUser; 3], String, String) {
+    let org = app.create_org().await;
+    let ada = org.user_with_role("ada", "admin").await;
+    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
+    let (id, secret) =
+        inbox(app, &ada, json!({ "name": "RR", "assignment": "ROUND_ROBIN" }), &[&sam, &tia]).await;
+    ([ada, sam, tia], id, secret)
 }
 
 async fn assignee(app: &TestApp, viewer: &TestUser, room: &str) -> String {
@@ -187,11 +193,7 @@ async fn a_removed_agent_leaves_every_conversation_at_once(backend: Backend) {
 
 async fn deactivating_an_agent_hands_their_conversations_back(backend: Backend) {
     let app = spawn_app(backend).await;
-    let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
-    let (id, secret) =
-        inbox(&app, &ada, json!({ "name": "RR", "assignment": "ROUND_ROBIN" }), &[&sam, &tia]).await;
+    let ([ada, sam, tia], id, secret) = round_robin_inbox(&app).await;
     // Round robin: sam, tia, sam.
     let mut rooms = Vec::new();
     for n in 1..=3 {
@@ -255,11 +257,7 @@ async fn deactivating_an_agent_hands_their_conversations_back(backend: Backend) 
 /// conversations back, as a deactivated agent does, and is chosen no more.
 async fn an_agent_made_an_integration_hands_their_conversations_back(backend: Backend) {
     let app = spawn_app(backend).await;
-    let org = app.create_org().await;
-    let ada = org.user_with_role("ada", "admin").await;
-    let (sam, tia) = (org.user_with_role("sam", "agent").await, org.user_with_role("tia", "agent").await);
-    let (id, secret) =
-        inbox(&app, &ada, json!({ "name": "RR", "assignment": "ROUND_ROBIN" }), &[&sam, &tia]).await;
+    let ([ada, sam, _tia], id, secret) = round_robin_inbox(&app).await;
     let (_, stored) = post(&app, &id, &secret, &sms("i-1", "+41790000801", "help")).await;
     let room = stored["conversationId"].as_str().expect("a room").to_owned();
     assert_eq!(assignee(&app, &ada, &room).await, "sam");
